@@ -1,0 +1,167 @@
+"""The `/admin` JSON API: customers, teams, virtual keys and the audit trail, behind the admin key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from isthmus.auth import require_admin
+from isthmus.errors import json_object
+from isthmus.gateway import Gateway
+from toolpolicy.errors import InvalidRequest
+from toolpolicy.store.audit_log import AuditQuery
+from toolpolicy.store.schema import CustomerRow, KeyRow, TeamRow
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+ENTITIES: dict[str, type[CustomerRow] | type[TeamRow] | type[KeyRow]] = {
+    "customers": CustomerRow,
+    "teams": TeamRow,
+    "keys": KeyRow,
+}
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _admin(endpoint: Endpoint) -> Endpoint:
+    async def guarded(request: Request) -> Response:
+        await require_admin(request)
+        return await endpoint(request)
+
+    guarded.__name__ = endpoint.__name__
+    return guarded
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a whole number, not {raw!r}", param=name) from None
+    if value < 1:
+        raise InvalidRequest(f"{name} must be at least 1", param=name)
+    return value
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO 8601 time, e.g. 2026-11-25T10:00:00Z", param=name) from None
+    if value.tzinfo is None:
+        raise InvalidRequest(f"{name} must include a UTC offset, e.g. 2026-11-25T10:00:00Z", param=name)
+    return value
+
+
+def _check_mcp_servers(gateway: Gateway, data: dict[str, Any]) -> None:
+    mcp = data.get("mcp")
+    if isinstance(mcp, dict):
+        for server in mcp:
+            if server not in gateway.settings.mcp_servers:
+                raise InvalidRequest(
+                    f"mcp.{server}: no MCP server named {server!r} is configured", param=f"mcp.{server}"
+                )
+
+
+def entity_routes(collection: str) -> list[Route]:
+    row_type = ENTITIES[collection]
+
+    async def listing(request: Request) -> Response:
+        limit = _int_param(request, "limit", 100)
+        page = await _gateway(request).directory.page(row_type, limit=limit, after=request.query_params.get("after"))
+        next_cursor = page[-1]["name"] if len(page) == limit else None
+        return JSONResponse({"data": page, "next_cursor": next_cursor})
+
+    async def create(request: Request) -> Response:
+        gateway, data = _gateway(request), await json_object(request)
+        if row_type is CustomerRow:
+            record = await gateway.directory.create_customer(data)
+        elif row_type is TeamRow:
+            record = await gateway.directory.create_team(data)
+        else:
+            _check_mcp_servers(gateway, data)
+            record, secret = await gateway.directory.create_key(data)
+            record["key"] = secret
+        gateway.changed()
+        return JSONResponse(record, status_code=201)
+
+    async def read(request: Request) -> Response:
+        return JSONResponse(await _gateway(request).directory.get(row_type, request.path_params["name"]))
+
+    async def update(request: Request) -> Response:
+        gateway, data = _gateway(request), await json_object(request)
+        if row_type is KeyRow:
+            _check_mcp_servers(gateway, data)
+        record = await gateway.directory.update(row_type, request.path_params["name"], data)
+        gateway.changed()
+        return JSONResponse(record)
+
+    async def delete(request: Request) -> Response:
+        gateway = _gateway(request)
+        await gateway.directory.delete(row_type, request.path_params["name"])
+        gateway.changed()
+        return Response(status_code=204)
+
+    base = f"/{collection}"
+    return [
+        Route(base, _admin(listing), methods=["GET"]),
+        Route(base, _admin(create), methods=["POST"]),
+        Route(base + "/{name}", _admin(read), methods=["GET"]),
+        Route(base + "/{name}", _admin(update), methods=["PATCH"]),
+        Route(base + "/{name}", _admin(delete), methods=["DELETE"]),
+    ]
+
+
+async def rotate_key(request: Request) -> Response:
+    gateway = _gateway(request)
+    record, secret = await gateway.directory.rotate_key(request.path_params["name"])
+    gateway.changed()
+    return JSONResponse({**record, "key": secret})
+
+
+async def revoke_key(request: Request) -> Response:
+    gateway = _gateway(request)
+    record = await gateway.directory.revoke_key(request.path_params["name"])
+    gateway.changed()
+    return JSONResponse(record)
+
+
+AUDIT_FILTERS = ("key", "team", "customer", "target", "decision", "kind")
+
+
+async def audit_events(request: Request) -> Response:
+    params = request.query_params
+    unknown = set(params) - {*AUDIT_FILTERS, "since", "until", "limit", "cursor"}
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
+    query = AuditQuery(
+        **{name: params.get(name) for name in AUDIT_FILTERS},
+        since=_time_param(request, "since"),
+        until=_time_param(request, "until"),
+        limit=_int_param(request, "limit", 100),
+        cursor=params.get("cursor"),
+    )
+    page, next_cursor = await _gateway(request).audit_log.query(query)
+    return JSONResponse({"data": page, "next_cursor": next_cursor})
+
+
+def admin_routes() -> list[Route]:
+    routes = [route for collection in ENTITIES for route in entity_routes(collection)]
+    routes += [
+        Route("/keys/{name}/rotate", _admin(rotate_key), methods=["POST"]),
+        Route("/keys/{name}/revoke", _admin(revoke_key), methods=["POST"]),
+        Route("/audit", _admin(audit_events), methods=["GET"]),
+    ]
+    return routes

@@ -1,0 +1,138 @@
+"""The ASGI application: health, readiness, the decision API and the admin API on one Starlette app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from isthmus import __version__
+from isthmus.admin import admin_routes
+from isthmus.auth import principal
+from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.gateway import Gateway
+from toolpolicy.audit import AuditRecord
+from toolpolicy.decide import authorize
+from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.settings import GatewaySettings
+from toolpolicy.types import ModelTarget, Target, ToolTarget
+
+logger = logging.getLogger(__name__)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def ready(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    checks: dict[str, Any] = {}
+    try:
+        await gateway.store.ping()
+        checks["store"] = {"status": "ok", "backend": gateway.store.backend}
+    except Exception as exc:
+        logger.warning("readiness: store unreachable: %s", exc)
+        checks["store"] = {"status": "down", "backend": gateway.store.backend, "error": type(exc).__name__}
+    settings = gateway.settings
+    checks["providers"] = {
+        name: {"kind": provider.kind, "keys": len(provider.usable_keys)}
+        for name, provider in settings.providers.items()
+    }
+    checks["mcp_servers"] = {
+        name: {"transport": server.remote_transport or "stdio", "enabled": server.enabled}
+        for name, server in settings.mcp_servers.items()
+    }
+    checks["audit"] = {"pending": gateway.audit.pending, "dropped": gateway.audit.dropped}
+    is_ready = checks["store"]["status"] == "ok"
+    return JSONResponse(
+        {"status": "ready" if is_ready else "not ready", **checks}, status_code=200 if is_ready else 503
+    )
+
+
+def _target(body: dict[str, Any]) -> Target:
+    if isinstance(body.get("model"), str) and body["model"]:
+        return ModelTarget.parse(body["model"])
+    server, tool = body.get("server"), body.get("tool")
+    if isinstance(server, str) and server and isinstance(tool, str) and tool:
+        return ToolTarget(server, tool)
+    raise InvalidRequest("give either 'model' (e.g. openai/gpt-4o-mini) or both 'server' and 'tool'", param="model")
+
+
+async def authorize_endpoint(request: Request) -> Response:
+    """`POST /v1/authorize`: ask the decision API whether the calling key may reach a model or a tool."""
+    started = time.perf_counter()
+    gateway: Gateway = request.app.state.gateway
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    caller = await principal(request)
+    target = _target(await json_object(request))
+    decision = authorize(caller, target)
+    denial = decision.denial
+    gateway.audit.emit(
+        AuditRecord(
+            request_id=request_id,
+            kind="authorize",
+            target=target.name,
+            decision="allow" if denial is None else "deny",
+            reason=denial.reason if denial is not None else None,
+            status=200 if denial is None else denial.status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            key_id=caller.key_id,
+            key_name=caller.key_name,
+            team=caller.team,
+            customer=caller.customer,
+        )
+    )
+    headers = {"x-request-id": request_id}
+    if denial is not None:
+        response = error_response(denial)
+        response.headers.update(headers)
+        return response
+    body = {"allowed": True, "key": caller.key_name, "team": caller.team, "customer": caller.customer}
+    return JSONResponse({**body, "target": {"kind": target.kind, "name": target.name}}, headers=headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = InvalidRequest(exc.detail or "error")
+    response = error_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> Starlette:
+    """The gateway app; its lifespan starts and stops the Gateway (pass one to share it, e.g. in tests)."""
+    gateway = gateway or Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
+            Mount("/admin", routes=admin_routes()),
+        ],
+        exception_handlers={
+            GatewayError: handle_gateway_error,
+            HTTPException: http_error,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,218 @@
+"""The `isthmus` command: serve, check, import-claude, db upgrade, keys. The environment is read here and only here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from toolpolicy.config import ConfigError, load_config
+from toolpolicy.errors import GatewayError
+from toolpolicy.settings import GatewaySettings
+from toolpolicy.store import Store
+from toolpolicy.store.directory import Directory
+from toolpolicy.store.schema import KeyRow
+
+from isthmus import __version__
+
+CONFIG_ENV = "ISTHMUS_CONFIG"
+
+
+def _settings(path: str | None) -> tuple[GatewaySettings, str]:
+    """The settings from `path` (or $ISTHMUS_CONFIG), or the defaults; and a description of where they came from."""
+    path = path or os.environ.get(CONFIG_ENV)
+    if not path:
+        return GatewaySettings(), "no config file (defaults)"
+    return load_config(path, environ=os.environ), path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from isthmus.app import create_app
+
+    settings, source = _settings(args.config)
+    host, _, port = settings.listen.rpartition(":")
+    host, port = args.host or host, args.port or int(port)
+    store = Store.open(settings.store)
+    summary = ", ".join(
+        [
+            f"config: {source}",
+            f"store: {store.url}",
+            f"redis: {settings.redis or 'none (counters in process)'}",
+            f"providers: {len(settings.providers)}",
+            f"MCP servers: {len(settings.mcp_servers)}",
+            f"keys in config: {len(settings.virtual_keys)}",
+            f"admin API: {'on' if settings.admin_key and settings.admin_key.get_secret_value() else 'off (no admin_key)'}",
+        ]
+    )
+    print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings, source = _settings(args.config)
+    print(
+        f"{source}: OK ({len(settings.providers)} providers, {len(settings.mcp_servers)} MCP servers, "
+        f"{len(settings.customers)} customers, {len(settings.teams)} teams, {len(settings.virtual_keys)} keys)"
+    )
+    return 0
+
+
+def _import_claude(args: argparse.Namespace) -> int:
+    from isthmus.claude_import import import_claude_file
+
+    print(import_claude_file(args.path), end="")
+    return 0
+
+
+async def _with_directory(args: argparse.Namespace, action: Callable[[Directory], Awaitable[int]]) -> int:
+    settings, _ = _settings(args.config)
+    store = Store.open(settings.store)
+    try:
+        await store.migrate()
+        directory = Directory(store)
+        for name, secret in await directory.seed(settings):
+            print(f"generated key {name!r} from the config: {secret}  (shown once)", file=sys.stderr)
+        return await action(directory)
+    finally:
+        await store.close()
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    async def report(directory: Directory) -> int:
+        print(f"store {directory.store.url} is at revision {await directory.store.revision()}")
+        return 0
+
+    return asyncio.run(_with_directory(args, report))
+
+
+def _print_key(record: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return
+    owner = f"team {record['team']}" if record.get("team") else f"customer {record.get('customer') or '-'}"
+    state = "active" if record["active"] else "revoked" if record.get("revoked_at") else "inactive"
+    print(f"{record['name']}\t{record['key_prefix']}…\t{owner}\t{state}\tmodels={','.join(record['models']) or '-'}")
+    if "key" in record:
+        print(f"secret (shown once, store it now): {record['key']}")
+
+
+def _keys(args: argparse.Namespace) -> int:
+    async def run(directory: Directory) -> int:
+        if args.keys_command == "create":
+            data: dict[str, Any] = {"name": args.name, "models": args.model or []}
+            if args.team:
+                data["team"] = args.team
+            if args.customer:
+                data["customer"] = args.customer
+            if args.expires_at:
+                data["expires_at"] = args.expires_at
+            if args.mcp:
+                data["mcp"] = _parse_mcp(args.mcp)
+            record, secret = await directory.create_key(data)
+            _print_key({**record, "key": secret}, args)
+        elif args.keys_command == "list":
+            after = None
+            while page := await directory.page(KeyRow, limit=500, after=after):
+                for record in page:
+                    _print_key(record, args)
+                after = page[-1]["name"]
+        elif args.keys_command == "revoke":
+            _print_key(await directory.revoke_key(args.name), args)
+        elif args.keys_command == "rotate":
+            record, secret = await directory.rotate_key(args.name)
+            _print_key({**record, "key": secret}, args)
+        return 0
+
+    return asyncio.run(_with_directory(args, run))
+
+
+def _parse_mcp(entries: Sequence[str]) -> dict[str, list[str]]:
+    """`docs=search_*,get_page` -> {"docs": ["search_*", "get_page"]}."""
+    allowlist: dict[str, list[str]] = {}
+    for entry in entries:
+        server, sep, globs = entry.partition("=")
+        if not sep or not server:
+            raise GatewayError(f"--mcp {entry!r} must be SERVER=GLOB[,GLOB...], e.g. docs=search_*,get_page")
+        allowlist.setdefault(server, []).extend(glob for glob in globs.split(",") if glob)
+    return allowlist
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isthmus", description="MCP tool gateway and LLM proxy.")
+    parser.add_argument("--version", action="version", version=f"isthmus {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(sub: argparse.ArgumentParser, *, required: bool = False) -> argparse.ArgumentParser:
+        sub.add_argument("--config", "-c", required=required, help=f"config file (default: ${CONFIG_ENV}, or none)")
+        return sub
+
+    serve = with_config(commands.add_parser("serve", help="run the gateway"))
+    serve.add_argument("--host", help="interface to listen on (overrides 'listen')")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides 'listen')")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+
+    with_config(commands.add_parser("check", help="validate a config file"), required=True).set_defaults(handler=_check)
+
+    claude = commands.add_parser("import-claude", help="print mcp_servers from a Claude Desktop or Cursor config")
+    claude.add_argument("path")
+    claude.set_defaults(handler=_import_claude)
+
+    db = commands.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
+    with_config(db.add_parser("upgrade", help="apply pending migrations")).set_defaults(handler=_db_upgrade)
+
+    keys = commands.add_parser("keys", help="manage virtual keys in the store")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = with_config(key_commands.add_parser("create", help="create a key and print its secret once"))
+    create.add_argument("name")
+    create.add_argument("--team")
+    create.add_argument("--customer")
+    create.add_argument("--model", action="append", help="allowed model glob, e.g. 'openai/*' (repeatable)")
+    create.add_argument("--mcp", action="append", help="SERVER=GLOB[,GLOB...] allowed tools (repeatable)")
+    create.add_argument("--expires-at", help="ISO 8601 instant, e.g. 2027-01-01T00:00:00Z")
+    with_config(key_commands.add_parser("list", help="list keys"))
+    for verb in ("revoke", "rotate"):
+        with_config(key_commands.add_parser(verb, help=f"{verb} a key")).add_argument("name")
+    for sub in key_commands.choices.values():
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    keys.set_defaults(handler=_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.handler(args)
+        return code
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (GatewayError, ValueError, OSError) as exc:
+        message = exc.message if isinstance(exc, GatewayError) else str(exc)
+        print(f"isthmus {args.command}: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

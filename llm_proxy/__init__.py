@@ -1,0 +1,1 @@
+"""The LLM proxy: OpenAI- and Anthropic-compatible endpoints over many providers."""

@@ -1,0 +1,38 @@
+"""Value types of budgets and rate limits: periods and `COUNT/WINDOW` rates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+BudgetPeriod = Literal["1h", "1d", "1w", "1M"]
+
+_WINDOW_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `limit` events per `window_seconds`."""
+
+    limit: int
+    window_seconds: int
+
+    def __str__(self) -> str:
+        for unit, seconds in reversed(_WINDOW_SECONDS.items()):
+            if self.window_seconds % seconds == 0:
+                return f"{self.limit}/{self.window_seconds // seconds}{unit}"
+        raise AssertionError("every window is a whole number of seconds")
+
+
+def parse_rate(text: str) -> Rate:
+    """Parse `600/1m`, `100000/1h`, `5/s` into a Rate; raise ValueError naming the expected form."""
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"rate {text!r} must be COUNT/WINDOW, e.g. 600/1m (windows: s, m, h, d)")
+    count, multiple, unit = match.groups()
+    window = int(multiple or 1) * _WINDOW_SECONDS[unit]
+    if window == 0:
+        raise ValueError(f"rate {text!r} has a zero-length window")
+    return Rate(limit=int(count), window_seconds=window)

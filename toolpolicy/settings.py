@@ -1,0 +1,332 @@
+"""The gateway's configuration, as pydantic models.
+
+This is the user-facing contract of `isthmus.yaml`. The models only describe and validate; reading the file and the
+environment happens at the edge (`toolpolicy.config`), so these models never see `os.environ`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from toolpolicy.limits import BudgetPeriod, parse_rate
+
+SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
+ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _entity_name(value: str) -> str:
+    if not ENTITY_NAME.match(value):
+        raise ValueError(
+            "must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+EntityName = Annotated[str, AfterValidator(_entity_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class Budget(_Model):
+    """A spend cap in USD over a period."""
+
+    max_usd: float = Field(gt=0)
+    """The most that may be spent in one period, in US dollars."""
+    period: BudgetPeriod | None = None
+    """`1h`, `1d`, `1w`, `1M`, or null for a lifetime cap."""
+    rolling: bool = False
+    """Count a rolling window of the period's length instead of resetting on UTC calendar boundaries."""
+
+    @model_validator(mode="after")
+    def _rolling_needs_period(self) -> Budget:
+        if self.rolling and self.period is None:
+            raise ValueError("rolling needs a period")
+        return self
+
+
+def _rate(value: str) -> str:
+    parse_rate(value)
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_rate)]
+"""A rate as `COUNT/WINDOW`, e.g. `600/1m`, `100000/1h` (windows: s, m, h, d)."""
+
+
+class RateLimit(_Model):
+    """Requests and tokens per window for LLM traffic."""
+
+    requests: Rate | None = None
+    """Requests per window, e.g. `600/1m`."""
+    tokens: Rate | None = None
+    """Input plus output tokens per window, e.g. `100000/1h`."""
+
+
+class McpRateLimit(_Model):
+    """Tool calls per window for MCP traffic."""
+
+    calls: Rate | None = None
+    """Tool calls per window across every server, e.g. `120/1m`."""
+    per_server: dict[str, Rate] = Field(default_factory=dict)
+    """Tool calls per window for one server, by server name."""
+
+
+class ProviderKey(_Model):
+    """One API key of an LLM provider."""
+
+    value: SecretStr
+    """The provider's API key. An empty value (e.g. an unset `${VAR:-}`) leaves this key out of rotation."""
+    weight: float = Field(default=1.0, gt=0)
+    """Relative share of traffic among the keys that allow the model."""
+    models: list[str] | None = None
+    """Model globs this key may serve; null means every model."""
+
+
+class ProviderSettings(_Model):
+    """An upstream LLM provider."""
+
+    kind: Literal["openai", "anthropic", "gemini", "azure", "echo"]
+    """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
+    base_url: str | None = None
+    """Base URL of the provider's API; each kind has a default."""
+    keys: list[ProviderKey] = Field(default_factory=list)
+    """API keys, load-balanced by weight."""
+    api_version: str | None = None
+    """Azure OpenAI `api-version` query parameter."""
+
+    @property
+    def usable_keys(self) -> list[ProviderKey]:
+        """The keys with a non-empty value."""
+        return [key for key in self.keys if key.value.get_secret_value()]
+
+
+class McpServerSettings(_Model):
+    """An upstream MCP server: Claude Desktop's `mcpServers` entry shape, plus remote servers."""
+
+    command: str | None = None
+    """Executable of a stdio server."""
+    args: list[str] = Field(default_factory=list)
+    """Arguments of a stdio server."""
+    env: dict[str, SecretStr] = Field(default_factory=dict)
+    """Environment of a stdio server (added to a minimal inherited environment)."""
+    cwd: str | None = None
+    """Working directory of a stdio server."""
+    url: str | None = None
+    """URL of a remote server."""
+    transport: Literal["streamable-http", "sse"] | None = None
+    """Remote transport: `streamable-http` (default) or the legacy `sse`."""
+    type: Literal["stdio", "http", "streamable-http", "sse"] | None = None
+    """Accepted for configs pasted from Claude Code or Cursor; `http` means `streamable-http`."""
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """HTTP headers sent to a remote server, e.g. its Authorization."""
+    tools: list[str] = Field(default_factory=lambda: ["*"])
+    """Globs of the tools the gateway exposes at all from this server."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds a tool call may take."""
+    enabled: bool = True
+    """A disabled server is not started nor listed."""
+    code_mode: bool = False
+    """Serve this server's tools through Code Mode's meta-tools instead of listing them directly."""
+    cost_per_call_usd: float = Field(default=0.0, ge=0)
+    """USD charged to budgets for each tool call."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (a remote server)")
+        if self.command is not None and (self.transport == "sse" or self.type in ("http", "streamable-http", "sse")):
+            raise ValueError("'transport'/'type' name a remote transport but this server has a 'command'")
+        if self.url is not None and self.type == "stdio":
+            raise ValueError("'type: stdio' needs a 'command', not a 'url'")
+        return self
+
+    @property
+    def remote_transport(self) -> Literal["streamable-http", "sse"] | None:
+        """The transport of a remote server, or None for a stdio server."""
+        if self.url is None:
+            return None
+        if self.transport is not None:
+            return self.transport
+        return "sse" if self.type == "sse" else "streamable-http"
+
+
+class CustomerSettings(_Model):
+    """A customer: the top of the governance hierarchy."""
+
+    name: EntityName
+    """Unique name."""
+    budgets: list[Budget] = Field(default_factory=list)
+    """Spend caps that apply to every team and key of this customer."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form data kept with the customer."""
+
+
+class TeamSettings(_Model):
+    """A team, optionally inside a customer."""
+
+    name: EntityName
+    """Unique name."""
+    customer: str | None = None
+    """Name of the customer this team belongs to."""
+    budgets: list[Budget] = Field(default_factory=list)
+    """Spend caps that apply to every key of this team."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form data kept with the team."""
+
+
+class VirtualKeySettings(_Model):
+    """A virtual key: what a caller presents, and what it may do."""
+
+    name: EntityName
+    """Unique name, used in logs, audit records and the admin API."""
+    team: str | None = None
+    """Name of the team this key belongs to."""
+    customer: str | None = None
+    """Name of the customer this key belongs to directly (when it has no team)."""
+    value: SecretStr | None = None
+    """The secret callers present; omit to have one generated and printed once."""
+    active: bool = True
+    """An inactive key is refused."""
+    expires_at: datetime | None = None
+    """After this instant the key is refused."""
+    models: list[str] = Field(default_factory=list)
+    """Globs over `provider/model` (or alias names) the key may use; empty means none."""
+    mcp: dict[str, list[str]] = Field(default_factory=dict)
+    """Tool globs by MCP server; a server not named gives nothing, `"*"` gives every tool."""
+    budgets: list[Budget] = Field(default_factory=list)
+    """Spend caps of this key."""
+    provider_budgets: dict[str, list[Budget]] = Field(default_factory=dict)
+    """Spend caps of this key on one provider, by provider name."""
+    rate_limit: RateLimit | None = None
+    """Requests and tokens per window for this key's LLM traffic."""
+    provider_rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    """Requests and tokens per window for this key on one provider."""
+    mcp_rate_limit: McpRateLimit | None = None
+    """Tool calls per window for this key."""
+    code_mode: bool | None = None
+    """Force Code Mode on or off for this key's MCP clients; null follows each server's setting."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form data kept with the key."""
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> VirtualKeySettings:
+        if self.team is not None and self.customer is not None:
+            raise ValueError("a key belongs to a team or directly to a customer, not both")
+        return self
+
+
+class AuditSettings(_Model):
+    """How audit records are written."""
+
+    batch_size: int = Field(default=200, ge=1)
+    """Records written to the store in one transaction."""
+    flush_interval: float = Field(default=0.5, gt=0)
+    """Seconds between flushes when fewer than `batch_size` records are waiting."""
+    record_arguments: bool = False
+    """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
+
+
+class GatewaySettings(_Model):
+    """The whole gateway configuration."""
+
+    listen: str = "127.0.0.1:8080"
+    """`HOST:PORT` the gateway serves on."""
+    store: str = "sqlite+aiosqlite:///./isthmus.db"
+    """SQLAlchemy URL of the store; `postgresql+asyncpg://…` to share state between replicas."""
+    redis: str | None = None
+    """Redis URL for counters shared between replicas; null keeps counters in process."""
+    admin_key: SecretStr | None = None
+    """Bearer token of the `/admin` API; with none, the admin API refuses every request."""
+    key_cache_ttl: float = Field(default=5.0, ge=0)
+    """Seconds a resolved virtual key is cached: the bound on how late other replicas see a revocation."""
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    """LLM providers by name."""
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    """Upstream MCP servers by name (`[a-z0-9-]+`)."""
+    customers: list[CustomerSettings] = Field(default_factory=list)
+    """Customers seeded into the store at start."""
+    teams: list[TeamSettings] = Field(default_factory=list)
+    """Teams seeded into the store at start."""
+    virtual_keys: list[VirtualKeySettings] = Field(default_factory=list)
+    """Virtual keys seeded into the store at start."""
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    """Audit trail settings."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:
+        for name in value:
+            if not SERVER_NAME.match(name) or "__" in name:
+                raise ValueError(f"server name {name!r} must be lowercase letters, digits and single '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewaySettings:
+        problems: list[str] = []
+        for field in ("customers", "teams", "virtual_keys"):
+            seen: set[str] = set()
+            for index, entity in enumerate(getattr(self, field)):
+                if entity.name in seen:
+                    problems.append(f"{field}[{index}].name: duplicate name {entity.name!r}")
+                seen.add(entity.name)
+        customers = {c.name for c in self.customers}
+        teams = {t.name for t in self.teams}
+        for index, team in enumerate(self.teams):
+            if team.customer is not None and team.customer not in customers:
+                problems.append(f"teams[{index}].customer: no customer named {team.customer!r} in customers")
+        for index, key in enumerate(self.virtual_keys):
+            if key.team is not None and key.team not in teams:
+                problems.append(f"virtual_keys[{index}].team: no team named {key.team!r} in teams")
+            if key.customer is not None and key.customer not in customers:
+                problems.append(f"virtual_keys[{index}].customer: no customer named {key.customer!r} in customers")
+            problems.extend(
+                f"virtual_keys[{index}].mcp.{server}: no MCP server named {server!r}"
+                for server in key.mcp
+                if server not in self.mcp_servers
+            )
+            problems.extend(
+                f"virtual_keys[{index}].{field}.{provider}: no provider named {provider!r}"
+                for field in ("provider_budgets", "provider_rate_limits")
+                for provider in getattr(key, field)
+                if provider not in self.providers
+            )
+        if problems:
+            raise ReferenceProblems(problems)
+        return self
+
+
+class ReferenceProblems(ValueError):
+    """Cross-reference problems, each already prefixed with its config path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

@@ -1,0 +1,102 @@
+"""Opening the store, migrating it, and checking it is reachable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works: it only has to be the same on every replica that migrates the same database.
+_MIGRATION_LOCK_ID = 0x15_7E_05
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together must not run the same migration twice.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+class Store:
+    """An async SQLAlchemy engine with its session factory."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, connect_args: dict[str, Any] | None = None) -> Store:
+        """Create the engine for `url` (nothing connects until first use)."""
+        parsed = make_url(url)
+        options: dict[str, Any] = {"connect_args": dict(connect_args or {})}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"].setdefault("timeout", 30)
+        else:
+            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(parsed, **options)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    async def migrate(self) -> None:
+        """Apply every pending Alembic migration."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+
+    async def revision(self) -> str | None:
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(_current_revision)
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def transaction(self) -> AsyncSession:
+        """A session to use as `async with store.transaction() as s, s.begin(): ...`."""
+        return self.session()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Foreign keys are off by default in SQLite; WAL lets the CLI write while the gateway serves.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

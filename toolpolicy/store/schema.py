@@ -1,0 +1,142 @@
+"""Tables of the store. Changes here need an Alembic revision in `migrations/versions/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite has no BIGINT autoincrement: its rowid alias must be INTEGER.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class _Entity:
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    """`config` for entities seeded from the config file, `api` for those made through the admin API or CLI."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerRow(_Entity, Base):
+    __tablename__ = "customers"
+
+    budgets: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class TeamRow(_Entity, Base):
+    __tablename__ = "teams"
+
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"), index=True)
+    budgets: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class KeyRow(_Entity, Base):
+    __tablename__ = "virtual_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id", ondelete="RESTRICT"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    models: Mapped[list[Any]] = mapped_column(default=list)
+    mcp: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    budgets: Mapped[list[Any]] = mapped_column(default=list)
+    provider_budgets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rate_limit: Mapped[dict[str, Any] | None]
+    provider_rate_limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mcp_rate_limit: Mapped[dict[str, Any] | None]
+    code_mode: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class SpendRow(Base):
+    """One settled charge: what a request cost, against the key, team and customer it ran under."""
+
+    __tablename__ = "spend_ledger"
+    __table_args__ = (Index("ix_spend_ledger_key_time", "key_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    provider: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(512))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+
+
+class AuditRow(Base):
+    """One request that a governance decision touched."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_key_time", "key_name", "ts"),
+        Index("ix_audit_events_target_time", "target", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    key_name: Mapped[str | None] = mapped_column(String(128))
+    team: Mapped[str | None] = mapped_column(String(128), index=True)
+    customer: Mapped[str | None] = mapped_column(String(128), index=True)
+    target: Mapped[str] = mapped_column(String(512))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    tokens_in: Mapped[int | None] = mapped_column(Integer)
+    tokens_out: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

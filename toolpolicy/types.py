@@ -1,0 +1,66 @@
+"""The values the governance core decides on: who calls (Principal) and what they reach (Target)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from toolpolicy.globs import GlobSet
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A resolved, valid virtual key with its place in the customer -> team -> key hierarchy."""
+
+    key_id: str
+    key_name: str
+    team: str | None = None
+    customer: str | None = None
+    models: GlobSet = field(default_factory=lambda: GlobSet(()))
+    mcp: dict[str, GlobSet] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    code_mode: bool | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    """Budgets and rate limits of the key, its team and its customer, as stored (enforced by the limit policies)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    """An LLM model addressed as `provider/model` (or an alias name, with `provider` empty)."""
+
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, name: str) -> ModelTarget:
+        provider, sep, model = name.partition("/")
+        return cls(provider, model) if sep else cls("", name)
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}/{self.model}" if self.provider else self.model
+
+    @property
+    def kind(self) -> str:
+        return "model"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTarget:
+    """An MCP tool of one upstream server."""
+
+    server: str
+    tool: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.server}/{self.tool}"
+
+    @property
+    def kind(self) -> str:
+        return "tool"
+
+
+Target = ModelTarget | ToolTarget
