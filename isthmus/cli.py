@@ -11,14 +11,13 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from isthmus import __version__
 from toolpolicy.config import ConfigError, load_config
 from toolpolicy.errors import GatewayError
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.schema import KeyRow
-
-from isthmus import __version__
 
 CONFIG_ENV = "ISTHMUS_CONFIG"
 
@@ -37,8 +36,10 @@ def _serve(args: argparse.Namespace) -> int:
     from isthmus.app import create_app
 
     settings, source = _settings(args.config)
-    host, _, port = settings.listen.rpartition(":")
-    host, port = args.host or host, args.port or int(port)
+    listen_host, _, listen_port = settings.listen.rpartition(":")
+    host: str = args.host or listen_host
+    port: int = args.port or int(listen_port)
+    admin_api = "on" if settings.admin_key and settings.admin_key.get_secret_value() else "off (no admin_key)"
     store = Store.open(settings.store)
     summary = ", ".join(
         [
@@ -48,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"providers: {len(settings.providers)}",
             f"MCP servers: {len(settings.mcp_servers)}",
             f"keys in config: {len(settings.virtual_keys)}",
-            f"admin API: {'on' if settings.admin_key and settings.admin_key.get_secret_value() else 'off (no admin_key)'}",
+            f"admin API: {admin_api}",
         ]
     )
     print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
@@ -129,11 +130,17 @@ def _keys(args: argparse.Namespace) -> int:
             record, secret = await directory.create_key(data)
             _print_key({**record, "key": secret}, args)
         elif args.keys_command == "list":
+            records: list[dict[str, Any]] = []
             after = None
             while page := await directory.page(KeyRow, limit=500, after=after):
-                for record in page:
-                    _print_key(record, args)
+                if args.json:
+                    records.extend(page)  # one JSON array, not one document per key
+                else:
+                    for record in page:
+                        _print_key(record, args)
                 after = page[-1]["name"]
+            if args.json:
+                print(json.dumps(records, indent=2))
         elif args.keys_command == "revoke":
             _print_key(await directory.revoke_key(args.name), args)
         elif args.keys_command == "rotate":

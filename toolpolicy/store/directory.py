@@ -77,11 +77,10 @@ class Directory:
         teams: dict[str, str] = {}
         if customer_ids:
             query = select(CustomerRow.id, CustomerRow.name).where(CustomerRow.id.in_(customer_ids))
-            customers = dict((await session.execute(query)).tuples().all())
+            customers = {str(id_): str(name) for id_, name in await session.execute(query)}
         if team_ids:
-            teams = dict(
-                (await session.execute(select(TeamRow.id, TeamRow.name).where(TeamRow.id.in_(team_ids)))).tuples().all()
-            )
+            query = select(TeamRow.id, TeamRow.name).where(TeamRow.id.in_(team_ids))
+            teams = {str(id_): str(name) for id_, name in await session.execute(query)}
         return customers, teams
 
     async def get(self, row_type: type[RowT], name: str) -> dict[str, Any]:
@@ -273,10 +272,11 @@ def _apply_customer(row: CustomerRow, spec: CustomerSettings) -> None:
 
 
 async def _flush(session: AsyncSession, row: CustomerRow | TeamRow | KeyRow) -> None:
+    name = row.name  # read before flushing: a failed flush expires the row
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict(f"a {_label(type(row))} named {row.name!r} already exists", param="name") from None
+        raise Conflict(f"a {_label(type(row))} named {name!r} already exists", param="name") from None
 
 
 def _label(row_type: type[Any]) -> str:

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import time
+
+import anyio
+import httpx2
+import pytest
+
+from isthmus.app import create_app
+from isthmus.gateway import Gateway
+from tests.isthmus.conftest import BOT_KEY, GatewayFactory, admin, base_settings
+
+pytestmark = pytest.mark.anyio
+Started = tuple[Gateway, httpx2.AsyncClient]
+BOT = {"authorization": f"Bearer {BOT_KEY}"}
+
+
+async def test_health_and_readiness(gateway: Started) -> None:
+    _, client = gateway
+    health = await client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    ready = (await client.get("/ready")).json()
+    assert ready["status"] == "ready" and ready["store"]["status"] == "ok"
+    assert ready["mcp_servers"] == {"docs": {"transport": "streamable-http", "enabled": True}}
+
+
+async def test_readiness_fails_when_the_store_is_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = base_settings(f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
+    gateway = Gateway(settings)
+    await gateway.start()
+    await gateway.store.close()
+    (tmp_path / "gw.db").unlink()
+    (tmp_path / "gw.db").mkdir()  # a directory where the database file was: every connection fails
+    transport = httpx2.ASGITransport(app=create_app(settings, gateway=gateway))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        ready = await client.get("/ready")
+        assert (await client.get("/health")).status_code == 200
+    assert ready.status_code == 503 and ready.json()["store"]["status"] == "down"
+    await gateway.audit.aclose()
+
+
+@pytest.mark.parametrize("headers", [BOT, {"x-api-key": BOT_KEY}, {"authorization": f"bearer {BOT_KEY}"}])
+async def test_the_decision_api_accepts_bearer_and_x_api_key(gateway: Started, headers: dict[str, str]) -> None:
+    _, client = gateway
+    response = await client.post("/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers=headers)
+    assert response.status_code == 200
+    assert response.json() == {
+        "allowed": True,
+        "key": "bot",
+        "team": "support",
+        "customer": "acme",
+        "target": {"kind": "model", "name": "openai/gpt-4o-mini"},
+    }
+
+
+async def test_the_decision_api_answers_tools_and_denials(gateway: Started) -> None:
+    _, client = gateway
+    allowed = await client.post("/v1/authorize", json={"server": "docs", "tool": "search_pages"}, headers=BOT)
+    assert allowed.status_code == 200
+    denied = await client.post("/v1/authorize", json={"server": "docs", "tool": "delete_page"}, headers=BOT)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "tool_not_allowed"
+    model = await client.post("/v1/authorize", json={"model": "openai/gpt-4o"}, headers=BOT)
+    assert model.json()["error"] == {
+        "message": "key 'bot' may not use model 'openai/gpt-4o'",
+        "type": "permission_error",
+        "param": "model",
+        "code": "model_not_allowed",
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, b'{"model": "openai/gpt-4o-mini"}', 401, "missing_api_key"),
+        ({"authorization": "Bearer isk-nope"}, b'{"model": "openai/gpt-4o-mini"}', 401, "invalid_api_key"),
+        (BOT, b"{", 400, "invalid_request"),
+        (BOT, b'{"tool": "x"}', 400, "invalid_request"),
+    ],
+)
+async def test_the_decision_api_rejects_bad_calls_clearly(
+    gateway: Started, headers: dict[str, str], body: bytes, status: int, code: str
+) -> None:
+    _, client = gateway
+    response = await client.post("/v1/authorize", content=body, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+async def test_the_request_id_is_echoed(gateway: Started) -> None:
+    _, client = gateway
+    response = await client.post(
+        "/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers={**BOT, "x-request-id": "req-42"}
+    )
+    assert response.headers["x-request-id"] == "req-42"
+
+
+async def test_a_revocation_reaches_another_replica_within_the_cache_bound(gateway_factory: GatewayFactory) -> None:
+    ttl = 0.3
+    async with gateway_factory(key_cache_ttl=ttl) as (_, one), gateway_factory(key_cache_ttl=ttl) as (_, two):
+        created = (await one.post("/admin/keys", json={"name": "shared", "models": ["*"]}, headers=admin())).json()
+        secret = {"authorization": f"Bearer {created['key']}"}
+        check = {"model": "openai/x"}
+        assert (await two.post("/v1/authorize", json=check, headers=secret)).status_code == 200
+
+        await one.post("/admin/keys/shared/revoke", headers=admin())
+        revoked_at = time.monotonic()
+        assert (await one.post("/v1/authorize", json=check, headers=secret)).status_code == 401
+        with anyio.fail_after(ttl * 10):
+            while (await two.post("/v1/authorize", json=check, headers=secret)).status_code == 200:
+                await anyio.sleep(0.02)
+        assert time.monotonic() - revoked_at <= ttl + 0.5
+
+
+async def test_stopping_flushes_pending_audit_records(gateway_factory: GatewayFactory) -> None:
+    async with gateway_factory(audit={"flush_interval": 3600}) as (_, client):
+        for _ in range(3):
+            await client.post("/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers=BOT)
+    async with gateway_factory() as (_, client):
+        records = (await client.get("/admin/audit?kind=authorize", headers=admin())).json()["data"]
+    assert len(records) == 3
