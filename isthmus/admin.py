@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from isthmus.auth import require_admin
 from isthmus.errors import json_object
-from isthmus.gateway import Gateway
 from toolpolicy.errors import InvalidRequest
+from toolpolicy.runtime import Governance
 from toolpolicy.store.audit_log import AuditQuery
 from toolpolicy.store.schema import CustomerRow, KeyRow, TeamRow
 
@@ -25,9 +25,9 @@ ENTITIES: dict[str, type[CustomerRow] | type[TeamRow] | type[KeyRow]] = {
 }
 
 
-def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+def _gateway(request: Request) -> Governance:
+    governance: Governance = request.app.state.governance
+    return governance
 
 
 def _admin(endpoint: Endpoint) -> Endpoint:
@@ -65,11 +65,11 @@ def _time_param(request: Request, name: str) -> datetime | None:
     return value
 
 
-def _check_mcp_servers(gateway: Gateway, data: dict[str, Any]) -> None:
+def _check_mcp_servers(governance: Governance, data: dict[str, Any]) -> None:
     mcp = data.get("mcp")
     if isinstance(mcp, dict):
         for server in mcp:
-            if server not in gateway.settings.mcp_servers:
+            if server not in governance.settings.mcp_servers:
                 raise InvalidRequest(
                     f"mcp.{server}: no MCP server named {server!r} is configured", param=f"mcp.{server}"
                 )
@@ -85,33 +85,33 @@ def entity_routes(collection: str) -> list[Route]:
         return JSONResponse({"data": page, "next_cursor": next_cursor})
 
     async def create(request: Request) -> Response:
-        gateway, data = _gateway(request), await json_object(request)
+        governance, data = _gateway(request), await json_object(request)
         if row_type is CustomerRow:
-            record = await gateway.directory.create_customer(data)
+            record = await governance.directory.create_customer(data)
         elif row_type is TeamRow:
-            record = await gateway.directory.create_team(data)
+            record = await governance.directory.create_team(data)
         else:
-            _check_mcp_servers(gateway, data)
-            record, secret = await gateway.directory.create_key(data)
+            _check_mcp_servers(governance, data)
+            record, secret = await governance.directory.create_key(data)
             record["key"] = secret
-        gateway.changed()
+        governance.changed()
         return JSONResponse(record, status_code=201)
 
     async def read(request: Request) -> Response:
         return JSONResponse(await _gateway(request).directory.get(row_type, request.path_params["name"]))
 
     async def update(request: Request) -> Response:
-        gateway, data = _gateway(request), await json_object(request)
+        governance, data = _gateway(request), await json_object(request)
         if row_type is KeyRow:
-            _check_mcp_servers(gateway, data)
-        record = await gateway.directory.update(row_type, request.path_params["name"], data)
-        gateway.changed()
+            _check_mcp_servers(governance, data)
+        record = await governance.directory.update(row_type, request.path_params["name"], data)
+        governance.changed()
         return JSONResponse(record)
 
     async def delete(request: Request) -> Response:
-        gateway = _gateway(request)
-        await gateway.directory.delete(row_type, request.path_params["name"])
-        gateway.changed()
+        governance = _gateway(request)
+        await governance.directory.delete(row_type, request.path_params["name"])
+        governance.changed()
         return Response(status_code=204)
 
     base = f"/{collection}"
@@ -125,16 +125,16 @@ def entity_routes(collection: str) -> list[Route]:
 
 
 async def rotate_key(request: Request) -> Response:
-    gateway = _gateway(request)
-    record, secret = await gateway.directory.rotate_key(request.path_params["name"])
-    gateway.changed()
+    governance = _gateway(request)
+    record, secret = await governance.directory.rotate_key(request.path_params["name"])
+    governance.changed()
     return JSONResponse({**record, "key": secret})
 
 
 async def revoke_key(request: Request) -> Response:
-    gateway = _gateway(request)
-    record = await gateway.directory.revoke_key(request.path_params["name"])
-    gateway.changed()
+    governance = _gateway(request)
+    record = await governance.directory.revoke_key(request.path_params["name"])
+    governance.changed()
     return JSONResponse(record)
 
 

@@ -18,11 +18,12 @@ from starlette.routing import Mount, Route
 from isthmus import __version__
 from isthmus.admin import admin_routes
 from isthmus.auth import principal
+from isthmus.component import Component
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
-from isthmus.gateway import Gateway
 from toolpolicy.audit import AuditRecord
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Target, ToolTarget
 
@@ -34,15 +35,15 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
+    governance: Governance = request.app.state.governance
     checks: dict[str, Any] = {}
     try:
-        await gateway.store.ping()
-        checks["store"] = {"status": "ok", "backend": gateway.store.backend}
+        await governance.store.ping()
+        checks["store"] = {"status": "ok", "backend": governance.store.backend}
     except Exception as exc:
         logger.warning("readiness: store unreachable: %s", exc)
-        checks["store"] = {"status": "down", "backend": gateway.store.backend, "error": type(exc).__name__}
-    settings = gateway.settings
+        checks["store"] = {"status": "down", "backend": governance.store.backend, "error": type(exc).__name__}
+    settings = governance.settings
     checks["providers"] = {
         name: {"kind": provider.kind, "keys": len(provider.usable_keys)}
         for name, provider in settings.providers.items()
@@ -51,8 +52,11 @@ async def ready(request: Request) -> Response:
         name: {"transport": server.remote_transport or "stdio", "enabled": server.enabled}
         for name, server in settings.mcp_servers.items()
     }
-    checks["audit"] = {"pending": gateway.audit.pending, "dropped": gateway.audit.dropped}
+    checks["audit"] = {"pending": governance.audit.pending, "dropped": governance.audit.dropped}
     is_ready = checks["store"]["status"] == "ok"
+    for part in request.app.state.components:
+        checks[part.name] = part.readiness()
+        is_ready = is_ready and checks[part.name].get("status") != "down"
     return JSONResponse(
         {"status": "ready" if is_ready else "not ready", **checks}, status_code=200 if is_ready else 503
     )
@@ -70,13 +74,13 @@ def _target(body: dict[str, Any]) -> Target:
 async def authorize_endpoint(request: Request) -> Response:
     """`POST /v1/authorize`: ask the decision API whether the calling key may reach a model or a tool."""
     started = time.perf_counter()
-    gateway: Gateway = request.app.state.gateway
+    governance: Governance = request.app.state.governance
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     caller = await principal(request)
     target = _target(await json_object(request))
     decision = authorize(caller, target)
     denial = decision.denial
-    gateway.audit.emit(
+    governance.audit.emit(
         AuditRecord(
             request_id=request_id,
             kind="authorize",
@@ -108,23 +112,40 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> Starlette:
-    """The gateway app; its lifespan starts and stops the Gateway (pass one to share it, e.g. in tests)."""
-    gateway = gateway or Gateway(settings)
+def default_components(governance: Governance) -> list[Component]:
+    return []
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    governance: Governance | None = None,
+    components: list[Component] | None = None,
+) -> Starlette:
+    """The gateway app. Its lifespan starts the governance core, then the components, and stops them in reverse.
+
+    Pass `governance` to share one (tests do, to start it themselves), and `components` to serve other parts.
+    """
+    governance = governance or Governance(settings)
+    parts = default_components(governance) if components is None else components
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if not governance.started:
+                await governance.start()
+                stack.push_async_callback(governance.stop)
+            for part in parts:
+                await part.start()
+                stack.push_async_callback(part.stop)
             yield
-        finally:
-            await gateway.stop()
 
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
+            *[route for part in parts for route in part.routes()],
             Mount("/admin", routes=admin_routes()),
         ],
         exception_handlers={
@@ -134,5 +155,6 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
         },
         lifespan=lifespan,
     )
-    app.state.gateway = gateway
+    app.state.governance = governance
+    app.state.components = parts
     return app

@@ -7,8 +7,8 @@ import hmac
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from isthmus.gateway import Gateway
 from toolpolicy.errors import AuthenticationError, PermissionDenied
+from toolpolicy.runtime import Governance
 from toolpolicy.types import Principal
 
 
@@ -23,21 +23,21 @@ def presented_key(headers: Headers) -> str | None:
 
 
 async def principal(request: Request) -> Principal:
-    gateway: Gateway = request.app.state.gateway
-    return await gateway.keys.resolve(presented_key(request.headers))
+    governance: Governance = request.app.state.governance
+    return await governance.keys.resolve(presented_key(request.headers))
 
 
 async def require_admin(request: Request) -> None:
     """Accept only the configured admin key; a virtual key gets 403, anything else 401."""
-    gateway: Gateway = request.app.state.gateway
+    governance: Governance = request.app.state.governance
     token = presented_key(request.headers)
-    admin_key = gateway.settings.admin_key
+    admin_key = governance.settings.admin_key
     expected = admin_key.get_secret_value() if admin_key is not None else ""
     if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
         return
     if token:
         try:
-            await gateway.keys.resolve(token)
+            await governance.keys.resolve(token)
         except AuthenticationError:
             pass
         else:

@@ -10,14 +10,14 @@ import httpx2
 import pytest
 
 from isthmus.app import create_app
-from isthmus.gateway import Gateway
 from tests.conftest import StoreTarget
+from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
 
 ADMIN_KEY = "test-admin-key"
 BOT_KEY = "isk-test-bot-secret"
 
-GatewayFactory = Callable[..., AbstractAsyncContextManager[tuple[Gateway, httpx2.AsyncClient]]]
+GatewayFactory = Callable[..., AbstractAsyncContextManager[tuple[Governance, httpx2.AsyncClient]]]
 
 
 def base_settings(store_url: str, **overrides: Any) -> GatewaySettings:
@@ -45,22 +45,22 @@ def base_settings(store_url: str, **overrides: Any) -> GatewaySettings:
 @pytest.fixture
 def gateway_factory(store_target: StoreTarget) -> GatewayFactory:
     @asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[tuple[Gateway, httpx2.AsyncClient]]:
+    async def start(**overrides: Any) -> AsyncIterator[tuple[Governance, httpx2.AsyncClient]]:
         settings = base_settings(store_target.url, **overrides)
-        gateway = Gateway(settings, store_connect_args=store_target.connect_args)
-        await gateway.start()
-        transport = httpx2.ASGITransport(app=create_app(settings, gateway=gateway))
+        governance = Governance(settings, store_connect_args=store_target.connect_args)
+        await governance.start()
+        transport = httpx2.ASGITransport(app=create_app(settings, governance=governance))
         try:
             async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                yield gateway, client
+                yield governance, client
         finally:
-            await gateway.stop()
+            await governance.stop()
 
     return start
 
 
 @pytest.fixture
-async def gateway(gateway_factory: GatewayFactory) -> AsyncIterator[tuple[Gateway, httpx2.AsyncClient]]:
+async def governance(gateway_factory: GatewayFactory) -> AsyncIterator[tuple[Governance, httpx2.AsyncClient]]:
     async with gateway_factory() as started:
         yield started
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from isthmus.gateway import Gateway
 from tests.isthmus.conftest import BOT_KEY, admin
+from toolpolicy.runtime import Governance
 
 pytestmark = pytest.mark.anyio
-Started = tuple[Gateway, httpx2.AsyncClient]
+Started = tuple[Governance, httpx2.AsyncClient]
 
 
-async def test_customers_teams_and_keys_have_full_crud(gateway: Started) -> None:
-    _, client = gateway
+async def test_customers_teams_and_keys_have_full_crud(governance: Started) -> None:
+    _, client = governance
     assert (await client.post("/admin/customers", json={"name": "globex"}, headers=admin())).status_code == 201
     team = await client.post("/admin/teams", json={"name": "ops", "customer": "globex"}, headers=admin())
     assert team.status_code == 201 and team.json()["customer"] == "globex"
@@ -38,8 +38,8 @@ async def test_customers_teams_and_keys_have_full_crud(gateway: Started) -> None
     assert (await client.delete("/admin/customers/globex", headers=admin())).status_code == 204
 
 
-async def test_lists_paginate_with_a_cursor(gateway: Started) -> None:
-    _, client = gateway
+async def test_lists_paginate_with_a_cursor(governance: Started) -> None:
+    _, client = governance
     for index in range(5):
         await client.post("/admin/teams", json={"name": f"t{index}"}, headers=admin())
     first = (await client.get("/admin/teams?limit=4", headers=admin())).json()
@@ -49,8 +49,8 @@ async def test_lists_paginate_with_a_cursor(gateway: Started) -> None:
     assert second["next_cursor"] is None
 
 
-async def test_rotation_and_revocation_take_effect_at_once_on_this_replica(gateway: Started) -> None:
-    _, client = gateway
+async def test_rotation_and_revocation_take_effect_at_once_on_this_replica(governance: Started) -> None:
+    _, client = governance
     created = (await client.post("/admin/keys", json={"name": "k", "models": ["*"]}, headers=admin())).json()
     check = {"model": "openai/x"}
 
@@ -77,8 +77,10 @@ async def test_rotation_and_revocation_take_effect_at_once_on_this_replica(gatew
         ({"x-api-key": BOT_KEY}, 403),
     ],
 )
-async def test_only_the_admin_key_opens_the_admin_api(gateway: Started, headers: dict[str, str], status: int) -> None:
-    _, client = gateway
+async def test_only_the_admin_key_opens_the_admin_api(
+    governance: Started, headers: dict[str, str], status: int
+) -> None:
+    _, client = governance
     response = await client.get("/admin/keys", headers=headers)
     assert response.status_code == status
     assert response.json()["error"]["type"] == ("authentication_error" if status == 401 else "permission_error")
@@ -109,9 +111,9 @@ async def test_the_admin_api_is_closed_without_an_admin_key(gateway_factory) -> 
     ],
 )
 async def test_bad_input_gets_a_4xx_naming_the_field_and_writes_nothing(
-    gateway: Started, path: str, body: bytes, status: int, param: str | None
+    governance: Started, path: str, body: bytes, status: int, param: str | None
 ) -> None:
-    _, client = gateway
+    _, client = governance
     before = {
         collection: len((await client.get(f"/admin/{collection}", headers=admin())).json()["data"])
         for collection in ("customers", "teams", "keys")
@@ -129,8 +131,8 @@ async def test_bad_input_gets_a_4xx_naming_the_field_and_writes_nothing(
     assert after == before
 
 
-async def test_patch_of_a_missing_entity_is_404_and_bad_patch_changes_nothing(gateway: Started) -> None:
-    _, client = gateway
+async def test_patch_of_a_missing_entity_is_404_and_bad_patch_changes_nothing(governance: Started) -> None:
+    _, client = governance
     assert (await client.patch("/admin/teams/nope", json={}, headers=admin())).status_code == 404
     bad = await client.patch("/admin/keys/bot", json={"models": ["x/*"], "team": "nope"}, headers=admin())
     assert bad.status_code == 400
@@ -139,26 +141,26 @@ async def test_patch_of_a_missing_entity_is_404_and_bad_patch_changes_nothing(ga
     assert secret.status_code == 400 and secret.json()["error"]["param"] == "value"
 
 
-async def test_deleting_a_customer_with_teams_conflicts(gateway: Started) -> None:
-    _, client = gateway
+async def test_deleting_a_customer_with_teams_conflicts(governance: Started) -> None:
+    _, client = governance
     response = await client.delete("/admin/customers/acme", headers=admin())
     assert response.status_code == 409
     assert (await client.get("/admin/customers/acme", headers=admin())).status_code == 200
 
 
-async def test_unknown_routes_and_methods_answer_in_json(gateway: Started) -> None:
-    _, client = gateway
+async def test_unknown_routes_and_methods_answer_in_json(governance: Started) -> None:
+    _, client = governance
     assert (await client.get("/admin/nothing", headers=admin())).json()["error"]["message"]
     response = await client.put("/admin/keys/bot", json={}, headers=admin())
     assert response.status_code == 405 and response.json()["error"]
 
 
-async def test_audit_events_filter_and_paginate(gateway: Started) -> None:
-    gateway_, client = gateway
+async def test_audit_events_filter_and_paginate(governance: Started) -> None:
+    runtime, client = governance
     bot = {"authorization": f"Bearer {BOT_KEY}"}
     for model in ["openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude"]:
         await client.post("/v1/authorize", json={"model": model}, headers=bot)
-    await gateway_.audit.flush()
+    await runtime.audit.flush()
 
     denied = (await client.get("/admin/audit?decision=deny", headers=admin())).json()
     assert sorted(r["target"] for r in denied["data"]) == ["anthropic/claude", "openai/gpt-4o"]

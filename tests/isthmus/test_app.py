@@ -7,16 +7,16 @@ import httpx2
 import pytest
 
 from isthmus.app import create_app
-from isthmus.gateway import Gateway
 from tests.isthmus.conftest import BOT_KEY, GatewayFactory, admin, base_settings
+from toolpolicy.runtime import Governance
 
 pytestmark = pytest.mark.anyio
-Started = tuple[Gateway, httpx2.AsyncClient]
+Started = tuple[Governance, httpx2.AsyncClient]
 BOT = {"authorization": f"Bearer {BOT_KEY}"}
 
 
-async def test_health_and_readiness(gateway: Started) -> None:
-    _, client = gateway
+async def test_health_and_readiness(governance: Started) -> None:
+    _, client = governance
     health = await client.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     ready = (await client.get("/ready")).json()
@@ -26,22 +26,22 @@ async def test_health_and_readiness(gateway: Started) -> None:
 
 async def test_readiness_fails_when_the_store_is_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = base_settings(f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
-    gateway = Gateway(settings)
-    await gateway.start()
-    await gateway.store.close()
+    governance = Governance(settings)
+    await governance.start()
+    await governance.store.close()
     (tmp_path / "gw.db").unlink()
     (tmp_path / "gw.db").mkdir()  # a directory where the database file was: every connection fails
-    transport = httpx2.ASGITransport(app=create_app(settings, gateway=gateway))
+    transport = httpx2.ASGITransport(app=create_app(settings, governance=governance))
     async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
         ready = await client.get("/ready")
         assert (await client.get("/health")).status_code == 200
     assert ready.status_code == 503 and ready.json()["store"]["status"] == "down"
-    await gateway.audit.aclose()
+    await governance.audit.aclose()
 
 
 @pytest.mark.parametrize("headers", [BOT, {"x-api-key": BOT_KEY}, {"authorization": f"bearer {BOT_KEY}"}])
-async def test_the_decision_api_accepts_bearer_and_x_api_key(gateway: Started, headers: dict[str, str]) -> None:
-    _, client = gateway
+async def test_the_decision_api_accepts_bearer_and_x_api_key(governance: Started, headers: dict[str, str]) -> None:
+    _, client = governance
     response = await client.post("/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers=headers)
     assert response.status_code == 200
     assert response.json() == {
@@ -53,8 +53,8 @@ async def test_the_decision_api_accepts_bearer_and_x_api_key(gateway: Started, h
     }
 
 
-async def test_the_decision_api_answers_tools_and_denials(gateway: Started) -> None:
-    _, client = gateway
+async def test_the_decision_api_answers_tools_and_denials(governance: Started) -> None:
+    _, client = governance
     allowed = await client.post("/v1/authorize", json={"server": "docs", "tool": "search_pages"}, headers=BOT)
     assert allowed.status_code == 200
     denied = await client.post("/v1/authorize", json={"server": "docs", "tool": "delete_page"}, headers=BOT)
@@ -78,16 +78,16 @@ async def test_the_decision_api_answers_tools_and_denials(gateway: Started) -> N
     ],
 )
 async def test_the_decision_api_rejects_bad_calls_clearly(
-    gateway: Started, headers: dict[str, str], body: bytes, status: int, code: str
+    governance: Started, headers: dict[str, str], body: bytes, status: int, code: str
 ) -> None:
-    _, client = gateway
+    _, client = governance
     response = await client.post("/v1/authorize", content=body, headers=headers)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
 
 
-async def test_the_request_id_is_echoed(gateway: Started) -> None:
-    _, client = gateway
+async def test_the_request_id_is_echoed(governance: Started) -> None:
+    _, client = governance
     response = await client.post(
         "/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers={**BOT, "x-request-id": "req-42"}
     )

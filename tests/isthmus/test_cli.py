@@ -178,7 +178,7 @@ def servers() -> Iterator[list[Server]]:
 
 
 @dataclass
-class Gateway:
+class Governance:
     server: Server
     config: Path
 
@@ -205,14 +205,14 @@ teams:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def governance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Governance]:
     """One gateway shared by the tests of this module, stopped at the end."""
     directory = tmp_path_factory.mktemp("gateway")
     config = write_config(directory, GATEWAY_CONFIG)
     server = Server(directory, ["--config", str(config)], _env())
     try:
         server.start()
-        yield Gateway(server, config)
+        yield Governance(server, config)
     finally:
         if server.process is not None:
             server.stop()
@@ -302,19 +302,19 @@ def test_check_of_a_missing_file_fails_without_a_traceback(tmp_path: Path) -> No
 # -- isthmus serve -----------------------------------------------------------------------------------------------
 
 
-def test_serve_answers_health_and_ready_and_says_what_it_runs_with(gateway: Gateway) -> None:
-    health = http("GET", f"{gateway.server.url}/health")
+def test_serve_answers_health_and_ready_and_says_what_it_runs_with(governance: Governance) -> None:
+    health = http("GET", f"{governance.server.url}/health")
     assert health.status == 200
     assert health.body["status"] == "ok"
 
-    ready = http("GET", f"{gateway.server.url}/ready")
+    ready = http("GET", f"{governance.server.url}/ready")
     assert ready.status == 200
     assert ready.body["status"] == "ready"
     assert ready.body["store"] == {"status": "ok", "backend": "sqlite"}
 
-    banner = gateway.server.stderr
-    assert f"config: {gateway.config}" in banner
-    assert f"store: sqlite+aiosqlite:///{gateway.cwd / 'gw.db'}" in banner
+    banner = governance.server.stderr
+    assert f"config: {governance.config}" in banner
+    assert f"store: sqlite+aiosqlite:///{governance.cwd / 'gw.db'}" in banner
     assert "admin API: on" in banner
     assert "Traceback" not in banner
 
@@ -338,29 +338,29 @@ def test_serve_without_any_config_uses_isthmus_db_in_the_working_directory(
     assert (tmp_path / "isthmus.db").is_file()
 
 
-# -- isthmus keys, against a running gateway ---------------------------------------------------------------------
+# -- isthmus keys, against a running gateway --------------------------------------------------------------------
 
 
-def test_key_lifecycle_across_processes(gateway: Gateway) -> None:
-    secret = _secret(gateway.cli("keys", "create", "demo", "--model", "openai/*"))
+def test_key_lifecycle_across_processes(governance: Governance) -> None:
+    secret = _secret(governance.cli("keys", "create", "demo", "--model", "openai/*"))
 
-    allowed = gateway.authorize("openai/gpt-4o-mini", bearer(secret))
+    allowed = governance.authorize("openai/gpt-4o-mini", bearer(secret))
     assert allowed.status == 200, allowed.body
     assert allowed.body["allowed"] is True
     assert allowed.body["key"] == "demo"
     assert allowed.body["target"] == {"kind": "model", "name": "openai/gpt-4o-mini"}
-    via_x_api_key = gateway.authorize("openai/gpt-4o-mini", {"x-api-key": secret})
+    via_x_api_key = governance.authorize("openai/gpt-4o-mini", {"x-api-key": secret})
     assert via_x_api_key.status == 200, via_x_api_key.body
     assert via_x_api_key.body["key"] == "demo"
 
-    denied = gateway.authorize("anthropic/claude", bearer(secret))
+    denied = governance.authorize("anthropic/claude", bearer(secret))
     assert denied.status == 403
     assert set(denied.body) == {"error"}
     assert denied.body["error"]["type"] == "permission_error"
     assert denied.body["error"]["code"] == "model_not_allowed"
     assert set(denied.body["error"]) == {"message", "type", "param", "code"}
 
-    keys = http("GET", f"{gateway.server.url}/admin/keys", headers=bearer(ADMIN_KEY))
+    keys = http("GET", f"{governance.server.url}/admin/keys", headers=bearer(ADMIN_KEY))
     assert keys.status == 200
     demo = next(record for record in keys.body["data"] if record["name"] == "demo")
     assert demo["active"] is True
@@ -368,37 +368,37 @@ def test_key_lifecycle_across_processes(gateway: Gateway) -> None:
     assert secret.startswith(demo["key_prefix"])
     assert "key" not in demo and "key_hash" not in demo
 
-    revoked = gateway.cli("keys", "revoke", "demo")
+    revoked = governance.cli("keys", "revoke", "demo")
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked" in revoked.stdout
     # Another process changed the store: the gateway sees it once its key cache (0.2 s) expires.
     eventually(
-        lambda: gateway.authorize("openai/gpt-4o-mini", bearer(secret)).status == 401,
+        lambda: governance.authorize("openai/gpt-4o-mini", bearer(secret)).status == 401,
         timeout=2.0,
         what="the revoked key to be refused",
     )
-    refused = gateway.authorize("openai/gpt-4o-mini", {"x-api-key": secret})
+    refused = governance.authorize("openai/gpt-4o-mini", {"x-api-key": secret})
     assert refused.status == 401
     assert refused.body["error"]["type"] == "authentication_error"
     assert refused.body["error"]["code"] == "key_revoked"
 
-    old = _secret(gateway.cli("keys", "create", "second", "--model", "openai/*", "--team", "support"))
-    assert gateway.authorize("openai/gpt-4o-mini", bearer(old)).status == 200
-    rotated = gateway.cli("keys", "rotate", "second")
+    old = _secret(governance.cli("keys", "create", "second", "--model", "openai/*", "--team", "support"))
+    assert governance.authorize("openai/gpt-4o-mini", bearer(old)).status == 200
+    rotated = governance.cli("keys", "rotate", "second")
     new = _secret(rotated)
     assert new != old
     assert "active" in rotated.stdout
     eventually(
-        lambda: gateway.authorize("openai/gpt-4o-mini", bearer(old)).status == 401,
+        lambda: governance.authorize("openai/gpt-4o-mini", bearer(old)).status == 401,
         timeout=2.0,
         what="the rotated-out secret to be refused",
     )
-    assert gateway.authorize("openai/gpt-4o-mini", bearer(old)).body["error"]["code"] == "invalid_api_key"
-    works = gateway.authorize("openai/gpt-4o-mini", bearer(new))
+    assert governance.authorize("openai/gpt-4o-mini", bearer(old)).body["error"]["code"] == "invalid_api_key"
+    works = governance.authorize("openai/gpt-4o-mini", bearer(new))
     assert works.status == 200, works.body
     assert (works.body["key"], works.body["team"], works.body["customer"]) == ("second", "support", "acme")
 
-    listing = gateway.cli("keys", "list")
+    listing = governance.cli("keys", "list")
     assert listing.returncode == 0, listing.stderr
     rows = {line.split("\t")[0]: line for line in listing.stdout.splitlines()}
     assert {"demo", "second"} <= set(rows)
@@ -406,7 +406,7 @@ def test_key_lifecycle_across_processes(gateway: Gateway) -> None:
     assert "team support" in rows["second"] and "\tactive\t" in rows["second"]
     assert new not in listing.stdout and secret not in listing.stdout  # only prefixes, never a whole secret
 
-    as_json = gateway.cli("keys", "list", "--json")
+    as_json = governance.cli("keys", "list", "--json")
     assert as_json.returncode == 0, as_json.stderr
     records = {record["name"]: record for record in json.loads(as_json.stdout)}
     assert {"demo", "second"} <= set(records)
@@ -415,18 +415,18 @@ def test_key_lifecycle_across_processes(gateway: Gateway) -> None:
     assert new.startswith(records["second"]["key_prefix"])
 
 
-def test_keys_create_json_prints_the_record_with_its_secret(gateway: Gateway) -> None:
-    result = gateway.cli("keys", "create", "json-key", "--model", "openai/*", "--json")
+def test_keys_create_json_prints_the_record_with_its_secret(governance: Governance) -> None:
+    result = governance.cli("keys", "create", "json-key", "--model", "openai/*", "--json")
 
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["name"] == "json-key"
     assert record["key"].startswith("isk-")
-    assert gateway.authorize("openai/gpt-4o", bearer(record["key"])).status == 200
+    assert governance.authorize("openai/gpt-4o", bearer(record["key"])).status == 200
 
 
-def test_keys_create_refuses_an_unknown_team(gateway: Gateway) -> None:
-    result = gateway.cli("keys", "create", "orphan", "--team", "nope", "--model", "*")
+def test_keys_create_refuses_an_unknown_team(governance: Governance) -> None:
+    result = governance.cli("keys", "create", "orphan", "--team", "nope", "--model", "*")
 
     assert result.returncode == 1
     assert "team" in result.stderr and "'nope'" in result.stderr
@@ -434,10 +434,10 @@ def test_keys_create_refuses_an_unknown_team(gateway: Gateway) -> None:
     assert "isk-" not in result.stdout
 
 
-def test_keys_create_refuses_a_duplicate_name(gateway: Gateway) -> None:
-    _secret(gateway.cli("keys", "create", "twice", "--model", "*"))
+def test_keys_create_refuses_a_duplicate_name(governance: Governance) -> None:
+    _secret(governance.cli("keys", "create", "twice", "--model", "*"))
 
-    again = gateway.cli("keys", "create", "twice", "--model", "*")
+    again = governance.cli("keys", "create", "twice", "--model", "*")
 
     assert again.returncode == 1
     assert "'twice' already exists" in again.stderr
@@ -445,8 +445,8 @@ def test_keys_create_refuses_a_duplicate_name(gateway: Gateway) -> None:
     assert "isk-" not in again.stdout
 
 
-def test_keys_revoke_of_an_unknown_key_fails(gateway: Gateway) -> None:
-    result = gateway.cli("keys", "revoke", "no-such-key")
+def test_keys_revoke_of_an_unknown_key_fails(governance: Governance) -> None:
+    result = governance.cli("keys", "revoke", "no-such-key")
 
     assert result.returncode == 1
     assert "no key named 'no-such-key'" in result.stderr

@@ -1,4 +1,4 @@
-"""The gateway's long-lived parts, wired together once per process: store, key resolver, audit writer."""
+"""The governance core's long-lived parts, wired once per process: store, key resolver, governor, audit writer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from toolpolicy.audit import AuditWriter
+from toolpolicy.governor import Governor
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
@@ -16,8 +17,8 @@ from toolpolicy.store.directory import Directory
 logger = logging.getLogger(__name__)
 
 
-class Gateway:
-    """Everything a request handler needs, built from the settings; `start()` and `stop()` bracket its life."""
+class Governance:
+    """Everything a request handler of either half needs; `start()` and `stop()` bracket its life."""
 
     def __init__(self, settings: GatewaySettings, *, store_connect_args: dict[str, Any] | None = None) -> None:
         self.settings = settings
@@ -30,6 +31,8 @@ class Gateway:
             flush_interval=settings.audit.flush_interval,
         )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
+        self.governor = Governor()
+        self.started = False
 
     async def start(self, *, announce: TextIO = sys.stderr) -> None:
         """Migrate the store, seed the config's entities, and start the audit writer."""
@@ -38,8 +41,10 @@ class Gateway:
             # The only time this secret exists in clear: the store keeps its hash.
             print(f"isthmus: generated key {name!r}: {secret}  (shown once; store it now)", file=announce)
         self.audit.start()
+        self.started = True
 
     async def stop(self) -> None:
+        self.started = False
         try:
             await self.audit.aclose()
         finally:
