@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +24,7 @@ ENTITIES: dict[str, type[CustomerRow] | type[TeamRow] | type[KeyRow]] = {
 }
 
 
-def _gateway(request: Request) -> Governance:
+def _governance(request: Request) -> Governance:
     governance: Governance = request.app.state.governance
     return governance
 
@@ -65,51 +64,38 @@ def _time_param(request: Request, name: str) -> datetime | None:
     return value
 
 
-def _check_mcp_servers(governance: Governance, data: dict[str, Any]) -> None:
-    mcp = data.get("mcp")
-    if isinstance(mcp, dict):
-        for server in mcp:
-            if server not in governance.settings.mcp_servers:
-                raise InvalidRequest(
-                    f"mcp.{server}: no MCP server named {server!r} is configured", param=f"mcp.{server}"
-                )
-
-
 def entity_routes(collection: str) -> list[Route]:
     row_type = ENTITIES[collection]
 
     async def listing(request: Request) -> Response:
         limit = _int_param(request, "limit", 100)
-        page = await _gateway(request).directory.page(row_type, limit=limit, after=request.query_params.get("after"))
+        page = await _governance(request).directory.page(row_type, limit=limit, after=request.query_params.get("after"))
         next_cursor = page[-1]["name"] if len(page) == limit else None
         return JSONResponse({"data": page, "next_cursor": next_cursor})
 
     async def create(request: Request) -> Response:
-        governance, data = _gateway(request), await json_object(request)
+        governance, data = _governance(request), await json_object(request)
         if row_type is CustomerRow:
             record = await governance.directory.create_customer(data)
         elif row_type is TeamRow:
             record = await governance.directory.create_team(data)
         else:
-            _check_mcp_servers(governance, data)
             record, secret = await governance.directory.create_key(data)
             record["key"] = secret
         governance.changed()
         return JSONResponse(record, status_code=201)
 
     async def read(request: Request) -> Response:
-        return JSONResponse(await _gateway(request).directory.get(row_type, request.path_params["name"]))
+        return JSONResponse(await _governance(request).directory.get(row_type, request.path_params["name"]))
 
     async def update(request: Request) -> Response:
-        governance, data = _gateway(request), await json_object(request)
-        if row_type is KeyRow:
-            _check_mcp_servers(governance, data)
+        governance, data = _governance(request), await json_object(request)
         record = await governance.directory.update(row_type, request.path_params["name"], data)
         governance.changed()
         return JSONResponse(record)
 
     async def delete(request: Request) -> Response:
-        governance = _gateway(request)
+        governance = _governance(request)
         await governance.directory.delete(row_type, request.path_params["name"])
         governance.changed()
         return Response(status_code=204)
@@ -125,14 +111,14 @@ def entity_routes(collection: str) -> list[Route]:
 
 
 async def rotate_key(request: Request) -> Response:
-    governance = _gateway(request)
+    governance = _governance(request)
     record, secret = await governance.directory.rotate_key(request.path_params["name"])
     governance.changed()
     return JSONResponse({**record, "key": secret})
 
 
 async def revoke_key(request: Request) -> Response:
-    governance = _gateway(request)
+    governance = _governance(request)
     record = await governance.directory.revoke_key(request.path_params["name"])
     governance.changed()
     return JSONResponse(record)
@@ -153,7 +139,7 @@ async def audit_events(request: Request) -> Response:
         limit=_int_param(request, "limit", 100),
         cursor=params.get("cursor"),
     )
-    page, next_cursor = await _gateway(request).audit_log.query(query)
+    page, next_cursor = await _governance(request).audit_log.query(query)
     return JSONResponse({"data": page, "next_cursor": next_cursor})
 
 

@@ -22,10 +22,10 @@ from isthmus.component import Component
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
 from toolpolicy.audit import AuditRecord
 from toolpolicy.decide import authorize
-from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
-from toolpolicy.types import ModelTarget, Target, ToolTarget
+from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
 
@@ -76,30 +76,37 @@ async def authorize_endpoint(request: Request) -> Response:
     started = time.perf_counter()
     governance: Governance = request.app.state.governance
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    caller = await principal(request)
-    target = _target(await json_object(request))
-    decision = authorize(caller, target)
-    denial = decision.denial
-    governance.audit.emit(
-        AuditRecord(
-            request_id=request_id,
-            kind="authorize",
-            target=target.name,
-            decision="allow" if denial is None else "deny",
-            reason=denial.reason if denial is not None else None,
-            status=200 if denial is None else denial.status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            key_id=caller.key_id,
-            key_name=caller.key_name,
-            team=caller.team,
-            customer=caller.customer,
-        )
-    )
     headers = {"x-request-id": request_id}
+    caller: Principal | None = None
+    target: Target | None = None
+    denial: GatewayError | None = None
+    try:
+        caller = await principal(request)
+        target = _target(await json_object(request))
+        denial = authorize(caller, target).denial
+    except (AuthenticationError, PermissionDenied) as refused:
+        denial = refused  # failed authentications are audited too: security teams look for them
+    if target is not None or isinstance(denial, AuthenticationError):
+        governance.audit.emit(
+            AuditRecord(
+                request_id=request_id,
+                kind="authorize",
+                target=target.name if target is not None else "",
+                decision="allow" if denial is None else "deny",
+                reason=denial.reason if denial is not None else None,
+                status=200 if denial is None else denial.status,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                key_id=caller.key_id if caller else None,
+                key_name=caller.key_name if caller else None,
+                team=caller.team if caller else None,
+                customer=caller.customer if caller else None,
+            )
+        )
     if denial is not None:
         response = error_response(denial)
         response.headers.update(headers)
         return response
+    assert caller is not None and target is not None
     body = {"allowed": True, "key": caller.key_name, "team": caller.team, "customer": caller.customer}
     return JSONResponse({**body, "target": {"kind": target.kind, "name": target.name}}, headers=headers)
 

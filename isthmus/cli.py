@@ -88,7 +88,7 @@ async def _with_directory(args: argparse.Namespace, action: Callable[[Directory]
     store = Store.open(settings.store)
     try:
         await store.migrate()
-        directory = Directory(store)
+        directory = Directory(store, mcp_servers=settings.mcp_servers.keys())
         for name, secret in await directory.seed(settings):
             print(f"generated key {name!r} from the config: {secret}  (shown once)", file=sys.stderr)
         return await action(directory)
@@ -207,6 +207,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "info").upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Migration chatter is noise on every command; failures still surface as errors.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         code: int = args.handler(args)
         return code

@@ -23,7 +23,7 @@ class Governance:
     def __init__(self, settings: GatewaySettings, *, store_connect_args: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.store = Store.open(settings.store, connect_args=store_connect_args)
-        self.directory = Directory(self.store)
+        self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
         self.audit_log = AuditLog(self.store)
         self.audit = AuditWriter(
             self.audit_log.write,

@@ -118,3 +118,13 @@ async def test_stopping_flushes_pending_audit_records(gateway_factory: GatewayFa
     async with gateway_factory() as (_, client):
         records = (await client.get("/admin/audit?kind=authorize", headers=admin())).json()["data"]
     assert len(records) == 3
+
+
+async def test_failed_authentications_are_audited(governance: Started) -> None:
+    runtime, client = governance
+    await client.post("/v1/authorize", json={"model": "openai/x"}, headers={"authorization": "Bearer isk-guess"})
+    await client.post("/v1/authorize", json={"model": "openai/x"})
+    await runtime.audit.flush()
+    records = (await client.get("/admin/audit?decision=deny", headers=admin())).json()["data"]
+    assert sorted(r["reason"] for r in records) == ["invalid_api_key", "missing_api_key"]
+    assert all(r["key_name"] is None and r["status"] == 401 for r in records)

@@ -6,7 +6,7 @@ Every change is one transaction: it is validated whole, then written whole, or n
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -58,8 +58,10 @@ def _dump(spec: BaseModel, field: str) -> Any:
 class Directory:
     """Create, read, update and delete customers, teams and keys by name."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, mcp_servers: Collection[str] | None = None) -> None:
         self.store = store
+        self.mcp_servers = mcp_servers
+        """The configured MCP server names a key's allowlist may name; None accepts any."""
 
     # -- reads ---------------------------------------------------------------------------------------------------
 
@@ -165,6 +167,10 @@ class Directory:
         secret = generate_secret()
         async with self.store.session() as session, session.begin():
             row = await self._one(session, KeyRow, name)
+            if not row.active:
+                raise Conflict(
+                    f"key {name!r} is revoked or inactive; set active: true before rotating it", param="name"
+                )
             row.key_hash, row.key_prefix = hash_secret(secret), display_prefix(secret)
             row.updated_at = utcnow()
             return _render(row, *await self._names(session, row)), secret
@@ -256,6 +262,11 @@ class Directory:
         row.customer_id = await self._ref(session, CustomerRow, spec.customer, "customer")
 
     async def _apply_key(self, session: AsyncSession, row: KeyRow, spec: VirtualKeySettings) -> None:
+        for server in spec.mcp:
+            if self.mcp_servers is not None and server not in self.mcp_servers:
+                raise InvalidRequest(
+                    f"mcp.{server}: no MCP server named {server!r} is configured", param=f"mcp.{server}"
+                )
         row.name, row.meta = spec.name, spec.metadata
         row.team_id = await self._ref(session, TeamRow, spec.team, "team")
         row.customer_id = await self._ref(session, CustomerRow, spec.customer, "customer")

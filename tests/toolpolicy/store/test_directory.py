@@ -158,3 +158,23 @@ async def test_seeding_applies_config_changes_but_keeps_a_revocation(directory: 
     record = await directory.get(KeyRow, "fixed")
     assert record["models"] == ["anthropic/*"]
     assert record["active"] is False
+
+
+async def test_a_revoked_key_cannot_be_rotated(directory: Directory) -> None:
+    await directory.create_key({"name": "bot"})
+    await directory.revoke_key("bot")
+    with pytest.raises(Conflict, match="revoked"):
+        await directory.rotate_key("bot")
+
+
+async def test_the_allowlist_may_only_name_configured_servers(store_target: StoreTarget) -> None:
+    store = Store.open(store_target.url, connect_args=store_target.connect_args)
+    await store.migrate()
+    try:
+        directory = Directory(store, mcp_servers={"docs"})
+        await directory.create_key({"name": "ok", "mcp": {"docs": ["*"]}})
+        with pytest.raises(InvalidRequest) as caught:
+            await directory.create_key({"name": "bad", "mcp": {"files": ["*"]}})
+        assert caught.value.param == "mcp.files"
+    finally:
+        await store.close()
