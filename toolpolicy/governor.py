@@ -3,10 +3,12 @@
 The order is written here, once:
 
 1. allowlist (`authorize`): cheapest, and a denied caller must not consume anyone's limits;
-2. the key's rate limits (requests +1, tokens reserved at input + max output): per request, not per attempt;
-3. per attempt target (`Admission.attempt`): that provider's rate limits, then every applicable budget reserved at
-   the target's worst-case cost, so concurrent requests can never commit more than a budget allows;
-4. `settle` trues the reservations up to the provider's reported usage; `release` returns them on failure.
+2. the key's rate limits (requests +1 at once, tokens held at input + max output; MCP: tool calls per key and per
+   server), and for calls with a cost known up front (MCP `cost_per_call_usd`) every budget: once per request;
+3. per attempt target (`Admission.attempt`, LLM calls): that provider's rate limits, then every applicable budget
+   held at the target's worst-case cost, so concurrent requests can never commit more than a budget allows;
+4. `settle` trues the holds up to the provider's reported usage and writes the spend ledger; `release` returns
+   them when the call fails.
 
 Usage::
 
@@ -22,11 +24,23 @@ Usage::
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from toolpolicy.batching import BatchWriter
+from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
 from toolpolicy.decide import authorize
+from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
+from toolpolicy.plan import Planned, entity_budgets, from_nano, rate_limit, to_nano
+from toolpolicy.pricing import DEFAULT_MAX_OUTPUT, ModelPrice, PriceTable
+from toolpolicy.settings import GatewaySettings
+from toolpolicy.store.ledger import SpendEntry, SpendLedger
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,36 +72,235 @@ class Usage:
     """The cost when known; otherwise it is priced from the model and tokens."""
 
 
+class Governor:
+    """Admits calls against the counter store; the one place the policy order is applied."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        counters: CounterStore,
+        ledger: SpendLedger,
+        spend: BatchWriter[SpendEntry],
+        *,
+        fallback: CounterStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.counters = counters
+        self.ledger = ledger
+        self.spend = spend
+        self.fallback = fallback
+        self.clock = clock
+        self.prices = PriceTable.with_overrides(
+            {name: price.model_dump(exclude_none=True) for name, price in settings.pricing.items()}
+        )
+        self.fallbacks_used = 0
+        """Reservations served by the local fallback because the shared counter store failed."""
+        self.unpriced_calls = 0
+
+    def price(self, target: ModelTarget) -> ModelPrice | None:
+        provider = self.settings.providers.get(target.provider)
+        return self.prices.lookup(target, provider.kind if provider is not None else None)
+
+    async def admit(self, call: Call) -> Admission:
+        """Raise a typed GatewayError denial, or return the call's Admission holding its reservations."""
+        authorize(call.principal, call.target).raise_if_denied()
+        admission = Admission(self, call)
+        now = self.clock()
+        principal, limits = call.principal, call.principal.limits
+        planned: list[Planned] = []
+        owner = f"key/{principal.key_name}"
+        if isinstance(call.target, ToolTarget):
+            mcp_rate = limits.get("mcp_rate_limit") or {}
+            if mcp_rate.get("calls"):
+                planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
+            server_rate = (mcp_rate.get("per_server") or {}).get(call.target.server)
+            if server_rate:
+                server_owner = f"{owner} {call.target.server}"
+                planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
+            if call.fixed_cost_usd:
+                planned += entity_budgets(principal, to_nano(call.fixed_cost_usd, round_up=True), now, None)
+        else:
+            rate = limits.get("rate_limit") or {}
+            if rate.get("requests"):
+                requests = rate["requests"]
+                planned.append(
+                    rate_limit(owner, principal.key_id, "requests", requests, 1, now, commit=True, advertised=True)
+                )
+            if rate.get("tokens"):
+                tokens = call.input_tokens + (call.max_output_tokens or DEFAULT_MAX_OUTPUT)
+                planned.append(
+                    rate_limit(
+                        owner, principal.key_id, "tokens", rate["tokens"], tokens, now, commit=False, advertised=True
+                    )
+                )
+        await admission.reserve(planned, stage="request")
+        return admission
+
+
 class Admission:
     """The reservations one admitted call holds until it settles or releases them."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, governor: Governor, call: Call) -> None:
+        self.governor = governor
         self.call = call
         self.headers: dict[str, str] = {}
-        """Response headers describing the limits (`x-ratelimit-*`)."""
+        """Response headers describing the key's limits (`x-ratelimit-*`)."""
         self.target: ModelTarget | ToolTarget | None = call.target if isinstance(call.target, ToolTarget) else None
         self.cost_usd = Decimal(0)
+        self._held: dict[str, list[Planned]] = {"request": [], "attempt": []}
+        self._store: CounterStore = governor.counters
+        self._price: ModelPrice | None = None
         self._done = False
 
     async def attempt(self, target: ModelTarget) -> None:
-        """Reserve the provider-level limits and budgets for one attempt target (call again on failover)."""
-        self.target = target
+        """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
+        governor, principal = self.governor, self.call.principal
+        await self._settle_stage("attempt", None)
+        self.target, self._price = target, governor.price(target)
+        now = governor.clock()
+        worst = Decimal(0)
+        if self._price is None:
+            governor.unpriced_calls += 1
+            has_budgets = bool(entity_budgets(principal, 0, now, target.provider))
+            if governor.settings.unpriced == "deny" and has_budgets:
+                raise PermissionDenied(f"model {target.name!r} has no price and budgets apply (unpriced: deny)")
+            logger.warning("no price for model %s: counted as $0 against budgets", target.name)
+        else:
+            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens)
+        planned: list[Planned] = []
+        provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider) or {}
+        owner = f"key/{principal.key_name} {target.provider}"
+        if provider_rate.get("requests"):
+            requests = provider_rate["requests"]
+            planned.append(rate_limit(owner, principal.key_id, "requests", requests, 1, now, commit=True))
+        if provider_rate.get("tokens"):
+            tokens = self.call.input_tokens + (self.call.max_output_tokens or DEFAULT_MAX_OUTPUT)
+            tokens_rate = provider_rate["tokens"]
+            planned.append(rate_limit(owner, principal.key_id, "tokens", tokens_rate, tokens, now, commit=False))
+        planned += entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
+        await self.reserve(planned, stage="attempt")
+
+    async def reserve(self, planned: list[Planned], *, stage: str) -> None:
+        if not planned:
+            return
+        governor = self.governor
+        limits = [item.limit for item in planned]
+        for _ in range(3):
+            now = governor.clock().timestamp()
+            try:
+                outcome = await self._store.reserve(
+                    self.call.request_id, limits, now=now, hold_seconds=governor.settings.reservation_ttl
+                )
+            except CounterStoreError as exc:
+                self._fall_back(exc)
+                continue
+            if outcome.missing:
+                await self._seed(planned, outcome.missing, now)
+                continue
+            if not outcome.ok:
+                assert outcome.failed is not None
+                failed = planned[outcome.failed]
+                raise LimitExceeded(
+                    f"{failed.describe(outcome.usage[outcome.failed])}", retry_after=failed.window.resets_in
+                )
+            self._held[stage] = planned
+            for item, usage in zip(planned, outcome.usage, strict=True):
+                if item.advertised:
+                    self.headers.update(item.headers(usage, item.kind))
+            return
+        raise ServiceUnavailable("could not reserve against the counter store; try again")
+
+    def _fall_back(self, exc: CounterStoreError) -> None:
+        governor = self.governor
+        if governor.settings.on_counter_store_error != "allow" or governor.fallback is None:
+            logger.error("counter store unreachable, denying: %s", exc)
+            raise ServiceUnavailable(
+                "the shared rate-limit and budget counters (Redis) are unreachable; the gateway refuses requests "
+                "until they are back (on_counter_store_error: deny)"
+            ) from exc
+        if self._store is governor.fallback:
+            raise ServiceUnavailable("the local fallback counters failed") from exc
+        governor.fallbacks_used += 1
+        logger.error("COUNTER STORE UNREACHABLE: limits are now per replica (on_counter_store_error: allow): %s", exc)
+        self._store = governor.fallback
+
+    async def _seed(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
+        governor = self.governor
+        await governor.spend.flush()  # this replica's unwritten spend belongs in the seed
+        wanted = set(missing)
+        for item in planned:
+            seeds = {key: seed for key, seed in (item.seeds or {}).items() if key in wanted}
+            if not seeds:
+                continue
+            bucket_seconds = item.window.bucket_seconds
+            if bucket_seconds is None:
+                for key, seed in seeds.items():
+                    total = await governor.ledger.total(seed.scope, seed.start)
+                    await self._store.seed(key, to_nano(total), item.limit.ttl, now=now)
+                continue
+            # One query for every missing bucket of a rolling window.
+            first = min(seed.start for seed in seeds.values())
+            scope = next(iter(seeds.values())).scope
+            totals = await governor.ledger.by_bucket(scope, first, bucket_seconds)
+            for key, seed in seeds.items():
+                total = totals.get(int(seed.start.timestamp()) // bucket_seconds, Decimal(0))
+                await self._store.seed(key, to_nano(total), item.limit.ttl, now=now)
+
+    async def _settle_stage(self, stage: str, actual: Callable[[Planned], int] | None) -> None:
+        held, self._held[stage] = self._held[stage], []
+        if not held:
+            return
+        settlements = [Settlement(item.limit, actual(item) if actual else 0) for item in held]
+        try:
+            await self._store.settle(self.call.request_id, settlements, now=self.governor.clock().timestamp())
+        except CounterStoreError:
+            # The holds expire on their own (reservation_ttl); the ledger still records the spend.
+            logger.exception("could not settle request %s in the counter store", self.call.request_id)
 
     async def settle(self, usage: Usage) -> Decimal:
-        """Commit the actual usage; returns the cost charged."""
+        """Commit the actual usage and record the spend; returns the cost charged in USD."""
+        if self._done:
+            return self.cost_usd
         self._done = True
-        self.cost_usd = usage.cost_usd if usage.cost_usd is not None else Decimal(0)
-        return self.cost_usd
+        if usage.cost_usd is not None:
+            cost = usage.cost_usd
+        elif self.call.fixed_cost_usd is not None:
+            cost = self.call.fixed_cost_usd
+        elif self._price is not None:
+            cost = self._price.cost(usage.tokens_in, usage.tokens_out, usage.cached_tokens)
+        else:
+            cost = Decimal(0)
+        self.cost_usd = cost
+        nano, tokens = to_nano(cost), usage.tokens_in + usage.tokens_out
+
+        def actual(item: Planned) -> int:
+            return nano if item.kind == "usd" else tokens if item.kind == "tokens" else 0
+
+        await self._settle_stage("request", actual)
+        await self._settle_stage("attempt", actual)
+        if cost:
+            principal, target = self.call.principal, self.target or self.call.target
+            self.governor.spend.emit(
+                SpendEntry(
+                    request_id=self.call.request_id,
+                    target=target.name,
+                    cost_usd=cost,
+                    key_id=principal.key_id,
+                    team_id=principal.team_id,
+                    customer_id=principal.customer_id,
+                    provider=target.provider if isinstance(target, ModelTarget) else None,
+                )
+            )
+        return cost
 
     async def release(self) -> None:
-        """Give back every reservation (the call failed or was not forwarded)."""
+        """Give back every hold (the call failed or was not forwarded); request counts stay counted."""
+        if self._done:
+            return
         self._done = True
+        await self._settle_stage("request", None)
+        await self._settle_stage("attempt", None)
 
 
-class Governor:
-    """Admits calls: the one place the policy order is applied."""
-
-    async def admit(self, call: Call) -> Admission:
-        """Raise a typed GatewayError denial, or return the call's Admission."""
-        authorize(call.principal, call.target).raise_if_denied()
-        return Admission(call)
+__all__ = ["Admission", "Call", "Governor", "Usage", "from_nano"]

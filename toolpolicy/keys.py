@@ -38,6 +38,8 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
         key_name=record["name"],
         team=record.get("team"),
         customer=record.get("customer"),
+        team_id=record.get("team_id"),
+        customer_id=record.get("customer_id"),
         models=GlobSet.of(record.get("models") or ()),
         mcp={server: GlobSet.of(tools) for server, tools in (record.get("mcp") or {}).items()},
         expires_at=datetime.fromisoformat(expires_at) if isinstance(expires_at, str) else expires_at,

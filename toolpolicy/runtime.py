@@ -1,4 +1,4 @@
-"""The governance core's long-lived parts, wired once per process: store, key resolver, governor, audit writer."""
+"""The governance core's long-lived parts, wired once per process: store, keys, governor, counters, writers."""
 
 from __future__ import annotations
 
@@ -6,48 +6,76 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from toolpolicy.audit import AuditWriter
+from toolpolicy.audit import AuditRecord
+from toolpolicy.batching import BatchWriter
+from toolpolicy.counters.base import CounterStore
+from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.governor import Governor
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
+from toolpolicy.store.ledger import SpendEntry, SpendLedger
 
 logger = logging.getLogger(__name__)
+
+
+def counter_store(settings: GatewaySettings) -> CounterStore:
+    if settings.redis:
+        from toolpolicy.counters.redis import RedisCounterStore
+
+        return RedisCounterStore(settings.redis)
+    return MemoryCounterStore()
 
 
 class Governance:
     """Everything a request handler of either half needs; `start()` and `stop()` bracket its life."""
 
-    def __init__(self, settings: GatewaySettings, *, store_connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        store_connect_args: dict[str, Any] | None = None,
+        counters: CounterStore | None = None,
+    ) -> None:
         self.settings = settings
         self.store = Store.open(settings.store, connect_args=store_connect_args)
         self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
         self.audit_log = AuditLog(self.store)
-        self.audit = AuditWriter(
+        self.audit = BatchWriter[AuditRecord](
             self.audit_log.write,
+            name="audit",
             batch_size=settings.audit.batch_size,
             flush_interval=settings.audit.flush_interval,
         )
+        self.ledger = SpendLedger(self.store)
+        self.spend = BatchWriter[SpendEntry](
+            self.ledger.write, name="spend ledger", batch_size=settings.audit.batch_size, flush_interval=0.25
+        )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
-        self.governor = Governor()
+        self.counters = counters or counter_store(settings)
+        fallback = MemoryCounterStore() if settings.redis and settings.on_counter_store_error == "allow" else None
+        self.governor = Governor(settings, self.counters, self.ledger, self.spend, fallback=fallback)
         self.started = False
 
     async def start(self, *, announce: TextIO = sys.stderr) -> None:
-        """Migrate the store, seed the config's entities, and start the audit writer."""
+        """Migrate the store, seed the config's entities, and start the writers."""
         await self.store.migrate()
         for name, secret in await self.directory.seed(self.settings):
             # The only time this secret exists in clear: the store keeps its hash.
             print(f"isthmus: generated key {name!r}: {secret}  (shown once; store it now)", file=announce)
         self.audit.start()
+        self.spend.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
         try:
+            await self.spend.aclose()
             await self.audit.aclose()
         finally:
+            await self.counters.aclose()
             await self.store.close()
 
     def changed(self) -> None:

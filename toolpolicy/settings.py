@@ -107,6 +107,14 @@ class ProviderSettings(_Model):
     """API keys, load-balanced by weight."""
     api_version: str | None = None
     """Azure OpenAI `api-version` query parameter."""
+    models: list[str] = Field(default_factory=list)
+    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too."""
+
+    @model_validator(mode="after")
+    def _azure_needs_base_url(self) -> ProviderSettings:
+        if self.kind == "azure" and not self.base_url:
+            raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
+        return self
 
     @property
     def usable_keys(self) -> list[ProviderKey]:
@@ -162,6 +170,36 @@ class McpServerSettings(_Model):
         if self.transport is not None:
             return self.transport
         return "sse" if self.type == "sse" else "streamable-http"
+
+
+class McpHubSettings(_Model):
+    """Hub-wide options of the MCP hub (the `mcp:` block)."""
+
+    refresh_interval: float = Field(default=300.0, ge=0)
+    """Seconds between re-listings of each upstream's tools, resources and prompts; 0 relies on change notices."""
+    connect_timeout: float = Field(default=20.0, gt=0)
+    """Seconds an upstream may take to connect and answer its first listing before the attempt counts as failed."""
+    backoff_initial: float = Field(default=0.5, gt=0)
+    """Seconds before the first reconnection (or restart of a stdio server); doubled after each failed attempt."""
+    backoff_max: float = Field(default=30.0, gt=0)
+    """Longest wait between two reconnection attempts, in seconds."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted on `/mcp` and the REST routes; larger bodies get 413."""
+    max_upstream_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest single message (one stdout line) accepted from a stdio upstream; longer lines are discarded."""
+    page_size: int | None = Field(default=None, ge=1)
+    """Items per page of `tools/list`, `resources/list`, `prompts/list`...; null sends everything in one page."""
+    allowed_hosts: list[str] | None = None
+    """`Host` headers `/mcp` accepts (`host` or `host:*`), against DNS rebinding; null derives them from `listen`,
+    `["*"]` accepts any."""
+    allowed_origins: list[str] | None = None
+    """`Origin` headers `/mcp` accepts (`http://host:*`); null derives them from `allowed_hosts`."""
+    session_idle_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds after which an idle legacy (2025-era) client session is closed."""
+    max_sessions: int = Field(default=10_000, ge=1)
+    """Legacy client sessions open at once; past this, new sessions get 503."""
+    key_watch_interval: float = Field(default=5.0, gt=0)
+    """Seconds between checks of connected clients' keys, so an allowlist change reaches them as a list change."""
 
 
 class CustomerSettings(_Model):
@@ -240,6 +278,55 @@ class AuditSettings(_Model):
     """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
 
 
+class ModelAliasSettings(_Model):
+    """A model name that stands for an ordered list of `provider/model` targets."""
+
+    targets: list[str] = Field(min_length=1)
+    """`provider/model` targets, tried in order: the next one gets its turn when one fails."""
+
+
+class LlmSettings(_Model):
+    """How the LLM proxy talks to providers: retries, circuit breaking, timeouts and size caps."""
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries of one target on 429, 5xx and connection errors, before the next target is tried."""
+    backoff_initial: float = Field(default=0.5, gt=0)
+    """Seconds before the first retry; doubled at each retry, with jitter."""
+    backoff_max: float = Field(default=8.0, gt=0)
+    """Longest wait before a retry, in seconds; a provider's Retry-After longer than this moves to the next target."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to open a connection to a provider."""
+    read_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a provider may stay silent while answering (between two reads)."""
+    total_timeout: float = Field(default=600.0, gt=0)
+    """Seconds one attempt may take in all, streams included."""
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest request body accepted from a client; larger bodies get 413."""
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest response accepted from a provider; a larger one is cut off and answered with 502."""
+    key_cooldown: float = Field(default=60.0, ge=0)
+    """Seconds a provider key that got 401 or 403 stays out of rotation."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failures after which a provider or a key is skipped (the circuit opens)."""
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    """Seconds an open circuit skips its provider or key before one probe request is let through."""
+    max_connections: int = Field(default=512, ge=1)
+    """Open connections to all providers together (one shared keep-alive pool)."""
+
+
+class PriceSettings(_Model):
+    """A model's price in USD per million tokens."""
+
+    input: float = Field(ge=0)
+    """Input tokens."""
+    output: float = Field(ge=0)
+    """Output tokens."""
+    cached_input: float | None = Field(default=None, ge=0)
+    """Cached input tokens; null means the input price."""
+    max_output: int | None = Field(default=None, ge=0)
+    """The model's output token limit, used for the worst case when a request sets no `max_tokens`."""
+
+
 class GatewaySettings(_Model):
     """The whole gateway configuration."""
 
@@ -257,6 +344,8 @@ class GatewaySettings(_Model):
     """LLM providers by name."""
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     """Upstream MCP servers by name (`[a-z0-9-]+`)."""
+    mcp: McpHubSettings = Field(default_factory=McpHubSettings)
+    """MCP hub settings: refresh, reconnection, size caps, allowed hosts."""
     customers: list[CustomerSettings] = Field(default_factory=list)
     """Customers seeded into the store at start."""
     teams: list[TeamSettings] = Field(default_factory=list)
@@ -265,6 +354,18 @@ class GatewaySettings(_Model):
     """Virtual keys seeded into the store at start."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit trail settings."""
+    pricing: dict[str, PriceSettings] = Field(default_factory=dict)
+    """Prices by `provider/model` (globs allowed), added to or overriding the shipped table."""
+    unpriced: Literal["allow", "deny"] = "allow"
+    """A model with no price: `allow` counts it as $0 (with a warning), `deny` refuses it when budgets apply."""
+    on_counter_store_error: Literal["deny", "allow"] = "deny"
+    """When Redis is unreachable: `deny` answers 503, `allow` falls back to counters in this process."""
+    reservation_ttl: float = Field(default=600.0, gt=0)
+    """Seconds a request's reservation is held at most (a replica that dies mid-request frees it after this)."""
+    models: dict[str, ModelAliasSettings] = Field(default_factory=dict)
+    """Model aliases by name, e.g. `fast: {targets: [openai/gpt-4o-mini, anthropic/claude-haiku-4-5]}`."""
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    """LLM proxy settings: retries, circuit breaking, timeouts, size caps."""
 
     @field_validator("listen")
     @classmethod
@@ -288,6 +389,22 @@ class GatewaySettings(_Model):
             if not SERVER_NAME.match(name) or "__" in name:
                 raise ValueError(f"server name {name!r} must be lowercase letters, digits and single '-'")
         return value
+
+    @model_validator(mode="after")
+    def _model_aliases(self) -> GatewaySettings:
+        problems: list[str] = []
+        for alias, settings in self.models.items():
+            if "/" in alias or not alias:
+                problems.append(f"models.{alias}: an alias name may not contain '/' (that is how targets are named)")
+            for index, target in enumerate(settings.targets):
+                provider, sep, model = target.partition("/")
+                if not sep or not model:
+                    problems.append(f"models.{alias}.targets[{index}]: {target!r} is not 'provider/model'")
+                elif provider not in self.providers:
+                    problems.append(f"models.{alias}.targets[{index}]: no provider named {provider!r} in providers")
+        if problems:
+            raise ReferenceProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> GatewaySettings:

@@ -17,6 +17,9 @@ class Principal:
     key_name: str
     team: str | None = None
     customer: str | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    """The customer the key belongs to, directly or through its team."""
     models: GlobSet = field(default_factory=lambda: GlobSet(()))
     mcp: dict[str, GlobSet] = field(default_factory=dict)
     expires_at: datetime | None = None

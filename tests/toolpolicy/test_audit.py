@@ -45,7 +45,7 @@ class Sink:
 
 async def test_records_are_written_in_batches_off_the_hot_path() -> None:
     sink = Sink()
-    writer = AuditWriter(sink, batch_size=10, flush_interval=60)
+    writer = AuditWriter(sink, name="audit", batch_size=10, flush_interval=60)
     writer.start()
     for index in range(25):
         writer.emit(record(index))
@@ -61,7 +61,7 @@ async def test_records_are_written_in_batches_off_the_hot_path() -> None:
 
 async def test_close_flushes_everything_pending() -> None:
     sink = Sink()
-    writer = AuditWriter(sink, batch_size=1000, flush_interval=60)
+    writer = AuditWriter(sink, name="audit", batch_size=1000, flush_interval=60)
     writer.start()
     for index in range(3):
         writer.emit(record(index))
@@ -71,7 +71,7 @@ async def test_close_flushes_everything_pending() -> None:
 
 async def test_a_failed_write_keeps_its_records_for_the_next_attempt() -> None:
     sink = Sink(failures=1)
-    writer = AuditWriter(sink, batch_size=100, flush_interval=60)
+    writer = AuditWriter(sink, name="audit", batch_size=100, flush_interval=60)
     writer.emit(record(1))
     with pytest.raises(ConnectionError):
         await writer.flush()
@@ -81,7 +81,7 @@ async def test_a_failed_write_keeps_its_records_for_the_next_attempt() -> None:
 
 
 async def test_an_overfull_buffer_drops_the_oldest_and_counts_them() -> None:
-    writer = AuditWriter(Sink(), batch_size=100, flush_interval=60, max_buffer=5)
+    writer = AuditWriter(Sink(), name="audit", batch_size=100, flush_interval=60, max_buffer=5)
     for index in range(8):
         writer.emit(record(index))
     assert writer.pending == 5 and writer.dropped == 3

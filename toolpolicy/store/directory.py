@@ -193,6 +193,7 @@ class Directory:
             customer_id = team.customer_id if team is not None else row.customer_id
             customer = await session.get(CustomerRow, customer_id) if customer_id else None
             record["customer"] = customer.name if customer is not None else None
+            record["team_id"], record["customer_id"] = row.team_id, customer_id
             record["team_budgets"] = team.budgets if team is not None else []
             record["customer_budgets"] = customer.budgets if customer is not None else []
             return record
@@ -205,6 +206,16 @@ class Directory:
         Returns (key name, secret) for each key created here without a configured value: the only time those
         secrets are seen. A key revoked through the admin API stays revoked although the config says `active`.
         """
+        for attempt in range(3):
+            try:
+                return await self._seed_once(settings)
+            except IntegrityError:
+                # Another replica seeded the same names at the same moment; its rows are there now.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _seed_once(self, settings: GatewaySettings) -> list[tuple[str, str]]:
         generated: list[tuple[str, str]] = []
         async with self.store.session() as session, session.begin():
             for customer in settings.customers:

@@ -1,0 +1,72 @@
+"""The counter store contract, shared by the in-process and the Redis implementations.
+
+A counter has committed usage (`used`, summed over one or more bucket keys) and holds (reservations of requests in
+flight, kept per request with a deadline so a crashed replica's holds expire). `reserve` checks every limit and
+takes every hold in one atomic step, or takes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CounterStoreError(Exception):
+    """The counter store could not answer (e.g. Redis unreachable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit to check and reserve against, in integer units (requests, tokens, or nano-USD)."""
+
+    hold_key: str
+    """Where this limit's holds are kept (one per limit, whatever the window)."""
+    used_keys: tuple[str, ...]
+    """Buckets whose sum is the committed usage."""
+    add_key: str
+    """The bucket committed usage goes to."""
+    limit: int
+    amount: int
+    """What this request takes."""
+    commit: bool = False
+    """Count `amount` as used at once (request counts) instead of holding it until settlement."""
+    ttl: int | None = None
+    """Seconds the bucket keys live."""
+    seeded: bool = False
+    """Buckets must be seeded (from the spend ledger) before use: a missing bucket is reported, not taken as 0."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOutcome:
+    ok: bool
+    usage: tuple[int, ...]
+    """Usage (committed + held) of each limit before this request."""
+    failed: int | None = None
+    """Index of the first limit that had no room."""
+    missing: tuple[str, ...] = ()
+    """Seeded buckets that do not exist yet; seed them and reserve again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What to do with one limit's hold when its request finishes."""
+
+    limit: Limit
+    actual: int
+    """Usage to commit (0 on release)."""
+
+
+class CounterStore(Protocol):
+    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
+        """Atomically: drop expired holds, check every limit has room for its amount, take every amount."""
+        ...
+
+    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
+        """Drop the request's holds and commit the actual usage (seeded buckets only if they exist)."""
+        ...
+
+    async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
+        """Set a bucket's committed usage unless it already exists."""
+        ...
+
+    async def aclose(self) -> None: ...

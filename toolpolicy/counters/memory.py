@@ -1,0 +1,86 @@
+"""Counters in this process: exact for one replica (the default when no Redis is configured)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from toolpolicy.counters.base import Limit, ReserveOutcome, Settlement
+
+
+@dataclass
+class _Holds:
+    by_request: dict[str, tuple[int, float]] = field(default_factory=dict)
+    total: int = 0
+
+
+class MemoryCounterStore:
+    """Every method runs without awaiting, so each is atomic on the event loop."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, tuple[int, float | None]] = {}
+        self._holds: dict[str, _Holds] = {}
+
+    def _value(self, key: str, now: float) -> int | None:
+        entry = self._used.get(key)
+        if entry is None:
+            return None
+        used, expires = entry
+        if expires is not None and expires <= now:
+            del self._used[key]
+            return None
+        return used
+
+    def _sweep(self, hold_key: str, now: float) -> _Holds:
+        holds = self._holds.setdefault(hold_key, _Holds())
+        for request_id, (amount, deadline) in list(holds.by_request.items()):
+            if deadline <= now:
+                del holds.by_request[request_id]
+                holds.total -= amount
+        return holds
+
+    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
+        usage: list[int] = []
+        missing: list[str] = []
+        for limit in limits:
+            committed = 0
+            for key in limit.used_keys:
+                value = self._value(key, now)
+                if value is None and limit.seeded:
+                    missing.append(key)
+                committed += value or 0
+            usage.append(committed + self._sweep(limit.hold_key, now).total)
+        if missing:
+            return ReserveOutcome(False, tuple(usage), missing=tuple(missing))
+        for index, limit in enumerate(limits):
+            if usage[index] + limit.amount > limit.limit:
+                return ReserveOutcome(False, tuple(usage), failed=index)
+        for limit in limits:
+            if limit.commit:
+                self._add(limit.add_key, limit.amount, limit.ttl, now)
+            elif limit.amount:
+                holds = self._holds[limit.hold_key]
+                held, _ = holds.by_request.get(request_id, (0, 0.0))
+                holds.by_request[request_id] = (held + limit.amount, now + hold_seconds)
+                holds.total += limit.amount
+        return ReserveOutcome(True, tuple(usage))
+
+    def _add(self, key: str, amount: int, ttl: int | None, now: float) -> None:
+        used = self._value(key, now) or 0
+        self._used[key] = (used + amount, now + ttl if ttl is not None else None)
+
+    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
+        for settlement in settlements:
+            limit = settlement.limit
+            holds = self._holds.get(limit.hold_key)
+            if holds is not None and request_id in holds.by_request:
+                amount, _ = holds.by_request.pop(request_id)
+                holds.total -= amount
+            if settlement.actual and (not limit.seeded or limit.add_key in self._used):
+                self._add(limit.add_key, settlement.actual, limit.ttl, now)
+
+    async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
+        if self._value(key, now) is None:
+            self._used[key] = (used, now + ttl if ttl is not None else None)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,160 @@
+"""Which limits apply to a call: turning a principal's budgets and rate limits into counter Limits.
+
+Units: requests and tokens count as themselves; money is counted in nano-USD, so every counter is an integer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from toolpolicy.counters.base import Limit
+from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.store.ledger import SpendScope
+from toolpolicy.types import Principal
+from toolpolicy.windows import Window, budget_window, format_reset, rate_window
+
+NANO = Decimal(1_000_000_000)
+
+
+def to_nano(usd: Decimal, *, round_up: bool = False) -> int:
+    return int((usd * NANO).to_integral_value(ROUND_CEILING if round_up else ROUND_HALF_UP))
+
+
+def from_nano(nano: int) -> Decimal:
+    return Decimal(nano) / NANO
+
+
+def usd(amount: Decimal) -> str:
+    """`$0.50`, or as many decimals as a sub-cent amount needs (`$0.045`), up to six."""
+    cents = amount.quantize(Decimal("0.01"))
+    if cents == amount:
+        return f"${cents}"
+    return "$" + format(amount.quantize(Decimal("0.000001")).normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """Where a budget bucket's committed spend comes from when the counter store does not have it."""
+
+    scope: SpendScope
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A Limit with what is needed to explain a denial and to seed it."""
+
+    limit: Limit
+    label: str
+    """e.g. `budget team/support 1M` or `rate limit key/bot requests 600/1m`."""
+    kind: str
+    """`requests`, `tokens`, `calls` or `usd`."""
+    window: Window
+    seeds: dict[str, Seed] | None = None
+    advertised: bool = False
+    """Reported in the `x-ratelimit-*` response headers (the key's own LLM limits)."""
+
+    def describe(self, usage: int) -> str:
+        if self.kind == "usd":
+            return f"{self.label}: {usd(from_nano(usage))} spent of {usd(from_nano(self.limit.limit))}"
+        return f"{self.label}: {usage} of {self.limit.limit} used"
+
+    def headers(self, usage: int, suffix: str) -> dict[str, str]:
+        remaining = max(0, self.limit.limit - usage - self.limit.amount)
+        reset = format_reset(self.window.resets_in or 0)
+        return {
+            f"x-ratelimit-limit-{suffix}": str(self.limit.limit),
+            f"x-ratelimit-remaining-{suffix}": str(remaining),
+            f"x-ratelimit-reset-{suffix}": reset,
+        }
+
+
+def rate_limit(
+    owner: str,
+    key_id: str,
+    name: str,
+    rate_text: str,
+    amount: int,
+    now: datetime,
+    *,
+    commit: bool,
+    advertised: bool = False,
+) -> Planned:
+    """`owner` labels the denial (`key/bot`, `key/bot anthropic`); `name` is requests, tokens or calls."""
+    rate = parse_rate(rate_text)
+    window = rate_window(rate, now)
+    base = f"rl:{key_id}:{owner.partition(' ')[2] or '-'}:{name}:{rate.window_seconds}"
+    limit = Limit(
+        hold_key=base,
+        used_keys=tuple(f"{base}:{bucket}" for bucket in window.used_ids),
+        add_key=f"{base}:{window.add_id}",
+        limit=rate.limit,
+        amount=amount,
+        commit=commit,
+        ttl=window.ttl,
+    )
+    return Planned(limit, f"rate limit {owner} {name} {rate_text}", name, window, advertised=advertised)
+
+
+def budget_limits(
+    level: str, name: str, scope_id: str, scope: SpendScope, budgets: list[dict[str, Any]], amount: int, now: datetime
+) -> list[Planned]:
+    """One Limit per distinct (period, rolling) of an entity: budgets sharing a window share usage, so the
+    strictest cap stands for them."""
+    strictest: dict[tuple[BudgetPeriod | None, bool], dict[str, Any]] = {}
+    for budget in budgets:
+        window_id = (budget.get("period"), bool(budget.get("rolling")))
+        if window_id not in strictest or budget["max_usd"] < strictest[window_id]["max_usd"]:
+            strictest[window_id] = budget
+    planned: list[Planned] = []
+    for (period, rolling), budget in strictest.items():
+        window = budget_window(period, rolling, now)
+        base = f"b:{level}:{scope_id}:{scope.provider or '-'}"
+        seeds: dict[str, Seed] = {}
+        for bucket in window.used_ids:
+            key = f"{base}:{bucket}"
+            if window.bucket_seconds is None:
+                seeds[key] = Seed(scope, window.start, None)
+            else:
+                index = int(bucket.rpartition("@")[2])
+                start = datetime.fromtimestamp(index * window.bucket_seconds, now.tzinfo)
+                seeds[key] = Seed(scope, start, start + timedelta(seconds=window.bucket_seconds))
+        limit = Limit(
+            hold_key=f"{base}:{period or 'life'}{'r' if rolling else ''}",
+            used_keys=tuple(seeds),
+            add_key=f"{base}:{window.add_id}",
+            limit=to_nano(Decimal(str(budget["max_usd"]))),
+            amount=amount,
+            ttl=window.ttl,
+            seeded=True,
+        )
+        label = f"budget {level}/{name} {period or 'lifetime'}{' rolling' if rolling else ''}"
+        planned.append(Planned(limit, label, "usd", window, seeds))
+    return planned
+
+
+def entity_budgets(principal: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:
+    """Every budget that applies: customer, team, key, and the key's budgets on `provider`."""
+    limits = principal.limits
+    planned: list[Planned] = []
+    if principal.customer_id and principal.customer:
+        scope = SpendScope(customer_id=principal.customer_id)
+        budgets = limits.get("customer_budgets") or []
+        planned += budget_limits("customer", principal.customer, principal.customer_id, scope, budgets, amount, now)
+    if principal.team_id and principal.team:
+        scope = SpendScope(team_id=principal.team_id)
+        budgets = limits.get("team_budgets") or []
+        planned += budget_limits("team", principal.team, principal.team_id, scope, budgets, amount, now)
+    key_scope = SpendScope(key_id=principal.key_id)
+    budgets = limits.get("budgets") or []
+    planned += budget_limits("key", principal.key_name, principal.key_id, key_scope, budgets, amount, now)
+    provider_budgets = (limits.get("provider_budgets") or {}).get(provider) if provider else None
+    if provider and provider_budgets:
+        scope = SpendScope(key_id=principal.key_id, provider=provider)
+        owner = f"{principal.key_name} {provider}"
+        planned += budget_limits("key", owner, principal.key_id, scope, provider_budgets, amount, now)
+    return planned

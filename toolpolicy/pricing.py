@@ -1,0 +1,86 @@
+"""Model prices: a table shipped with the package, overridden or extended by the config's `pricing:` block."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from toolpolicy.types import ModelTarget
+
+MILLION = Decimal(1_000_000)
+DEFAULT_MAX_OUTPUT = 4096
+"""Output tokens assumed for the worst case when neither the request nor the table gives a limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    max_output: int | None = None
+
+    def cost(self, tokens_in: int, tokens_out: int, cached_tokens: int = 0) -> Decimal:
+        cached = min(cached_tokens, tokens_in)
+        cached_rate = self.cached_input if self.cached_input is not None else self.input
+        total = (tokens_in - cached) * self.input + cached * cached_rate + tokens_out * self.output
+        return total / MILLION
+
+    def worst_case(self, tokens_in: int, max_output_tokens: int | None) -> Decimal:
+        """The most a request can cost: its input plus `max_tokens` (or the model's output limit) of output."""
+        limit = max_output_tokens if max_output_tokens is not None else self.max_output
+        return self.cost(tokens_in, limit if limit is not None else DEFAULT_MAX_OUTPUT)
+
+
+def _price(entry: dict[str, Any]) -> ModelPrice:
+    def usd(name: str) -> Decimal | None:
+        value = entry.get(name)
+        return Decimal(str(value)) if value is not None else None
+
+    return ModelPrice(
+        input=usd("input") or Decimal(0),
+        output=usd("output") or Decimal(0),
+        cached_input=usd("cached_input"),
+        max_output=entry.get("max_output"),
+    )
+
+
+def shipped_prices() -> dict[str, dict[str, Any]]:
+    raw = json.loads(resources.files("toolpolicy").joinpath("data/prices.json").read_text())
+    return {name: entry for name, entry in raw.items() if not name.startswith("_")}
+
+
+class PriceTable:
+    """Lookups by `provider/model`, then `kind/model` (a provider named `work` of kind `openai` finds
+    `openai/gpt-4o`), then the bare model name; exact entries before globs (`echo/*`)."""
+
+    def __init__(self, entries: dict[str, dict[str, Any]]) -> None:
+        self._exact = {name: _price(entry) for name, entry in entries.items() if not _is_glob(name)}
+        self._globs = [(name, _price(entry)) for name, entry in entries.items() if _is_glob(name)]
+        self._bare: dict[str, ModelPrice] = {}
+        for name, price in self._exact.items():
+            self._bare.setdefault(name.partition("/")[2] or name, price)
+
+    @classmethod
+    def with_overrides(cls, overrides: dict[str, dict[str, Any]]) -> PriceTable:
+        return cls({**shipped_prices(), **overrides})
+
+    def lookup(self, target: ModelTarget, kind: str | None = None) -> ModelPrice | None:
+        names = [target.name] + ([f"{kind}/{target.model}"] if kind and target.provider else [])
+        for name in names:
+            if name in self._exact:
+                return self._exact[name]
+        for name in names:
+            for pattern, price in self._globs:
+                if fnmatch.fnmatchcase(name, pattern):
+                    return price
+        return self._bare.get(target.model)
+
+
+def _is_glob(name: str) -> bool:
+    return any(char in name for char in "*?[")

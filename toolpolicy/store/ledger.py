@@ -1,0 +1,69 @@
+"""The spend ledger: one row per settled charge; the durable truth budgets are rebuilt from after a restart."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select
+
+from toolpolicy.store.engine import Store
+from toolpolicy.store.schema import SpendRow
+
+
+@dataclass(frozen=True, slots=True)
+class SpendEntry:
+    request_id: str
+    target: str
+    cost_usd: Decimal
+    key_id: str | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    provider: str | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class SpendScope:
+    """Whose spend: every given field must match."""
+
+    key_id: str | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    provider: str | None = None
+
+
+class SpendLedger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def write(self, entries: list[SpendEntry]) -> None:
+        async with self.store.session() as session, session.begin():
+            await session.execute(insert(SpendRow), [asdict(entry) for entry in entries])
+
+    def _filtered(self, statement, scope: SpendScope, since: datetime):  # type: ignore[no-untyped-def]
+        for column, value in (
+            (SpendRow.key_id, scope.key_id),
+            (SpendRow.team_id, scope.team_id),
+            (SpendRow.customer_id, scope.customer_id),
+            (SpendRow.provider, scope.provider),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        return statement.where(SpendRow.created_at >= since)
+
+    async def total(self, scope: SpendScope, since: datetime) -> Decimal:
+        statement = self._filtered(select(func.coalesce(func.sum(SpendRow.cost_usd), 0)), scope, since)
+        async with self.store.session() as session:
+            return Decimal((await session.execute(statement)).scalar_one())
+
+    async def by_bucket(self, scope: SpendScope, since: datetime, bucket_seconds: int) -> dict[int, Decimal]:
+        """Spend since `since` summed per bucket (bucket index = epoch seconds // bucket_seconds)."""
+        statement = self._filtered(select(SpendRow.created_at, SpendRow.cost_usd), scope, since)
+        totals: dict[int, Decimal] = defaultdict(Decimal)
+        async with self.store.session() as session:
+            for created_at, cost in await session.execute(statement):
+                totals[int(created_at.timestamp()) // bucket_seconds] += Decimal(cost)
+        return dict(totals)

@@ -1,0 +1,88 @@
+"""Time windows of budgets (calendar or rolling periods) and rate limits (fixed windows), as counter bucket ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from toolpolicy.limits import BudgetPeriod, Rate
+
+PERIOD_SECONDS: dict[str, int] = {"1h": 3600, "1d": 86400, "1w": 7 * 86400, "1M": 30 * 86400}
+"""Lengths of rolling periods; a rolling `1M` is 30 days."""
+ROLLING_BUCKETS = 60
+"""A rolling window is summed over this many buckets (plus the current one), so it errs on the side of denying."""
+SLACK_SECONDS = 86400
+"""Counters outlive their window by this much, so a late settlement still finds its counter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where usage in a window is counted."""
+
+    used_ids: tuple[str, ...]
+    """Bucket ids whose sum is the usage in the window."""
+    add_id: str
+    """The bucket id new usage is added to."""
+    start: datetime
+    """The earliest instant counted (for summing the ledger)."""
+    resets_in: float | None
+    """Seconds until usage starts to fall (None: a lifetime budget never resets)."""
+    ttl: int | None
+    """Seconds the counters must be kept (None: forever)."""
+    bucket_seconds: int | None = None
+    """For rolling windows: the length of one bucket (bucket id = epoch seconds // bucket_seconds)."""
+
+
+def _calendar_start(period: BudgetPeriod, now: datetime) -> tuple[datetime, datetime]:
+    if period == "1h":
+        start = now.replace(minute=0, second=0, microsecond=0)
+        return start, start + timedelta(hours=1)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "1d":
+        return day, day + timedelta(days=1)
+    if period == "1w":
+        start = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+        return start, start + timedelta(days=7)
+    start = day.replace(day=1)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
+
+
+def budget_window(period: BudgetPeriod | None, rolling: bool, now: datetime) -> Window:
+    """The window of a budget at `now` (an aware UTC datetime)."""
+    if period is None:
+        return Window(("life",), "life", datetime.min.replace(tzinfo=UTC), None, None)
+    if not rolling:
+        start, end = _calendar_start(period, now)
+        bucket = f"{period}@{start:%Y%m%dT%H}"
+        seconds_left = (end - now).total_seconds()
+        return Window((bucket,), bucket, start, seconds_left, int(seconds_left) + SLACK_SECONDS)
+    length = PERIOD_SECONDS[period]
+    bucket_seconds = length // ROLLING_BUCKETS
+    current = int(now.timestamp()) // bucket_seconds
+    ids = tuple(f"{period}r@{index}" for index in range(current - ROLLING_BUCKETS, current + 1))
+    start = datetime.fromtimestamp((current - ROLLING_BUCKETS) * bucket_seconds, UTC)
+    # Usage starts to fall when the oldest bucket leaves the window.
+    resets_in = (current + 1) * bucket_seconds - now.timestamp()
+    return Window(ids, ids[-1], start, resets_in, length + bucket_seconds + SLACK_SECONDS, bucket_seconds)
+
+
+def rate_window(rate: Rate, now: datetime) -> Window:
+    """A fixed window aligned to the epoch: the usual, exactly-countable rate limit window."""
+    index = int(now.timestamp()) // rate.window_seconds
+    bucket = f"{rate.window_seconds}s@{index}"
+    start = datetime.fromtimestamp(index * rate.window_seconds, UTC)
+    resets_in = (index + 1) * rate.window_seconds - now.timestamp()
+    return Window((bucket,), bucket, start, resets_in, rate.window_seconds + 60)
+
+
+def format_reset(seconds: float) -> str:
+    """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
+    whole = max(0, int(-(-seconds // 1)))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
