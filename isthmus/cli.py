@@ -127,6 +127,10 @@ def _keys(args: argparse.Namespace) -> int:
                 data["expires_at"] = args.expires_at
             if args.mcp:
                 data["mcp"] = _parse_mcp(args.mcp)
+            if args.budget:
+                data["budgets"] = [_parse_budget(text) for text in args.budget]
+            if args.requests or args.tokens:
+                data["rate_limit"] = {"requests": args.requests, "tokens": args.tokens}
             record, secret = await directory.create_key(data)
             _print_key({**record, "key": secret}, args)
         elif args.keys_command == "list":
@@ -162,6 +166,18 @@ def _parse_mcp(entries: Sequence[str]) -> dict[str, list[str]]:
     return allowlist
 
 
+def _parse_budget(text: str) -> dict[str, Any]:
+    """`50/1M` -> {"max_usd": 50, "period": "1M"}; `5` is a lifetime cap; `10/1d/rolling` a rolling one."""
+    amount, _, rest = text.partition("/")
+    period, _, rolling = rest.partition("/")
+    if rolling not in ("", "rolling"):
+        raise GatewayError(f"--budget {text!r} must be USD[/PERIOD[/rolling]], e.g. 50/1M or 10/1d/rolling")
+    budget: dict[str, Any] = {"max_usd": amount, "period": period or None}
+    if rolling:
+        budget["rolling"] = True
+    return budget
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isthmus", description="MCP tool gateway and LLM proxy.")
     parser.add_argument("--version", action="version", version=f"isthmus {__version__}")
@@ -195,6 +211,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--model", action="append", help="allowed model glob, e.g. 'openai/*' (repeatable)")
     create.add_argument("--mcp", action="append", help="SERVER=GLOB[,GLOB...] allowed tools (repeatable)")
     create.add_argument("--expires-at", help="ISO 8601 instant, e.g. 2027-01-01T00:00:00Z")
+    create.add_argument("--budget", action="append", help="USD[/PERIOD[/rolling]] spend cap, e.g. 50/1M (repeatable)")
+    create.add_argument("--requests", help="request rate limit, e.g. 600/1m")
+    create.add_argument("--tokens", help="token rate limit, e.g. 100000/1h")
     with_config(key_commands.add_parser("list", help="list keys"))
     for verb in ("revoke", "rotate"):
         with_config(key_commands.add_parser(verb, help=f"{verb} a key")).add_argument("name")
