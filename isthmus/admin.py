@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from isthmus.auth import require_admin
 from isthmus.errors import json_object
+from toolpolicy.audit_export import CONTENT_TYPES, ExportFormat, export_lines
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.runtime import Governance
 from toolpolicy.store.audit_log import AuditQuery
@@ -125,22 +127,49 @@ async def revoke_key(request: Request) -> Response:
 
 
 AUDIT_FILTERS = ("key", "team", "customer", "target", "decision", "kind")
+AUDIT_PARAMS = {*AUDIT_FILTERS, "server", "tool", "since", "until", "limit", "cursor", "format"}
 
 
-async def audit_events(request: Request) -> Response:
+def _audit_query(request: Request) -> AuditQuery:
     params = request.query_params
-    unknown = set(params) - {*AUDIT_FILTERS, "since", "until", "limit", "cursor"}
+    unknown = sorted(set(params) - AUDIT_PARAMS)
     if unknown:
-        raise InvalidRequest(f"unknown query parameter {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
-    query = AuditQuery(
-        **{name: params.get(name) for name in AUDIT_FILTERS},
+        raise InvalidRequest(f"unknown query parameter {unknown[0]!r}", param=unknown[0])
+    filters: dict[str, Any] = {name: params.get(name) for name in AUDIT_FILTERS}
+    server, tool = params.get("server"), params.get("tool")
+    if tool is not None and server is None:
+        raise InvalidRequest("'tool' needs 'server' too", param="tool")
+    if server is not None:
+        if tool is not None:
+            filters["target"] = f"{server}/{tool}"
+        else:
+            filters["target_prefix"] = f"{server}/"
+    return AuditQuery(
+        **filters,
         since=_time_param(request, "since"),
         until=_time_param(request, "until"),
         limit=_int_param(request, "limit", 100),
         cursor=params.get("cursor"),
     )
-    page, next_cursor = await _governance(request).audit_log.query(query)
+
+
+async def audit_events(request: Request) -> Response:
+    if "format" in request.query_params:
+        raise InvalidRequest("'format' belongs to /admin/audit/export", param="format")
+    page, next_cursor = await _governance(request).audit_log.query(_audit_query(request))
     return JSONResponse({"data": page, "next_cursor": next_cursor})
+
+
+async def audit_export(request: Request) -> Response:
+    """Stream every matching record, oldest first, as JSON lines (default) or CSV."""
+    raw = request.query_params.get("format", "jsonl")
+    if raw not in CONTENT_TYPES:
+        raise InvalidRequest(f"format must be jsonl or csv, not {raw!r}", param="format")
+    fmt: ExportFormat = "csv" if raw == "csv" else "jsonl"
+    lines = export_lines(_governance(request).audit_log.export(_audit_query(request)), fmt)
+    filename = f"isthmus-audit.{fmt}"
+    headers = {"content-disposition": f'attachment; filename="{filename}"'}
+    return StreamingResponse(lines, media_type=CONTENT_TYPES[fmt], headers=headers)
 
 
 def admin_routes() -> list[Route]:
@@ -149,5 +178,6 @@ def admin_routes() -> list[Route]:
         Route("/keys/{name}/rotate", _admin(rotate_key), methods=["POST"]),
         Route("/keys/{name}/revoke", _admin(revoke_key), methods=["POST"]),
         Route("/audit", _admin(audit_events), methods=["GET"]),
+        Route("/audit/export", _admin(audit_export), methods=["GET"]),
     ]
     return routes

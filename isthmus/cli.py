@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from isthmus import __version__
@@ -155,6 +156,40 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(_with_directory(args, run))
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from toolpolicy.audit_export import export_lines
+    from toolpolicy.store.audit_log import AuditLog, AuditQuery
+
+    async def run(directory: Directory) -> int:
+        log = AuditLog(directory.store)
+        if args.audit_command == "verify":
+            report = await log.verify()
+            if report.ok:
+                print(f"audit chain OK: {report.checked} records (seq {report.first_seq}..{report.last_seq})")
+                return 0
+            print(f"audit chain BROKEN at record {report.broken_seq}: {report.problem}", file=sys.stderr)
+            return 1
+        if args.audit_command == "prune":
+            print(f"pruned {await log.prune(args.days)} records older than {args.days} days")
+            return 0
+        query = AuditQuery(since=_instant(args.since, "--since"), until=_instant(args.until, "--until"))
+        async for line in export_lines(log.export(query), args.format):
+            sys.stdout.write(line)
+        return 0
+
+    return asyncio.run(_with_directory(args, run))
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise GatewayError(f"{option} {text!r} must be an ISO 8601 time, e.g. 2026-11-25T00:00:00Z") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _parse_mcp(entries: Sequence[str]) -> dict[str, list[str]]:
     """`docs=search_*,get_page` -> {"docs": ["search_*", "get_page"]}."""
     allowlist: dict[str, list[str]] = {}
@@ -220,6 +255,17 @@ def _parser() -> argparse.ArgumentParser:
     for sub in key_commands.choices.values():
         sub.add_argument("--json", action="store_true", help="print JSON")
     keys.set_defaults(handler=_keys)
+
+    audit = commands.add_parser("audit", help="verify, export and prune the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    with_config(audit_commands.add_parser("verify", help="check the hash chain; names the first broken record"))
+    export = with_config(audit_commands.add_parser("export", help="write records to stdout, oldest first"))
+    export.add_argument("--since", help="ISO 8601 instant (UTC if no offset)")
+    export.add_argument("--until", help="ISO 8601 instant (UTC if no offset)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    prune = with_config(audit_commands.add_parser("prune", help="delete records older than --days"))
+    prune.add_argument("--days", type=float, required=True)
+    audit.set_defaults(handler=_audit)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any, TextIO
@@ -58,6 +59,7 @@ class Governance:
         fallback = MemoryCounterStore() if settings.redis and settings.on_counter_store_error == "allow" else None
         self.governor = Governor(settings, self.counters, self.ledger, self.spend, fallback=fallback)
         self.started = False
+        self._pruner: asyncio.Task[None] | None = None
 
     async def start(self, *, announce: TextIO = sys.stderr) -> None:
         """Migrate the store, seed the config's entities, and start the writers."""
@@ -67,10 +69,25 @@ class Governance:
             print(f"isthmus: generated key {name!r}: {secret}  (shown once; store it now)", file=announce)
         self.audit.start()
         self.spend.start()
+        if self.settings.audit.retention_days is not None:
+            self._pruner = asyncio.create_task(self._prune_forever(self.settings.audit.retention_days))
         self.started = True
+
+    async def _prune_forever(self, retention_days: float) -> None:
+        while True:
+            try:
+                pruned = await self.audit_log.prune(retention_days)
+                if pruned:
+                    logger.info("audit retention: pruned %d records older than %s days", pruned, retention_days)
+            except Exception:
+                logger.exception("audit retention pruning failed; retrying in an hour")
+            await asyncio.sleep(3600)
 
     async def stop(self) -> None:
         self.started = False
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
         try:
             await self.spend.aclose()
             await self.audit.aclose()

@@ -276,6 +276,8 @@ class AuditSettings(_Model):
     """Seconds between flushes when fewer than `batch_size` records are waiting."""
     record_arguments: bool = False
     """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
+    retention_days: float | None = Field(default=None, gt=0)
+    """Prune records older than this many days (checked hourly), keeping the chain verifiable; null keeps all."""
 
 
 class ModelAliasSettings(_Model):

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import httpx2
 import pytest
 
 from tests.isthmus.conftest import BOT_KEY, admin
+from toolpolicy.audit_export import parse_csv_export
 from toolpolicy.runtime import Governance
 
 pytestmark = pytest.mark.anyio
@@ -176,3 +179,26 @@ async def test_audit_events_filter_and_paginate(governance: Started) -> None:
         assert response.status_code == 400, query
     window = await client.get("/admin/audit?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z", headers=admin())
     assert window.json()["data"] == []
+
+
+async def test_audit_export_streams_jsonl_and_csv_and_filters_by_server(governance: Started) -> None:
+    runtime, client = governance
+    bot = {"authorization": f"Bearer {BOT_KEY}"}
+    for tool in ["search_a", "delete_b", "search_c"]:
+        await client.post("/v1/authorize", json={"server": "docs", "tool": tool}, headers=bot)
+    await client.post("/v1/authorize", json={"model": "openai/gpt-4o-mini"}, headers=bot)
+    await runtime.audit.flush()
+
+    jsonl = await client.get("/admin/audit/export?server=docs", headers=admin())
+    assert jsonl.headers["content-type"].startswith("application/x-ndjson")
+    targets = [json.loads(line)["target"] for line in jsonl.text.splitlines()]
+    assert targets == ["docs/search_a", "docs/delete_b", "docs/search_c"]
+
+    one = (await client.get("/admin/audit?server=docs&tool=delete_b", headers=admin())).json()["data"]
+    assert [r["decision"] for r in one] == ["deny"]
+
+    csv_export = await client.get("/admin/audit/export?format=csv", headers=admin())
+    assert [row["target"] for row in parse_csv_export(csv_export.text)][-1] == "openai/gpt-4o-mini"
+    assert (await client.get("/admin/audit/export?format=xml", headers=admin())).status_code == 400
+    assert (await client.get("/admin/audit?tool=x", headers=admin())).status_code == 400
+    assert (await client.get("/admin/audit/export", headers=bot)).status_code == 403

@@ -1,19 +1,31 @@
-"""Audit records in the store: batched inserts and filtered, cursor-paginated queries."""
+"""Audit records in the store: an append-only hash chain, filtered queries, export, verification, retention.
+
+Each record stores the hash of the previous one and a consecutive `seq`, so an edited record breaks its hash, a
+deleted one leaves a gap, and a deleted tail disagrees with the chain head. Writers append under a lock on the
+chain head row (one transaction per batch), so replicas writing together still form one chain.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.store.engine import Store
-from toolpolicy.store.schema import AuditRow
+from toolpolicy.store.schema import AuditChainRow, AuditRow
 
 MAX_PAGE = 1000
+GENESIS = "0" * 64
+_COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +36,8 @@ class AuditQuery:
     team: str | None = None
     customer: str | None = None
     target: str | None = None
+    target_prefix: str | None = None
+    """e.g. `docs/` for every tool of the server `docs`."""
     decision: str | None = None
     kind: str | None = None
     since: datetime | None = None
@@ -33,18 +47,73 @@ class AuditQuery:
     """Opaque: the `next_cursor` of the previous page."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+    broken_seq: int | None = None
+    problem: str | None = None
+
+
+def record_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash, the position and the record's fields, in a canonical JSON form."""
+    cost = fields.get("cost_usd")
+    ts: datetime = fields["ts"]
+    canonical = {
+        **{name: fields.get(name) for name in _HASHED},
+        "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
+        "cost_usd": str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None,
+        "latency_ms": repr(float(fields["latency_ms"])),
+        "details": fields.get("details") or {},
+    }
+    body = json.dumps([prev_hash, seq, canonical], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+_HASHED = (
+    "request_id",
+    "kind",
+    "key_id",
+    "key_name",
+    "team",
+    "customer",
+    "target",
+    "decision",
+    "reason",
+    "status",
+    "tokens_in",
+    "tokens_out",
+)
+
+
+async def _lock_chain(session: AsyncSession) -> AuditChainRow:
+    # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite before the head is read.
+    await session.execute(update(AuditChainRow).where(AuditChainRow.id == 1).values(last_seq=AuditChainRow.last_seq))
+    return (await session.execute(select(AuditChainRow).where(AuditChainRow.id == 1))).scalar_one()
+
+
 class AuditLog:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def write(self, records: list[AuditRecord]) -> None:
         async with self.store.session() as session, session.begin():
-            await session.execute(insert(AuditRow), [record.as_row() for record in records])
+            head = await _lock_chain(session)
+            seq, previous = head.last_seq, head.last_hash
+            rows = []
+            for record in records:
+                seq += 1
+                fields = record.as_row()
+                digest = record_hash(previous, seq, fields)
+                rows.append({**fields, "seq": seq, "prev_hash": previous, "hash": digest})
+                previous = digest
+            await session.execute(insert(AuditRow), rows)
+            head.last_seq, head.last_hash = seq, previous
 
-    async def query(self, query: AuditQuery) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of records, newest first, and the cursor of the next page (None on the last page)."""
-        limit = max(1, min(query.limit, MAX_PAGE))
-        statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit + 1)
+    def _filtered(self, query: AuditQuery) -> Select[AuditRow]:
+        statement = select(AuditRow)
         for column, value in (
             (AuditRow.key_name, query.key),
             (AuditRow.team, query.team),
@@ -55,21 +124,94 @@ class AuditLog:
         ):
             if value is not None:
                 statement = statement.where(column == value)
+        if query.target_prefix is not None:
+            statement = statement.where(AuditRow.target.startswith(query.target_prefix, autoescape=True))
         if query.since is not None:
             statement = statement.where(AuditRow.ts >= query.since)
         if query.until is not None:
             statement = statement.where(AuditRow.ts < query.until)
+        return statement
+
+    async def query(self, query: AuditQuery) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of records, newest first, and the cursor of the next page (None on the last page)."""
+        limit = max(1, min(query.limit, MAX_PAGE))
+        statement = self._filtered(query).order_by(AuditRow.seq.desc()).limit(limit + 1)
         if query.cursor is not None:
-            statement = statement.where(AuditRow.id < _decode_cursor(query.cursor))
+            statement = statement.where(AuditRow.seq < _decode_cursor(query.cursor))
         async with self.store.session() as session:
             rows = (await session.execute(statement)).scalars().all()
-        page = [_render(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        page = [render(row) for row in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
         return page, next_cursor
 
+    async def export(self, query: AuditQuery, *, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Every matching record, oldest first, read page by page (the whole log never sits in memory)."""
+        after = 0
+        while True:
+            statement = self._filtered(query).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(page_size)
+            async with self.store.session() as session:
+                rows = (await session.execute(statement)).scalars().all()
+            for row in rows:
+                yield render(row, chain=True)
+            if len(rows) < page_size:
+                return
+            after = rows[-1].seq
 
-def _encode_cursor(row_id: int) -> str:
-    return f"a{row_id:x}"
+    async def verify(self, *, page_size: int = 1000) -> ChainReport:
+        """Walk the chain from the oldest kept record; name the first record that does not fit."""
+        async with self.store.session() as session:
+            head = (await session.execute(select(AuditChainRow).where(AuditChainRow.id == 1))).scalar_one()
+        expected_seq, previous, checked, first = head.anchor_seq + 1, head.anchor_hash, 0, None
+        while True:
+            statement = select(AuditRow).where(AuditRow.seq >= expected_seq).order_by(AuditRow.seq).limit(page_size)
+            async with self.store.session() as session:
+                rows = (await session.execute(statement)).scalars().all()
+            for row in rows:
+                first = row.seq if first is None else first
+                if row.seq != expected_seq:
+                    return ChainReport(False, checked, first, None, expected_seq, f"record {expected_seq} is missing")
+                if row.prev_hash != previous:
+                    return ChainReport(False, checked, first, None, row.seq, "its previous hash does not match")
+                if record_hash(previous, row.seq, _fields(row)) != row.hash:
+                    return ChainReport(False, checked, first, None, row.seq, "its content does not match its hash")
+                previous, expected_seq, checked = row.hash, row.seq + 1, checked + 1
+            if len(rows) < page_size:
+                break
+        if expected_seq - 1 != head.last_seq or previous != head.last_hash:
+            return ChainReport(
+                False, checked, first, None, expected_seq, f"records {expected_seq}..{head.last_seq} are missing"
+            )
+        return ChainReport(True, checked, first, head.last_seq)
+
+    async def prune(self, retention_days: float, *, now: datetime | None = None) -> int:
+        """Delete records older than the retention, oldest first, keeping the rest verifiable; returns how many."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+        async with self.store.session() as session, session.begin():
+            head = await _lock_chain(session)
+            newest_old = select(func.max(AuditRow.seq)).where(AuditRow.ts < cutoff)
+            oldest_new = select(func.min(AuditRow.seq)).where(AuditRow.ts >= cutoff)
+            last_old, first_new = (
+                (await session.execute(newest_old)).scalar(),
+                (await session.execute(oldest_new)).scalar(),
+            )
+            if last_old is None:
+                return 0
+            # Only a prefix of the chain goes: stop before the first record that is still within retention.
+            through = min(last_old, first_new - 1) if first_new is not None else last_old
+            if through <= head.anchor_seq:
+                return 0
+            anchor = (await session.execute(select(AuditRow.hash).where(AuditRow.seq == through))).scalar_one()
+            result = await session.execute(delete(AuditRow).where(AuditRow.seq <= through))
+            head.anchor_seq, head.anchor_hash = through, anchor
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _fields(row: AuditRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in (*_HASHED, "ts", "cost_usd", "latency_ms", "details")}
+
+
+def _encode_cursor(seq: int) -> str:
+    return f"a{seq:x}"
 
 
 def _decode_cursor(cursor: str) -> int:
@@ -81,9 +223,9 @@ def _decode_cursor(cursor: str) -> int:
         raise InvalidRequest(f"cursor {cursor!r} is not one this API returned", param="cursor") from None
 
 
-def _render(row: AuditRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
+def render(row: AuditRow, *, chain: bool = False) -> dict[str, Any]:
+    record = {
+        "id": row.seq,
         "ts": row.ts.isoformat(),
         "request_id": row.request_id,
         "kind": row.kind,
@@ -101,3 +243,6 @@ def _render(row: AuditRow) -> dict[str, Any]:
         "cost_usd": float(row.cost_usd) if row.cost_usd is not None else None,
         "details": row.details,
     }
+    if chain:
+        record["prev_hash"], record["hash"] = row.prev_hash, row.hash
+    return record

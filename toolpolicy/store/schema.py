@@ -124,6 +124,11 @@ class AuditRow(Base):
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    """Position in the hash chain: consecutive, so a deleted record leaves a gap."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the previous hash and this record's fields."""
     ts: Mapped[datetime] = mapped_column(index=True)
     request_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
@@ -140,3 +145,17 @@ class AuditRow(Base):
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AuditChainRow(Base):
+    """The head of the audit hash chain (one row), and the anchor left by retention pruning."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(BigInteger)
+    """Records up to this seq were pruned; the oldest kept record is anchor_seq + 1."""
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+    """The hash the oldest kept record must name as its previous hash."""

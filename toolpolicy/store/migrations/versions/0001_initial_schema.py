@@ -21,6 +21,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -38,6 +41,7 @@ def upgrade() -> None:
         sa.Column("cost_usd", sa.Numeric(precision=20, scale=10), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("seq"),
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_customer"), ["customer"], unique=False)
@@ -127,8 +131,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_virtual_keys_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_virtual_keys_team_id"), ["team_id"], unique=False)
 
+    chain = op.create_table(
+        "audit_chain",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_hash", sa.String(length=64), nullable=False),
+        sa.Column("anchor_seq", sa.BigInteger(), nullable=False),
+        sa.Column("anchor_hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    genesis = "0" * 64
+    op.bulk_insert(chain, [{"id": 1, "last_seq": 0, "last_hash": genesis, "anchor_seq": 0, "anchor_hash": genesis}])
+
 
 def downgrade() -> None:
+    op.drop_table("audit_chain")
 
     with op.batch_alter_table("virtual_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_virtual_keys_team_id"))
