@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,6 +29,12 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    governance: Governance = request.app.state.governance
+    return Response(generate_latest(governance.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def health(request: Request) -> Response:
@@ -151,6 +158,7 @@ def create_app(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
             *[route for part in parts for route in part.routes()],
             Mount("/admin", routes=admin_routes()),

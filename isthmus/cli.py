@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from isthmus import __version__
+from isthmus.logs import configure as configure_logging
 from toolpolicy.config import ConfigError, load_config
 from toolpolicy.errors import GatewayError
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.schema import KeyRow
+from toolpolicy.telemetry.tracing import setup_tracing
 
 CONFIG_ENV = "ISTHMUS_CONFIG"
 
@@ -54,6 +55,15 @@ def _serve(args: argparse.Namespace) -> int:
         ]
     )
     print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
+    telemetry = settings.telemetry
+    setup_tracing(
+        endpoint=telemetry.otlp_endpoint
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        service_name=os.environ.get("OTEL_SERVICE_NAME", telemetry.service_name),
+        headers={name: value.get_secret_value() for name, value in telemetry.otlp_headers.items()},
+        sample_ratio=telemetry.sample_ratio,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -61,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=args.log_level,
+        log_config=None,  # keep the JSON handler configured in main()
         access_log=False,
         lifespan="on",
     )
@@ -271,9 +282,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(), format="%(levelname)s %(name)s: %(message)s")
-    # Migration chatter is noise on every command; failures still surface as errors.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(getattr(args, "log_level", "warning"))
     try:
         code: int = args.handler(args)
         return code

@@ -38,6 +38,7 @@ from toolpolicy.plan import Planned, entity_budgets, from_nano, rate_limit, to_n
 from toolpolicy.pricing import DEFAULT_MAX_OUTPUT, ModelPrice, PriceTable
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,10 @@ class Governor:
         spend: BatchWriter[SpendEntry],
         *,
         fallback: CounterStore | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.counters = counters
         self.ledger = ledger
@@ -162,6 +165,7 @@ class Admission:
         worst = Decimal(0)
         if self._price is None:
             governor.unpriced_calls += 1
+            governor.metrics.unpriced.inc()
             has_budgets = bool(entity_budgets(principal, 0, now, target.provider))
             if governor.settings.unpriced == "deny" and has_budgets:
                 raise PermissionDenied(f"model {target.name!r} has no price and budgets apply (unpriced: deny)")
@@ -201,6 +205,7 @@ class Admission:
             if not outcome.ok:
                 assert outcome.failed is not None
                 failed = planned[outcome.failed]
+                governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()
                 raise LimitExceeded(
                     f"{failed.describe(outcome.usage[outcome.failed])}", retry_after=failed.window.resets_in
                 )
@@ -208,6 +213,9 @@ class Admission:
             for item, usage in zip(planned, outcome.usage, strict=True):
                 if item.advertised:
                     self.headers.update(item.headers(usage, item.kind))
+                if item.kind == "usd":
+                    remaining = from_nano(item.limit.limit - usage - item.limit.amount)
+                    governor.metrics.budget_remaining.labels(item.level, item.owner, item.period).set(float(remaining))
             return
         raise ServiceUnavailable("could not reserve against the counter store; try again")
 
@@ -222,6 +230,7 @@ class Admission:
         if self._store is governor.fallback:
             raise ServiceUnavailable("the local fallback counters failed") from exc
         governor.fallbacks_used += 1
+        governor.metrics.counter_fallbacks.inc()
         logger.error("COUNTER STORE UNREACHABLE: limits are now per replica (on_counter_store_error: allow): %s", exc)
         self._store = governor.fallback
 

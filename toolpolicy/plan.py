@@ -57,6 +57,12 @@ class Planned:
     seeds: dict[str, Seed] | None = None
     advertised: bool = False
     """Reported in the `x-ratelimit-*` response headers (the key's own LLM limits)."""
+    level: str = "key"
+    """`customer`, `team` or `key` (metrics label)."""
+    owner: str = ""
+    """The entity's name (metrics label)."""
+    period: str = ""
+    """The budget's period (metrics label)."""
 
     def describe(self, usage: int) -> str:
         if self.kind == "usd":
@@ -133,7 +139,8 @@ def budget_limits(
             seeded=True,
         )
         label = f"budget {level}/{name} {period or 'lifetime'}{' rolling' if rolling else ''}"
-        planned.append(Planned(limit, label, "usd", window, seeds))
+        period_label = f"{period or 'lifetime'}{'-rolling' if rolling else ''}"
+        planned.append(Planned(limit, label, "usd", window, seeds, level=level, owner=name, period=period_label))
     return planned
 
 

@@ -18,6 +18,8 @@ from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.telemetry.metrics import Metrics
+from toolpolicy.telemetry.recorder import RequestRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +46,14 @@ class Governance:
         self.store = Store.open(settings.store, connect_args=store_connect_args)
         self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
         self.audit_log = AuditLog(self.store)
-        self.audit = BatchWriter[AuditRecord](
+        self.metrics = Metrics()
+        writer = BatchWriter[AuditRecord](
             self.audit_log.write,
             name="audit",
             batch_size=settings.audit.batch_size,
             flush_interval=settings.audit.flush_interval,
         )
+        self.audit = RequestRecorder(writer, self.metrics)
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
             self.ledger.write, name="spend ledger", batch_size=settings.audit.batch_size, flush_interval=0.25
@@ -57,7 +61,9 @@ class Governance:
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
         self.counters = counters or counter_store(settings)
         fallback = MemoryCounterStore() if settings.redis and settings.on_counter_store_error == "allow" else None
-        self.governor = Governor(settings, self.counters, self.ledger, self.spend, fallback=fallback)
+        self.governor = Governor(
+            settings, self.counters, self.ledger, self.spend, fallback=fallback, metrics=self.metrics
+        )
         self.started = False
         self._pruner: asyncio.Task[None] | None = None
 

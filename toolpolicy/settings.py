@@ -316,6 +316,22 @@ class LlmSettings(_Model):
     """Open connections to all providers together (one shared keep-alive pool)."""
 
 
+class TelemetrySettings(_Model):
+    """Traces; metrics are always served at `/metrics`."""
+
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP endpoint of a collector (e.g. http://127.0.0.1:4318); the standard `OTEL_EXPORTER_OTLP_ENDPOINT`
+    environment variable is used when this is null. No endpoint: tracing is off and costs nothing."""
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Headers sent to the collector (e.g. an API key)."""
+    service_name: str = "isthmus"
+    """`service.name` of the spans."""
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of new traces recorded (a caller's sampled trace is always continued)."""
+    record_content: bool = False
+    """Put prompts, completions and tool arguments on spans."""
+
+
 class PriceSettings(_Model):
     """A model's price in USD per million tokens."""
 
@@ -356,6 +372,8 @@ class GatewaySettings(_Model):
     """Virtual keys seeded into the store at start."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit trail settings."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """Tracing."""
     pricing: dict[str, PriceSettings] = Field(default_factory=dict)
     """Prices by `provider/model` (globs allowed), added to or overriding the shipped table."""
     unpriced: Literal["allow", "deny"] = "allow"

@@ -1,0 +1,99 @@
+"""Prometheus metrics. Labels stay bounded: kinds, configured routes and servers, status codes, reason codes;
+never request ids, key secrets or raw strings a caller chose (a model name a client made up becomes `-`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from toolpolicy.audit import AuditRecord
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class Metrics:
+    """One registry per process (not the global one, so tests and several apps do not collide)."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "isthmus_requests", "Requests by kind, route and status.", ["kind", "route", "status"], registry=registry
+        )
+        self.denials = Counter(
+            "isthmus_denials", "Requests refused, by kind and reason.", ["kind", "reason"], registry=registry
+        )
+        self.duration = Histogram(
+            "isthmus_request_duration_seconds", "Whole request.", ["kind"], buckets=LATENCY_BUCKETS, registry=registry
+        )
+        self.upstream = Histogram(
+            "isthmus_upstream_duration_seconds",
+            "Time spent waiting on upstreams.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "isthmus_overhead_duration_seconds",
+            "The gateway's own time: the whole request less the upstream part.",
+            ["kind"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.ttfb = Histogram(
+            "isthmus_time_to_first_byte_seconds",
+            "Streams: time until the first byte reached the client.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter("isthmus_tokens", "Tokens by direction.", ["route", "direction"], registry=registry)
+        self.cost = Counter("isthmus_cost_usd", "Cost charged, in USD.", ["kind", "route"], registry=registry)
+        self.budget_remaining = Gauge(
+            "isthmus_budget_remaining_usd",
+            "USD left in a budget at its last reservation.",
+            ["level", "name", "period"],
+            registry=registry,
+        )
+        self.limit_denials = Counter(
+            "isthmus_limit_denials",
+            "Rate-limit and budget denials by level and kind.",
+            ["level", "limit"],
+            registry=registry,
+        )
+        self.counter_fallbacks = Counter(
+            "isthmus_counter_store_fallbacks",
+            "Reservations served by per-replica counters because Redis was unreachable.",
+            registry=registry,
+        )
+        self.unpriced = Counter("isthmus_unpriced_requests", "Requests to models with no price.", registry=registry)
+        self.upstream_health = Gauge(
+            "isthmus_mcp_upstream_up", "1 when the MCP upstream is ready.", ["server", "state"], registry=registry
+        )
+        self.code_mode_runs = Counter(
+            "isthmus_code_mode_runs", "Code Mode runs by outcome.", ["outcome"], registry=registry
+        )
+
+    def observe(self, record: AuditRecord) -> None:
+        """Everything a finished request tells, from its audit record."""
+        details = record.details
+        # Only halves know which targets are configured (a provider/model that answered, a catalogued tool), so
+        # only their `route` becomes a label: a caller-chosen name never does.
+        route = details.get("route") or "-"
+        self.requests.labels(record.kind, route, str(record.status)).inc()
+        if record.decision == "deny" and record.reason:
+            self.denials.labels(record.kind, record.reason).inc()
+        seconds = record.latency_ms / 1000
+        self.duration.labels(record.kind).observe(seconds)
+        upstream_ms = details.get("upstream_ms")
+        if isinstance(upstream_ms, int | float):
+            self.upstream.labels(record.kind).observe(upstream_ms / 1000)
+            self.overhead.labels(record.kind).observe(max(0.0, seconds - upstream_ms / 1000))
+        ttfb_ms = details.get("ttfb_ms")
+        if isinstance(ttfb_ms, int | float):
+            self.ttfb.labels(route).observe(ttfb_ms / 1000)
+        if record.tokens_in:
+            self.tokens.labels(route, "input").inc(record.tokens_in)
+        if record.tokens_out:
+            self.tokens.labels(route, "output").inc(record.tokens_out)
+        if record.cost_usd:
+            self.cost.labels(record.kind, route).inc(float(record.cost_usd))

@@ -1,0 +1,82 @@
+"""OpenTelemetry traces: off (no-op spans) unless an OTLP endpoint is configured.
+
+The halves open spans with `request_span` and `child_span`; names and attributes follow the GenAI and MCP semantic
+conventions (`gen_ai.*`, `mcp.*`). W3C `traceparent` is continued from the caller and injected into upstream calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+logger = logging.getLogger(__name__)
+TRACER_NAME = "isthmus"
+
+
+def setup_tracing(
+    *, endpoint: str | None, service_name: str, headers: Mapping[str, str] | None = None, sample_ratio: float = 1.0
+) -> Any:
+    """Install an SDK tracer provider exporting OTLP over HTTP/protobuf; returns it (or None when tracing is off)."""
+    if not endpoint:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    traces_endpoint = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_endpoint, headers=dict(headers or {})))
+    )
+    trace.set_tracer_provider(provider)
+    logger.info("tracing: exporting spans to %s", traces_endpoint)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+@contextmanager
+def request_span(
+    name: str, carrier: Mapping[str, str] | None, attributes: Mapping[str, Any] | None = None
+) -> Iterator[Span]:
+    """A server span continuing the caller's trace (`traceparent` in `carrier`, e.g. HTTP headers or `_meta`)."""
+    parent = propagate.extract(carrier) if carrier else None
+    token = otel_context.attach(parent) if parent is not None else None
+    try:
+        with tracer().start_as_current_span(name, kind=SpanKind.SERVER, attributes=_clean(attributes)) as span:
+            yield span
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+
+
+@contextmanager
+def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+    """A client span for one upstream attempt or tool call, under the current span."""
+    with tracer().start_as_current_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes)) as span:
+        yield span
+
+
+def inject(carrier: MutableMapping[str, str]) -> None:
+    """Add `traceparent` (and `tracestate`) of the current span to outgoing headers."""
+    propagate.inject(carrier)
+
+
+def mark_error(span: Span, message: str) -> None:
+    span.set_status(Status(StatusCode.ERROR, message))
+
+
+def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (attributes or {}).items() if value is not None}
