@@ -127,7 +127,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def default_components(governance: Governance) -> list[Component]:
-    return []
+    """The halves served by `isthmus serve`."""
+    from llm_proxy import LlmProxy
+
+    return [LlmProxy(governance)]
 
 
 def create_app(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +32,11 @@ class AuditRecord:
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies `details` for every record, on every request.
+        return {name: getattr(self, name) for name in _FIELDS}
 
 
 AuditWriter = BatchWriter[AuditRecord]
+
+
+_FIELDS = tuple(item.name for item in fields(AuditRecord))

@@ -79,7 +79,8 @@ class BatchWriter(Generic[T]):
                 del self._buffer[: len(batch)]
                 self.written += len(batch)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, attempts: int = 5) -> None:
+        """Stop the background task and write what is left, retrying a failing store a few times."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -87,4 +88,12 @@ class BatchWriter(Generic[T]):
             except asyncio.CancelledError:
                 pass
             self._task = None
-        await self.flush()
+        for attempt in range(attempts):
+            try:
+                await self.flush()
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    logger.exception("%s: %d items could not be written at shutdown", self._name, len(self._buffer))
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)

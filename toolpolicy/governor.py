@@ -100,6 +100,7 @@ class Governor:
         self.fallbacks_used = 0
         """Reservations served by the local fallback because the shared counter store failed."""
         self.unpriced_calls = 0
+        self.unpriced_warned: set[str] = set()
 
     def price(self, target: ModelTarget) -> ModelPrice | None:
         provider = self.settings.providers.get(target.provider)
@@ -169,7 +170,9 @@ class Admission:
             has_budgets = bool(entity_budgets(principal, 0, now, target.provider))
             if governor.settings.unpriced == "deny" and has_budgets:
                 raise PermissionDenied(f"model {target.name!r} has no price and budgets apply (unpriced: deny)")
-            logger.warning("no price for model %s: counted as $0 against budgets", target.name)
+            if target.name not in governor.unpriced_warned:
+                governor.unpriced_warned.add(target.name)
+                logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
         else:
             worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens)
         planned: list[Planned] = []

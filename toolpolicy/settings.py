@@ -151,6 +151,9 @@ class McpServerSettings(_Model):
     """Serve this server's tools through Code Mode's meta-tools instead of listing them directly."""
     cost_per_call_usd: float = Field(default=0.0, ge=0)
     """USD charged to budgets for each tool call."""
+    protocol: Literal["auto", "legacy"] = "auto"
+    """How the hub talks to this server: `auto` uses 2026-07-28 when the server offers it and the 2025 handshake
+    otherwise; `legacy` always uses the handshake (for servers that mishandle `server/discover`)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> McpServerSettings:
@@ -200,6 +203,28 @@ class McpHubSettings(_Model):
     """Legacy client sessions open at once; past this, new sessions get 503."""
     key_watch_interval: float = Field(default=5.0, gt=0)
     """Seconds between checks of connected clients' keys, so an allowlist change reaches them as a list change."""
+
+
+class CodeModeSettings(_Model):
+    """Limits of Code Mode's `run_code` sandbox (the `code_mode:` block); each run gets them all."""
+
+    wall_timeout: float = Field(default=30.0, gt=0)
+    """Seconds one run may take in all: waiting for a worker, executing, and waiting on tool calls."""
+    execution_timeout: float = Field(default=10.0, gt=0)
+    """Seconds of Python execution one run may use; time spent waiting on tool calls is not counted."""
+    max_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    """Heap memory one run may use, in bytes."""
+    max_tool_calls: int = Field(default=50, ge=1)
+    """Tool calls one run may make; the call past this ends the run."""
+    max_output_bytes: int = Field(default=64 * 1024, ge=256)
+    """Size at which the run's result (as JSON) and its printed output are each cut, with a note saying so."""
+    max_code_bytes: int = Field(default=100_000, ge=256)
+    """Largest program `run_code` accepts, in bytes of UTF-8."""
+    workers: int = Field(default=4, ge=1)
+    """Sandbox worker processes at most, so runs at once; further runs wait for a free worker (within
+    `wall_timeout`)."""
+    warm_workers: int = Field(default=1, ge=0)
+    """Worker processes started ahead of the first run and kept ready."""
 
 
 class CustomerSettings(_Model):
@@ -364,6 +389,8 @@ class GatewaySettings(_Model):
     """Upstream MCP servers by name (`[a-z0-9-]+`)."""
     mcp: McpHubSettings = Field(default_factory=McpHubSettings)
     """MCP hub settings: refresh, reconnection, size caps, allowed hosts."""
+    code_mode: CodeModeSettings = Field(default_factory=CodeModeSettings)
+    """Code Mode sandbox limits (servers opt in with `mcp_servers.<name>.code_mode`)."""
     customers: list[CustomerSettings] = Field(default_factory=list)
     """Customers seeded into the store at start."""
     teams: list[TeamSettings] = Field(default_factory=list)

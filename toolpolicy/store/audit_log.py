@@ -99,7 +99,7 @@ class AuditLog:
         self.store = store
 
     async def write(self, records: list[AuditRecord]) -> None:
-        async with self.store.session() as session, session.begin():
+        async with self.store.writing() as session:
             head = await _lock_chain(session)
             seq, previous = head.last_seq, head.last_hash
             rows = []
@@ -186,7 +186,7 @@ class AuditLog:
     async def prune(self, retention_days: float, *, now: datetime | None = None) -> int:
         """Delete records older than the retention, oldest first, keeping the rest verifiable; returns how many."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-        async with self.store.session() as session, session.begin():
+        async with self.store.writing() as session:
             head = await _lock_chain(session)
             newest_old = select(func.max(AuditRow.seq)).where(AuditRow.ts < cutoff)
             oldest_new = select(func.min(AuditRow.seq)).where(AuditRow.ts >= cutoff)

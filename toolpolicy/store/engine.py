@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,19 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.session = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a write transaction that finds another in progress may fail at
+        # once ("database is locked") instead of waiting; writers of this process queue here instead.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, serialised within this process on SQLite."""
+        if self._write_lock is None:
+            async with self.session() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self.session() as session, session.begin():
+            yield session
 
     @classmethod
     def open(cls, url: str, *, connect_args: dict[str, Any] | None = None) -> Store:

@@ -40,7 +40,7 @@ class SpendLedger:
         self.store = store
 
     async def write(self, entries: list[SpendEntry]) -> None:
-        async with self.store.session() as session, session.begin():
+        async with self.store.writing() as session:
             await session.execute(insert(SpendRow), [asdict(entry) for entry in entries])
 
     def _filtered(self, statement, scope: SpendScope, since: datetime):  # type: ignore[no-untyped-def]

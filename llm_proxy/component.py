@@ -1,0 +1,56 @@
+"""The LLM proxy as a gateway component: its routes, its one pooled upstream client, its readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from llm_proxy import tokens
+from llm_proxy.endpoints import Endpoints
+from llm_proxy.pipeline import Pipeline
+from llm_proxy.providers._registry import build_adapters
+from llm_proxy.routing import Router
+from llm_proxy.upstream import Upstream
+from toolpolicy.runtime import Governance
+
+
+class LlmProxy:
+    """OpenAI- and Anthropic-compatible endpoints over the configured providers.
+
+    Construct it with the shared `Governance`; `start()` opens the one aiohttp session all provider traffic uses
+    and `stop()` closes it.
+    """
+
+    name = "llm_proxy"
+
+    def __init__(self, governance: Governance) -> None:
+        self.governance = governance
+        settings = governance.settings
+        self.upstream = Upstream(settings.llm)
+        self.router = Router(settings, build_adapters(settings.providers, self.upstream))
+        self.pipeline = Pipeline(governance, self.router)
+        self.endpoints = Endpoints(self.pipeline)
+
+    def routes(self) -> list[BaseRoute]:
+        return self.endpoints.routes()
+
+    async def start(self) -> None:
+        await self.upstream.start()
+        # Load the default encoding now, off the loop, so that no request pays for it.
+        await tokens.load("o200k_base")
+
+    async def stop(self) -> None:
+        await self.upstream.close()
+
+    def readiness(self) -> dict[str, Any]:
+        providers = {
+            name: {"kind": adapter.kind, "keys": len(self.router.pools[name].keys)}
+            for name, adapter in self.router.adapters.items()
+        }
+        return {
+            "status": "ok" if self.upstream.started else "down",
+            "providers": providers,
+            "aliases": sorted(self.router.aliases),
+            "skipped": self.router.health.summary(),
+        }

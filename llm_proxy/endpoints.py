@@ -1,0 +1,252 @@
+"""The HTTP edge: OpenAI-compatible `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, and Anthropic's
+`/v1/messages`. Bodies are parsed once into plain dicts; errors are rendered here, once, in the API's envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from llm_proxy import tokens
+from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.operations import Direct, Messages, Operation, open_stream
+from llm_proxy.pipeline import (
+    Api,
+    Exchange,
+    Pipeline,
+    counted_usage,
+    fallbacks_of,
+    max_output_tokens,
+    requested_model,
+)
+from llm_proxy.providers.base import ProviderAdapter, Reply
+from llm_proxy.relay import StreamRelay
+from llm_proxy.streaming import EventStreamResponse
+from llm_proxy.upstream import dumps
+from llm_proxy.wire import anthropic, openai
+from llm_proxy.wire.errors import anthropic_error, error_headers, openai_error, status_of
+from toolpolicy.decide import authorize
+from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.governor import Usage
+from toolpolicy.types import ModelTarget
+
+logger = logging.getLogger(__name__)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, read up to `limit` bytes; otherwise an error that says what is wrong."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
+        parts.append(part)
+    raw = b"".join(parts)
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _stream_flag(body: dict[str, Any]) -> bool:
+    value = body.get("stream", False)
+    if not isinstance(value, bool):
+        raise InvalidRequest("'stream' must be true or false", param="stream")
+    return value
+
+
+def _messages(body: dict[str, Any]) -> list[Any]:
+    value = body.get("messages")
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    return value
+
+
+class Endpoints:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.router = pipeline.router
+        self.limit = pipeline.router.settings.max_request_bytes
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/messages", self.messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+        ]
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._handle(request, "openai", "chat")
+
+    async def embeddings(self, request: Request) -> Response:
+        return await self._handle(request, "openai", "embeddings")
+
+    async def messages(self, request: Request) -> Response:
+        return await self._handle(request, "anthropic", "messages")
+
+    async def _handle(self, request: Request, api: Api, endpoint: str) -> Response:
+        exchange = self.pipeline.begin(request.headers, api, endpoint)
+        relayed = False
+        try:
+            await self.pipeline.authenticate(exchange, request.headers)
+            body = await read_json(request, self.limit)
+            exchange.requested = requested_model(body)
+            operation, messages, estimate = self._operation(request, endpoint, body)
+            exchange.stream = endpoint != "embeddings" and _stream_flag(body)
+            plan = await self.pipeline.admit(
+                exchange, fallbacks_of(body), input_tokens=estimate, max_output_tokens=max_output_tokens(body)
+            )
+            if exchange.stream:
+                response = await self._stream(exchange, plan.targets, operation, body, messages)
+                relayed = True
+                return response
+            return await self._complete(exchange, plan.targets, operation, body, messages)
+        except GatewayError as exc:
+            return self._error(exchange, exc)
+        except Exception:
+            logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
+            return self._error(exchange, GatewayError("internal error; the gateway logged the details"))
+        finally:
+            if not relayed:
+                self.pipeline.finish(exchange)
+
+    def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
+        """The operation, the chat-shaped messages to count tokens of, and the admission estimate."""
+        if endpoint == "embeddings":
+            if body.get("input") in (None, "", []):
+                raise InvalidRequest("'input' must be a non-empty string or array", param="input")
+            return Direct("embeddings", body), None, tokens.estimate_text_input(body["input"])
+        messages = _messages(body)
+        if endpoint == "chat":
+            return Direct("chat", body), messages, tokens.estimate_chat_input(messages)
+        system = body.get("system")
+        counted = [{"role": "system", "content": system}, *messages] if system else messages
+        estimate = tokens.estimate_chat_input(counted)
+        return Messages(body, request.headers, input_tokens=estimate), counted, estimate
+
+    async def _complete(
+        self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any
+    ) -> Response:
+        assert exchange.admission is not None
+        try:
+            reply = await self.router.run(
+                targets, exchange.admission, exchange.trace, operation.send, operation.supports
+            )
+        except BaseException:
+            await self.pipeline.release(exchange)
+            raise
+        usage = reply.usage or await self._count(exchange, reply, body, messages)
+        await self.pipeline.settle(exchange, usage)
+        exchange.mark_first_byte()
+        if reply.raw is not None and reply.usage is not None:
+            content = reply.raw
+        else:
+            if reply.usage is None:
+                reply.body["usage"] = self._usage_body(exchange, usage)
+            content = dumps(reply.body)
+        return Response(content, headers=exchange.headers(), media_type="application/json")
+
+    @staticmethod
+    def _usage_body(exchange: Exchange, usage: Usage) -> dict[str, Any]:
+        """The counted usage in the client's shape, for an answer whose provider reported none."""
+        if exchange.api == "anthropic":
+            return anthropic.usage_body(usage)
+        if exchange.endpoint == "embeddings":
+            return {"prompt_tokens": usage.tokens_in, "total_tokens": usage.tokens_in}
+        return openai.usage_body(usage)
+
+    async def _count(self, exchange: Exchange, reply: Reply, body: dict[str, Any], messages: Any) -> Usage:
+        model = exchange.trace.route or exchange.requested
+        if exchange.endpoint == "embeddings":
+            texts = openai.embedding_inputs(body.get("input")) or []
+            return Usage(tokens_in=await tokens.count_output(model, texts))
+        if exchange.api == "openai":
+            output = tokens.chat_texts([choice.get("message") for choice in reply.body.get("choices") or ()])
+        else:
+            output = tokens.content_texts(reply.body.get("content"))
+        return await counted_usage(model, messages, output)
+
+    async def _stream(
+        self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any
+    ) -> Response:
+        assert exchange.admission is not None
+
+        async def open_target(adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Any:
+            return await open_stream(operation.stream(adapter, target, key))
+
+        try:
+            items, first = await self.router.run(
+                targets, exchange.admission, exchange.trace, open_target, operation.supports
+            )
+        except BaseException:
+            await self.pipeline.release(exchange)
+            raise
+        relay = StreamRelay(
+            self.pipeline, exchange, items, first, keep_usage=openai.wants_usage(body), messages=messages
+        )
+        return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close)
+
+    def _error(self, exchange: Exchange, error: GatewayError) -> Response:
+        status = status_of(error)
+        self.pipeline.fail(exchange, error, status)
+        body = openai_error(error) if exchange.api == "openai" else anthropic_error(error)
+        headers = {**exchange.headers(), **error_headers(error)}
+        return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+    async def count_tokens(self, request: Request) -> Response:
+        """`POST /v1/messages/count_tokens`: an estimate with the shipped encodings (coding agents call it)."""
+        exchange = self.pipeline.begin(request.headers, "anthropic", "count_tokens")
+        try:
+            principal = await self.pipeline.authenticate(exchange, request.headers)
+            body = await read_json(request, self.limit)
+            exchange.requested = requested_model(body)
+            authorize(principal, ModelTarget.parse(exchange.requested)).raise_if_denied()
+            messages = _messages(body)
+            system = body.get("system")
+            counted = [{"role": "system", "content": system}, *messages] if system else messages
+            count = await tokens.count_chat_input(exchange.requested, counted)
+            return JSONResponse({"input_tokens": count}, headers={"x-request-id": exchange.request_id})
+        except GatewayError as exc:
+            response = self._error(exchange, exc)
+            self.pipeline.finish(exchange)
+            return response
+
+    async def models(self, request: Request) -> Response:
+        """`GET /v1/models`: the models and aliases the calling key may use, in the caller's API's shape."""
+        exchange = self.pipeline.begin(request.headers, "openai", "models")
+        try:
+            principal = await self.pipeline.authenticate(exchange, request.headers)
+        except GatewayError as exc:
+            response = self._error(exchange, exc)
+            self.pipeline.finish(exchange)
+            return response
+        allowed = [(name, owner) for name, owner in self.router.listed_models() if principal.models.matches(name)]
+        if "anthropic-version" in request.headers:
+            listing: list[dict[str, Any]] = [
+                {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+                for name, _ in allowed
+            ]
+            first, last = (listing[0]["id"], listing[-1]["id"]) if listing else (None, None)
+            return JSONResponse({"data": listing, "has_more": False, "first_id": first, "last_id": last})
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in allowed]
+        return JSONResponse({"object": "list", "data": data})

@@ -1,0 +1,110 @@
+"""What each inbound endpoint asks of an adapter, and the conversions between the client's API and the adapter's.
+
+`/v1/chat/completions` and `/v1/embeddings` speak the adapters' own `chat` and `embeddings` operations.
+`/v1/messages` goes to a provider natively when it speaks `messages` (Anthropic), and through `chat` otherwise, with
+the request translated once per request and the answer translated back per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any, Protocol
+
+from llm_proxy.errors import UpstreamBadResponse
+from llm_proxy.providers.base import Attempt, Op, ProviderAdapter, Reply
+from llm_proxy.wire import anthropic_inbound
+from llm_proxy.wire.anthropic_stream import ChunksToEvents
+from toolpolicy.types import ModelTarget
+
+_ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+class Operation(Protocol):
+    def supports(self, adapter: ProviderAdapter) -> bool: ...
+
+    async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply: ...
+
+    def stream(
+        self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
+    ) -> AsyncGenerator[dict[str, Any], None]: ...
+
+
+def _without_fallbacks(body: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in body.items() if name != "fallbacks"} if "fallbacks" in body else body
+
+
+class Direct:
+    """The client's body goes to the adapter's operation of the same format (chat, embeddings)."""
+
+    def __init__(self, op: Op, body: dict[str, Any]) -> None:
+        self.op = op
+        self.body = _without_fallbacks(body)
+
+    def supports(self, adapter: ProviderAdapter) -> bool:
+        return self.op in adapter.ops
+
+    async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply:
+        return await adapter.send(Attempt(self.op, target.model, self.body, key))
+
+    def stream(
+        self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        return adapter.stream(Attempt(self.op, target.model, self.body, key, stream=True))
+
+
+class Messages:
+    """An Anthropic Messages request, to any provider."""
+
+    def __init__(self, body: dict[str, Any], headers: Mapping[str, str], *, input_tokens: int = 0) -> None:
+        self.body = _without_fallbacks(body)
+        self.headers = {name: headers[name] for name in _ANTHROPIC_HEADERS if name in headers}
+        self.input_tokens = input_tokens
+        self._chat: dict[str, Any] | None = None
+
+    def chat_body(self) -> dict[str, Any]:
+        if self._chat is None:
+            self._chat = anthropic_inbound.messages_to_chat(self.body, str(self.body.get("model")))
+        return self._chat
+
+    def supports(self, adapter: ProviderAdapter) -> bool:
+        return "messages" in adapter.ops or "chat" in adapter.ops
+
+    async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply:
+        if "messages" in adapter.ops:
+            return await adapter.send(Attempt("messages", target.model, self.body, key, headers=self.headers))
+        reply = await adapter.send(Attempt("chat", target.model, self.chat_body(), key))
+        return Reply(anthropic_inbound.completion_to_message(reply.body, target.model), reply.usage)
+
+    async def stream(
+        self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        if "messages" in adapter.ops:
+            attempt = Attempt("messages", target.model, self.body, key, stream=True, headers=self.headers)
+            async with aclosing(adapter.stream(attempt)) as events:
+                async for event in events:
+                    yield event
+            return
+        translate = ChunksToEvents(target.model, input_tokens=self.input_tokens)
+        async with aclosing(
+            adapter.stream(Attempt("chat", target.model, self.chat_body(), key, stream=True))
+        ) as chunks:
+            async for chunk in chunks:
+                for event in translate.feed(chunk):
+                    yield event
+        for event in translate.finish():
+            yield event
+
+
+async def open_stream(
+    items: AsyncGenerator[dict[str, Any], None],
+) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]:
+    """Wait for the first item, so that a failure before it can still fail over to another target."""
+    try:
+        first = await anext(items)
+    except StopAsyncIteration:
+        raise UpstreamBadResponse("the provider ended the stream without sending anything") from None
+    except BaseException:
+        await items.aclose()
+        raise
+    return items, first

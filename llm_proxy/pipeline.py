@@ -1,0 +1,217 @@
+"""One request's way through the proxy: key, allowlist, admission, routing, settlement, audit.
+
+The order is written once, here, with its reasons:
+
+1. the virtual key (`authenticate`): nothing is parsed for a caller the gateway does not know;
+2. the body, then every `fallbacks` entry against the allowlist (the requested name itself is checked by `admit`);
+3. `governor.admit`: allowlist, the key's rate limits, then the reservations made per target by the router;
+4. routing with retries and failover (`routing.Router`);
+5. `settle` with the provider's usage (counted with tiktoken when it gave none), or `release` on failure;
+6. one audit record, emitted when the response is complete (for a stream: when it ends or the client leaves).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from llm_proxy import tokens
+from llm_proxy.routing import Router, Trace
+from toolpolicy.audit import AuditRecord
+from toolpolicy.decide import authorize
+from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.governor import Admission, Call, Usage
+from toolpolicy.runtime import Governance
+from toolpolicy.types import ModelTarget, Principal
+
+logger = logging.getLogger(__name__)
+
+Api = Literal["openai", "anthropic"]
+
+# Request ids only need to be unique: a random per-process prefix and a counter, without a syscall per request.
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key from `Authorization: Bearer …` or `x-api-key: …`."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("x-api-key") or None
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One client request, from its key to its audit record."""
+
+    request_id: str
+    api: Api
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    requested: str = ""
+    stream: bool = False
+    admission: Admission | None = None
+    trace: Trace = field(default_factory=Trace)
+    usage: Usage | None = None
+    cost: Decimal | None = None
+    ttfb: float | None = None
+    status: int = 200
+    error: GatewayError | None = None
+    finished: bool = False
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-request-id": self.request_id}
+        if self.trace.attempts:
+            headers["x-isthmus-attempts"] = str(self.trace.attempts)
+        if self.trace.route:
+            headers["x-isthmus-route"] = self.trace.route
+        if self.admission is not None:
+            headers.update(self.admission.headers)
+        return headers
+
+    def mark_first_byte(self) -> None:
+        if self.ttfb is None:
+            self.ttfb = time.perf_counter() - self.started
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    targets: list[ModelTarget]
+    admission: Admission
+
+
+class Pipeline:
+    def __init__(self, governance: Governance, router: Router) -> None:
+        self.governance = governance
+        self.router = router
+
+    def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
+        request_id = headers.get("x-request-id") or f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+        return Exchange(request_id=request_id[:128], api=api, endpoint=endpoint)
+
+    async def authenticate(self, exchange: Exchange, headers: Mapping[str, str]) -> Principal:
+        exchange.principal = await self.governance.keys.resolve(presented_key(headers))
+        return exchange.principal
+
+    async def admit(
+        self,
+        exchange: Exchange,
+        fallbacks: list[str],
+        *,
+        input_tokens: int,
+        max_output_tokens: int | None,
+    ) -> Plan:
+        assert exchange.principal is not None
+        requested = ModelTarget.parse(exchange.requested)
+        # Allowlist before existence, so a caller learns nothing about models it may not use; both before the
+        # governor, so a refused or unknown name costs no rate limit.
+        authorize(exchange.principal, requested).raise_if_denied()
+        for index, name in enumerate(fallbacks):
+            denial = authorize(exchange.principal, ModelTarget.parse(name)).denial
+            if denial is not None:
+                denial.param = f"fallbacks[{index}]"
+                raise denial
+        targets = self.router.targets(exchange.requested, fallbacks)
+        call = Call(
+            exchange.request_id,
+            exchange.principal,
+            requested,
+            input_tokens=input_tokens,
+            max_output_tokens=max_output_tokens,
+        )
+        exchange.admission = await self.governance.governor.admit(call)
+        return Plan(targets, exchange.admission)
+
+    async def settle(self, exchange: Exchange, usage: Usage) -> None:
+        exchange.usage = usage
+        if exchange.admission is not None:
+            exchange.cost = await exchange.admission.settle(usage)
+
+    async def release(self, exchange: Exchange) -> None:
+        if exchange.admission is not None:
+            await exchange.admission.release()
+
+    def fail(self, exchange: Exchange, error: GatewayError, status: int) -> None:
+        exchange.error = error
+        exchange.status = status
+
+    def finish(self, exchange: Exchange) -> None:
+        """Emit the request's one audit record (idempotent)."""
+        if exchange.finished:
+            return
+        exchange.finished = True
+        principal = exchange.principal
+        error = exchange.error
+        if principal is None and error is None:
+            return
+        details: dict[str, Any] = {"api": exchange.api, "endpoint": exchange.endpoint, "stream": exchange.stream}
+        details.update(route=exchange.trace.route, attempts=exchange.trace.attempts)
+        if exchange.ttfb is not None:
+            details["ttfb_ms"] = round(exchange.ttfb * 1000, 3)
+        if exchange.trace.failures:
+            details["failures"] = exchange.trace.failures
+        if exchange.usage is not None and exchange.usage.cached_tokens:
+            details["cached_tokens"] = exchange.usage.cached_tokens
+        self.governance.audit.emit(
+            AuditRecord(
+                request_id=exchange.request_id,
+                kind="llm",
+                target=exchange.requested,
+                decision="deny" if exchange.admission is None else "allow",
+                status=exchange.status,
+                latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+                key_id=principal.key_id if principal else None,
+                key_name=principal.key_name if principal else None,
+                team=principal.team if principal else None,
+                customer=principal.customer if principal else None,
+                reason=error.reason if error is not None else None,
+                tokens_in=exchange.usage.tokens_in if exchange.usage else None,
+                tokens_out=exchange.usage.tokens_out if exchange.usage else None,
+                cost_usd=exchange.cost,
+                details=details,
+            )
+        )
+
+
+def requested_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("'model' is required: name a model as 'provider/model' or an alias", param="model")
+    return model.strip()
+
+
+def fallbacks_of(body: dict[str, Any]) -> list[str]:
+    value = body.get("fallbacks")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise InvalidRequest("'fallbacks' must be an array of model names", param="fallbacks")
+    return list(value)
+
+
+def max_output_tokens(body: dict[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
+            return value
+    return None
+
+
+async def counted_usage(model: str, messages: Any, output: list[str]) -> Usage:
+    """Usage for a provider that reported none: the shipped tiktoken encodings."""
+    return Usage(
+        tokens_in=await tokens.count_chat_input(model, messages),
+        tokens_out=await tokens.count_output(model, output),
+    )

@@ -1,0 +1,1 @@
+"""Provider adapters: one module per provider kind, registered by name in `_registry`."""

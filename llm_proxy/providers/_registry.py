@@ -1,0 +1,25 @@
+"""Provider adapters by `kind`: adding a provider means adding its module and one line here."""
+
+from __future__ import annotations
+
+from llm_proxy.providers.anthropic import AnthropicAdapter
+from llm_proxy.providers.azure import AzureAdapter
+from llm_proxy.providers.base import ProviderAdapter
+from llm_proxy.providers.echo import EchoAdapter
+from llm_proxy.providers.gemini import GeminiAdapter
+from llm_proxy.providers.openai import OpenAIAdapter
+from llm_proxy.upstream import Upstream
+from toolpolicy.settings import ProviderSettings
+
+PROVIDERS: dict[str, type[ProviderAdapter]] = {
+    "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "azure": AzureAdapter,
+    "echo": EchoAdapter,
+}
+
+
+def build_adapters(providers: dict[str, ProviderSettings], upstream: Upstream) -> dict[str, ProviderAdapter]:
+    """One adapter per configured provider, by the provider's name."""
+    return {name: PROVIDERS[settings.kind](name, settings, upstream) for name, settings in providers.items()}

@@ -1,0 +1,74 @@
+"""Google AI (Gemini): `generateContent`, `streamGenerateContent` and `batchEmbedContents`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse
+from llm_proxy.providers.base import Attempt, Op, Reply, join_url, sse_json
+from llm_proxy.upstream import Upstream
+from llm_proxy.wire import gemini, openai
+from llm_proxy.wire.openai import usage_of as openai_usage
+from toolpolicy.settings import ProviderSettings
+
+
+class GeminiAdapter:
+    kind: ClassVar[str] = "gemini"
+    ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings"})
+    needs_key: ClassVar[bool] = True
+    default_models: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"
+
+    def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
+        self.name = name
+        self.upstream = upstream
+        self.base_url = settings.base_url or self.default_base_url
+
+    def url(self, model: str, method: str) -> str:
+        return join_url(self.base_url, f"models/{quote(model, safe='')}:{method}")
+
+    def headers(self, attempt: Attempt) -> dict[str, str]:
+        return {"x-goog-api-key": attempt.key} if attempt.key else {}
+
+    async def send(self, attempt: Attempt) -> Reply:
+        if attempt.op == "embeddings":
+            return await self._embed(attempt)
+        url = self.url(attempt.model, "generateContent")
+        body, _ = await self.upstream.post_json(
+            self.name, url, self.headers(attempt), gemini.chat_to_gemini(attempt.body)
+        )
+        if not isinstance(body.get("candidates"), list) and "promptFeedback" not in body:
+            raise UpstreamBadResponse(f"provider {self.name!r} answered without candidates")
+        completion = gemini.gemini_to_completion(body, attempt.model)
+        return Reply(completion, openai_usage(completion.get("usage")))
+
+    async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        url = self.url(attempt.model, "streamGenerateContent") + "?alt=sse"
+        payload = gemini.chat_to_gemini(attempt.body)
+        translate = gemini.GeminiToChunks(attempt.model)
+        async for _, response in sse_json(
+            self.name, self.upstream.post_stream(self.name, url, self.headers(attempt), payload)
+        ):
+            for chunk in translate.feed(response):
+                yield chunk
+        for chunk in translate.finish():
+            yield chunk
+
+    async def _embed(self, attempt: Attempt) -> Reply:
+        texts = openai.embedding_inputs(attempt.body.get("input"))
+        if texts is None:
+            raise UnsupportedByProvider(
+                "Gemini embeds text: 'input' must be a string or an array of strings", param="input"
+            )
+        payload = gemini.embed_request(attempt.model, texts, attempt.body.get("dimensions"))
+        url = self.url(attempt.model, "batchEmbedContents")
+        body, _ = await self.upstream.post_json(self.name, url, self.headers(attempt), payload)
+        vectors = gemini.embed_vectors(body)
+        if vectors is None or len(vectors) != len(texts):
+            raise UpstreamBadResponse(f"provider {self.name!r} answered embeddings of the wrong shape")
+        # Gemini reports no usage for embeddings: the pipeline counts the input.
+        reply = openai.embeddings_body(attempt.model, vectors, 0, attempt.body.get("encoding_format"))
+        del reply["usage"]
+        return Reply(reply, None)

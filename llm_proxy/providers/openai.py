@@ -1,0 +1,61 @@
+"""OpenAI, and every server that speaks its API (Groq, Mistral, Together, DeepSeek, OpenRouter, vLLM, Ollama...).
+
+The client's body goes through untouched apart from `model`, so fields this proxy does not know still reach the
+provider. Streams always ask for the final usage chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
+
+from llm_proxy.errors import UpstreamStatusError
+from llm_proxy.providers.base import Attempt, Op, Reply, join_url, require_list, sse_json
+from llm_proxy.upstream import Upstream
+from llm_proxy.wire import openai
+from toolpolicy.settings import ProviderSettings
+
+_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+
+
+class OpenAIAdapter:
+    kind: ClassVar[str] = "openai"
+    ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings"})
+    needs_key: ClassVar[bool] = False
+    """Local servers (Ollama, vLLM) take no key: a provider configured without keys sends none."""
+    default_models: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+
+    def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
+        self.name = name
+        self.settings = settings
+        self.upstream = upstream
+        self.base_url = settings.base_url or self.default_base_url
+
+    def url(self, attempt: Attempt) -> str:
+        return join_url(self.base_url, _PATHS[attempt.op])
+
+    def headers(self, attempt: Attempt) -> dict[str, str]:
+        return {"authorization": f"Bearer {attempt.key}"} if attempt.key else {}
+
+    def payload(self, attempt: Attempt) -> dict[str, Any]:
+        return {**attempt.body, "model": attempt.model}
+
+    async def send(self, attempt: Attempt) -> Reply:
+        body, raw = await self.upstream.post_json(
+            self.name, self.url(attempt), self.headers(attempt), self.payload(attempt)
+        )
+        require_list(self.name, body, "choices" if attempt.op == "chat" else "data")
+        return Reply(body, openai.usage_of(body.get("usage")), raw)
+
+    async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        payload = self.payload(attempt)
+        options = payload.get("stream_options")
+        payload["stream"] = True
+        payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
+        async for _, chunk in sse_json(self.name, chunks):
+            if "choices" not in chunk and isinstance(chunk.get("error"), dict):
+                message = chunk["error"].get("message") or "stream error"
+                raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
+            yield chunk

@@ -1,0 +1,185 @@
+"""The one pooled aiohttp client all provider traffic goes through, and the only place aiohttp errors exist.
+
+Every failure leaves here as an UpstreamError that says which provider failed and how, so adapters and the router
+never see an aiohttp exception. Timeouts and the response size cap come from `LlmSettings`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+import aiohttp
+
+from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
+from toolpolicy.settings import LlmSettings
+
+_JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+_SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Upstream:
+    """A keep-alive connection pool with the configured timeouts; `start()` opens it, `close()` closes it."""
+
+    def __init__(self, settings: LlmSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.settings.max_connections, limit_per_host=0, ttl_dns_cache=300)
+            timeout = aiohttp.ClientTimeout(
+                total=self.settings.total_timeout,
+                sock_connect=self.settings.connect_timeout,
+                sock_read=self.settings.read_timeout,
+            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the upstream client is not started (LlmProxy.start() was not called)")
+        return self._session
+
+    async def post_json(
+        self, provider: str, url: str, headers: Mapping[str, str], payload: Any
+    ) -> tuple[dict[str, Any], bytes]:
+        """POST a JSON body; return the JSON object answered and its bytes."""
+        try:
+            async with self.session.post(url, data=dumps(payload), headers={**_JSON_HEADERS, **headers}) as resp:
+                raw = await self._read_all(provider, resp)
+                if resp.status >= 400:
+                    raise status_error(provider, resp.status, resp.headers, raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unavailable(provider, exc) from exc
+        return parse_object(provider, raw), raw
+
+    async def post_stream(
+        self, provider: str, url: str, headers: Mapping[str, str], payload: Any
+    ) -> AsyncGenerator[bytes, None]:
+        """POST a JSON body and yield the answer's bytes as they arrive (an error status raises before any)."""
+        limit = self.settings.max_response_bytes
+        try:
+            async with self.session.post(url, data=dumps(payload), headers={**_SSE_HEADERS, **headers}) as resp:
+                if resp.status >= 400:
+                    raise status_error(provider, resp.status, resp.headers, await self._read_all(provider, resp))
+                received = 0
+                async for chunk in resp.content.iter_any():
+                    received += len(chunk)
+                    if received > limit:
+                        raise UpstreamBadResponse(f"provider {provider!r} streamed more than {limit} bytes")
+                    yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unavailable(provider, exc) from exc
+
+    def _unavailable(self, provider: str, exc: BaseException) -> UpstreamUnavailable:
+        settings = self.settings
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            reason = f"could not connect within connect_timeout ({settings.connect_timeout:g} s)"
+        elif isinstance(exc, aiohttp.SocketTimeoutError):
+            reason = f"stayed silent longer than read_timeout ({settings.read_timeout:g} s)"
+        elif isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+            reason = f"took longer than total_timeout ({settings.total_timeout:g} s)"
+        elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+            reason = f"dropped the connection ({describe(exc)})"
+        else:
+            reason = f"could not be reached ({describe(exc)})"
+        return UpstreamUnavailable(f"provider {provider!r} {reason}")
+
+    async def _read_all(self, provider: str, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self.settings.max_response_bytes
+        if resp.content_length is not None:
+            if resp.content_length > limit:
+                raise UpstreamBadResponse(f"provider {provider!r} answered {resp.content_length} bytes (limit {limit})")
+            return await resp.read()
+        parts: list[bytes] = []
+        received = 0
+        async for chunk in resp.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                raise UpstreamBadResponse(f"provider {provider!r} answered more than {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def parse_object(provider: str, raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        snippet = raw[:80].decode("utf-8", "replace")
+        raise UpstreamBadResponse(f"provider {provider!r} answered something that is not JSON: {snippet!r}") from None
+    if not isinstance(data, dict):
+        raise UpstreamBadResponse(f"provider {provider!r} answered JSON that is not an object")
+    return data
+
+
+def status_error(provider: str, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamStatusError:
+    message, kind = _error_detail(raw)
+    return UpstreamStatusError(
+        f"provider {provider!r} answered {status}: {message}",
+        upstream_status=status,
+        retry_after=retry_after(headers),
+        provider_type=kind,
+    )
+
+
+def _error_detail(raw: bytes) -> tuple[str, str | None]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # Gemini sometimes wraps its error in a list
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or json.dumps(error)[:300]
+            kind = error.get("type") or error.get("status")
+            return str(message), str(kind) if kind else None
+        if isinstance(error, str):
+            return error, None
+    text = raw[:300].decode("utf-8", "replace").strip()
+    return text or "(empty body)", None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); None when absent or unreadable."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,302 @@
+"""A scriptable fake of the OpenAI, Anthropic, Gemini and Azure APIs on 127.0.0.1, for the proxy's tests.
+
+Each request is recorded (`seen`). Queued behaviours (`queue`) answer the next requests in order, whatever their
+path; when none is queued the API's default answer is used: a realistic response saying `echo:<last user text>`,
+streamed when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Behaviour = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+"""How the mock answers one request; None in the queue stands for the route's default answer."""
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[7:]
+        return self.headers.get("x-api-key") or self.headers.get("api-key") or self.headers.get("x-goog-api-key")
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or body.get("contents") or []):
+        if message.get("role") == "user":
+            content = message.get("content", message.get("parts"))
+            if isinstance(content, str):
+                return content
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def sse(payload: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return head + f"data: {data}\n\n".encode()
+
+
+async def send_stream(request: web.Request, frames: list[bytes], *, delay: float = 0.0) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    for frame in frames:
+        await response.write(frame)
+        if delay:
+            await asyncio.sleep(delay)
+    await response.write_eof()
+    return response
+
+
+# --- default answers -------------------------------------------------------------------------------------------
+
+
+def openai_frames(body: dict[str, Any], text: str) -> list[bytes]:
+    with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+    base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+    extra = {"usage": None} if with_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**base, "choices": [choice], **extra})
+
+    frames = [chunk({"role": "assistant", "content": ""})]
+    frames += [chunk({"content": word}) for word in text.split(" ") if word]
+    frames.append(chunk({}, "stop"))
+    if with_usage:
+        frames.append(sse({**base, "choices": [], "usage": USAGE}))
+    return [*frames, sse("[DONE]")]
+
+
+async def openai_chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    text = f"echo:{last_user_text(body)}"
+    if body.get("stream"):
+        return await send_stream(request, openai_frames(body, text))
+    message = {"role": "assistant", "content": text, "refusal": None}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    return web.json_response(
+        {
+            "id": "chatcmpl-mock",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": USAGE,
+        }
+    )
+
+
+async def openai_embeddings(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for index, _ in enumerate(inputs):
+        vector = [0.5, -0.25, float(index)]
+        if body.get("encoding_format") == "base64":
+            encoded: Any = base64.b64encode(struct.pack("<3f", *vector)).decode()
+        else:
+            encoded = vector
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    usage = {"prompt_tokens": 5, "total_tokens": 5}
+    return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+
+def anthropic_frames(body: dict[str, Any], text: str) -> list[bytes]:
+    message = {
+        "id": "msg_mock",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 13, "output_tokens": 1},
+    }
+    events = [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        *[
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
+            for word in [text[: len(text) // 2], text[len(text) // 2 :]]
+        ],
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 9},
+        },
+        {"type": "message_stop"},
+    ]
+    return [sse(event, event["type"]) for event in events]
+
+
+async def anthropic_messages(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    text = f"echo:{last_user_text(body)}"
+    if body.get("stream"):
+        return await send_stream(request, anthropic_frames(body, text))
+    return web.json_response(
+        {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 13, "output_tokens": 9},
+        }
+    )
+
+
+async def gemini(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    model, _, method = request.match_info["target"].partition(":")
+    text = f"echo:{last_user_text(body)}"
+    usage = {"promptTokenCount": 4, "candidatesTokenCount": 3, "totalTokenCount": 7}
+    if method == "batchEmbedContents":
+        return web.json_response({"embeddings": [{"values": [0.1, 0.2]} for _ in body["requests"]]})
+    if method == "streamGenerateContent":
+        first = {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text[:3]}]}, "index": 0}],
+            "responseId": "r1",
+        }
+        last = {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text[3:]}]}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": "r1",
+        }
+        return await send_stream(request, [sse(first), sse(last)])
+    candidate = {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}
+    return web.json_response(
+        {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "r1"}
+    )
+
+
+# --- scripted behaviours ---------------------------------------------------------------------------------------
+
+
+def status(code: int, message: str = "mock failure", *, headers: dict[str, str] | None = None) -> Behaviour:
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        error = {"error": {"message": message, "type": "mock_error"}}
+        return web.json_response(error, status=code, headers=headers)
+
+    return answer
+
+
+def drop() -> Behaviour:
+    """Close the connection without answering."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()
+        raise asyncio.CancelledError
+
+    return answer
+
+
+def hang(seconds: float) -> Behaviour:
+    """Say nothing for a while, then answer normally (if anyone is still listening)."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return await openai_chat(request, body)
+
+    return answer
+
+
+def garbage(text: bytes = b"<html>502 Bad Gateway</html>") -> Behaviour:
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(body=text, content_type="text/html")
+
+    return answer
+
+
+def json_reply(payload: dict[str, Any]) -> Behaviour:
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(payload)
+
+    return answer
+
+
+def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return await send_stream(request, frames, delay=delay)
+
+    return answer
+
+
+class MockProvider:
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.pending: list[Behaviour | None] = []
+        self.stream_closed = asyncio.Event()
+        """Set when a client went away in the middle of a `slow_stream`."""
+        self.port = 0
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._route(openai_chat))
+        app.router.add_post("/v1/embeddings", self._route(openai_embeddings))
+        app.router.add_post("/v1/messages", self._route(anthropic_messages))
+        app.router.add_post("/v1beta/models/{target}", self._route(gemini))
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._route(openai_chat))
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._route(openai_embeddings))
+        self._runner = web.AppRunner(app, access_log=None)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def queue(self, *behaviours: Behaviour | None) -> None:
+        self.pending.extend(behaviours)
+
+    def slow_stream(self, chunks: int = 400, delay: float = 0.02) -> Behaviour:
+        """An OpenAI stream that takes long; notes when its client leaves."""
+
+        async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+            frames = openai_frames(body, " ".join(f"w{i}" for i in range(chunks)))
+            try:
+                return await send_stream(request, frames, delay=delay)
+            except (ConnectionResetError, asyncio.CancelledError):
+                self.stream_closed.set()
+                raise
+
+        return answer
+
+    def _route(self, default: Behaviour) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            raw = await request.read()
+            body = json.loads(raw) if raw else {}
+            self.seen.append(Seen(request.path, dict(request.headers), body, dict(request.query)))
+            behaviour = self.pending.pop(0) if self.pending else None
+            return await (behaviour or default)(request, body)
+
+        return handle
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
