@@ -129,8 +129,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def default_components(governance: Governance) -> list[Component]:
     """The halves served by `isthmus serve`."""
     from llm_proxy import LlmProxy
+    from mcp_hub import McpHub
 
-    return [LlmProxy(governance)]
+    return [LlmProxy(governance), McpHub(governance)]
 
 
 def create_app(

@@ -73,9 +73,22 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=None,  # keep the JSON handler configured in main()
         access_log=False,
+        timeout_graceful_shutdown=5,  # open MCP event streams would otherwise hold shutdown forever
         lifespan="on",
     )
     uvicorn.Server(config).run()
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_hub.bridge import run_bridge
+
+    key = args.key or os.environ.get("ISTHMUS_API_KEY")
+    if not key:
+        raise GatewayError("give the virtual key with --key or $ISTHMUS_API_KEY")
+    anyio.run(run_bridge, args.url, key)
     return 0
 
 
@@ -240,6 +253,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     with_config(commands.add_parser("check", help="validate a config file"), required=True).set_defaults(handler=_check)
+
+    connect = commands.add_parser("connect", help="stdio-to-HTTP bridge: serve the gateway's /mcp to a stdio client")
+    connect.add_argument("--key", help="virtual key (default: $ISTHMUS_API_KEY)")
+    connect.add_argument("--url", default="http://127.0.0.1:8080/mcp", help="the gateway's MCP endpoint")
+    connect.set_defaults(handler=_connect)
 
     claude = commands.add_parser("import-claude", help="print mcp_servers from a Claude Desktop or Cursor config")
     claude.add_argument("path")

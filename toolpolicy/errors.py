@@ -3,21 +3,22 @@
 Every denial carries what each edge needs to render it, so no handler builds an error by hand::
 
     GatewayError                     status  OpenAI type             JSON-RPC
-    ├── AuthenticationError           401     authentication_error    -32001
+    ├── AuthenticationError           401     authentication_error    -32041
     │   ├── MissingKey
     │   ├── UnknownKey
     │   ├── RevokedKey
     │   └── ExpiredKey
-    ├── PermissionDenied              403     permission_error        -32003
+    ├── PermissionDenied              403     permission_error        -32043
     │   ├── ModelNotAllowed
     │   └── ToolNotAllowed
     ├── LimitExceeded                 429     rate_limit_error        -32029   (retryable, Retry-After)
     ├── InvalidRequest                400     invalid_request_error   -32602
     │   └── NotFound                  404
     ├── Conflict                      409     invalid_request_error   -32602
-    └── ServiceUnavailable            503     service_unavailable     -32000   (retryable)
+    └── ServiceUnavailable            503     service_unavailable     -32053   (retryable)
 
 The edges (OpenAI envelope, Anthropic envelope, JSON-RPC error, admin API) render by looking these attributes up.
+JSON-RPC codes stay clear of the ones MCP SDKs give meaning to (-32000 connection closed, -32001 request timeout).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class GatewayError(Exception):
 class AuthenticationError(GatewayError):
     status = 401
     openai_type = "authentication_error"
-    jsonrpc_code = -32001
+    jsonrpc_code = -32041
     code = "invalid_api_key"
 
 
@@ -72,7 +73,7 @@ class ExpiredKey(AuthenticationError):
 class PermissionDenied(GatewayError):
     status = 403
     openai_type = "permission_error"
-    jsonrpc_code = -32003
+    jsonrpc_code = -32043
     code = "permission_denied"
 
 
@@ -114,6 +115,6 @@ class Conflict(GatewayError):
 class ServiceUnavailable(GatewayError):
     status = 503
     openai_type = "service_unavailable"
-    jsonrpc_code = -32000
+    jsonrpc_code = -32053
     retryable = True
     code = "service_unavailable"

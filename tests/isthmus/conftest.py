@@ -49,7 +49,7 @@ def gateway_factory(store_target: StoreTarget) -> GatewayFactory:
         settings = base_settings(store_target.url, **overrides)
         governance = Governance(settings, store_connect_args=store_target.connect_args)
         await governance.start()
-        transport = httpx2.ASGITransport(app=create_app(settings, governance=governance))
+        transport = httpx2.ASGITransport(app=create_app(settings, governance=governance, components=[]))
         try:
             async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
                 yield governance, client

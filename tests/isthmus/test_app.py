@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -9,6 +10,7 @@ import pytest
 from isthmus.app import create_app
 from tests.isthmus.conftest import BOT_KEY, GatewayFactory, admin, base_settings
 from toolpolicy.runtime import Governance
+from toolpolicy.store import Store
 
 pytestmark = pytest.mark.anyio
 Started = tuple[Governance, httpx2.AsyncClient]
@@ -24,19 +26,23 @@ async def test_health_and_readiness(governance: Started) -> None:
     assert ready["mcp_servers"] == {"docs": {"transport": "streamable-http", "enabled": True}}
 
 
-async def test_readiness_fails_when_the_store_is_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_readiness_fails_when_the_store_is_unreachable(tmp_path: Path) -> None:
     settings = base_settings(f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
     governance = Governance(settings)
     await governance.start()
-    await governance.store.close()
-    (tmp_path / "gw.db").unlink()
-    (tmp_path / "gw.db").mkdir()  # a directory where the database file was: every connection fails
-    transport = httpx2.ASGITransport(app=create_app(settings, governance=governance))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        ready = await client.get("/ready")
-        assert (await client.get("/health")).status_code == 200
+    store = governance.store
+    # Nothing listens on port 1: every connection is refused at once.
+    governance.store = Store.open("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        transport = httpx2.ASGITransport(app=create_app(settings, governance=governance, components=[]))
+        async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            ready = await client.get("/ready")
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        await governance.store.close()
+        governance.store = store
+        await governance.stop()
     assert ready.status_code == 503 and ready.json()["store"]["status"] == "down"
-    await governance.audit.aclose()
 
 
 @pytest.mark.parametrize("headers", [BOT, {"x-api-key": BOT_KEY}, {"authorization": f"bearer {BOT_KEY}"}])

@@ -55,7 +55,7 @@ async def test_each_request_leaves_one_audit_record_with_route_tokens_and_cost(
 async def test_the_keys_rate_limit_is_advertised_then_enforced_with_retry_after(
     tmp_path: Path, mock: MockProvider
 ) -> None:
-    keys = limited_key(rate_limit={"requests": "2/1m"})
+    keys = limited_key(rate_limit={"requests": "2/1d"})
     async with serve_gateway(settings_for(tmp_path, providers(mock), virtual_keys=keys)) as gateway:
         first = await chat(gateway.v1, "openai/gpt-4o-mini")
         await chat(gateway.v1, "openai/gpt-4o-mini")
@@ -68,7 +68,7 @@ async def test_the_keys_rate_limit_is_advertised_then_enforced_with_retry_after(
 
 
 async def test_a_provider_over_its_limit_is_skipped_for_the_next_target(tmp_path: Path, mock: MockProvider) -> None:
-    keys = limited_key(provider_rate_limits={"openai": {"requests": "1/1m"}})
+    keys = limited_key(provider_rate_limits={"openai": {"requests": "1/1d"}})
     models = {"smart": {"targets": ["openai/gpt-4o-mini", "backup/gpt-4o-mini"]}}
     settings = settings_for(tmp_path, providers(mock), virtual_keys=keys, models=models)
     async with serve_gateway(settings) as gateway:
@@ -82,7 +82,7 @@ async def test_a_provider_over_its_limit_is_skipped_for_the_next_target(tmp_path
 
 
 async def test_a_stream_is_settled_with_the_providers_usage(tmp_path: Path, mock: MockProvider) -> None:
-    keys = limited_key(rate_limit={"tokens": "1000/1m"})
+    keys = limited_key(rate_limit={"tokens": "1000/1d"})
     async with serve_gateway(settings_for(tmp_path, providers(mock), virtual_keys=keys)) as gateway:
         async with httpx2.AsyncClient(base_url=gateway.v1, headers={"authorization": f"Bearer {KEY}"}) as client:
             body = {"model": "openai/gpt-4o-mini", "messages": HELLO, "stream": True, "max_tokens": 100}
@@ -100,7 +100,7 @@ async def test_a_stream_is_settled_with_the_providers_usage(tmp_path: Path, mock
 
 
 async def test_an_unknown_model_costs_no_rate_limit(tmp_path: Path, mock: MockProvider) -> None:
-    keys = limited_key(rate_limit={"requests": "1/1m"})
+    keys = limited_key(rate_limit={"requests": "1/1d"})
     async with serve_gateway(settings_for(tmp_path, providers(mock), virtual_keys=keys)) as gateway:
         unknown = await chat(gateway.v1, "nowhere/model")
         known = await chat(gateway.v1, "openai/gpt-4o-mini")

@@ -55,7 +55,7 @@ def test_a_key_with_no_models_may_use_none() -> None:
 def test_denials_carry_what_each_edge_renders() -> None:
     denial = authorize(PRINCIPAL, ModelTarget.parse("openai/gpt-4o")).denial
     assert denial is not None
-    assert (denial.status, denial.openai_type, denial.jsonrpc_code) == (403, "permission_error", -32003)
+    assert (denial.status, denial.openai_type, denial.jsonrpc_code) == (403, "permission_error", -32043)
     assert "bot" in denial.message and "openai/gpt-4o" in denial.message
     tool_denial = authorize(PRINCIPAL, ToolTarget("docs", "delete_page")).denial
     assert isinstance(tool_denial, ToolNotAllowed) and tool_denial.reason == "tool_not_allowed"

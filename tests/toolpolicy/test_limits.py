@@ -189,7 +189,7 @@ async def test_provider_budgets_and_rate_limits_apply_to_that_provider_only(stor
         pricing=pricing,
         **with_limits(
             provider_budgets={"mock": [{"max_usd": 0.01, "period": "1d"}]},
-            provider_rate_limits={"other": {"requests": "2/1h"}},
+            provider_rate_limits={"other": {"requests": "2/1d"}},
         ),
     )
     async with running(config, store_target.connect_args) as governance:
@@ -199,7 +199,7 @@ async def test_provider_budgets_and_rate_limits_apply_to_that_provider_only(stor
             await spend(governance, who)
         await spend(governance, who, target="other/model")
         await spend(governance, who, target="other/model")
-        with pytest.raises(LimitExceeded, match=r"^rate limit key/alpha other requests 2/1h: 2 of 2 used$"):
+        with pytest.raises(LimitExceeded, match=r"^rate limit key/alpha other requests 2/1d: 2 of 2 used$"):
             await spend(governance, who, target="other/model")
 
 
@@ -219,7 +219,7 @@ async def test_rate_limit_headers_follow_openai(store_target: StoreTarget) -> No
 
 
 async def test_token_limits_hold_the_worst_case_and_settle_to_actual(store_target: StoreTarget) -> None:
-    config = settings(store_target.url, **with_limits(rate_limit={"tokens": "30/1h"}))
+    config = settings(store_target.url, **with_limits(rate_limit={"tokens": "30/1d"}))
     async with running(config, store_target.connect_args) as governance:
         who = await principal(governance, "alpha")
         first = await governance.governor.admit(
@@ -228,7 +228,7 @@ async def test_token_limits_hold_the_worst_case_and_settle_to_actual(store_targe
         second = await governance.governor.admit(
             Call("r2", who, ModelTarget.parse("mock/free"), input_tokens=5, max_output_tokens=10)
         )
-        with pytest.raises(LimitExceeded, match="^rate limit key/alpha tokens 30/1h: 30 of 30 used$"):
+        with pytest.raises(LimitExceeded, match="^rate limit key/alpha tokens 30/1d: 30 of 30 used$"):
             await governance.governor.admit(
                 Call("r3", who, ModelTarget.parse("mock/free"), input_tokens=5, max_output_tokens=10)
             )
@@ -246,7 +246,7 @@ async def test_mcp_calls_are_limited_per_key_and_per_server_and_charged(store_ta
         mcp_servers={"docs": {"url": "http://127.0.0.1:9/mcp", "cost_per_call_usd": 0.01}, "time": {"command": "x"}},
         **with_limits(
             mcp={"docs": ["*"], "time": ["*"]},
-            mcp_rate_limit={"calls": "3/1m", "per_server": {"docs": "2/1m"}},
+            mcp_rate_limit={"calls": "3/1d", "per_server": {"docs": "2/1d"}},
             budgets=[{"max_usd": 0.5}],
         ),
     )
@@ -262,10 +262,10 @@ async def test_mcp_calls_are_limited_per_key_and_per_server_and_charged(store_ta
 
         await call("docs")
         await call("docs")
-        with pytest.raises(LimitExceeded, match="^rate limit key/alpha docs calls 2/1m: 2 of 2 used$"):
+        with pytest.raises(LimitExceeded, match="^rate limit key/alpha docs calls 2/1d: 2 of 2 used$"):
             await call("docs")
         await call("time")
-        with pytest.raises(LimitExceeded, match="^rate limit key/alpha calls 3/1m"):
+        with pytest.raises(LimitExceeded, match="^rate limit key/alpha calls 3/1d"):
             await call("time")
         await governance.spend.flush()
         assert await governance.ledger.total(_scope(who.key_id), _epoch()) == 2 * CENT
@@ -285,7 +285,7 @@ async def test_unpriced_models_follow_the_policy(store_target: StoreTarget, poli
 
 
 async def test_a_denied_model_consumes_no_limit(store_target: StoreTarget) -> None:
-    config = settings(store_target.url, **with_limits(models=["mock/*"], rate_limit={"requests": "1/1h"}))
+    config = settings(store_target.url, **with_limits(models=["mock/*"], rate_limit={"requests": "1/1d"}))
     async with running(config, store_target.connect_args) as governance:
         who = await principal(governance, "alpha")
         with pytest.raises(PermissionDenied):
@@ -330,7 +330,7 @@ async def test_counter_store_errors_may_fall_back_to_local_counters(
         store_target.url,
         redis=private_redis.url,
         on_counter_store_error="allow",
-        **with_limits(rate_limit={"requests": "2/1h"}),
+        **with_limits(rate_limit={"requests": "2/1d"}),
     )
     async with running(config, store_target.connect_args) as governance:
         who = await principal(governance, "alpha")

@@ -1,0 +1,76 @@
+"""Who is asking, through which endpoint: what a caller may see and call.
+
+A tool is visible when every filter agrees (each can only narrow what the one before allowed):
+
+1. the server is configured, enabled and live, and its server-level `tools` globs expose the tool (the catalog);
+2. the endpoint: `/mcp` sees every server, `/mcp/<server>` one;
+3. the key's allowlist (`mcp: {server: [tool globs]}`, deny by default): `toolpolicy.decide.tool_allowed`;
+4. the client's `x-isthmus-tools` header, if sent: globs over `<server>__<tool>` (on `/mcp/<server>` the bare
+   tool name matches too).
+
+Prompts and resources are not tools: a key sees those of every server its allowlist names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from mcp_hub.catalog import Entry
+from mcp_hub.naming import qualified
+from toolpolicy.decide import tool_allowed
+from toolpolicy.globs import GlobSet
+from toolpolicy.types import Principal
+
+NARROW_HEADER = "x-isthmus-tools"
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key from `Authorization: Bearer …` or `x-api-key: …` (the same rule as every other route)."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def narrowing(headers: Headers) -> GlobSet | None:
+    """The `x-isthmus-tools` globs, or None when the header is absent (an empty header narrows to nothing)."""
+    raw = headers.get(NARROW_HEADER)
+    if raw is None:
+        return None
+    return GlobSet.of(glob.strip() for glob in raw.split(",") if glob.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A resolved key plus the endpoint and header that narrow it."""
+
+    principal: Principal
+    secret: str = field(repr=False)
+    """The presented key, kept in memory only so a long-lived session can re-check it for allowlist changes."""
+    server: str | None = None
+    """`/mcp/<server>`: only this server, with bare names. None: `/mcp`, every server, qualified names."""
+    narrow: GlobSet | None = None
+
+    def sees_server(self, server: str) -> bool:
+        return (self.server is None or self.server == server) and server in self.principal.mcp
+
+    def may_use(self, server: str, tool: str) -> bool:
+        """Whether this caller may list and call `tool` of `server` (the catalog decides whether it exists)."""
+        if not self.sees_server(server) or not tool_allowed(self.principal, server, tool):
+            return False
+        if self.narrow is None:
+            return True
+        return self.narrow.matches(qualified(server, tool)) or (self.server is not None and self.narrow.matches(tool))
+
+    def name_of(self, entry: Entry[Any]) -> str:
+        """The name this caller knows an entry by."""
+        return entry.name if self.server is not None else entry.exposed
+
+    def same_grants(self, other: Principal) -> bool:
+        """Whether `other` (a fresh resolution of the same key) grants exactly what this caller's principal did."""
+        return other.mcp == self.principal.mcp and other.expires_at == self.principal.expires_at

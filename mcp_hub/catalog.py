@@ -1,0 +1,166 @@
+"""The aggregated catalog: every upstream's tools, prompts, resources and templates, named for `/mcp`.
+
+Upstreams hand in a `Snapshot` when they (re)connect or re-list, and None when they go down. A down server's
+items leave the listings, but its names stay known, so a call to one of them can say which server is down instead
+of pretending the tool never existed. Order is deterministic: by server name (config order does not matter), then
+by the upstream's own name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import mcp_types as types
+from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
+from mcp_hub.naming import exposed_name
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["tools", "prompts", "resources"]
+ALL_KINDS: frozenset[Kind] = frozenset({"tools", "prompts", "resources"})
+
+ItemT = TypeVar("ItemT", types.Tool, types.Prompt)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one upstream lists, after its server-level `tools` filter."""
+
+    tools: tuple[types.Tool, ...] = ()
+    prompts: tuple[types.Prompt, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    templates: tuple[types.ResourceTemplate, ...] = ()
+
+    def changed_kinds(self, other: Snapshot | None) -> frozenset[Kind]:
+        """The kinds of list that differ between the two snapshots (None counts as empty)."""
+        other = other or Snapshot()
+        kinds: set[Kind] = set()
+        if self.tools != other.tools:
+            kinds.add("tools")
+        if self.prompts != other.prompts:
+            kinds.add("prompts")
+        if self.resources != other.resources or self.templates != other.templates:
+            kinds.add("resources")
+        return frozenset(kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[ItemT]):
+    """A tool or prompt of one server, with the name it has on `/mcp`."""
+
+    server: str
+    name: str
+    """The upstream's own name (what `/mcp/<server>` shows)."""
+    exposed: str
+    """The name on `/mcp`: `<server>__<name>`, shortened when needed."""
+    item: ItemT
+
+
+def _index(snapshots: Mapping[str, Iterable[ItemT]]) -> dict[str, Entry[ItemT]]:
+    entries: dict[str, Entry[ItemT]] = {}
+    for server in sorted(snapshots):
+        for item in sorted(snapshots[server], key=lambda item: item.name):
+            salt = 0
+            name = exposed_name(server, item.name)
+            while name in entries:
+                # Two upstream names that shorten alike: the later one (in the fixed order) takes another hash.
+                salt += 1
+                name = exposed_name(server, item.name, salt=salt)
+            if salt:
+                logger.warning("MCP server %r: %r is exposed as %r (name collision)", server, item.name, name)
+            entries[name] = Entry(server, item.name, name, item)
+    return entries
+
+
+class Catalog:
+    """Every upstream's listings; rebuilt (cheaply) whenever one upstream's snapshot changes."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Snapshot] = {}
+        self._live: set[str] = set()
+        self._tools: dict[str, Entry[types.Tool]] = {}
+        self._prompts: dict[str, Entry[types.Prompt]] = {}
+        self._templates: dict[str, list[tuple[UriTemplate, types.ResourceTemplate]]] = {}
+
+    def update(self, server: str, snapshot: Snapshot | None) -> frozenset[Kind]:
+        """Install a server's snapshot (None: the server is down). Returns the kinds of list that changed."""
+        before = self._known.get(server) if server in self._live else None
+        if snapshot is None:
+            self._live.discard(server)
+        else:
+            self._known[server] = snapshot
+            self._live.add(server)
+        self._tools = _index({name: snap.tools for name, snap in self._known.items()})
+        self._prompts = _index({name: snap.prompts for name, snap in self._known.items()})
+        self._templates[server] = _compile(server, snapshot.templates if snapshot else ())
+        return snapshot.changed_kinds(before) if snapshot is not None else Snapshot().changed_kinds(before)
+
+    def is_live(self, server: str) -> bool:
+        return server in self._live
+
+    def tools(self) -> list[Entry[types.Tool]]:
+        """Every live server's tools, in order."""
+        return [entry for entry in self._tools.values() if entry.server in self._live]
+
+    def tool(self, exposed: str) -> Entry[types.Tool] | None:
+        """A tool by its `/mcp` name, live or remembered from a server that is down."""
+        return self._tools.get(exposed)
+
+    def tool_of(self, server: str, name: str) -> Entry[types.Tool] | None:
+        """A tool by server and upstream name, live or remembered."""
+        return next((e for e in self._tools.values() if e.server == server and e.name == name), None)
+
+    def prompts(self) -> list[Entry[types.Prompt]]:
+        return [entry for entry in self._prompts.values() if entry.server in self._live]
+
+    def prompt(self, exposed: str) -> Entry[types.Prompt] | None:
+        return self._prompts.get(exposed)
+
+    def prompt_of(self, server: str, name: str) -> Entry[types.Prompt] | None:
+        return next((e for e in self._prompts.values() if e.server == server and e.name == name), None)
+
+    def resources(self) -> list[tuple[str, types.Resource]]:
+        return [
+            (server, resource)
+            for server in sorted(self._live)
+            for resource in sorted(self._known[server].resources, key=lambda r: r.uri)
+        ]
+
+    def templates(self) -> list[tuple[str, types.ResourceTemplate]]:
+        return [
+            (server, template)
+            for server in sorted(self._live)
+            for template in sorted(self._known[server].templates, key=lambda t: t.uri_template)
+        ]
+
+    def owner_of(self, uri: str, servers: Iterable[str]) -> str | None:
+        """The one server among `servers` that lists `uri` or has a template matching it (None if none or several).
+
+        For URIs that reach `/mcp` without the `isthmus://` prefix, e.g. from a tool result's resource link.
+        """
+        candidates = [s for s in servers if s in self._live and any(r.uri == uri for r in self._known[s].resources)]
+        if not candidates:
+            candidates = [
+                s for s in servers if s in self._live and any(t.match(uri) for t, _ in self._templates.get(s, []))
+            ]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def input_schema(self, exposed: str) -> dict[str, Any] | None:
+        entry = self._tools.get(exposed)
+        return entry.item.input_schema if entry is not None else None
+
+
+def _compile(
+    server: str, templates: Iterable[types.ResourceTemplate]
+) -> list[tuple[UriTemplate, types.ResourceTemplate]]:
+    compiled: list[tuple[UriTemplate, types.ResourceTemplate]] = []
+    for template in templates:
+        try:
+            compiled.append((UriTemplate.parse(template.uri_template), template))
+        except InvalidUriTemplate as exc:
+            logger.warning("MCP server %r lists an invalid URI template %r: %s", server, template.uri_template, exc)
+    return compiled

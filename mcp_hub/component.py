@@ -1,0 +1,126 @@
+"""`McpHub`: the MCP half of the gateway, as one Component (routes, start, stop, readiness).
+
+Its long-lived work runs in one background task, so `start` and `stop` may be called from different tasks: the
+SDK's session manager (2025-era sessions), the change feed with its key watcher, and the supervisor that keeps
+every upstream connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import anyio
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.routing import BaseRoute, Route
+
+from mcp_hub.admin import admin_routes
+from mcp_hub.catalog import Catalog, Snapshot
+from mcp_hub.endpoint import McpEndpoint, transport_security
+from mcp_hub.notify import ChangeFeed
+from mcp_hub.pipeline import ToolCalls
+from mcp_hub.rest import RestApi
+from mcp_hub.server import Handlers, build_server
+from mcp_hub.upstreams import Upstream, build_upstream
+from mcp_hub.upstreams.supervisor import Supervisor
+from toolpolicy.runtime import Governance
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+class McpHub:
+    """Upstream MCP servers served to each virtual key as one MCP server, at `/mcp` and `/mcp/<server>`."""
+
+    name = "mcp"
+
+    def __init__(self, governance: Governance) -> None:
+        self.governance = governance
+        self.settings = governance.settings.mcp
+        self.catalog = Catalog()
+        self.feed = ChangeFeed()
+        self.upstreams: dict[str, Upstream] = {
+            name: build_upstream(name, server, self.settings)
+            for name, server in governance.settings.mcp_servers.items()
+        }
+        for upstream in self.upstreams.values():
+            upstream.on_snapshot = self._changed
+        enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
+        self.calls = ToolCalls(governance, self.catalog, enabled)
+        handlers = Handlers(self.catalog, enabled, self.calls, self.feed, self.settings.page_size)
+        self.server = build_server(handlers, VERSION)
+        self.supervisor = Supervisor(enabled.values(), self.settings)
+        self.endpoint = McpEndpoint(governance.keys, enabled.keys(), lambda: self._manager)
+        self.rest = RestApi(governance.keys, self.catalog, self.calls, self.settings.max_body_bytes)
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/mcp", self.endpoint),
+            Route("/mcp/{server}", self.endpoint),
+            *self.rest.routes(),
+            *admin_routes(self.governance, self.upstreams),
+        ]
+
+    async def start(self) -> None:
+        """Start serving; returns once every upstream has connected or failed once (bounded by connect_timeout)."""
+        if self._task is not None:
+            return
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(started), name="mcp-hub")
+        await started
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def readiness(self) -> dict[str, Any]:
+        servers = {
+            name: {"state": u.health.state, "last_error": u.health.last_error, "tools": len(u.snapshot.tools)}
+            if u.snapshot
+            else {"state": u.health.state, "last_error": u.health.last_error, "tools": 0}
+            for name, u in self.upstreams.items()
+        }
+        if self._task is None or self._task.done():
+            status = "down"
+        elif all(s["state"] in ("ready", "disabled") for s in servers.values()):
+            status = "ok"
+        else:
+            status = "degraded"  # the gateway serves; the other servers' tools still work
+        return {"status": status, "servers": servers, "clients_listening": len(self.feed)}
+
+    def _changed(self, server: str, snapshot: Snapshot | None) -> None:
+        kinds = self.catalog.update(server, snapshot)
+        if kinds:
+            self.feed.publish(frozenset({server}), kinds)
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        manager = StreamableHTTPSessionManager(
+            app=self.server,
+            security_settings=transport_security(self.governance.settings),
+            max_request_body_size=self.settings.max_body_bytes,
+            session_idle_timeout=self.settings.session_idle_timeout,
+            max_sessions=self.settings.max_sessions,
+        )
+        try:
+            async with manager.run(), anyio.create_task_group() as tg:
+                self._manager = manager
+                await tg.start(self.feed.run, self.governance.keys, self.settings.key_watch_interval)
+                await tg.start(self.supervisor.run)
+                started.set_result(None)
+                logger.info("MCP hub serving %d upstream servers", len(self.supervisor.upstreams))
+                await anyio.sleep_forever()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+        finally:
+            self._manager = None

@@ -1,0 +1,101 @@
+"""`/mcp` and `/mcp/<server>`: authenticate the key, then hand the request to the SDK's Streamable HTTP manager.
+
+Pure ASGI. What it adds in front of the SDK transport (which does Host/Origin checks, the body size cap, sessions,
+both eras, and JSON-RPC parsing):
+
+- a missing, unknown, revoked or expired key gets 401 with a JSON-RPC error body, before anything else;
+- `/mcp/<server>` for a server that is not configured (or disabled) gets 404;
+- the request's `Caller` goes into the scope for the handlers, and the key's identity into `scope["user"]`, so
+  the SDK binds each 2025-era session to the key (and endpoint) that opened it: another key presenting the same
+  `Mcp-Session-Id` is told the session does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from mcp_hub.access import Caller, narrowing, presented_key
+from mcp_hub.errors import UnknownServer
+from mcp_hub.server import CALLER_SCOPE_KEY
+from toolpolicy.errors import GatewayError, ServiceUnavailable
+from toolpolicy.keys import KeyResolver
+from toolpolicy.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
+
+
+def jsonrpc_error_response(error: GatewayError, *, request_id: object = None) -> Response:
+    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": error.jsonrpc_code, "message": error.message}}
+    headers = {"WWW-Authenticate": 'Bearer realm="isthmus"'} if error.status == 401 else None
+    return Response(json.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
+
+
+def transport_security(settings: GatewaySettings) -> TransportSecuritySettings:
+    """The Host/Origin allowlists of `/mcp`, from `mcp.allowed_hosts` or derived from `listen`."""
+    hub = settings.mcp
+    hosts = hub.allowed_hosts
+    if hosts is None:
+        host = settings.listen.rpartition(":")[0]
+        if host in WILDCARD_HOSTS:
+            # Every request needs a key a DNS-rebinding page cannot present; name the hosts to check them anyway.
+            logger.info("MCP hub: listening on all interfaces, so Host headers are not checked (set mcp.allowed_hosts)")
+            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        hosts = LOOPBACK_HOSTS if host in ("127.0.0.1", "localhost", "::1", "[::1]") else [host, f"{host}:*"]
+    if "*" in hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    origins = hub.allowed_origins
+    if origins is None:
+        origins = [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class McpEndpoint:
+    """The ASGI app behind both MCP routes."""
+
+    def __init__(
+        self,
+        keys: KeyResolver,
+        servers: Collection[str],
+        manager: Callable[[], StreamableHTTPSessionManager | None],
+    ) -> None:
+        self.keys = keys
+        self.servers = servers
+        self.manager = manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            manager = self.manager()
+            if manager is None:
+                raise ServiceUnavailable("the MCP hub is not running")
+            server = scope.get("path_params", {}).get("server")
+            if server is not None and server not in self.servers:
+                raise UnknownServer(server)
+            headers = Headers(scope=scope)
+            secret = presented_key(headers)
+            principal = await self.keys.resolve(secret)
+        except GatewayError as exc:
+            logger.info("MCP request to %s refused: %s (%s)", scope.get("path"), exc.reason, exc.message)
+            await jsonrpc_error_response(exc)(scope, receive, send)
+            return
+        except Exception:
+            logger.exception("MCP hub: resolving a key failed")
+            await jsonrpc_error_response(ServiceUnavailable("the key store is unreachable"))(scope, receive, send)
+            return
+        assert secret is not None
+        scope[CALLER_SCOPE_KEY] = Caller(principal, secret, server, narrowing(headers))
+        token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=server or "*")
+        scope["user"] = AuthenticatedUser(token)
+        await manager.handle_request(scope, receive, send)

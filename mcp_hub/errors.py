@@ -1,0 +1,102 @@
+"""Errors of the MCP hub, on top of the governance core's typed denials::
+
+    GatewayError (toolpolicy.errors)        status  JSON-RPC
+    ├── InvalidRequest                       400     -32602
+    │   └── PayloadTooLarge                  413              a REST body over `mcp.max_body_bytes`
+    ├── NotFound                             404     -32602
+    │   ├── UnknownTool      a tool that does not exist, or that the key may not see: one answer for both
+    │   ├── UnknownPrompt
+    │   ├── UnknownResource
+    │   └── UnknownServer    `/mcp/<server>` for a server that is not configured (or is disabled)
+    └── UpstreamError                        502     -32603   the upstream failed or answered garbage
+        ├── UpstreamRejected                 502     (the upstream's own code)   it answered with a JSON-RPC error
+        ├── UpstreamUnavailable              503     -32000   not connected: names the server and its state
+        └── UpstreamTimeout                  504     -32001   no answer within the server's `timeout`
+
+Tool calls turn upstream errors into `isError` results (the model reads them); the other methods answer them as
+JSON-RPC errors. Each edge renders these once, from their attributes.
+"""
+
+from __future__ import annotations
+
+from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnknownTool(NotFound):
+    code = "tool_not_found"
+
+    def __init__(self, name: str, *, hidden: bool = False) -> None:
+        super().__init__(f"Unknown tool: {name}", param="name")
+        self.hidden = hidden
+        """The tool exists but the caller may not use it: only the audit record says so."""
+
+    @property
+    def reason(self) -> str:
+        return "tool_not_allowed" if self.hidden else "tool_not_found"
+
+
+class UnknownPrompt(NotFound):
+    code = "prompt_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown prompt: {name}", param="name")
+
+
+class UnknownResource(NotFound):
+    code = "resource_not_found"
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"Unknown resource: {uri}", param="uri")
+
+
+class UnknownServer(NotFound):
+    code = "server_not_found"
+
+    def __init__(self, server: str) -> None:
+        super().__init__(f"no MCP server named {server!r} is configured on this gateway")
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    jsonrpc_code = -32603
+    code = "upstream_error"
+
+    def __init__(self, server: str, message: str) -> None:
+        super().__init__(f"MCP server {server!r}: {message}")
+        self.server = server
+
+
+class UpstreamRejected(UpstreamError):
+    code = "upstream_rejected"
+
+    def __init__(self, server: str, upstream_code: int, upstream_message: str) -> None:
+        super().__init__(server, f"error {upstream_code}: {upstream_message}")
+        self.upstream_code = upstream_code
+        """Passed on as the JSON-RPC code (e.g. -32602 for a resource the server does not have)."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+    openai_type = "service_unavailable"
+    jsonrpc_code = -32000
+    retryable = True
+    code = "upstream_unavailable"
+
+    def __init__(self, server: str, state: str, last_error: str | None) -> None:
+        reason = f" (last error: {last_error})" if last_error else ""
+        super().__init__(server, f"is {state}{reason}; try again later")
+        self.state = state
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    jsonrpc_code = -32001
+    code = "upstream_timeout"
+
+    def __init__(self, server: str, timeout: float) -> None:
+        super().__init__(server, f"did not answer within its {timeout:g}s timeout")

@@ -1,0 +1,131 @@
+"""Getting change notices to clients of both eras (the transport half of `notify.ChangeFeed`).
+
+- 2025-era clients hold a session: the first request of each session subscribes it, and the notices go out on its
+  standalone stream as `notifications/{tools,prompts,resources}/list_changed` until the session closes.
+- 2026-07-28 clients open `subscriptions/listen`: `listen` acknowledges, then streams the notices they asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.subscriptions import (
+    SUBSCRIPTION_ID_META_KEY,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+    event_to_notification,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_hub.access import Caller
+from mcp_hub.catalog import Kind
+from mcp_hub.notify import ChangeFeed
+
+logger = logging.getLogger(__name__)
+
+EVENTS: dict[Kind, ServerEvent] = {
+    "tools": ToolsListChanged(),
+    "prompts": PromptsListChanged(),
+    "resources": ResourcesListChanged(),
+}
+LISTEN_BUFFER = 16
+
+
+def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    # The SDK (2.3) gives handlers no public handle on the connection, which owns the standalone stream and the
+    # per-connection cleanup stack that tells when the session ends.
+    connection = getattr(ctx.session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+class SessionRegistry:
+    """Server middleware that subscribes each 2025-era session to the change feed on its first request."""
+
+    def __init__(self, feed: ChangeFeed, caller_of: Callable[[ServerRequestContext[Any, Any]], Caller]) -> None:
+        self.feed = feed
+        self.caller_of = caller_of
+        self._connections: set[int] = set()
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS and ctx.request is not None:
+            connection = _connection(ctx)
+            if connection is not None and id(connection) not in self._connections:
+                self._register(connection, self.caller_of(ctx))
+        return await call_next(ctx)
+
+    def _register(self, connection: Connection, caller: Caller) -> None:
+        async def deliver(kinds: frozenset[Kind]) -> None:
+            if "tools" in kinds:
+                await connection.send_tool_list_changed()
+            if "prompts" in kinds:
+                await connection.send_prompt_list_changed()
+            if "resources" in kinds:
+                await connection.send_resource_list_changed()
+
+        subscriber = self.feed.subscribe(caller, deliver)
+        key = id(connection)
+        self._connections.add(key)
+
+        def forget() -> None:
+            self.feed.unsubscribe(subscriber)
+            self._connections.discard(key)
+
+        connection.exit_stack.callback(forget)
+
+
+async def listen(
+    feed: ChangeFeed,
+    caller: Caller,
+    ctx: ServerRequestContext[Any, Any],
+    params: types.SubscriptionsListenRequestParams,
+) -> types.SubscriptionsListenResult:
+    """Serve one `subscriptions/listen` stream until the client closes it or the hub stops."""
+    subscription_id = ctx.request_id
+    assert subscription_id is not None
+    asked = params.notifications
+    honored = types.SubscriptionFilter(
+        tools_list_changed=True if asked.tools_list_changed else None,
+        prompts_list_changed=True if asked.prompts_list_changed else None,
+        resources_list_changed=True if asked.resources_list_changed else None,
+    )
+    flags: list[tuple[Kind, bool | None]] = [
+        ("tools", honored.tools_list_changed),
+        ("prompts", honored.prompts_list_changed),
+        ("resources", honored.resources_list_changed),
+    ]
+    wanted = frozenset(kind for kind, flag in flags if flag)
+    meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
+    send, receive = anyio.create_memory_object_stream[frozenset[Kind]](LISTEN_BUFFER)
+
+    async def deliver(kinds: frozenset[Kind]) -> None:
+        try:
+            send.send_nowait(kinds)
+        except anyio.WouldBlock:
+            pass  # a notice already waiting covers this one: they are level triggers
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    # Subscribe before the acknowledgement so a change made while it is written is not lost.
+    subscriber = feed.subscribe(caller, deliver)
+    try:
+        acknowledged = types.SubscriptionsAcknowledgedNotification(
+            params=types.SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)
+        )
+        await ctx.session.send_notification(acknowledged, related_request_id=subscription_id)
+        async with receive:
+            async for kinds in receive:
+                for kind in sorted(kinds & wanted):
+                    notice = event_to_notification(EVENTS[kind], meta)
+                    await ctx.session.send_notification(notice, related_request_id=subscription_id)
+    finally:
+        feed.unsubscribe(subscriber)
+        send.close()
+    return types.SubscriptionsListenResult(_meta=meta)

@@ -1,0 +1,196 @@
+"""One governed tool call, from every edge (MCP, REST; Code Mode later): resolve, admit, call, settle, audit.
+
+The order, and why:
+
+1. resolve the name against what this caller may see: a tool it may not use gets the very error of a tool that does
+   not exist, so listing and calling leak nothing;
+2. `governor.admit`: the decision API, rate limits and budget reservations (a denial by policy is answered as an
+   unknown tool, a limit as a tool error naming the limit);
+3. the upstream call, with the server's timeout, progress relayed, cancellation passed upstream;
+4. `settle` with the server's `cost_per_call_usd` once the upstream answered (a tool error is still work done), or
+   `release` when it did not;
+5. one audit record, whatever happened (in `finally`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
+
+from mcp_hub.access import Caller
+from mcp_hub.catalog import Catalog
+from mcp_hub.errors import UnknownTool, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from mcp_hub.listing import named_target, resolve_tool
+from mcp_hub.upstreams import Upstream
+from toolpolicy.audit import AuditRecord
+from toolpolicy.errors import GatewayError, LimitExceeded, PermissionDenied
+from toolpolicy.governor import Call, Usage
+from toolpolicy.runtime import Governance
+from toolpolicy.types import ToolTarget
+
+CANCELLED_STATUS = 499
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+class ToolCalls:
+    def __init__(self, governance: Governance, catalog: Catalog, upstreams: Mapping[str, Upstream]) -> None:
+        self.governance = governance
+        self.catalog = catalog
+        self.upstreams = upstreams
+
+    async def call(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        request_id: str | None = None,
+        progress: ProgressFnT | None = None,
+        via: str | None = None,
+    ) -> types.CallToolResult:
+        """Call `name` as `caller` would see it; raises UnknownTool or an AuthenticationError, else a result."""
+        started = time.perf_counter()
+        request_id = request_id or uuid.uuid4().hex
+        encoded = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        details: dict[str, Any] = {
+            "arguments_size": len(encoded),
+            "arguments_sha256": hashlib.sha256(encoded).hexdigest(),
+        }
+        if self.governance.settings.audit.record_arguments:
+            details["arguments"] = arguments or {}
+        if via is not None:
+            details["via"] = via
+        server, tool = named_target(caller, name)
+        details.update(server=server, tool=tool)
+        target = f"{server}/{tool}" if server else tool
+        record = _Record(request_id=request_id, caller=caller, target=target, details=details)
+        try:
+            return await self._call(caller, name, arguments, record, progress, via)
+        except BaseException as exc:
+            if record.outcome is None:
+                record.fail(exc)
+            raise
+        finally:
+            self.governance.audit.emit(record.build(time.perf_counter() - started))
+
+    async def _call(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any] | None,
+        record: _Record,
+        progress: ProgressFnT | None,
+        via: str | None,
+    ) -> types.CallToolResult:
+        try:
+            entry = resolve_tool(caller, self.catalog, name)
+        except UnknownTool as exc:
+            server, tool = named_target(caller, name)
+            upstream = self.upstreams.get(server) if server else None
+            if upstream is not None and not self.catalog.is_live(upstream.name) and caller.may_use(upstream.name, tool):
+                # A server that is down (and never listed this tool, or is still starting): say so, not "unknown".
+                down = UpstreamUnavailable(upstream.name, upstream.health.state, upstream.health.last_error)
+                record.upstream_failed(down)
+                return error_result(down.message)
+            record.deny(exc)
+            raise
+        upstream = self.upstreams[entry.server]
+        record.target = f"{entry.server}/{entry.name}"
+        record.details.update(server=entry.server, tool=entry.name)
+        cost = upstream.settings.cost_per_call_usd
+        fixed = Decimal(str(cost)) if cost > 0 else None
+        call = Call(
+            record.request_id, caller.principal, ToolTarget(entry.server, entry.name), fixed_cost_usd=fixed, via=via
+        )
+        try:
+            admission = await self.governance.governor.admit(call)
+        except PermissionDenied as exc:
+            record.deny(exc)
+            raise UnknownTool(name, hidden=True) from None
+        except LimitExceeded as exc:
+            record.deny(exc)
+            later = f"; try again in {math.ceil(exc.retry_after)}s" if exc.retry_after else ""
+            return error_result(f"Tool call refused: {exc.message}{later}")
+        except GatewayError as exc:
+            record.deny(exc)
+            raise
+        try:
+            result = await upstream.call_tool(entry.name, arguments, progress)
+        except UpstreamError as exc:
+            with anyio.CancelScope(shield=True):
+                await admission.release()
+            record.upstream_failed(exc)
+            return error_result(exc.message)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await admission.release()
+            raise
+        record.cost_usd = await admission.settle(Usage(cost_usd=fixed))
+        record.succeed(result)
+        return result
+
+
+class _Record:
+    """The audit record of one call, filled in as the call goes."""
+
+    def __init__(self, *, request_id: str, caller: Caller, target: str, details: dict[str, Any]) -> None:
+        self.request_id = request_id
+        self.caller = caller
+        self.target = target
+        self.details = details
+        self.outcome: str | None = None
+        self.decision = "allow"
+        self.status = 200
+        self.reason: str | None = None
+        self.cost_usd: Decimal | None = None
+
+    def deny(self, error: GatewayError) -> None:
+        hidden = isinstance(error, UnknownTool) and error.hidden
+        self.outcome, self.decision, self.reason = "denied", "deny", error.reason
+        self.status = PermissionDenied.status if hidden else error.status
+
+    def upstream_failed(self, error: UpstreamError) -> None:
+        self.outcome = "timeout" if isinstance(error, UpstreamTimeout) else "upstream_error"
+        self.status, self.reason = error.status, error.reason
+        self.details["error"] = error.message
+
+    def succeed(self, result: types.CallToolResult) -> None:
+        self.outcome = "tool_error" if result.is_error else "ok"
+        self.details["result_size"] = len(result.model_dump_json(by_alias=True, exclude_none=True))
+
+    def fail(self, exc: BaseException) -> None:
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            self.outcome, self.status, self.reason = "cancelled", CANCELLED_STATUS, "cancelled"
+        else:
+            self.outcome, self.status, self.reason = "upstream_error", 500, type(exc).__name__
+
+    def build(self, elapsed: float) -> AuditRecord:
+        principal = self.caller.principal
+        return AuditRecord(
+            request_id=self.request_id,
+            kind="tool_call",
+            target=self.target,
+            decision=self.decision,
+            status=self.status,
+            latency_ms=elapsed * 1000,
+            key_id=principal.key_id,
+            key_name=principal.key_name,
+            team=principal.team,
+            customer=principal.customer,
+            reason=self.reason,
+            cost_usd=self.cost_usd,
+            details={**self.details, "outcome": self.outcome},
+        )

@@ -1,0 +1,116 @@
+"""The REST face of the hub, for agent frameworks that do not speak MCP, under the same governance.
+
+- `GET /v1/mcp/tools`: the key's tools in OpenAI function-tool format (`x-isthmus-tools` narrows them too);
+- `POST /v1/mcp/tools/call` with `{"name": ..., "arguments": {...}}`: the MCP `CallToolResult`, as JSON.
+
+Errors use the OpenAI error envelope; a tool error is a 200 result with `"isError": true`, as over MCP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_hub.access import Caller, narrowing, presented_key
+from mcp_hub.catalog import Catalog
+from mcp_hub.errors import PayloadTooLarge
+from mcp_hub.listing import tools_to_list
+from mcp_hub.pipeline import ToolCalls
+from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.keys import KeyResolver
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(error: GatewayError) -> JSONResponse:
+    body = {"error": {"message": error.message, "type": error.openai_type, "param": error.param, "code": error.code}}
+    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after is not None else None
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def _rendering(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def rendered(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except GatewayError as exc:
+            logger.info("%s %s refused: %s (%s)", request.method, request.url.path, exc.reason, exc.message)
+            return error_response(exc)
+
+    rendered.__name__ = endpoint.__name__
+    return rendered
+
+
+class RestApi:
+    def __init__(self, keys: KeyResolver, catalog: Catalog, calls: ToolCalls, max_body_bytes: int) -> None:
+        self.keys, self.catalog, self.calls = keys, catalog, calls
+        self.max_body_bytes = max_body_bytes
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/mcp/tools", _rendering(self.list_tools), methods=["GET"]),
+            Route("/v1/mcp/tools/call", _rendering(self.call_tool), methods=["POST"]),
+        ]
+
+    async def _caller(self, request: Request) -> Caller:
+        secret = presented_key(request.headers)
+        principal = await self.keys.resolve(secret)
+        assert secret is not None
+        return Caller(principal, secret, None, narrowing(request.headers))
+
+    async def list_tools(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        functions = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description or tool.title or "",
+                    "parameters": tool.input_schema,
+                },
+            }
+            for tool in tools_to_list(caller, self.catalog)
+        ]
+        return JSONResponse({"object": "list", "data": functions})
+
+    async def call_tool(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        body = await self._json_object(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest("'name' must be the tool's name, e.g. 'time__get_current_time'", param="name")
+        arguments = body.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise InvalidRequest("'arguments' must be a JSON object", param="arguments")
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        result = await self.calls.call(caller, name, arguments, request_id=request_id)
+        return JSONResponse(
+            result.model_dump(mode="json", by_alias=True, exclude_none=True), headers={"x-request-id": request_id}
+        )
+
+    async def _json_object(self, request: Request) -> dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+        if not body:
+            raise InvalidRequest('the request body is empty; send {"name": ..., "arguments": {...}}')
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except UnicodeDecodeError:
+            raise InvalidRequest("the request body is not UTF-8 text") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
+        return data

@@ -1,0 +1,210 @@
+"""The MCP server clients see: one low-level `Server` serving both eras, every answer filtered per caller.
+
+The HTTP endpoint (`endpoint.py`) authenticates each request and leaves its `Caller` in the ASGI scope; every
+handler reads it from there, so a 2025-era session and a 2026-07-28 single request are treated alike. Gateway
+errors raised by a handler become JSON-RPC errors in one middleware (`render_errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.access import Caller
+from mcp_hub.catalog import Catalog, Entry
+from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
+from mcp_hub.listen import SessionRegistry, listen
+from mcp_hub.listing import tools_to_list
+from mcp_hub.naming import hub_uri, split_hub_uri
+from mcp_hub.notify import ChangeFeed
+from mcp_hub.paging import page
+from mcp_hub.pipeline import ToolCalls
+from mcp_hub.upstreams import Upstream
+from toolpolicy.errors import GatewayError, InvalidRequest
+
+Context = ServerRequestContext[Any, Any]
+CALLER_SCOPE_KEY = "isthmus.mcp.caller"
+SERVER_NAME = "isthmus"
+
+
+def caller_of(ctx: Context) -> Caller:
+    caller = ctx.request.scope.get(CALLER_SCOPE_KEY) if ctx.request is not None else None
+    if not isinstance(caller, Caller):
+        raise InvalidRequest("this MCP server is only served over HTTP, behind the gateway's key check")
+    return caller
+
+
+def as_mcp_error(error: GatewayError) -> MCPError:
+    code = error.upstream_code if isinstance(error, UpstreamRejected) else error.jsonrpc_code
+    return MCPError(code=code, message=error.message)
+
+
+async def render_errors(ctx: Context, call_next: CallNext) -> HandlerResult:
+    try:
+        return await call_next(ctx)
+    except GatewayError as exc:
+        raise as_mcp_error(exc) from None
+
+
+class HubServer(Server[Any]):
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        # The session manager passes no options, and 2025-era clients only listen for changes a server advertises.
+        options = notification_options or NotificationOptions(
+            prompts_changed=True, resources_changed=True, tools_changed=True
+        )
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+class Handlers:
+    """Every request handler of the hub's server, over the shared catalog, upstreams and tool pipeline."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        upstreams: dict[str, Upstream],
+        calls: ToolCalls,
+        feed: ChangeFeed,
+        page_size: int | None,
+    ) -> None:
+        self.catalog, self.upstreams, self.calls, self.feed = catalog, upstreams, calls, feed
+        self.page_size = page_size
+
+    async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        tools, cursor = page(tools_to_list(caller_of(ctx), self.catalog), _cursor(params), self.page_size)
+        return types.ListToolsResult(tools=tools, next_cursor=cursor)
+
+    async def call_tool(self, ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
+        async def relay(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        meta: dict[str, Any] = dict(ctx.meta or {})
+        wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
+        request_id = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
+        return await self.calls.call(
+            caller_of(ctx),
+            params.name,
+            params.arguments,
+            request_id=request_id,
+            progress=relay if wants_progress else None,
+        )
+
+    async def list_prompts(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        caller = caller_of(ctx)
+        prompts = [
+            entry.item.model_copy(update={"name": caller.name_of(entry)})
+            for entry in self.catalog.prompts()
+            if caller.sees_server(entry.server)
+        ]
+        items, cursor = page(prompts, _cursor(params), self.page_size)
+        return types.ListPromptsResult(prompts=items, next_cursor=cursor)
+
+    async def get_prompt(self, ctx: Context, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        entry = self._prompt(caller_of(ctx), params.name)
+        return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+
+    async def list_resources(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        caller = caller_of(ctx)
+        resources = [
+            resource if caller.server else resource.model_copy(update={"uri": hub_uri(server, resource.uri)})
+            for server, resource in self.catalog.resources()
+            if caller.sees_server(server)
+        ]
+        items, cursor = page(resources, _cursor(params), self.page_size)
+        return types.ListResourcesResult(resources=items, next_cursor=cursor)
+
+    async def list_resource_templates(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        caller = caller_of(ctx)
+        templates = [
+            template
+            if caller.server
+            else template.model_copy(update={"uri_template": hub_uri(server, template.uri_template)})
+            for server, template in self.catalog.templates()
+            if caller.sees_server(server)
+        ]
+        items, cursor = page(templates, _cursor(params), self.page_size)
+        return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=cursor)
+
+    async def read_resource(self, ctx: Context, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        caller = caller_of(ctx)
+        server, uri = self._locate(caller, params.uri)
+        result = await self.upstreams[server].read_resource(uri)
+        if caller.server is None:
+            result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
+        return result
+
+    async def complete(self, ctx: Context, params: types.CompleteRequestParams) -> types.CompleteResult:
+        caller = caller_of(ctx)
+        ref = params.ref
+        upstream_ref: types.PromptReference | types.ResourceTemplateReference
+        if isinstance(ref, types.PromptReference):
+            entry = self._prompt(caller, ref.name)
+            server, upstream_ref = entry.server, ref.model_copy(update={"name": entry.name})
+        else:
+            server, uri = self._locate(caller, ref.uri)
+            upstream_ref = ref.model_copy(update={"uri": uri})
+        return await self.upstreams[server].complete(upstream_ref, params.argument, params.context)
+
+    async def subscriptions_listen(
+        self, ctx: Context, params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        return await listen(self.feed, caller_of(ctx), ctx, params)
+
+    def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
+        entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)
+        if entry is None or not caller.sees_server(entry.server):
+            raise UnknownPrompt(name)
+        return entry
+
+    def _locate(self, caller: Caller, uri: str) -> tuple[str, str]:
+        """The server a (possibly `isthmus://`-prefixed) URI belongs to, and the URI that server knows."""
+        if caller.server is not None:
+            server, inner = caller.server, uri
+        elif (split := split_hub_uri(uri)) is not None:
+            server, inner = split
+        else:
+            owner = self.catalog.owner_of(uri, [s for s in self.upstreams if caller.sees_server(s)])
+            if owner is None:
+                raise UnknownResource(uri)
+            server, inner = owner, uri
+        if server not in self.upstreams or not caller.sees_server(server):
+            raise UnknownResource(uri)
+        return server, inner
+
+
+def _cursor(params: types.PaginatedRequestParams | None) -> str | None:
+    return params.cursor if params is not None else None
+
+
+def build_server(handlers: Handlers, version: str) -> HubServer:
+    server = HubServer(
+        SERVER_NAME,
+        version=version,
+        title="Isthmus MCP hub",
+        instructions="Tools of several MCP servers, named <server>__<tool>.",
+        get_tool_input_schema=handlers.catalog.input_schema,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_resource_templates,
+        on_read_resource=handlers.read_resource,
+        on_completion=handlers.complete,
+        on_subscriptions_listen=handlers.subscriptions_listen,
+    )
+    server.middleware.extend([SessionRegistry(handlers.feed, caller_of), render_errors])
+    return server

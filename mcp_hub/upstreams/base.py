@@ -1,0 +1,266 @@
+"""One upstream MCP server: a long-lived session shared by every caller, its health, and its cached listings.
+
+The transports differ only in how bytes flow (`stdio`, `http`, `sse` subclass `Upstream.transport`); everything
+above that is here. `serve_connection` is one connection's whole life; the supervisor calls it again, with backoff,
+whenever it ends. Foreign exceptions (the SDK's `MCPError`, pydantic's `ValidationError`, transport errors) are
+translated here into the hub's `UpstreamError` family, so nothing above this module sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.client._transport import TransportStreams
+from mcp.client.session import IncomingMessage
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+
+from mcp_hub.catalog import Snapshot
+from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from mcp_hub.upstreams.health import Health
+from mcp_hub.upstreams.session import list_everything, watched
+from toolpolicy.globs import GlobSet
+from toolpolicy.settings import McpHubSettings, McpServerSettings
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=types.Result)
+CLIENT_INFO = types.Implementation(name="isthmus-mcp-hub", version="0.1.0")
+_BACKSTOP = 5.0
+"""Seconds past a call's timeout before the hub stops waiting on its own (e.g. a write to a stuck stdio pipe)."""
+
+
+class ConnectionLost(Exception):
+    """The connection ended after it was established (the process exited, the stream closed)."""
+
+
+class Upstream(ABC):
+    """An upstream server; subclasses provide `transport()` (and may describe their failures better)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str, settings: McpServerSettings, hub: McpHubSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.hub = hub
+        self.health = Health(name, state="connecting" if settings.enabled else "disabled")
+        self.snapshot: Snapshot | None = None
+        self.on_snapshot: Callable[[str, Snapshot | None], None] = lambda name, snapshot: None
+        """Called whenever the listings change or the server goes down (None)."""
+        self.on_connected: Callable[[], None] = lambda: None
+        self._expose = GlobSet.of(settings.tools)
+        self._client: Client | None = None
+        self._lost: anyio.Event | None = None
+        self._refresh_wanted: anyio.Event | None = None
+
+    @abstractmethod
+    def transport(self) -> AbstractAsyncContextManager[TransportStreams]:
+        """Open the byte-level connection to the server."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the server is, for logs and the admin API (never a secret)."""
+
+    def lost_reason(self) -> str:
+        """Why an established connection ended, as well as the transport can tell."""
+        return "connection closed"
+
+    async def serve_connection(self) -> None:
+        """Connect, list, and serve callers until the connection is lost; always ends by raising why."""
+        lost = anyio.Event()
+        timed_out = False
+        async with anyio.create_task_group() as tg:
+            connected = anyio.Event()
+
+            async def watchdog() -> None:
+                # A fail_after around the connect would close before the session's own task groups do.
+                nonlocal timed_out
+                with anyio.move_on_after(self.hub.connect_timeout):
+                    await connected.wait()
+                    return
+                timed_out = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watchdog)
+            client = Client(
+                watched(self.transport(), lost, self.name),
+                mode=self.settings.protocol,
+                cache=None,
+                client_info=CLIENT_INFO,
+                message_handler=self._on_message,
+            )
+            async with client:
+                snapshot = await list_everything(client, self._expose)
+                connected.set()
+                self._connected_with(client, snapshot, lost)
+                try:
+                    async with anyio.create_task_group() as serving:
+                        serving.start_soon(self._refresh_loop, client, lost)
+                        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                            serving.start_soon(self._listen, client)
+                        await lost.wait()
+                        serving.cancel_scope.cancel()
+                finally:
+                    self._client = None
+        if timed_out:
+            raise TimeoutError(f"no answer within {self.hub.connect_timeout:g}s of connecting")
+        raise ConnectionLost(self.lost_reason())
+
+    def went_down(self, error: str) -> None:
+        """Called by the supervisor when a connection attempt failed or a connection ended."""
+        self._client = None
+        self.health.failures += 1
+        self.health.enter("down", error)
+        if self.snapshot is not None:
+            self.snapshot = None
+            self.on_snapshot(self.name, None)
+
+    def refresh_soon(self) -> None:
+        if self._refresh_wanted is not None:
+            self._refresh_wanted.set()
+
+    # Calls: one shared session, concurrent requests multiplexed on it.
+
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
+    ) -> types.CallToolResult:
+        client = self._session()
+        timeout = self.settings.timeout
+        return await self._request(
+            client.call_tool(tool, arguments, read_timeout_seconds=timeout, progress_callback=progress), timeout
+        )
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        client = self._session()
+        return await self._request(client.read_resource(uri), self.settings.timeout)
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+        client = self._session()
+        return await self._request(client.get_prompt(name, arguments), self.settings.timeout)
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: types.CompletionArgument,
+        context: types.CompletionContext | None,
+    ) -> types.CompleteResult:
+        client = self._session()
+        context_arguments = context.arguments if context is not None else None
+        coro = client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments)
+        return await self._request(coro, self.settings.timeout)
+
+    def _session(self) -> Client:
+        if self._client is None or self.health.state not in ("ready", "degraded"):
+            raise UpstreamUnavailable(self.name, self.health.state, self.health.last_error)
+        return self._client
+
+    async def _request(self, coro: Awaitable[R], timeout: float) -> R:
+        try:
+            with anyio.fail_after(timeout + _BACKSTOP):
+                result = await coro
+        except TimeoutError:
+            raise UpstreamTimeout(self.name, timeout) from None
+        except MCPError as exc:
+            if exc.code == types.REQUEST_TIMEOUT:
+                raise UpstreamTimeout(self.name, timeout) from None
+            if exc.code == types.CONNECTION_CLOSED:
+                self._connection_failed()
+                raise UpstreamUnavailable(self.name, "down", self.lost_reason()) from None
+            raise UpstreamRejected(self.name, exc.code, exc.message) from None
+        except ValidationError as exc:
+            logger.warning("MCP server %r sent a result that is not valid MCP: %s", self.name, exc)
+            raise UpstreamError(self.name, "sent a result that is not valid MCP") from None
+        except RuntimeError as exc:
+            # The SDK raises RuntimeError for structured content that violates the tool's output schema and for
+            # results the hub cannot relay (input requests).
+            raise UpstreamError(self.name, str(exc)) from None
+        if result.meta and types.SERVER_INFO_META_KEY in result.meta:
+            # The upstream's identity stamp: the client is talking to the hub, which stamps its own.
+            result.meta = {k: v for k, v in result.meta.items() if k != types.SERVER_INFO_META_KEY} or None
+        return result
+
+    def _connection_failed(self) -> None:
+        if self._lost is not None:
+            self._lost.set()
+
+    # The connection's background work.
+
+    def _connected_with(self, client: Client, snapshot: Snapshot, lost: anyio.Event) -> None:
+        self._client, self._lost, self._refresh_wanted = client, lost, anyio.Event()
+        self.health.connects += 1
+        self.health.protocol_version = client.protocol_version
+        info = client.server_info
+        self.health.server_info = f"{info.name} {info.version}".strip() if info is not None else None
+        self.health.enter("ready")
+        self._install(snapshot)
+        self.on_connected()
+
+    def _install(self, snapshot: Snapshot) -> None:
+        if snapshot != self.snapshot:
+            self.snapshot = snapshot
+            self.on_snapshot(self.name, snapshot)
+
+    async def _refresh_loop(self, client: Client, lost: anyio.Event) -> None:
+        interval = self.hub.refresh_interval or float("inf")
+        while True:
+            wanted = self._refresh_wanted
+            assert wanted is not None
+            with anyio.move_on_after(interval):
+                await wanted.wait()
+            self._refresh_wanted = anyio.Event()
+            try:
+                with anyio.fail_after(self.hub.connect_timeout):
+                    snapshot = await list_everything(client, self._expose)
+            except MCPError as exc:
+                if exc.code == types.CONNECTION_CLOSED:
+                    lost.set()
+                    return
+                self.health.enter("degraded", f"re-listing failed: {exc.message}")
+            except (ValidationError, TimeoutError) as exc:
+                self.health.enter("degraded", f"re-listing failed: {type(exc).__name__}")
+            else:
+                self.health.enter("ready")
+                self._install(snapshot)
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 servers announce list changes only on a `subscriptions/listen` stream."""
+        caps = client.server_capabilities
+        tools = bool(caps.tools and caps.tools.list_changed)
+        prompts = bool(caps.prompts and caps.prompts.list_changed)
+        resources = bool(caps.resources and caps.resources.list_changed)
+        if not (tools or prompts or resources):
+            return
+        while True:
+            try:
+                listen = client.listen(
+                    tools_list_changed=tools, prompts_list_changed=prompts, resources_list_changed=resources
+                )
+                async with listen as subscription:
+                    async for _event in subscription:
+                        self.refresh_soon()
+            except Exception as exc:
+                logger.info("MCP server %r: change subscription ended (%s); re-listing on an interval", self.name, exc)
+            self.refresh_soon()
+            await anyio.sleep(self.hub.backoff_max)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        if isinstance(
+            message,
+            types.ToolListChangedNotification
+            | types.PromptListChangedNotification
+            | types.ResourceListChangedNotification,
+        ):
+            self.refresh_soon()
+        elif isinstance(message, types.LoggingMessageNotification):
+            logger.info("MCP server %r says: %s", self.name, message.params.data)
+        elif isinstance(message, Exception):
+            logger.warning("MCP server %r: transport error: %s", self.name, message)
