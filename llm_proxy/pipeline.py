@@ -28,6 +28,7 @@ from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Admission, Call, Usage
 from toolpolicy.runtime import Governance
+from toolpolicy.telemetry.tracing import mark_error, start_server_span
 from toolpolicy.types import ModelTarget, Principal
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,13 @@ class Pipeline:
 
     def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
         request_id = headers.get("x-request-id") or f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
-        return Exchange(request_id=request_id[:128], api=api, endpoint=endpoint)
+        exchange = Exchange(request_id=request_id[:128], api=api, endpoint=endpoint)
+        operation = "embeddings" if endpoint == "embeddings" else "chat"
+        exchange.trace.operation = operation
+        exchange.trace.span = start_server_span(
+            operation, headers, {"gen_ai.operation.name": operation, "isthmus.request_id": exchange.request_id}
+        )
+        return exchange
 
     async def authenticate(self, exchange: Exchange, headers: Mapping[str, str]) -> Principal:
         exchange.principal = await self.governance.keys.resolve(presented_key(headers))
@@ -152,6 +159,7 @@ class Pipeline:
         exchange.finished = True
         principal = exchange.principal
         error = exchange.error
+        self._end_span(exchange)
         if principal is None and error is None:
             return
         details: dict[str, Any] = {"api": exchange.api, "endpoint": exchange.endpoint, "stream": exchange.stream}
@@ -181,6 +189,37 @@ class Pipeline:
                 details=details,
             )
         )
+
+    def _end_span(self, exchange: Exchange) -> None:
+        span = exchange.trace.span
+        if span is None:
+            return
+        exchange.trace.span = None
+        if span.is_recording():
+            principal, usage, route = exchange.principal, exchange.usage, exchange.trace.route
+            provider, _, model = (route or "").partition("/")
+            attributes: dict[str, Any] = {
+                "gen_ai.request.model": exchange.requested or None,
+                "gen_ai.provider.name": self.router.adapters[provider].kind
+                if provider in self.router.adapters
+                else None,
+                "gen_ai.response.model": model or None,
+                "gen_ai.usage.input_tokens": usage.tokens_in if usage else None,
+                "gen_ai.usage.output_tokens": usage.tokens_out if usage else None,
+                "http.response.status_code": exchange.status,
+                "isthmus.route": route,
+                "isthmus.attempts": exchange.trace.attempts,
+                "isthmus.key.name": principal.key_name if principal else None,
+                "isthmus.team": principal.team if principal else None,
+                "isthmus.customer": principal.customer if principal else None,
+                "isthmus.cost_usd": float(exchange.cost) if exchange.cost is not None else None,
+            }
+            span.set_attributes({key: value for key, value in attributes.items() if value is not None})
+            if exchange.requested:
+                span.update_name(f"{exchange.trace.operation} {exchange.requested}")
+            if exchange.error is not None:
+                mark_error(span, exchange.error.message)
+        span.end()
 
 
 def requested_model(body: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
+from opentelemetry.trace import Span
 
 from llm_proxy.errors import NoTargetAvailable, UnsupportedByProvider, UpstreamBadResponse, UpstreamError
 from llm_proxy.health import Health
@@ -28,6 +29,7 @@ from llm_proxy.providers.base import ProviderAdapter
 from toolpolicy.errors import GatewayError, LimitExceeded, NotFound, PermissionDenied
 from toolpolicy.governor import Admission
 from toolpolicy.settings import GatewaySettings
+from toolpolicy.telemetry.tracing import mark_error, span_under
 from toolpolicy.types import ModelTarget
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ class Trace:
     attempts: int = 0
     route: str | None = None
     failures: list[str] = field(default_factory=list)
+    span: Span | None = None
+    """The request's span, parent of one span per upstream attempt."""
+    operation: str = "chat"
+    """`gen_ai.operation.name` of the request."""
 
 
 class Router:
@@ -168,7 +174,19 @@ class Router:
                 raise last or NoTargetAvailable(f"{target.name}: {pool.why_none(target.model)}")
             trace.attempts += 1
             try:
-                result = await send(adapter, target, key.secret)
+                attributes = {
+                    "gen_ai.operation.name": trace.operation,
+                    "gen_ai.provider.name": adapter.kind,
+                    "gen_ai.request.model": target.model,
+                    "isthmus.attempt": trace.attempts,
+                    "isthmus.provider_key": key.name,
+                }
+                with span_under(trace.span, f"{trace.operation} {target.model}", attributes) as attempt:
+                    try:
+                        result = await send(adapter, target, key.secret)
+                    except UpstreamError as exc:
+                        mark_error(attempt, exc.message)
+                        raise
             except UpstreamError as exc:
                 last = exc
                 if exc.key_rejected:

@@ -16,6 +16,7 @@ import aiohttp
 
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
 from toolpolicy.settings import LlmSettings
+from toolpolicy.telemetry.tracing import inject
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 _SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
@@ -62,7 +63,9 @@ class Upstream:
     ) -> tuple[dict[str, Any], bytes]:
         """POST a JSON body; return the JSON object answered and its bytes."""
         try:
-            async with self.session.post(url, data=dumps(payload), headers={**_JSON_HEADERS, **headers}) as resp:
+            outgoing = {**_JSON_HEADERS, **headers}
+            inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
+            async with self.session.post(url, data=dumps(payload), headers=outgoing) as resp:
                 raw = await self._read_all(provider, resp)
                 if resp.status >= 400:
                     raise status_error(provider, resp.status, resp.headers, raw)
@@ -76,7 +79,9 @@ class Upstream:
         """POST a JSON body and yield the answer's bytes as they arrive (an error status raises before any)."""
         limit = self.settings.max_response_bytes
         try:
-            async with self.session.post(url, data=dumps(payload), headers={**_SSE_HEADERS, **headers}) as resp:
+            outgoing = {**_SSE_HEADERS, **headers}
+            inject(outgoing)
+            async with self.session.post(url, data=dumps(payload), headers=outgoing) as resp:
                 if resp.status >= 400:
                     raise status_error(provider, resp.status, resp.headers, await self._read_all(provider, resp))
                 received = 0

@@ -69,6 +69,25 @@ def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterat
         yield span
 
 
+def start_server_span(
+    name: str, carrier: Mapping[str, str] | None, attributes: Mapping[str, Any] | None = None
+) -> Span:
+    """A server span continuing the caller's trace, not made current: for requests that end in another task
+    (a stream ends when its body is sent). End it with `span.end()`."""
+    parent = propagate.extract(carrier) if carrier else None
+    return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
+
+
+@contextmanager
+def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+    """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
+    context = trace.set_span_in_context(parent) if parent is not None else None
+    with tracer().start_as_current_span(
+        name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes)
+    ) as span:
+        yield span
+
+
 def inject(carrier: MutableMapping[str, str]) -> None:
     """Add `traceparent` (and `tracestate`) of the current span to outgoing headers."""
     propagate.inject(carrier)
