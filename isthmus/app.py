@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     governance: Governance = request.app.state.governance
+    health = governance.metrics.upstream_health
+    health.clear()  # states are read fresh at each scrape, so a server's old state does not linger
+    for part in request.app.state.components:
+        for server, state in (part.readiness().get("servers") or {}).items():
+            health.labels(server, state.get("state", "unknown")).set(1 if state.get("state") == "ready" else 0)
     return Response(generate_latest(governance.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
