@@ -40,3 +40,25 @@ typecheck: install-dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (bench/, docs/bench.md): never part of `make test`. wrk comes from Debian's packages when missing.
+.PHONY: bench bench-peers
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet 'py-spy>=0.4'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench
+
+# Peers each get their own virtual environment: LiteLLM's proxy and ContextForge pin conflicting dependencies.
+.venv-peers/bin/litellm:
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet 'litellm[proxy]==1.108.7'
+
+.venv-cf/bin/mcpgateway:
+	$(PYTHON) -m venv .venv-cf
+	.venv-cf/bin/python -m pip install --quiet 'mcp-contextforge-gateway==1.0.7.post20260921'
+
+bench-peers: $(VENV)/.installed-bench .venv-peers/bin/litellm .venv-cf/bin/mcpgateway
+	$(BIN)/python -m bench --peers require

@@ -8,6 +8,9 @@ A tool is visible when every filter agrees (each can only narrow what the one be
 4. the client's `x-isthmus-tools` header, if sent: globs over `<server>__<tool>` (on `/mcp/<server>` the bare
    tool name matches too).
 
+How a visible tool is offered is one more per-caller fact: directly, or through Code Mode's meta-tools when the
+key's `code_mode` says so, or (the key saying nothing) its server's `code_mode` does.
+
 Prompts and resources are not tools: a key sees those of every server its allowlist names.
 """
 
@@ -55,6 +58,13 @@ class Caller:
     server: str | None = None
     """`/mcp/<server>`: only this server, with bare names. None: `/mcp`, every server, qualified names."""
     narrow: GlobSet | None = None
+    code_mode_servers: frozenset[str] = frozenset()
+    """The servers configured with `code_mode: true` (the key's own `code_mode` overrides them)."""
+
+    def in_code_mode(self, server: str) -> bool:
+        """Whether this caller uses `server`'s tools through Code Mode rather than directly."""
+        mode = self.principal.code_mode
+        return mode if mode is not None else server in self.code_mode_servers
 
     def sees_server(self, server: str) -> bool:
         return (self.server is None or self.server == server) and server in self.principal.mcp
@@ -72,5 +82,6 @@ class Caller:
         return entry.name if self.server is not None else entry.exposed
 
     def same_grants(self, other: Principal) -> bool:
-        """Whether `other` (a fresh resolution of the same key) grants exactly what this caller's principal did."""
-        return other.mcp == self.principal.mcp and other.expires_at == self.principal.expires_at
+        """Whether `other` (a fresh resolution of the same key) grants, and offers, exactly what this one did."""
+        mine = self.principal
+        return other.mcp == mine.mcp and other.expires_at == mine.expires_at and other.code_mode == mine.code_mode

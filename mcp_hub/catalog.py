@@ -85,6 +85,8 @@ class Catalog:
         self._tools: dict[str, Entry[types.Tool]] = {}
         self._prompts: dict[str, Entry[types.Prompt]] = {}
         self._templates: dict[str, list[tuple[UriTemplate, types.ResourceTemplate]]] = {}
+        self.version = 0
+        """Goes up whenever the live tools change, so what is derived from them can be cached against it."""
 
     def update(self, server: str, snapshot: Snapshot | None) -> frozenset[Kind]:
         """Install a server's snapshot (None: the server is down). Returns the kinds of list that changed."""
@@ -97,7 +99,10 @@ class Catalog:
         self._tools = _index({name: snap.tools for name, snap in self._known.items()})
         self._prompts = _index({name: snap.prompts for name, snap in self._known.items()})
         self._templates[server] = _compile(server, snapshot.templates if snapshot else ())
-        return snapshot.changed_kinds(before) if snapshot is not None else Snapshot().changed_kinds(before)
+        kinds = (snapshot or Snapshot()).changed_kinds(before)
+        if "tools" in kinds:
+            self.version += 1
+        return kinds
 
     def is_live(self, server: str) -> bool:
         return server in self._live

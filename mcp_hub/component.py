@@ -1,8 +1,8 @@
 """`McpHub`: the MCP half of the gateway, as one Component (routes, start, stop, readiness).
 
 Its long-lived work runs in one background task, so `start` and `stop` may be called from different tasks: the
-SDK's session manager (2025-era sessions), the change feed with its key watcher, and the supervisor that keeps
-every upstream connected.
+SDK's session manager (2025-era sessions), the change feed with its key watcher, the supervisor that keeps
+every upstream connected, and Code Mode's sandbox pool (opened and closed by that same task).
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_hub.admin import admin_routes
 from mcp_hub.catalog import Catalog, Snapshot
+from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import McpEndpoint, transport_security
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
 from mcp_hub.rest import RestApi
 from mcp_hub.server import Handlers, build_server
+from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.supervisor import Supervisor
 from toolpolicy.runtime import Governance
+from toolpolicy.settings import CodeModeSettings, GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +52,17 @@ class McpHub:
         for upstream in self.upstreams.values():
             upstream.on_snapshot = self._changed
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
+        self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
+        self.code_mode = CodeMode(_sandbox_settings(governance.settings), metrics=governance.metrics)
         self.calls = ToolCalls(governance, self.catalog, enabled)
-        handlers = Handlers(self.catalog, enabled, self.calls, self.feed, self.settings.page_size)
+        self.tools = HubTools(governance, self.catalog, self.calls, self.code_mode, enabled.keys())
+        handlers = Handlers(self.catalog, enabled, self.tools, self.feed, self.settings.page_size)
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)
-        self.endpoint = McpEndpoint(governance.keys, enabled.keys(), lambda: self._manager)
-        self.rest = RestApi(governance.keys, self.catalog, self.calls, self.settings.max_body_bytes)
+        self.endpoint = McpEndpoint(governance.keys, enabled.keys(), lambda: self._manager, self.code_mode_servers)
+        self.rest = RestApi(governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers)
+        self._code_mode_state = "stopped"
+        self._code_mode_error: str | None = None
         self._manager: StreamableHTTPSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -89,13 +97,18 @@ class McpHub:
             else {"state": u.health.state, "last_error": u.health.last_error, "tools": 0}
             for name, u in self.upstreams.items()
         }
+        code_mode = {
+            "state": self._code_mode_state,
+            "last_error": self._code_mode_error,
+            "servers": sorted(self.code_mode_servers),
+        }
         if self._task is None or self._task.done():
             status = "down"
-        elif all(s["state"] in ("ready", "disabled") for s in servers.values()):
+        elif all(s["state"] in ("ready", "disabled") for s in servers.values()) and self._code_mode_state == "ready":
             status = "ok"
         else:
-            status = "degraded"  # the gateway serves; the other servers' tools still work
-        return {"status": status, "servers": servers, "clients_listening": len(self.feed)}
+            status = "degraded"  # the gateway serves; the other servers' tools (or direct tools) still work
+        return {"status": status, "servers": servers, "code_mode": code_mode, "clients_listening": len(self.feed)}
 
     def _changed(self, server: str, snapshot: Snapshot | None) -> None:
         kinds = self.catalog.update(server, snapshot)
@@ -111,6 +124,7 @@ class McpHub:
             max_sessions=self.settings.max_sessions,
         )
         try:
+            await self._start_code_mode()
             async with manager.run(), anyio.create_task_group() as tg:
                 self._manager = manager
                 await tg.start(self.feed.run, self.governance.keys, self.settings.key_watch_interval)
@@ -124,3 +138,27 @@ class McpHub:
             raise
         finally:
             self._manager = None
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.code_mode.stop()
+                except Exception:
+                    logger.exception("Code Mode's sandbox pool did not close cleanly")
+                self._code_mode_state = "stopped"
+
+    async def _start_code_mode(self) -> None:
+        try:
+            await self.code_mode.start()
+        except Exception as exc:
+            # Direct tools serve on; each run retries the pool and says why it cannot run meanwhile.
+            logger.exception("Code Mode's sandbox pool could not start")
+            self._code_mode_state, self._code_mode_error = "down", str(exc)
+        else:
+            self._code_mode_state, self._code_mode_error = "ready", None
+
+
+def _sandbox_settings(settings: GatewaySettings) -> CodeModeSettings:
+    """Code Mode's limits; with no server or configured key using Code Mode, no worker is started before a run."""
+    wanted = any(s.enabled and s.code_mode for s in settings.mcp_servers.values()) or any(
+        key.code_mode for key in settings.virtual_keys
+    )
+    return settings.code_mode if wanted else settings.code_mode.model_copy(update={"warm_workers": 0})

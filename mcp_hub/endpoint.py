@@ -70,10 +70,12 @@ class McpEndpoint:
         keys: KeyResolver,
         servers: Collection[str],
         manager: Callable[[], StreamableHTTPSessionManager | None],
+        code_mode_servers: frozenset[str] = frozenset(),
     ) -> None:
         self.keys = keys
         self.servers = servers
         self.manager = manager
+        self.code_mode_servers = code_mode_servers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -95,7 +97,7 @@ class McpEndpoint:
             await jsonrpc_error_response(ServiceUnavailable("the key store is unreachable"))(scope, receive, send)
             return
         assert secret is not None
-        scope[CALLER_SCOPE_KEY] = Caller(principal, secret, server, narrowing(headers))
+        scope[CALLER_SCOPE_KEY] = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers)
         token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=server or "*")
         scope["user"] = AuthenticatedUser(token)
         await manager.handle_request(scope, receive, send)

@@ -5,6 +5,7 @@
     │   └── PayloadTooLarge                  413              a REST body over `mcp.max_body_bytes`
     ├── NotFound                             404     -32602
     │   ├── UnknownTool      a tool that does not exist, or that the key may not see: one answer for both
+    │   │   └── CodeModeOnly a tool the key uses through Code Mode, called directly: says how to reach it
     │   ├── UnknownPrompt
     │   ├── UnknownResource
     │   └── UnknownServer    `/mcp/<server>` for a server that is not configured (or is disabled)
@@ -30,14 +31,29 @@ class PayloadTooLarge(InvalidRequest):
 class UnknownTool(NotFound):
     code = "tool_not_found"
 
-    def __init__(self, name: str, *, hidden: bool = False) -> None:
-        super().__init__(f"Unknown tool: {name}", param="name")
+    def __init__(self, name: str, *, hidden: bool = False, hint: str = "") -> None:
+        super().__init__(f"Unknown tool: {name}{hint}", param="name")
         self.hidden = hidden
         """The tool exists but the caller may not use it: only the audit record says so."""
 
     @property
     def reason(self) -> str:
         return "tool_not_allowed" if self.hidden else "tool_not_found"
+
+
+class CodeModeOnly(UnknownTool):
+    """The key may use the tool, but only from `run_code`; saying so leaks nothing the meta-tools would not."""
+
+    def __init__(self, name: str, server: str) -> None:
+        super().__init__(
+            name,
+            hint=f" (this key uses the tools of MCP server {server!r} through Code Mode: find them with search_tools "
+            "and call them from run_code)",
+        )
+
+    @property
+    def reason(self) -> str:
+        return "code_mode_only"
 
 
 class UnknownPrompt(NotFound):

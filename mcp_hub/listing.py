@@ -1,7 +1,9 @@
 """What a caller is shown, and which upstream tool a called name means: the one seam every listing goes through.
 
-Code Mode plugs in here: for servers served through Code Mode, `tools_to_list` returns its meta-tools instead of
-the servers' tools, and `resolve_tool` routes the meta-tools' names to it.
+A tool the caller may use is offered one of two ways (`Caller.in_code_mode`): directly, listed by `tools_to_list`
+and called by its name; or through Code Mode, where `code_mode_tools` hands it to the meta-tools and only calls made
+from a program (`via="code_mode"`) reach it. Each way refuses the other's calls, so what is listed is exactly what
+answers.
 """
 
 from __future__ import annotations
@@ -10,23 +12,36 @@ import mcp_types as types
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
-from mcp_hub.errors import UnknownTool
-from mcp_hub.naming import SEPARATOR, server_of
+from mcp_hub.errors import CodeModeOnly, UnknownTool
+from mcp_hub.naming import SEPARATOR, qualified, server_of
+
+CODE_MODE_VIA = "code_mode"
+"""The `via` of calls made by Code Mode programs, in the pipeline and in audit records."""
 
 
 def tools_to_list(caller: Caller, catalog: Catalog) -> list[types.Tool]:
-    """The tools `caller` may see, in the catalog's order, named as the caller will call them."""
+    """The tools `caller` calls directly, in the catalog's order, named as the caller will call them."""
     return [
         entry.item.model_copy(update={"name": caller.name_of(entry)})
         for entry in catalog.tools()
-        if caller.may_use(entry.server, entry.name)
+        if caller.may_use(entry.server, entry.name) and not caller.in_code_mode(entry.server)
     ]
 
 
-def resolve_tool(caller: Caller, catalog: Catalog, name: str) -> Entry[types.Tool]:
+def code_mode_tools(caller: Caller, catalog: Catalog) -> list[Entry[types.Tool]]:
+    """The live tools `caller` may use through Code Mode, in the catalog's order."""
+    return [
+        entry
+        for entry in catalog.tools()
+        if caller.may_use(entry.server, entry.name) and caller.in_code_mode(entry.server)
+    ]
+
+
+def resolve_tool(caller: Caller, catalog: Catalog, name: str, *, via: str | None = None) -> Entry[types.Tool]:
     """The tool `name` means for `caller`, live or remembered from a server that is down.
 
     Raises UnknownTool for a name that does not exist and, with the very same error, for one the caller may not use.
+    A direct call of a tool the caller uses through Code Mode gets CodeModeOnly, which says how to reach it.
     """
     if caller.server is not None:
         entry = catalog.tool_of(caller.server, name)
@@ -36,7 +51,20 @@ def resolve_tool(caller: Caller, catalog: Catalog, name: str) -> Entry[types.Too
         raise UnknownTool(name)
     if not caller.may_use(entry.server, entry.name):
         raise UnknownTool(name, hidden=True)
+    from_code = via == CODE_MODE_VIA
+    if caller.in_code_mode(entry.server) != from_code:
+        if from_code:
+            raise UnknownTool(name)  # Code Mode binds only its own servers' tools: unreachable from a program
+        raise CodeModeOnly(name, entry.server)
     return entry
+
+
+def name_for(caller: Caller, catalog: Catalog, server: str, tool: str) -> str:
+    """The name `caller` would call `tool` of `server` by (what `resolve_tool` maps back to that tool)."""
+    if caller.server is not None:
+        return tool
+    entry = catalog.tool_of(server, tool)
+    return entry.exposed if entry is not None else qualified(server, tool)
 
 
 def named_target(caller: Caller, name: str) -> tuple[str | None, str]:

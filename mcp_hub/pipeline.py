@@ -1,4 +1,4 @@
-"""One governed tool call, from every edge (MCP, REST; Code Mode later): resolve, admit, call, settle, audit.
+"""One governed tool call, from every edge (MCP, REST, Code Mode programs): resolve, admit, call, settle, audit.
 
 The order, and why:
 
@@ -29,7 +29,7 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog
-from mcp_hub.errors import UnknownTool, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from mcp_hub.errors import CodeModeOnly, UnknownTool, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.upstreams import Upstream
 from toolpolicy.audit import AuditRecord
@@ -43,6 +43,15 @@ CANCELLED_STATUS = 499
 
 def error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def argument_details(arguments: dict[str, Any] | None, *, record: bool) -> dict[str, Any]:
+    """The audit details of a call's arguments: size and SHA-256 of their canonical JSON, and themselves if `record`."""
+    encoded = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    details: dict[str, Any] = {"arguments_size": len(encoded), "arguments_sha256": hashlib.sha256(encoded).hexdigest()}
+    if record:
+        details["arguments"] = arguments or {}
+    return details
 
 
 class ToolCalls:
@@ -60,23 +69,24 @@ class ToolCalls:
         request_id: str | None = None,
         progress: ProgressFnT | None = None,
         via: str | None = None,
+        run_id: str | None = None,
     ) -> types.CallToolResult:
-        """Call `name` as `caller` would see it; raises UnknownTool or an AuthenticationError, else a result."""
+        """Call `name` as `caller` would see it; raises UnknownTool or an AuthenticationError, else a result.
+
+        `via="code_mode"` marks a call made by a Code Mode program (only those reach tools served through Code
+        Mode), and `run_id` names the run; both go into the audit record.
+        """
         started = time.perf_counter()
         request_id = request_id or uuid.uuid4().hex
-        encoded = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        details: dict[str, Any] = {
-            "arguments_size": len(encoded),
-            "arguments_sha256": hashlib.sha256(encoded).hexdigest(),
-        }
-        if self.governance.settings.audit.record_arguments:
-            details["arguments"] = arguments or {}
+        details = argument_details(arguments, record=self.governance.settings.audit.record_arguments)
         if via is not None:
             details["via"] = via
+        if run_id is not None:
+            details["run_id"] = run_id
         server, tool = named_target(caller, name)
         details.update(server=server, tool=tool)
         target = f"{server}/{tool}" if server else tool
-        record = _Record(request_id=request_id, caller=caller, target=target, details=details)
+        record = CallRecord(request_id=request_id, caller=caller, target=target, details=details)
         try:
             return await self._call(caller, name, arguments, record, progress, via)
         except BaseException as exc:
@@ -91,15 +101,15 @@ class ToolCalls:
         caller: Caller,
         name: str,
         arguments: dict[str, Any] | None,
-        record: _Record,
+        record: CallRecord,
         progress: ProgressFnT | None,
         via: str | None,
     ) -> types.CallToolResult:
         try:
-            entry = resolve_tool(caller, self.catalog, name)
+            entry = resolve_tool(caller, self.catalog, name, via=via)
         except UnknownTool as exc:
             server, tool = named_target(caller, name)
-            upstream = self.upstreams.get(server) if server else None
+            upstream = self.upstreams.get(server) if server and not isinstance(exc, CodeModeOnly) else None
             if upstream is not None and not self.catalog.is_live(upstream.name) and caller.may_use(upstream.name, tool):
                 # A server that is down (and never listed this tool, or is still starting): say so, not "unknown".
                 down = UpstreamUnavailable(upstream.name, upstream.health.state, upstream.health.last_error)
@@ -143,7 +153,7 @@ class ToolCalls:
         return result
 
 
-class _Record:
+class CallRecord:
     """The audit record of one call, filled in as the call goes."""
 
     def __init__(self, *, request_id: str, caller: Caller, target: str, details: dict[str, Any]) -> None:

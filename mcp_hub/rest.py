@@ -1,6 +1,7 @@
 """The REST face of the hub, for agent frameworks that do not speak MCP, under the same governance.
 
-- `GET /v1/mcp/tools`: the key's tools in OpenAI function-tool format (`x-isthmus-tools` narrows them too);
+- `GET /v1/mcp/tools`: the key's tools in OpenAI function-tool format (`x-isthmus-tools` narrows them too), with
+  Code Mode's meta-tools in front of the servers the key uses through Code Mode, as on `/mcp`;
 - `POST /v1/mcp/tools/call` with `{"name": ..., "arguments": {...}}`: the MCP `CallToolResult`, as JSON.
 
 Errors use the OpenAI error envelope; a tool error is a 200 result with `"isError": true`, as over MCP.
@@ -19,10 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_hub.access import Caller, narrowing, presented_key
-from mcp_hub.catalog import Catalog
 from mcp_hub.errors import PayloadTooLarge
-from mcp_hub.listing import tools_to_list
-from mcp_hub.pipeline import ToolCalls
+from mcp_hub.tools import HubTools
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.keys import KeyResolver
 
@@ -48,9 +47,12 @@ def _rendering(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[
 
 
 class RestApi:
-    def __init__(self, keys: KeyResolver, catalog: Catalog, calls: ToolCalls, max_body_bytes: int) -> None:
-        self.keys, self.catalog, self.calls = keys, catalog, calls
+    def __init__(
+        self, keys: KeyResolver, tools: HubTools, max_body_bytes: int, code_mode_servers: frozenset[str] = frozenset()
+    ) -> None:
+        self.keys, self.tools = keys, tools
         self.max_body_bytes = max_body_bytes
+        self.code_mode_servers = code_mode_servers
 
     def routes(self) -> list[Route]:
         return [
@@ -62,7 +64,7 @@ class RestApi:
         secret = presented_key(request.headers)
         principal = await self.keys.resolve(secret)
         assert secret is not None
-        return Caller(principal, secret, None, narrowing(request.headers))
+        return Caller(principal, secret, None, narrowing(request.headers), self.code_mode_servers)
 
     async def list_tools(self, request: Request) -> Response:
         caller = await self._caller(request)
@@ -75,7 +77,7 @@ class RestApi:
                     "parameters": tool.input_schema,
                 },
             }
-            for tool in tools_to_list(caller, self.catalog)
+            for tool in self.tools.list(caller)
         ]
         return JSONResponse({"object": "list", "data": functions})
 
@@ -89,7 +91,7 @@ class RestApi:
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidRequest("'arguments' must be a JSON object", param="arguments")
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        result = await self.calls.call(caller, name, arguments, request_id=request_id)
+        result = await self.tools.call(caller, name, arguments, request_id=request_id)
         return JSONResponse(
             result.model_dump(mode="json", by_alias=True, exclude_none=True), headers={"x-request-id": request_id}
         )

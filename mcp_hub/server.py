@@ -19,11 +19,10 @@ from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
 from mcp_hub.listen import SessionRegistry, listen
-from mcp_hub.listing import tools_to_list
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
-from mcp_hub.pipeline import ToolCalls
+from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from toolpolicy.errors import GatewayError, InvalidRequest
 
@@ -66,21 +65,21 @@ class HubServer(Server[Any]):
 
 
 class Handlers:
-    """Every request handler of the hub's server, over the shared catalog, upstreams and tool pipeline."""
+    """Every request handler of the hub's server, over the shared catalog, upstreams and tools (direct, Code Mode)."""
 
     def __init__(
         self,
         catalog: Catalog,
         upstreams: dict[str, Upstream],
-        calls: ToolCalls,
+        tools: HubTools,
         feed: ChangeFeed,
         page_size: int | None,
     ) -> None:
-        self.catalog, self.upstreams, self.calls, self.feed = catalog, upstreams, calls, feed
+        self.catalog, self.upstreams, self.tools, self.feed = catalog, upstreams, tools, feed
         self.page_size = page_size
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        tools, cursor = page(tools_to_list(caller_of(ctx), self.catalog), _cursor(params), self.page_size)
+        tools, cursor = page(self.tools.list(caller_of(ctx)), _cursor(params), self.page_size)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
     async def call_tool(self, ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -90,7 +89,7 @@ class Handlers:
         meta: dict[str, Any] = dict(ctx.meta or {})
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
         request_id = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
-        return await self.calls.call(
+        return await self.tools.call(
             caller_of(ctx),
             params.name,
             params.arguments,
@@ -194,7 +193,10 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
         SERVER_NAME,
         version=version,
         title="Isthmus MCP hub",
-        instructions="Tools of several MCP servers, named <server>__<tool>.",
+        instructions=(
+            "Tools of several MCP servers, named <server>__<tool>. Servers in Code Mode are used from Python: "
+            "search_tools, get_tool_docs, then run_code."
+        ),
         get_tool_input_schema=handlers.catalog.input_schema,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,

@@ -1,0 +1,48 @@
+"""The figures of one benchmark run, as collected, before they are rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.loadgen import LoadResult
+
+
+@dataclass
+class PathInfo:
+    name: str
+    kind: str
+    note: str = ""
+    peak_rss_mib: float | None = None
+    idle_rss_mib: float | None = None
+    """Resident memory once started and ready, before any load."""
+
+
+@dataclass
+class Run:
+    """Everything measured in one run, keyed by path name and scenario."""
+
+    connections: tuple[int, ...]
+    duration: float
+    warmup: float
+    paths: dict[str, PathInfo] = field(default_factory=dict)
+    loads: dict[tuple[str, str, int], LoadResult] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)
+    streams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mock_capacity: dict[str, LoadResult] = field(default_factory=dict)
+    """Extra capacity checks, e.g. the SDK's MCP server beside the hand-rolled mock."""
+    spans: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)
+    """Markdown summaries of py-spy profiles, by title."""
+    machine: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stream_gap_ms: float = 2.0
+    stream_chunks: int = 16
+    seconds: float = 0.0
+
+    def load(self, path: str, scenario: str, connections: int) -> LoadResult | None:
+        return self.loads.get((path, scenario, connections))
+
+    def path_names(self, scenario: str) -> list[str]:
+        """Paths with at least one figure for the scenario, in the order they were measured."""
+        return [name for name in self.paths if any(key[:2] == (name, scenario) for key in self.loads)]

@@ -1,0 +1,297 @@
+"""`make bench`: measure every path against the same mocks, in one run, and write the report.
+
+Order: the mocks start; the direct path is measured (which is also the mocks' capacity), then the SDK's MCP server
+for comparison, the floor, each Isthmus variant, and the peers when installed. Each path's process is stopped as
+soon as it has been measured, so paths never compete for the cores. Everything started is stopped on exit,
+on an error and on Ctrl-C.
+
+    python -m bench [--duration 5] [--warmup 1.5] [--connections 1,16,64] [--paths ...] [--peers auto|require|off]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+
+from bench import gateway, machine, peers
+from bench.loadgen import LoadgenError, ensure_wrk, run_wrk
+from bench.measure import measure_path, measure_stream, preflight
+from bench.procs import REPO, Processes, StartError, free_port
+from bench.profile import profile_under_load
+from bench.report import render
+from bench.results_model import Run
+from bench.scenarios import SCENARIOS, Path, Scenario, SetupError, request_for
+
+GATEWAY_SCENARIOS: dict[str, tuple[Scenario, ...]] = {
+    gateway.PLAIN.name: SCENARIOS,
+    gateway.GOVERNED.name: ("chat", "mcp-modern"),
+    gateway.TRACED.name: ("chat", "mcp-modern"),
+}
+ALL_PATHS = ("direct", "sdk-mcp", "floor", *GATEWAY_SCENARIOS, *peers.PEERS)
+REDIS_URL = "redis://127.0.0.1:6379/15"
+"""Database 15, so the benchmark's counters never mix with the tests' (database 0)."""
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured point")
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per path and scenario")
+    parser.add_argument("--connections", default="1,16,64", help="concurrencies, comma-separated (1 must be one)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--paths", default=",".join(ALL_PATHS), help=f"any of {', '.join(ALL_PATHS)}")
+    parser.add_argument(
+        "--peers",
+        choices=["auto", "require", "off"],
+        default="auto",
+        help="auto: measure the peers whose virtual environments exist (make bench-peers)",
+    )
+    parser.add_argument("--streams", type=int, default=150, help="paced streams per path for the timings")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--out", type=FilePath, default=REPO / "bench" / "results")
+    parser.add_argument("--work", type=FilePath, help="keep logs, configs and raw profiles here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    args.connections = tuple(int(c) for c in args.connections.split(","))
+    args.scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    args.paths = tuple(p for p in args.paths.split(",") if p)
+    for scenario in args.scenarios:
+        if scenario not in SCENARIOS:
+            parser.error(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    for path in args.paths:
+        if path not in ALL_PATHS:
+            parser.error(f"unknown path {path!r}; choose from {', '.join(ALL_PATHS)}")
+    if 1 not in args.connections:
+        parser.error("--connections must include 1: added latency is measured at concurrency 1")
+    return args
+
+
+def _redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_redis(processes: Processes) -> str | None:
+    """Redis on 127.0.0.1:6379: the one running, or one started here (when redis-server is installed)."""
+    if _redis_reachable():
+        return REDIS_URL
+    import shutil
+
+    server = shutil.which("redis-server")
+    if server is None:
+        return None
+    argv = [server, "--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    processes.start("redis", argv, port=6379).wait_ready(15)
+    return REDIS_URL
+
+
+def _python_proc(processes: Processes, name: str, module: str, *extra: str) -> tuple[int, str]:
+    port = free_port()
+    proc = processes.start(name, [sys.executable, "-m", module, "--port", str(port), *extra], port=port)
+    proc.wait_ready(30)
+    return port, proc.url
+
+
+def _profile(
+    run: Run,
+    path: Path,
+    pid: int,
+    work: FilePath,
+    wrk: str,
+    log: Callable[[str], None],
+    scenarios: tuple[Scenario, ...],
+) -> None:
+    for scenario in scenarios:
+        if (path.name, scenario, 16) not in run.loads:
+            continue
+        try:
+            request = request_for(path, scenario)
+            summary, result = profile_under_load(
+                pid, request, 16, max(run.duration, 6.0), work / f"profile-{path.name}-{scenario}.txt", wrk=wrk
+            )
+        except (RuntimeError, SetupError, LoadgenError) as exc:
+            run.notes.append(f"py-spy profile of {scenario} failed: {exc}")
+            continue
+        title = f"{path.name}, {scenario}, c=16 ({result.rps:,.0f} rps while sampled at 200 Hz)"
+        run.profiles[title] = summary
+        log(f"  profiled {scenario}: {summary.splitlines()[0][:120]}")
+
+
+def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[str], None]) -> Run:
+    run = Run(connections=args.connections, duration=args.duration, warmup=args.warmup)
+    run.machine = machine.describe(wrk)
+    load_before = machine.load_average()
+    wanted = set(args.paths)
+    scenarios: tuple[Scenario, ...] = args.scenarios
+    with Processes(work / "logs") as processes:
+        log("starting the mocks")
+        _, llm_url = _python_proc(
+            processes,
+            "mock-llm",
+            "bench.mock_llm",
+            "--gap-ms",
+            str(run.stream_gap_ms),
+            "--chunks",
+            str(run.stream_chunks),
+        )
+        _, mcp_url = _python_proc(processes, "mock-mcp", "bench.mock_mcp")
+        direct = Path("direct", "direct", llm_url, mcp_base=mcp_url)
+        if "direct" in wanted:
+            log("direct to the mocks")
+            measure_path(run, direct, scenarios, wrk=wrk, log=log)
+            if "stream" in scenarios:
+                measure_stream(run, direct, count=args.streams, log=log)
+        if "sdk-mcp" in wanted:
+            _sdk_capacity(run, processes, wrk, log)
+        if "floor" in wanted:
+            log("the floor: a bare pass-through on uvicorn + aiohttp")
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--llm", llm_url, "--mcp", mcp_url]
+            proc = processes.start("floor", argv, port=port)
+            proc.wait_ready(30)
+            floor = Path("floor", "floor", proc.url, proc=proc)
+            measure_path(run, floor, scenarios, wrk=wrk, log=log)
+            if "stream" in scenarios:
+                measure_stream(run, floor, count=args.streams, log=log)
+            run.paths["floor"].peak_rss_mib = proc.peak_rss_mib()
+            processes.stop(proc)
+        upstreams = gateway.Upstreams(llm_url, mcp_url)
+        _gateways(run, processes, args, wrk, work, upstreams, log)
+        for peer in peers.PEERS:
+            if peer in wanted and args.peers != "off":
+                peers.measure(run, peer, processes, upstreams, work, args, wrk, log)
+    run.notes.append(
+        f"Load average (1 min) before the run {load_before}, after {machine.load_average()}: anything else running "
+        "on the machine competes for its cores and shows up in the figures."
+    )
+    return run
+
+
+def _sdk_capacity(run: Run, processes: Processes, wrk: str, log: Callable[[str], None]) -> None:
+    log("the official SDK's MCP server alone, for comparison with the hand-rolled mock")
+    port = free_port()
+    proc = processes.start("sdk-mcp", [sys.executable, "-m", "bench.sdk_mcp", "--port", str(port)], port=port)
+    try:
+        proc.wait_ready(30)
+        request = request_for(Path("sdk-mcp", "direct", proc.url), "mcp-modern")
+        preflight(request)
+        run_wrk(request, 16, run.warmup, wrk=wrk)
+        result = run_wrk(request, 16, run.duration, wrk=wrk)
+        run.mock_capacity["the official SDK's `MCPServer` (JSON responses, uvicorn + uvloop), mcp-modern"] = result
+        log(f"  sdk-mcp / mcp-modern c=16: {result.rps:,.0f} rps")
+    except (StartError, SetupError, LoadgenError) as exc:
+        run.notes.append(f"The SDK MCP server comparison failed: {exc}")
+    finally:
+        processes.stop(proc)
+
+
+def _gateways(
+    run: Run,
+    processes: Processes,
+    args: argparse.Namespace,
+    wrk: str,
+    work: FilePath,
+    upstreams: gateway.Upstreams,
+    log: Callable[[str], None],
+) -> None:
+    variants = [v for v in (gateway.PLAIN, gateway.GOVERNED, gateway.TRACED) if v.name in args.paths]
+    if not variants:
+        return
+    redis = _ensure_redis(processes) if gateway.GOVERNED in variants else None
+    sink_url = None
+    if gateway.TRACED in variants:
+        _, sink_url = _python_proc(processes, "otlp-sink", "bench.otlp_sink")
+    upstreams = gateway.Upstreams(upstreams.llm, upstreams.mcp, redis=redis, otlp=sink_url)
+    for variant in variants:
+        scenarios = [s for s in GATEWAY_SCENARIOS[variant.name] if s in args.scenarios]
+        if variant.governance and redis is None:
+            for scenario in scenarios:
+                run.skipped[(variant.name, scenario)] = "Redis is not reachable on 127.0.0.1:6379 and not installed"
+            continue
+        log(f"{variant.name}")
+        try:
+            started = gateway.start(processes, variant, upstreams, work)
+        except StartError as exc:
+            for scenario in scenarios:
+                run.skipped[(variant.name, scenario)] = f"the gateway did not start: {exc}"
+            log(f"  {variant.name} did not start: {exc}")
+            continue
+        auth = (("Authorization", f"Bearer {started.key}"),)
+        path = Path(
+            variant.name,
+            "gateway",
+            started.proc.url,
+            model=f"{gateway.PROVIDER}/mock-gpt",
+            paced_model=f"{gateway.PROVIDER}/mock-gpt-paced",
+            llm_headers=auth,
+            mcp_headers=auth,
+            proc=started.proc,
+        )
+        measure_path(run, path, scenarios, wrk=wrk, log=log)
+        if variant is gateway.PLAIN and "stream" in scenarios:
+            measure_stream(run, path, count=args.streams, log=log)
+        if not args.no_profile and variant is not gateway.TRACED:
+            # The plain variant shows the gateway's own costs, the governed one what checking limits adds.
+            scenarios_to_profile: tuple[Scenario, ...] = (
+                ("chat", "mcp-modern") if variant is gateway.PLAIN else ("chat",)
+            )
+            _profile(run, path, started.proc.pid, work, wrk, log, scenarios_to_profile)
+        run.paths[variant.name].peak_rss_mib = started.proc.peak_rss_mib()
+        processes.stop(started.proc)
+    if sink_url is not None:
+        with urllib.request.urlopen(sink_url + "/stats", timeout=5) as answer:
+            run.spans = json.loads(answer.read())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    began = time.monotonic()
+    try:
+        wrk = ensure_wrk()
+    except LoadgenError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    if args.peers == "require":
+        missing = [peer for peer in peers.PEERS if not peers.installed(peer)]
+        if missing:
+            print(f"bench: peers not installed: {', '.join(missing)} (run `make bench-peers`)", file=sys.stderr)
+            return 2
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    with contextlib.ExitStack() as stack:
+        if args.work is None:
+            work = FilePath(stack.enter_context(tempfile.TemporaryDirectory(prefix="isthmus-bench-")))
+        else:
+            work = args.work.resolve()
+            work.mkdir(parents=True, exist_ok=True)
+        try:
+            run = execute(args, wrk, work, log)
+        except KeyboardInterrupt:
+            log("bench: interrupted; every process it started has been stopped")
+            return 130
+        except StartError as exc:
+            log(f"bench: {exc}")
+            return 1
+    run.seconds = time.monotonic() - began
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    text = render(run, date)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in (f"{date}.md", "latest.md"):
+        (args.out / name).write_text(text + "\n")
+    print(text)
+    log(f"bench: wrote {args.out / f'{date}.md'} and latest.md in {run.seconds:.0f} s")
+    return 0
