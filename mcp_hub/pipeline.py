@@ -36,6 +36,7 @@ from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError, LimitExceeded, PermissionDenied
 from toolpolicy.governor import Call, Usage
 from toolpolicy.runtime import Governance
+from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
 from toolpolicy.types import ToolTarget
 
 CANCELLED_STATUS = 499
@@ -87,14 +88,35 @@ class ToolCalls:
         details.update(server=server, tool=tool)
         target = f"{server}/{tool}" if server else tool
         record = CallRecord(request_id=request_id, caller=caller, target=target, details=details)
-        try:
-            return await self._call(caller, name, arguments, record, progress, via)
-        except BaseException as exc:
-            if record.outcome is None:
-                record.fail(exc)
-            raise
-        finally:
-            self.governance.audit.emit(record.build(time.perf_counter() - started))
+        attributes = {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "isthmus.key.name": caller.principal.key_name,
+            "isthmus.team": caller.principal.team,
+            "isthmus.customer": caller.principal.customer,
+            "isthmus.via": via,
+            "isthmus.run_id": run_id,
+        }
+        with operation_span(f"tools/call {name}", attributes) as span:
+            try:
+                return await self._call(caller, name, arguments, record, progress, via)
+            except BaseException as exc:
+                if record.outcome is None:
+                    record.fail(exc)
+                raise
+            finally:
+                self.governance.audit.emit(record.build(time.perf_counter() - started))
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            "isthmus.mcp.server": record.details.get("server") or "",
+                            "isthmus.outcome": record.outcome or "",
+                            "isthmus.request_id": request_id,
+                        }
+                    )
+                    if record.decision == "deny" or record.outcome not in ("ok", "tool_error"):
+                        mark_error(span, record.reason or record.outcome or "error")
 
     async def _call(
         self,
@@ -119,7 +141,8 @@ class ToolCalls:
             raise
         upstream = self.upstreams[entry.server]
         record.target = f"{entry.server}/{entry.name}"
-        record.details.update(server=entry.server, tool=entry.name)
+        # A catalogued tool: bounded, so its name may label metrics.
+        record.details.update(server=entry.server, tool=entry.name, route=record.target)
         cost = upstream.settings.cost_per_call_usd
         fixed = Decimal(str(cost)) if cost > 0 else None
         call = Call(
@@ -137,9 +160,17 @@ class ToolCalls:
         except GatewayError as exc:
             record.deny(exc)
             raise
+        upstream_started = time.perf_counter()
         try:
-            result = await upstream.call_tool(entry.name, arguments, progress)
+            # The SDK puts this span's traceparent into the upstream request's `_meta`.
+            with span_under(
+                None,
+                f"tools/call {entry.name}",
+                {"mcp.method.name": "tools/call", "gen_ai.tool.name": entry.name, "isthmus.mcp.server": entry.server},
+            ):
+                result = await upstream.call_tool(entry.name, arguments, progress)
         except UpstreamError as exc:
+            record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
             with anyio.CancelScope(shield=True):
                 await admission.release()
             record.upstream_failed(exc)
@@ -148,6 +179,7 @@ class ToolCalls:
             with anyio.CancelScope(shield=True):
                 await admission.release()
             raise
+        record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
         record.cost_usd = await admission.settle(Usage(cost_usd=fixed))
         record.succeed(result)
         return result

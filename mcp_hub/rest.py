@@ -24,6 +24,7 @@ from mcp_hub.errors import PayloadTooLarge
 from mcp_hub.tools import HubTools
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.keys import KeyResolver
+from toolpolicy.telemetry.tracing import request_span
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,9 @@ class RestApi:
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidRequest("'arguments' must be a JSON object", param="arguments")
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        result = await self.tools.call(caller, name, arguments, request_id=request_id)
+        # Continue the caller's trace from its `traceparent` header (MCP requests get theirs from `_meta`).
+        with request_span("POST /v1/mcp/tools/call", request.headers, {"http.request.method": "POST"}):
+            result = await self.tools.call(caller, name, arguments, request_id=request_id)
         return JSONResponse(
             result.model_dump(mode="json", by_alias=True, exclude_none=True), headers={"x-request-id": request_id}
         )

@@ -88,6 +88,13 @@ def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | N
         yield span
 
 
+@contextmanager
+def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+    """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
+    with tracer().start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes)) as span:
+        yield span
+
+
 def inject(carrier: MutableMapping[str, str]) -> None:
     """Add `traceparent` (and `tracestate`) of the current span to outgoing headers."""
     propagate.inject(carrier)
