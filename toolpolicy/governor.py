@@ -242,22 +242,20 @@ class Admission:
         await governor.spend.flush()  # this replica's unwritten spend belongs in the seed
         wanted = set(missing)
         for item in planned:
-            seeds = {key: seed for key, seed in (item.seeds or {}).items() if key in wanted}
-            if not seeds:
+            keys = [key for key in item.limit.used_keys if key in wanted]
+            if not keys or item.scope is None:
                 continue
             bucket_seconds = item.window.bucket_seconds
-            if bucket_seconds is None:
-                for key, seed in seeds.items():
-                    total = await governor.ledger.total(seed.scope, seed.start)
-                    await self._store.seed(key, to_nano(total), item.limit.ttl, now=now)
+            if bucket_seconds is None:  # one calendar (or lifetime) bucket: the spend since the window began
+                total = await governor.ledger.total(item.scope, item.window.start)
+                await self._store.seed(keys[0], to_nano(total), item.limit.ttl, now=now)
                 continue
-            # One query for every missing bucket of a rolling window.
-            first = min(seed.start for seed in seeds.values())
-            scope = next(iter(seeds.values())).scope
-            totals = await governor.ledger.by_bucket(scope, first, bucket_seconds)
-            for key, seed in seeds.items():
-                total = totals.get(int(seed.start.timestamp()) // bucket_seconds, Decimal(0))
-                await self._store.seed(key, to_nano(total), item.limit.ttl, now=now)
+            # Rolling: one query for every missing bucket (bucket id = epoch seconds // bucket_seconds).
+            indexes = {key: int(key.rpartition("@")[2]) for key in keys}
+            first = datetime.fromtimestamp(min(indexes.values()) * bucket_seconds, UTC)
+            totals = await governor.ledger.by_bucket(item.scope, first, bucket_seconds)
+            for key, index in indexes.items():
+                await self._store.seed(key, to_nano(totals.get(index, Decimal(0))), item.limit.ttl, now=now)
 
     async def _settle_stage(self, stage: str, actual: Callable[[Planned], int] | None) -> None:
         held, self._held[stage] = self._held[stage], []

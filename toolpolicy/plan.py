@@ -6,7 +6,7 @@ Units: requests and tokens count as themselves; money is counted in nano-USD, so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -36,15 +36,6 @@ def usd(amount: Decimal) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Seed:
-    """Where a budget bucket's committed spend comes from when the counter store does not have it."""
-
-    scope: SpendScope
-    start: datetime
-    end: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class Planned:
     """A Limit with what is needed to explain a denial and to seed it."""
 
@@ -54,7 +45,8 @@ class Planned:
     kind: str
     """`requests`, `tokens`, `calls` or `usd`."""
     window: Window
-    seeds: dict[str, Seed] | None = None
+    scope: SpendScope | None = None
+    """For budgets: whose spend in the ledger rebuilds a missing counter bucket."""
     advertised: bool = False
     """Reported in the `x-ratelimit-*` response headers (the key's own LLM limits)."""
     level: str = "key"
@@ -120,18 +112,9 @@ def budget_limits(
     for (period, rolling), budget in strictest.items():
         window = budget_window(period, rolling, now)
         base = f"b:{level}:{scope_id}:{scope.provider or '-'}"
-        seeds: dict[str, Seed] = {}
-        for bucket in window.used_ids:
-            key = f"{base}:{bucket}"
-            if window.bucket_seconds is None:
-                seeds[key] = Seed(scope, window.start, None)
-            else:
-                index = int(bucket.rpartition("@")[2])
-                start = datetime.fromtimestamp(index * window.bucket_seconds, now.tzinfo)
-                seeds[key] = Seed(scope, start, start + timedelta(seconds=window.bucket_seconds))
         limit = Limit(
             hold_key=f"{base}:{period or 'life'}{'r' if rolling else ''}",
-            used_keys=tuple(seeds),
+            used_keys=tuple(f"{base}:{bucket}" for bucket in window.used_ids),
             add_key=f"{base}:{window.add_id}",
             limit=to_nano(Decimal(str(budget["max_usd"]))),
             amount=amount,
@@ -140,7 +123,7 @@ def budget_limits(
         )
         label = f"budget {level}/{name} {period or 'lifetime'}{' rolling' if rolling else ''}"
         period_label = f"{period or 'lifetime'}{'-rolling' if rolling else ''}"
-        planned.append(Planned(limit, label, "usd", window, seeds, level=level, owner=name, period=period_label))
+        planned.append(Planned(limit, label, "usd", window, scope, level=level, owner=name, period=period_label))
     return planned
 
 
