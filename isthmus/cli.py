@@ -22,6 +22,7 @@ from toolpolicy.store.schema import KeyRow
 from toolpolicy.telemetry.tracing import setup_tracing
 
 CONFIG_ENV = "ISTHMUS_CONFIG"
+LOG_LEVEL_ENV = "ISTHMUS_LOG_LEVEL"
 
 
 def _settings(path: str | None) -> tuple[GatewaySettings, str]:
@@ -37,6 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from isthmus.app import create_app
 
+    if args.workers < 1:
+        raise GatewayError("--workers must be at least 1")
     settings, source = _settings(args.config)
     listen_host, _, listen_port = settings.listen.rpartition(":")
     host: str = args.host or listen_host
@@ -55,6 +58,47 @@ def _serve(args: argparse.Namespace) -> int:
         ]
     )
     print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": args.log_level,
+        "log_config": None,  # keep the JSON handler configured in main()
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,  # open MCP event streams would otherwise hold shutdown forever
+        "lifespan": "on",
+    }
+    if args.workers > 1:
+        if not settings.redis:
+            print("isthmus: WARNING: --workers without redis: rate limits and budgets hold per worker", file=sys.stderr)
+        # Migrate and seed once, here, so the workers do not race (and generated secrets are printed once).
+        asyncio.run(_with_directory(args, _ready))
+        if args.config:
+            os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+        os.environ[LOG_LEVEL_ENV] = args.log_level
+        uvicorn.run("isthmus.cli:worker_app", factory=True, workers=args.workers, **options)
+        return 0
+    _setup_tracing(settings)
+    uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()
+    return 0
+
+
+async def _ready(directory: Directory) -> int:
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one `--workers` process: uvicorn calls this in each worker (settings come from the env)."""
+    from isthmus.app import create_app
+
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
+    settings, _ = _settings(None)
+    _setup_tracing(settings)
+    return create_app(settings)
+
+
+def _setup_tracing(settings: GatewaySettings) -> None:
     telemetry = settings.telemetry
     setup_tracing(
         endpoint=telemetry.otlp_endpoint
@@ -64,20 +108,6 @@ def _serve(args: argparse.Namespace) -> int:
         headers={name: value.get_secret_value() for name, value in telemetry.otlp_headers.items()},
         sample_ratio=telemetry.sample_ratio,
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        log_config=None,  # keep the JSON handler configured in main()
-        access_log=False,
-        timeout_graceful_shutdown=5,  # open MCP event streams would otherwise hold shutdown forever
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
-    return 0
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -250,6 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (overrides 'listen')")
     serve.add_argument("--port", type=int, help="port to listen on (overrides 'listen')")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (use with redis)")
     serve.set_defaults(handler=_serve)
 
     with_config(commands.add_parser("check", help="validate a config file"), required=True).set_defaults(handler=_check)
