@@ -24,6 +24,7 @@ from typing import Any, Literal
 from llm_proxy import tokens
 from llm_proxy.routing import Router, Trace
 from toolpolicy.audit import AuditRecord
+from toolpolicy.credentials import presented_key
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Admission, Call, Usage
@@ -38,16 +39,6 @@ Api = Literal["openai", "anthropic"]
 # Request ids only need to be unique: a random per-process prefix and a counter, without a syscall per request.
 _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
-
-
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The key from `Authorization: Bearer …` or `x-api-key: …`."""
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return headers.get("x-api-key") or None
 
 
 @dataclass(slots=True)

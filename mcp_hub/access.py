@@ -30,16 +30,6 @@ from toolpolicy.types import Principal
 NARROW_HEADER = "x-isthmus-tools"
 
 
-def presented_key(headers: Headers) -> str | None:
-    """The key from `Authorization: Bearer …` or `x-api-key: …` (the same rule as every other route)."""
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return headers.get("x-api-key") or None
-
-
 def narrowing(headers: Headers) -> GlobSet | None:
     """The `x-isthmus-tools` globs, or None when the header is absent (an empty header narrows to nothing)."""
     raw = headers.get(NARROW_HEADER)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,30 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_hub.access import presented_key
 from mcp_hub.rest import error_response
 from mcp_hub.upstreams import Upstream
-from toolpolicy.errors import AuthenticationError, GatewayError, PermissionDenied
+from toolpolicy.credentials import require_admin as check_admin
+from toolpolicy.errors import GatewayError
 from toolpolicy.runtime import Governance
 
 
 async def require_admin(governance: Governance, request: Request) -> None:
-    """Accept only the configured admin key; a virtual key gets 403, anything else 401 (as the rest of /admin)."""
-    token = presented_key(request.headers)
-    admin_key = governance.settings.admin_key
-    expected = admin_key.get_secret_value() if admin_key is not None else ""
-    if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
-        return
-    if token:
-        try:
-            await governance.keys.resolve(token)
-        except AuthenticationError:
-            pass
-        else:
-            raise PermissionDenied("a virtual key cannot use the admin API; use the admin key")
-    if not expected:
-        raise AuthenticationError("the admin API is disabled: set admin_key in the configuration")
-    raise AuthenticationError("missing or wrong admin key: send 'Authorization: Bearer <admin_key>'")
+    """Accept only the configured admin key, exactly as the rest of `/admin` does."""
+    await check_admin(governance.settings, governance.keys, request.headers)
 
 
 def describe_upstream(upstream: Upstream) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_hub.access import Caller, narrowing, presented_key
+from mcp_hub.access import Caller, narrowing
 from mcp_hub.errors import UnknownServer
 from mcp_hub.server import CALLER_SCOPE_KEY
+from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, ServiceUnavailable
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_hub.access import Caller, narrowing, presented_key
+from mcp_hub.access import Caller, narrowing
 from mcp_hub.errors import PayloadTooLarge
 from mcp_hub.tools import HubTools
+from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.keys import KeyResolver
 from toolpolicy.telemetry.tracing import request_span

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
@@ -30,7 +31,8 @@ async def test_a_request_is_one_span_tree_continuing_the_callers_trace(tmp_path:
                 json={"model": "mock/gpt-x", "messages": [{"role": "user", "content": "hi"}]},
                 headers={"authorization": f"Bearer {KEY}", "traceparent": TRACEPARENT},
             )
-        await gateway.wait_records(1)
+            await gateway.wait_records(1)
+            metrics = (await client.get(f"{gateway.url}/metrics")).text
     assert response.status_code == 200
     spans = exporter.get_finished_spans()
     server = next(span for span in spans if span.kind == SpanKind.SERVER and span.name == "chat mock/gpt-x")
@@ -50,3 +52,12 @@ async def test_a_request_is_one_span_tree_continuing_the_callers_trace(tmp_path:
     sent = mock.seen[-1].headers.get("traceparent") or mock.seen[-1].headers.get("Traceparent")
     assert sent is not None and sent.split("-")[1] == TRACE_ID
     assert sent.split("-")[2] == format(attempts[0].context.span_id, "016x")
+    # The same request in the metrics: counted by its route, with its tokens and its latency.
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+    }
+    assert values[("isthmus_requests_total", (("kind", "llm"), ("route", "mock/gpt-x"), ("status", "200")))] == 1
+    assert values[("isthmus_tokens_total", (("direction", "output"), ("route", "mock/gpt-x")))] == 7
+    assert values[("isthmus_request_duration_seconds_count", (("kind", "llm"),))] == 1
