@@ -160,7 +160,7 @@ class Admission:
     async def attempt(self, target: ModelTarget) -> None:
         """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
         governor, principal = self.governor, self.call.principal
-        await self._settle_stage("attempt", None)
+        await self._settle_stage("attempt")
         self.target, self._price = target, governor.price(target)
         now = governor.clock()
         worst = Decimal(0)
@@ -257,8 +257,11 @@ class Admission:
             for key, index in indexes.items():
                 await self._store.seed(key, to_nano(totals.get(index, Decimal(0))), item.limit.ttl, now=now)
 
-    async def _settle_stage(self, stage: str, actual: Callable[[Planned], int] | None) -> None:
-        held, self._held[stage] = self._held[stage], []
+    async def _settle_stage(self, *stages: str, actual: Callable[[Planned], int] | None = None) -> None:
+        """Settle (or, without `actual`, release) the holds of these stages in one counter-store round trip."""
+        held = [item for stage in stages for item in self._held[stage]]
+        for stage in stages:
+            self._held[stage] = []
         if not held:
             return
         settlements = [Settlement(item.limit, actual(item) if actual else 0) for item in held]
@@ -287,8 +290,7 @@ class Admission:
         def actual(item: Planned) -> int:
             return nano if item.kind == "usd" else tokens if item.kind == "tokens" else 0
 
-        await self._settle_stage("request", actual)
-        await self._settle_stage("attempt", actual)
+        await self._settle_stage("request", "attempt", actual=actual)
         if cost:
             principal, target = self.call.principal, self.target or self.call.target
             self.governor.spend.emit(
@@ -309,8 +311,7 @@ class Admission:
         if self._done:
             return
         self._done = True
-        await self._settle_stage("request", None)
-        await self._settle_stage("attempt", None)
+        await self._settle_stage("request", "attempt")
 
 
 __all__ = ["Admission", "Call", "Governor", "Usage", "from_nano"]
