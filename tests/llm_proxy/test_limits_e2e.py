@@ -140,7 +140,8 @@ async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.redis
-async def test_two_gateway_processes_sharing_redis_allow_exactly_the_limit(tmp_path: Path, mock: MockProvider) -> None:
+@pytest.mark.parametrize("layout", ["two serve processes", "one serve with --workers 2"])
+async def test_replicas_sharing_redis_allow_exactly_the_limit(tmp_path: Path, mock: MockProvider, layout: str) -> None:
     require_service("Redis", "127.0.0.1", 6379)
     config = {
         "store": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
@@ -154,12 +155,14 @@ async def test_two_gateway_processes_sharing_redis_allow_exactly_the_limit(tmp_p
     path.write_text(yaml.safe_dump(config))
     binary = str(Path(sys.executable).parent / "isthmus")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISTHMUS_")}
-    ports = [_free_port(), _free_port()]
+    workers = layout.endswith("--workers 2")
+    ports = [_free_port()] if workers else [_free_port(), _free_port()]
     processes: list[subprocess.Popen[bytes]] = []
     log = (tmp_path / "gateways.log").open("wb")
     try:
         for port in ports:
             command = [binary, "serve", "--config", str(path), "--port", str(port), "--log-level", "warning"]
+            command += ["--workers", "2"] if workers else []
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log))
             # One after the other: the first migrates and seeds the shared store.
             await _wait_healthy(f"http://127.0.0.1:{port}", processes[-1])
@@ -173,5 +176,5 @@ async def test_two_gateway_processes_sharing_redis_allow_exactly_the_limit(tmp_p
         log.close()
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) == 50 and statuses.count(429) == 150
-    # Each replica got 100 requests: with counters per process each would have let 50 through, 100 in all.
+    # With counters per process each replica (or worker) would have let up to 50 through on its own.
     assert len(mock.seen) == 50
