@@ -1,11 +1,7 @@
-"""The quickstart config serves `mcp-server-time` and the demo server through `/mcp`, to both eras, per key.
-
-Until `examples/quickstart.yaml` carries the hub's block, the test applies it (the same text docs/mcp-hub.md gives).
-"""
+"""The quickstart config serves `mcp-server-time` and the demo server through `/mcp`, to both eras, per key."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,40 +14,19 @@ from toolpolicy.config import load_config_text
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parents[2]
-QUICKSTART_SERVERS = """mcp_servers:
-  time:
-    command: mcp-server-time            # installed with Isthmus; found next to the gateway's Python
-    args: ["--local-timezone", "UTC"]
-  demo:
-    command: .venv/bin/python           # the demo server ships with the hub: python -m mcp_hub.demo_server
-    args: ["-m", "mcp_hub.demo_server"]
-"""
-QUICKSTART_KEYS = """    mcp: {time: ["*"], demo: ["*"]}
-  - name: quickstart-readonly
-    team: support
-    value: ${ISTHMUS_READONLY_KEY:-isk-quickstart-readonly-key}
-    mcp: {time: ["get_current_time"], demo: ["echo"]}
-"""
 
 
 def quickstart_text(store: Path) -> str:
+    """The real quickstart file, on a store of the test's own."""
     text = (ROOT / "examples" / "quickstart.yaml").read_text()
-    if "mcp-server-time" not in text:
-        assert "mcp_servers: {}\n" in text and text.endswith("    mcp: {}\n")
-        text = text.replace("mcp_servers: {}\n", QUICKSTART_SERVERS).removesuffix("    mcp: {}\n") + QUICKSTART_KEYS
     return text.replace("sqlite+aiosqlite:///./isthmus.db", f"sqlite+aiosqlite:///{store}")
 
 
 @pytest.fixture(scope="module")
 async def quickstart(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     settings = load_config_text(quickstart_text(tmp_path_factory.mktemp("qs") / "qs.db"), environ={})
-    cwd = Path.cwd()
-    os.chdir(ROOT)  # the demo server's command is relative to the repository, as with `make run`
-    try:
-        async with serving(settings) as gateway:
-            yield gateway
-    finally:
-        os.chdir(cwd)
+    async with serving(settings) as gateway:
+        yield gateway
 
 
 @pytest.mark.parametrize("mode", MODES)
