@@ -8,28 +8,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from toolpolicy.store.audit_log import RENDERED_FIELDS
+
 ExportFormat = Literal["jsonl", "csv"]
-COLUMNS = (
-    "id",
-    "ts",
-    "request_id",
-    "kind",
-    "key_id",
-    "key_name",
-    "team",
-    "customer",
-    "target",
-    "decision",
-    "reason",
-    "status",
-    "latency_ms",
-    "tokens_in",
-    "tokens_out",
-    "cost_usd",
-    "details",
-    "prev_hash",
-    "hash",
-)
+COLUMNS = RENDERED_FIELDS
 CONTENT_TYPES: dict[str, str] = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from toolpolicy.batching import BatchWriter
 from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
@@ -125,21 +126,27 @@ class Governor:
             if call.fixed_cost_usd:
                 planned += entity_budgets(principal, to_nano(call.fixed_cost_usd, round_up=True), now, None)
         else:
-            rate = limits.get("rate_limit") or {}
-            if rate.get("requests"):
-                requests = rate["requests"]
-                planned.append(
-                    rate_limit(owner, principal.key_id, "requests", requests, 1, now, commit=True, advertised=True)
-                )
-            if rate.get("tokens"):
-                tokens = call.input_tokens + (call.max_output_tokens or DEFAULT_MAX_OUTPUT)
-                planned.append(
-                    rate_limit(
-                        owner, principal.key_id, "tokens", rate["tokens"], tokens, now, commit=False, advertised=True
-                    )
-                )
+            planned += llm_rate_limits(call, owner, limits.get("rate_limit"), now, advertised=True)
         await admission.reserve(planned, stage="request")
         return admission
+
+
+def llm_rate_limits(
+    call: Call, owner: str, rate: dict[str, Any] | None, now: datetime, *, advertised: bool = False
+) -> list[Planned]:
+    """A rate limit's requests (+1, counted at once) and tokens (input + max output, held until settled)."""
+    planned: list[Planned] = []
+    key_id = call.principal.key_id
+    if rate and rate.get("requests"):
+        planned.append(
+            rate_limit(owner, key_id, "requests", rate["requests"], 1, now, commit=True, advertised=advertised)
+        )
+    if rate and rate.get("tokens"):
+        tokens = call.input_tokens + (call.max_output_tokens or DEFAULT_MAX_OUTPUT)
+        planned.append(
+            rate_limit(owner, key_id, "tokens", rate["tokens"], tokens, now, commit=False, advertised=advertised)
+        )
+    return planned
 
 
 class Admission:
@@ -164,29 +171,20 @@ class Admission:
         self.target, self._price = target, governor.price(target)
         now = governor.clock()
         worst = Decimal(0)
+        if self._price is not None:
+            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens)
+        budgets = entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
-            has_budgets = bool(entity_budgets(principal, 0, now, target.provider))
-            if governor.settings.unpriced == "deny" and has_budgets:
+            if governor.settings.unpriced == "deny" and budgets:
                 raise PermissionDenied(f"model {target.name!r} has no price and budgets apply (unpriced: deny)")
             if target.name not in governor.unpriced_warned:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
-        else:
-            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens)
-        planned: list[Planned] = []
-        provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider) or {}
+        provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider)
         owner = f"key/{principal.key_name} {target.provider}"
-        if provider_rate.get("requests"):
-            requests = provider_rate["requests"]
-            planned.append(rate_limit(owner, principal.key_id, "requests", requests, 1, now, commit=True))
-        if provider_rate.get("tokens"):
-            tokens = self.call.input_tokens + (self.call.max_output_tokens or DEFAULT_MAX_OUTPUT)
-            tokens_rate = provider_rate["tokens"]
-            planned.append(rate_limit(owner, principal.key_id, "tokens", tokens_rate, tokens, now, commit=False))
-        planned += entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
-        await self.reserve(planned, stage="attempt")
+        await self.reserve([*llm_rate_limits(self.call, owner, provider_rate, now), *budgets], stage="attempt")
 
     async def reserve(self, planned: list[Planned], *, stage: str) -> None:
         if not planned:

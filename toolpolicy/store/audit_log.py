@@ -223,26 +223,35 @@ def _decode_cursor(cursor: str) -> int:
         raise InvalidRequest(f"cursor {cursor!r} is not one this API returned", param="cursor") from None
 
 
+RENDERED_FIELDS = (
+    "id",
+    "ts",
+    "request_id",
+    "kind",
+    "key_id",
+    "key_name",
+    "team",
+    "customer",
+    "target",
+    "decision",
+    "reason",
+    "status",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "details",
+    "prev_hash",
+    "hash",
+)
+"""A record as the API and exports show it, in this order (the chain fields only in exports)."""
+
+
 def render(row: AuditRow, *, chain: bool = False) -> dict[str, Any]:
-    record = {
+    values: dict[str, Any] = {
         "id": row.seq,
         "ts": row.ts.isoformat(),
-        "request_id": row.request_id,
-        "kind": row.kind,
-        "key_id": row.key_id,
-        "key_name": row.key_name,
-        "team": row.team,
-        "customer": row.customer,
-        "target": row.target,
-        "decision": row.decision,
-        "reason": row.reason,
-        "status": row.status,
-        "latency_ms": row.latency_ms,
-        "tokens_in": row.tokens_in,
-        "tokens_out": row.tokens_out,
         "cost_usd": float(row.cost_usd) if row.cost_usd is not None else None,
-        "details": row.details,
     }
-    if chain:
-        record["prev_hash"], record["hash"] = row.prev_hash, row.hash
-    return record
+    fields = RENDERED_FIELDS if chain else RENDERED_FIELDS[:-2]
+    return {name: values[name] if name in values else getattr(row, name) for name in fields}
