@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ class MockProvider:
 
     chunks: int = 16
     gap_ms: float = 2.0
+    pause: Callable[[int], Awaitable[None]] | None = None
+    """Waits before content chunk `index` of a paced stream; default: sleep `gap_ms`. Tests pass a gate."""
     _plain: dict[str, bytes] = field(default_factory=dict)
     _stream: dict[tuple[str, bool], list[bytes]] = field(default_factory=dict)
 
@@ -117,7 +119,7 @@ class MockProvider:
         # Paced: the role chunk at once, then one content chunk per gap, like tokens from a model.
         for index, event in enumerate(events):
             if 0 < index <= self.chunks:
-                await asyncio.sleep(self.gap_ms / 1000)
+                await (self.pause(index) if self.pause is not None else asyncio.sleep(self.gap_ms / 1000))
             yield event
         yield LAST_CHUNK
 

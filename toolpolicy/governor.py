@@ -300,6 +300,7 @@ class Admission:
                     team_id=principal.team_id,
                     customer_id=principal.customer_id,
                     provider=target.provider if isinstance(target, ModelTarget) else None,
+                    created_at=self.governor.clock(),  # the clock the budget windows were computed on
                 )
             )
         return cost

@@ -12,7 +12,7 @@ from bench.mock_mcp import MockMcpServer
 from bench.procs import free_port
 
 
-async def _serve(handler: Handler) -> AsyncIterator[str]:
+async def serve_on_loopback(handler: Handler) -> AsyncIterator[str]:
     port = free_port()
     server = await listen(handler, "127.0.0.1", port)
     try:
@@ -25,7 +25,7 @@ async def _serve(handler: Handler) -> AsyncIterator[str]:
 @pytest.fixture
 async def llm_mock() -> AsyncIterator[str]:
     """Base URL of a mock provider streaming 4 chunks, 20 ms apart for `-paced` models."""
-    async for url in _serve(MockProvider(chunks=4, gap_ms=20)):
+    async for url in serve_on_loopback(MockProvider(chunks=4, gap_ms=20)):
         yield url
 
 
@@ -37,5 +37,5 @@ async def mcp_server() -> MockMcpServer:
 @pytest.fixture
 async def mcp_mock(mcp_server: MockMcpServer) -> AsyncIterator[str]:
     """Base URL of the mock MCP server (its endpoint is `<url>/mcp`)."""
-    async for url in _serve(mcp_server):
+    async for url in serve_on_loopback(mcp_server):
         yield url

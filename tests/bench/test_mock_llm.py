@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import anyio
 import openai
 import pytest
+
+from bench.mock_llm import MockProvider
+from tests.bench.conftest import serve_on_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -20,29 +23,37 @@ async def test_a_completion_reports_its_usage(llm_mock: str) -> None:
     assert answer.usage is not None and (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 8)
 
 
-async def test_a_paced_stream_sends_each_chunk_on_its_own(llm_mock: str) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{llm_mock}/v1", api_key="sk-mock", max_retries=0)
-    arrivals: list[float] = []
+async def test_a_paced_stream_sends_each_chunk_on_its_own() -> None:
+    # The mock waits before each content chunk until the client has received the one before: a chunk held back
+    # (buffered with the next) would never release the gate, so the stream completes only if each goes on its own.
+    received: dict[int, asyncio.Event] = {index: asyncio.Event() for index in range(1, 5)}
+
+    async def gate(index: int) -> None:
+        await received[index].wait()
+
+    arrivals = 0
     contents: list[str] = []
-    with anyio.fail_after(10):
-        async with client:
-            stream = await client.chat.completions.create(
-                model="m-paced",
-                messages=[{"role": "user", "content": "hi"}],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            async for chunk in stream:
-                arrivals.append(time.perf_counter())
-                if chunk.choices and chunk.choices[0].delta.content:
-                    contents.append(chunk.choices[0].delta.content)
-                if chunk.usage is not None:
-                    usage = chunk.usage
+    async for url in serve_on_loopback(MockProvider(chunks=4, pause=gate)):
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-mock", max_retries=0)
+        with anyio.fail_after(10):
+            async with client:
+                stream = await client.chat.completions.create(
+                    model="m-paced",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                async for chunk in stream:
+                    arrivals += 1
+                    if arrivals in received:
+                        received[arrivals].set()
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        contents.append(chunk.choices[0].delta.content)
+                    if chunk.usage is not None:
+                        usage = chunk.usage
     assert contents == ["w0 ", "w1 ", "w2 ", "w3 "]
     assert usage.completion_tokens == 4
-    # role, 4 contents, finish, usage: the 4 content chunks are paced 20 ms apart, so the stream spans 80 ms or more.
-    assert len(arrivals) == 7
-    assert arrivals[4] - arrivals[0] >= 0.075
+    assert arrivals == 7  # role, 4 contents, finish, usage
 
 
 async def test_bad_requests_are_refused_with_openai_errors(llm_mock: str) -> None:

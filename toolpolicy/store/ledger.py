@@ -23,6 +23,7 @@ class SpendEntry:
     customer_id: str | None = None
     provider: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the charge was settled, on the governor's clock: budget windows are computed on the same clock."""
 
 
 @dataclass(frozen=True, slots=True)
