@@ -64,6 +64,7 @@ def test_denials_carry_what_each_edge_renders() -> None:
 
 
 def test_an_expired_principal_is_denied() -> None:
-    past = datetime.now(UTC) - timedelta(seconds=1)
-    expired = Principal(key_id="k", key_name="k", models=GlobSet.of(["*"]), expires_at=past)
-    assert isinstance(authorize(expired, ModelTarget.parse("a/b")).denial, ExpiredKey)
+    now = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    expiring = Principal(key_id="k", key_name="k", models=GlobSet.of(["*"]), expires_at=now + timedelta(seconds=1))
+    assert authorize(expiring, ModelTarget.parse("a/b"), now=now).denial is None
+    assert isinstance(authorize(expiring, ModelTarget.parse("a/b"), now=now + timedelta(seconds=1)).denial, ExpiredKey)
