@@ -13,17 +13,18 @@ import logging
 from typing import Any
 
 import anyio
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.routing import BaseRoute, Route
 
 from mcp_hub.admin import admin_routes
 from mcp_hub.catalog import Catalog, Snapshot
 from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import McpEndpoint, transport_security
+from mcp_hub.fairness import KeyCaps
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
 from mcp_hub.rest import RestApi
 from mcp_hub.server import Handlers, build_server
+from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.supervisor import Supervisor
@@ -54,16 +55,21 @@ class McpHub:
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
         self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
         self.code_mode = CodeMode(_sandbox_settings(governance.settings), metrics=governance.metrics)
+        self.caps = KeyCaps(self.settings.per_key, governance.settings.code_mode.workers)
         self.calls = ToolCalls(governance, self.catalog, enabled)
-        self.tools = HubTools(governance, self.catalog, self.calls, self.code_mode, enabled.keys())
-        handlers = Handlers(self.catalog, enabled, self.tools, self.feed, self.settings.page_size)
+        self.tools = HubTools(
+            governance, self.catalog, self.calls, self.code_mode, enabled.keys(), runs=self.caps.code_mode_slots()
+        )
+        handlers = Handlers(
+            self.catalog, enabled, self.tools, self.feed, self.settings.page_size, streams=self.caps.listen_slots()
+        )
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(governance.keys, enabled.keys(), lambda: self._manager, self.code_mode_servers)
         self.rest = RestApi(governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers)
         self._code_mode_state = "stopped"
         self._code_mode_error: str | None = None
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._manager: FairSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
 
     def routes(self) -> list[BaseRoute]:
@@ -116,8 +122,9 @@ class McpHub:
             self.feed.publish(frozenset({server}), kinds)
 
     async def _run(self, started: asyncio.Future[None]) -> None:
-        manager = StreamableHTTPSessionManager(
+        manager = FairSessionManager(
             app=self.server,
+            slots=self.caps.session_slots(),
             security_settings=transport_security(self.governance.settings),
             max_request_body_size=self.settings.max_body_bytes,
             session_idle_timeout=self.settings.session_idle_timeout,

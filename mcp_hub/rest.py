@@ -2,7 +2,8 @@
 
 - `GET /v1/mcp/tools`: the key's tools in OpenAI function-tool format (`x-isthmus-tools` narrows them too), with
   Code Mode's meta-tools in front of the servers the key uses through Code Mode, as on `/mcp`;
-- `POST /v1/mcp/tools/call` with `{"name": ..., "arguments": {...}}`: the MCP `CallToolResult`, as JSON.
+- `POST /v1/mcp/tools/call` with `{"name": ..., "arguments": {...}}`: the MCP `CallToolResult`, as JSON; a client
+  that disconnects first cancels the call, upstream too, as on `/mcp`.
 
 Errors use the OpenAI error envelope; a tool error is a 200 result with `"isError": true`, as over MCP.
 """
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_hub.access import Caller, narrowing
+from mcp_hub.disconnect import unless_disconnected
 from mcp_hub.errors import PayloadTooLarge
 from mcp_hub.tools import HubTools
 from toolpolicy.credentials import presented_key
@@ -95,7 +97,8 @@ class RestApi:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         # Continue the caller's trace from its `traceparent` header (MCP requests get theirs from `_meta`).
         with request_span("POST /v1/mcp/tools/call", request.headers, {"http.request.method": "POST"}):
-            result = await self.tools.call(caller, name, arguments, request_id=request_id)
+            call = self.tools.call(caller, name, arguments, request_id=request_id)
+            result = await unless_disconnected(request.receive, call)
         return JSONResponse(
             result.model_dump(mode="json", by_alias=True, exclude_none=True), headers={"x-request-id": request_id}
         )

@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
+from mcp_hub.fairness import KeySlots
 from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
@@ -74,9 +75,13 @@ class Handlers:
         tools: HubTools,
         feed: ChangeFeed,
         page_size: int | None,
+        *,
+        streams: KeySlots,
     ) -> None:
         self.catalog, self.upstreams, self.tools, self.feed = catalog, upstreams, tools, feed
         self.page_size = page_size
+        self.streams = streams
+        """The `subscriptions/listen` streams each key holds open."""
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         tools, cursor = page(self.tools.list(caller_of(ctx)), _cursor(params), self.page_size)
@@ -160,7 +165,10 @@ class Handlers:
     async def subscriptions_listen(
         self, ctx: Context, params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
-        return await listen(self.feed, caller_of(ctx), ctx, params)
+        caller = caller_of(ctx)
+        # Held until the stream ends, however it ends: the client closing it or going away cancels this handler.
+        with self.streams.acquire(caller.principal):
+            return await listen(self.feed, caller, ctx, params)
 
     def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
         entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)

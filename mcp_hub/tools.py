@@ -9,6 +9,8 @@ servers it uses through Code Mode.
   programs (a tool of its own named `run_code` is `server.run_code` there), or it is not, and the names are its own.
 - Every tool call a program makes is a `ToolCalls.call(..., via="code_mode", run_id=...)`: the very path of a direct
   call (allowlist, rate limits, budgets, audit).
+- A key runs at most its share of Code Mode's sandbox at once (`mcp.per_key.code_mode_runs`): one more `run_code`
+  is a tool error naming the share, like a rate limit on a direct call.
 - Each meta-tool call leaves one audit record of its own: kind `tool_call`, target `code_mode/<meta-tool>`, details
   `tool`, `outcome` and, for `run_code`, `run_id` and `tool_calls`.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import mcp_types as types
@@ -26,6 +28,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog
 from mcp_hub.codemode import META_TOOL_NAMES, OUTCOME_META, RUN_CODE, TOOL_CALLS_META, CodeMode, ToolCaller
+from mcp_hub.fairness import KeySlots, Slot
 from mcp_hub.listing import CODE_MODE_VIA, name_for, tools_to_list
 from mcp_hub.pipeline import CallRecord, ToolCalls, argument_details, error_result
 from mcp_hub.toolboxes import ToolboxCache
@@ -43,10 +46,14 @@ class HubTools:
         calls: ToolCalls,
         engine: CodeMode,
         servers: Collection[str],
+        *,
+        runs: KeySlots,
     ) -> None:
         self.governance, self.catalog, self.calls, self.engine = governance, catalog, calls, engine
         self.servers = servers
         """The enabled upstreams' names."""
+        self.runs = runs
+        """The Code Mode runs each key has going (waiting for a sandbox worker or running)."""
         self.toolboxes = ToolboxCache(catalog)
 
     def list(self, caller: Caller) -> list[types.Tool]:
@@ -87,7 +94,9 @@ class HubTools:
             toolbox = self.toolboxes.get(caller)
             if len(toolbox):
                 run = run_id or request_id  # only run_code runs programs; the engine wants an id regardless
-                result = await self.engine.call(name, arguments, toolbox, self._program_calls(caller, run), run)
+                result = await self.engine.call(
+                    name, arguments, toolbox, self._program_calls(caller, run), run, admit=self._admit(caller)
+                )
             else:
                 result = error_result(self._nothing_here(caller))
             record.succeed(result)
@@ -101,6 +110,12 @@ class HubTools:
             raise
         finally:
             self.governance.audit.emit(record.build(time.perf_counter() - started))
+
+    def _admit(self, caller: Caller) -> Callable[[], Slot]:
+        def admit() -> Slot:
+            return self.runs.acquire(caller.principal)
+
+        return admit
 
     def _program_calls(self, caller: Caller, run_id: str) -> ToolCaller:
         async def call(server: str, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
@@ -77,12 +78,14 @@ class RateLimit(_Model):
 
 
 class McpRateLimit(_Model):
-    """Tool calls per window for MCP traffic."""
+    """Tool calls per window for MCP traffic, and what of the hub the key may hold at once."""
 
     calls: Rate | None = None
     """Tool calls per window across every server, e.g. `120/1m`."""
     per_server: dict[str, Rate] = Field(default_factory=dict)
     """Tool calls per window for one server, by server name."""
+    concurrency: McpKeyCapOverrides | None = None
+    """This key's own caps on sessions, listen streams and Code Mode runs held at once (replacing `mcp.per_key`)."""
 
 
 class ProviderKey(_Model):
@@ -201,6 +204,8 @@ class McpHubSettings(_Model):
     """Seconds after which an idle legacy (2025-era) client session is closed."""
     max_sessions: int = Field(default=10_000, ge=1)
     """Legacy client sessions open at once; past this, new sessions get 503."""
+    per_key: McpKeyCaps = Field(default_factory=McpKeyCaps)
+    """What one key may hold at once of the hub's sessions, listen streams and Code Mode sandbox workers."""
     key_watch_interval: float = Field(default=5.0, gt=0)
     """Seconds between checks of connected clients' keys, so an allowlist change reaches them as a list change."""
 

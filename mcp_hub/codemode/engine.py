@@ -7,23 +7,26 @@ says or binds comes from those specs alone, so a tool the key may not use is nei
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import mcp_types as types
 
 from mcp_hub.codemode import meta
 from mcp_hub.codemode.bindings import Bindings
-from mcp_hub.codemode.failures import InvalidProgram
+from mcp_hub.codemode.failures import InvalidProgram, ShareInUse
 from mcp_hub.codemode.sandbox import RunOutcome, Sandbox
 from mcp_hub.codemode.schema import TypeRenderer
 from mcp_hub.codemode.spec import ToolCaller, ToolSpec
 from mcp_hub.codemode.stubs import docs, one_line
 from mcp_hub.codemode.toolbox import Toolbox
 from mcp_hub.codemode.values import cut, dump_json
+from toolpolicy.errors import LimitExceeded
 from toolpolicy.settings import CodeModeSettings
 from toolpolicy.telemetry.metrics import Metrics
 
@@ -33,6 +36,9 @@ RUN_ID_META = "isthmus/run_id"
 TOOL_CALLS_META = "isthmus/tool_calls"
 OUTCOME_META = "isthmus/outcome"
 """`ok`, `error`, `limit`, `crashed` or `unavailable`: the run's metric label, for the hub's audit record."""
+
+Admit = Callable[[], AbstractContextManager[object]]
+"""Holds a run's share of the sandbox for the caller's key while the run goes; raises LimitExceeded to refuse it."""
 
 
 def _text(text: str, *, error: bool = False, meta_: dict[str, Any] | None = None) -> types.CallToolResult:
@@ -64,11 +70,14 @@ class CodeMode:
         tools: Sequence[ToolSpec] | Toolbox,
         caller: ToolCaller,
         run_id: str,
+        *,
+        admit: Admit | None = None,
     ) -> types.CallToolResult:
         """Answer one meta-tool call; bad arguments and failed programs are `is_error` results, never exceptions.
 
         `tools` are the specs of the tools the key may use here, or a `Toolbox` of them that the caller keeps
         between calls (building one for 500 tools takes some milliseconds, its search index as much again).
+        `admit` is entered around each run (a refusal is an `is_error` result too).
         """
         if name not in meta.META_TOOL_NAMES:
             raise ValueError(f"{name!r} is not a Code Mode meta-tool (those are {sorted(meta.META_TOOL_NAMES)})")
@@ -84,7 +93,7 @@ class CodeMode:
             if name == meta.RUN_CODE:
                 self._count(InvalidProgram.outcome)
             return _text(str(exc), error=True)
-        return await self._run(toolbox, code, caller, run_id)
+        return await self._run(toolbox, code, caller, run_id, admit)
 
     def _search(self, toolbox: Toolbox, query: str, limit: int) -> types.CallToolResult:
         if not toolbox.tools:
@@ -121,10 +130,18 @@ class CodeMode:
         text = docs(found, toolbox.modules)
         return _text(f"{text}\n\n# {note}" if note else text)
 
-    async def _run(self, toolbox: Toolbox, code: str, caller: ToolCaller, run_id: str) -> types.CallToolResult:
+    async def _run(
+        self, toolbox: Toolbox, code: str, caller: ToolCaller, run_id: str, admit: Admit | None
+    ) -> types.CallToolResult:
         bindings = Bindings(toolbox, caller)
         started = time.perf_counter()
-        outcome = await self.sandbox.run(code, bindings.modules(), bindings.dispatch)
+        try:
+            share = admit() if admit is not None else contextlib.nullcontext()
+        except LimitExceeded as exc:
+            outcome = RunOutcome(failure=ShareInUse(exc.message))
+        else:
+            with share:
+                outcome = await self.sandbox.run(code, bindings.modules(), bindings.dispatch)
         label = outcome.failure.outcome if outcome.failure else "ok"
         result = self._render(outcome, {RUN_ID_META: run_id, TOOL_CALLS_META: outcome.tool_calls, OUTCOME_META: label})
         self._count(label)

@@ -9,7 +9,8 @@
     │   ├── ExecutionTimeLimit            time spent executing Python
     │   ├── MemoryLimit
     │   ├── ToolCallLimit                 the call past `max_tool_calls`
-    │   └── RoundTripLimit                monty's `max_suspensions`, a backstop behind ToolCallLimit
+    │   ├── RoundTripLimit                monty's `max_suspensions`, a backstop behind ToolCallLimit
+    │   └── ShareInUse                    the key already has its share of runs going; this one never started
     ├── WorkerCrashed          crashed    the worker process died; the pool replaces it
     └── SandboxUnavailable     unavailable  the pool cannot start, or the engine is stopping
 
@@ -76,6 +77,10 @@ class ToolCallLimit(LimitReached):
 
 class RoundTripLimit(LimitReached):
     title = "Host round-trip limit reached"
+
+
+class ShareInUse(LimitReached):
+    title = "Sandbox share in use"
 
 
 class WorkerCrashed(RunFailure):
