@@ -8,7 +8,7 @@ through `_discard_session`, which gives the slot back.
 
 It overrides two private methods of `mcp` 2.3's `StreamableHTTPSessionManager`: the one that serves a new
 session's opening request (it has the request's scope, hence the caller) and the one every session ends through.
-The SDK offers no public hook for either; `tests/mcp_hub/test_sessions.py` pins the behaviour.
+The SDK offers no public hook for either; `tests/mcp_hub/test_fairness.py` pins the behaviour.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from mcp_hub.fairness import KeyCapReached, KeyCaps, KeySlots, Slot
 from tests.mcp_hub.conftest import Gateway, fixture_server, hub_settings, serving
@@ -222,13 +222,17 @@ def test_caps_follow_the_hub_defaults_unless_the_key_overrides_them() -> None:
     assert KeyCaps(McpKeyCaps(), sandbox_workers=1).code_mode_runs(plain) == 1
 
 
-def test_a_key_override_is_validated_where_keys_are_configured() -> None:
+def test_caps_are_validated_where_they_are_configured() -> None:
     base = {"store": "sqlite+aiosqlite:///:memory:", "admin_key": "k"}
     key = {"name": "bad", "value": "isk-bad", "mcp_rate_limit": {"concurrency": {"sessions": 0}}}
-    with pytest.raises(ValueError, match="sessions"):
+    with pytest.raises(ValidationError) as zero:
         GatewaySettings.model_validate({**base, "virtual_keys": [key]})
-    with pytest.raises(ValueError, match="sessoins"):
+    assert [(e["loc"], e["type"]) for e in zero.value.errors()] == [
+        (("virtual_keys", 0, "mcp_rate_limit", "concurrency", "sessions"), "greater_than_equal")
+    ]
+    with pytest.raises(ValidationError) as typo:
         GatewaySettings.model_validate({**base, "mcp": {"per_key": {"sessoins": 3}}})
+    assert [(e["loc"], e["type"]) for e in typo.value.errors()] == [(("mcp", "per_key", "sessoins"), "extra_forbidden")]
 
 
 @given(
