@@ -37,8 +37,9 @@ class Limit:
     missing bucket is reported, not taken as 0."""
     window_start: float | None = None
     """For seeded single-bucket windows (rate limits), the window's start in epoch seconds: a missing bucket of a
-    window that began once the store already held its data is new, so the store creates it empty instead of
-    reporting it (otherwise every new window would cost a seeding round trip). None: always report it."""
+    window that began after the store started holding its data is new, so the store creates it empty instead of
+    reporting it (otherwise every new window would cost a seeding round trip). Strictly after: usage stamped at
+    the very instant the store started may predate it. None: always report it."""
     journaled: bool = False
     """Usage is also written to the rate journal, the durable copy rate-limit buckets are re-seeded from."""
 

@@ -20,7 +20,7 @@ class MemoryCounterStore:
         self._used: dict[str, tuple[int, float | None]] = {}
         self._holds: dict[str, _Holds] = {}
         self._since: float | None = None
-        """When this store began keeping counters (its first reservation): windows begun since are complete."""
+        """When this store began keeping counters (its first reservation): windows begun after are complete."""
 
     def _value(self, key: str, now: float) -> int | None:
         entry = self._used.get(key)
@@ -50,7 +50,7 @@ class MemoryCounterStore:
             for key in limit.used_keys:
                 value = self._value(key, now)
                 if value is None and limit.seeded:
-                    if limit.window_start is not None and limit.window_start >= self._since:
+                    if limit.window_start is not None and limit.window_start > self._since:
                         self._used[key] = (0, now + limit.ttl if limit.ttl is not None else None)  # new, not lost
                     else:
                         missing.append(key)

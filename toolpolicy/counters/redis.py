@@ -12,7 +12,9 @@ import asyncio
 import json
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
 
@@ -53,8 +55,8 @@ for i, l in ipairs(limits) do
     local value = redis.call('HGET', key, 'used')
     if value then
       committed = committed + tonumber(value)
-    elseif l.s and l.w and l.w >= since then
-      redis.call('HSET', key, 'used', 0)  -- a window begun since: new, not lost
+    elseif l.s and l.w and l.w > since then
+      redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
       if l.t > 0 then redis.call('EXPIRE', key, l.t) end
     elseif l.s then
       table.insert(missing, key)
@@ -139,6 +141,11 @@ class RedisCounterStore:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=15,
+            # A restarted Redis has closed every pooled connection: send once more on a new one instead of failing
+            # a request per stale connection. Should the first send have run after all, its amounts count twice:
+            # an over-count, never an under-count.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         self._client = aioredis.Redis(connection_pool=pool)
         self._reserve = self._client.register_script(RESERVE)
