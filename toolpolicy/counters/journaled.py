@@ -2,8 +2,10 @@
 
 Each change is journaled once the counters have applied it (a reservation only when it was granted), in the same
 step that hands the counters' answer back, so a seed taken by this replica includes every request it let through.
-Journaling earlier would be no safer: a reservation still waiting for its answer when a seed is taken either runs
-against the seeded counters (and is counted there) or fails (and is not served).
+Journaling before asking would over-count every reservation in flight when a seed is taken (a burst right after a
+restart), and buy nothing: such a reservation runs against the seeded counters and is counted there, or fails and
+is not served. (One that ran on the Redis that was lost had its answer on the wire at the restart, microseconds
+before a seed that takes several round trips.)
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Keys (prefix `isthmus:`): `u:<bucket>` is a hash whose `used` field is committed usage; `h:<limit>` a hash of holds
 by request id plus `__total`, with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began
-holding counters. Redis Cluster is not supported:
-the scripts name keys they compute (single-node and replicated setups are).
+holding counters. Redis Cluster is not supported: the scripts name keys they compute (single-node and replicated
+setups are).
 """
 
 from __future__ import annotations
