@@ -22,6 +22,7 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
 from toolpolicy.audit import AuditRecord
+from toolpolicy.counters.base import CounterStoreError
 from toolpolicy.decide import authorize
 from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
 from toolpolicy.runtime import Governance
@@ -29,6 +30,9 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
+
+COUNTERS_PING_TIMEOUT = 0.5
+"""Seconds `/ready` waits for the counter store (Redis) to answer a ping."""
 
 
 async def metrics(request: Request) -> Response:
@@ -66,12 +70,31 @@ async def ready(request: Request) -> Response:
     }
     checks["audit"] = {"pending": governance.audit.pending, "dropped": governance.audit.dropped}
     is_ready = checks["store"]["status"] == "ok"
+    checks["counters"], counters_ok = await counters_check(governance)
+    is_ready = is_ready and counters_ok
     for part in request.app.state.components:
         checks[part.name] = part.readiness()
         is_ready = is_ready and checks[part.name].get("status") != "down"
     return JSONResponse(
         {"status": "ready" if is_ready else "not ready", **checks}, status_code=200 if is_ready else 503
     )
+
+
+async def counters_check(governance: Governance) -> tuple[dict[str, Any], bool]:
+    """The counter store answers a ping; while it does not, only `on_counter_store_error: allow` keeps serving."""
+    settings = governance.settings
+    try:
+        await governance.counters.ping(timeout=COUNTERS_PING_TIMEOUT)
+        return {"status": "ok", "backend": "redis" if settings.redis else "memory"}, True
+    except CounterStoreError as exc:
+        logger.warning("readiness: counter store unreachable: %s", exc)
+        serving = settings.on_counter_store_error == "allow"  # per-replica fallback counters
+        check = {
+            "status": "degraded" if serving else "down",
+            "backend": "redis",
+            "error": type(exc.__cause__ or exc).__name__,
+        }
+        return {**check, "on_counter_store_error": settings.on_counter_store_error}, serving
 
 
 def _target(body: dict[str, Any]) -> Target:

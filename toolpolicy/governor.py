@@ -33,12 +33,14 @@ from typing import Any
 
 from toolpolicy.batching import BatchWriter
 from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
+from toolpolicy.counters.journaled import seed_rate_buckets
 from toolpolicy.decide import authorize
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
 from toolpolicy.plan import Planned, entity_budgets, from_nano, rate_limit, to_nano
 from toolpolicy.pricing import DEFAULT_MAX_OUTPUT, ModelPrice, PriceTable
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.store.rate_journal import RateJournal
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
@@ -87,6 +89,7 @@ class Governor:
         fallback: CounterStore | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: RateJournal | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.settings = settings
@@ -95,6 +98,8 @@ class Governor:
         self.spend = spend
         self.fallback = fallback
         self.clock = clock
+        self.journal = journal
+        """Where rate-limit buckets missing after a counter-store restart are re-seeded from."""
         self.prices = PriceTable.with_overrides(
             {name: price.model_dump(exclude_none=True) for name, price in settings.pricing.items()}
         )
@@ -237,8 +242,17 @@ class Admission:
 
     async def _seed(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
         governor = self.governor
-        await governor.spend.flush()  # this replica's unwritten spend belongs in the seed
         wanted = set(missing)
+        rate_buckets = {
+            key: item.limit.ttl
+            for item in planned
+            if item.limit.journaled
+            for key in item.limit.used_keys
+            if key in wanted
+        }
+        if rate_buckets:  # rate limits: from the rate journal; budgets (below): from the spend ledger
+            await seed_rate_buckets(self._store, governor.journal, rate_buckets, now=now)
+        await governor.spend.flush()  # this replica's unwritten spend belongs in the seed
         for item in planned:
             keys = [key for key in item.limit.used_keys if key in wanted]
             if not keys or item.scope is None:

@@ -46,7 +46,7 @@ class Planned:
     """`requests`, `tokens`, `calls` or `usd`."""
     window: Window
     scope: SpendScope | None = None
-    """For budgets: whose spend in the ledger rebuilds a missing counter bucket."""
+    """For budgets: whose spend in the ledger rebuilds a missing counter bucket (rate limits: the rate journal)."""
     advertised: bool = False
     """Reported in the `x-ratelimit-*` response headers (the key's own LLM limits)."""
     level: str = "key"
@@ -94,6 +94,9 @@ def rate_limit(
         amount=amount,
         commit=commit,
         ttl=window.ttl,
+        seeded=True,
+        window_start=window.start.timestamp(),
+        journaled=True,
     )
     return Planned(limit, f"rate limit {owner} {name} {rate_text}", name, window, advertised=advertised)
 

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter
 from toolpolicy.counters.base import CounterStore
+from toolpolicy.counters.journaled import JournaledCounterStore
 from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.governor import Governor
 from toolpolicy.keys import KeyResolver
@@ -18,6 +19,7 @@ from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.store.rate_journal import RateJournal
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.telemetry.recorder import RequestRecorder
 
@@ -59,10 +61,22 @@ class Governance:
             self.ledger.write, name="spend ledger", batch_size=settings.audit.batch_size, flush_interval=0.25
         )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
-        self.counters = counters or counter_store(settings)
-        fallback = MemoryCounterStore() if settings.redis and settings.on_counter_store_error == "allow" else None
+        # Rate-limit usage is journaled in the store, so counters that come back empty are re-seeded, not reset.
+        self.rate_journal = RateJournal(self.store, batch_size=settings.audit.batch_size)
+        self.counters: CounterStore = JournaledCounterStore(counters or counter_store(settings), self.rate_journal)
+        fallback = (
+            JournaledCounterStore(MemoryCounterStore(), self.rate_journal)
+            if settings.redis and settings.on_counter_store_error == "allow"
+            else None
+        )
         self.governor = Governor(
-            settings, self.counters, self.ledger, self.spend, fallback=fallback, metrics=self.metrics
+            settings,
+            self.counters,
+            self.ledger,
+            self.spend,
+            fallback=fallback,
+            metrics=self.metrics,
+            journal=self.rate_journal,
         )
         self.started = False
         self._pruner: asyncio.Task[None] | None = None
@@ -75,6 +89,7 @@ class Governance:
             print(f"isthmus: generated key {name!r}: {secret}  (shown once; store it now)", file=announce)
         self.audit.start()
         self.spend.start()
+        self.rate_journal.start()
         if self.settings.audit.retention_days is not None:
             self._pruner = asyncio.create_task(self._prune_forever(self.settings.audit.retention_days))
         self.started = True
@@ -96,6 +111,7 @@ class Governance:
             self._pruner = None
         try:
             await self.spend.aclose()
+            await self.rate_journal.aclose()
             await self.audit.aclose()
         finally:
             await self.counters.aclose()

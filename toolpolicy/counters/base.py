@@ -33,7 +33,15 @@ class Limit:
     ttl: int | None = None
     """Seconds the bucket keys live."""
     seeded: bool = False
-    """Buckets must be seeded (from the spend ledger) before use: a missing bucket is reported, not taken as 0."""
+    """Buckets must be seeded before use (budgets from the spend ledger, rate limits from the rate journal): a
+    missing bucket is reported, not taken as 0."""
+    window_start: float | None = None
+    """For seeded single-bucket windows (rate limits), the window's start in epoch seconds: a missing bucket of a
+    window that began after the store started holding its data is new, so the store creates it empty instead of
+    reporting it (otherwise every new window would cost a seeding round trip). Strictly after: usage stamped at
+    the very instant the store started may predate it. None: always report it."""
+    journaled: bool = False
+    """Usage is also written to the rate journal, the durable copy rate-limit buckets are re-seeded from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,10 @@ class CounterStore(Protocol):
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         """Set a bucket's committed usage unless it already exists."""
+        ...
+
+    async def ping(self, *, timeout: float) -> None:
+        """Raise CounterStoreError unless the store answers within `timeout` seconds (readiness checks)."""
         ...
 
     async def aclose(self) -> None: ...

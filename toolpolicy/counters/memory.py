@@ -19,6 +19,8 @@ class MemoryCounterStore:
     def __init__(self) -> None:
         self._used: dict[str, tuple[int, float | None]] = {}
         self._holds: dict[str, _Holds] = {}
+        self._since: float | None = None
+        """When this store began keeping counters (its first reservation): windows begun after are complete."""
 
     def _value(self, key: str, now: float) -> int | None:
         entry = self._used.get(key)
@@ -41,12 +43,17 @@ class MemoryCounterStore:
     async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
         usage: list[int] = []
         missing: list[str] = []
+        if self._since is None:
+            self._since = now
         for limit in limits:
             committed = 0
             for key in limit.used_keys:
                 value = self._value(key, now)
                 if value is None and limit.seeded:
-                    missing.append(key)
+                    if limit.window_start is not None and limit.window_start > self._since:
+                        self._used[key] = (0, now + limit.ttl if limit.ttl is not None else None)  # new, not lost
+                    else:
+                        missing.append(key)
                 committed += value or 0
             usage.append(committed + self._sweep(limit.hold_key, now).total)
         if missing:
@@ -81,6 +88,9 @@ class MemoryCounterStore:
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         if self._value(key, now) is None:
             self._used[key] = (used, now + ttl if ttl is not None else None)
+
+    async def ping(self, *, timeout: float) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

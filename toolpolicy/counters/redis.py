@@ -1,20 +1,27 @@
 """Counters in Redis, shared by every replica: each check-and-reserve is one Lua script, so it is atomic.
 
 Keys (prefix `isthmus:`): `u:<bucket>` is a hash whose `used` field is committed usage; `h:<limit>` a hash of holds
-by request id plus `__total`, with `h:<limit>:z` a sorted set of their deadlines. Redis Cluster is not supported:
-the scripts name keys they compute (single-node and replicated setups are).
+by request id plus `__total`, with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began
+holding counters. Redis Cluster is not supported: the scripts name keys they compute (single-node and replicated
+setups are).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
 
 PREFIX = "isthmus:"
+SINCE = PREFIX + "since"
+"""When this Redis began holding counters (set by the first reservation): a window begun later is complete in
+Redis, an older one may have lost usage in a restart and is re-seeded."""
 
 _SWEEP_AND_MEASURE = """
 local function sweep(hk, now)
@@ -35,6 +42,12 @@ RESERVE = (
     + """
 local limits = cjson.decode(ARGV[1])
 local rid, now, hold_seconds = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local since = tonumber(redis.call('GET', ARGV[5]) or '')
+if not since then
+  -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
+  since = now
+  redis.call('SET', ARGV[5], ARGV[3])
+end
 local usage, missing = {}, {}
 for i, l in ipairs(limits) do
   local committed = 0
@@ -42,6 +55,9 @@ for i, l in ipairs(limits) do
     local value = redis.call('HGET', key, 'used')
     if value then
       committed = committed + tonumber(value)
+    elseif l.s and l.w and l.w > since then
+      redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
+      if l.t > 0 then redis.call('EXPIRE', key, l.t) end
     elseif l.s then
       table.insert(missing, key)
     end
@@ -100,7 +116,7 @@ return 1
 
 
 def _encode(limit: Limit) -> dict[str, object]:
-    return {
+    encoded: dict[str, object] = {
         "h": PREFIX + "h:" + limit.hold_key,
         "u": [PREFIX + "u:" + key for key in limit.used_keys],
         "a": PREFIX + "u:" + limit.add_key,
@@ -110,6 +126,9 @@ def _encode(limit: Limit) -> dict[str, object]:
         "t": limit.ttl or 0,
         "s": limit.seeded,
     }
+    if limit.window_start is not None:  # absent rather than null: cjson's null is truthy in Lua
+        encoded["w"] = limit.window_start
+    return encoded
 
 
 class RedisCounterStore:
@@ -122,6 +141,11 @@ class RedisCounterStore:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=15,
+            # A restarted Redis has closed every pooled connection: send once more on a new one instead of failing
+            # a request per stale connection. Should the first send have run after all, its amounts count twice:
+            # an over-count, never an under-count.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         self._client = aioredis.Redis(connection_pool=pool)
         self._reserve = self._client.register_script(RESERVE)
@@ -131,7 +155,7 @@ class RedisCounterStore:
     async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
         payload = json.dumps([_encode(limit) for limit in limits])
         try:
-            reply = await self._reserve(args=[payload, request_id, repr(now), repr(hold_seconds)])
+            reply = await self._reserve(args=[payload, request_id, repr(now), repr(hold_seconds), SINCE])
         except RedisError as exc:
             raise CounterStoreError(f"Redis counter store: {exc}") from exc
         status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
@@ -155,6 +179,12 @@ class RedisCounterStore:
             await self._seed(keys=[PREFIX + "u:" + key], args=[used, "" if ttl is None else ttl])
         except RedisError as exc:
             raise CounterStoreError(f"Redis counter store: {exc}") from exc
+
+    async def ping(self, *, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._client.ping(), timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise CounterStoreError(f"Redis counter store: {exc or type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
         await self._client.aclose(close_connection_pool=True)

@@ -159,3 +159,16 @@ class AuditChainRow(Base):
     """Records up to this seq were pruned; the oldest kept record is anchor_seq + 1."""
     anchor_hash: Mapped[str] = mapped_column(String(64))
     """The hash the oldest kept record must name as its previous hash."""
+
+
+class RateJournalRow(Base):
+    """Usage of one rate-limit bucket while its window lasts: what a restarted counter store re-seeds it from."""
+
+    __tablename__ = "rate_journal"
+
+    bucket: Mapped[str] = mapped_column(String(512), primary_key=True)
+    """The counter bucket, e.g. `rl:<key id>:-:requests:60:60s@29926800`."""
+    used: Mapped[int] = mapped_column(BigInteger)
+    """Requests, tool calls or tokens counted in the bucket, holds of requests in flight included."""
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    """When the window is over and the row may be pruned."""

@@ -1,0 +1,121 @@
+"""The rate journal: rate-limit usage per counter bucket, kept in the store while its window lasts.
+
+Counters live in Redis (which here keeps nothing on disk) or in the process; when they come back empty, budgets are
+rebuilt from the spend ledger, and rate limits (requests and tokens per window, key- and provider-level; MCP tool
+calls per key and per server) from this journal, so a restart does not hand every key a fresh window.
+
+Why a journal of its own rather than re-reading the audit log: an audit record is written when a request *finishes*,
+stamped with the wall clock, and names only the route finally taken. Seeding from it would miss the requests in
+flight at the restart (a streaming call holds its tokens for minutes), count a request in the window it ended in
+rather than the one it was admitted in, miss the provider-level usage of attempts that failed over, and lose what
+the audit writer dropped under backlog: every one of those under-counts, and a restart must never grant more than
+one window's limit. The journal records exactly what the counters record, under the same bucket ids, on the
+governor's clock:
+
+- a granted reservation's amounts (requests and tool calls counted, tokens held) and a settlement's correction
+  (actual tokens minus the hold; minus the hold on release) are journaled as the counters' answer comes back, so a
+  seed taken by this replica includes every request it let through (`toolpolicy.counters.journaled`). The holds of
+  requests in flight at a restart count in full, and count again when they settle into the seeded bucket (their
+  hold in Redis is gone): a slight over-count, never an under-count;
+- entries are buffered off the request path and summed per bucket in each write: one upserted row per bucket, not
+  one per request; rows are pruned once their window is over;
+- a seed is asked for only when a bucket is missing from a window that began before the counter store started
+  keeping data (`Limit.window_start`), so after a restart each live bucket is seeded once, and new windows never
+  touch the journal.
+
+Bounds: another replica's entries it has not written yet (at most its flush interval, 0.25 s) are not in a seed
+taken by this replica (the spend ledger that budgets are rebuilt from has the same bound); and whether a window is
+new to the counters is judged on the replicas' clocks, so their skew (milliseconds under NTP) is the margin.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from toolpolicy.batching import BatchWriter
+from toolpolicy.store.engine import Store
+from toolpolicy.store.schema import RateJournalRow
+
+PRUNE_EVERY = 60.0
+"""Seconds (on the entries' clock) between deletions of rows whose window is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateEntry:
+    """A change of one bucket's usage."""
+
+    bucket: str
+    amount: int
+    """Positive when usage is taken, negative when a hold is settled lower or released."""
+    at: float
+    """When, in epoch seconds on the governor's clock."""
+    expires_at: float
+    """When the bucket's window is over (epoch seconds)."""
+
+
+def _timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class RateJournal:
+    """`record` never waits on the store; `flush` writes what this replica recorded so far."""
+
+    def __init__(self, store: Store, *, batch_size: int = 500, flush_interval: float = 0.25) -> None:
+        self.store = store
+        self.writer = BatchWriter[RateEntry](
+            self.write, name="rate journal", batch_size=batch_size, flush_interval=flush_interval
+        )
+        self._pruned_at = float("-inf")
+
+    def record(self, bucket: str, amount: int, *, at: float, expires_at: float) -> None:
+        self.writer.emit(RateEntry(bucket, amount, at, expires_at))
+
+    def start(self) -> None:
+        self.writer.start()
+
+    async def flush(self) -> None:
+        await self.writer.flush()
+
+    async def aclose(self) -> None:
+        await self.writer.aclose()
+
+    async def write(self, entries: list[RateEntry]) -> None:
+        used: dict[str, int] = defaultdict(int)
+        expires: dict[str, float] = {}
+        for entry in entries:
+            used[entry.bucket] += entry.amount
+            expires[entry.bucket] = max(expires.get(entry.bucket, entry.expires_at), entry.expires_at)
+        # Sorted, so replicas upserting the same buckets lock them in one order and cannot deadlock.
+        rows = [
+            {"bucket": bucket, "used": amount, "expires_at": _timestamp(expires[bucket])}
+            for bucket, amount in sorted(used.items())
+            if amount
+        ]
+        latest = max((entry.at for entry in entries), default=float("-inf"))
+        async with self.store.writing() as session:
+            if rows:
+                await session.execute(self._upsert(rows))
+            if latest >= self._pruned_at + PRUNE_EVERY:
+                self._pruned_at = latest
+                await session.execute(delete(RateJournalRow).where(RateJournalRow.expires_at < _timestamp(latest)))
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> Any:
+        dialect = postgresql if self.store.backend == "postgresql" else sqlite
+        statement = dialect.insert(RateJournalRow).values(rows)
+        return statement.on_conflict_do_update(
+            index_elements=[RateJournalRow.bucket],
+            set_={"used": RateJournalRow.used + statement.excluded.used, "expires_at": statement.excluded.expires_at},
+        )
+
+    async def totals(self, buckets: Collection[str]) -> dict[str, int]:
+        """Journaled usage of these buckets (absent: none)."""
+        statement = select(RateJournalRow.bucket, RateJournalRow.used).where(RateJournalRow.bucket.in_(buckets))
+        async with self.store.session() as session:
+            return {bucket: int(used) for bucket, used in await session.execute(statement)}
