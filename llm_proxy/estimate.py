@@ -42,17 +42,19 @@ class _Tally:
         self.chars = self.extra_bytes = self.images = self.numbers = 0
 
     def add(self, value: Any) -> _Tally:
-        # An explicit stack, not recursion: a deeply nested body must not raise RecursionError here.
+        # An explicit stack, not recursion: a deeply nested body must not raise RecursionError here. Locals, not
+        # attributes, in the loop: it runs for every request.
+        chars = extra_bytes = images = numbers = 0
         stack = [value]
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                self.chars += len(item)
+                chars += len(item)
                 if not item.isascii():  # O(1) in CPython: ASCII text pays nothing more
-                    self.extra_bytes += len(item.encode("utf-8", "surrogatepass")) - len(item)
+                    extra_bytes += len(item.encode("utf-8", "surrogatepass")) - len(item)
             elif isinstance(item, dict):
                 if item.get("type") in IMAGE_PARTS:
-                    self.images += 1
+                    images += 1
                     continue
                 for key, child in item.items():
                     stack.append(key)
@@ -60,7 +62,11 @@ class _Tally:
             elif isinstance(item, list):
                 stack.extend(item)
             elif isinstance(item, int | float):
-                self.numbers += 1
+                numbers += 1
+        self.chars += chars
+        self.extra_bytes += extra_bytes
+        self.images += images
+        self.numbers += numbers
         return self
 
     def tokens(self) -> int:

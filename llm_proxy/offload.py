@@ -1,9 +1,12 @@
 """CPU-heavy request work above a size threshold runs in a worker thread, so the event loop keeps serving.
 
-Small inputs stay on the loop: a thread hop costs more than parsing or counting a few kilobytes, and most requests
-are small. A megabyte prompt, though, would stall every other connection of the worker while it is parsed,
-walked or tokenised. tiktoken releases the GIL while it encodes, so counting runs beside the loop; JSON parsing
+Small inputs stay on the loop: a thread hop costs more than walking or counting a few kilobytes, and most requests
+are small. A megabyte prompt, though, would stall every other connection of the worker while it is walked or
+tokenised. tiktoken releases the GIL while it encodes, so counting runs beside the loop; a walk in Python code
 holds the GIL, but the interpreter switches threads every few milliseconds, so the loop still gets its turns.
+
+Not JSON parsing: `json.loads` is one C call that holds the GIL from start to end, so in a thread it would stall
+the loop just as long, plus a thread hop. The request size cap (`llm.max_request_bytes`) is what bounds it.
 
 At most `WORKERS` such jobs run at once per event loop: a burst of huge requests queues here rather than taking
 every thread of anyio's default pool, which other blocking calls (file reads, encodings loading) share.
