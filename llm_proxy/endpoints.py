@@ -139,6 +139,7 @@ class Endpoints:
 
     async def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
         """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input."""
+        messages: list[Any] = []
         if endpoint == "embeddings":
             if body.get("input") in (None, "", []):
                 raise InvalidRequest("'input' must be a non-empty string or array", param="input")
