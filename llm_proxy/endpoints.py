@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from llm_proxy import tokens
+from llm_proxy import estimate, offload, tokens
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.operations import Direct, Messages, Operation, open_stream
 from llm_proxy.pipeline import (
     Api,
     Exchange,
     Pipeline,
+    choices_of,
     counted_usage,
     fallbacks_of,
     max_output_tokens,
@@ -111,10 +112,16 @@ class Endpoints:
             await self.pipeline.authenticate(exchange, request.headers)
             body = await read_json(request, self.limit)
             exchange.requested = requested_model(body)
-            operation, messages, estimate = self._operation(request, endpoint, body)
+            operation, messages, input_tokens = await self._operation(request, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
+            # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
+            chat = endpoint != "embeddings"
             plan = await self.pipeline.admit(
-                exchange, fallbacks_of(body), input_tokens=estimate, max_output_tokens=max_output_tokens(body)
+                exchange,
+                fallbacks_of(body),
+                input_tokens=input_tokens,
+                max_output_tokens=max_output_tokens(body) if chat else 0,
+                choices=choices_of(body) if chat else 1,
             )
             if exchange.stream:
                 response = await self._stream(exchange, plan.targets, operation, body, messages)
@@ -130,19 +137,25 @@ class Endpoints:
             if not relayed:
                 self.pipeline.finish(exchange)
 
-    def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
-        """The operation, the chat-shaped messages to count tokens of, and the admission estimate."""
+    async def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
+        """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input."""
+        messages: list[Any] = []
         if endpoint == "embeddings":
             if body.get("input") in (None, "", []):
                 raise InvalidRequest("'input' must be a non-empty string or array", param="input")
-            return Direct("embeddings", body), None, tokens.estimate_text_input(body["input"])
-        messages = _messages(body)
+        else:
+            messages = _messages(body)
+        # The walk is linear in the body: a large one is walked off the event loop.
+        declared = request.headers.get("content-length") or ""
+        size = int(declared) if declared.isdigit() else 0
+        input_tokens = await offload.run(size, estimate.request_input, body)
+        if endpoint == "embeddings":
+            return Direct("embeddings", body), None, input_tokens
         if endpoint == "chat":
-            return Direct("chat", body), messages, tokens.estimate_chat_input(messages)
+            return Direct("chat", body), messages, input_tokens
         system = body.get("system")
         counted = [{"role": "system", "content": system}, *messages] if system else messages
-        estimate = tokens.estimate_chat_input(counted)
-        return Messages(body, request.headers, input_tokens=estimate), counted, estimate
+        return Messages(body, request.headers, input_tokens=input_tokens), counted, input_tokens
 
     async def _complete(
         self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any

@@ -39,6 +39,8 @@ Api = Literal["openai", "anthropic"]
 # Request ids only need to be unique: a random per-process prefix and a counter, without a syscall per request.
 _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
+MAX_CHOICES = 128
+"""The most completions (`n`) one request may ask for: OpenAI's own limit."""
 
 
 @dataclass(slots=True)
@@ -108,6 +110,7 @@ class Pipeline:
         *,
         input_tokens: int,
         max_output_tokens: int | None,
+        choices: int = 1,
     ) -> Plan:
         assert exchange.principal is not None
         requested = ModelTarget.parse(exchange.requested)
@@ -126,6 +129,7 @@ class Pipeline:
             requested,
             input_tokens=input_tokens,
             max_output_tokens=max_output_tokens,
+            choices=choices,
         )
         exchange.admission = await self.governance.governor.admit(call)
         return Plan(targets, exchange.admission)
@@ -237,6 +241,16 @@ def max_output_tokens(body: dict[str, Any]) -> int | None:
                 raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
             return value
     return None
+
+
+def choices_of(body: dict[str, Any]) -> int:
+    """The completions the request asks for (`n`); each can use all of `max_tokens`, so each is reserved."""
+    value = body.get("n")
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise InvalidRequest(f"'n' must be an integer from 1 to {MAX_CHOICES}", param="n")
+    return value
 
 
 async def counted_usage(model: str, messages: Any, output: list[str]) -> Usage:

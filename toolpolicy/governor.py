@@ -3,8 +3,9 @@
 The order is written here, once:
 
 1. allowlist (`authorize`): cheapest, and a denied caller must not consume anyone's limits;
-2. the key's rate limits (requests +1 at once, tokens held at input + max output; MCP: tool calls per key and per
-   server), and for calls with a cost known up front (MCP `cost_per_call_usd`) every budget: once per request;
+2. the key's rate limits (requests +1 at once, tokens held at input + choices × max output; MCP: tool calls per
+   key and per server), and for calls with a cost known up front (MCP `cost_per_call_usd`) every budget: once per
+   request;
 3. per attempt target (`Admission.attempt`, LLM calls): that provider's rate limits, then every applicable budget
    held at the target's worst-case cost, so concurrent requests can never commit more than a budget allows;
 4. `settle` trues the holds up to the provider's reported usage and writes the spend ledger; `release` returns
@@ -58,7 +59,11 @@ class Call:
     input_tokens: int = 0
     """Input tokens, counted or estimated (LLM calls)."""
     max_output_tokens: int | None = None
-    """The request's `max_tokens`; None means the model's output limit (LLM calls)."""
+    """The request's `max_tokens` per choice; None means the model's output limit, 0 a call that generates no
+    output such as embeddings (LLM calls)."""
+    choices: int = 1
+    """Completions the call asks for (OpenAI `n`): each may produce `max_output_tokens`, while the input is billed
+    once, so the worst case is input + choices × max output (LLM calls)."""
     fixed_cost_usd: Decimal | None = None
     """A cost known before the call, e.g. an MCP server's `cost_per_call_usd`."""
     via: str | None = None
@@ -139,7 +144,7 @@ class Governor:
 def llm_rate_limits(
     call: Call, owner: str, rate: dict[str, Any] | None, now: datetime, *, advertised: bool = False
 ) -> list[Planned]:
-    """A rate limit's requests (+1, counted at once) and tokens (input + max output, held until settled)."""
+    """A rate limit's requests (+1, counted at once) and tokens (the worst case, held until settled)."""
     planned: list[Planned] = []
     key_id = call.principal.key_id
     if rate and rate.get("requests"):
@@ -147,7 +152,8 @@ def llm_rate_limits(
             rate_limit(owner, key_id, "requests", rate["requests"], 1, now, commit=True, advertised=advertised)
         )
     if rate and rate.get("tokens"):
-        tokens = call.input_tokens + (call.max_output_tokens or DEFAULT_MAX_OUTPUT)
+        max_output = DEFAULT_MAX_OUTPUT if call.max_output_tokens is None else call.max_output_tokens
+        tokens = call.input_tokens + call.choices * max_output
         planned.append(
             rate_limit(owner, key_id, "tokens", rate["tokens"], tokens, now, commit=False, advertised=advertised)
         )
@@ -177,7 +183,7 @@ class Admission:
         now = governor.clock()
         worst = Decimal(0)
         if self._price is not None:
-            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens)
+            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens, self.call.choices)
         budgets = entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
         if self._price is None:
             governor.unpriced_calls += 1

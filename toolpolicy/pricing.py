@@ -31,10 +31,11 @@ class ModelPrice:
         total = (tokens_in - cached) * self.input + cached * cached_rate + tokens_out * self.output
         return total / MILLION
 
-    def worst_case(self, tokens_in: int, max_output_tokens: int | None) -> Decimal:
-        """The most a request can cost: its input plus `max_tokens` (or the model's output limit) of output."""
+    def worst_case(self, tokens_in: int, max_output_tokens: int | None, choices: int = 1) -> Decimal:
+        """The most a request can cost: its input (billed once) plus, for each of its `choices`, `max_tokens` (or
+        the model's output limit) of output."""
         limit = max_output_tokens if max_output_tokens is not None else self.max_output
-        return self.cost(tokens_in, limit if limit is not None else DEFAULT_MAX_OUTPUT)
+        return self.cost(tokens_in, choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT))
 
 
 def _price(entry: dict[str, Any]) -> ModelPrice:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from llm_proxy import tokens
+from llm_proxy import estimate
 from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 from toolpolicy.store.audit_log import AuditQuery
@@ -95,7 +95,7 @@ async def test_a_stream_is_settled_with_the_providers_usage(tmp_path: Path, mock
     assert text.endswith("data: [DONE]\n\n") and '"usage"' not in text
     assert (record.tokens_in, record.tokens_out) == (11, 7) and record.cost_usd and record.cost_usd > 0
     # The stream's 18 tokens were committed, not its reservation of input estimate + max_tokens.
-    reserved = tokens.estimate_chat_input(HELLO) + 100
+    reserved = estimate.request_input({"model": "openai/gpt-4o-mini", "messages": HELLO, "max_tokens": 100}) + 100
     assert int(after.headers["x-ratelimit-remaining-tokens"]) == 1000 - 18 - reserved
 
 

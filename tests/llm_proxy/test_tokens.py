@@ -43,7 +43,6 @@ async def test_chat_input_is_counted_with_openais_per_message_overhead() -> None
     enc = await tokens.load("o200k_base")
     expected = len(enc.encode("Be brief.")) + len(enc.encode("Hello, world!")) + 3 * 2 + 3
     assert await tokens.count_chat_input("gpt-4o", messages) == expected
-    assert tokens.estimate_chat_input(messages) >= 1
 
 
 def test_texts_come_from_strings_parts_and_tool_calls() -> None:
@@ -52,4 +51,3 @@ def test_texts_come_from_strings_parts_and_tool_calls() -> None:
         {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]},
     ]
     assert tokens.chat_texts(messages) == ["a", "f", "{}"]
-    assert tokens.estimate_text_input(["abcd", [1, 2, 3]]) == 2 + 3
