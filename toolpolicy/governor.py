@@ -31,7 +31,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from toolpolicy.batching import BatchWriter
+from sqlalchemy.exc import SQLAlchemyError
+
+from toolpolicy import sanitize
+from toolpolicy.batching import BatchWriter, StoreUnavailable
 from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
 from toolpolicy.decide import authorize
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
@@ -236,6 +239,16 @@ class Admission:
         self._store = governor.fallback
 
     async def _seed(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
+        try:
+            await self._seed_from_ledger(planned, missing, now)
+        except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
+            # Without the ledger a budget cannot know what was spent: refuse clearly rather than guess (or 500).
+            logger.error("seeding budget counters from the spend ledger failed: %s", exc)
+            raise ServiceUnavailable(
+                "budgets cannot be checked: the spend ledger in the store is unreachable; try again"
+            ) from exc
+
+    async def _seed_from_ledger(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
         governor = self.governor
         await governor.spend.flush()  # this replica's unwritten spend belongs in the seed
         wanted = set(missing)
@@ -291,7 +304,7 @@ class Admission:
         await self._settle_stage("request", "attempt", actual=actual)
         if cost:
             principal, target = self.call.principal, self.target or self.call.target
-            self.governor.spend.emit(
+            entry = sanitize.spend_entry(
                 SpendEntry(
                     request_id=self.call.request_id,
                     target=target.name,
@@ -303,6 +316,7 @@ class Admission:
                     created_at=self.governor.clock(),  # the clock the budget windows were computed on
                 )
             )
+            self.governor.spend.emit(entry)
         return cost
 
     async def release(self) -> None:

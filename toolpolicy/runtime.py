@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from toolpolicy import quarantine
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter
 from toolpolicy.counters.base import CounterStore
@@ -17,6 +18,7 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
+from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.telemetry.recorder import RequestRecorder
@@ -48,15 +50,26 @@ class Governance:
         self.audit_log = AuditLog(self.store)
         self.metrics = Metrics()
         writer = BatchWriter[AuditRecord](
-            self.audit_log.write,
+            self.audit_log.write_batch,
             name="audit",
             batch_size=settings.audit.batch_size,
             flush_interval=settings.audit.flush_interval,
+            is_record_fault=is_record_fault,
+            quarantine=quarantine.audit_record,
+            on_quarantine=self.metrics.writer_quarantined.labels("audit").inc,
+            on_drop=self.metrics.writer_dropped.labels("audit").inc,
         )
         self.audit = RequestRecorder(writer, self.metrics)
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
-            self.ledger.write, name="spend ledger", batch_size=settings.audit.batch_size, flush_interval=0.25
+            self.ledger.write_batch,
+            name="spend",
+            batch_size=settings.audit.batch_size,
+            flush_interval=0.25,
+            is_record_fault=is_record_fault,
+            quarantine=quarantine.spend_entry,
+            on_quarantine=self.metrics.writer_quarantined.labels("spend").inc,
+            on_drop=self.metrics.writer_dropped.labels("spend").inc,
         )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
         self.counters = counters or counter_store(settings)
@@ -100,6 +113,14 @@ class Governance:
         finally:
             await self.counters.aclose()
             await self.store.close()
+
+    def writer_backlog(self) -> dict[str, dict[str, Any]]:
+        """Each writer's counts, and whether its backlog is past `audit.max_backlog` (the replica is then unready)."""
+        bound = self.settings.audit.max_backlog
+        return {
+            writer.name: {**writer.stats(), "over_bound": writer.pending > bound}
+            for writer in (self.audit.writer, self.spend)
+        }
 
     def changed(self) -> None:
         """Called after this replica changes keys, teams or customers, so it sees the change at once."""
