@@ -17,7 +17,7 @@ from typing import Any
 
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.ledger import SpendEntry
+from toolpolicy.store.ledger import MAX_COST, SpendEntry
 
 QUARANTINED_KIND = "quarantined"
 MAX_ESCAPED_RECORD = 16_000
@@ -74,8 +74,8 @@ def audit_record(record: AuditRecord, error: BaseException) -> AuditRecord:
         team=_optional(record.team, lengths["team"]),
         customer=_optional(record.customer, lengths["customer"]),
         reason=_optional(record.reason, lengths["reason"]),
-        tokens_in=_number(record.tokens_in, sanitize.int32, None),
-        tokens_out=_number(record.tokens_out, sanitize.int32, None),
+        tokens_in=_number(record.tokens_in, sanitize.count, None),
+        tokens_out=_number(record.tokens_out, sanitize.count, None),
         cost_usd=_number(record.cost_usd, sanitize.cost, None),
         details={
             "quarantine": {
@@ -93,7 +93,7 @@ def spend_entry(entry: SpendEntry, error: BaseException) -> SpendEntry:
     return SpendEntry(
         request_id=escape(entry.request_id, lengths["request_id"]),
         target=escape(entry.target, lengths["target"]),
-        cost_usd=_number(entry.cost_usd, sanitize.cost, None) or Decimal(0),
+        cost_usd=_number(entry.cost_usd, lambda value: sanitize.cost(value, MAX_COST), None) or Decimal(0),
         key_id=_optional(entry.key_id, lengths["key_id"]),
         team_id=_optional(entry.team_id, lengths["team_id"]),
         customer_id=_optional(entry.customer_id, lengths["customer_id"]),

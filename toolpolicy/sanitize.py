@@ -37,6 +37,10 @@ MAX_DETAILS_DEPTH = 16
 MAX_DETAIL_ITEMS = 1000
 """Entries kept of one list or object inside `details`."""
 MAX_INT32 = 2**31 - 1
+AUDIT_COST_LIMIT = Decimal("99999.9999999999")
+"""The largest cost an audit record keeps. SQLite holds a Numeric as a double, which reads back to the same 10
+decimals (as the record's hash needs) only below about $450,000; the spend ledger keeps larger charges whole."""
+_COST_PLACES = Decimal("0.0000000001")
 
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -87,19 +91,26 @@ def int32(value: int | None) -> int | None:
     return max(-MAX_INT32 - 1, min(MAX_INT32, int(value)))
 
 
+def count(value: int | None) -> int | None:
+    """A token count: an int32 that is not negative."""
+    return None if value is None else max(0, min(MAX_INT32, int(value)))
+
+
 def finite(value: float) -> float:
+    """A finite float, and 0.0 rather than -0.0 (SQLite reads a stored -0.0 back as 0.0, so the hash would differ)."""
     value = float(value)
-    return value if math.isfinite(value) else 0.0
+    return value + 0.0 if math.isfinite(value) else 0.0
 
 
-def cost(value: Decimal | None) -> Decimal | None:
-    """A cost the Numeric(20, 10) columns hold: None when it is not a number, clamped when out of range."""
+def cost(value: Decimal | None, limit: Decimal = AUDIT_COST_LIMIT) -> Decimal | None:
+    """A cost the columns hold: None when it is not a number, else clamped to `limit` and quantized to 10 places."""
     if value is None:
         return None
     value = value if isinstance(value, Decimal) else Decimal(str(value))
     if value.is_nan():
         return None
-    return max(-MAX_COST, min(MAX_COST, value))
+    value = max(-limit, min(limit, value)).quantize(_COST_PLACES)
+    return value if value else Decimal(0).quantize(_COST_PLACES)  # no negative zero: it reads back as 0
 
 
 def aware(value: datetime) -> datetime:
@@ -157,8 +168,8 @@ def audit_record(record: AuditRecord) -> AuditRecord:
         "reason": _optional_text(record.reason, lengths["reason"]),
         "status": int32(record.status),
         "latency_ms": finite(record.latency_ms),
-        "tokens_in": int32(record.tokens_in),
-        "tokens_out": int32(record.tokens_out),
+        "tokens_in": count(record.tokens_in),
+        "tokens_out": count(record.tokens_out),
         "cost_usd": cost(record.cost_usd),
         "details": details(record.details or {}),
         "ts": aware(record.ts),
@@ -176,7 +187,7 @@ def spend_entry(entry: SpendEntry) -> SpendEntry:
         "team_id": _optional_text(entry.team_id, lengths["team_id"]),
         "customer_id": _optional_text(entry.customer_id, lengths["customer_id"]),
         "provider": _optional_text(entry.provider, lengths["provider"]),
-        "cost_usd": cost(entry.cost_usd) or Decimal(0),
+        "cost_usd": cost(entry.cost_usd, MAX_COST) or Decimal(0),
         "created_at": aware(entry.created_at),
     }
     return _changed(entry, changes)
@@ -191,4 +202,9 @@ def _changed(original: _Normalised, changes: dict[str, Any]) -> _Normalised:
 
 
 def _same(new: Any, old: Any) -> bool:
-    return new is old or (type(new) is type(old) and new == old)
+    if new is old:
+        return True
+    if type(new) is not type(old):
+        return False
+    # -0.0 == 0.0 and Decimal("0.1") == Decimal("0.1000000000"), but they are stored and hashed differently.
+    return repr(new) == repr(old) if isinstance(new, float | Decimal) else bool(new == old)

@@ -107,5 +107,5 @@ class Metrics:
             self.tokens.labels(route, "input").inc(record.tokens_in)
         if record.tokens_out:
             self.tokens.labels(route, "output").inc(record.tokens_out)
-        if record.cost_usd:
+        if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
             self.cost.labels(record.kind, route).inc(float(record.cost_usd))
