@@ -175,7 +175,7 @@ class BatchWriter(Generic[T]):
                     await self._write(chunk, self._mark())
                 except Exception as exc:
                     if not self._is_record_fault(exc):
-                        raise StoreUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+                        raise StoreUnavailable(f"{self.name}: {first_line(exc)}") from exc
                     if len(chunk) > 1:
                         chunks.popleft()
                         middle = len(chunk) // 2
@@ -192,27 +192,25 @@ class BatchWriter(Generic[T]):
 
     async def _write_quarantined(self, rejected: Emitted[T], error: BaseException) -> None:
         if self._quarantine is None:
-            self._lose(rejected, f"the store rejected it ({error})")
+            self._lose(rejected, f"the store rejected it ({first_line(error)})")
             return
         try:
             escaped = Emitted(rejected.number, self._quarantine(rejected.item, error))
         except Exception as failure:
-            self._lose(rejected, f"the store rejected it ({error}) and quarantining failed ({failure!r})")
+            self._lose(rejected, f"the store rejected it ({first_line(error)}); quarantining failed ({failure!r})")
             return
         try:
             await self._write([escaped], self._mark())
         except Exception as again:
             if not self._is_record_fault(again):
-                raise StoreUnavailable(f"{self.name}: {type(again).__name__}: {again}") from again
-            self._lose(rejected, f"the store rejected it ({error}), quarantined too ({again})")
+                raise StoreUnavailable(f"{self.name}: {first_line(again)}") from again
+            self._lose(rejected, f"the store rejected it ({first_line(error)}), quarantined too ({first_line(again)})")
             return
-        first_line = (str(error).splitlines() or [""])[0]
         logger.error(
-            "%s: QUARANTINED item %d: the store rejected it (%s: %s); written in escaped form",
+            "%s: QUARANTINED item %d: the store rejected it (%s); written in escaped form",
             self.name,
             rejected.number,
-            type(error).__name__,
-            first_line,
+            first_line(error),
         )
         self.written += 1
         self.quarantined += 1
@@ -241,7 +239,8 @@ class BatchWriter(Generic[T]):
         for attempt in range(attempts):
             try:
                 await self.flush()
-                await self._write([], self._mark(closed=True))
+                if self.emitted:  # the store learns nothing numbered above `emitted` will come
+                    await self._write([], self._mark(closed=True))
                 return
             except Exception:
                 if attempt == attempts - 1:
@@ -252,3 +251,9 @@ class BatchWriter(Generic[T]):
                     logger.exception("%s: %d items could not be written at shutdown", self.name, lost)
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
+
+
+def first_line(error: BaseException) -> str:
+    """The error's type and first line (a database error goes on with the whole statement and its values)."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

@@ -17,6 +17,7 @@ from typing import Any
 
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
+from toolpolicy.batching import first_line
 from toolpolicy.store.ledger import MAX_COST, SpendEntry
 
 QUARANTINED_KIND = "quarantined"
@@ -53,12 +54,6 @@ def _when(value: object) -> datetime:
     return datetime.now(UTC)
 
 
-def describe(error: BaseException) -> str:
-    """The error's type and first line (a database error's later lines repeat the statement and its values)."""
-    message = str(error).splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
-
-
 def audit_record(record: AuditRecord, error: BaseException) -> AuditRecord:
     lengths = sanitize.AUDIT_LENGTHS
     original = {item.name: getattr(record, item.name) for item in fields(record)}
@@ -80,7 +75,7 @@ def audit_record(record: AuditRecord, error: BaseException) -> AuditRecord:
         details={
             "quarantine": {
                 "kind": escape(record.kind, 64),
-                "error": escape(describe(error), 1024),
+                "error": escape(first_line(error), 1024),
                 "record": escape(original, MAX_ESCAPED_RECORD),
             }
         },

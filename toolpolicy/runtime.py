@@ -108,8 +108,10 @@ class Governance:
             self._pruner.cancel()
             self._pruner = None
         try:
-            await self.spend.aclose()
-            await self.audit.aclose()
+            try:
+                await self.spend.aclose()
+            finally:  # a store refusing spend entries must not keep the audit writer from trying too
+                await self.audit.aclose()
         finally:
             await self.counters.aclose()
             await self.store.close()

@@ -109,8 +109,10 @@ def cost(value: Decimal | None, limit: Decimal = AUDIT_COST_LIMIT) -> Decimal | 
     value = value if isinstance(value, Decimal) else Decimal(str(value))
     if value.is_nan():
         return None
-    value = max(-limit, min(limit, value)).quantize(_COST_PLACES)
-    return value if value else Decimal(0).quantize(_COST_PLACES)  # no negative zero: it reads back as 0
+    value = max(-limit, min(limit, value))
+    if int(value.as_tuple().exponent) < -10:  # more decimals than the columns keep
+        value = value.quantize(_COST_PLACES)
+    return Decimal(0) if value.is_zero() and value.is_signed() else value  # -0 reads back as 0
 
 
 def aware(value: datetime) -> datetime:
@@ -119,6 +121,8 @@ def aware(value: datetime) -> datetime:
 
 def details(value: Mapping[str, Any]) -> dict[str, Any]:
     """`value` as a JSON object every store takes: cleaned strings, finite numbers, bounded depth, items and size."""
+    if isinstance(value, dict) and _flat_and_clean(value):
+        return value  # the common case: a few scalars the halves set themselves
     cleaned = _json_value(value, 0)
     assert isinstance(cleaned, dict)
     if len(json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False)) <= MAX_DETAILS_CHARS:
@@ -132,6 +136,27 @@ def details(value: Mapping[str, Any]) -> dict[str, Any]:
         cleaned[key] = f"{TRUNCATED} omitted: {sizes[key]} characters"
         total -= sizes[key]
     return cleaned
+
+
+def _flat_and_clean(value: dict[str, Any]) -> bool:
+    size = 0
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return False
+        if type(item) is str:
+            if not item.isascii() or "\x00" in item:
+                return False
+            size += len(item)
+        elif type(item) is float:
+            if not math.isfinite(item):
+                return False
+        elif type(item) is int:
+            if not -(2**63) <= item < 2**63:
+                return False
+        elif item is not None and type(item) is not bool:
+            return False
+        size += len(key) + 24  # a number's or literal's JSON is at most about that long
+    return size <= MAX_DETAIL_STRING and len(value) <= MAX_DETAIL_ITEMS
 
 
 def _json_value(value: Any, depth: int) -> Any:
