@@ -91,6 +91,7 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._overflowing = False
+        self._in_flight = 0
         self.emitted = 0
         self.written = 0
         """Items in the store, quarantined ones included."""
@@ -118,7 +119,8 @@ class BatchWriter(Generic[T]):
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Items emitted and not yet written: waiting, or in a write under way."""
+        return len(self._buffer) + self._in_flight
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -158,7 +160,11 @@ class BatchWriter(Generic[T]):
             try:
                 while self._buffer:
                     batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
-                    await self._write_isolating(batch)
+                    self._in_flight = len(batch)
+                    try:
+                        await self._write_isolating(batch)
+                    finally:
+                        self._in_flight = 0
             except BaseException:
                 self.failed_attempts += 1
                 raise
@@ -185,6 +191,7 @@ class BatchWriter(Generic[T]):
                 else:
                     self.written += len(chunk)
                 chunks.popleft()
+                self._in_flight -= len(chunk)
         except BaseException:
             # Unwritten items go back to the front, in order: cancellation and bugs lose nothing either.
             self._buffer.extendleft(reversed([item for chunk in chunks for item in chunk]))
@@ -230,7 +237,9 @@ class BatchWriter(Generic[T]):
         Raises StoreUnavailable if the store stays down; what could not be written is counted as dropped and logged.
         """
         if self._task is not None:
-            self._task.cancel()
+            # Cancel only between writes: a write cancelled after its commit would be put back and written twice.
+            async with self._lock:
+                self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:

@@ -178,3 +178,27 @@ async def test_an_overflowing_buffer_counts_and_reports_what_it_drops(governance
     report = await governance.audit_log.verify()
     assert not report.ok and report.emissions is not None
     assert [(gap.first, gap.last) for gap in report.emissions.missing] == [(1, 3)]
+
+
+async def test_closing_never_cuts_a_write_in_half() -> None:
+    """A write cancelled after its commit would be put back and written twice: close waits for it instead."""
+    committed: list[int] = []
+    acknowledged = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def write(batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
+        committed.extend(emitted.number for emitted in batch)
+        entered.set()
+        await acknowledged.wait()  # committed, the answer still on its way
+
+    writer = BatchWriter[AuditRecord](write, name="audit", batch_size=3, flush_interval=60)
+    writer.start()
+    for index in range(3):
+        writer.emit(good(index))
+    await entered.wait()
+    assert writer.pending == 3  # in flight counts as pending until written
+    closing = asyncio.create_task(writer.aclose())
+    await asyncio.sleep(0)
+    acknowledged.set()
+    await closing
+    assert committed == [1, 2, 3] and writer.written == 3 and writer.pending == 0
