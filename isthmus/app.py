@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from isthmus.admin import admin_routes
 from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.counters.base import CounterStoreError
 from toolpolicy.decide import authorize
@@ -72,6 +72,9 @@ async def ready(request: Request) -> Response:
     is_ready = checks["store"]["status"] == "ok"
     checks["counters"], counters_ok = await counters_check(governance)
     is_ready = is_ready and counters_ok
+    # Writers whose backlog is past `audit.max_backlog` are not getting their records into the store.
+    checks["writers"] = governance.writer_backlog()
+    is_ready = is_ready and not any(writer["over_bound"] for writer in checks["writers"].values())
     for part in request.app.state.components:
         checks[part.name] = part.readiness()
         is_ready = is_ready and checks[part.name].get("status") != "down"
@@ -110,7 +113,7 @@ async def authorize_endpoint(request: Request) -> Response:
     """`POST /v1/authorize`: ask the decision API whether the calling key may reach a model or a tool."""
     started = time.perf_counter()
     governance: Governance = request.app.state.governance
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = sanitize.request_id(request.headers.get("x-request-id"))
     headers = {"x-request-id": request_id}
     caller: Principal | None = None
     target: Target | None = None

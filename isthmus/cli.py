@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from isthmus import __version__
 from isthmus.logs import configure as configure_logging
@@ -20,6 +20,9 @@ from toolpolicy.store import Store
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.schema import KeyRow
 from toolpolicy.telemetry.tracing import setup_tracing
+
+if TYPE_CHECKING:
+    from toolpolicy.store.audit_log import ChainReport
 
 CONFIG_ENV = "ISTHMUS_CONFIG"
 LOG_LEVEL_ENV = "ISTHMUS_LOG_LEVEL"
@@ -217,12 +220,7 @@ def _audit(args: argparse.Namespace) -> int:
     async def run(directory: Directory) -> int:
         log = AuditLog(directory.store)
         if args.audit_command == "verify":
-            report = await log.verify()
-            if report.ok:
-                print(f"audit chain OK: {report.checked} records (seq {report.first_seq}..{report.last_seq})")
-                return 0
-            print(f"audit chain BROKEN at record {report.broken_seq}: {report.problem}", file=sys.stderr)
-            return 1
+            return _print_verification(await log.verify())
         if args.audit_command == "prune":
             print(f"pruned {await log.prune(args.days)} records older than {args.days} days")
             return 0
@@ -232,6 +230,26 @@ def _audit(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_directory(args, run))
+
+
+def _print_verification(report: ChainReport) -> int:
+    emissions = report.emissions
+    if report.broken_seq is not None:
+        print(f"audit chain BROKEN at record {report.broken_seq}: {report.problem}", file=sys.stderr)
+        return 1
+    print(f"audit chain OK: {report.checked} records (seq {report.first_seq}..{report.last_seq})")
+    if emissions is None:
+        return 0
+    print(
+        f"emissions: {emissions.writers} writer(s), {emissions.quarantined} quarantined record(s) "
+        f"(kind=quarantined, originals escaped in details.quarantine), {emissions.duplicates} written twice"
+    )
+    for item in emissions.unconfirmed:
+        print(f"unconfirmed: {item.describe()}", file=sys.stderr)
+    if emissions.missing:
+        print(f"audit records MISSING: {report.problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _instant(text: str | None, option: str) -> datetime | None:

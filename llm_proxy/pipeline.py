@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from llm_proxy import tokens
 from llm_proxy.routing import Router, Trace
+from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.credentials import presented_key
 from toolpolicy.decide import authorize
@@ -41,6 +42,10 @@ _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
 MAX_CHOICES = 128
 """The most completions (`n`) one request may ask for: OpenAI's own limit."""
+
+
+def _fresh_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 @dataclass(slots=True)
@@ -90,8 +95,8 @@ class Pipeline:
         self.router = router
 
     def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
-        request_id = headers.get("x-request-id") or f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
-        exchange = Exchange(request_id=request_id[:128], api=api, endpoint=endpoint)
+        request_id = sanitize.request_id(headers.get("x-request-id"), _fresh_request_id)
+        exchange = Exchange(request_id=request_id, api=api, endpoint=endpoint)
         operation = "embeddings" if endpoint == "embeddings" else "chat"
         exchange.trace.operation = operation
         exchange.trace.span = start_server_span(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from mcp_hub.access import Caller, narrowing
 from mcp_hub.disconnect import unless_disconnected
 from mcp_hub.errors import PayloadTooLarge
 from mcp_hub.tools import HubTools
+from toolpolicy import sanitize
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.keys import KeyResolver
@@ -94,7 +94,7 @@ class RestApi:
         arguments = body.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidRequest("'arguments' must be a JSON object", param="arguments")
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = sanitize.request_id(request.headers.get("x-request-id"))
         # Continue the caller's trace from its `traceparent` header (MCP requests get theirs from `_meta`).
         with request_span("POST /v1/mcp/tools/call", request.headers, {"http.request.method": "POST"}):
             call = self.tools.call(caller, name, arguments, request_id=request_id)

@@ -25,6 +25,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
+from toolpolicy import sanitize
 from toolpolicy.errors import GatewayError, InvalidRequest
 
 Context = ServerRequestContext[Any, Any]
@@ -93,7 +94,7 @@ class Handlers:
 
         meta: dict[str, Any] = dict(ctx.meta or {})
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
-        request_id = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
+        request_id = sanitize.request_id(ctx.request.headers.get("x-request-id") if ctx.request is not None else None)
         return await self.tools.call(
             caller_of(ctx),
             params.name,

@@ -32,7 +32,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from toolpolicy.batching import BatchWriter
+from sqlalchemy.exc import SQLAlchemyError
+
+from toolpolicy import sanitize
+from toolpolicy.batching import BatchWriter, StoreUnavailable
 from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
 from toolpolicy.counters.journaled import seed_rate_buckets
 from toolpolicy.decide import authorize
@@ -247,6 +250,16 @@ class Admission:
         self._store = governor.fallback
 
     async def _seed(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
+        try:
+            await self._seed_from_ledger(planned, missing, now)
+        except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
+            # Without the ledger a budget cannot know what was spent: refuse clearly rather than guess (or 500).
+            logger.error("seeding budget counters from the spend ledger failed: %s", exc)
+            raise ServiceUnavailable(
+                "budgets cannot be checked: the spend ledger in the store is unreachable; try again"
+            ) from exc
+
+    async def _seed_from_ledger(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
         governor = self.governor
         wanted = set(missing)
         rate_buckets = {
@@ -311,7 +324,7 @@ class Admission:
         await self._settle_stage("request", "attempt", actual=actual)
         if cost:
             principal, target = self.call.principal, self.target or self.call.target
-            self.governor.spend.emit(
+            entry = sanitize.spend_entry(
                 SpendEntry(
                     request_id=self.call.request_id,
                     target=target.name,
@@ -323,6 +336,7 @@ class Admission:
                     created_at=self.governor.clock(),  # the clock the budget windows were computed on
                 )
             )
+            self.governor.spend.emit(entry)
         return cost
 
     async def release(self) -> None:

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from toolpolicy import quarantine
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter
 from toolpolicy.counters.base import CounterStore
@@ -18,6 +19,7 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
+from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
 from toolpolicy.store.rate_journal import RateJournal
 from toolpolicy.telemetry.metrics import Metrics
@@ -50,15 +52,26 @@ class Governance:
         self.audit_log = AuditLog(self.store)
         self.metrics = Metrics()
         writer = BatchWriter[AuditRecord](
-            self.audit_log.write,
+            self.audit_log.write_batch,
             name="audit",
             batch_size=settings.audit.batch_size,
             flush_interval=settings.audit.flush_interval,
+            is_record_fault=is_record_fault,
+            quarantine=quarantine.audit_record,
+            on_quarantine=self.metrics.writer_quarantined.labels("audit").inc,
+            on_drop=self.metrics.writer_dropped.labels("audit").inc,
         )
         self.audit = RequestRecorder(writer, self.metrics)
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
-            self.ledger.write, name="spend ledger", batch_size=settings.audit.batch_size, flush_interval=0.25
+            self.ledger.write_batch,
+            name="spend",
+            batch_size=settings.audit.batch_size,
+            flush_interval=0.25,
+            is_record_fault=is_record_fault,
+            quarantine=quarantine.spend_entry,
+            on_quarantine=self.metrics.writer_quarantined.labels("spend").inc,
+            on_drop=self.metrics.writer_dropped.labels("spend").inc,
         )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
         # Rate-limit usage is journaled in the store, so counters that come back empty are re-seeded, not reset.
@@ -110,12 +123,22 @@ class Governance:
             self._pruner.cancel()
             self._pruner = None
         try:
-            await self.spend.aclose()
-            await self.rate_journal.aclose()
-            await self.audit.aclose()
+            try:
+                await self.spend.aclose()
+                await self.rate_journal.aclose()
+            finally:  # a store refusing spend entries must not keep the audit writer from trying too
+                await self.audit.aclose()
         finally:
             await self.counters.aclose()
             await self.store.close()
+
+    def writer_backlog(self) -> dict[str, dict[str, Any]]:
+        """Each writer's counts, and whether its backlog is past `audit.max_backlog` (the replica is then unready)."""
+        bound = self.settings.audit.max_backlog
+        return {
+            writer.name: {**writer.stats(), "over_bound": writer.pending > bound}
+            for writer in (self.audit.writer, self.spend, self.rate_journal.writer)
+        }
 
     def changed(self) -> None:
         """Called after this replica changes keys, teams or customers, so it sees the change at once."""

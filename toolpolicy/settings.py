@@ -308,6 +308,9 @@ class AuditSettings(_Model):
     """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
     retention_days: float | None = Field(default=None, gt=0)
     """Prune records older than this many days (checked hourly), keeping the chain verifiable; null keeps all."""
+    max_backlog: int = Field(default=10_000, ge=1)
+    """Records waiting to be written (audit or spend, per writer) past which `/ready` answers 503: the store is not
+    taking this replica's writes, so a load balancer should move traffic away before the buffer overflows."""
 
 
 class ModelAliasSettings(_Model):

@@ -462,7 +462,7 @@ def test_db_upgrade_prints_the_revision(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--config", str(config), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "0002" in result.stdout
+    assert "0003" in result.stdout
     assert (tmp_path / "gw.db").is_file()
     again = run_cli("db", "upgrade", "--config", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import StoreTarget
 from toolpolicy.audit import AuditRecord, AuditWriter
+from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog, AuditQuery
@@ -36,11 +37,12 @@ class Sink:
         self.batches: list[list[AuditRecord]] = []
         self.failures = failures
 
-    async def __call__(self, batch: list[AuditRecord]) -> None:
+    async def __call__(self, batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("store down")
-        self.batches.append(list(batch))
+        if batch:
+            self.batches.append([emitted.item for emitted in batch])
 
 
 async def test_records_are_written_in_batches_off_the_hot_path() -> None:

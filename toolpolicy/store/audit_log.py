@@ -19,9 +19,12 @@ from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.errors import InvalidRequest
+from toolpolicy.quarantine import QUARANTINED_KIND
+from toolpolicy.store.emissions import EmissionCheck, EmissionReport, report_writer
 from toolpolicy.store.engine import Store
-from toolpolicy.store.schema import AuditChainRow, AuditRow
+from toolpolicy.store.schema import AuditChainRow, AuditRow, AuditWriterRow
 
 MAX_PAGE = 1000
 GENESIS = "0" * 64
@@ -55,6 +58,8 @@ class ChainReport:
     last_seq: int | None = None
     broken_seq: int | None = None
     problem: str | None = None
+    emissions: EmissionReport | None = None
+    """Records emitted by the gateway's writers but never written (checked when the chain itself holds)."""
 
 
 def record_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
@@ -68,6 +73,8 @@ def record_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
         "latency_ms": repr(float(fields["latency_ms"])),
         "details": fields.get("details") or {},
     }
+    if fields.get("writer_id") is not None:  # records from before emission numbers hash as they always did
+        canonical["writer_id"], canonical["emit_seq"] = fields["writer_id"], fields.get("emit_seq")
     body = json.dumps([prev_hash, seq, canonical], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -99,18 +106,32 @@ class AuditLog:
         self.store = store
 
     async def write(self, records: list[AuditRecord]) -> None:
+        """Append records written directly (no writer: they carry no emission numbers)."""
+        await self._append([(record, None) for record in records], None)
+
+    async def write_batch(self, batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
+        """Append a writer's records with their emission numbers, and its high-water mark, in one transaction."""
+        await self._append([(emitted.item, emitted.number) for emitted in batch], mark)
+
+    async def _append(self, records: list[tuple[AuditRecord, int | None]], mark: WriterMark | None) -> None:
+        writer_id = mark.writer_id if mark is not None else None
         async with self.store.writing() as session:
-            head = await _lock_chain(session)
-            seq, previous = head.last_seq, head.last_hash
-            rows = []
-            for record in records:
-                seq += 1
-                fields = record.as_row()
-                digest = record_hash(previous, seq, fields)
-                rows.append({**fields, "seq": seq, "prev_hash": previous, "hash": digest})
-                previous = digest
-            await session.execute(insert(AuditRow), rows)
-            head.last_seq, head.last_hash = seq, previous
+            if records:
+                head = await _lock_chain(session)
+                seq, previous = head.last_seq, head.last_hash
+                rows = []
+                for record, number in records:
+                    seq += 1
+                    fields = record.as_row()
+                    if number is not None:
+                        fields.update(writer_id=writer_id, emit_seq=number)
+                    digest = record_hash(previous, seq, fields)
+                    rows.append({**fields, "seq": seq, "prev_hash": previous, "hash": digest})
+                    previous = digest
+                await session.execute(insert(AuditRow), rows)
+                head.last_seq, head.last_hash = seq, previous
+            if mark is not None:
+                await report_writer(session, mark)
 
     def _filtered(self, query: AuditQuery) -> Select[AuditRow]:
         statement = select(AuditRow)
@@ -158,10 +179,17 @@ class AuditLog:
             after = rows[-1].seq
 
     async def verify(self, *, page_size: int = 1000) -> ChainReport:
-        """Walk the chain from the oldest kept record; name the first record that does not fit."""
+        """Walk the chain from the oldest kept record; name the first record that does not fit, or what is missing.
+
+        Beyond the chain (edits, deletions): every writer numbers what it emits, so a number missing between two
+        written ones is a record emitted but never written, and so is one above the last written number of a writer
+        that stopped cleanly. What a crashed writer still held cannot be told from what a running writer has in
+        flight: those are reported as unconfirmed, not as missing.
+        """
         async with self.store.session() as session:
             head = (await session.execute(select(AuditChainRow).where(AuditChainRow.id == 1))).scalar_one()
         expected_seq, previous, checked, first = head.anchor_seq + 1, head.anchor_hash, 0, None
+        emissions = EmissionCheck(pruned=head.anchor_seq > 0)
         while True:
             statement = select(AuditRow).where(AuditRow.seq >= expected_seq).order_by(AuditRow.seq).limit(page_size)
             async with self.store.session() as session:
@@ -175,13 +203,20 @@ class AuditLog:
                 if record_hash(previous, row.seq, _fields(row)) != row.hash:
                     return ChainReport(False, checked, first, None, row.seq, "its content does not match its hash")
                 previous, expected_seq, checked = row.hash, row.seq + 1, checked + 1
+                if row.writer_id is not None and row.emit_seq is not None:
+                    emissions.see(row.writer_id, row.emit_seq, quarantined=row.kind == QUARANTINED_KIND)
             if len(rows) < page_size:
                 break
         if expected_seq - 1 != head.last_seq or previous != head.last_hash:
             return ChainReport(
                 False, checked, first, None, expected_seq, f"records {expected_seq}..{head.last_seq} are missing"
             )
-        return ChainReport(True, checked, first, head.last_seq)
+        async with self.store.session() as session:
+            writers = (await session.execute(select(AuditWriterRow))).scalars().all()
+        report = emissions.finish(writers)
+        if report.missing:
+            return ChainReport(False, checked, first, head.last_seq, None, report.describe_missing(), report)
+        return ChainReport(True, checked, first, head.last_seq, emissions=report)
 
     async def prune(self, retention_days: float, *, now: datetime | None = None) -> int:
         """Delete records older than the retention, oldest first, keeping the rest verifiable; returns how many."""
@@ -207,7 +242,8 @@ class AuditLog:
 
 
 def _fields(row: AuditRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in (*_HASHED, "ts", "cost_usd", "latency_ms", "details")}
+    names = (*_HASHED, "ts", "cost_usd", "latency_ms", "details", "writer_id", "emit_seq")
+    return {name: getattr(row, name) for name in names}
 
 
 def _encode_cursor(seq: int) -> str:
@@ -241,10 +277,13 @@ RENDERED_FIELDS = (
     "tokens_out",
     "cost_usd",
     "details",
+    "writer_id",
+    "emit_seq",
     "prev_hash",
     "hash",
 )
-"""A record as the API and exports show it, in this order (the chain fields only in exports)."""
+"""A record as the API and exports show it, in this order (the chain fields, the last four, only in exports)."""
+_CHAIN_FIELDS = 4
 
 
 def render(row: AuditRow, *, chain: bool = False) -> dict[str, Any]:
@@ -253,5 +292,5 @@ def render(row: AuditRow, *, chain: bool = False) -> dict[str, Any]:
         "ts": row.ts.isoformat(),
         "cost_usd": float(row.cost_usd) if row.cost_usd is not None else None,
     }
-    fields = RENDERED_FIELDS if chain else RENDERED_FIELDS[:-2]
+    fields = RENDERED_FIELDS if chain else RENDERED_FIELDS[:-_CHAIN_FIELDS]
     return {name: values[name] if name in values else getattr(row, name) for name in fields}

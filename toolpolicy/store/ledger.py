@@ -9,8 +9,12 @@ from decimal import Decimal
 
 from sqlalchemy import func, insert, select
 
+from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.store.engine import Store
 from toolpolicy.store.schema import SpendRow
+
+MAX_COST = Decimal("9999999999.9999999999")
+"""The largest amount the ledger's Numeric(20, 10) column holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,14 @@ class SpendLedger:
         self.store = store
 
     async def write(self, entries: list[SpendEntry]) -> None:
+        if not entries:
+            return
         async with self.store.writing() as session:
             await session.execute(insert(SpendRow), [asdict(entry) for entry in entries])
+
+    async def write_batch(self, batch: list[Emitted[SpendEntry]], mark: WriterMark) -> None:
+        """A writer's batch (the ledger keeps no emission numbers: each entry's cost is what matters)."""
+        await self.write([emitted.item for emitted in batch])
 
     def _filtered(self, statement, scope: SpendScope, since: datetime):  # type: ignore[no-untyped-def]
         for column, value in (
@@ -53,6 +63,9 @@ class SpendLedger:
         ):
             if value is not None:
                 statement = statement.where(column == value)
+        # A row that is not a finite amount (PostgreSQL's numeric takes 'NaN') would poison every sum it is in;
+        # NaN sorts above every number there, so this range keeps exactly the rows that are amounts.
+        statement = statement.where(SpendRow.cost_usd.between(-MAX_COST, MAX_COST))
         return statement.where(SpendRow.created_at >= since)
 
     async def total(self, scope: SpendScope, since: datetime) -> Decimal:

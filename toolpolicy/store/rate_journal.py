@@ -39,8 +39,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from toolpolicy.batching import BatchWriter
+from toolpolicy.batching import BatchWriter, Emitted, WriterMark
 from toolpolicy.store.engine import Store
+from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.schema import RateJournalRow
 
 PRUNE_EVERY = 60.0
@@ -70,7 +71,11 @@ class RateJournal:
     def __init__(self, store: Store, *, batch_size: int = 500, flush_interval: float = 0.25) -> None:
         self.store = store
         self.writer = BatchWriter[RateEntry](
-            self.write, name="rate journal", batch_size=batch_size, flush_interval=flush_interval
+            self.write_batch,
+            name="rate journal",
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            is_record_fault=is_record_fault,
         )
         self._pruned_at = float("-inf")
 
@@ -85,6 +90,10 @@ class RateJournal:
 
     async def aclose(self) -> None:
         await self.writer.aclose()
+
+    async def write_batch(self, batch: list[Emitted[RateEntry]], mark: WriterMark) -> None:
+        """A writer's batch (the journal keeps no emission numbers: each bucket's sum is what matters)."""
+        await self.write([emitted.item for emitted in batch])
 
     async def write(self, entries: list[RateEntry]) -> None:
         used: dict[str, int] = defaultdict(int)

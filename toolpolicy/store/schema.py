@@ -145,6 +145,26 @@ class AuditRow(Base):
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    writer_id: Mapped[str | None] = mapped_column(String(32))
+    """The writer (one per gateway process) that emitted this record; null for records written directly."""
+    emit_seq: Mapped[int | None] = mapped_column(BigInteger)
+    """The record's emission number within its writer: 1, 2, 3... so a record emitted but never written leaves a gap."""
+
+
+class AuditWriterRow(Base):
+    """What each audit writer last reported: how many records it had emitted, and whether it stopped cleanly."""
+
+    __tablename__ = "audit_writers"
+
+    writer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    emitted: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The highest emission number handed out when it last wrote (a high-water mark)."""
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Records it had dropped (buffer overflow, store down at shutdown), as it counted them."""
+    closed_at: Mapped[datetime | None]
+    """When it stopped after writing everything it could; null while running (or after a crash)."""
 
 
 class AuditChainRow(Base):

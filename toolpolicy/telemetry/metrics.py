@@ -65,6 +65,18 @@ class Metrics:
             "Reservations served by per-replica counters because Redis was unreachable.",
             registry=registry,
         )
+        self.writer_quarantined = Counter(
+            "isthmus_writer_quarantined",
+            "Records the store rejected, written in escaped form instead (audit: kind=quarantined).",
+            ["writer"],
+            registry=registry,
+        )
+        self.writer_dropped = Counter(
+            "isthmus_writer_dropped",
+            "Records lost: buffer overflow while the store was down, or still waiting when it stayed down at exit.",
+            ["writer"],
+            registry=registry,
+        )
         self.unpriced = Counter("isthmus_unpriced_requests", "Requests to models with no price.", registry=registry)
         self.upstream_health = Gauge(
             "isthmus_mcp_upstream_up", "1 when the MCP upstream is ready.", ["server", "state"], registry=registry
@@ -95,5 +107,5 @@ class Metrics:
             self.tokens.labels(route, "input").inc(record.tokens_in)
         if record.tokens_out:
             self.tokens.labels(route, "output").inc(record.tokens_out)
-        if record.cost_usd:
+        if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
             self.cost.labels(record.kind, route).inc(float(record.cost_usd))

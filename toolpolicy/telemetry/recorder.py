@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter
 from toolpolicy.telemetry.metrics import Metrics
@@ -19,6 +20,7 @@ class RequestRecorder:
         self.metrics = metrics
 
     def emit(self, record: AuditRecord) -> None:
+        record = sanitize.audit_record(record)  # one bad string must not cost the store the batch around it
         self.writer.emit(record)
         self.metrics.observe(record)
         if request_log.isEnabledFor(logging.INFO):

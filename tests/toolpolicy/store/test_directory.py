@@ -27,7 +27,7 @@ async def directory(store_target: StoreTarget) -> AsyncIterator[Directory]:
 
 async def test_migrations_are_idempotent(directory: Directory) -> None:
     await directory.store.migrate()
-    assert await directory.store.revision() == "0002"
+    assert await directory.store.revision() == "0003"
 
 
 async def test_hierarchy_round_trips(directory: Directory) -> None:

@@ -1,0 +1,122 @@
+"""Whatever a client sends, the values reaching an audit record or a spend entry are ones every store takes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from sqlalchemy import func, select
+
+from tests.conftest import StoreTarget
+from tests.toolpolicy.limits_support import running, settings
+from toolpolicy import sanitize
+from toolpolicy.audit import AuditRecord
+from toolpolicy.runtime import Governance
+from toolpolicy.store.ledger import MAX_COST, SpendEntry
+from toolpolicy.store.schema import AuditRow
+
+pytestmark = pytest.mark.anyio
+TS = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+# Every code point, lone surrogates and NUL included.
+anything = st.text(st.characters(codec=None, min_codepoint=0), max_size=700)
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | anything,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(anything, children, max_size=4),
+    max_leaves=12,
+)
+
+
+def storable(value: str) -> bool:
+    value.encode("utf-8")  # raises on a lone surrogate
+    return "\x00" not in value
+
+
+@given(value=anything, limit=st.integers(min_value=1, max_value=600))
+def test_text_is_storable_bounded_and_stable(value: str, limit: int) -> None:
+    cleaned = sanitize.text(value, limit)
+    assert storable(cleaned) and len(cleaned) <= limit
+    assert sanitize.text(cleaned, limit) == cleaned
+    if storable(value) and len(value) <= limit:
+        assert cleaned is value
+
+
+@given(presented=st.none() | anything)
+def test_request_ids_are_kept_only_when_plain(presented: str | None) -> None:
+    result = sanitize.request_id(presented, lambda: "fresh")
+    plain = presented is not None and re.fullmatch(r"[!-~]{1,64}", presented) is not None
+    assert result == (presented if plain else "fresh")
+
+
+@given(value=st.dictionaries(anything, json_like, max_size=6))
+def test_details_become_bounded_json(value: dict[str, Any]) -> None:
+    cleaned = sanitize.details(value)
+    encoded = json.dumps(cleaned, allow_nan=False, ensure_ascii=False)  # no NaN/Infinity: PostgreSQL's json rejects
+    assert storable(encoded) and len(encoded) <= sanitize.MAX_DETAILS_CHARS
+    assert sanitize.details(cleaned) == cleaned
+
+
+def test_oversized_details_keep_their_small_entries() -> None:
+    cleaned = sanitize.details({"route": "openai/gpt-4o", "arguments": {"blob": ["y" * 8000] * 20}})
+    assert cleaned["route"] == "openai/gpt-4o" and cleaned["arguments"].startswith(sanitize.TRUNCATED)
+
+
+def test_a_spend_entry_with_a_cost_that_is_not_a_number_is_charged_zero() -> None:
+    entry = sanitize.spend_entry(SpendEntry("r" * 90, "m", Decimal("NaN"), created_at=TS))
+    assert entry.cost_usd == 0 and len(entry.request_id) == 64 and entry.request_id.endswith(sanitize.TRUNCATED)
+    huge = sanitize.spend_entry(SpendEntry("r", "m", Decimal("1e20"), created_at=TS))
+    assert huge.cost_usd == MAX_COST
+
+
+def test_a_clean_record_is_passed_through_untouched() -> None:
+    record = AuditRecord("r1", "llm", "openai/gpt-4o", "allow", 200, 1.0, details={"route": "openai/gpt-4o"}, ts=TS)
+    assert sanitize.audit_record(record) is record
+
+
+@pytest.fixture
+async def governance(store_target: StoreTarget) -> AsyncIterator[Governance]:
+    async with running(settings(store_target.url), store_target.connect_args) as started:
+        yield started
+
+
+fields = st.fixed_dictionaries(
+    {
+        "request_id": anything,
+        "kind": anything,
+        "target": anything,
+        "decision": anything,
+        "status": st.integers(),
+        "latency_ms": st.floats(),
+        "key_name": st.none() | anything,
+        "team": st.none() | anything,
+        "reason": st.none() | anything,
+        "tokens_in": st.none() | st.integers(),
+        "cost_usd": st.none() | st.decimals(),
+        "details": st.dictionaries(anything, json_like, max_size=4),
+    }
+)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(fields, min_size=1, max_size=8))
+async def test_any_record_from_the_edge_is_written_as_it_was_cleaned(
+    governance: Governance, batch: list[dict[str, Any]]
+) -> None:
+    recorder, writer = governance.audit, governance.audit.writer
+    before = writer.written + writer.pending
+    for values in batch:
+        recorder.emit(AuditRecord(**values, ts=TS))
+    await recorder.flush()
+    assert writer.pending == 0 and writer.quarantined == 0 and writer.dropped == 0
+    assert writer.written == before + len(batch)
+    async with governance.store.session() as session:
+        count = (await session.execute(select(func.count()).select_from(AuditRow))).scalar_one()
+    assert count == writer.written
+    report = await governance.audit_log.verify()
+    assert report.ok, report.problem

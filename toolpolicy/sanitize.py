@@ -1,0 +1,235 @@
+"""Values bound for an audit record or a spend entry, made storable at the edge.
+
+Every store takes these without complaint: strings are valid Unicode without NUL (lone surrogates and NUL become
+U+FFFD) and fit their column (longer ones are cut and end in `…`); numbers are finite and fit their column; `details`
+is JSON of bounded depth and size. A request id a client sent is kept only when it is short and plain; otherwise the
+request gets a fresh one, so the id echoed back and the id stored are the same.
+
+Normalising is idempotent and returns the same object when nothing needed changing (the common case, on the hot path).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import String
+
+from toolpolicy.audit import AuditRecord
+from toolpolicy.store.ledger import MAX_COST, SpendEntry
+from toolpolicy.store.schema import AuditRow, SpendRow
+
+TRUNCATED = "…"
+"""Ends a string that was cut to fit its column."""
+REPLACEMENT = "\ufffd"
+MAX_DETAIL_STRING = 8192
+"""Characters kept of one string inside `details`."""
+MAX_DETAILS_CHARS = 64 * 1024
+"""Serialized size of `details` past which its largest entries are replaced by a note of their size."""
+MAX_DETAILS_DEPTH = 16
+MAX_DETAIL_ITEMS = 1000
+"""Entries kept of one list or object inside `details`."""
+MAX_INT32 = 2**31 - 1
+AUDIT_COST_LIMIT = Decimal("99999.9999999999")
+"""The largest cost an audit record keeps. SQLite holds a Numeric as a double, which reads back to the same 10
+decimals (as the record's hash needs) only below about $450,000; the spend ledger keeps larger charges whole."""
+_COST_PLACES = Decimal("0.0000000001")
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _lengths(table: Any) -> dict[str, int]:
+    """Each string column's length, read from the schema so the two never disagree."""
+    return {
+        column.name: column.type.length
+        for column in table.columns
+        if isinstance(column.type, String) and column.type.length is not None
+    }
+
+
+AUDIT_LENGTHS = _lengths(AuditRow.__table__)
+SPEND_LENGTHS = _lengths(SpendRow.__table__)
+REQUEST_ID_LENGTH = AUDIT_LENGTHS["request_id"]
+# Visible ASCII only: safe in a response header, a log line and the column alike.
+_REQUEST_ID = re.compile(rf"[!-~]{{1,{REQUEST_ID_LENGTH}}}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id(presented: str | None, fresh: Callable[[], str] = new_request_id) -> str:
+    """The client's `x-request-id` when it is 1-64 visible ASCII characters, else a fresh id (never a cut one)."""
+    if presented and _REQUEST_ID.fullmatch(presented):
+        return presented
+    return fresh()
+
+
+def text(value: str, limit: int | None = None) -> str:
+    """`value` as valid Unicode without NUL, cut to `limit` characters (ending in `…`) when longer."""
+    if not value.isascii() or "\x00" in value:
+        value = _UNSTORABLE.sub(REPLACEMENT, value)
+    if limit is not None and len(value) > limit:
+        value = value[: limit - len(TRUNCATED)] + TRUNCATED
+    return value
+
+
+def _optional_text(value: str | None, limit: int) -> str | None:
+    return None if value is None else text(value if isinstance(value, str) else str(value), limit)
+
+
+def int32(value: int | None) -> int | None:
+    if value is None:
+        return None
+    return max(-MAX_INT32 - 1, min(MAX_INT32, int(value)))
+
+
+def count(value: int | None) -> int | None:
+    """A token count: an int32 that is not negative."""
+    return None if value is None else max(0, min(MAX_INT32, int(value)))
+
+
+def finite(value: float) -> float:
+    """A finite float, and 0.0 rather than -0.0 (SQLite reads a stored -0.0 back as 0.0, so the hash would differ)."""
+    value = float(value)
+    return value + 0.0 if math.isfinite(value) else 0.0
+
+
+def cost(value: Decimal | None, limit: Decimal = AUDIT_COST_LIMIT) -> Decimal | None:
+    """A cost the columns hold: None when it is not a number, else clamped to `limit` and quantized to 10 places."""
+    if value is None:
+        return None
+    value = value if isinstance(value, Decimal) else Decimal(str(value))
+    if value.is_nan():
+        return None
+    value = max(-limit, min(limit, value))
+    if int(value.as_tuple().exponent) < -10:  # more decimals than the columns keep
+        value = value.quantize(_COST_PLACES)
+    return Decimal(0) if value.is_zero() and value.is_signed() else value  # -0 reads back as 0
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def details(value: Mapping[str, Any]) -> dict[str, Any]:
+    """`value` as a JSON object every store takes: cleaned strings, finite numbers, bounded depth, items and size."""
+    if isinstance(value, dict) and _flat_and_clean(value):
+        return value  # the common case: a few scalars the halves set themselves
+    cleaned = _json_value(value, 0)
+    assert isinstance(cleaned, dict)
+    if len(json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False)) <= MAX_DETAILS_CHARS:
+        return cleaned
+    # Too big: replace the largest entries by a note of their size, so the small ones (route, outcome...) stay.
+    sizes = {key: len(json.dumps(item, ensure_ascii=False)) for key, item in cleaned.items()}
+    total = sum(sizes.values())
+    for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if total <= MAX_DETAILS_CHARS // 2:
+            break
+        cleaned[key] = f"{TRUNCATED} omitted: {sizes[key]} characters"
+        total -= sizes[key]
+    return cleaned
+
+
+def _flat_and_clean(value: dict[str, Any]) -> bool:
+    size = 0
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return False
+        if type(item) is str:
+            if not item.isascii() or "\x00" in item:
+                return False
+            size += len(item)
+        elif type(item) is float:
+            if not math.isfinite(item):
+                return False
+        elif type(item) is int:
+            if not -(2**63) <= item < 2**63:
+                return False
+        elif item is not None and type(item) is not bool:
+            return False
+        size += len(key) + 24  # a number's or literal's JSON is at most about that long
+    return size <= MAX_DETAIL_STRING and len(value) <= MAX_DETAIL_ITEMS
+
+
+def _json_value(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return text(value, MAX_DETAIL_STRING)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return str(value)
+    if depth >= MAX_DETAILS_DEPTH:
+        return f"{TRUNCATED} nested too deep"
+    if isinstance(value, Mapping):
+        items = list(value.items())[:MAX_DETAIL_ITEMS]
+        return {text(str(key), MAX_DETAIL_STRING): _json_value(item, depth + 1) for key, item in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(item, depth + 1) for item in list(value)[:MAX_DETAIL_ITEMS]]
+    return text(repr(value), MAX_DETAIL_STRING)
+
+
+def audit_record(record: AuditRecord) -> AuditRecord:
+    """The record with every field storable (the same object when it already was)."""
+    lengths = AUDIT_LENGTHS
+    changes: dict[str, Any] = {
+        "request_id": text(str(record.request_id), lengths["request_id"]),
+        "kind": text(str(record.kind), lengths["kind"]),
+        "target": text(str(record.target), lengths["target"]),
+        "decision": text(str(record.decision), lengths["decision"]),
+        "key_id": _optional_text(record.key_id, lengths["key_id"]),
+        "key_name": _optional_text(record.key_name, lengths["key_name"]),
+        "team": _optional_text(record.team, lengths["team"]),
+        "customer": _optional_text(record.customer, lengths["customer"]),
+        "reason": _optional_text(record.reason, lengths["reason"]),
+        "status": int32(record.status),
+        "latency_ms": finite(record.latency_ms),
+        "tokens_in": count(record.tokens_in),
+        "tokens_out": count(record.tokens_out),
+        "cost_usd": cost(record.cost_usd),
+        "details": details(record.details or {}),
+        "ts": aware(record.ts),
+    }
+    return _changed(record, changes)
+
+
+def spend_entry(entry: SpendEntry) -> SpendEntry:
+    """The entry with every field storable; a cost that is not a number is charged as 0 (budgets cannot use it)."""
+    lengths = SPEND_LENGTHS
+    changes: dict[str, Any] = {
+        "request_id": text(str(entry.request_id), lengths["request_id"]),
+        "target": text(str(entry.target), lengths["target"]),
+        "key_id": _optional_text(entry.key_id, lengths["key_id"]),
+        "team_id": _optional_text(entry.team_id, lengths["team_id"]),
+        "customer_id": _optional_text(entry.customer_id, lengths["customer_id"]),
+        "provider": _optional_text(entry.provider, lengths["provider"]),
+        "cost_usd": cost(entry.cost_usd, MAX_COST) or Decimal(0),
+        "created_at": aware(entry.created_at),
+    }
+    return _changed(entry, changes)
+
+
+_Normalised = TypeVar("_Normalised", AuditRecord, SpendEntry)
+
+
+def _changed(original: _Normalised, changes: dict[str, Any]) -> _Normalised:
+    different = {name: value for name, value in changes.items() if not _same(value, getattr(original, name))}
+    return replace(original, **different) if different else original
+
+
+def _same(new: Any, old: Any) -> bool:
+    if new is old:
+        return True
+    if type(new) is not type(old):
+        return False
+    # -0.0 == 0.0 and Decimal("0.1") == Decimal("0.1000000000"), but they are stored and hashed differently.
+    return repr(new) == repr(old) if isinstance(new, float | Decimal) else bool(new == old)
