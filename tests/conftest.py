@@ -19,6 +19,11 @@ POSTGRES_URL = os.environ.get("ISTHMUS_TEST_POSTGRES", "postgresql+asyncpg://pos
 REDIS_URL = os.environ.get("ISTHMUS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+if "FAKETIME" in os.environ:
+    # `make test-dates` moves this process's date with libfaketime; the servers the tests start (redis-server,
+    # gateway replicas) keep the real clock, as they would beside a gateway whose host clock says month's end.
+    os.environ.pop("LD_PRELOAD", None)
+
 
 def _reachable(host: str, port: int) -> bool:
     try:

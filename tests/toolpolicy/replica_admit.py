@@ -1,4 +1,8 @@
-"""A gateway replica for the cross-process limit test: admits N concurrent calls, prints how many passed."""
+"""A gateway replica for the cross-process limit test: admits N concurrent calls, prints how many passed.
+
+It prints `ready` once started, then waits for a line on stdin, so the test can fire every replica together
+without the processes sharing a clock.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,13 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget
 
 
-async def main(config: dict[str, object], calls: int, start_at: float) -> None:
+async def main(config: dict[str, object], calls: int) -> None:
     governance = Governance(GatewaySettings.model_validate(config))
     await governance.start()
     try:
         who = await governance.keys.resolve("isk-alpha")
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, start_at - loop.time()))  # both replicas fire together
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # the go signal: every replica fires together
 
         async def one() -> bool:
             try:
@@ -36,4 +40,4 @@ async def main(config: dict[str, object], calls: int, start_at: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+    asyncio.run(main(json.loads(sys.argv[1]), int(sys.argv[2])))

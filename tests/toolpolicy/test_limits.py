@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -350,22 +349,36 @@ async def test_replicas_sharing_redis_allow_exactly_the_limit_between_them(tmp_p
     async with running(config, {}):
         pass  # seed the store once, as a deployment's first replica would
     payload = json.dumps(config.model_dump(mode="json", exclude={"admin_key"}) | _secrets(config))
-    start_at = str(time.monotonic() + 4)
     replicas = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.toolpolicy.replica_admit", payload, "100", start_at],
+            [sys.executable, "-m", "tests.toolpolicy.replica_admit", payload, "100"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
-    results = []
-    for replica in replicas:
-        out, err = await asyncio.to_thread(replica.communicate, timeout=60)
-        assert replica.returncode == 0, err
-        results.append(int(out.strip()))
-    assert sum(results) == 50
+    try:
+        for replica in replicas:
+            assert replica.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(replica.stdout.readline), 60)
+            assert line.strip() == "ready", f"replica did not start: {line!r}"
+        results = []
+        for replica in replicas:
+            assert replica.stdin is not None
+            replica.stdin.write("go\n")
+            replica.stdin.flush()
+        for replica in replicas:
+            out, err = await asyncio.to_thread(replica.communicate, timeout=60)
+            assert replica.returncode == 0, err
+            results.append(int(out.strip()))
+        assert sum(results) == 50
+    finally:
+        for replica in replicas:
+            if replica.poll() is None:
+                replica.kill()
+                replica.wait()
 
 
 def _secrets(config: Any) -> dict[str, Any]:
