@@ -22,6 +22,7 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
 from toolpolicy.audit import AuditRecord
+from toolpolicy.credentials import require_metrics_reader
 from toolpolicy.decide import authorize
 from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
 from toolpolicy.runtime import Governance
@@ -32,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format, for the metrics token or the admin key: the metrics name keys and customers."""
     governance: Governance = request.app.state.governance
+    await require_metrics_reader(governance.settings, governance.keys, request.headers)
     health = governance.metrics.upstream_health
     health.clear()  # states are read fresh at each scrape, so a server's old state does not linger
     for part in request.app.state.components:

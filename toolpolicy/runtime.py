@@ -18,6 +18,7 @@ from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 from toolpolicy.store.directory import Directory
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.telemetry.labels import RouteLabels
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.telemetry.recorder import RequestRecorder
 
@@ -46,7 +47,7 @@ class Governance:
         self.store = Store.open(settings.store, connect_args=store_connect_args)
         self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
         self.audit_log = AuditLog(self.store)
-        self.metrics = Metrics()
+        self.metrics = Metrics(RouteLabels(settings))
         writer = BatchWriter[AuditRecord](
             self.audit_log.write,
             name="audit",
