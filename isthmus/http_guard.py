@@ -202,13 +202,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.body_timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:
-            # The gateway stopped reading (the app has not taken the body yet): the client is not the slow one.
-            self.restart_body_timer()
-            return
         cycle = self.cycle
         if cycle is None:  # an upgrade that was not taken: nothing reads this connection
             self.transport.close()
+            return
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            # The gateway stopped reading, or the client waits for `100 Continue` until the app asks for the body:
+            # either way the app has not taken the body yet, and the client is not the slow one.
+            self.restart_body_timer()
             return
         if not cycle.response_started:
             self.transport.write(REQUEST_TIMEOUT)
