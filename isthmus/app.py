@@ -23,6 +23,7 @@ from isthmus.errors import error_response, handle_gateway_error, handle_unexpect
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.counters.base import CounterStoreError
+from toolpolicy.credentials import require_metrics_reader
 from toolpolicy.decide import authorize
 from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
 from toolpolicy.runtime import Governance
@@ -36,8 +37,9 @@ COUNTERS_PING_TIMEOUT = 0.5
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format, for the metrics token or the admin key: the metrics name keys and customers."""
     governance: Governance = request.app.state.governance
+    await require_metrics_reader(governance.settings, governance.keys, request.headers)
     health = governance.metrics.upstream_health
     health.clear()  # states are read fresh at each scrape, so a server's old state does not linger
     for part in request.app.state.components:

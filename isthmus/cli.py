@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from isthmus import __version__
 from isthmus.logs import configure as configure_logging
 from toolpolicy.config import ConfigError, load_config
@@ -26,14 +28,36 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "ISTHMUS_CONFIG"
 LOG_LEVEL_ENV = "ISTHMUS_LOG_LEVEL"
+METRICS_TOKEN_ENV = "ISTHMUS_METRICS_TOKEN"
 
 
 def _settings(path: str | None) -> tuple[GatewaySettings, str]:
-    """The settings from `path` (or $ISTHMUS_CONFIG), or the defaults; and a description of where they came from."""
+    """The settings from `path` (or $ISTHMUS_CONFIG), or the defaults; and a description of where they came from.
+    $ISTHMUS_METRICS_TOKEN gives `metrics_token` when the config does not."""
     path = path or os.environ.get(CONFIG_ENV)
-    if not path:
-        return GatewaySettings(), "no config file (defaults)"
-    return load_config(path, environ=os.environ), path
+    settings, source = (load_config(path, environ=os.environ), path) if path else (GatewaySettings(), "")
+    metrics_token = os.environ.get(METRICS_TOKEN_ENV)
+    if metrics_token and settings.metrics_token is None:
+        settings = settings.model_copy(update={"metrics_token": SecretStr(metrics_token)})
+    return settings, source or "no config file (defaults)"
+
+
+def _server_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn options from the `server:` block: the guarded protocol, with a connection cap that fits the
+    process's open-file limit."""
+    from isthmus.http_guard import FD_RESERVE, fit_descriptor_limit, guarded_protocol
+
+    limits = settings.server
+    ceiling = fit_descriptor_limit(limits.max_connections)
+    if ceiling is not None:
+        fitting = max(1, ceiling - FD_RESERVE)
+        print(
+            f"isthmus: WARNING: the open-file limit ({ceiling}) cannot hold server.max_connections "
+            f"({limits.max_connections}); capping connections at {fitting}",
+            file=sys.stderr,
+        )
+        limits = limits.model_copy(update={"max_connections": fitting})
+    return {"http": guarded_protocol(limits), "backlog": limits.backlog}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     listen_host, _, listen_port = settings.listen.rpartition(":")
     host: str = args.host or listen_host
     port: int = args.port or int(listen_port)
+    limits = settings.server
     admin_api = "on" if settings.admin_key and settings.admin_key.get_secret_value() else "off (no admin_key)"
     store = Store.open(settings.store)
     summary = ", ".join(
@@ -58,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"MCP servers: {len(settings.mcp_servers)}",
             f"keys in config: {len(settings.virtual_keys)}",
             f"admin API: {admin_api}",
+            f"connections: at most {limits.max_connections}, headers within {limits.header_timeout:g}s",
         ]
     )
     print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
@@ -65,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        **_server_options(settings),
         "log_level": args.log_level,
         "log_config": None,  # keep the JSON handler configured in main()
         "access_log": False,

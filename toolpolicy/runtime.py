@@ -22,6 +22,7 @@ from toolpolicy.store.directory import Directory
 from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
 from toolpolicy.store.rate_journal import RateJournal
+from toolpolicy.telemetry.labels import RouteLabels
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.telemetry.recorder import RequestRecorder
 
@@ -50,7 +51,7 @@ class Governance:
         self.store = Store.open(settings.store, connect_args=store_connect_args)
         self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
         self.audit_log = AuditLog(self.store)
-        self.metrics = Metrics()
+        self.metrics = Metrics(RouteLabels(settings))
         writer = BatchWriter[AuditRecord](
             self.audit_log.write_batch,
             name="audit",

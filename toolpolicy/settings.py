@@ -22,6 +22,7 @@ from pydantic import (
 
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.server_settings import ServerSettings
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -389,6 +390,8 @@ class GatewaySettings(_Model):
     """Redis URL for counters shared between replicas; null keeps counters in process."""
     admin_key: SecretStr | None = None
     """Bearer token of the `/admin` API; with none, the admin API refuses every request."""
+    metrics_token: SecretStr | None = None
+    """Bearer token that opens `/metrics` only (the admin key opens it too); with neither, `/metrics` answers 401."""
     key_cache_ttl: float = Field(default=5.0, ge=0)
     """Seconds a resolved virtual key is cached: the bound on how late other replicas see a revocation."""
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -421,6 +424,8 @@ class GatewaySettings(_Model):
     """Model aliases by name, e.g. `fast: {targets: [openai/gpt-4o-mini, anthropic/claude-haiku-4-5]}`."""
     llm: LlmSettings = Field(default_factory=LlmSettings)
     """LLM proxy settings: retries, circuit breaking, timeouts, size caps."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
 
     @field_validator("listen")
     @classmethod

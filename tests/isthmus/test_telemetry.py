@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from isthmus.logs import configure
-from tests.isthmus.conftest import BOT_KEY
+from tests.isthmus.conftest import BOT_KEY, admin
 from toolpolicy.runtime import Governance
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +31,7 @@ async def test_metrics_count_requests_denials_and_latency(governance: Started) -
     _, client = governance
     for model in ["openai/gpt-4o-mini", "openai/gpt-4o-mini", "made-up/model"]:
         await client.post("/v1/authorize", json={"model": model}, headers=BOT)
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=admin())
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     values = samples(response.text)
     allowed = ("isthmus_requests_total", (("kind", "authorize"), ("route", "-"), ("status", "200")))

@@ -21,9 +21,12 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 async def test_a_request_is_one_span_tree_continuing_the_callers_trace(tmp_path: Path, mock: MockProvider) -> None:
     exporter = span_exporter()
-    providers = {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-mock"}]}}
+    providers = {
+        "mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-mock"}], "models": ["gpt-x"]}
+    }
     mock.queue(None)
-    async with serve_gateway(settings_for(tmp_path, providers, llm={"backoff_initial": 0.001})) as gateway:
+    settings = settings_for(tmp_path, providers, llm={"backoff_initial": 0.001}, metrics_token="scrape")
+    async with serve_gateway(settings) as gateway:
         exporter.clear()
         async with httpx2.AsyncClient() as client:
             response = await client.post(
@@ -32,7 +35,7 @@ async def test_a_request_is_one_span_tree_continuing_the_callers_trace(tmp_path:
                 headers={"authorization": f"Bearer {KEY}", "traceparent": TRACEPARENT},
             )
             await gateway.wait_records(1)
-            metrics = (await client.get(f"{gateway.url}/metrics")).text
+            metrics = (await client.get(f"{gateway.url}/metrics", headers={"authorization": "Bearer scrape"})).text
     assert response.status_code == 200
     spans = exporter.get_finished_spans()
     server = next(span for span in spans if span.kind == SpanKind.SERVER and span.name == "chat mock/gpt-x")

@@ -1,20 +1,24 @@
 """Prometheus metrics. Labels stay bounded: kinds, configured routes and servers, status codes, reason codes;
-never request ids, key secrets or raw strings a caller chose (a model name a client made up becomes `-`)."""
+never request ids, key secrets or raw strings a caller chose (a route the configuration does not know is counted
+under `other`, see `labels`)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.telemetry.labels import RouteLabels
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 class Metrics:
-    """One registry per process (not the global one, so tests and several apps do not collide)."""
+    """One registry per process (not the global one, so tests and several apps do not collide). `labels` says
+    which routes may be label values; without it, every route is `other`."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: RouteLabels | None = None) -> None:
+        self.labels = labels or RouteLabels()
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "isthmus_requests", "Requests by kind, route and status.", ["kind", "route", "status"], registry=registry
@@ -88,9 +92,9 @@ class Metrics:
     def observe(self, record: AuditRecord) -> None:
         """Everything a finished request tells, from its audit record."""
         details = record.details
-        # Only halves know which targets are configured (a provider/model that answered, a catalogued tool), so
-        # only their `route` becomes a label: a caller-chosen name never does.
-        route = details.get("route") or "-"
+        # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
+        # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
+        route = self.labels.route(record.kind, details.get("route"))
         self.requests.labels(record.kind, route, str(record.status)).inc()
         if record.decision == "deny" and record.reason:
             self.denials.labels(record.kind, record.reason).inc()

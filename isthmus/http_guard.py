@@ -1,0 +1,258 @@
+"""uvicorn's httptools protocol with the limits uvicorn lacks against slow and flooding clients.
+
+uvicorn closes idle kept-alive connections, but a client that opens a connection and sends nothing, or sends its
+headers a byte at a time (slowloris), or stalls in the middle of a body, holds the connection (and a file
+descriptor) forever. This protocol gives each request's head a deadline and each body an idle limit, and caps the
+connections open at once, preferring to drop a connection that is not being served over refusing a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import resource
+from asyncio import TimerHandle
+from typing import Any, cast
+
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from toolpolicy.server_settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+FD_RESERVE = 256
+"""File descriptors kept for everything other than client connections: the store, Redis, upstreams, logs."""
+
+
+def _plain_response(status: bytes, text: bytes) -> bytes:
+    return b"".join(
+        [
+            b"HTTP/1.1 " + status + b"\r\n",
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(text)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+            text,
+        ]
+    )
+
+
+REQUEST_TIMEOUT = _plain_response(b"408 Request Timeout", b"Request Timeout")
+TOO_MANY_CONNECTIONS = _plain_response(b"503 Service Unavailable", b"Too many connections")
+
+
+class RequestLimit:
+    """The app behind a cap on requests handled at once: past it, requests get 503 without reaching the app."""
+
+    def __init__(self, app: ASGI3Application, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if self.active >= self.limit:
+            logger.warning("refusing a request: %d requests are being handled (server.max_requests)", self.active)
+            await service_unavailable(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+class ConnectionBook:
+    """The connections of one server process: how many are open, and which are not being served (idle between
+    requests or still sending a request's head), oldest first, so the oldest can make room for a new one."""
+
+    def __init__(self, limits: ServerSettings) -> None:
+        self.limits = limits
+        self.open = 0
+        self.waiting: dict[GuardedHttpToolsProtocol, None] = {}
+        self._limited: tuple[ASGI3Application, RequestLimit] | None = None
+
+    def app(self, app: ASGI3Application) -> ASGI3Application:
+        """`app` behind `max_requests` (one counter for every connection), or `app` itself without that cap."""
+        if self.limits.max_requests is None:
+            return app
+        if self._limited is None or self._limited[0] is not app:
+            self._limited = (app, RequestLimit(app, self.limits.max_requests))
+        return self._limited[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # `--workers` sends the protocol factory to each worker: each starts with an empty book of its own.
+        return {"limits": self.limits}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["limits"])  # type: ignore[misc]
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """One client connection, with a deadline on each request's head, an idle limit on its body, and a place in
+    its server's `ConnectionBook`."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        book: ConnectionBook,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.book = book
+        self.limits = book.limits
+        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
+        self.limit_concurrency = None  # connections and requests are capped here, not by uvicorn's shared count
+        self.app = book.app(self.app)
+        self.counted = False
+        self.head_timer: TimerHandle | None = None
+        self.body_timer: TimerHandle | None = None
+
+    # -- the connection cap --------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        book = self.book
+        if book.open >= self.limits.max_connections:
+            oldest = next(iter(book.waiting), None)
+            if oldest is None:
+                logger.warning("refusing a connection: %d are open and busy (server.max_connections)", book.open)
+                transport.write(TOO_MANY_CONNECTIONS)
+                transport.close()
+                return
+            oldest.drop()
+        book.open += 1
+        self.counted = True
+        book.waiting[self] = None
+        self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+
+    def drop(self) -> None:
+        """Close this connection (one that is not being served) to make room for a new one."""
+        self.leave_book()
+        self.transport.close()
+
+    def leave_book(self) -> None:
+        self.cancel_timers()
+        self.book.waiting.pop(self, None)
+        if self.counted:
+            self.counted = False
+            self.book.open -= 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.leave_book()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self.leave_book()  # the WebSocket protocol takes the connection over
+        super().handle_websocket_upgrade()
+
+    # -- the request head's deadline -----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.head_timer is None and self in self.book.waiting:
+            # Bytes on an idle kept-alive connection (uvicorn stops its keep-alive timer now, even for bare CRLFs
+            # that start no request): the next request's head has its own deadline from here.
+            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.head_timer is None:  # a pipelined request: its head has its own deadline
+            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self.cancel_head_timer()
+        self.book.waiting.pop(self, None)
+        super().on_headers_complete()
+        self.body_timer = self.loop.call_later(self.limits.body_timeout, self.body_timed_out)
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # An earlier request's response is still going out: let it finish, then close instead of reading on.
+            cycle.keep_alive = False
+            return
+        self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+    # -- the body's idle limit -----------------------------------------------------------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self.restart_body_timer()
+
+    def on_message_complete(self) -> None:
+        self.cancel_body_timer()
+        super().on_message_complete()
+
+    def restart_body_timer(self) -> None:
+        self.cancel_body_timer()
+        self.body_timer = self.loop.call_later(self.limits.body_timeout, self.body_timed_out)
+
+    def body_timed_out(self) -> None:
+        self.body_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None:  # an upgrade that was not taken: nothing reads this connection
+            self.transport.close()
+            return
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            # The gateway stopped reading, or the client waits for `100 Continue` until the app asks for the body:
+            # either way the app has not taken the body yet, and the client is not the slow one.
+            self.restart_body_timer()
+            return
+        if not cycle.response_started:
+            self.transport.write(REQUEST_TIMEOUT)
+        # The app sees the client gone at once, so it cannot write a response after the 408.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self.transport.close()
+
+    # -- timers --------------------------------------------------------------------------------------------------
+
+    def cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def cancel_body_timer(self) -> None:
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+
+    def cancel_timers(self) -> None:
+        self.cancel_head_timer()
+        self.cancel_body_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.counted and not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.book.waiting[self] = None  # idle until the next request: first in line to make room
+
+
+def guarded_protocol(limits: ServerSettings) -> type[asyncio.Protocol]:
+    """The `http=` protocol for uvicorn: connections of one server process share one book."""
+    factory = functools.partial(GuardedHttpToolsProtocol, book=ConnectionBook(limits))
+    return cast(type[asyncio.Protocol], factory)  # uvicorn calls it as it would call the class
+
+
+def fit_descriptor_limit(connections: int) -> int | None:
+    """Raise this process's open-file limit so `connections` client connections fit (never above the hard limit);
+    return the limit when they still do not fit, else None."""
+    needed = connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return None if target >= needed else target
