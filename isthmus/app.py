@@ -24,6 +24,7 @@ from isthmus.errors import error_response, handle_gateway_error, handle_unexpect
 from toolpolicy.audit import AuditRecord
 from toolpolicy.decide import authorize
 from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
+from toolpolicy.names import model_name, safe_request_id, tool_name
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
@@ -76,10 +77,10 @@ async def ready(request: Request) -> Response:
 
 def _target(body: dict[str, Any]) -> Target:
     if isinstance(body.get("model"), str) and body["model"]:
-        return ModelTarget.parse(body["model"])
+        return ModelTarget.parse(model_name(body["model"]))
     server, tool = body.get("server"), body.get("tool")
     if isinstance(server, str) and server and isinstance(tool, str) and tool:
-        return ToolTarget(server, tool)
+        return ToolTarget(tool_name(server, param="server"), tool_name(tool, param="tool"))
     raise InvalidRequest("give either 'model' (e.g. openai/gpt-4o-mini) or both 'server' and 'tool'", param="model")
 
 
@@ -87,14 +88,14 @@ async def authorize_endpoint(request: Request) -> Response:
     """`POST /v1/authorize`: ask the decision API whether the calling key may reach a model or a tool."""
     started = time.perf_counter()
     governance: Governance = request.app.state.governance
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = safe_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
     headers = {"x-request-id": request_id}
     caller: Principal | None = None
     target: Target | None = None
     denial: GatewayError | None = None
     try:
         caller = await principal(request)
-        target = _target(await json_object(request))
+        target = _target(await json_object(request, governance.settings.authorize_max_body_bytes))
         denial = authorize(caller, target).denial
     except (AuthenticationError, PermissionDenied) as refused:
         denial = refused  # failed authentications are audited too: security teams look for them

@@ -28,6 +28,7 @@ from toolpolicy.credentials import presented_key
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Admission, Call, Usage
+from toolpolicy.names import header_value, safe_request_id
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, start_server_span
 from toolpolicy.types import ModelTarget, Principal
@@ -66,7 +67,7 @@ class Exchange:
         if self.trace.attempts:
             headers["x-isthmus-attempts"] = str(self.trace.attempts)
         if self.trace.route:
-            headers["x-isthmus-route"] = self.trace.route
+            headers["x-isthmus-route"] = header_value(self.trace.route)
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers
@@ -88,8 +89,8 @@ class Pipeline:
         self.router = router
 
     def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
-        request_id = headers.get("x-request-id") or f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
-        exchange = Exchange(request_id=request_id[:128], api=api, endpoint=endpoint)
+        request_id = safe_request_id(headers.get("x-request-id")) or f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+        exchange = Exchange(request_id=request_id, api=api, endpoint=endpoint)
         operation = "embeddings" if endpoint == "embeddings" else "chat"
         exchange.trace.operation = operation
         exchange.trace.span = start_server_span(
