@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
+from llm_proxy.upstream import retry_after
 from tests.llm_proxy.conftest import KEY, Gateway
 from tests.llm_proxy.mock_provider import MockProvider
 
@@ -97,3 +98,11 @@ async def test_an_unfit_request_id_is_replaced_not_echoed(gateway: Gateway) -> N
         assert echoed.encode() != unfit and echoed.isascii() and len(echoed) <= 128
     fine = await post(gateway, "/chat/completions", body, **{"x-request-id": "req-123"})
     assert fine.headers["x-request-id"] == "req-123"
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e309", "nan", "Infinity"])
+def test_a_provider_retry_after_that_is_not_finite_is_ignored(value: str) -> None:
+    # an infinite Retry-After would reach `round()` when the error is rendered: a 500 instead of the provider's 429
+    assert retry_after({"retry-after": value}) is None
+    assert retry_after({"retry-after-ms": value}) is None
+    assert retry_after({"retry-after": "2"}) == 2.0
