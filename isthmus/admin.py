@@ -76,7 +76,8 @@ def entity_routes(collection: str) -> list[Route]:
         return JSONResponse({"data": page, "next_cursor": next_cursor})
 
     async def create(request: Request) -> Response:
-        governance, data = _governance(request), await json_object(request)
+        governance = _governance(request)
+        data = await json_object(request, governance.settings.admin_max_body_bytes)
         if row_type is CustomerRow:
             record = await governance.directory.create_customer(data)
         elif row_type is TeamRow:
@@ -91,7 +92,8 @@ def entity_routes(collection: str) -> list[Route]:
         return JSONResponse(await _governance(request).directory.get(row_type, request.path_params["name"]))
 
     async def update(request: Request) -> Response:
-        governance, data = _governance(request), await json_object(request)
+        governance = _governance(request)
+        data = await json_object(request, governance.settings.admin_max_body_bytes)
         record = await governance.directory.update(row_type, request.path_params["name"], data)
         governance.changed()
         return JSONResponse(record)

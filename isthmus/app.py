@@ -26,6 +26,7 @@ from toolpolicy.counters.base import CounterStoreError
 from toolpolicy.credentials import require_metrics_reader
 from toolpolicy.decide import authorize
 from toolpolicy.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
+from toolpolicy.names import model_name, tool_name
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
@@ -104,10 +105,10 @@ async def counters_check(governance: Governance) -> tuple[dict[str, Any], bool]:
 
 def _target(body: dict[str, Any]) -> Target:
     if isinstance(body.get("model"), str) and body["model"]:
-        return ModelTarget.parse(body["model"])
+        return ModelTarget.parse(model_name(body["model"]))
     server, tool = body.get("server"), body.get("tool")
     if isinstance(server, str) and server and isinstance(tool, str) and tool:
-        return ToolTarget(server, tool)
+        return ToolTarget(tool_name(server, param="server"), tool_name(tool, param="tool"))
     raise InvalidRequest("give either 'model' (e.g. openai/gpt-4o-mini) or both 'server' and 'tool'", param="model")
 
 
@@ -122,7 +123,7 @@ async def authorize_endpoint(request: Request) -> Response:
     denial: GatewayError | None = None
     try:
         caller = await principal(request)
-        target = _target(await json_object(request))
+        target = _target(await json_object(request, governance.settings.authorize_max_body_bytes))
         denial = authorize(caller, target).denial
     except (AuthenticationError, PermissionDenied) as refused:
         denial = refused  # failed authentications are audited too: security teams look for them

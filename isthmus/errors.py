@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.errors import GatewayError
+from toolpolicy.jsonbody import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +35,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError("internal error; the gateway logged the details"))
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or an InvalidRequest that says what is wrong with it."""
-    body = await request.body()
-    if not body:
-        raise InvalidRequest("the request body is empty; send a JSON object")
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at {where}") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 text") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-    return data
+async def json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object of at most `limit` bytes, or an error that says what is wrong with it."""
+    return await read_json_object(request, limit)

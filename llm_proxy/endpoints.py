@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -34,37 +33,11 @@ from llm_proxy.wire.errors import anthropic_error, error_headers, openai_error, 
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Usage
+from toolpolicy.jsonbody import read_json_object
+from toolpolicy.names import model_name
 from toolpolicy.types import ModelTarget
 
 logger = logging.getLogger(__name__)
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, read up to `limit` bytes; otherwise an error that says what is wrong."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
-    parts: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
-        parts.append(part)
-    raw = b"".join(parts)
-    if not raw:
-        raise InvalidRequest("the request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 text") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _stream_flag(body: dict[str, Any]) -> bool:
@@ -78,7 +51,23 @@ def _messages(body: dict[str, Any]) -> list[Any]:
     value = body.get("messages")
     if not isinstance(value, list) or not value:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    for index, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
     return value
+
+
+def _model(body: dict[str, Any]) -> str:
+    """The requested model, refused before anything routes on it if it cannot name one."""
+    return model_name(requested_model(body))
+
+
+def _fallbacks(body: dict[str, Any]) -> list[str]:
+    return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks_of(body))]
+
+
+async def _read_body(request: Request, limit: int) -> dict[str, Any]:
+    return await read_json_object(request, limit, too_large=PayloadTooLarge)
 
 
 class Endpoints:
@@ -110,15 +99,15 @@ class Endpoints:
         relayed = False
         try:
             await self.pipeline.authenticate(exchange, request.headers)
-            body = await read_json(request, self.limit)
-            exchange.requested = requested_model(body)
+            body = await _read_body(request, self.limit)
+            exchange.requested = _model(body)
             operation, messages, input_tokens = await self._operation(request, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
             plan = await self.pipeline.admit(
                 exchange,
-                fallbacks_of(body),
+                _fallbacks(body),
                 input_tokens=input_tokens,
                 max_output_tokens=max_output_tokens(body) if chat else 0,
                 choices=choices_of(body) if chat else 1,
@@ -231,8 +220,8 @@ class Endpoints:
         exchange = self.pipeline.begin(request.headers, "anthropic", "count_tokens")
         try:
             principal = await self.pipeline.authenticate(exchange, request.headers)
-            body = await read_json(request, self.limit)
-            exchange.requested = requested_model(body)
+            body = await _read_body(request, self.limit)
+            exchange.requested = _model(body)
             authorize(principal, ModelTarget.parse(exchange.requested)).raise_if_denied()
             messages = _messages(body)
             system = body.get("system")
@@ -241,6 +230,11 @@ class Endpoints:
             return JSONResponse({"input_tokens": count}, headers={"x-request-id": exchange.request_id})
         except GatewayError as exc:
             response = self._error(exchange, exc)
+            self.pipeline.finish(exchange)
+            return response
+        except Exception:
+            logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
+            response = self._error(exchange, GatewayError("internal error; the gateway logged the details"))
             self.pipeline.finish(exchange)
             return response
 

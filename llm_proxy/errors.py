@@ -20,14 +20,13 @@ adapter sees a foreign exception. Each error classifies itself for the router::
 
 from __future__ import annotations
 
-from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge as AnyPayloadTooLarge
 
 _CLIENT_FAULTS = frozenset({400, 413, 422})
 _RETRYABLE = frozenset({408, 409, 425, 429})
 
 
-class PayloadTooLarge(InvalidRequest):
-    status = 413
+class PayloadTooLarge(AnyPayloadTooLarge):
     code = "request_too_large"
 
 

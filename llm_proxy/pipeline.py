@@ -29,6 +29,7 @@ from toolpolicy.credentials import presented_key
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Admission, Call, Usage
+from toolpolicy.names import header_value
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, start_server_span
 from toolpolicy.types import ModelTarget, Principal
@@ -73,7 +74,7 @@ class Exchange:
         if self.trace.attempts:
             headers["x-isthmus-attempts"] = str(self.trace.attempts)
         if self.trace.route:
-            headers["x-isthmus-route"] = self.trace.route
+            headers["x-isthmus-route"] = header_value(self.trace.route)
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
@@ -173,14 +174,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return max(0.0, float(millis) / 1000)
+            return _finite_seconds(millis) / 1000
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _finite_seconds(value)
     except ValueError:
         pass
     try:
@@ -188,3 +189,11 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _finite_seconds(text: str) -> float:
+    """A non-negative number of seconds; `inf`, `nan` or `1e309` from a provider is as unreadable as `soon`."""
+    seconds = float(text)
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite number of seconds: {text!r}")
+    return max(0.0, seconds)

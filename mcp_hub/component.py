@@ -65,7 +65,13 @@ class McpHub:
         )
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)
-        self.endpoint = McpEndpoint(governance.keys, enabled.keys(), lambda: self._manager, self.code_mode_servers)
+        self.endpoint = McpEndpoint(
+            governance.keys,
+            enabled.keys(),
+            lambda: self._manager,
+            self.code_mode_servers,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         self.rest = RestApi(governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers)
         self._code_mode_state = "stopped"
         self._code_mode_error: str | None = None

@@ -1,10 +1,14 @@
 """`/mcp` and `/mcp/<server>`: authenticate the key, then hand the request to the SDK's Streamable HTTP manager.
 
-Pure ASGI. What it adds in front of the SDK transport (which does Host/Origin checks, the body size cap, sessions,
-both eras, and JSON-RPC parsing):
+Pure ASGI. What it adds in front of the SDK transport (which does Host/Origin checks, sessions, both eras, and
+JSON-RPC parsing):
 
 - a missing, unknown, revoked or expired key gets 401 with a JSON-RPC error body, before anything else;
 - `/mcp/<server>` for a server that is not configured (or disabled) gets 404;
+- a POST body goes through the gateway's shared reader and decoder first (`toolpolicy.jsonbody`), so it is held
+  to `mcp.max_body_bytes` while it streams in (413 with a JSON-RPC error body, where the SDK answers plain text)
+  and refused with a JSON-RPC parse error when it is JSON the SDK would pass on but nothing behind it can use:
+  `NaN`, `Infinity`, `1e309` (the SDK's modern-era parser takes them, and lone `\ud800` escapes too);
 - the request's `Caller` goes into the scope for the handlers, and the key's identity into `scope["user"]`, so
   the SDK binds each 2025-era session to the key (and endpoint) that opened it: another key presenting the same
   `Mcp-Session-Id` is told the session does not exist.
@@ -21,14 +25,16 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mcp_hub.access import Caller, narrowing
 from mcp_hub.errors import UnknownServer
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
-from toolpolicy.errors import GatewayError, ServiceUnavailable
+from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
+from toolpolicy.jsonbody import decode_json, read_body
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings
 
@@ -38,8 +44,13 @@ LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 
 
-def jsonrpc_error_response(error: GatewayError, *, request_id: object = None) -> Response:
-    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": error.jsonrpc_code, "message": error.message}}
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+
+def jsonrpc_error_response(error: GatewayError, *, request_id: object = None, code: int | None = None) -> Response:
+    code = error.jsonrpc_code if code is None else code
+    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": error.message}}
     headers = {"WWW-Authenticate": 'Bearer realm="isthmus"'} if error.status == 401 else None
     return Response(json.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
 
@@ -72,11 +83,14 @@ class McpEndpoint:
         servers: Collection[str],
         manager: Callable[[], StreamableHTTPSessionManager | None],
         code_mode_servers: frozenset[str] = frozenset(),
+        *,
+        max_body_bytes: int,
     ) -> None:
         self.keys = keys
         self.servers = servers
         self.manager = manager
         self.code_mode_servers = code_mode_servers
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -98,7 +112,27 @@ class McpEndpoint:
             await jsonrpc_error_response(ServiceUnavailable("the key store is unreachable"))(scope, receive, send)
             return
         assert secret is not None
+        if scope.get("method") == "POST":
+            try:
+                receive = await self._checked_body(scope, receive)
+            except PayloadTooLarge as exc:
+                await jsonrpc_error_response(exc, code=INVALID_REQUEST)(scope, receive, send)
+                return
+            except InvalidRequest as exc:
+                await jsonrpc_error_response(exc, code=PARSE_ERROR)(scope, receive, send)
+                return
         scope[CALLER_SCOPE_KEY] = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers)
         token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=server or "*")
         scope["user"] = AuthenticatedUser(token)
         await manager.handle_request(scope, receive, send)
+
+    async def _checked_body(self, scope: Scope, receive: Receive) -> Receive:
+        """Read and check the body, then hand the SDK a `receive` that replays it."""
+        body = await read_body(Request(scope, receive), self.max_body_bytes)
+        decode_json(body)
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        return replay

@@ -2,7 +2,7 @@
 
     GatewayError (toolpolicy.errors)        status  JSON-RPC
     ├── InvalidRequest                       400     -32602
-    │   └── PayloadTooLarge                  413              a REST body over `mcp.max_body_bytes`
+    │   └── PayloadTooLarge                  413              a body over `mcp.max_body_bytes` (toolpolicy's)
     ├── NotFound                             404     -32602
     │   ├── UnknownTool      a tool that does not exist, or that the key may not see: one answer for both
     │   │   └── CodeModeOnly a tool the key uses through Code Mode, called directly: says how to reach it
@@ -20,12 +20,7 @@ JSON-RPC errors. Each edge renders these once, from their attributes.
 
 from __future__ import annotations
 
-from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
-
-
-class PayloadTooLarge(InvalidRequest):
-    status = 413
-    code = "payload_too_large"
+from toolpolicy.errors import GatewayError, NotFound
 
 
 class UnknownTool(NotFound):

@@ -10,10 +10,8 @@ Errors use the OpenAI error envelope; a tool error is a 200 result with `"isErro
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,12 +19,13 @@ from starlette.routing import Route
 
 from mcp_hub.access import Caller, narrowing
 from mcp_hub.disconnect import unless_disconnected
-from mcp_hub.errors import PayloadTooLarge
 from mcp_hub.tools import HubTools
 from toolpolicy import sanitize
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.jsonbody import read_json_object
 from toolpolicy.keys import KeyResolver
+from toolpolicy.names import tool_name
 from toolpolicy.telemetry.tracing import request_span
 
 logger = logging.getLogger(__name__)
@@ -87,10 +86,11 @@ class RestApi:
 
     async def call_tool(self, request: Request) -> Response:
         caller = await self._caller(request)
-        body = await self._json_object(request)
+        body = await read_json_object(request, self.max_body_bytes)
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest("'name' must be the tool's name, e.g. 'time__get_current_time'", param="name")
+        tool_name(name)
         arguments = body.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidRequest("'arguments' must be a JSON object", param="arguments")
@@ -102,24 +102,3 @@ class RestApi:
         return JSONResponse(
             result.model_dump(mode="json", by_alias=True, exclude_none=True), headers={"x-request-id": request_id}
         )
-
-    async def _json_object(self, request: Request) -> dict[str, Any]:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-        if not body:
-            raise InvalidRequest('the request body is empty; send {"name": ..., "arguments": {...}}')
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        except UnicodeDecodeError:
-            raise InvalidRequest("the request body is not UTF-8 text") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-        return data

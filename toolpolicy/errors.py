@@ -13,7 +13,8 @@ Every denial carries what each edge needs to render it, so no handler builds an 
     │   └── ToolNotAllowed
     ├── LimitExceeded                 429     rate_limit_error        -32029   (retryable, Retry-After)
     ├── InvalidRequest                400     invalid_request_error   -32602
-    │   └── NotFound                  404
+    │   ├── NotFound                  404
+    │   └── PayloadTooLarge           413      a request body over its route's limit
     ├── Conflict                      409     invalid_request_error   -32602
     └── ServiceUnavailable            503     service_unavailable     -32053   (retryable)
 
@@ -103,6 +104,11 @@ class InvalidRequest(GatewayError):
 class NotFound(InvalidRequest):
     status = 404
     code = "not_found"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "payload_too_large"
 
 
 class Conflict(GatewayError):

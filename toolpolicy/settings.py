@@ -40,14 +40,15 @@ EntityName = Annotated[str, AfterValidator(_entity_name)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # Every number is finite: `.inf` in YAML or `1e309` anywhere is a config (or admin API) error naming the field.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class Budget(_Model):
     """A spend cap in USD over a period."""
 
-    max_usd: float = Field(gt=0)
-    """The most that may be spent in one period, in US dollars."""
+    max_usd: float = Field(gt=0, le=1_000_000_000)
+    """The most that may be spent in one period, in US dollars (at most a billion: counters hold nano-dollars)."""
     period: BudgetPeriod | None = None
     """`1h`, `1d`, `1w`, `1M`, or null for a lifetime cap."""
     rolling: bool = False
@@ -392,6 +393,10 @@ class GatewaySettings(_Model):
     """Bearer token of the `/admin` API; with none, the admin API refuses every request."""
     metrics_token: SecretStr | None = None
     """Bearer token that opens `/metrics` only (the admin key opens it too); with neither, `/metrics` answers 401."""
+    admin_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body the `/admin` API accepts; larger bodies get 413."""
+    authorize_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest request body `/v1/authorize` accepts; larger bodies get 413."""
     key_cache_ttl: float = Field(default=5.0, ge=0)
     """Seconds a resolved virtual key is cached: the bound on how late other replicas see a revocation."""
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)

@@ -24,12 +24,21 @@ _MESSAGES_FIELDS = frozenset(
 )
 
 
+def _text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text", "")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}.text must be a string", param=f"{where}.text")
+    return text
+
+
 def _block_to_part(block: Any, where: str) -> dict[str, Any]:
     kind = block.get("type") if isinstance(block, dict) else None
     if kind == "text":
-        return {"type": "text", "text": block.get("text", "")}
+        return {"type": "text", "text": _text(block, where)}
     if kind in ("image", "document"):
-        source = block.get("source") or {}
+        source = block.get("source")
+        if not isinstance(source, dict):
+            raise InvalidRequest(f"{where}.source must be an object", param=f"{where}.source")
         if source.get("type") == "base64":
             url = f"data:{source.get('media_type')};base64,{source.get('data')}"
             if kind == "image":
@@ -62,6 +71,8 @@ def messages_to_chat(body: dict[str, Any], model: str) -> dict[str, Any]:
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             raise InvalidRequest(f"{where}: role must be 'user' or 'assistant'", param=f"{where}.role")
         content = message.get("content")
+        if not isinstance(content, str | list):
+            raise InvalidRequest(f"{where}.content must be a string or an array of blocks", param=f"{where}.content")
         blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
         if message["role"] == "assistant":
             messages.append(_assistant_message(blocks, where))
@@ -86,7 +97,8 @@ def messages_to_chat(body: dict[str, Any], model: str) -> dict[str, Any]:
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = body[name]
-    user = (body.get("metadata") or {}).get("user_id")
+    metadata = body.get("metadata")
+    user = metadata.get("user_id") if isinstance(metadata, dict) else None
     if isinstance(user, str):
         out["user"] = user
     if body.get("tools"):
@@ -111,10 +123,10 @@ def messages_to_chat(body: dict[str, Any], model: str) -> dict[str, Any]:
 def _assistant_message(blocks: list[Any], where: str) -> dict[str, Any]:
     text: list[str] = []
     calls: list[dict[str, Any]] = []
-    for block in blocks:
+    for number, block in enumerate(blocks):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            text.append(block.get("text", ""))
+            text.append(_text(block, f"{where}.content[{number}]"))
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             calls.append(

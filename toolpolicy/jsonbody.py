@@ -1,0 +1,125 @@
+"""Request bodies at every JSON edge: read under a size limit, then decoded with bounds, or refused with a 4xx.
+
+One reader and one decoder serve `/v1/authorize`, the admin API, the LLM routes, the MCP REST routes and `/mcp`,
+so no edge can turn hostile JSON into a 500 or a dropped connection:
+
+- the size limit is checked against `Content-Length` first and then while the body streams in, so an oversized
+  body is never held in memory whole;
+- decoding is pydantic-core's (jiter): nesting is bounded (`MAX_DEPTH`), integers past Python's 4300-digit
+  conversion limit are refused, and so are invalid UTF-8 and lone UTF-16 surrogate escapes (`"\\ud800"`), which
+  no provider, upstream or store could encode later;
+- `NaN`, `Infinity` and literals that overflow to infinity (`1e309`) are refused, naming where they are.
+
+This module reads only what it is given (a body source with `headers` and `stream()`), so it imports no web
+framework.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import pydantic_core
+
+from toolpolicy.errors import InvalidRequest, PayloadTooLarge
+from toolpolicy.validation import loc_path
+
+MAX_DEPTH = 200
+"""How deep arrays and objects may nest: pydantic-core's fixed recursion limit, far above any real request."""
+
+# A non-finite number can only come from one of these; a body without any is not walked at all.
+_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+
+
+class BodySource(Protocol):
+    """What the edges' requests offer (a Starlette `Request` is one)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+async def read_body(source: BodySource, limit: int, *, too_large: type[PayloadTooLarge] = PayloadTooLarge) -> bytes:
+    """The whole body, or `too_large` as soon as it is known to be over `limit` bytes."""
+    declared = source.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"the request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in source.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(f"the request body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def decode_json(raw: bytes, *, what: str = "the request body") -> Any:
+    """`raw` as JSON within the bounds above, or an InvalidRequest saying what is wrong with it."""
+    if not raw.strip():
+        raise InvalidRequest(f"{what} is empty; send a JSON object")
+    try:
+        value = pydantic_core.from_json(raw, allow_inf_nan=True, cache_strings=False)
+    except ValueError as exc:
+        raise InvalidRequest(_describe(str(exc), what)) from None
+    if _MAYBE_NON_FINITE.search(raw):
+        _refuse_non_finite(value)
+    return value
+
+
+def decode_json_object(raw: bytes, *, what: str = "the request body") -> dict[str, Any]:
+    value = decode_json(raw, what=what)
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{what} must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+async def read_json_object(
+    source: BodySource, limit: int, *, too_large: type[PayloadTooLarge] = PayloadTooLarge
+) -> dict[str, Any]:
+    """The body as a JSON object, read under `limit` bytes and decoded with `decode_json`."""
+    return decode_json_object(await read_body(source, limit, too_large=too_large))
+
+
+def _describe(problem: str, what: str) -> str:
+    if problem.startswith("recursion limit exceeded"):
+        return f"{what} nests arrays or objects deeper than {MAX_DEPTH} levels"
+    if problem.startswith("number out of range"):
+        return f"{what} has a number too large to represent ({problem})"
+    if problem.startswith("invalid unicode code point"):
+        return f"{what} is not UTF-8 text ({problem})"
+    if "surrogate" in problem or problem.startswith("unexpected end of hex escape"):
+        return f"{what} has a \\u escape that is not a character (a lone UTF-16 surrogate): {problem}"
+    return f"{what} is not valid JSON: {problem}"
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """Raise naming a NaN or infinite number, e.g. `budgets[0].max_usd: ...`."""
+    pending: list[tuple[Any, tuple[int | str, ...]]] = [(value, ())]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                where = loc_path(path)
+                raise InvalidRequest(
+                    f"{where or 'the request body'}: numbers must be finite (NaN, Infinity and overflowing "
+                    "literals such as 1e309 are not accepted)",
+                    param=where or None,
+                )
+        elif isinstance(item, dict):
+            pending.extend((child, (*path, key)) for key, child in item.items())
+        elif isinstance(item, list):
+            pending.extend((child, (*path, index)) for index, child in enumerate(item))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
