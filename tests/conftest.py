@@ -11,9 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.toolpolicy.limits_support import RedisServer
 
 POSTGRES_URL = os.environ.get("ISTHMUS_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("ISTHMUS_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -78,3 +81,16 @@ async def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     finally:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await connection.close()
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A redis-server of the test's own on a free port, which the test may kill and restart."""
+    from tests.toolpolicy.limits_support import RedisServer  # it imports this module
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

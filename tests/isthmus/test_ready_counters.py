@@ -17,23 +17,6 @@ from toolpolicy.runtime import Governance
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def kill(server: RedisServer) -> None:
-    assert server.process is not None
-    server.process.kill()
-    server.process.wait(timeout=10)
-    server.process = None
-
-
 @asynccontextmanager
 async def gateway(
     tmp_path: Path, redis: RedisServer | None, on_error: str = "deny"
@@ -57,7 +40,7 @@ async def test_not_ready_while_the_counters_are_down_and_requests_would_be_denie
     async with gateway(tmp_path, private_redis, "deny") as client:
         up = await client.get("/ready")
         assert up.status_code == 200 and up.json()["counters"] == {"status": "ok", "backend": "redis"}
-        kill(private_redis)
+        private_redis.kill()
         down = await client.get("/ready")
         assert down.status_code == 503 and down.json()["status"] == "not ready"
         assert down.json()["counters"]["status"] == "down"
@@ -71,7 +54,7 @@ async def test_ready_but_degraded_while_the_counters_are_down_and_requests_fall_
     tmp_path: Path, private_redis: RedisServer
 ) -> None:
     async with gateway(tmp_path, private_redis, "allow") as client:
-        kill(private_redis)
+        private_redis.kill()
         down = await client.get("/ready")
         assert down.status_code == 200 and down.json()["status"] == "ready"
         assert down.json()["counters"]["status"] == "degraded"

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -290,16 +289,6 @@ async def test_a_denied_model_consumes_no_limit(store_target: StoreTarget) -> No
         with pytest.raises(PermissionDenied):
             await governance.governor.admit(Call("r", who, ModelTarget.parse("other/model")))
         await spend(governance, who, target="mock/free")
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_a_redis_restart_keeps_budgets_and_denies_while_down(

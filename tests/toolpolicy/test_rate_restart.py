@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,8 @@ from toolpolicy.types import ModelTarget, Principal, ToolTarget
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def kill_and_restart(server: RedisServer) -> None:
-    """SIGKILL, then start again: no persistence is configured, so every counter is gone."""
-    assert server.process is not None
-    server.process.kill()
-    server.process.wait(timeout=10)
-    server.process = None
+    server.kill()
     server.start()
 
 
