@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import StoreTarget
 from toolpolicy.audit import AuditRecord, AuditWriter
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.errors import InvalidRequest
-from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog, AuditQuery
 
 pytestmark = pytest.mark.anyio
@@ -87,16 +84,6 @@ async def test_an_overfull_buffer_drops_the_oldest_and_counts_them() -> None:
     for index in range(8):
         writer.emit(record(index))
     assert writer.pending == 5 and writer.dropped == 3
-
-
-@pytest.fixture
-async def audit_log(store_target: StoreTarget) -> AsyncIterator[AuditLog]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield AuditLog(store)
-    finally:
-        await store.close()
 
 
 async def test_queries_filter_and_paginate_newest_first(audit_log: AuditLog) -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,16 +34,6 @@ def record(index: int, **fields: object) -> AuditRecord:
     }
     values.update(fields)
     return AuditRecord(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def audit_log(store_target: StoreTarget) -> AsyncIterator[AuditLog]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield AuditLog(store)
-    finally:
-        await store.close()
 
 
 async def test_an_untouched_chain_verifies(audit_log: AuditLog) -> None:

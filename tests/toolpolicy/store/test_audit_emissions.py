@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, update
 
-from tests.conftest import StoreTarget
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
-from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog, record_hash
 from toolpolicy.store.schema import AuditChainRow, AuditRow
 
@@ -24,16 +21,6 @@ def numbered(first: int, last: int) -> list[Emitted[AuditRecord]]:
         Emitted(n, AuditRecord(f"r{n}", "llm", "openai/gpt-4o", "allow", 200, 1.0, ts=START + timedelta(hours=n)))
         for n in range(first, last + 1)
     ]
-
-
-@pytest.fixture
-async def audit_log(store_target: StoreTarget) -> AsyncIterator[AuditLog]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield AuditLog(store)
-    finally:
-        await store.close()
 
 
 async def test_writers_that_wrote_everything_verify(audit_log: AuditLog) -> None:
