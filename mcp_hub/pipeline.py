@@ -48,7 +48,9 @@ def error_result(message: str) -> types.CallToolResult:
 
 def argument_details(arguments: dict[str, Any] | None, *, record: bool) -> dict[str, Any]:
     """The audit details of a call's arguments: size and SHA-256 of their canonical JSON, and themselves if `record`."""
-    encoded = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Arguments built in Code Mode may hold lone surrogates: hash them as they are rather than fail the call.
+    encoded = canonical.encode(errors="surrogatepass")
     details: dict[str, Any] = {"arguments_size": len(encoded), "arguments_sha256": hashlib.sha256(encoded).hexdigest()}
     if record:
         details["arguments"] = arguments or {}

@@ -1,0 +1,34 @@
+"""The audit details of a tool call's arguments."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from hypothesis import given, settings, strategies as st
+
+from mcp_hub.pipeline import argument_details
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def test_arguments_with_a_lone_surrogate_are_hashed_not_refused() -> None:
+    # Code Mode's sandbox can build such a string; the call must still be audited.
+    details = argument_details({"query": "\ud800"}, record=False)
+    assert (
+        details["arguments_sha256"] == hashlib.sha256('{"query":"\ud800"}'.encode(errors="surrogatepass")).hexdigest()
+    )
+    assert details["arguments_size"] == 9 and "arguments" not in details
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.dictionaries(st.text(), json_values, max_size=5))
+def test_any_arguments_get_a_size_and_a_stable_digest(arguments: dict[str, Any]) -> None:
+    first = argument_details(arguments, record=True)
+    assert first == argument_details(dict(reversed(list(arguments.items()))), record=True)
+    assert first["arguments_size"] >= 2 and len(first["arguments_sha256"]) == 64
+    assert first["arguments"] == arguments
