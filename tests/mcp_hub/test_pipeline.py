@@ -19,10 +19,9 @@ json_values = st.recursive(
 def test_arguments_with_a_lone_surrogate_are_hashed_not_refused() -> None:
     # Code Mode's sandbox can build such a string; the call must still be audited.
     details = argument_details({"query": "\ud800"}, record=False)
-    assert (
-        details["arguments_sha256"] == hashlib.sha256('{"query":"\ud800"}'.encode(errors="surrogatepass")).hexdigest()
-    )
-    assert details["arguments_size"] == 9 and "arguments" not in details
+    canonical = '{"query":"\ud800"}'.encode(errors="surrogatepass")
+    assert details["arguments_sha256"] == hashlib.sha256(canonical).hexdigest()
+    assert details["arguments_size"] == len(canonical) and "arguments" not in details
 
 
 @settings(max_examples=100, deadline=None, database=None)
