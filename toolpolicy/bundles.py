@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from toolpolicy.settings import McpServerSettings
 
 SEPARATOR = "__"
+"""Between server and tool in the hub's names (`mcp_hub.naming`, which this layer cannot import)."""
 HUB_URI_SCHEME = "isthmus://"
+"""The scheme of the hub's resource URIs (`mcp_hub.naming.hub_uri`)."""
 BUNDLE_NAME = re.compile(r"^[a-z0-9-]+$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -90,9 +92,12 @@ def _rename_problems(
 ) -> list[str]:
     """Renames (tool -> new name) of one server that take a name already in use.
 
-    `known` holds the server's tools the config names (they exist, or will); `taken` maps names already given by
-    renames in force (a server-level one, seen from a bundle) to their tool.
+    `path` is the overrides' config path: `mcp_servers.<server>.overrides` (keyed by tool) or
+    `mcp_bundles.<bundle>.overrides` (keyed by `<server>__<tool>`). `known` holds the server's tools the config
+    names (they exist, or will); `taken` maps names already given by renames in force (a server-level one, seen
+    from a bundle) to their tool.
     """
+    prefix = "" if path.startswith("mcp_servers.") else f"{server}{SEPARATOR}"
     problems: list[str] = []
     given: dict[str, str] = {}
     for tool, new in sorted(renames.items()):
@@ -105,12 +110,8 @@ def _rename_problems(
         else:
             given[new] = tool
             continue
-        problems.append(f"{path}.{_key(path, server, tool)}.rename: {new!r} clashes with {clash}")
+        problems.append(f"{path}.{prefix}{tool}.rename: {new!r} clashes with {clash}")
     return problems
-
-
-def _key(path: str, server: str, tool: str) -> str:
-    return tool if path.startswith("mcp_servers.") else f"{server}{SEPARATOR}{tool}"
 
 
 def _server_problems(servers: Mapping[str, McpServerSettings]) -> list[str]:
@@ -141,7 +142,7 @@ def _split_tools(names: Iterable[str]) -> dict[str, set[str]]:
 def _bundle_problems(name: str, bundle: McpBundleSettings, servers: Mapping[str, McpServerSettings]) -> list[str]:
     path = f"mcp_bundles.{name}"
     problems: list[str] = []
-    if not BUNDLE_NAME.match(name) or SEPARATOR in name:
+    if not BUNDLE_NAME.match(name):
         problems.append(f"{path}: bundle name {name!r} must be lowercase letters, digits and single '-'")
     if name in servers:
         problems.append(f"{path}: clashes with mcp_servers.{name}; a bundle and a server cannot share /mcp/{name}")
