@@ -3,7 +3,7 @@
 A tool is visible when every filter agrees (each can only narrow what the one before allowed):
 
 1. the server is configured, enabled and live, and its server-level `tools` globs expose the tool (the catalog);
-2. the endpoint: `/mcp` sees every server, `/mcp/<server>` one;
+2. the endpoint: `/mcp` sees every server, `/mcp/<server>` one, `/mcp/<bundle>` what the bundle selects;
 3. the key's allowlist (`mcp: {server: [tool globs]}`, deny by default): `toolpolicy.decide.tool_allowed`;
 4. the client's `x-isthmus-tools` header, if sent: globs over `<server>__<tool>` (on `/mcp/<server>` the bare
    tool name matches too).
@@ -11,7 +11,10 @@ A tool is visible when every filter agrees (each can only narrow what the one be
 How a visible tool is offered is one more per-caller fact: directly, or through Code Mode's meta-tools when the
 key's `code_mode` says so, or (the key saying nothing) its server's `code_mode` does.
 
-Prompts and resources are not tools: a key sees those of every server its allowlist names.
+Prompts and resources are not tools: a key sees those of every server its allowlist names (on `/mcp/<bundle>`,
+those the bundle selects too).
+
+Every filter names the real tool (`<server>__<upstream name>`): overrides only change what clients are shown.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import mcp_types as types
 from starlette.datastructures import Headers
 
-from mcp_hub.catalog import Entry
+from mcp_hub.bundles import Bundle
+from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.naming import qualified
 from toolpolicy.decide import tool_allowed
 from toolpolicy.globs import GlobSet
@@ -50,6 +55,13 @@ class Caller:
     narrow: GlobSet | None = None
     code_mode_servers: frozenset[str] = frozenset()
     """The servers configured with `code_mode: true` (the key's own `code_mode` overrides them)."""
+    bundle: Bundle | None = None
+    """`/mcp/<bundle>`: only what the bundle selects, qualified names as on `/mcp` (`server` is then None)."""
+
+    @property
+    def endpoint(self) -> str:
+        """The path segment after `/mcp/` (a server or bundle name), or `*` for `/mcp`."""
+        return self.bundle.name if self.bundle is not None else self.server or "*"
 
     def in_code_mode(self, server: str) -> bool:
         """Whether this caller uses `server`'s tools through Code Mode rather than directly."""
@@ -63,13 +75,28 @@ class Caller:
         """Whether this caller may list and call `tool` of `server` (the catalog decides whether it exists)."""
         if not self.sees_server(server) or not tool_allowed(self.principal, server, tool):
             return False
+        if self.bundle is not None and not self.bundle.has_tool(server, tool):
+            return False
         if self.narrow is None:
             return True
         return self.narrow.matches(qualified(server, tool)) or (self.server is not None and self.narrow.matches(tool))
 
+    def sees_prompt(self, server: str, prompt: str) -> bool:
+        return self.sees_server(server) and (self.bundle is None or self.bundle.has_prompt(server, prompt))
+
+    def sees_resource(self, server: str, resource: types.Resource) -> bool:
+        return self.sees_server(server) and (self.bundle is None or self.bundle.has_resource(server, resource))
+
+    def sees_template(self, server: str, template: types.ResourceTemplate) -> bool:
+        return self.sees_server(server) and (self.bundle is None or self.bundle.has_template(server, template))
+
+    def sees_uri(self, catalog: Catalog, server: str, uri: str) -> bool:
+        """Whether this caller may read (or complete) `uri` of `server`."""
+        return self.sees_server(server) and (self.bundle is None or self.bundle.allows_uri(catalog, server, uri))
+
     def name_of(self, entry: Entry[Any]) -> str:
         """The name this caller knows an entry by."""
-        return entry.name if self.server is not None else entry.exposed
+        return entry.alias if self.server is not None else entry.exposed
 
     def same_grants(self, other: Principal) -> bool:
         """Whether `other` (a fresh resolution of the same key) grants, and offers, exactly what this one did."""

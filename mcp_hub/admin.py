@@ -1,4 +1,8 @@
-"""`GET /admin/mcp/servers`: every configured upstream, its health and what it lists, behind the admin key."""
+"""The hub's admin routes, behind the admin key.
+
+- `GET /admin/mcp/servers`: every configured upstream, its health, what it lists and its tool overrides;
+- `GET /admin/mcp/bundles`: every bundle, its patterns and overrides, and the tools it serves now.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mcp_hub.bundles import Bundle
+from mcp_hub.catalog import Catalog
 from mcp_hub.rest import error_response
 from mcp_hub.upstreams import Upstream
 from toolpolicy.credentials import require_admin as check_admin
@@ -31,13 +37,16 @@ def describe_upstream(upstream: Upstream) -> dict[str, Any]:
         **upstream.health.as_dict(),
         "timeout": upstream.settings.timeout,
         "tools": [tool.name for tool in snapshot.tools] if snapshot else [],
+        "overrides": {tool: override.as_config() for tool, override in upstream.settings.overrides.items()},
         "prompts": [prompt.name for prompt in snapshot.prompts] if snapshot else [],
         "resources": len(snapshot.resources) if snapshot else 0,
         "resource_templates": len(snapshot.templates) if snapshot else 0,
     }
 
 
-def admin_routes(governance: Governance, upstreams: Mapping[str, Upstream]) -> list[Route]:
+def admin_routes(
+    governance: Governance, upstreams: Mapping[str, Upstream], bundles: Mapping[str, Bundle], catalog: Catalog
+) -> list[Route]:
     async def servers(request: Request) -> Response:
         try:
             await require_admin(governance, request)
@@ -45,4 +54,14 @@ def admin_routes(governance: Governance, upstreams: Mapping[str, Upstream]) -> l
             return error_response(exc)
         return JSONResponse({"data": [describe_upstream(upstreams[name]) for name in sorted(upstreams)]})
 
-    return [Route("/admin/mcp/servers", servers, methods=["GET"])]
+    async def bundle_list(request: Request) -> Response:
+        try:
+            await require_admin(governance, request)
+        except GatewayError as exc:
+            return error_response(exc)
+        return JSONResponse({"data": [bundles[name].describe(catalog) for name in sorted(bundles)]})
+
+    return [
+        Route("/admin/mcp/servers", servers, methods=["GET"]),
+        Route("/admin/mcp/bundles", bundle_list, methods=["GET"]),
+    ]

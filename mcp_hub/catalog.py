@@ -17,6 +17,8 @@ import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
 from mcp_hub.naming import exposed_name
+from mcp_hub.overrides import aliases, overridden
+from toolpolicy.tool_overrides import ToolOverride
 
 logger = logging.getLogger(__name__)
 
@@ -48,38 +50,67 @@ class Snapshot:
         return frozenset(kinds)
 
 
+ServerOverrides = Mapping[str, Mapping[str, ToolOverride]]
+"""Tool overrides by server, then by the upstream's tool name."""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry(Generic[ItemT]):
-    """A tool or prompt of one server, with the name it has on `/mcp`."""
+    """A tool or prompt of one server, with the names it has on the hub's endpoints."""
 
     server: str
     name: str
-    """The upstream's own name (what `/mcp/<server>` shows)."""
+    """The upstream's own name: what calls upstream, allowlists, rate limits and audit records use."""
     exposed: str
-    """The name on `/mcp`: `<server>__<name>`, shortened when needed."""
+    """The name on `/mcp` (and `/mcp/<bundle>`): `<server>__<alias>`, shortened when needed."""
     item: ItemT
+    """What the upstream listed, with the description and annotations of any override (and the upstream's name)."""
+    alias: str
+    """The name within its server (what `/mcp/<server>` shows): the override's `rename`, else the upstream's name."""
+
+
+def place(server: str, named: Iterable[tuple[str, str, ItemT]], entries: dict[str, Entry[ItemT]]) -> None:
+    """Add one server's `(upstream name, alias, item)`s to `entries` under their exposed names, by alias."""
+    for name, alias, item in sorted(named, key=lambda named: (named[1], named[0])):
+        salt = 0
+        exposed = exposed_name(server, alias)
+        while exposed in entries:
+            # Two names that shorten alike: the later one (in the fixed order) takes another hash.
+            salt += 1
+            exposed = exposed_name(server, alias, salt=salt)
+        if salt:
+            logger.warning("MCP server %r: %r is exposed as %r (name collision)", server, alias, exposed)
+        entries[exposed] = Entry(server, name, exposed, item, alias)
 
 
 def _index(snapshots: Mapping[str, Iterable[ItemT]]) -> dict[str, Entry[ItemT]]:
     entries: dict[str, Entry[ItemT]] = {}
     for server in sorted(snapshots):
-        for item in sorted(snapshots[server], key=lambda item: item.name):
-            salt = 0
-            name = exposed_name(server, item.name)
-            while name in entries:
-                # Two upstream names that shorten alike: the later one (in the fixed order) takes another hash.
-                salt += 1
-                name = exposed_name(server, item.name, salt=salt)
-            if salt:
-                logger.warning("MCP server %r: %r is exposed as %r (name collision)", server, item.name, name)
-            entries[name] = Entry(server, item.name, name, item)
+        place(server, ((item.name, item.name, item) for item in snapshots[server]), entries)
+    return entries
+
+
+def _tool_index(
+    snapshots: Mapping[str, Iterable[types.Tool]], overrides: ServerOverrides
+) -> dict[str, Entry[types.Tool]]:
+    entries: dict[str, Entry[types.Tool]] = {}
+    for server in sorted(snapshots):
+        tools = list(snapshots[server])
+        mine = overrides.get(server, {})
+        renames = {name: o.rename for name, o in mine.items() if o.rename is not None}
+        shown = aliases(server, {t.name: t.name for t in tools}, renames, f"mcp_servers.{server}.overrides")
+        place(server, ((t.name, shown[t.name], overridden(t, mine.get(t.name))) for t in tools), entries)
     return entries
 
 
 class Catalog:
-    """Every upstream's listings; rebuilt (cheaply) whenever one upstream's snapshot changes."""
+    """Every upstream's listings; rebuilt (cheaply) whenever one upstream's snapshot changes.
 
-    def __init__(self) -> None:
+    Server-level tool overrides are applied here, so every endpoint and Code Mode see them.
+    """
+
+    def __init__(self, overrides: ServerOverrides | None = None) -> None:
+        self.overrides: ServerOverrides = overrides or {}
         self._known: dict[str, Snapshot] = {}
         self._live: set[str] = set()
         self._tools: dict[str, Entry[types.Tool]] = {}
@@ -96,7 +127,7 @@ class Catalog:
         else:
             self._known[server] = snapshot
             self._live.add(server)
-        self._tools = _index({name: snap.tools for name, snap in self._known.items()})
+        self._tools = _tool_index({name: snap.tools for name, snap in self._known.items()}, self.overrides)
         self._prompts = _index({name: snap.prompts for name, snap in self._known.items()})
         self._templates[server] = _compile(server, snapshot.templates if snapshot else ())
         kinds = (snapshot or Snapshot()).changed_kinds(before)
@@ -115,9 +146,13 @@ class Catalog:
         """A tool by its `/mcp` name, live or remembered from a server that is down."""
         return self._tools.get(exposed)
 
-    def tool_of(self, server: str, name: str) -> Entry[types.Tool] | None:
-        """A tool by server and upstream name, live or remembered."""
-        return next((e for e in self._tools.values() if e.server == server and e.name == name), None)
+    def tool_named(self, server: str, alias: str) -> Entry[types.Tool] | None:
+        """A tool by server and the name it has there (`/mcp/<server>`), live or remembered."""
+        return next((e for e in self._tools.values() if e.server == server and e.alias == alias), None)
+
+    def all_tools(self) -> list[Entry[types.Tool]]:
+        """Every tool, live or remembered from a server that is down, in order."""
+        return list(self._tools.values())
 
     def prompts(self) -> list[Entry[types.Prompt]]:
         return [entry for entry in self._prompts.values() if entry.server in self._live]
@@ -141,6 +176,17 @@ class Catalog:
             for server in sorted(self._live)
             for template in sorted(self._known[server].templates, key=lambda t: t.uri_template)
         ]
+
+    def resource_at(self, server: str, uri: str) -> types.Resource | None:
+        """The resource `server` lists at `uri`, if it is live and does."""
+        known = self._known.get(server) if server in self._live else None
+        return next((r for r in known.resources if r.uri == uri), None) if known else None
+
+    def templates_matching(self, server: str, uri: str) -> list[types.ResourceTemplate]:
+        """The URI templates of `server` that `uri` matches."""
+        if server not in self._live:
+            return []
+        return [template for compiled, template in self._templates.get(server, []) if compiled.match(uri)]
 
     def owner_of(self, uri: str, servers: Iterable[str]) -> str | None:
         """The one server among `servers` that lists `uri` or has a template matching it (None if none or several).

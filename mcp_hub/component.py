@@ -16,6 +16,7 @@ import anyio
 from starlette.routing import BaseRoute, Route
 
 from mcp_hub.admin import admin_routes
+from mcp_hub.bundles import build_bundles
 from mcp_hub.catalog import Catalog, Snapshot
 from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import McpEndpoint, transport_security
@@ -37,14 +38,17 @@ VERSION = "0.1.0"
 
 
 class McpHub:
-    """Upstream MCP servers served to each virtual key as one MCP server, at `/mcp` and `/mcp/<server>`."""
+    """Upstream MCP servers served to each virtual key as one MCP server, at `/mcp`, `/mcp/<server>` and
+    `/mcp/<bundle>`."""
 
     name = "mcp"
 
     def __init__(self, governance: Governance) -> None:
         self.governance = governance
         self.settings = governance.settings.mcp
-        self.catalog = Catalog()
+        servers = governance.settings.mcp_servers
+        self.catalog = Catalog({name: server.overrides for name, server in servers.items() if server.overrides})
+        self.bundles = build_bundles(governance.settings.mcp_bundles)
         self.feed = ChangeFeed()
         self.upstreams: dict[str, Upstream] = {
             name: build_upstream(name, server, self.settings)
@@ -71,8 +75,11 @@ class McpHub:
             lambda: self._manager,
             self.code_mode_servers,
             max_body_bytes=self.settings.max_body_bytes,
+            bundles=self.bundles,
         )
-        self.rest = RestApi(governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers)
+        self.rest = RestApi(
+            governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers, bundles=self.bundles
+        )
         self._code_mode_state = "stopped"
         self._code_mode_error: str | None = None
         self._manager: FairSessionManager | None = None
@@ -83,7 +90,7 @@ class McpHub:
             Route("/mcp", self.endpoint),
             Route("/mcp/{server}", self.endpoint),
             *self.rest.routes(),
-            *admin_routes(self.governance, self.upstreams),
+            *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog),
         ]
 
     async def start(self) -> None:

@@ -4,7 +4,8 @@ Pure ASGI. What it adds in front of the SDK transport (which does Host/Origin ch
 JSON-RPC parsing):
 
 - a missing, unknown, revoked or expired key gets 401 with a JSON-RPC error body, before anything else;
-- `/mcp/<server>` for a server that is not configured (or disabled) gets 404;
+- `/mcp/<name>` serves the server or the bundle of that name (config keeps the two apart); any other name, or a
+  disabled server, gets 404;
 - a POST body goes through the gateway's shared reader and decoder first (`toolpolicy.jsonbody`), so it is held
   to `mcp.max_body_bytes` while it streams in (413 with a JSON-RPC error body, where the SDK answers plain text)
   and refused with a JSON-RPC parse error when it is JSON the SDK would pass on but nothing behind it can use:
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -30,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_hub.access import Caller, narrowing
+from mcp_hub.bundles import Bundle
 from mcp_hub.errors import UnknownServer
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
@@ -85,12 +87,14 @@ class McpEndpoint:
         code_mode_servers: frozenset[str] = frozenset(),
         *,
         max_body_bytes: int,
+        bundles: Mapping[str, Bundle] | None = None,
     ) -> None:
         self.keys = keys
         self.servers = servers
         self.manager = manager
         self.code_mode_servers = code_mode_servers
         self.max_body_bytes = max_body_bytes
+        self.bundles: Mapping[str, Bundle] = bundles or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -98,7 +102,10 @@ class McpEndpoint:
             if manager is None:
                 raise ServiceUnavailable("the MCP hub is not running")
             server = scope.get("path_params", {}).get("server")
-            if server is not None and server not in self.servers:
+            bundle = self.bundles.get(server) if server is not None else None
+            if bundle is not None:
+                server = None
+            elif server is not None and server not in self.servers:
                 raise UnknownServer(server)
             headers = Headers(scope=scope)
             secret = presented_key(headers)
@@ -121,8 +128,9 @@ class McpEndpoint:
             except InvalidRequest as exc:
                 await jsonrpc_error_response(exc, code=PARSE_ERROR)(scope, receive, send)
                 return
-        scope[CALLER_SCOPE_KEY] = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers)
-        token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=server or "*")
+        caller = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers, bundle)
+        scope[CALLER_SCOPE_KEY] = caller
+        token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=caller.endpoint)
         scope["user"] = AuthenticatedUser(token)
         await manager.handle_request(scope, receive, send)
 

@@ -8,7 +8,8 @@
     │   │   └── CodeModeOnly a tool the key uses through Code Mode, called directly: says how to reach it
     │   ├── UnknownPrompt
     │   ├── UnknownResource
-    │   └── UnknownServer    `/mcp/<server>` for a server that is not configured (or is disabled)
+    │   ├── UnknownServer    `/mcp/<server>` for a server that is not configured (or is disabled)
+    │   └── UnknownBundle    `?bundle=<name>` on the REST routes for a bundle that is not configured
     └── UpstreamError                        502     -32603   the upstream failed or answered garbage
         ├── UpstreamRejected                 502     (the upstream's own code)   it answered with a JSON-RPC error
         ├── UpstreamUnavailable              503     -32000   not connected: names the server and its state
@@ -70,6 +71,13 @@ class UnknownServer(NotFound):
 
     def __init__(self, server: str) -> None:
         super().__init__(f"no MCP server named {server!r} is configured on this gateway")
+
+
+class UnknownBundle(NotFound):
+    code = "bundle_not_found"
+
+    def __init__(self, bundle: str) -> None:
+        super().__init__(f"no MCP bundle named {bundle!r} is configured on this gateway", param="bundle")
 
 
 class UpstreamError(GatewayError):

@@ -19,20 +19,33 @@ CODE_MODE_VIA = "code_mode"
 """The `via` of calls made by Code Mode programs, in the pipeline and in audit records."""
 
 
+def _endpoint_tools(caller: Caller, catalog: Catalog) -> list[Entry[types.Tool]]:
+    """The live tools of the caller's endpoint, named (and overridden) as that endpoint shows them."""
+    return caller.bundle.tools(catalog) if caller.bundle is not None else catalog.tools()
+
+
+def _lookup(caller: Caller, catalog: Catalog, name: str) -> Entry[types.Tool] | None:
+    if caller.bundle is not None:
+        return caller.bundle.index(catalog).get(name)
+    if caller.server is not None:
+        return catalog.tool_named(caller.server, name)
+    return catalog.tool(name)
+
+
 def tools_to_list(caller: Caller, catalog: Catalog) -> list[types.Tool]:
     """The tools `caller` calls directly, in the catalog's order, named as the caller will call them."""
     return [
         entry.item.model_copy(update={"name": caller.name_of(entry)})
-        for entry in catalog.tools()
+        for entry in _endpoint_tools(caller, catalog)
         if caller.may_use(entry.server, entry.name) and not caller.in_code_mode(entry.server)
     ]
 
 
 def code_mode_tools(caller: Caller, catalog: Catalog) -> list[Entry[types.Tool]]:
-    """The live tools `caller` may use through Code Mode, in the catalog's order."""
+    """The live tools `caller` may use through Code Mode, in the catalog's order (their `alias` is their name)."""
     return [
         entry
-        for entry in catalog.tools()
+        for entry in _endpoint_tools(caller, catalog)
         if caller.may_use(entry.server, entry.name) and caller.in_code_mode(entry.server)
     ]
 
@@ -43,10 +56,7 @@ def resolve_tool(caller: Caller, catalog: Catalog, name: str, *, via: str | None
     Raises UnknownTool for a name that does not exist and, with the very same error, for one the caller may not use.
     A direct call of a tool the caller uses through Code Mode gets CodeModeOnly, which says how to reach it.
     """
-    if caller.server is not None:
-        entry = catalog.tool_of(caller.server, name)
-    else:
-        entry = catalog.tool(name)
+    entry = _lookup(caller, catalog, name)
     if entry is None:
         raise UnknownTool(name)
     if not caller.may_use(entry.server, entry.name):
@@ -59,12 +69,16 @@ def resolve_tool(caller: Caller, catalog: Catalog, name: str, *, via: str | None
     return entry
 
 
-def name_for(caller: Caller, catalog: Catalog, server: str, tool: str) -> str:
-    """The name `caller` would call `tool` of `server` by (what `resolve_tool` maps back to that tool)."""
+def name_for(caller: Caller, catalog: Catalog, server: str, alias: str) -> str:
+    """The name `caller` would call the tool `alias` of `server` by (what `resolve_tool` maps back to that tool).
+
+    `alias` is the tool's name within its server as the caller's endpoint shows it (what Code Mode binds).
+    """
     if caller.server is not None:
-        return tool
-    entry = catalog.tool_of(server, tool)
-    return entry.exposed if entry is not None else qualified(server, tool)
+        return alias
+    entries = caller.bundle.index(catalog).values() if caller.bundle is not None else catalog.all_tools()
+    entry = next((e for e in entries if e.server == server and e.alias == alias), None)
+    return entry.exposed if entry is not None else qualified(server, alias)
 
 
 def named_target(caller: Caller, name: str) -> tuple[str | None, str]:

@@ -2,6 +2,7 @@
 
 - `GET /v1/mcp/tools`: the key's tools in OpenAI function-tool format (`x-isthmus-tools` narrows them too), with
   Code Mode's meta-tools in front of the servers the key uses through Code Mode, as on `/mcp`;
+- `?bundle=<name>` on either route: the tools of `/mcp/<name>` (an unknown bundle is 404);
 - `POST /v1/mcp/tools/call` with `{"name": ..., "arguments": {...}}`: the MCP `CallToolResult`, as JSON; a client
   that disconnects first cancels the call, upstream too, as on `/mcp`.
 
@@ -11,14 +12,16 @@ Errors use the OpenAI error envelope; a tool error is a 200 result with `"isErro
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_hub.access import Caller, narrowing
+from mcp_hub.bundles import Bundle
 from mcp_hub.disconnect import unless_disconnected
+from mcp_hub.errors import UnknownBundle
 from mcp_hub.tools import HubTools
 from toolpolicy import sanitize
 from toolpolicy.credentials import presented_key
@@ -51,11 +54,18 @@ def _rendering(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[
 
 class RestApi:
     def __init__(
-        self, keys: KeyResolver, tools: HubTools, max_body_bytes: int, code_mode_servers: frozenset[str] = frozenset()
+        self,
+        keys: KeyResolver,
+        tools: HubTools,
+        max_body_bytes: int,
+        code_mode_servers: frozenset[str] = frozenset(),
+        *,
+        bundles: Mapping[str, Bundle] | None = None,
     ) -> None:
         self.keys, self.tools = keys, tools
         self.max_body_bytes = max_body_bytes
         self.code_mode_servers = code_mode_servers
+        self.bundles: Mapping[str, Bundle] = bundles or {}
 
     def routes(self) -> list[Route]:
         return [
@@ -67,7 +77,11 @@ class RestApi:
         secret = presented_key(request.headers)
         principal = await self.keys.resolve(secret)
         assert secret is not None
-        return Caller(principal, secret, None, narrowing(request.headers), self.code_mode_servers)
+        name = request.query_params.get("bundle")
+        bundle = self.bundles.get(name) if name is not None else None
+        if name is not None and bundle is None:
+            raise UnknownBundle(name)
+        return Caller(principal, secret, None, narrowing(request.headers), self.code_mode_servers, bundle)
 
     async def list_tools(self, request: Request) -> Response:
         caller = await self._caller(request)

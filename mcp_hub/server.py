@@ -108,7 +108,7 @@ class Handlers:
         prompts = [
             entry.item.model_copy(update={"name": caller.name_of(entry)})
             for entry in self.catalog.prompts()
-            if caller.sees_server(entry.server)
+            if caller.sees_prompt(entry.server, entry.name)
         ]
         items, cursor = page(prompts, _cursor(params), self.page_size)
         return types.ListPromptsResult(prompts=items, next_cursor=cursor)
@@ -124,7 +124,7 @@ class Handlers:
         resources = [
             resource if caller.server else resource.model_copy(update={"uri": hub_uri(server, resource.uri)})
             for server, resource in self.catalog.resources()
-            if caller.sees_server(server)
+            if caller.sees_resource(server, resource)
         ]
         items, cursor = page(resources, _cursor(params), self.page_size)
         return types.ListResourcesResult(resources=items, next_cursor=cursor)
@@ -138,7 +138,7 @@ class Handlers:
             if caller.server
             else template.model_copy(update={"uri_template": hub_uri(server, template.uri_template)})
             for server, template in self.catalog.templates()
-            if caller.sees_server(server)
+            if caller.sees_template(server, template)
         ]
         items, cursor = page(templates, _cursor(params), self.page_size)
         return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=cursor)
@@ -173,7 +173,7 @@ class Handlers:
 
     def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
         entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)
-        if entry is None or not caller.sees_server(entry.server):
+        if entry is None or not caller.sees_prompt(entry.server, entry.name):
             raise UnknownPrompt(name)
         return entry
 
@@ -188,7 +188,7 @@ class Handlers:
             if owner is None:
                 raise UnknownResource(uri)
             server, inner = owner, uri
-        if server not in self.upstreams or not caller.sees_server(server):
+        if server not in self.upstreams or not caller.sees_uri(self.catalog, server, inner):
             raise UnknownResource(uri)
         return server, inner
 

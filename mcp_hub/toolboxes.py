@@ -2,8 +2,8 @@
 
 A Toolbox (Python names, stubs, search index) costs milliseconds to build for hundreds of tools, and every meta-tool
 call and listing needs one, so it is cached per everything that decides its contents: the key, its allowlist and
-`code_mode`, the endpoint, the `x-isthmus-tools` header, and the catalog's version (the cache empties when the
-catalog's tools change).
+`code_mode`, the endpoint (server or bundle), the `x-isthmus-tools` header, and the catalog's version (the cache
+empties when the catalog's tools change).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _grants(caller: Caller) -> Hashable:
     principal = caller.principal
     allowlist = tuple(sorted((server, globs.patterns) for server, globs in principal.mcp.items()))
     narrow = caller.narrow.patterns if caller.narrow is not None else None
-    return principal.key_id, allowlist, principal.code_mode, caller.server, narrow
+    return principal.key_id, allowlist, principal.code_mode, caller.endpoint, narrow
 
 
 class ToolboxCache:
@@ -50,7 +50,10 @@ class ToolboxCache:
             self._toolboxes.move_to_end(key)
             return toolbox
         entries = code_mode_tools(caller, self.catalog)
-        toolbox = Toolbox(ToolSpec.from_tool(entry.server, entry.item) for entry in entries)
+        # Programs call tools by the names (and read the descriptions) the endpoint shows, overrides included.
+        toolbox = Toolbox(
+            ToolSpec.from_tool(entry.server, entry.item.model_copy(update={"name": entry.alias})) for entry in entries
+        )
         self.built += 1
         self._toolboxes[key] = toolbox
         if len(self._toolboxes) > self.size:

@@ -20,9 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from toolpolicy.bundles import McpBundleSettings, bundle_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.server_settings import ServerSettings
+from toolpolicy.tool_overrides import ToolOverride
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -148,6 +150,8 @@ class McpServerSettings(_Model):
     """HTTP headers sent to a remote server, e.g. its Authorization."""
     tools: list[str] = Field(default_factory=lambda: ["*"])
     """Globs of the tools the gateway exposes at all from this server."""
+    overrides: dict[str, ToolOverride] = Field(default_factory=dict)
+    """Name, description and annotations clients see instead of the upstream's, by the upstream's tool name."""
     timeout: float = Field(default=60.0, gt=0)
     """Seconds a tool call may take."""
     enabled: bool = True
@@ -403,6 +407,8 @@ class GatewaySettings(_Model):
     """LLM providers by name."""
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     """Upstream MCP servers by name (`[a-z0-9-]+`)."""
+    mcp_bundles: dict[str, McpBundleSettings] = Field(default_factory=dict)
+    """Curated MCP servers by name, each served at `/mcp/<bundle>` (`toolpolicy.bundles`)."""
     mcp: McpHubSettings = Field(default_factory=McpHubSettings)
     """MCP hub settings: refresh, reconnection, size caps, allowed hosts."""
     code_mode: CodeModeSettings = Field(default_factory=CodeModeSettings)
@@ -501,6 +507,7 @@ class GatewaySettings(_Model):
                 for provider in getattr(key, field)
                 if provider not in self.providers
             )
+        problems.extend(bundle_problems(self.mcp_servers, self.mcp_bundles))
         if problems:
             raise ReferenceProblems(problems)
         return self
