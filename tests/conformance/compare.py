@@ -113,7 +113,7 @@ def load_known_gaps(path: Path) -> KnownGaps:
     known: KnownGaps = set()
     for version, scenarios in data.items():
         if not isinstance(version, str):
-            raise ValueError(f"{path}: spec version {version!r} must be a quoted string")
+            raise ValueError(f"{path}: spec version {version} must be quoted ('{version}'), or YAML reads a date")
         if not isinstance(scenarios, dict):
             raise ValueError(f"{path}: {version}: expected a mapping of scenarios to lists of check ids")
         for scenario, checks in scenarios.items():

@@ -57,8 +57,8 @@ def register_input_required_tools(mcp: MCPServer) -> None:
         responses = ctx.input_responses or {}
         if "capital_question" in responses:
             answer = responses["capital_question"]
-            ok = isinstance(answer, CreateMessageResult) and answer.content.type == "text"
-            return f"Model said: {answer.content.text if ok else '?'}"
+            said = answer.content if isinstance(answer, CreateMessageResult) else None
+            return f"Model said: {said.text if isinstance(said, TextContent) else '?'}"
         question = _sample("What is the capital of France?", 100)
         return InputRequiredResult(input_requests={"capital_question": question})
 

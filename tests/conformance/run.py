@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (NODE.exists() and SUITE_PACKAGE.exists()):
         print(f"the conformance suite is not installed in {INSTALL}: run `make conformance`", file=sys.stderr)
         return 2
+    try:
+        known = load_known_gaps(args.known_gaps)
+    except ValueError as exc:  # before anything starts: a broken list fails at once
+        print(exc, file=sys.stderr)
+        return 2
 
     began = time.monotonic()
     logs = INSTALL / "logs"
@@ -187,9 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     found = [gap for run in runs for gap in run.gaps]
     if args.update_gaps:
         # Versions that did not run keep their entries.
-        kept = {key for key in load_known_gaps(args.known_gaps) if key[0] not in versions}
-        args.known_gaps.write_text(GAPS_HEADER + dump_known_gaps(kept | {gap.key for gap in found}))
-    known = load_known_gaps(args.known_gaps)
+        known = {key for key in known if key[0] not in versions} | {gap.key for gap in found}
+        args.known_gaps.write_text(GAPS_HEADER + dump_known_gaps(known))
     verdict = judge(found, known, set(versions))
     problems = [problem for run in runs for problem in direct_failures(run.version, run.direct)]
 

@@ -40,7 +40,7 @@ from mcp.types import (
     TextResourceContents,
     UnsubscribeRequestParams,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from tests.conformance.input_required import register_input_required_tools
 
@@ -115,7 +115,7 @@ class DefaultsForm(BaseModel):
     verified: bool = Field(default=True, description="Verification status")
 
 
-def _titled(*options: tuple[str, str]) -> list[dict[str, str]]:
+def _titled(*options: tuple[str, str]) -> list[JsonValue]:
     return [{"const": value, "title": title} for value, title in options]
 
 
