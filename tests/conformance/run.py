@@ -147,10 +147,17 @@ def run_suites(direct: str, hub: str, versions: list[str], runs_dir: Path) -> li
         for version in versions
         for target, url in (("direct", direct), ("hub", hub))
     }
-    for (version, target), process in legs.items():
-        # The suite exits 1 on any failing check; what failed is read from its results, not its exit status.
-        if process.wait(timeout=600) not in (0, 1):
-            raise RuntimeError(f"the suite crashed on {version} {target}: see {runs_dir / f'{version}-{target}.log'}")
+    try:
+        for (version, target), process in legs.items():
+            # The suite exits 1 on any failing check; what failed is read from its results, not its exit status.
+            if process.wait(timeout=600) not in (0, 1):
+                log = runs_dir / f"{version}-{target}.log"
+                raise RuntimeError(f"the suite crashed on {version} {target}: see {log}")
+    finally:
+        for process in legs.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     results: list[VersionRun] = []
     for version in versions:
         direct_checks = read_results(runs_dir / f"{version}-direct")
