@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates lint typecheck install install-dev clean
+.PHONY: run test test-dates conformance lint typecheck install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,20 @@ test-dates: install-dev
 		echo "test-dates: $$date"; \
 		faketime -m "$$date" $(BIN)/python -m pytest -q -p no:cacheprovider tests/toolpolicy || exit 1; \
 	done
+
+# The official MCP conformance suite straight at tests/conformance/server.py and through the hub (docs/conformance.md).
+# The suite and the Node >= 22 it needs come from the npm registry, pinned by tests/conformance/package-lock.json,
+# into .conformance/ (Debian's Node 20 only runs npm here).
+CONFORMANCE := .conformance
+
+$(CONFORMANCE)/.installed: tests/conformance/package.json tests/conformance/package-lock.json
+	mkdir -p $(CONFORMANCE)
+	cp tests/conformance/package.json tests/conformance/package-lock.json $(CONFORMANCE)/
+	npm ci --prefix $(CONFORMANCE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+conformance: install-dev $(CONFORMANCE)/.installed
+	$(BIN)/python -m tests.conformance.run
 
 lint: install-dev
 	$(BIN)/ruff check .
