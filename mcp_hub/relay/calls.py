@@ -3,12 +3,12 @@
 A server-to-client message from an upstream (a sampling, elicitation or roots request; a log notice) belongs to the
 client request that caused the call it was sent during. How the hub finds that request:
 
-1. **Context** (Streamable HTTP and SSE upstreams, and every 2026-07-28 upstream): the hub's client reads a message
-   that rides a call's own stream with the context of the task that made the call, and the 2026-07-28 driver of
+1. **Context** (Streamable HTTP upstreams, and every 2026-07-28 upstream): the hub's client reads a message that
+   rides a call's own stream with the context of the task that made the call, and the 2026-07-28 driver of
    `InputRequiredResult` rounds runs in that task itself; the `CURRENT_CALL` variable set around the upstream call
    is visible there.
-2. **In-flight registry** (stdio upstreams; anything arriving on an HTTP upstream's GET stream): the wire does not
-   say which call a request belongs to, so the hub looks at the calls in flight on that upstream. One call, or
+2. **In-flight registry** (stdio and SSE upstreams; anything on a Streamable HTTP upstream's GET stream): the wire
+   does not say which call a request belongs to, so the hub looks at the calls in flight on that upstream. One call, or
    several from one client session, settle it. Calls from several clients at once make it ambiguous, and the hub
    then refuses the request (the upstream gets an error) rather than ask the wrong person.
 

@@ -42,6 +42,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
             "ask": asking_server(),
             "askweb": {"url": url, "protocol": "legacy"},
             "brief": asking_server(timeout=1, elicitation_timeout=1),
+            "ask26": {**asking_server(), "protocol": "auto"},  # the hub speaks 2026-07-28 to this one
         }
         async with serving(hub_settings(tmp_path_factory.mktemp("relay"), servers)) as started:
             yield started
@@ -108,12 +109,58 @@ async def test_a_client_that_did_not_declare_sampling_is_not_asked_and_the_call_
     assert "client answered error -32601" in text(result)
 
 
+async def test_a_2026_upstreams_input_round_is_answered_by_the_calling_2025_client(gateway: Gateway) -> None:
+    assert gateway.hub.upstreams["ask26"].health.protocol_version == "2026-07-28"
+    async with gateway.client(FULL_KEY, "legacy", server="ask26", sampling_callback=sample) as client:
+        with anyio.fail_after(20):
+            result = await client.call_tool("dual_llm", {"prompt": "Eve"})
+    assert not result.is_error, text(result)
+    assert json.loads(text(result))["content"] == {"type": "text", "text": "the model says hi to Eve"}
+
+
 async def test_a_2026_client_asked_to_sample_gets_an_error_never_a_success(gateway: Gateway) -> None:
     async with gateway.client(FULL_KEY, "2026-07-28", server="ask", sampling_callback=sample) as client:
         with anyio.fail_after(20):
             result = await client.call_tool("ask_llm", {"prompt": "Ada"})
     assert result.is_error
     assert "client answered error -32601: the client uses MCP 2026-07-28" in text(result)
+
+
+async def test_on_a_stdio_server_busy_with_two_clients_a_request_goes_to_neither(gateway: Gateway) -> None:
+    asked_first: list[str] = []
+    answering = anyio.Event()
+    release = anyio.Event()
+
+    async def first_samples(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+        asked_first.append("sampling")
+        return await sample(ctx, params)
+
+    async def first_elicits(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        answering.set()
+        await release.wait()
+        return types.ElicitResult(action="cancel")
+
+    first_result: list[types.CallToolResult] = []
+    async with (
+        gateway.client(
+            FULL_KEY, "legacy", server="ask", sampling_callback=first_samples, elicitation_callback=first_elicits
+        ) as first,
+        gateway.client(FULL_KEY, "legacy", server="ask", sampling_callback=sample) as second,
+    ):
+
+        async def first_call() -> None:
+            first_result.append(await first.call_tool("ask_user", {}))
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first_call)
+                await answering.wait()  # the first client's call is in flight, a person answering it
+                result = await second.call_tool("ask_llm", {"prompt": "Ada"})
+                release.set()
+    # The stdio wire does not say whose call the sampling request belongs to: nobody is asked.
+    assert result.is_error and "client answered error -32603" in text(result)
+    assert asked_first == []
+    assert json.loads(text(first_result[0])) == {"action": "cancel"}
 
 
 # Elicitation

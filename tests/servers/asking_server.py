@@ -1,7 +1,8 @@
 """The relay tests' upstream: tools that ask their client (sampling, elicitation, roots) and log while they run.
 
 `python tests/servers/asking_server.py [--http PORT]`. It speaks the 2025-11-25 era (the hub is configured with
-`protocol: legacy` for it): its requests to the client ride the tool call's stream (`related_request_id`). Every
+`protocol: legacy` for it): its requests to the client ride the tool call's stream (`related_request_id`);
+`dual_llm` also samples in the 2026-07-28 era, through an `InputRequiredResult` round. Every
 tool answers with what the client answered, as JSON, or with a tool error naming the JSON-RPC error it got back,
 so a test sees exactly what crossed the hub in both directions.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve, Sample
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 
@@ -59,6 +61,12 @@ async def _ask(ctx: Context, request: types.ServerRequest, result_type: type[typ
     return json.dumps(result.model_dump(by_alias=True, mode="json", exclude_none=True), sort_keys=True)
 
 
+def sampling_of(prompt: str) -> Sample:
+    """The resolver of `dual_llm`: module-level, since tool annotations are evaluated in the module's namespace."""
+    message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))
+    return Sample([message], max_tokens=50)
+
+
 def build_asking() -> MCPServer:
     server = MCPServer("asking", version="0.1.0")
 
@@ -68,6 +76,11 @@ def build_asking() -> MCPServer:
         message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))
         params = types.CreateMessageRequestParams(messages=[message], max_tokens=50)
         return await _ask(ctx, types.CreateMessageRequest(params=params), types.CreateMessageResult)
+
+    @server.tool()
+    def dual_llm(prompt: str, answer: Annotated[types.CreateMessageResult, Resolve(sampling_of)]) -> str:
+        """Sample the client's model in either era (2026-07-28: an input round)."""
+        return json.dumps(answer.model_dump(by_alias=True, mode="json", exclude_none=True), sort_keys=True)
 
     @server.tool()
     async def ask_user(ctx: Context) -> str:
