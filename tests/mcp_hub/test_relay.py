@@ -327,6 +327,17 @@ async def test_log_notices_of_a_call_reach_its_client_before_the_result_at_the_l
     assert state["levels"] == ["debug"]  # set low once by the hub, however its clients set theirs
 
 
+@pytest.mark.parametrize("server", SERVERS)
+async def test_a_2026_client_gets_the_log_notices_of_its_call_at_the_level_it_opted_in_to(
+    gateway: Gateway, server: str
+) -> None:
+    got, collect = log_collector()
+    async with gateway.client(FULL_KEY, "2026-07-28", server=server, logging_callback=collect, log_level="info") as c:
+        with anyio.fail_after(20):
+            assert text(await c.call_tool("chatty", {"count": 2})) == "done"
+    assert [(p.level, p.data) for p in got] == [("info", "step 0"), ("info", "step 1")]
+
+
 async def test_log_notices_go_to_the_calling_client_only(gateway: Gateway) -> None:
     first, collect_first = log_collector()
     second, collect_second = log_collector()
