@@ -23,6 +23,8 @@ from mcp_hub.endpoint import McpEndpoint, transport_security
 from mcp_hub.fairness import KeyCaps
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
+from mcp_hub.relay import Relay
+from mcp_hub.relay.calls import AuditSink
 from mcp_hub.rest import RestApi
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
@@ -54,8 +56,10 @@ class McpHub:
             name: build_upstream(name, server, self.settings)
             for name, server in governance.settings.mcp_servers.items()
         }
+        self.relay = Relay(AuditSink(governance.audit.emit, governance.settings.audit.record_arguments))
         for upstream in self.upstreams.values():
             upstream.on_snapshot = self._changed
+            self.relay.attach(upstream.relay)
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
         self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
         self.code_mode = CodeMode(_sandbox_settings(governance.settings), metrics=governance.metrics)
@@ -65,7 +69,13 @@ class McpHub:
             governance, self.catalog, self.calls, self.code_mode, enabled.keys(), runs=self.caps.code_mode_slots()
         )
         handlers = Handlers(
-            self.catalog, enabled, self.tools, self.feed, self.settings.page_size, streams=self.caps.listen_slots()
+            self.catalog,
+            enabled,
+            self.tools,
+            self.feed,
+            self.settings.page_size,
+            streams=self.caps.listen_slots(),
+            relay=self.relay,
         )
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)
@@ -148,6 +158,7 @@ class McpHub:
             async with manager.run(), anyio.create_task_group() as tg:
                 self._manager = manager
                 await tg.start(self.feed.run, self.governance.keys, self.settings.key_watch_interval)
+                await tg.start(self.relay.run)
                 await tg.start(self.supervisor.run)
                 started.set_result(None)
                 logger.info("MCP hub serving %d upstream servers", len(self.supervisor.upstreams))

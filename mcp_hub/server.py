@@ -7,6 +7,7 @@ errors raised by a handler become JSON-RPC errors in one middleware (`render_err
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import mcp_types as types
@@ -23,6 +24,7 @@ from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
+from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from toolpolicy import sanitize
@@ -78,11 +80,14 @@ class Handlers:
         page_size: int | None,
         *,
         streams: KeySlots,
+        relay: Relay,
     ) -> None:
         self.catalog, self.upstreams, self.tools, self.feed = catalog, upstreams, tools, feed
         self.page_size = page_size
         self.streams = streams
         """The `subscriptions/listen` streams each key holds open."""
+        self.relay = relay
+        """Upstreams' requests and notices during a call, to the client that made it; subscriptions; log levels."""
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         tools, cursor = page(self.tools.list(caller_of(ctx)), _cursor(params), self.page_size)
@@ -94,14 +99,12 @@ class Handlers:
 
         meta: dict[str, Any] = dict(ctx.meta or {})
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
-        request_id = sanitize.request_id(ctx.request.headers.get("x-request-id") if ctx.request is not None else None)
-        return await self.tools.call(
-            caller_of(ctx),
-            params.name,
-            params.arguments,
-            request_id=request_id,
-            progress=relay if wants_progress else None,
-        )
+        caller = caller_of(ctx)
+        request_id = _request_id(ctx)
+        with self.relay.downstream(ctx, caller, request_id):
+            return await self.tools.call(
+                caller, params.name, params.arguments, request_id=request_id, progress=relay if wants_progress else None
+            )
 
     async def list_prompts(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         caller = caller_of(ctx)
@@ -114,8 +117,10 @@ class Handlers:
         return types.ListPromptsResult(prompts=items, next_cursor=cursor)
 
     async def get_prompt(self, ctx: Context, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        entry = self._prompt(caller_of(ctx), params.name)
-        return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+        caller = caller_of(ctx)
+        entry = self._prompt(caller, params.name)
+        with self.relay.downstream(ctx, caller, _request_id(ctx)):
+            return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
 
     async def list_resources(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -146,10 +151,19 @@ class Handlers:
     async def read_resource(self, ctx: Context, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         caller = caller_of(ctx)
         server, uri = self._locate(caller, params.uri)
-        result = await self.upstreams[server].read_resource(uri)
+        with self.relay.downstream(ctx, caller, _request_id(ctx)):
+            result = await self.upstreams[server].read_resource(uri)
         if caller.server is None:
             result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
         return result
+
+    async def subscribe_resource(self, ctx: Context, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        server, uri = self._locate(caller_of(ctx), params.uri)
+        return await self.relay.subscribe(ctx, server, uri, params.uri)
+
+    async def unsubscribe_resource(self, ctx: Context, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        server, uri = self._locate(caller_of(ctx), params.uri)
+        return await self.relay.unsubscribe(ctx, server, uri)
 
     async def complete(self, ctx: Context, params: types.CompleteRequestParams) -> types.CompleteResult:
         caller = caller_of(ctx)
@@ -193,6 +207,12 @@ class Handlers:
         return server, inner
 
 
+def _request_id(ctx: Context) -> str:
+    """The audit request id of a client request: its `x-request-id` if usable, else a fresh one."""
+    header = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
+    return sanitize.request_id(header) or uuid.uuid4().hex
+
+
 def _cursor(params: types.PaginatedRequestParams | None) -> str | None:
     return params.cursor if params is not None else None
 
@@ -214,8 +234,12 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
         on_list_resources=handlers.list_resources,
         on_list_resource_templates=handlers.list_resource_templates,
         on_read_resource=handlers.read_resource,
+        on_subscribe_resource=handlers.subscribe_resource,
+        on_unsubscribe_resource=handlers.unsubscribe_resource,
         on_completion=handlers.complete,
         on_subscriptions_listen=handlers.subscriptions_listen,
     )
+    # Registered directly: the constructor argument warns that 2026-07-28 dropped the method, but 2025 clients use it.
+    server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.relay.set_level)
     server.middleware.extend([SessionRegistry(handlers.feed, caller_of), render_errors])
     return server

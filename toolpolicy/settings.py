@@ -153,7 +153,11 @@ class McpServerSettings(_Model):
     overrides: dict[str, ToolOverride] = Field(default_factory=dict)
     """Name, description and annotations clients see instead of the upstream's, by the upstream's tool name."""
     timeout: float = Field(default=60.0, gt=0)
-    """Seconds a tool call may take."""
+    """Seconds a tool call may take, not counting the time its client takes to answer the server's sampling or
+    elicitation requests (those are bounded by `elicitation_timeout`)."""
+    elicitation_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the hub waits for a client (or the person behind it) to answer one sampling or elicitation request
+    this server sends during a call; null uses `mcp.elicitation_timeout`."""
     enabled: bool = True
     """A disabled server is not started nor listed."""
     code_mode: bool = False
@@ -212,6 +216,9 @@ class McpHubSettings(_Model):
     """Legacy client sessions open at once; past this, new sessions get 503."""
     per_key: McpKeyCaps = Field(default_factory=McpKeyCaps)
     """What one key may hold at once of the hub's sessions, listen streams and Code Mode sandbox workers."""
+    elicitation_timeout: float = Field(default=600.0, gt=0)
+    """Seconds the hub waits for a client to answer one sampling or elicitation request relayed from an upstream
+    (a person may be filling in a form), unless the server sets its own; the call's `timeout` is paused meanwhile."""
     key_watch_interval: float = Field(default=5.0, gt=0)
     """Seconds between checks of connected clients' keys, so an allowlist change reaches them as a list change."""
 

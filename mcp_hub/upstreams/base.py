@@ -26,6 +26,8 @@ from pydantic import ValidationError
 
 from mcp_hub.catalog import Snapshot
 from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from mcp_hub.relay.calls import Deadline
+from mcp_hub.relay.upstream import UpstreamRelay
 from mcp_hub.upstreams.health import Health
 from mcp_hub.upstreams.session import list_everything, watched
 from toolpolicy.globs import GlobSet
@@ -57,6 +59,8 @@ class Upstream(ABC):
         self.on_snapshot: Callable[[str, Snapshot | None], None] = lambda name, snapshot: None
         """Called whenever the listings change or the server goes down (None)."""
         self.on_connected: Callable[[], None] = lambda: None
+        self.relay = UpstreamRelay(name, settings, hub)
+        """The server-to-client half: its requests and notices during calls, relayed to the calls' clients."""
         self._expose = GlobSet.of(settings.tools)
         self._client: Client | None = None
         self._lost: anyio.Event | None = None
@@ -92,14 +96,16 @@ class Upstream(ABC):
 
             tg.start_soon(watchdog)
             client = Client(
-                watched(self.transport(), lost, self.name),
+                watched(self.relay.observe(self.transport()), lost, self.name),
                 mode=self.settings.protocol,
                 cache=None,
                 client_info=CLIENT_INFO,
                 message_handler=self._on_message,
+                **self.relay.client_options(),
             )
             async with client:
                 snapshot = await list_everything(client, self._expose)
+                await self.relay.connected(client)
                 connected.set()
                 self._connected_with(client, snapshot, lost)
                 try:
@@ -111,6 +117,7 @@ class Upstream(ABC):
                         serving.cancel_scope.cancel()
                 finally:
                     self._client = None
+                    self.relay.disconnected()
         if timed_out:
             raise TimeoutError(f"no answer within {self.hub.connect_timeout:g}s of connecting")
         raise ConnectionLost(self.lost_reason())
@@ -134,18 +141,19 @@ class Upstream(ABC):
         self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
     ) -> types.CallToolResult:
         client = self._session()
-        timeout = self.settings.timeout
-        return await self._request(
-            client.call_tool(tool, arguments, read_timeout_seconds=timeout, progress_callback=progress), timeout
-        )
+        # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
+        async with self.relay.call(tool, self.settings.timeout) as deadline:
+            return await self._request(client.call_tool(tool, arguments, progress_callback=progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         client = self._session()
-        return await self._request(client.read_resource(uri), self.settings.timeout)
+        async with self.relay.call(uri, self.settings.timeout) as deadline:
+            return await self._request(client.read_resource(uri), deadline)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         client = self._session()
-        return await self._request(client.get_prompt(name, arguments), self.settings.timeout)
+        async with self.relay.call(name, self.settings.timeout) as deadline:
+            return await self._request(client.get_prompt(name, arguments), deadline)
 
     async def complete(
         self,
@@ -156,17 +164,20 @@ class Upstream(ABC):
         client = self._session()
         context_arguments = context.arguments if context is not None else None
         coro = client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments)
-        return await self._request(coro, self.settings.timeout)
+        return await self._request(coro, Deadline(self.settings.timeout + _BACKSTOP))
 
     def _session(self) -> Client:
         if self._client is None or self.health.state not in ("ready", "degraded"):
             raise UpstreamUnavailable(self.name, self.health.state, self.health.last_error)
         return self._client
 
-    async def _request(self, coro: Awaitable[R], timeout: float) -> R:
+    async def _request(self, coro: Awaitable[R], deadline: Deadline) -> R:
+        timeout = self.settings.timeout
         try:
-            with anyio.fail_after(timeout + _BACKSTOP):
+            with deadline.scope:
                 result = await coro
+            if deadline.expired:
+                raise TimeoutError
         except TimeoutError:
             raise UpstreamTimeout(self.name, timeout) from None
         except MCPError as exc:

@@ -10,10 +10,12 @@ import httpx2
 from mcp.client._transport import TransportStreams
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_hub.relay import elicitation_timeout
 from mcp_hub.upstreams.base import Upstream
 
 READ_SLACK = 30.0
-"""Seconds added to a server's call `timeout` for the HTTP read timeout, so the call's own timeout fires first."""
+"""Seconds added to the longest a call may wait (`longest_quiet`) for the HTTP read timeout, so the call's own
+timeouts fire first."""
 
 
 def redacted(url: str) -> str:
@@ -28,8 +30,13 @@ def remote_headers(upstream: Upstream) -> dict[str, str]:
     return {name: value.get_secret_value() for name, value in upstream.settings.headers.items()}
 
 
+def longest_quiet(upstream: Upstream) -> float:
+    """Seconds a call's stream may stay quiet: its timeout, or a client's user answering an elicitation."""
+    return max(upstream.settings.timeout, elicitation_timeout(upstream.settings, upstream.hub)) + READ_SLACK
+
+
 def remote_timeout(upstream: Upstream) -> httpx2.Timeout:
-    return httpx2.Timeout(upstream.hub.connect_timeout, read=upstream.settings.timeout + READ_SLACK)
+    return httpx2.Timeout(upstream.hub.connect_timeout, read=longest_quiet(upstream))
 
 
 class HttpUpstream(Upstream):

@@ -9,7 +9,7 @@ from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
 
 from mcp_hub.upstreams.base import Upstream
-from mcp_hub.upstreams.http import READ_SLACK, redacted, remote_headers
+from mcp_hub.upstreams.http import longest_quiet, redacted, remote_headers
 
 
 class SseUpstream(Upstream):
@@ -27,6 +27,6 @@ class SseUpstream(Upstream):
             self.settings.url,
             headers=remote_headers(self),
             timeout=self.hub.connect_timeout,
-            sse_read_timeout=max(300.0, self.settings.timeout + READ_SLACK),
+            sse_read_timeout=max(300.0, longest_quiet(self)),
         )
         return cast(AbstractAsyncContextManager[TransportStreams], connect)

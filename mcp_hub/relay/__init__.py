@@ -1,0 +1,96 @@
+"""The server-to-client half of MCP, relayed between the hub's clients and its upstreams.
+
+- Requests an upstream sends during a call (`sampling/createMessage`, `elicitation/create`, `roots/list`) go to the
+  client that made the call, if it declared what they need, and its answer goes back (`asks.py`).
+- Log notices an upstream sends during a call go to that call's client only, filtered by its level (`logs.py`).
+- `resources/subscribe` is reference-counted per upstream and URI, updates go to the sessions that want them
+  (`subscriptions.py`).
+- Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
+
+`Relay` is the hub's one entry point: the handlers for `logging/setLevel` and `resources/(un)subscribe`, the
+context a handler sets around a client request's upstream work (`downstream`), and `attach` for each upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskStatus
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.access import Caller
+from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
+from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
+
+__all__ = ["Relay", "UpstreamRelay", "elicitation_timeout"]
+
+Context = ServerRequestContext[Any, Any]
+
+
+class Relay:
+    def __init__(self, audit: AuditSink) -> None:
+        self.shared = Shared(audit=audit)
+        self.upstreams: dict[str, UpstreamRelay] = {}
+
+    def attach(self, relay: UpstreamRelay) -> None:
+        relay.shared = self.shared
+        self.upstreams[relay.server] = relay
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Deliver resource updates and clean up after ended sessions, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self.shared.subscriptions.attach(tg)
+            try:
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self.shared.subscriptions.attach(None)
+
+    @contextmanager
+    def downstream(self, ctx: Context, caller: Caller, call_id: str) -> Iterator[None]:
+        """Upstream work done inside is on behalf of this client request."""
+        session = ctx.session
+        assert ctx.request_id is not None
+        downstream = Downstream(
+            session=session,
+            request_id=ctx.request_id,
+            protocol_version=ctx.protocol_version,
+            capabilities=session.client_capabilities,
+            meta=ctx.meta,
+            connection=connection_of(session),
+            caller=caller,
+            call_id=call_id,
+        )
+        token = DOWNSTREAM.set(downstream)
+        try:
+            yield
+        finally:
+            DOWNSTREAM.reset(token)
+
+    async def set_level(self, ctx: Context, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        self.shared.levels.set(_session(ctx), params.level)
+        return types.EmptyResult()
+
+    async def subscribe(self, ctx: Context, server: str, uri: str, named: str) -> types.EmptyResult:
+        await self.shared.subscriptions.subscribe(_session(ctx), server, uri, named, self._upstream_subscription)
+        return types.EmptyResult()
+
+    async def unsubscribe(self, ctx: Context, server: str, uri: str) -> types.EmptyResult:
+        await self.shared.subscriptions.unsubscribe(_session(ctx), server, uri, self._upstream_subscription)
+        return types.EmptyResult()
+
+    async def _upstream_subscription(self, server: str, uri: str, subscribe: bool) -> None:
+        await self.upstreams[server].subscription(uri, subscribe=subscribe)
+
+
+def _session(ctx: Context) -> Connection:
+    connection = connection_of(ctx.session)
+    if connection is None:
+        raise MCPError(types.INVALID_REQUEST, f"{ctx.method} needs a 2025-era session (initialize first)")
+    return connection

@@ -1,0 +1,229 @@
+"""The relay's side of one upstream connection: what the hub's client declares, sees and answers.
+
+`Upstream` (upstreams/base.py) uses it at four points: the client's callbacks and options (`client_options`), the
+transport's read side, watched in receive order (`observe`: attributes each server-to-client request and log notice
+to a call while the transport still knows the sending task's context, and keeps log notices in order), the new
+connection (`connected`: the upstream's log level, subscriptions to restore), and each call (`call`: registers it
+in flight, gives it a deadline that stands still while a person is asked, and writes its relayed notices before its
+result goes out).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from types import TracebackType
+from typing import Any, cast
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp import Client
+from mcp.client._transport import ReadStream, TransportStreams
+from mcp.client.session import ClientRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_hub.relay.asks import Ask, Asker
+from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
+from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
+from mcp_hub.relay.subscriptions import Subscriptions
+from toolpolicy.settings import McpHubSettings, McpServerSettings
+
+logger = logging.getLogger(__name__)
+
+ASK_METHODS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
+MAX_PENDING_ASKS = 1024
+"""Attributed requests waiting for the SDK to hand them to a callback; a bound, not an expected number."""
+
+
+def elicitation_timeout(settings: McpServerSettings, hub: McpHubSettings) -> float:
+    """Seconds a client may take to answer one sampling or elicitation request from this server."""
+    return settings.elicitation_timeout if settings.elicitation_timeout is not None else hub.elicitation_timeout
+
+
+@dataclass
+class Shared:
+    """What every upstream's relay shares: clients' log levels, subscriptions, and the audit."""
+
+    levels: LogLevels = field(default_factory=LogLevels)
+    subscriptions: Subscriptions = field(default_factory=Subscriptions)
+    audit: AuditSink = field(default_factory=AuditSink)
+
+
+class ObservedStream:
+    """A transport's read stream, each item shown to `observe` (with the sender's context) as it is received."""
+
+    def __init__(
+        self,
+        inner: ReadStream[SessionMessage | Exception],
+        observe: Callable[[SessionMessage | Exception, contextvars.Context | None], None],
+    ) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    async def receive(self) -> SessionMessage | Exception:
+        item = await self._inner.receive()
+        self._observe(item, getattr(self._inner, "last_context", None))
+        return item
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> ObservedStream:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> ObservedStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class UpstreamRelay:
+    def __init__(self, server: str, settings: McpServerSettings, hub: McpHubSettings) -> None:
+        self.server = server
+        self.settings = settings
+        self.shared = Shared()
+        """Replaced by the hub's own (`Relay.attach`); a standalone upstream relays to no one."""
+        self.in_flight = InFlight(server)
+        self.asker = Asker(server, human_timeout=elicitation_timeout(settings, hub), machine_timeout=settings.timeout)
+        self._asks: dict[types.RequestId, UpstreamCall | None] = {}
+        self._client: Client | None = None
+        self._tg: TaskGroup | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """The hub's client declares every client capability; each request is checked against its own client's."""
+        return {
+            "sampling_callback": self._sampling,
+            "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
+            "elicitation_callback": self._elicitation,
+            "list_roots_callback": self._roots,
+            "log_level": UPSTREAM_LEVEL,
+        }
+
+    @asynccontextmanager
+    async def observe(
+        self, transport: AbstractAsyncContextManager[TransportStreams]
+    ) -> AsyncIterator[TransportStreams]:
+        async with transport as (read, write), anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                yield ObservedStream(read, self._observe), write
+            finally:
+                self._tg = None
+                self._asks.clear()
+                tg.cancel_scope.cancel()
+
+    async def connected(self, client: Client) -> None:
+        """A new connection: ask a 2025-era upstream for every log level, and restore the subscriptions."""
+        self._client = client
+        legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        if legacy and client.server_capabilities.logging is not None:
+            request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=UPSTREAM_LEVEL))
+            try:
+                await client.session.send_request(request, types.EmptyResult)
+            except MCPError as exc:
+                logger.info("MCP server %r refused logging/setLevel: %s", self.server, exc.message)
+        for uri in self.shared.subscriptions.uris(self.server):
+            try:
+                await self.subscription(uri, subscribe=True)
+            except MCPError as exc:
+                logger.info("MCP server %r: subscribing again to %r failed: %s", self.server, uri, exc.message)
+
+    def disconnected(self) -> None:
+        self._client = None
+
+    @asynccontextmanager
+    async def call(self, name: str, timeout: float) -> AsyncIterator[Deadline]:
+        """One request to this upstream on behalf of the current client request (if any)."""
+        call = UpstreamCall(self.server, name, DOWNSTREAM.get(), Deadline(timeout))
+        try:
+            with self.in_flight.registered(call):
+                yield call.deadline
+                await call.outbox.flushed()
+        finally:
+            for request_id in [key for key, value in self._asks.items() if value is call]:
+                del self._asks[request_id]
+
+    async def subscription(self, uri: str, *, subscribe: bool) -> None:
+        """(Un)subscribe the hub to `uri` upstream; raises MCPError with what the upstream (or the hub) says."""
+        client = self._client
+        if client is None:
+            raise MCPError(types.INTERNAL_ERROR, f"MCP server {self.server!r} is not connected; try again later")
+        resources = client.server_capabilities.resources
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS or resources is None or not resources.subscribe:
+            raise MCPError(types.METHOD_NOT_FOUND, f"MCP server {self.server!r} does not offer resources/subscribe")
+        request: types.SubscribeRequest | types.UnsubscribeRequest
+        if subscribe:
+            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+        else:
+            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+        await client.session.send_request(
+            request, types.EmptyResult, request_read_timeout_seconds=self.settings.timeout
+        )
+
+    # What the upstream sends.
+
+    def _observe(self, item: SessionMessage | Exception, context: contextvars.Context | None) -> None:
+        if not isinstance(item, SessionMessage):
+            return
+        message = item.message
+        if isinstance(message, types.JSONRPCRequest) and message.method in ASK_METHODS:
+            if len(self._asks) >= MAX_PENDING_ASKS:
+                del self._asks[next(iter(self._asks))]
+            self._asks[message.id] = self.in_flight.attribute(context)
+        elif isinstance(message, types.JSONRPCNotification):
+            if message.method == "notifications/message":
+                self._log(message.params, context)
+            elif message.method == "notifications/resources/updated":
+                uri = (message.params or {}).get("uri")
+                if isinstance(uri, str):
+                    self.shared.subscriptions.updated(self.server, uri)
+
+    def _log(self, params: dict[str, Any] | None, context: contextvars.Context | None) -> None:
+        notice = log_notice(params)
+        call = self.in_flight.attribute(context)
+        downstream = call.downstream if call is not None else None
+        if notice is None or call is None or downstream is None or self._tg is None:
+            return  # the upstream's own message handler logs it; no client hears it
+        if self.shared.levels.allows(downstream, notice.params.level):
+            send = partial(downstream.session.send_notification, notice, downstream.request_id)
+            call.outbox.put(send, self._tg)
+
+    def _call_for(self, ctx: ClientRequestContext) -> UpstreamCall | None:
+        if ctx.request_id in self._asks:
+            return self._asks.pop(ctx.request_id)
+        # 2026-07-28 input requests come inside a result, and the SDK answers them in the calling task.
+        return self.in_flight.current()
+
+    async def _ask(self, ctx: ClientRequestContext, request: Ask) -> Any:
+        return await self.asker.ask(self._call_for(ctx), request, self.shared.audit)
+
+    async def _sampling(
+        self, ctx: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        answer = await self._ask(ctx, types.CreateMessageRequest(params=params))
+        return cast(types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData, answer)
+
+    async def _elicitation(
+        self, ctx: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        answer = await self._ask(ctx, types.ElicitRequest(params=params))
+        return cast(types.ElicitResult | types.ErrorData, answer)
+
+    async def _roots(self, ctx: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+        return cast(types.ListRootsResult | types.ErrorData, await self._ask(ctx, types.ListRootsRequest()))
