@@ -69,7 +69,9 @@ def hub_config(port: int, store: Path, upstream_url: str, key: str) -> dict[str,
         "listen": f"127.0.0.1:{port}",
         "store": f"sqlite+aiosqlite:///{store}",
         "admin_key": secrets.token_hex(16),
-        "mcp_servers": {UPSTREAM: {"url": upstream_url}},
+        # `legacy`: the test server's 2025 tools ask their client through the session's back channel, which a
+        # 2026-07-28 upstream connection (what `auto` picks) does not have.
+        "mcp_servers": {UPSTREAM: {"url": upstream_url, "protocol": "legacy"}},
         "virtual_keys": [{"name": KEY_NAME, "value": key, "mcp": {UPSTREAM: ["*"]}}],
     }
 
