@@ -1,4 +1,8 @@
-"""`GET /admin/mcp/servers`: every configured upstream, its health and what it lists, behind the admin key."""
+"""`GET /admin/mcp/servers`: every configured upstream, its health and what it lists, behind the admin key.
+
+`unsupported` lists the optional methods the server lacks or fails (served as empty), each with its error;
+`skipped_tools` the tools left out because their definitions are invalid, each with why.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ def describe_upstream(upstream: Upstream) -> dict[str, Any]:
         "prompts": [prompt.name for prompt in snapshot.prompts] if snapshot else [],
         "resources": len(snapshot.resources) if snapshot else 0,
         "resource_templates": len(snapshot.templates) if snapshot else 0,
+        "unsupported": upstream.unsupported.as_list(),
+        "skipped_tools": [{"name": name, "error": error} for name, error in sorted(upstream.screen.rejected.items())],
     }
 
 

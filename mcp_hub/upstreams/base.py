@@ -27,6 +27,8 @@ from pydantic import ValidationError
 from mcp_hub.catalog import Snapshot
 from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from mcp_hub.upstreams.health import Health
+from mcp_hub.upstreams.optional import UnsupportedMethods, answered_or_none
+from mcp_hub.upstreams.screen import ToolScreen, screened
 from mcp_hub.upstreams.session import list_everything, watched
 from toolpolicy.globs import GlobSet
 from toolpolicy.settings import McpHubSettings, McpServerSettings
@@ -58,6 +60,10 @@ class Upstream(ABC):
         """Called whenever the listings change or the server goes down (None)."""
         self.on_connected: Callable[[], None] = lambda: None
         self._expose = GlobSet.of(settings.tools)
+        self.unsupported = UnsupportedMethods(name)
+        """Optional methods this server lacks or fails, served as empty."""
+        self.screen = ToolScreen(name)
+        """Drops the tools whose definitions are invalid from its listings (`screen.rejected` says which)."""
         self._client: Client | None = None
         self._lost: anyio.Event | None = None
         self._refresh_wanted: anyio.Event | None = None
@@ -92,14 +98,14 @@ class Upstream(ABC):
 
             tg.start_soon(watchdog)
             client = Client(
-                watched(self.transport(), lost, self.name),
+                watched(screened(self.transport(), self.screen), lost, self.name),
                 mode=self.settings.protocol,
                 cache=None,
                 client_info=CLIENT_INFO,
                 message_handler=self._on_message,
             )
             async with client:
-                snapshot = await list_everything(client, self._expose)
+                snapshot = await list_everything(client, self._expose, self.unsupported)
                 connected.set()
                 self._connected_with(client, snapshot, lost)
                 try:
@@ -154,9 +160,25 @@ class Upstream(ABC):
         context: types.CompletionContext | None,
     ) -> types.CompleteResult:
         client = self._session()
+        nothing = types.CompleteResult(completion=types.Completion(values=[]))
+        if client.server_capabilities.completions is None:
+            return nothing  # the server offers no completions: that is an empty answer, not an error
         context_arguments = context.arguments if context is not None else None
-        coro = client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments)
-        return await self._request(coro, self.settings.timeout)
+
+        coro = self._request(
+            client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments),
+            self.settings.timeout,
+        )
+        return await answered_or_none(self.unsupported, "completion/complete", coro) or nothing
+
+    async def set_logging_level(self, level: types.LoggingLevel) -> None:
+        """Ask a 2025-era server for log messages from `level` up; a no-op for one without logging."""
+        client = self._session()
+        if client.server_capabilities.logging is None or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # undeclared, or 2026-07-28, where the level travels in each request's `_meta`
+        request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=level))
+        coro = client.session.send_request(request, types.EmptyResult)
+        await answered_or_none(self.unsupported, "logging/setLevel", self._request(coro, self.settings.timeout))
 
     def _session(self) -> Client:
         if self._client is None or self.health.state not in ("ready", "degraded"):
@@ -219,7 +241,7 @@ class Upstream(ABC):
             self._refresh_wanted = anyio.Event()
             try:
                 with anyio.fail_after(self.hub.connect_timeout):
-                    snapshot = await list_everything(client, self._expose)
+                    snapshot = await list_everything(client, self._expose, self.unsupported)
             except MCPError as exc:
                 if exc.code == types.CONNECTION_CLOSED:
                     lost.set()

@@ -140,11 +140,14 @@ async def serving(settings: GatewaySettings) -> AsyncIterator[Gateway]:
 
 
 @asynccontextmanager
-async def fixture_over_http(flag: str = "--http", port: int | None = None) -> AsyncIterator[str]:
-    """The fixture server as a separate process serving Streamable HTTP (or SSE) on 127.0.0.1; yields its URL."""
+async def fixture_over_http(
+    flag: str = "--http", port: int | None = None, *, script: Path = FIXTURE, args: tuple[str, ...] = ()
+) -> AsyncIterator[str]:
+    """The fixture server (or another test server) as a separate process serving Streamable HTTP (or SSE) on
+    127.0.0.1; yields its URL."""
     port = port or free_port()
     process = await anyio.open_process(
-        [sys.executable, str(FIXTURE), flag, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, str(script), flag, str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         with anyio.fail_after(20):
