@@ -36,7 +36,12 @@ def bare_server(*args: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     async with fixture_over_http(script=BARE) as url:
-        servers = {"bare": bare_server(), "bare-web": {"url": url}, "broken": bare_server("--bad-tools")}
+        servers = {
+            "bare": bare_server(),
+            "bare-web": {"url": url},
+            "broken": bare_server("--bad-tools"),
+            "claims": {**bare_server("--overclaim"), "protocol": "legacy"},  # logging/setLevel is 2025-era
+        }
         async with serving(hub_settings(tmp_path_factory.mktemp("optional"), servers)) as started:
             yield started
 
@@ -106,3 +111,20 @@ async def test_a_server_with_invalid_tool_schemas_serves_the_rest(gateway: Gatew
     assert set(skipped) == {"bad_type", "not_an_object"}
     assert skipped["bad_type"].startswith("inputSchema is not a valid JSON Schema at properties/n/type")
     assert skipped["not_an_object"].startswith("inputSchema:")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_methods_a_server_declares_but_lacks_are_empty_and_shown(gateway: Gateway, mode: str) -> None:
+    upstream = gateway.hub.upstreams["claims"]
+    assert upstream.health.state == "ready"
+    await upstream.set_logging_level("debug")  # answered -32601: no error for the caller
+    ref = types.ResourceTemplateReference(type="ref/resource", uri="isthmus://claims/bare://notes/{name}")
+    async with gateway.client(FULL_KEY, mode) as client:
+        assert (await client.complete(ref, {"name": "name", "value": "a"})).completion.values == []
+    unsupported = (await admin_view(gateway))["claims"]["unsupported"]
+    assert [entry["method"] for entry in unsupported] == [
+        "completion/complete",
+        "logging/setLevel",
+        "resources/templates/list",
+    ]
+    assert all(f"error {types.METHOD_NOT_FOUND}" in entry["error"] for entry in unsupported)

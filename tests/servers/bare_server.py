@@ -4,9 +4,10 @@ It declares `tools` and `resources` (the low-level server derives capabilities f
 `resources/templates/list` handler, so that listing answers -32601, as many low-level-SDK servers do; it has no
 prompts at all. Tools: `add` and `echo`.
 
-`python tests/servers/bare_server.py [--http PORT] [--bad-tools]`. `--bad-tools` adds two tools the hub must skip:
-`bad_type`, whose input schema is a well-formed object but not a valid JSON Schema, and (stdio only, written past
-the SDK, which would refuse to send it) `not_an_object`, whose `inputSchema` is a string.
+`python tests/servers/bare_server.py [--http PORT] [--bad-tools] [--overclaim]`. `--bad-tools` adds two tools the
+hub must skip: `bad_type`, whose input schema is a well-formed object but not a valid JSON Schema, and (stdio only,
+written past the SDK, which would refuse to send it) `not_an_object`, whose `inputSchema` is a string.
+`--overclaim` also declares `logging` and `completions`, with no handler for either (both answer -32601).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ BAD_TYPE = types.Tool(
 README = types.Resource(uri="bare://readme", name="readme", mime_type="text/plain")
 
 
-def build(*, bad_tools: bool) -> Server[Any]:
+class Overclaiming(Server[Any]):
+    """Declares more than it implements."""
+
+    def get_capabilities(self, *args: Any, **kwargs: Any) -> types.ServerCapabilities:
+        declared = super().get_capabilities(*args, **kwargs)
+        more = {"logging": types.LoggingCapability(), "completions": types.CompletionsCapability()}
+        return declared.model_copy(update=more)
+
+
+def build(*, bad_tools: bool, overclaim: bool) -> Server[Any]:
     tools = [*GOOD_TOOLS, BAD_TYPE] if bad_tools else GOOD_TOOLS
 
     async def list_tools(ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -58,7 +68,7 @@ def build(*, bad_tools: bool) -> Server[Any]:
         text = types.TextResourceContents(uri=params.uri, mime_type="text/plain", text="a bare server")
         return types.ReadResourceResult(contents=[text])
 
-    return Server(
+    return (Overclaiming if overclaim else Server)(
         "bare",
         version="1.0.0",
         on_list_tools=list_tools,
@@ -103,8 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--http", type=int, metavar="PORT", help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
     parser.add_argument("--bad-tools", action="store_true", help="also list tools with invalid schemas")
+    parser.add_argument("--overclaim", action="store_true", help="also declare logging and completions")
     args = parser.parse_args()
-    server = build(bad_tools=args.bad_tools)
+    server = build(bad_tools=args.bad_tools, overclaim=args.overclaim)
     if args.http is not None:
         uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=args.http, log_level="warning")
     else:
