@@ -1,6 +1,8 @@
 """The hub's admin routes, behind the admin key.
 
 - `GET /admin/mcp/servers`: every configured upstream, its health, what it lists and its tool overrides;
+  `unsupported` lists the optional methods the server lacks or fails (served as empty), each with its error;
+  `skipped_tools` the tools left out because their definitions are invalid, each with why;
 - `GET /admin/mcp/bundles`: every bundle, its patterns and overrides, and the tools it serves now.
 """
 
@@ -41,6 +43,8 @@ def describe_upstream(upstream: Upstream) -> dict[str, Any]:
         "prompts": [prompt.name for prompt in snapshot.prompts] if snapshot else [],
         "resources": len(snapshot.resources) if snapshot else 0,
         "resource_templates": len(snapshot.templates) if snapshot else 0,
+        "unsupported": upstream.unsupported.as_list(),
+        "skipped_tools": [{"name": name, "error": error} for name, error in sorted(upstream.screen.rejected.items())],
     }
 
 

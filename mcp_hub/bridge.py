@@ -7,6 +7,9 @@ eras, as the client chooses: a 2025-era client's `initialize` opens a session (t
 that Streamable HTTP wants beside the body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) are
 derived from each message, as the SDK's own client session would set them.
 
+When the gateway cannot be reached or has forgotten the session (it restarted), `bridge_link.GatewayLink`
+answers or re-opens it, so the client is never left waiting.
+
 Run `python -m mcp_hub.bridge --url http://127.0.0.1:8080/mcp` with the key in `$ISTHMUS_API_KEY` (or `--key`).
 """
 
@@ -36,6 +39,8 @@ from mcp.shared.inbound import (
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_hub.bridge_link import GatewayLink
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +103,10 @@ async def run_bridge(url: str, key: str) -> None:
     """Relay this process's stdin/stdout to the gateway at `url` as the virtual key `key`, until stdin closes."""
     headers = _Headers()
     # No read timeout: a listen stream or a long tool call may stay quiet; the gateway times calls out itself.
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=httpx2.Timeout(30.0, read=None))
+    link = GatewayLink(url)
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {key}"}, timeout=httpx2.Timeout(30.0, read=None), transport=link
+    )
     async with (
         http,
         streamable_http_client(url, http_client=http) as (remote_read, remote_write),

@@ -6,18 +6,32 @@ one more gets 429 with a JSON-RPC error naming the key and its cap, and the sess
 it is discarded unused. The SDK ends every session (client DELETE, idle timeout, failed opening, crash, shutdown)
 through `_discard_session`, which gives the slot back.
 
-It overrides two private methods of `mcp` 2.3's `StreamableHTTPSessionManager`: the one that serves a new
-session's opening request (it has the request's scope, hence the caller) and the one every session ends through.
-The SDK offers no public hook for either; `tests/mcp_hub/test_fairness.py` pins the behaviour.
+A session's DELETE also waits for the POSTs already in flight on it (at most `CLOSE_GRACE` seconds), and any
+request that arrives for it meanwhile gets the 404 an ended session gets. The SDK closes a session's streams at
+once: a POST caught between starting its response and handing its message on (a session opened and closed within
+milliseconds) failed with `ClosedResourceError`, logged a traceback and left its response unfinished ("ASGI
+callable returned without completing response").
+
+It overrides three private methods of `mcp` 2.3's `StreamableHTTPSessionManager`: the one that serves a new
+session's opening request (it has the request's scope, hence the caller), the one every session ends through, and
+the one that routes a request to its session. The SDK offers no public hook for any; `tests/mcp_hub/test_fairness.py`
+and `tests/mcp_hub/test_sessions.py` pin the behaviour.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from mcp.server.streamable_http import StreamableHTTPServerTransport
+import anyio
+import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mcp_hub.access import Caller
@@ -27,6 +41,23 @@ from mcp_hub.server import CALLER_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
 
+CLOSE_GRACE = 5.0
+"""Seconds a session's DELETE waits for the POSTs in flight on it before the session is closed regardless."""
+
+
+@dataclass
+class _InFlight:
+    """The POSTs being served on one session."""
+
+    count: int = 0
+    settled: anyio.Event = field(default_factory=anyio.Event)
+
+
+def _session_not_found() -> Response:
+    """What the SDK answers for a session it does not know: 404 with a JSON-RPC error (the spec's 404)."""
+    error = {"code": types.INVALID_REQUEST, "message": "Session not found"}
+    return Response(json.dumps({"jsonrpc": "2.0", "id": None, "error": error}), 404, media_type="application/json")
+
 
 class FairSessionManager(StreamableHTTPSessionManager):
     """A `StreamableHTTPSessionManager` that holds each session in `slots` for the key that opened it."""
@@ -35,6 +66,47 @@ class FairSessionManager(StreamableHTTPSessionManager):
         super().__init__(*args, **kwargs)
         self.slots = slots
         self._held: dict[str, Slot] = {}
+        self._posts: dict[str, _InFlight] = {}
+        self._closing: set[str] = set()
+
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        if session_id is None or session_id not in self._server_instances:
+            await super()._handle_stateful_request(scope, receive, send)  # opens one, or answers 404
+        elif session_id in self._closing:
+            await _session_not_found()(scope, receive, send)
+        elif scope["method"] == "DELETE" and self._is_owner(session_id, scope):
+            await self._close_after_posts(session_id, scope, receive, send)
+        elif scope["method"] == "POST":
+            posts = self._posts.setdefault(session_id, _InFlight())
+            posts.count += 1
+            try:
+                await super()._handle_stateful_request(scope, receive, send)
+            finally:
+                posts.count -= 1
+                if not posts.count:
+                    posts.settled.set()
+                    if self._posts.get(session_id) is posts:
+                        del self._posts[session_id]
+        else:
+            await super()._handle_stateful_request(scope, receive, send)
+
+    def _is_owner(self, session_id: str, scope: Scope) -> bool:
+        """Whether the request comes with the credential that opened the session (else the SDK says 404)."""
+        user = scope.get("user")
+        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+        return requestor == self._session_owners.get(session_id)
+
+    async def _close_after_posts(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        self._closing.add(session_id)
+        try:
+            posts = self._posts.get(session_id)
+            if posts is not None:
+                with anyio.move_on_after(CLOSE_GRACE):
+                    await posts.settled.wait()
+            await super()._handle_stateful_request(scope, receive, send)
+        finally:
+            self._closing.discard(session_id)
 
     async def _serve_opening_request(
         self, http_transport: StreamableHTTPServerTransport, scope: Scope, receive: Receive, send: Send

@@ -128,8 +128,13 @@ class UpstreamRelay:
                 self._asks.clear()
                 tg.cancel_scope.cancel()
 
-    async def connected(self, client: Client) -> None:
-        """A new connection: ask a 2025-era upstream for every log level, and restore the subscriptions."""
+    async def connected(
+        self, client: Client, *, refused: Callable[[str, str], None] = lambda method, error: None
+    ) -> None:
+        """A new connection: ask a 2025-era upstream for every log level, and restore the subscriptions.
+
+        `refused(method, error)` hears of an optional method the upstream turned down (shown in the admin view).
+        """
         self._client = client
         legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
         if legacy and client.server_capabilities.logging is not None:
@@ -137,7 +142,7 @@ class UpstreamRelay:
             try:
                 await client.session.send_request(request, types.EmptyResult)
             except MCPError as exc:
-                logger.info("MCP server %r refused logging/setLevel: %s", self.server, exc.message)
+                refused("logging/setLevel", f"error {exc.code}: {exc.message}")
         for uri in self.shared.subscriptions.uris(self.server):
             try:
                 await self.subscription(uri, subscribe=True)

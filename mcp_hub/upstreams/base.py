@@ -29,6 +29,8 @@ from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, Ups
 from mcp_hub.relay.calls import Deadline
 from mcp_hub.relay.upstream import UpstreamRelay
 from mcp_hub.upstreams.health import Health
+from mcp_hub.upstreams.optional import UnsupportedMethods, answered_or_none
+from mcp_hub.upstreams.screen import ToolScreen, screened
 from mcp_hub.upstreams.session import list_everything, watched
 from toolpolicy.globs import GlobSet
 from toolpolicy.settings import McpHubSettings, McpServerSettings
@@ -62,6 +64,10 @@ class Upstream(ABC):
         self.relay = UpstreamRelay(name, settings, hub)
         """The server-to-client half: its requests and notices during calls, relayed to the calls' clients."""
         self._expose = GlobSet.of(settings.tools)
+        self.unsupported = UnsupportedMethods(name)
+        """Optional methods this server lacks or fails, served as empty."""
+        self.screen = ToolScreen(name)
+        """Drops the tools whose definitions are invalid from its listings (`screen.rejected` says which)."""
         self._client: Client | None = None
         self._lost: anyio.Event | None = None
         self._refresh_wanted: anyio.Event | None = None
@@ -96,7 +102,7 @@ class Upstream(ABC):
 
             tg.start_soon(watchdog)
             client = Client(
-                watched(self.relay.observe(self.transport()), lost, self.name),
+                watched(self.relay.observe(screened(self.transport(), self.screen)), lost, self.name),
                 mode=self.settings.protocol,
                 cache=None,
                 client_info=CLIENT_INFO,
@@ -104,8 +110,8 @@ class Upstream(ABC):
                 **self.relay.client_options(),
             )
             async with client:
-                snapshot = await list_everything(client, self._expose)
-                await self.relay.connected(client)
+                snapshot = await list_everything(client, self._expose, self.unsupported)
+                await self.relay.connected(client, refused=self.unsupported.note)
                 connected.set()
                 self._connected_with(client, snapshot, lost)
                 try:
@@ -162,9 +168,16 @@ class Upstream(ABC):
         context: types.CompletionContext | None,
     ) -> types.CompleteResult:
         client = self._session()
+        nothing = types.CompleteResult(completion=types.Completion(values=[]))
+        if client.server_capabilities.completions is None:
+            return nothing  # the server offers no completions: that is an empty answer, not an error
         context_arguments = context.arguments if context is not None else None
-        coro = client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments)
-        return await self._request(coro, Deadline(self.settings.timeout + _BACKSTOP))
+
+        coro = self._request(
+            client.complete(ref, {"name": argument.name, "value": argument.value}, context_arguments),
+            Deadline(self.settings.timeout + _BACKSTOP),
+        )
+        return await answered_or_none(self.unsupported, "completion/complete", coro) or nothing
 
     def _session(self) -> Client:
         if self._client is None or self.health.state not in ("ready", "degraded"):
@@ -230,7 +243,7 @@ class Upstream(ABC):
             self._refresh_wanted = anyio.Event()
             try:
                 with anyio.fail_after(self.hub.connect_timeout):
-                    snapshot = await list_everything(client, self._expose)
+                    snapshot = await list_everything(client, self._expose, self.unsupported)
             except MCPError as exc:
                 if exc.code == types.CONNECTION_CLOSED:
                     lost.set()

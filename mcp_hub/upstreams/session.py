@@ -1,7 +1,7 @@
 """What every upstream connection does the same way, whatever its transport: list everything, notice the end.
 
 - `list_everything`: one snapshot of the server's tools, prompts, resources and templates (all pages), keeping the
-  tools its server-level `tools` globs expose;
+  tools its server-level `tools` globs expose; the optional listings a server lacks or fails count as empty;
 - `watched`: the transport, with its read side pumped through a stream that reports when the connection ends
   (stdio EOF, a closed SSE stream), and where transport-level garbage is logged and dropped.
 """
@@ -21,6 +21,7 @@ from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.catalog import Snapshot
+from mcp_hub.upstreams.optional import UnsupportedMethods, listed_or_empty
 from toolpolicy.globs import GlobSet
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ MAX_PAGES = 100
 """Pages of one upstream listing the hub follows; a paginator that never ends cannot hang a refresh."""
 
 
-async def list_everything(client: Client, expose: GlobSet) -> Snapshot:
+async def list_everything(client: Client, expose: GlobSet, unsupported: UnsupportedMethods) -> Snapshot:
+    """Only what the server declared is asked for; a failing listing other than tools counts as empty."""
     caps = client.server_capabilities
     tools: list[types.Tool] = []
     prompts: list[types.Prompt] = []
@@ -39,11 +41,23 @@ async def list_everything(client: Client, expose: GlobSet) -> Snapshot:
     if caps.tools is not None:
         tools = await _all_pages(lambda cursor: client.list_tools(cursor=cursor), lambda r: r.tools)
     if caps.prompts is not None:
-        prompts = await _all_pages(lambda cursor: client.list_prompts(cursor=cursor), lambda r: r.prompts)
+        prompts = await listed_or_empty(
+            unsupported,
+            "prompts/list",
+            lambda: _all_pages(lambda cursor: client.list_prompts(cursor=cursor), lambda r: r.prompts),
+        )
     if caps.resources is not None:
-        resources = await _all_pages(lambda cursor: client.list_resources(cursor=cursor), lambda r: r.resources)
-        templates = await _all_pages(
-            lambda cursor: client.list_resource_templates(cursor=cursor), lambda r: r.resource_templates
+        resources = await listed_or_empty(
+            unsupported,
+            "resources/list",
+            lambda: _all_pages(lambda cursor: client.list_resources(cursor=cursor), lambda r: r.resources),
+        )
+        templates = await listed_or_empty(
+            unsupported,
+            "resources/templates/list",
+            lambda: _all_pages(
+                lambda cursor: client.list_resource_templates(cursor=cursor), lambda r: r.resource_templates
+            ),
         )
     return Snapshot(
         tools=tuple(sorted((t for t in tools if expose.matches(t.name)), key=lambda t: t.name)),

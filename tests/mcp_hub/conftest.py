@@ -19,6 +19,7 @@ import anyio
 import httpx2
 import pytest
 import uvicorn
+from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -117,14 +118,20 @@ class Gateway:
 
 
 @asynccontextmanager
-async def serving(settings: GatewaySettings) -> AsyncIterator[Gateway]:
-    """The whole gateway (governance, hub) served by uvicorn on a free port of 127.0.0.1."""
+async def serving(settings: GatewaySettings, port: int | None = None) -> AsyncIterator[Gateway]:
+    """The whole gateway (governance, hub) served by uvicorn on 127.0.0.1 (on `port`, or a free one).
+
+    Leaving it stops it as a restart would: streams still open (a bridge's GET stream) are cut after a second.
+    """
     governance = Governance(settings)
     await governance.start()
     hub = McpHub(governance)
     app = create_app(settings, governance=governance, components=[hub])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
@@ -139,15 +146,45 @@ async def serving(settings: GatewaySettings) -> AsyncIterator[Gateway]:
         await governance.stop()
 
 
+class Restartable:
+    """A gateway on one port that a test stops and starts again (a restart) while its clients stay open.
+
+    Each run is a task of `tg`, so a client opened while one run serves may outlive it.
+    """
+
+    def __init__(self, settings: GatewaySettings, tg: TaskGroup) -> None:
+        self.settings, self.tg, self.port = settings, tg, free_port()
+        self._stop: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+
+    async def start(self) -> Gateway:
+        self._stop, self._stopped = anyio.Event(), anyio.Event()
+        gateway: Gateway = await self.tg.start(self._run, self._stop, self._stopped)
+        return gateway
+
+    async def stop(self) -> None:
+        assert self._stop is not None and self._stopped is not None
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _run(self, stop: anyio.Event, stopped: anyio.Event, *, task_status: TaskStatus[Gateway]) -> None:
+        try:
+            async with serving(self.settings, self.port) as gateway:
+                task_status.started(gateway)
+                await stop.wait()
+        finally:
+            stopped.set()
+
+
 @asynccontextmanager
 async def fixture_over_http(
-    flag: str = "--http", port: int | None = None, script: Path = FIXTURE
+    flag: str = "--http", port: int | None = None, *, script: Path = FIXTURE, args: tuple[str, ...] = ()
 ) -> AsyncIterator[str]:
-    """A test server (the fixture server unless `script` names another) as a separate process serving Streamable
-    HTTP (or SSE) on 127.0.0.1; yields its URL."""
+    """The fixture server (or another test server) as a separate process serving Streamable HTTP (or SSE) on
+    127.0.0.1; yields its URL."""
     port = port or free_port()
     process = await anyio.open_process(
-        [sys.executable, str(script), flag, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, str(script), flag, str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         with anyio.fail_after(20):

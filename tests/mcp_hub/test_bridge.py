@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.mcp_hub.conftest import MODES, Gateway, fixture_server, hub_settings, serving
+from tests.mcp_hub.conftest import MODES, Gateway, Restartable, fixture_server, free_port, hub_settings, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +85,48 @@ async def test_the_bridge_passes_on_the_gateways_refusal_of_a_bad_key(gateway: G
             pass
     errors = [e for e in leaves(refused.value) if isinstance(e, MCPError)]
     assert errors and errors[0].message == "the API key is not valid"
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+
+
+async def test_the_bridge_answers_at_once_when_the_gateway_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
+    command = [sys.executable, "-m", "mcp_hub.bridge", "--url", url, "--key", BRIDGE_KEY]
+    async with await anyio.open_process(command) as process:
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        for request in (INITIALIZE, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}):
+            await process.stdin.send(json.dumps(request).encode() + b"\n")
+            with anyio.fail_after(15):
+                answer = json.loads(await lines.receive_until(b"\n", 65536))
+            assert answer["id"] == request["id"]
+            assert answer["error"]["message"].startswith(f"cannot reach the gateway at {url}")
+        await process.stdin.aclose()
+        with anyio.fail_after(15):
+            assert await process.wait() == 0
+        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+    # One line for the outage, however many requests it answered.
+    assert stderr.count("\n") == 1 and f"cannot reach the gateway at {url}" in stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_bridged_session_keeps_working_after_a_gateway_restart(tmp_path: Path, mode: str) -> None:
+    bridged = {"name": "bridged", "value": BRIDGE_KEY, "mcp": {"fx": ["add"]}}
+    settings = hub_settings(tmp_path, {"fx": fixture_server()}, keys=(bridged,))
+    async with anyio.create_task_group() as tg:
+        gateway = Restartable(settings, tg)
+        params = bridge(await gateway.start(), BRIDGE_KEY)
+        async with Client(params, mode=mode, cache=None) as client:
+            assert (await client.call_tool("fx__add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+            await gateway.stop()
+            await gateway.start()
+            with anyio.fail_after(20):
+                result = await client.call_tool("fx__add", {"a": 2, "b": 2})
+            assert result.structured_content == {"result": 4}
+        await gateway.stop()
