@@ -53,10 +53,13 @@ class Served:
 
     def audited(self, record: AuditRecord) -> AuditRecord:
         """The relay's `sampling` record of this request, completed with how the gateway served it."""
+        denied = 400 <= self.status < 500
         details = {**record.details, "served_by": "gateway", "model": self.model}
+        if denied:
+            details["outcome"] = "refused"
         return replace(
             record,
-            decision="deny" if 400 <= self.status < 500 else "allow",
+            decision="deny" if denied else "allow",
             status=self.status,
             reason=self.reason,
             tokens_in=self.tokens_in,

@@ -183,7 +183,8 @@ async def test_a_key_whose_model_allowlist_excludes_the_model_gets_an_error_upst
     assert MODEL in text(result)
     [record] = await sampling_records(gateway, "gws-denied-1")
     assert (record["decision"], record["status"], record["reason"]) == ("deny", 403, "model_not_allowed")
-    assert record["details"]["served_by"] == "gateway" and record["cost_usd"] is None
+    assert record["details"]["served_by"] == "gateway" and record["details"]["outcome"] == "refused"
+    assert record["cost_usd"] is None
 
 
 async def test_gateway_served_sampling_under_a_budget_that_runs_out(gateway: Gateway) -> None:
