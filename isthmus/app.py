@@ -165,7 +165,9 @@ def default_components(governance: Governance) -> list[Component]:
     from llm_proxy import LlmProxy
     from mcp_hub import McpHub
 
-    return [LlmProxy(governance), McpHub(governance)]
+    proxy, hub = LlmProxy(governance), McpHub(governance)
+    hub.sample_with(proxy.pipeline)  # gateway-served sampling runs through the proxy's pipeline, in-process
+    return [proxy, hub]
 
 
 def create_app(

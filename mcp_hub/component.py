@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from starlette.routing import BaseRoute, Route
 
+from llm_proxy.pipeline import Pipeline
 from mcp_hub.admin import admin_routes
 from mcp_hub.bundles import build_bundles
 from mcp_hub.catalog import Catalog, Snapshot
@@ -94,6 +95,10 @@ class McpHub:
         self._code_mode_error: str | None = None
         self._manager: FairSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def sample_with(self, pipeline: Pipeline) -> None:
+        """Answer the sampling requests of servers configured with `sampling:` through this LLM proxy pipeline."""
+        self.relay.llm.pipeline = pipeline
 
     def routes(self) -> list[BaseRoute]:
         return [

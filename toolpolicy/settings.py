@@ -23,6 +23,7 @@ from pydantic import (
 from toolpolicy.bundles import McpBundleSettings, bundle_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
 from toolpolicy.tool_overrides import ToolOverride
 
@@ -167,6 +168,9 @@ class McpServerSettings(_Model):
     protocol: Literal["auto", "legacy"] = "auto"
     """How the hub talks to this server: `auto` uses 2026-07-28 when the server offers it and the 2025 handshake
     otherwise; `legacy` always uses the handshake (for servers that mishandle `server/discover`)."""
+    sampling: SamplingSettings | None = None
+    """Whether the gateway answers this server's sampling requests with its own LLM models (`sampling_settings`);
+    null relays them to the calling client only."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> McpServerSettings:
@@ -515,6 +519,7 @@ class GatewaySettings(_Model):
                 if provider not in self.providers
             )
         problems.extend(bundle_problems(self.mcp_servers, self.mcp_bundles))
+        problems.extend(sampling_problems(self.mcp_servers, self.models, self.providers))
         if problems:
             raise ReferenceProblems(problems)
         return self

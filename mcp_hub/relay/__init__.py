@@ -5,6 +5,8 @@
 - Log notices an upstream sends during a call go to that call's client only, filtered by its level (`logs.py`).
 - `resources/subscribe` is reference-counted per upstream and URI, updates go to the sessions that want them
   (`subscriptions.py`).
+- A server configured with `sampling:` may have its sampling requests answered by the gateway's own LLM proxy
+  instead (`gateway_sampling.py`, translation in `sampling_wire.py`).
 - Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
 
 `Relay` is the hub's one entry point: the handlers for `logging/setLevel` and `resources/(un)subscribe`, the
@@ -26,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_hub.access import Caller
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
+from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
 
 __all__ = ["Relay", "UpstreamRelay", "elicitation_timeout"]
@@ -37,10 +40,15 @@ class Relay:
     def __init__(self, audit: AuditSink) -> None:
         self.shared = Shared(audit=audit)
         self.upstreams: dict[str, UpstreamRelay] = {}
+        self.llm = GatewayLlm()
+        """What answers the sampling requests of servers configured with `sampling:` (`gateway_sampling`)."""
 
     def attach(self, relay: UpstreamRelay) -> None:
         relay.shared = self.shared
         self.upstreams[relay.server] = relay
+        sampling = relay.settings.sampling
+        if sampling is not None and sampling.when != "never":
+            relay.asker.gateway = ServerSampling(sampling, self.llm)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver resource updates and clean up after ended sessions, until cancelled."""

@@ -10,6 +10,9 @@ While a sampling or elicitation request waits for its answer (a person may be re
 `timeout` stands still; the wait itself is bounded by the server's `elicitation_timeout`. Each sampling and
 elicitation request leaves one audit record (kind `sampling` / `elicitation`) under the tool call's request id, with
 the request and the answer only when `audit.record_arguments` is set.
+
+A server configured with `sampling:` has its sampling requests answered by the gateway's own model instead, when
+its `when` says so (`gateway_sampling.py`); the audit record then says `served_by: gateway`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mcp.shared.message import ServerMessageMetadata
 from pydantic import ValidationError
 
 from mcp_hub.relay.calls import AuditSink, Downstream, UpstreamCall
+from mcp_hub.relay.gateway_sampling import Served, ServerSampling
 from toolpolicy.audit import AuditRecord
 
 logger = logging.getLogger(__name__)
@@ -106,6 +110,8 @@ class Asker:
         """Seconds a client may take over sampling or elicitation (a person may be involved)."""
         self.machine_timeout = machine_timeout
         """Seconds a client may take to list its roots."""
+        self.gateway: ServerSampling | None = None
+        """The server's gateway-served sampling (`gateway_sampling`), or None to relay sampling to clients only."""
 
     async def ask(self, call: UpstreamCall | None, request: Ask, audit: AuditSink) -> Answer | types.ErrorData:
         started = time.perf_counter()
@@ -121,13 +127,19 @@ class Asker:
             refused = refusal(request, None)
             assert refused is not None
             refused = types.ErrorData(code=refused.code, message=MODERN_CLIENT)
-        if refused is not None:
+        served: Served | None = None
+        if self.gateway is not None and self.gateway.answers(request, client_can_answer=refused is None):
+            assert isinstance(request, types.CreateMessageRequest)
+            served = await self.gateway.serve(call, downstream, request, self.human_timeout)
+            outcome, refused = served.outcome, None
+        elif refused is not None:
             outcome = refused
         else:
             outcome = await self._forward(call, downstream, request, human=kind is not None)
         if kind is not None:
             elapsed = time.perf_counter() - started
-            audit.emit(self._record(kind, call, downstream, request, outcome, refused is not None, elapsed, audit))
+            record = self._record(kind, call, downstream, request, outcome, refused is not None, elapsed, audit)
+            audit.emit(served.audited(record) if served is not None else record)
         return outcome
 
     async def _forward(
