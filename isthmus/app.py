@@ -163,10 +163,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def default_components(governance: Governance) -> list[Component]:
     """The halves served by `isthmus serve`."""
     from llm_proxy import LlmProxy
+    from llm_proxy.inprocess import InProcessChat
     from mcp_hub import McpHub
 
     proxy, hub = LlmProxy(governance), McpHub(governance)
-    hub.sample_with(proxy.pipeline)  # gateway-served sampling runs through the proxy's pipeline, in-process
+    hub.sample_with(InProcessChat(proxy.pipeline))  # gateway-served sampling runs through the proxy, in-process
     return [proxy, hub]
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 from starlette.routing import BaseRoute, Route
 
-from llm_proxy.pipeline import Pipeline
 from mcp_hub.admin import admin_routes
 from mcp_hub.bundles import build_bundles
 from mcp_hub.catalog import Catalog, Snapshot
@@ -26,6 +25,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
 from mcp_hub.relay import Relay
 from mcp_hub.relay.calls import AuditSink
+from mcp_hub.relay.gateway_sampling import ChatCompletions
 from mcp_hub.rest import RestApi
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
@@ -96,9 +96,9 @@ class McpHub:
         self._manager: FairSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def sample_with(self, pipeline: Pipeline) -> None:
-        """Answer the sampling requests of servers configured with `sampling:` through this LLM proxy pipeline."""
-        self.relay.llm.pipeline = pipeline
+    def sample_with(self, chat: ChatCompletions) -> None:
+        """Answer the sampling requests of servers configured with `sampling:` with these chat completions."""
+        self.relay.llm.chat = chat
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -4,7 +4,8 @@ Per MCP server, `sampling: {model, max_tokens, when}` (`toolpolicy.sampling_sett
 the calling client only (the relay's behaviour without the block), `client_lacks` relays when the client can be
 asked (it declared sampling and has a channel mid-call) and answers itself otherwise, `always` answers itself.
 
-The answer goes through the LLM proxy's own pipeline, in-process: the calling key's model allowlist, its rate limits
+The answer goes through the LLM proxy's own pipeline, in-process (`llm_proxy.inprocess`, wired by the app as a
+`ChatCompletions`: the hub imports nothing of the proxy): the calling key's model allowlist, its rate limits
 and budgets (reserved at the worst case, then settled, so the spend is charged to the key), routing with retries and
 failover. A denial (model not allowed, budget spent, rate limited) or a failed provider goes back upstream as a
 JSON-RPC error whose message says why; what the tool call then reports is the upstream's business. The relay audits
@@ -18,19 +19,18 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
 
-from llm_proxy import estimate
-from llm_proxy.operations import Direct
-from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
 from mcp_hub.relay.calls import Downstream, UpstreamCall
 from mcp_hub.relay.sampling_wire import Untranslatable, chat_body, create_message_result
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError
+from toolpolicy.governor import Usage
 from toolpolicy.sampling_settings import SamplingSettings
+from toolpolicy.types import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -69,55 +69,61 @@ class Served:
         )
 
 
+class ChatAnswer(Protocol):
+    @property
+    def body(self) -> dict[str, Any]:
+        """The chat completion as OpenAI shapes it."""
+
+    @property
+    def route(self) -> str:
+        """The model that answered, `provider/model`."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def cost_usd(self) -> Decimal | None: ...
+
+
+class ChatCompletions(Protocol):
+    """Chat completions for a key, governed as its own LLM requests (a denial raises the typed GatewayError)."""
+
+    async def complete(self, principal: Principal, request_id: str, body: dict[str, Any]) -> ChatAnswer: ...
+
+
 class GatewayLlm:
-    """The LLM proxy's pipeline the hub's gateway-served sampling runs through; None until the gateway wires it."""
+    """What the hub's gateway-served sampling answers with; None until the gateway wires the LLM proxy in."""
 
     def __init__(self) -> None:
-        self.pipeline: Pipeline | None = None
+        self.chat: ChatCompletions | None = None
 
     async def complete(
         self, settings: SamplingSettings, downstream: Downstream, params: types.CreateMessageRequestParams
     ) -> Served:
         """Answer `params` with the configured model, governed as the calling key's own LLM request."""
-        if self.pipeline is None:
+        if self.chat is None:
             return Served(types.ErrorData(code=types.INTERNAL_ERROR, message=NO_LLM_PROXY), settings.model, 503)
         try:
             body = chat_body(params, settings.max_tokens)
         except Untranslatable as exc:
             return Served(types.ErrorData(code=types.INVALID_PARAMS, message=str(exc)), settings.model, 400)
         try:
-            return await _complete(self.pipeline, settings.model, downstream, body)
+            return await _complete(self.chat, settings.model, downstream, body)
         except GatewayError as exc:
             message = f"the gateway refused or failed this sampling request: {exc.message}"
             error = types.ErrorData(code=exc.jsonrpc_code, message=message, data={"reason": exc.reason})
             return Served(error, settings.model, exc.status, exc.reason)
 
 
-async def _complete(pipeline: Pipeline, model: str, downstream: Downstream, body: dict[str, Any]) -> Served:
+async def _complete(chat: ChatCompletions, model: str, downstream: Downstream, body: dict[str, Any]) -> Served:
     # Its own governor request id: reservations and spend entries are keyed by it, and a tool call may sample often.
     request_id = f"{downstream.call_id}.sampling-{secrets.token_hex(4)}"
-    exchange = Exchange(request_id=request_id, api="openai", endpoint="sampling")
-    exchange.principal = downstream.caller.principal
-    exchange.requested = model
-    body = {**body, "model": model}
-    plan = await pipeline.admit(
-        exchange, [], input_tokens=estimate.request_input(body), max_output_tokens=body["max_tokens"]
+    answer = await chat.complete(downstream.caller.principal, request_id, {**body, "model": model})
+    result = create_message_result(answer.body, answer.route)
+    usage = answer.usage
+    return Served(
+        result, answer.route, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=answer.cost_usd
     )
-    operation = Direct("chat", body)
-    try:
-        reply = await pipeline.router.run(
-            plan.targets, plan.admission, exchange.trace, operation.send, operation.supports
-        )
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await pipeline.release(exchange)
-        raise
-    route = exchange.trace.route or model
-    result = create_message_result(reply.body, route)
-    text = result.content.text if isinstance(result.content, types.TextContent) else ""
-    usage = reply.usage or await counted_usage(route, body["messages"], [text])
-    await pipeline.settle(exchange, usage)
-    return Served(result, route, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=exchange.cost)
 
 
 @dataclass(frozen=True)
