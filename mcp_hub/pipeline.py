@@ -31,6 +31,7 @@ from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog
 from mcp_hub.errors import CodeModeOnly, UnknownTool, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from mcp_hub.listing import named_target, resolve_tool
+from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError, LimitExceeded, PermissionDenied
@@ -216,7 +217,9 @@ class CallRecord:
         self.details["result_size"] = len(result.model_dump_json(by_alias=True, exclude_none=True))
 
     def fail(self, exc: BaseException) -> None:
-        if isinstance(exc, anyio.get_cancelled_exc_class()):
+        if isinstance(exc, InputRequired):
+            self.outcome, self.status = "input_required", 200  # the client answers, then calls again
+        elif isinstance(exc, anyio.get_cancelled_exc_class()):
             self.outcome, self.status, self.reason = "cancelled", CANCELLED_STATUS, "cancelled"
         else:
             self.outcome, self.status, self.reason = "upstream_error", 500, type(exc).__name__

@@ -7,6 +7,7 @@ errors raised by a handler become JSON-RPC errors in one middleware (`render_err
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -93,18 +94,24 @@ class Handlers:
         tools, cursor = page(self.tools.list(caller_of(ctx)), _cursor(params), self.page_size)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
-    async def call_tool(self, ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        self, ctx: Context, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(progress, total, message)
+            with contextlib.suppress(Exception):  # a 2026-07-28 held call outlives its first request's stream
+                await ctx.session.report_progress(progress, total, message)
 
         meta: dict[str, Any] = dict(ctx.meta or {})
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
         caller = caller_of(ctx)
         request_id = _request_id(ctx)
-        with self.relay.downstream(ctx, caller, request_id):
+
+        async def work() -> types.CallToolResult:
             return await self.tools.call(
                 caller, params.name, params.arguments, request_id=request_id, progress=relay if wants_progress else None
             )
+
+        return await self.relay.served(ctx, caller, request_id, params, work)
 
     async def list_prompts(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         caller = caller_of(ctx)
@@ -116,11 +123,16 @@ class Handlers:
         items, cursor = page(prompts, _cursor(params), self.page_size)
         return types.ListPromptsResult(prompts=items, next_cursor=cursor)
 
-    async def get_prompt(self, ctx: Context, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def get_prompt(
+        self, ctx: Context, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         caller = caller_of(ctx)
         entry = self._prompt(caller, params.name)
-        with self.relay.downstream(ctx, caller, _request_id(ctx)):
+
+        async def work() -> types.GetPromptResult:
             return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+
+        return await self.relay.served(ctx, caller, _request_id(ctx), params, work)
 
     async def list_resources(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -148,14 +160,19 @@ class Handlers:
         items, cursor = page(templates, _cursor(params), self.page_size)
         return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=cursor)
 
-    async def read_resource(self, ctx: Context, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def read_resource(
+        self, ctx: Context, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         caller = caller_of(ctx)
         server, uri = self._locate(caller, params.uri)
-        with self.relay.downstream(ctx, caller, _request_id(ctx)):
+
+        async def work() -> types.ReadResourceResult:
             result = await self.upstreams[server].read_resource(uri)
-        if caller.server is None:
-            result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
-        return result
+            if caller.server is None:
+                result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
+            return result
+
+        return await self.relay.served(ctx, caller, _request_id(ctx), params, work)
 
     async def subscribe_resource(self, ctx: Context, params: types.SubscribeRequestParams) -> types.EmptyResult:
         server, uri = self._locate(caller_of(ctx), params.uri)
@@ -241,5 +258,6 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
     )
     # Registered directly: the constructor argument warns that 2026-07-28 dropped the method, but 2025 clients use it.
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.relay.set_level)
-    server.middleware.extend([SessionRegistry(handlers.feed, caller_of), render_errors])
+    state = handlers.relay.state_boundary(lambda ctx: caller_of(ctx).principal.key_id, SERVER_NAME)
+    server.middleware.extend([SessionRegistry(handlers.feed, caller_of), render_errors, state])
     return server

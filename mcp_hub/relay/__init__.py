@@ -8,32 +8,40 @@
 - A server configured with `sampling:` may have its sampling requests answered by the gateway's own LLM proxy
   instead (`gateway_sampling.py`, translation in `sampling_wire.py`).
 - Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
+- 2026-07-28 clients (no session): `tools/call`, `prompts/get` and `resources/read` are held calls, an upstream's
+  questions (either era's) reach the client as `InputRequiredResult`s and its retries answer them (`rounds.py`).
 
-`Relay` is the hub's one entry point: the handlers for `logging/setLevel` and `resources/(un)subscribe`, the
-context a handler sets around a client request's upstream work (`downstream`), and `attach` for each upstream.
+`Relay` is the hub's one entry point: the handlers for `logging/setLevel` and `resources/(un)subscribe`, the way a
+handler runs a client request's upstream work (`served`), the request-state middleware (`state_boundary`), and
+`attach` for each upstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.access import Caller
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
 from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
+from mcp_hub.relay.rounds import STATE_TTL, HeldCall, Rounds
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
 
 __all__ = ["Relay", "UpstreamRelay", "elicitation_timeout"]
 
 Context = ServerRequestContext[Any, Any]
+R = TypeVar("R")
 
 
 class Relay:
@@ -42,6 +50,7 @@ class Relay:
         self.upstreams: dict[str, UpstreamRelay] = {}
         self.llm = GatewayLlm()
         """What answers the sampling requests of servers configured with `sampling:` (`gateway_sampling`)."""
+        self.rounds = Rounds(linger=STATE_TTL)
 
     def attach(self, relay: UpstreamRelay) -> None:
         relay.shared = self.shared
@@ -54,11 +63,43 @@ class Relay:
         """Deliver resource updates and clean up after ended sessions, until cancelled."""
         async with anyio.create_task_group() as tg:
             self.shared.subscriptions.attach(tg)
+            self.rounds.tg = tg
             try:
                 task_status.started()
                 await anyio.sleep_forever()
             finally:
+                self.rounds.tg = None
                 self.shared.subscriptions.attach(None)
+
+    @staticmethod
+    def state_boundary(principal: Callable[[Context], str], audience: str) -> RequestStateBoundary:
+        """Server middleware sealing the hub's `requestState` to the caller's key (`rounds.py`)."""
+        # A key of this process: held calls live here only, so state from another replica could not resume anyway.
+        security = RequestStateSecurity(keys=[os.urandom(32)], ttl=STATE_TTL, bind_principal=principal)
+        return RequestStateBoundary(security, default_audience=audience)
+
+    async def served(
+        self,
+        ctx: Context,
+        caller: Caller,
+        call_id: str,
+        params: types.InputResponseRequestParams,
+        work: Callable[[], Awaitable[R]],
+    ) -> R | types.InputRequiredResult:
+        """Run a client request's upstream work: in the handler (2025 era), or as a held call (2026-07-28)."""
+        with self.downstream(ctx, caller, call_id):
+            downstream = DOWNSTREAM.get()
+            assert downstream is not None
+            if not downstream.modern:
+                return await work()
+
+            async def held_work(held: HeldCall) -> R:
+                DOWNSTREAM.set(replace(downstream, held=held))  # the held call's own task and context
+                return await work()
+
+            return await self.rounds.serve(
+                params.request_state, params.input_responses, downstream.capabilities, held_work
+            )
 
     @contextmanager
     def downstream(self, ctx: Context, caller: Caller, call_id: str) -> Iterator[None]:

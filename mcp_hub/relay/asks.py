@@ -122,8 +122,8 @@ class Asker:
             return types.ErrorData(code=types.INTERNAL_ERROR, message=UNATTRIBUTED)
         outcome: types.ErrorData | Answer
         refused = refusal(request, downstream.capabilities)
-        if downstream.modern and refused is None:
-            # No session, so no stream to ask on mid-call; passing the question on as an input round is not built.
+        if downstream.modern and refused is None and downstream.held is None:
+            # No session and no held call (`rounds.py`): nowhere to put the question.
             refused = refusal(request, None)
             assert refused is not None
             refused = types.ErrorData(code=refused.code, message=MODERN_CLIENT)
@@ -149,6 +149,10 @@ class Asker:
         timeout = self.human_timeout if human else self.machine_timeout
         try:
             with call.deadline.paused() if human else nullcontext():
+                if downstream.held is not None:
+                    # A 2026-07-28 client: the question goes out as an input round, answered on its retry.
+                    with call.deadline.paused():
+                        return await downstream.held.ask(request, self.human_timeout)
                 return await downstream.session.send_request(
                     request, result_type(request), request_read_timeout_seconds=timeout, metadata=metadata
                 )

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
@@ -36,6 +36,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.access import Caller
 from toolpolicy.audit import AuditRecord
+
+if TYPE_CHECKING:
+    from mcp_hub.relay.rounds import HeldCall
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class Downstream:
     caller: Caller
     call_id: str
     """The audit request id of the tool call, which relayed requests are audited under."""
+    held: HeldCall | None = None
+    """A 2026-07-28 request's held call (`rounds.py`): where upstream questions go, and its retry's answers."""
 
     @property
     def modern(self) -> bool:

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup
 from mcp import Client
 from mcp.client._transport import ReadStream, TransportStreams
 from mcp.client.session import ClientRequestContext
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -32,11 +33,13 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp_hub.relay.asks import Ask, Asker
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
 from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
+from mcp_hub.relay.rounds import InputRequired, RoundInput
 from mcp_hub.relay.subscriptions import Subscriptions
 from toolpolicy.settings import McpHubSettings, McpServerSettings
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 ASK_METHODS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 MAX_PENDING_ASKS = 1024
 """Attributed requests waiting for the SDK to hand them to a callback; a bound, not an expected number."""
@@ -152,6 +155,45 @@ class UpstreamRelay:
     def disconnected(self) -> None:
         self._client = None
 
+    # Requests that may be answered with input requests (2026-07-28 clients: `rounds.py`).
+
+    async def call_tool(
+        self, client: Client, name: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None
+    ) -> types.CallToolResult:
+        round_input = _round_input()
+        if round_input is None:
+            return await client.call_tool(name, arguments, progress_callback=progress)
+        responses, state = round_input.take()
+        result = await client.session.call_tool(
+            name,
+            arguments,
+            progress_callback=progress,
+            input_responses=responses,
+            request_state=state,
+            allow_input_required=True,
+        )
+        return _settled(result)
+
+    async def get_prompt(self, client: Client, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+        round_input = _round_input()
+        if round_input is None:
+            return await client.get_prompt(name, arguments)
+        responses, state = round_input.take()
+        result = await client.session.get_prompt(
+            name, arguments, input_responses=responses, request_state=state, allow_input_required=True
+        )
+        return _settled(result)
+
+    async def read_resource(self, client: Client, uri: str) -> types.ReadResourceResult:
+        round_input = _round_input()
+        if round_input is None:
+            return await client.read_resource(uri)
+        responses, state = round_input.take()
+        result = await client.session.read_resource(
+            uri, input_responses=responses, request_state=state, allow_input_required=True
+        )
+        return _settled(result)
+
     @asynccontextmanager
     async def call(self, name: str, timeout: float) -> AsyncIterator[Deadline]:
         """One request to this upstream on behalf of the current client request (if any)."""
@@ -232,3 +274,15 @@ class UpstreamRelay:
 
     async def _roots(self, ctx: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
         return cast(types.ListRootsResult | types.ErrorData, await self._ask(ctx, types.ListRootsRequest()))
+
+
+def _round_input() -> RoundInput | None:
+    """What the current 2026-07-28 client request brings for the upstream, or None (any other request)."""
+    downstream = DOWNSTREAM.get()
+    return downstream.held.round_input if downstream is not None and downstream.held is not None else None
+
+
+def _settled(result: T | types.InputRequiredResult) -> T:
+    if isinstance(result, types.InputRequiredResult):
+        raise InputRequired(result)
+    return result

@@ -149,17 +149,17 @@ class Upstream(ABC):
         client = self._session()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
         async with self.relay.call(tool, self.settings.timeout) as deadline:
-            return await self._request(client.call_tool(tool, arguments, progress_callback=progress), deadline)
+            return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         client = self._session()
         async with self.relay.call(uri, self.settings.timeout) as deadline:
-            return await self._request(client.read_resource(uri), deadline)
+            return await self._request(self.relay.read_resource(client, uri), deadline)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         client = self._session()
         async with self.relay.call(name, self.settings.timeout) as deadline:
-            return await self._request(client.get_prompt(name, arguments), deadline)
+            return await self._request(self.relay.get_prompt(client, name, arguments), deadline)
 
     async def complete(
         self,
@@ -205,7 +205,7 @@ class Upstream(ABC):
             raise UpstreamError(self.name, "sent a result that is not valid MCP") from None
         except RuntimeError as exc:
             # The SDK raises RuntimeError for structured content that violates the tool's output schema and for
-            # results the hub cannot relay (input requests).
+            # input requests no client can answer (the hub's own work); a 2026-07-28 client's are `InputRequired`.
             raise UpstreamError(self.name, str(exc)) from None
         if result.meta and types.SERVER_INFO_META_KEY in result.meta:
             # The upstream's identity stamp: the client is talking to the hub, which stamps its own.

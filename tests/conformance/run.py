@@ -50,6 +50,8 @@ SUITE_PACKAGE = INSTALL / "node_modules" / "@modelcontextprotocol" / "conformanc
 KNOWN_GAPS = HERE / "known_gaps.yaml"
 SPEC_VERSIONS = ("2025-11-25", "2026-07-28")
 UPSTREAM = "conformance"
+UPSTREAM_2026 = "conformance26"
+"""The same test server, reached at 2026-07-28 (what `auto` picks), for the 2026-07-28 leg."""
 KEY_NAME = "conformance"
 GAPS_HEADER = """\
 # Checks of the official MCP conformance suite that our test server passes directly but the hub does not yet:
@@ -69,10 +71,14 @@ def hub_config(port: int, store: Path, upstream_url: str, key: str) -> dict[str,
         "listen": f"127.0.0.1:{port}",
         "store": f"sqlite+aiosqlite:///{store}",
         "admin_key": secrets.token_hex(16),
-        # `legacy`: the test server's 2025 tools ask their client through the session's back channel, which a
-        # 2026-07-28 upstream connection (what `auto` picks) does not have.
-        "mcp_servers": {UPSTREAM: {"url": upstream_url, "protocol": "legacy"}},
-        "virtual_keys": [{"name": KEY_NAME, "value": key, "mcp": {UPSTREAM: ["*"]}}],
+        # `legacy` for 2025-11-25 clients: the test server's 2025 tools ask their client through the session's back
+        # channel, which a 2026-07-28 upstream connection (what `auto` picks) does not have. 2026-07-28 clients go
+        # to the same server over a 2026-07-28 connection: its tools answer with input rounds only there.
+        "mcp_servers": {
+            UPSTREAM: {"url": upstream_url, "protocol": "legacy"},
+            UPSTREAM_2026: {"url": upstream_url, "protocol": "auto"},
+        },
+        "virtual_keys": [{"name": KEY_NAME, "value": key, "mcp": {UPSTREAM: ["*"], UPSTREAM_2026: ["*"]}}],
     }
 
 
@@ -89,14 +95,14 @@ def wait_upstream_ready(hub: Proc, timeout: float) -> None:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             last = repr(exc)
         servers = last.get("mcp", {}).get("servers", {}) if isinstance(last, dict) else {}
-        if servers.get(UPSTREAM, {}).get("state") == "ready":
+        if all(servers.get(name, {}).get("state") == "ready" for name in (UPSTREAM, UPSTREAM_2026)):
             return
         time.sleep(0.1)
     raise StartError(f"the hub did not connect to the test server within {timeout:g}s; /ready said {last}")
 
 
 def start_stack(processes: Processes, work: Path, timeout: float) -> tuple[str, str]:
-    """Test server, hub and key proxy; returns (direct URL, through-the-hub URL)."""
+    """Test server, hub and key proxy; returns (direct URL, the key proxy's base URL)."""
     python = sys.executable
     server_port = free_port()
     server = processes.start(
@@ -126,7 +132,7 @@ def start_stack(processes: Processes, work: Path, timeout: float) -> tuple[str, 
         cwd=REPO,
     )
     proxy.wait_ready(timeout)
-    return direct, f"{proxy.url}/mcp/{UPSTREAM}"
+    return direct, proxy.url
 
 
 def start_suite(url: str, version: str, output: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -139,6 +145,10 @@ def start_suite(url: str, version: str, output: Path, log: Path) -> subprocess.P
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=output.parent)
 
 
+def hub_url(proxy: str, version: str) -> str:
+    return f"{proxy}/mcp/{UPSTREAM_2026 if version == '2026-07-28' else UPSTREAM}"
+
+
 def run_suites(direct: str, hub: str, versions: list[str], runs_dir: Path) -> list[VersionRun]:
     """Both targets at every version, all at once: the legs share nothing but the test server, which keeps no
     state a scenario depends on."""
@@ -147,7 +157,7 @@ def run_suites(direct: str, hub: str, versions: list[str], runs_dir: Path) -> li
             url, version, runs_dir / f"{version}-{target}", runs_dir / f"{version}-{target}.log"
         )
         for version in versions
-        for target, url in (("direct", direct), ("hub", hub))
+        for target, url in (("direct", direct), ("hub", hub_url(hub, version)))
     }
     try:
         for (version, target), process in legs.items():

@@ -118,14 +118,6 @@ async def test_a_2026_upstreams_input_round_is_answered_by_the_calling_2025_clie
     assert json.loads(text(result))["content"] == {"type": "text", "text": "the model says hi to Eve"}
 
 
-async def test_a_2026_client_asked_to_sample_gets_an_error_never_a_success(gateway: Gateway) -> None:
-    async with gateway.client(FULL_KEY, "2026-07-28", server="ask", sampling_callback=sample) as client:
-        with anyio.fail_after(20):
-            result = await client.call_tool("ask_llm", {"prompt": "Ada"})
-    assert result.is_error
-    assert "client answered error -32601: the client uses MCP 2026-07-28" in text(result)
-
-
 async def test_on_a_stdio_server_busy_with_two_clients_a_request_goes_to_neither(gateway: Gateway) -> None:
     asked_first: list[str] = []
     answering = anyio.Event()
