@@ -26,6 +26,7 @@ from mcp_hub.pipeline import ToolCalls
 from mcp_hub.relay import Relay
 from mcp_hub.relay.calls import AuditSink
 from mcp_hub.rest import RestApi
+from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
@@ -145,6 +146,7 @@ class McpHub:
             self.feed.publish(frozenset({server}), kinds)
 
     async def _run(self, started: asyncio.Future[None]) -> None:
+        resume = self.settings.resume
         manager = FairSessionManager(
             app=self.server,
             slots=self.caps.session_slots(),
@@ -152,6 +154,8 @@ class McpHub:
             max_request_body_size=self.settings.max_body_bytes,
             session_idle_timeout=self.settings.session_idle_timeout,
             max_sessions=self.settings.max_sessions,
+            event_stores=SessionEventStores(resume) if resume.enabled else None,
+            retry_interval=resume.retry_ms if resume.enabled else None,
         )
         try:
             await self._start_code_mode()
