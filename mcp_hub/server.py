@@ -43,8 +43,11 @@ def caller_of(ctx: Context) -> Caller:
 
 
 def as_mcp_error(error: GatewayError) -> MCPError:
-    code = error.upstream_code if isinstance(error, UpstreamRejected) else error.jsonrpc_code
-    return MCPError(code=code, message=error.message)
+    """The JSON-RPC error for a gateway error: an upstream's own rejection keeps its code and data."""
+    if isinstance(error, UpstreamRejected):
+        return MCPError(code=error.upstream_code, message=error.message, data=error.upstream_data)
+    data = {"uri": error.uri} if isinstance(error, UnknownResource) else None
+    return MCPError(code=error.jsonrpc_code, message=error.message, data=data)
 
 
 async def render_errors(ctx: Context, call_next: CallNext) -> HandlerResult:
@@ -151,8 +154,13 @@ class Handlers:
     async def read_resource(self, ctx: Context, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         caller = caller_of(ctx)
         server, uri = self._locate(caller, params.uri)
-        with self.relay.downstream(ctx, caller, _request_id(ctx)):
-            result = await self.upstreams[server].read_resource(uri)
+        try:
+            with self.relay.downstream(ctx, caller, _request_id(ctx)):
+                result = await self.upstreams[server].read_resource(uri)
+        except UpstreamRejected as exc:
+            if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:
+                exc.upstream_data = {**exc.upstream_data, "uri": params.uri}  # the URI the client knows
+            raise
         if caller.server is None:
             result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
         return result

@@ -186,7 +186,7 @@ class Upstream(ABC):
             if exc.code == types.CONNECTION_CLOSED:
                 self._connection_failed()
                 raise UpstreamUnavailable(self.name, "down", self.lost_reason()) from None
-            raise UpstreamRejected(self.name, exc.code, exc.message) from None
+            raise UpstreamRejected(self.name, exc.code, exc.message, exc.data) from None
         except ValidationError as exc:
             logger.warning("MCP server %r sent a result that is not valid MCP: %s", self.name, exc)
             raise UpstreamError(self.name, "sent a result that is not valid MCP") from None
