@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_hub.admin import admin_routes
 from mcp_hub.bundles import build_bundles
-from mcp_hub.catalog import Catalog, Snapshot
+from mcp_hub.catalog import Catalog, Kind, Snapshot
 from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import McpEndpoint, transport_security
 from mcp_hub.fairness import KeyCaps
@@ -60,6 +60,7 @@ class McpHub:
         self.relay = Relay(AuditSink(governance.audit.emit, governance.settings.audit.record_arguments))
         for upstream in self.upstreams.values():
             upstream.on_snapshot = self._changed
+            upstream.on_announced = self._announced
             self.relay.attach(upstream.relay)
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
         self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
@@ -144,6 +145,9 @@ class McpHub:
         kinds = self.catalog.update(server, snapshot)
         if kinds:
             self.feed.publish(frozenset({server}), kinds)
+
+    def _announced(self, server: str, kinds: frozenset[Kind]) -> None:
+        self.feed.publish(frozenset({server}), kinds)
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         resume = self.settings.resume

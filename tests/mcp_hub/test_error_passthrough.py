@@ -37,3 +37,45 @@ async def test_a_resource_the_hub_cannot_find_or_hides_names_the_uri(gateway: Ga
             await client.read_resource(uri)
     assert missing.value.code == types.INVALID_PARAMS
     assert missing.value.data == {"uri": uri}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("upstream", ["fx", "web"])
+async def test_a_missing_client_capability_is_a_json_rpc_error_not_a_tool_error(
+    gateway: Gateway, mode: str, upstream: str
+) -> None:
+    async with gateway.client(FULL_KEY, mode) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool(f"{upstream}__needs_capability", {"capability": "x-hub-test"})
+    assert refused.value.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert refused.value.data == {"requiredCapabilities": {"experimental": {"x-hub-test": {}}}}
+    rows = await gateway.audit(key="full", target=f"{upstream}/needs_capability")
+    assert rows and {row["details"]["outcome"] for row in rows} == {"upstream_error"}
+
+
+async def test_a_missing_client_capability_is_http_400_for_a_2026_client(gateway: Gateway) -> None:
+    request = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {
+            "name": "fx__needs_capability",
+            "arguments": {"capability": "x-hub-test"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    }
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "fx__needs_capability",
+    }
+    async with gateway.http(FULL_KEY) as http:
+        response = await http.post("/mcp", json=request, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == types.MISSING_REQUIRED_CLIENT_CAPABILITY

@@ -13,7 +13,8 @@ from pathlib import Path
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY, ToolAnnotations
 from pydantic import BaseModel
 
 from mcp_hub.demo_server import build_server, serve
@@ -49,6 +50,18 @@ def build_fixture() -> MCPServer:
                 Path(marker).write_text("cancelled")
             raise
         return f"slept {seconds}s"
+
+    @server.tool()
+    def needs_capability(capability: str, ctx: Context) -> str:
+        """Refuse with -32021 unless the client declared the experimental capability `capability`."""
+        declared = ctx.session.client_capabilities
+        if declared is None or capability not in (declared.experimental or {}):
+            raise MCPError(
+                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message=f"This tool requires the client capability experimental.{capability}",
+                data={"requiredCapabilities": {"experimental": {capability: {}}}},
+            )
+        return "declared"
 
     @server.tool()
     def crash(code: int = 3) -> str:
@@ -95,6 +108,15 @@ def build_fixture() -> MCPServer:
         await ctx.notify_tools_changed()  # 2026-07-28 clients: subscriptions/listen
         await ctx.session.send_tool_list_changed()  # 2025-era clients: the session's notification
         return state
+
+    @server.tool()
+    async def blink(ctx: Context) -> str:
+        """Add the `extra` tool and remove it at once, announcing the change: the list ends as it began."""
+        server.add_tool(extra)
+        server.remove_tool("extra")
+        await ctx.notify_tools_changed()
+        await ctx.session.send_tool_list_changed()
+        return "blinked"
 
     return server
 
