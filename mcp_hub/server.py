@@ -24,6 +24,7 @@ from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
+from mcp_hub.param_headers import caller_input_schemas
 from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
@@ -234,7 +235,7 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
             "Tools of several MCP servers, named <server>__<tool>. Servers in Code Mode are used from Python: "
             "search_tools, get_tool_docs, then run_code."
         ),
-        get_tool_input_schema=handlers.catalog.input_schema,
+        get_tool_input_schema=caller_input_schemas(handlers.catalog),
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_prompts=handlers.list_prompts,
