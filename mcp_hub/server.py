@@ -25,6 +25,7 @@ from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
 from mcp_hub.param_headers import caller_input_schemas
+from mcp_hub.polling import passed_on
 from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
@@ -105,7 +106,7 @@ class Handlers:
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
         caller = caller_of(ctx)
         request_id = _request_id(ctx)
-        with self.relay.downstream(ctx, caller, request_id):
+        with self.relay.downstream(ctx, caller, request_id), passed_on(ctx):
             return await self.tools.call(
                 caller, params.name, params.arguments, request_id=request_id, progress=relay if wants_progress else None
             )
@@ -123,7 +124,7 @@ class Handlers:
     async def get_prompt(self, ctx: Context, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         caller = caller_of(ctx)
         entry = self._prompt(caller, params.name)
-        with self.relay.downstream(ctx, caller, _request_id(ctx)):
+        with self.relay.downstream(ctx, caller, _request_id(ctx)), passed_on(ctx):
             return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
 
     async def list_resources(
@@ -156,7 +157,7 @@ class Handlers:
         caller = caller_of(ctx)
         server, uri = self._locate(caller, params.uri)
         try:
-            with self.relay.downstream(ctx, caller, _request_id(ctx)):
+            with self.relay.downstream(ctx, caller, _request_id(ctx)), passed_on(ctx):
                 result = await self.upstreams[server].read_resource(uri)
         except UpstreamRejected as exc:
             if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:

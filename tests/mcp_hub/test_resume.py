@@ -1,10 +1,13 @@
 """Resumable SSE streams for 2025-era sessions (SEP-1699): every POST stream opens with a priming event (an id, no
 data, a `retry`), and a client that reconnects with `Last-Event-ID` gets the rest of that stream, its own session's
-only. Each session's store is bounded and dropped with the session."""
+only. Each session's store is bounded and dropped with the session. An upstream that closes a call's stream to be
+polled has the hub close its client's stream too."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +19,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from mcp_hub.resume import SessionEventStore
-from tests.mcp_hub.conftest import FULL_KEY, Gateway, fixture_server, hub_settings, serving
+from tests.mcp_hub.conftest import FULL_KEY, Gateway, fixture_server, free_port, hub_settings, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -46,10 +49,31 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[SseEvent]:
 
 
 @pytest.fixture(scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
-    settings = hub_settings(
-        tmp_path_factory.mktemp("resume"), {"fx": fixture_server()}, mcp={"resume": {"retry_ms": RETRY_MS}}
-    )
+async def polling_server() -> AsyncIterator[str]:
+    """The conformance test server, whose `test_reconnection` closes its call's stream mid-call (SEP-1699)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.conformance.server", "--port", str(port)]
+    process = await anyio.open_process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.wait()
+            await process.aclose()
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory, polling_server: str) -> AsyncIterator[Gateway]:
+    servers = {"fx": fixture_server(), "poll": {"url": polling_server, "protocol": "legacy"}}
+    settings = hub_settings(tmp_path_factory.mktemp("resume"), servers, mcp={"resume": {"retry_ms": RETRY_MS}})
     async with serving(settings) as started:
         yield started
 
@@ -127,6 +151,30 @@ async def test_a_post_stream_primes_first_and_a_reconnecting_client_gets_the_res
             None,
         ]
         await http.delete("/mcp", headers=session)
+
+
+async def test_an_upstream_that_closes_a_call_s_stream_has_the_hub_close_its_client_s(gateway: Gateway) -> None:
+    request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "poll__test_reconnection"}}
+    async with gateway.http(FULL_KEY) as http:
+        session = await open_session(http)
+        events = await call_until_closed(http, session, request)
+        assert events[0].data == "" and events[0].id
+        assert not any(event.data and json.loads(event.data).get("id") == 9 for event in events)  # closed before
+        last = [event.id for event in events if event.id][-1]
+        assert last is not None
+        replayed = await resume(http, session, last, 9)
+        assert replayed[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+        await http.delete("/mcp", headers=session)
+
+
+async def call_until_closed(
+    http: httpx2.AsyncClient, session: dict[str, str], request: dict[str, Any]
+) -> list[SseEvent]:
+    """Every event of the POST's stream until the server closes it."""
+    with anyio.fail_after(20):
+        async with http.stream("POST", "/mcp", json=request, headers={**MCP_HEADERS, **session}) as response:
+            assert response.status_code == 200
+            return [event async for event in sse_events(response)]
 
 
 async def test_a_resumed_stream_replays_its_own_session_only(gateway: Gateway) -> None:
