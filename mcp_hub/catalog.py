@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
@@ -199,10 +199,6 @@ class Catalog:
                 s for s in servers if s in self._live and any(t.match(uri) for t, _ in self._templates.get(s, []))
             ]
         return candidates[0] if len(candidates) == 1 else None
-
-    def input_schema(self, exposed: str) -> dict[str, Any] | None:
-        entry = self._tools.get(exposed)
-        return entry.item.input_schema if entry is not None else None
 
 
 def _compile(

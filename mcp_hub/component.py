@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_hub.admin import admin_routes
 from mcp_hub.bundles import build_bundles
-from mcp_hub.catalog import Catalog, Snapshot
+from mcp_hub.catalog import Catalog, Kind, Snapshot
 from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import McpEndpoint, transport_security
 from mcp_hub.fairness import KeyCaps
@@ -27,6 +27,7 @@ from mcp_hub.relay import Relay
 from mcp_hub.relay.calls import AuditSink
 from mcp_hub.relay.gateway_sampling import ChatCompletions
 from mcp_hub.rest import RestApi
+from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
@@ -60,6 +61,7 @@ class McpHub:
         self.relay = Relay(AuditSink(governance.audit.emit, governance.settings.audit.record_arguments))
         for upstream in self.upstreams.values():
             upstream.on_snapshot = self._changed
+            upstream.on_announced = self._announced
             self.relay.attach(upstream.relay)
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
         self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
@@ -149,7 +151,11 @@ class McpHub:
         if kinds:
             self.feed.publish(frozenset({server}), kinds)
 
+    def _announced(self, server: str, kinds: frozenset[Kind]) -> None:
+        self.feed.publish(frozenset({server}), kinds)
+
     async def _run(self, started: asyncio.Future[None]) -> None:
+        resume = self.settings.resume
         manager = FairSessionManager(
             app=self.server,
             slots=self.caps.session_slots(),
@@ -157,6 +163,8 @@ class McpHub:
             max_request_body_size=self.settings.max_body_bytes,
             session_idle_timeout=self.settings.session_idle_timeout,
             max_sessions=self.settings.max_sessions,
+            event_stores=SessionEventStores(resume) if resume.enabled else None,
+            retry_interval=resume.retry_ms if resume.enabled else None,
         )
         try:
             await self._start_code_mode()

@@ -33,6 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mcp_hub.access import Caller, narrowing
 from mcp_hub.bundles import Bundle
 from mcp_hub.errors import UnknownServer
+from mcp_hub.param_headers import CURRENT_CALLER
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
@@ -132,7 +133,11 @@ class McpEndpoint:
         scope[CALLER_SCOPE_KEY] = caller
         token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=caller.endpoint)
         scope["user"] = AuthenticatedUser(token)
-        await manager.handle_request(scope, receive, send)
+        current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)
+        try:
+            await manager.handle_request(scope, receive, send)
+        finally:
+            CURRENT_CALLER.reset(current)
 
     async def _checked_body(self, scope: Scope, receive: Receive) -> Receive:
         """Read and check the body, then hand the SDK a `receive` that replays it."""

@@ -21,6 +21,8 @@ JSON-RPC errors. Each edge renders these once, from their attributes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from toolpolicy.errors import GatewayError, NotFound
 
 
@@ -64,6 +66,8 @@ class UnknownResource(NotFound):
 
     def __init__(self, uri: str) -> None:
         super().__init__(f"Unknown resource: {uri}", param="uri")
+        self.uri = uri
+        """As the client named it: JSON-RPC errors carry it as `data.uri` (SEP-2164)."""
 
 
 class UnknownServer(NotFound):
@@ -93,10 +97,12 @@ class UpstreamError(GatewayError):
 class UpstreamRejected(UpstreamError):
     code = "upstream_rejected"
 
-    def __init__(self, server: str, upstream_code: int, upstream_message: str) -> None:
+    def __init__(self, server: str, upstream_code: int, upstream_message: str, upstream_data: Any = None) -> None:
         super().__init__(server, f"error {upstream_code}: {upstream_message}")
         self.upstream_code = upstream_code
         """Passed on as the JSON-RPC code (e.g. -32602 for a resource the server does not have)."""
+        self.upstream_data = upstream_data
+        """Passed on as the JSON-RPC `data` (e.g. `{"uri": ...}` for that resource, or -32021's capabilities)."""
 
 
 class UpstreamUnavailable(UpstreamError):

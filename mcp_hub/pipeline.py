@@ -10,6 +10,10 @@ The order, and why:
 4. `settle` with the server's `cost_per_call_usd` once the upstream answered (a tool error is still work done), or
    `release` when it did not;
 5. one audit record, whatever happened (in `finally`).
+
+An upstream's failure is a tool error (`isError`, the model reads it), except a JSON-RPC error that is about the
+request itself rather than the tool's work (`PROTOCOL_ERRORS`): that one is raised, and reaches the client as the
+JSON-RPC error the upstream sent, code and data.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog
-from mcp_hub.errors import CodeModeOnly, UnknownTool, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from mcp_hub.errors import (
+    CodeModeOnly,
+    UnknownTool,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
@@ -41,6 +52,9 @@ from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
 from toolpolicy.types import ToolTarget
 
 CANCELLED_STATUS = 499
+PROTOCOL_ERRORS = frozenset({types.MISSING_REQUIRED_CLIENT_CAPABILITY})
+"""Upstream JSON-RPC error codes a tool call passes on as JSON-RPC errors: the client must see them as such (a
+2026-07-28 client that lacks a capability the tool needs gets -32021 with `data.requiredCapabilities`)."""
 
 
 def error_result(message: str) -> types.CallToolResult:
@@ -177,6 +191,8 @@ class ToolCalls:
             with anyio.CancelScope(shield=True):
                 await admission.release()
             record.upstream_failed(exc)
+            if isinstance(exc, UpstreamRejected) and exc.upstream_code in PROTOCOL_ERRORS:
+                raise
             return error_result(exc.message)
         except BaseException:
             with anyio.CancelScope(shield=True):

@@ -25,6 +25,8 @@ from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
+from mcp_hub.param_headers import caller_input_schemas
+from mcp_hub.polling import passed_on
 from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
@@ -44,8 +46,11 @@ def caller_of(ctx: Context) -> Caller:
 
 
 def as_mcp_error(error: GatewayError) -> MCPError:
-    code = error.upstream_code if isinstance(error, UpstreamRejected) else error.jsonrpc_code
-    return MCPError(code=code, message=error.message)
+    """The JSON-RPC error for a gateway error: an upstream's own rejection keeps its code and data."""
+    if isinstance(error, UpstreamRejected):
+        return MCPError(code=error.upstream_code, message=error.message, data=error.upstream_data)
+    data = {"uri": error.uri} if isinstance(error, UnknownResource) else None
+    return MCPError(code=error.jsonrpc_code, message=error.message, data=data)
 
 
 async def render_errors(ctx: Context, call_next: CallNext) -> HandlerResult:
@@ -107,9 +112,11 @@ class Handlers:
         request_id = _request_id(ctx)
 
         async def work() -> types.CallToolResult:
-            return await self.tools.call(
-                caller, params.name, params.arguments, request_id=request_id, progress=relay if wants_progress else None
-            )
+            with passed_on(ctx):
+                progress = relay if wants_progress else None
+                return await self.tools.call(
+                    caller, params.name, params.arguments, request_id=request_id, progress=progress
+                )
 
         return await self.relay.served(ctx, caller, request_id, params, work)
 
@@ -130,7 +137,8 @@ class Handlers:
         entry = self._prompt(caller, params.name)
 
         async def work() -> types.GetPromptResult:
-            return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+            with passed_on(ctx):
+                return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
 
         return await self.relay.served(ctx, caller, _request_id(ctx), params, work)
 
@@ -167,7 +175,13 @@ class Handlers:
         server, uri = self._locate(caller, params.uri)
 
         async def work() -> types.ReadResourceResult:
-            result = await self.upstreams[server].read_resource(uri)
+            try:
+                with passed_on(ctx):
+                    result = await self.upstreams[server].read_resource(uri)
+            except UpstreamRejected as exc:
+                if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:
+                    exc.upstream_data = {**exc.upstream_data, "uri": params.uri}  # the URI the client knows
+                raise
             if caller.server is None:
                 result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
             return result
@@ -243,7 +257,7 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
             "Tools of several MCP servers, named <server>__<tool>. Servers in Code Mode are used from Python: "
             "search_tools, get_tool_docs, then run_code."
         ),
-        get_tool_input_schema=handlers.catalog.input_schema,
+        get_tool_input_schema=caller_input_schemas(handlers.catalog),
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_prompts=handlers.list_prompts,

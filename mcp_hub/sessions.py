@@ -16,6 +16,10 @@ It overrides three private methods of `mcp` 2.3's `StreamableHTTPSessionManager`
 session's opening request (it has the request's scope, hence the caller), the one every session ends through, and
 the one that routes a request to its session. The SDK offers no public hook for any; `tests/mcp_hub/test_fairness.py`
 and `tests/mcp_hub/test_sessions.py` pin the behaviour.
+
+The opening request and the session's end also give each session its own bounded event store
+(`mcp_hub/resume.py`) for resumable streams, set on the session's transport before it serves the opening request
+and dropped when the session ends.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.access import Caller
 from mcp_hub.endpoint import jsonrpc_error_response
 from mcp_hub.fairness import KeyCapReached, KeySlots, Slot
+from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import CALLER_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
@@ -62,9 +67,12 @@ def _session_not_found() -> Response:
 class FairSessionManager(StreamableHTTPSessionManager):
     """A `StreamableHTTPSessionManager` that holds each session in `slots` for the key that opened it."""
 
-    def __init__(self, *args: Any, slots: KeySlots, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, slots: KeySlots, event_stores: SessionEventStores | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.slots = slots
+        self.event_stores = event_stores
         self._held: dict[str, Slot] = {}
         self._posts: dict[str, _InFlight] = {}
         self._closing: set[str] = set()
@@ -121,10 +129,15 @@ class FairSessionManager(StreamableHTTPSessionManager):
                 await self._discard_session(session_id, http_transport)
                 await jsonrpc_error_response(exc)(scope, receive, send)
                 return
+        if self.event_stores is not None:
+            # The SDK's manager hands every session one shared store; ours are per session (see resume.py).
+            http_transport._event_store = self.event_stores.open(session_id)
         await super()._serve_opening_request(http_transport, scope, receive, send)
 
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         slot = self._held.pop(session_id, None)
         if slot is not None:
             slot.release()
+        if self.event_stores is not None:
+            self.event_stores.close(session_id)
         await super()._discard_session(session_id, transport)

@@ -25,6 +25,7 @@ from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
+from toolpolicy.stream_resume import McpStreamResume
 from toolpolicy.tool_overrides import ToolOverride
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
@@ -218,6 +219,8 @@ class McpHubSettings(_Model):
     """Seconds after which an idle legacy (2025-era) client session is closed."""
     max_sessions: int = Field(default=10_000, ge=1)
     """Legacy client sessions open at once; past this, new sessions get 503."""
+    resume: McpStreamResume = Field(default_factory=McpStreamResume)
+    """Replay of missed SSE events to a legacy client that reconnects with `Last-Event-ID` (same replica only)."""
     per_key: McpKeyCaps = Field(default_factory=McpKeyCaps)
     """What one key may hold at once of the hub's sessions, listen streams and Code Mode sandbox workers."""
     elicitation_timeout: float = Field(default=600.0, gt=0)

@@ -21,10 +21,11 @@ from mcp.client._transport import TransportStreams
 from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ServerEvent, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from mcp_hub.catalog import Snapshot
+from mcp_hub.catalog import Kind, Snapshot
 from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from mcp_hub.relay.calls import Deadline
 from mcp_hub.relay.upstream import UpstreamRelay
@@ -60,6 +61,9 @@ class Upstream(ABC):
         self.snapshot: Snapshot | None = None
         self.on_snapshot: Callable[[str, Snapshot | None], None] = lambda name, snapshot: None
         """Called whenever the listings change or the server goes down (None)."""
+        self.on_announced: Callable[[str, frozenset[Kind]], None] = lambda name, kinds: None
+        """Called when the server announced a change of these lists but the re-listing shows none (a change undone
+        at once, or one the listing does not show): the server's clients are told all the same."""
         self.on_connected: Callable[[], None] = lambda: None
         self.relay = UpstreamRelay(name, settings, hub)
         """The server-to-client half: its requests and notices during calls, relayed to the calls' clients."""
@@ -71,6 +75,7 @@ class Upstream(ABC):
         self._client: Client | None = None
         self._lost: anyio.Event | None = None
         self._refresh_wanted: anyio.Event | None = None
+        self._announced: set[Kind] = set()
 
     @abstractmethod
     def transport(self) -> AbstractAsyncContextManager[TransportStreams]:
@@ -199,7 +204,7 @@ class Upstream(ABC):
             if exc.code == types.CONNECTION_CLOSED:
                 self._connection_failed()
                 raise UpstreamUnavailable(self.name, "down", self.lost_reason()) from None
-            raise UpstreamRejected(self.name, exc.code, exc.message) from None
+            raise UpstreamRejected(self.name, exc.code, exc.message, exc.data) from None
         except ValidationError as exc:
             logger.warning("MCP server %r sent a result that is not valid MCP: %s", self.name, exc)
             raise UpstreamError(self.name, "sent a result that is not valid MCP") from None
@@ -241,6 +246,7 @@ class Upstream(ABC):
             with anyio.move_on_after(interval):
                 await wanted.wait()
             self._refresh_wanted = anyio.Event()
+            announced, self._announced = frozenset(self._announced), set()
             try:
                 with anyio.fail_after(self.hub.connect_timeout):
                     snapshot = await list_everything(client, self._expose, self.unsupported)
@@ -253,6 +259,8 @@ class Upstream(ABC):
                 self.health.enter("degraded", f"re-listing failed: {type(exc).__name__}")
             else:
                 self.health.enter("ready")
+                if announced and snapshot == self.snapshot:
+                    self.on_announced(self.name, announced)
                 self._install(snapshot)
 
     async def _listen(self, client: Client) -> None:
@@ -269,8 +277,8 @@ class Upstream(ABC):
                     tools_list_changed=tools, prompts_list_changed=prompts, resources_list_changed=resources
                 )
                 async with listen as subscription:
-                    async for _event in subscription:
-                        self.refresh_soon()
+                    async for event in subscription:
+                        self._announce(_EVENT_KINDS.get(type(event)))
             except Exception as exc:
                 logger.info("MCP server %r: change subscription ended (%s); re-listing on an interval", self.name, exc)
             self.refresh_soon()
@@ -283,8 +291,25 @@ class Upstream(ABC):
             | types.PromptListChangedNotification
             | types.ResourceListChangedNotification,
         ):
-            self.refresh_soon()
+            self._announce(_NOTICE_KINDS[type(message)])
         elif isinstance(message, types.LoggingMessageNotification):
             logger.info("MCP server %r says: %s", self.name, message.params.data)
         elif isinstance(message, Exception):
             logger.warning("MCP server %r: transport error: %s", self.name, message)
+
+    def _announce(self, kind: Kind | None) -> None:
+        if kind is not None:
+            self._announced.add(kind)
+        self.refresh_soon()
+
+
+_NOTICE_KINDS: dict[type[types.ServerNotification], Kind] = {
+    types.ToolListChangedNotification: "tools",
+    types.PromptListChangedNotification: "prompts",
+    types.ResourceListChangedNotification: "resources",
+}
+_EVENT_KINDS: dict[type[ServerEvent], Kind] = {
+    ToolsListChanged: "tools",
+    PromptsListChanged: "prompts",
+    ResourcesListChanged: "resources",
+}

@@ -10,6 +10,7 @@ import httpx2
 from mcp.client._transport import TransportStreams
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_hub.polling import on_upstream_request
 from mcp_hub.relay import elicitation_timeout
 from mcp_hub.upstreams.base import Upstream
 
@@ -55,6 +56,7 @@ class HttpUpstream(Upstream):
     async def _connect(self) -> AsyncIterator[TransportStreams]:
         assert self.settings.url is not None
         # One pooled client per upstream connection: every caller's requests share its keep-alive connections.
-        http = httpx2.AsyncClient(headers=remote_headers(self), timeout=remote_timeout(self))
+        hooks = {"request": [on_upstream_request]}  # the upstream's polling, passed on (polling.py)
+        http = httpx2.AsyncClient(headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks)
         async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
             yield streams

@@ -40,6 +40,7 @@ from mcp.types import (
     TextResourceContents,
     UnsubscribeRequestParams,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field, JsonValue
 
 from tests.conformance.input_required import register_input_required_tools
@@ -305,6 +306,8 @@ def _client_tools(mcp: MCPServer) -> None:
         mcp.add_tool(_dynamic, name="test_dynamic_tool")
         mcp.remove_tool("test_dynamic_tool")
         await ctx.notify_tools_changed()
+        if _legacy(ctx):  # a 2025-era client (such as the hub's upstream connection) hears on its session instead
+            await ctx.session.send_tool_list_changed()
         return "tool list changed"
 
     @mcp.tool()
@@ -313,7 +316,13 @@ def _client_tools(mcp: MCPServer) -> None:
         mcp.add_prompt(Prompt.from_function(_dynamic, name="test_dynamic_prompt", description="dynamic"))
         mcp.remove_prompt("test_dynamic_prompt")
         await ctx.notify_prompts_changed()
+        if _legacy(ctx):
+            await ctx.session.send_prompt_list_changed()
         return "prompt list changed"
+
+
+def _legacy(ctx: Context) -> bool:
+    return ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
 
 
 def _dynamic() -> str:

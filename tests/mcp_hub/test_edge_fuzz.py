@@ -64,7 +64,8 @@ def assert_json_rpc_answers(response: httpx2.Response) -> None:
     if response.headers.get("content-type", "").startswith("text/event-stream"):
         # SSE lines end at CR or LF only (not at U+0085 and the like, which str.splitlines also splits on)
         lines = response.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        messages = [json.loads(line[5:]) for line in lines if line.startswith("data:")]
+        # A priming event (SEP-1699) has an empty `data:` and is not a message.
+        messages = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip()]
     elif response.content:
         messages = [response.json()]
     else:

@@ -212,7 +212,9 @@ async def raw_call(gateway: Gateway, server: str, capabilities: dict[str, Any], 
         await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
         call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
         response = await http.post(url, json=call, headers=headers)
-    messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    # A priming event (SEP-1699) has an empty `data:`.
+    lines = response.text.splitlines()
+    messages = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip()]
     [answer] = [message for message in messages if message.get("id") == 2]
     assert not [message for message in messages if "method" in message and "id" in message]  # nothing was asked
     return answer

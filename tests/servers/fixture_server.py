@@ -9,18 +9,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import BaseModel
+from mcp.shared.exceptions import MCPError
+from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from mcp_hub.demo_server import build_server, serve
 
 # The SDK's stdio server moves fd 1 aside so stray prints cannot corrupt the wire; a copy taken first is the wire,
 # which is what a server written without that care floods.
 WIRE = os.dup(1)
+REGION_HEADER: dict[str, object] = {"x-mcp-header": "Region"}
 LONG_NAME = "a_tool_with_a_name_long_enough_to_push_the_qualified_name_past_sixty_four_chars"
 
 
@@ -49,6 +52,18 @@ def build_fixture() -> MCPServer:
                 Path(marker).write_text("cancelled")
             raise
         return f"slept {seconds}s"
+
+    @server.tool()
+    def needs_capability(capability: str, ctx: Context) -> str:
+        """Refuse with -32021 unless the client declared the experimental capability `capability`."""
+        declared = ctx.session.client_capabilities
+        if declared is None or capability not in (declared.experimental or {}):
+            raise MCPError(
+                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message=f"This tool requires the client capability experimental.{capability}",
+                data={"requiredCapabilities": {"experimental": {capability: {}}}},
+            )
+        return "declared"
 
     @server.tool()
     def crash(code: int = 3) -> str:
@@ -95,6 +110,22 @@ def build_fixture() -> MCPServer:
         await ctx.notify_tools_changed()  # 2026-07-28 clients: subscriptions/listen
         await ctx.session.send_tool_list_changed()  # 2025-era clients: the session's notification
         return state
+
+    @server.tool()
+    def region(
+        region: Annotated[str, Field(description="Also sent as Mcp-Param-Region", json_schema_extra=REGION_HEADER)],
+    ) -> str:
+        """Echo the region; clients of 2026-07-28 mirror it into the `Mcp-Param-Region` header (SEP-2243)."""
+        return f"region={region}"
+
+    @server.tool()
+    async def blink(ctx: Context) -> str:
+        """Add the `extra` tool and remove it at once, announcing the change: the list ends as it began."""
+        server.add_tool(extra)
+        server.remove_tool("extra")
+        await ctx.notify_tools_changed()
+        await ctx.session.send_tool_list_changed()
+        return "blinked"
 
     return server
 

@@ -1,0 +1,94 @@
+"""Resumable SSE streams for 2025-era sessions: each session's recent events, bounded, replayed on `Last-Event-ID`.
+
+The SDK's transport calls an `EventStore` to number every SSE event it sends (and a priming event, empty, first on
+each stream) and, when a client reconnects with `Last-Event-ID`, to replay what followed on that stream. The SDK
+takes one store for every session, and its stream ids are JSON-RPC request ids, which repeat across sessions: one
+shared store could replay one session's events to another. So each session gets a store of its own
+(`SessionEventStores.open`), dropped with the session; its event ids are only meaningful to that session.
+
+Each store keeps the latest `max_events` events and `max_bytes` of their JSON, dropping the oldest first. A client
+whose last event was dropped gets nothing replayed (the SDK then ends the reconnection stream). The events live in
+this process: a resumed stream must reach the replica that serves the session.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp_types import JSONRPCMessage
+
+from toolpolicy.stream_resume import McpStreamResume
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    stream_id: StreamId
+    message: JSONRPCMessage | None
+    size: int
+
+
+class SessionEventStore(EventStore):
+    """One session's most recent SSE events, bounded by count and by bytes of JSON."""
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._events: OrderedDict[int, _Event] = OrderedDict()
+        self._bytes = 0
+        self._ids = itertools.count(1)
+
+    # No `__len__`: the SDK tests the store for truth (`if self._event_store`), and an empty one must count.
+    @property
+    def events(self) -> int:
+        """Events held now."""
+        return len(self._events)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of JSON held now."""
+        return self._bytes
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        size = len(message.model_dump_json(by_alias=True, exclude_unset=True)) if message is not None else 0
+        number = next(self._ids)
+        self._events[number] = _Event(stream_id, message, size)
+        self._bytes += size
+        while len(self._events) > self.max_events or (self._bytes > self.max_bytes and len(self._events) > 1):
+            _, dropped = self._events.popitem(last=False)
+            self._bytes -= dropped.size
+        return str(number)
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        if not last_event_id.isdecimal() or (last := self._events.get(int(last_event_id))) is None:
+            return None
+        after = int(last_event_id)
+        # Copied first: sending awaits the client, and the transport stores new events meanwhile.
+        later = [(number, event) for number, event in self._events.items() if number > after]
+        for number, event in later:
+            if event.stream_id == last.stream_id and event.message is not None:
+                await send_callback(EventMessage(event.message, str(number)))
+        return last.stream_id
+
+
+class SessionEventStores:
+    """A `SessionEventStore` per open session, made by `open` and dropped by `close` when the session ends."""
+
+    def __init__(self, settings: McpStreamResume) -> None:
+        self.settings = settings
+        self._stores: dict[str, SessionEventStore] = {}
+
+    @property
+    def sessions(self) -> int:
+        """Sessions with a store now."""
+        return len(self._stores)
+
+    def open(self, session_id: str) -> SessionEventStore:
+        store = SessionEventStore(self.settings.max_events, self.settings.max_bytes)
+        self._stores[session_id] = store
+        return store
+
+    def close(self, session_id: str) -> None:
+        self._stores.pop(session_id, None)
