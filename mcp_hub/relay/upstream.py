@@ -1,8 +1,9 @@
 """The relay's side of one upstream connection: what the hub's client declares, sees and answers.
 
 `Upstream` (upstreams/base.py) uses it at four points: the client's callbacks and options (`client_options`), the
-transport's read side, watched in receive order (`observe`: attributes each server-to-client request and log notice
-to a call while the transport still knows the sending task's context, and keeps log notices in order), the new
+transport (`observe`: its read side watched in receive order, attributing each server-to-client request and log notice
+to a call while the transport still knows the sending task's context, and keeping log notices in order; its write
+side giving each 2026-07-28 request the capabilities of the client it is made for, `caller_capabilities.py`), the new
 connection (`connected`: the upstream's log level, subscriptions to restore), and each call (`call`: registers it
 in flight, gives it a deadline that stands still while a person is asked, and writes its relayed notices before its
 result goes out).
@@ -31,6 +32,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.relay.asks import Ask, Asker
+from mcp_hub.relay.caller_capabilities import ForwardingStream
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
 from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
 from mcp_hub.relay.rounds import InputRequired, RoundInput
@@ -109,7 +111,8 @@ class UpstreamRelay:
         self._tg: TaskGroup | None = None
 
     def client_options(self) -> dict[str, Any]:
-        """The hub's client declares every client capability; each request is checked against its own client's."""
+        """The hub's client declares every client capability it relays; each request is checked against its own
+        client's, and a 2026-07-28 upstream is told that client's (`caller_capabilities.py`)."""
         return {
             "sampling_callback": self._sampling,
             "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
@@ -125,7 +128,10 @@ class UpstreamRelay:
         async with transport as (read, write), anyio.create_task_group() as tg:
             self._tg = tg
             try:
-                yield ObservedStream(read, self._observe), write
+                yield (
+                    ObservedStream(read, self._observe),
+                    ForwardingStream(write, gateway_samples=self._gateway_samples),
+                )
             finally:
                 self._tg = None
                 self._asks.clear()
@@ -154,6 +160,9 @@ class UpstreamRelay:
 
     def disconnected(self) -> None:
         self._client = None
+
+    def _gateway_samples(self) -> bool:
+        return self.asker.gateway is not None
 
     # Requests that may be answered with input requests (2026-07-28 clients: `rounds.py`).
 

@@ -4,7 +4,8 @@
 `protocol: legacy` for it): its requests to the client ride the tool call's stream (`related_request_id`);
 `dual_llm` also samples in the 2026-07-28 era, through an `InputRequiredResult` round. Every
 tool answers with what the client answered, as JSON, or with a tool error naming the JSON-RPC error it got back,
-so a test sees exactly what crossed the hub in both directions.
+so a test sees exactly what crossed the hub in both directions. `seen_capabilities` and `needs_sampling` show which
+client capabilities a request reached it with.
 """
 
 from __future__ import annotations
@@ -119,6 +120,25 @@ def build_asking() -> MCPServer:
         notice = types.ResourceUpdatedNotification(params=types.ResourceUpdatedNotificationParams(uri=uri))
         await ctx.request_context.session.send_notification(notice)
         return "touched"
+
+    @server.tool()
+    def seen_capabilities(ctx: Context) -> str:
+        """The client capabilities this request came with, as JSON (2026-07-28: the request's own `_meta`)."""
+        capabilities = ctx.session.client_capabilities
+        seen = capabilities.model_dump(by_alias=True, mode="json", exclude_none=True) if capabilities else None
+        return json.dumps(seen, sort_keys=True)
+
+    @server.tool()
+    def needs_sampling(ctx: Context) -> str:
+        """Refuse with -32021 unless the client declared sampling, as the conformance suite's test server does."""
+        capabilities = ctx.session.client_capabilities
+        if capabilities is None or capabilities.sampling is None:
+            raise MCPError(
+                code=types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message="This tool requires the client 'sampling' capability",
+                data={"requiredCapabilities": {"sampling": {}}},
+            )
+        return "sampling declared"
 
     @server.tool()
     def upstream_state() -> str:
