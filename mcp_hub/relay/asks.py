@@ -1,7 +1,8 @@
 """An upstream's questions to its client (`sampling/createMessage`, `elicitation/create`, `roots/list`), relayed.
 
-The hub's upstream connection declares every client capability, so an upstream may ask for something the client
-behind this particular call never declared: that client is not asked, and the upstream gets the standard error
+The hub's upstream connection declares every client capability it relays, and a 2025-era upstream knows no other
+(a 2026-07-28 one is told the calling client's, `caller_capabilities.py`), so an upstream may ask for something the
+client behind this particular call never declared: that client is not asked, and the upstream gets the standard error
 (-32601 for sampling or roots, -32602 for an elicitation mode, or sampling with tools, it did not declare). What the
 client is asked is the upstream's request as received (an elicitation's `requestedSchema` unchanged); its answer, or
 its JSON-RPC error, goes back upstream as it came.
