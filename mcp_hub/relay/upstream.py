@@ -28,11 +28,13 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.relay.asks import Ask, Asker
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
 from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
+from mcp_hub.relay.resource_listen import ResourceListener
 from mcp_hub.relay.rounds import InputRequired, RoundInput
 from mcp_hub.relay.subscriptions import Subscriptions
 from toolpolicy.settings import McpHubSettings, McpServerSettings
@@ -107,6 +109,9 @@ class UpstreamRelay:
         self._asks: dict[types.RequestId, UpstreamCall | None] = {}
         self._client: Client | None = None
         self._tg: TaskGroup | None = None
+        self.resources = ResourceListener(server, settings.timeout)
+        """A 2026-07-28 upstream's resource subscriptions: one listen stream."""
+        self._resources_scope = anyio.CancelScope()
 
     def client_options(self) -> dict[str, Any]:
         """The hub's client declares every client capability; each request is checked against its own client's."""
@@ -146,7 +151,16 @@ class UpstreamRelay:
                 await client.session.send_request(request, types.EmptyResult)
             except MCPError as exc:
                 refused("logging/setLevel", f"error {exc.code}: {exc.message}")
-        for uri in self.shared.subscriptions.uris(self.server):
+        uris = self.shared.subscriptions.uris(self.server)
+        if not legacy:
+            self._follow_resources(client)
+            if uris:
+                try:
+                    await self.resources.want(frozenset(uris))
+                except MCPError as exc:
+                    logger.info("MCP server %r: listening again to %s failed: %s", self.server, uris, exc.message)
+            return
+        for uri in uris:
             try:
                 await self.subscription(uri, subscribe=True)
             except MCPError as exc:
@@ -154,6 +168,20 @@ class UpstreamRelay:
 
     def disconnected(self) -> None:
         self._client = None
+        self._resources_scope.cancel()
+
+    def _follow_resources(self, client: Client) -> None:
+        """Keep a 2026-07-28 upstream's listen stream on the URIs the hub's clients want (`resource_listen.py`)."""
+        self._resources_scope.cancel()
+        scope = self._resources_scope = anyio.CancelScope()
+        updated = partial(self.shared.subscriptions.updated, self.server)
+
+        async def follow() -> None:
+            with scope:
+                await self.resources.run(client, updated)
+
+        if self._tg is not None:
+            self._tg.start_soon(follow)
 
     # Requests that may be answered with input requests (2026-07-28 clients: `rounds.py`).
 
@@ -212,7 +240,12 @@ class UpstreamRelay:
         if client is None:
             raise MCPError(types.INTERNAL_ERROR, f"MCP server {self.server!r} is not connected; try again later")
         resources = client.server_capabilities.resources
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS or resources is None or not resources.subscribe:
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if resources is None:
+                raise MCPError(types.METHOD_NOT_FOUND, f"MCP server {self.server!r} offers no resources")
+            await self._listen_subscription(uri, subscribe=subscribe)
+            return
+        if resources is None or not resources.subscribe:
             raise MCPError(types.METHOD_NOT_FOUND, f"MCP server {self.server!r} does not offer resources/subscribe")
         request: types.SubscribeRequest | types.UnsubscribeRequest
         if subscribe:
@@ -222,6 +255,21 @@ class UpstreamRelay:
         await client.session.send_request(
             request, types.EmptyResult, request_read_timeout_seconds=self.settings.timeout
         )
+
+    async def _listen_subscription(self, uri: str, *, subscribe: bool) -> None:
+        before = self.resources.wanted()
+        after = before | {uri} if subscribe else before - {uri}
+        if after == before:
+            return
+        try:
+            honored = await self.resources.want(after)
+        except MCPError:
+            if subscribe:
+                self.resources.forget(uri)
+            raise
+        if subscribe and uri not in honored:
+            self.resources.forget(uri)
+            raise MCPError(types.INVALID_PARAMS, f"MCP server {self.server!r} did not accept a subscription to {uri!r}")
 
     # What the upstream sends.
 
@@ -237,7 +285,10 @@ class UpstreamRelay:
             if message.method == "notifications/message":
                 self._log(message.params, context)
             elif message.method == "notifications/resources/updated":
-                uri = (message.params or {}).get("uri")
+                params = message.params or {}
+                if SUBSCRIPTION_ID_META_KEY in (params.get("_meta") or {}):
+                    return  # a listen stream's: `resources` delivers it
+                uri = params.get("uri")
                 if isinstance(uri, str):
                     self.shared.subscriptions.updated(self.server, uri)
 
