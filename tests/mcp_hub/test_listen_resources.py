@@ -167,9 +167,10 @@ async def test_unknown_uris_are_left_out_and_too_many_are_refused(gateway: Gatew
             async with client.listen(resource_subscriptions=["isthmus://nowhere/x", "note://nothing"]) as subscription:
                 assert subscription.honored.resource_subscriptions is None
             too_many = [f"isthmus://ask/note://{i}" for i in range(300)]
-            with pytest.raises(MCPError, match="at most 256"):
+            with pytest.raises(MCPError, match="at most 256") as refused:
                 async with client.listen(resource_subscriptions=too_many):
                     pass
+            assert refused.value.code == types.INVALID_PARAMS
 
 
 async def _true(value: bool) -> bool:
