@@ -175,3 +175,22 @@ async def test_unknown_uris_are_left_out_and_too_many_are_refused(gateway: Gatew
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_after_the_upstream_reconnects_the_listener_still_gets_updates(gateway: Gateway, server: str) -> None:
+    health = gateway.hub.upstreams[server].health
+    async with gateway.client(FULL_KEY, MODERN, server=server) as client:
+        with anyio.fail_after(40):
+            async with client.listen(resource_subscriptions=["note://b"]) as subscription:
+                connects = health.connects
+                crashed = await client.call_tool("crash", {})
+                assert crashed.is_error
+                await eventually(lambda: _true(health.connects > connects and health.state == "ready"))
+                await eventually(lambda: _is(upstream_subscribed(client, "upstream_state"), ["note://b"]))
+                await client.call_tool("touch", {"uri": "note://b"})
+                assert await next_event(subscription) == ResourceUpdated("note://b")
+
+
+async def _is(value: Awaitable[list[str]], expected: list[str]) -> bool:
+    return await value == expected

@@ -11,6 +11,7 @@ so a test sees exactly what crossed the hub in both directions. `touch` announce
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from typing import Annotated, Any
@@ -130,6 +131,11 @@ def build_asking() -> MCPServer:
             notice = types.ResourceUpdatedNotification(params=types.ResourceUpdatedNotificationParams(uri=uri))
             await ctx.request_context.session.send_notification(notice)
         return "touched"
+
+    @server.tool()
+    def crash() -> str:
+        """Exit at once, as a crashing server does (the hub reconnects)."""
+        os._exit(3)
 
     @server.tool()
     def upstream_state() -> str:
