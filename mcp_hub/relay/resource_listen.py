@@ -35,8 +35,9 @@ class ResourceListener:
         self._generation = 0
         """Counts changes of `_wanted`; `_settled` is the last one the stream caught up with, and how."""
         self._settled: tuple[int, frozenset[str] | MCPError] = (0, frozenset())
-        self._changed = anyio.Event()
-        self._progress = anyio.Event()
+        # Made on first use: the listener is built before any event loop runs.
+        self._changed: anyio.Event | None = None
+        self._progress: anyio.Event | None = None
 
     async def want(self, uris: frozenset[str]) -> frozenset[str]:
         """Listen to exactly `uris` from now on; returns those the upstream honored once its stream is open.
@@ -45,10 +46,13 @@ class ResourceListener:
         self._wanted = uris
         self._generation += 1
         generation = self._generation
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
         try:
             with anyio.fail_after(self.timeout):
                 while self._settled[0] < generation:
+                    if self._progress is None:
+                        self._progress = anyio.Event()
                     await self._progress.wait()
         except TimeoutError:
             raise MCPError(
@@ -73,7 +77,7 @@ class ResourceListener:
             async with anyio.create_task_group() as tg:
                 current: anyio.CancelScope | None = None
                 while True:
-                    self._changed = anyio.Event()
+                    changed = self._changed = anyio.Event()
                     generation, uris = self._generation, self._wanted
                     opened: anyio.CancelScope | None = None
                     outcome: frozenset[str] | MCPError = frozenset()
@@ -89,14 +93,15 @@ class ResourceListener:
                             current.cancel()
                         current = opened
                     self._settle(generation, outcome)
-                    await self._changed.wait()
+                    await changed.wait()
         finally:
             self._settle(self._generation, MCPError(types.INTERNAL_ERROR, f"MCP server {self.server!r} went away"))
 
     def _settle(self, generation: int, outcome: frozenset[str] | MCPError) -> None:
         self._settled = (generation, outcome)
-        self._progress.set()
-        self._progress = anyio.Event()
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
 
     async def _stream(
         self,
@@ -121,4 +126,5 @@ class ResourceListener:
                     raise  # `want` hears of it
                 logger.info("MCP server %r: resource subscription stream ended (%s)", self.server, exc)
             await anyio.sleep(RELISTEN_DELAY)
-            self._changed.set()  # still wanted: open it again (a newer stream, if any, cancelled this one)
+            if self._changed is not None:
+                self._changed.set()  # still wanted: open it again (a newer stream, if any, cancelled this one)

@@ -111,7 +111,7 @@ class UpstreamRelay:
         self._tg: TaskGroup | None = None
         self.resources = ResourceListener(server, settings.timeout)
         """A 2026-07-28 upstream's resource subscriptions: one listen stream."""
-        self._resources_scope = anyio.CancelScope()
+        self._resources_scope: anyio.CancelScope | None = None
 
     def client_options(self) -> dict[str, Any]:
         """The hub's client declares every client capability; each request is checked against its own client's."""
@@ -168,11 +168,13 @@ class UpstreamRelay:
 
     def disconnected(self) -> None:
         self._client = None
-        self._resources_scope.cancel()
+        if self._resources_scope is not None:
+            self._resources_scope.cancel()
 
     def _follow_resources(self, client: Client) -> None:
         """Keep a 2026-07-28 upstream's listen stream on the URIs the hub's clients want (`resource_listen.py`)."""
-        self._resources_scope.cancel()
+        if self._resources_scope is not None:
+            self._resources_scope.cancel()
         scope = self._resources_scope = anyio.CancelScope()
         updated = partial(self.shared.subscriptions.updated, self.server)
 
