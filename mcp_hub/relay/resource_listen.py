@@ -42,7 +42,11 @@ class ResourceListener:
     async def want(self, uris: frozenset[str]) -> frozenset[str]:
         """Listen to exactly `uris` from now on; returns those the upstream honored once its stream is open.
 
-        Raises MCPError when the upstream refused the stream or did not acknowledge it within the timeout."""
+        Raises MCPError when the upstream refused the stream or did not acknowledge it within the timeout (the stream
+        open before, if any, stays)."""
+        generation, outcome = self._settled
+        if uris == self._wanted and generation == self._generation and not isinstance(outcome, MCPError):
+            return outcome  # the open stream is on exactly these
         self._wanted = uris
         self._generation += 1
         generation = self._generation
@@ -65,11 +69,6 @@ class ResourceListener:
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
-
-    def forget(self, uri: str) -> None:
-        """`uri` was refused: no longer wanted, though the open stream may still name it (harmless; the next
-        change drops it)."""
-        self._wanted -= {uri}
 
     async def run(self, client: Client, updated: Callable[[str], None]) -> None:
         """Follow the wanted set on `client` until cancelled (the connection's end)."""

@@ -153,12 +153,12 @@ class UpstreamRelay:
                 refused("logging/setLevel", f"error {exc.code}: {exc.message}")
         uris = self.shared.subscriptions.uris(self.server)
         if not legacy:
-            self._follow_resources(client)
-            if uris:
-                try:
-                    await self.resources.want(frozenset(uris))
-                except MCPError as exc:
-                    logger.info("MCP server %r: listening again to %s failed: %s", self.server, uris, exc.message)
+            if not self._follow_resources(client):
+                return
+            try:  # an empty set too: what was released while the upstream was away is not listened to again
+                await self.resources.want(frozenset(uris))
+            except MCPError as exc:
+                logger.info("MCP server %r: listening again to %s failed: %s", self.server, uris, exc.message)
             return
         for uri in uris:
             try:
@@ -171,8 +171,9 @@ class UpstreamRelay:
         if self._resources_scope is not None:
             self._resources_scope.cancel()
 
-    def _follow_resources(self, client: Client) -> None:
-        """Keep a 2026-07-28 upstream's listen stream on the URIs the hub's clients want (`resource_listen.py`)."""
+    def _follow_resources(self, client: Client) -> bool:
+        """Keep a 2026-07-28 upstream's listen stream on the URIs the hub's clients want (`resource_listen.py`);
+        False when this connection is not observed (nowhere to run it)."""
         if self._resources_scope is not None:
             self._resources_scope.cancel()
         scope = self._resources_scope = anyio.CancelScope()
@@ -182,8 +183,10 @@ class UpstreamRelay:
             with scope:
                 await self.resources.run(client, updated)
 
-        if self._tg is not None:
-            self._tg.start_soon(follow)
+        if self._tg is None:
+            return False
+        self._tg.start_soon(follow)
+        return True
 
     # Requests that may be answered with input requests (2026-07-28 clients: `rounds.py`).
 
@@ -259,18 +262,11 @@ class UpstreamRelay:
         )
 
     async def _listen_subscription(self, uri: str, *, subscribe: bool) -> None:
-        before = self.resources.wanted()
-        after = before | {uri} if subscribe else before - {uri}
-        if after == before:
-            return
-        try:
-            honored = await self.resources.want(after)
-        except MCPError:
-            if subscribe:
-                self.resources.forget(uri)
-            raise
+        # From what the hub's clients hold (not yet counting `uri` when subscribing, no longer when unsubscribing), so
+        # a refused or abandoned change leaves nothing behind.
+        held = frozenset(self.shared.subscriptions.uris(self.server))
+        honored = await self.resources.want(held | {uri} if subscribe else held - {uri})
         if subscribe and uri not in honored:
-            self.resources.forget(uri)
             raise MCPError(types.INVALID_PARAMS, f"MCP server {self.server!r} did not accept a subscription to {uri!r}")
 
     # What the upstream sends.

@@ -96,12 +96,21 @@ async def test_a_refused_stream_raises_and_the_open_one_stays() -> None:
         await listener.want(frozenset({"a"}))
         with pytest.raises(MCPError, match="refused"):
             await listener.want(frozenset({"a", "bad"}))
-        listener.forget("bad")
-        assert listener.wanted() == {"a"}
         await upstream.streams[("a",)].send(ResourceUpdated("a"))
         await settle()
         assert updates == ["a"]
         assert await listener.want(frozenset({"a", "c"})) == {"a", "c"}
+        await settle()
+        assert upstream.history == [("open", ["a"]), ("open", ["a", "c"]), ("close", ["a"])]
+
+
+async def test_wanting_the_set_already_open_opens_nothing() -> None:
+    upstream = FakeUpstream()
+    async with following(upstream) as (listener, _):
+        await listener.want(frozenset({"a"}))
+        assert await listener.want(frozenset({"a"})) == {"a"}
+        await settle()
+        assert upstream.history == [("open", ["a"])]
 
 
 async def test_the_honored_subset_is_what_want_returns() -> None:
