@@ -4,7 +4,7 @@ Each URI is named as the client's endpoint names resources (`isthmus://<server>/
 on `/mcp/<server>`) and located the way `resources/subscribe` and `resources/read` locate it. The stream then holds it
 in the relay's reference counts, shared with 2025-era sessions (`relay/subscriptions.py`), until it closes. A URI
 the key may not see, or one its upstream refused, is left out of the acknowledgement and never delivered (the
-spec's "honored subset"); an update reaches the stream only while its key still sees the server.
+spec's "honored subset"); an update reaches the stream only while its key is valid and still sees the server.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated, ServerEvent
 
 from mcp_hub.access import Caller
-from mcp_hub.notify import Subscriber
+from mcp_hub.notify import ChangeFeed, Subscriber
 from mcp_hub.relay import Relay
 from mcp_hub.relay.subscriptions import Deliver
 from toolpolicy.errors import GatewayError, InvalidRequest
@@ -31,9 +31,10 @@ Locate = Callable[[Caller, str], tuple[str, str]]
 
 
 class ResourceSubscriber:
-    def __init__(self, relay: Relay, locate: Locate) -> None:
+    def __init__(self, relay: Relay, locate: Locate, feed: ChangeFeed) -> None:
         self.relay = relay
         self.locate = locate
+        self.feed = feed
 
     async def hold(
         self, holder: Hashable, subscriber: Subscriber, uris: Sequence[str], put: Callable[[ServerEvent], None]
@@ -49,7 +50,7 @@ class ResourceSubscriber:
             except GatewayError:
                 continue  # unknown, or not this key's: not honored, and nothing said about which
             try:
-                await self.relay.hold(holder, server, uri, named, _deliver_to(subscriber, server, put))
+                await self.relay.hold(holder, server, uri, named, self._deliver_to(subscriber, server, put))
             except MCPError as exc:
                 logger.info("MCP server %r: a listen stream's subscription to %r failed: %s", server, uri, exc.message)
                 continue
@@ -59,11 +60,10 @@ class ResourceSubscriber:
     def release_soon(self, holder: Hashable) -> None:
         self.relay.release_soon(holder)
 
+    def _deliver_to(self, subscriber: Subscriber, server: str, put: Callable[[ServerEvent], None]) -> Deliver:
+        async def deliver(named: str) -> None:
+            # The key watcher drops a revoked key's subscriber and replaces its caller when the key's grants change.
+            if subscriber in self.feed and subscriber.caller.sees_server(server):
+                put(ResourceUpdated(named))
 
-def _deliver_to(subscriber: Subscriber, server: str, put: Callable[[ServerEvent], None]) -> Deliver:
-    async def deliver(named: str) -> None:
-        # The key watcher replaces the subscriber's caller when the key's grants change.
-        if subscriber.caller.sees_server(server):
-            put(ResourceUpdated(named))
-
-    return deliver
+        return deliver

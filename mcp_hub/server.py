@@ -215,7 +215,7 @@ class Handlers:
         caller = caller_of(ctx)
         # Held until the stream ends, however it ends: the client closing it or going away cancels this handler.
         with self.streams.acquire(caller.principal):
-            return await listen(self.feed, caller, ctx, params, ResourceSubscriber(self.relay, self._locate))
+            return await listen(self.feed, caller, ctx, params, ResourceSubscriber(self.relay, self._locate, self.feed))
 
     def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
         entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)

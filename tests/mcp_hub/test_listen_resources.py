@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
@@ -22,7 +22,14 @@ from mcp.client.subscriptions import Subscription
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated, ServerEvent
 
+from mcp_hub.access import Caller
+from mcp_hub.listen_resources import ResourceSubscriber
+from mcp_hub.notify import ChangeFeed
+from mcp_hub.relay import Relay
+from mcp_hub.relay.subscriptions import Deliver
 from tests.mcp_hub.conftest import FULL_KEY, Gateway, hub_settings, serving
+from toolpolicy.keys import KeyResolver
+from toolpolicy.secrets import hash_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +201,42 @@ async def test_after_the_upstream_reconnects_the_listener_still_gets_updates(gat
 
 async def _is(value: Awaitable[list[str]], expected: list[str]) -> bool:
     return await value == expected
+
+
+class HoldingRelay:
+    """Records what a listen stream holds, as `Relay.hold` would, without an upstream."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, Deliver] = {}
+
+    async def hold(self, holder: object, server: str, uri: str, named: str, deliver: Deliver) -> None:
+        self.held[named] = deliver
+
+
+async def test_updates_stop_reaching_a_stream_whose_key_lost_the_server_or_was_revoked() -> None:
+    records = {
+        "k": {"id": "1", "name": "k", "key_hash": hash_secret("k"), "mcp": {"ask": ["*"]}},
+        "narrowed": {"id": "1", "name": "k", "key_hash": hash_secret("narrowed"), "mcp": {"other": ["*"]}},
+    }
+    by_hash = {record["key_hash"]: record for record in records.values()}
+
+    async def lookup(digest: str) -> dict[str, Any] | None:
+        return by_hash.get(digest)
+
+    keys = KeyResolver(lookup, ttl=0)
+    feed, relay = ChangeFeed(), HoldingRelay()
+    caller = Caller(await keys.resolve("k"), "k")
+    resources = ResourceSubscriber(cast(Relay, relay), lambda caller, uri: ("ask", uri), feed)
+    got: list[ServerEvent] = []
+    subscriber = feed.subscribe(caller, lambda kinds: anyio.sleep(0))
+    assert await resources.hold(object(), subscriber, ["note://a", "note://a"], got.append) == ["note://a"]
+    deliver = relay.held["note://a"]
+
+    await deliver("note://a")
+    assert got == [ResourceUpdated("note://a")]
+    subscriber.caller = Caller(await keys.resolve("narrowed"), "k")  # what the key watcher does on a change
+    await deliver("note://a")
+    subscriber.caller = caller
+    feed.unsubscribe(subscriber)  # what the key watcher does to a revoked key's subscribers
+    await deliver("note://a")
+    assert got == [ResourceUpdated("note://a")]
