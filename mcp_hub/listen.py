@@ -2,7 +2,9 @@
 
 - 2025-era clients hold a session: the first request of each session subscribes it, and the notices go out on its
   standalone stream as `notifications/{tools,prompts,resources}/list_changed` until the session closes.
-- 2026-07-28 clients open `subscriptions/listen`: `listen` acknowledges, then streams the notices they asked for.
+- 2026-07-28 clients open `subscriptions/listen`: `listen` acknowledges, then streams the notices they asked for:
+  list changes, and updates of the resources named in `resourceSubscriptions` (`listen_resources.py`) until the
+  stream closes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Kind
+from mcp_hub.listen_resources import ResourceSubscriber
 from mcp_hub.notify import ChangeFeed
 
 logger = logging.getLogger(__name__)
@@ -36,7 +39,6 @@ EVENTS: dict[Kind, ServerEvent] = {
     "prompts": PromptsListChanged(),
     "resources": ResourcesListChanged(),
 }
-LISTEN_BUFFER = 16
 
 
 def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
@@ -81,51 +83,70 @@ class SessionRegistry:
         connection.exit_stack.callback(forget)
 
 
+class Pending:
+    """A listen stream's events not yet written, each at most once (they are level triggers), in arrival order.
+
+    Bounded without a cap: there are three list kinds and the stream's own honored URIs."""
+
+    def __init__(self) -> None:
+        self._events: dict[ServerEvent, None] = {}
+        self._wake = anyio.Event()
+
+    def put(self, event: ServerEvent) -> None:
+        self._events[event] = None
+        self._wake.set()
+
+    async def take(self) -> list[ServerEvent]:
+        while not self._events:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+        events, self._events = list(self._events), {}
+        return events
+
+
 async def listen(
     feed: ChangeFeed,
     caller: Caller,
     ctx: ServerRequestContext[Any, Any],
     params: types.SubscriptionsListenRequestParams,
+    resources: ResourceSubscriber,
 ) -> types.SubscriptionsListenResult:
     """Serve one `subscriptions/listen` stream until the client closes it or the hub stops."""
     subscription_id = ctx.request_id
     assert subscription_id is not None
     asked = params.notifications
-    honored = types.SubscriptionFilter(
-        tools_list_changed=True if asked.tools_list_changed else None,
-        prompts_list_changed=True if asked.prompts_list_changed else None,
-        resources_list_changed=True if asked.resources_list_changed else None,
-    )
     flags: list[tuple[Kind, bool | None]] = [
-        ("tools", honored.tools_list_changed),
-        ("prompts", honored.prompts_list_changed),
-        ("resources", honored.resources_list_changed),
+        ("tools", asked.tools_list_changed),
+        ("prompts", asked.prompts_list_changed),
+        ("resources", asked.resources_list_changed),
     ]
     wanted = frozenset(kind for kind, flag in flags if flag)
     meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
-    send, receive = anyio.create_memory_object_stream[frozenset[Kind]](LISTEN_BUFFER)
+    pending = Pending()
 
     async def deliver(kinds: frozenset[Kind]) -> None:
-        try:
-            send.send_nowait(kinds)
-        except anyio.WouldBlock:
-            pass  # a notice already waiting covers this one: they are level triggers
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+        for kind in sorted(kinds & wanted):
+            pending.put(EVENTS[kind])
 
     # Subscribe before the acknowledgement so a change made while it is written is not lost.
     subscriber = feed.subscribe(caller, deliver)
+    holder = object()
     try:
+        uris = await resources.hold(holder, subscriber, asked.resource_subscriptions or [], pending.put)
+        honored = types.SubscriptionFilter(
+            tools_list_changed=True if asked.tools_list_changed else None,
+            prompts_list_changed=True if asked.prompts_list_changed else None,
+            resources_list_changed=True if asked.resources_list_changed else None,
+            resource_subscriptions=uris or None,
+        )
         acknowledged = types.SubscriptionsAcknowledgedNotification(
             params=types.SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)
         )
         await ctx.session.send_notification(acknowledged, related_request_id=subscription_id)
-        async with receive:
-            async for kinds in receive:
-                for kind in sorted(kinds & wanted):
-                    notice = event_to_notification(EVENTS[kind], meta)
-                    await ctx.session.send_notification(notice, related_request_id=subscription_id)
+        while True:
+            for event in await pending.take():
+                notice = event_to_notification(event, meta)
+                await ctx.session.send_notification(notice, related_request_id=subscription_id)
     finally:
         feed.unsubscribe(subscriber)
-        send.close()
-    return types.SubscriptionsListenResult(_meta=meta)
+        resources.release_soon(holder)

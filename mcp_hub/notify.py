@@ -54,6 +54,10 @@ class ChangeFeed:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.pop(subscriber.id, None)
 
+    def __contains__(self, subscriber: Subscriber) -> bool:
+        """Whether `subscriber` still hears from the feed (a revoked key's subscribers do not)."""
+        return self._subscribers.get(subscriber.id) is subscriber
+
     def publish(self, servers: frozenset[str], kinds: frozenset[Kind]) -> None:
         """Tell every subscriber that sees one of `servers` that these kinds of list changed."""
         for subscriber in list(self._subscribers.values()):

@@ -22,6 +22,7 @@ from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
 from mcp_hub.fairness import KeySlots
 from mcp_hub.listen import SessionRegistry, listen
+from mcp_hub.listen_resources import ResourceSubscriber
 from mcp_hub.naming import hub_uri, split_hub_uri
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
@@ -214,7 +215,7 @@ class Handlers:
         caller = caller_of(ctx)
         # Held until the stream ends, however it ends: the client closing it or going away cancels this handler.
         with self.streams.acquire(caller.principal):
-            return await listen(self.feed, caller, ctx, params)
+            return await listen(self.feed, caller, ctx, params, ResourceSubscriber(self.relay, self._locate, self.feed))
 
     def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
         entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)

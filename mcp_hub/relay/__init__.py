@@ -3,8 +3,9 @@
 - Requests an upstream sends during a call (`sampling/createMessage`, `elicitation/create`, `roots/list`) go to the
   client that made the call, if it declared what they need, and its answer goes back (`asks.py`).
 - Log notices an upstream sends during a call go to that call's client only, filtered by its level (`logs.py`).
-- `resources/subscribe` is reference-counted per upstream and URI, updates go to the sessions that want them
-  (`subscriptions.py`).
+- `resources/subscribe` (2025-era sessions) and listen streams' `resourceSubscriptions` (2026-07-28) are
+  reference-counted together per upstream and URI, updates go to the holders that want them (`subscriptions.py`);
+  a 2026-07-28 upstream is subscribed through one listen stream of its own (`resource_listen.py`).
 - A server configured with `sampling:` may have its sampling requests answered by the gateway's own LLM proxy
   instead (`gateway_sampling.py`, translation in `sampling_wire.py`).
 - Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
@@ -19,7 +20,7 @@ handler runs a client request's upstream work (`served`), the request-state midd
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from mcp_hub.access import Caller
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
 from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
 from mcp_hub.relay.rounds import STATE_TTL, HeldCall, Rounds
+from mcp_hub.relay.subscriptions import Deliver
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
 
 __all__ = ["Relay", "UpstreamRelay", "elicitation_timeout"]
@@ -133,6 +135,14 @@ class Relay:
     async def unsubscribe(self, ctx: Context, server: str, uri: str) -> types.EmptyResult:
         await self.shared.subscriptions.unsubscribe(_session(ctx), server, uri, self._upstream_subscription)
         return types.EmptyResult()
+
+    async def hold(self, holder: Hashable, server: str, uri: str, named: str, deliver: Deliver) -> None:
+        """A 2026-07-28 listen stream (`holder`) wants `uri` of `server`, which it knows as `named`."""
+        await self.shared.subscriptions.add(holder, server, uri, named, deliver, self._upstream_subscription)
+
+    def release_soon(self, holder: Hashable) -> None:
+        """The listen stream closed: give back what it held (in the background; it cannot wait)."""
+        self.shared.subscriptions.release_soon(holder, self._upstream_subscription)
 
     async def _upstream_subscription(self, server: str, uri: str, subscribe: bool) -> None:
         await self.upstreams[server].subscription(uri, subscribe=subscribe)

@@ -1,15 +1,16 @@
-"""2025-era `resources/subscribe` and `resources/unsubscribe`, reference-counted per (upstream, URI).
+"""Resource subscriptions of both eras, reference-counted per (upstream, URI).
 
-The first client session to subscribe to a URI subscribes the hub upstream; the last one to leave (unsubscribing,
-or its session ending) unsubscribes it. An upstream's `notifications/resources/updated` goes to the sessions that
-subscribed to that URI, under the URI each of them subscribed with (on `/mcp`, the `isthmus://` form). After an
-upstream reconnects, the hub subscribes it again to every URI some session still wants.
+A holder is a 2025-era session (`resources/subscribe`, `resources/unsubscribe`) or a 2026-07-28 `subscriptions/listen`
+stream (`resourceSubscriptions`). The first holder to want a URI subscribes the hub upstream; the last one to leave
+(unsubscribing, its session ending, its stream closing) unsubscribes it. An upstream's resource update goes to the
+holders that want that URI, under the URI each of them asked with (on `/mcp`, the `isthmus://` form). After an
+upstream reconnects, the hub subscribes it again to every URI some holder still wants.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -21,69 +22,86 @@ logger = logging.getLogger(__name__)
 
 Upstream = Callable[[str, str, bool], Awaitable[None]]
 """`(server, uri, subscribe)`: (un)subscribe the hub upstream; raises what the upstream answered."""
+Deliver = Callable[[str], Awaitable[None]]
+"""Tell one holder that the resource it knows as this URI changed."""
 
 
 class Subscriptions:
     def __init__(self) -> None:
-        self._wanted: dict[tuple[str, str], dict[int, tuple[Connection, str]]] = {}
-        """(server, upstream URI) -> session -> (its connection, the URI it subscribed with)."""
+        self._wanted: dict[tuple[str, str], dict[Hashable, tuple[Deliver, str]]] = {}
+        """(server, upstream URI) -> holder -> (how to tell it, the URI it subscribed with)."""
         self._lock = anyio.Lock()
         self._tg: TaskGroup | None = None
 
     def attach(self, tg: TaskGroup | None) -> None:
-        """Where deliveries and the clean-up of ended sessions run (the hub's lifetime)."""
+        """Where deliveries and the clean-up of ended holders run (the hub's lifetime)."""
         self._tg = tg
 
     def uris(self, server: str) -> list[str]:
-        return sorted(uri for (name, uri), sessions in self._wanted.items() if name == server and sessions)
+        return sorted(uri for (name, uri), holders in self._wanted.items() if name == server and holders)
+
+    def holders(self, server: str, uri: str) -> int:
+        """How many holders want `uri` of `server` now."""
+        return len(self._wanted.get((server, uri), {}))
 
     async def subscribe(self, connection: Connection, server: str, uri: str, named: str, upstream: Upstream) -> None:
-        key, session = (server, uri), id(connection)
-        async with self._lock:
-            sessions = self._wanted.get(key)
-            if not sessions:
-                await upstream(server, uri, True)
-            first_here = not any(session in s for s in self._wanted.values())
-            self._wanted.setdefault(key, {})[session] = (connection, named)
+        """A 2025-era session subscribes; its subscriptions end with it."""
+        session = id(connection)
+        first_here = await self.add(session, server, uri, named, connection.send_resource_updated, upstream)
         if first_here:
-            connection.exit_stack.callback(self._session_ended, session, upstream)
+            connection.exit_stack.callback(self.release_soon, session, upstream)
 
     async def unsubscribe(self, connection: Connection, server: str, uri: str, upstream: Upstream) -> None:
         async with self._lock:
             await self._drop((server, uri), id(connection), upstream)
 
-    async def _drop(self, key: tuple[str, str], session: int, upstream: Upstream) -> None:
-        sessions = self._wanted.get(key)
-        if sessions is None or sessions.pop(session, None) is None:
+    async def add(
+        self, holder: Hashable, server: str, uri: str, named: str, deliver: Deliver, upstream: Upstream
+    ) -> bool:
+        """`holder` wants `uri` of `server` (subscribing the hub upstream if it is the first); True if `holder`
+        held nothing before. Raises what the upstream answered, and then holds nothing new."""
+        key = (server, uri)
+        async with self._lock:
+            holders = self._wanted.get(key)
+            if not holders:
+                await upstream(server, uri, True)
+            first_here = not any(holder in h for h in self._wanted.values())
+            self._wanted.setdefault(key, {})[holder] = (deliver, named)
+        return first_here
+
+    async def release(self, holder: Hashable, upstream: Upstream) -> None:
+        """`holder` wants nothing any more."""
+        async with self._lock:
+            for key in [key for key, holders in self._wanted.items() if holder in holders]:
+                await self._drop(key, holder, upstream)
+
+    def release_soon(self, holder: Hashable, upstream: Upstream) -> None:
+        """`release` in the background: for clean-up code that cannot wait on an upstream."""
+        if self._tg is not None and any(holder in holders for holders in self._wanted.values()):
+            self._tg.start_soon(self.release, holder, upstream)
+
+    async def _drop(self, key: tuple[str, str], holder: Hashable, upstream: Upstream) -> None:
+        holders = self._wanted.get(key)
+        if holders is None or holders.pop(holder, None) is None:
             return
-        if not sessions:
+        if not holders:
             del self._wanted[key]
             try:
                 await upstream(key[0], key[1], False)
             except Exception as exc:
                 logger.info("MCP server %r: unsubscribing %r failed: %s", key[0], key[1], exc)
 
-    def _session_ended(self, session: int, upstream: Upstream) -> None:
-        keys = [key for key, sessions in self._wanted.items() if session in sessions]
-        if keys and self._tg is not None:
-            self._tg.start_soon(self._forget, keys, session, upstream)
-
-    async def _forget(self, keys: list[tuple[str, str]], session: int, upstream: Upstream) -> None:
-        async with self._lock:
-            for key in keys:
-                await self._drop(key, session, upstream)
-
     def updated(self, server: str, uri: str) -> None:
-        """The upstream says `uri` changed: tell the sessions that want it."""
+        """The upstream says `uri` changed: tell the holders that want it."""
         if self._tg is None:
             return
-        for connection, named in list(self._wanted.get((server, uri), {}).values()):
-            self._tg.start_soon(_deliver, connection, named)
+        for deliver, named in list(self._wanted.get((server, uri), {}).values()):
+            self._tg.start_soon(_deliver, deliver, named)
 
 
-async def _deliver(connection: Connection, uri: str) -> None:
+async def _deliver(deliver: Deliver, uri: str) -> None:
     with anyio.move_on_after(DELIVERY_TIMEOUT):
         try:
-            await connection.send_resource_updated(uri)
+            await deliver(uri)
         except Exception as exc:
             logger.info("a resource update could not be written to its client: %s", exc)

@@ -29,12 +29,14 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.relay.asks import Ask, Asker
 from mcp_hub.relay.caller_capabilities import ForwardingStream
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
 from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
+from mcp_hub.relay.resource_listen import ResourceListener
 from mcp_hub.relay.rounds import InputRequired, RoundInput
 from mcp_hub.relay.subscriptions import Subscriptions
 from toolpolicy.settings import McpHubSettings, McpServerSettings
@@ -109,6 +111,9 @@ class UpstreamRelay:
         self._asks: dict[types.RequestId, UpstreamCall | None] = {}
         self._client: Client | None = None
         self._tg: TaskGroup | None = None
+        self.resources = ResourceListener(server, settings.timeout)
+        """A 2026-07-28 upstream's resource subscriptions: one listen stream."""
+        self._resources_scope: anyio.CancelScope | None = None
 
     def client_options(self) -> dict[str, Any]:
         """The hub's client declares every client capability it relays; each request is checked against its own
@@ -152,7 +157,16 @@ class UpstreamRelay:
                 await client.session.send_request(request, types.EmptyResult)
             except MCPError as exc:
                 refused("logging/setLevel", f"error {exc.code}: {exc.message}")
-        for uri in self.shared.subscriptions.uris(self.server):
+        uris = self.shared.subscriptions.uris(self.server)
+        if not legacy:
+            if not self._follow_resources(client):
+                return
+            try:  # an empty set too: what was released while the upstream was away is not listened to again
+                await self.resources.want(frozenset(uris))
+            except MCPError as exc:
+                logger.info("MCP server %r: listening again to %s failed: %s", self.server, uris, exc.message)
+            return
+        for uri in uris:
             try:
                 await self.subscription(uri, subscribe=True)
             except MCPError as exc:
@@ -160,6 +174,25 @@ class UpstreamRelay:
 
     def disconnected(self) -> None:
         self._client = None
+        if self._resources_scope is not None:
+            self._resources_scope.cancel()
+
+    def _follow_resources(self, client: Client) -> bool:
+        """Keep a 2026-07-28 upstream's listen stream on the URIs the hub's clients want (`resource_listen.py`);
+        False when this connection is not observed (nowhere to run it)."""
+        if self._resources_scope is not None:
+            self._resources_scope.cancel()
+        scope = self._resources_scope = anyio.CancelScope()
+        updated = partial(self.shared.subscriptions.updated, self.server)
+
+        async def follow() -> None:
+            with scope:
+                await self.resources.run(client, updated)
+
+        if self._tg is None:
+            return False
+        self._tg.start_soon(follow)
+        return True
 
     def _gateway_samples(self) -> bool:
         return self.asker.gateway is not None
@@ -221,7 +254,12 @@ class UpstreamRelay:
         if client is None:
             raise MCPError(types.INTERNAL_ERROR, f"MCP server {self.server!r} is not connected; try again later")
         resources = client.server_capabilities.resources
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS or resources is None or not resources.subscribe:
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if resources is None:
+                raise MCPError(types.METHOD_NOT_FOUND, f"MCP server {self.server!r} offers no resources")
+            await self._listen_subscription(uri, subscribe=subscribe)
+            return
+        if resources is None or not resources.subscribe:
             raise MCPError(types.METHOD_NOT_FOUND, f"MCP server {self.server!r} does not offer resources/subscribe")
         request: types.SubscribeRequest | types.UnsubscribeRequest
         if subscribe:
@@ -231,6 +269,14 @@ class UpstreamRelay:
         await client.session.send_request(
             request, types.EmptyResult, request_read_timeout_seconds=self.settings.timeout
         )
+
+    async def _listen_subscription(self, uri: str, *, subscribe: bool) -> None:
+        # From what the hub's clients hold (not yet counting `uri` when subscribing, no longer when unsubscribing), so
+        # a refused or abandoned change leaves nothing behind.
+        held = frozenset(self.shared.subscriptions.uris(self.server))
+        honored = await self.resources.want(held | {uri} if subscribe else held - {uri})
+        if subscribe and uri not in honored:
+            raise MCPError(types.INVALID_PARAMS, f"MCP server {self.server!r} did not accept a subscription to {uri!r}")
 
     # What the upstream sends.
 
@@ -246,7 +292,10 @@ class UpstreamRelay:
             if message.method == "notifications/message":
                 self._log(message.params, context)
             elif message.method == "notifications/resources/updated":
-                uri = (message.params or {}).get("uri")
+                params = message.params or {}
+                if SUBSCRIPTION_ID_META_KEY in (params.get("_meta") or {}):
+                    return  # a listen stream's: `resources` delivers it
+                uri = params.get("uri")
                 if isinstance(uri, str):
                     self.shared.subscriptions.updated(self.server, uri)
 

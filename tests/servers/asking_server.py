@@ -5,21 +5,26 @@
 `dual_llm` also samples in the 2026-07-28 era, through an `InputRequiredResult` round. Every
 tool answers with what the client answered, as JSON, or with a tool error naming the JSON-RPC error it got back,
 so a test sees exactly what crossed the hub in both directions. `seen_capabilities` and `needs_sampling` show which
-client capabilities a request reached it with.
+client capabilities a request reached it with. `touch` announces a resource change in either era (2026-07-28: on
+the listen streams that named the URI), and `upstream_state` reports what the hub subscribed to.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections import Counter
 from typing import Annotated, Any
 
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Resolve, Sample
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.demo_server import serve
 
@@ -47,6 +52,8 @@ REQUESTED_SCHEMA: dict[str, Any] = {
 """A form using every schema feature the conformance suite checks arrives unchanged (defaults, enum, oneOf...)."""
 
 SUBSCRIBED: set[str] = set()
+LISTENED: Counter[str] = Counter()
+"""The URIs named by the open `subscriptions/listen` streams (2026-07-28), one count per stream."""
 LOG_LEVELS: list[str] = []
 
 
@@ -69,7 +76,9 @@ def sampling_of(prompt: str) -> Sample:
 
 
 def build_asking() -> MCPServer:
-    server = MCPServer("asking", version="0.1.0")
+    bus = InMemorySubscriptionBus()
+    server = MCPServer("asking", version="0.1.0", subscriptions=bus)
+    listening = ListenHandler(bus)
 
     @server.tool()
     async def ask_llm(prompt: str, ctx: Context) -> str:
@@ -116,9 +125,12 @@ def build_asking() -> MCPServer:
 
     @server.tool()
     async def touch(uri: str, ctx: Context) -> str:
-        """Tell subscribers that a resource changed."""
-        notice = types.ResourceUpdatedNotification(params=types.ResourceUpdatedNotificationParams(uri=uri))
-        await ctx.request_context.session.send_notification(notice)
+        """Tell subscribers that a resource changed (2025 era: the session's stream; 2026-07-28: listen streams)."""
+        if ctx.request_context.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            await ctx.notify_resource_updated(uri)
+        else:
+            notice = types.ResourceUpdatedNotification(params=types.ResourceUpdatedNotificationParams(uri=uri))
+            await ctx.request_context.session.send_notification(notice)
         return "touched"
 
     @server.tool()
@@ -141,9 +153,15 @@ def build_asking() -> MCPServer:
         return "sampling declared"
 
     @server.tool()
+    def crash() -> str:
+        """Exit at once, as a crashing server does (the hub reconnects)."""
+        os._exit(3)
+
+    @server.tool()
     def upstream_state() -> str:
-        """What the hub asked of this server: the URIs subscribed now and the log levels set, in order."""
-        return json.dumps({"subscribed": sorted(SUBSCRIBED), "levels": LOG_LEVELS})
+        """What the hub asked of this server: the URIs subscribed now (either era) and the log levels set, in order."""
+        listened = {uri for uri, streams in LISTENED.items() if streams > 0}
+        return json.dumps({"subscribed": sorted(SUBSCRIBED | listened), "levels": LOG_LEVELS})
 
     @server.resource("note://a", mime_type="text/plain")
     def note_a() -> str:
@@ -165,7 +183,16 @@ def build_asking() -> MCPServer:
         LOG_LEVELS.append(params.level)
         return types.EmptyResult()
 
-    lowlevel = server._lowlevel_server  # MCPServer has no decorator for these three
+    async def listen(ctx: Any, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
+        uris = params.notifications.resource_subscriptions or []
+        LISTENED.update(uris)
+        try:
+            return await listening(ctx, params)
+        finally:
+            LISTENED.subtract(uris)
+
+    lowlevel = server._lowlevel_server  # MCPServer has no decorator for these
+    lowlevel.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, listen)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
