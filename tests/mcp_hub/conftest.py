@@ -23,7 +23,8 @@ from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from isthmus.app import create_app
+from isthmus.app import create_app, default_components
+from isthmus.component import Component
 from mcp_hub import McpHub
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
@@ -118,15 +119,19 @@ class Gateway:
 
 
 @asynccontextmanager
-async def serving(settings: GatewaySettings, port: int | None = None) -> AsyncIterator[Gateway]:
-    """The whole gateway (governance, hub) served by uvicorn on 127.0.0.1 (on `port`, or a free one).
+async def serving(
+    settings: GatewaySettings, port: int | None = None, *, both_halves: bool = False
+) -> AsyncIterator[Gateway]:
+    """The gateway (governance, hub; with `both_halves` also the LLM proxy, wired as `isthmus serve` wires them)
+    served by uvicorn on 127.0.0.1 (on `port`, or a free one).
 
     Leaving it stops it as a restart would: streams still open (a bridge's GET stream) are cut after a second.
     """
     governance = Governance(settings)
     await governance.start()
-    hub = McpHub(governance)
-    app = create_app(settings, governance=governance, components=[hub])
+    parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance)]
+    hub = next(part for part in parts if isinstance(part, McpHub))
+    app = create_app(settings, governance=governance, components=parts)
     port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,14 +15,9 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp.client.session import ClientRequestContext
 
-from isthmus.app import create_app, default_components
-from mcp_hub import McpHub
-from tests.mcp_hub.conftest import FULL_KEY, Gateway, free_port, hub_settings
-from toolpolicy.runtime import Governance
-from toolpolicy.settings import GatewaySettings
+from tests.mcp_hub.conftest import FULL_KEY, Gateway, hub_settings, serving
 from toolpolicy.store.audit_log import AuditQuery
 from toolpolicy.store.ledger import SpendScope
 
@@ -50,30 +44,6 @@ def asking_server(when: str) -> dict[str, Any]:
 SERVERS = {"lacks": asking_server("client_lacks"), "never": asking_server("never"), "always": asking_server("always")}
 
 
-@asynccontextmanager
-async def whole_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
-    """The gateway with both halves, wired as `isthmus serve` wires them, on a free port of 127.0.0.1."""
-    governance = Governance(settings)
-    await governance.start()
-    parts = default_components(governance)
-    hub = next(part for part in parts if isinstance(part, McpHub))
-    app = create_app(settings, governance=governance, components=parts)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            with anyio.fail_after(30):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                yield Gateway(f"http://127.0.0.1:{port}", governance, hub)
-            finally:
-                server.should_exit = True
-    finally:
-        await governance.stop()
-
-
 @pytest.fixture(scope="module")
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     keys = tuple({**key, "mcp": {name: ["*"] for name in SERVERS}} for key in KEYS)
@@ -84,7 +54,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
         providers={"mock": {"kind": "echo"}},
         pricing={MODEL: {"input": 0, "output": 1000}},  # $0.001 per output token
     )
-    async with whole_gateway(settings) as started:
+    async with serving(settings, both_halves=True) as started:
         yield started
 
 
