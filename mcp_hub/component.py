@@ -58,7 +58,8 @@ class McpHub:
             name: build_upstream(name, server, self.settings)
             for name, server in governance.settings.mcp_servers.items()
         }
-        self.relay = Relay(AuditSink(governance.audit.emit, governance.settings.audit.record_arguments))
+        audit = AuditSink(governance.audit.emit, governance.settings.audit.record_arguments)
+        self.relay = Relay(audit, self.feed)
         for upstream in self.upstreams.values():
             upstream.on_snapshot = self._changed
             upstream.on_announced = self._announced

@@ -72,8 +72,9 @@ class SessionRegistry:
             if "resources" in kinds:
                 await connection.send_resource_list_changed()
 
-        subscriber = self.feed.subscribe(caller, deliver)
         key = id(connection)
+        # Owned by the connection: its resource subscriptions follow the key through this subscriber (`relay`).
+        subscriber = self.feed.subscribe(caller, deliver, owner=key)
         self._connections.add(key)
 
         def forget() -> None:

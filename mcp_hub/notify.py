@@ -6,14 +6,15 @@ reaches only the subscribers that see one of the servers it concerns. Notices ar
 care"), so each delivery is best-effort and bounded in time: a client that does not read loses notices, not the hub.
 
 The key watcher re-resolves every subscriber's key each `mcp.key_watch_interval` seconds (through the key cache):
-when its allowlist changed, or the key was revoked or expired, the subscriber is told that everything changed.
+when its allowlist changed, or the key was revoked or expired, the subscriber is told that everything changed, and
+what watches it (`Subscriber.watch`: a 2025-era session's resource subscriptions) is told that its grants changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from itertools import count
 
 import anyio
@@ -35,24 +36,48 @@ class Subscriber:
     id: int
     caller: Caller
     deliver: Deliver
+    owner: Hashable | None = None
+    watchers: dict[Hashable, Callable[[], None]] = dataclasses.field(default_factory=dict)
+    """Called after the key watcher dropped this subscriber (key revoked or expired) or gave it new grants."""
+
+    def watch(self, watcher: Hashable, changed: Callable[[], None]) -> None:
+        """Call `changed` whenever the key's grants change (once per `watcher`, however often it asks)."""
+        self.watchers[watcher] = changed
+
+    def grants_changed(self) -> None:
+        for changed in list(self.watchers.values()):
+            try:
+                changed()
+            except Exception:
+                logger.exception("a watcher of subscriber %d failed on its key's change", self.id)
 
 
 class ChangeFeed:
     def __init__(self) -> None:
         self._subscribers: dict[int, Subscriber] = {}
+        self._owned: dict[Hashable, Subscriber] = {}
+        """owner (a 2025-era session's connection id) -> its subscriber, for what the session holds besides."""
         self._ids = count(1)
         self._tg: TaskGroup | None = None
 
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, caller: Caller, deliver: Deliver) -> Subscriber:
-        subscriber = Subscriber(next(self._ids), caller, deliver)
+    def subscribe(self, caller: Caller, deliver: Deliver, *, owner: Hashable | None = None) -> Subscriber:
+        subscriber = Subscriber(next(self._ids), caller, deliver, owner)
         self._subscribers[subscriber.id] = subscriber
+        if owner is not None:
+            self._owned[owner] = subscriber
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.pop(subscriber.id, None)
+        if subscriber.owner is not None and self._owned.get(subscriber.owner) is subscriber:
+            del self._owned[subscriber.owner]
+
+    def owned_by(self, owner: Hashable) -> Subscriber | None:
+        """The subscriber `owner` subscribed with, while it still hears from the feed."""
+        return self._owned.get(owner)
 
     def __contains__(self, subscriber: Subscriber) -> bool:
         """Whether `subscriber` still hears from the feed (a revoked key's subscribers do not)."""
@@ -98,6 +123,7 @@ class ChangeFeed:
                 logger.info("key %r of a connected client: %s", subscriber.caller.principal.key_name, exc.message)
                 self.unsubscribe(subscriber)
                 self._dispatch(subscriber, ALL_KINDS)
+                subscriber.grants_changed()
                 continue
             except Exception:
                 logger.exception("checking a connected client's key failed; trying again later")
@@ -105,3 +131,4 @@ class ChangeFeed:
             if not subscriber.caller.same_grants(principal):
                 subscriber.caller = dataclasses.replace(subscriber.caller, principal=principal)
                 self._dispatch(subscriber, ALL_KINDS)
+                subscriber.grants_changed()

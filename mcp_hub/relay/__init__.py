@@ -5,7 +5,8 @@
 - Log notices an upstream sends during a call go to that call's client only, filtered by its level (`logs.py`).
 - `resources/subscribe` (2025-era sessions) and listen streams' `resourceSubscriptions` (2026-07-28) are
   reference-counted together per upstream and URI, updates go to the holders that want them (`subscriptions.py`);
-  a 2026-07-28 upstream is subscribed through one listen stream of its own (`resource_listen.py`).
+  a 2026-07-28 upstream is subscribed through one listen stream of its own (`resource_listen.py`). A session's
+  subscriptions follow its key through its change-feed subscriber (`key_bound.py`).
 - A server configured with `sampling:` may have its sampling requests answered by the gateway's own LLM proxy
   instead (`gateway_sampling.py`, translation in `sampling_wire.py`).
 - Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
@@ -34,8 +35,10 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.access import Caller
+from mcp_hub.notify import ChangeFeed
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
 from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
+from mcp_hub.relay.key_bound import KeyBound
 from mcp_hub.relay.rounds import STATE_TTL, HeldCall, Rounds
 from mcp_hub.relay.subscriptions import Deliver
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
@@ -47,8 +50,10 @@ R = TypeVar("R")
 
 
 class Relay:
-    def __init__(self, audit: AuditSink) -> None:
+    def __init__(self, audit: AuditSink, feed: ChangeFeed | None = None) -> None:
         self.shared = Shared(audit=audit)
+        self.feed = feed
+        """Where each 2025-era session's key is watched (`notify.py`); its resource subscriptions follow that key."""
         self.upstreams: dict[str, UpstreamRelay] = {}
         self.llm = GatewayLlm()
         """What answers the sampling requests of servers configured with `sampling:` (`gateway_sampling`)."""
@@ -129,7 +134,15 @@ class Relay:
         return types.EmptyResult()
 
     async def subscribe(self, ctx: Context, server: str, uri: str, named: str) -> types.EmptyResult:
-        await self.shared.subscriptions.subscribe(_session(ctx), server, uri, named, self._upstream_subscription)
+        connection = _session(ctx)
+        key: KeyBound | None = None
+        if self.feed is not None and ctx.request is not None:  # over HTTP: the session's key is being watched
+            subscriber = self.feed.owned_by(id(connection))
+            if subscriber is None:
+                # The key watcher dropped the session after this request was let in: its key is revoked or expired.
+                raise MCPError(types.INVALID_REQUEST, "this session's key is no longer valid")
+            key = KeyBound(self.feed, subscriber)
+        await self.shared.subscriptions.subscribe(connection, server, uri, named, self._upstream_subscription, key)
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Context, server: str, uri: str) -> types.EmptyResult:

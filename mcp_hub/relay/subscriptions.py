@@ -5,18 +5,25 @@ stream (`resourceSubscriptions`). The first holder to want a URI subscribes the 
 (unsubscribing, its session ending, its stream closing) unsubscribes it. An upstream's resource update goes to the
 holders that want that URI, under the URI each of them asked with (on `/mcp`, the `isthmus://` form). After an
 upstream reconnects, the hub subscribes it again to every URI some holder still wants.
+
+A session's subscriptions are bound to its key (`key_bound.py`): once the key is revoked or expires, or no longer
+sees a server, the session gets no more updates of that server's resources and gives back what it held there.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 from mcp.server.connection import Connection
 
 from mcp_hub.relay.calls import DELIVERY_TIMEOUT
+
+if TYPE_CHECKING:
+    from mcp_hub.relay.key_bound import KeyBound
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +51,27 @@ class Subscriptions:
         """How many holders want `uri` of `server` now."""
         return len(self._wanted.get((server, uri), {}))
 
-    async def subscribe(self, connection: Connection, server: str, uri: str, named: str, upstream: Upstream) -> None:
-        """A 2025-era session subscribes; its subscriptions end with it."""
+    async def subscribe(
+        self,
+        connection: Connection,
+        server: str,
+        uri: str,
+        named: str,
+        upstream: Upstream,
+        key: KeyBound | None = None,
+    ) -> None:
+        """A 2025-era session subscribes; its subscriptions end with it, or with its `key`'s sight of the server."""
         session = id(connection)
-        first_here = await self.add(session, server, uri, named, connection.send_resource_updated, upstream)
+        deliver: Deliver = connection.send_resource_updated
+        if key is not None:
+            deliver = key.guarded(server, deliver)
+        first_here = await self.add(session, server, uri, named, deliver, upstream)
         if first_here:
             connection.exit_stack.callback(self.release_soon, session, upstream)
+        if key is not None:
+            key.subscriber.watch(self, lambda: self.release_unseen_soon(session, key.sees, upstream))
+            if not key.sees(server):  # the key changed while the upstream was being subscribed
+                self.release_unseen_soon(session, key.sees, upstream)
 
     async def unsubscribe(self, connection: Connection, server: str, uri: str, upstream: Upstream) -> None:
         async with self._lock:
@@ -74,6 +96,17 @@ class Subscriptions:
         async with self._lock:
             for key in [key for key, holders in self._wanted.items() if holder in holders]:
                 await self._drop(key, holder, upstream)
+
+    async def release_unseen(self, holder: Hashable, sees: Callable[[str], bool], upstream: Upstream) -> None:
+        """`holder` wants nothing of the servers it no longer `sees`."""
+        async with self._lock:
+            for key in [key for key, holders in self._wanted.items() if holder in holders and not sees(key[0])]:
+                await self._drop(key, holder, upstream)
+
+    def release_unseen_soon(self, holder: Hashable, sees: Callable[[str], bool], upstream: Upstream) -> None:
+        """`release_unseen` in the background: for the key watcher, which cannot wait on an upstream."""
+        if self._tg is not None:
+            self._tg.start_soon(self.release_unseen, holder, sees, upstream)
 
     def release_soon(self, holder: Hashable, upstream: Upstream) -> None:
         """`release` in the background: for clean-up code that cannot wait on an upstream."""

@@ -1,0 +1,119 @@
+"""A 2025-era session's resource subscriptions end when its key is revoked or loses the server.
+
+The upstream is `tests/servers/asking_server.py` over stdio, spoken to in the 2025-11-25 era (`ask`, the hub uses
+`resources/subscribe`) and in the 2026-07-28 era (`ask26`, the hub listens upstream). `touch` announces a change;
+`upstream_state` says what the hub holds upstream. Clients are the SDK's `Client` in 2025 mode; keys change through
+the admin API, and the hub's key watcher (every 0.2 s here) notices.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests.mcp_hub.conftest import ADMIN_KEY, FULL_KEY, Gateway, hub_settings, serving
+
+pytestmark = pytest.mark.anyio
+
+ASKING = Path(__file__).parents[1] / "servers" / "asking_server.py"
+SERVERS = ["ask", "ask26"]
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    servers = {
+        "ask": {"command": sys.executable, "args": [str(ASKING)], "protocol": "legacy"},
+        "ask26": {"command": sys.executable, "args": [str(ASKING)], "protocol": "auto"},
+    }
+    async with serving(hub_settings(tmp_path_factory.mktemp("follow-key"), servers)) as started:
+        yield started
+
+
+class Updates:
+    """The `notifications/resources/updated` URIs one client received, in order."""
+
+    def __init__(self) -> None:
+        self.uris: list[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.uris.append(message.params.uri)
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(10):
+        while not condition():
+            await anyio.sleep(0.05)
+
+
+async def subscribe(client: Client, uri: str) -> None:
+    await client.session.send_request(
+        types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
+    )
+
+
+async def upstream_subscribed(client: Client) -> list[str]:
+    result = await client.call_tool("upstream_state", {})
+    subscribed: list[str] = json.loads(result.content[0].text)["subscribed"]  # type: ignore[union-attr]
+    return subscribed
+
+
+def holders(gateway: Gateway, server: str, uri: str) -> int:
+    return gateway.hub.relay.shared.subscriptions.holders(server, uri)
+
+
+def revoke(name: str) -> Callable[[Any], Awaitable[Any]]:
+    return lambda admin: admin.post(f"/admin/keys/{name}/revoke")
+
+
+def narrow(name: str, server: str) -> Callable[[Any], Awaitable[Any]]:
+    other = "ask26" if server == "ask" else "ask"
+    return lambda admin: admin.patch(f"/admin/keys/{name}", json={"mcp": {other: ["*"]}})
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("change", ["revoked", "narrowed"])
+async def test_a_session_whose_key_no_longer_sees_the_server_gets_no_updates_and_lets_go_upstream(
+    gateway: Gateway, server: str, change: str
+) -> None:
+    name = f"follow-{change}-{server}"
+    async with gateway.http(ADMIN_KEY) as admin:
+        created = await admin.post("/admin/keys", json={"name": name, "mcp": {"ask": ["*"], "ask26": ["*"]}})
+        assert created.status_code in (200, 201), created.text
+        secret = created.json()["key"]
+        alone, shared = Updates(), Updates()
+        async with (
+            gateway.client(secret, "legacy", server=server, message_handler=alone) as doomed,
+            gateway.client(FULL_KEY, "legacy", server=server, message_handler=shared) as valid,
+        ):
+            with anyio.fail_after(40):
+                await subscribe(doomed, "note://a")
+                await subscribe(doomed, "note://b")
+                await subscribe(valid, "note://a")
+                assert await upstream_subscribed(valid) == ["note://a", "note://b"]
+                await valid.call_tool("touch", {"uri": "note://b"})
+                await eventually(lambda: alone.uris == ["note://b"])
+
+                changed = await (revoke(name) if change == "revoked" else narrow(name, server))(admin)
+                assert changed.status_code == 200, changed.text
+                # The key watcher lets go of note://b, which no one else holds; note://a stays for `valid`.
+                await eventually(lambda: holders(gateway, server, "note://b") == 0)
+                assert holders(gateway, server, "note://a") == 1
+                assert await upstream_subscribed(valid) == ["note://a"]
+
+                await valid.call_tool("touch", {"uri": "note://a"})
+                await valid.call_tool("touch", {"uri": "note://b"})
+                await valid.call_tool("touch", {"uri": "note://a"})
+                # The positive control: both updates of note://a were sent and reached the valid session, so
+                # `doomed`'s deliveries of the same notices (started alongside) are over.
+                await eventually(lambda: shared.uris == ["note://a", "note://a"])
+                await anyio.sleep(0.2)
+                assert alone.uris == ["note://b"]
