@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -93,6 +94,49 @@ async def test_the_key_watcher_notices_a_changed_allowlist_and_a_revoked_key() -
     assert sorted(heard) == ["a", "b"]
     assert a.caller.principal.mcp["fx"] == GlobSet.of(["add", "echo"])
     assert len(feed) == 1  # the revoked key's subscriber is gone
+
+
+async def test_watchers_of_a_subscriber_hear_when_its_key_changes_and_its_owner_finds_it_until_then() -> None:
+    records: dict[str, dict[str, Any]] = {
+        secret: {"id": secret, "name": secret, "key_hash": hash_secret(secret), "mcp": {"fx": ["*"]}}
+        for secret in ("kept", "narrowed", "revoked")
+    }
+    by_hash = {record["key_hash"]: record for record in records.values()}
+
+    async def lookup(digest: str) -> dict[str, Any] | None:
+        return by_hash.get(digest)
+
+    keys = KeyResolver(lookup, ttl=0)
+    feed = ChangeFeed()
+    told: list[str] = []
+    subscribers = {
+        secret: feed.subscribe(Caller(await keys.resolve(secret), secret), _ignore, owner=f"session-{secret}")
+        for secret in records
+    }
+
+    def telling(secret: str) -> Callable[[], None]:
+        return lambda: told.append(secret)
+
+    for secret, subscriber in subscribers.items():
+        subscriber.watch("first", telling(secret))
+        subscriber.watch("first", telling(secret))
+    assert feed.owned_by("session-revoked") is subscribers["revoked"]
+
+    await feed.check_keys(keys)
+    assert told == []
+    records["narrowed"]["mcp"] = {"time": ["*"]}
+    records["revoked"]["active"] = False
+    await feed.check_keys(keys)
+    assert sorted(told) == ["narrowed", "revoked"]  # once each, however often a watcher asked
+    assert not subscribers["narrowed"].caller.sees_server("fx")
+    assert feed.owned_by("session-revoked") is None
+    assert feed.owned_by("session-narrowed") is subscribers["narrowed"]
+    feed.unsubscribe(subscribers["kept"])
+    assert feed.owned_by("session-kept") is None
+
+
+async def _ignore(kinds: frozenset[Kind]) -> None:
+    return None
 
 
 @pytest.mark.parametrize(

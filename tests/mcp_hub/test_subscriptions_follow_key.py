@@ -38,14 +38,17 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
 
 
 class Updates:
-    """The `notifications/resources/updated` URIs one client received, in order."""
+    """The `notifications/resources/updated` URIs one client received, and its tool-list change notices."""
 
     def __init__(self) -> None:
         self.uris: list[str] = []
+        self.tool_lists = 0
 
     async def __call__(self, message: Any) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
             self.uris.append(message.params.uri)
+        if isinstance(message, types.ToolListChangedNotification):
+            self.tool_lists += 1
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
@@ -117,3 +120,12 @@ async def test_a_session_whose_key_no_longer_sees_the_server_gets_no_updates_and
                 await eventually(lambda: shared.uris == ["note://a", "note://a"])
                 await anyio.sleep(0.2)
                 assert alone.uris == ["note://b"]
+
+                # List changes: the key change itself was announced once ("refetch": it is refused or sees less),
+                # and the server's later changes do not reach the session any more.
+                assert alone.tool_lists == 1
+                assert shared.tool_lists == 0
+                gateway.hub.feed.publish(frozenset({server}), frozenset({"tools"}))
+                await eventually(lambda: shared.tool_lists == 1)
+                await anyio.sleep(0.2)
+                assert alone.tool_lists == 1
