@@ -19,7 +19,12 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
+from mcp_hub.access import Caller
+from mcp_hub.notify import ChangeFeed
+from mcp_hub.relay.key_bound import KeyBound
 from tests.mcp_hub.conftest import ADMIN_KEY, FULL_KEY, Gateway, hub_settings, serving
+from toolpolicy.keys import KeyResolver
+from toolpolicy.secrets import hash_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +134,36 @@ async def test_a_session_whose_key_no_longer_sees_the_server_gets_no_updates_and
                 await eventually(lambda: shared.tool_lists == 1)
                 await anyio.sleep(0.2)
                 assert alone.tool_lists == 1
+
+
+async def test_an_update_is_withheld_as_soon_as_the_watcher_drops_or_narrows_the_key() -> None:
+    """Before the released subscription is gone upstream, an update already in flight is not delivered."""
+    records = {
+        secret: {"id": "1", "name": "k", "key_hash": hash_secret(secret), "mcp": mcp}
+        for secret, mcp in (("k", {"ask": ["*"]}), ("narrowed", {"other": ["*"]}))
+    }
+    by_hash = {record["key_hash"]: record for record in records.values()}
+
+    async def lookup(digest: str) -> dict[str, Any] | None:
+        return by_hash.get(digest)
+
+    async def ignore(kinds: Any) -> None:
+        return None
+
+    keys = KeyResolver(lookup, ttl=0)
+    feed = ChangeFeed()
+    caller = Caller(await keys.resolve("k"), "k")
+    subscriber = feed.subscribe(caller, ignore, owner="session")
+    got: list[str] = []
+
+    async def record(uri: str) -> None:
+        got.append(uri)
+
+    deliver = KeyBound(feed, subscriber).guarded("ask", record)
+    await deliver("note://a")
+    subscriber.caller = Caller(await keys.resolve("narrowed"), "narrowed")  # the watcher on an allowlist change
+    await deliver("note://a")
+    subscriber.caller = caller
+    feed.unsubscribe(subscriber)  # the watcher on a revoked or expired key
+    await deliver("note://a")
+    assert got == ["note://a"]
