@@ -12,10 +12,16 @@ from toolpolicy.store.audit_log import AuditLog
 
 
 @pytest.fixture
-async def audit_log(store_target: StoreTarget) -> AsyncIterator[AuditLog]:
+async def migrated_store(store_target: StoreTarget) -> AsyncIterator[Store]:
+    """The empty store of `store_target`, migrated to the head revision."""
     store = Store.open(store_target.url, connect_args=store_target.connect_args)
     await store.migrate()
     try:
-        yield AuditLog(store)
+        yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def audit_log(migrated_store: Store) -> AuditLog:
+    return AuditLog(migrated_store)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
-from tests.conftest import StoreTarget
 from toolpolicy.counters.base import Limit, Settlement
 from toolpolicy.counters.journaled import JournaledCounterStore, seed_rate_buckets
 from toolpolicy.counters.memory import MemoryCounterStore
@@ -23,13 +21,8 @@ REQUESTS = "rl:k:-:requests:3600:3600s@498611"
 
 
 @pytest.fixture
-async def journal(store_target: StoreTarget) -> AsyncIterator[RateJournal]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield RateJournal(store)
-    finally:
-        await store.close()
+def journal(migrated_store: Store) -> RateJournal:
+    return RateJournal(migrated_store)
 
 
 def limits(tokens: int, requests: int = 1) -> list[Limit]:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.conftest import StoreTarget
@@ -16,13 +14,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def directory(store_target: StoreTarget) -> AsyncIterator[Directory]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield Directory(store)
-    finally:
-        await store.close()
+def directory(migrated_store: Store) -> Directory:
+    return Directory(migrated_store)
 
 
 async def test_migrations_are_idempotent(directory: Directory) -> None:
