@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from types import TracebackType
 from typing import Any
 
 import mcp_types as types
@@ -28,6 +27,7 @@ from mcp.client._transport import WriteStream
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.relay.calls import DOWNSTREAM
+from mcp_hub.streams import WriteWrapper
 
 CAPABILITIES_KEY = types.CLIENT_CAPABILITIES_META_KEY
 
@@ -59,19 +59,16 @@ def forwarded(
     return shared
 
 
-class ForwardingStream:
+class ForwardingStream(WriteWrapper):
     """An upstream transport's write stream that gives each request the capabilities of the client it is made for."""
 
     def __init__(self, inner: WriteStream[SessionMessage], *, gateway_samples: Callable[[], bool]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._gateway_samples = gateway_samples
         """Whether the gateway answers this server's sampling requests (asked per request: it is attached later)."""
 
-    async def send(self, item: SessionMessage, /) -> None:
+    def sent(self, item: SessionMessage) -> SessionMessage:
         # The dispatcher writes in the task that made the request, so `DOWNSTREAM` here is that request's client.
-        await self._inner.send(self._stamped(item))
-
-    def _stamped(self, item: SessionMessage) -> SessionMessage:
         downstream = DOWNSTREAM.get()
         message = item.message
         if downstream is None or not isinstance(message, types.JSONRPCRequest) or message.params is None:
@@ -82,14 +79,3 @@ class ForwardingStream:
         capabilities = forwarded(downstream.capabilities, hub, gateway_samples=self._gateway_samples())
         params = {**message.params, "_meta": {**meta, CAPABILITIES_KEY: capabilities}}
         return replace(item, message=message.model_copy(update={"params": params}))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> ForwardingStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -39,6 +38,7 @@ from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
 from mcp_hub.relay.resource_listen import ResourceListener
 from mcp_hub.relay.rounds import InputRequired, RoundInput
 from mcp_hub.relay.subscriptions import Subscriptions
+from mcp_hub.streams import ReadWrapper
 from toolpolicy.settings import McpHubSettings, McpServerSettings
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Shared:
     audit: AuditSink = field(default_factory=AuditSink)
 
 
-class ObservedStream:
+class ObservedStream(ReadWrapper):
     """A transport's read stream, each item shown to `observe` (with the sender's context) as it is received."""
 
     def __init__(
@@ -71,33 +71,12 @@ class ObservedStream:
         inner: ReadStream[SessionMessage | Exception],
         observe: Callable[[SessionMessage | Exception, contextvars.Context | None], None],
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._observe = observe
 
-    async def receive(self) -> SessionMessage | Exception:
-        item = await self._inner.receive()
+    def received(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
         self._observe(item, getattr(self._inner, "last_context", None))
         return item
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def __aiter__(self) -> ObservedStream:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> ObservedStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class UpstreamRelay:

@@ -16,8 +16,7 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import mcp_types as types
 from jsonschema import SchemaError
@@ -27,6 +26,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import methods
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import ValidationError
+
+from mcp_hub.streams import ReadWrapper, WriteWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -138,28 +139,17 @@ def schema_problem(tool: Mapping[str, Any]) -> str | None:
     return None
 
 
-class _ScreenedRead:
+class _ScreenedRead(ReadWrapper):
     def __init__(self, inner: ReadStream[SessionMessage | Exception], screen: ToolScreen) -> None:
-        self._inner, self._screen = inner, screen
+        super().__init__(inner)
+        self._screen = screen
 
-    async def receive(self) -> SessionMessage | Exception:
-        return self._screened(await self._inner.receive())
-
-    def _screened(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
+    def received(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
         if isinstance(item, SessionMessage):
             screened = self._screen.incoming(item.message)
             if screened is not item.message:
                 return SessionMessage(screened, metadata=item.metadata)
         return item
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        return self._screened(await self._inner.__anext__())
 
     @property
     def last_context(self) -> contextvars.Context | None:
@@ -167,33 +157,15 @@ class _ScreenedRead:
         context = getattr(self._inner, "last_context", None)
         return context if isinstance(context, contextvars.Context) else None
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class _ScreenedWrite:
+class _ScreenedWrite(WriteWrapper):
     def __init__(self, inner: WriteStream[SessionMessage], screen: ToolScreen) -> None:
-        self._inner, self._screen = inner, screen
+        super().__init__(inner)
+        self._screen = screen
 
-    async def send(self, item: SessionMessage, /) -> None:
+    def sent(self, item: SessionMessage) -> SessionMessage:
         self._screen.outgoing(item.message)
-        await self._inner.send(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+        return item
 
 
 @asynccontextmanager
