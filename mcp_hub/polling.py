@@ -40,6 +40,11 @@ async def on_upstream_request(request: httpx2.Request) -> None:
     """httpx2 request hook of an upstream's HTTP client: a resumption GET means the upstream closed a call's stream."""
     if request.method != "GET" or LAST_EVENT_ID not in request.headers:
         return
+    await upstream_stream_closed()
+
+
+async def upstream_stream_closed() -> None:
+    """The upstream closed the current call's stream and the hub resumes it: close the client's too."""
     close = _CLOSE_CLIENT_STREAM.get()
     if close is not None:
         await close()

@@ -172,6 +172,9 @@ class McpServerSettings(_Model):
     sampling: SamplingSettings | None = None
     """Whether the gateway answers this server's sampling requests with its own LLM models (`sampling_settings`);
     null relays them to the calling client only."""
+    fast_path: bool = True
+    """Send this server's `tools/call` requests over a raw pooled HTTP client instead of the MCP SDK's client
+    (Streamable HTTP servers only; same wire, same results, less overhead); false always uses the SDK's client."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> McpServerSettings:

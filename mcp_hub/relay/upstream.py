@@ -181,10 +181,10 @@ class UpstreamRelay:
     async def call_tool(
         self, client: Client, name: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None
     ) -> types.CallToolResult:
-        round_input = _round_input()
-        if round_input is None:
+        held = round_input()
+        if held is None:
             return await client.call_tool(name, arguments, progress_callback=progress)
-        responses, state = round_input.take()
+        responses, state = held.take()
         result = await client.session.call_tool(
             name,
             arguments,
@@ -193,27 +193,27 @@ class UpstreamRelay:
             request_state=state,
             allow_input_required=True,
         )
-        return _settled(result)
+        return settled(result)
 
     async def get_prompt(self, client: Client, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-        round_input = _round_input()
-        if round_input is None:
+        held = round_input()
+        if held is None:
             return await client.get_prompt(name, arguments)
-        responses, state = round_input.take()
+        responses, state = held.take()
         result = await client.session.get_prompt(
             name, arguments, input_responses=responses, request_state=state, allow_input_required=True
         )
-        return _settled(result)
+        return settled(result)
 
     async def read_resource(self, client: Client, uri: str) -> types.ReadResourceResult:
-        round_input = _round_input()
-        if round_input is None:
+        held = round_input()
+        if held is None:
             return await client.read_resource(uri)
-        responses, state = round_input.take()
+        responses, state = held.take()
         result = await client.session.read_resource(
             uri, input_responses=responses, request_state=state, allow_input_required=True
         )
-        return _settled(result)
+        return settled(result)
 
     @asynccontextmanager
     async def call(self, name: str, timeout: float) -> AsyncIterator[Deadline]:
@@ -258,6 +258,10 @@ class UpstreamRelay:
             raise MCPError(types.INVALID_PARAMS, f"MCP server {self.server!r} did not accept a subscription to {uri!r}")
 
     # What the upstream sends.
+
+    def seen(self, item: SessionMessage, context: contextvars.Context | None) -> None:
+        """A message an upstream sent during a call the hub made without the SDK's client (`fast_call.py`)."""
+        self._observe(item, context)
 
     def _observe(self, item: SessionMessage | Exception, context: contextvars.Context | None) -> None:
         if not isinstance(item, SessionMessage):
@@ -313,13 +317,13 @@ class UpstreamRelay:
         return cast(types.ListRootsResult | types.ErrorData, await self._ask(ctx, types.ListRootsRequest()))
 
 
-def _round_input() -> RoundInput | None:
+def round_input() -> RoundInput | None:
     """What the current 2026-07-28 client request brings for the upstream, or None (any other request)."""
     downstream = DOWNSTREAM.get()
     return downstream.held.round_input if downstream is not None and downstream.held is not None else None
 
 
-def _settled(result: T | types.InputRequiredResult) -> T:
+def settled(result: T | types.InputRequiredResult) -> T:
     if isinstance(result, types.InputRequiredResult):
         raise InputRequired(result)
     return result

@@ -12,7 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
 import mcp_types as types
@@ -35,6 +35,9 @@ from mcp_hub.upstreams.screen import ToolScreen, screened
 from mcp_hub.upstreams.session import list_everything, watched
 from toolpolicy.globs import GlobSet
 from toolpolicy.settings import McpHubSettings, McpServerSettings
+
+if TYPE_CHECKING:
+    from mcp_hub.upstreams.fast_call import FastCalls
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class Upstream(ABC):
         self.screen = ToolScreen(name)
         """Drops the tools whose definitions are invalid from its listings (`screen.rejected` says which)."""
         self._client: Client | None = None
+        self._fast: FastCalls | None = None
+        """This connection's `tools/call` fast path (`fast_call.py`), or None: the SDK's client."""
         self._lost: anyio.Event | None = None
         self._refresh_wanted: anyio.Event | None = None
         self._announced: set[Kind] = set()
@@ -84,6 +89,10 @@ class Upstream(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where the server is, for logs and the admin API (never a secret)."""
+
+    def fast_calls(self, client: Client) -> FastCalls | None:
+        """The fast path for `tools/call` on this new connection, if the transport has one (and it is on)."""
+        return None
 
     def lost_reason(self) -> str:
         """Why an established connection ended, as well as the transport can tell."""
@@ -127,7 +136,7 @@ class Upstream(ABC):
                         await lost.wait()
                         serving.cancel_scope.cancel()
                 finally:
-                    self._client = None
+                    self._client = self._fast = None
                     self.relay.disconnected()
         if timed_out:
             raise TimeoutError(f"no answer within {self.hub.connect_timeout:g}s of connecting")
@@ -135,7 +144,7 @@ class Upstream(ABC):
 
     def went_down(self, error: str) -> None:
         """Called by the supervisor when a connection attempt failed or a connection ended."""
-        self._client = None
+        self._client = self._fast = None
         self.health.failures += 1
         self.health.enter("down", error)
         if self.snapshot is not None:
@@ -153,7 +162,10 @@ class Upstream(ABC):
     ) -> types.CallToolResult:
         client = self._session()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
+        fast = self._fast
         async with self.relay.call(tool, self.settings.timeout) as deadline:
+            if fast is not None and fast.client is client:
+                return await self._request(fast.call_tool(tool, arguments, progress), deadline)
             return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
@@ -225,6 +237,7 @@ class Upstream(ABC):
 
     def _connected_with(self, client: Client, snapshot: Snapshot, lost: anyio.Event) -> None:
         self._client, self._lost, self._refresh_wanted = client, lost, anyio.Event()
+        self._fast = self.fast_calls(client)
         self.health.connects += 1
         self.health.protocol_version = client.protocol_version
         info = client.server_info

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
+from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_hub.polling import on_upstream_request
 from mcp_hub.relay import elicitation_timeout
 from mcp_hub.upstreams.base import Upstream
+from mcp_hub.upstreams.fast_call import FastCalls
+from mcp_hub.upstreams.fast_http import FastHttp
 
 READ_SLACK = 30.0
 """Seconds added to the longest a call may wait (`longest_quiet`) for the HTTP read timeout, so the call's own
@@ -43,6 +47,16 @@ def remote_timeout(upstream: Upstream) -> httpx2.Timeout:
 class HttpUpstream(Upstream):
     kind = "streamable-http"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._http: FastHttp | None = None
+        """The raw HTTP client of the current connection, for the `tools/call` fast path."""
+
+    def fast_calls(self, client: Client) -> FastCalls | None:
+        if self._http is None or not self.settings.fast_path:
+            return None
+        return FastCalls(self._http, client, self.relay)
+
     def describe(self) -> str:
         return f"URL {redacted(self.settings.url or '')}"
 
@@ -55,8 +69,23 @@ class HttpUpstream(Upstream):
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[TransportStreams]:
         assert self.settings.url is not None
-        # One pooled client per upstream connection: every caller's requests share its keep-alive connections.
-        hooks = {"request": [on_upstream_request]}  # the upstream's polling, passed on (polling.py)
+        # One pooled client per upstream connection: every caller's requests share its keep-alive connections; the
+        # SDK's httpx2 client, and aiohttp's for the `tools/call` fast path (`fast_call.py`).
+        fast = FastHttp(
+            self.settings.url,
+            remote_headers(self),
+            connect_timeout=self.hub.connect_timeout,
+            read_timeout=longest_quiet(self),
+        )
+        hooks: dict[str, list[Callable[..., Any]]] = {
+            "request": [on_upstream_request],  # the upstream's polling, passed on (polling.py)
+            "response": [fast.seen_response],  # the session id, for the fast path
+        }
         http = httpx2.AsyncClient(headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks)
-        async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
-            yield streams
+        try:
+            async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
+                self._http = fast
+                yield streams
+        finally:
+            self._http = None
+            await fast.aclose()

@@ -124,6 +124,16 @@ def build_asking() -> MCPServer:
         return "done"
 
     @server.tool()
+    async def busy(ctx: Context) -> str:
+        """Log one notice and report progress once during the call (both on the call's own stream), then answer."""
+        notice = types.LoggingMessageNotification(
+            params=types.LoggingMessageNotificationParams(level="info", data="working", logger="busy")
+        )
+        await ctx.request_context.session.send_notification(notice, related_request_id=ctx.request_context.request_id)
+        await ctx.report_progress(1, 2, "half way")
+        return "busy done"
+
+    @server.tool()
     async def touch(uri: str, ctx: Context) -> str:
         """Tell subscribers that a resource changed (2025 era: the session's stream; 2026-07-28: listen streams)."""
         if ctx.request_context.protocol_version in MODERN_PROTOCOL_VERSIONS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -52,6 +52,17 @@ def build_fixture() -> MCPServer:
                 Path(marker).write_text("cancelled")
             raise
         return f"slept {seconds}s"
+
+    arrived: dict[str, Any] = {"count": 0, "all": anyio.Event()}
+
+    @server.tool()
+    async def rendezvous(calls: int) -> str:
+        """Wait until `calls` calls of this tool are in the server at once (a barrier), then answer."""
+        arrived["count"] += 1
+        if arrived["count"] >= calls:
+            arrived["all"].set()
+        await arrived["all"].wait()
+        return "met"
 
     @server.tool()
     def needs_capability(capability: str, ctx: Context) -> str:

@@ -1,0 +1,464 @@
+"""`tools/call` to a Streamable HTTP upstream without the MCP SDK's client machinery: the hub's hot path.
+
+The SDK's client sends a request through its session (pydantic models), a dispatcher task, anyio memory streams and
+an httpx2 transport task. `FastCalls` does what they do for one `tools/call`, in the calling task, over the
+upstream's pooled aiohttp client (`fast_http.py`), and leaves to the SDK's session what it keeps per connection
+(the negotiated version, its request ids, tool output schemas, `Mcp-Param-*` header maps, its callbacks):
+
+- the request: the SDK's body and headers for the negotiated era (2026-07-28: `_meta` with protocol version,
+  client info, the calling client's capabilities as `caller_capabilities.py` forwards them, the log level;
+  `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`; 2025: the session's `Mcp-Session-Id` and
+  version), a progress token when the caller follows progress, and the trace context of the SDK's client span;
+- the answer: `application/json`, or an event stream whose notices (progress, logging, list changes) and requests
+  (sampling, elicitation, roots) go to the same relay hooks and session callbacks the SDK's client would use, the
+  replies POSTed back; a stream that ends early is resumed with `Last-Event-ID` as the SDK does (`polling.py`);
+- failures: the SDK's `MCPError`s (HTTP statuses, 202, parse errors, a lost connection as `CONNECTION_CLOSED`), so
+  `Upstream._request` maps them as before; a caller that goes away aborts the POST (2026-07-28) or sends
+  `notifications/cancelled` (2025);
+- the result: validated as the SDK's session validates it (protocol tables, output schema), 2026-07-28 input
+  rounds run by the SDK's driver (or passed through to a 2026-07-28 client, `rounds.py`).
+
+A redirect (which the SDK would follow within the origin) makes the connection use the SDK's client from then on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import aiohttp
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp import Client
+from mcp.client.session import _clamp_inbound_ttl, _later_revision_fields
+from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared.dispatcher import ProgressFnT, coerce_request_id
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, encode_header_value
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_to_error_data
+from mcp.shared.message import SessionMessage
+from mcp_types import methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
+
+from mcp_hub import polling
+from mcp_hub.relay.caller_capabilities import CAPABILITIES_KEY, forwarded
+from mcp_hub.relay.calls import DOWNSTREAM
+from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
+from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
+
+logger = logging.getLogger(__name__)
+
+METHOD = "tools/call"
+MAX_RECONNECTIONS = 2
+"""Attempts to resume an event stream that ended before the response (the SDK's `MAX_RECONNECTION_ATTEMPTS`)."""
+RECONNECT_DELAY_MS = 1000
+"""Wait before resuming when the upstream gave no `retry` (the SDK's `DEFAULT_RECONNECTION_DELAY_MS`)."""
+ABANDON_WRITE_TIMEOUT = 5.0
+"""Seconds a courtesy `notifications/cancelled` may take (the SDK dispatcher's `_ABANDON_WRITE_TIMEOUT`)."""
+
+CallOutcome = types.CallToolResult | types.InputRequiredResult
+
+
+class Redirected(Exception):
+    """The upstream answered the POST with a redirect: nothing was done, the SDK's client may send it instead."""
+
+
+@dataclass(slots=True)
+class _RequestContext:
+    """What the SDK session's `_on_request` reads of its dispatch context."""
+
+    request_id: types.RequestId
+
+
+class FastCalls:
+    """The fast `tools/call` of one upstream connection (`client`, negotiated), over `http`."""
+
+    def __init__(self, http: FastHttp, client: Client, relay: UpstreamRelay) -> None:
+        self.http = http
+        self.client = client
+        self.relay = relay
+        self.enabled = True
+        """False once the upstream redirected a call: the SDK's client, which follows redirects, takes over."""
+        version = client.protocol_version
+        assert version is not None
+        self.version = version
+        self.modern = version in MODERN_PROTOCOL_VERSIONS
+        http.protocol_version = version
+        session = client.session
+        self._client_info = session._client_info.model_dump(by_alias=True, mode="json", exclude_none=True)
+        self._capabilities = session._build_capabilities(version).model_dump(
+            by_alias=True, mode="json", exclude_none=True
+        )
+        self._log_level = session._log_level
+        self._next_id = 0
+
+    # The call, as `UpstreamRelay.call_tool` makes it through the SDK's `Client`.
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None
+    ) -> types.CallToolResult:
+        held = round_input()
+        if held is None:
+
+            async def retry(responses: types.InputResponses | None, state: str | None) -> CallOutcome:
+                return await self._send_relisting(name, arguments, progress, responses, state)
+
+            first = await retry(None, None)
+            return cast(types.CallToolResult, await self.client._drive_input_required(first, retry))
+        responses, state = held.take()
+        return settled(await self.send(name, arguments, progress, responses, state))
+
+    async def _send_relisting(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None,
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> CallOutcome:
+        """`Client.call_tool`'s recovery: a 2026-07-28 HEADER_MISMATCH re-lists the tool and sends once more."""
+        try:
+            return await self.send(name, arguments, progress, responses, state)
+        except MCPError as mismatch:
+            if mismatch.code != types.HEADER_MISMATCH or not self.modern:
+                raise
+            try:
+                with anyio.fail_after(self.client.read_timeout_seconds):
+                    await self.client._relist_tool(name)
+            except (MCPError, TimeoutError, ValidationError) as relist_error:
+                raise mismatch from relist_error
+            return await self.send(name, arguments, progress, responses, state)
+
+    async def send(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None,
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> CallOutcome:
+        """One `tools/call` request: what `ClientSession.call_tool(..., allow_input_required=True)` returns."""
+        if self.enabled:
+            try:
+                raw = await self._request(name, arguments, progress, responses, state)
+            except Redirected:
+                logger.info("MCP server %r redirected a tool call; using the MCP SDK's client", self.relay.server)
+                self.enabled = False
+            else:
+                return await self._result(name, raw)
+        return await self.client.session.call_tool(
+            name,
+            arguments,
+            progress_callback=progress,
+            input_responses=responses,
+            request_state=state,
+            allow_input_required=True,
+        )
+
+    async def _result(self, name: str, raw: dict[str, Any]) -> CallOutcome:
+        """The SDK session's `send_request` and `call_tool` checks of a result."""
+        session = self.client.session
+        _clamp_inbound_ttl(raw)
+        try:
+            methods.validate_server_result(METHOD, self.version, raw)
+        except KeyError:
+            pass
+        if not (foreign := _later_revision_fields(METHOD, self.version)).isdisjoint(raw):
+            raw = {key: value for key, value in raw.items() if key not in foreign}
+        result = session._call_tool_adapter.validate_python(raw, by_name=False)
+        if isinstance(result, types.CallToolResult) and not result.is_error:
+            await session.validate_tool_result(name, result)
+        if not isinstance(result, types.CallToolResult | types.InputRequiredResult):
+            raise RuntimeError(f"MCP server answered {METHOD} with a result the hub does not know")
+        return result
+
+    # The wire.
+
+    def _request_id(self) -> int:
+        dispatcher = self.client.session._dispatcher
+        if isinstance(dispatcher, JSONRPCDispatcher):
+            return dispatcher._allocate_id()  # the SDK's own sequence: ids stay unique on the session
+        self._next_id += 1
+        return self._next_id
+
+    async def _request(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None,
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> dict[str, Any]:
+        request_id = self._request_id()
+        params: dict[str, Any]
+        if responses is None and state is None:
+            params = {"name": name} if arguments is None else {"name": name, "arguments": arguments}
+        else:
+            model = types.CallToolRequestParams(
+                name=name, arguments=arguments, input_responses=responses, request_state=state
+            )
+            params = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+        headers = self.http.headers()
+        meta: dict[str, Any] = {}
+        if self.modern:
+            meta[types.PROTOCOL_VERSION_META_KEY] = self.version
+            meta[types.CLIENT_INFO_META_KEY] = self._client_info
+            meta[CAPABILITIES_KEY] = self._caller_capabilities()
+            if self._log_level is not None:
+                meta[types.LOG_LEVEL_META_KEY] = self._log_level
+            headers[MCP_METHOD_HEADER] = METHOD
+            headers[MCP_NAME_HEADER] = encode_header_value(name)
+            headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
+        if progress is not None:
+            meta["progressToken"] = request_id
+        attributes = {"mcp.method.name": METHOD, "jsonrpc.request.id": str(request_id)}
+        with otel_span(f"MCP send {METHOD} {name}", kind=SpanKind.CLIENT, attributes=attributes):
+            inject_trace_context(meta)
+            if meta:
+                params["_meta"] = meta
+            body = {"jsonrpc": "2.0", "id": request_id, "method": METHOD, "params": params}
+            exchange = _Exchange(self, request_id, progress)
+            return await exchange.run(json.dumps(body, separators=(",", ":")).encode(), headers)
+
+    def _caller_capabilities(self) -> dict[str, Any]:
+        downstream = DOWNSTREAM.get()
+        if downstream is None:
+            return self._capabilities
+        gateway_samples = self.relay.asker.gateway is not None
+        return forwarded(downstream.capabilities, self._capabilities, gateway_samples=gateway_samples)
+
+
+class _Exchange:
+    """One request's POST, its answer, and what the upstream sends meanwhile."""
+
+    def __init__(self, calls: FastCalls, request_id: int, progress: ProgressFnT | None) -> None:
+        self.calls = calls
+        self.http = calls.http
+        self.request_id = request_id
+        self.progress = progress
+        self._answering: dict[types.RequestId, anyio.CancelScope] = {}
+
+    async def run(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        sent = False
+        try:
+            try:
+                response = await self.http.post(body, headers)
+            except aiohttp.ClientError as exc:
+                # The SDK's transport dies on a failed POST and takes the connection with it.
+                logger.info("MCP server %r: HTTP request failed: %s", self.calls.relay.server, exc)
+                raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from None
+            sent = True
+            try:
+                return await self._answer(response)
+            finally:
+                response.close()  # an answer not read to its end (a caller gone, a timeout) aborts the stream
+        except anyio.get_cancelled_exc_class():
+            if sent and not self.calls.modern:
+                with anyio.move_on_after(ABANDON_WRITE_TIMEOUT, shield=True):
+                    await self._notify_cancelled()
+            raise
+
+    async def _notify_cancelled(self) -> None:
+        # 2026-07-28 has no client notifications over HTTP: the aborted POST is the signal.
+        params = {"requestId": self.request_id, "reason": "caller cancelled"}
+        await self._post_message({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
+
+    async def _post_message(self, message: dict[str, Any]) -> None:
+        try:
+            response = await self.http.post(json.dumps(message, separators=(",", ":")).encode(), self.http.headers())
+            response.close()
+        except aiohttp.ClientError as exc:
+            logger.info("MCP server %r: could not send %s: %s", self.calls.relay.server, message.get("method"), exc)
+
+    async def _answer(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+        status = response.status
+        if status == 202:
+            raise MCPError(types.INVALID_REQUEST, "server answered a request with 202 Accepted")
+        if 300 <= status < 400 and "location" in response.headers:
+            raise Redirected
+        content_type = response.headers.get("content-type", "").lower()
+        if status >= 400:
+            raise await self._http_error(response, content_type)
+        if content_type.startswith("application/json"):
+            body = await response.read()
+            try:
+                message = json.loads(body)
+                return _response_outcome(message, self.request_id)
+            except ValueError as exc:
+                raise MCPError(types.PARSE_ERROR, f"Failed to parse JSON response: {exc}") from None
+        if content_type.startswith("text/event-stream"):
+            return await self._stream(response)
+        raise MCPError(types.INVALID_REQUEST, f"Unexpected content type: {content_type}")
+
+    async def _http_error(self, response: aiohttp.ClientResponse, content_type: str) -> MCPError:
+        if content_type.startswith("application/json"):
+            try:
+                message = json.loads(await response.read())
+                if isinstance(message, dict) and isinstance(message.get("error"), dict):
+                    error = types.ErrorData.model_validate(message["error"])
+                    return MCPError(error.code, error.message, error.data)
+            except (ValueError, aiohttp.ClientError):
+                pass
+        if response.status == 404:
+            if self.http.session_id is None:
+                return MCPError(types.METHOD_NOT_FOUND, "Not Found")
+            return MCPError(types.INVALID_REQUEST, "Session terminated")
+        return MCPError(types.INTERNAL_ERROR, "Server returned an error response")
+
+    async def _stream(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+        """Read the call's event stream to its response, resuming it (`Last-Event-ID`) if it ends before."""
+        async with anyio.create_task_group() as tg:
+            try:
+                outcome, last_id, retry = await self._read(response, tg, None, None)
+                attempt = 0
+                while outcome is None:
+                    if last_id is None:
+                        raise MCPError(types.CONNECTION_CLOSED, "SSE stream ended without a response")
+                    if attempt >= MAX_RECONNECTIONS:
+                        raise MCPError(
+                            types.CONNECTION_CLOSED, "SSE stream ended and reconnection attempts were exhausted"
+                        )
+                    await anyio.sleep((retry if retry is not None else RECONNECT_DELAY_MS) / 1000)
+                    await polling.upstream_stream_closed()
+                    try:
+                        resumed = await self.http.get({**self.http.headers(), LAST_EVENT_ID: last_id})
+                    except aiohttp.ClientError:
+                        attempt += 1
+                        continue
+                    try:
+                        if resumed.status >= 400:
+                            attempt += 1
+                            continue
+                        outcome, last_id, retry = await self._read(resumed, tg, last_id, retry)
+                        attempt = 0
+                    finally:
+                        resumed.close()
+            finally:
+                tg.cancel_scope.cancel()  # questions still being answered: the upstream no longer waits
+        assert outcome is not None
+        return outcome
+
+    async def _read(
+        self, response: aiohttp.ClientResponse, tg: TaskGroup, last_id: str | None, retry: int | None
+    ) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        """Events until the response (returned), or the end of the stream (None), with the last id and retry."""
+        try:
+            async for event in sse_events(response):
+                if event.id:
+                    last_id = event.id
+                if event.retry is not None:
+                    retry = event.retry
+                if event.event != "message" or not event.data:
+                    continue
+                try:
+                    message = json.loads(event.data)
+                    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+                        raise ValueError("not a JSON-RPC 2.0 message")
+                    if "method" not in message:
+                        return _response_outcome(message, None), last_id, retry
+                except ValueError as exc:
+                    raise MCPError(types.PARSE_ERROR, f"Failed to parse SSE message: {exc}") from None
+                await self._incoming(message, tg)
+        except SseError as exc:
+            raise MCPError(types.CONNECTION_CLOSED, f"SSE stream failed: {exc}") from None
+        except aiohttp.ClientError:
+            logger.debug("SSE stream ended", exc_info=True)
+        return None, last_id, retry
+
+    # What the upstream sends during the call.
+
+    async def _incoming(self, message: dict[str, Any], tg: TaskGroup) -> None:
+        method = message["method"]
+        params = message.get("params")
+        if "id" in message:
+            parsed = types.JSONRPCRequest.model_validate(message, by_name=False)
+            self.calls.relay.seen(SessionMessage(parsed), contextvars.copy_context())
+            scope = anyio.CancelScope()
+            self._answering[coerce_request_id(parsed.id)] = scope
+            tg.start_soon(self._reply, parsed.id, method, params, scope)
+            return
+        if method == "notifications/progress":
+            await self._progress(params)
+        elif method == "notifications/cancelled":
+            request_id = (params or {}).get("requestId")
+            answering = (
+                self._answering.get(coerce_request_id(request_id)) if isinstance(request_id, str | int) else None
+            )
+            if answering is not None:
+                answering.cancel()
+        notice = types.JSONRPCNotification.model_validate(message, by_name=False)
+        self.calls.relay.seen(SessionMessage(notice), contextvars.copy_context())
+        try:
+            # The SDK session's routing: typed callbacks, then the connection's message handler.
+            await self.calls.client.session._on_notify(cast(Any, None), method, params)
+        except Exception:
+            logger.exception("notification handler for %r raised", method)
+
+    async def _progress(self, params: Any) -> None:
+        """The dispatcher's routing of a progress notice to the call's `progress` callback (errors logged)."""
+        match params:
+            case {"progressToken": str() | int() as token, "progress": int() | float() as progress} if (
+                not isinstance(token, bool)
+                and not isinstance(progress, bool)
+                and self.progress is not None
+                and coerce_request_id(token) == self.request_id
+            ):
+                total = params.get("total")
+                message = params.get("message")
+                try:
+                    await self.progress(
+                        float(progress),
+                        float(total) if isinstance(total, int | float) else None,
+                        message if isinstance(message, str) else None,
+                    )
+                except Exception:
+                    logger.exception("progress callback raised")
+            case _:
+                pass
+
+    async def _reply(self, request_id: types.RequestId, method: str, params: Any, scope: anyio.CancelScope) -> None:
+        """Answer a server-to-client request as the SDK's session does, and POST the answer back."""
+        answer: dict[str, Any]
+        with scope:
+            try:
+                result = await self.calls.client.session._on_request(
+                    cast(Any, _RequestContext(request_id)), method, params
+                )
+                answer = {"jsonrpc": "2.0", "id": request_id, "result": result}
+            except Exception as exc:
+                error = handler_exception_to_error_data(exc)
+                if error is None:
+                    logger.exception("handler for %r raised", method)
+                    error = types.ErrorData(code=0, message=str(exc))
+                answer = {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "error": error.model_dump(by_alias=True, mode="json", exclude_none=True),
+                }
+            await self._post_message(answer)
+        self._answering.pop(coerce_request_id(request_id), None)
+
+
+def _response_outcome(message: Any, request_id: int | None) -> dict[str, Any]:
+    """The result of a JSON-RPC response (`request_id`: the id it must carry, or None: any), or its error raised."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise ValueError("not a JSON-RPC 2.0 message")
+    if request_id is not None and message.get("id") != request_id:
+        raise ValueError(f"a response to request {message.get('id')!r}, not {request_id!r}")
+    if "error" in message:
+        try:
+            error = types.ErrorData.model_validate(message["error"], by_name=False)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        raise MCPError(error.code, error.message, error.data)
+    result = message.get("result")
+    if not isinstance(result, dict):
+        raise ValueError("a response without a result object")
+    return result

@@ -1,0 +1,113 @@
+"""One Streamable HTTP upstream's raw HTTP client for the `tools/call` fast path (`fast_call.py`): aiohttp, pooled.
+
+The MCP SDK's client sends each request through httpx2, anyio memory streams and a dispatcher task; this client
+POSTs the JSON-RPC body itself and hands back the response, whose body (`application/json` or a
+`text/event-stream`, read with `sse_events`) the caller reads. It sends what the SDK's transport would for the
+same upstream: the server settings' headers, `Accept`, `Content-Type`, the negotiated `MCP-Protocol-Version`, and
+the 2025-era session's `Mcp-Session-Id` (seen by `seen_response`, the SDK client's httpx2 response hook).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import httpx2
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+
+logger = logging.getLogger(__name__)
+
+MCP_SESSION_ID = "mcp-session-id"
+LAST_EVENT_ID = "last-event-id"
+MAX_SSE_EVENT_BYTES = 1024 * 1024
+"""The SDK transport's limit on one SSE event (`DEFAULT_MAX_SSE_EVENT_SIZE`)."""
+
+
+class SseError(Exception):
+    """The event stream broke a limit (an event larger than `MAX_SSE_EVENT_BYTES`)."""
+
+
+@dataclass(slots=True)
+class SseEvent:
+    event: str
+    data: str
+    id: str | None
+    retry: int | None
+
+
+class FastHttp:
+    """The pooled aiohttp client of one upstream connection, and what the SDK's transport learnt of the session."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float, read_timeout: float) -> None:
+        self.url = url
+        self.session_id: str | None = None
+        """The upstream's `Mcp-Session-Id` (2025-era sessions), as the SDK client's transport got it."""
+        self.protocol_version: str | None = None
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        self._session = aiohttp.ClientSession(headers=dict(headers), timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def seen_response(self, response: httpx2.Response) -> None:
+        """httpx2 response hook of the SDK client's HTTP client: the session id the upstream assigned."""
+        session_id = response.headers.get(MCP_SESSION_ID)
+        if session_id:
+            self.session_id = session_id
+
+    def headers(self) -> dict[str, str]:
+        """The headers the SDK's transport puts on every message (`_prepare_headers`)."""
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        if self.session_id:
+            headers[MCP_SESSION_ID] = self.session_id
+        if self.protocol_version:
+            headers[MCP_PROTOCOL_VERSION_HEADER] = self.protocol_version
+        return headers
+
+    async def post(self, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        """POST one JSON-RPC message; the caller reads and releases the response (redirects are not followed)."""
+        return await self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
+
+    async def get(self, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        """GET the URL (resuming a call's event stream with `Last-Event-ID`)."""
+        return await self._session.get(self.url, headers=headers, allow_redirects=False)
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
+    """The events of a `text/event-stream` body, as the WHATWG parser dispatches them (plus data-less events that
+    carry an id, which the SDK treats as priming events)."""
+    buffer = b""
+    event, event_id, retry = "", None, None
+    data: list[str] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        if len(buffer) > MAX_SSE_EVENT_BYTES and b"\n" not in buffer:
+            raise SseError(f"an event larger than {MAX_SSE_EVENT_BYTES} bytes")
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if not line:
+                if data or event_id is not None:
+                    yield SseEvent(event or "message", "\n".join(data), event_id, retry)
+                event, data, event_id, retry, size = "", [], None, None, 0
+                continue
+            size += len(line)
+            if size > MAX_SSE_EVENT_BYTES:
+                raise SseError(f"an event larger than {MAX_SSE_EVENT_BYTES} bytes")
+            if line.startswith(b":"):
+                continue
+            name, _, value = line.partition(b":")
+            if value.startswith(b" "):
+                value = value[1:]
+            text = value.decode("utf-8", errors="replace")
+            if name == b"data":
+                data.append(text)
+            elif name == b"event":
+                event = text
+            elif name == b"id" and "\0" not in text:
+                event_id = text
+            elif name == b"retry" and text.isdigit():
+                retry = int(text)

@@ -1,0 +1,157 @@
+"""The `tools/call` fast path (`mcp_hub/upstreams/fast_call.py`) answers exactly as the MCP SDK's client does.
+
+Each upstream is configured twice on one gateway, `…fast` (the default, `fast_path: true`) and `…sdk`
+(`fast_path: false`), and every call is made to both through the hub: the results, with the server's name taken
+out, must be the same. Upstreams: the fixture server over Streamable HTTP in each era, and the asking server (2025
+era, answers on an event stream, asks its client, logs and reports progress during calls).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.client.session import ClientRequestContext
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.upstreams.fast_call import FastCalls
+from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
+
+pytestmark = pytest.mark.anyio
+
+ASKING = Path(__file__).parents[1] / "servers" / "asking_server.py"
+PAIRS = ("fx26", "fxold", "ask")
+"""Each name has a `<name>fast` and a `<name>sdk` server."""
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    async with fixture_over_http() as fixture_url, fixture_over_http(script=ASKING) as asking_url:
+        upstreams = {
+            "fx26": {"url": fixture_url, "timeout": 2},
+            "fxold": {"url": fixture_url, "protocol": "legacy", "timeout": 2},
+            "ask": {"url": asking_url, "protocol": "legacy"},
+        }
+        servers: dict[str, Any] = {}
+        for name, settings in upstreams.items():
+            servers[f"{name}fast"] = settings
+            servers[f"{name}sdk"] = {**settings, "fast_path": False}
+        async with serving(hub_settings(tmp_path_factory.mktemp("fast"), servers)) as started:
+            yield started
+
+
+async def test_the_fast_path_is_on_by_default_and_off_when_configured(gateway: Gateway) -> None:
+    upstreams = gateway.hub.upstreams
+    assert upstreams["fx26fast"].health.protocol_version == "2026-07-28"
+    assert upstreams["fxoldfast"].health.protocol_version == "2025-11-25"
+    for name in PAIRS:
+        assert isinstance(upstreams[f"{name}fast"]._fast, FastCalls)
+        assert upstreams[f"{name}sdk"]._fast is None
+
+
+async def both(
+    gateway: Gateway, pair: str, mode: str, tool: str, arguments: dict[str, Any], **callbacks: Any
+) -> tuple[Any, Any]:
+    """The answer of `tool` through the fast and the SDK server of `pair`, the server's name taken out."""
+    answers = []
+    for variant in ("fast", "sdk"):
+        server = f"{pair}{variant}"
+        async with gateway.client(FULL_KEY, mode, server=server, **callbacks) as client:
+            with anyio.fail_after(20):
+                try:
+                    result = await client.call_tool(tool, arguments)
+                    answer: Any = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+                except MCPError as exc:
+                    answer = {"code": exc.code, "message": exc.message, "data": exc.data}
+        answers.append(json.loads(json.dumps(answer).replace(server, "<server>")))
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pair", ["fx26", "fxold"])
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("echo", {"text": "plain"}),  # a plain result
+        ("weather", {"city": "Oslo"}),  # structured content with an output schema
+        ("fail", {"message": "no luck"}),  # a tool error
+        ("add", {"a": "not a number", "b": 1}),  # the upstream refuses the arguments
+        ("slow", {"seconds": 10}),  # past the server's 2 s timeout
+    ],
+)
+async def test_a_call_answers_the_same_on_both_paths(
+    gateway: Gateway, pair: str, mode: str, tool: str, arguments: dict[str, Any]
+) -> None:
+    fast, sdk = await both(gateway, pair, mode, tool, arguments)
+    assert fast == sdk
+    if tool == "slow":
+        assert fast["isError"] and "timeout" in fast["content"][0]["text"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_json_rpc_error_the_client_must_see_passes_through_the_same(gateway: Gateway, mode: str) -> None:
+    fast, sdk = await both(gateway, "fx26", mode, "needs_capability", {"capability": "x-nope"})
+    assert fast == sdk
+    assert fast["code"] == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+
+
+async def test_notices_on_the_calls_event_stream_reach_the_client_on_both_paths(gateway: Gateway) -> None:
+    seen: dict[str, list[Any]] = {"fast": [], "sdk": []}
+    for variant in ("fast", "sdk"):
+        got = seen[variant]
+
+        async def logged(params: types.LoggingMessageNotificationParams) -> None:
+            got.append(("log", params.level, params.data))  # noqa: B023
+
+        async def progressed(progress: float, total: float | None, message: str | None) -> None:
+            got.append(("progress", progress, total, message))  # noqa: B023
+
+        async with gateway.client(FULL_KEY, "legacy", server=f"ask{variant}", logging_callback=logged) as client:
+            with anyio.fail_after(20):
+                result = await client.call_tool("busy", {}, progress_callback=progressed)
+        got.append(("result", result.content[0].text))  # type: ignore[union-attr]
+    # A log notice is relayed through the call's outbox, a progress notice directly: their order varies either way.
+    assert sorted(seen["fast"]) == sorted(seen["sdk"])
+    expected = [("log", "info", "working"), ("progress", 1.0, 2.0, "half way"), ("result", "busy done")]
+    assert sorted(seen["fast"]) == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_elicitation_on_the_back_channel_is_answered_by_the_client_on_both_paths(
+    gateway: Gateway, mode: str
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    async def elicit(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.model_dump(by_alias=True, mode="json", exclude_none=True))
+        return types.ElicitResult(action="accept", content={"name": "Grace"})
+
+    fast, sdk = await both(gateway, "ask", mode, "ask_user", {}, elicitation_callback=elicit)
+    assert fast == sdk
+    assert not fast.get("isError") and "Grace" in fast["content"][0]["text"]
+    assert len(asked) == 2 and asked[0] == asked[1]
+
+
+async def test_an_upstream_that_went_away_is_the_same_tool_error_on_both_paths(tmp_path: Path) -> None:
+    upstream = AsyncExitStack()
+    url = await upstream.enter_async_context(fixture_over_http())
+    try:
+        servers = {"gonefast": {"url": url}, "gonesdk": {"url": url, "fast_path": False}}
+        async with serving(hub_settings(tmp_path, servers)) as gateway:
+            up = await both(gateway, "gone", "2026-07-28", "echo", {"text": "up"})
+            assert up[0] == up[1] and not up[0].get("isError")
+            await upstream.aclose()  # the server's process is killed; the hub's connections to it look fine
+            fast, sdk = await both(gateway, "gone", "2026-07-28", "echo", {"text": "up"})
+    finally:
+        await upstream.aclose()
+    # The last error is how the hub's reconnection attempt failed, in the HTTP client's words: left out.
+    for answer in (fast, sdk):
+        answer["content"][0]["text"] = answer["content"][0]["text"].split(" (last error")[0]
+    assert fast == sdk
+    assert fast["isError"] and fast["content"][0]["text"] == "MCP server '<server>': is down"
