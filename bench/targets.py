@@ -174,8 +174,9 @@ def peer_targets(t: Targets) -> None:
         measured = [(p, rps(run, p, scenario, 16)) for p in peers if p.startswith(family)]
         measured = [(p, theirs) for p, theirs in measured if theirs]
         if not measured:
-            why = "not measured (see Not measured)" if any(p.startswith(family) for p in peers) else "not installed"
-            t.check(f"{scenario} c=16: ≥ {factor:g}× {family}", f"{family} {why} (`make bench-peers`)", None, "")
+            present = any(p.startswith(family) for p in peers)
+            why = "did not serve it (see Not measured)" if present else "is not installed (`make bench-peers`)"
+            t.check(f"{scenario} c=16: ≥ {factor:g}× {family}", f"{family} {why}", None, "")
         for peer, theirs in measured:
             share = _share(mine, theirs)
             t.check(
