@@ -5,7 +5,10 @@ Variants (each a fresh process with a fresh SQLite store):
 - `isthmus`: a virtual key allowed the mock model and the mock MCP server, no limits, counters in process;
 - `isthmus+gov`: the same key under a team and a customer, each with budgets, the key with budgets and request,
   token and tool-call rate limits, a per-call MCP cost, prices for the mock model, and counters in Redis;
-- `isthmus+otel`: the plain variant with tracing on, exporting every span to the benchmark's OTLP sink.
+- `isthmus+otel`: the plain variant with tracing on, exporting every span to the benchmark's OTLP sink;
+- `isthmus-stdio`: the plain variant with the mock MCP server as a stdio child (`bench.mock_mcp_stdio`);
+- `isthmus-w2`: the plain variant served by `isthmus serve --workers 2`, with its counters in Redis (the
+  configuration `--workers` is meant for).
 
 Limits are set high enough never to trip: the figures measure the cost of checking them, not of denials.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from bench.procs import Proc, Processes, StartError, free_port
+from bench.procs import REPO, Proc, Processes, StartError, free_port
 
 PROVIDER = "mock"
 MCP_SERVER = "mock"
@@ -37,11 +40,17 @@ class Variant:
     name: str
     governance: bool = False
     telemetry: bool = False
+    stdio: bool = False
+    """The MCP upstream is the stdio mock, started by the gateway, instead of the HTTP mock."""
+    workers: int = 1
 
 
 PLAIN = Variant("isthmus")
 GOVERNED = Variant("isthmus+gov", governance=True)
 TRACED = Variant("isthmus+otel", telemetry=True)
+STDIO = Variant("isthmus-stdio", stdio=True)
+WORKERS = Variant("isthmus-w2", workers=2)
+VARIANTS = (PLAIN, GOVERNED, TRACED, STDIO, WORKERS)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,16 @@ def config(variant: Variant, port: int, store: Path, key: str, upstreams: Upstre
         "teams": [{"name": "bench", "customer": "bench"}],
         "virtual_keys": [key_entry],
     }
+    if variant.stdio:
+        data["mcp_servers"][MCP_SERVER] = {
+            "command": sys.executable,
+            "args": ["-m", "bench.mock_mcp_stdio"],
+            "env": {"PYTHONPATH": str(REPO)},
+        }
+    if variant.workers > 1:
+        if upstreams.redis is None:
+            raise ValueError("the workers variant needs Redis")
+        data["redis"] = upstreams.redis
     if variant.governance:
         if upstreams.redis is None:
             raise ValueError("the governance variant needs Redis")
@@ -100,11 +119,12 @@ class Gateway:
     key: str
 
 
-def serve_command(config_path: Path) -> list[str]:
+def serve_command(config_path: Path, workers: int = 1) -> list[str]:
     """`isthmus serve` from the benchmark's own environment."""
     script = Path(sys.executable).parent / "isthmus"
     launcher = [str(script)] if script.exists() else [sys.executable, "-m", "isthmus.cli"]
-    return [*launcher, "serve", "--config", str(config_path), "--log-level", "warning"]
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    return [*launcher, "serve", "--config", str(config_path), "--log-level", "warning", *extra]
 
 
 def start(processes: Processes, variant: Variant, upstreams: Upstreams, work: Path, timeout: float = 60) -> Gateway:
@@ -115,10 +135,37 @@ def start(processes: Processes, variant: Variant, upstreams: Upstreams, work: Pa
     key = "isk-bench-" + secrets.token_hex(16)
     path = directory / "isthmus.yaml"
     path.write_text(yaml.safe_dump(config(variant, port, directory / "isthmus.db", key, upstreams), sort_keys=False))
-    proc = processes.start(variant.name, serve_command(path), port=port, cwd=directory)
+    proc = processes.start(variant.name, serve_command(path, variant.workers), port=port, cwd=directory)
     proc.wait_ready(timeout, "/health")
     _wait_mcp_connected(proc, timeout)
+    wait_listening(proc, variant.workers, timeout)
     return Gateway(variant, proc, key)
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on `port` (each `--workers` worker listens on its own once started)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                count += 1
+    return count
+
+
+def wait_listening(proc: Proc, workers: int, timeout: float) -> None:
+    """With several workers, /health answers once the first is up: wait for all of them to listen."""
+    if workers < 2 or proc.port is None:
+        return
+    deadline = time.monotonic() + timeout
+    while listening_sockets(proc.port) < workers:
+        if time.monotonic() > deadline:
+            raise StartError(f"{proc.name}: {listening_sockets(proc.port)} of {workers} workers listening")
+        time.sleep(0.2)
 
 
 def _wait_mcp_connected(proc: Proc, timeout: float) -> None:

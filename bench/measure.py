@@ -38,7 +38,17 @@ def preflight(request: HttpRequest) -> None:
         raise SetupError(f"{request.url} answered {answer.status}: {text[:300]}")
 
 
-def measure_path(run: Run, path: Path, scenarios: Iterable[Scenario], *, wrk: str, log: Any = print) -> None:
+def measure_path(
+    run: Run,
+    path: Path,
+    scenarios: Iterable[Scenario],
+    *,
+    wrk: str,
+    log: Any = print,
+    connections: tuple[int, ...] | None = None,
+) -> None:
+    """Each scenario at each concurrency (the run's, unless `connections` says otherwise)."""
+    points = connections or run.connections
     info = run.paths.setdefault(path.name, PathInfo(path.name, path.kind, path.note))
     if path.proc is not None and info.idle_rss_mib is None:
         info.idle_rss_mib = path.proc.rss_mib()
@@ -51,15 +61,15 @@ def measure_path(run: Run, path: Path, scenarios: Iterable[Scenario], *, wrk: st
             log(f"  {path.name} / {scenario}: not measured: {exc}")
             continue
         try:
-            run_wrk(request, max(run.connections), run.warmup, wrk=wrk)
-            for connections in run.connections:
-                result = run_wrk(request, connections, run.duration, wrk=wrk)
-                run.loads[(path.name, scenario, connections)] = result
+            run_wrk(request, max(points), run.warmup, wrk=wrk)
+            for point in points:
+                result = run_wrk(request, point, run.duration, wrk=wrk)
+                run.loads[(path.name, scenario, point)] = result
                 errors = f", errors {result.errors}" if result.error_count else ""
                 if result.bad_sample:
                     errors += f"; an answer without {request.expect!r}: {result.bad_sample!r}"
                 log(
-                    f"  {path.name} / {scenario} c={connections}: {result.rps:,.0f} rps, "
+                    f"  {path.name} / {scenario} c={point}: {result.rps:,.0f} rps, "
                     f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms{errors}"
                 )
         except LoadgenError as exc:

@@ -5,12 +5,17 @@ It runs on the same server, event loop and HTTP client as the gateway, so the ga
 this one's show the cost of its own logic apart from the cost of the stack. `/mcp...` goes to the MCP upstream,
 everything else to the LLM upstream; bodies and streamed answers are passed through as they come.
 
-    python -m bench.passthrough --port 18100 --llm http://127.0.0.1:18080 --mcp http://127.0.0.1:18090
+    python -m bench.passthrough --port 18100 --llm http://127.0.0.1:18080 --mcp http://127.0.0.1:18090 [--workers 2]
+
+With `--workers N` it runs as `isthmus serve --workers N` does (`isthmus.workers`: uvicorn's supervisor, a
+`SO_REUSEPORT` socket per worker), so a gateway's scaling can be set beside the floor's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
 import aiohttp
 import uvicorn
@@ -67,16 +72,32 @@ class PassThrough:
                 return
 
 
+UPSTREAMS_ENV = "BENCH_PASSTHROUGH_UPSTREAMS"
+
+
+def from_env() -> PassThrough:
+    """The app of one worker (`--workers`): the upstreams come from the environment, `llm mcp`."""
+    llm, mcp = os.environ[UPSTREAMS_ENV].split()
+    return PassThrough(llm, mcp)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--llm", required=True, help="base URL of the LLM upstream")
     parser.add_argument("--mcp", required=True, help="base URL of the MCP upstream")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    app = PassThrough(args.llm, args.mcp)
-    uvicorn.run(
-        app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", log_level="warning", access_log=False
-    )
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": args.port, "loop": "uvloop", "http": "httptools"}
+    options.update(log_level="warning", access_log=False)
+    if args.workers > 1:
+        from isthmus import workers
+
+        os.environ[UPSTREAMS_ENV] = f"{args.llm} {args.mcp}"
+        config = uvicorn.Config("bench.passthrough:from_env", factory=True, workers=args.workers, **options)
+        workers.run(config)
+        return
+    uvicorn.run(PassThrough(args.llm, args.mcp), **options)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """`make bench`: measure every path against the same mocks, in one run, and write the report.
 
-Order: the mocks start; the direct path is measured (which is also the mocks' capacity), then the SDK's MCP server
-for comparison, the floor, each Isthmus variant, and the peers when installed. Each path's process is stopped as
+Order: the mocks start; the direct path is measured (which is also the mocks' capacity, and the stdio mock's rate
+from a driver process), then the SDK's MCP server for comparison, the floor (one worker, then two), each Isthmus
+variant, and the peers when installed. Each path's process is stopped as
 soon as it has been measured, so paths never compete for the cores. Everything started is stopped on exit,
 on an error and on Ctrl-C.
 
-    python -m bench [--duration 5] [--warmup 1.5] [--connections 1,16,64] [--paths ...] [--peers auto|require|off]
+    python -m bench [--duration 5] [--warmup 1.5] [--connections 1,16] [--workers-connections 16,64] [--paths ...]
+                    [--peers auto|require|off]
 """
 
 from __future__ import annotations
@@ -27,16 +29,26 @@ from bench.loadgen import LoadgenError, ensure_wrk, run_wrk
 from bench.measure import measure_path, measure_stream, preflight
 from bench.procs import REPO, Processes, StartError, free_port
 from bench.profile import profile_under_load
+from bench.references import measure_floor, measure_stdio_direct
 from bench.report import render
 from bench.results_model import Run
-from bench.scenarios import SCENARIOS, Path, Scenario, SetupError, request_for
+from bench.scenarios import HTTP_SCENARIOS, SCENARIOS, Path, Scenario, SetupError, request_for
 
 GATEWAY_SCENARIOS: dict[str, tuple[Scenario, ...]] = {
-    gateway.PLAIN.name: SCENARIOS,
+    gateway.PLAIN.name: HTTP_SCENARIOS,
     gateway.GOVERNED.name: ("chat", "mcp-modern"),
     gateway.TRACED.name: ("chat", "mcp-modern"),
+    gateway.STDIO.name: ("mcp-stdio",),
+    gateway.WORKERS.name: ("chat",),
 }
-ALL_PATHS = ("direct", "sdk-mcp", "floor", *GATEWAY_SCENARIOS, *peers.PEERS)
+PROFILED: dict[str, tuple[Scenario, ...]] = {
+    gateway.PLAIN.name: HTTP_SCENARIOS,
+    gateway.GOVERNED.name: ("chat",),
+    gateway.TRACED.name: ("chat",),
+    gateway.STDIO.name: ("mcp-stdio",),
+}
+"""The profiles taken (c=16): each target the report judges points to one of them."""
+ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, *peers.PEERS)
 REDIS_URL = "redis://127.0.0.1:6379/15"
 """Database 15, so the benchmark's counters never mix with the tests' (database 0)."""
 
@@ -47,7 +59,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured point")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per path and scenario")
-    parser.add_argument("--connections", default="1,16,64", help="concurrencies, comma-separated (1 must be one)")
+    parser.add_argument("--connections", default="1,16", help="concurrencies, comma-separated (1 must be one)")
+    parser.add_argument(
+        "--workers-connections", default="16,64", help="concurrencies of the two-worker paths (isthmus-w2, floor-w2)"
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--paths", default=",".join(ALL_PATHS), help=f"any of {', '.join(ALL_PATHS)}")
     parser.add_argument(
@@ -62,6 +77,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=FilePath, help="keep logs, configs and raw profiles here (default: a temp dir)")
     args = parser.parse_args(argv)
     args.connections = tuple(int(c) for c in args.connections.split(","))
+    args.workers_connections = tuple(int(c) for c in args.workers_connections.split(","))
     args.scenarios = tuple(s for s in args.scenarios.split(",") if s)
     args.paths = tuple(p for p in args.paths.split(",") if p)
     for scenario in args.scenarios:
@@ -124,8 +140,8 @@ def _profile(
         except (RuntimeError, SetupError, LoadgenError) as exc:
             run.notes.append(f"py-spy profile of {scenario} failed: {exc}")
             continue
-        title = f"{path.name}, {scenario}, c=16 ({result.rps:,.0f} rps while sampled at 200 Hz)"
-        run.profiles[title] = summary
+        title = f"{path.name}, {scenario}, c=16"
+        run.profiles[title] = f"{result.rps:,.0f} rps while sampled at 200 Hz.\n\n{summary}"
         log(f"  profiled {scenario}: {summary.splitlines()[0][:120]}")
 
 
@@ -150,23 +166,28 @@ def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[s
         direct = Path("direct", "direct", llm_url, mcp_base=mcp_url)
         if "direct" in wanted:
             log("direct to the mocks")
-            measure_path(run, direct, scenarios, wrk=wrk, log=log)
+            measure_path(run, direct, [s for s in scenarios if s in HTTP_SCENARIOS], wrk=wrk, log=log)
             if "stream" in scenarios:
                 measure_stream(run, direct, count=args.streams, log=log)
+            if "mcp-stdio" in scenarios:
+                measure_stdio_direct(run, log=log)
         if "sdk-mcp" in wanted:
             _sdk_capacity(run, processes, wrk, log)
+        http_scenarios = tuple(s for s in scenarios if s in HTTP_SCENARIOS)
         if "floor" in wanted:
-            log("the floor: a bare pass-through on uvicorn + aiohttp")
-            port = free_port()
-            argv = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--llm", llm_url, "--mcp", mcp_url]
-            proc = processes.start("floor", argv, port=port)
-            proc.wait_ready(30)
-            floor = Path("floor", "floor", proc.url, proc=proc)
-            measure_path(run, floor, scenarios, wrk=wrk, log=log)
-            if "stream" in scenarios:
-                measure_stream(run, floor, count=args.streams, log=log)
-            run.paths["floor"].peak_rss_mib = proc.peak_rss_mib()
-            processes.stop(proc)
+            measure_floor(run, processes, (llm_url, mcp_url), http_scenarios, wrk=wrk, streams=args.streams, log=log)
+        if "floor-w2" in wanted and "chat" in scenarios:
+            measure_floor(
+                run,
+                processes,
+                (llm_url, mcp_url),
+                ("chat",),
+                wrk=wrk,
+                streams=args.streams,
+                log=log,
+                workers=2,
+                connections=args.workers_connections,
+            )
         upstreams = gateway.Upstreams(llm_url, mcp_url)
         _gateways(run, processes, args, wrk, work, upstreams, log)
         for peer in peers.PEERS:
@@ -206,17 +227,19 @@ def _gateways(
     upstreams: gateway.Upstreams,
     log: Callable[[str], None],
 ) -> None:
-    variants = [v for v in (gateway.PLAIN, gateway.GOVERNED, gateway.TRACED) if v.name in args.paths]
+    variants = [v for v in gateway.VARIANTS if v.name in args.paths]
     if not variants:
         return
-    redis = _ensure_redis(processes) if gateway.GOVERNED in variants else None
+    redis = _ensure_redis(processes) if any(v.governance or v.workers > 1 for v in variants) else None
     sink_url = None
     if gateway.TRACED in variants:
         _, sink_url = _python_proc(processes, "otlp-sink", "bench.otlp_sink")
     upstreams = gateway.Upstreams(upstreams.llm, upstreams.mcp, redis=redis, otlp=sink_url)
     for variant in variants:
         scenarios = [s for s in GATEWAY_SCENARIOS[variant.name] if s in args.scenarios]
-        if variant.governance and redis is None:
+        if not scenarios:
+            continue
+        if (variant.governance or variant.workers > 1) and redis is None:
             for scenario in scenarios:
                 run.skipped[(variant.name, scenario)] = "Redis is not reachable on 127.0.0.1:6379 and not installed"
             continue
@@ -237,17 +260,16 @@ def _gateways(
             paced_model=f"{gateway.PROVIDER}/mock-gpt-paced",
             llm_headers=auth,
             mcp_headers=auth,
+            scenarios=frozenset(scenarios),
             proc=started.proc,
         )
-        measure_path(run, path, scenarios, wrk=wrk, log=log)
+        many = args.workers_connections if variant.workers > 1 else None
+        measure_path(run, path, scenarios, wrk=wrk, log=log, connections=many)
         if variant is gateway.PLAIN and "stream" in scenarios:
             measure_stream(run, path, count=args.streams, log=log)
-        if not args.no_profile and variant is not gateway.TRACED:
-            # The plain variant shows the gateway's own costs, the governed one what checking limits adds.
-            scenarios_to_profile: tuple[Scenario, ...] = (
-                ("chat", "mcp-modern") if variant is gateway.PLAIN else ("chat",)
-            )
-            _profile(run, path, started.proc.pid, work, wrk, log, scenarios_to_profile)
+        if not args.no_profile and variant.name in PROFILED:
+            # The plain variant shows the gateway's own costs, the others what governance, telemetry, stdio add.
+            _profile(run, path, started.proc.pid, work, wrk, log, PROFILED[variant.name])
         run.paths[variant.name].peak_rss_mib = started.proc.peak_rss_mib()
         processes.stop(started.proc)
     if sink_url is not None:

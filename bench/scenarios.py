@@ -6,7 +6,9 @@ A path is one way to reach the mocks: `direct`, the `floor` pass-through, an Ist
 - `stream`: the same, streamed (wrk measures throughput; `bench.streamclient` first-byte and inter-chunk timing);
 - `mcp-modern`: `tools/call` of the echo tool, 2026-07-28 era (`MCP-Protocol-Version` header, `_meta` envelope);
 - `mcp-legacy`: the same in a 2025-era session opened once with `initialize` (or without a session, when the
-  server is stateless and gives no `Mcp-Session-Id`).
+  server is stateless and gives no `Mcp-Session-Id`);
+- `mcp-stdio`: the `mcp-modern` request to a gateway whose upstream is the mock MCP server over stdio
+  (`bench.mock_mcp_stdio`); its `direct` figures come from `bench.stdio_driver`, the server driven over its pipes.
 
 MCP requests are prepared through the path itself: the tool's name is looked up with `tools/list` (gateways
 rename tools), and a legacy session is opened before the load starts.
@@ -23,8 +25,10 @@ from typing import Any, Literal
 from bench.loadgen import HttpRequest
 from bench.procs import Proc
 
-Scenario = Literal["chat", "stream", "mcp-modern", "mcp-legacy"]
-SCENARIOS: tuple[Scenario, ...] = ("chat", "stream", "mcp-modern", "mcp-legacy")
+Scenario = Literal["chat", "stream", "mcp-modern", "mcp-legacy", "mcp-stdio"]
+HTTP_SCENARIOS: tuple[Scenario, ...] = ("chat", "stream", "mcp-modern", "mcp-legacy")
+"""What a path over HTTP to the HTTP mocks serves (every path but the stdio gateway)."""
+SCENARIOS: tuple[Scenario, ...] = (*HTTP_SCENARIOS, "mcp-stdio")
 LLM_SCENARIOS = frozenset({"chat", "stream"})
 MODERN = "2026-07-28"
 LEGACY = "2025-11-25"
@@ -59,7 +63,7 @@ class Path:
     """Where the MCP endpoint lives when not at `base` (the direct path has two mocks)."""
     llm_headers: tuple[tuple[str, str], ...] = ()
     mcp_headers: tuple[tuple[str, str], ...] = ()
-    scenarios: frozenset[str] = frozenset(SCENARIOS)
+    scenarios: frozenset[str] = frozenset(HTTP_SCENARIOS)
     proc: Proc | None = field(default=None, compare=False)
     note: str = ""
 
@@ -132,7 +136,7 @@ def mcp_request(path: Path, scenario: Scenario) -> HttpRequest:
     url = (path.mcp_base or path.base) + path.mcp_path
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     headers.update(path.mcp_headers)
-    if scenario == "mcp-modern":
+    if scenario in ("mcp-modern", "mcp-stdio"):
         modern = {**headers, "MCP-Protocol-Version": MODERN}
         listed, _ = _rpc(url, "tools/list", {"_meta": MODERN_META}, {**modern, "Mcp-Method": "tools/list"})
         tool = _echo_tool(listed)

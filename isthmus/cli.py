@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -63,8 +64,6 @@ def _server_options(settings: GatewaySettings) -> dict[str, Any]:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from isthmus.app import create_app
-
     if args.workers < 1:
         raise GatewayError("--workers must be at least 1")
     settings, source = _settings(args.config)
@@ -106,8 +105,14 @@ def _serve(args: argparse.Namespace) -> int:
         if args.config:
             os.environ[CONFIG_ENV] = os.path.abspath(args.config)
         os.environ[LOG_LEVEL_ENV] = args.log_level
-        uvicorn.run("isthmus.cli:worker_app", factory=True, workers=args.workers, **options)
+        from isthmus import workers
+
+        with contextlib.suppress(KeyboardInterrupt):
+            workers.run(uvicorn.Config("isthmus.cli:worker_app", factory=True, workers=args.workers, **options))
         return 0
+    # Imported here, not above: with --workers the supervisor never builds the app, and need not hold its modules.
+    from isthmus.app import create_app
+
     _setup_tracing(settings)
     uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()
     return 0

@@ -6,7 +6,6 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from llm_proxy import tokens
 from llm_proxy.endpoints import Endpoints
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
@@ -37,8 +36,8 @@ class LlmProxy:
 
     async def start(self) -> None:
         await self.upstream.start()
-        # Load the default encoding now, off the loop, so that no request pays for it.
-        await tokens.load("o200k_base")
+        # No tiktoken encoding is loaded here: o200k_base costs about 85 MiB resident, and most providers report
+        # usage, so the first request that has to count loads it, in a worker thread (`tokens.load`).
 
     async def stop(self) -> None:
         await self.upstream.close()
