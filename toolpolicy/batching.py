@@ -155,11 +155,17 @@ class BatchWriter(Generic[T]):
                 await asyncio.sleep(delay)
 
     async def flush(self) -> None:
-        """Write everything buffered so far; raises StoreUnavailable (keeping what was not written) if the store is."""
+        """Write everything buffered so far; raises StoreUnavailable (keeping what was not written) if the store is.
+
+        Items emitted while it writes wait for the next flush: draining until the buffer is empty would, under a
+        steady stream of records, write one small transaction after another instead of one batch per interval.
+        """
         async with self._lock:
             try:
-                while self._buffer:
-                    batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+                remaining = len(self._buffer)  # everything emitted before this call that is still waiting
+                while remaining > 0 and self._buffer:
+                    batch = [self._buffer.popleft() for _ in range(min(self._batch_size, remaining, len(self._buffer)))]
+                    remaining -= len(batch)
                     self._in_flight = len(batch)
                     try:
                         await self._write_isolating(batch)

@@ -7,7 +7,11 @@ The order is written here, once:
    key and per server), and for calls with a cost known up front (MCP `cost_per_call_usd`) every budget: once per
    request;
 3. per attempt target (`Admission.attempt`, LLM calls): that provider's rate limits, then every applicable budget
-   held at the target's worst-case cost, so concurrent requests can never commit more than a budget allows;
+   held at the target's worst-case cost, so concurrent requests can never commit more than a budget allows. When
+   the requested model is a priced `provider/model` (not an alias) whose provider has no request-count limit, its
+   reservation is taken by `admit` in the same counter-store step as step 2 (step 2 first, then this one against
+   what step 2 left), and `attempt` on that target only reports the result: a denial there still skips the target
+   only, and the holds of a target the router then skips are given back by the next `attempt` or `release`;
 4. `settle` trues the holds up to the provider's reported usage and writes the spend ledger; `release` returns
    them when the call fails.
 
@@ -140,8 +144,57 @@ class Governor:
                 planned += entity_budgets(principal, to_nano(call.fixed_cost_usd, round_up=True), now, None)
         else:
             planned += llm_rate_limits(call, owner, limits.get("rate_limit"), now, advertised=True)
+            early = self._early_attempt(call, now)
+            if early is not None:
+                await admission.reserve(planned, stage="request", early=early)
+                return admission
         await admission.reserve(planned, stage="request")
         return admission
+
+    def _early_attempt(self, call: Call, now: datetime) -> Early | None:
+        """The requested model's attempt reservation, when it can be taken at admission (see the module's order).
+
+        Not for an alias (the router expands it), an unpriced model (its policy is applied per attempt), or a
+        provider with a request-count limit: that is counted at once, and must not be for a target the router
+        then skips (circuit open, no usable key).
+        """
+        target = call.target
+        if (
+            not isinstance(target, ModelTarget)
+            or target.provider not in self.settings.providers
+            or target.name in self.settings.models
+        ):
+            return None
+        price = self.price(target)
+        if price is None:
+            return None
+        planned = attempt_limits(call, target, price, now)
+        if any(item.limit.commit for item in planned):
+            return None
+        return Early(target, price, planned)
+
+
+@dataclass(slots=True)
+class Early:
+    """The first attempt target's reservation, taken at admission together with the request's own."""
+
+    target: ModelTarget
+    price: ModelPrice
+    planned: list[Planned]
+    denied: tuple[Planned, int] | None = None
+    """The limit that had no room, with its usage: raised when the router attempts this target."""
+
+
+def attempt_limits(call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime) -> list[Planned]:
+    """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
+    principal = call.principal
+    worst = Decimal(0)
+    if price is not None:
+        worst = price.worst_case(call.input_tokens, call.max_output_tokens, call.choices)
+    budgets = entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
+    provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider)
+    owner = f"key/{principal.key_name} {target.provider}"
+    return [*llm_rate_limits(call, owner, provider_rate, now), *budgets]
 
 
 def llm_rate_limits(
@@ -176,63 +229,88 @@ class Admission:
         self._held: dict[str, list[Planned]] = {"request": [], "attempt": []}
         self._store: CounterStore = governor.counters
         self._price: ModelPrice | None = None
+        self._early: Early | None = None
+        """The reservation `admit` took for the requested model, until the router attempts a target."""
         self._done = False
 
     async def attempt(self, target: ModelTarget) -> None:
         """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
-        governor, principal = self.governor, self.call.principal
+        governor = self.governor
+        early, self._early = self._early, None
+        if early is not None and early.target == target:  # taken at admission: only its answer is left to give
+            self.target, self._price = target, early.price
+            if early.denied is not None:
+                raise self._denial(*early.denied)
+            return
         await self._settle_stage("attempt")
         self.target, self._price = target, governor.price(target)
-        now = governor.clock()
-        worst = Decimal(0)
-        if self._price is not None:
-            worst = self._price.worst_case(self.call.input_tokens, self.call.max_output_tokens, self.call.choices)
-        budgets = entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
+        planned = attempt_limits(self.call, target, self._price, governor.clock())
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
-            if governor.settings.unpriced == "deny" and budgets:
+            if governor.settings.unpriced == "deny" and any(item.kind == "usd" for item in planned):
                 raise PermissionDenied(f"model {target.name!r} has no price and budgets apply (unpriced: deny)")
             if target.name not in governor.unpriced_warned:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
-        provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider)
-        owner = f"key/{principal.key_name} {target.provider}"
-        await self.reserve([*llm_rate_limits(self.call, owner, provider_rate, now), *budgets], stage="attempt")
+        await self.reserve(planned, stage="attempt")
 
-    async def reserve(self, planned: list[Planned], *, stage: str) -> None:
-        if not planned:
+    async def reserve(self, planned: list[Planned], *, stage: str, early: Early | None = None) -> None:
+        """Take `planned` for `stage`, then, in the same counter-store step, `early`'s attempt reservation.
+
+        A denial of `planned` raises LimitExceeded; a denial of `early` is kept for `attempt` to raise.
+        """
+        combined = [*planned, *early.planned] if early is not None else planned
+        if not combined:
+            self._early = early
             return
         governor = self.governor
-        limits = [item.limit for item in planned]
+        limits = [item.limit for item in combined]
         for _ in range(3):
             now = governor.clock().timestamp()
             try:
                 outcome = await self._store.reserve(
-                    self.call.request_id, limits, now=now, hold_seconds=governor.settings.reservation_ttl
+                    self.call.request_id,
+                    limits,
+                    now=now,
+                    hold_seconds=governor.settings.reservation_ttl,
+                    split=len(planned),
                 )
             except CounterStoreError as exc:
                 self._fall_back(exc)
                 continue
             if outcome.missing:
-                await self._seed(planned, outcome.missing, now)
+                await self._seed(combined, outcome.missing, now)
                 continue
+            failed = outcome.failed
             if not outcome.ok:
-                assert outcome.failed is not None
-                failed = planned[outcome.failed]
-                governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()
-                raise LimitExceeded(
-                    f"{failed.describe(outcome.usage[outcome.failed])}", retry_after=failed.window.resets_in
-                )
-            self._held[stage] = planned
-            for item, usage in zip(planned, outcome.usage, strict=True):
-                if item.advertised:
-                    self.headers.update(item.headers(usage, item.kind))
-                if item.kind == "usd":
-                    remaining = from_nano(item.limit.limit - usage - item.limit.amount)
-                    governor.metrics.budget_remaining.labels(item.level, item.owner, item.period).set(float(remaining))
+                assert failed is not None
+                if failed < len(planned):
+                    raise self._denial(planned[failed], outcome.usage[failed])
+            self._took(planned, outcome.usage, stage)
+            if early is not None:
+                if failed is None:
+                    self._took(early.planned, outcome.usage[len(planned) :], "attempt")
+                else:
+                    early.denied = (combined[failed], outcome.usage[failed])
+                self._early = early
             return
         raise ServiceUnavailable("could not reserve against the counter store; try again")
+
+    def _took(self, planned: list[Planned], usage: tuple[int, ...], stage: str) -> None:
+        """Record what `stage` now holds; `usage` is each limit's usage before it was taken."""
+        metrics = self.governor.metrics
+        self._held[stage] = planned
+        for item, used in zip(planned, usage, strict=False):
+            if item.advertised:
+                self.headers.update(item.headers(used, item.kind))
+            if item.kind == "usd":
+                remaining = from_nano(item.limit.limit - used - item.limit.amount)
+                metrics.budget_remaining.labels(item.level, item.owner, item.period).set(float(remaining))
+
+    def _denial(self, failed: Planned, usage: int) -> LimitExceeded:
+        self.governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()
+        return LimitExceeded(failed.describe(usage), retry_after=failed.window.resets_in)
 
     def _fall_back(self, exc: CounterStoreError) -> None:
         governor = self.governor

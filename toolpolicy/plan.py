@@ -5,13 +5,14 @@ Units: requests and tokens count as themselves; money is counted in nano-USD, so
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from toolpolicy.counters.base import Limit
-from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.limits import BudgetPeriod, Rate, parse_rate
 from toolpolicy.store.ledger import SpendScope
 from toolpolicy.types import Principal
 from toolpolicy.windows import Window, budget_window, format_reset, rate_window
@@ -83,7 +84,7 @@ def rate_limit(
     advertised: bool = False,
 ) -> Planned:
     """`owner` labels the denial (`key/bot`, `key/bot anthropic`); `name` is requests, tokens or calls."""
-    rate = parse_rate(rate_text)
+    rate = _parse_rate(rate_text)
     window = rate_window(rate, now)
     base = f"rl:{key_id}:{owner.partition(' ')[2] or '-'}:{name}:{rate.window_seconds}"
     limit = Limit(
@@ -117,17 +118,34 @@ def budget_limits(
         base = f"b:{level}:{scope_id}:{scope.provider or '-'}"
         limit = Limit(
             hold_key=f"{base}:{period or 'life'}{'r' if rolling else ''}",
-            used_keys=tuple(f"{base}:{bucket}" for bucket in window.used_ids),
+            used_keys=_bucket_keys(base, window.used_ids),
             add_key=f"{base}:{window.add_id}",
-            limit=to_nano(Decimal(str(budget["max_usd"]))),
+            limit=_usd_limit(budget["max_usd"]),
             amount=amount,
             ttl=window.ttl,
             seeded=True,
+            used_prefix=f"{base}:{window.id_prefix}" if window.id_prefix is not None else None,
         )
         label = f"budget {level}/{name} {period or 'lifetime'}{' rolling' if rolling else ''}"
         period_label = f"{period or 'lifetime'}{'-rolling' if rolling else ''}"
         planned.append(Planned(limit, label, "usd", window, scope, level=level, owner=name, period=period_label))
     return planned
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_rate(text: str) -> Rate:
+    return parse_rate(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _usd_limit(max_usd: float) -> int:
+    return to_nano(Decimal(str(max_usd)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _bucket_keys(base: str, ids: tuple[str, ...]) -> tuple[str, ...]:
+    """A window's bucket keys (a rolling window has 61, the same for every request in its current bucket)."""
+    return tuple(f"{base}:{bucket}" for bucket in ids)
 
 
 def entity_budgets(principal: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:

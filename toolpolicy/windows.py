@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,8 @@ class Window:
     """Seconds the counters must be kept (None: forever)."""
     bucket_seconds: int | None = None
     """For rolling windows: the length of one bucket (bucket id = epoch seconds // bucket_seconds)."""
+    id_prefix: str | None = None
+    """For rolling windows: `used_ids` are this prefix followed by consecutive bucket numbers."""
 
 
 def _calendar_start(period: BudgetPeriod, now: datetime) -> tuple[datetime, datetime]:
@@ -60,11 +63,18 @@ def budget_window(period: BudgetPeriod | None, rolling: bool, now: datetime) -> 
     length = PERIOD_SECONDS[period]
     bucket_seconds = length // ROLLING_BUCKETS
     current = int(now.timestamp()) // bucket_seconds
-    ids = tuple(f"{period}r@{index}" for index in range(current - ROLLING_BUCKETS, current + 1))
+    ids = _rolling_ids(period, current)
     start = datetime.fromtimestamp((current - ROLLING_BUCKETS) * bucket_seconds, UTC)
     # Usage starts to fall when the oldest bucket leaves the window.
     resets_in = (current + 1) * bucket_seconds - now.timestamp()
-    return Window(ids, ids[-1], start, resets_in, length + bucket_seconds + SLACK_SECONDS, bucket_seconds)
+    ttl = length + bucket_seconds + SLACK_SECONDS
+    return Window(ids, ids[-1], start, resets_in, ttl, bucket_seconds, f"{period}r@")
+
+
+@functools.lru_cache(maxsize=256)
+def _rolling_ids(period: str, current: int) -> tuple[str, ...]:
+    """The buckets of a rolling window ending with bucket `current` (the same for every request in that bucket)."""
+    return tuple(f"{period}r@{index}" for index in range(current - ROLLING_BUCKETS, current + 1))
 
 
 def rate_window(rate: Rate, now: datetime) -> Window:

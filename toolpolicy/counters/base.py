@@ -42,6 +42,9 @@ class Limit:
     the very instant the store started may predate it. None: always report it."""
     journaled: bool = False
     """Usage is also written to the rate journal, the durable copy rate-limit buckets are re-seeded from."""
+    used_prefix: str | None = None
+    """Set when `used_keys` are this prefix followed by consecutive integers, oldest first (a rolling window's
+    buckets): a store may then name them as a range instead of listing them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,8 @@ class ReserveOutcome:
     usage: tuple[int, ...]
     """Usage (committed + held) of each limit before this request."""
     failed: int | None = None
-    """Index of the first limit that had no room."""
+    """Index of the first limit that had no room. In a reservation with a `split`, an index at or past it means
+    the limits before the split were taken all the same."""
     missing: tuple[str, ...] = ()
     """Seeded buckets that do not exist yet; seed them and reserve again."""
 
@@ -65,8 +69,16 @@ class Settlement:
 
 
 class CounterStore(Protocol):
-    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
-        """Atomically: drop expired holds, check every limit has room for its amount, take every amount."""
+    async def reserve(
+        self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
+    ) -> ReserveOutcome:
+        """Atomically: drop expired holds, check every limit has room for its amount, take every amount.
+
+        With `0 < split < len(limits)`, two reservations in one step: `limits[:split]` are checked and taken first,
+        then `limits[split:]` are checked against the counters as that left them; when they have no room, the
+        first ones stay taken (the outcome's `failed` says which limit had none). Seeded buckets missing anywhere
+        are reported before anything is taken.
+        """
         ...
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:

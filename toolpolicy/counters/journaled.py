@@ -26,12 +26,19 @@ class JournaledCounterStore:
         expires_at = now + (limit.ttl if limit.ttl is not None else UNBOUNDED_TTL)
         self.journal.record(limit.add_key, amount, at=now, expires_at=expires_at)
 
-    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
-        outcome = await self.inner.reserve(request_id, limits, now=now, hold_seconds=hold_seconds)
+    async def reserve(
+        self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
+    ) -> ReserveOutcome:
+        outcome = await self.inner.reserve(request_id, limits, now=now, hold_seconds=hold_seconds, split=split)
         if outcome.ok:
-            for limit in limits:
-                if limit.journaled and limit.amount:
-                    self._record(limit, limit.amount, now)
+            taken = limits
+        elif 0 < split <= (outcome.failed if outcome.failed is not None else -1):
+            taken = limits[:split]  # the first stage was granted, the second was not
+        else:
+            return outcome
+        for limit in taken:
+            if limit.journaled and limit.amount:
+                self._record(limit, limit.amount, now)
         return outcome
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:

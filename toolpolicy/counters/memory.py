@@ -40,35 +40,46 @@ class MemoryCounterStore:
                 holds.total -= amount
         return holds
 
-    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
-        usage: list[int] = []
+    def _measure(self, limit: Limit, now: float, missing: list[str]) -> int:
+        assert self._since is not None
+        committed = 0
+        for key in limit.used_keys:
+            value = self._value(key, now)
+            if value is None and limit.seeded:
+                if limit.window_start is not None and limit.window_start > self._since:
+                    self._used[key] = (0, now + limit.ttl if limit.ttl is not None else None)  # new, not lost
+                else:
+                    missing.append(key)
+            committed += value or 0
+        return committed + self._sweep(limit.hold_key, now).total
+
+    def _take(self, request_id: str, limit: Limit, now: float, hold_seconds: float) -> None:
+        if limit.commit:
+            self._add(limit.add_key, limit.amount, limit.ttl, now)
+        elif limit.amount:
+            holds = self._holds[limit.hold_key]
+            held, _ = holds.by_request.get(request_id, (0, 0.0))
+            holds.by_request[request_id] = (held + limit.amount, now + hold_seconds)
+            holds.total += limit.amount
+
+    async def reserve(
+        self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
+    ) -> ReserveOutcome:
         missing: list[str] = []
         if self._since is None:
             self._since = now
-        for limit in limits:
-            committed = 0
-            for key in limit.used_keys:
-                value = self._value(key, now)
-                if value is None and limit.seeded:
-                    if limit.window_start is not None and limit.window_start > self._since:
-                        self._used[key] = (0, now + limit.ttl if limit.ttl is not None else None)  # new, not lost
-                    else:
-                        missing.append(key)
-                committed += value or 0
-            usage.append(committed + self._sweep(limit.hold_key, now).total)
+        usage = [self._measure(limit, now, missing) for limit in limits]
         if missing:
             return ReserveOutcome(False, tuple(usage), missing=tuple(missing))
-        for index, limit in enumerate(limits):
-            if usage[index] + limit.amount > limit.limit:
-                return ReserveOutcome(False, tuple(usage), failed=index)
-        for limit in limits:
-            if limit.commit:
-                self._add(limit.add_key, limit.amount, limit.ttl, now)
-            elif limit.amount:
-                holds = self._holds[limit.hold_key]
-                held, _ = holds.by_request.get(request_id, (0, 0.0))
-                holds.by_request[request_id] = (held + limit.amount, now + hold_seconds)
-                holds.total += limit.amount
+        last = split if 0 < split < len(limits) else len(limits)
+        for first, end in ((0, last), (last, len(limits))):
+            if first and first < end:  # the second stage counts what the first one took
+                usage[first:end] = [self._measure(limit, now, missing) for limit in limits[first:end]]
+            for index in range(first, end):
+                if usage[index] + limits[index].amount > limits[index].limit:
+                    return ReserveOutcome(False, tuple(usage), failed=index)
+            for limit in limits[first:end]:
+                self._take(request_id, limit, now, hold_seconds)
         return ReserveOutcome(True, tuple(usage))
 
     def _add(self, key: str, amount: int, ttl: int | None, now: float) -> None:

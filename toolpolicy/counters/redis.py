@@ -4,131 +4,34 @@ Keys (prefix `isthmus:`): `u:<bucket>` is a hash whose `used` field is committed
 by request id plus `__total`, with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began
 holding counters. Redis Cluster is not supported: the scripts name keys they compute (single-node and replicated
 setups are).
+
+The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA`
+(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 
 from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
-
-PREFIX = "isthmus:"
-SINCE = PREFIX + "since"
-"""When this Redis began holding counters (set by the first reservation): a window begun later is complete in
-Redis, an older one may have lost usage in a restart and is re-seeded."""
-
-_SWEEP_AND_MEASURE = """
-local function sweep(hk, now)
-  local zk = hk .. ':z'
-  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
-  for _, member in ipairs(expired) do
-    local amount = tonumber(redis.call('HGET', hk, member) or '0')
-    redis.call('HDEL', hk, member)
-    redis.call('HINCRBY', hk, '__total', -amount)
-    redis.call('ZREM', zk, member)
-  end
-  return tonumber(redis.call('HGET', hk, '__total') or '0')
-end
-"""
-
-RESERVE = (
-    _SWEEP_AND_MEASURE
-    + """
-local limits = cjson.decode(ARGV[1])
-local rid, now, hold_seconds = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local since = tonumber(redis.call('GET', ARGV[5]) or '')
-if not since then
-  -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
-  since = now
-  redis.call('SET', ARGV[5], ARGV[3])
-end
-local usage, missing = {}, {}
-for i, l in ipairs(limits) do
-  local committed = 0
-  for _, key in ipairs(l.u) do
-    local value = redis.call('HGET', key, 'used')
-    if value then
-      committed = committed + tonumber(value)
-    elseif l.s and l.w and l.w > since then
-      redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
-      if l.t > 0 then redis.call('EXPIRE', key, l.t) end
-    elseif l.s then
-      table.insert(missing, key)
-    end
-  end
-  usage[i] = committed + sweep(l.h, now)
-end
-if #missing > 0 then
-  return {'missing', cjson.encode(usage), cjson.encode(missing)}
-end
-for i, l in ipairs(limits) do
-  if usage[i] + l.n > l.l then
-    return {'full', cjson.encode(usage), tostring(i - 1)}
-  end
-end
-for _, l in ipairs(limits) do
-  if l.c then
-    redis.call('HINCRBY', l.a, 'used', l.n)
-    if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
-  elseif l.n > 0 then
-    redis.call('HINCRBY', l.h, rid, l.n)
-    redis.call('HINCRBY', l.h, '__total', l.n)
-    redis.call('ZADD', l.h .. ':z', now + hold_seconds, rid)
-    local keep = math.ceil(hold_seconds) + 3600
-    redis.call('EXPIRE', l.h, keep)
-    redis.call('EXPIRE', l.h .. ':z', keep)
-  end
-end
-return {'ok', cjson.encode(usage)}
-"""
+from toolpolicy.counters.redis_scripts import (
+    FULL,
+    MISSING,
+    RESERVE_SCRIPT,
+    SEED_SCRIPT,
+    SETTLE_SCRIPT,
+    SINCE,
+    USED,
+    Script,
+    StaticParts,
 )
-
-SETTLE = """
-local settlements = cjson.decode(ARGV[1])
-local rid = ARGV[2]
-for _, s in ipairs(settlements) do
-  local held = redis.call('HGET', s.h, rid)
-  if held then
-    redis.call('HDEL', s.h, rid)
-    redis.call('HINCRBY', s.h, '__total', -tonumber(held))
-    redis.call('ZREM', s.h .. ':z', rid)
-  end
-  if s.n ~= 0 and ((not s.s) or redis.call('EXISTS', s.a) == 1) then
-    redis.call('HINCRBY', s.a, 'used', s.n)
-    if s.t > 0 then redis.call('EXPIRE', s.a, s.t) end
-  end
-end
-return 1
-"""
-
-SEED = """
-if redis.call('HSETNX', KEYS[1], 'used', ARGV[1]) == 1 and ARGV[2] ~= '' then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-end
-return 1
-"""
-
-
-def _encode(limit: Limit) -> dict[str, object]:
-    encoded: dict[str, object] = {
-        "h": PREFIX + "h:" + limit.hold_key,
-        "u": [PREFIX + "u:" + key for key in limit.used_keys],
-        "a": PREFIX + "u:" + limit.add_key,
-        "l": limit.limit,
-        "n": limit.amount,
-        "c": limit.commit,
-        "t": limit.ttl or 0,
-        "s": limit.seeded,
-    }
-    if limit.window_start is not None:  # absent rather than null: cjson's null is truthy in Lua
-        encoded["w"] = limit.window_start
-    return encoded
 
 
 class RedisCounterStore:
@@ -148,37 +51,46 @@ class RedisCounterStore:
             retry_on_error=[RedisConnectionError],
         )
         self._client = aioredis.Redis(connection_pool=pool)
-        self._reserve = self._client.register_script(RESERVE)
-        self._settle = self._client.register_script(SETTLE)
-        self._seed = self._client.register_script(SEED)
+        self._execute: Callable[..., Awaitable[Any]] = self._client.execute_command
+        """The client's command entry point, without the per-command wrappers of its `evalsha`."""
+        self._static = StaticParts()
 
-    async def reserve(self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float) -> ReserveOutcome:
-        payload = json.dumps([_encode(limit) for limit in limits])
+    async def _run(self, script: Script, keys: Sequence[str], args: list[Any]) -> Any:
+        """One round trip in the usual case: EVALSHA, and the script itself only when Redis does not know it."""
         try:
-            reply = await self._reserve(args=[payload, request_id, repr(now), repr(hold_seconds), SINCE])
+            try:
+                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await self._execute("SCRIPT LOAD", script.source)
+                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except RedisError as exc:
             raise CounterStoreError(f"Redis counter store: {exc}") from exc
-        status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        usage = tuple(int(value) for value in json.loads(reply[1]))
-        if status == "missing":
-            prefix = PREFIX + "u:"
-            return ReserveOutcome(False, usage, missing=tuple(key[len(prefix) :] for key in json.loads(reply[2])))
-        if status == "full":
-            return ReserveOutcome(False, usage, failed=int(reply[2]))
+
+    async def reserve(
+        self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
+    ) -> ReserveOutcome:
+        args: list[Any] = [request_id, repr(now), repr(hold_seconds), split]
+        for limit in limits:
+            args += (self._static(limit), limit.amount)
+        reply = await self._run(RESERVE_SCRIPT, (SINCE,), args)
+        count = len(limits)
+        status, usage = reply[0], tuple(reply[1 : count + 1])
+        if status == MISSING:
+            start = len(USED)
+            names = (key.decode() if isinstance(key, bytes) else key for key in reply[count + 1 :])
+            return ReserveOutcome(False, usage, missing=tuple(name[start:] for name in names))
+        if status == FULL:
+            return ReserveOutcome(False, usage, failed=reply[count + 1])
         return ReserveOutcome(True, usage)
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
-        payload = [{**_encode(s.limit), "n": s.actual} for s in settlements]
-        try:
-            await self._settle(args=[json.dumps(payload), request_id])
-        except RedisError as exc:
-            raise CounterStoreError(f"Redis counter store: {exc}") from exc
+        args: list[Any] = [request_id]
+        for settlement in settlements:
+            args += (self._static(settlement.limit), settlement.actual)
+        await self._run(SETTLE_SCRIPT, (), args)
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
-        try:
-            await self._seed(keys=[PREFIX + "u:" + key], args=[used, "" if ttl is None else ttl])
-        except RedisError as exc:
-            raise CounterStoreError(f"Redis counter store: {exc}") from exc
+        await self._run(SEED_SCRIPT, (USED + key,), [used, "" if ttl is None else ttl])
 
     async def ping(self, *, timeout: float) -> None:
         try:

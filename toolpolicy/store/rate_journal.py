@@ -68,7 +68,9 @@ def _timestamp(seconds: float) -> datetime:
 class RateJournal:
     """`record` never waits on the store; `flush` writes what this replica recorded so far."""
 
-    def __init__(self, store: Store, *, batch_size: int = 500, flush_interval: float = 0.25) -> None:
+    def __init__(self, store: Store, *, batch_size: int = 10_000, flush_interval: float = 0.25) -> None:
+        # Each write sums its entries per bucket, so a batch costs about the same however many it holds: the
+        # interval, not the size, paces the writes (a few entries per request would otherwise wake it early).
         self.store = store
         self.writer = BatchWriter[RateEntry](
             self.write_batch,

@@ -1,0 +1,222 @@
+"""The Lua scripts of the Redis counter store, and the form their arguments take.
+
+A limit travels as two arguments: its static part, a JSON array encoded once per counter and window and cached
+(`hold key, add key, limit, flags, ttl, window start, used...`), and the request's amount as a decimal string, so
+a request encodes nothing but its numbers, and a counter is incremented by exactly the amount given. `used` is
+`0` for the add key alone, `1, prefix, first, last` for the consecutive buckets of a rolling window (61 of them,
+named by the script), or `2, key...`. Scripts run by `EVALSHA` on their digest and answer integers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from toolpolicy.counters.base import Limit
+
+PREFIX = "isthmus:"
+SINCE = PREFIX + "since"
+"""When this Redis began holding counters (set by the first reservation): a window begun later is complete in
+Redis, an older one may have lost usage in a restart and is re-seeded."""
+HOLD = PREFIX + "h:"
+USED = PREFIX + "u:"
+COMMIT, SEEDED, WINDOW_START = 1, 2, 4
+"""Bits of a limit's flags."""
+OK, FULL, MISSING = 1, 2, 3
+"""The first integer of RESERVE's answer; the usage of each limit follows, then the failed limit's index (FULL)
+or the missing buckets (MISSING)."""
+CACHED_LIMITS = 4096
+"""Static parts kept; the cache starts over when full (windows roll over, so old entries are dead weight)."""
+
+_DECODE = """
+local function limit(static, amount)
+  local s = cjson.decode(static)
+  local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5], u = {},
+             ns = amount, n = tonumber(amount)}
+  if s[4] >= 4 then l.w = s[6] end
+  if s[7] == 0 then
+    l.u[1] = l.a
+  elseif s[7] == 1 then
+    for bucket = s[9], s[10] do l.u[#l.u + 1] = s[8] .. bucket end
+  else
+    for k = 8, #s do l.u[#l.u + 1] = s[k] end
+  end
+  return l
+end
+"""
+
+_SWEEP = """
+local function sweep(hk, now)
+  local zk = hk .. ':z'
+  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
+  for _, member in ipairs(expired) do
+    local amount = tonumber(redis.call('HGET', hk, member) or '0')
+    redis.call('HDEL', hk, member)
+    redis.call('HINCRBY', hk, '__total', -amount)
+    redis.call('ZREM', zk, member)
+  end
+  return tonumber(redis.call('HGET', hk, '__total') or '0')
+end
+"""
+
+RESERVE = (
+    _DECODE
+    + _SWEEP
+    + """
+-- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, then per limit its
+-- static part and amount. With split > 0, limits 1..split are a first stage: checked and taken, then the rest is
+-- checked against the counters as the first stage left them; when the rest has no room the first stays taken.
+local rid, now, hold_seconds, split = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local since = tonumber(redis.call('GET', KEYS[1]) or '')
+if not since then
+  -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
+  since = now
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+local limits = {}
+for i = 5, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
+local function measure(l, missing)
+  local committed = 0
+  for _, key in ipairs(l.u) do
+    local value = redis.call('HGET', key, 'used')
+    if value then
+      committed = committed + tonumber(value)
+    elseif l.s and l.w and l.w > since then
+      redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
+      if l.t > 0 then redis.call('EXPIRE', key, l.t) end
+    elseif l.s then
+      missing[#missing + 1] = key
+    end
+  end
+  return committed + sweep(l.h, now)
+end
+local usage, missing = {}, {}
+for k, l in ipairs(limits) do usage[k] = measure(l, missing) end
+local function answer(status, extra)
+  local reply = {status}
+  for k = 1, #limits do reply[k + 1] = usage[k] end
+  for _, value in ipairs(extra) do reply[#reply + 1] = value end
+  return reply
+end
+if #missing > 0 then return answer(3, missing) end
+local touched = {}
+local function stage(first, last)
+  for k = first, last do
+    if usage[k] + limits[k].n > limits[k].l then return k end
+  end
+  for k = first, last do
+    local l = limits[k]
+    if l.c then
+      redis.call('HINCRBY', l.a, 'used', l.ns)
+      if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+      touched[l.a] = true
+    elseif l.n > 0 then
+      redis.call('HINCRBY', l.h, rid, l.ns)
+      redis.call('HINCRBY', l.h, '__total', l.ns)
+      redis.call('ZADD', l.h .. ':z', now + hold_seconds, rid)
+      local keep = math.ceil(hold_seconds) + 3600
+      redis.call('EXPIRE', l.h, keep)
+      redis.call('EXPIRE', l.h .. ':z', keep)
+      touched[l.h] = true
+    end
+  end
+  return nil
+end
+local last = (split > 0 and split < #limits) and split or #limits
+local failed = stage(1, last)
+if failed then return answer(2, {failed - 1}) end
+if last < #limits then
+  for k = last + 1, #limits do
+    local l = limits[k]
+    local stale = touched[l.h]
+    for _, key in ipairs(l.u) do stale = stale or touched[key] end
+    if stale then usage[k] = measure(l, missing) end  -- the first stage changed what this limit counts
+  end
+  failed = stage(last + 1, #limits)
+  if failed then return answer(2, {failed - 1}) end
+end
+return answer(1, {})
+"""
+)
+
+SETTLE = (
+    _DECODE
+    + """
+-- ARGV: request id, then per settlement the limit's static part and the amount to commit.
+local rid = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local l = limit(ARGV[i], ARGV[i + 1])
+  local held = redis.call('HGET', l.h, rid)
+  if held then
+    redis.call('HDEL', l.h, rid)
+    redis.call('HINCRBY', l.h, '__total', -tonumber(held))
+    redis.call('ZREM', l.h .. ':z', rid)
+  end
+  if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then
+    redis.call('HINCRBY', l.a, 'used', l.ns)
+    if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+  end
+end
+return 1
+"""
+)
+
+SEED = """
+if redis.call('HSETNX', KEYS[1], 'used', ARGV[1]) == 1 and ARGV[2] ~= '' then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    source: str
+    sha: str
+
+    @classmethod
+    def of(cls, source: str) -> Script:
+        return cls(source, hashlib.sha1(source.encode()).hexdigest())
+
+
+RESERVE_SCRIPT, SETTLE_SCRIPT, SEED_SCRIPT = Script.of(RESERVE), Script.of(SETTLE), Script.of(SEED)
+
+
+class StaticParts:
+    """Each limit's static part, encoded once per counter and window."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, limit: Limit) -> str:
+        used = limit.used_keys
+        key: tuple[Any, ...] = (limit.hold_key, limit.add_key, limit.limit, limit.commit, limit.seeded, limit.ttl)
+        key += (limit.window_start, limit.used_prefix, used[0], used[-1], len(used))
+        if len(used) > 2 and limit.used_prefix is None:
+            key += used
+        encoded = self._cache.get(key)
+        if encoded is None:
+            if len(self._cache) >= CACHED_LIMITS:
+                self._cache.clear()
+            encoded = self._cache[key] = encode(limit)
+        return encoded
+
+
+def encode(limit: Limit) -> str:
+    """A limit's static part (see the module's docstring)."""
+    flags = (COMMIT if limit.commit else 0) | (SEEDED if limit.seeded else 0)
+    if limit.window_start is not None:
+        flags |= WINDOW_START
+    fields: list[Any] = [HOLD + limit.hold_key, USED + limit.add_key, limit.limit, flags, limit.ttl or 0]
+    fields.append(limit.window_start or 0)
+    used = limit.used_keys
+    if len(used) == 1 and used[0] == limit.add_key:
+        fields.append(0)
+    elif limit.used_prefix is not None:
+        start = len(limit.used_prefix)
+        fields += (1, USED + limit.used_prefix, int(used[0][start:]), int(used[-1][start:]))
+    else:
+        fields += (2, *(USED + key for key in used))
+    return json.dumps(fields, separators=(",", ":"))
