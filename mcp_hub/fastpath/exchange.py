@@ -99,16 +99,21 @@ class Exchange:
 
     async def finish(self, outcome: dict[str, Any] | Exception, scope: Scope, receive: Receive) -> None:
         """Write the result (or the error the SDK makes of `outcome`): JSON, or the stream's last event."""
-        message: JSONRPCResponse | JSONRPCError
+        body: dict[str, Any]
         if isinstance(outcome, Exception):
-            message = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=modern_error_data(outcome))
-        else:
-            message = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=outcome)
-        if self.committed:
-            await self.send({"type": "http.response.body", "body": sse_event(message), "more_body": False})
+            error = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=modern_error_data(outcome))
+            if self.committed:
+                await self.send({"type": "http.response.body", "body": sse_event(error), "more_body": False})
+                return
+            status = ERROR_CODE_HTTP_STATUS.get(error.error.code, 200)
+            body = error.model_dump(mode="json", by_alias=True, exclude_none=True)
+        elif self.committed:
+            result = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=outcome)
+            await self.send({"type": "http.response.body", "body": sse_event(result), "more_body": False})
             return
-        status = ERROR_CODE_HTTP_STATUS.get(message.error.code, 200) if isinstance(message, JSONRPCError) else 200
-        body = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+        else:
+            # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
+            status, body = 200, {"jsonrpc": "2.0", "id": self.request_id, "result": outcome}
         await Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")(
             scope, receive, self.send
         )

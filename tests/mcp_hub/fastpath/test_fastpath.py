@@ -251,11 +251,14 @@ async def test_tools_list_is_the_same(gateway: Gateway, served: Served) -> None:
         assert json.loads(answer["body"])["result"]["tools"]
 
 
-async def test_a_progress_token_gets_the_same_event_stream(gateway: Gateway, served: Served) -> None:
-    meta = {**META, "progressToken": "p1"}
-    body = call_body("web__echo", {"text": "hi"}, meta=meta)
-    answer = await same_call(gateway, served, FULL_KEY, body, headers("tools/call", "web__echo"))
-    assert answer["status"] == 200
+async def test_progress_turns_the_answer_into_the_same_event_stream(gateway: Gateway, served: Served) -> None:
+    body = call_body("fx__progress", {"steps": 2}, meta={**META, "progressToken": "p1"})
+    answer = await same_call(gateway, served, FULL_KEY, body, headers("tools/call", "fx__progress"))
+    assert answer["headers"]["content-type"] == "text/event-stream"
+    events = [json.loads(line[6:]) for line in answer["body"].splitlines() if line.startswith("data: ")]
+    assert [event.get("method") for event in events] == ["notifications/progress"] * 2 + [None]
+    assert events[0]["params"] == {"progressToken": "p1", "progress": 1.0, "total": 2.0, "message": "step 1 of 2"}
+    assert events[-1]["result"]["content"][0]["text"] == "done after 2 steps"
 
 
 async def test_an_mcp_param_mismatch_is_refused_the_same(gateway: Gateway, served: Served) -> None:
