@@ -106,6 +106,8 @@ async def _serve(
             )
         except Exception as exc:
             outcome = exc
+        finally:
+            exchange.closed = True  # as the SDK closes the handler's stream the moment it returns
         tg.cancel_scope.cancel()
     if outcome is not None:  # None: the client went away and the call was cancelled
         await exchange.finish(outcome, scope, receive)

@@ -11,6 +11,7 @@ committed (or long-silent) stream.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -25,6 +26,8 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 PING_INTERVAL: Final = 15.0
 """Seconds of silence after which the answer becomes an event stream, and between its keep-alive pings (the SDK's)."""
@@ -55,6 +58,8 @@ class Exchange:
     can_send_request: bool = field(default=False, init=False)
     committed: bool = field(default=False, init=False)
     """Whether the response has started as an event stream."""
+    closed: bool = field(default=False, init=False)
+    """Whether the handler is done: what is sent later (a held call's progress) is dropped, as by the SDK."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
     _quiet_until: float = field(default=0.0, init=False)
 
@@ -91,6 +96,9 @@ class Exchange:
 
     async def _write(self, chunk: bytes) -> None:
         async with self._lock:
+            if self.closed:
+                logger.debug("dropped a message for request %s: its response is written or abandoned", self.request_id)
+                return
             if not self.committed:
                 self.committed = True
                 await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -103,13 +111,15 @@ class Exchange:
         if isinstance(outcome, Exception):
             error = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=modern_error_data(outcome))
             if self.committed:
-                await self.send({"type": "http.response.body", "body": sse_event(error), "more_body": False})
+                async with self._lock:  # after a notice still being written
+                    await self.send({"type": "http.response.body", "body": sse_event(error), "more_body": False})
                 return
             status = ERROR_CODE_HTTP_STATUS.get(error.error.code, 200)
             body = error.model_dump(mode="json", by_alias=True, exclude_none=True)
         elif self.committed:
             result = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=outcome)
-            await self.send({"type": "http.response.body", "body": sse_event(result), "more_body": False})
+            async with self._lock:
+                await self.send({"type": "http.response.body", "body": sse_event(result), "more_body": False})
             return
         else:
             # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
