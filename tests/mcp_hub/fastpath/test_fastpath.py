@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -118,8 +119,10 @@ def headers(method: str, name: str | None = None, **extra: str) -> dict[str, str
 
 
 def answer_of(response: Any) -> dict[str, Any]:
-    kept = {k: v for k, v in response.headers.items() if k not in ("date", "x-request-id")}
-    return {"status": response.status_code, "headers": kept, "body": response.text}
+    """Status, headers and body, less what depends on the clock (the date; a limit's seconds until it resets)."""
+    kept = {k: v for k, v in response.headers.items() if k not in ("date", "x-request-id", "content-length")}
+    body = re.sub(r"try again in \d+s", "try again in Ns", response.text)
+    return {"status": response.status_code, "headers": kept, "body": body}
 
 
 async def post(
