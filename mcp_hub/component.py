@@ -90,6 +90,7 @@ class McpHub:
             self.code_mode_servers,
             max_body_bytes=self.settings.max_body_bytes,
             bundles=self.bundles,
+            fast_path=self.settings.fast_path,
         )
         self.rest = RestApi(
             governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers, bundles=self.bundles

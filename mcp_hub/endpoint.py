@@ -10,6 +10,8 @@ JSON-RPC parsing):
   to `mcp.max_body_bytes` while it streams in (413 with a JSON-RPC error body, where the SDK answers plain text)
   and refused with a JSON-RPC parse error when it is JSON the SDK would pass on but nothing behind it can use:
   `NaN`, `Infinity`, `1e309` (the SDK's modern-era parser takes them, and lone `\ud800` escapes too);
+- a 2026-07-28 `tools/call` or `tools/list` is served by the fast path (`mcp_hub/fastpath`, `mcp.fast_path`) from
+  that one decoded body, and everything else (or everything, with the fast path off) by the SDK;
 - the request's `Caller` goes into the scope for the handlers, and the key's identity into `scope["user"]`, so
   the SDK binds each 2025-era session to the key (and endpoint) that opened it: another key presenting the same
   `Mcp-Session-Id` is told the session does not exist.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -33,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mcp_hub.access import Caller, narrowing
 from mcp_hub.bundles import Bundle
 from mcp_hub.errors import UnknownServer
+from mcp_hub.fastpath import FastPath
 from mcp_hub.param_headers import CURRENT_CALLER
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
@@ -46,6 +50,9 @@ logger = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 
+
+_NO_BODY = object()
+"""The decoded body of a request that has none (not a POST)."""
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -89,6 +96,7 @@ class McpEndpoint:
         *,
         max_body_bytes: int,
         bundles: Mapping[str, Bundle] | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.keys = keys
         self.servers = servers
@@ -96,6 +104,7 @@ class McpEndpoint:
         self.code_mode_servers = code_mode_servers
         self.max_body_bytes = max_body_bytes
         self.bundles: Mapping[str, Bundle] = bundles or {}
+        self.fast_path = FastPath(enabled=fast_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -120,9 +129,10 @@ class McpEndpoint:
             await jsonrpc_error_response(ServiceUnavailable("the key store is unreachable"))(scope, receive, send)
             return
         assert secret is not None
+        decoded: object = _NO_BODY
         if scope.get("method") == "POST":
             try:
-                receive = await self._checked_body(scope, receive)
+                receive, decoded = await self._checked_body(scope, receive)
             except PayloadTooLarge as exc:
                 await jsonrpc_error_response(exc, code=INVALID_REQUEST)(scope, receive, send)
                 return
@@ -135,17 +145,18 @@ class McpEndpoint:
         scope["user"] = AuthenticatedUser(token)
         current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)
         try:
-            await manager.handle_request(scope, receive, send)
+            if decoded is _NO_BODY or not await self.fast_path.serve(manager, decoded, scope, receive, send):
+                await manager.handle_request(scope, receive, send)
         finally:
             CURRENT_CALLER.reset(current)
 
-    async def _checked_body(self, scope: Scope, receive: Receive) -> Receive:
-        """Read and check the body, then hand the SDK a `receive` that replays it."""
+    async def _checked_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
+        """Read and check the body; the decoded body, and a `receive` that replays it to the SDK."""
         body = await read_body(Request(scope, receive), self.max_body_bytes)
-        decode_json(body)
+        decoded = decode_json(body)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
             return pending.pop() if pending else await receive()
 
-        return replay
+        return replay, decoded

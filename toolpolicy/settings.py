@@ -231,6 +231,9 @@ class McpHubSettings(_Model):
     (a person may be filling in a form), unless the server sets its own; the call's `timeout` is paused meanwhile."""
     key_watch_interval: float = Field(default=5.0, gt=0)
     """Seconds between checks of connected clients' keys, so an allowlist change reaches them as a list change."""
+    fast_path: bool = True
+    """Serve 2026-07-28 `tools/call` and `tools/list` requests without the SDK's transport machinery (same answers,
+    audit and governance, less overhead; `mcp_hub/fastpath`); false leaves every request to the SDK."""
 
 
 class CodeModeSettings(_Model):

@@ -1,0 +1,113 @@
+"""The fast path of `/mcp`: a 2026-07-28 `tools/call` or `tools/list` served without the SDK's transport machinery.
+
+`McpEndpoint` has already authenticated the key, read the body within `mcp.max_body_bytes` and decoded it once
+(`toolpolicy.jsonbody`); `FastPath.serve` takes that decoded body and either serves the request or returns False,
+having done nothing, and the request goes to the SDK's session manager unchanged.
+
+What it takes (`eligible.py`), all decided before any work, the SDK's own checks in the SDK's order:
+
+- a POST whose `MCP-Protocol-Version` header names a 2026-07-28-era version (where the SDK's manager routes it to
+  its single-exchange entry), whose body is ONE JSON-RPC request (`jsonrpc` "2.0", a string or integer `id`, object
+  `params`) for `tools/call` or `tools/list`;
+- that the SDK would dispatch: Host, Origin and Content-Type pass `transport_security`; `Accept` names both JSON and
+  SSE; no routing header is repeated; the `_meta` envelope passes the SDK's ladder (protocol version, client
+  capabilities, `Mcp-Method`/`Mcp-Name` matching the body); and a call's `Mcp-Param-*` headers match the tool's
+  input schema as the caller sees it (`param_headers.py`).
+
+Anything else, every refusal included, goes to the SDK: 2025-era requests (with or without a session), other
+methods, notifications, batches, malformed envelopes, header mismatches, and a manager in JSON-response mode.
+
+2025-era session calls are not taken. Such a call's relayed log notices (a session that never set a level gets
+every level), progress, sampling, elicitation and roots requests ride its SSE stream, which the SDK numbers in the
+session's event store (a priming event first, replay on `Last-Event-ID`) and may close early when the upstream
+polls (`polling.py`); the session's idle timer and in-flight count (`sessions.py`) also live in the SDK's transport.
+Which of these a call will need is not known before it runs, so only the SDK serves them exactly.
+
+How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`: the server's middleware, so
+OpenTelemetry, request-state sealing and error rendering; params and result validated per protocol version; the
+hub's handler, so the relay's held calls, bundles, renames, Code Mode, governance and audit), with a `Connection`
+built from the envelope as the SDK builds it, in the endpoint's task. The answer is `application/json` with the
+SDK's status mapping, or, when a notification (progress, an opted-in log notice) must go out before the result or
+the call runs silent past 15 s, an event stream exactly as the SDK would write it. A client that goes away cancels
+the call, as it does through the SDK. No `Mcp-Session-Id` is sent: the 2026-07-28 entry never sends one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.runner import serve_one
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_version
+from mcp_hub.fastpath.exchange import Exchange
+
+__all__ = ["FAST_METHODS", "FastPath"]
+
+
+class FastPath:
+    """Serves what it can of `/mcp` (see the module doc); `enabled=False` (`mcp.fast_path`) leaves all to the SDK."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    async def serve(
+        self, manager: StreamableHTTPSessionManager, decoded: Any, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """Serve the request and return True, or return False having done nothing (the SDK serves it)."""
+        if (
+            not self.enabled
+            or scope["method"] != "POST"
+            or manager.json_response
+            or manager._task_group is None  # not running: the SDK says so
+            or not modern_version(scope["headers"])
+        ):
+            return False
+        request = Request(scope, receive)
+        security = TransportSecurityMiddleware(manager.security_settings)
+        route = await accepted(manager.app, security, manager.json_response, request, decoded)
+        if route is None:
+            return False
+        await _serve(manager, route, request, scope, receive, send)
+        return True
+
+
+async def _serve(
+    manager: StreamableHTTPSessionManager, route: Route, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    verdict = route.verdict
+    connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+    exchange = Exchange(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+        request_id=route.request_id,
+        message_metadata=ServerMessageMetadata(request_context=request),
+        send=send,
+        progress_token=progress_token_from_params(route.params),
+    )
+    outcome: dict[str, Any] | Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(exchange.watch, receive, tg.cancel_scope)
+        try:
+            outcome = await serve_one(
+                manager.app,
+                exchange,
+                route.method,
+                dict(route.params),
+                connection=connection,
+                lifespan_state=manager._lifespan_state,
+            )
+        except Exception as exc:
+            outcome = exc
+        finally:
+            exchange.closed = True  # as the SDK closes the handler's stream the moment it returns
+        tg.cancel_scope.cancel()
+    if outcome is not None:  # None: the client went away and the call was cancelled
+        await exchange.finish(outcome, scope, receive)

@@ -1,0 +1,116 @@
+"""Which `/mcp` POSTs the fast path takes: decided from the decoded body and the headers, before any work.
+
+Every check the SDK's 2026-07-28 entry (`mcp/server/_streamable_http_modern.py`) makes before dispatch is made here,
+in the SDK's order, and whatever any of them would refuse is left to the SDK, so that refusals (and their exact
+status, headers and bodies) stay the SDK's own. Nothing here has side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server import Server
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.shared.inbound import (
+    MCP_PARAM_HEADER_PREFIX,
+    MCP_PROTOCOL_VERSION_HEADER,
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp_types import RequestId
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.requests import Request
+
+FAST_METHODS = frozenset({"tools/call", "tools/list"})
+"""The methods the fast path serves; every other one goes to the SDK."""
+
+_VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("ascii")
+_PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A request the fast path serves: its id, method and params, and the envelope the SDK's ladder accepted."""
+
+    request_id: RequestId
+    method: str
+    params: dict[str, Any]
+    verdict: InboundModernRoute
+
+
+def modern_version(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the SDK's manager routes this request to its 2026-07-28 entry (a non-handshake version header)."""
+    for name, value in raw_headers:
+        if name == _VERSION_HEADER:
+            return value.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS
+    return False
+
+
+def envelope(decoded: Any) -> tuple[RequestId, str, dict[str, Any]] | None:
+    """Id, method and params of a body that is one JSON-RPC request for a fast method, else None.
+
+    Accepts exactly what `JSONRPCRequest.model_validate` accepts for these (`id` a string or a non-boolean integer),
+    and wants `params` to be an object: the ladder refuses a request without `params._meta` anyway.
+    """
+    if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0":
+        return None
+    request_id = decoded.get("id")
+    method = decoded.get("method")
+    params = decoded.get("params")
+    if type(request_id) not in (int, str) or method not in FAST_METHODS or not isinstance(params, dict):
+        return None
+    assert isinstance(request_id, int | str) and isinstance(method, str)
+    return request_id, method, params
+
+
+async def accepted(
+    app: Server[Any],
+    security: TransportSecurityMiddleware,
+    json_response: bool,
+    request: Request,
+    decoded: Any,
+) -> Route | None:
+    """The route of a modern request the SDK would dispatch, checked as the SDK checks it; None for anything else."""
+    found = envelope(decoded)
+    if found is None:
+        return None
+    if await security.validate_request(request, is_post=True) is not None:
+        return None
+    has_json, has_sse = check_accept_headers(request)
+    if not has_json or (not json_response and not has_sse):
+        return None
+    headers = request.headers
+    if find_duplicated_routing_header(headers.items()) is not None:
+        return None
+    verdict = classify_inbound_request(decoded, headers=dict(headers))
+    if not isinstance(verdict, InboundModernRoute):
+        return None
+    request_id, method, params = found
+    if method == "tools/call" and _param_headers_refused(app, params, headers):
+        return None
+    return Route(request_id, method, params, verdict)
+
+
+def _param_headers_refused(app: Server[Any], params: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+    """Whether the SDK would refuse the call's `Mcp-Param-*` headers (SEP-2243) against the tool's input schema.
+
+    The hub's server sets `get_tool_input_schema` (`param_headers.py`), so the schema never comes from a listing.
+    """
+    lookup = app.get_tool_input_schema
+    name = params.get("name")
+    arguments = params.get("arguments")
+    if lookup is None or not isinstance(name, str) or (arguments is not None and not isinstance(arguments, Mapping)):
+        return False
+    arguments = arguments or {}
+    if not arguments and not any(header.startswith(_PARAM_PREFIX) for header in headers):
+        return False
+    try:
+        schema = lookup(name)
+    except Exception:
+        return True  # the SDK logs it and skips the check: let it
+    return schema is not None and validate_mcp_param_headers(schema, arguments, headers) is not None

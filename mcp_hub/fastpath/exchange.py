@@ -1,0 +1,129 @@
+"""One 2026-07-28 request served in the endpoint's own task, answered as the SDK's SSE-mode entry answers it.
+
+The SDK's entry runs the handler in a task of its own, passes notifications through a memory stream, and commits
+`text/event-stream` at the first notification or after `PING_INTERVAL` seconds of silence (then pings every
+`PING_INTERVAL`); a handler that finishes first is answered `application/json`. `Exchange` keeps that contract with
+less machinery: the handler runs in the calling task, a notification is written at once (committing the stream if
+it is the first thing written), and one watcher task cancels the handler when the client goes away and pings a
+committed (or long-silent) stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+from mcp.server.runner import modern_error_data
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
+from mcp.shared.message import MessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL: Final = 15.0
+"""Seconds of silence after which the answer becomes an event stream, and between its keep-alive pings (the SDK's)."""
+SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+PING: Final = b": ping\r\n\r\n"
+
+
+def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> bytes:
+    body = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return f"event: message\r\ndata: {json.dumps(body, separators=(',', ':'))}\r\n\r\n".encode()
+
+
+@dataclass(eq=False)
+class Exchange:
+    """The `DispatchContext` of one request (the back channel is closed, as in 2026-07-28), and its response."""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: MessageMetadata
+    send: Send
+    progress_token: ProgressToken | None = None
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = field(default=False, init=False)
+    committed: bool = field(default=False, init=False)
+    """Whether the response has started as an event stream."""
+    closed: bool = field(default=False, init=False)
+    """Whether the handler is done: what is sent later (a held call's progress) is dropped, as by the SDK."""
+    _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
+    _quiet_until: float = field(default=0.0, init=False)
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None) -> None:
+        body = dict(params) if params is not None else None
+        await self._write(sse_event(JSONRPCNotification(jsonrpc="2.0", method=method, params=body)))
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.progress_token is None:
+            return
+        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self.notify("notifications/progress", params)
+
+    async def watch(self, receive: Receive, handler: anyio.CancelScope) -> None:
+        """Until cancelled: cancel `handler` when the client disconnects; ping after each silent interval."""
+        self._quiet_until = anyio.current_time() + PING_INTERVAL
+        while True:
+            with anyio.CancelScope(deadline=self._quiet_until):
+                while (await receive()).get("type") != "http.disconnect":
+                    pass
+                handler.cancel()
+                return
+            if anyio.current_time() >= self._quiet_until:  # else a notice went out meanwhile: wait on from it
+                await self._write(PING)
+
+    async def _write(self, chunk: bytes) -> None:
+        async with self._lock:
+            if self.closed:
+                logger.debug("dropped a message for request %s: its response is written or abandoned", self.request_id)
+                return
+            if not self.committed:
+                self.committed = True
+                await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            self._quiet_until = anyio.current_time() + PING_INTERVAL
+            await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def finish(self, outcome: dict[str, Any] | Exception, scope: Scope, receive: Receive) -> None:
+        """Write the result (or the error the SDK makes of `outcome`): JSON, or the stream's last event."""
+        body: dict[str, Any]
+        if isinstance(outcome, Exception):
+            error = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=modern_error_data(outcome))
+            if self.committed:
+                async with self._lock:  # after a notice still being written
+                    await self.send({"type": "http.response.body", "body": sse_event(error), "more_body": False})
+                return
+            status = ERROR_CODE_HTTP_STATUS.get(error.error.code, 200)
+            body = error.model_dump(mode="json", by_alias=True, exclude_none=True)
+        elif self.committed:
+            result = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=outcome)
+            async with self._lock:
+                await self.send({"type": "http.response.body", "body": sse_event(result), "more_body": False})
+            return
+        else:
+            # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
+            status, body = 200, {"jsonrpc": "2.0", "id": self.request_id, "result": outcome}
+        await Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")(
+            scope, receive, self.send
+        )
