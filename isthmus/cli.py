@@ -109,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run("isthmus.cli:worker_app", factory=True, workers=args.workers, **options)
         return 0
     _setup_tracing(settings)
-    uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()
+    uvicorn.Server(uvicorn.Config(create_app(settings, freeze_after_start=True), **options)).run()
     return 0
 
 
@@ -124,7 +124,7 @@ def worker_app() -> Any:
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     settings, _ = _settings(None)
     _setup_tracing(settings)
-    return create_app(settings)
+    return create_app(settings, freeze_after_start=True)
 
 
 def _setup_tracing(settings: GatewaySettings) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -66,6 +67,17 @@ def _fallbacks(body: dict[str, Any]) -> list[str]:
     return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks_of(body))]
 
 
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, built once: lower-case names (as ASGI gives them), the first value of
+    a repeated header (as `Headers.get` answers). Each lookup in Starlette's `Headers` walks and re-encodes them all."""
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
 async def _read_body(request: Request, limit: int) -> dict[str, Any]:
     return await read_json_object(request, limit, too_large=PayloadTooLarge)
 
@@ -95,13 +107,14 @@ class Endpoints:
         return await self._handle(request, "anthropic", "messages")
 
     async def _handle(self, request: Request, api: Api, endpoint: str) -> Response:
-        exchange = self.pipeline.begin(request.headers, api, endpoint)
+        headers = header_map(request)
+        exchange = self.pipeline.begin(headers, api, endpoint)
         relayed = False
         try:
-            await self.pipeline.authenticate(exchange, request.headers)
+            await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit)
             exchange.requested = _model(body)
-            operation, messages, input_tokens = await self._operation(request, endpoint, body)
+            operation, messages, input_tokens = await self._operation(headers, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
@@ -126,7 +139,9 @@ class Endpoints:
             if not relayed:
                 self.pipeline.finish(exchange)
 
-    async def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
+    async def _operation(
+        self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any]
+    ) -> tuple[Operation, Any, int]:
         """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input."""
         messages: list[Any] = []
         if endpoint == "embeddings":
@@ -135,7 +150,7 @@ class Endpoints:
         else:
             messages = _messages(body)
         # The walk is linear in the body: a large one is walked off the event loop.
-        declared = request.headers.get("content-length") or ""
+        declared = headers.get("content-length") or ""
         size = int(declared) if declared.isdigit() else 0
         input_tokens = await offload.run(size, estimate.request_input, body)
         if endpoint == "embeddings":
@@ -144,7 +159,7 @@ class Endpoints:
             return Direct("chat", body), messages, input_tokens
         system = body.get("system")
         counted = [{"role": "system", "content": system}, *messages] if system else messages
-        return Messages(body, request.headers, input_tokens=input_tokens), counted, input_tokens
+        return Messages(body, headers, input_tokens=input_tokens), counted, input_tokens
 
     async def _complete(
         self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any
