@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from llm_proxy import estimate, offload, tokens
 from llm_proxy.errors import PayloadTooLarge
@@ -82,6 +83,24 @@ async def _read_body(request: Request, limit: int) -> dict[str, Any]:
     return await read_json_object(request, limit, too_large=PayloadTooLarge)
 
 
+class ThenFinish(Response):
+    """`response` as it is, then `then()`, which runs even when sending failed or was cancelled."""
+
+    def __init__(self, response: Response, then: Callable[[], None]) -> None:
+        self.response = response
+        self.then = then
+        self.status_code = response.status_code
+        self.background = None
+        self.body = response.body
+        self.raw_headers = response.raw_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.then()
+
+
 class Endpoints:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -109,7 +128,22 @@ class Endpoints:
     async def _handle(self, request: Request, api: Api, endpoint: str) -> Response:
         headers = header_map(request)
         exchange = self.pipeline.begin(headers, api, endpoint)
-        relayed = False
+        try:
+            response, relayed = await self._respond(request, headers, exchange, endpoint)
+        except BaseException:
+            self.pipeline.finish(exchange)
+            raise
+        if not relayed:
+            # The request ends here (its latency is measured to this point); its audit record, metrics and span
+            # are made once the response is out, so the client does not wait for them. A stream's relay finishes it.
+            self.pipeline.end(exchange)
+            return ThenFinish(response, lambda: self.pipeline.finish(exchange))
+        return response
+
+    async def _respond(
+        self, request: Request, headers: Mapping[str, str], exchange: Exchange, endpoint: str
+    ) -> tuple[Response, bool]:
+        """The response, and whether a stream relay took the exchange over (it then finishes it)."""
         try:
             await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit)
@@ -126,18 +160,13 @@ class Endpoints:
                 choices=choices_of(body) if chat else 1,
             )
             if exchange.stream:
-                response = await self._stream(exchange, plan.targets, operation, body, messages)
-                relayed = True
-                return response
-            return await self._complete(exchange, plan.targets, operation, body, messages)
+                return await self._stream(exchange, plan.targets, operation, body, messages), True
+            return await self._complete(exchange, plan.targets, operation, body, messages), False
         except GatewayError as exc:
-            return self._error(exchange, exc)
+            return self._error(exchange, exc), False
         except Exception:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
-            return self._error(exchange, GatewayError("internal error; the gateway logged the details"))
-        finally:
-            if not relayed:
-                self.pipeline.finish(exchange)
+            return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
     async def _operation(
         self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any]
