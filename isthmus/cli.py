@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     from isthmus.app import create_app
 
     _setup_tracing(settings)
-    uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()
+    uvicorn.Server(uvicorn.Config(create_app(settings, freeze_after_start=True), **options)).run()
     return 0
 
 
@@ -129,7 +129,7 @@ def worker_app() -> Any:
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     settings, _ = _settings(None)
     _setup_tracing(settings)
-    return create_app(settings)
+    return create_app(settings, freeze_after_start=True)
 
 
 def _setup_tracing(settings: GatewaySettings) -> None:

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from llm_proxy import estimate, offload, tokens
 from llm_proxy.errors import PayloadTooLarge
@@ -66,8 +68,37 @@ def _fallbacks(body: dict[str, Any]) -> list[str]:
     return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks_of(body))]
 
 
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, built once: lower-case names (as ASGI gives them), the first value of
+    a repeated header (as `Headers.get` answers). Each lookup in Starlette's `Headers` walks and re-encodes them all."""
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
 async def _read_body(request: Request, limit: int) -> dict[str, Any]:
     return await read_json_object(request, limit, too_large=PayloadTooLarge)
+
+
+class ThenFinish(Response):
+    """`response` as it is, then `then()`, which runs even when sending failed or was cancelled."""
+
+    def __init__(self, response: Response, then: Callable[[], None]) -> None:
+        self.response = response
+        self.then = then
+        self.status_code = response.status_code
+        self.background = None
+        self.body = response.body
+        self.raw_headers = response.raw_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.then()
 
 
 class Endpoints:
@@ -95,13 +126,29 @@ class Endpoints:
         return await self._handle(request, "anthropic", "messages")
 
     async def _handle(self, request: Request, api: Api, endpoint: str) -> Response:
-        exchange = self.pipeline.begin(request.headers, api, endpoint)
-        relayed = False
+        headers = header_map(request)
+        exchange = self.pipeline.begin(headers, api, endpoint)
         try:
-            await self.pipeline.authenticate(exchange, request.headers)
+            response, relayed = await self._respond(request, headers, exchange, endpoint)
+        except BaseException:
+            self.pipeline.finish(exchange)
+            raise
+        if not relayed:
+            # The request ends here (its latency is measured to this point); its audit record, metrics and span
+            # are made once the response is out, so the client does not wait for them. A stream's relay finishes it.
+            self.pipeline.end(exchange)
+            return ThenFinish(response, lambda: self.pipeline.finish(exchange))
+        return response
+
+    async def _respond(
+        self, request: Request, headers: Mapping[str, str], exchange: Exchange, endpoint: str
+    ) -> tuple[Response, bool]:
+        """The response, and whether a stream relay took the exchange over (it then finishes it)."""
+        try:
+            await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit)
             exchange.requested = _model(body)
-            operation, messages, input_tokens = await self._operation(request, endpoint, body)
+            operation, messages, input_tokens = await self._operation(headers, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
@@ -113,20 +160,17 @@ class Endpoints:
                 choices=choices_of(body) if chat else 1,
             )
             if exchange.stream:
-                response = await self._stream(exchange, plan.targets, operation, body, messages)
-                relayed = True
-                return response
-            return await self._complete(exchange, plan.targets, operation, body, messages)
+                return await self._stream(exchange, plan.targets, operation, body, messages), True
+            return await self._complete(exchange, plan.targets, operation, body, messages), False
         except GatewayError as exc:
-            return self._error(exchange, exc)
+            return self._error(exchange, exc), False
         except Exception:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
-            return self._error(exchange, GatewayError("internal error; the gateway logged the details"))
-        finally:
-            if not relayed:
-                self.pipeline.finish(exchange)
+            return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
-    async def _operation(self, request: Request, endpoint: str, body: dict[str, Any]) -> tuple[Operation, Any, int]:
+    async def _operation(
+        self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any]
+    ) -> tuple[Operation, Any, int]:
         """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input."""
         messages: list[Any] = []
         if endpoint == "embeddings":
@@ -135,7 +179,7 @@ class Endpoints:
         else:
             messages = _messages(body)
         # The walk is linear in the body: a large one is walked off the event loop.
-        declared = request.headers.get("content-length") or ""
+        declared = headers.get("content-length") or ""
         size = int(declared) if declared.isdigit() else 0
         input_tokens = await offload.run(size, estimate.request_input, body)
         if endpoint == "embeddings":
@@ -144,7 +188,7 @@ class Endpoints:
             return Direct("chat", body), messages, input_tokens
         system = body.get("system")
         counted = [{"role": "system", "content": system}, *messages] if system else messages
-        return Messages(body, request.headers, input_tokens=input_tokens), counted, input_tokens
+        return Messages(body, headers, input_tokens=input_tokens), counted, input_tokens
 
     async def _complete(
         self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any

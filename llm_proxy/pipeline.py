@@ -68,6 +68,10 @@ class Exchange:
     status: int = 200
     error: GatewayError | None = None
     finished: bool = False
+    ended: float | None = None
+    """`perf_counter()` when the response was complete, for an exchange finished later (after it was sent)."""
+    ended_ns: int | None = None
+    """The same moment in `time_ns()`, when its span ends."""
 
     def headers(self) -> dict[str, str]:
         headers = {"x-request-id": self.request_id}
@@ -153,6 +157,11 @@ class Pipeline:
         exchange.error = error
         exchange.status = status
 
+    def end(self, exchange: Exchange) -> None:
+        """Mark the request complete now, for a `finish` that runs later (after the response is sent)."""
+        exchange.ended = time.perf_counter()
+        exchange.ended_ns = time.time_ns()
+
     def finish(self, exchange: Exchange) -> None:
         """Emit the request's one audit record (idempotent)."""
         if exchange.finished:
@@ -178,7 +187,7 @@ class Pipeline:
                 target=exchange.requested,
                 decision="deny" if exchange.admission is None else "allow",
                 status=exchange.status,
-                latency_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+                latency_ms=round(((exchange.ended or time.perf_counter()) - exchange.started) * 1000, 3),
                 key_id=principal.key_id if principal else None,
                 key_name=principal.key_name if principal else None,
                 team=principal.team if principal else None,
@@ -220,7 +229,7 @@ class Pipeline:
                 span.update_name(f"{exchange.trace.operation} {exchange.requested}")
             if exchange.error is not None:
                 mark_error(span, exchange.error.message)
-        span.end()
+        span.end(end_time=exchange.ended_ns)
 
 
 def requested_model(body: dict[str, Any]) -> str:

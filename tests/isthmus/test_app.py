@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from isthmus.app import create_app
+from tests.conftest import StoreTarget
 from tests.isthmus.conftest import BOT_KEY, GatewayFactory, admin, base_settings
 from toolpolicy.runtime import Governance
 from toolpolicy.store import Store
@@ -133,3 +135,19 @@ async def test_failed_authentications_are_audited(governance: Started) -> None:
     records = (await client.get("/admin/audit?decision=deny", headers=admin())).json()["data"]
     assert sorted(r["reason"] for r in records) == ["invalid_api_key", "missing_api_key"]
     assert all(r["key_name"] is None and r["status"] == 401 for r in records)
+
+
+async def test_the_servers_app_freezes_what_start_up_built_out_of_the_collectors_sight(
+    store_target: StoreTarget,
+) -> None:
+    settings = base_settings(store_target.url)
+    governance = Governance(settings, store_connect_args=store_target.connect_args)
+    app = create_app(settings, governance=governance, components=[], freeze_after_start=True)
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            assert governance.started
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert not governance.started

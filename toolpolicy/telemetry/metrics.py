@@ -4,7 +4,10 @@ under `other`, see `labels`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
@@ -88,6 +91,16 @@ class Metrics:
         self.code_mode_runs = Counter(
             "isthmus_code_mode_runs", "Code Mode runs by outcome.", ["outcome"], registry=registry
         )
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per label set: `labels` validates and locks on every call, and
+        the label sets `observe` uses are bounded (see `labels`), so the children are kept here."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe(self, record: AuditRecord) -> None:
         """Everything a finished request tells, from its audit record."""
@@ -95,21 +108,22 @@ class Metrics:
         # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
         # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
         route = self.labels.route(record.kind, details.get("route"))
-        self.requests.labels(record.kind, route, str(record.status)).inc()
+        kind = record.kind
+        self._child(self.requests, kind, route, str(record.status)).inc()
         if record.decision == "deny" and record.reason:
-            self.denials.labels(record.kind, record.reason).inc()
+            self._child(self.denials, kind, record.reason).inc()
         seconds = record.latency_ms / 1000
-        self.duration.labels(record.kind).observe(seconds)
+        self._child(self.duration, kind).observe(seconds)
         upstream_ms = details.get("upstream_ms")
         if isinstance(upstream_ms, int | float):
-            self.upstream.labels(record.kind).observe(upstream_ms / 1000)
-            self.overhead.labels(record.kind).observe(max(0.0, seconds - upstream_ms / 1000))
+            self._child(self.upstream, kind).observe(upstream_ms / 1000)
+            self._child(self.overhead, kind).observe(max(0.0, seconds - upstream_ms / 1000))
         ttfb_ms = details.get("ttfb_ms")
         if isinstance(ttfb_ms, int | float):
-            self.ttfb.labels(route).observe(ttfb_ms / 1000)
+            self._child(self.ttfb, route).observe(ttfb_ms / 1000)
         if record.tokens_in:
-            self.tokens.labels(route, "input").inc(record.tokens_in)
+            self._child(self.tokens, route, "input").inc(record.tokens_in)
         if record.tokens_out:
-            self.tokens.labels(route, "output").inc(record.tokens_out)
+            self._child(self.tokens, route, "output").inc(record.tokens_out)
         if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
-            self.cost.labels(record.kind, route).inc(float(record.cost_usd))
+            self._child(self.cost, kind, route).inc(float(record.cost_usd))

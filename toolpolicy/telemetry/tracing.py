@@ -12,10 +12,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context, propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "isthmus"
+_NOT_RECORDING = (ProxyTracerProvider, NoOpTracerProvider)
+_tracer: trace.Tracer | None = None
 
 
 def setup_tracing(
@@ -43,8 +53,20 @@ def setup_tracing(
     return provider
 
 
+def tracing_on() -> bool:
+    """Whether a tracer provider is installed (`setup_tracing`, or a test's). Without one every span is the invalid
+    no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way."""
+    return not isinstance(trace.get_tracer_provider(), _NOT_RECORDING)
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """The gateway's tracer, made once a provider is installed (a provider can be installed once per process)."""
+    global _tracer
+    if _tracer is None:
+        if not tracing_on():
+            return trace.get_tracer(TRACER_NAME)
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 @contextmanager
@@ -74,6 +96,8 @@ def start_server_span(
 ) -> Span:
     """A server span continuing the caller's trace, not made current: for requests that end in another task
     (a stream ends when its body is sent). End it with `span.end()`."""
+    if not tracing_on():
+        return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
     parent = propagate.extract(carrier) if carrier else None
     return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
@@ -81,6 +105,11 @@ def start_server_span(
 @contextmanager
 def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
+    if not tracing_on() and not trace.get_current_span().get_span_context().is_valid:
+        # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
+        # nothing for upstream calls to carry.
+        yield INVALID_SPAN
+        return
     context = trace.set_span_in_context(parent) if parent is not None else None
     with tracer().start_as_current_span(
         name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes)

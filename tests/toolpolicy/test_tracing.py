@@ -1,0 +1,64 @@
+"""Spans when no tracer provider is installed: the request paths make none and read nothing for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
+
+from tests.tracing_support import span_exporter
+from toolpolicy.telemetry.tracing import inject, span_under, start_server_span, tracing_on
+
+
+class Untouchable(Mapping[str, str]):
+    """Headers that fail the test when anything reads them."""
+
+    def __getitem__(self, key: str) -> str:
+        raise AssertionError(f"read {key!r}")
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("iterated")
+
+    def __len__(self) -> int:
+        return 1
+
+
+@pytest.fixture
+def no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+
+
+def test_without_a_provider_the_server_span_is_the_no_op_one_and_headers_are_not_read(no_provider: None) -> None:
+    assert not tracing_on()
+    span = start_server_span("chat", Untouchable(), {"gen_ai.operation.name": "chat"})
+    assert span is INVALID_SPAN and not span.is_recording()
+    span.end()
+
+
+def test_without_a_provider_an_attempt_span_changes_nothing_upstream_calls_carry(no_provider: None) -> None:
+    before = trace.get_current_span()
+    with span_under(INVALID_SPAN, "chat gpt", {"isthmus.attempt": 1}) as attempt:
+        assert attempt is INVALID_SPAN
+        assert trace.get_current_span() is before
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        assert "traceparent" not in carrier
+
+
+def test_with_a_provider_attempt_spans_are_recorded_under_the_request_and_propagated() -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    assert tracing_on()
+    caller = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    request = start_server_span("chat", caller, {"isthmus.request_id": "r1"})
+    with span_under(request, "chat gpt", {"isthmus.attempt": 1}) as attempt:
+        assert attempt.is_recording()
+        carrier: dict[str, str] = {}
+        inject(carrier)
+    request.end()
+    assert carrier["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["chat gpt"].parent is not None
+    assert spans["chat gpt"].parent.span_id == spans["chat"].context.span_id
