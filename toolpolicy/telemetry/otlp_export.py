@@ -22,6 +22,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
 
+try:
+    from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+except ImportError:  # pragma: no cover - another version of the library: FastOTLPSpanExporter uses its export
+    RequestPayloadTooLargeError = None  # type: ignore[assignment,misc]
+    _is_request_too_large = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 # Span.kind (field 6): the OTLP enum counts from 1 (0 is "unspecified"), the API's from 0.
@@ -170,10 +176,8 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         client, metrics = getattr(self, "_client", None), getattr(self, "_metrics", None)
-        if client is None or metrics is None or getattr(self, "_shutdown", False):
+        if client is None or metrics is None or _is_request_too_large is None or getattr(self, "_shutdown", False):
             return super().export(spans)  # another library version, or shut down: its own path
-        from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
-
         with metrics.export_operation(len(spans)) as result:
             try:
                 data = encode_request(spans)
