@@ -64,3 +64,57 @@ async def test_a_request_is_one_span_tree_continuing_the_callers_trace(tmp_path:
     assert values[("isthmus_requests_total", (("kind", "llm"), ("route", "mock/gpt-x"), ("status", "200")))] == 1
     assert values[("isthmus_tokens_total", (("direction", "output"), ("route", "mock/gpt-x")))] == 7
     assert values[("isthmus_request_duration_seconds_count", (("kind", "llm"),))] == 1
+
+
+async def test_one_chat_request_is_two_spans(tmp_path: Path, mock: MockProvider) -> None:
+    """The whole span set of one chat completion: the request's server span and one client span per upstream
+    attempt under it, whose traceparent the provider receives; nothing else."""
+    exporter = span_exporter()
+    providers = {
+        "mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-mock"}], "models": ["gpt-x"]}
+    }
+    mock.queue(None)
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
+        exporter.clear()
+        async with httpx2.AsyncClient() as client:
+            response = await client.post(
+                f"{gateway.v1}/chat/completions",
+                json={"model": "mock/gpt-x", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {KEY}", "traceparent": TRACEPARENT},
+            )
+            await gateway.wait_records(1)
+    assert response.status_code == 200
+    spans = [span for span in exporter.get_finished_spans() if format(span.context.trace_id, "032x") == TRACE_ID]
+    assert sorted((span.name, span.kind) for span in spans) == [
+        ("chat gpt-x", SpanKind.CLIENT),
+        ("chat mock/gpt-x", SpanKind.SERVER),
+    ]
+    server = next(span for span in spans if span.kind == SpanKind.SERVER)
+    attempt = next(span for span in spans if span.kind == SpanKind.CLIENT)
+    assert server.parent is not None and format(server.parent.span_id, "016x") == TRACEPARENT.split("-")[2]
+    assert attempt.parent is not None and attempt.parent.span_id == server.context.span_id
+    assert server.attributes is not None and attempt.attributes is not None
+    assert {key: server.attributes[key] for key in server.attributes if key != "isthmus.request_id"} == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "mock/gpt-x",
+        "gen_ai.response.model": "gpt-x",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.usage.input_tokens": 11,
+        "gen_ai.usage.output_tokens": 7,
+        "http.response.status_code": 200,
+        "isthmus.route": "mock/gpt-x",
+        "isthmus.attempts": 1,
+        "isthmus.key.name": "dev-key",
+        "isthmus.team": "dev",
+        "isthmus.customer": "acme",
+        "isthmus.cost_usd": 0.0,
+    }
+    assert dict(attempt.attributes) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-x",
+        "isthmus.attempt": 1,
+        "isthmus.provider_key": attempt.attributes["isthmus.provider_key"],
+    }
+    sent = mock.seen[-1].headers.get("traceparent") or mock.seen[-1].headers.get("Traceparent")
+    assert sent == f"00-{TRACE_ID}-{attempt.context.span_id:016x}-01"

@@ -4,6 +4,7 @@ with MCP attributes, a child for the upstream call, the trace carried into the u
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from tests.mcp_hub.conftest import LIMITED_KEY, Gateway
@@ -54,3 +55,54 @@ async def test_an_mcp_call_continues_the_clients_trace_from_meta(gateway: Gatewa
     assert received.parent is not None and received.parent.span_id == sent.context.span_id
     assert call.parent is not None and call.parent.span_id == received.context.span_id
     assert call.context.trace_id == sent.context.trace_id
+
+
+async def test_one_mcp_tool_call_is_four_gateway_spans(gateway: Gateway) -> None:
+    """The whole span set of one tools/call through the hub: the SDK's server span, the hub's call span, the hub's
+    upstream span and the SDK's client span under it (whose traceparent goes to the upstream server in `_meta`)."""
+    exporter = span_exporter()
+    async with gateway.client(LIMITED_KEY, "2026-07-28") as client:
+        exporter.clear()
+        result = await client.call_tool("fx__add", {"a": 2, "b": 3})
+    assert result.structured_content == {"result": 5}
+    spans = exporter.get_finished_spans()
+    sent = next(span for span in spans if span.name == "MCP send tools/call fx__add")  # this test's own client
+    in_call = [span for span in spans if span.context.trace_id == sent.context.trace_id and span is not sent]
+    by_id = {span.context.span_id: span for span in in_call}
+
+    def chain(span: ReadableSpan) -> list[tuple[str, SpanKind]]:
+        names = []
+        while span.parent is not None and span.parent.span_id in by_id:
+            span = by_id[span.parent.span_id]
+            names.append((span.name, span.kind))
+        return names
+
+    leaf = next(span for span in in_call if span.name == "MCP send tools/call add")
+    assert len(in_call) == 4
+    assert [(leaf.name, leaf.kind), *chain(leaf)] == [
+        ("MCP send tools/call add", SpanKind.CLIENT),
+        ("tools/call add", SpanKind.CLIENT),
+        ("tools/call fx__add", SpanKind.INTERNAL),
+        ("tools/call fx__add", SpanKind.SERVER),
+    ]
+    upstream = by_id[leaf.parent.span_id] if leaf.parent else None
+    assert upstream is not None and upstream.attributes is not None
+    assert dict(upstream.attributes) == {
+        "mcp.method.name": "tools/call",
+        "gen_ai.tool.name": "add",
+        "isthmus.mcp.server": "fx",
+    }
+    call = next(span for span in in_call if span.kind == SpanKind.INTERNAL)
+    assert call.attributes is not None
+    assert {key: call.attributes[key] for key in call.attributes if key != "isthmus.request_id"} == {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "fx__add",
+        "isthmus.key.name": "limited",
+        "isthmus.team": "agents",
+        "isthmus.customer": "acme",
+        "isthmus.mcp.server": "fx",
+        "isthmus.outcome": "ok",
+    }
+    received = next(span for span in in_call if span.kind == SpanKind.SERVER)
+    assert received.parent is not None and received.parent.span_id == sent.context.span_id

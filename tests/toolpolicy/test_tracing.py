@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, context as otel_context, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import INVALID_SPAN
 
 from tests.tracing_support import span_exporter
@@ -62,3 +64,39 @@ def test_with_a_provider_attempt_spans_are_recorded_under_the_request_and_propag
     spans = {span.name: span for span in exporter.get_finished_spans()}
     assert spans["chat gpt"].parent is not None
     assert spans["chat gpt"].parent.span_id == spans["chat"].context.span_id
+
+
+def test_inject_writes_what_the_configured_propagators_write() -> None:
+    span_exporter()
+    caller = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "vendor=x1,other=y",
+    }
+    request = start_server_span("chat", caller)
+    with span_under(request, "chat gpt"):
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        expected: dict[str, str] = {}
+        propagate.inject(expected)
+        # With baggage set, the baggage propagator adds its header too.
+        token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+        try:
+            with_baggage: dict[str, str] = {}
+            inject(with_baggage)
+        finally:
+            otel_context.detach(token)
+    request.end()
+    assert carrier == expected
+    assert carrier["tracestate"] == "vendor=x1,other=y" and carrier["traceparent"].endswith("-01")
+    assert with_baggage["baggage"] == "tenant=acme" and with_baggage["traceparent"] == carrier["traceparent"]
+
+
+def test_inject_uses_a_configured_propagator_other_than_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    span_exporter()
+    monkeypatch.setattr(propagate, "get_global_textmap", lambda: CompositePropagator([W3CBaggagePropagator()]))
+    request = start_server_span("chat", None)
+    with span_under(request, "chat gpt"):
+        carrier: dict[str, str] = {}
+        inject(carrier)
+    request.end()
+    assert carrier == {}

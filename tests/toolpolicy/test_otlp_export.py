@@ -1,0 +1,118 @@
+"""The direct OTLP encoder: the request it writes decodes to the message the OTLP library's encoder builds."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
+
+from toolpolicy.telemetry.otlp_export import FastOTLPSpanExporter, encode_request
+
+
+def _spans() -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "isthmus-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("isthmus")
+    other = provider.get_tracer("mcp", "2.0", schema_url="https://opentelemetry.io/schemas/1.30.0")
+    remote = SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "x1"), ("other", "y")]),
+    )
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "isthmus.attempt": 3,
+        "negative": -7,
+        "large": (1 << 63) - 1,
+        "flag": True,
+        "off": False,
+        "ratio": 0.25,
+        "unicode": "héllo ✓" * 30,
+    }
+    server = tracer.start_span("chat gpt-x", set_span_in_context(NonRecordingSpan(remote)), SpanKind.SERVER, attributes)
+    with tracer.start_as_current_span("chat gpt", set_span_in_context(server), SpanKind.CLIENT) as attempt:
+        attempt.set_status(Status(StatusCode.ERROR, "upstream said no"))
+    server.set_status(Status(StatusCode.OK))
+    server.end()
+    with tracer.start_as_current_span("with a list", attributes={"models": ["a", "b"], "one": 1}):
+        pass
+    with tracer.start_as_current_span("with an event") as span:
+        span.add_event("retry", {"attempt": 2})
+    with other.start_as_current_span("tools/call add", kind=SpanKind.INTERNAL, attributes={"mcp.method.name": "x"}):
+        pass
+    with tracer.start_as_current_span("error without message") as span:
+        span.set_status(Status(StatusCode.ERROR))
+    spans = list(exporter.get_finished_spans())
+    # A span of another provider between them: grouped with its equal resource, in the order of the batch.
+    again = TracerProvider(resource=Resource.create({"service.name": "isthmus-test"}))
+    again.add_span_processor(SimpleSpanProcessor(exporter))
+    with again.get_tracer("isthmus").start_as_current_span("from another provider"):
+        pass
+    return [*spans[:2], exporter.get_finished_spans()[-1], *spans[2:]]
+
+
+def test_the_request_decodes_to_the_librarys_message() -> None:
+    spans = _spans()
+    assert len(spans) == 7
+    expected = encode_spans(spans)
+    # Twice: the second time every attribute comes from the cache of encoded ones.
+    for _ in range(2):
+        assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected
+
+
+def test_an_empty_batch_is_an_empty_request() -> None:
+    assert encode_request([]) == b""
+    assert ExportTraceServiceRequest.FromString(b"") == encode_spans([])
+
+
+class _Sink(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.received.append((self.path, self.headers["x-tenant"], body))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_exporter_posts_the_request_to_the_collector() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+        exporter = FastOTLPSpanExporter(endpoint=endpoint, headers={"x-tenant": "t1"})
+        spans = _spans()
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(path, tenant, body)] = _Sink.received
+    assert path == "/v1/traces" and tenant == "t1"
+    assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
