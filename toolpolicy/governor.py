@@ -13,7 +13,9 @@ The order is written here, once:
    what step 2 left), and `attempt` on that target only reports the result: a denial there still skips the target
    only, and the holds of a target the router then skips are given back by the next `attempt` or `release`;
 4. `settle` trues the holds up to the provider's reported usage and writes the spend ledger; `release` returns
-   them when the call fails.
+   them when the call fails. The counter store may queue either off the request path (Redis sends them with the
+   next reservation): they count once they land (`counters.flush()` forces that); until then the holds stand at
+   the worst case, an over-count only.
 
 Usage::
 

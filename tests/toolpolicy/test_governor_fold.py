@@ -12,8 +12,11 @@ import redis.asyncio as aioredis
 
 from tests.conftest import REDIS_URL, StoreTarget, require_service
 from tests.toolpolicy.limits_support import RedisServer, principal, running, settings, spend
+from toolpolicy.counters.redis import RedisCounterStore
+from toolpolicy.counters.redis_scripts import RESERVE_SCRIPT, SEED_SCRIPT, SETTLE_SCRIPT
 from toolpolicy.errors import LimitExceeded
 from toolpolicy.governor import Call, Usage
+from toolpolicy.runtime import Governance
 from toolpolicy.types import ModelTarget, ToolTarget
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +59,10 @@ def governed(store_url: str, redis: str | None) -> Any:
 
 
 class RoundTrips:
-    """The commands clients send this Redis (not those its scripts run), watched with MONITOR."""
+    """The commands clients send this Redis (not those its scripts run), watched with MONITOR: `EVALSHA` calls are
+    named by their script (`EVALSHA reserve`, `EVALSHA settle`)."""
+
+    SCRIPTS = {RESERVE_SCRIPT.sha: "reserve", SETTLE_SCRIPT.sha: "settle", SEED_SCRIPT.sha: "seed"}
 
     def __init__(self, url: str) -> None:
         self.client = aioredis.from_url(url)
@@ -74,37 +80,108 @@ class RoundTrips:
                 if marker in entry["command"]:
                     return sent
                 if entry["client_type"] != "lua":
-                    sent.append(entry["command"].split(" ", 1)[0].upper())
+                    name, *args = entry["command"].split(" ", 2)
+                    if name.upper() == "EVALSHA":
+                        name = f"EVALSHA {self.SCRIPTS.get(args[0], args[0])}"
+                    sent.append(name.upper() if " " not in name else name)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.marker.aclose()
+
+
+async def no_holds_left(url: str) -> dict[str, int]:
+    """Every hold total in this Redis that is not 0."""
+    client = aioredis.from_url(url)
+    try:
+        totals = {}
+        async for key in client.scan_iter("isthmus:h:*"):
+            if not key.endswith(b":z"):
+                totals[key.decode()] = int(await client.hget(key, "__total") or 0)
+        return {key: total for key, total in totals.items() if total}
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.redis
-async def test_a_governed_chat_request_costs_two_counter_round_trips(
+async def test_a_governed_request_costs_one_round_trip_and_settlements_ride_along(
     store_target: StoreTarget, private_redis: RedisServer
 ) -> None:
     config = governed(store_target.url, private_redis.url)
     watch = RoundTrips(private_redis.url)
+    requests = 5
     try:
         async with running(config, store_target.connect_args) as governance:
             who = await principal(governance, "alpha")
             await spend(governance, who)  # loads the scripts and seeds the buckets
 
             async def chat() -> None:
-                for _ in range(5):
-                    await spend(governance, who)  # admit (with the model's reservation), attempt, settle
+                for _ in range(requests):
+                    # admit (with the model's reservation), attempt, settle: half the $0.01 held
+                    await spend(governance, who, provider_cost=5)
+                await governance.counters.flush()
 
             async def mcp() -> None:
-                for _ in range(5):
+                for _ in range(requests):
                     call = Call(uuid.uuid4().hex, who, ToolTarget("docs", "t"), fixed_cost_usd=Decimal("0.01"))
                     admission = await governance.governor.admit(call)
                     await admission.settle(Usage())
+                await governance.counters.flush()
 
             await mcp()  # seeds the MCP rate-limit buckets
             chat_commands, mcp_commands = await watch.during(chat), await watch.during(mcp)
+            assert await no_holds_left(private_redis.url) == {}
+            used = await watch.client.hget(f"isthmus:u:b:key:{who.key_id}:-:life", "used")
     finally:
-        await watch.client.aclose()
-        await watch.marker.aclose()
-    assert chat_commands == ["EVALSHA"] * 10
-    assert mcp_commands == ["EVALSHA"] * 10
+        await watch.aclose()
+    # Each settlement rides with the next request's reservation; the last is sent by the flush.
+    assert chat_commands == ["EVALSHA reserve"] * requests + ["EVALSHA settle"]
+    assert mcp_commands == ["EVALSHA reserve"] * requests + ["EVALSHA settle"]
+    # Exact after the flush: $0.01 + 5 × $0.005 chat, 1 + 5 + 5 tool calls at $0.01, in nano-USD.
+    assert int(used) == 10_000_000 + requests * 5_000_000 + (2 * requests) * 10_000_000
+
+
+@pytest.mark.redis
+async def test_settlements_no_reservation_carries_are_sent_in_one_call_and_none_is_lost_on_close(
+    store_target: StoreTarget, private_redis: RedisServer
+) -> None:
+    config = governed(store_target.url, private_redis.url)
+    watch = RoundTrips(private_redis.url)
+    requests = 8
+    # No tick during the test: only the close sends what is queued.
+    governance = Governance(
+        config,
+        store_connect_args=store_target.connect_args,
+        counters=RedisCounterStore(private_redis.url, settle_interval=3600),
+    )
+    await governance.start()
+    try:
+        who = await principal(governance, "alpha")
+        await spend(governance, who)
+        await governance.counters.flush()  # loads the settle script
+
+        async def concurrent() -> None:
+            admissions = [
+                await governance.governor.admit(Call(uuid.uuid4().hex, who, MODEL, max_output_tokens=10))
+                for _ in range(requests)
+            ]
+            for admission in admissions:
+                await admission.attempt(MODEL)
+            for admission in admissions:  # all finish before any other request is admitted
+                await admission.settle(Usage(tokens_out=5))
+
+        during = await watch.during(concurrent)
+        held = await no_holds_left(private_redis.url)
+        closing = await watch.during(governance.stop)
+        assert await no_holds_left(private_redis.url) == {}
+        used = await watch.client.hget(f"isthmus:u:b:key:{who.key_id}:-:life", "used")
+    finally:
+        await governance.stop()
+        await watch.aclose()
+    assert during == ["EVALSHA reserve"] * requests
+    assert sum(held.values()) > 0  # queued: the worst case is still held
+    assert closing == ["EVALSHA settle"]
+    assert int(used) == 10_000_000 + requests * 5_000_000
 
 
 async def test_a_budget_denied_at_admission_skips_the_target_and_still_counts_the_request(

@@ -82,7 +82,15 @@ class CounterStore(Protocol):
         ...
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
-        """Drop the request's holds and commit the actual usage (seeded buckets only if they exist)."""
+        """Drop the request's holds and commit the actual usage (seeded buckets only if they exist).
+
+        A store may queue it: it counts once it lands, at the latest after `flush`. Until then the holds stand at
+        their worst case: an over-count only.
+        """
+        ...
+
+    async def flush(self) -> None:
+        """Apply every queued settlement now (a store that queues none returns at once)."""
         ...
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:

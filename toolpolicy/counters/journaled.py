@@ -55,6 +55,9 @@ class JournaledCounterStore:
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         await self.inner.seed(key, used, ttl, now=now)
 
+    async def flush(self) -> None:
+        await self.inner.flush()
+
     async def ping(self, *, timeout: float) -> None:
         await self.inner.ping(timeout=timeout)
 

@@ -100,6 +100,9 @@ class MemoryCounterStore:
         if self._value(key, now) is None:
             self._used[key] = (used, now + ttl if ttl is not None else None)
 
+    async def flush(self) -> None:
+        return None  # settlements apply at once
+
     async def ping(self, *, timeout: float) -> None:
         return None
 

@@ -6,7 +6,9 @@ holding counters. Redis Cluster is not supported: the scripts name keys they com
 setups are).
 
 The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA`
-(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart).
+(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart). Settlements are queued and
+sent with the next reservation or by a tick (`toolpolicy.counters.settle_queue`): a request's own round trip is its
+reservation.
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ from toolpolicy.counters.redis_scripts import (
     Script,
     StaticParts,
 )
+from toolpolicy.counters.settle_queue import SettleQueue
+
+SETTLE_INTERVAL = 0.05
+"""Seconds a settlement waits for a reservation to carry it before it is sent on its own."""
 
 
 class RedisCounterStore:
-    def __init__(self, url: str, *, timeout: float = 2.0, max_connections: int = 64) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 2.0, max_connections: int = 64, settle_interval: float = SETTLE_INTERVAL
+    ) -> None:
         # A blocking pool makes bursts wait for a connection instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
@@ -54,6 +62,7 @@ class RedisCounterStore:
         self._execute: Callable[..., Awaitable[Any]] = self._client.execute_command
         """The client's command entry point, without the per-command wrappers of its `evalsha`."""
         self._static = StaticParts()
+        self.settles = SettleQueue(self._settle_now, interval=settle_interval)
 
     async def _run(self, script: Script, keys: Sequence[str], args: list[Any]) -> Any:
         """One round trip in the usual case: EVALSHA, and the script itself only when Redis does not know it."""
@@ -69,10 +78,15 @@ class RedisCounterStore:
     async def reserve(
         self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
     ) -> ReserveOutcome:
-        args: list[Any] = [request_id, repr(now), repr(hold_seconds), split]
+        carried = await self.settles.take()
+        args: list[Any] = [request_id, repr(now), repr(hold_seconds), split, len(carried), *carried]
         for limit in limits:
             args += (self._static(limit), limit.amount)
-        reply = await self._run(RESERVE_SCRIPT, (SINCE,), args)
+        try:
+            reply = await self._run(RESERVE_SCRIPT, (SINCE,), args)
+        except CounterStoreError:
+            self.settles.put_back(carried)
+            raise
         count = len(limits)
         status, usage = reply[0], tuple(reply[1 : count + 1])
         if status == MISSING:
@@ -84,10 +98,17 @@ class RedisCounterStore:
         return ReserveOutcome(True, usage)
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
-        args: list[Any] = [request_id]
+        """Queue the settlement (see the module's docstring); `flush` sends it at once."""
+        args: list[Any] = [request_id, len(settlements)]
         for settlement in settlements:
             args += (self._static(settlement.limit), settlement.actual)
+        self.settles.add(args)
+
+    async def _settle_now(self, args: list[Any]) -> None:
         await self._run(SETTLE_SCRIPT, (), args)
+
+    async def flush(self) -> None:
+        await self.settles.flush()
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         await self._run(SEED_SCRIPT, (USED + key,), [used, "" if ttl is None else ttl])
@@ -99,4 +120,7 @@ class RedisCounterStore:
             raise CounterStoreError(f"Redis counter store: {exc or type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
-        await self._client.aclose(close_connection_pool=True)
+        try:
+            await self.settles.aclose()  # queued settlements are not lost on shutdown
+        finally:
+            await self._client.aclose(close_connection_pool=True)

@@ -61,14 +61,45 @@ local function sweep(hk, now)
 end
 """
 
+_SETTLE_ALL = """
+-- ARGV[first..last]: per request its id and settlement count, then per settlement the limit's static part and the
+-- amount to commit. Drops each request's hold and commits the amount (a seeded bucket only if it exists).
+local function settle_all(first, last)
+  local i = first
+  while i <= last do
+    local rid, count = ARGV[i], tonumber(ARGV[i + 1])
+    i = i + 2
+    for _ = 1, count do
+      local l = limit(ARGV[i], ARGV[i + 1])
+      i = i + 2
+      local held = redis.call('HGET', l.h, rid)
+      if held then
+        redis.call('HDEL', l.h, rid)
+        redis.call('HINCRBY', l.h, '__total', -tonumber(held))
+        redis.call('ZREM', l.h .. ':z', rid)
+      end
+      if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then
+        redis.call('HINCRBY', l.a, 'used', l.ns)
+        if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+      end
+    end
+  end
+end
+"""
+
 RESERVE = (
     _DECODE
     + _SWEEP
+    + _SETTLE_ALL
     + """
--- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, then per limit its
--- static part and amount. With split > 0, limits 1..split are a first stage: checked and taken, then the rest is
--- checked against the counters as the first stage left them; when the rest has no room the first stays taken.
+-- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, the number n of
+-- settlement arguments that follow (other requests' settlements riding along, applied first: see settle_all), then
+-- per limit its static part and amount. With split > 0, limits 1..split are a first stage: checked and taken, then
+-- the rest is checked against the counters as the first stage left them; when the rest has no room the first stays
+-- taken.
 local rid, now, hold_seconds, split = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local settled = tonumber(ARGV[5])
+if settled > 0 then settle_all(6, 5 + settled) end
 local since = tonumber(redis.call('GET', KEYS[1]) or '')
 if not since then
   -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
@@ -76,7 +107,7 @@ if not since then
   redis.call('SET', KEYS[1], ARGV[2])
 end
 local limits = {}
-for i = 5, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
+for i = 6 + settled, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
 local function measure(l, missing)
   local committed = 0
   for _, key in ipairs(l.u) do
@@ -143,22 +174,10 @@ return answer(1, {})
 
 SETTLE = (
     _DECODE
+    + _SETTLE_ALL
     + """
--- ARGV: request id, then per settlement the limit's static part and the amount to commit.
-local rid = ARGV[1]
-for i = 2, #ARGV, 2 do
-  local l = limit(ARGV[i], ARGV[i + 1])
-  local held = redis.call('HGET', l.h, rid)
-  if held then
-    redis.call('HDEL', l.h, rid)
-    redis.call('HINCRBY', l.h, '__total', -tonumber(held))
-    redis.call('ZREM', l.h .. ':z', rid)
-  end
-  if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then
-    redis.call('HINCRBY', l.a, 'used', l.ns)
-    if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
-  end
-end
+-- ARGV: settlements of any number of requests (see settle_all).
+settle_all(1, #ARGV)
 return 1
 """
 )

@@ -1,0 +1,79 @@
+"""Queued settlements in Redis: carried by the next reservation, never lost to a failed call or to shutdown."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+
+from tests.toolpolicy.counters.test_stores import NOW, held, name, usage
+from tests.toolpolicy.limits_support import RedisServer
+from toolpolicy.counters.base import CounterStoreError, Settlement
+from toolpolicy.counters.redis import RedisCounterStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+
+async def test_a_settlement_counts_for_the_next_reservation_without_a_call_of_its_own(
+    private_redis: RedisServer,
+) -> None:
+    store = RedisCounterStore(private_redis.url, settle_interval=3600)  # no tick: only reservations carry it
+    budget = held(name("budget"), 10, 10)
+    try:
+        first = uuid.uuid4().hex
+        assert (await store.reserve(first, [budget], now=NOW, hold_seconds=60)).ok
+        await store.settle(first, [Settlement(budget, 4)], now=NOW)
+        assert store.settles.sent_alone == 0
+        assert await usage(store, budget) == 4  # the hold of 10 is gone, 4 committed
+        assert (await store.reserve(uuid.uuid4().hex, [held(budget.hold_key, 10, 6)], now=NOW, hold_seconds=60)).ok
+        assert store.settles.sent_alone == 0
+    finally:
+        await store.aclose()
+
+
+async def test_settlements_a_failed_reservation_carried_go_with_the_next_call(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisCounterStore(private_redis.url, timeout=0.5, settle_interval=3600)
+    budget = held(name("budget"), 100, 10)
+    try:
+        request = uuid.uuid4().hex
+        assert (await store.reserve(request, [budget], now=NOW, hold_seconds=60)).ok
+        await store.settle(request, [Settlement(budget, 4)], now=NOW)
+        private_redis.stop()
+        with pytest.raises(CounterStoreError):
+            await store.reserve(uuid.uuid4().hex, [budget], now=NOW, hold_seconds=60)
+        private_redis.start()  # empty: the hold is gone with it, the usage is still to commit
+        await store.flush()
+        assert await usage(store, budget) == 4
+        # Redis down for the queue's own call: logged and dropped, as a failed settlement on the request path was
+        # (the holds expire, the ledger and the rate journal keep the usage); the flush itself does not fail.
+        await store.settle(uuid.uuid4().hex, [Settlement(budget, 5)], now=NOW)
+        private_redis.stop()
+        with caplog.at_level(logging.ERROR, "toolpolicy.counters.settle_queue"):
+            await store.flush()
+        assert "could not settle 1 queued requests" in caplog.text
+        private_redis.start()
+        calls = store.settles.sent_alone
+        await store.flush()
+        assert store.settles.sent_alone == calls  # dropped: nothing left to send
+    finally:
+        await store.aclose()
+
+
+async def test_closing_the_store_sends_what_is_queued(private_redis: RedisServer) -> None:
+    store = RedisCounterStore(private_redis.url, settle_interval=3600)
+    budget = held(name("budget"), 100, 10)
+    requests = [uuid.uuid4().hex for _ in range(3)]
+    for request in requests:
+        assert (await store.reserve(request, [budget], now=NOW, hold_seconds=60)).ok
+    for request in requests:
+        await store.settle(request, [Settlement(budget, 2)], now=NOW)
+    await store.aclose()
+    assert store.settles.sent_alone == 1
+    reopened = RedisCounterStore(private_redis.url)
+    try:
+        assert await usage(reopened, budget) == 6
+    finally:
+        await reopened.aclose()

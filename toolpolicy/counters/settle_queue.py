@@ -1,0 +1,94 @@
+"""Settlements off the request path: queued, then sent with the next reservation or, when none comes, by a tick.
+
+A finished request's settlement (drop its holds, commit its usage) need not hold up its response: until it lands
+the request's holds stand at their worst case, so a settlement sent late can only over-count for a moment, never
+under-count. The queue hands what waits to the next reservation, which sends it ahead of itself in the same script
+call (so a request costs one round trip of its own); what no reservation takes within `interval` seconds is sent by
+a tick, in one call, and a reservation waits for a tick's call under way. So a reservation sees every settlement
+queued before it, except one carried by another reservation still on the wire, which lands a moment later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from toolpolicy.counters.base import CounterStoreError
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[list[Any]], Awaitable[None]]
+
+
+class SettleQueue:
+    """Encoded settlements waiting to be sent (the form `settle_all` of the Redis scripts reads)."""
+
+    def __init__(self, send: Send, *, interval: float) -> None:
+        self._send = send
+        self._interval = interval
+        self._args: list[Any] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flight: asyncio.Task[None] | None = None
+        self.sent_alone = 0
+        """Calls that carried settlements only (ticks and flushes), not riding with a reservation."""
+
+    def add(self, args: list[Any]) -> None:
+        """Queue one request's settlement: its id, the number of settlements, then a (static part, amount) each."""
+        self._args += args
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
+
+    async def take(self) -> list[Any]:
+        """Everything queued, for a reservation to carry; after a tick's call under way has landed."""
+        if self._flight is not None:
+            await asyncio.shield(self._flight)
+        args, self._args = self._args, []
+        return args
+
+    def put_back(self, args: list[Any]) -> None:
+        """A reservation that carried `args` failed: they go with the next call (twice at worst: an over-count)."""
+        if args:
+            self._args[:0] = args
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._args and self._flight is None:
+            self._flight = asyncio.get_running_loop().create_task(self._send_alone())
+
+    async def _send_alone(self) -> None:
+        args, self._args = self._args, []
+        try:
+            self.sent_alone += 1
+            await self._send(args)
+        except CounterStoreError as exc:
+            # As when a settlement on the request path failed: the holds expire on their own (reservation_ttl),
+            # the spend ledger and the rate journal have the usage.
+            logger.error("could not settle %d queued requests in the counter store: %s", count(args), exc)
+        finally:
+            self._flight = None
+
+    async def flush(self) -> None:
+        """Send everything queued now and wait until it has landed (or failed, logged)."""
+        while self._args or self._flight is not None:
+            if self._flight is None:
+                self._flight = asyncio.get_running_loop().create_task(self._send_alone())
+            await asyncio.shield(self._flight)
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
+
+
+def count(args: list[Any]) -> int:
+    """Requests in encoded settlements."""
+    requests, i = 0, 0
+    while i < len(args):
+        requests += 1
+        i += 2 + 2 * int(args[i + 1])
+    return requests
