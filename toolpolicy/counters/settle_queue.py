@@ -48,7 +48,11 @@ class SettleQueue:
         return args
 
     def put_back(self, args: list[Any]) -> None:
-        """A reservation that carried `args` failed: they go with the next call (twice at worst: an over-count)."""
+        """A reservation that carried `args` failed: they go with the next call.
+
+        Nothing is lost when Redis was unreachable (the common failure). When the call timed out after Redis had run
+        it, a settlement lands twice: that request's usage then counts twice in its windows (an over-count that lasts
+        as long as the window, for a lifetime budget until it is reset; the spend ledger is unaffected)."""
         if args:
             self._args[:0] = args
             if self._timer is None:
