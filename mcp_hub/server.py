@@ -28,6 +28,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.paging import page
 from mcp_hub.param_headers import caller_input_schemas
 from mcp_hub.polling import passed_on
+from mcp_hub.quiet_tracing import quieten
 from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
@@ -274,5 +275,6 @@ def build_server(handlers: Handlers, version: str) -> HubServer:
     # Registered directly: the constructor argument warns that 2026-07-28 dropped the method, but 2025 clients use it.
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.relay.set_level)
     state = handlers.relay.state_boundary(lambda ctx: caller_of(ctx).principal.key_id, SERVER_NAME)
+    quieten(server.middleware)  # the SDK's OpenTelemetry span, only where it can change something
     server.middleware.extend([SessionRegistry(handlers.feed, caller_of), render_errors, state])
     return server

@@ -39,7 +39,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
 from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
 from mcp_hub.relay.key_bound import KeyBound
-from mcp_hub.relay.rounds import STATE_TTL, HeldCall, Rounds
+from mcp_hub.relay.rounds import STATE_TTL, HeldCall, InlineCall, Rounds
 from mcp_hub.relay.subscriptions import Deliver
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
 
@@ -100,13 +100,24 @@ class Relay:
             if not downstream.modern:
                 return await work()
 
-            async def held_work(held: HeldCall) -> R:
-                DOWNSTREAM.set(replace(downstream, held=held))  # the held call's own task and context
-                return await work()
+            async def held_work(held: HeldCall | InlineCall) -> R:
+                token = DOWNSTREAM.set(replace(downstream, held=held))  # the held call's own task and context
+                try:
+                    return await work()
+                finally:
+                    DOWNSTREAM.reset(token)
 
             return await self.rounds.serve(
-                params.request_state, params.input_responses, downstream.capabilities, held_work
+                params.request_state,
+                params.input_responses,
+                downstream.capabilities,
+                held_work,
+                inline=not self.may_ask(),
             )
+
+    def may_ask(self) -> bool:
+        """Whether an upstream could ask a question mid-call (`UpstreamRelay.may_ask`): then calls are held."""
+        return any(upstream.may_ask for upstream in self.upstreams.values())
 
     @contextmanager
     def downstream(self, ctx: Context, caller: Caller, call_id: str) -> Iterator[None]:

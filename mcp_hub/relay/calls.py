@@ -38,7 +38,7 @@ from mcp_hub.access import Caller
 from toolpolicy.audit import AuditRecord
 
 if TYPE_CHECKING:
-    from mcp_hub.relay.rounds import HeldCall
+    from mcp_hub.relay.rounds import HeldCall, InlineCall
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class Downstream:
     caller: Caller
     call_id: str
     """The audit request id of the tool call, which relayed requests are audited under."""
-    held: HeldCall | None = None
-    """A 2026-07-28 request's held call (`rounds.py`): where upstream questions go, and its retry's answers."""
+    held: HeldCall | InlineCall | None = None
+    """A 2026-07-28 request's held (or inline) call (`rounds.py`): where upstream questions go, its retry's answers."""
 
     @property
     def modern(self) -> bool:

@@ -49,6 +49,7 @@ EXPIRED = (
     "this answer belongs to a call the MCP hub no longer holds (its question expired, or the retry reached another "
     "hub instance); call again without requestState"
 )
+UNHELD = "the MCP server asked a question during a call the MCP hub did not hold for it; call again"
 TOO_MANY = "the MCP hub holds too many calls waiting for their clients' answers; try again later"
 
 
@@ -79,6 +80,23 @@ class Question:
     request: Ask
     answer: Answer | types.ErrorData | None = None
     answered: anyio.Event = field(default_factory=anyio.Event)
+
+
+class InlineCall:
+    """A 2026-07-28 client request whose upstreams cannot ask mid-call, its work run in the request's own task.
+
+    Every connected upstream speaks 2026-07-28 (no back channel: its questions come back as an `InputRequiredResult`,
+    passed through like a held call's), so nothing ever waits on the client's retry and no background task, event or
+    cancel scope is needed. An upstream that reconnected in the 2025 era meanwhile and asks anyway is refused.
+    """
+
+    __slots__ = ("round_input",)
+
+    def __init__(self, round_input: RoundInput) -> None:
+        self.round_input = round_input
+
+    async def ask(self, request: Ask, timeout: float) -> Answer | types.ErrorData:
+        return types.ErrorData(code=types.INTERNAL_ERROR, message=UNHELD)
 
 
 class HeldCall:
@@ -199,9 +217,14 @@ class Rounds:
         state: str | None,
         responses: types.InputResponses | None,
         capabilities: types.ClientCapabilities | None,
-        start: Callable[[HeldCall], Awaitable[R]],
+        start: Callable[[HeldCall | InlineCall], Awaitable[R]],
+        *,
+        inline: bool = False,
     ) -> R | types.InputRequiredResult:
-        """Answer one round: resume the held call the state names, or start `start` as a new one."""
+        """Answer one round: resume the held call the state names, or start `start` as a new one.
+
+        With `inline` (no upstream can ask mid-call) a new call runs in this task instead, and is never held.
+        """
         hub_state = decode_state(state)
         held_id = hub_state.get("held")
         if isinstance(held_id, str):
@@ -213,13 +236,15 @@ class Rounds:
         upstream_state = hub_state.get("upstream")
         if self.tg is None:
             raise MCPError(types.INTERNAL_ERROR, "the MCP hub is not running")
+        round_input = RoundInput(responses, upstream_state if isinstance(upstream_state, str) else None)
+        if inline:
+            try:
+                return await start(InlineCall(round_input))
+            except InputRequired as exc:
+                return self._passed_through(exc.result, capabilities)
         if len(self.held) >= MAX_HELD:
             raise MCPError(types.INTERNAL_ERROR, TOO_MANY)
-        held = HeldCall(
-            secrets.token_urlsafe(16),
-            RoundInput(responses, upstream_state if isinstance(upstream_state, str) else None),
-            capabilities,
-        )
+        held = HeldCall(secrets.token_urlsafe(16), round_input, capabilities)
         self.held[held.id] = held
         self.tg.start_soon(self._run, held, start)
         try:
@@ -229,7 +254,7 @@ class Rounds:
                 held.scope.cancel()  # the client gave up before anything was asked of it
             raise
 
-    async def _run(self, held: HeldCall, start: Callable[[HeldCall], Awaitable[Any]]) -> None:
+    async def _run(self, held: HeldCall, start: Callable[[HeldCall | InlineCall], Awaitable[Any]]) -> None:
         try:
             with held.scope:
                 try:

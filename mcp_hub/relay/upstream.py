@@ -151,6 +151,16 @@ class UpstreamRelay:
             except MCPError as exc:
                 logger.info("MCP server %r: subscribing again to %r failed: %s", self.server, uri, exc.message)
 
+    @property
+    def may_ask(self) -> bool:
+        """Whether this upstream could send a request mid-call (sampling, elicitation, roots): a 2025-era one has a
+        back channel; a 2026-07-28 one has none (its questions are results). Unknown, so yes, while not connected;
+        a disabled upstream is never called."""
+        client = self._client
+        if client is None:
+            return self.settings.enabled
+        return client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+
     def disconnected(self) -> None:
         self._client = None
         if self._resources_scope is not None:
