@@ -20,6 +20,7 @@ from isthmus import __version__
 from isthmus.admin import admin_routes
 from isthmus.auth import principal
 from isthmus.component import Component
+from isthmus.dispatch import Gateway
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
@@ -33,6 +34,9 @@ from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
+
+DIRECT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/mcp", "/mcp/{server}"})
+"""Route paths served by the direct dispatch in front of Starlette's middleware and router (`isthmus.dispatch`)."""
 
 COUNTERS_PING_TIMEOUT = 0.5
 """Seconds `/ready` waits for the counter store (Redis) to answer a ping."""
@@ -178,6 +182,7 @@ def create_app(
     governance: Governance | None = None,
     components: list[Component] | None = None,
     freeze_after_start: bool = False,
+    direct: bool = True,
 ) -> Starlette:
     """The gateway app. Its lifespan starts the governance core, then the components, and stops them in reverse.
 
@@ -186,6 +191,8 @@ def create_app(
     modules: most of the heap) out of the cyclic garbage collector's sight, so its full collections, which would
     otherwise walk all of it every few thousand requests and stall every request in flight, see only request
     garbage. Objects are still freed by reference counting as before.
+    `direct=False` sends the hot routes through Starlette's middleware and router too (`isthmus.dispatch`): the
+    same responses, more work per request; tests compare the two.
     """
     governance = governance or Governance(settings)
     parts = default_components(governance) if components is None else components
@@ -204,7 +211,7 @@ def create_app(
                 gc.freeze()
             yield
 
-    app = Starlette(
+    app = Gateway(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
@@ -219,6 +226,8 @@ def create_app(
             Exception: handle_unexpected,
         },
         lifespan=lifespan,
+        direct_paths=DIRECT_PATHS,
+        direct=direct,
     )
     app.state.governance = governance
     app.state.components = parts

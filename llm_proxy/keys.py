@@ -9,6 +9,10 @@ from llm_proxy.health import Health
 from toolpolicy.globs import GlobSet
 from toolpolicy.settings import ProviderSettings
 
+SERVING_CACHE_SIZE = 1024
+"""Models whose serving keys a pool remembers; the model name comes from requests, so past this many it works
+further ones out each time."""
+
 
 @dataclass(frozen=True, slots=True)
 class PoolKey:
@@ -29,6 +33,8 @@ class KeyPool:
         self.provider = provider
         self.keys: list[PoolKey] = []
         self.problem = ""
+        self._serving: dict[str, tuple[PoolKey, ...]] = {}
+        """The keys that serve each model, in configured order: they depend on the config alone."""
         if not settings.keys and not needs_key:
             self.keys.append(PoolKey(f"{provider}#0", None, 1.0, None))
             return
@@ -46,17 +52,22 @@ class KeyPool:
         self, model: str, health: Health, rng: random.Random, *, exclude: set[str], avoid: set[str]
     ) -> PoolKey | None:
         """A key for `model`, by weight; keys in `avoid` only when nothing else is left, `exclude` never."""
-        candidates = [
-            key
-            for key in self.keys
-            if key.name not in exclude and key.serves(self.provider, model) and health.available(key.name)
-        ]
+        candidates = [key for key in self.serving(model) if key.name not in exclude and health.available(key.name)]
         preferred = [key for key in candidates if key.name not in avoid] or candidates
         if not preferred:
             return None
         if len(preferred) == 1:
             return preferred[0]
         return rng.choices(preferred, weights=[key.weight for key in preferred])[0]
+
+    def serving(self, model: str) -> tuple[PoolKey, ...]:
+        """The keys that serve `model`, in configured order."""
+        keys = self._serving.get(model)
+        if keys is None:
+            keys = tuple(key for key in self.keys if key.serves(self.provider, model))
+            if len(self._serving) < SERVING_CACHE_SIZE:
+                self._serving[model] = keys
+        return keys
 
     def why_none(self, model: str) -> str:
         if self.problem:

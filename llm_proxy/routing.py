@@ -35,6 +35,9 @@ from toolpolicy.types import ModelTarget
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CHAIN_CACHE_SIZE = 1024
+"""Chains `Router.targets` remembers for requests without `fallbacks`; names come from requests, so past this
+many it works further ones out each time."""
 Send = Callable[[ProviderAdapter, ModelTarget, str | None], Awaitable[T]]
 
 
@@ -74,9 +77,21 @@ class Router:
         self.provider_models = {name: tuple(settings.providers[name].models) for name in adapters}
         self.health = health or Health(settings.llm)
         self.rng = rng or random.Random()
+        self._chains: dict[str, tuple[ModelTarget, ...]] = {}
+        """The chain of each requested name without fallbacks: it depends on the config alone."""
 
     def targets(self, requested: str, fallbacks: list[str]) -> list[ModelTarget]:
         """The ordered, de-duplicated chain for a request; an unknown name is a 404 that names it."""
+        if not fallbacks:
+            known = self._chains.get(requested)
+            if known is None:
+                known = tuple(self._chain(requested, fallbacks))
+                if len(self._chains) < CHAIN_CACHE_SIZE:
+                    self._chains[requested] = known
+            return list(known)
+        return self._chain(requested, fallbacks)
+
+    def _chain(self, requested: str, fallbacks: list[str]) -> list[ModelTarget]:
         chain: list[ModelTarget] = []
         for position, name in enumerate([requested, *fallbacks]):
             for target in self._expand(name, "model" if position == 0 else f"fallbacks[{position - 1}]"):

@@ -12,6 +12,9 @@ from typing import Any
 from toolpolicy.types import ModelTarget
 
 MILLION = Decimal(1_000_000)
+LOOKUP_CACHE_SIZE = 4096
+"""Answers `PriceTable.lookup` remembers; the model part of a name comes from requests, so past this many it
+looks further names up without remembering them."""
 DEFAULT_MAX_OUTPUT = 4096
 """Output tokens assumed for the worst case when neither the request nor the table gives a limit."""
 
@@ -66,12 +69,25 @@ class PriceTable:
         self._bare: dict[str, ModelPrice] = {}
         for name, price in self._exact.items():
             self._bare.setdefault(name.partition("/")[2] or name, price)
+        self._answers: dict[tuple[str, str, str | None], ModelPrice | None] = {}
+        """`lookup`'s answers: the table does not change once built."""
 
     @classmethod
     def with_overrides(cls, overrides: dict[str, dict[str, Any]]) -> PriceTable:
         return cls({**shipped_prices(), **overrides})
 
     def lookup(self, target: ModelTarget, kind: str | None = None) -> ModelPrice | None:
+        key = (target.provider, target.model, kind)
+        try:
+            return self._answers[key]
+        except KeyError:
+            pass
+        price = self._lookup(target, kind)
+        if len(self._answers) < LOOKUP_CACHE_SIZE:
+            self._answers[key] = price
+        return price
+
+    def _lookup(self, target: ModelTarget, kind: str | None) -> ModelPrice | None:
         names = [target.name] + ([f"{kind}/{target.model}"] if kind and target.provider else [])
         for name in names:
             if name in self._exact:

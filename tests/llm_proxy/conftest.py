@@ -76,7 +76,7 @@ def settings_for(tmp_path: Path, providers: dict[str, Any], **overrides: Any) ->
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(settings: GatewaySettings, *, seed: int = 7) -> AsyncIterator[Gateway]:
+async def serve_gateway(settings: GatewaySettings, *, seed: int = 7, direct: bool = True) -> AsyncIterator[Gateway]:
     governance = Governance(settings)
     records: list[AuditRecord] = []
     emit = governance.audit.emit
@@ -88,7 +88,7 @@ async def serve_gateway(settings: GatewaySettings, *, seed: int = 7) -> AsyncIte
     governance.audit.emit = capture  # type: ignore[method-assign]
     proxy = LlmProxy(governance)
     proxy.router.rng = random.Random(seed)
-    app = create_app(settings, governance=governance, components=[proxy])
+    app = create_app(settings, governance=governance, components=[proxy], direct=direct)
     # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP, and without it every
     # keep-alive response waits 40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

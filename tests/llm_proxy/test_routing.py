@@ -44,6 +44,20 @@ def test_an_unknown_name_is_a_404_naming_where_it_was(requested: str, fallbacks:
     assert caught.value.status == 404 and caught.value.param == param
 
 
+def test_a_chain_without_fallbacks_is_remembered_per_name_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = router()
+    first = proxy.targets("fast", [])
+    first.append(ModelTarget.parse("x/y"))  # the caller's list is its own
+    assert proxy.targets("fast", []) == proxy.targets("fast", ["fast"]) == proxy._chain("fast", [])
+    assert proxy.targets("fast", ["b/model"])[-1] == ModelTarget.parse("b/model")
+    monkeypatch.setattr("llm_proxy.routing.CHAIN_CACHE_SIZE", 2)
+    for index in range(5):
+        assert proxy.targets(f"a/m{index}", []) == [ModelTarget.parse(f"a/m{index}")]
+    assert len(proxy._chains) == 2
+    with pytest.raises(UnknownModel):
+        proxy.targets("nowhere/model", [])
+
+
 def test_backoff_grows_is_capped_jittered_and_honours_retry_after() -> None:
     r = router(backoff_initial=0.5, backoff_max=4)
     assert 0.4 <= r.backoff(0, None) <= 0.6
@@ -107,6 +121,20 @@ def test_key_choice_respects_models_exclusions_and_avoidance() -> None:
     assert avoided == {"p#3"}
     assert pool.choose("o3", health, rng, exclude={"p#1", "p#3"}, avoid=set()) is None
     assert "no key" in pool.why_none("o3") or "cooling" in pool.why_none("o3")
+
+
+def test_the_keys_serving_a_model_are_worked_out_once_per_model_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ProviderSettings.model_validate(
+        {"kind": "openai", "keys": [{"value": "k0", "models": ["gpt-4o*"]}, {"value": "k1", "models": ["p/o3"]}]}
+    )
+    pool = KeyPool("p", settings, needs_key=True)
+    assert [key.name for key in pool.serving("gpt-4o-mini")] == ["p#0"]
+    assert [key.name for key in pool.serving("o3")] == ["p#1"]
+    assert pool.serving("gpt-4o-mini") is pool.serving("gpt-4o-mini")
+    monkeypatch.setattr("llm_proxy.keys.SERVING_CACHE_SIZE", 3)
+    for index in range(10):
+        assert pool.serving(f"gpt-4o-{index}")[0].name == "p#0"
+    assert len(pool._serving) == 3
 
 
 def test_providers_without_keys_are_explained() -> None:

@@ -120,10 +120,10 @@ class Gateway:
 
 @asynccontextmanager
 async def serving(
-    settings: GatewaySettings, port: int | None = None, *, both_halves: bool = False
+    settings: GatewaySettings, port: int | None = None, *, both_halves: bool = False, direct: bool = True
 ) -> AsyncIterator[Gateway]:
     """The gateway (governance, hub; with `both_halves` also the LLM proxy, wired as `isthmus serve` wires them)
-    served by uvicorn on 127.0.0.1 (on `port`, or a free one).
+    served by uvicorn on 127.0.0.1 (on `port`, or a free one); `direct=False` without the direct dispatch.
 
     Leaving it stops it as a restart would: streams still open (a bridge's GET stream) are cut after a second.
     """
@@ -131,7 +131,7 @@ async def serving(
     await governance.start()
     parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance)]
     hub = next(part for part in parts if isinstance(part, McpHub))
-    app = create_app(settings, governance=governance, components=parts)
+    app = create_app(settings, governance=governance, components=parts, direct=direct)
     port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
