@@ -59,11 +59,18 @@ def two_workers(tmp_path: Path) -> Iterator[Server]:
         server.stop()
 
 
-def test_two_workers_each_listen_and_serve(two_workers: Server) -> None:
+def _wait_for_listeners(server: Server, count: int) -> None:
+    """Until `count` sockets listen on the server's port (workers start one by one); a bound for a hung start only."""
     deadline = time.monotonic() + READY_TIMEOUT
-    while _listening(two_workers.port) < 2:
-        assert time.monotonic() < deadline, f"{_listening(two_workers.port)} listening:\n{two_workers.stderr}"
+    while _listening(server.port) < count:
+        if time.monotonic() > deadline:
+            listening = _listening(server.port)
+            pytest.fail(f"{listening} of {count} workers listening after {READY_TIMEOUT}s:\n{server.stderr}")
         time.sleep(0.05)
+
+
+def test_two_workers_each_listen_and_serve(two_workers: Server) -> None:
+    _wait_for_listeners(two_workers, 2)
     assert _listening(two_workers.port) == 2
     for _ in range(8):  # fresh connections, spread over both sockets by the kernel
         assert http("GET", f"{two_workers.url}/health").status == 200
