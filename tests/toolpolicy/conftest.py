@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import StoreTarget
+from tests.conftest import REDIS_URL, StoreTarget, require_service
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
 
@@ -25,3 +25,12 @@ async def migrated_store(store_target: StoreTarget) -> AsyncIterator[Store]:
 @pytest.fixture
 def audit_log(migrated_store: Store) -> AuditLog:
     return AuditLog(migrated_store)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def redis_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test twice: counters in process (None), then in the shared Redis (its URL)."""
+    if request.param == "memory":
+        return None
+    require_service("Redis", "127.0.0.1", 6379)
+    return REDIS_URL

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import REDIS_URL, StoreTarget, require_service
+from tests.conftest import StoreTarget
 from tests.toolpolicy.limits_support import RedisServer, principal, running, settings, spend
 from toolpolicy.counters.redis import RedisCounterStore
 from toolpolicy.counters.redis_scripts import RESERVE_SCRIPT, SEED_SCRIPT, SETTLE_SCRIPT
@@ -23,14 +23,6 @@ pytestmark = pytest.mark.anyio
 
 MODEL = ModelTarget.parse("mock/model")
 FREE = ModelTarget.parse("mock/free")
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def redis_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    require_service("Redis", "127.0.0.1", 6379)
-    return REDIS_URL
 
 
 def alpha(**key_fields: Any) -> dict[str, Any]:

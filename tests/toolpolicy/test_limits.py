@@ -24,14 +24,6 @@ from toolpolicy.types import ModelTarget, ToolTarget
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def redis_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    require_service("Redis", "127.0.0.1", 6379)
-    return REDIS_URL
-
-
 def with_limits(**key_fields: Any) -> dict[str, Any]:
     """Config overrides giving key `alpha` the given fields."""
     key = {"name": "alpha", "team": "support", "value": "isk-alpha", "models": ["*"], **key_fields}
