@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llm_proxy.errors import UpstreamError
+from llm_proxy.errors import UpstreamError, UpstreamStatusError
 from llm_proxy.keys import KeyPool
 from llm_proxy.providers.base import ProviderAdapter
 from toolpolicy.settings import LlmSettings
@@ -151,14 +151,17 @@ class ModelCatalog:
             async with asyncio.timeout(self.settings.models_timeout):
                 models = await self.adapters[name].list_models(self._key(name))
         except TimeoutError:
-            self._failed(name, f"no answer within models_timeout ({self.settings.models_timeout:g} s)")
+            self._failed(name, f"no answer within models_timeout ({self.settings.models_timeout:g} s)", "timeout")
+            return
+        except UpstreamStatusError as exc:
+            self._failed(name, exc.message, f"HTTP {exc.upstream_status}")
             return
         except UpstreamError as exc:
-            self._failed(name, exc.message)
+            self._failed(name, exc.message, exc.code or "upstream_error")
             return
         except Exception as exc:
             logger.exception("listing the models of provider %r failed", name)
-            self._failed(name, type(exc).__name__)
+            self._failed(name, type(exc).__name__, "internal_error")
             return
         if listing.failures:
             logger.info("provider %r lists its models again (%d)", name, len(models))
@@ -169,10 +172,12 @@ class ModelCatalog:
         listing.error = None
         self._index()
 
-    def _failed(self, name: str, reason: str) -> None:
+    def _failed(self, name: str, reason: str, summary: str) -> None:
+        """Remember a failure: `reason` (the upstream's words) goes to the log, `summary` (no upstream text, which
+        may quote a key) to `/ready`."""
         listing = self.listings[name]
         listing.failures += 1
-        listing.error = reason
+        listing.error = summary
         delay = min(self.settings.models_refresh, RETRY_AFTER_FAILURE * 2.0 ** min(listing.failures - 1, 20))
         listing.due = self.clock() + delay
         if listing.fetched is not None:
