@@ -22,6 +22,7 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.dispatch import Gateway
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.unknown_routes import http_error
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.counters.base import CounterStoreError
@@ -155,14 +156,6 @@ async def authorize_endpoint(request: Request) -> Response:
     assert caller is not None and target is not None
     body = {"allowed": True, "key": caller.key_name, "team": caller.team, "customer": caller.customer}
     return JSONResponse({**body, "target": {"kind": target.kind, "name": target.name}}, headers=headers)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error = InvalidRequest(exc.detail or "error")
-    response = error_response(error)
-    response.status_code = exc.status_code
-    return response
 
 
 def default_components(governance: Governance) -> list[Component]:

@@ -36,10 +36,14 @@ class LlmProxy:
 
     async def start(self) -> None:
         await self.upstream.start()
+        # Providers configured without `models:` have their upstream's listing fetched in the background: a slow
+        # or unreachable upstream delays neither start-up nor any request.
+        self.router.catalog.start()
         # No tiktoken encoding is loaded here: o200k_base costs about 85 MiB resident, and most providers report
         # usage, so the first request that has to count loads it, in a worker thread (`tokens.load`).
 
     async def stop(self) -> None:
+        await self.router.catalog.stop()
         await self.upstream.close()
 
     def readiness(self) -> dict[str, Any]:
@@ -51,5 +55,6 @@ class LlmProxy:
             "status": "ok" if self.upstream.started else "down",
             "providers": providers,
             "aliases": sorted(self.router.aliases),
+            "models": self.router.catalog.summary(),
             "skipped": self.router.health.summary(),
         }

@@ -265,7 +265,7 @@ class Endpoints:
         try:
             principal = await self.pipeline.authenticate(exchange, request.headers)
             body = await _read_body(request, self.limit)
-            exchange.requested = _model(body)
+            exchange.requested = self.router.resolve(_model(body), principal)
             authorize(principal, ModelTarget.parse(exchange.requested)).raise_if_denied()
             messages = _messages(body)
             system = body.get("system")

@@ -111,13 +111,16 @@ class ProviderSettings(_Model):
     kind: Literal["openai", "anthropic", "gemini", "azure", "echo"]
     """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
     base_url: str | None = None
-    """Base URL of the provider's API; each kind has a default."""
+    """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
+    version (`https://api.anthropic.com` as in `ANTHROPIC_BASE_URL`, or `.../v1`); `openai` takes it as the OpenAI SDK
+    does, version included (`https://api.openai.com` alone means `.../v1`)."""
     keys: list[ProviderKey] = Field(default_factory=list)
     """API keys, load-balanced by weight."""
     api_version: str | None = None
     """Azure OpenAI `api-version` query parameter."""
     models: list[str] = Field(default_factory=list)
-    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too."""
+    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
+    the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
 
     @model_validator(mode="after")
     def _azure_needs_base_url(self) -> ProviderSettings:
@@ -373,6 +376,12 @@ class LlmSettings(_Model):
     """Seconds an open circuit skips its provider or key before one probe request is let through."""
     max_connections: int = Field(default=512, ge=1)
     """Open connections to all providers together (one shared keep-alive pool)."""
+    models_refresh: float = Field(default=600.0, ge=0, le=7 * 86400)
+    """Seconds between two fetches of the model listing of a provider configured without `models:` (its upstream's
+    `GET /models`, in the background); 0 never fetches. A failed fetch keeps the last good listing (else the kind's
+    default models) and is tried again sooner, from 15 s doubling up to this interval."""
+    models_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one model listing fetch (all its pages) may take before it counts as failed."""
 
 
 class TelemetrySettings(_Model):

@@ -3,6 +3,10 @@
 Each request is recorded (`seen`). Queued behaviours (`queue`) answer the next requests in order, whatever their
 path; when none is queued the API's default answer is used: a realistic response saying `echo:<last user text>`,
 streamed when asked.
+
+Model listings (`GET /v1/models` in OpenAI's shape, or Anthropic's when the request has `anthropic-version`; `GET
+/v1beta/models` in Gemini's) are apart: they list `models`, `page_size` a page, are recorded in `listings_seen`
+and answered by `queue_listing` behaviours, so a gateway's background listing fetch never takes a queued answer.
 """
 
 from __future__ import annotations
@@ -244,10 +248,21 @@ def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
     return answer
 
 
+def _page(models: list[str], size: int, after: str | None) -> tuple[list[str], bool]:
+    start = models.index(after) + 1 if after in models else 0
+    page = models[start : start + size]
+    return page, start + size < len(models)
+
+
 class MockProvider:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
         self.pending: list[Behaviour | None] = []
+        self.models: list[str] = []
+        """Model ids the listing routes answer with (none by default)."""
+        self.page_size = 1000
+        self.listings_seen: list[Seen] = []
+        self.listing_pending: list[Behaviour] = []
         self.stream_closed = asyncio.Event()
         """Set when a client went away in the middle of a `slow_stream`."""
         self.port = 0
@@ -258,6 +273,8 @@ class MockProvider:
         app.router.add_post("/v1beta/models/{target}", self._route(gemini))
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._route(openai_chat))
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._route(openai_embeddings))
+        app.router.add_get("/v1/models", self._listing(self._v1_models))
+        app.router.add_get("/v1beta/models", self._listing(self._gemini_models))
         self._runner = web.AppRunner(app, access_log=None)
 
     @property
@@ -279,6 +296,38 @@ class MockProvider:
                 raise
 
         return answer
+
+    def queue_listing(self, *behaviours: Behaviour) -> None:
+        """Answer the next model listing requests with these, in order."""
+        self.listing_pending.extend(behaviours)
+
+    async def _v1_models(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if "anthropic-version" not in request.headers:
+            data = [{"id": name, "object": "model", "created": 1, "owned_by": "mock"} for name in self.models]
+            return web.json_response({"object": "list", "data": data})
+        size = int(request.query.get("limit", "20"))
+        page, more = _page(self.models, min(size, self.page_size), request.query.get("after_id"))
+        listed = [
+            {"type": "model", "id": name, "display_name": name, "created_at": "2026-01-01T00:00:00Z"} for name in page
+        ]
+        first, last = (page[0], page[-1]) if page else (None, None)
+        return web.json_response({"data": listed, "has_more": more, "first_id": first, "last_id": last})
+
+    async def _gemini_models(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        size = int(request.query.get("pageSize", "50"))
+        page, more = _page(self.models, min(size, self.page_size), request.query.get("pageToken"))
+        methods = ["generateContent", "countTokens"]
+        listed = [{"name": f"models/{name}", "supportedGenerationMethods": methods} for name in page]
+        listed.append({"name": "models/tuning-only", "supportedGenerationMethods": ["createTunedModel"]})
+        return web.json_response({"models": listed, **({"nextPageToken": page[-1]} if more else {})})
+
+    def _listing(self, default: Behaviour) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.listings_seen.append(Seen(request.path, dict(request.headers), {}, dict(request.query)))
+            behaviour = self.listing_pending.pop(0) if self.listing_pending else default
+            return await behaviour(request, {})
+
+        return handle
 
     def _route(self, default: Behaviour) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
