@@ -10,26 +10,19 @@ import openai
 import pytest
 
 from tests.llm_proxy.conftest import KEY, LIMITED_KEY, Gateway
-from tests.llm_proxy.mock_provider import MockProvider, json_reply, sse, stream_frames
+from tests.llm_proxy.mock_provider import (
+    MockProvider,
+    json_reply,
+    stream_frames,
+    tool_call_completion,
+    tool_call_frames,
+)
 
 pytestmark = pytest.mark.anyio
 
 
 def client(gateway: Gateway, key: str = KEY) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
-
-
-def tool_call_completion(name: str, arguments: str, call_id: str = "call_1") -> dict[str, Any]:
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    message = {"role": "assistant", "content": None, "tool_calls": [call]}
-    return {
-        "id": "chatcmpl-tool",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-test",
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
-        "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
-    }
 
 
 async def test_a_response_is_created_from_chat_with_ids_usage_and_instructions(
@@ -218,25 +211,7 @@ async def test_streaming_follows_the_event_sequence_the_sdk_accumulates(gateway:
 
 
 async def test_a_streamed_function_call_arrives_as_argument_deltas(gateway: Gateway, mock: MockProvider) -> None:
-    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    start = {"index": 0, "id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": ""}}
-    mock.queue(
-        stream_frames(
-            [
-                chunk({"role": "assistant", "content": ""}),
-                chunk({"tool_calls": [start]}),
-                chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"q":'}}]}),
-                chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"x"}'}}]}),
-                chunk({}, "tool_calls"),
-                sse({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}),
-                sse("[DONE]"),
-            ]
-        )
-    )
+    mock.queue(stream_frames(tool_call_frames("lookup", '{"q":"x"}', "call_9")))
     tool = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
     async with client(gateway) as sdk:
         stream = await sdk.responses.create(model="mock/gpt-test", input="find x", tools=[tool], stream=True)  # type: ignore[list-item]
@@ -255,7 +230,7 @@ async def test_a_streamed_function_call_arrives_as_argument_deltas(gateway: Gate
     done = events[-1].response  # type: ignore[union-attr]
     call = done.output[0]
     assert call.type == "function_call" and call.call_id == "call_9" and json.loads(call.arguments) == {"q": "x"}
-    assert done.usage is not None and done.usage.output_tokens == 4
+    assert done.usage is not None and done.usage.output_tokens == 9
 
 
 @pytest.mark.parametrize(
