@@ -11,6 +11,16 @@
 
 from llm_proxy.responses.chat import completion_to_response, request_to_chat
 from llm_proxy.responses.events import ChunksToResponseEvents
+from llm_proxy.responses.request import check_request, input_items
 from llm_proxy.responses.routes import ResponsesRoutes
+from llm_proxy.responses.shapes import response_object
 
-__all__ = ["ChunksToResponseEvents", "ResponsesRoutes", "completion_to_response", "request_to_chat"]
+__all__ = [
+    "ChunksToResponseEvents",
+    "ResponsesRoutes",
+    "check_request",
+    "completion_to_response",
+    "input_items",
+    "request_to_chat",
+    "response_object",
+]

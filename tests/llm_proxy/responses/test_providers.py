@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
-from tests.llm_proxy.mock_provider import MockProvider, sse, stream_frames
+from tests.llm_proxy.mock_provider import MockProvider, openai_frames, sse, status, stream_frames
 from toolpolicy.settings import ProviderSettings
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +37,8 @@ async def gateway(tmp_path: Path, mock: MockProvider) -> AsyncIterator[Gateway]:
         "native": {"kind": "openai", "base_url": f"{mock.url}/v1", "responses": "native", "keys": [{"value": "sk"}]},
         "echo": {"kind": "echo"},
     }
-    async with serve_gateway(settings_for(tmp_path, providers)) as started:
+    aliases = {"mixed": {"targets": ["native/gpt-test", "compat/llama"]}}
+    async with serve_gateway(settings_for(tmp_path, providers, models=aliases)) as started:
         yield started
 
 
@@ -113,6 +114,39 @@ async def test_a_native_stream_error_after_the_first_event_ends_with_error_and_r
     assert events[2].response.status == "failed" and events[2].response.id == "resp_x"  # type: ignore[union-attr]
     record = (await gateway.wait_records(1))[0]
     assert record.status == 500
+
+
+async def test_a_native_failure_fails_over_to_a_translated_target(gateway: Gateway, mock: MockProvider) -> None:
+    mock.queue(status(500), status(500), status(500))
+    async with client(gateway) as sdk:
+        raw = await sdk.responses.with_raw_response.create(model="mixed", input="hello")
+        response = raw.parse()
+        fetched = await sdk.responses.retrieve(response.id)
+    assert [seen.path for seen in mock.seen] == ["/v1/responses"] * 3 + ["/v1/chat/completions"]
+    assert raw.headers["x-isthmus-route"] == "compat/llama" and raw.headers["x-isthmus-attempts"] == "4"
+    assert response.output_text == "echo:hello" and fetched.output_text == "echo:hello"
+
+
+async def test_a_translated_stream_broken_midway_ends_with_error_and_response_failed(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    started = openai_frames({"model": "llama"}, "partial answer")[:2]
+    broken = sse({"error": {"message": "upstream exploded", "type": "server_error"}})
+    mock.queue(stream_frames([*started, broken]))
+    async with client(gateway) as sdk:
+        stream = await sdk.responses.create(model="compat/llama", input="hello", stream=True)
+        events = [event async for event in stream]
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-2:] == ["error", "response.failed"]
+    assert "response.output_text.delta" in kinds
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    failed = events[-1].response  # type: ignore[union-attr]
+    assert failed.status == "failed" and "upstream exploded" in failed.error.message
+    async with client(gateway) as sdk:
+        with pytest.raises(openai.NotFoundError):
+            await sdk.responses.retrieve(failed.id)
+    record = (await gateway.wait_records(1))[0]
+    assert record.status == 500 and record.tokens_out is not None
 
 
 def test_native_is_the_default_only_for_openais_own_api() -> None:
