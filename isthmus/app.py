@@ -36,7 +36,7 @@ from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
 
-DIRECT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/mcp", "/mcp/{server}"})
+DIRECT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses", "/mcp", "/mcp/{server}"})
 """Route paths served by the direct dispatch in front of Starlette's middleware and router (`isthmus.dispatch`)."""
 
 COUNTERS_PING_TIMEOUT = 0.5

@@ -9,13 +9,15 @@ from starlette.routing import BaseRoute
 from llm_proxy.endpoints import Endpoints
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
+from llm_proxy.responses import ResponsesRoutes
 from llm_proxy.routing import Router
 from llm_proxy.upstream import Upstream
 from toolpolicy.runtime import Governance
+from toolpolicy.store.responses import ResponseStore
 
 
 class LlmProxy:
-    """OpenAI- and Anthropic-compatible endpoints over the configured providers.
+    """OpenAI- (chat, embeddings, Responses) and Anthropic-compatible endpoints over the configured providers.
 
     Construct it with the shared `Governance`; `start()` opens the one aiohttp session all provider traffic uses
     and `stop()` closes it.
@@ -30,9 +32,10 @@ class LlmProxy:
         self.router = Router(settings, build_adapters(settings.providers, self.upstream))
         self.pipeline = Pipeline(governance, self.router)
         self.endpoints = Endpoints(self.pipeline)
+        self.responses = ResponsesRoutes(self.pipeline, ResponseStore(governance.store))
 
     def routes(self) -> list[BaseRoute]:
-        return self.endpoints.routes()
+        return [*self.endpoints.routes(), *self.responses.routes()]
 
     async def start(self) -> None:
         await self.upstream.start()

@@ -105,6 +105,10 @@ class ProviderKey(_Model):
     """Model globs this key may serve; null means every model."""
 
 
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+"""OpenAI's own API, the `openai` kind's default `base_url`."""
+
+
 class ProviderSettings(_Model):
     """An upstream LLM provider."""
 
@@ -121,12 +125,29 @@ class ProviderSettings(_Model):
     models: list[str] = Field(default_factory=list)
     """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
     the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
+    responses: Literal["native", "chat"] | None = None
+    """How `/v1/responses` reaches an `openai`-kind provider: `native` posts to its own `/responses`, `chat`
+    translates to chat completions (for OpenAI-compatible servers without the Responses API: vLLM, Ollama...).
+    Unset: `native` when `base_url` is unset or OpenAI's own, `chat` for any other `base_url`. Other kinds always
+    translate, so only `chat` (or unset) is accepted for them."""
 
     @model_validator(mode="after")
     def _azure_needs_base_url(self) -> ProviderSettings:
         if self.kind == "azure" and not self.base_url:
             raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
+        if self.responses == "native" and self.kind != "openai":
+            raise ValueError(f"responses: native needs kind openai; a {self.kind} provider is always translated")
         return self
+
+    @property
+    def native_responses(self) -> bool:
+        """Whether `/v1/responses` goes to this provider's own Responses API (see `responses`)."""
+        if self.kind != "openai":
+            return False
+        if self.responses is not None:
+            return self.responses == "native"
+        # OpenAI's own host, as pasted with or without its version (the adapter adds `/v1` to the bare host).
+        return self.base_url is None or self.base_url.rstrip("/") in (OPENAI_BASE_URL, OPENAI_BASE_URL[: -len("/v1")])
 
     @property
     def usable_keys(self) -> list[ProviderKey]:

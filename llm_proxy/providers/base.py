@@ -4,7 +4,8 @@ An adapter speaks one or more *operations* natively, each in a fixed wire format
 
 - `chat`: OpenAI chat completions (request body, response body, stream chunks);
 - `embeddings`: OpenAI embeddings;
-- `messages`: Anthropic Messages (request body, response body, stream events as dicts with a `type`).
+- `messages`: Anthropic Messages (request body, response body, stream events as dicts with a `type`);
+- `responses`: OpenAI Responses (request body, response object, stream events as dicts with a `type`).
 
 The pipeline converts between the client's format and the operation the adapter speaks, so an adapter only turns
 an operation into its provider's HTTP request and the answer back (URL, headers, body, usage).
@@ -26,7 +27,7 @@ from llm_proxy.upstream import Upstream
 from toolpolicy.governor import Usage
 from toolpolicy.settings import ProviderSettings
 
-Op = Literal["chat", "embeddings", "messages"]
+Op = Literal["chat", "embeddings", "messages", "responses"]
 
 MAX_LISTED_MODELS = 10_000
 """Model ids kept from one provider's listing; an upstream that lists more is cut off there."""

@@ -1,7 +1,8 @@
 """OpenAI, and every server that speaks its API (Groq, Mistral, Together, DeepSeek, OpenRouter, vLLM, Ollama...).
 
 The client's body goes through untouched apart from `model`, so fields this proxy does not know still reach the
-provider. Streams always ask for the final usage chunk.
+provider. Chat streams always ask for the final usage chunk. `OpenAIResponsesAdapter` also speaks the Responses API
+(`POST {base}/responses`), for providers whose `native_responses` setting says the server has it.
 
 `base_url` is taken as the OpenAI SDK takes `OPENAI_BASE_URL`: version included, since OpenAI-compatible servers put
 their API at different paths (`/v1`, `/openai/v1`, `/api/v1`, or the root as Perplexity and DeepSeek do), so no
@@ -20,7 +21,8 @@ from llm_proxy.upstream import Upstream
 from llm_proxy.wire import openai
 from toolpolicy.settings import ProviderSettings
 
-_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "responses": "responses"}
+_LISTS = {"chat": "choices", "embeddings": "data", "responses": "output"}
 
 
 def api_base(base_url: str) -> str:
@@ -67,10 +69,16 @@ class OpenAIAdapter:
         body, raw = await self.upstream.post_json(
             self.name, self.url(attempt), self.headers(attempt), self.payload(attempt)
         )
-        require_list(self.name, body, "choices" if attempt.op == "chat" else "data")
+        require_list(self.name, body, _LISTS[attempt.op])
+        if attempt.op == "responses":
+            return Reply(body, openai.response_usage_of(body.get("usage")), raw)
         return Reply(body, openai.usage_of(body.get("usage")), raw)
 
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        if attempt.op == "responses":
+            async for event in self._stream_events(attempt):
+                yield event
+            return
         payload = self.payload(attempt)
         options = payload.get("stream_options")
         payload["stream"] = True
@@ -81,3 +89,19 @@ class OpenAIAdapter:
                 message = chunk["error"].get("message") or "stream error"
                 raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
             yield chunk
+
+    async def _stream_events(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        """A Responses stream's events as they come; an `error` event raises (a `response.failed` is relayed)."""
+        payload = {**self.payload(attempt), "stream": True}
+        chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
+        async for _, event in sse_json(self.name, chunks):
+            if event.get("type") == "error":
+                message = event.get("message") or (event.get("error") or {}).get("message") or "stream error"
+                raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
+            yield event
+
+
+class OpenAIResponsesAdapter(OpenAIAdapter):
+    """An OpenAI provider whose server has the Responses API: `/v1/responses` is passed through to it."""
+
+    ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings", "responses"})

@@ -1,4 +1,5 @@
-"""A scriptable fake of the OpenAI, Anthropic, Gemini and Azure APIs on 127.0.0.1, for the proxy's tests.
+"""A scriptable fake of the OpenAI (chat, embeddings, Responses), Anthropic, Gemini and Azure APIs on 127.0.0.1,
+for the proxy's tests.
 
 Each request is recorded (`seen`). Queued behaviours (`queue`) answer the next requests in order, whatever their
 path; when none is queued the API's default answer is used: a realistic response saying `echo:<last user text>`,
@@ -43,7 +44,9 @@ class Seen:
 
 
 def last_user_text(body: dict[str, Any]) -> str:
-    for message in reversed(body.get("messages") or body.get("contents") or []):
+    if isinstance(body.get("input"), str):
+        return str(body["input"])
+    for message in reversed(body.get("messages") or body.get("contents") or body.get("input") or []):
         if message.get("role") == "user":
             content = message.get("content", message.get("parts"))
             if isinstance(content, str):
@@ -195,6 +198,92 @@ async def gemini(request: web.Request, body: dict[str, Any]) -> web.StreamRespon
     )
 
 
+def response_events(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """OpenAI's Responses stream for one text answer, numbered from 0."""
+    item = {"id": "msg_mock", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    done_part = {**part, "text": text}
+    done_item = {**item, "status": "completed", "content": [done_part]}
+    at = {"item_id": "msg_mock", "output_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": responses_body(body, [], status="in_progress")},
+        {"type": "response.in_progress", "response": responses_body(body, [], status="in_progress")},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **at, "content_index": 0, "part": part},
+        *[
+            {"type": "response.output_text.delta", **at, "content_index": 0, "delta": word}
+            for word in [text[: len(text) // 2], text[len(text) // 2 :]]
+        ],
+        {"type": "response.output_text.done", **at, "content_index": 0, "text": text},
+        {"type": "response.content_part.done", **at, "content_index": 0, "part": done_part},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {"type": "response.completed", "response": responses_body(body, [done_item])},
+    ]
+    return [{**event, "sequence_number": number} for number, event in enumerate(events)]
+
+
+def responses_body(body: dict[str, Any], output: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    usage = {
+        "input_tokens": 21,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 5,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 26,
+    }
+    return {
+        "id": "resp_mock0001",
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": body["model"],
+        "output": output,
+        "usage": usage if status == "completed" else None,
+    }
+
+
+async def openai_responses(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    text = f"native:{last_user_text(body)}"
+    if body.get("stream"):
+        events = response_events(body, text)
+        return await send_stream(request, [sse(event, event["type"]) for event in events])
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"id": "msg_mock", "type": "message", "role": "assistant", "status": "completed", "content": [part]}
+    return web.json_response(responses_body(body, [item]))
+
+
+def tool_call_completion(name: str, arguments: str, call_id: str = "call_1") -> dict[str, Any]:
+    """A chat completion that calls one function."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {
+        "id": "chatcmpl-tool",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-test",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
+    }
+
+
+def tool_call_frames(name: str, arguments: str, call_id: str = "call_1") -> list[bytes]:
+    """The same call streamed: its arguments in two deltas, then the usage chunk."""
+    base = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    start = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    half = len(arguments) // 2
+    return [
+        chunk({"role": "assistant", "content": None, "tool_calls": [start]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
+        chunk({}, "tool_calls"),
+        sse({**base, "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
+        sse("[DONE]"),
+    ]
+
+
 # --- scripted behaviours ---------------------------------------------------------------------------------------
 
 
@@ -269,6 +358,7 @@ class MockProvider:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._route(openai_chat))
         app.router.add_post("/v1/embeddings", self._route(openai_embeddings))
+        app.router.add_post("/v1/responses", self._route(openai_responses))
         app.router.add_post("/v1/messages", self._route(anthropic_messages))
         app.router.add_post("/v1beta/models/{target}", self._route(gemini))
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._route(openai_chat))
