@@ -42,13 +42,13 @@ async def test_an_unknown_route_is_a_404_naming_method_and_path(
 ) -> None:
     governance, client = gateway
     with caplog.at_level("INFO", logger="isthmus.unknown_routes"):
-        response = await client.post("/v1/responses", json={"model": "x", "input": "hi"})
+        response = await client.post("/v1/threads", json={"model": "x"})
         await client.get("/v1/assistants/abc")
         await client.get("/no/such/thing")
     assert response.status_code == 404
     assert response.json() == {
         "error": {
-            "message": "unknown route: POST /v1/responses",
+            "message": "unknown route: POST /v1/threads",
             "type": "invalid_request_error",
             "param": None,
             "code": "unknown_route",
@@ -58,7 +58,7 @@ async def test_an_unknown_route_is_a_404_naming_method_and_path(
     assert counted(governance, "GET", "other", 404) == 1
     lines = [record.getMessage() for record in caplog.records if record.name == "isthmus.unknown_routes"]
     assert lines == [
-        "404 'POST /v1/responses': unknown_route",
+        "404 'POST /v1/threads': unknown_route",
         "404 'GET /v1/assistants/abc': unknown_route",
         "404 'GET /no/such/thing': unknown_route",
     ]
