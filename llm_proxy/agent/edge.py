@@ -59,7 +59,7 @@ class AgentEdge:
                 if endpoint == "chat"
                 else anthropic_inbound.completion_to_message(completion, exchange.requested)
             )
-            headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: run.stopped}
+            headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
             return Response(dumps(answer), headers=headers, media_type="application/json"), False
         items = await run.open_stream()
         if endpoint == "chat":

@@ -110,7 +110,7 @@ class AgentRun:
         self.refusal = ""
         """The limit's message, when one ended the run."""
         self._unstarted: tuple[Plan, dict[str, Any], AsyncGenerator[dict[str, Any], None], Any] | None = None
-        self._note("answered")
+        self._note(None)
 
     # -- one step -----------------------------------------------------------------------------------------------
 
@@ -126,6 +126,7 @@ class AgentRun:
     async def _admit(self, body: dict[str, Any]) -> Plan | None:
         """Admission for the next model call; None when a limit refuses a step after the first."""
         self.steps += 1
+        self._note(None)
         try:
             return await self.pipeline.admit(
                 self.exchange,
@@ -158,7 +159,8 @@ class AgentRun:
         with anyio.CancelScope(shield=True):
             await plan.admission.release()
 
-    def _note(self, stopped: StopReason) -> None:
+    def _note(self, stopped: StopReason | None) -> None:
+        """Keep the audit record's `details.agent` current; `stopped` stays null unless the run ended normally."""
         self.stopped = stopped
         self.exchange.details["agent"] = {"steps": self.steps, "tools": list(self.called), "stopped": stopped}
 
@@ -375,6 +377,7 @@ class AgentRun:
                 yield chunk({"content": f"\n\n{note}" if wrote_text else note})
                 yield chunk({}, "stop")
         yield total()
+        assert self.stopped is not None  # every way out of the loop above says why
         yield RunEnded(self.stopped, self.steps)
 
 

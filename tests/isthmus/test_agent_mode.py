@@ -22,6 +22,8 @@ AGENT_KEY = "isk-agent"
 NARROW_KEY = "isk-agent-narrow"
 THRIFTY_KEY = "isk-agent-thrifty"
 SHORT_KEY = "isk-agent-short"
+THRIFTY_STREAM_KEY = "isk-agent-thrifty-stream"
+BROKE_KEY = "isk-agent-broke"
 MODEL = "mock/agent-1"
 FIXTURE_ALL = {"fixture": ["*"]}
 AGENT = {"tools": ["fixture__*"], "max_steps": 4, "parallel": True}
@@ -37,6 +39,23 @@ KEYS = (
         "mcp": FIXTURE_ALL,
         "agent": AGENT,
         "budgets": [{"max_usd": 0.03}],
+    },
+    {
+        "name": "thrifty-stream",
+        "value": THRIFTY_STREAM_KEY,
+        "models": ["mock/*"],
+        "mcp": FIXTURE_ALL,
+        "agent": AGENT,
+        "budgets": [{"max_usd": 0.03}],
+    },
+    # Cannot cover even the first model call's reservation ($0.02).
+    {
+        "name": "broke",
+        "value": BROKE_KEY,
+        "models": ["mock/*"],
+        "mcp": FIXTURE_ALL,
+        "agent": AGENT,
+        "budgets": [{"max_usd": 0.01}],
     },
     {"name": "short", "value": SHORT_KEY, "models": ["mock/*"], "mcp": FIXTURE_ALL, "agent": {**AGENT, "max_steps": 2}},
 )
@@ -219,6 +238,39 @@ async def test_a_step_the_budget_cannot_cover_ends_the_loop_with_a_note_saying_s
     (llm,) = await records(gateway, "llm", "agent-budget")
     assert llm["details"]["agent"] == {"steps": 2, "tools": ["fixture__echo", "fixture__echo"], "stopped": "budget"}
     assert llm["status"] == 200
+
+
+async def test_a_streamed_run_the_budget_ends_says_so_at_the_end_of_the_stream(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    mock.queue(*[tool_calls(("fixture__echo", {"text": f"round{n}"})) for n in range(3)])
+    client = openai_client(gateway, THRIFTY_STREAM_KEY, request_id="agent-budget-stream")
+    text, finishes = "", []
+    with anyio.fail_after(30):
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=USER,  # type: ignore[arg-type]
+            max_tokens=20,
+            stream=True,
+        )
+        async for chunk in stream:
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+                if choice.finish_reason:
+                    finishes.append(choice.finish_reason)
+    assert text.startswith("[isthmus agent mode] Stopped before model call 3")
+    assert finishes == ["stop"]
+    (llm,) = await records(gateway, "llm", "agent-budget-stream")
+    assert llm["details"]["agent"]["stopped"] == "budget"
+
+
+async def test_a_first_step_the_budget_cannot_cover_is_the_requests_ordinary_429(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    client = openai_client(gateway, BROKE_KEY)
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(model=MODEL, messages=USER, max_tokens=20, stream=True)  # type: ignore[arg-type]
+    assert mock.seen == []
 
 
 async def test_max_steps_ends_the_loop_with_a_note_and_the_last_turns_tools_unrun(
