@@ -50,11 +50,23 @@ class AgentLoop:
         self.pipeline = pipeline
         self.host = host
 
-    def begin(self, exchange: Exchange, body: dict[str, Any], fallbacks: list[str]) -> AgentRun | None:
+    def begin(
+        self,
+        exchange: Exchange,
+        body: dict[str, Any],
+        fallbacks: list[str],
+        *,
+        policy: AgentPolicy | None = None,
+    ) -> AgentRun | None:
         """A run of chat completions `body` for the exchange's key, or None when the key is not in agent mode or
-        no tool of its `agent.tools` is available now (the request is then served as usual)."""
+        no tool of its `agent.tools` is available now (the request is then served as usual).
+
+        `policy` replaces the key's `agent` for this request (e.g. the Responses API's per-request `mcp` tools);
+        the key's `mcp` allowlist applies all the same.
+        """
         principal = exchange.principal
-        if principal is None or principal.agent is None:
+        policy = policy or (principal.agent if principal is not None else None)
+        if principal is None or policy is None:
             return None
         n = body.get("n")
         if n is not None and n != 1:
@@ -62,12 +74,12 @@ class AgentLoop:
         client = client_tool_names(body)
         offered = [
             tool
-            for tool in self.host.tools(principal, principal.agent)
+            for tool in self.host.tools(principal, policy)
             if tool.name not in client and FUNCTION_NAME.match(tool.name)
         ]
         if not offered:
             return None
-        return AgentRun(self.pipeline, self.host, exchange, principal, principal.agent, body, offered, fallbacks)
+        return AgentRun(self.pipeline, self.host, exchange, principal, policy, body, offered, fallbacks)
 
 
 def client_tool_names(body: dict[str, Any]) -> set[str]:
@@ -117,7 +129,7 @@ class AgentRun:
     def _step_body(self, *, stream: bool) -> dict[str, Any]:
         body = {**self.body, "messages": self.messages}
         choice = body.get("tool_choice")
-        if self.steps > 1 and (choice == "required" or isinstance(choice, dict)):
+        if self.steps >= 1 and (choice == "required" or isinstance(choice, dict)):  # `steps` made so far
             body["tool_choice"] = "auto"  # a forced tool is forced once: forced again, the loop could never end
         if stream:
             body["stream"], body["stream_options"] = True, {"include_usage": True}

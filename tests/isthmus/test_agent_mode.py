@@ -184,6 +184,20 @@ async def test_agent_mode_streams_a_chunk_stream_the_openai_sdk_parses(gateway: 
     assert llm["details"]["stream"] is True
 
 
+async def test_a_streamed_run_relays_each_steps_text_as_it_comes_set_apart(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    mock.queue(tool_calls(("fixture__echo", {"text": "hi"}), say="Looking it up."), answer_with_tool_results())
+    client = openai_client(gateway)
+    with anyio.fail_after(30):
+        stream = await client.chat.completions.create(model=MODEL, messages=USER, stream=True)  # type: ignore[arg-type]
+        deltas = [choice.delta async for chunk in stream for choice in chunk.choices]
+    assert "".join(delta.content or "" for delta in deltas) == "Looking it up.\n\nused:hi"
+    assert [delta.role for delta in deltas if delta.role] == ["assistant"]  # one message, however many steps
+    assistant = mock.seen[1].body["messages"][-2]
+    assert assistant["content"] == "Looking it up."  # the model sees what it said before the tool ran
+
+
 async def test_a_client_tool_goes_back_to_the_client_and_the_same_turns_gateway_calls_are_not_run(
     gateway: Gateway, mock: MockProvider
 ) -> None:
@@ -300,6 +314,19 @@ async def test_one_turns_tool_calls_run_concurrently_with_parallel(gateway: Gate
     assert [m["tool_call_id"] for m in tool_messages] == ["call_0", "call_1"]
 
 
+async def test_a_forced_tool_choice_applies_to_the_first_step_only(gateway: Gateway, mock: MockProvider) -> None:
+    mock.queue(tool_calls(("fixture__echo", {"text": "forced"})), answer_with_tool_results())
+    client = openai_client(gateway)
+    with anyio.fail_after(30):
+        completion = await client.chat.completions.create(
+            model=MODEL,
+            messages=USER,  # type: ignore[arg-type]
+            tool_choice="required",
+        )
+    assert completion.choices[0].message.content == "used:forced"
+    assert [seen.body["tool_choice"] for seen in mock.seen] == ["required", "auto"]
+
+
 async def test_a_tool_error_goes_back_to_the_model_as_a_tool_result(gateway: Gateway, mock: MockProvider) -> None:
     mock.queue(tool_calls(("fixture__fail", {"message": "boom"})), answer_with_tool_results())
     client = openai_client(gateway, request_id="agent-tool-error")
@@ -324,6 +351,23 @@ async def test_a_key_without_agent_mode_is_served_as_before(gateway: Gateway, mo
     with pytest.raises(openai.PermissionDeniedError):  # the hub's keys have no models: nothing changed for them
         await client.chat.completions.create(model=MODEL, messages=USER)  # type: ignore[arg-type]
     assert mock.seen == []
+
+
+async def test_a_messages_client_tool_goes_back_as_a_tool_use_block(gateway: Gateway, mock: MockProvider) -> None:
+    mock.queue(tool_calls(("get_weather", {"city": "Oslo"})))
+    client = anthropic_client(gateway, "agent-messages-client-tool")
+    weather = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    with anyio.fail_after(30):
+        message = await client.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[weather],  # type: ignore[list-item]
+        )
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert block.type == "tool_use" and block.name == "get_weather" and block.input == {"city": "Oslo"}
+    assert set(offered(mock.seen[0].body)) >= {"get_weather", "fixture__echo"}
 
 
 def anthropic_client(gateway: Gateway, request_id: str) -> anthropic.AsyncAnthropic:

@@ -244,9 +244,9 @@ def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
     return answer
 
 
-def tool_calls(*calls: tuple[str, dict[str, Any]]) -> Behaviour:
-    """The model asks for these tools (ids `call_0`, `call_1`, ...), streamed (arguments in two fragments) when
-    the request streams."""
+def tool_calls(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Behaviour:
+    """The model asks for these tools (ids `call_0`, `call_1`, ...), saying `say` first if given; streamed
+    (arguments in two fragments) when the request streams."""
 
     async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         wire = [
@@ -254,7 +254,7 @@ def tool_calls(*calls: tuple[str, dict[str, Any]]) -> Behaviour:
             for index, (name, args) in enumerate(calls)
         ]
         if not body.get("stream"):
-            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": wire}
+            message = {"role": "assistant", "content": say, "refusal": None, "tool_calls": wire}
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
             completion = {"id": "chatcmpl-tools", "object": "chat.completion", "created": 1, "model": body["model"]}
             return web.json_response({**completion, "choices": [choice], "usage": USAGE})
@@ -265,6 +265,8 @@ def tool_calls(*calls: tuple[str, dict[str, Any]]) -> Behaviour:
             return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
         frames = [chunk({"role": "assistant", "content": None})]
+        if say:
+            frames.append(chunk({"content": say}))
         for index, call in enumerate(wire):
             arguments = call["function"]["arguments"]
             head = {"index": index, "id": call["id"], "type": "function"}
