@@ -47,6 +47,10 @@ class AgentEdge:
     ) -> tuple[Response, bool] | None:
         """The response and whether its stream finishes the exchange, or None when the loop does not take the
         request (serve it as usual). Errors before the response starts raise, for the caller to render."""
+        if endpoint == "messages":
+            # Translated only when the loop will run: a request it does not take keeps the native Messages path.
+            if exchange.principal is None or not self.loop.offers(exchange.principal):
+                return None
         chat = body if endpoint == "chat" else anthropic_inbound.messages_to_chat(body, exchange.requested)
         run = self.loop.begin(exchange, chat, fallbacks)
         if run is None:

@@ -50,6 +50,12 @@ class AgentLoop:
         self.pipeline = pipeline
         self.host = host
 
+    def offers(self, principal: Principal) -> bool:
+        """Whether the key's agent mode has any tool to offer now."""
+        return principal.agent is not None and any(
+            FUNCTION_NAME.match(tool.name) for tool in self.host.tools(principal, principal.agent)
+        )
+
     def begin(
         self,
         exchange: Exchange,
