@@ -160,12 +160,14 @@ async def authorize_endpoint(request: Request) -> Response:
 
 def default_components(governance: Governance) -> list[Component]:
     """The halves served by `isthmus serve`."""
+    from isthmus.agent_tools import HubAgentTools
     from llm_proxy import LlmProxy
     from llm_proxy.inprocess import InProcessChat
     from mcp_hub import McpHub
 
     proxy, hub = LlmProxy(governance), McpHub(governance)
     hub.sample_with(InProcessChat(proxy.pipeline))  # gateway-served sampling runs through the proxy, in-process
+    proxy.run_tools_with(HubAgentTools(hub))  # agent mode's tools run through the hub's governed path
     return [proxy, hub]
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from llm_proxy.agent import AgentEdge, AgentLoop, ToolHost
 from llm_proxy.endpoints import Endpoints
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
@@ -33,6 +34,13 @@ class LlmProxy:
         self.pipeline = Pipeline(governance, self.router)
         self.endpoints = Endpoints(self.pipeline)
         self.responses = ResponsesRoutes(self.pipeline, ResponseStore(governance.store))
+        self.agent: AgentLoop | None = None
+        """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
+
+    def run_tools_with(self, host: ToolHost) -> None:
+        """Agent mode: keys with an `agent` block get `host`'s tools in their chat and Messages requests."""
+        self.agent = AgentLoop(self.pipeline, host)
+        self.endpoints.agent = AgentEdge(self.pipeline, self.agent)
 
     def routes(self) -> list[BaseRoute]:
         return [*self.endpoints.routes(), *self.responses.routes()]

@@ -73,6 +73,8 @@ class Exchange:
     """`perf_counter()` when the response was complete, for an exchange finished later (after it was sent)."""
     ended_ns: int | None = None
     """The same moment in `time_ns()`, when its span ends."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """More for the audit record's details, e.g. agent mode's steps (`agent`)."""
 
     def headers(self) -> dict[str, str]:
         headers = {"x-request-id": self.request_id}
@@ -188,6 +190,7 @@ class Pipeline:
             details["failures"] = exchange.trace.failures
         if exchange.usage is not None and exchange.usage.cached_tokens:
             details["cached_tokens"] = exchange.usage.cached_tokens
+        details.update(exchange.details)
         self.governance.audit.emit(
             AuditRecord(
                 request_id=exchange.request_id,
@@ -231,6 +234,7 @@ class Pipeline:
                 "isthmus.team": principal.team if principal else None,
                 "isthmus.customer": principal.customer if principal else None,
                 "isthmus.cost_usd": float(exchange.cost) if exchange.cost is not None else None,
+                "isthmus.agent.steps": (exchange.details.get("agent") or {}).get("steps"),
             }
             span.set_attributes({key: value for key, value in attributes.items() if value is not None})
             if exchange.requested:

@@ -43,6 +43,15 @@ def _entity_name(value: str) -> str:
 EntityName = Annotated[str, AfterValidator(_entity_name)]
 
 
+_TOOL_GLOB = re.compile(r"^[^\s\x00-\x1f]{1,256}$")
+
+
+def _tool_glob(value: str) -> str:
+    if not _TOOL_GLOB.match(value):
+        raise ValueError("a tool glob is 1-256 characters without spaces or control characters, e.g. 'fixture__*'")
+    return value
+
+
 class _Model(BaseModel):
     # Every number is finite: `.inf` in YAML or `1e309` anywhere is a config (or admin API) error naming the field.
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
@@ -306,6 +315,20 @@ class TeamSettings(_Model):
     """Free-form data kept with the team."""
 
 
+class AgentSettings(_Model):
+    """Agent mode (a key's `agent:` block): the gateway offers MCP tools to the key's model calls and runs the ones
+    the model asks for, looping until the model answers (docs/agent-mode.md)."""
+
+    tools: list[Annotated[str, AfterValidator(_tool_glob)]] = Field(min_length=1, max_length=256)
+    """Globs over the hub's `<server>__<tool>` names (as `/mcp` names them) offered to the model; the key's `mcp`
+    allowlist still applies, so a tool it does not allow is never offered, whatever the globs say."""
+    max_steps: int = Field(default=8, ge=1, le=64)
+    """Model calls one request may make at most; when the last one still asks for tools, the answer says the
+    limit was reached."""
+    parallel: bool = True
+    """Run the tool calls one model turn asks for concurrently; false runs them one after another, in order."""
+
+
 class VirtualKeySettings(_Model):
     """A virtual key: what a caller presents, and what it may do."""
 
@@ -337,6 +360,8 @@ class VirtualKeySettings(_Model):
     """Tool calls per window for this key."""
     code_mode: bool | None = None
     """Force Code Mode on or off for this key's MCP clients; null follows each server's setting."""
+    agent: AgentSettings | None = None
+    """Agent mode: MCP tools the gateway runs inside this key's chat and Messages requests; null is off."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the key."""
 

@@ -337,6 +337,68 @@ def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
     return answer
 
 
+def tool_calls(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Behaviour:
+    """The model asks for these tools (ids `call_0`, `call_1`, ...), saying `say` first if given; streamed
+    (arguments in two fragments) when the request streams."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        wire = [
+            {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for index, (name, args) in enumerate(calls)
+        ]
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": say, "refusal": None, "tool_calls": wire}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+            completion = {"id": "chatcmpl-tools", "object": "chat.completion", "created": 1, "model": body["model"]}
+            return web.json_response({**completion, "choices": [choice], "usage": USAGE})
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+        base = {"id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+        frames = [chunk({"role": "assistant", "content": None})]
+        if say:
+            frames.append(chunk({"content": say}))
+        for index, call in enumerate(wire):
+            arguments = call["function"]["arguments"]
+            head = {"index": index, "id": call["id"], "type": "function"}
+            frames.append(chunk({"tool_calls": [{**head, "function": {"name": call["function"]["name"]}}]}))
+            halves = (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :])
+            frames.extend(chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]}) for part in halves)
+        frames.append(chunk({}, "tool_calls"))
+        if with_usage:
+            frames.append(sse({**base, "choices": [], "usage": USAGE}))
+        return await send_stream(request, [*frames, sse("[DONE]")])
+
+    return answer
+
+
+def tool_results_text(body: dict[str, Any]) -> str:
+    """The contents of the tool messages after the last assistant message, joined by `|`."""
+    results: list[str] = []
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, str(message.get("content")))
+    return "|".join(results)
+
+
+def answer_with_tool_results() -> Behaviour:
+    """The model answers `used:<tool results>`, using the tool results it received."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        text = f"used:{tool_results_text(body)}"
+        if body.get("stream"):
+            return await send_stream(request, openai_frames(body, text))
+        message = {"role": "assistant", "content": text, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        completion = {"id": "chatcmpl-used", "object": "chat.completion", "created": 1, "model": body["model"]}
+        return web.json_response({**completion, "choices": [choice], "usage": USAGE})
+
+    return answer
+
+
 def _page(models: list[str], size: int, after: str | None) -> tuple[list[str], bool]:
     start = models.index(after) + 1 if after in models else 0
     page = models[start : start + size]
