@@ -49,7 +49,9 @@ class Governance:
     ) -> None:
         self.settings = settings
         self.store = Store.open(settings.store, connect_args=store_connect_args)
-        self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
+        self.directory = Directory(
+            self.store, mcp_servers=settings.mcp_servers.keys(), guardrails=[rule.name for rule in settings.guardrails]
+        )
         self.audit_log = AuditLog(self.store)
         self.metrics = Metrics(RouteLabels(settings))
         writer = BatchWriter[AuditRecord](
