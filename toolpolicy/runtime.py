@@ -14,6 +14,7 @@ from toolpolicy.counters.base import CounterStore
 from toolpolicy.counters.journaled import JournaledCounterStore
 from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.governor import Governor
+from toolpolicy.guardrails import Guardrails
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
@@ -65,6 +66,9 @@ class Governance:
             on_drop=self.metrics.writer_dropped.labels("audit").inc,
         )
         self.audit = RequestRecorder(writer, self.metrics)
+        servers = {name: server.guardrails for name, server in settings.mcp_servers.items()}
+        self.guardrails = Guardrails(settings.guardrails, servers=servers, emit=self.audit.emit)
+        """Content rules on model and tool traffic; `guardrails.active` is false when none are configured."""
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
             self.ledger.write_batch,

@@ -125,9 +125,22 @@ class Scan:
         self.record(hits)
         return rewrite(value, hits)
 
-    def json(self, value: Any) -> Any:
+    def quiet(self, value: str) -> str:
+        """`value` redacted (or refused) like `text`, without counting: for a stream's snapshots (a finished item,
+        the final response object) of text whose pieces were already scanned and counted as they streamed."""
+        if not value:
+            return value
+        hits = self.rules.find(value)
+        blocked = blocking(hits)
+        if blocked is not None:
+            raise GuardrailBlocked(
+                f"guardrail {blocked.rule.name!r} blocked the {_NOUNS[self.surface]}", rule=blocked.rule.name
+            )
+        return rewrite(value, hits) if hits else value
+
+    def json(self, value: Any, *, quiet: bool = False) -> Any:
         """Every text in an LLM body (see `walk`), redacted in place; raises `GuardrailBlocked` on a blocking hit."""
-        return rewrite_texts(value, self.text)
+        return rewrite_texts(value, self.quiet if quiet else self.text)
 
     def stream(self) -> StreamScanner:
         """A scanner for one streamed text (one per choice, content block or output item)."""
