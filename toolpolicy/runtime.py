@@ -67,7 +67,8 @@ class Governance:
         )
         self.audit = RequestRecorder(writer, self.metrics)
         servers = {name: server.guardrails for name, server in settings.mcp_servers.items()}
-        self.guardrails = Guardrails(settings.guardrails, servers=servers, emit=self.audit.emit)
+        # Looked up per record, not bound now: whatever `self.audit` is when a rule hits receives it.
+        self.guardrails = Guardrails(settings.guardrails, servers=servers, emit=lambda record: self.audit.emit(record))
         """Content rules on model and tool traffic; `guardrails.active` is false when none are configured."""
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
