@@ -142,6 +142,10 @@ class Scan:
         """Every text in an LLM body (see `walk`), redacted in place; raises `GuardrailBlocked` on a blocking hit."""
         return rewrite_texts(value, self.quiet if quiet else self.text)
 
+    def values(self, value: Any) -> Any:
+        """Every string anywhere in `value` (a tool's arguments, a structured result), redacted in place."""
+        return rewrite_texts(value, self.text, inside=True, skip=frozenset())
+
     def stream(self) -> StreamScanner:
         """A scanner for one streamed text (one per choice, content block or output item)."""
         return StreamScanner(self)

@@ -44,17 +44,20 @@ SKIP_KEYS = frozenset(
 )
 
 
-def rewrite_texts(value: Any, scan: Callable[[str], str], inside: bool = False) -> Any:
-    """`value` with every text string passed through `scan`; dicts and lists are changed in place."""
+def rewrite_texts(
+    value: Any, scan: Callable[[str], str], inside: bool = False, skip: frozenset[str] = SKIP_KEYS
+) -> Any:
+    """`value` with every text string passed through `scan`; dicts and lists are changed in place. With
+    `inside=True` and no `skip` (a tool's arguments or structured result), every string is text."""
     if isinstance(value, str):
         return scan(value) if inside else value
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in SKIP_KEYS or item is None or isinstance(item, bool | int | float):
+            if key in skip or item is None or isinstance(item, bool | int | float):
                 continue
-            value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS)
+            value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS, skip)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str | dict | list):
-                value[index] = rewrite_texts(item, scan, inside)
+                value[index] = rewrite_texts(item, scan, inside, skip)
     return value
