@@ -62,19 +62,20 @@ class RuleSet:
         """The position in `text` before which no match can begin that more text could still change.
 
         Per rule: `len(text) - window` (a match starting earlier ends inside `text`, so it is complete); for a
-        detector with a starter, the first starter in that tail instead, or a starter cut off at the very end."""
+        detector with starters, the first starter within its own window instead, or a starter cut off at the end."""
         size = len(text)
         point = size
         for rule in self.rules:
             detector = rule.detector
             tail = max(floor, size - detector.window)
-            if detector.starter is None:
+            if not detector.starters:
                 point = min(point, tail)
                 continue
             candidate = max(floor, size - detector.starter_length + 1)
-            match = detector.starter.search(text, tail)
-            if match is not None:
-                candidate = min(candidate, match.start())
+            for starter, width in detector.starters:
+                match = starter.search(text, max(floor, size - width))
+                if match is not None:
+                    candidate = min(candidate, match.start())
             point = min(point, candidate)
         return max(point, floor)
 

@@ -17,17 +17,21 @@ if TYPE_CHECKING:
 
 CONTEXT = 16
 """Characters of already emitted text kept in front of the next scan, so word boundaries read correctly."""
+STEP = 64
+"""Characters gathered between scans: each scan reads the whole held-back window, so scanning on every token would
+cost a window per token; text goes out in steps of this much instead (about 16 tokens)."""
 
 
 class StreamScanner:
     """One text's stream scanner; `GuardrailBlocked` comes out of `feed` or `flush` when a blocking rule matched."""
 
-    __slots__ = ("_context", "_pending", "_scan")
+    __slots__ = ("_context", "_pending", "_scan", "_unscanned")
 
     def __init__(self, scan: Scan) -> None:
         self._scan = scan
         self._context = ""
         self._pending = ""
+        self._unscanned = 0
 
     @property
     def held(self) -> int:
@@ -38,6 +42,11 @@ class StreamScanner:
         """The text that can go out now (possibly empty), redacted."""
         if not piece:
             return ""
+        self._unscanned += len(piece)
+        if self._unscanned < STEP:
+            self._pending += piece
+            return ""
+        self._unscanned = 0
         text = self._context + self._pending + piece
         floor = len(self._context)
         return self._emit(text, floor, self._scan.rules.safe_point(text, floor))

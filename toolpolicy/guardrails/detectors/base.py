@@ -1,4 +1,4 @@
-"""What every detector is: `find(text)` returns its findings; `window` and `starter` tell a stream how much to hold."""
+"""What every detector is: `find(text)` returns its findings; `window` and `starters` tell a stream what to hold."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ class Detector(Protocol):
 
     window: int
     """The longest match it can make, in characters: a stream holds this much back before it can be sure."""
-    starter: Any | None
-    """An RE2 pattern every match begins with (or None): a stream holds back only from where one occurs."""
+    starters: tuple[tuple[Any, int], ...]
+    """(RE2 pattern, window) pairs, or none: every match begins with one of the patterns and is at most its window
+    long, so a stream holds back only from where one occurs (within its window)."""
     starter_length: int
-    """The longest text `starter` can match (a starter cut by a chunk boundary is held back too)."""
+    """The longest text a starter can match (a starter cut by a chunk boundary is held back too)."""
 
     def find(self, text: str) -> list[Finding]: ...
 
@@ -61,12 +62,12 @@ class PatternDetector:
         table: list[tuple[str, str, Any]],
         *,
         window: int | None = None,
-        starter: str | None = None,
+        starters: tuple[tuple[str, int], ...] = (),
         starter_length: int = 0,
     ) -> None:
         self.table = [(label, compile_re2(pattern), check) for label, pattern, check in table]
         self.window = window if window is not None else max(max_width(pattern) for _, pattern, _ in table)
-        self.starter = compile_re2(starter) if starter is not None else None
+        self.starters = tuple((compile_re2(pattern), width) for pattern, width in starters)
         self.starter_length = starter_length
         self.whole_match = False
         """Whether a pattern's first group is ignored (operator patterns); otherwise a group, when there is one,

@@ -57,16 +57,22 @@ SECRET_PATTERNS: list[tuple[str, str, object]] = [
         _high_entropy,
     ),
 ]
-# Every pattern above begins with one of these; a stream holds text back only from where one occurs.
-_STARTER = (
-    rf"AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|glpat-|xox|hooks\.slack|sk_|rk_|sk-|AIza|-----BEGIN|eyJ|(?i:{_NAMES})"
-)
+# Every pattern above begins with one of these prefixes; a stream holds text back only from where one occurs, for at
+# most the longest match of the patterns it starts: a PEM block or a JWT is long, everything else is short.
+_LONG = {"private_key": "-----BEGIN", "jwt": "eyJ"}
+_SHORT = rf"AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|glpat-|xox|hooks\.slack|sk_|rk_|sk-|AIza|(?i:{_NAMES})"
+
+
+def _width(labels: set[str], exclude: bool = False) -> int:
+    return max(max_width(pattern, cap=8192) for label, pattern, _ in SECRET_PATTERNS if (label in labels) != exclude)
 
 
 def secrets_detector() -> PatternDetector:
+    starters = [(prefix, _width({label})) for label, prefix in _LONG.items()]
+    starters.append((_SHORT, _width(set(_LONG), exclude=True)))
     return PatternDetector(
         SECRET_PATTERNS,
-        window=max(max_width(pattern, cap=8192) for _, pattern, _ in SECRET_PATTERNS),
-        starter=_STARTER,
+        window=_width(set(), exclude=True),
+        starters=tuple(starters),
         starter_length=len("client_secret"),
     )
