@@ -152,7 +152,7 @@ class Endpoints:
             await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit)
             exchange.requested = _model(body)
-            check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
+            await check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
             operation, messages, input_tokens = await self._operation(headers, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
@@ -215,7 +215,7 @@ class Endpoints:
         await self.pipeline.settle(exchange, usage)
         exchange.mark_first_byte()
         scan = output_scan(self.pipeline, exchange)
-        check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
+        await check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
         if scan is None and reply.raw is not None and reply.usage is not None:
             content = reply.raw
         else:

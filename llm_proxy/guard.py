@@ -19,16 +19,9 @@ def input_scan(pipeline: Pipeline, exchange: Exchange) -> Scan | None:
     return _scan(pipeline, exchange, "input")
 
 
-def check_input(pipeline: Pipeline, exchange: Exchange, *bodies: Any) -> None:
-    """Scan (and redact in place) what the client sent; audit what was found, blocked or not."""
-    scan = _scan(pipeline, exchange, "input")
-    if scan is None:
-        return
-    try:
-        for body in bodies:
-            scan.json(body)
-    finally:
-        scan.report()
+async def check_input(pipeline: Pipeline, exchange: Exchange, body: Any) -> None:
+    """Scan (and redact in place) what the client sent, then ask the webhook rules; audit what was found."""
+    await check_body(_scan(pipeline, exchange, "input"), body)
 
 
 def output_scan(pipeline: Pipeline, exchange: Exchange) -> Scan | None:
@@ -38,12 +31,14 @@ def output_scan(pipeline: Pipeline, exchange: Exchange) -> Scan | None:
     return _scan(pipeline, exchange, "output")
 
 
-def check_body(scan: Scan | None, body: Any) -> None:
-    """A whole (non-streamed) answer, redacted in place; raises `GuardrailBlocked`."""
+async def check_body(scan: Scan | None, body: Any) -> None:
+    """A whole body (a request, a non-streamed answer), redacted in place, then shown to the webhook rules; raises
+    `GuardrailBlocked`."""
     if scan is None:
         return
     try:
         scan.json(body)
+        await scan.remote(body)
     finally:
         scan.report()
 

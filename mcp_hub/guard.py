@@ -24,19 +24,26 @@ def tool_scan(
     return guardrails.scan(principal, surface, request_id=request_id, target=target, server=server)
 
 
-def check_arguments(scan: Scan, arguments: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The arguments, redacted in place; raises `GuardrailBlocked`. Audits what it found either way."""
+async def check_arguments(scan: Scan, arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The arguments, redacted in place, then shown to the webhook rules; raises `GuardrailBlocked`. Audits what it
+    found either way."""
     try:
-        return scan.values(arguments) if arguments else arguments
+        if arguments:
+            scan.values(arguments)
+            await scan.remote(arguments, everything=True)
+        return arguments
     finally:
         scan.report()
 
 
-def check_result(scan: Scan, result: types.CallToolResult) -> types.CallToolResult:
-    """The result with its text redacted; raises `GuardrailBlocked`. Audits what it found either way."""
+async def check_result(scan: Scan, result: types.CallToolResult) -> types.CallToolResult:
+    """The result with its text redacted, then shown to the webhook rules; raises `GuardrailBlocked`. Audits what it
+    found either way."""
     try:
         content = [_content(scan, item) for item in result.content]
         structured = scan.values(result.structured_content) if result.structured_content else result.structured_content
+        texts = [item.text for item in content if isinstance(item, types.TextContent)]
+        await scan.remote({"content": texts, "structured": structured}, everything=True)
         return result.model_copy(update={"content": content, "structured_content": structured})
     finally:
         scan.report()

@@ -189,7 +189,7 @@ class ToolCalls:
         )
         if inbound is not None:
             try:
-                arguments = check_arguments(inbound, arguments)
+                arguments = await check_arguments(inbound, arguments)
             except GuardrailBlocked as exc:  # after the allowlist (which hides tools), before the upstream
                 with anyio.CancelScope(shield=True):
                     await admission.release()
@@ -228,7 +228,7 @@ class ToolCalls:
         )
         if outbound is not None:
             try:
-                result = check_result(outbound, result)
+                result = await check_result(outbound, result)
             except GuardrailBlocked as exc:  # the tool's work is done (and charged); its result is not passed on
                 result = error_result(exc.message)
         record.succeed(result)

@@ -60,7 +60,7 @@ class AgentEdge:
         if not exchange.stream:
             completion = await run.complete()
             exchange.mark_first_byte()
-            check_body(scan, completion)  # the answer, in chat shape, before it is translated
+            await check_body(scan, completion)  # the answer, in chat shape, before it is translated
             answer = (
                 completion
                 if endpoint == "chat"

@@ -102,6 +102,8 @@ class ResponsesRoutes:
                 if scan is not None:
                     scan.json(body)  # before the items are read out of it
                 operation = await self._operation(principal, body, scan)
+                if scan is not None:
+                    await scan.remote({"instructions": body.get("instructions"), "input": operation.items})
             finally:
                 if scan is not None:
                     scan.report()
@@ -178,7 +180,7 @@ class ResponsesRoutes:
             raise
         assert reply.usage is not None
         await self.pipeline.settle(exchange, reply.usage)
-        check_body(output_scan(self.pipeline, exchange), reply.body)  # before it is stored
+        await check_body(output_scan(self.pipeline, exchange), reply.body)  # before it is stored
         await self._save(principal, operation, reply.body)
         exchange.mark_first_byte()
         return _json(reply.body, exchange.headers())

@@ -22,10 +22,11 @@ from typing import Any
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GuardrailBlocked
 from toolpolicy.guardrails.detectors import detector_for
-from toolpolicy.guardrails.rules import Hit, Rule, RuleSet, blocking, rewrite
+from toolpolicy.guardrails.rules import Hit, Rule, RuleSet, WebhookRule, blocking, rewrite
 from toolpolicy.guardrails.settings import GuardrailSettings, Surface
 from toolpolicy.guardrails.stream import StreamScanner
-from toolpolicy.guardrails.walk import rewrite_texts
+from toolpolicy.guardrails.walk import SKIP_KEYS, rewrite_texts
+from toolpolicy.guardrails.webhook import WebhookPost, verdict
 from toolpolicy.types import Principal
 
 Emit = Callable[[AuditRecord], None]
@@ -41,9 +42,18 @@ class Guardrails:
         *,
         servers: Mapping[str, Sequence[str]] | None = None,
         emit: Emit | None = None,
+        post: WebhookPost | None = None,
     ) -> None:
         self._settings = {rule.name: rule for rule in rules}
-        self._rules = {rule.name: Rule(rule.name, rule.action, detector_for(rule)) for rule in rules}
+        self._rules: dict[str, Rule | WebhookRule] = {}
+        for rule in rules:
+            detector = detector_for(rule)
+            if detector is not None:
+                self._rules[rule.name] = Rule(rule.name, rule.action, detector)
+            elif rule.webhook is not None:
+                self._rules[rule.name] = WebhookRule(rule.name, rule.action, rule.webhook)
+        self.post = post
+        """How `webhook` rules reach their service (set at start by the app; None: they fail open or closed)."""
         self._servers = {server: frozenset(names) for server, names in (servers or {}).items() if names}
         self._defaults = frozenset(rule.name for rule in rules if rule.default)
         self._emit = emit
@@ -53,6 +63,10 @@ class Guardrails:
     def active(self) -> bool:
         """Whether any rule is configured (when not, callers skip the engine altogether)."""
         return bool(self._rules)
+
+    @property
+    def has_webhooks(self) -> bool:
+        return any(isinstance(rule, WebhookRule) for rule in self._rules.values())
 
     def rules_for(self, principal: Principal | None, surface: Surface, server: str | None = None) -> RuleSet:
         if not self._rules:
@@ -64,12 +78,14 @@ class Guardrails:
         if found is None:
             chosen = (self._defaults | frozenset(listed)) - frozenset(skipped)
             chosen |= self._servers.get(server or "", frozenset())
+            applied = [
+                rule
+                for name, rule in self._rules.items()
+                if name in chosen and surface in self._settings[name].apply_to
+            ]
             found = RuleSet(
-                tuple(
-                    rule
-                    for name, rule in self._rules.items()
-                    if name in chosen and surface in self._settings[name].apply_to
-                )
+                tuple(rule for rule in applied if isinstance(rule, Rule)),
+                tuple(rule for rule in applied if isinstance(rule, WebhookRule)),
             )
             if len(self._cache) > 10_000:  # bounded: the key is a config-sized set of lists, but be safe
                 self._cache.clear()
@@ -89,13 +105,15 @@ class Guardrails:
         rules = self.rules_for(principal, surface, server)
         if not rules:
             return None
-        return Scan(rules, surface, request_id=request_id, target=target, principal=principal, emit=self._emit)
+        scan = Scan(rules, surface, request_id=request_id, target=target, principal=principal, emit=self._emit)
+        scan.post = self.post
+        return scan
 
 
 class Scan:
     """Enforces one RuleSet on one request's surface and tallies the hits for its audit records."""
 
-    __slots__ = ("_emit", "_tally", "principal", "request_id", "rules", "surface", "target")
+    __slots__ = ("_emit", "_tally", "post", "principal", "request_id", "rules", "surface", "target")
 
     def __init__(
         self,
@@ -114,6 +132,7 @@ class Scan:
         self.principal = principal
         self._emit = emit
         self._tally: dict[str, Counter[str]] = {}
+        self.post: WebhookPost | None = None
 
     def text(self, value: str) -> str:
         """`value`, redacted; raises `GuardrailBlocked` if a blocking rule matched."""
@@ -146,6 +165,32 @@ class Scan:
         """Every string anywhere in `value` (a tool's arguments, a structured result), redacted in place."""
         return rewrite_texts(value, self.text, inside=True, skip=frozenset())
 
+    async def remote(self, value: Any, *, everything: bool = False) -> None:
+        """Ask each `webhook` rule's service about the texts in `value` (an LLM body; with `everything`, every string
+        in it), joined into one text; a verdict that found something is a hit, and a block raises. Run after the
+        in-process rules, so a service never sees what they redacted or blocked."""
+        if not self.rules.webhooks:
+            return
+        texts: list[str] = []
+
+        def collect(text: str) -> str:
+            texts.append(text)
+            return text
+
+        rewrite_texts(value, collect, inside=everything, skip=frozenset() if everything else SKIP_KEYS)
+        text = "\n".join(texts)
+        if not text:
+            return
+        for rule in self.rules.webhooks:
+            found = await verdict(rule.settings, self.post, text)
+            if not found:
+                continue
+            counts = self._tally.setdefault(rule.name, Counter())
+            counts.update(found)
+            if rule.action == "block":
+                self.report()
+                raise GuardrailBlocked(f"guardrail {rule.name!r} blocked the {_NOUNS[self.surface]}", rule=rule.name)
+
     def stream(self) -> StreamScanner:
         """A scanner for one streamed text (one per choice, content block or output item)."""
         return StreamScanner(self)
@@ -173,7 +218,8 @@ class Scan:
         if self._emit is None:
             return
         principal = self.principal
-        for rule in self.rules.rules:
+        applied: list[Rule | WebhookRule] = [*self.rules.rules, *self.rules.webhooks]
+        for rule in applied:
             counts = tally.get(rule.name)
             if not counts:
                 continue

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from toolpolicy.guardrails.detectors import Detector, Finding
+from toolpolicy.guardrails.webhook import WebhookSettings
 
 Action = Literal["block", "redact", "log"]
 
@@ -19,6 +20,13 @@ class Rule:
     name: str
     action: Action
     detector: Detector
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRule:
+    name: str
+    action: Action
+    settings: WebhookSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +42,15 @@ class Hit:
 class RuleSet:
     """The rules that apply to one (principal, surface, server), in config order."""
 
-    __slots__ = ("rules", "window")
+    __slots__ = ("rules", "webhooks", "window")
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], webhooks: tuple[WebhookRule, ...] = ()) -> None:
         self.rules = rules
+        self.webhooks = webhooks
         self.window = max((rule.detector.window for rule in rules), default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.rules)
+        return bool(self.rules or self.webhooks)
 
     def find(self, text: str, start: int = 0) -> list[Hit]:
         """Every rule's findings in `text` that begin at or after `start`, ordered by position."""

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from toolpolicy.guardrails.webhook import WebhookSettings
+
 Surface = Literal["input", "output", "tool_input", "tool_output"]
 SURFACES: tuple[Surface, ...] = ("input", "output", "tool_input", "tool_output")
 PII_ENTITIES = ("email", "credit_card", "phone", "iban", "ssn", "ip_address")
@@ -26,7 +28,7 @@ class GuardrailSettings(_Model):
     """The rule's name: in `guardrails:`/`skip_guardrails:` lists, error messages, audit records and metrics."""
     detect: Literal["secrets", "pii", "regex", "injection", "webhook"]
     """`secrets` (API keys, tokens, private keys), `pii` (see `entities`), `regex` (see `patterns`), `injection`
-    (instruction-like text, meant for tool outputs) or `webhook` (not built yet: refused at start)."""
+    (instruction-like text, meant for tool outputs) or `webhook` (an external service's verdict, see `webhook`)."""
     action: Literal["block", "redact", "log"]
     """`block` refuses the text, `redact` replaces each match with `[REDACTED:<entity or rule>]`, `log` only
     records the hit (the trial mode)."""
@@ -38,6 +40,8 @@ class GuardrailSettings(_Model):
     """For `regex`: RE2 patterns (linear-time: no backreferences or lookaround), each at most 1,000 characters."""
     apply_to: list[Surface] = Field(default_factory=lambda: list(SURFACES), min_length=1)
     """The surfaces it applies to: `input`, `output`, `tool_input`, `tool_output` (default: all four)."""
+    webhook: WebhookSettings | None = None
+    """For `webhook`: the service, its request shape, timeout and `on_error` (fail open or closed)."""
 
     @field_validator("name")
     @classmethod
@@ -56,8 +60,10 @@ class GuardrailSettings(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> GuardrailSettings:
-        if self.detect == "webhook":
-            raise ValueError("detect: webhook is not available in this version; use secrets, pii, regex or injection")
+        if (self.detect == "webhook") != (self.webhook is not None):
+            raise ValueError("detect: webhook needs `webhook` (and `webhook` is only for detect: webhook)")
+        if self.detect == "webhook" and self.action == "redact":
+            raise ValueError("a webhook gives a verdict, not spans to redact: use action block or log")
         if self.detect == "regex" and not self.patterns:
             raise ValueError("detect: regex needs `patterns`")
         if self.detect != "regex" and self.patterns is not None:

@@ -60,7 +60,7 @@ def test_the_issue_shape_loads() -> None:
         (("detect: regex\n    patterns: ['(?i)project\\s+falcon']", "detect: regex\n    patterns: ['(a)\\1']"), "RE2"),
         (("- name: pii-out", "- name: pii"), "duplicate rule name 'pii'"),
         (("action: redact\n  - name: codename", "action: redact\n    patterns: [x]\n  - name: codename"), "only for"),
-        (("detect: secrets", "detect: webhook"), "webhook is not available"),
+        (("detect: secrets", "detect: webhook"), "detect: webhook needs `webhook`"),
     ],
 )
 def test_config_errors_name_what_is_wrong(edit: tuple[str, str], expected: str) -> None:

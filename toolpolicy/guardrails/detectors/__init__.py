@@ -12,7 +12,8 @@ from toolpolicy.guardrails.settings import GuardrailSettings
 __all__ = ["Detector", "Finding", "PatternDetector", "detector_for"]
 
 
-def detector_for(rule: GuardrailSettings) -> Detector:
+def detector_for(rule: GuardrailSettings) -> Detector | None:
+    """The rule's in-process detector (None for `webhook`, which the engine asks asynchronously)."""
     if rule.detect == "secrets":
         return secrets_detector()
     if rule.detect == "pii":
@@ -21,4 +22,4 @@ def detector_for(rule: GuardrailSettings) -> Detector:
         return regex_detector(rule.name, rule.patterns or [])
     if rule.detect == "injection":
         return injection_detector(rule.name)
-    raise ValueError(f"guardrail {rule.name!r}: detect {rule.detect!r} is not available")
+    return None
