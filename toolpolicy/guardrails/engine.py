@@ -24,7 +24,7 @@ from toolpolicy.errors import GuardrailBlocked
 from toolpolicy.guardrails.detectors import detector_for
 from toolpolicy.guardrails.rules import Hit, Rule, RuleSet, WebhookRule, blocking, rewrite
 from toolpolicy.guardrails.settings import GuardrailSettings, Surface
-from toolpolicy.guardrails.stream import StreamScanner
+from toolpolicy.guardrails.stream import STEP, StreamScanner
 from toolpolicy.guardrails.walk import SKIP_KEYS, rewrite_texts
 from toolpolicy.guardrails.webhook import WebhookPost, verdict
 from toolpolicy.types import Principal
@@ -191,9 +191,10 @@ class Scan:
                 self.report()
                 raise GuardrailBlocked(f"guardrail {rule.name!r} blocked the {_NOUNS[self.surface]}", rule=rule.name)
 
-    def stream(self) -> StreamScanner:
-        """A scanner for one streamed text (one per choice, content block or output item)."""
-        return StreamScanner(self)
+    def stream(self, *, step: int = STEP) -> StreamScanner:
+        """A scanner for one streamed text (one per choice, content block or output item); it scans every `step`
+        characters."""
+        return StreamScanner(self, step=step)
 
     def record(self, hits: list[Hit]) -> None:
         """Count hits; on a blocking one, audit what was found and raise."""

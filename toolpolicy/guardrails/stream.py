@@ -25,10 +25,11 @@ cost a window per token; text goes out in steps of this much instead (about 16 t
 class StreamScanner:
     """One text's stream scanner; `GuardrailBlocked` comes out of `feed` or `flush` when a blocking rule matched."""
 
-    __slots__ = ("_context", "_pending", "_scan", "_unscanned")
+    __slots__ = ("_context", "_pending", "_scan", "_step", "_unscanned")
 
-    def __init__(self, scan: Scan) -> None:
+    def __init__(self, scan: Scan, *, step: int = STEP) -> None:
         self._scan = scan
+        self._step = step
         self._context = ""
         self._pending = ""
         self._unscanned = 0
@@ -43,7 +44,7 @@ class StreamScanner:
         if not piece:
             return ""
         self._unscanned += len(piece)
-        if self._unscanned < STEP:
+        if self._unscanned < self._step:
             self._pending += piece
             return ""
         self._unscanned = 0
@@ -62,9 +63,13 @@ class StreamScanner:
         if safe <= floor:
             self._pending = text[floor:]
             return ""
-        hits = [hit for hit in self._scan.rules.find(text, floor) if hit.finding.start < safe]
-        for hit in hits:  # a match that began before the safe point is complete: it goes out whole
-            safe = max(safe, hit.finding.end)
+        hits = []
+        for hit in self._scan.rules.find(text, floor):  # by position
+            # A match that began before the safe point is complete: it goes out whole, and so does any match that
+            # overlaps it (another rule's), so no part of one goes out unscanned.
+            if hit.finding.start < safe:
+                hits.append(hit)
+                safe = max(safe, hit.finding.end)
         self._scan.record(hits)
         self._pending = text[safe:]
         self._context = text[max(0, safe - CONTEXT) : safe]

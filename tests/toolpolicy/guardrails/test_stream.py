@@ -32,8 +32,9 @@ def _scan(*, listed: tuple[str, ...] = ()) -> Scan:
     return scan
 
 
-def _streamed(scan: Scan, chunks: list[str]) -> str:
-    scanner = scan.stream()
+def _streamed(scan: Scan, chunks: list[str], step: int = 1) -> str:
+    # Step 1 scans on every chunk, so each split is decided mid-stream, not only at the end.
+    scanner = scan.stream(step=step)
     return "".join(scanner.feed(chunk) for chunk in chunks) + scanner.flush()
 
 
@@ -51,10 +52,11 @@ def test_one_split_at_every_offset_gives_the_same_text(offset: int) -> None:
     }
 
 
+@pytest.mark.parametrize("step", [1, 64])
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 13])
-def test_small_chunks_of_every_size_give_the_same_text(size: int) -> None:
+def test_small_chunks_of_every_size_give_the_same_text(size: int, step: int) -> None:
     chunks = [TEXT[i : i + size] for i in range(0, len(TEXT), size)]
-    assert _streamed(_scan(), chunks) == EXPECTED
+    assert _streamed(_scan(), chunks, step) == EXPECTED
 
 
 def test_a_private_key_split_into_characters_is_redacted_whole() -> None:
@@ -73,7 +75,7 @@ def test_text_before_the_window_flows_before_the_stream_ends() -> None:
 @pytest.mark.parametrize("offset", range(1, len("say Project  Falcon now")))
 def test_a_blocked_value_split_anywhere_blocks(offset: int) -> None:
     text = "say Project  Falcon now"
-    scanner = _scan(listed=("codename",)).stream()
+    scanner = _scan(listed=("codename",)).stream(step=1)
     with pytest.raises(GuardrailBlocked) as caught:
         scanner.feed(text[:offset])
         scanner.feed(text[offset:])
@@ -83,10 +85,22 @@ def test_a_blocked_value_split_anywhere_blocks(offset: int) -> None:
 
 
 def test_nothing_of_a_blocked_value_goes_out_before_the_block() -> None:
-    scanner = _scan(listed=("codename",)).stream()
+    scanner = _scan(listed=("codename",)).stream(step=1)
     sent = ""
     with pytest.raises(GuardrailBlocked):
         for char in "intro text. project falcon is secret":
             sent += scanner.feed(char)
         scanner.flush()
     assert "falcon" not in sent.lower()
+
+
+@pytest.mark.parametrize("offset", range(1, len("ref number 4111 1111 1111 1111 ok")))
+def test_a_match_overlapping_another_rules_match_is_not_let_out_half_scanned(offset: int) -> None:
+    rules = [
+        GuardrailSettings(name="numbers", detect="regex", patterns=[r"number \d{4}"], action="log", default=True),
+        GuardrailSettings(name="cards", detect="pii", entities=["credit_card"], action="redact", default=True),
+    ]
+    scan = Guardrails(rules).scan(None, "output", request_id="r", target="m")
+    assert scan is not None
+    text = "ref number 4111 1111 1111 1111 ok"
+    assert _streamed(scan, [text[:offset], text[offset:]]) == "ref number [REDACTED:credit_card] ok"
