@@ -22,6 +22,7 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.dispatch import Gateway
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.unknown_routes import http_error
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
 from toolpolicy.counters.base import CounterStoreError
@@ -35,7 +36,7 @@ from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
 
-DIRECT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/mcp", "/mcp/{server}"})
+DIRECT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses", "/mcp", "/mcp/{server}"})
 """Route paths served by the direct dispatch in front of Starlette's middleware and router (`isthmus.dispatch`)."""
 
 COUNTERS_PING_TIMEOUT = 0.5
@@ -157,22 +158,16 @@ async def authorize_endpoint(request: Request) -> Response:
     return JSONResponse({**body, "target": {"kind": target.kind, "name": target.name}}, headers=headers)
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error = InvalidRequest(exc.detail or "error")
-    response = error_response(error)
-    response.status_code = exc.status_code
-    return response
-
-
 def default_components(governance: Governance) -> list[Component]:
     """The halves served by `isthmus serve`."""
+    from isthmus.agent_tools import HubAgentTools
     from llm_proxy import LlmProxy
     from llm_proxy.inprocess import InProcessChat
     from mcp_hub import McpHub
 
     proxy, hub = LlmProxy(governance), McpHub(governance)
     hub.sample_with(InProcessChat(proxy.pipeline))  # gateway-served sampling runs through the proxy, in-process
+    proxy.run_tools_with(HubAgentTools(hub))  # agent mode's tools run through the hub's governed path
     return [proxy, hub]
 
 

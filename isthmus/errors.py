@@ -8,10 +8,23 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from toolpolicy.errors import GatewayError
+from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
 from toolpolicy.jsonbody import read_json_object
 
 logger = logging.getLogger(__name__)
+
+
+class UnknownRoute(NotFound):
+    """No route of the gateway has this path."""
+
+    code = "unknown_route"
+
+
+class MethodNotAllowed(InvalidRequest):
+    """A route of the gateway has this path, but not for this method."""
+
+    status = 405
+    code = "method_not_allowed"
 
 
 def openai_envelope(error: GatewayError) -> dict[str, Any]:

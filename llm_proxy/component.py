@@ -6,16 +6,19 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from llm_proxy.agent import AgentEdge, AgentLoop, ToolHost
 from llm_proxy.endpoints import Endpoints
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
+from llm_proxy.responses import ResponsesRoutes
 from llm_proxy.routing import Router
 from llm_proxy.upstream import Upstream
 from toolpolicy.runtime import Governance
+from toolpolicy.store.responses import ResponseStore
 
 
 class LlmProxy:
-    """OpenAI- and Anthropic-compatible endpoints over the configured providers.
+    """OpenAI- (chat, embeddings, Responses) and Anthropic-compatible endpoints over the configured providers.
 
     Construct it with the shared `Governance`; `start()` opens the one aiohttp session all provider traffic uses
     and `stop()` closes it.
@@ -30,16 +33,28 @@ class LlmProxy:
         self.router = Router(settings, build_adapters(settings.providers, self.upstream))
         self.pipeline = Pipeline(governance, self.router)
         self.endpoints = Endpoints(self.pipeline)
+        self.responses = ResponsesRoutes(self.pipeline, ResponseStore(governance.store))
+        self.agent: AgentLoop | None = None
+        """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
+
+    def run_tools_with(self, host: ToolHost) -> None:
+        """Agent mode: keys with an `agent` block get `host`'s tools in their chat and Messages requests."""
+        self.agent = AgentLoop(self.pipeline, host)
+        self.endpoints.agent = AgentEdge(self.pipeline, self.agent)
 
     def routes(self) -> list[BaseRoute]:
-        return self.endpoints.routes()
+        return [*self.endpoints.routes(), *self.responses.routes()]
 
     async def start(self) -> None:
         await self.upstream.start()
+        # Providers configured without `models:` have their upstream's listing fetched in the background: a slow
+        # or unreachable upstream delays neither start-up nor any request.
+        self.router.catalog.start()
         # No tiktoken encoding is loaded here: o200k_base costs about 85 MiB resident, and most providers report
         # usage, so the first request that has to count loads it, in a worker thread (`tokens.load`).
 
     async def stop(self) -> None:
+        await self.router.catalog.stop()
         await self.upstream.close()
 
     def readiness(self) -> dict[str, Any]:
@@ -51,5 +66,6 @@ class LlmProxy:
             "status": "ok" if self.upstream.started else "down",
             "providers": providers,
             "aliases": sorted(self.router.aliases),
+            "models": self.router.catalog.summary(),
             "skipped": self.router.health.summary(),
         }

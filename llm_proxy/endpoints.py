@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from llm_proxy import estimate, offload, tokens
+from llm_proxy.agent import AgentEdge
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.operations import Direct, Messages, Operation, open_stream
 from llm_proxy.pipeline import (
@@ -106,6 +107,8 @@ class Endpoints:
         self.pipeline = pipeline
         self.router = pipeline.router
         self.limit = pipeline.router.settings.max_request_bytes
+        self.agent: AgentEdge | None = None
+        """Agent mode, when a tool host was given (`LlmProxy.run_tools_with`)."""
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -150,6 +153,11 @@ class Endpoints:
             exchange.requested = _model(body)
             operation, messages, input_tokens = await self._operation(headers, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
+            if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
+                if exchange.principal.agent is not None:
+                    served = await self.agent.respond(exchange, endpoint, body, _fallbacks(body), input_tokens)
+                    if served is not None:
+                        return served
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
             plan = await self.pipeline.admit(
@@ -265,7 +273,7 @@ class Endpoints:
         try:
             principal = await self.pipeline.authenticate(exchange, request.headers)
             body = await _read_body(request, self.limit)
-            exchange.requested = _model(body)
+            exchange.requested = self.router.resolve(_model(body), principal)
             authorize(principal, ModelTarget.parse(exchange.requested)).raise_if_denied()
             messages = _messages(body)
             system = body.get("system")

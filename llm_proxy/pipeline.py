@@ -3,7 +3,8 @@
 The order is written once, here, with its reasons:
 
 1. the virtual key (`authenticate`): nothing is parsed for a caller the gateway does not know;
-2. the body, then every `fallbacks` entry against the allowlist (the requested name itself is checked by `admit`);
+2. the body; a bare model name one provider lists resolves to its `provider/model` (`Router.resolve`); then every
+   `fallbacks` entry against the allowlist (the requested name itself is checked by `admit`);
 3. `governor.admit`: allowlist, the key's rate limits, then the reservations made per target by the router;
 4. routing with retries and failover (`routing.Router`);
 5. `settle` with the provider's usage (counted with tiktoken when it gave none), or `release` on failure;
@@ -72,6 +73,8 @@ class Exchange:
     """`perf_counter()` when the response was complete, for an exchange finished later (after it was sent)."""
     ended_ns: int | None = None
     """The same moment in `time_ns()`, when its span ends."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """More for the audit record's details, e.g. agent mode's steps (`agent`)."""
 
     def headers(self) -> dict[str, str]:
         headers = {"x-request-id": self.request_id}
@@ -123,6 +126,13 @@ class Pipeline:
         choices: int = 1,
     ) -> Plan:
         assert exchange.principal is not None
+        # A bare name one provider lists becomes its `provider/model`, among the names the key may use: the
+        # allowlist then judges the name that routes, and an ambiguous name names only usable candidates.
+        principal = exchange.principal
+        exchange.requested = self.router.resolve(exchange.requested, principal)
+        fallbacks = [
+            self.router.resolve(name, principal, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)
+        ]
         requested = ModelTarget.parse(exchange.requested)
         # Allowlist before existence, so a caller learns nothing about models it may not use; both before the
         # governor, so a refused or unknown name costs no rate limit.
@@ -180,6 +190,7 @@ class Pipeline:
             details["failures"] = exchange.trace.failures
         if exchange.usage is not None and exchange.usage.cached_tokens:
             details["cached_tokens"] = exchange.usage.cached_tokens
+        details.update(exchange.details)
         self.governance.audit.emit(
             AuditRecord(
                 request_id=exchange.request_id,
@@ -223,6 +234,7 @@ class Pipeline:
                 "isthmus.team": principal.team if principal else None,
                 "isthmus.customer": principal.customer if principal else None,
                 "isthmus.cost_usd": float(exchange.cost) if exchange.cost is not None else None,
+                "isthmus.agent.steps": (exchange.details.get("agent") or {}).get("steps"),
             }
             span.set_attributes({key: value for key, value in attributes.items() if value is not None})
             if exchange.requested:

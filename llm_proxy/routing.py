@@ -22,15 +22,23 @@ from typing import TypeVar
 import anyio
 from opentelemetry.trace import Span
 
+from llm_proxy.catalog import ModelCatalog
 from llm_proxy.errors import NoTargetAvailable, UnsupportedByProvider, UpstreamBadResponse, UpstreamError
 from llm_proxy.health import Health
 from llm_proxy.keys import KeyPool
 from llm_proxy.providers.base import ProviderAdapter
-from toolpolicy.errors import GatewayError, LimitExceeded, NotFound, PermissionDenied
+from toolpolicy.errors import (
+    GatewayError,
+    InvalidRequest,
+    LimitExceeded,
+    ModelNotAllowed,
+    NotFound,
+    PermissionDenied,
+)
 from toolpolicy.governor import Admission
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.telemetry.tracing import mark_error, span_under
-from toolpolicy.types import ModelTarget
+from toolpolicy.types import ModelTarget, Principal
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +51,16 @@ Send = Callable[[ProviderAdapter, ModelTarget, str | None], Awaitable[T]]
 
 class UnknownModel(NotFound):
     code = "model_not_found"
+
+
+class AmbiguousModel(InvalidRequest):
+    """A bare model name that several providers list: the caller must say which."""
+
+    code = "ambiguous_model"
+
+
+MAX_NAMED_CANDIDATES = 20
+"""Candidates an ambiguous-name error names at most."""
 
 
 @dataclass(slots=True)
@@ -74,7 +92,8 @@ class Router:
             name: KeyPool(name, settings.providers[name], needs_key=adapter.needs_key)
             for name, adapter in adapters.items()
         }
-        self.provider_models = {name: tuple(settings.providers[name].models) for name in adapters}
+        configured = {name: tuple(settings.providers[name].models) for name in adapters}
+        self.catalog = ModelCatalog(settings.llm, adapters, self.pools, configured)
         self.health = health or Health(settings.llm)
         self.rng = rng or random.Random()
         self._chains: dict[str, tuple[ModelTarget, ...]] = {}
@@ -113,15 +132,37 @@ class Router:
         raise UnknownModel(message, param=param)
 
     def listed_models(self) -> list[tuple[str, str]]:
-        """(model id, owner) for `GET /v1/models`: each provider's listed models, then the aliases."""
-        models: list[tuple[str, str]] = []
-        for name, adapter in self.adapters.items():
-            if not self.pools[name].keys:
-                continue  # a provider without a usable key cannot answer: listing it would mislead
-            listed = self.provider_models[name] or adapter.default_models
-            models.extend((f"{name}/{model}", name) for model in listed)
-        models.extend((alias, "isthmus") for alias in self.aliases)
-        return models
+        """(model id, owner) for `GET /v1/models`: each provider's listed models, then the aliases. A provider
+        without a usable key cannot answer: listing it would mislead."""
+        return [*self.catalog.listed(), *((alias, "isthmus") for alias in self.aliases)]
+
+    def resolve(self, name: str, principal: Principal, *, param: str = "model") -> str:
+        """The name routing and the allowlist see for a requested `name`.
+
+        An alias, or `provider/model` of a configured provider, stays as it is. Any other name that exactly one
+        provider lists (configured `models:` or its fetched listing; the whole name, so `openai/gpt-4o` listed by
+        an OpenRouter provider resolves too) becomes `provider/name`. Only candidates the key's allowlist admits
+        count, so an allowlist entry of the bare name does not admit them, and an ambiguous name (a 400) names
+        only usable candidates; when there are candidates but none usable, the bare name is refused (403) without
+        naming any. A name nobody lists stays as it is, to be refused or reported unknown as before.
+        """
+        if name in self.aliases:
+            return name
+        target = ModelTarget.parse(name)
+        if target.provider in self.adapters and target.model:
+            return name
+        candidates = [f"{owner}/{name}" for owner in self.catalog.owners(name)]
+        if not candidates:
+            return name
+        usable = [candidate for candidate in candidates if principal.models.matches(candidate)]
+        if len(usable) == 1:
+            return usable[0]
+        if not usable:
+            raise ModelNotAllowed(f"key {principal.key_name!r} may not use model {name!r}", param=param)
+        named = ", ".join(usable[:MAX_NAMED_CANDIDATES]) + (", ..." if len(usable) > MAX_NAMED_CANDIDATES else "")
+        raise AmbiguousModel(
+            f"model {name!r} is served by {len(usable)} providers; name one as 'provider/model': {named}", param=param
+        )
 
     def backoff(self, retry: int, retry_after: float | None) -> float:
         delay: float = min(self.settings.backoff_max, self.settings.backoff_initial * 2.0**retry)

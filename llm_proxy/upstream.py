@@ -94,6 +94,20 @@ class Upstream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(provider, exc) from exc
 
+    async def get_json(
+        self, provider: str, url: str, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+    ) -> Any:
+        """GET a JSON document (a model listing); callers bound the time it may take."""
+        try:
+            outgoing = {"accept": "application/json", **headers}
+            async with self.session.get(url, headers=outgoing, params=params) as resp:
+                raw = await self._read_all(provider, resp)
+                if resp.status >= 400:
+                    raise status_error(provider, resp.status, resp.headers, raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unavailable(provider, exc) from exc
+        return parse_json(provider, raw)
+
     def _unavailable(self, provider: str, exc: BaseException) -> UpstreamUnavailable:
         settings = self.settings
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -129,12 +143,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def parse_object(provider: str, raw: bytes) -> dict[str, Any]:
+def parse_json(provider: str, raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         snippet = raw[:80].decode("utf-8", "replace")
         raise UpstreamBadResponse(f"provider {provider!r} answered something that is not JSON: {snippet!r}") from None
+
+
+def parse_object(provider: str, raw: bytes) -> dict[str, Any]:
+    data = parse_json(provider, raw)
     if not isinstance(data, dict):
         raise UpstreamBadResponse(f"provider {provider!r} answered JSON that is not an object")
     return data

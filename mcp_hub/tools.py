@@ -75,12 +75,16 @@ class HubTools:
         *,
         request_id: str | None = None,
         progress: ProgressFnT | None = None,
+        via: str | None = None,
     ) -> types.CallToolResult:
-        """Call a listed tool or meta-tool; raises UnknownTool or an AuthenticationError, else a result."""
+        """Call a listed tool or meta-tool; raises UnknownTool or an AuthenticationError, else a result.
+
+        `via` marks, in the audit record, a direct call made on a client's behalf (agent mode: `"agent"`).
+        """
         tool_name(name)  # before a lookup, an audit record or an upstream sees a name that cannot be one
         if name in META_TOOL_NAMES and self.offers_code_mode(caller):
             return await self._meta(caller, name, arguments, request_id or uuid.uuid4().hex)
-        return await self.calls.call(caller, name, arguments, request_id=request_id, progress=progress)
+        return await self.calls.call(caller, name, arguments, request_id=request_id, progress=progress, via=via)
 
     async def _meta(
         self, caller: Caller, name: str, arguments: dict[str, Any] | None, request_id: str

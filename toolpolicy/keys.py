@@ -16,7 +16,7 @@ from typing import Any
 from toolpolicy.errors import ExpiredKey, MissingKey, RevokedKey, UnknownKey
 from toolpolicy.globs import GlobSet
 from toolpolicy.secrets import hash_secret, same_hash
-from toolpolicy.types import Principal
+from toolpolicy.types import AgentPolicy, Principal
 
 KeyLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
 """Find a key record by the hash of its secret (`Directory.find_key`)."""
@@ -54,6 +54,18 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
             "customer_budgets": record.get("customer_budgets") or [],
         },
         metadata=record.get("metadata") or {},
+        agent=_agent(record.get("agent")),
+    )
+
+
+def _agent(value: Any) -> AgentPolicy | None:
+    """The stored `agent` block (validated when it was written), or None."""
+    if not isinstance(value, dict):
+        return None
+    return AgentPolicy(
+        tools=GlobSet.of(value.get("tools") or ()),
+        max_steps=int(value.get("max_steps", 8)),
+        parallel=bool(value.get("parallel", True)),
     )
 
 

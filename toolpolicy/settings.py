@@ -43,6 +43,15 @@ def _entity_name(value: str) -> str:
 EntityName = Annotated[str, AfterValidator(_entity_name)]
 
 
+_TOOL_GLOB = re.compile(r"^[^\s\x00-\x1f]{1,256}$")
+
+
+def _tool_glob(value: str) -> str:
+    if not _TOOL_GLOB.match(value):
+        raise ValueError("a tool glob is 1-256 characters without spaces or control characters, e.g. 'fixture__*'")
+    return value
+
+
 class _Model(BaseModel):
     # Every number is finite: `.inf` in YAML or `1e309` anywhere is a config (or admin API) error naming the field.
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
@@ -105,25 +114,49 @@ class ProviderKey(_Model):
     """Model globs this key may serve; null means every model."""
 
 
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+"""OpenAI's own API, the `openai` kind's default `base_url`."""
+
+
 class ProviderSettings(_Model):
     """An upstream LLM provider."""
 
     kind: Literal["openai", "anthropic", "gemini", "azure", "echo"]
     """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
     base_url: str | None = None
-    """Base URL of the provider's API; each kind has a default."""
+    """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
+    version (`https://api.anthropic.com` as in `ANTHROPIC_BASE_URL`, or `.../v1`); `openai` takes it as the OpenAI SDK
+    does, version included (`https://api.openai.com` alone means `.../v1`)."""
     keys: list[ProviderKey] = Field(default_factory=list)
     """API keys, load-balanced by weight."""
     api_version: str | None = None
     """Azure OpenAI `api-version` query parameter."""
     models: list[str] = Field(default_factory=list)
-    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too."""
+    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
+    the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
+    responses: Literal["native", "chat"] | None = None
+    """How `/v1/responses` reaches an `openai`-kind provider: `native` posts to its own `/responses`, `chat`
+    translates to chat completions (for OpenAI-compatible servers without the Responses API: vLLM, Ollama...).
+    Unset: `native` when `base_url` is unset or OpenAI's own, `chat` for any other `base_url`. Other kinds always
+    translate, so only `chat` (or unset) is accepted for them."""
 
     @model_validator(mode="after")
     def _azure_needs_base_url(self) -> ProviderSettings:
         if self.kind == "azure" and not self.base_url:
             raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
+        if self.responses == "native" and self.kind != "openai":
+            raise ValueError(f"responses: native needs kind openai; a {self.kind} provider is always translated")
         return self
+
+    @property
+    def native_responses(self) -> bool:
+        """Whether `/v1/responses` goes to this provider's own Responses API (see `responses`)."""
+        if self.kind != "openai":
+            return False
+        if self.responses is not None:
+            return self.responses == "native"
+        # OpenAI's own host, as pasted with or without its version (the adapter adds `/v1` to the bare host).
+        return self.base_url is None or self.base_url.rstrip("/") in (OPENAI_BASE_URL, OPENAI_BASE_URL[: -len("/v1")])
 
     @property
     def usable_keys(self) -> list[ProviderKey]:
@@ -282,6 +315,20 @@ class TeamSettings(_Model):
     """Free-form data kept with the team."""
 
 
+class AgentSettings(_Model):
+    """Agent mode (a key's `agent:` block): the gateway offers MCP tools to the key's model calls and runs the ones
+    the model asks for, looping until the model answers (docs/agent-mode.md)."""
+
+    tools: list[Annotated[str, AfterValidator(_tool_glob)]] = Field(min_length=1, max_length=256)
+    """Globs over the hub's `<server>__<tool>` names (as `/mcp` names them) offered to the model; the key's `mcp`
+    allowlist still applies, so a tool it does not allow is never offered, whatever the globs say."""
+    max_steps: int = Field(default=8, ge=1, le=64)
+    """Model calls one request may make at most; when the last one still asks for tools, the answer says the
+    limit was reached."""
+    parallel: bool = True
+    """Run the tool calls one model turn asks for concurrently; false runs them one after another, in order."""
+
+
 class VirtualKeySettings(_Model):
     """A virtual key: what a caller presents, and what it may do."""
 
@@ -313,6 +360,8 @@ class VirtualKeySettings(_Model):
     """Tool calls per window for this key."""
     code_mode: bool | None = None
     """Force Code Mode on or off for this key's MCP clients; null follows each server's setting."""
+    agent: AgentSettings | None = None
+    """Agent mode: MCP tools the gateway runs inside this key's chat and Messages requests; null is off."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the key."""
 
@@ -373,6 +422,12 @@ class LlmSettings(_Model):
     """Seconds an open circuit skips its provider or key before one probe request is let through."""
     max_connections: int = Field(default=512, ge=1)
     """Open connections to all providers together (one shared keep-alive pool)."""
+    models_refresh: float = Field(default=600.0, ge=0, le=7 * 86400)
+    """Seconds between two fetches of the model listing of a provider configured without `models:` (its upstream's
+    `GET /models`, in the background); 0 never fetches. A failed fetch keeps the last good listing (else the kind's
+    default models) and is tried again sooner, from 15 s doubling up to this interval."""
+    models_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one model listing fetch (all its pages) may take before it counts as failed."""
 
 
 class TelemetrySettings(_Model):

@@ -10,6 +10,18 @@ from toolpolicy.globs import GlobSet
 
 
 @dataclass(frozen=True, slots=True)
+class AgentPolicy:
+    """A key's agent mode: which hub tools its model calls are offered, and how the gateway runs them."""
+
+    tools: GlobSet
+    """Globs over `<server>__<tool>`, within the key's `mcp` allowlist."""
+    max_steps: int = 8
+    """Model calls per request at most."""
+    parallel: bool = True
+    """Whether one turn's tool calls run concurrently."""
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """A resolved, valid virtual key with its place in the customer -> team -> key hierarchy."""
 
@@ -27,6 +39,8 @@ class Principal:
     limits: dict[str, Any] = field(default_factory=dict)
     """Budgets and rate limits of the key, its team and its customer, as stored (enforced by the limit policies)."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    agent: AgentPolicy | None = None
+    """Agent mode, when the key has it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from llm_proxy.providers.azure import AzureAdapter
 from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.providers.echo import EchoAdapter
 from llm_proxy.providers.gemini import GeminiAdapter
-from llm_proxy.providers.openai import OpenAIAdapter
+from llm_proxy.providers.openai import OpenAIAdapter, OpenAIResponsesAdapter
 from llm_proxy.upstream import Upstream
 from toolpolicy.settings import ProviderSettings
 
@@ -22,4 +22,11 @@ PROVIDERS: dict[str, type[ProviderAdapter]] = {
 
 def build_adapters(providers: dict[str, ProviderSettings], upstream: Upstream) -> dict[str, ProviderAdapter]:
     """One adapter per configured provider, by the provider's name."""
-    return {name: PROVIDERS[settings.kind](name, settings, upstream) for name, settings in providers.items()}
+    return {name: _adapter_class(settings)(name, settings, upstream) for name, settings in providers.items()}
+
+
+def _adapter_class(settings: ProviderSettings) -> type[ProviderAdapter]:
+    """The kind's adapter; an `openai` provider whose server has the Responses API also speaks `responses`."""
+    if settings.native_responses:
+        return OpenAIResponsesAdapter
+    return PROVIDERS[settings.kind]

@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
-from llm_proxy.providers.base import Attempt, Op, Reply, join_url, require_list, sse_json
+from llm_proxy.errors import UpstreamBadResponse
+from llm_proxy.providers.base import (
+    MAX_LISTED_MODELS,
+    MAX_LISTING_PAGES,
+    Attempt,
+    Op,
+    Reply,
+    join_url,
+    listed_ids,
+    require_list,
+    sse_json,
+    versioned,
+)
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import anthropic
 from llm_proxy.wire.anthropic_stream import EventsToChunks, stream_error
@@ -21,12 +33,32 @@ class AnthropicAdapter:
     ops: ClassVar[frozenset[Op]] = frozenset({"chat", "messages"})
     needs_key: ClassVar[bool] = True
     default_models: ClassVar[tuple[str, ...]] = ()
+    lists_models: ClassVar[bool] = True
     default_base_url: ClassVar[str] = "https://api.anthropic.com/v1"
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
         self.upstream = upstream
-        self.url = join_url(settings.base_url or self.default_base_url, "messages")
+        # As users copy it from ANTHROPIC_BASE_URL (`https://api.anthropic.com`: the SDK adds `/v1`) or with `/v1`.
+        self.base_url = versioned(settings.base_url or self.default_base_url, "v1")
+        self.url = join_url(self.base_url, "messages")
+
+    async def list_models(self, key: str | None) -> list[str]:
+        """`GET /v1/models`, page after page (`has_more`, `last_id`)."""
+        headers = {"anthropic-version": API_VERSION, **({"x-api-key": key} if key else {})}
+        url = join_url(self.base_url, "models")
+        ids: list[str] = []
+        params = {"limit": "1000"}
+        for _ in range(MAX_LISTING_PAGES):
+            body = await self.upstream.get_json(self.name, url, headers, params)
+            if not isinstance(body, dict):
+                raise UpstreamBadResponse(f"provider {self.name!r} listed its models in something not an object")
+            ids += listed_ids(self.name, body.get("data"), "id")
+            last = body.get("last_id")
+            if body.get("has_more") is not True or not isinstance(last, str) or len(ids) >= MAX_LISTED_MODELS:
+                break
+            params = {"limit": "1000", "after_id": last}
+        return ids[:MAX_LISTED_MODELS]
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import quote
 
+from llm_proxy.errors import UnsupportedByProvider
 from llm_proxy.providers.base import Attempt, join_url
 from llm_proxy.providers.openai import OpenAIAdapter
 
@@ -18,6 +19,9 @@ _PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
 class AzureAdapter(OpenAIAdapter):
     kind: ClassVar[str] = "azure"
     needs_key: ClassVar[bool] = True
+    lists_models: ClassVar[bool] = False
+    """Azure's data plane lists the resource's base models, not the deployment names requests must use: an azure
+    provider lists its configured `models:` (deployments) only."""
 
     def url(self, attempt: Attempt) -> str:
         version = quote(self.settings.api_version or DEFAULT_API_VERSION, safe="")
@@ -26,5 +30,8 @@ class AzureAdapter(OpenAIAdapter):
         # Both https://<resource>.openai.azure.com and .../openai are accepted as base_url.
         return join_url(self.base_url.rstrip("/").removesuffix("/openai"), path)
 
-    def headers(self, attempt: Attempt) -> dict[str, str]:
-        return {"api-key": attempt.key} if attempt.key else {}
+    def key_headers(self, key: str | None) -> dict[str, str]:
+        return {"api-key": key} if key else {}
+
+    async def list_models(self, key: str | None) -> list[str]:
+        raise UnsupportedByProvider(f"provider {self.name!r}: Azure OpenAI does not list deployments")

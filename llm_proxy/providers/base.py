@@ -4,7 +4,8 @@ An adapter speaks one or more *operations* natively, each in a fixed wire format
 
 - `chat`: OpenAI chat completions (request body, response body, stream chunks);
 - `embeddings`: OpenAI embeddings;
-- `messages`: Anthropic Messages (request body, response body, stream events as dicts with a `type`).
+- `messages`: Anthropic Messages (request body, response body, stream events as dicts with a `type`);
+- `responses`: OpenAI Responses (request body, response object, stream events as dicts with a `type`).
 
 The pipeline converts between the client's format and the operation the adapter speaks, so an adapter only turns
 an operation into its provider's HTTP request and the answer back (URL, headers, body, usage).
@@ -13,10 +14,12 @@ an operation into its provider's HTTP request and the answer back (URL, headers,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
+from urllib.parse import urlsplit
 
 from llm_proxy.errors import UpstreamBadResponse
 from llm_proxy.streaming import sse_events
@@ -24,7 +27,14 @@ from llm_proxy.upstream import Upstream
 from toolpolicy.governor import Usage
 from toolpolicy.settings import ProviderSettings
 
-Op = Literal["chat", "embeddings", "messages"]
+Op = Literal["chat", "embeddings", "messages", "responses"]
+
+MAX_LISTED_MODELS = 10_000
+"""Model ids kept from one provider's listing; an upstream that lists more is cut off there."""
+MAX_LISTING_PAGES = 20
+"""Pages of a paginated model listing followed at most."""
+_API_VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")
+_MODEL_ID = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,9 @@ class ProviderAdapter(Protocol):
     """Operations this provider serves."""
     needs_key: ClassVar[bool]
     default_models: ClassVar[tuple[str, ...]]
-    """Models listed by `GET /v1/models` when the provider's config lists none."""
+    """Models listed by `GET /v1/models` when the provider's config lists none and its own listing is unknown."""
+    lists_models: ClassVar[bool]
+    """Whether the provider's API says which models it serves (`list_models`)."""
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None: ...
 
@@ -74,9 +86,36 @@ class ProviderAdapter(Protocol):
         """Yield the answer's events as they arrive; errors before the first event allow failover."""
         ...
 
+    async def list_models(self, key: str | None) -> list[str]:
+        """The provider's own model ids (every page, at most `MAX_LISTED_MODELS`), or raise an UpstreamError."""
+        ...
+
 
 def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def versioned(base: str, version: str) -> str:
+    """`base` without trailing slashes, and with `/<version>` when its last path segment is no API version: the SDKs
+    of Anthropic and Google add the version themselves, so `ANTHROPIC_BASE_URL`-style URLs come without one."""
+    base = base.rstrip("/")
+    last = urlsplit(base).path.rsplit("/", 1)[-1]
+    return base if _API_VERSION.fullmatch(last) else f"{base}/{version}"
+
+
+def listed_ids(provider: str, items: Any, field: str, *, strip: str = "") -> list[str]:
+    """The model ids in a listing's array of objects: `item[field]`, less the prefix `strip`. Ids no request could
+    name (not 1-256 visible ASCII characters) are left out; an array that is not one is a bad answer."""
+    if not isinstance(items, list):
+        raise UpstreamBadResponse(f"provider {provider!r} listed its models without an array")
+    ids: list[str] = []
+    for item in items:
+        value = item.get(field) if isinstance(item, dict) else None
+        if isinstance(value, str):
+            value = value.removeprefix(strip)
+            if _MODEL_ID.fullmatch(value):
+                ids.append(value)
+    return ids
 
 
 async def sse_json(

@@ -65,6 +65,7 @@ class EchoAdapter:
     ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings"})
     needs_key: ClassVar[bool] = False
     default_models: ClassVar[tuple[str, ...]] = ("echo-1", "echo-embed")
+    lists_models: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
@@ -102,6 +103,9 @@ class EchoAdapter:
         yield chunk({}, finish)
         usage = await self._usage(attempt, [message["content"] or ""])
         yield openai.chunk("chatcmpl-echo", attempt.model, CREATED, [], usage)
+
+    async def list_models(self, key: str | None) -> list[str]:
+        return list(self.default_models)
 
     async def _embed(self, attempt: Attempt) -> Reply:
         value = attempt.body.get("input")

@@ -7,11 +7,29 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse
-from llm_proxy.providers.base import Attempt, Op, Reply, join_url, sse_json
+from llm_proxy.providers.base import (
+    MAX_LISTED_MODELS,
+    MAX_LISTING_PAGES,
+    Attempt,
+    Op,
+    Reply,
+    join_url,
+    listed_ids,
+    sse_json,
+    versioned,
+)
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import gemini, openai
 from llm_proxy.wire.openai import usage_of as openai_usage
 from toolpolicy.settings import ProviderSettings
+
+_SERVED_METHODS = frozenset({"generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents"})
+
+
+def _serves(item: Any) -> bool:
+    """Whether a listed model answers an operation the adapter sends (a listing without methods says nothing)."""
+    methods = item.get("supportedGenerationMethods") if isinstance(item, dict) else None
+    return not isinstance(methods, list) or any(method in _SERVED_METHODS for method in methods)
 
 
 class GeminiAdapter:
@@ -19,18 +37,41 @@ class GeminiAdapter:
     ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings"})
     needs_key: ClassVar[bool] = True
     default_models: ClassVar[tuple[str, ...]] = ()
+    lists_models: ClassVar[bool] = True
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
         self.upstream = upstream
-        self.base_url = settings.base_url or self.default_base_url
+        # With or without the version, as for Anthropic: the google-genai SDK adds it to its base URL itself.
+        self.base_url = versioned(settings.base_url or self.default_base_url, "v1beta")
 
     def url(self, model: str, method: str) -> str:
         return join_url(self.base_url, f"models/{quote(model, safe='')}:{method}")
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
         return {"x-goog-api-key": attempt.key} if attempt.key else {}
+
+    async def list_models(self, key: str | None) -> list[str]:
+        """`GET models`, page after page (`nextPageToken`): the ids without their `models/` prefix, of the models
+        that generate or embed content (the listing also names tuning-only and other models)."""
+        headers = {"x-goog-api-key": key} if key else {}
+        url = join_url(self.base_url, "models")
+        ids: list[str] = []
+        params = {"pageSize": "1000"}
+        for _ in range(MAX_LISTING_PAGES):
+            body = await self.upstream.get_json(self.name, url, headers, params)
+            if not isinstance(body, dict):
+                raise UpstreamBadResponse(f"provider {self.name!r} listed its models in something not an object")
+            items = body.get("models", [])
+            if isinstance(items, list):
+                items = [item for item in items if _serves(item)]
+            ids += listed_ids(self.name, items, "name", strip="models/")
+            token = body.get("nextPageToken")
+            if not isinstance(token, str) or not token or len(ids) >= MAX_LISTED_MODELS:
+                break
+            params = {"pageSize": "1000", "pageToken": token}
+        return ids[:MAX_LISTED_MODELS]
 
     async def send(self, attempt: Attempt) -> Reply:
         if attempt.op == "embeddings":

@@ -1,21 +1,35 @@
 """OpenAI, and every server that speaks its API (Groq, Mistral, Together, DeepSeek, OpenRouter, vLLM, Ollama...).
 
 The client's body goes through untouched apart from `model`, so fields this proxy does not know still reach the
-provider. Streams always ask for the final usage chunk.
+provider. Chat streams always ask for the final usage chunk. `OpenAIResponsesAdapter` also speaks the Responses API
+(`POST {base}/responses`), for providers whose `native_responses` setting says the server has it.
+
+`base_url` is taken as the OpenAI SDK takes `OPENAI_BASE_URL`: version included, since OpenAI-compatible servers put
+their API at different paths (`/v1`, `/openai/v1`, `/api/v1`, or the root as Perplexity and DeepSeek do), so no
+version is guessed; only OpenAI's own `https://api.openai.com` without a path means `https://api.openai.com/v1`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from llm_proxy.errors import UpstreamStatusError
-from llm_proxy.providers.base import Attempt, Op, Reply, join_url, require_list, sse_json
+from llm_proxy.providers.base import MAX_LISTED_MODELS, Attempt, Op, Reply, join_url, listed_ids, require_list, sse_json
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import openai
 from toolpolicy.settings import ProviderSettings
 
-_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "responses": "responses"}
+_LISTS = {"chat": "choices", "embeddings": "data", "responses": "output"}
+
+
+def api_base(base_url: str) -> str:
+    """`base_url` without trailing slashes; OpenAI's own host without a path gets its `/v1`."""
+    base = base_url.rstrip("/")
+    parts = urlsplit(base)
+    return f"{base}/v1" if parts.hostname == "api.openai.com" and not parts.path else base
 
 
 class OpenAIAdapter:
@@ -24,19 +38,29 @@ class OpenAIAdapter:
     needs_key: ClassVar[bool] = False
     """Local servers (Ollama, vLLM) take no key: a provider configured without keys sends none."""
     default_models: ClassVar[tuple[str, ...]] = ()
+    lists_models: ClassVar[bool] = True
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
         self.settings = settings
         self.upstream = upstream
-        self.base_url = settings.base_url or self.default_base_url
+        self.base_url = api_base(settings.base_url or self.default_base_url)
 
     def url(self, attempt: Attempt) -> str:
         return join_url(self.base_url, _PATHS[attempt.op])
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
-        return {"authorization": f"Bearer {attempt.key}"} if attempt.key else {}
+        return self.key_headers(attempt.key)
+
+    def key_headers(self, key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    async def list_models(self, key: str | None) -> list[str]:
+        """`GET <base_url>/models`: `{"data": [{"id": ...}]}`, or the bare array some compatible servers answer."""
+        body = await self.upstream.get_json(self.name, join_url(self.base_url, "models"), self.key_headers(key))
+        items = body.get("data") if isinstance(body, dict) else body
+        return listed_ids(self.name, items, "id")[:MAX_LISTED_MODELS]
 
     def payload(self, attempt: Attempt) -> dict[str, Any]:
         return {**attempt.body, "model": attempt.model}
@@ -45,10 +69,16 @@ class OpenAIAdapter:
         body, raw = await self.upstream.post_json(
             self.name, self.url(attempt), self.headers(attempt), self.payload(attempt)
         )
-        require_list(self.name, body, "choices" if attempt.op == "chat" else "data")
+        require_list(self.name, body, _LISTS[attempt.op])
+        if attempt.op == "responses":
+            return Reply(body, openai.response_usage_of(body.get("usage")), raw)
         return Reply(body, openai.usage_of(body.get("usage")), raw)
 
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        if attempt.op == "responses":
+            async for event in self._stream_events(attempt):
+                yield event
+            return
         payload = self.payload(attempt)
         options = payload.get("stream_options")
         payload["stream"] = True
@@ -59,3 +89,19 @@ class OpenAIAdapter:
                 message = chunk["error"].get("message") or "stream error"
                 raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
             yield chunk
+
+    async def _stream_events(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        """A Responses stream's events as they come; an `error` event raises (a `response.failed` is relayed)."""
+        payload = {**self.payload(attempt), "stream": True}
+        chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
+        async for _, event in sse_json(self.name, chunks):
+            if event.get("type") == "error":
+                message = event.get("message") or (event.get("error") or {}).get("message") or "stream error"
+                raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
+            yield event
+
+
+class OpenAIResponsesAdapter(OpenAIAdapter):
+    """An OpenAI provider whose server has the Responses API: `/v1/responses` is passed through to it."""
+
+    ops: ClassVar[frozenset[Op]] = frozenset({"chat", "embeddings", "responses"})

@@ -29,6 +29,31 @@ def usage_of(usage: Any) -> Usage | None:
     )
 
 
+def response_usage_of(usage: Any) -> Usage | None:
+    """Usage from a Responses API `usage` object (`input_tokens`, `output_tokens`); None when absent."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int):
+        return None
+    output = usage.get("output_tokens")
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(
+        tokens_in=usage["input_tokens"],
+        tokens_out=output if isinstance(output, int) else 0,
+        cached_tokens=cached if isinstance(cached, int) else 0,
+    )
+
+
+def response_usage_body(usage: Usage, *, reasoning_tokens: int = 0) -> dict[str, Any]:
+    """A Responses API `usage` object."""
+    return {
+        "input_tokens": usage.tokens_in,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens": usage.tokens_out,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": usage.tokens_in + usage.tokens_out,
+    }
+
+
 def usage_body(usage: Usage) -> dict[str, Any]:
     body: dict[str, Any] = {
         "prompt_tokens": usage.tokens_in,

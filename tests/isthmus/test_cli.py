@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from toolpolicy.store.engine import HEAD_REVISION
+
 CLI_TIMEOUT = 30.0
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -462,7 +464,7 @@ def test_db_upgrade_prints_the_revision(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--config", str(config), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "0003" in result.stdout
+    assert HEAD_REVISION in result.stdout
     assert (tmp_path / "gw.db").is_file()
     again = run_cli("db", "upgrade", "--config", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr

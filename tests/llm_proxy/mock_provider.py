@@ -1,8 +1,13 @@
-"""A scriptable fake of the OpenAI, Anthropic, Gemini and Azure APIs on 127.0.0.1, for the proxy's tests.
+"""A scriptable fake of the OpenAI (chat, embeddings, Responses), Anthropic, Gemini and Azure APIs on 127.0.0.1,
+for the proxy's tests.
 
 Each request is recorded (`seen`). Queued behaviours (`queue`) answer the next requests in order, whatever their
 path; when none is queued the API's default answer is used: a realistic response saying `echo:<last user text>`,
 streamed when asked.
+
+Model listings (`GET /v1/models` in OpenAI's shape, or Anthropic's when the request has `anthropic-version`; `GET
+/v1beta/models` in Gemini's) are apart: they list `models`, `page_size` a page, are recorded in `listings_seen`
+and answered by `queue_listing` behaviours, so a gateway's background listing fetch never takes a queued answer.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ class Seen:
 
 
 def last_user_text(body: dict[str, Any]) -> str:
-    for message in reversed(body.get("messages") or body.get("contents") or []):
+    if isinstance(body.get("input"), str):
+        return str(body["input"])
+    for message in reversed(body.get("messages") or body.get("contents") or body.get("input") or []):
         if message.get("role") == "user":
             content = message.get("content", message.get("parts"))
             if isinstance(content, str):
@@ -191,6 +198,92 @@ async def gemini(request: web.Request, body: dict[str, Any]) -> web.StreamRespon
     )
 
 
+def response_events(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """OpenAI's Responses stream for one text answer, numbered from 0."""
+    item = {"id": "msg_mock", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    done_part = {**part, "text": text}
+    done_item = {**item, "status": "completed", "content": [done_part]}
+    at = {"item_id": "msg_mock", "output_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": responses_body(body, [], status="in_progress")},
+        {"type": "response.in_progress", "response": responses_body(body, [], status="in_progress")},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **at, "content_index": 0, "part": part},
+        *[
+            {"type": "response.output_text.delta", **at, "content_index": 0, "delta": word}
+            for word in [text[: len(text) // 2], text[len(text) // 2 :]]
+        ],
+        {"type": "response.output_text.done", **at, "content_index": 0, "text": text},
+        {"type": "response.content_part.done", **at, "content_index": 0, "part": done_part},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {"type": "response.completed", "response": responses_body(body, [done_item])},
+    ]
+    return [{**event, "sequence_number": number} for number, event in enumerate(events)]
+
+
+def responses_body(body: dict[str, Any], output: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    usage = {
+        "input_tokens": 21,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 5,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 26,
+    }
+    return {
+        "id": "resp_mock0001",
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": body["model"],
+        "output": output,
+        "usage": usage if status == "completed" else None,
+    }
+
+
+async def openai_responses(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    text = f"native:{last_user_text(body)}"
+    if body.get("stream"):
+        events = response_events(body, text)
+        return await send_stream(request, [sse(event, event["type"]) for event in events])
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"id": "msg_mock", "type": "message", "role": "assistant", "status": "completed", "content": [part]}
+    return web.json_response(responses_body(body, [item]))
+
+
+def tool_call_completion(name: str, arguments: str, call_id: str = "call_1") -> dict[str, Any]:
+    """A chat completion that calls one function."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {
+        "id": "chatcmpl-tool",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-test",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
+    }
+
+
+def tool_call_frames(name: str, arguments: str, call_id: str = "call_1") -> list[bytes]:
+    """The same call streamed: its arguments in two deltas, then the usage chunk."""
+    base = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    start = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    half = len(arguments) // 2
+    return [
+        chunk({"role": "assistant", "content": None, "tool_calls": [start]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
+        chunk({}, "tool_calls"),
+        sse({**base, "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
+        sse("[DONE]"),
+    ]
+
+
 # --- scripted behaviours ---------------------------------------------------------------------------------------
 
 
@@ -244,20 +337,96 @@ def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
     return answer
 
 
+def tool_calls(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Behaviour:
+    """The model asks for these tools (ids `call_0`, `call_1`, ...), saying `say` first if given; streamed
+    (arguments in two fragments) when the request streams."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        wire = [
+            {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for index, (name, args) in enumerate(calls)
+        ]
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": say, "refusal": None, "tool_calls": wire}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+            completion = {"id": "chatcmpl-tools", "object": "chat.completion", "created": 1, "model": body["model"]}
+            return web.json_response({**completion, "choices": [choice], "usage": USAGE})
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+        base = {"id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+        frames = [chunk({"role": "assistant", "content": None})]
+        if say:
+            frames.append(chunk({"content": say}))
+        for index, call in enumerate(wire):
+            arguments = call["function"]["arguments"]
+            head = {"index": index, "id": call["id"], "type": "function"}
+            frames.append(chunk({"tool_calls": [{**head, "function": {"name": call["function"]["name"]}}]}))
+            halves = (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :])
+            frames.extend(chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]}) for part in halves)
+        frames.append(chunk({}, "tool_calls"))
+        if with_usage:
+            frames.append(sse({**base, "choices": [], "usage": USAGE}))
+        return await send_stream(request, [*frames, sse("[DONE]")])
+
+    return answer
+
+
+def tool_results_text(body: dict[str, Any]) -> str:
+    """The contents of the tool messages after the last assistant message, joined by `|`."""
+    results: list[str] = []
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, str(message.get("content")))
+    return "|".join(results)
+
+
+def answer_with_tool_results() -> Behaviour:
+    """The model answers `used:<tool results>`, using the tool results it received."""
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        text = f"used:{tool_results_text(body)}"
+        if body.get("stream"):
+            return await send_stream(request, openai_frames(body, text))
+        message = {"role": "assistant", "content": text, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        completion = {"id": "chatcmpl-used", "object": "chat.completion", "created": 1, "model": body["model"]}
+        return web.json_response({**completion, "choices": [choice], "usage": USAGE})
+
+    return answer
+
+
+def _page(models: list[str], size: int, after: str | None) -> tuple[list[str], bool]:
+    start = models.index(after) + 1 if after in models else 0
+    page = models[start : start + size]
+    return page, start + size < len(models)
+
+
 class MockProvider:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
         self.pending: list[Behaviour | None] = []
+        self.models: list[str] = []
+        """Model ids the listing routes answer with (none by default)."""
+        self.page_size = 1000
+        self.listings_seen: list[Seen] = []
+        self.listing_pending: list[Behaviour] = []
         self.stream_closed = asyncio.Event()
         """Set when a client went away in the middle of a `slow_stream`."""
         self.port = 0
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._route(openai_chat))
         app.router.add_post("/v1/embeddings", self._route(openai_embeddings))
+        app.router.add_post("/v1/responses", self._route(openai_responses))
         app.router.add_post("/v1/messages", self._route(anthropic_messages))
         app.router.add_post("/v1beta/models/{target}", self._route(gemini))
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._route(openai_chat))
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._route(openai_embeddings))
+        app.router.add_get("/v1/models", self._listing(self._v1_models))
+        app.router.add_get("/v1beta/models", self._listing(self._gemini_models))
         self._runner = web.AppRunner(app, access_log=None)
 
     @property
@@ -279,6 +448,38 @@ class MockProvider:
                 raise
 
         return answer
+
+    def queue_listing(self, *behaviours: Behaviour) -> None:
+        """Answer the next model listing requests with these, in order."""
+        self.listing_pending.extend(behaviours)
+
+    async def _v1_models(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if "anthropic-version" not in request.headers:
+            data = [{"id": name, "object": "model", "created": 1, "owned_by": "mock"} for name in self.models]
+            return web.json_response({"object": "list", "data": data})
+        size = int(request.query.get("limit", "20"))
+        page, more = _page(self.models, min(size, self.page_size), request.query.get("after_id"))
+        listed = [
+            {"type": "model", "id": name, "display_name": name, "created_at": "2026-01-01T00:00:00Z"} for name in page
+        ]
+        first, last = (page[0], page[-1]) if page else (None, None)
+        return web.json_response({"data": listed, "has_more": more, "first_id": first, "last_id": last})
+
+    async def _gemini_models(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        size = int(request.query.get("pageSize", "50"))
+        page, more = _page(self.models, min(size, self.page_size), request.query.get("pageToken"))
+        methods = ["generateContent", "countTokens"]
+        listed = [{"name": f"models/{name}", "supportedGenerationMethods": methods} for name in page]
+        listed.append({"name": "models/tuning-only", "supportedGenerationMethods": ["createTunedModel"]})
+        return web.json_response({"models": listed, **({"nextPageToken": page[-1]} if more else {})})
+
+    def _listing(self, default: Behaviour) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.listings_seen.append(Seen(request.path, dict(request.headers), {}, dict(request.query)))
+            behaviour = self.listing_pending.pop(0) if self.listing_pending else default
+            return await behaviour(request, {})
+
+        return handle
 
     def _route(self, default: Behaviour) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:

@@ -228,3 +228,13 @@ async def test_a_wrong_virtual_key_is_refused_with_401(gateway: Gateway) -> None
     async with client(gateway, "isk-nope") as sdk:
         with pytest.raises(openai.AuthenticationError):
             await sdk.chat.completions.create(model="mock/x", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_a_route_the_gateway_does_not_serve_is_a_404_the_sdk_reads(gateway: Gateway) -> None:
+    async with client(gateway) as sdk:
+        with pytest.raises(openai.NotFoundError) as caught:
+            await sdk.batches.retrieve("batch_1")
+    error = caught.value.body
+    assert isinstance(error, dict) and error["code"] == "unknown_route" and error["type"] == "invalid_request_error"
+    assert error["message"] == "unknown route: GET /v1/batches/batch_1"
+    assert caught.value.code == "unknown_route"

@@ -38,6 +38,9 @@ _KEY_POLICY_FIELDS = (
     "expires_at",
 )
 MAX_PAGE = 500
+AGENT_ENTRY = "@agent"
+"""Where a key's `agent` block is kept: an entry of its `mcp` JSON column (no migration), under a name no MCP
+server can have (server names are `[a-z0-9-]+`). Reads split it back out, so nothing else ever sees it."""
 
 
 def new_id() -> str:
@@ -284,6 +287,8 @@ class Directory:
         dumped = spec.model_dump(mode="json")
         for field in _KEY_POLICY_FIELDS:
             setattr(row, field, dumped[field])
+        if dumped["agent"] is not None:
+            row.mcp = {**dumped["mcp"], AGENT_ENTRY: dumped["agent"]}
         row.expires_at = spec.expires_at
         if spec.active:
             row.revoked_at = None
@@ -322,6 +327,9 @@ def _spec_fields(
         fields["team"] = teams.get(row.team_id) if row.team_id else None
         fields["customer"] = customers.get(row.customer_id) if row.customer_id else None
         fields.update({field: getattr(row, field) for field in _KEY_POLICY_FIELDS})
+        mcp = dict(row.mcp or {})
+        fields["agent"] = mcp.pop(AGENT_ENTRY, None)
+        fields["mcp"] = mcp
         fields["expires_at"] = _iso(row.expires_at)
     return fields
 

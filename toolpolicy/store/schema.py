@@ -192,3 +192,21 @@ class RateJournalRow(Base):
     """Requests, tool calls or tokens counted in the bucket, holds of requests in flight included."""
     expires_at: Mapped[datetime] = mapped_column(index=True)
     """When the window is over and the row may be pruned."""
+
+
+class ResponseRow(Base):
+    """One stored Responses API response, readable only under the virtual key that created it."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The response id (`resp_...`), as minted by this gateway or by the provider that answered natively."""
+    key_id: Mapped[str] = mapped_column(String(32))
+    """The virtual key that created it: every read and delete is scoped to it."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(512))
+    previous_response_id: Mapped[str | None] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The response object as the client received it."""
+    input_items: Mapped[list[Any]] = mapped_column(JSON)
+    """Every input item the model was given: the previous response's chain, then this request's input."""

@@ -13,6 +13,9 @@ from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+ROUTE_AREAS = frozenset({"v1", "admin", "mcp", "health", "ready", "metrics"})
+"""First path segments the gateway serves: an unknown route is counted under its own, any other under `other`."""
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
@@ -91,6 +94,14 @@ class Metrics:
         self.code_mode_runs = Counter(
             "isthmus_code_mode_runs", "Code Mode runs by outcome.", ["outcome"], registry=registry
         )
+        self.unknown_routes = Counter(
+            "isthmus_unknown_routes",
+            "Requests for a path the gateway does not serve (404) or with a method its route does not take (405), "
+            "by method (standard methods, else OTHER), area (the path's first segment when the gateway serves it, "
+            "else other) and status.",
+            ["method", "area", "status"],
+            registry=registry,
+        )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
@@ -101,6 +112,13 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def unknown_route(self, method: str, path: str, status: int) -> None:
+        """Count a request no route took. The path is never a label: only its first segment, if the gateway
+        serves that area (`ROUTE_AREAS`), and a method outside the standard ones is `OTHER`."""
+        area = path.lstrip("/").split("/", 1)[0]
+        labels = (method if method in HTTP_METHODS else "OTHER", area if area in ROUTE_AREAS else "other")
+        self._child(self.unknown_routes, *labels, str(status)).inc()
 
     def observe(self, record: AuditRecord) -> None:
         """Everything a finished request tells, from its audit record."""

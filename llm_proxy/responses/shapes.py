@@ -1,0 +1,97 @@
+"""Responses API wire shapes built by the gateway: ids, the response object, output items, usage.
+
+Ids are minted as OpenAI mints them: a type prefix (`resp_`, `msg_`, `fc_`) and 48 random hex digits.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from llm_proxy.wire.openai import response_usage_body
+from toolpolicy.governor import Usage
+
+RESPONSE_PREFIX = "resp_"
+MESSAGE_PREFIX = "msg_"
+FUNCTION_CALL_PREFIX = "fc_"
+FUNCTION_OUTPUT_PREFIX = "fco_"
+
+_DEFAULTS: dict[str, Any] = {
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None},
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "user": None,
+}
+"""The request fields a response object echoes, with OpenAI's values for a request that left them out."""
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(24)
+
+
+def response_object(
+    request: dict[str, Any],
+    *,
+    response_id: str,
+    created_at: int,
+    model: str,
+    status: str = "in_progress",
+    output: list[dict[str, Any]] | None = None,
+    usage: Usage | None = None,
+) -> dict[str, Any]:
+    """A response object for `request`: its echoed fields, then the answer's status, output and usage."""
+    body: dict[str, Any] = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "model": model,
+        "output": list(output or []),
+    }
+    for name, default in _DEFAULTS.items():
+        value = request.get(name)
+        body[name] = default if value is None else value
+    body["usage"] = response_usage_body(usage) if usage is not None else None
+    return body
+
+
+def finished(response: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    """`response` with the status a chat `finish_reason` means: `length` and `content_filter` are incomplete."""
+    if finish_reason == "length":
+        return {**response, "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
+    if finish_reason == "content_filter":
+        return {**response, "status": "incomplete", "incomplete_details": {"reason": "content_filter"}}
+    return {**response, "status": "completed"}
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(item_id: str, parts: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": parts}
+
+
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed"
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
