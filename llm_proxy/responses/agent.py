@@ -91,6 +91,7 @@ class ResponsesAgent:
         run = self.loop.begin(exchange, chat, fallbacks, policy=policy, ask_first=ask_first)
         if run is None:
             raise InvalidRequest("no tool of the request's mcp tools can be offered now", param="tools")
+        run.called += [qualified(item["server_label"], item["name"]) for item in approved if item]  # in the audit
         lists = _list_items(run)
         if not exchange.stream:
             response = await self._complete(run, operation, [*lists, *approved], ask_first)

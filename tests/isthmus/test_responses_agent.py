@@ -261,6 +261,8 @@ async def test_an_approved_call_runs_on_the_continuation_and_the_chain_replays_i
     assert second.output_text == "used:secret"
     (ran,) = await records(gateway, "tool_call", "resp-approved")
     assert ran["details"]["via"] == "agent"
+    (llm,) = await records(gateway, "llm", "resp-approved")
+    assert llm["details"]["agent"] == {"steps": 1, "tools": ["fixture__echo"], "stopped": "answered"}
     assistant, result = mock.seen[1].body["messages"][-2:]
     assert assistant["tool_calls"][0]["id"] == request.id
     assert assistant["tool_calls"][0]["function"]["name"] == "fixture__echo"
