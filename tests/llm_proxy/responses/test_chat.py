@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openai.types.responses import Response
+
 from llm_proxy.responses.chat import completion_to_response, request_to_chat
 from llm_proxy.responses.request import input_items
 from llm_proxy.responses.shapes import response_object
@@ -86,12 +88,13 @@ def test_a_tool_call_completion_becomes_function_call_items() -> None:
     assert response["status"] == "completed" and response["model"] == "gpt-x" and response["created_at"] == 5
     assert response["usage"] == {
         "input_tokens": 3,
-        "input_tokens_details": {"cached_tokens": 1},
+        "input_tokens_details": {"cached_tokens": 1, "cache_write_tokens": 0},
         "output_tokens": 2,
         "output_tokens_details": {"reasoning_tokens": 1},
         "total_tokens": 5,
     }
     assert response["tools"] == [{"type": "function", "name": "f"}]
+    Response.model_validate(response)  # the official SDK's model, with every field it requires
 
 
 def test_a_cut_answer_is_incomplete_and_a_refusal_is_a_refusal_part() -> None:
