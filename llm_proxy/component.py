@@ -38,9 +38,11 @@ class LlmProxy:
         """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
 
     def run_tools_with(self, host: ToolHost) -> None:
-        """Agent mode: keys with an `agent` block get `host`'s tools in their chat and Messages requests."""
+        """Agent mode: keys with an `agent` block get `host`'s tools in their chat, Messages and Responses requests,
+        and Responses requests may name hub servers as hosted `mcp` tools."""
         self.agent = AgentLoop(self.pipeline, host)
         self.endpoints.agent = AgentEdge(self.pipeline, self.agent)
+        self.responses.host_agent(self.agent)
 
     def routes(self) -> list[BaseRoute]:
         return [*self.endpoints.routes(), *self.responses.routes()]

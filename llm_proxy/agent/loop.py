@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from contextlib import aclosing
 from decimal import Decimal
 from typing import Any
@@ -63,12 +63,14 @@ class AgentLoop:
         fallbacks: list[str],
         *,
         policy: AgentPolicy | None = None,
+        ask_first: Collection[str] = (),
     ) -> AgentRun | None:
         """A run of chat completions `body` for the exchange's key, or None when the key is not in agent mode or
         no tool of its `agent.tools` is available now (the request is then served as usual).
 
         `policy` replaces the key's `agent` for this request (e.g. the Responses API's per-request `mcp` tools);
-        the key's `mcp` allowlist applies all the same.
+        the key's `mcp` allowlist applies all the same. Tools named in `ask_first` are offered but not run: a turn
+        that calls one ends the run as a client tool call does (the Responses API asks the client's approval).
         """
         principal = exchange.principal
         policy = policy or (principal.agent if principal is not None else None)
@@ -85,7 +87,9 @@ class AgentLoop:
         ]
         if not offered:
             return None
-        return AgentRun(self.pipeline, self.host, exchange, principal, policy, body, offered, fallbacks)
+        run = AgentRun(self.pipeline, self.host, exchange, principal, policy, body, offered, fallbacks)
+        run.gateway -= set(ask_first)
+        return run
 
 
 def client_tool_names(body: dict[str, Any]) -> set[str]:
@@ -117,7 +121,12 @@ class AgentRun:
     ) -> None:
         self.pipeline, self.host, self.exchange = pipeline, host, exchange
         self.principal, self.policy, self.fallbacks = principal, policy, fallbacks
+        self.offered = tools
+        """The gateway's tools offered to the model."""
         self.gateway = {tool.name for tool in tools}
+        """The names of the tools the run calls itself."""
+        self.log: list[ToolCallFinished] = []
+        """Every tool call the run made, in order."""
         self.body = {name: value for name, value in body.items() if name not in _DROPPED}
         self.body["tools"] = [*(body.get("tools") or ()), *(tool.function() for tool in tools)]
         self.messages: list[Any] = list(body.get("messages") or ())
@@ -204,7 +213,12 @@ class AgentRun:
             for index, call in enumerate(calls):
                 await run(index, call)
         self._note(self.stopped)
-        return [output or ToolOutput("no output", is_error=True) for output in outputs]
+        done = [output or ToolOutput("no output", is_error=True) for output in outputs]
+        self.log += [
+            ToolCallFinished(self.steps, call.call_id, call.name, call.arguments, output)
+            for call, output in zip(calls, done, strict=True)
+        ]
+        return done
 
     def _continue_with(self, turn: Turn, calls: list[ToolCall], outputs: list[ToolOutput]) -> None:
         self.messages = [

@@ -5,6 +5,8 @@
 - `chat`: pure translation, Responses request -> chat body and chat completion -> response object;
 - `events`: chat completion chunks -> Responses stream events;
 - `operation`: the operation the router runs per target (native `responses`, or `chat` through the above);
+- `agent`: agent mode (a key's `agent` block, hosted `mcp` tools naming hub servers, approvals), the loop run in chat
+  format; `mcp`: the hosted `mcp` tool checked; `agent_events`: an agent run's stream as Responses events;
 - `relay`: a stream to the client, storing its response before the terminal event;
 - `listing`: pagination of input items; `shapes`: ids and the response object.
 """

@@ -9,7 +9,10 @@ What maps to what:
 - `instructions` -> a leading system message; items -> messages: `message` (roles `developer` and `system` become
   `system`; `input_text`/`output_text` parts -> `text` parts, `input_image` -> `image_url`), `function_call` items
   -> the `tool_calls` of one assistant message (consecutive ones, and the assistant text before them, merged),
-  `function_call_output` -> a `tool` message; `reasoning` items are dropped (chat has no place for them);
+  `function_call_output` -> a `tool` message; `reasoning` and `mcp_list_tools` items are dropped (chat has no place
+  for them); the gateway's MCP items replay as the model saw them: `mcp_approval_request` -> an assistant tool call
+  (named `<server>__<tool>`), `mcp_call` -> its call and a `tool` message with its output, a denied (or never
+  answered) approval request -> a `tool` message saying so;
 - function tools (flat `name`/`parameters`) -> chat's nested `function`; `tool_choice` likewise;
 - `text.format` json_schema / json_object -> `response_format`; `reasoning.effort` -> `reasoning_effort`;
 - `max_output_tokens` -> `max_completion_tokens`; `temperature`, `top_p`, `parallel_tool_calls`, `user` as they are.
@@ -20,11 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from llm_proxy.agent.turns import TOOL_ERROR
+from llm_proxy.responses.mcp import qualified
 from llm_proxy.responses.shapes import (
     FUNCTION_CALL_PREFIX,
+    MCP_APPROVAL_PREFIX,
     MESSAGE_PREFIX,
     finished,
     function_call_item,
+    mcp_error_text,
     message_item,
     new_id,
     text_part,
@@ -33,6 +40,8 @@ from llm_proxy.wire.openai import response_usage_body
 from toolpolicy.governor import Usage
 
 _PASSED = ("temperature", "top_p", "user")
+DENIED = "The user denied this tool call; it was not run."
+UNANSWERED = "This tool call was not approved (no approval came); it was not run."
 
 
 def request_to_chat(request: dict[str, Any], items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -47,13 +56,14 @@ def request_to_chat(request: dict[str, Any], items: Sequence[dict[str, Any]]) ->
         messages.append({"role": "system", "content": instructions})
     for item in items:
         _add_item(messages, item)
+    _answer_unanswered(messages)
     body: dict[str, Any] = {"messages": messages}
     for name in _PASSED:
         if request.get(name) is not None:
             body[name] = request[name]
     if request.get("max_output_tokens") is not None:
         body["max_completion_tokens"] = request["max_output_tokens"]
-    tools = [_tool(tool) for tool in request.get("tools") or ()]
+    tools = [_tool(tool) for tool in request.get("tools") or () if tool.get("type") == "function"]
     if tools:
         body["tools"] = tools
         if request.get("parallel_tool_calls") is not None:
@@ -103,20 +113,73 @@ def _add_item(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
         else:
             messages.append({"role": "system" if role in ("system", "developer") else "user", "content": content})
     elif kind == "function_call":
-        call = {
-            "id": item.get("call_id"),
-            "type": "function",
-            "function": {"name": item.get("name"), "arguments": item.get("arguments") or ""},
-        }
-        last = messages[-1] if messages else None
-        if last is not None and last.get("role") == "assistant" and not isinstance(last.get("content"), list):
-            last.setdefault("tool_calls", []).append(call)
-        else:
-            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        _add_call(messages, item.get("call_id"), item.get("name"), item.get("arguments"))
     elif kind == "function_call_output":
         output = item.get("output")
         text = output if isinstance(output, str) else "".join(_part_texts(output))
         messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+    elif kind in ("mcp_call", "mcp_approval_request", "mcp_approval_response"):
+        _add_mcp_item(messages, item)
+
+
+def _add_call(messages: list[dict[str, Any]], call_id: Any, name: Any, arguments: Any) -> None:
+    """A tool call of the assistant: merged into the assistant message just before, if any."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments or ""}}
+    last = messages[-1] if messages else None
+    if last is not None and last.get("role") == "assistant" and not isinstance(last.get("content"), list):
+        last.setdefault("tool_calls", []).append(call)
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def _add_mcp_item(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """The gateway's MCP items as the model saw them: an `mcp_approval_request` is the assistant's tool call (its
+    id the call's id), an `mcp_call` the call (unless its approval request made it) and its result, a denied
+    `mcp_approval_response` the result saying so. A result goes right after the call it answers."""
+    kind = item["type"]
+    if kind == "mcp_approval_response":
+        if item.get("approve") is not True:
+            _place_result(messages, str(item.get("approval_request_id")), f"{TOOL_ERROR} {DENIED}")
+        return
+    name = qualified(str(item.get("server_label")), str(item.get("name")))
+    if kind == "mcp_approval_request":
+        _add_call(messages, item.get("id"), name, item.get("arguments"))
+        return
+    call_id = str(item.get("approval_request_id") or item.get("id"))
+    if _call_at(messages, call_id) is None:
+        _add_call(messages, call_id, name, item.get("arguments"))
+    error = item.get("error")
+    text = str(item.get("output") or "") if error is None else f"{TOOL_ERROR} {mcp_error_text(error)}"
+    _place_result(messages, call_id, text)
+
+
+def _call_at(messages: list[dict[str, Any]], call_id: str) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        calls = messages[index].get("tool_calls") or ()
+        if messages[index].get("role") == "assistant" and any(call.get("id") == call_id for call in calls):
+            return index
+    return None
+
+
+def _place_result(messages: list[dict[str, Any]], call_id: str, text: str) -> None:
+    at = _call_at(messages, call_id)
+    if at is None:
+        return  # nothing to answer: a chat model refuses a result without its call
+    if any(m.get("role") == "tool" and m.get("tool_call_id") == call_id for m in messages[at + 1 :]):
+        return
+    end = at + 1
+    while end < len(messages) and messages[end].get("role") == "tool":
+        end += 1
+    messages.insert(end, {"role": "tool", "tool_call_id": call_id, "content": text})
+
+
+def _answer_unanswered(messages: list[dict[str, Any]]) -> None:
+    """An approval request the client never answered gets a result saying so (a chat model needs one per call)."""
+    for message in list(messages):
+        for call in message.get("tool_calls") or () if message.get("role") == "assistant" else ():
+            call_id = str(call.get("id"))
+            if call_id.startswith(MCP_APPROVAL_PREFIX):
+                _place_result(messages, call_id, f"{TOOL_ERROR} {UNANSWERED}")
 
 
 def _part_texts(parts: Any) -> list[str]:

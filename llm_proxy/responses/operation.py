@@ -1,7 +1,8 @@
 """A Responses API request as an operation the router runs on each target (see `llm_proxy.operations`).
 
 A provider that speaks `responses` (an OpenAI provider whose server has the Responses API) gets the request as the
-client sent it, with a previous response's chain expanded into `input`; every other provider gets it translated to
+client sent it, with a previous response's chain expanded into `input` (unless the chain holds the gateway's MCP
+items); every other provider gets it translated to
 `chat` (`chat.request_to_chat`) and its answer translated back, streams included. The response id and creation time
 are minted once per request, so every attempt of a failover answers under the same id.
 """
@@ -63,6 +64,9 @@ class Responses:
         """All input items: a previous response's chain, then this request's own."""
         self.chained = chained
         """Whether `items` start with a previous response's chain (the native body then carries them)."""
+        self.native = not any(str(item.get("type")).startswith("mcp_") for item in items)
+        """Whether a native provider may take it: a chain with the gateway's MCP items is always translated (the
+        items name the gateway's servers, which the provider does not know)."""
         self.skeleton = response_object(body, response_id=response_id, created_at=created_at, model=str(body["model"]))
         self._chat: dict[str, Any] | None = None
 
@@ -85,7 +89,7 @@ class Responses:
 
     async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply:
         """The response object and its usage (counted when the provider reported none)."""
-        if "responses" in adapter.ops:
+        if "responses" in adapter.ops and self.native:
             reply = await adapter.send(Attempt("responses", target.model, self.native_body(), key))
             usage = reply.usage or await self.count(target.model, output_texts(reply.body))
             return Reply(reply.body, usage)
@@ -102,7 +106,7 @@ class Responses:
         self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Responses stream events: the provider's own, or translated from its chat chunks."""
-        if "responses" in adapter.ops:
+        if "responses" in adapter.ops and self.native:
             attempt = Attempt("responses", target.model, self.native_body(), key, stream=True)
             async with aclosing(adapter.stream(attempt)) as events:
                 async for event in events:

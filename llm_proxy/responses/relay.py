@@ -45,6 +45,7 @@ class ResponsesRelay:
         *,
         save: Callable[[dict[str, Any]], Awaitable[None]],
         count: Callable[[str, list[str]], Awaitable[Usage]],
+        settles: bool = True,
         guard: ResponsesStreamGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -55,6 +56,8 @@ class ResponsesRelay:
         """Stores a finished response (a no-op for `store: false`)."""
         self.count = count
         """Counts usage from (model, texts) when the stream reported none."""
+        self.settles = settles
+        """Whether `close` settles the exchange (False when the stream's producer settles, as agent mode does)."""
         self.guard = guard
         """Output guardrails, when any apply: events pass through it before they are seen and framed."""
         self.usage: Usage | None = None
@@ -138,9 +141,10 @@ class ResponsesRelay:
         with anyio.CancelScope(shield=True), anyio.move_on_after(_SETTLE_TIMEOUT):
             try:
                 await self.events.aclose()
-                model = exchange.trace.route or exchange.requested
-                usage = self.usage or await self.count(model, self.texts)
-                await self.pipeline.settle(exchange, usage)
+                if self.settles:
+                    model = exchange.trace.route or exchange.requested
+                    usage = self.usage or await self.count(model, self.texts)
+                    await self.pipeline.settle(exchange, usage)
             except Exception:
                 logger.exception("settling stream %s failed", exchange.request_id)
         if self.guard is not None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_proxy.responses.shapes import FUNCTION_CALL_PREFIX, FUNCTION_OUTPUT_PREFIX, MESSAGE_PREFIX, new_id
+from llm_proxy.responses import mcp
+from llm_proxy.responses.shapes import (
+    FUNCTION_CALL_PREFIX,
+    FUNCTION_OUTPUT_PREFIX,
+    MCP_APPROVAL_RESPONSE_PREFIX,
+    MESSAGE_PREFIX,
+    new_id,
+)
 from toolpolicy.errors import InvalidRequest
 
 MAX_ITEMS = 10_000
@@ -20,7 +27,18 @@ MAX_METADATA_PAIRS = 16
 """OpenAI's limits on `metadata`: 16 pairs, keys up to 64 characters, values up to 512."""
 INPUT_ROLES = frozenset({"user", "system", "developer", "assistant"})
 CONTENT_PARTS = frozenset({"input_text", "input_image", "output_text", "refusal"})
-ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+ITEM_TYPES = frozenset(
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "mcp_list_tools",
+        "mcp_call",
+        "mcp_approval_request",
+        "mcp_approval_response",
+    }
+)
 UNSUPPORTED = ("conversation", "prompt", "background")
 """Request fields that need state or features the gateway does not have; refused rather than ignored."""
 
@@ -108,9 +126,13 @@ def _check_tools(value: Any) -> None:
     for index, tool in enumerate(value):
         if not isinstance(tool, dict):
             raise _fail(f"tools[{index}] must be an object", f"tools[{index}]")
+        if tool.get("type") == "mcp":
+            mcp.parse(tool, index)
+            continue
         if tool.get("type") != "function":
             raise _fail(
-                f"tools[{index}]: only function tools are supported, not {tool.get('type')!r}", f"tools[{index}].type"
+                f"tools[{index}]: only function and mcp tools are supported, not {tool.get('type')!r}",
+                f"tools[{index}].type",
             )
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise _fail(f"tools[{index}] needs a 'name'", f"tools[{index}].name")
@@ -187,6 +209,17 @@ def _item(item: Any, where: str) -> dict[str, Any]:
         if not isinstance(item.get("output"), str | list):
             raise _fail(f"{where}.output must be a string or an array of parts", f"{where}.output")
         copied.setdefault("id", new_id(FUNCTION_OUTPUT_PREFIX))
+    elif kind == "mcp_approval_response":
+        if not isinstance(item.get("approval_request_id"), str):
+            raise _fail(f"{where}.approval_request_id must be a string", f"{where}.approval_request_id")
+        if not isinstance(item.get("approve"), bool):
+            raise _fail(f"{where}.approve must be true or false", f"{where}.approve")
+        copied.setdefault("id", new_id(MCP_APPROVAL_RESPONSE_PREFIX))
+    elif kind in ("mcp_call", "mcp_approval_request", "mcp_list_tools"):
+        names = ("server_label",) if kind == "mcp_list_tools" else ("id", "server_label", "name", "arguments")
+        for name in names:
+            if not isinstance(item.get(name), str):
+                raise _fail(f"{where}.{name} must be a string", f"{where}.{name}")
     return copied
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from llm_proxy import estimate, offload
+from llm_proxy.agent import AgentLoop
 from llm_proxy.endpoints import ThenFinish, header_map
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.guard import check_body, input_scan, output_scan
@@ -26,6 +27,7 @@ from llm_proxy.operations import open_stream
 from llm_proxy.pipeline import Exchange, Pipeline, fallbacks_of, requested_model
 from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.responses import request as checks
+from llm_proxy.responses.agent import ResponsesAgent, hosted_request
 from llm_proxy.responses.guard import ResponsesStreamGuard
 from llm_proxy.responses.listing import page
 from llm_proxy.responses.operation import Responses
@@ -66,6 +68,12 @@ class ResponsesRoutes:
         self.clock = clock
         """Wall-clock seconds for `created_at` (injected by tests)."""
         self.limit = pipeline.router.settings.max_request_bytes
+        self.agent: ResponsesAgent | None = None
+        """Agent mode (a key's `agent` block, hosted `mcp` tools), once `host_agent` gave it the loop."""
+
+    def host_agent(self, loop: AgentLoop) -> None:
+        """Serve agent mode with `loop`: keys in agent mode, and requests with `mcp` tools."""
+        self.agent = ResponsesAgent(self.pipeline, loop, self._save)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -101,13 +109,21 @@ class ResponsesRoutes:
             try:
                 if scan is not None:
                     scan.json(body)  # before the items are read out of it
-                operation = await self._operation(principal, body, scan)
+                operation, own = await self._operation(principal, body, scan)
                 if scan is not None:
                     await scan.remote({"instructions": body.get("instructions"), "input": operation.items})
             finally:
                 if scan is not None:
                     scan.report()
             exchange.stream = body.get("stream") is True
+            if self.agent is not None and (principal.agent is not None or hosted_request(body, own)):
+                served = await self.agent.respond(exchange, principal, operation, own, fallbacks)
+                if served is not None:
+                    return served
+            elif hosted_request(body, own):
+                raise InvalidRequest(
+                    "mcp tools are served only with the gateway's MCP hub (isthmus serve)", param="tools"
+                )
             declared = headers.get("content-length") or ""
             size = int(declared) if declared.isdigit() else 0
             input_tokens = await offload.run(size, estimate.request_input, operation.chat_body())
@@ -126,7 +142,10 @@ class ResponsesRoutes:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
             return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
-    async def _operation(self, principal: Principal, body: dict[str, Any], scan: Scan | None) -> Responses:
+    async def _operation(
+        self, principal: Principal, body: dict[str, Any], scan: Scan | None
+    ) -> tuple[Responses, list[dict[str, Any]]]:
+        """The operation (over the whole chain) and the request's own input items."""
         own = checks.input_items(body)
         history: list[dict[str, Any]] = []
         previous = checks.previous_response_id(body)
@@ -141,13 +160,14 @@ class ResponsesRoutes:
                 scan.json(history)
         if len(history) + len(own) > checks.MAX_ITEMS:
             raise InvalidRequest(f"the conversation has more than {checks.MAX_ITEMS} items", param="input")
-        return Responses(
+        operation = Responses(
             body,
             [*history, *own],
             chained=previous is not None,
             response_id=new_id(RESPONSE_PREFIX),
             created_at=int(self.clock()),
         )
+        return operation, own
 
     async def _save(self, principal: Principal, operation: Responses, response: dict[str, Any]) -> None:
         """Store `response` unless the request said `store: false`; a store failure is logged, not the client's."""

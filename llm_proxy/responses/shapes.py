@@ -1,6 +1,7 @@
 """Responses API wire shapes built by the gateway: ids, the response object, output items, usage.
 
-Ids are minted as OpenAI mints them: a type prefix (`resp_`, `msg_`, `fc_`) and 48 random hex digits.
+Ids are minted as OpenAI mints them: a type prefix (`resp_`, `msg_`, `fc_`, `mcpl_`, `mcp_`, `mcpr_`) and 48 random
+hex digits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ RESPONSE_PREFIX = "resp_"
 MESSAGE_PREFIX = "msg_"
 FUNCTION_CALL_PREFIX = "fc_"
 FUNCTION_OUTPUT_PREFIX = "fco_"
+MCP_LIST_PREFIX = "mcpl_"
+MCP_CALL_PREFIX = "mcp_"
+MCP_APPROVAL_PREFIX = "mcpr_"
+MCP_APPROVAL_RESPONSE_PREFIX = "mcpa_"
 
 _DEFAULTS: dict[str, Any] = {
     "instructions": None,
@@ -95,3 +100,60 @@ def function_call_item(
         "arguments": arguments,
         "status": status,
     }
+
+
+def mcp_list_tools_item(item_id: str, server_label: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """`tools`: `{name, input_schema, description, annotations}` each, named as the server names them."""
+    return {"id": item_id, "type": "mcp_list_tools", "server_label": server_label, "tools": tools, "error": None}
+
+
+def mcp_call_item(
+    item_id: str,
+    server_label: str,
+    name: str,
+    arguments: str,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+    status: str = "completed",
+    approval_request_id: str | None = None,
+) -> dict[str, Any]:
+    """A call the gateway made; `error` (the tool's error text) makes it `failed`, in the SDK's error shape."""
+    failure = None if error is None else {"type": "mcp_tool_execution_error", "content": [text_content(error)]}
+    return {
+        "id": item_id,
+        "type": "mcp_call",
+        "server_label": server_label,
+        "name": name,
+        "arguments": arguments,
+        "output": output,
+        "error": failure,
+        "status": "failed" if error is not None else status,
+        "approval_request_id": approval_request_id,
+    }
+
+
+def mcp_approval_request_item(item_id: str, server_label: str, name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "mcp_approval_request",
+        "server_label": server_label,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def text_content(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def mcp_error_text(error: Any) -> str:
+    """The text of an `mcp_call` item's `error` (the SDK's object, or a plain string as older clients send)."""
+    if isinstance(error, str):
+        return error
+    if not isinstance(error, dict):
+        return "the tool failed"
+    content = error.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return str(error.get("message") or content or "the tool failed")

@@ -44,10 +44,11 @@ def response_usage_of(usage: Any) -> Usage | None:
 
 
 def response_usage_body(usage: Usage, *, reasoning_tokens: int = 0) -> dict[str, Any]:
-    """A Responses API `usage` object."""
+    """A Responses API `usage` object. Cache writes are not tracked apart from input tokens: reported as 0, since the
+    SDK's `Response` model requires the field."""
     return {
         "input_tokens": usage.tokens_in,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": usage.tokens_out,
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": usage.tokens_in + usage.tokens_out,

@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_version
-from mcp_hub.fastpath.exchange import Exchange
+from mcp_hub.fastpath.exchange import Exchange, settle
 
 __all__ = ["FAST_METHODS", "FastPath"]
 
@@ -93,8 +93,8 @@ async def _serve(
         progress_token=progress_token_from_params(route.params),
     )
     outcome: dict[str, Any] | Exception | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(exchange.watch, receive, tg.cancel_scope)
+    with anyio.CancelScope() as handler:  # cancelled by the watcher when the client goes away
+        watcher = exchange.start_watching(receive, handler)
         try:
             outcome = await serve_one(
                 manager.app,
@@ -108,6 +108,9 @@ async def _serve(
             outcome = exc
         finally:
             exchange.closed = True  # as the SDK closes the handler's stream the moment it returns
-        tg.cancel_scope.cancel()
-    if outcome is not None:  # None: the client went away and the call was cancelled
-        await exchange.finish(outcome, scope, receive)
+            watcher.cancel()
+    try:
+        if outcome is not None:  # None: the client went away and the call was cancelled
+            await exchange.finish(outcome)
+    finally:
+        await settle(watcher)

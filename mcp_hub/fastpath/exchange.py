@@ -5,11 +5,14 @@ The SDK's entry runs the handler in a task of its own, passes notifications thro
 `PING_INTERVAL`); a handler that finishes first is answered `application/json`. `Exchange` keeps that contract with
 less machinery: the handler runs in the calling task, a notification is written at once (committing the stream if
 it is the first thing written), and one watcher task cancels the handler when the client goes away and pings a
-committed (or long-silent) stream.
+committed (or long-silent) stream. The watcher is a bare asyncio task (`start_watching`), not an anyio task group:
+a task group's scopes and bookkeeping cost more than the rest of the exchange, and the watcher needs none of them
+(it only ever cancels the handler's scope, and is itself cancelled, then awaited, once the handler is done).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -24,8 +27,7 @@ from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
 from mcp.shared.message import MessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Send
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 PING: Final = b": ping\r\n\r\n"
+_JSON_TYPE: Final = (b"content-type", b"application/json")
 
 
 def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> bytes:
@@ -82,17 +85,35 @@ class Exchange:
             params["message"] = message
         await self.notify("notifications/progress", params)
 
+    def start_watching(self, receive: Receive, handler: anyio.CancelScope) -> asyncio.Task[None]:
+        """Start the watcher task (see `watch`); the caller cancels it once the handler is done, then `settle`s it."""
+        return asyncio.get_running_loop().create_task(self.watch(receive, handler))
+
     async def watch(self, receive: Receive, handler: anyio.CancelScope) -> None:
-        """Until cancelled: cancel `handler` when the client disconnects; ping after each silent interval."""
-        self._quiet_until = anyio.current_time() + PING_INTERVAL
-        while True:
-            with anyio.CancelScope(deadline=self._quiet_until):
-                while (await receive()).get("type") != "http.disconnect":
-                    pass
+        """Until cancelled: cancel `handler` when the client disconnects; ping after each silent interval.
+
+        A watcher that fails (a ping the server could not write) cancels the handler too, as a failing task in the
+        handler's task group would.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            self._quiet_until = loop.time() + PING_INTERVAL
+            while True:
+                try:
+                    async with asyncio.timeout_at(self._quiet_until):
+                        while (await receive()).get("type") != "http.disconnect":
+                            pass
+                except TimeoutError:
+                    if loop.time() >= self._quiet_until:  # else a notice went out meanwhile: wait on from it
+                        await self._write(PING)
+                    continue
                 handler.cancel()
                 return
-            if anyio.current_time() >= self._quiet_until:  # else a notice went out meanwhile: wait on from it
-                await self._write(PING)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            handler.cancel()
+            raise
 
     async def _write(self, chunk: bytes) -> None:
         async with self._lock:
@@ -102,10 +123,10 @@ class Exchange:
             if not self.committed:
                 self.committed = True
                 await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            self._quiet_until = anyio.current_time() + PING_INTERVAL
+            self._quiet_until = asyncio.get_running_loop().time() + PING_INTERVAL
             await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def finish(self, outcome: dict[str, Any] | Exception, scope: Scope, receive: Receive) -> None:
+    async def finish(self, outcome: dict[str, Any] | Exception) -> None:
         """Write the result (or the error the SDK makes of `outcome`): JSON, or the stream's last event."""
         body: dict[str, Any]
         if isinstance(outcome, Exception):
@@ -124,6 +145,16 @@ class Exchange:
         else:
             # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
             status, body = 200, {"jsonrpc": "2.0", "id": self.request_id, "result": outcome}
-        await Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")(
-            scope, receive, self.send
-        )
+        # What starlette's `Response(..., media_type="application/json")` sends, without building one.
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers = [(b"content-length", str(len(content)).encode("latin-1")), _JSON_TYPE]
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": content})
+
+
+async def settle(watcher: asyncio.Task[None]) -> None:
+    """Wait for a cancelled watcher to end; raise what it failed with, if anything (not its cancellation)."""
+    if not watcher.done():
+        await asyncio.wait((watcher,))
+    if not watcher.cancelled() and (error := watcher.exception()) is not None:
+        raise error

@@ -52,6 +52,7 @@ from mcp_hub.relay.caller_capabilities import CAPABILITIES_KEY, forwarded
 from mcp_hub.relay.calls import DOWNSTREAM
 from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
+from toolpolicy.telemetry.tracing import inject, nothing_to_trace
 
 logger = logging.getLogger(__name__)
 
@@ -218,14 +219,16 @@ class FastCalls:
             headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
         if progress is not None:
             meta["progressToken"] = request_id
+        exchange = _Exchange(self, request_id, progress)
+        if nothing_to_trace():
+            # The SDK client's span would be the invalid one, current in a context it leaves as it was: skipped.
+            # What the propagators write is written all the same (baggage, say; no `traceparent` without a trace).
+            inject(meta)
+            return await exchange.run(_body(request_id, params, meta), headers)
         attributes = {"mcp.method.name": METHOD, "jsonrpc.request.id": str(request_id)}
         with otel_span(f"MCP send {METHOD} {name}", kind=SpanKind.CLIENT, attributes=attributes):
             inject_trace_context(meta)
-            if meta:
-                params["_meta"] = meta
-            body = {"jsonrpc": "2.0", "id": request_id, "method": METHOD, "params": params}
-            exchange = _Exchange(self, request_id, progress)
-            return await exchange.run(json.dumps(body, separators=(",", ":")).encode(), headers)
+            return await exchange.run(_body(request_id, params, meta), headers)
 
     def _caller_capabilities(self) -> dict[str, Any]:
         downstream = DOWNSTREAM.get()
@@ -444,6 +447,13 @@ class _Exchange:
                 }
             await self._post_message(answer)
         self._answering.pop(coerce_request_id(request_id), None)
+
+
+def _body(request_id: int, params: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    if meta:
+        params["_meta"] = meta
+    body = {"jsonrpc": "2.0", "id": request_id, "method": METHOD, "params": params}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _response_outcome(message: Any, request_id: int | None) -> dict[str, Any]:

@@ -251,39 +251,6 @@ async def openai_responses(request: web.Request, body: dict[str, Any]) -> web.St
     return web.json_response(responses_body(body, [item]))
 
 
-def tool_call_completion(name: str, arguments: str, call_id: str = "call_1") -> dict[str, Any]:
-    """A chat completion that calls one function."""
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    message = {"role": "assistant", "content": None, "tool_calls": [call]}
-    return {
-        "id": "chatcmpl-tool",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-test",
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
-        "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
-    }
-
-
-def tool_call_frames(name: str, arguments: str, call_id: str = "call_1") -> list[bytes]:
-    """The same call streamed: its arguments in two deltas, then the usage chunk."""
-    base = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    start = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
-    half = len(arguments) // 2
-    return [
-        chunk({"role": "assistant", "content": None, "tool_calls": [start]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
-        chunk({}, "tool_calls"),
-        sse({**base, "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
-        sse("[DONE]"),
-    ]
-
-
 # --- scripted behaviours ---------------------------------------------------------------------------------------
 
 
@@ -337,13 +304,19 @@ def stream_frames(frames: list[bytes], *, delay: float = 0.0) -> Behaviour:
     return answer
 
 
-def tool_calls(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Behaviour:
-    """The model asks for these tools (ids `call_0`, `call_1`, ...), saying `say` first if given; streamed
-    (arguments in two fragments) when the request streams."""
+def tool_calls(*calls: tuple[str, dict[str, Any] | str], say: str | None = None) -> Behaviour:
+    """The model asks for these tools (ids `call_0`, `call_1`, ...) with these arguments (an object, or the JSON
+    text as the model writes it), saying `say` first if given; streamed (each call's name, then its arguments in
+    two fragments) when the request streams. The one tool-call script of the mock: chat clients, the Responses
+    translation and agent mode all use it, with `answer_with_tool_results` for the turn after."""
 
     async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         wire = [
-            {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            {
+                "id": f"call_{index}",
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
             for index, (name, args) in enumerate(calls)
         ]
         if not body.get("stream"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 from opentelemetry import baggage, context as otel_context, propagate, trace
@@ -11,7 +12,15 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import INVALID_SPAN
 
 from tests.tracing_support import span_exporter
-from toolpolicy.telemetry.tracing import inject, span_under, start_server_span, tracing_on
+from toolpolicy.telemetry.tracing import (
+    child_span,
+    inject,
+    nothing_to_trace,
+    operation_span,
+    span_under,
+    start_server_span,
+    tracing_on,
+)
 
 
 class Untouchable(Mapping[str, str]):
@@ -47,6 +56,33 @@ def test_without_a_provider_an_attempt_span_changes_nothing_upstream_calls_carry
         carrier: dict[str, str] = {}
         inject(carrier)
         assert "traceparent" not in carrier
+
+
+@pytest.mark.parametrize("span", [operation_span, child_span])
+def test_without_a_provider_or_a_trace_to_continue_a_span_is_skipped(no_provider: None, span: Any) -> None:
+    assert nothing_to_trace()
+    before = otel_context.get_current()
+    with span("tools/call t", {"gen_ai.tool.name": "t"}) as made:
+        assert made is INVALID_SPAN
+        assert otel_context.get_current() is before
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        assert carrier == {}
+
+
+@pytest.mark.parametrize("span", [operation_span, child_span])
+def test_without_a_provider_a_continued_trace_still_reaches_upstream_calls(no_provider: None, span: Any) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    token = otel_context.attach(propagate.extract({"traceparent": traceparent}))
+    try:
+        assert not nothing_to_trace()
+        with span("tools/call t", {"gen_ai.tool.name": "t"}) as made:
+            assert made is not INVALID_SPAN
+            carrier: dict[str, str] = {}
+            inject(carrier)
+    finally:
+        otel_context.detach(token)
+    assert carrier["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_with_a_provider_attempt_spans_are_recorded_under_the_request_and_propagated() -> None:

@@ -100,9 +100,20 @@ def request_span(
             otel_context.detach(token)
 
 
+def nothing_to_trace() -> bool:
+    """Whether a span started now under the current one would be the invalid span, and its block see no change.
+
+    With no tracer provider the no-op tracer's span copies the current span's context, and making it current
+    changes nothing when that context is the invalid one (no trace continued): such a span is skipped."""
+    return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
+
+
 @contextmanager
 def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """A client span for one upstream attempt or tool call, under the current span."""
+    if nothing_to_trace():
+        yield INVALID_SPAN
+        return
     with tracer().start_as_current_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes)) as span:
         yield span
 
@@ -121,7 +132,7 @@ def start_server_span(
 @contextmanager
 def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
-    if not tracing_on() and not trace.get_current_span().get_span_context().is_valid:
+    if nothing_to_trace():
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
         yield INVALID_SPAN
@@ -136,6 +147,9 @@ def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | N
 @contextmanager
 def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
+    if nothing_to_trace():
+        yield INVALID_SPAN
+        return
     with tracer().start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes)) as span:
         yield span
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openai.types.responses import Response
+
 from llm_proxy.responses.chat import completion_to_response, request_to_chat
 from llm_proxy.responses.request import input_items
 from llm_proxy.responses.shapes import response_object
@@ -86,12 +88,13 @@ def test_a_tool_call_completion_becomes_function_call_items() -> None:
     assert response["status"] == "completed" and response["model"] == "gpt-x" and response["created_at"] == 5
     assert response["usage"] == {
         "input_tokens": 3,
-        "input_tokens_details": {"cached_tokens": 1},
+        "input_tokens_details": {"cached_tokens": 1, "cache_write_tokens": 0},
         "output_tokens": 2,
         "output_tokens_details": {"reasoning_tokens": 1},
         "total_tokens": 5,
     }
     assert response["tools"] == [{"type": "function", "name": "f"}]
+    Response.model_validate(response)  # the official SDK's model, with every field it requires
 
 
 def test_a_cut_answer_is_incomplete_and_a_refusal_is_a_refusal_part() -> None:
@@ -102,3 +105,52 @@ def test_a_cut_answer_is_incomplete_and_a_refusal_is_a_refusal_part() -> None:
         completion({"role": "assistant", "content": None, "refusal": "no"}), skeleton, Usage()
     )
     assert refused["output"][0]["content"] == [{"type": "refusal", "refusal": "no"}]
+
+
+def test_the_gateways_mcp_items_replay_as_the_model_saw_them() -> None:
+    ask = {"id": "mcpr_1", "type": "mcp_approval_request", "server_label": "docs", "name": "read", "arguments": "{}"}
+    ask_2 = {**ask, "id": "mcpr_2", "arguments": '{"page": 2}'}
+    items = [
+        {"type": "message", "role": "user", "content": "read two pages"},
+        {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "docs", "tools": []},
+        {"id": "mcp_1", "type": "mcp_call", "server_label": "docs", "name": "find", "arguments": "{}", "output": "p1"},
+        ask,
+        ask_2,
+        {"type": "message", "role": "user", "content": "go on"},  # between a call and its answer
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False},
+    ]
+    messages = request_to_chat({"model": "p/m"}, items)["messages"]
+    find_call, find_result, asked, *results, user = messages[1:]
+    assert find_call["tool_calls"][0] == {
+        "id": "mcp_1",
+        "type": "function",
+        "function": {"name": "docs__find", "arguments": "{}"},
+    }
+    assert find_result == {"role": "tool", "tool_call_id": "mcp_1", "content": "p1"}
+    assert [call["id"] for call in asked["tool_calls"]] == ["mcpr_1", "mcpr_2"]
+    assert [result["tool_call_id"] for result in results] == ["mcpr_1", "mcpr_2"]
+    assert "denied" in results[0]["content"]
+    assert "not approved" in results[1]["content"]  # never answered
+    assert user == {"role": "user", "content": "go on"}
+
+
+def test_an_approved_calls_result_answers_its_approval_request() -> None:
+    ask = {"id": "mcpr_1", "type": "mcp_approval_request", "server_label": "docs", "name": "read", "arguments": "{}"}
+    error = {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": "no such page"}]}
+    items = [
+        ask,
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True},
+        {
+            "id": "mcp_9",
+            "type": "mcp_call",
+            "server_label": "docs",
+            "name": "read",
+            "arguments": "{}",
+            "output": None,
+            "error": error,
+            "approval_request_id": "mcpr_1",
+        },
+    ]
+    messages = request_to_chat({"model": "p/m"}, items)["messages"]
+    assert [call["id"] for call in messages[0]["tool_calls"]] == ["mcpr_1"]
+    assert messages[1:] == [{"role": "tool", "tool_call_id": "mcpr_1", "content": "[tool error] no such page"}]

@@ -12,10 +12,7 @@ from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
 from tests.llm_proxy.conftest import KEY, Gateway
 from tests.llm_proxy.mock_provider import (
     MockProvider,
-    json_reply,
-    stream_frames,
-    tool_call_completion,
-    tool_call_frames,
+    tool_calls,
 )
 
 pytestmark = pytest.mark.anyio
@@ -38,10 +35,7 @@ def agent(gateway: Gateway, sdk: openai.AsyncOpenAI) -> Agent:
 async def test_an_agent_calls_its_tool_and_answers(gateway: Gateway, mock: MockProvider, streamed: bool) -> None:
     CALLED.clear()
     arguments = json.dumps({"city": "Paris"})
-    if streamed:
-        mock.queue(stream_frames(tool_call_frames("get_weather", arguments)))
-    else:
-        mock.queue(json_reply(tool_call_completion("get_weather", arguments)))
+    mock.queue(tool_calls(("get_weather", arguments)))
     config = RunConfig(tracing_disabled=True)
     async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
         if streamed:
@@ -56,5 +50,5 @@ async def test_an_agent_calls_its_tool_and_answers(gateway: Gateway, mock: MockP
     first, second = (seen.body for seen in mock.seen)
     assert first["messages"][0] == {"role": "system", "content": "answer briefly"}
     assert first["tools"][0]["function"]["name"] == "get_weather"
-    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "18C in Paris"}
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_0", "content": "18C in Paris"}
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "get_weather"

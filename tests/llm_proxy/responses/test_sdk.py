@@ -11,11 +11,9 @@ import pytest
 
 from tests.llm_proxy.conftest import KEY, LIMITED_KEY, Gateway
 from tests.llm_proxy.mock_provider import (
+    USAGE,
     MockProvider,
-    json_reply,
-    stream_frames,
-    tool_call_completion,
-    tool_call_frames,
+    tool_calls,
 )
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +91,7 @@ async def test_a_function_call_round_trip(gateway: Gateway, mock: MockProvider) 
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
         "strict": True,
     }
-    mock.queue(json_reply(tool_call_completion("get_weather", '{"city":"Paris"}')))
+    mock.queue(tool_calls(("get_weather", '{"city":"Paris"}')))
     async with client(gateway) as sdk:
         first = await sdk.responses.create(
             model="mock/gpt-test",
@@ -104,7 +102,7 @@ async def test_a_function_call_round_trip(gateway: Gateway, mock: MockProvider) 
         )
         call = first.output[0]
         assert call.type == "function_call" and call.id.startswith("fc_")
-        assert (call.call_id, call.name, call.arguments) == ("call_1", "get_weather", '{"city":"Paris"}')
+        assert (call.call_id, call.name, call.arguments) == ("call_0", "get_weather", '{"city":"Paris"}')
         second = await sdk.responses.create(
             model="mock/gpt-test",
             previous_response_id=first.id,
@@ -130,10 +128,10 @@ async def test_a_function_call_round_trip(gateway: Gateway, mock: MockProvider) 
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
         ],
     }
-    assert messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"}
+    assert messages[2] == {"role": "tool", "tool_call_id": "call_0", "content": "18C and sunny"}
     assert second.status == "completed"
 
 
@@ -211,7 +209,7 @@ async def test_streaming_follows_the_event_sequence_the_sdk_accumulates(gateway:
 
 
 async def test_a_streamed_function_call_arrives_as_argument_deltas(gateway: Gateway, mock: MockProvider) -> None:
-    mock.queue(stream_frames(tool_call_frames("lookup", '{"q":"x"}', "call_9")))
+    mock.queue(tool_calls(("lookup", '{"q":"x"}')))
     tool = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
     async with client(gateway) as sdk:
         stream = await sdk.responses.create(model="mock/gpt-test", input="find x", tools=[tool], stream=True)  # type: ignore[list-item]
@@ -229,8 +227,8 @@ async def test_a_streamed_function_call_arrives_as_argument_deltas(gateway: Gate
     ]
     done = events[-1].response  # type: ignore[union-attr]
     call = done.output[0]
-    assert call.type == "function_call" and call.call_id == "call_9" and json.loads(call.arguments) == {"q": "x"}
-    assert done.usage is not None and done.usage.output_tokens == 9
+    assert call.type == "function_call" and call.call_id == "call_0" and json.loads(call.arguments) == {"q": "x"}
+    assert done.usage is not None and done.usage.output_tokens == USAGE["completion_tokens"]
 
 
 @pytest.mark.parametrize(
