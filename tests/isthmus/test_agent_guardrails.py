@@ -81,3 +81,20 @@ async def test_every_streamed_step_is_redacted(gateway: Gateway, mock: MockProvi
             stream = await sdk.chat.completions.create(model=MODEL, messages=USER, stream=True)  # type: ignore[arg-type]
             text = "".join([choice.delta.content or "" async for chunk in stream for choice in chunk.choices])
     assert text == "Asking [REDACTED:email] first.\n\nused:[REDACTED:email]"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_responses_run_is_redacted_too(gateway: Gateway, mock: MockProvider, stream: bool) -> None:
+    mock.queue(tool_calls(("fixture__echo", {"text": "jo@example.com"})), answer_with_tool_results())
+    async with client(gateway) as sdk:
+        with anyio.fail_after(30):
+            if stream:
+                events = [event async for event in await sdk.responses.create(model=MODEL, input="go", stream=True)]
+                final = events[-1]
+                assert final.type == "response.completed"
+                response = final.response
+                deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+                assert "jo@example.com" not in deltas and "[REDACTED:email]" in deltas
+            else:
+                response = await sdk.responses.create(model=MODEL, input="go")
+    assert response.output_text == "used:[REDACTED:email]"
