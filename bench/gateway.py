@@ -8,7 +8,9 @@ Variants (each a fresh process with a fresh SQLite store):
 - `isthmus+otel`: the plain variant with tracing on, exporting every span to the benchmark's OTLP sink;
 - `isthmus-stdio`: the plain variant with the mock MCP server as a stdio child (`bench.mock_mcp_stdio`);
 - `isthmus-w2`: the plain variant served by `isthmus serve --workers 2`, with its counters in Redis (the
-  configuration `--workers` is meant for).
+  configuration `--workers` is meant for);
+- `isthmus+guard`: the plain variant with guardrails on every surface by default: `secrets` (block) and every `pii`
+  entity (redact), so each request's input and its answer (streamed or not) are scanned.
 
 Limits are set high enough never to trip: the figures measure the cost of checking them, not of denials.
 """
@@ -43,6 +45,7 @@ class Variant:
     stdio: bool = False
     """The MCP upstream is the stdio mock, started by the gateway, instead of the HTTP mock."""
     workers: int = 1
+    guardrails: bool = False
 
 
 PLAIN = Variant("isthmus")
@@ -50,7 +53,12 @@ GOVERNED = Variant("isthmus+gov", governance=True)
 TRACED = Variant("isthmus+otel", telemetry=True)
 STDIO = Variant("isthmus-stdio", stdio=True)
 WORKERS = Variant("isthmus-w2", workers=2)
-VARIANTS = (PLAIN, GOVERNED, TRACED, STDIO, WORKERS)
+GUARDED = Variant("isthmus+guard", guardrails=True)
+VARIANTS = (PLAIN, GOVERNED, TRACED, STDIO, WORKERS, GUARDED)
+GUARDRAILS = [
+    {"name": "no-secrets", "detect": "secrets", "action": "block", "default": True},
+    {"name": "pii", "detect": "pii", "action": "redact", "default": True},
+]
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ def config(variant: Variant, port: int, store: Path, key: str, upstreams: Upstre
         key_entry["budgets"] = [{"max_usd": HUGE_BUDGET}]
         key_entry["rate_limit"] = {"requests": HUGE_RATE, "tokens": HUGE_RATE}
         key_entry["mcp_rate_limit"] = {"calls": HUGE_RATE, "per_server": {MCP_SERVER: HUGE_RATE}}
+    if variant.guardrails:
+        data["guardrails"] = GUARDRAILS
     if variant.telemetry:
         if upstreams.otlp is None:
             raise ValueError("the telemetry variant needs the OTLP sink")

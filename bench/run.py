@@ -40,6 +40,7 @@ GATEWAY_SCENARIOS: dict[str, tuple[Scenario, ...]] = {
     gateway.TRACED.name: ("chat", "mcp-modern"),
     gateway.STDIO.name: ("mcp-stdio",),
     gateway.WORKERS.name: ("chat",),
+    gateway.GUARDED.name: ("chat", "stream"),
 }
 PROFILED: dict[str, tuple[Scenario, ...]] = {
     gateway.PLAIN.name: HTTP_SCENARIOS,

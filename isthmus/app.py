@@ -198,6 +198,12 @@ def create_app(
             if not governance.started:
                 await governance.start()
                 stack.push_async_callback(governance.stop)
+            if governance.guardrails.has_webhooks and governance.guardrails.post is None:
+                from isthmus.guardrail_webhook import AiohttpWebhookPost
+
+                post = AiohttpWebhookPost()
+                governance.guardrails.post = post
+                stack.push_async_callback(post.close)
             for part in parts:
                 await part.start()
                 stack.push_async_callback(part.stop)

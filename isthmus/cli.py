@@ -177,7 +177,8 @@ async def _with_directory(args: argparse.Namespace, action: Callable[[Directory]
     store = Store.open(settings.store)
     try:
         await store.migrate()
-        directory = Directory(store, mcp_servers=settings.mcp_servers.keys())
+        names = [rule.name for rule in settings.guardrails]
+        directory = Directory(store, mcp_servers=settings.mcp_servers.keys(), guardrails=names)
         for name, secret in await directory.seed(settings):
             print(f"generated key {name!r} from the config: {secret}  (shown once)", file=sys.stderr)
         return await action(directory)

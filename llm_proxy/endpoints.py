@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from llm_proxy import estimate, offload, tokens
 from llm_proxy.agent import AgentEdge
 from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
 from llm_proxy.operations import Direct, Messages, Operation, open_stream
 from llm_proxy.pipeline import (
     Api,
@@ -151,6 +152,7 @@ class Endpoints:
             await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit)
             exchange.requested = _model(body)
+            await check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
             operation, messages, input_tokens = await self._operation(headers, endpoint, body)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
@@ -212,7 +214,9 @@ class Endpoints:
         usage = reply.usage or await self._count(exchange, reply, body, messages)
         await self.pipeline.settle(exchange, usage)
         exchange.mark_first_byte()
-        if reply.raw is not None and reply.usage is not None:
+        scan = output_scan(self.pipeline, exchange)
+        await check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
+        if scan is None and reply.raw is not None and reply.usage is not None:
             content = reply.raw
         else:
             if reply.usage is None:
@@ -256,7 +260,13 @@ class Endpoints:
             await self.pipeline.release(exchange)
             raise
         relay = StreamRelay(
-            self.pipeline, exchange, items, first, keep_usage=openai.wants_usage(body), messages=messages
+            self.pipeline,
+            exchange,
+            items,
+            first,
+            keep_usage=openai.wants_usage(body),
+            messages=messages,
+            guard=stream_guard(self.pipeline, exchange),
         )
         return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
 from llm_proxy.streaming import DONE, data_frame, event_frame
 from llm_proxy.wire import anthropic, openai
@@ -83,6 +84,7 @@ class StreamRelay:
         *,
         keep_usage: bool,
         messages: Any,
+        guard: StreamGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.exchange = exchange
@@ -92,6 +94,8 @@ class StreamRelay:
         self.messages = messages
         """Chat-shaped messages, counted when the provider reports no usage."""
         self.tap = UsageTap(exchange.api)
+        self.guard = guard
+        """Output guardrails, when any apply: items pass through it before they are framed."""
         self._started = False
         self._closed = False
 
@@ -103,12 +107,14 @@ class StreamRelay:
             item: dict[str, Any] | None = self.first
             while item is not None:
                 self.tap.see(item)
-                if exchange.api == "openai" and not self.keep_usage:
-                    item = openai.strip_usage(item)
-                if item is not None:
-                    yield frame(item)
-                    exchange.mark_first_byte()
+                for out in self.guard.feed(item) if self.guard is not None else (item,):
+                    sent = openai.strip_usage(out) if exchange.api == "openai" and not self.keep_usage else out
+                    if sent is not None:
+                        yield frame(sent)
+                        exchange.mark_first_byte()
                 item = await anext(self.items, None)
+            for out in self.guard.end() if self.guard is not None else ():
+                yield frame(out)
             if exchange.api == "openai":
                 yield DONE
         except GatewayError as exc:
@@ -145,4 +151,6 @@ class StreamRelay:
                 await self.pipeline.settle(exchange, usage)
             except Exception:
                 logger.exception("settling stream %s failed", exchange.request_id)
+        if self.guard is not None:
+            self.guard.scan.report()
         self.pipeline.finish(exchange)

@@ -41,11 +41,12 @@ from mcp_hub.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from mcp_hub.guard import check_arguments, check_result, tool_scan
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
 from toolpolicy.audit import AuditRecord
-from toolpolicy.errors import GatewayError, LimitExceeded, PermissionDenied
+from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, PermissionDenied
 from toolpolicy.governor import Call, Usage
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
@@ -177,6 +178,23 @@ class ToolCalls:
         except GatewayError as exc:
             record.deny(exc)
             raise
+        guardrails = self.governance.guardrails
+        inbound = tool_scan(
+            guardrails,
+            caller.principal,
+            "tool_input",
+            request_id=record.request_id,
+            server=entry.server,
+            target=record.target,
+        )
+        if inbound is not None:
+            try:
+                arguments = await check_arguments(inbound, arguments)
+            except GuardrailBlocked as exc:  # after the allowlist (which hides tools), before the upstream
+                with anyio.CancelScope(shield=True):
+                    await admission.release()
+                record.deny(exc)
+                return error_result(exc.message)
         upstream_started = time.perf_counter()
         try:
             # The SDK puts this span's traceparent into the upstream request's `_meta`.
@@ -200,6 +218,19 @@ class ToolCalls:
             raise
         record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
         record.cost_usd = await admission.settle(Usage(cost_usd=fixed))
+        outbound = tool_scan(
+            guardrails,
+            caller.principal,
+            "tool_output",
+            request_id=record.request_id,
+            server=entry.server,
+            target=record.target,
+        )
+        if outbound is not None:
+            try:
+                result = await check_result(outbound, result)
+            except GuardrailBlocked as exc:  # the tool's work is done (and charged); its result is not passed on
+                result = error_result(exc.message)
         record.succeed(result)
         return result
 

@@ -14,7 +14,8 @@ Every denial carries what each edge needs to render it, so no handler builds an 
     ├── LimitExceeded                 429     rate_limit_error        -32029   (retryable, Retry-After)
     ├── InvalidRequest                400     invalid_request_error   -32602
     │   ├── NotFound                  404
-    │   └── PayloadTooLarge           413      a request body over its route's limit
+    │   ├── PayloadTooLarge           413      a request body over its route's limit
+    │   └── GuardrailBlocked          400      a guardrail rule with `action: block` matched (names the rule)
     ├── Conflict                      409     invalid_request_error   -32602
     └── ServiceUnavailable            503     service_unavailable     -32053   (retryable)
 
@@ -109,6 +110,16 @@ class NotFound(InvalidRequest):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"
+
+
+class GuardrailBlocked(InvalidRequest):
+    """A guardrail with `action: block` matched; the message names the rule, never the matched text."""
+
+    code = "guardrail_blocked"
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class Conflict(GatewayError):

@@ -55,6 +55,8 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
         },
         metadata=record.get("metadata") or {},
         agent=_agent(record.get("agent")),
+        guardrails=tuple(record.get("guardrails") or ()),
+        skip_guardrails=tuple(record.get("skip_guardrails") or ()),
     )
 
 

@@ -14,6 +14,7 @@ from toolpolicy.counters.base import CounterStore
 from toolpolicy.counters.journaled import JournaledCounterStore
 from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.governor import Governor
+from toolpolicy.guardrails import Guardrails
 from toolpolicy.keys import KeyResolver
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
@@ -49,7 +50,9 @@ class Governance:
     ) -> None:
         self.settings = settings
         self.store = Store.open(settings.store, connect_args=store_connect_args)
-        self.directory = Directory(self.store, mcp_servers=settings.mcp_servers.keys())
+        self.directory = Directory(
+            self.store, mcp_servers=settings.mcp_servers.keys(), guardrails=[rule.name for rule in settings.guardrails]
+        )
         self.audit_log = AuditLog(self.store)
         self.metrics = Metrics(RouteLabels(settings))
         writer = BatchWriter[AuditRecord](
@@ -63,6 +66,10 @@ class Governance:
             on_drop=self.metrics.writer_dropped.labels("audit").inc,
         )
         self.audit = RequestRecorder(writer, self.metrics)
+        servers = {name: server.guardrails for name, server in settings.mcp_servers.items()}
+        # Looked up per record, not bound now: whatever `self.audit` is when a rule hits receives it.
+        self.guardrails = Guardrails(settings.guardrails, servers=servers, emit=lambda record: self.audit.emit(record))
+        """Content rules on model and tool traffic; `guardrails.active` is false when none are configured."""
         self.ledger = SpendLedger(self.store)
         self.spend = BatchWriter[SpendEntry](
             self.ledger.write_batch,

@@ -21,11 +21,13 @@ from pydantic import (
 )
 
 from toolpolicy.bundles import McpBundleSettings, bundle_problems
+from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
+from toolpolicy.telemetry_settings import TelemetrySettings
 from toolpolicy.tool_overrides import ToolOverride
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
@@ -208,6 +210,8 @@ class McpServerSettings(_Model):
     fast_path: bool = True
     """Send this server's `tools/call` requests over a raw pooled HTTP client instead of the MCP SDK's client
     (Streamable HTTP servers only; same wire, same results, less overhead); false always uses the SDK's client."""
+    guardrails: list[str] = Field(default_factory=list, max_length=64)
+    """Guardrail rules (by name) applied to every call to this server, whatever the key."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> McpServerSettings:
@@ -291,7 +295,7 @@ class CodeModeSettings(_Model):
     """Worker processes started ahead of the first run and kept ready."""
 
 
-class CustomerSettings(_Model):
+class CustomerSettings(_Model, GuardrailRefs):
     """A customer: the top of the governance hierarchy."""
 
     name: EntityName
@@ -302,7 +306,7 @@ class CustomerSettings(_Model):
     """Free-form data kept with the customer."""
 
 
-class TeamSettings(_Model):
+class TeamSettings(_Model, GuardrailRefs):
     """A team, optionally inside a customer."""
 
     name: EntityName
@@ -329,7 +333,7 @@ class AgentSettings(_Model):
     """Run the tool calls one model turn asks for concurrently; false runs them one after another, in order."""
 
 
-class VirtualKeySettings(_Model):
+class VirtualKeySettings(_Model, GuardrailRefs):
     """A virtual key: what a caller presents, and what it may do."""
 
     name: EntityName
@@ -430,22 +434,6 @@ class LlmSettings(_Model):
     """Seconds one model listing fetch (all its pages) may take before it counts as failed."""
 
 
-class TelemetrySettings(_Model):
-    """Traces; metrics are always served at `/metrics`."""
-
-    otlp_endpoint: str | None = None
-    """OTLP/HTTP endpoint of a collector (e.g. http://127.0.0.1:4318); the standard `OTEL_EXPORTER_OTLP_ENDPOINT`
-    environment variable is used when this is null. No endpoint: tracing is off and costs nothing."""
-    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict)
-    """Headers sent to the collector (e.g. an API key)."""
-    service_name: str = "isthmus"
-    """`service.name` of the spans."""
-    sample_ratio: float = Field(default=1.0, ge=0, le=1)
-    """Share of new traces recorded (a caller's sampled trace is always continued)."""
-    record_content: bool = False
-    """Put prompts, completions and tool arguments on spans."""
-
-
 class PriceSettings(_Model):
     """A model's price in USD per million tokens."""
 
@@ -512,6 +500,8 @@ class GatewaySettings(_Model):
     """LLM proxy settings: retries, circuit breaking, timeouts, size caps."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
+    guardrails: list[GuardrailSettings] = Field(default_factory=list, max_length=256)
+    """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""
 
     @field_validator("listen")
     @classmethod
@@ -584,6 +574,7 @@ class GatewaySettings(_Model):
             )
         problems.extend(bundle_problems(self.mcp_servers, self.mcp_bundles))
         problems.extend(sampling_problems(self.mcp_servers, self.models, self.providers))
+        problems.extend(guardrail_problems(self))
         if problems:
             raise ReferenceProblems(problems)
         return self

@@ -41,6 +41,10 @@ class Principal:
     metadata: dict[str, Any] = field(default_factory=dict)
     agent: AgentPolicy | None = None
     """Agent mode, when the key has it."""
+    guardrails: tuple[str, ...] = ()
+    """Guardrail rules the key, its team and its customer list (on top of the `default: true` ones)."""
+    skip_guardrails: tuple[str, ...] = ()
+    """Guardrail rules the key, its team or its customer skip."""
 
 
 @dataclass(frozen=True, slots=True)

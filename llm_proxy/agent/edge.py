@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from llm_proxy.agent.events import AgentItem, Chunk, RunEnded, ToolCallFinished, ToolCallStarted
 from llm_proxy.agent.loop import AgentLoop, AgentRun
+from llm_proxy.guard import ChatStreamGuard, check_body, output_scan
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
@@ -55,9 +56,11 @@ class AgentEdge:
         run = self.loop.begin(exchange, chat, fallbacks)
         if run is None:
             return None
+        scan = output_scan(self.pipeline, exchange)
         if not exchange.stream:
             completion = await run.complete()
             exchange.mark_first_byte()
+            await check_body(scan, completion)  # the answer, in chat shape, before it is translated
             answer = (
                 completion
                 if endpoint == "chat"
@@ -66,22 +69,33 @@ class AgentEdge:
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
             return Response(dumps(answer), headers=headers, media_type="application/json"), False
         items = await run.open_stream()
+        # Every step's text reaches the client as one chat chunk stream: the output rules scan it as one text.
+        guard = ChatStreamGuard(scan) if scan is not None else None
         if endpoint == "chat":
-            frames = self._chat_frames(exchange, items, wants_usage=openai.wants_usage(body))
+            frames = self._chat_frames(exchange, items, guard, wants_usage=openai.wants_usage(body))
         else:
-            frames = self._messages_frames(exchange, items, input_tokens)
-        stream = _Finisher(self.pipeline, exchange, run, items)
+            frames = self._messages_frames(exchange, items, guard, input_tokens)
+        stream = _Finisher(self.pipeline, exchange, run, items, guard)
         return EventStreamResponse(stream.guard(frames), headers=exchange.headers(), on_close=stream.close), True
 
     async def _chat_frames(
-        self, exchange: Exchange, items: AsyncGenerator[AgentItem, None], *, wants_usage: bool
+        self,
+        exchange: Exchange,
+        items: AsyncGenerator[AgentItem, None],
+        guard: ChatStreamGuard | None,
+        *,
+        wants_usage: bool,
     ) -> AsyncGenerator[bytes, None]:
         async for item in items:
             if isinstance(item, Chunk):
-                chunk = item.data if wants_usage else openai.strip_usage(item.data)
-                if chunk is not None:
-                    yield data_frame(chunk)
-                    exchange.mark_first_byte()
+                for data in guard.feed(item.data) if guard is not None else (item.data,):
+                    chunk = data if wants_usage else openai.strip_usage(data)
+                    if chunk is not None:
+                        yield data_frame(chunk)
+                        exchange.mark_first_byte()
+            elif isinstance(item, RunEnded) and guard is not None:
+                for data in guard.end():
+                    yield data_frame(data)
             elif isinstance(item, ToolCallStarted):
                 yield f": agent step {item.step} calls {item.name}\n\n".encode()
             elif isinstance(item, ToolCallFinished):
@@ -90,15 +104,23 @@ class AgentEdge:
         yield DONE
 
     async def _messages_frames(
-        self, exchange: Exchange, items: AsyncGenerator[AgentItem, None], input_tokens: int
+        self,
+        exchange: Exchange,
+        items: AsyncGenerator[AgentItem, None],
+        guard: ChatStreamGuard | None,
+        input_tokens: int,
     ) -> AsyncGenerator[bytes, None]:
         translate = ChunksToEvents(exchange.requested, input_tokens=input_tokens)
         async for item in items:
             if isinstance(item, Chunk):
-                for event in translate.feed(item.data):
-                    yield event_frame(event)
-                    exchange.mark_first_byte()
+                for data in guard.feed(item.data) if guard is not None else (item.data,):
+                    for event in translate.feed(data):
+                        yield event_frame(event)
+                        exchange.mark_first_byte()
             elif isinstance(item, RunEnded):
+                for data in guard.end() if guard is not None else ():
+                    for event in translate.feed(data):
+                        yield event_frame(event)
                 for event in translate.finish():
                     yield event_frame(event)
 
@@ -107,9 +129,15 @@ class _Finisher:
     """Renders a failure after the first byte as the API's error event, and finishes the exchange exactly once."""
 
     def __init__(
-        self, pipeline: Pipeline, exchange: Exchange, run: AgentRun, items: AsyncGenerator[AgentItem, None]
+        self,
+        pipeline: Pipeline,
+        exchange: Exchange,
+        run: AgentRun,
+        items: AsyncGenerator[AgentItem, None],
+        guard: ChatStreamGuard | None,
     ) -> None:
         self.pipeline, self.exchange, self.run, self.items = pipeline, exchange, run, items
+        self.output_guard = guard
         self._started = self._closed = False
 
     async def guard(self, frames: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
@@ -149,4 +177,6 @@ class _Finisher:
             )
         await self.items.aclose()  # releases an open step's reservation (shielded inside)
         await self.run.close()  # the first step's, when the items never started
+        if self.output_guard is not None:
+            self.output_guard.scan.report()
         self.pipeline.finish(self.exchange)

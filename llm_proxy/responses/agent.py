@@ -21,9 +21,11 @@ from llm_proxy.agent import AgentLoop, AgentRun, Chunk, RunEnded, ToolCallFinish
 from llm_proxy.agent.edge import STEPS_HEADER, STOPPED_HEADER
 from llm_proxy.agent.loop import FUNCTION_NAME, client_tool_names
 from llm_proxy.agent.turns import ToolCall, arguments_of
+from llm_proxy.guard import check_body, output_scan
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.responses.agent_events import AgentResponseEvents
 from llm_proxy.responses.chat import chat_output, completion_to_response, request_to_chat
+from llm_proxy.responses.guard import ResponsesStreamGuard
 from llm_proxy.responses.mcp import HostedSet, hosted_tools, literal_glob, qualified, split_name, without_mcp
 from llm_proxy.responses.operation import Responses
 from llm_proxy.responses.relay import ResponsesRelay
@@ -93,9 +95,11 @@ class ResponsesAgent:
             raise InvalidRequest("no tool of the request's mcp tools can be offered now", param="tools")
         run.called += [qualified(item["server_label"], item["name"]) for item in approved if item]  # in the audit
         lists = _list_items(run)
+        scan = output_scan(self.pipeline, exchange)
         if not exchange.stream:
             response = await self._complete(run, operation, [*lists, *approved], ask_first)
             exchange.mark_first_byte()
+            await check_body(scan, response)  # before it is stored
             await self.save(principal, operation, response)
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
             return Response(dumps(response), headers=headers, media_type="application/json"), False
@@ -106,7 +110,10 @@ class ResponsesAgent:
         async def save(response: dict[str, Any]) -> None:
             await self.save(principal, operation, response)
 
-        relay = ResponsesRelay(self.pipeline, exchange, events, first, save=save, count=operation.count, settles=False)
+        guard = ResponsesStreamGuard(scan) if scan is not None else None
+        relay = ResponsesRelay(
+            self.pipeline, exchange, events, first, save=save, count=operation.count, settles=False, guard=guard
+        )
         return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close), True
 
     def _policy(self, principal: Principal, hosted: HostedSet) -> AgentPolicy | None:

@@ -18,6 +18,7 @@ import anyio
 from llm_proxy.errors import UpstreamBadResponse
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
+from llm_proxy.responses.guard import ResponsesStreamGuard
 from llm_proxy.responses.operation import usage_of_event
 from llm_proxy.streaming import event_frame
 from llm_proxy.wire.errors import openai_type, status_of
@@ -45,6 +46,7 @@ class ResponsesRelay:
         save: Callable[[dict[str, Any]], Awaitable[None]],
         count: Callable[[str, list[str]], Awaitable[Usage]],
         settles: bool = True,
+        guard: ResponsesStreamGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.exchange = exchange
@@ -56,6 +58,8 @@ class ResponsesRelay:
         """Counts usage from (model, texts) when the stream reported none."""
         self.settles = settles
         """Whether `close` settles the exchange (False when the stream's producer settles, as agent mode does)."""
+        self.guard = guard
+        """Output guardrails, when any apply: events pass through it before they are seen and framed."""
         self.usage: Usage | None = None
         self.texts: list[str] = []
         self.snapshot: dict[str, Any] = {}
@@ -86,12 +90,16 @@ class ResponsesRelay:
         try:
             event: dict[str, Any] | None = self.first
             while event is not None:
-                self._see(event)
-                if event.get("type") in TERMINAL and isinstance(event.get("response"), dict):
-                    await self.save(event["response"])
-                yield event_frame(event)
-                exchange.mark_first_byte()
+                for out in self.guard.feed(event) if self.guard is not None else (event,):
+                    self._see(out)
+                    if out.get("type") in TERMINAL and isinstance(out.get("response"), dict):
+                        await self.save(out["response"])
+                    yield event_frame(out)
+                    exchange.mark_first_byte()
                 event = await anext(self.events, None)
+            for out in self.guard.end() if self.guard is not None else ():
+                self._see(out)
+                yield event_frame(out)
         except GatewayError as exc:
             logger.warning("stream %s failed after its first event: %s", exchange.request_id, exc.message)
             self._failed(exc, status_of(exc))
@@ -139,4 +147,6 @@ class ResponsesRelay:
                     await self.pipeline.settle(exchange, usage)
             except Exception:
                 logger.exception("settling stream %s failed", exchange.request_id)
+        if self.guard is not None:
+            self.guard.scan.report()
         self.pipeline.finish(exchange)

@@ -22,11 +22,13 @@ from llm_proxy import estimate, offload
 from llm_proxy.agent import AgentLoop
 from llm_proxy.endpoints import ThenFinish, header_map
 from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.guard import check_body, input_scan, output_scan
 from llm_proxy.operations import open_stream
 from llm_proxy.pipeline import Exchange, Pipeline, fallbacks_of, requested_model
 from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.responses import request as checks
 from llm_proxy.responses.agent import ResponsesAgent, hosted_request
+from llm_proxy.responses.guard import ResponsesStreamGuard
 from llm_proxy.responses.listing import page
 from llm_proxy.responses.operation import Responses
 from llm_proxy.responses.relay import ResponsesRelay
@@ -35,6 +37,7 @@ from llm_proxy.streaming import EventStreamResponse
 from llm_proxy.upstream import dumps
 from llm_proxy.wire.errors import error_headers, openai_error, status_of
 from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
+from toolpolicy.guardrails import Scan
 from toolpolicy.jsonbody import read_json_object
 from toolpolicy.names import model_name
 from toolpolicy.store.responses import ResponseStore, StoredResponse
@@ -102,7 +105,16 @@ class ResponsesRoutes:
             exchange.requested = model_name(requested_model(body))
             fallbacks = [model_name(name, param=f"fallbacks[{i}]") for i, name in enumerate(fallbacks_of(body))]
             checks.check_request(body)
-            operation, own = await self._operation(principal, body)
+            scan = input_scan(self.pipeline, exchange)
+            try:
+                if scan is not None:
+                    scan.json(body)  # before the items are read out of it
+                operation, own = await self._operation(principal, body, scan)
+                if scan is not None:
+                    await scan.remote({"instructions": body.get("instructions"), "input": operation.items})
+            finally:
+                if scan is not None:
+                    scan.report()
             exchange.stream = body.get("stream") is True
             if self.agent is not None and (principal.agent is not None or hosted_request(body, own)):
                 served = await self.agent.respond(exchange, principal, operation, own, fallbacks)
@@ -130,7 +142,9 @@ class ResponsesRoutes:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
             return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
-    async def _operation(self, principal: Principal, body: dict[str, Any]) -> tuple[Responses, list[dict[str, Any]]]:
+    async def _operation(
+        self, principal: Principal, body: dict[str, Any], scan: Scan | None
+    ) -> tuple[Responses, list[dict[str, Any]]]:
         """The operation (over the whole chain) and the request's own input items."""
         own = checks.input_items(body)
         history: list[dict[str, Any]] = []
@@ -142,6 +156,8 @@ class ResponsesRoutes:
                     f"previous response with id {previous!r} not found", param="previous_response_id"
                 )
             history = [*stored.input_items, *stored.response.get("output", [])]
+            if scan is not None:  # the provider sees the chain too: input rules apply to it as to the request
+                scan.json(history)
         if len(history) + len(own) > checks.MAX_ITEMS:
             raise InvalidRequest(f"the conversation has more than {checks.MAX_ITEMS} items", param="input")
         operation = Responses(
@@ -184,6 +200,7 @@ class ResponsesRoutes:
             raise
         assert reply.usage is not None
         await self.pipeline.settle(exchange, reply.usage)
+        await check_body(output_scan(self.pipeline, exchange), reply.body)  # before it is stored
         await self._save(principal, operation, reply.body)
         exchange.mark_first_byte()
         return _json(reply.body, exchange.headers())
@@ -207,7 +224,9 @@ class ResponsesRoutes:
         async def save(response: dict[str, Any]) -> None:
             await self._save(principal, operation, response)
 
-        relay = ResponsesRelay(self.pipeline, exchange, events, first, save=save, count=operation.count)
+        scan = output_scan(self.pipeline, exchange)
+        guard = ResponsesStreamGuard(scan) if scan is not None else None
+        relay = ResponsesRelay(self.pipeline, exchange, events, first, save=save, count=operation.count, guard=guard)
         return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close)
 
     def _error(self, exchange: Exchange, error: GatewayError) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llm_proxy.errors import UpstreamStatusError
-from toolpolicy.errors import GatewayError
+from toolpolicy.errors import GatewayError, GuardrailBlocked
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
@@ -46,7 +46,10 @@ def openai_error(error: GatewayError) -> dict[str, Any]:
 
 def anthropic_error(error: GatewayError) -> dict[str, Any]:
     kind = _ANTHROPIC_TYPES.get(status_of(error), "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message}}
+    body: dict[str, Any] = {"type": kind, "message": error.message}
+    if isinstance(error, GuardrailBlocked):  # Anthropic's envelope has no code; this one the client can act on
+        body["code"] = error.code
+    return {"type": "error", "error": body}
 
 
 def error_headers(error: GatewayError) -> dict[str, str]:

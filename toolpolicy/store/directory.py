@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolpolicy.errors import Conflict, InvalidRequest, NotFound
+from toolpolicy.guardrails.settings import GuardrailRefs
 from toolpolicy.secrets import display_prefix, generate_secret, hash_secret
 from toolpolicy.settings import CustomerSettings, GatewaySettings, TeamSettings, VirtualKeySettings
 from toolpolicy.store.engine import Store
@@ -61,10 +62,18 @@ def _dump(spec: BaseModel, field: str) -> Any:
 class Directory:
     """Create, read, update and delete customers, teams and keys by name."""
 
-    def __init__(self, store: Store, *, mcp_servers: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        mcp_servers: Collection[str] | None = None,
+        guardrails: Collection[str] | None = None,
+    ) -> None:
         self.store = store
         self.mcp_servers = mcp_servers
         """The configured MCP server names a key's allowlist may name; None accepts any."""
+        self.guardrails = guardrails
+        """The configured guardrail rule names an entity may list or skip; None accepts any."""
 
     # -- reads ---------------------------------------------------------------------------------------------------
 
@@ -108,7 +117,7 @@ class Directory:
     async def create_customer(self, data: Mapping[str, Any], *, source: str = "api") -> dict[str, Any]:
         spec = _validate(CustomerSettings, data)
         row = CustomerRow(id=new_id(), source=source)
-        _apply_customer(row, spec)
+        self._apply_customer(row, spec)
         return await self._insert(row)
 
     async def create_team(self, data: Mapping[str, Any], *, source: str = "api") -> dict[str, Any]:
@@ -129,7 +138,7 @@ class Directory:
             customers, teams = await self._names(session, row)
             merged = {**_spec_fields(row, customers, teams), **patch}
             if isinstance(row, CustomerRow):
-                _apply_customer(row, _validate(CustomerSettings, merged))
+                self._apply_customer(row, _validate(CustomerSettings, merged))
             elif isinstance(row, TeamRow):
                 await self._apply_team(session, row, _validate(TeamSettings, merged))
             else:
@@ -199,6 +208,12 @@ class Directory:
             record["team_id"], record["customer_id"] = row.team_id, customer_id
             record["team_budgets"] = team.budgets if team is not None else []
             record["customer_budgets"] = customer.budgets if customer is not None else []
+            # The rules the key, its team and its customer list or skip, together (the engine resolves them).
+            for field in ("guardrails", "skip_guardrails"):
+                names = [
+                    name for entity in (row, team, customer) if entity is not None for name in _listed(entity)[field]
+                ]
+                record[field] = list(dict.fromkeys(names))
             return record
 
     # -- config seeding ------------------------------------------------------------------------------------------
@@ -224,7 +239,7 @@ class Directory:
             for customer in settings.customers:
                 row = await self._find(session, CustomerRow, customer.name) or CustomerRow(id=new_id())
                 row.source = "config"
-                _apply_customer(row, customer)
+                self._apply_customer(row, customer)
                 session.add(row)
             await session.flush()
             for team in settings.teams:
@@ -271,7 +286,20 @@ class Directory:
             raise InvalidRequest(f"{field}: no {_label(row_type)} named {name!r}", param=field)
         return found
 
+    def _apply_guardrails(self, row: CustomerRow | TeamRow | KeyRow, spec: GuardrailRefs) -> None:
+        for field in ("guardrails", "skip_guardrails"):
+            for name in getattr(spec, field):
+                if self.guardrails is not None and name not in self.guardrails:
+                    raise InvalidRequest(f"{field}: no guardrail rule named {name!r} is configured", param=field)
+        listed = {"guardrails": spec.guardrails, "skip_guardrails": spec.skip_guardrails}
+        row.guardrails = listed if spec.guardrails or spec.skip_guardrails else None
+
+    def _apply_customer(self, row: CustomerRow, spec: CustomerSettings) -> None:
+        self._apply_guardrails(row, spec)
+        row.name, row.budgets, row.meta = spec.name, _dump(spec, "budgets"), spec.metadata
+
     async def _apply_team(self, session: AsyncSession, row: TeamRow, spec: TeamSettings) -> None:
+        self._apply_guardrails(row, spec)
         row.name, row.budgets, row.meta = spec.name, _dump(spec, "budgets"), spec.metadata
         row.customer_id = await self._ref(session, CustomerRow, spec.customer, "customer")
 
@@ -281,6 +309,7 @@ class Directory:
                 raise InvalidRequest(
                     f"mcp.{server}: no MCP server named {server!r} is configured", param=f"mcp.{server}"
                 )
+        self._apply_guardrails(row, spec)
         row.name, row.meta = spec.name, spec.metadata
         row.team_id = await self._ref(session, TeamRow, spec.team, "team")
         row.customer_id = await self._ref(session, CustomerRow, spec.customer, "customer")
@@ -294,16 +323,17 @@ class Directory:
             row.revoked_at = None
 
 
-def _apply_customer(row: CustomerRow, spec: CustomerSettings) -> None:
-    row.name, row.budgets, row.meta = spec.name, _dump(spec, "budgets"), spec.metadata
-
-
 async def _flush(session: AsyncSession, row: CustomerRow | TeamRow | KeyRow) -> None:
     name = row.name  # read before flushing: a failed flush expires the row
     try:
         await session.flush()
     except IntegrityError:
         raise Conflict(f"a {_label(type(row))} named {name!r} already exists", param="name") from None
+
+
+def _listed(row: CustomerRow | TeamRow | KeyRow) -> dict[str, list[str]]:
+    stored = row.guardrails or {}
+    return {field: list(stored.get(field) or []) for field in ("guardrails", "skip_guardrails")}
 
 
 def _label(row_type: type[Any]) -> str:
@@ -319,6 +349,7 @@ def _spec_fields(
 ) -> dict[str, Any]:
     """The stored entity in the shape of its settings model, so a patch merges into it."""
     fields: dict[str, Any] = {"name": row.name, "metadata": row.meta}
+    fields.update(_listed(row))
     if isinstance(row, CustomerRow | TeamRow):
         fields["budgets"] = row.budgets
     if isinstance(row, TeamRow):

@@ -62,6 +62,8 @@ class _Entity:
     """`config` for entities seeded from the config file, `api` for those made through the admin API or CLI."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    guardrails: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """`{"guardrails": [...], "skip_guardrails": [...]}`: the rules the entity lists or skips (null: none)."""
 
 
 class CustomerRow(_Entity, Base):

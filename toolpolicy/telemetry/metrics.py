@@ -102,6 +102,13 @@ class Metrics:
             ["method", "area", "status"],
             registry=registry,
         )
+        self.guardrail_hits = Counter(
+            "isthmus_guardrail_hits",
+            "Guardrail matches, by rule, action (block, redact, log) and surface (input, output, tool_input, "
+            "tool_output). Rule names come from the config, so the label set is bounded.",
+            ["rule", "action", "surface"],
+            registry=registry,
+        )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
@@ -123,6 +130,10 @@ class Metrics:
     def observe(self, record: AuditRecord) -> None:
         """Everything a finished request tells, from its audit record."""
         details = record.details
+        if record.kind == "guardrail":  # an enforcement inside a request, counted by its own metric only
+            labels = (str(details.get("rule")), str(details.get("action")), str(details.get("surface")))
+            self._child(self.guardrail_hits, *labels).inc(int(details.get("hits") or 1))
+            return
         # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
         # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
         route = self.labels.route(record.kind, details.get("route"))

@@ -1,0 +1,58 @@
+"""Guardrails on tool calls: `tool_input` on a call's arguments before the upstream is called, `tool_output` on what
+it returns before the caller sees it. Every edge (`/mcp`, its fast path, REST, Code Mode, agent mode) calls tools
+through `ToolCalls`, which calls these.
+
+A blocked input is a tool error naming the rule, and the upstream is not called; a blocked output replaces the
+result with that error. Redaction covers text content, embedded text resources and structured content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+
+from toolpolicy.guardrails import Guardrails, Scan
+from toolpolicy.types import Principal
+
+
+def tool_scan(
+    guardrails: Guardrails, principal: Principal, surface: Any, *, request_id: str, server: str, target: str
+) -> Scan | None:
+    if not guardrails.active:
+        return None
+    return guardrails.scan(principal, surface, request_id=request_id, target=target, server=server)
+
+
+async def check_arguments(scan: Scan, arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The arguments, redacted in place, then shown to the webhook rules; raises `GuardrailBlocked`. Audits what it
+    found either way."""
+    try:
+        if arguments:
+            scan.values(arguments)
+            await scan.remote(arguments, everything=True)
+        return arguments
+    finally:
+        scan.report()
+
+
+async def check_result(scan: Scan, result: types.CallToolResult) -> types.CallToolResult:
+    """The result with its text redacted, then shown to the webhook rules; raises `GuardrailBlocked`. Audits what it
+    found either way."""
+    try:
+        content = [_content(scan, item) for item in result.content]
+        structured = scan.values(result.structured_content) if result.structured_content else result.structured_content
+        texts = [item.text for item in content if isinstance(item, types.TextContent)]
+        await scan.remote({"content": texts, "structured": structured}, everything=True)
+        return result.model_copy(update={"content": content, "structured_content": structured})
+    finally:
+        scan.report()
+
+
+def _content(scan: Scan, item: Any) -> Any:
+    if isinstance(item, types.TextContent):
+        return item.model_copy(update={"text": scan.text(item.text)})
+    if isinstance(item, types.EmbeddedResource) and isinstance(item.resource, types.TextResourceContents):
+        resource = item.resource.model_copy(update={"text": scan.text(item.resource.text)})
+        return item.model_copy(update={"resource": resource})
+    return item

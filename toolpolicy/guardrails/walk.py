@@ -1,0 +1,63 @@
+"""Where the text is in an LLM request or response body: the values to scan, rewritten in place.
+
+Strings under a text key (`content`, `text`, `input`, ...) are scanned, and so is every string nested below one
+(a content part's text, a tool call's `input` object). Keys that name or route things (`model`, `role`, `type`,
+ids, URLs, base64 data) and tool definitions are never scanned: they are not the conversation, and a match there
+would be a false positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+TEXT_KEYS = frozenset(
+    {"content", "text", "input", "instructions", "system", "arguments", "output", "prompt", "thinking", "refusal"}
+)
+SKIP_KEYS = frozenset(
+    {
+        "model",
+        "role",
+        "type",
+        "id",
+        "call_id",
+        "tool_call_id",
+        "tool_use_id",
+        "item_id",
+        "name",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "image_url",
+        "source",
+        "data",
+        "url",
+        "file_id",
+        "file_data",
+        "signature",
+        "encrypted_content",
+        "metadata",
+        "status",
+        "object",
+        "embedding",
+    }
+)
+
+
+def rewrite_texts(
+    value: Any, scan: Callable[[str], str], inside: bool = False, skip: frozenset[str] = SKIP_KEYS
+) -> Any:
+    """`value` with every text string passed through `scan`; dicts and lists are changed in place. With
+    `inside=True` and no `skip` (a tool's arguments or structured result), every string is text."""
+    if isinstance(value, str):
+        return scan(value) if inside else value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in skip or item is None or isinstance(item, bool | int | float):
+                continue
+            value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS, skip)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str | dict | list):
+                value[index] = rewrite_texts(item, scan, inside, skip)
+    return value
