@@ -2,17 +2,18 @@
 
 The records are put in canonical form and bound before the transaction starts (`audit_rows`); the transaction
 itself is a short function on the driver's connection: lock the chain head, link the batch to it (one SHA-256 per
-record), insert every row with one `executemany`, move the head, record the writer's high-water mark, commit.
+record), insert every row, move the head, record the writer's high-water mark, commit.
 
 On SQLite that function runs whole in aiosqlite's own thread: one hand-over for the transaction, where going through
-SQLAlchemy's async session costs one per driver call (about twenty). On PostgreSQL it runs through `run_sync` on the
-asyncpg adapter, whose `executemany` sends the batch to asyncpg's pipelined `executemany` (one round trip).
-Driver errors come out as SQLAlchemy's wrapped errors, as they did through the session, so the writer tells a
-rejected record from an unavailable store the same way.
+SQLAlchemy's async session costs one per driver call (about twenty), and the rows go in a few multi-row INSERTs.
+On PostgreSQL it runs through `run_sync` on the asyncpg adapter, whose `executemany` sends the batch to asyncpg's
+pipelined `executemany` (one round trip). Driver errors come out as SQLAlchemy's wrapped errors, as they did
+through the session, so the writer tells a rejected record from an unavailable store the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,21 +43,26 @@ class _Statements:
     first_report: str
 
 
+def _bound(sql: str, paramstyle: str) -> str:
+    """`sql` written with `?` placeholders, in the driver's parameter style."""
+    if paramstyle == "qmark":
+        return sql
+    if paramstyle == "format":
+        return sql.replace("?", "%s")
+    if paramstyle == "numeric_dollar":
+        parts = sql.split("?")
+        return "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1)) + parts[-1]
+    raise ValueError(f"unsupported DB-API parameter style {paramstyle!r}")
+
+
 def _statements(paramstyle: str) -> _Statements:
     def bind(sql: str) -> str:
-        if paramstyle == "qmark":
-            return sql
-        if paramstyle == "format":
-            return sql.replace("?", "%s")
-        if paramstyle == "numeric_dollar":
-            parts = sql.split("?")
-            return "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1)) + parts[-1]
-        raise ValueError(f"unsupported DB-API parameter style {paramstyle!r}")
+        return _bound(sql, paramstyle)
 
     report = "UPDATE audit_writers SET updated_at = ?, emitted = ?, dropped = ?{} WHERE writer_id = ?"
     return _Statements(
-        # A no-op UPDATE takes the head row's lock on PostgreSQL before the head is read.
-        lock="UPDATE audit_chain SET last_seq = last_seq WHERE id = 1",
+        # A no-op UPDATE takes the head row's lock on PostgreSQL and reads the head.
+        lock="UPDATE audit_chain SET last_seq = last_seq WHERE id = 1 RETURNING last_seq, last_hash",
         head="SELECT last_seq, last_hash FROM audit_chain WHERE id = 1",
         insert=bind(f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"),
         move_head=bind("UPDATE audit_chain SET last_seq = ?, last_hash = ? WHERE id = 1"),
@@ -122,15 +128,11 @@ class ChainAppender:
                 if self._sqlite:
                     cursor.execute("BEGIN IMMEDIATE")  # the write lock, before the head is read
                 if len(prepared):
-                    if not self._sqlite:
-                        statement = sql.lock
-                        cursor.execute(statement)
-                    statement = sql.head
+                    statement = sql.head if self._sqlite else sql.lock
                     cursor.execute(statement)
                     last_seq, last_hash = cursor.fetchone()
                     rows, seq, digest = prepared.link(last_seq, last_hash)
-                    statement = sql.insert
-                    cursor.executemany(statement, rows)
+                    statement = self._insert(cursor, connection, rows)
                     statement = sql.move_head
                     cursor.execute(statement, (seq, digest))
                 if report is not None:
@@ -158,6 +160,28 @@ class ChainAppender:
                     dialect=self._dialect,
                 ) from error
             raise
+
+    def _insert(self, cursor: Any, connection: Any, rows: list[tuple[Any, ...]]) -> str:
+        """On SQLite, the rows in a few multi-row INSERTs (as many as its parameter limit allows in each): sqlite3
+        lets go of the GIL around every statement step, and under a busy event loop getting it back takes up to
+        the switch interval (5 ms), so one step per row made a 200-row batch take most of a second under load.
+        On PostgreSQL, one `executemany` (one prepared statement, whatever the batch's size)."""
+        if not self._sqlite:
+            cursor.executemany(self._sql.insert, rows)
+            return self._sql.insert
+        per_statement = max(1, connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS))
+        statement = ""
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = self._multi_insert(len(chunk))
+            cursor.execute(statement, [value for row in chunk for value in row])
+        return statement
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one appender per store, for the process's life)
+    def _multi_insert(self, count: int) -> str:
+        one = f"({', '.join('?' for _ in COLUMNS)})"
+        values = ", ".join(one for _ in range(count))
+        return _bound(f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES {values}", self._dialect.paramstyle)
 
     def _report(self, mark: WriterMark) -> _Report:
         now = datetime.now(UTC)
