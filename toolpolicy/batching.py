@@ -140,7 +140,10 @@ class BatchWriter(Generic[T]):
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that lands as the wait ends
+                # (a full batch woke the writer as `aclose` cancelled it), and `aclose` would wait forever.
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

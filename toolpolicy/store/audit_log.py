@@ -7,31 +7,26 @@ chain head row (one transaction per batch), so replicas writing together still f
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.quarantine import QUARANTINED_KIND
-from toolpolicy.store.emissions import EmissionCheck, EmissionReport, report_writer
+from toolpolicy.store.audit_append import ChainAppender
+from toolpolicy.store.audit_rows import FIELDS, record_hash
+from toolpolicy.store.emissions import EmissionCheck, EmissionReport
 from toolpolicy.store.engine import Store
 from toolpolicy.store.schema import AuditChainRow, AuditRow, AuditWriterRow
 
 MAX_PAGE = 1000
 GENESIS = "0" * 64
-_COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
-_INSERT = insert(cast(Table, AuditRow.__table__))
-"""A Core insert, run as one executemany: the ORM's bulk insert of the same rows costs about twice the CPU per row
-(it maps every dict through the mapper first), and audit rows need nothing of the ORM."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,39 +60,6 @@ class ChainReport:
     """Records emitted by the gateway's writers but never written (checked when the chain itself holds)."""
 
 
-def record_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
-    """SHA-256 over the previous hash, the position and the record's fields, in a canonical JSON form."""
-    cost = fields.get("cost_usd")
-    ts: datetime = fields["ts"]
-    canonical = {
-        **{name: fields.get(name) for name in _HASHED},
-        "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
-        "cost_usd": str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None,
-        "latency_ms": repr(float(fields["latency_ms"])),
-        "details": fields.get("details") or {},
-    }
-    if fields.get("writer_id") is not None:  # records from before emission numbers hash as they always did
-        canonical["writer_id"], canonical["emit_seq"] = fields["writer_id"], fields.get("emit_seq")
-    body = json.dumps([prev_hash, seq, canonical], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-_HASHED = (
-    "request_id",
-    "kind",
-    "key_id",
-    "key_name",
-    "team",
-    "customer",
-    "target",
-    "decision",
-    "reason",
-    "status",
-    "tokens_in",
-    "tokens_out",
-)
-
-
 async def _lock_chain(session: AsyncSession) -> AuditChainRow:
     # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite before the head is read.
     await session.execute(update(AuditChainRow).where(AuditChainRow.id == 1).values(last_seq=AuditChainRow.last_seq))
@@ -107,6 +69,7 @@ async def _lock_chain(session: AsyncSession) -> AuditChainRow:
 class AuditLog:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._appender = ChainAppender(store)
 
     async def write(self, records: list[AuditRecord]) -> None:
         """Append records written directly (no writer: they carry no emission numbers)."""
@@ -117,24 +80,7 @@ class AuditLog:
         await self._append([(emitted.item, emitted.number) for emitted in batch], mark)
 
     async def _append(self, records: list[tuple[AuditRecord, int | None]], mark: WriterMark | None) -> None:
-        writer_id = mark.writer_id if mark is not None else None
-        async with self.store.writing() as session:
-            if records:
-                head = await _lock_chain(session)
-                seq, previous = head.last_seq, head.last_hash
-                rows = []
-                for record, number in records:
-                    seq += 1
-                    fields = record.as_row()
-                    if number is not None:
-                        fields.update(writer_id=writer_id, emit_seq=number)
-                    digest = record_hash(previous, seq, fields)
-                    rows.append({**fields, "seq": seq, "prev_hash": previous, "hash": digest})
-                    previous = digest
-                await session.execute(_INSERT, rows)
-                head.last_seq, head.last_hash = seq, previous
-            if mark is not None:
-                await report_writer(session, mark)
+        await self._appender.append(records, mark)
 
     def _filtered(self, query: AuditQuery) -> Select[AuditRow]:
         statement = select(AuditRow)
@@ -245,8 +191,7 @@ class AuditLog:
 
 
 def _fields(row: AuditRow) -> dict[str, Any]:
-    names = (*_HASHED, "ts", "cost_usd", "latency_ms", "details", "writer_id", "emit_seq")
-    return {name: getattr(row, name) for name in names}
+    return {name: getattr(row, name) for name in FIELDS}
 
 
 def _encode_cursor(seq: int) -> str:

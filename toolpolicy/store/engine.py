@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -83,6 +83,17 @@ class Store:
             return
         async with self._write_lock, self.session() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def raw_writing(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for a caller that runs its own on the driver's connection;
+        serialised with `writing()` within this process on SQLite."""
+        if self._write_lock is None:
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        async with self._write_lock, self.engine.connect() as connection:
+            yield connection
 
     @classmethod
     def open(cls, url: str, *, connect_args: dict[str, Any] | None = None) -> Store:

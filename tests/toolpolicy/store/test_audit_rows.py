@@ -1,0 +1,90 @@
+"""Preparing a batch: the hash chain it links to is the one every chain so far was built with, record by record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy.dialects.sqlite import aiosqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import StatementError
+
+from toolpolicy.audit import AuditRecord
+from toolpolicy.store.audit_rows import AuditRowBinder, record_hash
+from toolpolicy.store.faults import is_record_fault
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+HASHED = ("request_id", "kind", "key_id", "key_name", "team", "customer", "target", "decision", "reason", "status")
+
+
+def reference_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
+    """The chain's hash as first defined: the whole `[prev, seq, canonical]` through one `json.dumps`."""
+    cost = fields.get("cost_usd")
+    canonical = {
+        **{name: fields.get(name) for name in (*HASHED, "tokens_in", "tokens_out")},
+        "ts": fields["ts"].astimezone(UTC).isoformat(timespec="microseconds"),
+        "cost_usd": str(Decimal(cost).quantize(Decimal("0.0000000001"))) if cost is not None else None,
+        "latency_ms": repr(float(fields["latency_ms"])),
+        "details": fields.get("details") or {},
+    }
+    if fields.get("writer_id") is not None:
+        canonical["writer_id"], canonical["emit_seq"] = fields["writer_id"], fields.get("emit_seq")
+    body = json.dumps([prev_hash, seq, canonical], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def varied(index: int) -> AuditRecord:
+    """Records that exercise every field: absent ones, unicode, nested details, other time zones, odd costs."""
+    return AuditRecord(
+        request_id=f"r{index}",
+        kind=("llm", "tool_call", "authorize")[index % 3],
+        target="docs/søk" if index % 2 else "openai/gpt-4o",
+        decision="allow" if index % 4 else "deny",
+        status=200 + index,
+        latency_ms=index / 7,
+        key_id=f"k{index}" if index % 3 else None,
+        key_name="bot" if index % 2 else None,
+        team="ops" if index % 5 else None,
+        customer="acme" if index % 6 else None,
+        reason=None if index % 4 else "over budget",
+        tokens_in=index * 3 if index % 2 else None,
+        tokens_out=index if index % 2 else None,
+        cost_usd=Decimal("0.0000375") * index if index % 3 else None,
+        details={} if index % 5 == 0 else {"route": "a/b", "nested": {"z": [1, 2.5, "é"], "a": None}, "n": index},
+        ts=(START + timedelta(minutes=index)).astimezone(timezone(timedelta(hours=index % 5))),
+    )
+
+
+@pytest.mark.parametrize("dialect", [aiosqlite.dialect(), asyncpg.dialect()], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize("writer_id", ["w" * 32, None], ids=["emitted", "direct"])
+def test_a_linked_batch_is_the_chain_built_record_by_record(dialect: Dialect, writer_id: str | None) -> None:
+    records = [varied(index) for index in range(1, 40)]
+    numbers = [index if writer_id is not None else None for index in range(1, 40)]
+    prepared = AuditRowBinder(dialect).prepare(list(zip(records, numbers, strict=True)), writer_id)
+    rows, last_seq, last_hash = prepared.link(41, "ab" * 32)
+
+    previous = "ab" * 32
+    for seq, (record, number, row) in enumerate(zip(records, numbers, rows, strict=True), start=42):
+        fields = {**record.as_row(), "writer_id": writer_id, "emit_seq": number}
+        expected = reference_hash(previous, seq, fields)
+        assert row[:3] == (seq, previous, expected)
+        assert record_hash(previous, seq, fields) == expected
+        previous = expected
+    assert (last_seq, last_hash) == (41 + len(records), previous)
+
+
+def test_an_empty_batch_leaves_the_head_where_it_is() -> None:
+    prepared = AuditRowBinder(aiosqlite.dialect()).prepare([], "w" * 32)
+    assert prepared.link(7, "cd" * 32) == ([], 7, "cd" * 32)
+
+
+def test_a_value_no_column_takes_is_a_record_fault_before_any_io() -> None:
+    unbindable = AuditRecord("r1", "llm", "x", "allow", 200, 1.0, details={"x": object()}, ts=START)
+    with pytest.raises(StatementError) as caught:
+        AuditRowBinder(aiosqlite.dialect()).prepare([(varied(1), 1), (unbindable, 2)], "w" * 32)
+    assert isinstance(caught.value.orig, TypeError) and is_record_fault(caught.value)

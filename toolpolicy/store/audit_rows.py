@@ -1,0 +1,174 @@
+"""A batch of audit records made ready to append in one step: hash-chain bodies and row values, bound for the store.
+
+A record's hash covers the previous hash, its position and its fields. Only the first two depend on where the batch
+lands in the chain, so each record's fields are put in canonical form once, before the chain head is read, and
+linking the batch to the head is one SHA-256 per record. The values are bound here too, with the column types' own
+bind processors (what SQLAlchemy would apply), so the store receives exactly the rows it did through the ORM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Column, Table, exc as sa_exc
+from sqlalchemy.engine import Dialect
+
+from toolpolicy.audit import AuditRecord
+from toolpolicy.store.schema import AuditRow
+
+_COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
+_HASHED = (
+    "request_id",
+    "kind",
+    "key_id",
+    "key_name",
+    "team",
+    "customer",
+    "target",
+    "decision",
+    "reason",
+    "status",
+    "tokens_in",
+    "tokens_out",
+)
+FIELDS = (*_HASHED, "ts", "cost_usd", "latency_ms", "details", "writer_id", "emit_seq")
+"""The fields a record's hash covers (besides its position and the previous hash)."""
+_CHAIN = ("seq", "prev_hash", "hash")
+_RECORD = (
+    *("ts", "request_id", "kind", "key_id", "key_name", "team", "customer", "target", "decision", "reason"),
+    *("status", "latency_ms", "tokens_in", "tokens_out", "cost_usd", "details", "writer_id", "emit_seq"),
+)
+COLUMNS = (*_CHAIN, *_RECORD)
+"""The inserted columns, in the order of a prepared row's values."""
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""What `json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)` builds on every call."""
+
+
+def canonical_body(fields: dict[str, Any]) -> str:
+    """The record's fields in the canonical JSON its hash covers (independent of its place in the chain)."""
+    hashed = {name: fields.get(name) for name in _HASHED}
+    return _body(hashed, fields["ts"], fields.get("cost_usd"), fields["latency_ms"], fields.get("details"), fields)
+
+
+def _body(
+    hashed: dict[str, Any], ts: datetime, cost: Any, latency_ms: Any, details: Any, emission: dict[str, Any]
+) -> str:
+    hashed["ts"] = ts.astimezone(UTC).isoformat(timespec="microseconds")
+    hashed["cost_usd"] = str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None
+    hashed["latency_ms"] = repr(float(latency_ms))
+    hashed["details"] = details or {}
+    if emission.get("writer_id") is not None:  # records from before emission numbers hash as they always did
+        hashed["writer_id"], hashed["emit_seq"] = emission["writer_id"], emission.get("emit_seq")
+    return _CANONICAL.encode(hashed)
+
+
+def chain_hash(prev_hash: str, seq: int, body: str) -> str:
+    """SHA-256 over `[prev_hash, seq, canonical fields]` as compact JSON (a hex hash needs no escaping)."""
+    return hashlib.sha256(f'["{prev_hash}",{seq},{body}]'.encode()).hexdigest()
+
+
+def record_hash(prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash, the position and the record's fields, in a canonical JSON form."""
+    return chain_hash(prev_hash, seq, canonical_body(fields))
+
+
+class PreparedBatch:
+    """Records in canonical form and bound values, waiting for the chain head to be linked to."""
+
+    __slots__ = ("bodies", "values")
+
+    def __init__(self, bodies: list[str], values: list[tuple[Any, ...]]) -> None:
+        self.bodies = bodies
+        self.values = values
+        """Each record's bound values in `COLUMNS` order, without the three chain columns."""
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def link(self, last_seq: int, last_hash: str) -> tuple[list[tuple[Any, ...]], int, str]:
+        """The rows to insert after the head `(last_seq, last_hash)`, and the new head."""
+        rows = []
+        seq, previous = last_seq, last_hash
+        for body, values in zip(self.bodies, self.values, strict=True):
+            seq += 1
+            digest = chain_hash(previous, seq, body)
+            rows.append((seq, previous, digest, *values))
+            previous = digest
+        return rows, seq, previous
+
+
+Processor = Callable[[Any], Any]
+
+
+def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
+    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
+    found: list[tuple[int, Processor]] = []
+    for position, name in enumerate(names):
+        column: Column[Any] = table.c[name]
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            found.append((position, process))
+    return found
+
+
+class AuditRowBinder:
+    """Prepares batches of records for one dialect (its bind processors looked up once)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._processors = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
+
+    def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
+        """Canonical bodies and bound values; a value no column can take raises `StatementError`, as SQLAlchemy's
+        own binding would (the writer then isolates and quarantines the record)."""
+        bodies, rows = [], []
+        for record, number in records:
+            hashed = {
+                "request_id": record.request_id,
+                "kind": record.kind,
+                "key_id": record.key_id,
+                "key_name": record.key_name,
+                "team": record.team,
+                "customer": record.customer,
+                "target": record.target,
+                "decision": record.decision,
+                "reason": record.reason,
+                "status": record.status,
+                "tokens_in": record.tokens_in,
+                "tokens_out": record.tokens_out,
+            }
+            writer = writer_id if number is not None else None
+            emission = {"writer_id": writer, "emit_seq": number}
+            bodies.append(_body(hashed, record.ts, record.cost_usd, record.latency_ms, record.details, emission))
+            values = [
+                record.ts,
+                record.request_id,
+                record.kind,
+                record.key_id,
+                record.key_name,
+                record.team,
+                record.customer,
+                record.target,
+                record.decision,
+                record.reason,
+                record.status,
+                record.latency_ms,
+                record.tokens_in,
+                record.tokens_out,
+                record.cost_usd,
+                record.details,
+                writer,
+                number,
+            ]
+            try:
+                for position, process in self._processors:
+                    values[position] = process(values[position])
+            except (TypeError, ValueError) as error:
+                why = f"audit record {record.request_id!r} cannot be bound ({error})"
+                raise sa_exc.StatementError(why, "INSERT INTO audit_events", None, error) from error
+            rows.append(tuple(values))
+        return PreparedBatch(bodies, rows)
