@@ -23,7 +23,7 @@ session's event store (a priming event first, replay on `Last-Event-ID`) and may
 polls (`polling.py`); the session's idle timer and in-flight count (`sessions.py`) also live in the SDK's transport.
 Which of these a call will need is not known before it runs, so only the SDK serves them exactly.
 
-How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`: the server's middleware, so
+How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`'s `ServerRunner`: the middleware, so
 OpenTelemetry, request-state sealing and error rendering; params and result validated per protocol version; the
 hub's handler, so the relay's held calls, bundles, renames, Code Mode, governance and audit), with a `Connection`
 built from the envelope as the SDK builds it, in the endpoint's task. The answer is `application/json` with the
@@ -38,7 +38,7 @@ from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
-from mcp.server.runner import serve_one
+from mcp.server.runner import ServerRunner, aclose_shielded
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
@@ -96,14 +96,7 @@ async def _serve(
     with anyio.CancelScope() as handler:  # cancelled by the watcher when the client goes away
         watcher = exchange.start_watching(receive, handler)
         try:
-            outcome = await serve_one(
-                manager.app,
-                exchange,
-                route.method,
-                dict(route.params),
-                connection=connection,
-                lifespan_state=manager._lifespan_state,
-            )
+            outcome = await _serve_one(manager, exchange, route, connection)
         except Exception as exc:
             outcome = exc
         finally:
@@ -114,3 +107,25 @@ async def _serve(
             await exchange.finish(outcome)
     finally:
         await settle(watcher)
+
+
+async def _serve_one(
+    manager: StreamableHTTPSessionManager, exchange: Exchange, route: Route, connection: Connection
+) -> dict[str, Any]:
+    """What the SDK's `serve_one` does, less what does nothing here.
+
+    The kernel (`ServerRunner._on_request`) runs as `serve_one` runs it; the connection's exit stack is unwound
+    (shielded, bounded: `aclose_shielded`) only when a handler put something on it (a 2026-07-28 request's log level,
+    say), as the shielded scope costs more than the rest of an empty unwind.
+    """
+    runner = ServerRunner(manager.app, connection, manager._lifespan_state)
+    try:
+        return await runner._on_request(exchange, route.method, dict(route.params))
+    finally:
+        if _has_callbacks(connection):
+            await aclose_shielded(connection)
+
+
+def _has_callbacks(connection: Connection) -> bool:
+    callbacks: Any = getattr(connection.exit_stack, "_exit_callbacks", True)  # CPython's; unknown: assume some
+    return bool(callbacks)

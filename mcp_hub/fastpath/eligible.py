@@ -21,6 +21,7 @@ from mcp.shared.inbound import (
     classify_inbound_request,
     find_duplicated_routing_header,
     validate_mcp_param_headers,
+    x_mcp_header_map,
 )
 from mcp_types import RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -31,6 +32,9 @@ FAST_METHODS = frozenset({"tools/call", "tools/list"})
 
 _VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("ascii")
 _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
+_ANNOTATED_LIMIT = 4096
+"""Input schemas whose `x-mcp-header` verdict `_annotated` keeps; beyond that it starts over."""
+_annotated_schemas: dict[int, tuple[Mapping[str, Any], bool]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,4 +117,23 @@ def _param_headers_refused(app: Server[Any], params: Mapping[str, Any], headers:
         schema = lookup(name)
     except Exception:
         return True  # the SDK logs it and skips the check: let it
-    return schema is not None and validate_mcp_param_headers(schema, arguments, headers) is not None
+    if schema is None or not _annotated(schema):
+        return False
+    return validate_mcp_param_headers(schema, arguments, headers) is not None
+
+
+def _annotated(schema: Mapping[str, Any]) -> bool:
+    """Whether `schema` declares any `x-mcp-header`, remembered per schema object (the catalog's, reused per call).
+
+    A schema declaring none makes `validate_mcp_param_headers` accept whatever the headers and arguments are (it
+    checks declared positions only), so the walk of the schema is skipped. The schema is held with its verdict, so
+    its `id` cannot be reused by another object while the verdict is kept.
+    """
+    known = _annotated_schemas.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    if len(_annotated_schemas) >= _ANNOTATED_LIMIT:
+        _annotated_schemas.clear()
+    declared = bool(x_mcp_header_map(schema))
+    _annotated_schemas[id(schema)] = (schema, declared)
+    return declared

@@ -5,9 +5,11 @@ The SDK's entry runs the handler in a task of its own, passes notifications thro
 `PING_INTERVAL`); a handler that finishes first is answered `application/json`. `Exchange` keeps that contract with
 less machinery: the handler runs in the calling task, a notification is written at once (committing the stream if
 it is the first thing written), and one watcher task cancels the handler when the client goes away and pings a
-committed (or long-silent) stream. The watcher is a bare asyncio task (`start_watching`), not an anyio task group:
+committed (or long-silent) stream. The watcher is a bare asyncio task (`Watcher`), not an anyio task group:
 a task group's scopes and bookkeeping cost more than the rest of the exchange, and the watcher needs none of them
-(it only ever cancels the handler's scope, and is itself cancelled, then awaited, once the handler is done).
+(it only ever cancels the handler's scope, and is itself cancelled, then awaited, once the handler is done). It starts
+`WATCH_DELAY` after the handler (or at the first ping, if sooner): most calls are answered before, and never pay for a
+task; a client that goes away during the first `WATCH_DELAY` cancels its call once it is over.
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 PING: Final = b": ping\r\n\r\n"
+WATCH_DELAY: Final = 0.1
+"""Seconds into a call before its watcher starts (see the module doc); at most `PING_INTERVAL`."""
 _JSON_TYPE: Final = (b"content-type", b"application/json")
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+"""`json.dumps(..., separators=(",", ":"))`, as the SDK writes a response, without building an encoder per call."""
 
 
 def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> bytes:
     body = message.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return f"event: message\r\ndata: {json.dumps(body, separators=(',', ':'))}\r\n\r\n".encode()
+    return f"event: message\r\ndata: {_encode(body)}\r\n\r\n".encode()
 
 
 @dataclass(eq=False)
@@ -57,14 +63,31 @@ class Exchange:
     message_metadata: MessageMetadata
     send: Send
     progress_token: ProgressToken | None = None
-    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
     can_send_request: bool = field(default=False, init=False)
     committed: bool = field(default=False, init=False)
     """Whether the response has started as an event stream."""
     closed: bool = field(default=False, init=False)
     """Whether the handler is done: what is sent later (a held call's progress) is dropped, as by the SDK."""
-    _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
+    _cancel_requested: anyio.Event | None = field(default=None, init=False)
+    _lock: asyncio.Lock | None = field(default=None, init=False)
     _quiet_until: float = field(default=0.0, init=False)
+
+    # Made when first needed: an anyio event or lock costs more to make than most of an exchange, and most
+    # exchanges write nothing before their result and are never asked whether they were cancelled.
+
+    @property
+    def cancel_requested(self) -> anyio.Event:
+        """Never set: the 2026-07-28 entry has no cancellation notice (the client goes away instead)."""
+        if self._cancel_requested is None:
+            self._cancel_requested = anyio.Event()
+        return self._cancel_requested
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while a chunk of the event stream is written."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def send_raw_request(
         self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
@@ -85,9 +108,11 @@ class Exchange:
             params["message"] = message
         await self.notify("notifications/progress", params)
 
-    def start_watching(self, receive: Receive, handler: anyio.CancelScope) -> asyncio.Task[None]:
-        """Start the watcher task (see `watch`); the caller cancels it once the handler is done, then `settle`s it."""
-        return asyncio.get_running_loop().create_task(self.watch(receive, handler))
+    def start_watching(self, receive: Receive, handler: anyio.CancelScope) -> Watcher:
+        """The watcher (see `watch`), due in `WATCH_DELAY`: cancelled once the handler is done, then `settle`d."""
+        loop = asyncio.get_running_loop()
+        self._quiet_until = loop.time() + PING_INTERVAL
+        return Watcher(loop, self, receive, handler)
 
     async def watch(self, receive: Receive, handler: anyio.CancelScope) -> None:
         """Until cancelled: cancel `handler` when the client disconnects; ping after each silent interval.
@@ -97,7 +122,6 @@ class Exchange:
         """
         loop = asyncio.get_running_loop()
         try:
-            self._quiet_until = loop.time() + PING_INTERVAL
             while True:
                 try:
                     async with asyncio.timeout_at(self._quiet_until):
@@ -116,7 +140,7 @@ class Exchange:
             raise
 
     async def _write(self, chunk: bytes) -> None:
-        async with self._lock:
+        async with self.lock:
             if self.closed:
                 logger.debug("dropped a message for request %s: its response is written or abandoned", self.request_id)
                 return
@@ -132,29 +156,56 @@ class Exchange:
         if isinstance(outcome, Exception):
             error = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=modern_error_data(outcome))
             if self.committed:
-                async with self._lock:  # after a notice still being written
+                async with self.lock:  # after a notice still being written
                     await self.send({"type": "http.response.body", "body": sse_event(error), "more_body": False})
                 return
             status = ERROR_CODE_HTTP_STATUS.get(error.error.code, 200)
             body = error.model_dump(mode="json", by_alias=True, exclude_none=True)
         elif self.committed:
             result = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=outcome)
-            async with self._lock:
+            async with self.lock:
                 await self.send({"type": "http.response.body", "body": sse_event(result), "more_body": False})
             return
         else:
             # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
             status, body = 200, {"jsonrpc": "2.0", "id": self.request_id, "result": outcome}
         # What starlette's `Response(..., media_type="application/json")` sends, without building one.
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = _encode(body).encode()
         headers = [(b"content-length", str(len(content)).encode("latin-1")), _JSON_TYPE]
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": content})
 
 
-async def settle(watcher: asyncio.Task[None]) -> None:
+class Watcher:
+    """An exchange's watcher task, started by a timer `WATCH_DELAY` (or `PING_INTERVAL`, if shorter) from now."""
+
+    __slots__ = ("_handle", "task")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, exchange: Exchange, receive: Receive, handler: anyio.CancelScope
+    ) -> None:
+        self.task: asyncio.Task[None] | None = None
+        delay = min(WATCH_DELAY, PING_INTERVAL)
+        self._handle = loop.call_later(delay, self._start, loop, exchange, receive, handler)
+
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, exchange: Exchange, receive: Receive, handler: anyio.CancelScope
+    ) -> None:
+        self.task = loop.create_task(exchange.watch(receive, handler))
+
+    def cancel(self) -> None:
+        """Stop the watcher: not started, it never will be; started, its task is cancelled (then `settle` it)."""
+        self._handle.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def settle(watcher: Watcher) -> None:
     """Wait for a cancelled watcher to end; raise what it failed with, if anything (not its cancellation)."""
-    if not watcher.done():
-        await asyncio.wait((watcher,))
-    if not watcher.cancelled() and (error := watcher.exception()) is not None:
+    task = watcher.task
+    if task is None:
+        return
+    if not task.done():
+        await asyncio.wait((task,))
+    if not task.cancelled() and (error := task.exception()) is not None:
         raise error

@@ -129,8 +129,8 @@ class Outbox:
 
     def __init__(self) -> None:
         self._queue: deque[Callable[[], Awaitable[None]]] = deque()
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._idle: anyio.Event | None = None
+        """Set once the notices being written are: made (an anyio event costs) only when some are."""
         self._running = False
 
     def put(self, send: Callable[[], Awaitable[None]], tg: TaskGroup) -> None:
@@ -141,8 +141,11 @@ class Outbox:
             tg.start_soon(self._drain)
 
     async def flushed(self) -> None:
+        idle = self._idle
+        if not self._running or idle is None:
+            return  # nothing being written (most calls: no notices at all)
         with anyio.move_on_after(FLUSH_TIMEOUT):
-            await self._idle.wait()
+            await idle.wait()
 
     async def _drain(self) -> None:
         try:
@@ -155,7 +158,8 @@ class Outbox:
                         logger.info("a relayed notice could not be written to its client: %s", exc)
         finally:
             self._running = False
-            self._idle.set()
+            if self._idle is not None:
+                self._idle.set()
 
 
 @dataclass(eq=False)

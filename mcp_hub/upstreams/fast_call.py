@@ -33,6 +33,7 @@ from typing import Any, cast
 import aiohttp
 import anyio
 import mcp_types as types
+import pydantic_core
 from anyio.abc import TaskGroup
 from mcp import Client
 from mcp.client.session import _clamp_inbound_ttl, _later_revision_fields
@@ -61,6 +62,8 @@ MAX_RECONNECTIONS = 2
 """Attempts to resume an event stream that ended before the response (the SDK's `MAX_RECONNECTION_ATTEMPTS`)."""
 RECONNECT_DELAY_MS = 1000
 """Wait before resuming when the upstream gave no `retry` (the SDK's `DEFAULT_RECONNECTION_DELAY_MS`)."""
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+"""`json.dumps(..., separators=(",", ":"))` without building an encoder per call."""
 ABANDON_WRITE_TIMEOUT = 5.0
 """Seconds a courtesy `notifications/cancelled` may take (the SDK dispatcher's `_ABANDON_WRITE_TIMEOUT`)."""
 
@@ -292,7 +295,7 @@ class _Exchange:
         if content_type.startswith("application/json"):
             body = await response.read()
             try:
-                message = json.loads(body)
+                message = _decode(body)
                 return _response_outcome(message, self.request_id)
             except ValueError as exc:
                 raise MCPError(types.PARSE_ERROR, f"Failed to parse JSON response: {exc}") from None
@@ -453,7 +456,15 @@ def _body(request_id: int, params: dict[str, Any], meta: dict[str, Any]) -> byte
     if meta:
         params["_meta"] = meta
     body = {"jsonrpc": "2.0", "id": request_id, "method": METHOD, "params": params}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _encode(body).encode()
+
+
+def _decode(body: bytes) -> Any:
+    """`json.loads(body)`, by pydantic-core's parser where it agrees (it refuses lone surrogates, say: json decides)."""
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError:
+        return json.loads(body)
 
 
 def _response_outcome(message: Any, request_id: int | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ era, answers on an event stream, asks its client, logs and reports progress duri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -17,10 +18,11 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from hypothesis import given, strategies as st
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.upstreams.fast_call import FastCalls
+from mcp_hub.upstreams.fast_call import FastCalls, _decode
 from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +160,28 @@ async def test_an_upstream_that_went_away_is_the_same_tool_error_on_both_paths(t
         answer["content"][0]["text"] = answer["content"][0]["text"].split(" (last error")[0]
     assert fast == sdk
     assert fast["isError"] and fast["content"][0]["text"] == "MCP server '<server>': is down"
+
+
+_json_text = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+).map(json.dumps)
+
+
+@given(
+    text=_json_text
+    | st.text(max_size=12)
+    | st.sampled_from(['{"a":"\\ud800"}', "[1,]", "NaN", '{"a":-Infinity}', "1e999", "{} x", ""])
+)
+def test_an_answer_decodes_as_json_loads_decodes_it(text: str) -> None:
+    raw = text.encode(errors="surrogatepass")
+    try:
+        expected: Any = json.loads(raw)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            _decode(raw)
+        return
+    decoded = _decode(raw)
+    # NaN is not equal to itself: compare the JSON both give back.
+    assert json.dumps(decoded) == json.dumps(expected)

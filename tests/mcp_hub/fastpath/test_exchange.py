@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from mcp.shared.transport_context import TransportContext
 
 import mcp_hub.fastpath
 import mcp_hub.fastpath.exchange
@@ -117,3 +118,41 @@ async def test_a_silent_call_becomes_an_event_stream_that_pings(
     events = [json.loads(line[6:]) for line in body.decode().splitlines() if line.startswith("data: ")]
     assert [event["result"]["content"][0]["text"] for event in events] == ["slept 0.8s"]
     assert fast_served == [1]
+
+
+def bare_exchange(sent: list[Any]) -> mcp_hub.fastpath.exchange.Exchange:
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    transport = TransportContext(kind="streamable-http", can_send_request=False)
+    return mcp_hub.fastpath.exchange.Exchange(transport=transport, request_id=1, message_metadata=None, send=send)
+
+
+async def test_a_call_answered_before_the_watch_delay_starts_no_watcher() -> None:
+    received: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append("receive")
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.CancelScope() as handler:
+        watcher = bare_exchange([]).start_watching(receive, handler)
+        watcher.cancel()
+    await anyio.sleep(mcp_hub.fastpath.exchange.WATCH_DELAY * 2)
+    await mcp_hub.fastpath.exchange.settle(watcher)
+    assert watcher.task is None and received == [] and not handler.cancel_called
+
+
+async def test_a_client_gone_during_the_watch_delay_cancels_the_call_once_it_is_over() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    with anyio.fail_after(15), anyio.CancelScope() as handler:
+        watcher = bare_exchange([]).start_watching(receive, handler)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            watcher.cancel()
+    await mcp_hub.fastpath.exchange.settle(watcher)
+    assert handler.cancelled_caught and watcher.task is not None
