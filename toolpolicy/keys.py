@@ -55,6 +55,7 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
         },
         metadata=record.get("metadata") or {},
         agent=_agent(record.get("agent")),
+        cache=record.get("cache"),
     )
 
 

@@ -41,6 +41,8 @@ class Principal:
     metadata: dict[str, Any] = field(default_factory=dict)
     agent: AgentPolicy | None = None
     """Agent mode, when the key has it."""
+    cache: bool | dict[str, Any] | None = None
+    """The key's `cache` setting as stored: null or true follow the gateway's cache, false is off, `{ttl: s}`."""
 
 
 @dataclass(frozen=True, slots=True)
