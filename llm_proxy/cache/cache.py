@@ -80,7 +80,7 @@ class ResponseCache:
         key = entry_key(principal, self.settings.scope, route, model, body)
         if control is None or control == "no-store":
             entry = self.memory.get(key.text())
-            if entry is None and self.shared is not None:
+            if entry is None and self.shared is not None and self.shared.read_on_miss:
                 entry = await self.shared.get(key.text(), self.clock())
                 if entry is not None:
                     self.memory.put(entry)
@@ -219,6 +219,8 @@ class ResponseCache:
 
     async def stop(self) -> None:
         await self.drain()
+        if self.shared is not None:
+            await self.shared.close()
 
     # --- admin ---------------------------------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from llm_proxy.cache.entries import Entry
 
 class SharedTier(Protocol):
     name: str
+    read_on_miss: bool
+    """Whether a memory miss reads this tier (Redis, shared live); the store is only loaded at start."""
 
     async def get(self, key: str, now: float) -> Entry | None: ...
 
@@ -21,3 +23,5 @@ class SharedTier(Protocol):
     async def count(self, now: float) -> int: ...
 
     async def newest(self, limit: int, now: float) -> list[Entry]: ...
+
+    async def close(self) -> None: ...

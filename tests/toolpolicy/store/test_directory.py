@@ -20,7 +20,7 @@ def directory(migrated_store: Store) -> Directory:
 
 async def test_migrations_are_idempotent(directory: Directory) -> None:
     await directory.store.migrate()
-    assert await directory.store.revision() == "0004"
+    assert await directory.store.revision() == "0005"
 
 
 async def test_hierarchy_round_trips(directory: Directory) -> None:
