@@ -45,6 +45,18 @@ class CacheSkip(_Model):
     """Skip requests that offer the model tools (`tools` non-empty)."""
 
 
+class SemanticSettings(_Model):
+    """The semantic cache: a question near enough in meaning to a stored one is answered with its answer."""
+
+    embedding_model: str = Field(min_length=3, max_length=512, pattern=r"^[^/\s]+/\S+$")
+    """`provider/model` of a configured provider's embedding model; called through the gateway under the calling
+    key's governance (its allowlist, limits and budgets)."""
+    threshold: float = Field(default=0.92, gt=0, le=1)
+    """The cosine similarity a stored question must reach to answer."""
+    max_messages: int = Field(default=4, ge=1, le=64)
+    """Longer conversations are cached exactly or not at all."""
+
+
 CacheScope = Literal["key", "team", "customer", "global"]
 
 
@@ -60,6 +72,8 @@ class CacheSettings(_Model):
     falls back to its own key's entries: a scope never widens past what the key belongs to."""
     exact: bool = True
     """The exact cache (a hash of the normalised request); false turns the cache off."""
+    semantic: SemanticSettings | None = None
+    """The semantic cache, checked after an exact miss; null is off."""
     skip_when: CacheSkip = Field(default_factory=CacheSkip)
     """Visible rules for requests never cached."""
     redis_prefix: str = Field(default="isthmus:cache:", min_length=1, max_length=128)

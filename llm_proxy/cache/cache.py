@@ -13,15 +13,18 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from starlette.responses import Response
 
 from llm_proxy.cache import replay
+from llm_proxy.cache.embedder import GatewayEmbedder
 from llm_proxy.cache.entries import Entry, MemoryEntries
-from llm_proxy.cache.keying import entry_key
-from llm_proxy.cache.lookup import OFF, Lookup
+from llm_proxy.cache.keying import EntryKey, entry_key
+from llm_proxy.cache.lookup import OFF, Lookup, Question
+from llm_proxy.cache.semantic import VectorIndex, group_of, question_text
 from llm_proxy.cache.tiers import SharedTier
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 CONTROL_HEADER = "x-isthmus-cache"
 TTL_HEADER = "x-isthmus-cache-ttl"
+SIMILARITY_HEADER = "x-isthmus-cache-similarity"
 CONTROLS = frozenset({"no-cache", "no-store", "refresh"})
 Save = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -54,9 +58,13 @@ class ResponseCache:
         self.settings = settings
         self.clock = clock
         """Wall-clock seconds: entry expiry and creation times (injected by tests)."""
-        self.memory = MemoryEntries(settings.max_entries, clock)
+        self.index = VectorIndex()
+        """The semantic cache's vectors of the entries in memory."""
+        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self.index.remove)
         self.shared = shared
-        self.stats = {"hits": 0, "misses": 0, "bypasses": 0, "stores": 0}
+        semantic = settings.semantic
+        self.embedder = GatewayEmbedder(pipeline, semantic.embedding_model) if semantic is not None else None
+        self.stats = {"hits": 0, "semantic_hits": 0, "misses": 0, "bypasses": 0, "stores": 0}
         self._writes: set[asyncio.Task[None]] = set()
 
     # --- lookup ----------------------------------------------------------------------------------------------------
@@ -78,22 +86,53 @@ class ResponseCache:
         authorize(principal, ModelTarget.parse(model)).raise_if_denied()
         exchange.requested = model
         key = entry_key(principal, self.settings.scope, route, model, body)
+        question = self._question(key, body)
         if control is None or control == "no-store":
             entry = self.memory.get(key.text())
             if entry is None and self.shared is not None and self.shared.read_on_miss:
                 entry = await self.shared.get(key.text(), self.clock())
                 if entry is not None:
-                    self.memory.put(entry)
+                    self._keep(entry)
+            similarity: float | None = None
+            if entry is None and question is not None:
+                entry, similarity, question = await self._nearest(principal, question)
             if entry is not None:
                 lookup = Lookup(None, None, None, writes=False, ttl=0.0)
-                lookup.response = await self._hit(exchange, entry, body, save)
+                lookup.response = await self._hit(exchange, entry, body, save, similarity)
                 return lookup
             self._mark(exchange, "miss")
         else:
             if control == "refresh":
                 self._drop(key.text())
             self._mark(exchange, "bypass")
-        return Lookup(self, exchange, key, writes=control != "no-store", ttl=ttl)
+        return Lookup(self, exchange, key, writes=control != "no-store", ttl=ttl, question=question)
+
+    def _question(self, key: EntryKey, body: dict[str, Any]) -> Question | None:
+        """The request's semantic question (its hard-filter group and text), when the semantic cache takes it."""
+        if self.settings.semantic is None:
+            return None
+        text = question_text(key.route, body, self.settings.semantic.max_messages)
+        return None if text is None else Question(group_of(key, body), text)
+
+    async def _nearest(
+        self, principal: Principal, question: Question
+    ) -> tuple[Entry | None, float | None, Question | None]:
+        """The entry answering a question near enough in meaning, its similarity, and the question with its
+        vector (reused when the answer is stored). An embedding failure leaves the request an exact miss."""
+        assert self.embedder is not None and self.settings.semantic is not None
+        try:
+            vector = await self.embedder.embed(principal, question.text)
+        except Exception as exc:
+            logger.warning("the cache's embedding call failed; exact lookup only: %s", exc)
+            return None, None, question
+        if vector is None:
+            return None, None, question
+        question = replace(question, vector=vector)
+        match = self.index.search(question.group, vector)
+        if match is None or match[1] < self.settings.semantic.threshold:
+            return None, None, question
+        entry = self.memory.get(match[0])
+        return entry, (match[1] if entry is not None else None), question
 
     def _ttl(self, principal: Principal, header: str | None) -> float:
         if header is not None:
@@ -131,11 +170,15 @@ class ResponseCache:
     # --- a hit ---------------------------------------------------------------------------------------------------
 
     async def _hit(
-        self, exchange: Exchange, entry: Entry, request: dict[str, Any], save: Save | None
+        self, exchange: Exchange, entry: Entry, request: dict[str, Any], save: Save | None, similarity: float | None
     ) -> tuple[Response, bool]:
-        self.stats["hits"] += 1
-        exchange.response_headers[CONTROL_HEADER] = "hit"
-        exchange.details.update(cache="hit", cache_saved_usd=entry.cost_usd)
+        outcome = "hit" if similarity is None else "semantic-hit"
+        self.stats["hits" if similarity is None else "semantic_hits"] += 1
+        exchange.response_headers[CONTROL_HEADER] = outcome
+        exchange.details.update(cache=outcome, cache_saved_usd=entry.cost_usd)
+        if similarity is not None:
+            exchange.response_headers[SIMILARITY_HEADER] = f"{similarity:.4f}"
+            exchange.details["cache_similarity"] = round(similarity, 4)
         exchange.trace.route = entry.answered_by
         exchange.cost = Decimal(0)
         now = int(self.clock())
@@ -183,12 +226,32 @@ class ResponseCache:
             return Decimal(0)
         return price.cost(usage.tokens_in, usage.tokens_out, usage.cached_tokens)
 
-    def put(self, entry: Entry) -> None:
-        """Keep `entry` in memory now, and in the shared tier off the request path."""
+    def put(self, entry: Entry, principal: Principal | None = None, question: Question | None = None) -> None:
+        """Keep `entry` in memory now, and in the shared tier off the request path; a semantic question without
+        its vector yet is embedded off the request path too, under `principal`."""
         self.stats["stores"] += 1
-        self.memory.put(entry)
-        if self.shared is not None:
+        if question is not None:
+            entry = replace(entry, group=question.group, vector=question.vector)
+        self._keep(entry)
+        if question is not None and question.vector is None and principal is not None:
+            self._spawn(self._embed_later(entry, principal, question.text))
+        elif self.shared is not None:
             self._spawn(self.shared.put(entry))
+
+    def _keep(self, entry: Entry) -> None:
+        self.memory.put(entry)
+        if entry.group is not None and entry.vector is not None and self.memory.get(entry.key) is entry:
+            self.index.add(entry.group, entry.key, entry.vector)
+
+    async def _embed_later(self, entry: Entry, principal: Principal, text: str) -> None:
+        assert self.embedder is not None
+        vector = await self.embedder.embed(principal, text)
+        if vector is not None:
+            entry = replace(entry, vector=vector)
+            if self.memory.get(entry.key) is not None:
+                self._keep(entry)
+        if self.shared is not None:
+            await self.shared.put(entry)
 
     def _drop(self, key: str) -> None:
         self.memory.discard(key)
@@ -215,7 +278,7 @@ class ResponseCache:
         """Load the shared tier's newest live entries into memory (a restart keeps the cache)."""
         if self.shared is not None:
             for entry in await self.shared.newest(self.settings.max_entries, self.clock()):
-                self.memory.put(entry)
+                self._keep(entry)
 
     async def stop(self) -> None:
         await self.drain()
@@ -236,7 +299,7 @@ class ResponseCache:
         return removed
 
     async def describe(self) -> dict[str, Any]:
-        lookups = self.stats["hits"] + self.stats["misses"]
+        lookups = self.stats["hits"] + self.stats["semantic_hits"] + self.stats["misses"]
         return {
             "entries": len(self.memory),
             "max_entries": self.settings.max_entries,
@@ -245,5 +308,6 @@ class ResponseCache:
             "scope": self.settings.scope,
             "ttl": self.settings.ttl,
             **self.stats,
-            "hit_ratio": round(self.stats["hits"] / lookups, 4) if lookups else None,
+            "semantic_entries": len(self.index),
+            "hit_ratio": round((self.stats["hits"] + self.stats["semantic_hits"]) / lookups, 4) if lookups else None,
         }

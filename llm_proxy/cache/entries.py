@@ -29,6 +29,10 @@ class Entry:
     """What producing the answer cost: what a hit saves."""
     created_at: float
     expires_at: float
+    group: str | None = None
+    """The semantic cache's hard filter (`semantic.group_of`), when the entry is searchable by meaning."""
+    vector: list[float] | None = None
+    """The question's embedding, once made (kept so that a restart rebuilds the index without embedding again)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,9 +45,13 @@ class Entry:
 class MemoryEntries:
     """The per-replica LRU (not thread-safe: used from the event loop only)."""
 
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, max_entries: int, clock: Callable[[], float], on_remove: Callable[[str], None] | None = None
+    ) -> None:
         self.max_entries = max_entries
         self.clock = clock
+        self.on_remove = on_remove or (lambda key: None)
+        """Told each key that leaves (evicted, expired, discarded, deleted): the semantic index follows."""
         self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -55,6 +63,7 @@ class MemoryEntries:
             return None
         if entry.expires_at <= self.clock():
             del self._entries[key]
+            self.on_remove(key)
             return None
         self._entries.move_to_end(key)
         return entry
@@ -65,13 +74,15 @@ class MemoryEntries:
         self._entries[entry.key] = entry
         self._entries.move_to_end(entry.key)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self.on_remove(self._entries.popitem(last=False)[0])
 
     def discard(self, key: str) -> None:
-        self._entries.pop(key, None)
+        if self._entries.pop(key, None) is not None:
+            self.on_remove(key)
 
     def delete(self, matches: Callable[[Entry], bool]) -> int:
         doomed = [key for key, entry in self._entries.items() if matches(entry)]
         for key in doomed:
             del self._entries[key]
+            self.on_remove(key)
         return len(doomed)

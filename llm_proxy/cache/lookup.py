@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,15 @@ def usage_of(route: str, body: dict[str, Any]) -> Usage | None:
     return openai.response_usage_of(usage)
 
 
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A request's question for the semantic cache: its hard-filter group, its text, and its embedding once made."""
+
+    group: str
+    text: str
+    vector: list[float] | None = None
+
+
 class Lookup:
     """A miss (or a request the cache does not read): `store`/`watch` write its answer unless told not to."""
 
@@ -46,12 +56,15 @@ class Lookup:
         *,
         writes: bool,
         ttl: float,
+        question: Question | None = None,
     ) -> None:
         self.cache = cache
         self.exchange = exchange
         self.key = key
         self.writes = writes and cache is not None and key is not None
         self.ttl = ttl
+        self.question = question
+        """The semantic question, stored with the answer (embedded off the request path if it is not yet)."""
         self.response: Any = None
         """For a hit: `(Response, relayed)` to return as the route's answer."""
 
@@ -102,7 +115,7 @@ class Lookup:
             created_at=now,
             expires_at=now + self.ttl,
         )
-        self.cache.put(entry)
+        self.cache.put(entry, principal, self.question)
 
 
 OFF = Lookup(None, None, None, writes=False, ttl=0.0)

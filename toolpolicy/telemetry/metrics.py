@@ -104,7 +104,7 @@ class Metrics:
         )
         self.cache_lookups = Counter(
             "isthmus_cache_lookups",
-            "Response cache outcomes: hit, miss (looked up, absent) or bypass (not read).",
+            "Response cache outcomes: hit, semantic-hit, miss (looked up, absent) or bypass (not read).",
             ["outcome"],
             registry=registry,
         )
@@ -161,8 +161,8 @@ class Metrics:
         if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
             self._child(self.cost, kind, route).inc(float(record.cost_usd))
         cache = details.get("cache")
-        if cache in ("hit", "miss", "bypass"):
+        if cache in ("hit", "semantic-hit", "miss", "bypass"):
             self._child(self.cache_lookups, cache).inc()
-            if cache == "hit":
+            if cache in ("hit", "semantic-hit"):
                 self.cache_hit_duration.observe(seconds)
                 self.cache_saved.inc(float(details.get("cache_saved_usd") or 0))

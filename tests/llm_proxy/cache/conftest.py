@@ -25,10 +25,18 @@ class Clock:
         return self.now
 
 
-def cache_settings(tmp_path: Path, mock: MockProvider, cache: dict[str, Any], **overrides: Any) -> Any:
+def cache_settings(
+    tmp_path: Path,
+    mock: MockProvider,
+    cache: dict[str, Any],
+    *,
+    more_providers: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Any:
     providers = {
         "mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-mock"}]},
         "claude": {"kind": "anthropic", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-ant"}]},
+        **(more_providers or {}),
     }
     data: dict[str, Any] = {
         "models": {"fast": {"targets": ["mock/fast-model"]}},
