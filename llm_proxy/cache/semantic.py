@@ -73,7 +73,7 @@ def unit(vector: list[float]) -> np.ndarray[Any, np.dtype[np.float32]] | None:
 
 
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
-BRUTE_FORCE_MAX = 2048
+BRUTE_FORCE_MAX = 1024
 """Vectors a group searches by brute force; past this it builds an HNSW index."""
 
 
