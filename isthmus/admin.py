@@ -13,7 +13,7 @@ from starlette.routing import Route
 from isthmus.auth import require_admin
 from isthmus.errors import json_object
 from toolpolicy.audit_export import CONTENT_TYPES, ExportFormat, export_lines
-from toolpolicy.errors import InvalidRequest
+from toolpolicy.errors import InvalidRequest, NotFound
 from toolpolicy.runtime import Governance
 from toolpolicy.store.audit_log import AuditQuery
 from toolpolicy.store.schema import CustomerRow, KeyRow, TeamRow
@@ -174,12 +174,39 @@ async def audit_export(request: Request) -> Response:
     return StreamingResponse(lines, media_type=CONTENT_TYPES[fmt], headers=headers)
 
 
+def _cache(request: Request) -> Any:
+    """The LLM proxy's response cache; 404 when none is configured."""
+    for part in request.app.state.components:
+        cache = getattr(part, "response_cache", None)
+        if cache is not None:
+            return cache
+    raise NotFound("no response cache is configured (add a `cache:` block)", param="cache")
+
+
+async def cache_stats(request: Request) -> Response:
+    """`GET /admin/cache`: entries, hits, misses, stores and the hit ratio since start."""
+    return JSONResponse(await _cache(request).describe())
+
+
+async def cache_clear(request: Request) -> Response:
+    """`DELETE /admin/cache`: every entry, or those a key stored (`?key=`), or of a model (`?model=`)."""
+    cache = _cache(request)
+    unknown = set(request.query_params) - {"key", "model"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"unknown parameter {name!r}: use key or model", param=name)
+    removed = await cache.clear(request.query_params.get("key"), request.query_params.get("model"))
+    return JSONResponse({"deleted": removed})
+
+
 def admin_routes() -> list[Route]:
     routes = [route for collection in ENTITIES for route in entity_routes(collection)]
     routes += [
         Route("/keys/{name}/rotate", _admin(rotate_key), methods=["POST"]),
         Route("/keys/{name}/revoke", _admin(revoke_key), methods=["POST"]),
         Route("/audit", _admin(audit_events), methods=["GET"]),
+        Route("/cache", _admin(cache_stats), methods=["GET"]),
+        Route("/cache", _admin(cache_clear), methods=["DELETE"]),
         Route("/audit/export", _admin(audit_export), methods=["GET"]),
     ]
     return routes

@@ -7,6 +7,8 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from llm_proxy.agent import AgentEdge, AgentLoop, ToolHost
+from llm_proxy.cache import ResponseCache
+from llm_proxy.cache.storage import shared_tier
 from llm_proxy.endpoints import Endpoints
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
@@ -34,6 +36,12 @@ class LlmProxy:
         self.pipeline = Pipeline(governance, self.router)
         self.endpoints = Endpoints(self.pipeline)
         self.responses = ResponsesRoutes(self.pipeline, ResponseStore(governance.store))
+        self.response_cache: ResponseCache | None = None
+        """The response cache, when `cache:` is configured (`docs/cache.md`)."""
+        if settings.cache is not None:
+            shared = shared_tier(settings, governance.store)
+            self.response_cache = ResponseCache(self.pipeline, settings.cache, shared=shared)
+            self.endpoints.cache = self.responses.cache = self.response_cache
         self.agent: AgentLoop | None = None
         """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
 
@@ -49,6 +57,8 @@ class LlmProxy:
 
     async def start(self) -> None:
         await self.upstream.start()
+        if self.response_cache is not None:
+            await self.response_cache.start()
         # Providers configured without `models:` have their upstream's listing fetched in the background: a slow
         # or unreachable upstream delays neither start-up nor any request.
         self.router.catalog.start()
@@ -56,6 +66,8 @@ class LlmProxy:
         # usage, so the first request that has to count loads it, in a worker thread (`tokens.load`).
 
     async def stop(self) -> None:
+        if self.response_cache is not None:
+            await self.response_cache.stop()
         await self.router.catalog.stop()
         await self.upstream.close()
 

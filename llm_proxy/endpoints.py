@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_proxy import estimate, offload, tokens
 from llm_proxy.agent import AgentEdge
+from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
 from llm_proxy.operations import Direct, Messages, Operation, open_stream
@@ -40,6 +41,9 @@ from toolpolicy.governor import Usage
 from toolpolicy.jsonbody import read_json_object
 from toolpolicy.names import model_name
 from toolpolicy.types import ModelTarget
+
+if TYPE_CHECKING:
+    from llm_proxy.cache import ResponseCache
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,8 @@ class Endpoints:
         self.limit = pipeline.router.settings.max_request_bytes
         self.agent: AgentEdge | None = None
         """Agent mode, when a tool host was given (`LlmProxy.run_tools_with`)."""
+        self.cache: ResponseCache | None = None
+        """The response cache, when configured (`docs/cache.md`)."""
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -162,6 +168,10 @@ class Endpoints:
                         return served
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
+            # The cache is read after input rules and the allowlist, before admission: a hit reserves nothing.
+            lookup = await self.cache.lookup(exchange, endpoint, headers, body) if self.cache and chat else OFF
+            if lookup.response is not None:
+                return lookup.response  # type: ignore[no-any-return]
             plan = await self.pipeline.admit(
                 exchange,
                 _fallbacks(body),
@@ -170,8 +180,8 @@ class Endpoints:
                 choices=choices_of(body) if chat else 1,
             )
             if exchange.stream:
-                return await self._stream(exchange, plan.targets, operation, body, messages), True
-            return await self._complete(exchange, plan.targets, operation, body, messages), False
+                return await self._stream(exchange, plan.targets, operation, body, messages, lookup), True
+            return await self._complete(exchange, plan.targets, operation, body, messages, lookup), False
         except GatewayError as exc:
             return self._error(exchange, exc), False
         except Exception:
@@ -201,7 +211,13 @@ class Endpoints:
         return Messages(body, headers, input_tokens=input_tokens), counted, input_tokens
 
     async def _complete(
-        self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any
+        self,
+        exchange: Exchange,
+        targets: list[ModelTarget],
+        operation: Operation,
+        body: dict[str, Any],
+        messages: Any,
+        lookup: Lookup = OFF,
     ) -> Response:
         assert exchange.admission is not None
         try:
@@ -222,6 +238,7 @@ class Endpoints:
             if reply.usage is None:
                 reply.body["usage"] = self._usage_body(exchange, usage)
             content = dumps(reply.body)
+        lookup.store(reply.body)
         return Response(content, headers=exchange.headers(), media_type="application/json")
 
     @staticmethod
@@ -245,7 +262,13 @@ class Endpoints:
         return await counted_usage(model, messages, output)
 
     async def _stream(
-        self, exchange: Exchange, targets: list[ModelTarget], operation: Operation, body: dict[str, Any], messages: Any
+        self,
+        exchange: Exchange,
+        targets: list[ModelTarget],
+        operation: Operation,
+        body: dict[str, Any],
+        messages: Any,
+        lookup: Lookup = OFF,
     ) -> Response:
         assert exchange.admission is not None
 
@@ -259,6 +282,7 @@ class Endpoints:
         except BaseException:
             await self.pipeline.release(exchange)
             raise
+        items, first = lookup.watch(items, first)
         relay = StreamRelay(
             self.pipeline,
             exchange,

@@ -75,9 +75,11 @@ class Exchange:
     """The same moment in `time_ns()`, when its span ends."""
     details: dict[str, Any] = field(default_factory=dict)
     """More for the audit record's details, e.g. agent mode's steps (`agent`)."""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """More response headers, e.g. the cache's `x-isthmus-cache`."""
 
     def headers(self) -> dict[str, str]:
-        headers = {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id, **self.response_headers}
         if self.trace.attempts:
             headers["x-isthmus-attempts"] = str(self.trace.attempts)
         if self.trace.route:
@@ -196,7 +198,7 @@ class Pipeline:
                 request_id=exchange.request_id,
                 kind="llm",
                 target=exchange.requested,
-                decision="deny" if exchange.admission is None else "allow",
+                decision="deny" if exchange.admission is None and "cache_saved_usd" not in details else "allow",
                 status=exchange.status,
                 latency_ms=round(((exchange.ended or time.perf_counter()) - exchange.started) * 1000, 3),
                 key_id=principal.key_id if principal else None,

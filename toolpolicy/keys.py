@@ -57,6 +57,7 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
         agent=_agent(record.get("agent")),
         guardrails=tuple(record.get("guardrails") or ()),
         skip_guardrails=tuple(record.get("skip_guardrails") or ()),
+        cache=record.get("cache"),
     )
 
 

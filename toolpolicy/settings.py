@@ -22,6 +22,7 @@ from pydantic import (
 
 from toolpolicy.bundles import McpBundleSettings, bundle_problems
 from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
+from toolpolicy.cache_settings import CacheSettings, KeyCache
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
@@ -366,6 +367,9 @@ class VirtualKeySettings(_Model, GuardrailRefs):
     """Force Code Mode on or off for this key's MCP clients; null follows each server's setting."""
     agent: AgentSettings | None = None
     """Agent mode: MCP tools the gateway runs inside this key's chat and Messages requests; null is off."""
+    cache: bool | KeyCache | None = None
+    """The response cache for this key: null or true follow the gateway's `cache`, false turns it off, `{ttl: 10m}`
+    sets the time to live of the entries it writes."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the key."""
 
@@ -499,6 +503,8 @@ class GatewaySettings(_Model):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     """LLM proxy settings: retries, circuit breaking, timeouts, size caps."""
     server: ServerSettings = Field(default_factory=ServerSettings)
+    cache: CacheSettings | None = None
+    """The response cache (`docs/cache.md`); null means no cache."""
     """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
     guardrails: list[GuardrailSettings] = Field(default_factory=list, max_length=256)
     """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""

@@ -45,6 +45,8 @@ class Principal:
     """Guardrail rules the key, its team and its customer list (on top of the `default: true` ones)."""
     skip_guardrails: tuple[str, ...] = ()
     """Guardrail rules the key, its team or its customer skip."""
+    cache: bool | dict[str, Any] | None = None
+    """The key's `cache` setting as stored: null or true follow the gateway's cache, false is off, `{ttl: s}`."""
 
 
 @dataclass(frozen=True, slots=True)

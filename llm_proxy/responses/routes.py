@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from llm_proxy import estimate, offload
 from llm_proxy.agent import AgentLoop
+from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.endpoints import ThenFinish, header_map
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.guard import check_body, input_scan, output_scan
@@ -42,6 +43,9 @@ from toolpolicy.jsonbody import read_json_object
 from toolpolicy.names import model_name
 from toolpolicy.store.responses import ResponseStore, StoredResponse
 from toolpolicy.types import ModelTarget, Principal
+
+if TYPE_CHECKING:
+    from llm_proxy.cache import ResponseCache
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,8 @@ class ResponsesRoutes:
         self.limit = pipeline.router.settings.max_request_bytes
         self.agent: ResponsesAgent | None = None
         """Agent mode (a key's `agent` block, hosted `mcp` tools), once `host_agent` gave it the loop."""
+        self.cache: ResponseCache | None = None
+        """The response cache, when configured (`docs/cache.md`); agent-mode requests are never cached."""
 
     def host_agent(self, loop: AgentLoop) -> None:
         """Serve agent mode with `loop`: keys in agent mode, and requests with `mcp` tools."""
@@ -124,6 +130,10 @@ class ResponsesRoutes:
                 raise InvalidRequest(
                     "mcp tools are served only with the gateway's MCP hub (isthmus serve)", param="tools"
                 )
+            # The cache is read after input rules and the allowlist, before admission: a hit reserves nothing.
+            lookup = await self._lookup(exchange, headers, body, principal, operation)
+            if lookup.response is not None:
+                return lookup.response  # type: ignore[no-any-return]
             declared = headers.get("content-length") or ""
             size = int(declared) if declared.isdigit() else 0
             input_tokens = await offload.run(size, estimate.request_input, operation.chat_body())
@@ -134,13 +144,24 @@ class ResponsesRoutes:
                 max_output_tokens=checks.max_output_tokens(body),
             )
             if exchange.stream:
-                return await self._stream(exchange, plan.targets, operation, principal), True
-            return await self._complete(exchange, plan.targets, operation, principal), False
+                return await self._stream(exchange, plan.targets, operation, principal, lookup), True
+            return await self._complete(exchange, plan.targets, operation, principal, lookup), False
         except GatewayError as exc:
             return self._error(exchange, exc), False
         except Exception:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
             return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
+
+    async def _lookup(
+        self, exchange: Exchange, headers: Mapping[str, str], body: dict[str, Any], principal: Principal, op: Responses
+    ) -> Lookup:
+        if self.cache is None:
+            return OFF
+
+        async def save(response: dict[str, Any]) -> None:
+            await self._save(principal, op, response)
+
+        return await self.cache.lookup(exchange, "responses", headers, body, save)
 
     async def _operation(
         self, principal: Principal, body: dict[str, Any], scan: Scan | None
@@ -188,7 +209,12 @@ class ResponsesRoutes:
             logger.exception("storing response %s failed", stored.id)
 
     async def _complete(
-        self, exchange: Exchange, targets: list[ModelTarget], operation: Responses, principal: Principal
+        self,
+        exchange: Exchange,
+        targets: list[ModelTarget],
+        operation: Responses,
+        principal: Principal,
+        lookup: Lookup = OFF,
     ) -> Response:
         assert exchange.admission is not None
         try:
@@ -202,11 +228,17 @@ class ResponsesRoutes:
         await self.pipeline.settle(exchange, reply.usage)
         await check_body(output_scan(self.pipeline, exchange), reply.body)  # before it is stored
         await self._save(principal, operation, reply.body)
+        lookup.store(reply.body)
         exchange.mark_first_byte()
         return _json(reply.body, exchange.headers())
 
     async def _stream(
-        self, exchange: Exchange, targets: list[ModelTarget], operation: Responses, principal: Principal
+        self,
+        exchange: Exchange,
+        targets: list[ModelTarget],
+        operation: Responses,
+        principal: Principal,
+        lookup: Lookup = OFF,
     ) -> Response:
         assert exchange.admission is not None
 
@@ -220,6 +252,7 @@ class ResponsesRoutes:
         except BaseException:
             await self.pipeline.release(exchange)
             raise
+        events, first = lookup.watch(events, first)
 
         async def save(response: dict[str, Any]) -> None:
             await self._save(principal, operation, response)

@@ -39,6 +39,8 @@ _KEY_POLICY_FIELDS = (
     "expires_at",
 )
 MAX_PAGE = 500
+CACHE_ENTRY = "@cache"
+"""Where a key's `cache` setting is kept, as its `agent` block is (below)."""
 AGENT_ENTRY = "@agent"
 """Where a key's `agent` block is kept: an entry of its `mcp` JSON column (no migration), under a name no MCP
 server can have (server names are `[a-z0-9-]+`). Reads split it back out, so nothing else ever sees it."""
@@ -317,7 +319,9 @@ class Directory:
         for field in _KEY_POLICY_FIELDS:
             setattr(row, field, dumped[field])
         if dumped["agent"] is not None:
-            row.mcp = {**dumped["mcp"], AGENT_ENTRY: dumped["agent"]}
+            row.mcp = {**row.mcp, AGENT_ENTRY: dumped["agent"]}
+        if dumped["cache"] is not None:
+            row.mcp = {**row.mcp, CACHE_ENTRY: dumped["cache"]}
         row.expires_at = spec.expires_at
         if spec.active:
             row.revoked_at = None
@@ -360,6 +364,7 @@ def _spec_fields(
         fields.update({field: getattr(row, field) for field in _KEY_POLICY_FIELDS})
         mcp = dict(row.mcp or {})
         fields["agent"] = mcp.pop(AGENT_ENTRY, None)
+        fields["cache"] = mcp.pop(CACHE_ENTRY, None)
         fields["mcp"] = mcp
         fields["expires_at"] = _iso(row.expires_at)
     return fields

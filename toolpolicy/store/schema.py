@@ -212,3 +212,18 @@ class ResponseRow(Base):
     """The response object as the client received it."""
     input_items: Mapped[list[Any]] = mapped_column(JSON)
     """Every input item the model was given: the previous response's chain, then this request's input."""
+
+
+class CacheEntryRow(Base):
+    """One response cache entry (`llm_proxy.cache`), so that a restart keeps the cache."""
+
+    __tablename__ = "cache_entries"
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    """Scope, route, model and parameters hash."""
+    key_name: Mapped[str] = mapped_column(String(128), index=True)
+    model: Mapped[str] = mapped_column(String(512), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The whole entry (`Entry.to_json`)."""

@@ -109,6 +109,21 @@ class Metrics:
             ["rule", "action", "surface"],
             registry=registry,
         )
+        self.cache_lookups = Counter(
+            "isthmus_cache_lookups",
+            "Response cache outcomes: hit, semantic-hit, miss (looked up, absent) or bypass (not read).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.cache_saved = Counter(
+            "isthmus_cache_saved_usd", "Provider cost the cache's hits saved.", registry=registry
+        )
+        self.cache_hit_duration = Histogram(
+            "isthmus_cache_hit_duration_seconds",
+            "Requests answered from the cache.",
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
@@ -156,3 +171,9 @@ class Metrics:
             self._child(self.tokens, route, "output").inc(record.tokens_out)
         if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
             self._child(self.cost, kind, route).inc(float(record.cost_usd))
+        cache = details.get("cache")
+        if cache in ("hit", "semantic-hit", "miss", "bypass"):
+            self._child(self.cache_lookups, cache).inc()
+            if cache in ("hit", "semantic-hit"):
+                self.cache_hit_duration.observe(seconds)
+                self.cache_saved.inc(float(details.get("cache_saved_usd") or 0))

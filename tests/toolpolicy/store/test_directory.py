@@ -8,6 +8,7 @@ from toolpolicy.secrets import hash_secret
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.directory import Directory
+from toolpolicy.store.engine import HEAD_REVISION
 from toolpolicy.store.schema import CustomerRow, KeyRow, TeamRow
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +21,7 @@ def directory(migrated_store: Store) -> Directory:
 
 async def test_migrations_are_idempotent(directory: Directory) -> None:
     await directory.store.migrate()
-    assert await directory.store.revision() == "0005"
+    assert await directory.store.revision() == HEAD_REVISION
 
 
 async def test_hierarchy_round_trips(directory: Directory) -> None:

@@ -1,0 +1,313 @@
+"""The response cache: where a request's lookup happens, what a hit sends, and where entries are kept.
+
+A lookup runs after the key, the body, guardrails on input and the allowlist (a cached answer was scanned on output
+when it was first produced), and before admission: a hit reserves nothing and counts against no budget or rate
+limit, and never calls a provider. Entries live in an in-process LRU, in front of an optional shared tier (the
+store, Redis) written off the request path (`tiers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from starlette.responses import Response
+
+from llm_proxy.cache import replay
+from llm_proxy.cache.embedder import GatewayEmbedder
+from llm_proxy.cache.entries import Entry, MemoryEntries
+from llm_proxy.cache.keying import EntryKey, entry_key
+from llm_proxy.cache.lookup import OFF, Lookup, Question
+from llm_proxy.cache.semantic import VectorIndex, group_of, question_text
+from llm_proxy.cache.tiers import SharedTier
+from llm_proxy.pipeline import Exchange, Pipeline
+from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
+from llm_proxy.upstream import dumps
+from llm_proxy.wire import openai
+from toolpolicy.cache_settings import CacheSettings, parse_duration
+from toolpolicy.decide import authorize
+from toolpolicy.errors import InvalidRequest
+from toolpolicy.governor import Usage
+from toolpolicy.types import ModelTarget, Principal
+
+logger = logging.getLogger(__name__)
+
+CONTROL_HEADER = "x-isthmus-cache"
+TTL_HEADER = "x-isthmus-cache-ttl"
+SIMILARITY_HEADER = "x-isthmus-cache-similarity"
+CONTROLS = frozenset({"no-cache", "no-store", "refresh"})
+Save = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: CacheSettings,
+        *,
+        shared: SharedTier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.clock = clock
+        """Wall-clock seconds: entry expiry and creation times (injected by tests)."""
+        self.index = VectorIndex()
+        """The semantic cache's vectors of the entries in memory."""
+        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self.index.remove)
+        self.shared = shared
+        semantic = settings.semantic
+        self.embedder = GatewayEmbedder(pipeline, semantic.embedding_model) if semantic is not None else None
+        self.stats = {"hits": 0, "semantic_hits": 0, "misses": 0, "bypasses": 0, "stores": 0}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # --- lookup ----------------------------------------------------------------------------------------------------
+
+    async def lookup(
+        self, exchange: Exchange, route: str, headers: Mapping[str, str], body: dict[str, Any], save: Save | None = None
+    ) -> Lookup:
+        """The request's lookup; `lookup.response` is set on a hit. `save` stores a hit's Responses object."""
+        principal = exchange.principal
+        if principal is None or not self.settings.exact:
+            return OFF
+        control = headers.get(CONTROL_HEADER)
+        if control is not None and control not in CONTROLS:
+            raise InvalidRequest(f"header {CONTROL_HEADER} must be no-cache, no-store or refresh", param=CONTROL_HEADER)
+        ttl = self._ttl(principal, headers.get(TTL_HEADER))
+        if principal.cache is False or principal.agent is not None or self._skipped(body):
+            return self._bypass(exchange)
+        model = self.pipeline.router.resolve(exchange.requested, principal)
+        authorize(principal, ModelTarget.parse(model)).raise_if_denied()
+        exchange.requested = model
+        key = entry_key(principal, self.settings.scope, route, model, body)
+        question = self._question(key, body)
+        if control is None or control == "no-store":
+            entry = self.memory.get(key.text())
+            if entry is None and self.shared is not None and self.shared.read_on_miss:
+                entry = await self.shared.get(key.text(), self.clock())
+                if entry is not None:
+                    self._keep(entry)
+            similarity: float | None = None
+            if entry is None and question is not None:
+                entry, similarity, question = await self._nearest(principal, question)
+            if entry is not None:
+                lookup = Lookup(None, None, None, writes=False, ttl=0.0)
+                lookup.response = await self._hit(exchange, entry, body, save, similarity)
+                return lookup
+            self._mark(exchange, "miss")
+        else:
+            if control == "refresh":
+                self._drop(key.text())
+            self._mark(exchange, "bypass")
+        return Lookup(self, exchange, key, writes=control != "no-store", ttl=ttl, question=question)
+
+    def _question(self, key: EntryKey, body: dict[str, Any]) -> Question | None:
+        """The request's semantic question (its hard-filter group and text), when the semantic cache takes it."""
+        if self.settings.semantic is None:
+            return None
+        text = question_text(key.route, body, self.settings.semantic.max_messages)
+        return None if text is None else Question(group_of(key, body), text)
+
+    async def _nearest(
+        self, principal: Principal, question: Question
+    ) -> tuple[Entry | None, float | None, Question | None]:
+        """The entry answering a question near enough in meaning, its similarity, and the question with its
+        vector (reused when the answer is stored). An embedding failure leaves the request an exact miss."""
+        assert self.embedder is not None and self.settings.semantic is not None
+        try:
+            vector = await self.embedder.embed(principal, question.text)
+        except Exception as exc:
+            logger.warning("the cache's embedding call failed; exact lookup only: %s", exc)
+            return None, None, question
+        if vector is None:
+            return None, None, question
+        question = replace(question, vector=vector)
+        match = self.index.search(question.group, vector)
+        if match is None or match[1] < self.settings.semantic.threshold:
+            return None, None, question
+        entry = self.memory.get(match[0])
+        return entry, (match[1] if entry is not None else None), question
+
+    def _ttl(self, principal: Principal, header: str | None) -> float:
+        if header is not None:
+            try:
+                ttl = parse_duration(int(header) if header.isdigit() else header)
+            except ValueError:
+                ttl = -1.0
+            if not 0 < ttl <= self.settings.max_ttl:
+                raise InvalidRequest(
+                    f"header {TTL_HEADER} must be seconds from 1 to {int(self.settings.max_ttl)}", param=TTL_HEADER
+                )
+            return ttl
+        own = principal.cache
+        if isinstance(own, dict) and isinstance(own.get("ttl"), int | float):
+            return float(own["ttl"])
+        return self.settings.ttl
+
+    def _skipped(self, body: dict[str, Any]) -> bool:
+        rules = self.settings.skip_when
+        temperature = body.get("temperature")
+        if rules.temperature_above is not None and isinstance(temperature, int | float):
+            if temperature > rules.temperature_above:
+                return True
+        return rules.tools and bool(body.get("tools"))
+
+    def _bypass(self, exchange: Exchange) -> Lookup:
+        self._mark(exchange, "bypass")
+        return OFF
+
+    def _mark(self, exchange: Exchange, outcome: str) -> None:
+        exchange.response_headers[CONTROL_HEADER] = outcome
+        exchange.details["cache"] = outcome
+        self.stats["misses" if outcome == "miss" else "bypasses"] += 1
+
+    # --- a hit ---------------------------------------------------------------------------------------------------
+
+    async def _hit(
+        self, exchange: Exchange, entry: Entry, request: dict[str, Any], save: Save | None, similarity: float | None
+    ) -> tuple[Response, bool]:
+        outcome = "hit" if similarity is None else "semantic-hit"
+        self.stats["hits" if similarity is None else "semantic_hits"] += 1
+        exchange.response_headers[CONTROL_HEADER] = outcome
+        exchange.details.update(cache=outcome, cache_saved_usd=entry.cost_usd)
+        if similarity is not None:
+            exchange.response_headers[SIMILARITY_HEADER] = f"{similarity:.4f}"
+            exchange.details["cache_similarity"] = round(similarity, 4)
+        exchange.trace.route = entry.answered_by
+        exchange.cost = Decimal(0)
+        now = int(self.clock())
+        body = self._fresh(entry, now)
+        if save is not None:
+            await save(body)
+        exchange.mark_first_byte()
+        if not exchange.stream:
+            return Response(dumps(body), headers=exchange.headers(), media_type="application/json"), False
+        frames = self._frames(exchange, entry.route, body, openai.wants_usage(request))
+
+        async def close() -> None:
+            self.pipeline.end(exchange)
+            self.pipeline.finish(exchange)
+
+        return EventStreamResponse(frames, headers=exchange.headers(), on_close=close), True
+
+    def _fresh(self, entry: Entry, now: int) -> dict[str, Any]:
+        if entry.route == "responses":
+            return replay.fresh_response(entry.body, now)
+        prefix = "chatcmpl-" if entry.route == "chat" else "msg_"
+        body = {**entry.body, "id": prefix + secrets.token_hex(12)}
+        if entry.route == "chat":
+            body["created"] = now
+        return body
+
+    @staticmethod
+    async def _frames(
+        exchange: Exchange, route: str, body: dict[str, Any], include_usage: bool
+    ) -> AsyncGenerator[bytes, None]:
+        if route == "chat":
+            for chunk in replay.chat_chunks(body, include_usage=include_usage):
+                yield data_frame(chunk)
+            yield DONE
+            return
+        events = replay.message_events(body) if route == "messages" else replay.response_events(body)
+        for event in events:
+            yield event_frame(event)
+
+    # --- storage -------------------------------------------------------------------------------------------------
+
+    def cost(self, target: ModelTarget, usage: Usage) -> Decimal:
+        price = self.pipeline.governance.governor.price(target)
+        if price is None:
+            return Decimal(0)
+        return price.cost(usage.tokens_in, usage.tokens_out, usage.cached_tokens)
+
+    def put(self, entry: Entry, principal: Principal | None = None, question: Question | None = None) -> None:
+        """Keep `entry` in memory now, and in the shared tier off the request path; a semantic question without
+        its vector yet is embedded off the request path too, under `principal`."""
+        self.stats["stores"] += 1
+        if question is not None:
+            entry = replace(entry, group=question.group, vector=question.vector)
+        self._keep(entry)
+        if question is not None and question.vector is None and principal is not None:
+            self._spawn(self._embed_later(entry, principal, question.text))
+        elif self.shared is not None:
+            self._spawn(self.shared.put(entry))
+
+    def _keep(self, entry: Entry) -> None:
+        self.memory.put(entry)
+        if entry.group is not None and entry.vector is not None and self.memory.get(entry.key) is entry:
+            self.index.add(entry.group, entry.key, entry.vector)
+
+    async def _embed_later(self, entry: Entry, principal: Principal, text: str) -> None:
+        assert self.embedder is not None
+        vector = await self.embedder.embed(principal, text)
+        if vector is not None:
+            entry = replace(entry, vector=vector)
+            if self.memory.get(entry.key) is not None:
+                self._keep(entry)
+        if self.shared is not None:
+            await self.shared.put(entry)
+
+    def _drop(self, key: str) -> None:
+        self.memory.discard(key)
+        if self.shared is not None:
+            self._spawn(self.shared.discard(key))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                logger.exception("a cache write failed (the entry stays in this replica's memory)")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def drain(self) -> None:
+        """Wait for the writes under way (at shutdown, and in tests)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    async def start(self) -> None:
+        """Load the shared tier's newest live entries into memory (a restart keeps the cache)."""
+        if self.shared is not None:
+            for entry in await self.shared.newest(self.settings.max_entries, self.clock()):
+                self._keep(entry)
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self.shared is not None:
+            await self.shared.close()
+
+    # --- admin ---------------------------------------------------------------------------------------------------
+
+    async def clear(self, key_name: str | None = None, model: str | None = None) -> int:
+        """Remove entries (all, or those one key stored, or of one model); the count removed from memory."""
+
+        def matches(entry: Entry) -> bool:
+            return (key_name is None or entry.key_name == key_name) and (model is None or entry.model == model)
+
+        removed = self.memory.delete(matches)
+        if self.shared is not None:
+            removed = max(removed, await self.shared.delete(key_name, model))
+        return removed
+
+    async def describe(self) -> dict[str, Any]:
+        lookups = self.stats["hits"] + self.stats["semantic_hits"] + self.stats["misses"]
+        return {
+            "entries": len(self.memory),
+            "max_entries": self.settings.max_entries,
+            "shared": self.shared.name if self.shared is not None else None,
+            "shared_entries": await self.shared.count(self.clock()) if self.shared is not None else None,
+            "scope": self.settings.scope,
+            "ttl": self.settings.ttl,
+            **self.stats,
+            "semantic_entries": len(self.index),
+            "hit_ratio": round((self.stats["hits"] + self.stats["semantic_hits"]) / lookups, 4) if lookups else None,
+        }

@@ -1,0 +1,95 @@
+"""The response cache's configuration (`cache:` and a key's `cache:`), as pydantic models.
+
+Storage-agnostic: the cache itself lives in `llm_proxy.cache`; these models only describe and validate.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_TTL = 30 * 86400.0
+"""The longest time to live any setting or header may give an entry: 30 days."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number of seconds or a string such as `90`, `10m`, `1h`, `2d`."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 600, '10m' or '1h'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    raise ValueError("must be a duration such as 600, '10m' or '1h'")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_TTL)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+
+
+class CacheSkip(_Model):
+    """Requests the cache neither reads nor writes (answered with `x-isthmus-cache: bypass`)."""
+
+    temperature_above: float | None = Field(default=None, ge=0, le=2)
+    """Skip requests whose `temperature` is above this; null caches any temperature."""
+    tools: bool = False
+    """Skip requests that offer the model tools (`tools` non-empty)."""
+
+
+class SemanticSettings(_Model):
+    """The semantic cache: a question near enough in meaning to a stored one is answered with its answer."""
+
+    embedding_model: str = Field(min_length=3, max_length=512, pattern=r"^[^/\s]+/\S+$")
+    """`provider/model` of a configured provider's embedding model; called through the gateway under the calling
+    key's governance (its allowlist, limits and budgets)."""
+    threshold: float = Field(default=0.92, gt=0, le=1)
+    """The cosine similarity a stored question must reach to answer."""
+    max_messages: int = Field(default=4, ge=1, le=64)
+    """Longer conversations are cached exactly or not at all."""
+
+
+CacheScope = Literal["key", "team", "customer", "global"]
+
+
+class CacheSettings(_Model):
+    """The response cache of chat completions, Messages and Responses; absent means no cache."""
+
+    ttl: Duration = 3600.0
+    """How long an entry is served: seconds or a duration such as `10m`, `1h` (at most 30 days)."""
+    max_ttl: Duration = 86400.0
+    """The longest time to live a request may ask for with `x-isthmus-cache-ttl`; larger values answer 400."""
+    scope: CacheScope = "key"
+    """Who shares entries: the calling key, its team, its customer, or everyone. A key without a team (or customer)
+    falls back to its own key's entries: a scope never widens past what the key belongs to."""
+    exact: bool = True
+    """The exact cache (a hash of the normalised request); false turns the cache off."""
+    semantic: SemanticSettings | None = None
+    """The semantic cache, checked after an exact miss; null is off."""
+    skip_when: CacheSkip = Field(default_factory=CacheSkip)
+    """Visible rules for requests never cached."""
+    redis_prefix: str = Field(default="isthmus:cache:", min_length=1, max_length=128)
+    """Prefix of the cache's Redis keys, when the gateway's `redis` is set (entries are then shared by replicas)."""
+    max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Entries kept in memory per replica (least recently used go first); the store and Redis keep theirs until
+    they expire or are cleared."""
+
+
+class KeyCache(_Model):
+    """A key's own cache settings (`cache: {ttl: 10m}`)."""
+
+    ttl: Duration | None = None
+    """Time to live of the entries this key writes; null uses the gateway's `cache.ttl`."""
+
+
+KeyCacheSetting = bool | KeyCache | None
+"""A key's `cache`: true or null follow the gateway's cache, false turns it off for the key, an object sets its
+ttl."""
