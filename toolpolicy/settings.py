@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from toolpolicy.bundles import McpBundleSettings, bundle_problems
-from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.cache_settings import CacheSettings, KeyCache
+from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems

@@ -80,7 +80,7 @@ class ResponseCache:
         if control is not None and control not in CONTROLS:
             raise InvalidRequest(f"header {CONTROL_HEADER} must be no-cache, no-store or refresh", param=CONTROL_HEADER)
         ttl = self._ttl(principal, headers.get(TTL_HEADER))
-        if principal.cache is False or principal.agent is not None or self._skipped(body):
+        if principal.cache is False or principal.agent is not None or self._skipped(body) or self._guarded(principal):
             return self._bypass(exchange)
         model = self.pipeline.router.resolve(exchange.requested, principal)
         authorize(principal, ModelTarget.parse(model)).raise_if_denied()
@@ -157,6 +157,11 @@ class ResponseCache:
             if temperature > rules.temperature_above:
                 return True
         return rules.tools and bool(body.get("tools"))
+
+    def _guarded(self, principal: Principal) -> bool:
+        """Whether output guardrail rules apply to the key. Its requests neither read nor write entries: an entry
+        may have been stored for a key with other rules (a shared scope), and a hit would skip the key's own."""
+        return bool(self.pipeline.governance.guardrails.rules_for(principal, "output"))
 
     def _bypass(self, exchange: Exchange) -> Lookup:
         self._mark(exchange, "bypass")

@@ -217,3 +217,33 @@ async def test_a_hit_costs_nothing_and_is_audited_with_the_saved_cost(tmp_path: 
         metrics = gateway.governance.metrics
         assert metrics.cache_lookups.labels("hit")._value.get() == 1
         assert metrics.cache_saved._value.get() == pytest.approx(float(miss.cost_usd))
+
+
+async def test_a_key_with_output_guardrails_neither_reads_nor_writes_the_shared_cache(
+    tmp_path: Path, mock: MockProvider
+) -> None:
+    """A global entry stored for a key without rules must not reach a key whose output rules redact: the hit would
+    skip them. The echo answer repeats the question, so an email in it is what the output rule must catch."""
+    guardrails = [
+        {"name": "pii-out", "detect": "pii", "entities": ["email"], "apply_to": ["output"], "action": "redact"}
+    ]
+    keys = [
+        {"name": "dev-key", "team": "dev", "value": KEY, "models": ["*"]},
+        {"name": "ops-key", "team": "ops", "value": OTHER_KEY, "models": ["*"], "guardrails": ["pii-out"]},
+    ]
+    settings = cache_settings(
+        tmp_path, mock, {"ttl": "1h", "scope": "global"}, guardrails=guardrails, virtual_keys=keys
+    )
+    body = chat_body("write to ana@example.com")
+    async with serve_gateway(settings) as gateway:
+        stored = await chat(gateway, body)
+        assert stored.headers["x-isthmus-cache"] == "miss"
+        assert "ana@example.com" in stored.json()["choices"][0]["message"]["content"]
+        guarded = await chat(gateway, body, key=OTHER_KEY)
+        assert guarded.headers["x-isthmus-cache"] == "bypass"
+        content = guarded.json()["choices"][0]["message"]["content"]
+        assert "ana@example.com" not in content and "[REDACTED:email]" in content
+        assert len(mock.seen) == 2
+        again = await chat(gateway, body)  # the guarded key's answer was not stored over the first one
+        assert again.headers["x-isthmus-cache"] == "hit"
+        assert "ana@example.com" in again.json()["choices"][0]["message"]["content"]
