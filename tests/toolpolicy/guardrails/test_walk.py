@@ -64,7 +64,9 @@ def test_an_arguments_object_is_scanned_whole_and_a_string_one_as_a_string() -> 
 
 def test_input_outside_a_tool_use_block_keeps_its_routing_fields_unscanned() -> None:
     # A Responses request's `input` is the conversation: its items' types, roles and ids are not text.
-    body = {"input": [{"type": "message", "role": "user", "id": "msg_1", "content": [{"type": "input_text", "text": "hi"}]}]}
+    body = {
+        "input": [{"type": "message", "role": "user", "id": "msg_1", "content": [{"type": "input_text", "text": "hi"}]}]
+    }
     assert _seen(body) == ["hi"]
     # Nor is the `input` of a block that is not a tool call.
     assert _seen({"type": "document", "input": {"name": MAIL}}) == []
