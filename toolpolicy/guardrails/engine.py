@@ -178,10 +178,16 @@ class Scan:
             return text
 
         rewrite_texts(value, collect, inside=everything, skip=frozenset() if everything else SKIP_KEYS)
-        text = "\n".join(texts)
+        await self.judge("\n".join(texts))
+
+    async def judge(self, text: str, *, blocking_only: bool = False) -> None:
+        """Ask each `webhook` rule's service (with `blocking_only`, each blocking one's) about `text`; a verdict that
+        found something is a hit, and a block raises `GuardrailBlocked`."""
         if not text:
             return
         for rule in self.rules.webhooks:
+            if blocking_only and rule.action != "block":
+                continue
             found = await verdict(rule.settings, self.post, text)
             if not found:
                 continue
