@@ -5,7 +5,8 @@ stream's items (already through the in-process rules) are held: until the stream
 answer; or, when every blocking rule sets `stream_window`, until that many characters of answer came, then a verdict
 on the whole answer so far (blocking rules only) and everything held goes out. A block ends the stream with the
 API's error event and nothing held is sent. Under `log` rules alone nothing is held: the verdict comes at the end.
-Either way the end asks every webhook rule once about the whole answer, as a non-streamed answer would be.
+Either way the end asks every webhook rule about the whole answer, as a non-streamed answer would be (a blocking
+rule whose last window verdict was on the whole answer already is not asked again).
 
 The answer's text is read from the items per API: chat content and tool-call arguments per choice, Messages block
 deltas, Responses text and argument deltas; each part (a choice, block, output part) joined on its own.
@@ -55,7 +56,7 @@ class WebhookHold:
         self.held.extend(items)
         if self.window is None or self.unjudged < self.window:
             return []
-        await self.scan.judge(self.text, blocking_only=True)
+        await self.scan.judge(self.text, blocking=True)
         self.unjudged = 0
         released, self.held = self.held, []
         return released
@@ -65,7 +66,9 @@ class WebhookHold:
         answer, then what was held; raises `GuardrailBlocked`."""
         for item in items:
             self._read(item)
-        await self.scan.judge(self.text)
+        # A window's verdict on this very text stands for the blocking rules; the others are asked once, here.
+        judged = self.window is not None and self.unjudged == 0
+        await self.scan.judge(self.text, blocking=False if judged else None)
         released, self.held = [*self.held, *items], []
         return released
 

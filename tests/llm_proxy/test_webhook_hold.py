@@ -89,6 +89,15 @@ async def test_windows_release_judged_text_and_only_blocking_rules_are_asked_bef
     assert service.asked[1:] == [("http://svc/mod", whole), ("http://svc/watch", whole)]
 
 
+async def test_a_window_verdict_on_the_whole_answer_is_not_asked_again_at_the_end() -> None:
+    service = Service()
+    hold = WebhookHold(scan_of(service, ("mod", "block", 64), ("watch", "log", None)), "openai")
+    item = chat("x" * 64)
+    assert await hold.feed([item]) == [item]
+    assert await hold.end([]) == []
+    assert service.asked == [("http://svc/mod", "x" * 64), ("http://svc/watch", "x" * 64)]
+
+
 async def test_a_rule_without_a_window_holds_the_whole_answer_whatever_the_others_say() -> None:
     hold = WebhookHold(scan_of(Service(), ("a", "block", 64), ("b", "block", None)), "openai")
     assert hold.window is None
