@@ -17,6 +17,7 @@ import anyio
 from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
 from llm_proxy.streaming import DONE, data_frame, event_frame
+from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.errors import anthropic_error, openai_error, status_of
 from toolpolicy.errors import GatewayError
@@ -96,6 +97,8 @@ class StreamRelay:
         self.tap = UsageTap(exchange.api)
         self.guard = guard
         """Output guardrails, when any apply: items pass through it before they are framed."""
+        self.hold = WebhookHold.of(guard.scan if guard is not None else None, exchange.api)
+        """Webhook output rules, when any apply: what the guard lets out waits for their verdict."""
         self._started = False
         self._closed = False
 
@@ -107,14 +110,19 @@ class StreamRelay:
             item: dict[str, Any] | None = self.first
             while item is not None:
                 self.tap.see(item)
-                for out in self.guard.feed(item) if self.guard is not None else (item,):
+                outs = self.guard.feed(item) if self.guard is not None else [item]
+                for out in await self.hold.feed(outs) if self.hold is not None else outs:
                     sent = openai.strip_usage(out) if exchange.api == "openai" and not self.keep_usage else out
                     if sent is not None:
                         yield frame(sent)
                         exchange.mark_first_byte()
                 item = await anext(self.items, None)
-            for out in self.guard.end() if self.guard is not None else ():
-                yield frame(out)
+            outs = self.guard.end() if self.guard is not None else []
+            for out in await self.hold.end(outs) if self.hold is not None else outs:
+                sent = openai.strip_usage(out) if exchange.api == "openai" and not self.keep_usage else out
+                if sent is not None:
+                    yield frame(sent)
+                    exchange.mark_first_byte()
             if exchange.api == "openai":
                 yield DONE
         except GatewayError as exc:

@@ -80,6 +80,7 @@ class McpHub:
             self.settings.page_size,
             streams=self.caps.listen_slots(),
             relay=self.relay,
+            guardrails=governance.guardrails,
         )
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)

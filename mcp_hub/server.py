@@ -21,6 +21,7 @@ from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
 from mcp_hub.fairness import KeySlots
+from mcp_hub.guard import check_prompt, check_resource, tool_scan
 from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.listen_resources import ResourceSubscriber
 from mcp_hub.naming import hub_uri, split_hub_uri
@@ -33,7 +34,8 @@ from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from toolpolicy import sanitize
-from toolpolicy.errors import GatewayError, InvalidRequest
+from toolpolicy.errors import GatewayError, GuardrailBlocked, InvalidRequest
+from toolpolicy.guardrails import Guardrails
 
 Context = ServerRequestContext[Any, Any]
 CALLER_SCOPE_KEY = "isthmus.mcp.caller"
@@ -51,7 +53,11 @@ def as_mcp_error(error: GatewayError) -> MCPError:
     """The JSON-RPC error for a gateway error: an upstream's own rejection keeps its code and data."""
     if isinstance(error, UpstreamRejected):
         return MCPError(code=error.upstream_code, message=error.message, data=error.upstream_data)
-    data = {"uri": error.uri} if isinstance(error, UnknownResource) else None
+    data: dict[str, Any] | None = None
+    if isinstance(error, UnknownResource):
+        data = {"uri": error.uri}
+    elif isinstance(error, GuardrailBlocked):
+        data = {"reason": error.reason, "rule": error.rule}
     return MCPError(code=error.jsonrpc_code, message=error.message, data=data)
 
 
@@ -89,6 +95,7 @@ class Handlers:
         *,
         streams: KeySlots,
         relay: Relay,
+        guardrails: Guardrails,
     ) -> None:
         self.catalog, self.upstreams, self.tools, self.feed = catalog, upstreams, tools, feed
         self.page_size = page_size
@@ -96,6 +103,8 @@ class Handlers:
         """The `subscriptions/listen` streams each key holds open."""
         self.relay = relay
         """Upstreams' requests and notices during a call, to the client that made it; subscriptions; log levels."""
+        self.guardrails = guardrails
+        """`tool_output` rules on what resource reads and prompts return (tool calls apply theirs in `ToolCalls`)."""
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         tools, cursor = page(self.tools.list(caller_of(ctx)), _cursor(params), self.page_size)
@@ -137,12 +146,22 @@ class Handlers:
     ) -> types.GetPromptResult | types.InputRequiredResult:
         caller = caller_of(ctx)
         entry = self._prompt(caller, params.name)
+        request_id = _request_id(ctx)
 
         async def work() -> types.GetPromptResult:
             with passed_on(ctx):
-                return await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+                result = await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
+            scan = tool_scan(
+                self.guardrails,
+                caller.principal,
+                "tool_output",
+                request_id=request_id,
+                server=entry.server,
+                target=f"{entry.server}/{entry.name}",
+            )
+            return result if scan is None else await check_prompt(scan, result)
 
-        return await self.relay.served(ctx, caller, _request_id(ctx), params, work)
+        return await self.relay.served(ctx, caller, request_id, params, work)
 
     async def list_resources(
         self, ctx: Context, params: types.PaginatedRequestParams | None
@@ -175,6 +194,7 @@ class Handlers:
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         caller = caller_of(ctx)
         server, uri = self._locate(caller, params.uri)
+        request_id = _request_id(ctx)
 
         async def work() -> types.ReadResourceResult:
             try:
@@ -184,11 +204,21 @@ class Handlers:
                 if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:
                     exc.upstream_data = {**exc.upstream_data, "uri": params.uri}  # the URI the client knows
                 raise
+            scan = tool_scan(
+                self.guardrails,
+                caller.principal,
+                "tool_output",
+                request_id=request_id,
+                server=server,
+                target=f"{server}/{uri}",
+            )
+            if scan is not None:
+                result = await check_resource(scan, result)
             if caller.server is None:
                 result.contents = [c.model_copy(update={"uri": hub_uri(server, c.uri)}) for c in result.contents]
             return result
 
-        return await self.relay.served(ctx, caller, _request_id(ctx), params, work)
+        return await self.relay.served(ctx, caller, request_id, params, work)
 
     async def subscribe_resource(self, ctx: Context, params: types.SubscribeRequestParams) -> types.EmptyResult:
         server, uri = self._locate(caller_of(ctx), params.uri)

@@ -15,12 +15,15 @@ Every denial carries what each edge needs to render it, so no handler builds an 
     ├── InvalidRequest                400     invalid_request_error   -32602
     │   ├── NotFound                  404
     │   ├── PayloadTooLarge           413      a request body over its route's limit
-    │   └── GuardrailBlocked          400      a guardrail rule with `action: block` matched (names the rule)
+    │   └── GuardrailBlocked          400                             -32040   a guardrail rule with `action: block`
+    │                                                                            matched (names the rule)
     ├── Conflict                      409     invalid_request_error   -32602
     └── ServiceUnavailable            503     service_unavailable     -32053   (retryable)
 
 The edges (OpenAI envelope, Anthropic envelope, JSON-RPC error, admin API) render by looking these attributes up.
-JSON-RPC codes stay clear of the ones MCP SDKs give meaning to (-32000 connection closed, -32001 request timeout).
+JSON-RPC codes stay clear of the ones MCP SDKs give meaning to (-32000 connection closed, -32001 request timeout,
+-32020..-32022, -32042). A guardrail block has its own code: -32602 would tell an MCP client its parameters (a
+resource's URI) were wrong.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class PayloadTooLarge(InvalidRequest):
 class GuardrailBlocked(InvalidRequest):
     """A guardrail with `action: block` matched; the message names the rule, never the matched text."""
 
+    jsonrpc_code = -32040
     code = "guardrail_blocked"
 
     def __init__(self, message: str, *, rule: str) -> None:

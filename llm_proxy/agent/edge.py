@@ -27,6 +27,7 @@ from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
 from llm_proxy.upstream import dumps
+from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire import anthropic_inbound, openai
 from llm_proxy.wire.anthropic_stream import ChunksToEvents
 from llm_proxy.wire.errors import anthropic_error, openai_error, status_of
@@ -71,10 +72,11 @@ class AgentEdge:
         items = await run.open_stream()
         # Every step's text reaches the client as one chat chunk stream: the output rules scan it as one text.
         guard = ChatStreamGuard(scan) if scan is not None else None
+        hold = WebhookHold.of(scan, "openai")
         if endpoint == "chat":
-            frames = self._chat_frames(exchange, items, guard, wants_usage=openai.wants_usage(body))
+            frames = self._chat_frames(exchange, items, guard, hold, wants_usage=openai.wants_usage(body))
         else:
-            frames = self._messages_frames(exchange, items, guard, input_tokens)
+            frames = self._messages_frames(exchange, items, guard, hold, input_tokens)
         stream = _Finisher(self.pipeline, exchange, run, items, guard)
         return EventStreamResponse(stream.guard(frames), headers=exchange.headers(), on_close=stream.close), True
 
@@ -83,19 +85,17 @@ class AgentEdge:
         exchange: Exchange,
         items: AsyncGenerator[AgentItem, None],
         guard: ChatStreamGuard | None,
+        hold: WebhookHold | None,
         *,
         wants_usage: bool,
     ) -> AsyncGenerator[bytes, None]:
         async for item in items:
-            if isinstance(item, Chunk):
-                for data in guard.feed(item.data) if guard is not None else (item.data,):
+            if isinstance(item, Chunk | RunEnded):
+                for data in await _guarded(item, guard, hold):
                     chunk = data if wants_usage else openai.strip_usage(data)
                     if chunk is not None:
                         yield data_frame(chunk)
                         exchange.mark_first_byte()
-            elif isinstance(item, RunEnded) and guard is not None:
-                for data in guard.end():
-                    yield data_frame(data)
             elif isinstance(item, ToolCallStarted):
                 yield f": agent step {item.step} calls {item.name}\n\n".encode()
             elif isinstance(item, ToolCallFinished):
@@ -108,21 +108,30 @@ class AgentEdge:
         exchange: Exchange,
         items: AsyncGenerator[AgentItem, None],
         guard: ChatStreamGuard | None,
+        hold: WebhookHold | None,
         input_tokens: int,
     ) -> AsyncGenerator[bytes, None]:
         translate = ChunksToEvents(exchange.requested, input_tokens=input_tokens)
         async for item in items:
-            if isinstance(item, Chunk):
-                for data in guard.feed(item.data) if guard is not None else (item.data,):
+            if isinstance(item, Chunk | RunEnded):
+                for data in await _guarded(item, guard, hold):
                     for event in translate.feed(data):
                         yield event_frame(event)
                         exchange.mark_first_byte()
-            elif isinstance(item, RunEnded):
-                for data in guard.end() if guard is not None else ():
-                    for event in translate.feed(data):
-                        yield event_frame(event)
+            if isinstance(item, RunEnded):
                 for event in translate.finish():
                     yield event_frame(event)
+
+
+async def _guarded(
+    item: Chunk | RunEnded, guard: ChatStreamGuard | None, hold: WebhookHold | None
+) -> list[dict[str, Any]]:
+    """The chunks to send for a chunk (or the run's end) of the answer, after the output rules and webhook rules."""
+    if isinstance(item, Chunk):
+        outs = guard.feed(item.data) if guard is not None else [item.data]
+        return await hold.feed(outs) if hold is not None else outs
+    outs = guard.end() if guard is not None else []
+    return await hold.end(outs) if hold is not None else outs
 
 
 class _Finisher:

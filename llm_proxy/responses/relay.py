@@ -21,6 +21,7 @@ from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
 from llm_proxy.responses.guard import ResponsesStreamGuard
 from llm_proxy.responses.operation import usage_of_event
 from llm_proxy.streaming import event_frame
+from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire.errors import openai_type, status_of
 from toolpolicy.errors import GatewayError
 from toolpolicy.governor import Usage
@@ -60,6 +61,8 @@ class ResponsesRelay:
         """Whether `close` settles the exchange (False when the stream's producer settles, as agent mode does)."""
         self.guard = guard
         """Output guardrails, when any apply: events pass through it before they are seen and framed."""
+        self.hold = WebhookHold.of(guard.scan if guard is not None else None, "responses")
+        """Webhook output rules, when any apply: what the guard lets out waits for their verdict."""
         self.usage: Usage | None = None
         self.texts: list[str] = []
         self.snapshot: dict[str, Any] = {}
@@ -90,16 +93,21 @@ class ResponsesRelay:
         try:
             event: dict[str, Any] | None = self.first
             while event is not None:
-                for out in self.guard.feed(event) if self.guard is not None else (event,):
+                outs = self.guard.feed(event) if self.guard is not None else [event]
+                for out in await self.hold.feed(outs) if self.hold is not None else outs:
                     self._see(out)
                     if out.get("type") in TERMINAL and isinstance(out.get("response"), dict):
                         await self.save(out["response"])
                     yield event_frame(out)
                     exchange.mark_first_byte()
                 event = await anext(self.events, None)
-            for out in self.guard.end() if self.guard is not None else ():
+            outs = self.guard.end() if self.guard is not None else []
+            for out in await self.hold.end(outs) if self.hold is not None else outs:
                 self._see(out)
+                if out.get("type") in TERMINAL and isinstance(out.get("response"), dict):
+                    await self.save(out["response"])  # held until the webhook's verdict
                 yield event_frame(out)
+                exchange.mark_first_byte()
         except GatewayError as exc:
             logger.warning("stream %s failed after its first event: %s", exchange.request_id, exc.message)
             self._failed(exc, status_of(exc))

@@ -1,21 +1,24 @@
 """`detect: webhook` against local mock services in OpenAI moderation and Azure Content Safety shapes: verdicts
 block or log, a service that hangs past the timeout fails open or closed per rule, and a chat request is refused
-through the whole gateway."""
+through the whole gateway. Streamed answers (read through the openai SDK) are held for a blocking rule's verdict,
+whole or window by window, and flow under a logging one."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import anyio
 import openai
 import pytest
 from aiohttp import web
 
 from isthmus.guardrail_webhook import AiohttpWebhookPost
-from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
-from tests.llm_proxy.mock_provider import MockProvider
+from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
+from tests.llm_proxy.mock_provider import MockProvider, openai_frames, stream_frames
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GuardrailBlocked
 from toolpolicy.guardrails import Guardrails, GuardrailSettings
@@ -164,3 +167,112 @@ async def test_a_chat_request_is_refused_through_the_gateway(
     assert len(mock.seen) == 1
     # The answer went to the service too (output), and both texts as the client and model wrote them.
     assert [body.get("input") for _, body, _ in services.seen] == ["hi", "echo:hi", "forbidden words"]
+
+
+# --- streamed answers ------------------------------------------------------------------------------------------------
+
+
+async def guardrail_records(gateway: Gateway, count: int) -> list[AuditRecord]:
+    with anyio.fail_after(30):
+        while len(found := [r for r in gateway.records if r.kind == "guardrail"]) < count:
+            await anyio.sleep(0.01)
+    return found
+
+
+def output_rule(services: Services, action: str, **hook: Any) -> list[dict[str, Any]]:
+    webhook = {"kind": "openai_moderation", "url": f"{services.url}/v1/moderations", **hook}
+    return [
+        {"name": "moderation", "detect": "webhook", "action": action, "apply_to": ["output"], "default": True}
+        | {"webhook": webhook}
+    ]
+
+
+def gateway_for(tmp_path: Path, mock: MockProvider, rules: list[dict[str, Any]]) -> Any:
+    providers = {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk-mock"}]}}
+    return serve_gateway(settings_for(tmp_path, providers, guardrails=rules))
+
+
+async def stream_chat(gateway: Gateway, text: str) -> tuple[str, openai.APIError | None]:
+    """What a streamed chat answer showed before it ended, and the error it ended with, if any."""
+    received = ""
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="mock/m", messages=[{"role": "user", "content": text}], stream=True
+        )
+        try:
+            async for chunk in stream:
+                received += "".join(choice.delta.content or "" for choice in chunk.choices)
+        except openai.APIError as exc:
+            return received, exc
+    return received, None
+
+
+async def test_a_blocking_webhook_holds_a_streamed_answer_for_one_verdict_on_the_whole_of_it(
+    tmp_path: Path, mock: MockProvider, services: Services
+) -> None:
+    async with gateway_for(tmp_path, mock, output_rule(services, "block")) as gateway:
+        passed, none = await stream_chat(gateway, "hello there friend")
+        shown, error = await stream_chat(gateway, "a forbidden word")
+        records = await guardrail_records(gateway, 1)
+    assert (passed, none) == ("echo:hellotherefriend", None)  # the mock streams a word per chunk, spaces dropped
+    assert shown == ""  # held, then refused: not a word of the answer went out
+    assert error is not None and "moderation" in error.message and "forbidden" not in error.message
+    # One verdict per answer, on the whole of it.
+    assert [body["input"] for _, body, _ in services.seen] == ["echo:hellotherefriend", "echo:aforbiddenword"]
+    (record,) = records
+    assert (record.decision, record.details["surface"], record.details["entities"]) == (
+        "block",
+        "output",
+        {"harassment": 1},
+    )
+
+
+async def test_a_stream_window_lets_judged_text_out_and_cuts_the_stream_at_the_window_that_is_flagged(
+    tmp_path: Path, mock: MockProvider, services: Services
+) -> None:
+    words = [f"word{index:02d}" for index in range(40)]
+    text = " ".join([*words, "forbidden", "tail"])
+    mock.queue(stream_frames(openai_frames({"model": "m"}, text)))
+    async with gateway_for(tmp_path, mock, output_rule(services, "block", stream_window=64)) as gateway:
+        shown, error = await stream_chat(gateway, "anything")
+    judged = [body["input"] for _, body, _ in services.seen]
+    assert error is not None and "moderation" in error.message
+    assert "forbidden" in judged[-1] and all("forbidden" not in seen for seen in judged[:-1])
+    # Each verdict is on the whole answer so far, a window further on; what went out was judged clean first.
+    assert len(judged) >= 3 and all(later.startswith(earlier) for earlier, later in pairwise(judged))
+    windows = judged[:-1]  # the last verdict may be the end's, on less than a window more
+    assert all(len(later) - len(earlier) >= 64 for earlier, later in pairwise(windows))
+    assert shown and "forbidden" not in shown and judged[-2].startswith(shown)
+
+
+async def test_a_logging_webhook_lets_the_stream_flow_and_audits_its_verdict_at_the_end(
+    tmp_path: Path, mock: MockProvider, services: Services
+) -> None:
+    async with gateway_for(tmp_path, mock, output_rule(services, "log")) as gateway:
+        shown, error = await stream_chat(gateway, "a forbidden word")
+        (record,) = await guardrail_records(gateway, 1)
+    assert (shown, error) == ("echo:aforbiddenword", None)
+    assert [body["input"] for _, body, _ in services.seen] == ["echo:aforbiddenword"]
+    assert (record.decision, record.details["surface"], record.details["entities"]) == (
+        "log",
+        "output",
+        {"harassment": 1},
+    )
+
+
+async def test_a_blocked_responses_stream_fails_without_its_text_and_a_clean_one_completes(
+    tmp_path: Path, mock: MockProvider, services: Services
+) -> None:
+    async with gateway_for(tmp_path, mock, output_rule(services, "block")) as gateway:
+        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+            clean = [event async for event in await sdk.responses.create(model="mock/m", input="fine", stream=True)]
+            blocked = [
+                event async for event in await sdk.responses.create(model="mock/m", input="forbidden", stream=True)
+            ]
+    assert clean[-1].type == "response.completed" and clean[-1].response.output_text == "echo:fine"
+    assert [event.sequence_number for event in clean] == list(range(len(clean)))
+    kinds = [event.type for event in blocked]
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert not any(kind.startswith("response.output_text") for kind in kinds)
+    assert "forbidden" not in repr(blocked[-2:]) and "moderation" in blocked[-2].message  # type: ignore[union-attr]
+    assert [event.sequence_number for event in blocked] == list(range(len(blocked)))

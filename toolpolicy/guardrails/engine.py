@@ -178,10 +178,16 @@ class Scan:
             return text
 
         rewrite_texts(value, collect, inside=everything, skip=frozenset() if everything else SKIP_KEYS)
-        text = "\n".join(texts)
+        await self.judge("\n".join(texts))
+
+    async def judge(self, text: str, *, blocking: bool | None = None) -> None:
+        """Ask each `webhook` rule's service about `text` (`blocking`: only the blocking rules' with True, only the
+        others' with False); a verdict that found something is a hit, and a block raises `GuardrailBlocked`."""
         if not text:
             return
         for rule in self.rules.webhooks:
+            if blocking is not None and (rule.action == "block") != blocking:
+                continue
             found = await verdict(rule.settings, self.post, text)
             if not found:
                 continue

@@ -1,9 +1,11 @@
 """Where the text is in an LLM request or response body: the values to scan, rewritten in place.
 
 Strings under a text key (`content`, `text`, `input`, ...) are scanned, and so is every string nested below one
-(a content part's text, a tool call's `input` object). Keys that name or route things (`model`, `role`, `type`,
-ids, URLs, base64 data) and tool definitions are never scanned: they are not the conversation, and a match there
-would be a false positive.
+(a content part's text). Keys that name or route things (`model`, `role`, `type`, ids, URLs, base64 data) and tool
+definitions are never scanned: they are not the conversation, and a match there would be a false positive.
+
+A tool call's arguments are the model's (or client's) free-form data, not routing: an `arguments` object and a
+`tool_use` block's `input` object are scanned whole, whatever their keys are named (`{"url": ..., "name": ...}`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ SKIP_KEYS = frozenset(
     }
 )
 
+TOOL_USE_TYPES = frozenset({"tool_use", "server_tool_use"})
+"""Anthropic content blocks whose `input` object is a tool call's arguments."""
+_NOTHING: frozenset[str] = frozenset()
+
 
 def rewrite_texts(
     value: Any, scan: Callable[[str], str], inside: bool = False, skip: frozenset[str] = SKIP_KEYS
@@ -55,9 +61,17 @@ def rewrite_texts(
         for key, item in value.items():
             if key in skip or item is None or isinstance(item, bool | int | float):
                 continue
+            if isinstance(item, dict | list) and _tool_arguments(value, key):
+                value[key] = rewrite_texts(item, scan, True, _NOTHING)
+                continue
             value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS, skip)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str | dict | list):
                 value[index] = rewrite_texts(item, scan, inside, skip)
     return value
+
+
+def _tool_arguments(parent: dict[str, Any], key: str) -> bool:
+    """Whether `parent[key]` is a tool call's arguments as an object: every string in it is data."""
+    return key == "arguments" or (key == "input" and parent.get("type") in TOOL_USE_TYPES)

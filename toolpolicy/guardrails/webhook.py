@@ -7,8 +7,9 @@ Two request shapes: OpenAI's moderation API (`POST /v1/moderations` with `{"mode
 does no I/O; `isthmus` gives it an aiohttp client. A timeout or failure lets the text through (`on_error: allow`,
 fail open) or blocks it (`on_error: block`, fail closed), per rule.
 
-A webhook sees whole texts: requests, non-streamed answers, tool arguments and results. Streamed answers are not
-sent to it (a verdict on the whole text would come after the text was sent).
+A webhook sees whole texts: requests, non-streamed answers, tool arguments and results. A streamed answer under a
+blocking webhook rule is held until a verdict on it (on the whole answer, or on the text so far every
+`stream_window` characters); under `log` rules alone it flows, and the verdict comes at its end.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class WebhookSettings(BaseModel):
     when null)."""
     threshold: int = Field(default=2, ge=0, le=7)
     """`azure_content_safety`: the severity from which a category counts as found."""
+    stream_window: int | None = Field(default=None, ge=64, le=1_000_000)
+    """Streamed answers under a blocking rule: characters of answer let out per verdict (each verdict is on the whole
+    answer so far). Null: the whole answer is held until one verdict at its end."""
 
 
 def request_body(settings: WebhookSettings, text: str) -> dict[str, Any]:
