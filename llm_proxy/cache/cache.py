@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -24,7 +24,7 @@ from llm_proxy.cache.embedder import GatewayEmbedder
 from llm_proxy.cache.entries import Entry, MemoryEntries
 from llm_proxy.cache.keying import EntryKey, entry_key
 from llm_proxy.cache.lookup import OFF, Lookup, Question
-from llm_proxy.cache.semantic import VectorIndex, group_of, question_text
+from llm_proxy.cache.semantic import group_of, question_text
 from llm_proxy.cache.tiers import SharedTier
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
@@ -35,6 +35,9 @@ from toolpolicy.decide import authorize
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.governor import Usage
 from toolpolicy.types import ModelTarget, Principal
+
+if TYPE_CHECKING:
+    from llm_proxy.cache.vectors import VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +61,13 @@ class ResponseCache:
         self.settings = settings
         self.clock = clock
         """Wall-clock seconds: entry expiry and creation times (injected by tests)."""
-        self.index = VectorIndex()
-        """The semantic cache's vectors of the entries in memory."""
-        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self.index.remove)
+        self.index: VectorIndex | None = None
+        """The semantic cache's vectors of the entries in memory (only with `semantic` configured)."""
+        if settings.semantic is not None:
+            from llm_proxy.cache.vectors import VectorIndex  # numpy and usearch: loaded for a semantic cache only
+
+            self.index = VectorIndex()
+        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self._unindex)
         self.shared = shared
         semantic = settings.semantic
         self.embedder = GatewayEmbedder(pipeline, semantic.embedding_model) if semantic is not None else None
@@ -128,6 +135,7 @@ class ResponseCache:
         if vector is None:
             return None, None, question
         question = replace(question, vector=vector)
+        assert self.index is not None
         match = self.index.search(question.group, vector)
         if match is None or match[1] < self.settings.semantic.threshold:
             return None, None, question
@@ -245,8 +253,14 @@ class ResponseCache:
 
     def _keep(self, entry: Entry) -> None:
         self.memory.put(entry)
-        if entry.group is not None and entry.vector is not None and self.memory.get(entry.key) is entry:
+        if self.index is None or entry.group is None or entry.vector is None:
+            return
+        if self.memory.get(entry.key) is entry:
             self.index.add(entry.group, entry.key, entry.vector)
+
+    def _unindex(self, key: str) -> None:
+        if self.index is not None:
+            self.index.remove(key)
 
     async def _embed_later(self, entry: Entry, principal: Principal, text: str) -> None:
         assert self.embedder is not None
@@ -313,6 +327,6 @@ class ResponseCache:
             "scope": self.settings.scope,
             "ttl": self.settings.ttl,
             **self.stats,
-            "semantic_entries": len(self.index),
+            "semantic_entries": len(self.index) if self.index is not None else 0,
             "hit_ratio": round((self.stats["hits"] + self.stats["semantic_hits"]) / lookups, 4) if lookups else None,
         }

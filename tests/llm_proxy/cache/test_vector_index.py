@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy.cache import semantic
-from llm_proxy.cache.semantic import VectorIndex, question_text
+from llm_proxy.cache import vectors
+from llm_proxy.cache.semantic import question_text
+from llm_proxy.cache.vectors import VectorIndex
 
 
 def test_search_is_within_a_group_and_follows_removals() -> None:
@@ -42,7 +43,7 @@ def test_question_text_takes_text_conversations_up_to_the_limit() -> None:
 
 
 def test_a_group_past_the_brute_force_size_searches_by_hnsw(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(semantic, "BRUTE_FORCE_MAX", 16)
+    monkeypatch.setattr(vectors, "BRUTE_FORCE_MAX", 16)
     index = VectorIndex()
     for number in range(64):
         vector = [0.0] * 64
