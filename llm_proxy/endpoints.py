@@ -18,7 +18,7 @@ from llm_proxy.agent import AgentEdge
 from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
-from llm_proxy.operations import Direct, Messages, Operation, open_stream
+from llm_proxy.operations import Direct, Messages, Operation, first_stream
 from llm_proxy.pipeline import (
     Api,
     Exchange,
@@ -29,7 +29,7 @@ from llm_proxy.pipeline import (
     max_output_tokens,
     requested_model,
 )
-from llm_proxy.providers.base import ProviderAdapter, Reply
+from llm_proxy.providers.base import Reply
 from llm_proxy.relay import StreamRelay
 from llm_proxy.streaming import EventStreamResponse
 from llm_proxy.upstream import dumps
@@ -272,13 +272,8 @@ class Endpoints:
     ) -> Response:
         assert exchange.admission is not None
 
-        async def open_target(adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Any:
-            return await open_stream(operation.stream(adapter, target, key))
-
         try:
-            items, first = await self.router.run(
-                targets, exchange.admission, exchange.trace, open_target, operation.supports
-            )
+            items, first = await first_stream(self.router, targets, exchange.admission, exchange.trace, operation)
         except BaseException:
             await self.pipeline.release(exchange)
             raise

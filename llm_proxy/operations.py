@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 from llm_proxy.errors import UpstreamBadResponse
 from llm_proxy.providers.base import Attempt, Op, ProviderAdapter, Reply
+from llm_proxy.routing import Router, Trace
 from llm_proxy.wire import anthropic_inbound
 from llm_proxy.wire.anthropic_stream import ChunksToEvents
+from toolpolicy.governor import Admission
 from toolpolicy.types import ModelTarget
 
 _ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -108,3 +110,18 @@ async def open_stream(
         await items.aclose()
         raise
     return items, first
+
+
+async def first_stream(
+    router: Router, targets: list[ModelTarget], admission: Admission, trace: Trace, operation: Operation
+) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]:
+    """The stream of the first target along the chain that opens one: a target failing before its first item
+    fails over to the next, as a non-streamed attempt would."""
+
+    async def open_target(adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Any:
+        return await open_stream(operation.stream(adapter, target, key))
+
+    streamed: tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]] = await router.run(
+        targets, admission, trace, open_target, operation.supports
+    )
+    return streamed

@@ -30,13 +30,12 @@ from llm_proxy import estimate
 from llm_proxy.agent.events import AgentItem, Chunk, RunEnded, StopReason, ToolCallFinished, ToolCallStarted
 from llm_proxy.agent.host import AgentTool, ToolHost, ToolOutput
 from llm_proxy.agent.turns import ToolCall, Turn, TurnAssembler, add_usage, arguments_of, stop_note, tool_message
-from llm_proxy.operations import Direct, open_stream
+from llm_proxy.operations import Direct, first_stream
 from llm_proxy.pipeline import Exchange, Pipeline, Plan, counted_usage, max_output_tokens
-from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.wire import openai
 from toolpolicy.errors import InvalidRequest, LimitExceeded
 from toolpolicy.governor import Usage
-from toolpolicy.types import AgentPolicy, ModelTarget, Principal
+from toolpolicy.types import AgentPolicy, Principal
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Names OpenAI-style function tools may have: a hub tool named otherwise is not offered."""
@@ -319,12 +318,9 @@ class AgentRun:
             return None
         operation = Direct("chat", body)
 
-        async def open_target(adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Any:
-            return await open_stream(operation.stream(adapter, target, key))
-
         try:
-            items, first = await self.pipeline.router.run(
-                plan.targets, plan.admission, self.exchange.trace, open_target, operation.supports
+            items, first = await first_stream(
+                self.pipeline.router, plan.targets, plan.admission, self.exchange.trace, operation
             )
         except LimitExceeded as exc:
             await self._release(plan)

@@ -24,9 +24,8 @@ from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.endpoints import ThenFinish, header_map
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.guard import check_body, input_scan, output_scan
-from llm_proxy.operations import open_stream
+from llm_proxy.operations import first_stream
 from llm_proxy.pipeline import Exchange, Pipeline, fallbacks_of, requested_model
-from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.responses import request as checks
 from llm_proxy.responses.agent import ResponsesAgent, hosted_request
 from llm_proxy.responses.guard import ResponsesStreamGuard
@@ -242,13 +241,8 @@ class ResponsesRoutes:
     ) -> Response:
         assert exchange.admission is not None
 
-        async def open_target(adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Any:
-            return await open_stream(operation.stream(adapter, target, key))
-
         try:
-            events, first = await self.router.run(
-                targets, exchange.admission, exchange.trace, open_target, operation.supports
-            )
+            events, first = await first_stream(self.router, targets, exchange.admission, exchange.trace, operation)
         except BaseException:
             await self.pipeline.release(exchange)
             raise
