@@ -1,9 +1,9 @@
-"""What the response cache costs and saves: an exact hit's latency, and a miss's extra cost against the cache off.
+"""What the response cache costs and saves: an exact and a semantic hit's latency, and a miss's extra cost.
 
     .venv/bin/python -m bench.cache                      # 2,000 requests per series
     .venv/bin/python -m bench.cache --requests 5000
 
-Starts two `isthmus serve` processes (one uvicorn worker each, the in-process `echo` provider, SQLite in a temporary
+Starts `isthmus serve` processes (one uvicorn worker each, the in-process `echo` provider, SQLite in a temporary
 directory): one without a `cache:` block, one with `cache: {ttl: 1h}`. From this process, on one keep-alive
 connection per gateway, it sends the series interleaved (A, B, A, B, ...) so that the machine's noise falls on both:
 
@@ -13,10 +13,18 @@ connection per gateway, it sends the series interleaved (A, B, A, B, ...) so tha
 - hits: one question, stored once, then asked again and again of the cached gateway; and the same question of the
   gateway without a cache (which calls the provider every time).
 
-It prints each series' p50 and p90 (ms, round trip as the client sees it), and the two figures the targets judge:
-a hit's p50 less the `/health` p50 (what answering from the cache adds to a bare round trip; target ≤ 1 ms), and
-the miss p50 with the cache less the miss p50 without it (target ≤ 0.3 ms). Also the search figures of the semantic
-index (numpy brute force and usearch HNSW, 1536 dimensions) when `--vectors` is given.
+A third gateway has a semantic cache (`cache: {ttl: 1h, semantic: {embedding_model: embed/bag-of-words, threshold:
+0.9}}`) whose embeddings come from `bench.mock_embed` (a hashed bag of words: paraphrases land near), started as
+its own process. One question is stored there, then each round asks a new paraphrase of it (its words shuffled,
+one of its 13 words replaced by a new one: similarity 0.90 to 0.94), which must answer `x-isthmus-cache:
+semantic-hit` (any other answer counts as an error); interleaved with those, `/health` on that gateway and one
+`/v1/embeddings` call of the same paraphrase straight to the mock, from this process.
+
+It prints each series' p50 and p90 (ms, round trip as the client sees it), and the figures the targets judge:
+a hit's p50 less the `/health` p50 (what answering from the cache adds to a bare round trip; target ≤ 1 ms),
+the miss p50 with the cache less the miss p50 without it (target ≤ 0.3 ms), and a semantic hit's p50 less its
+gateway's `/health` p50 and the embedding call's p50 (target ≤ 2 ms plus the embedding call). Also the search
+figures of the semantic index (numpy brute force and usearch HNSW, 1536 dimensions) when `--vectors` is given.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,27 +69,57 @@ class Client:
         answer.read()
         return (time.perf_counter() - started) * 1000
 
-    def chat(self, text: str, expect: str | None = None) -> float:
-        body = json.dumps({"model": "echo/echo-1", "messages": [{"role": "user", "content": text}], "max_tokens": 16})
+    def post(self, path: str, payload: dict[str, Any]) -> tuple[float, http.client.HTTPResponse]:
+        body = json.dumps(payload)
         started = time.perf_counter()
-        self.connection.request("POST", "/v1/chat/completions", body=body, headers=self.headers)
+        self.connection.request("POST", path, body=body, headers=self.headers)
         answer = self.connection.getresponse()
         answer.read()
         elapsed = (time.perf_counter() - started) * 1000
         if answer.status != 200:
-            raise RuntimeError(f"chat answered {answer.status}")
-        if expect is not None and answer.getheader("x-isthmus-cache") != expect:
-            raise RuntimeError(f"expected x-isthmus-cache {expect}, got {answer.getheader('x-isthmus-cache')}")
+            raise RuntimeError(f"{path} answered {answer.status}")
+        return elapsed, answer
+
+    def ask(self, text: str) -> tuple[float, str | None]:
+        """A chat completion's round trip (ms) and its `x-isthmus-cache` header."""
+        payload = {"model": "echo/echo-1", "messages": [{"role": "user", "content": text}], "max_tokens": 16}
+        elapsed, answer = self.post("/v1/chat/completions", payload)
+        return elapsed, answer.getheader("x-isthmus-cache")
+
+    def chat(self, text: str, expect: str | None = None) -> float:
+        elapsed, outcome = self.ask(text)
+        if expect is not None and outcome != expect:
+            raise RuntimeError(f"expected x-isthmus-cache {expect}, got {outcome}")
         return elapsed
 
 
-def start(processes: Processes, tmp: Path, name: str, key: str, cache: dict[str, Any] | None) -> int:
+STORED = "how do i reset the password of my account on the web site"
+EMBEDDING_MODEL = "embed/bag-of-words"
+
+
+def paraphrase(number: int, run: str) -> str:
+    """`STORED` with its words shuffled and one of them replaced by a word no other question has."""
+    words = STORED.split()
+    shuffler = random.Random(number)
+    words[shuffler.randrange(len(words))] = f"w{run}x{number}"
+    shuffler.shuffle(words)
+    return " ".join(words)
+
+
+def start(
+    processes: Processes,
+    tmp: Path,
+    name: str,
+    key: str,
+    cache: dict[str, Any] | None,
+    providers: dict[str, Any] | None = None,
+) -> int:
     port = free_port()
     config: dict[str, Any] = {
         "listen": f"{LOOPBACK}:{port}",
         "store": f"sqlite+aiosqlite:///{tmp}/{name}.db",
         "admin_key": secrets.token_hex(16),
-        "providers": {"echo": {"kind": "echo"}},
+        "providers": {"echo": {"kind": "echo"}, **(providers or {})},
         "virtual_keys": [{"name": "bench", "value": key, "models": ["*"]}],
     }
     if cache is not None:
@@ -88,6 +128,13 @@ def start(processes: Processes, tmp: Path, name: str, key: str, cache: dict[str,
     path.write_text(yaml.safe_dump(config))
     proc = processes.start(name, serve_command(path), port=port, cwd=tmp)
     proc.wait_ready(60, "/health")
+    return port
+
+
+def start_embedder(processes: Processes) -> int:
+    port = free_port()
+    proc = processes.start("mock-embed", [sys.executable, "-m", "bench.mock_embed", "--port", str(port)], port=port)
+    proc.wait_ready(30)
     return port
 
 
@@ -125,12 +172,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp, Processes(Path(tmp) / "logs") as processes:
         off = Client(start(processes, Path(tmp), "cache-off", key, None), key)
         on = Client(start(processes, Path(tmp), "cache-on", key, {"ttl": "1h"}), key)
-        for client in (off, on):  # warm: tiktoken's encoding, the first store writes
+        embed_port = start_embedder(processes)
+        embedder = Client(embed_port, "sk-mock")
+        semantic_cache = {"ttl": "1h", "semantic": {"embedding_model": EMBEDDING_MODEL, "threshold": 0.9}}
+        upstream = {"kind": "openai", "base_url": f"http://{LOOPBACK}:{embed_port}/v1", "keys": [{"value": "sk-mock"}]}
+        semantic = Client(start(processes, Path(tmp), "cache-semantic", key, semantic_cache, {"embed": upstream}), key)
+        for client in (off, on, semantic):  # warm: tiktoken's encoding, the first store writes
             for number in range(50):
                 client.chat(f"warm up {number}")
         on.chat("the repeated question", expect="miss")
-        series: dict[str, list[float]] = {name: [] for name in ("health", "miss off", "miss on", "hit", "same off")}
+        semantic.chat(STORED, expect="miss")
         run = secrets.token_hex(4)
+        for number in range(50):  # warm the semantic path; the stored entry's vector is indexed by now
+            semantic.ask(paraphrase(number, "warm" + run))
+        names = ("health", "miss off", "miss on", "hit", "same off", "health sem", "embedding", "semantic hit")
+        series: dict[str, list[float]] = {name: [] for name in names}
+        misses: dict[str | None, int] = {}
         for number in range(args.requests):
             series["health"].append(on.get("/health"))
             question = f"question {run} {number}"
@@ -138,17 +195,36 @@ def main() -> None:
             series["miss on"].append(on.chat(question, expect="miss"))
             series["hit"].append(on.chat("the repeated question", expect="hit"))
             series["same off"].append(off.chat("the repeated question"))
+            series["health sem"].append(semantic.get("/health"))
+            text = paraphrase(number, run)
+            series["embedding"].append(embedder.post("/v1/embeddings", {"model": "bag-of-words", "input": text})[0])
+            elapsed, outcome = semantic.ask(text)
+            if outcome == "semantic-hit":
+                series["semantic hit"].append(elapsed)
+            else:
+                misses[outcome] = misses.get(outcome, 0) + 1
         print(line("/health (round-trip floor)", series["health"]))
         print(line("miss, cache off", series["miss off"]))
         print(line("miss, cache on", series["miss on"]))
         print(line("same question, cache off", series["same off"]))
         print(line("exact hit, cache on", series["hit"]))
-        median = {name: statistics.median(samples) for name, samples in series.items()}
+        median = {name: statistics.median(samples) for name, samples in series.items() if samples}
         print(f"a hit over the /health floor:         {median['hit'] - median['health']:+.3f} ms (target <= 1 ms)")
         print(
             f"a miss with the cache over without:   {median['miss on'] - median['miss off']:+.3f} ms (target <= 0.3 ms)"
         )
         print(f"a hit against the provider (echo):    {median['hit'] - median['same off']:+.3f} ms")
+        if not series["semantic hit"]:
+            raise SystemExit(f"no paraphrase answered semantic-hit: {misses}")
+        print(line("/health, semantic gateway", series["health sem"]))
+        print(line("embedding call, straight to mock", series["embedding"]))
+        print(line("semantic hit", series["semantic hit"]))
+        overhead = median["semantic hit"] - median["health sem"] - median["embedding"]
+        print(f"a semantic hit less /health and embed: {overhead:+.3f} ms (target <= 2 ms)")
+        errors = sum(misses.values())
+        print(f"paraphrases not answered semantic-hit: {errors} of {args.requests} {misses or ''}")
+        if errors:
+            raise SystemExit(1)
     if args.vectors:
         vector_figures([int(size) for size in args.vectors.split(",")])
 
