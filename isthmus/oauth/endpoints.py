@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,14 +39,15 @@ async def form_of(request: Request) -> dict[str, str]:
     """The urlencoded form; a parameter given twice is an error (RFC 6749 section 3.1)."""
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
         raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
-    await _body(request)
-    form = await request.form()
+    try:
+        pairs = parse_qsl((await _body(request)).decode(), keep_blank_values=False, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "the form is not UTF-8") from None
     values: dict[str, str] = {}
-    for name, value in form.multi_items():
+    for name, value in pairs:
         if name in values:
             raise OAuthError("invalid_request", f"parameter {name!r} is given more than once")
-        if isinstance(value, str):
-            values[name] = value
+        values[name] = value
     return values
 
 
