@@ -70,7 +70,9 @@ async def serving(
     gateway = OAuthGateway(governance, **({"clock": clock} if clock is not None else {}))
     app = create_app(settings, governance=governance, components=default_components(governance, gateway), oauth=gateway)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
+        )
     )
     try:
         async with anyio.create_task_group() as tg:
