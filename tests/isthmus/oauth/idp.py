@@ -1,0 +1,62 @@
+"""An identity provider for tests: keys generated per test, its JWKS served on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import uvicorn
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.mcp_hub.conftest import free_port
+
+
+class TestIdp:
+    __test__ = False
+
+    def __init__(self, port: int) -> None:
+        self.issuer = f"http://127.0.0.1:{port}"
+        self.jwks_uri = f"{self.issuer}/jwks"
+        self.keys: list[RSAKey] = [self.new_key()]
+        self.fetches = 0
+
+    @staticmethod
+    def new_key() -> RSAKey:
+        key = RSAKey.generate_key(2048)
+        key.ensure_kid()
+        return key
+
+    def rotate(self) -> None:
+        self.keys = [self.new_key()]
+
+    def token(self, claims: dict[str, Any], *, key: RSAKey | None = None, alg: str = "RS256") -> str:
+        signer = key or self.keys[0]
+        return jwt.encode({"alg": alg, "kid": signer.kid}, {"iss": self.issuer, **claims}, signer, algorithms=[alg])
+
+    async def jwks(self, request: Request) -> JSONResponse:
+        self.fetches += 1
+        return JSONResponse({"keys": [{**key.as_dict(private=False), "alg": "RS256"} for key in self.keys]})
+
+
+@asynccontextmanager
+async def idp() -> AsyncIterator[TestIdp]:
+    port = free_port()
+    provider = TestIdp(port)
+    app = Starlette(routes=[Route("/jwks", provider.jwks)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.02)
+        try:
+            yield provider
+        finally:
+            server.should_exit = True
