@@ -149,14 +149,16 @@ class Clients:
             document = await self.fetch(url)
         except Exception as exc:
             raise OAuthError(
-                "invalid_client", f"the client metadata document could not be fetched: {exc}", 401
+                "invalid_client", f"the client metadata document could not be fetched: {exc}", status=401
             ) from None
         if not isinstance(document, dict) or document.get("client_id") != url:
-            raise OAuthError("invalid_client", "the client metadata document's client_id is not its own URL", 401)
+            raise OAuthError(
+                "invalid_client", "the client metadata document's client_id is not its own URL", status=401
+            )
         method = document.get("token_endpoint_auth_method") or "none"
         if method != "none":
             raise OAuthError(
-                "invalid_client", "a metadata-document client must use token_endpoint_auth_method none", 401
+                "invalid_client", "a metadata-document client must use token_endpoint_auth_method none", status=401
             )
         origin = f"{parts.scheme}://{parts.netloc}"
         try:

@@ -11,6 +11,8 @@ CLAUDE_REDIRECT_URIS = ("https://claude.ai/api/mcp/auth_callback", "https://clau
 """Where Claude's remote connectors (claude.ai, Claude Desktop) receive the authorization code."""
 CURSOR_REDIRECT_URIS = ("cursor://anysphere.cursor-mcp/oauth/callback", "cursor://anysphere.cursor-retrieval/oauth/*")
 """Cursor's private-use scheme callbacks (RFC 8252 section 7.1): the documented one, and the older per-server form."""
+Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+DEFAULT_ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -53,9 +55,7 @@ class TrustedIssuer(_Model):
     """The `aud` a token must carry: this gateway's resource, `<oauth.issuer>/mcp`."""
     keys_by_claim: KeysByClaim
     """How a token maps to a virtual key; no match is refused with 403."""
-    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]] = Field(
-        default_factory=lambda: ["RS256", "ES256"], min_length=1
-    )
+    algorithms: list[Algorithm] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS), min_length=1)
     """Signature algorithms accepted (asymmetric only: `none` and HMAC are never accepted)."""
     leeway: float = Field(default=30.0, ge=0, le=300)
     """Seconds of clock skew tolerated on `exp` and `nbf`."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 
 from toolpolicy.secrets import hash_secret
 from toolpolicy.store.engine import Store
@@ -104,7 +104,7 @@ class OAuthStore:
         digest = hash_secret(code)
         async with self.store.writing() as session:
             row = await session.get(OAuthCodeRow, digest)
-            taken = (await session.execute(delete(OAuthCodeRow).where(OAuthCodeRow.code_hash == digest))).rowcount
+            taken = _rowcount(await session.execute(delete(OAuthCodeRow).where(OAuthCodeRow.code_hash == digest)))
             await session.execute(delete(OAuthCodeRow).where(OAuthCodeRow.expires_at < now))
             if row is None or taken != 1:
                 return None
@@ -159,7 +159,7 @@ class OAuthStore:
             .values(revoked_at=now)
         )
         async with self.store.writing() as session:
-            return int((await session.execute(query)).rowcount or 0)
+            return _rowcount(await session.execute(query))
 
     async def family_revoked(self, family_id: str) -> bool:
         query = select(OAuthRefreshTokenRow.token_hash).where(
@@ -167,3 +167,8 @@ class OAuthStore:
         )
         async with self.store.session() as session:
             return (await session.execute(query.limit(1))).first() is not None
+
+
+def _rowcount(result: object) -> int:
+    """Rows a DELETE or UPDATE touched."""
+    return int(result.rowcount or 0) if isinstance(result, CursorResult) else 0

@@ -16,6 +16,7 @@ from typing import Any
 from joserfc import jwt
 
 from toolpolicy.oauth import jwts
+from toolpolicy.oauth.errors import InvalidToken
 from toolpolicy.oauth.signing import SigningKeys
 from toolpolicy.oauth.store import Grant
 
@@ -66,7 +67,7 @@ class TokenSigner:
         )
         for name in ("key", "kv", "fam", "client_id", "sub"):
             if not isinstance(claims.get(name), str):
-                raise jwts.InvalidToken(f"the token lacks its {name!r} claim")
+                raise InvalidToken(f"the token lacks its {name!r} claim")
         return claims
 
     async def consent_state(self, params: dict[str, str], ttl: int = 900) -> str:
@@ -90,5 +91,5 @@ class TokenSigner:
         )
         request = claims.get("req")
         if not isinstance(request, dict):
-            raise jwts.InvalidToken("the consent form's state is malformed")
+            raise InvalidToken("the consent form's state is malformed")
         return {str(k): str(v) for k, v in request.items()}

@@ -26,6 +26,8 @@ class TestIdp:
         self.jwks_uri = f"{self.issuer}/jwks"
         self.keys: list[RSAKey] = [self.new_key()]
         self.fetches = 0
+        self.documents: dict[str, dict[str, Any]] = {}
+        """Client ID metadata documents served at `/clients/<name>` (this server doubles as a client's site)."""
 
     @staticmethod
     def new_key() -> RSAKey:
@@ -45,11 +47,18 @@ class TestIdp:
         return JSONResponse({"keys": [{**key.as_dict(private=False), "alg": "RS256"} for key in self.keys]})
 
 
+async def document(request: Request) -> JSONResponse:
+    provider: TestIdp = request.app.state.provider
+    found = provider.documents.get(request.path_params["name"])
+    return JSONResponse(found) if found is not None else JSONResponse({}, status_code=404)
+
+
 @asynccontextmanager
 async def idp() -> AsyncIterator[TestIdp]:
     port = free_port()
     provider = TestIdp(port)
-    app = Starlette(routes=[Route("/jwks", provider.jwks)])
+    app = Starlette(routes=[Route("/jwks", provider.jwks), Route("/clients/{name}", document)])
+    app.state.provider = provider
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
