@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
-import uvicorn
 
 from isthmus.app import create_app, default_components
 from isthmus.oauth import OAuthGateway
-from tests.mcp_hub.conftest import free_port
+from tests.mcp_hub.conftest import free_port, uvicorn_serving
 from toolpolicy.audit import AuditRecord
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
@@ -69,21 +67,9 @@ async def serving(
     await governance.start()
     gateway = OAuthGateway(governance, **({"clock": clock} if clock is not None else {}))
     app = create_app(settings, governance=governance, components=default_components(governance, gateway), oauth=gateway)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
-        )
-    )
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            with anyio.fail_after(30):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                yield OAuthServing(f"http://127.0.0.1:{port}", governance, gateway)
-            finally:
-                server.should_exit = True
+        async with uvicorn_serving(app, port):
+            yield OAuthServing(f"http://127.0.0.1:{port}", governance, gateway)
     finally:
         await governance.stop()
 

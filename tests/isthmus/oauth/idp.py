@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
@@ -15,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.mcp_hub.conftest import free_port
+from tests.mcp_hub.conftest import free_port, uvicorn_serving
 
 
 class TestIdp:
@@ -59,13 +57,5 @@ async def idp() -> AsyncIterator[TestIdp]:
     provider = TestIdp(port)
     app = Starlette(routes=[Route("/jwks", provider.jwks), Route("/clients/{name}", document)])
     app.state.provider = provider
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.02)
-        try:
-            yield provider
-        finally:
-            server.should_exit = True
+    async with uvicorn_serving(app, port, lifespan="off"):
+        yield provider

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from tests.isthmus.oauth.conftest import serving
+from tests.isthmus.oauth.conftest import OAuthServing, serving
 from tests.isthmus.oauth.flow import mcp_status, tool_names
 from tests.isthmus.oauth.idp import TestIdp, idp
 from tests.mcp_hub.conftest import free_port
@@ -28,17 +31,26 @@ def trusted(provider: TestIdp, port: int) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def behind_idp(
+    tmp_path: Path, **oauth: Any
+) -> AsyncIterator[tuple[TestIdp, OAuthServing, httpx2.AsyncClient, int]]:
+    """The in-test IdP, and the gateway trusting it (its clock at NOW unless given)."""
+    port = free_port()
+    oauth.setdefault("clock", lambda: NOW)
+    async with idp() as provider:
+        async with serving(tmp_path, port=port, trusted_issuers=[trusted(provider, port)], **oauth) as gateway:
+            async with gateway.http() as http:
+                yield provider, gateway, http, port
+
+
 def claims(port: int, **extra: Any) -> dict[str, Any]:
     base = {"sub": "alice@example.com", "aud": f"http://127.0.0.1:{port}/mcp", "azp": "idp-client"}
     return {**base, "iat": int(NOW), "exp": int(NOW) + 300, "groups": ["sales", "support", "eng"], **extra}
 
 
 async def test_an_idp_token_maps_to_the_first_matching_key_and_is_audited_with_its_subject(tmp_path: Path) -> None:
-    port = free_port()
-    async with (
-        idp() as provider,
-        serving(tmp_path, port=port, clock=lambda: NOW, trusted_issuers=[trusted(provider, port)]) as gateway,
-    ):
+    async with behind_idp(tmp_path) as (provider, gateway, _, port):
         token = provider.token(claims(port))
         assert await tool_names(gateway.base_url, token) == ["demo__echo"]  # `support` comes before `eng`
         rows = await gateway.records()
@@ -50,13 +62,7 @@ async def test_an_idp_token_maps_to_the_first_matching_key_and_is_audited_with_i
 
 
 async def test_idp_tokens_are_refused_for_audience_expiry_signer_algorithm_and_mapping(tmp_path: Path) -> None:
-    port = free_port()
-    now = [NOW]
-    async with (
-        idp() as provider,
-        serving(tmp_path, port=port, clock=lambda: now[0], trusted_issuers=[trusted(provider, port)]) as gateway,
-        gateway.http() as http,
-    ):
+    async with behind_idp(tmp_path) as (provider, gateway, http, port):
         stranger = TestIdp.new_key()
         refused = {
             "wrong audience": provider.token(claims(port, aud="https://other.example/mcp")),
@@ -79,14 +85,7 @@ async def test_idp_tokens_are_refused_for_audience_expiry_signer_algorithm_and_m
 
 
 async def test_a_rotated_idp_key_is_fetched_once_on_its_unknown_kid(tmp_path: Path) -> None:
-    port = free_port()
-    async with (
-        idp() as provider,
-        serving(
-            tmp_path, port=port, clock=lambda: NOW, trusted_issuers=[trusted(provider, port)], jwks_refresh_interval=0
-        ) as gateway,
-        gateway.http() as http,
-    ):
+    async with behind_idp(tmp_path, jwks_refresh_interval=0) as (provider, gateway, http, port):
         assert (await mcp_status(http, provider.token(claims(port)))).status_code != 401
         fetched = provider.fetches
         provider.rotate()
@@ -95,14 +94,7 @@ async def test_a_rotated_idp_key_is_fetched_once_on_its_unknown_kid(tmp_path: Pa
 
 
 async def test_unknown_kids_do_not_refetch_the_jwks_more_than_the_rate_limit_allows(tmp_path: Path) -> None:
-    port = free_port()
-    async with (
-        idp() as provider,
-        serving(
-            tmp_path, port=port, clock=lambda: NOW, trusted_issuers=[trusted(provider, port)], jwks_refresh_interval=60
-        ) as gateway,
-        gateway.http() as http,
-    ):
+    async with behind_idp(tmp_path, jwks_refresh_interval=60) as (provider, _, http, port):
         assert (await mcp_status(http, provider.token(claims(port)))).status_code != 401
         fetched = provider.fetches
         for _ in range(5):
