@@ -25,6 +25,7 @@ from toolpolicy.cache_settings import CacheSettings, KeyCache
 from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.oauth.settings import OAuthSettings
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
@@ -508,6 +509,8 @@ class GatewaySettings(_Model):
     """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
     guardrails: list[GuardrailSettings] = Field(default_factory=list, max_length=256)
     """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""
+    oauth: OAuthSettings | None = None
+    """OAuth 2.1 on `/mcp` (docs/oauth.md): the built-in authorization server and trusted IdPs; null: keys only."""
 
     @field_validator("listen")
     @classmethod
