@@ -17,13 +17,15 @@ import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from llm_proxy.errors import UpstreamStatusError
 from toolpolicy.settings import ProviderSettings
 
 logger = logging.getLogger(__name__)
 
+_FAILURES = (BotoCoreError, ClientError, RuntimeError, OSError)
+"""What loading or refreshing credentials raises: botocore's errors, STS's answers, and expired refreshes."""
 SERVICE = "bedrock"
 """The SigV4 signing name of the Bedrock runtime API."""
 
@@ -61,7 +63,7 @@ class AwsSigner:
     def _chain(self) -> Credentials:
         try:
             found = botocore.session.Session().get_credentials()
-        except BotoCoreError as exc:
+        except _FAILURES as exc:
             raise NoCredentials(f"provider {self.provider!r} could not load AWS credentials: {exc}") from exc
         if found is None:
             raise NoCredentials(
@@ -75,7 +77,7 @@ class AwsSigner:
     def _frozen(self, credentials: Credentials) -> ReadOnlyCredentials:
         try:
             return credentials.get_frozen_credentials()
-        except BotoCoreError as exc:
+        except _FAILURES as exc:
             raise NoCredentials(f"provider {self.provider!r} could not refresh its AWS credentials: {exc}") from exc
 
     async def sign(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:

@@ -288,7 +288,8 @@ async def test_an_exception_mid_stream_reaches_the_client_as_an_error(gateway: G
         stream = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "hi"}], stream=True
         )
-        with pytest.raises(openai.APIError, match=r"provider .bedrock. stream error \(modelStreamErrorException\): the model broke"):
+        broke = r"provider .bedrock. stream error \(modelStreamErrorException\): the model broke"
+        with pytest.raises(openai.APIError, match=broke):
             async for _ in stream:
                 pass
 
