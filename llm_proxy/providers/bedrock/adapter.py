@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from yarl import URL
@@ -18,12 +18,13 @@ from yarl import URL
 from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse
 from llm_proxy.providers.base import Attempt, Op, Reply, join_url
 from llm_proxy.providers.bedrock import converse, embed
-from llm_proxy.providers.bedrock.auth import AwsSigner
-from llm_proxy.providers.bedrock.stream import ConverseToEvents, converse_events
 from llm_proxy.upstream import Upstream, dumps
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.anthropic_stream import EventsToChunks
 from toolpolicy.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from llm_proxy.providers.bedrock.auth import AwsSigner
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -43,7 +44,10 @@ class BedrockAdapter:
         self.upstream = upstream
         region = settings.region or "us-east-1"  # settings require it for this kind
         self.base_url = (settings.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
-        self.signer = AwsSigner(name, settings, region)
+        # botocore (about 0.2 s and 9 MiB to import) is loaded only by gateways that have a bedrock provider.
+        from llm_proxy.providers.bedrock.auth import AwsSigner
+
+        self.signer: AwsSigner = AwsSigner(name, settings, region)
 
     def url(self, model: str, action: str) -> str:
         # The id is percent-encoded once (`:` and `/` of ARNs included), as AWS's SDKs send it.
@@ -75,6 +79,8 @@ class BedrockAdapter:
         return Reply(completion, openai.usage_of(completion.get("usage")))
 
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        from llm_proxy.providers.bedrock.stream import ConverseToEvents, converse_events
+
         payload, json_tool = converse.chat_to_converse(attempt.body, attempt.model)
         body = dumps(payload)
         url, headers = await self.request(self.url(attempt.model, "converse-stream"), body, attempt.key, EVENT_STREAM)
