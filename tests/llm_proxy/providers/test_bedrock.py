@@ -444,3 +444,30 @@ async def test_no_credentials_anywhere_is_a_clear_error(
     assert caught.value.status_code == 502
     assert "provider 'bedrock' found no AWS credentials" in str(caught.value.message)
     assert not bedrock.seen
+
+
+async def test_a_messages_tool_result_reaches_converse_as_a_tool_result(gateway: Gateway, bedrock: BedrockMock) -> None:
+    tool = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}  # type: ignore[index]
+    history: Any = [
+        {"role": "user", "content": "weather in Lima?"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {"city": "Lima"}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_7", "content": "fog", "is_error": True}],
+        },
+    ]
+    async with claude(gateway) as sdk:
+        message = await sdk.messages.create(
+            model=f"bedrock/{CLAUDE}", max_tokens=64, messages=history, tools=[tool], tool_choice={"type": "auto"}
+        )
+    assert message.content[0].type == "text"
+    body = bedrock.seen[0].body
+    assert "toolChoice" not in body["toolConfig"]  # auto is Converse's default
+    assert body["messages"][1]["content"] == [
+        {"toolUse": {"toolUseId": "toolu_7", "name": "get_weather", "input": {"city": "Lima"}}}
+    ]
+    assert body["messages"][2]["content"][0]["toolResult"]["toolUseId"] == "toolu_7"
+    assert body["messages"][2]["content"][0]["toolResult"]["content"] == [{"text": "Error: fog"}]
