@@ -125,7 +125,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 class ProviderSettings(_Model):
     """An upstream LLM provider."""
 
-    kind: Literal["openai", "anthropic", "gemini", "azure", "echo"]
+    kind: Literal["openai", "anthropic", "gemini", "azure", "bedrock", "echo"]
     """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
     base_url: str | None = None
     """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
@@ -135,6 +135,16 @@ class ProviderSettings(_Model):
     """API keys, load-balanced by weight."""
     api_version: str | None = None
     """Azure OpenAI `api-version` query parameter."""
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    """AWS region of a `bedrock` provider, e.g. `us-east-1`: its SigV4 signing region and default `base_url`
+    (`https://bedrock-runtime.<region>.amazonaws.com`)."""
+    aws_access_key_id: str | None = None
+    """A `bedrock` provider's AWS access key id. Empty, with the secret: the standard AWS credential chain
+    (environment, shared config/profile, web identity, instance role) is used, unless `keys` are given."""
+    aws_secret_access_key: SecretStr | None = None
+    """The secret access key that goes with `aws_access_key_id`."""
+    aws_session_token: SecretStr | None = None
+    """The session token of temporary credentials (STS); empty means none."""
     models: list[str] = Field(default_factory=list)
     """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
     the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
@@ -148,6 +158,7 @@ class ProviderSettings(_Model):
     def _azure_needs_base_url(self) -> ProviderSettings:
         if self.kind == "azure" and not self.base_url:
             raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
+        _check_aws(self)
         if self.responses == "native" and self.kind != "openai":
             raise ValueError(f"responses: native needs kind openai; a {self.kind} provider is always translated")
         return self
@@ -166,6 +177,26 @@ class ProviderSettings(_Model):
     def usable_keys(self) -> list[ProviderKey]:
         """The keys with a non-empty value."""
         return [key for key in self.keys if key.value.get_secret_value()]
+
+
+def _check_aws(provider: ProviderSettings) -> None:
+    """A `bedrock` provider has a region and whole credentials; other kinds have no AWS fields."""
+    aws = {
+        "region": provider.region,
+        "aws_access_key_id": provider.aws_access_key_id,
+        "aws_secret_access_key": provider.aws_secret_access_key,
+        "aws_session_token": provider.aws_session_token,
+    }
+    if provider.kind != "bedrock":
+        named = [name for name, value in aws.items() if value is not None]
+        if named:
+            raise ValueError(f"{', '.join(named)} only apply to kind bedrock")
+        return
+    if provider.region is None:
+        raise ValueError("a bedrock provider needs region, e.g. us-east-1")
+    secret = provider.aws_secret_access_key
+    if bool(provider.aws_access_key_id) != bool(secret is not None and secret.get_secret_value()):
+        raise ValueError("give aws_access_key_id and aws_secret_access_key together (or neither, for the AWS chain)")
 
 
 class McpServerSettings(_Model):
