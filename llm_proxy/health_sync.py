@@ -124,8 +124,10 @@ class RedisHealthSync:
             until = float(_text(value))
             if until <= now:
                 ended.append(field)
-            elif kind in ("open", "cool"):
-                self.health.apply(HealthChange(kind, name, until - now))
+            elif kind == "open":
+                self.health.apply(HealthChange("open", name, until - now))
+            elif kind == "cool":
+                self.health.apply(HealthChange("cool", name, until - now))
         if ended:
             await self.redis.hdel(STATE, *ended)
 
@@ -138,7 +140,7 @@ class RedisHealthSync:
         except (ValueError, KeyError, TypeError):
             logger.warning("ignored a malformed message on %s: %r", CHANNEL, data)
             return
-        if kind in ("open", "close", "cool"):
+        if kind == "open" or kind == "close" or kind == "cool":
             self.health.apply(HealthChange(kind, name, max(0.0, until - self.wall())))
 
 

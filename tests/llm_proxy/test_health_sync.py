@@ -124,7 +124,10 @@ async def test_a_replica_keeps_its_own_breakers_while_redis_is_away_and_catches_
     private_redis: RedisServer,
 ) -> None:
     first, second = Health(SETTINGS, clock=Clock()), Health(SETTINGS, clock=Clock())
-    syncs = [RedisHealthSync(first, private_redis.url, reconnect_delay=0.05), RedisHealthSync(second, private_redis.url)]
+    syncs = [
+        RedisHealthSync(first, private_redis.url, reconnect_delay=0.05),
+        RedisHealthSync(second, private_redis.url),
+    ]
     for sync in syncs:
         await sync.start()
     try:

@@ -43,10 +43,8 @@ KEY_CACHE_TTL = 0.5
 PAID_TOOL_COST = 0.1
 """USD each call of the `paid` server's tools costs."""
 
-MCP_SERVERS: dict[str, dict[str, Any]] = {
-    "demo": {"command": str(Path(sys.executable).parent / "isthmus-demo-mcp")},
-    "paid": {"command": str(Path(sys.executable).parent / "isthmus-demo-mcp"), "cost_per_call_usd": PAID_TOOL_COST},
-}
+MCP_SERVERS: dict[str, dict[str, Any]] = {"demo": {}, "paid": {"cost_per_call_usd": PAID_TOOL_COST}}
+"""Servers every replica serves, each the one demo server over Streamable HTTP (as remote servers are deployed)."""
 KEYS: list[dict[str, Any]] = [
     {"name": "mcp", "value": "isk-replicas-mcp", "mcp": {"demo": ["*"]}},
     {"name": "limited", "value": "isk-replicas-limited", "models": ["echo/*"], "rate_limit": {"requests": "10/1d"}},
@@ -99,7 +97,30 @@ class FailingProvider:
         self.server.server_close()
 
 
-def gateway_config(store: str, redis: str, provider_url: str) -> dict[str, Any]:
+class DemoMcpServer:
+    """The demo MCP server over Streamable HTTP on 127.0.0.1, one process for both replicas."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        binary = str(Path(sys.executable).parent / "isthmus-demo-mcp")
+        with open(directory / "demo-mcp.err", "wb") as err:
+            command = [binary, "--http", str(self.port)]
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _listening(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the demo MCP server did not listen:\n{(directory / 'demo-mcp.err').read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def gateway_config(store: str, redis: str, provider_url: str, mcp_url: str) -> dict[str, Any]:
     return {
         "store": store,
         "redis": redis,
@@ -111,7 +132,7 @@ def gateway_config(store: str, redis: str, provider_url: str) -> dict[str, Any]:
         },
         # One failure opens a breaker for longer than the test runs; no retry, so one request is one failure.
         "llm": {"max_retries": 0, "breaker_failures": 1, "breaker_cooldown": 600},
-        "mcp_servers": MCP_SERVERS,
+        "mcp_servers": {name: {"url": mcp_url, **server} for name, server in MCP_SERVERS.items()},
         "customers": [{"name": "replicas"}],
         "teams": [{"name": "legs", "customer": "replicas"}],
         "virtual_keys": [{"team": "legs", **key} for key in KEYS],
@@ -303,11 +324,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     provider = FailingProvider()
     started: list[Server] = []
     nginx: Nginx | None = None
+    mcp: DemoMcpServer | None = None
     try:
         redis.start()
+        mcp = DemoMcpServer(directory)
         store = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
         config = directory / "isthmus.yaml"
-        config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url)))
+        config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url, mcp.url)))
         ports = [_free_port(), _free_port()]
         nginx = Nginx(binary, directory / "nginx", ports)
         cluster = Cluster(directory, config, nginx, provider, started=started)
@@ -321,6 +344,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 server.stop()
         if nginx is not None:
             nginx.stop()
+        if mcp is not None:
+            mcp.stop()
         provider.close()
         redis.stop()
         asyncio.run(_drop_database(database))

@@ -76,7 +76,9 @@ async def test_a_key_rate_limit_holds_exactly_when_concurrent_requests_spread_ov
     async with httpx2.AsyncClient(timeout=30) as client:
 
         async def chat() -> int:
-            response = await client.post(f"{cluster.url}/v1/chat/completions", json=CHAT, headers=bearer("isk-replicas-limited"))
+            response = await client.post(
+                f"{cluster.url}/v1/chat/completions", json=CHAT, headers=bearer("isk-replicas-limited")
+            )
             return response.status_code
 
         statuses = Counter(await _burst(30, chat))
@@ -174,13 +176,20 @@ async def test_a_legacy_session_keeps_working_when_its_requests_alternate_betwee
             f"{cluster.url}/mcp", json=legacy_request("initialize", initialize_params()), headers={**ACCEPT, **key}
         )
         assert opened.status_code == 200, opened.text
-        session = {**ACCEPT, **key, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        session = {
+            **ACCEPT,
+            **key,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-06-18",
+        }
         initialized = await client.post(
             f"{cluster.url}/mcp", json=legacy_request("notifications/initialized", id=None), headers=session
         )
         assert initialized.status_code == 202, initialized.text
         for number in range(4):  # round-robin: consecutive requests land on alternate replicas
-            call = legacy_request("tools/call", {"name": "demo__add", "arguments": {"a": number, "b": 1}}, id=2 + number)
+            call = legacy_request(
+                "tools/call", {"name": "demo__add", "arguments": {"a": number, "b": 1}}, id=2 + number
+            )
             response = await client.post(f"{cluster.url}/mcp", json=call, headers=session)
             assert response.status_code == 200, response.text
             reply = rpc_reply(response.headers.get("content-type", ""), response.text)
