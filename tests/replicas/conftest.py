@@ -214,6 +214,18 @@ class Nginx:
             self.process.wait(timeout=10)
 
 
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports (`_free_port` twice may return one port twice, and two replicas on one port are one)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -331,7 +343,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         store = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
         config = directory / "isthmus.yaml"
         config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url, mcp.url)))
-        ports = [_free_port(), _free_port()]
+        ports = _free_ports(2)
         nginx = Nginx(binary, directory / "nginx", ports)
         cluster = Cluster(directory, config, nginx, provider, started=started)
         for port in ports:  # one after the other: the first migrates and seeds the store
