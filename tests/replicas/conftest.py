@@ -178,9 +178,9 @@ http {{
 class Nginx:
     """nginx as a plain process of its own (no daemon, no master): its prefix, config and logs in `directory`."""
 
-    def __init__(self, binary: str, directory: Path, upstream_ports: list[int]) -> None:
+    def __init__(self, binary: str, directory: Path, port: int, upstream_ports: list[int]) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = port
         servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=1s;" for port in upstream_ports)
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "nginx.conf"
@@ -343,8 +343,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         store = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
         config = directory / "isthmus.yaml"
         config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url, mcp.url)))
-        ports = _free_ports(2)
-        nginx = Nginx(binary, directory / "nginx", ports)
+        *ports, front = _free_ports(3)
+        nginx = Nginx(binary, directory / "nginx", front, ports)
         cluster = Cluster(directory, config, nginx, provider, started=started)
         for port in ports:  # one after the other: the first migrates and seeds the store
             cluster.replicas.append(cluster.replica(port).start())
