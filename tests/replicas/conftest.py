@@ -305,22 +305,13 @@ class Cluster:
         return counts
 
 
-async def _create_database(name: str) -> None:
+async def _on_postgres(statement: str) -> None:
+    """Run one statement on the CI PostgreSQL's test database (creating or dropping the cluster's own)."""
     import asyncpg
 
     connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(statement)
     finally:
         await connection.close()
 
@@ -331,7 +322,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     directory = tmp_path_factory.mktemp("replicas")
     database = f"replicas_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(database))
+    asyncio.run(_on_postgres(f'CREATE DATABASE "{database}"'))
     redis = RedisServer(directory)
     provider = FailingProvider()
     started: list[Server] = []
@@ -360,7 +351,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             mcp.stop()
         provider.close()
         redis.stop()
-        asyncio.run(_drop_database(database))
+        asyncio.run(_on_postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 # Clients of the legs: plain HTTP through nginx, so each request is balanced on its own.
