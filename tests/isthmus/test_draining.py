@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from isthmus.draining import DrainingServer
 from isthmus.http_guard import guarded_protocol
+from tests.isthmus.test_slow_clients import read_until_closed
 from toolpolicy.server_settings import ServerSettings
 
 pytestmark = pytest.mark.anyio
@@ -51,15 +52,12 @@ def _port(server: uvicorn.Server) -> int:
 
 def _answer(sock: socket.socket) -> bytes:
     """Everything the server sent until it closed the connection (b"" when it was reset)."""
-    received = b""
     try:
-        while chunk := sock.recv(65536):
-            received += chunk
+        return read_until_closed(sock)
     except ConnectionResetError:
         return b""
     finally:
         sock.close()
-    return received
 
 
 async def test_connections_queued_on_the_listening_socket_at_shutdown_are_answered() -> None:
