@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates conformance lint typecheck install install-dev clean
+.PHONY: run test test-dates conformance lint typecheck install install-dev clean nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/isthmus serve --config $(CONFIG)
 
-test: install-dev
+# The replica test (tests/replicas, docs/scale-out.md) puts two gateways behind a real nginx: Debian's nginx-light,
+# installed when missing. Where it cannot be installed (no root, no apt) the test skips, and fails with CI=true.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		(apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || \
+		echo "make: could not install nginx; tests/replicas will skip (or fail with CI=true)"
+
+test: install-dev nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -112,9 +112,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     # Imported here, not above: with --workers the supervisor never builds the app, and need not hold its modules.
     from isthmus.app import create_app
+    from isthmus.draining import DrainingServer
 
     _setup_tracing(settings)
-    uvicorn.Server(uvicorn.Config(create_app(settings, freeze_after_start=True), **options)).run()
+    DrainingServer(uvicorn.Config(create_app(settings, freeze_after_start=True), **options)).run()
     return 0
 
 

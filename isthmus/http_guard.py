@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 FD_RESERVE = 256
 """File descriptors kept for everything other than client connections: the store, Redis, upstreams, logs."""
+SHUTDOWN_GRACE = 0.5
+"""Seconds a connection with no request yet stays open at shutdown, for a request already on its way to arrive."""
 
 
 def _plain_response(status: bytes, text: bytes) -> bytes:
@@ -147,6 +149,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.leave_book()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """At server shutdown. A connection with no request yet may have one on its way (nginx connects, then
+        sends): closing it now resets it, and a load balancer does not retry a POST it has sent. So it gets
+        `SHUTDOWN_GRACE` seconds for a request to arrive, served with the connection closing after it."""
+        if self.cycle is None and self in self.book.waiting and not self.transport.is_closing():
+            self.loop.call_later(SHUTDOWN_GRACE, super().shutdown)
+            return
+        super().shutdown()
 
     def handle_websocket_upgrade(self) -> None:
         self.leave_book()  # the WebSocket protocol takes the connection over

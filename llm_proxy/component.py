@@ -10,6 +10,7 @@ from llm_proxy.agent import AgentEdge, AgentLoop, ToolHost
 from llm_proxy.cache import ResponseCache
 from llm_proxy.cache.storage import shared_tier
 from llm_proxy.endpoints import Endpoints
+from llm_proxy.health_sync import RedisHealthSync
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
 from llm_proxy.responses import ResponsesRoutes
@@ -42,6 +43,8 @@ class LlmProxy:
             shared = shared_tier(settings, governance.store)
             self.response_cache = ResponseCache(self.pipeline, settings.cache, shared=shared)
             self.endpoints.cache = self.responses.cache = self.response_cache
+        self.health_sync = RedisHealthSync(self.router.health, settings.redis) if settings.redis else None
+        """Breakers and key cool-downs shared with other replicas, when `redis:` is set (`docs/scale-out.md`)."""
         self.agent: AgentLoop | None = None
         """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
 
@@ -57,6 +60,8 @@ class LlmProxy:
 
     async def start(self) -> None:
         await self.upstream.start()
+        if self.health_sync is not None:
+            await self.health_sync.start()
         if self.response_cache is not None:
             await self.response_cache.start()
         # Providers configured without `models:` have their upstream's listing fetched in the background: a slow
@@ -69,6 +74,8 @@ class LlmProxy:
         if self.response_cache is not None:
             await self.response_cache.stop()
         await self.router.catalog.stop()
+        if self.health_sync is not None:
+            await self.health_sync.stop()
         await self.upstream.close()
 
     def readiness(self) -> dict[str, Any]:
