@@ -117,6 +117,22 @@ class ProviderKey(_Model):
     """Model globs this key may serve; null means every model."""
 
 
+PresetKind = Literal[
+    "groq",
+    "mistral",
+    "together",
+    "fireworks",
+    "deepseek",
+    "xai",
+    "openrouter",
+    "cerebras",
+    "perplexity",
+    "ollama",
+    "vllm",
+    "lmstudio",
+]
+"""OpenAI-compatible services known by name (`llm_proxy.providers.presets`): base URL, auth header and prices."""
+
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 """OpenAI's own API, the `openai` kind's default `base_url`."""
 
@@ -124,8 +140,10 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 class ProviderSettings(_Model):
     """An upstream LLM provider."""
 
-    kind: Literal["openai", "anthropic", "gemini", "azure", "echo"]
-    """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
+    kind: Literal["openai", "anthropic", "gemini", "azure", "vertex", "echo"] | PresetKind
+    """Wire protocol: `openai` also covers every OpenAI-compatible server; `vertex` is Google Cloud's Vertex AI
+    (Gemini and Claude models); a preset kind (`groq`, `ollama`, ...) is an OpenAI-compatible service whose base
+    URL, auth header and prices are known; `echo` is the built-in test provider."""
     base_url: str | None = None
     """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
     version (`https://api.anthropic.com` as in `ANTHROPIC_BASE_URL`, or `.../v1`); `openai` takes it as the OpenAI SDK
@@ -133,7 +151,15 @@ class ProviderSettings(_Model):
     keys: list[ProviderKey] = Field(default_factory=list)
     """API keys, load-balanced by weight."""
     api_version: str | None = None
-    """Azure OpenAI `api-version` query parameter."""
+    """Azure OpenAI `api-version` query parameter (`2024-10-21` when unset), or `v1` for Azure's version-less
+    `/openai/v1` API (the deployment goes in the body's `model`; its Responses API may be native)."""
+    project: str | None = None
+    """`vertex`: the Google Cloud project; unset, the `project_id` of `credentials_file`."""
+    location: str = "us-central1"
+    """`vertex`: the region (`us-central1`, `europe-west4`, ...) or `global`; it picks the default `base_url`."""
+    credentials_file: str | None = None
+    """`vertex`: a service-account JSON (its `token_uri` honoured) or any credentials file google-auth reads;
+    unset, Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's, the metadata server)."""
     models: list[str] = Field(default_factory=list)
     """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
     the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
@@ -147,13 +173,33 @@ class ProviderSettings(_Model):
     def _azure_needs_base_url(self) -> ProviderSettings:
         if self.kind == "azure" and not self.base_url:
             raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
-        if self.responses == "native" and self.kind != "openai":
-            raise ValueError(f"responses: native needs kind openai; a {self.kind} provider is always translated")
+        if self.responses == "native" and self.kind != "openai" and not self.azure_v1:
+            raise ValueError(
+                f"responses: native needs kind openai (or azure with api_version: v1); a {self.kind} provider is "
+                "always translated"
+            )
+        if self.kind == "vertex" and not (self.project or self.credentials_file):
+            raise ValueError("a vertex provider needs project (or a credentials_file whose project_id says it)")
+        if self.kind == "vertex" and self.keys:
+            raise ValueError(
+                "a vertex provider authenticates with credentials_file or Application Default Credentials, not keys"
+            )
+        if self.kind != "vertex" and (self.project or self.credentials_file):
+            raise ValueError(f"project and credentials_file are vertex settings; this provider is {self.kind}")
+        if not re.fullmatch(r"[a-z0-9-]{1,63}", self.location):
+            raise ValueError(f"location {self.location!r} is not a Google Cloud region name (e.g. us-central1)")
         return self
+
+    @property
+    def azure_v1(self) -> bool:
+        """Whether this is an azure provider on Azure's version-less `/openai/v1` API."""
+        return self.kind == "azure" and self.api_version == "v1"
 
     @property
     def native_responses(self) -> bool:
         """Whether `/v1/responses` goes to this provider's own Responses API (see `responses`)."""
+        if self.azure_v1:
+            return self.responses == "native"
         if self.kind != "openai":
             return False
         if self.responses is not None:
