@@ -8,7 +8,7 @@
   `anthropic_version: vertex-2023-10-16` in the body; spoken natively for `/v1/messages`;
 - embeddings (`text-embedding-005`, `gemini-embedding-001`...): `:predict` with `instances`.
 
-A 401 from Vertex drops the cached token, so the retry or the next request gets a new one.
+A 401 from Vertex drops the cached token and the attempt is made once more with a new one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse, Upstrea
 from llm_proxy.providers.anthropic import AnthropicAdapter
 from llm_proxy.providers.base import Attempt, Op, Reply, join_url, versioned
 from llm_proxy.providers.gemini import GeminiAdapter
-from llm_proxy.providers.vertex.auth import TokenSource, load_file
+from llm_proxy.providers.vertex.auth import CredentialsRefused, TokenSource, load_file
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import openai
 from toolpolicy.governor import Usage
@@ -178,19 +178,28 @@ class VertexAdapter:
         try:
             return await adapter.send(attempt)
         except UpstreamStatusError as exc:
-            self._refused(exc)
-            raise
+            if not self._token_lapsed(exc):
+                raise
+        return await adapter.send(attempt)
 
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
         adapter = self._adapter(attempt)
-        try:
-            async with aclosing(adapter.stream(attempt)) as events:
-                async for event in events:
-                    yield event
-        except UpstreamStatusError as exc:
-            self._refused(exc)
-            raise
+        started = False
+        for last_try in (False, True):
+            try:
+                async with aclosing(adapter.stream(attempt)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
+                return
+            except UpstreamStatusError as exc:
+                if started or last_try or not self._token_lapsed(exc):
+                    raise
 
-    def _refused(self, exc: UpstreamStatusError) -> None:
-        if exc.upstream_status == 401:
-            self.tokens.invalidate()
+    def _token_lapsed(self, exc: UpstreamStatusError) -> bool:
+        """Whether Vertex refused a token it had taken before (expired early, revoked): then it is dropped and the
+        attempt made once more with a new one, rather than cooling the provider's credentials down."""
+        if exc.upstream_status != 401 or isinstance(exc, CredentialsRefused):
+            return False
+        self.tokens.invalidate()
+        return True

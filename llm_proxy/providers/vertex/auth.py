@@ -8,7 +8,9 @@ refreshed `REFRESH_MARGIN` before it expires, by an injectable clock; concurrent
 
 from __future__ import annotations
 
+import json
 import logging
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ import google.auth.exceptions
 import google.auth.transport
 import google.auth.transport.requests
 from google.auth.credentials import Credentials
+from google.oauth2 import service_account
 
 from llm_proxy.errors import UpstreamStatusError, UpstreamUnavailable
 
@@ -32,13 +35,37 @@ TOKEN_TIMEOUT = 30.0
 """Seconds one call to the token endpoint may take."""
 
 
+class CredentialsRefused(UpstreamStatusError):
+    """No access token: the token endpoint refused the credentials, or there are none (a 401 of the provider's)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, upstream_status=401)
+
+
 def load_file(path: str) -> tuple[Credentials, str | None]:
-    """The credentials in a file and the project it names; a clear ValueError when it cannot be used."""
+    """The credentials in a file and the project it names; a clear ValueError when it cannot be used.
+
+    A service account is loaded as one; other types (authorized user, workload identity federation) through
+    google-auth's generic loader, whose warning about credentials from untrusted sources does not apply to the
+    operator's own config.
+    """
     try:
-        credentials, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
-            path, scopes=list(SCOPES)
-        )
-    except google.auth.exceptions.DefaultCredentialsError as exc:
+        with open(path, encoding="utf-8") as file:
+            info = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"credentials_file {path!r} cannot be read as JSON: {exc}") from None
+    try:
+        if isinstance(info, dict) and info.get("type") == "service_account":
+            account = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=list(SCOPES)
+            )
+            return account, info.get("project_id")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            credentials, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
+                path, scopes=list(SCOPES)
+            )
+    except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
         raise ValueError(f"credentials_file {path!r} cannot be used: {exc}") from None
     return credentials, project
 
@@ -115,22 +142,19 @@ class TokenSource:
                 self.credentials, self.project = google.auth.default(scopes=list(SCOPES), request=request)
             self.credentials.refresh(request)  # type: ignore[no-untyped-call]  # untyped in google-auth
         except google.auth.exceptions.DefaultCredentialsError as exc:
-            raise UpstreamStatusError(
+            raise CredentialsRefused(
                 f"provider {self.provider!r} has no credentials_file and found no Application Default Credentials: "
-                f"{exc}",
-                upstream_status=401,
+                f"{exc}"
             ) from None
         except google.auth.exceptions.TransportError as exc:
             raise UpstreamUnavailable(f"provider {self.provider!r} could not reach its token endpoint: {exc}") from None
         except google.auth.exceptions.RefreshError as exc:
             if exc.retryable:
                 raise UpstreamUnavailable(f"provider {self.provider!r} token endpoint failed: {exc}") from None
-            raise UpstreamStatusError(
-                f"provider {self.provider!r} was refused an access token: {exc}", upstream_status=401
-            ) from None
+            raise CredentialsRefused(f"provider {self.provider!r} was refused an access token: {exc}") from None
         token = self.credentials.token
         if not isinstance(token, str) or not token:
-            raise UpstreamStatusError(f"provider {self.provider!r} got no access token", upstream_status=401)
+            raise CredentialsRefused(f"provider {self.provider!r} got no access token")
         expiry = self.credentials.expiry
         self._token = token
         # google-auth keeps expiry as a naive UTC datetime.
