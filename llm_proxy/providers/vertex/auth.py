@@ -113,6 +113,11 @@ class TokenSource:
         self._lock = anyio.Lock()
         self._transport = _Transport()
 
+    @property
+    def expiry(self) -> datetime | None:
+        """When the cached token expires (None: no token yet, or one without an expiry)."""
+        return self._expiry if self._token is not None else None
+
     def fresh(self) -> bool:
         """Whether the cached token may still be used (it expires later than `REFRESH_MARGIN` from now)."""
         if self._token is None:

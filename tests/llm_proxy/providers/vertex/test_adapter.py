@@ -15,7 +15,7 @@ import pytest
 from llm_proxy import estimate
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
-from tests.llm_proxy.providers.vertex_mock import AUDIENCE, PROJECT, VertexMock, new_key, service_account_file
+from tests.llm_proxy.providers.vertex.mock import AUDIENCE, PROJECT, VertexMock, new_key, service_account_file
 from toolpolicy.pricing import PriceTable
 from toolpolicy.types import ModelTarget
 
