@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.llm_proxy.mock_provider import Seen, anthropic_messages, gemini, json_reply
+from tests.llm_proxy.mock_provider import Seen, anthropic_messages, gemini, json_reply, listen
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -166,12 +166,7 @@ class VertexMock:
             "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}", self._model
         )
         self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await listen(self._runner)
 
     async def close(self) -> None:
         if self._runner is not None:

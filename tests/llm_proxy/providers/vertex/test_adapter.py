@@ -26,16 +26,6 @@ CLAUDE = "vertex/claude-sonnet-4-5@20250929"
 BASE = f"/v1/projects/{PROJECT}/locations/us-central1/publishers"
 
 
-@pytest.fixture
-async def vertex() -> AsyncIterator[VertexMock]:
-    mock = VertexMock(new_key())
-    await mock.start()
-    try:
-        yield mock
-    finally:
-        await mock.close()
-
-
 def vertex_provider(tmp_path: Path, vertex: VertexMock, **extra: Any) -> dict[str, Any]:
     credentials = service_account_file(tmp_path / "sa.json", vertex.account_key, vertex.token_uri)
     return {"kind": "vertex", "location": "us-central1", "credentials_file": str(credentials), "base_url": vertex.url}

@@ -3,7 +3,6 @@ Application Default Credentials, and clear errors for files that cannot be used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,16 +22,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def vertex() -> AsyncIterator[VertexMock]:
-    mock = VertexMock(new_key())
-    await mock.start()
-    try:
-        yield mock
-    finally:
-        await mock.close()
 
 
 def source_for(tmp_path: Path, vertex: VertexMock, clock: Clock) -> TokenSource:
