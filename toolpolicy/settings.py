@@ -155,8 +155,9 @@ class ProviderSettings(_Model):
     `/openai/v1` API (the deployment goes in the body's `model`; its Responses API may be native)."""
     project: str | None = None
     """`vertex`: the Google Cloud project; unset, the `project_id` of `credentials_file`."""
-    location: str = "us-central1"
-    """`vertex`: the region (`us-central1`, `europe-west4`, ...) or `global`; it picks the default `base_url`."""
+    location: str | None = None
+    """`vertex`: the region (`us-central1` when unset, `europe-west4`, ...) or `global`; it picks the default
+    `base_url`."""
     credentials_file: str | None = None
     """`vertex`: a service-account JSON (its `token_uri` honoured) or any credentials file google-auth reads;
     unset, Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's, the metadata server)."""
@@ -184,9 +185,9 @@ class ProviderSettings(_Model):
             raise ValueError(
                 "a vertex provider authenticates with credentials_file or Application Default Credentials, not keys"
             )
-        if self.kind != "vertex" and (self.project or self.credentials_file):
-            raise ValueError(f"project and credentials_file are vertex settings; this provider is {self.kind}")
-        if not re.fullmatch(r"[a-z0-9-]{1,63}", self.location):
+        if self.kind != "vertex" and (self.project or self.credentials_file or self.location):
+            raise ValueError(f"project, location and credentials_file are vertex settings; this is {self.kind}")
+        if self.location is not None and not re.fullmatch(r"[a-z0-9-]{1,63}", self.location):
             raise ValueError(f"location {self.location!r} is not a Google Cloud region name (e.g. us-central1)")
         return self
 

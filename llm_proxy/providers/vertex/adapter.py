@@ -29,6 +29,7 @@ from toolpolicy.governor import Usage
 from toolpolicy.settings import ProviderSettings
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
+DEFAULT_LOCATION = "us-central1"
 _CLAUDE_OPS: frozenset[Op] = frozenset({"chat", "messages"})
 _GEMINI_OPS: frozenset[Op] = frozenset({"chat", "embeddings"})
 _EMBED_BATCH = 250
@@ -137,14 +138,14 @@ class VertexAdapter:
 
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
-        self.location = settings.location
+        self.location = settings.location or DEFAULT_LOCATION
         credentials, file_project = load_file(settings.credentials_file) if settings.credentials_file else (None, None)
         project = settings.project or file_project
         if not project:
             raise ValueError(f"provider {name!r}: credentials_file {settings.credentials_file!r} names no project_id")
         self.project = project
         self.tokens = TokenSource(name, credentials)
-        self.base_url = versioned(settings.base_url or default_base_url(settings.location), "v1")
+        self.base_url = versioned(settings.base_url or default_base_url(self.location), "v1")
         self.gemini = _Gemini(self, settings, upstream)
         self.claude = _Claude(self, settings, upstream)
 

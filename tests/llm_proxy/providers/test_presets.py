@@ -3,6 +3,7 @@ with a Bearer key, priced from the shipped table; `isthmus check` accepts each."
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
 
@@ -128,3 +129,14 @@ async def test_a_preset_without_embeddings_refuses_them_for_the_next_target(tmp_
             with pytest.raises(openai.APIStatusError):
                 await sdk.embeddings.create(model="groq/some-embedder", input="x")
     assert not mock.seen
+
+
+async def test_a_preset_with_embeddings_serves_them(tmp_path: Path, mock: MockProvider) -> None:
+    providers = {"mistral": {**minimal("mistral"), "base_url": f"{mock.url}/v1"}}
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
+        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+            reply = await sdk.embeddings.create(model="mistral/mistral-embed", input="x", encoding_format="float")
+        [record] = await gateway.wait_records(1)
+    assert reply.data[0].embedding == [0.5, -0.25, 0.0]
+    assert mock.seen[0].path == "/v1/embeddings" and mock.seen[0].headers["Authorization"] == "Bearer mistral-secret"
+    assert record.cost_usd == Decimal("0.1") * 5 / 1_000_000

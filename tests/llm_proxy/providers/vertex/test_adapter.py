@@ -11,12 +11,16 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from pydantic import ValidationError
 
 from llm_proxy import estimate
+from llm_proxy.providers.vertex import VertexAdapter
+from llm_proxy.upstream import Upstream
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 from tests.llm_proxy.providers.vertex.mock import AUDIENCE, PROJECT, VertexMock, new_key, service_account_file
 from toolpolicy.pricing import PriceTable
+from toolpolicy.settings import LlmSettings, ProviderSettings
 from toolpolicy.types import ModelTarget
 
 pytestmark = pytest.mark.anyio
@@ -258,3 +262,57 @@ async def test_a_vertex_provider_sits_beside_others_in_a_fallback_chain(
         )
         text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
     assert text == "echo:hello" and mock.seen[0].key == "sk-o"
+
+
+async def test_the_responses_api_reaches_both_model_families_translated(gateway: Gateway, vertex: VertexMock) -> None:
+    async with gpt(gateway) as sdk:
+        from_gemini = await sdk.responses.create(model=GEMINI, input="hello")
+        from_claude = await sdk.responses.create(model=CLAUDE, input="there", reasoning={"effort": "low"})
+        async with sdk.responses.stream(model=GEMINI, input="streamed") as stream:
+            final = await stream.get_final_response()
+    assert from_gemini.output_text == "echo:hello" and from_claude.output_text == "echo:there"
+    assert final.output_text == "echo:streamed"
+    gemini_seen, claude_seen, _ = vertex.seen
+    assert gemini_seen.path.endswith("gemini-2.5-flash:generateContent")
+    assert claude_seen.path.endswith(":rawPredict")
+    assert claude_seen.body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+@pytest.mark.parametrize(
+    ("location", "base"),
+    [
+        (None, "https://us-central1-aiplatform.googleapis.com/v1"),
+        ("europe-west4", "https://europe-west4-aiplatform.googleapis.com/v1"),
+        ("global", "https://aiplatform.googleapis.com/v1"),
+    ],
+)
+def test_the_default_base_url_follows_the_location(location: str | None, base: str) -> None:
+    settings = ProviderSettings.model_validate({"kind": "vertex", "project": "p", "location": location})
+    adapter = VertexAdapter("vertex", settings, Upstream(LlmSettings()))
+    assert adapter.base_url == base and adapter.tokens.credentials is None  # ADC, looked up on first use
+    where = location or "us-central1"
+    assert adapter.model_url("google", "gemini-2.5-pro", "generateContent") == (
+        f"{base}/projects/p/locations/{where}/publishers/google/models/gemini-2.5-pro:generateContent"
+    )
+
+
+def test_the_project_comes_from_the_credentials_file_unless_given(tmp_path: Path) -> None:
+    path = str(service_account_file(tmp_path / "sa.json", new_key(), "https://oauth2.example/token"))
+    from_file = ProviderSettings.model_validate({"kind": "vertex", "credentials_file": path})
+    given = ProviderSettings.model_validate({"kind": "vertex", "credentials_file": path, "project": "other"})
+    assert VertexAdapter("v", from_file, Upstream(LlmSettings())).project == PROJECT
+    assert VertexAdapter("v", given, Upstream(LlmSettings())).project == "other"
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"kind": "vertex"}, "needs project"),
+        ({"kind": "vertex", "project": "p", "keys": [{"value": "k"}]}, "not keys"),
+        ({"kind": "vertex", "project": "p", "location": "US Central"}, "not a Google Cloud region"),
+        ({"kind": "openai", "location": "us-central1"}, "are vertex settings"),
+    ],
+)
+def test_a_vertex_config_that_cannot_work_is_refused_with_the_reason(config: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        ProviderSettings.model_validate(config)
