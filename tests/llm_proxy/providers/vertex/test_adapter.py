@@ -4,6 +4,7 @@ Gemini and Claude models streamed and not, embeddings, failover, spend and budge
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from llm_proxy import estimate
 from llm_proxy.providers.vertex import VertexAdapter
+from llm_proxy.providers.vertex.auth import REFRESH_MARGIN
 from llm_proxy.upstream import Upstream
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
@@ -316,3 +318,21 @@ def test_the_project_comes_from_the_credentials_file_unless_given(tmp_path: Path
 def test_a_vertex_config_that_cannot_work_is_refused_with_the_reason(config: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         ProviderSettings.model_validate(config)
+
+
+async def test_the_gateway_refreshes_the_token_before_it_expires(gateway: Gateway, vertex: VertexMock) -> None:
+    adapter = gateway.proxy.router.adapters["vertex"]
+    assert isinstance(adapter, VertexAdapter)
+    async with gpt(gateway) as sdk:
+        await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "one"}])
+        expiry = adapter.tokens.expiry
+        assert expiry is not None
+        adapter.tokens.clock = lambda: expiry - REFRESH_MARGIN - timedelta(seconds=1)
+        await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "two"}])
+        adapter.tokens.clock = lambda: expiry - REFRESH_MARGIN + timedelta(seconds=1)
+        await sdk.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "three"}])
+    assert [seen.headers["Authorization"] for seen in vertex.seen] == [
+        "Bearer ya29.mock-1",
+        "Bearer ya29.mock-1",
+        "Bearer ya29.mock-2",
+    ]
