@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -33,6 +33,9 @@ from toolpolicy.names import model_name, tool_name
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
+
+if TYPE_CHECKING:
+    from isthmus.oauth import OAuthGateway
 
 logger = logging.getLogger(__name__)
 
@@ -158,14 +161,19 @@ async def authorize_endpoint(request: Request) -> Response:
     return JSONResponse({**body, "target": {"kind": target.kind, "name": target.name}}, headers=headers)
 
 
-def default_components(governance: Governance) -> list[Component]:
-    """The halves served by `isthmus serve`."""
+def default_components(governance: Governance, oauth: OAuthGateway | None = None) -> list[Component]:
+    """The halves served by `isthmus serve` (with `oauth`, `/mcp` takes its tokens too)."""
     from isthmus.agent_tools import HubAgentTools
     from llm_proxy import LlmProxy
     from llm_proxy.inprocess import InProcessChat
     from mcp_hub import McpHub
 
-    proxy, hub = LlmProxy(governance), McpHub(governance)
+    proxy = LlmProxy(governance)
+    hub = (
+        McpHub(governance)
+        if oauth is None
+        else McpHub(governance, credentials=oauth.credentials, challenge=oauth.challenge)
+    )
     hub.sample_with(InProcessChat(proxy.pipeline))  # gateway-served sampling runs through the proxy, in-process
     proxy.run_tools_with(HubAgentTools(hub))  # agent mode's tools run through the hub's governed path
     return [proxy, hub]
@@ -178,6 +186,7 @@ def create_app(
     components: list[Component] | None = None,
     freeze_after_start: bool = False,
     direct: bool = True,
+    oauth: OAuthGateway | None = None,
 ) -> Starlette:
     """The gateway app. Its lifespan starts the governance core, then the components, and stops them in reverse.
 
@@ -186,11 +195,19 @@ def create_app(
     modules: most of the heap) out of the cyclic garbage collector's sight, so its full collections, which would
     otherwise walk all of it every few thousand requests and stall every request in flight, see only request
     garbage. Objects are still freed by reference counting as before.
+    `oauth` serves `/mcp` as an OAuth protected resource (built from `settings.oauth` when not given; tests pass
+    one to share it with the components they pass).
     `direct=False` sends the hot routes through Starlette's middleware and router too (`isthmus.dispatch`): the
     same responses, more work per request; tests compare the two.
     """
     governance = governance or Governance(settings)
-    parts = default_components(governance) if components is None else components
+    if oauth is None and settings.oauth is not None:
+        from isthmus.oauth import OAuthGateway
+
+        oauth = OAuthGateway(governance)
+    parts = default_components(governance, oauth) if components is None else list(components)
+    if oauth is not None:
+        parts.insert(0, oauth)  # its signing key exists before the hub serves
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

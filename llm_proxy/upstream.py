@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp.typedefs import StrOrURL
 
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
 from toolpolicy.settings import LlmSettings
@@ -25,6 +26,11 @@ _SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream
 
 def dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _body(payload: Any) -> bytes:
+    """The request body: JSON for a payload, or bytes already encoded (a signed request sends the bytes signed)."""
+    return payload if isinstance(payload, bytes) else dumps(payload)
 
 
 class Upstream:
@@ -60,13 +66,14 @@ class Upstream:
         return self._session
 
     async def post_json(
-        self, provider: str, url: str, headers: Mapping[str, str], payload: Any
+        self, provider: str, url: StrOrURL, headers: Mapping[str, str], payload: Any
     ) -> tuple[dict[str, Any], bytes]:
-        """POST a JSON body; return the JSON object answered and its bytes."""
+        """POST a JSON body; return the JSON object answered and its bytes. A `yarl.URL(..., encoded=True)` is sent
+        as it is, for a signed URL whose percent-escapes must reach the server unchanged."""
         try:
             outgoing = {**_JSON_HEADERS, **headers}
             inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
-            async with self.session.post(url, data=dumps(payload), headers=outgoing) as resp:
+            async with self.session.post(url, data=_body(payload), headers=outgoing) as resp:
                 raw = await self._read_all(provider, resp)
                 if resp.status >= 400:
                     raise status_error(provider, resp.status, resp.headers, raw)
@@ -75,14 +82,14 @@ class Upstream:
         return parse_object(provider, raw), raw
 
     async def post_stream(
-        self, provider: str, url: str, headers: Mapping[str, str], payload: Any
+        self, provider: str, url: StrOrURL, headers: Mapping[str, str], payload: Any
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body and yield the answer's bytes as they arrive (an error status raises before any)."""
         limit = self.settings.max_response_bytes
         try:
             outgoing = {**_SSE_HEADERS, **headers}
             inject(outgoing)
-            async with self.session.post(url, data=dumps(payload), headers=outgoing) as resp:
+            async with self.session.post(url, data=_body(payload), headers=outgoing) as resp:
                 if resp.status >= 400:
                     raise status_error(provider, resp.status, resp.headers, await self._read_all(provider, resp))
                 received = 0
@@ -160,6 +167,11 @@ def parse_object(provider: str, raw: bytes) -> dict[str, Any]:
 
 def status_error(provider: str, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamStatusError:
     message, kind = _error_detail(raw)
+    # AWS names its error in a header: `x-amzn-ErrorType: UnrecognizedClientException:http://internal.amazon.com/...`
+    aws_type = (headers.get("x-amzn-errortype") or "").partition(":")[0].strip()
+    if aws_type:
+        kind = aws_type
+        message = f"{aws_type}: {message}"
     return UpstreamStatusError(
         f"provider {provider!r} answered {status}: {message}",
         upstream_status=status,

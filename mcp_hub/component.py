@@ -19,7 +19,7 @@ from mcp_hub.admin import admin_routes
 from mcp_hub.bundles import build_bundles
 from mcp_hub.catalog import Catalog, Kind, Snapshot
 from mcp_hub.codemode import CodeMode
-from mcp_hub.endpoint import McpEndpoint, transport_security
+from mcp_hub.endpoint import Challenge, McpEndpoint, transport_security
 from mcp_hub.fairness import KeyCaps
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
@@ -33,6 +33,7 @@ from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.supervisor import Supervisor
+from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
 
@@ -47,8 +48,17 @@ class McpHub:
 
     name = "mcp"
 
-    def __init__(self, governance: Governance) -> None:
+    def __init__(
+        self,
+        governance: Governance,
+        *,
+        credentials: CredentialResolver | None = None,
+        challenge: Challenge | None = None,
+    ) -> None:
+        """`credentials` resolves what `/mcp` callers present (default: virtual keys only; with OAuth on, tokens
+        too), and `challenge` is the 401's `WWW-Authenticate` (`isthmus.oauth` supplies both)."""
         self.governance = governance
+        self.credentials: CredentialResolver = credentials or governance.keys
         self.settings = governance.settings.mcp
         servers = governance.settings.mcp_servers
         self.catalog = Catalog({name: server.overrides for name, server in servers.items() if server.overrides})
@@ -85,13 +95,14 @@ class McpHub:
         self.server = build_server(handlers, VERSION)
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(
-            governance.keys,
+            self.credentials,
             enabled.keys(),
             lambda: self._manager,
             self.code_mode_servers,
             max_body_bytes=self.settings.max_body_bytes,
             bundles=self.bundles,
             fast_path=self.settings.fast_path,
+            challenge=challenge,
         )
         self.rest = RestApi(
             governance.keys, self.tools, self.settings.max_body_bytes, self.code_mode_servers, bundles=self.bundles
@@ -173,7 +184,7 @@ class McpHub:
             await self._start_code_mode()
             async with manager.run(), anyio.create_task_group() as tg:
                 self._manager = manager
-                await tg.start(self.feed.run, self.governance.keys, self.settings.key_watch_interval)
+                await tg.start(self.feed.run, self.credentials, self.settings.key_watch_interval)
                 await tg.start(self.relay.run)
                 await tg.start(self.supervisor.run)
                 started.set_result(None)

@@ -42,7 +42,7 @@ from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from toolpolicy.jsonbody import decode_json, read_body
-from toolpolicy.keys import KeyResolver
+from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,21 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
 
-def jsonrpc_error_response(error: GatewayError, *, request_id: object = None, code: int | None = None) -> Response:
+Challenge = Callable[[str | None], str]
+"""The `WWW-Authenticate` value of a 401 on `/mcp` (None) or `/mcp/<name>`: with OAuth on, it names the resource
+metadata (RFC 9728), which is how MCP clients discover where to sign in."""
+
+
+def jsonrpc_error_response(
+    error: GatewayError, *, request_id: object = None, code: int | None = None, challenge: str | None = None
+) -> Response:
     code = error.jsonrpc_code if code is None else code
     body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": error.message}}
-    headers = {"WWW-Authenticate": 'Bearer realm="isthmus"'} if error.status == 401 else None
+    headers = None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": challenge or 'Bearer realm="isthmus"'}
+        if challenge and error.code == "invalid_token":
+            headers["WWW-Authenticate"] += ', error="invalid_token"'
     return Response(json.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
 
 
@@ -89,7 +100,7 @@ class McpEndpoint:
 
     def __init__(
         self,
-        keys: KeyResolver,
+        keys: CredentialResolver,
         servers: Collection[str],
         manager: Callable[[], StreamableHTTPSessionManager | None],
         code_mode_servers: frozenset[str] = frozenset(),
@@ -97,8 +108,10 @@ class McpEndpoint:
         max_body_bytes: int,
         bundles: Mapping[str, Bundle] | None = None,
         fast_path: bool = True,
+        challenge: Challenge | None = None,
     ) -> None:
         self.keys = keys
+        self.challenge = challenge
         self.servers = servers
         self.manager = manager
         self.code_mode_servers = code_mode_servers
@@ -122,7 +135,9 @@ class McpEndpoint:
             principal = await self.keys.resolve(secret)
         except GatewayError as exc:
             logger.info("MCP request to %s refused: %s (%s)", scope.get("path"), exc.reason, exc.message)
-            await jsonrpc_error_response(exc)(scope, receive, send)
+            name = scope.get("path_params", {}).get("server")
+            challenge = self.challenge(name) if self.challenge is not None and exc.status == 401 else None
+            await jsonrpc_error_response(exc, challenge=challenge)(scope, receive, send)
             return
         except Exception:
             logger.exception("MCP hub: resolving a key failed")

@@ -22,8 +22,8 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import ALL_KINDS, Kind
-from toolpolicy.errors import AuthenticationError
-from toolpolicy.keys import KeyResolver
+from toolpolicy.errors import AuthenticationError, PermissionDenied
+from toolpolicy.oauth.resolver import CredentialResolver
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class ChangeFeed:
         if scope.cancelled_caught:
             logger.info("change notice to subscriber %d timed out (client not reading?)", subscriber.id)
 
-    async def run(self, keys: KeyResolver, interval: float, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, keys: CredentialResolver, interval: float, *, task_status: TaskStatus[None]) -> None:
         """Deliver notices and watch keys until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -115,11 +115,11 @@ class ChangeFeed:
             finally:
                 self._tg = None
 
-    async def check_keys(self, keys: KeyResolver) -> None:
+    async def check_keys(self, keys: CredentialResolver) -> None:
         for subscriber in list(self._subscribers.values()):
             try:
                 principal = await keys.resolve(subscriber.caller.secret)
-            except AuthenticationError as exc:
+            except (AuthenticationError, PermissionDenied) as exc:
                 logger.info("key %r of a connected client: %s", subscriber.caller.principal.key_name, exc.message)
                 self.unsubscribe(subscriber)
                 self._dispatch(subscriber, ALL_KINDS)

@@ -50,7 +50,7 @@ from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, Per
 from toolpolicy.governor import Call, Usage
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
-from toolpolicy.types import ToolTarget
+from toolpolicy.types import Principal, ToolTarget
 
 CANCELLED_STATUS = 499
 PROTOCOL_ERRORS = frozenset({types.MISSING_REQUIRED_CLIENT_CAPABILITY})
@@ -272,6 +272,7 @@ class CallRecord:
             self.outcome, self.status, self.reason = "upstream_error", 500, type(exc).__name__
 
     def build(self, elapsed: float) -> AuditRecord:
+        """The call's record; a call made with an OAuth token names its client and subject too."""
         principal = self.caller.principal
         return AuditRecord(
             request_id=self.request_id,
@@ -286,5 +287,13 @@ class CallRecord:
             customer=principal.customer,
             reason=self.reason,
             cost_usd=self.cost_usd,
-            details={**self.details, "outcome": self.outcome},
+            details={**self.details, "outcome": self.outcome, **oauth_details(principal)},
         )
+
+
+def oauth_details(principal: Principal) -> dict[str, str]:
+    """`oauth_client`, `subject` and `oauth_issuer` of a caller signed in with a token; nothing for a key."""
+    via = principal.oauth
+    if via is None:
+        return {}
+    return {"oauth_client": via.client_id, "subject": via.subject, "oauth_issuer": via.issuer}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from toolpolicy import quarantine
@@ -99,6 +100,8 @@ class Governance:
             metrics=self.metrics,
             journal=self.rate_journal,
         )
+        self.change_listeners: list[Callable[[], None]] = []
+        """Called by `changed()` too: caches derived from keys (OAuth tokens bound to them) forget them at once."""
         self.started = False
         self._pruner: asyncio.Task[None] | None = None
 
@@ -151,3 +154,5 @@ class Governance:
     def changed(self) -> None:
         """Called after this replica changes keys, teams or customers, so it sees the change at once."""
         self.keys.invalidate()
+        for listener in self.change_listeners:
+            listener()

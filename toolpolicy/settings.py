@@ -25,6 +25,8 @@ from toolpolicy.cache_settings import CacheSettings, KeyCache
 from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
+from toolpolicy.oauth.settings import OAuthSettings
+from toolpolicy.provider_settings import ProviderKey as ProviderKey, ProviderSettings as ProviderSettings
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
@@ -104,114 +106,6 @@ class McpRateLimit(_Model):
     """Tool calls per window for one server, by server name."""
     concurrency: McpKeyCapOverrides | None = None
     """This key's own caps on sessions, listen streams and Code Mode runs held at once (replacing `mcp.per_key`)."""
-
-
-class ProviderKey(_Model):
-    """One API key of an LLM provider."""
-
-    value: SecretStr
-    """The provider's API key. An empty value (e.g. an unset `${VAR:-}`) leaves this key out of rotation."""
-    weight: float = Field(default=1.0, gt=0)
-    """Relative share of traffic among the keys that allow the model."""
-    models: list[str] | None = None
-    """Model globs this key may serve; null means every model."""
-
-
-PresetKind = Literal[
-    "groq",
-    "mistral",
-    "together",
-    "fireworks",
-    "deepseek",
-    "xai",
-    "openrouter",
-    "cerebras",
-    "perplexity",
-    "ollama",
-    "vllm",
-    "lmstudio",
-]
-"""OpenAI-compatible services known by name (`llm_proxy.providers.presets`): base URL, auth header and prices."""
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-"""OpenAI's own API, the `openai` kind's default `base_url`."""
-
-
-class ProviderSettings(_Model):
-    """An upstream LLM provider."""
-
-    kind: Literal["openai", "anthropic", "gemini", "azure", "vertex", "echo"] | PresetKind
-    """Wire protocol: `openai` also covers every OpenAI-compatible server; `vertex` is Google Cloud's Vertex AI
-    (Gemini and Claude models); a preset kind (`groq`, `ollama`, ...) is an OpenAI-compatible service whose base
-    URL, auth header and prices are known; `echo` is the built-in test provider."""
-    base_url: str | None = None
-    """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
-    version (`https://api.anthropic.com` as in `ANTHROPIC_BASE_URL`, or `.../v1`); `openai` takes it as the OpenAI SDK
-    does, version included (`https://api.openai.com` alone means `.../v1`)."""
-    keys: list[ProviderKey] = Field(default_factory=list)
-    """API keys, load-balanced by weight."""
-    api_version: str | None = None
-    """Azure OpenAI `api-version` query parameter (`2024-10-21` when unset), or `v1` for Azure's version-less
-    `/openai/v1` API (the deployment goes in the body's `model`; its Responses API may be native)."""
-    project: str | None = None
-    """`vertex`: the Google Cloud project; unset, the `project_id` of `credentials_file`."""
-    location: str | None = None
-    """`vertex`: the region (`us-central1` when unset, `europe-west4`, ...) or `global`; it picks the default
-    `base_url`."""
-    credentials_file: str | None = None
-    """`vertex`: a service-account JSON (its `token_uri` honoured) or any credentials file google-auth reads;
-    unset, Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's, the metadata server)."""
-    models: list[str] = Field(default_factory=list)
-    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
-    the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
-    responses: Literal["native", "chat"] | None = None
-    """How `/v1/responses` reaches an `openai`-kind provider: `native` posts to its own `/responses`, `chat`
-    translates to chat completions (for OpenAI-compatible servers without the Responses API: vLLM, Ollama...).
-    Unset: `native` when `base_url` is unset or OpenAI's own, `chat` for any other `base_url`. Other kinds always
-    translate, so only `chat` (or unset) is accepted for them."""
-
-    @model_validator(mode="after")
-    def _azure_needs_base_url(self) -> ProviderSettings:
-        if self.kind == "azure" and not self.base_url:
-            raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
-        if self.responses == "native" and self.kind != "openai" and not self.azure_v1:
-            raise ValueError(
-                f"responses: native needs kind openai (or azure with api_version: v1); a {self.kind} provider is "
-                "always translated"
-            )
-        if self.kind == "vertex" and not (self.project or self.credentials_file):
-            raise ValueError("a vertex provider needs project (or a credentials_file whose project_id says it)")
-        if self.kind == "vertex" and self.keys:
-            raise ValueError(
-                "a vertex provider authenticates with credentials_file or Application Default Credentials, not keys"
-            )
-        if self.kind != "vertex" and (self.project or self.credentials_file or self.location):
-            raise ValueError(f"project, location and credentials_file are vertex settings; this is {self.kind}")
-        if self.location is not None and not re.fullmatch(r"[a-z0-9-]{1,63}", self.location):
-            raise ValueError(f"location {self.location!r} is not a Google Cloud region name (e.g. us-central1)")
-        return self
-
-    @property
-    def azure_v1(self) -> bool:
-        """Whether this is an azure provider on Azure's version-less `/openai/v1` API."""
-        return self.kind == "azure" and self.api_version == "v1"
-
-    @property
-    def native_responses(self) -> bool:
-        """Whether `/v1/responses` goes to this provider's own Responses API (see `responses`)."""
-        if self.azure_v1:
-            return self.responses == "native"
-        if self.kind != "openai":
-            return False
-        if self.responses is not None:
-            return self.responses == "native"
-        # OpenAI's own host, as pasted with or without its version (the adapter adds `/v1` to the bare host).
-        return self.base_url is None or self.base_url.rstrip("/") in (OPENAI_BASE_URL, OPENAI_BASE_URL[: -len("/v1")])
-
-    @property
-    def usable_keys(self) -> list[ProviderKey]:
-        """The keys with a non-empty value."""
-        return [key for key in self.keys if key.value.get_secret_value()]
 
 
 class McpServerSettings(_Model):
@@ -555,6 +449,8 @@ class GatewaySettings(_Model):
     """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
     guardrails: list[GuardrailSettings] = Field(default_factory=list, max_length=256)
     """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""
+    oauth: OAuthSettings | None = None
+    """OAuth 2.1 on `/mcp` (docs/oauth.md): the built-in authorization server and trusted IdPs; null: keys only."""
 
     @field_validator("listen")
     @classmethod

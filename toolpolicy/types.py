@@ -22,6 +22,18 @@ class AgentPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthIdentity:
+    """How a caller signed in when it presented an OAuth access token rather than the key itself."""
+
+    client_id: str
+    """The OAuth client (a registered id, or the URL of its metadata document; an external token's `azp`)."""
+    subject: str
+    """The token's `sub`: the person or workload behind it."""
+    issuer: str
+    """Who issued the token: this gateway, or a trusted IdP."""
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """A resolved, valid virtual key with its place in the customer -> team -> key hierarchy."""
 
@@ -47,6 +59,8 @@ class Principal:
     """Guardrail rules the key, its team or its customer skip."""
     cache: bool | dict[str, Any] | None = None
     """The key's `cache` setting as stored: null or true follow the gateway's cache, false is off, `{ttl: s}`."""
+    oauth: OAuthIdentity | None = None
+    """Set when the key's policy applies through an OAuth token (`toolpolicy.oauth`): its client and subject."""
 
 
 @dataclass(frozen=True, slots=True)

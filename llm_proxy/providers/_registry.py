@@ -5,6 +5,7 @@ from __future__ import annotations
 from llm_proxy.providers.anthropic import AnthropicAdapter
 from llm_proxy.providers.azure import AzureAdapter, AzureResponsesAdapter
 from llm_proxy.providers.base import ProviderAdapter
+from llm_proxy.providers.bedrock import BedrockAdapter
 from llm_proxy.providers.echo import EchoAdapter
 from llm_proxy.providers.gemini import GeminiAdapter
 from llm_proxy.providers.openai import OpenAIAdapter, OpenAIResponsesAdapter
@@ -18,6 +19,7 @@ PROVIDERS: dict[str, type[ProviderAdapter]] = {
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
     "azure": AzureAdapter,
+    "bedrock": BedrockAdapter,
     "vertex": VertexAdapter,
     "echo": EchoAdapter,
     **PRESET_ADAPTERS,

@@ -30,7 +30,7 @@ class Preset:
     """Listed by `GET /v1/models` when the service lists none and the config names none."""
 
 
-PRESETS: dict[str, Preset] = {  # the kinds of `toolpolicy.settings.PresetKind`, one for one
+PRESETS: dict[str, Preset] = {  # the kinds of `toolpolicy.provider_settings.PresetKind`, one for one
     "groq": Preset("https://api.groq.com/openai/v1"),
     "mistral": Preset("https://api.mistral.ai/v1", embeddings=True),
     "together": Preset("https://api.together.xyz/v1", embeddings=True),

@@ -169,12 +169,12 @@ def has_structured_outputs(model: str) -> bool:
 
 
 def chat_to_messages(
-    body: dict[str, Any], model: str, *, structured_outputs: bool = False
+    body: dict[str, Any], model: str, *, structured_outputs: bool = False, thinks: bool = True
 ) -> tuple[dict[str, Any], str | None]:
     """An Anthropic Messages request for an OpenAI chat request; also the name of the JSON-mode tool, if any.
 
     `response_format: json_schema` becomes `output_format` when `structured_outputs` (the caller adds the beta
-    header), and a forced tool otherwise. `reasoning_effort` becomes a thinking budget.
+    header), and a forced tool otherwise. `reasoning_effort` becomes a thinking budget when the model `thinks`.
     """
     if body.get("n") not in (None, 1):
         raise UnsupportedByProvider("Anthropic models return one choice: n must be 1", param="n")
@@ -205,15 +205,13 @@ def chat_to_messages(
             _append(messages, "user", [block])
         else:
             raise InvalidRequest(f"{where}.role: unknown role {role!r}", param=f"{where}.role")
-    out: dict[str, Any] = {
-        "model": model,
-        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        "messages": messages,
-    }
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    out: dict[str, Any] = {"model": model, "max_tokens": requested or DEFAULT_MAX_TOKENS, "messages": messages}
     effort = reasoning.effort_of(body)
     thinking = None
-    if effort is not None:
-        thinking, out["max_tokens"] = reasoning.anthropic_thinking(effort, out["max_tokens"])
+    if effort is not None and thinks:
+        limit = requested if isinstance(requested, int) else None
+        thinking, out["max_tokens"] = reasoning.anthropic_thinking(effort, limit, DEFAULT_MAX_TOKENS)
         if thinking is not None:
             out["thinking"] = thinking
     if system:

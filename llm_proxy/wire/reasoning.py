@@ -1,10 +1,10 @@
 """OpenAI's `reasoning_effort` <-> Anthropic's extended-thinking budget and Gemini's thinking config.
 
 OpenAI names an effort (`none`, `minimal`, `low`, `medium`, `high`); Anthropic takes a token budget
-(`thinking: {type: enabled, budget_tokens}`, at least 1024 and below `max_tokens`); Gemini 2.5 takes a budget
-(`thinkingConfig.thinkingBudget`, 0 turns thinking off) and Gemini 3 a level (`thinkingLevel`). The budgets are the
-ones Google's own OpenAI-compatible endpoint uses for Gemini; Anthropic's start at its 1024 minimum. Going back, an
-Anthropic budget picks the effort whose budget is nearest below it.
+(`thinking: {type: enabled, budget_tokens}`, at least 1024 and below `max_tokens`; Claude on Bedrock and Vertex
+too); Gemini 2.5 takes a budget (`thinkingConfig.thinkingBudget`, 0 turns thinking off) and Gemini 3 a level
+(`thinkingLevel`). The Gemini budgets are the ones Google's own OpenAI-compatible endpoint uses; Anthropic's start at
+its 1024 minimum. Going back, an Anthropic budget picks the effort whose budget is nearest below it.
 """
 
 from __future__ import annotations
@@ -33,18 +33,24 @@ def effort_of(body: dict[str, Any]) -> str | None:
     return str(effort)
 
 
-def anthropic_thinking(effort: str, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
-    """The `thinking` block and the `max_tokens` to send for an effort and the client's `max_tokens`.
+def anthropic_thinking(effort: str, requested: int | None, default: int) -> tuple[dict[str, Any] | None, int]:
+    """The `thinking` block and the `max_tokens` to send for an effort and the client's `max_tokens` (`requested`).
 
-    OpenAI counts reasoning within `max_completion_tokens`; Anthropic wants `max_tokens` above the budget. A limit
-    that leaves no room above the budget is raised by the budget, so the visible answer keeps the room it asked for.
+    OpenAI counts reasoning within `max_completion_tokens`, and so does the budget check that reserved it: a client's
+    limit stays the limit, and the budget gives way below it (a limit that leaves less than Anthropic's 1024 minimum
+    is refused). Without a limit, `default` tokens are left for the answer above the budget.
     """
     budget = ANTHROPIC_BUDGETS.get(effort)
     if budget is None:
-        return None, max_tokens
-    if max_tokens <= budget:
-        max_tokens += budget
-    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+        return None, requested or default
+    if requested is None:
+        return {"type": "enabled", "budget_tokens": budget}, default + budget
+    budget = min(budget, requested - 1)
+    if budget < ANTHROPIC_MIN_BUDGET:
+        raise InvalidRequest(
+            f"reasoning_effort needs max_tokens above {ANTHROPIC_MIN_BUDGET} on Claude models", param="max_tokens"
+        )
+    return {"type": "enabled", "budget_tokens": budget}, requested
 
 
 def gemini_thinking(effort: str, model: str) -> dict[str, Any]:

@@ -133,22 +133,29 @@ async def serving(
     hub = next(part for part in parts if isinstance(part, McpHub))
     app = create_app(settings, governance=governance, components=parts, direct=direct)
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            with anyio.fail_after(30):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                yield Gateway(f"http://127.0.0.1:{port}", governance, hub)
-            finally:
-                server.should_exit = True
+        async with uvicorn_serving(app, port):
+            yield Gateway(f"http://127.0.0.1:{port}", governance, hub)
     finally:
         await governance.stop()
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any, port: int, *, lifespan: str = "on") -> AsyncIterator[None]:
+    """`app` served by uvicorn on 127.0.0.1:`port` while the block runs (streams still open are cut after 1 s)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(30):
+            while not server.started:
+                await anyio.sleep(0.02)
+        try:
+            yield
+        finally:
+            server.should_exit = True
 
 
 class Restartable:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -197,8 +197,19 @@ class Directory:
 
     async def find_key(self, key_hash: str) -> dict[str, Any] | None:
         """The key with this secret hash, with its team's and customer's budgets, or None."""
+        return await self._find_key(KeyRow.key_hash == key_hash)
+
+    async def find_key_by_id(self, key_id: str) -> dict[str, Any] | None:
+        """The key with this id, as `find_key` returns it (OAuth tokens name their key by id)."""
+        return await self._find_key(KeyRow.id == key_id)
+
+    async def find_key_by_name(self, name: str) -> dict[str, Any] | None:
+        """The key with this name, as `find_key` returns it (external tokens map to a key by name)."""
+        return await self._find_key(KeyRow.name == name)
+
+    async def _find_key(self, condition: ColumnElement[bool]) -> dict[str, Any] | None:
         async with self.store.session() as session:
-            row = (await session.execute(select(KeyRow).where(KeyRow.key_hash == key_hash))).scalar_one_or_none()
+            row = (await session.execute(select(KeyRow).where(condition))).scalar_one_or_none()
             if row is None:
                 return None
             record = _render(row, *await self._names(session, row))

@@ -227,3 +227,63 @@ class CacheEntryRow(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The whole entry (`Entry.to_json`)."""
+
+
+class OAuthSigningKeyRow(Base):
+    """A signing key of the built-in authorization server, shared by every replica (`toolpolicy.oauth.signing`)."""
+
+    __tablename__ = "oauth_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    private_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The private key as a JWK: whoever reads the store can mint tokens, as whoever can write it can add keys."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class OAuthClientRow(Base):
+    """A client registered through dynamic client registration (RFC 7591)."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_name: Mapped[str] = mapped_column(String(256))
+    redirect_uris: Mapped[list[Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    """The registered metadata as answered to the client."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OAuthCodeRow(Base):
+    """An authorization code waiting for its exchange (single use: the exchange deletes it)."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(1024))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(32))
+    key_version: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[str] = mapped_column(String(1024))
+    scope: Mapped[str] = mapped_column(String(1024))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OAuthRefreshTokenRow(Base):
+    """A refresh token (by hash). Refreshing rotates it; presenting a rotated one revokes its whole family."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    """Every token descended from one authorization code; access tokens name it too (`fam`)."""
+    client_id: Mapped[str] = mapped_column(String(1024))
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_version: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[str] = mapped_column(String(1024))
+    scope: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

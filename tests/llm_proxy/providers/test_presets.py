@@ -17,7 +17,8 @@ from tests.isthmus.test_cli import run_cli, write_config
 from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 from toolpolicy.pricing import PriceTable
-from toolpolicy.settings import LlmSettings, PresetKind, ProviderSettings
+from toolpolicy.provider_settings import PresetKind, ProviderSettings
+from toolpolicy.settings import LlmSettings
 from toolpolicy.types import ModelTarget
 
 pytestmark = pytest.mark.anyio

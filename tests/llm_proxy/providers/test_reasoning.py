@@ -65,7 +65,7 @@ async def test_an_openai_client_makes_claude_think_and_reads_the_thinking(gatewa
             model="claude/claude-sonnet-4-5", messages=HELLO, reasoning_effort="medium", max_completion_tokens=2000
         )
     sent = mock.seen[0].body
-    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 8192} and sent["max_tokens"] == 10192
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1999} and sent["max_tokens"] == 2000
     message = reply.choices[0].message
     assert message.content == "In Norway."
     assert (message.model_extra or {})["reasoning_content"] == "Oslo is a capital."

@@ -19,27 +19,36 @@ JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "place", "schema":
 
 
 @pytest.mark.parametrize(
-    ("effort", "max_tokens", "thinking", "sent_max"),
+    ("effort", "requested", "thinking", "sent_max"),
     [
-        ("minimal", 4096, {"type": "enabled", "budget_tokens": 1024}, 4096),
-        ("low", 4096, {"type": "enabled", "budget_tokens": 2048}, 4096),
-        ("medium", 4096, {"type": "enabled", "budget_tokens": 8192}, 4096 + 8192),
-        ("high", 50_000, {"type": "enabled", "budget_tokens": 16384}, 50_000),
-        ("none", 4096, None, 4096),
+        ("minimal", None, {"type": "enabled", "budget_tokens": 1024}, 4096 + 1024),
+        ("high", None, {"type": "enabled", "budget_tokens": 16384}, 4096 + 16384),
+        ("medium", 50_000, {"type": "enabled", "budget_tokens": 8192}, 50_000),
+        ("high", 8000, {"type": "enabled", "budget_tokens": 7999}, 8000),
+        ("none", None, None, 4096),
+        ("none", 300, None, 300),
     ],
 )
-def test_an_effort_becomes_a_thinking_budget_below_max_tokens(
-    effort: str, max_tokens: int, thinking: dict[str, Any] | None, sent_max: int
+def test_an_effort_becomes_a_thinking_budget_within_the_clients_limit(
+    effort: str, requested: int | None, thinking: dict[str, Any] | None, sent_max: int
 ) -> None:
-    assert reasoning.anthropic_thinking(effort, max_tokens) == (thinking, sent_max)
+    assert reasoning.anthropic_thinking(effort, requested, 4096) == (thinking, sent_max)
     assert thinking is None or sent_max > thinking["budget_tokens"]
 
 
+def test_a_limit_that_leaves_no_room_for_the_minimum_budget_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="max_tokens above 1024") as caught:
+        reasoning.anthropic_thinking("low", 900, 4096)
+    assert caught.value.param == "max_tokens"
+
+
 def test_chat_with_reasoning_effort_asks_anthropic_to_think() -> None:
-    body = {"messages": HELLO, "reasoning_effort": "high", "max_completion_tokens": 1000}
+    body = {"messages": HELLO, "reasoning_effort": "high", "max_completion_tokens": 20000}
     payload, json_tool = anthropic.chat_to_messages(body, "claude-sonnet-4-5")
     assert payload["thinking"] == {"type": "enabled", "budget_tokens": 16384}
-    assert payload["max_tokens"] == 17384 and "reasoning_effort" not in payload and json_tool is None
+    assert payload["max_tokens"] == 20000 and "reasoning_effort" not in payload and json_tool is None
+    plain, _ = anthropic.chat_to_messages(body, "claude-3-haiku", thinks=False)
+    assert "thinking" not in plain and plain["max_tokens"] == 20000
 
 
 def test_an_unknown_effort_is_refused_by_name() -> None:

@@ -312,7 +312,7 @@ def test_the_project_comes_from_the_credentials_file_unless_given(tmp_path: Path
         ({"kind": "vertex"}, "needs project"),
         ({"kind": "vertex", "project": "p", "keys": [{"value": "k"}]}, "not keys"),
         ({"kind": "vertex", "project": "p", "location": "US Central"}, "not a Google Cloud region"),
-        ({"kind": "openai", "location": "us-central1"}, "are vertex settings"),
+        ({"kind": "openai", "location": "us-central1"}, "settings of kind vertex only"),
     ],
 )
 def test_a_vertex_config_that_cannot_work_is_refused_with_the_reason(config: dict[str, Any], problem: str) -> None:
