@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import openai
 import pytest
 from pydantic import ValidationError
 
-from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
+from tests.llm_proxy.conftest import serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 from toolpolicy.settings import ProviderSettings
 
@@ -23,7 +22,7 @@ async def test_the_v1_api_takes_the_deployment_as_the_model_without_an_api_versi
         "dated": {"kind": "azure", "base_url": mock.url, "keys": [{"value": "k2"}]},
     }
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             reply = await sdk.chat.completions.create(model="az/my-gpt4o", messages=[{"role": "user", "content": "hi"}])
             await sdk.embeddings.create(model="az/my-embedder", input="x")
             await sdk.chat.completions.create(model="dated/my-gpt4o", messages=[{"role": "user", "content": "hi"}])
@@ -45,7 +44,7 @@ async def test_the_v1_api_serves_the_responses_api_natively_when_asked(tmp_path:
         "keys": [{"value": "k"}],
     }
     async with serve_gateway(settings_for(tmp_path, {"az": provider})) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             response = await sdk.responses.create(model="az/my-gpt5", input="hello")
     assert response.output_text == "native:hello"
     assert mock.seen[0].path == "/openai/v1/responses" and mock.seen[0].body["model"] == "my-gpt5"

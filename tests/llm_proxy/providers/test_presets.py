@@ -14,7 +14,7 @@ from llm_proxy.providers._registry import PROVIDERS, build_adapters
 from llm_proxy.providers.presets import PRESETS, PresetAdapter
 from llm_proxy.upstream import Upstream
 from tests.isthmus.test_cli import run_cli, write_config
-from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
+from tests.llm_proxy.conftest import serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 from toolpolicy.pricing import PriceTable
 from toolpolicy.provider_settings import PresetKind, ProviderSettings
@@ -90,7 +90,7 @@ def test_isthmus_check_accepts_every_preset_with_only_its_kind_and_a_key(tmp_pat
 async def test_a_hosted_preset_without_a_key_says_so_when_routed(tmp_path: Path, mock: MockProvider) -> None:
     providers = {"groq": {"kind": "groq", "base_url": f"{mock.url}/v1"}}
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             with pytest.raises(openai.APIStatusError) as caught:
                 await sdk.chat.completions.create(model="groq/x", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 503 and "provider 'groq' has no API keys configured" in str(caught.value)
@@ -103,7 +103,7 @@ async def test_a_preset_at_an_overridden_base_url_gets_its_auth_header(
 ) -> None:
     provider = {**minimal(kind), "base_url": f"{mock.url}/v1"}
     async with serve_gateway(settings_for(tmp_path, {kind: provider})) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             reply = await sdk.chat.completions.create(
                 model=f"{kind}/{MAIN_MODELS[kind]}", messages=[{"role": "user", "content": "hello"}]
             )
@@ -126,7 +126,7 @@ async def test_a_preset_at_an_overridden_base_url_gets_its_auth_header(
 async def test_a_preset_without_embeddings_refuses_them_for_the_next_target(tmp_path: Path, mock: MockProvider) -> None:
     providers = {"groq": {**minimal("groq"), "base_url": f"{mock.url}/v1"}}
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             with pytest.raises(openai.APIStatusError):
                 await sdk.embeddings.create(model="groq/some-embedder", input="x")
     assert not mock.seen
@@ -135,7 +135,7 @@ async def test_a_preset_without_embeddings_refuses_them_for_the_next_target(tmp_
 async def test_a_preset_with_embeddings_serves_them(tmp_path: Path, mock: MockProvider) -> None:
     providers = {"mistral": {**minimal("mistral"), "base_url": f"{mock.url}/v1"}}
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
-        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0) as sdk:
+        async with gateway.openai_sdk() as sdk:
             reply = await sdk.embeddings.create(model="mistral/mistral-embed", input="x", encoding_format="float")
         [record] = await gateway.wait_records(1)
     assert reply.data[0].embedding == [0.5, -0.25, 0.0]

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
-from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
+from tests.llm_proxy.conftest import Gateway, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider, json_reply, sse, stream_frames
 
 pytestmark = pytest.mark.anyio
@@ -54,13 +52,9 @@ async def gateway(tmp_path: Path, mock: MockProvider) -> AsyncIterator[Gateway]:
         yield started
 
 
-def gpt(gateway: Gateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0)
-
-
 async def test_an_openai_client_makes_claude_think_and_reads_the_thinking(gateway: Gateway, mock: MockProvider) -> None:
     mock.queue(json_reply(THOUGHTFUL_MESSAGE))
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.chat.completions.create(
             model="claude/claude-sonnet-4-5", messages=HELLO, reasoning_effort="medium", max_completion_tokens=2000
         )
@@ -77,7 +71,7 @@ async def test_a_json_schema_reaches_claude_as_a_structured_output_with_its_beta
     answer = {**THOUGHTFUL_MESSAGE, "content": [{"type": "text", "text": '{"country": "Norway"}'}]}
     mock.queue(json_reply(answer))
     schema = {"type": "object", "properties": {"country": {"type": "string"}}, "additionalProperties": False}
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.chat.completions.create(
             model="claude/claude-sonnet-4-5",
             messages=HELLO,
@@ -94,7 +88,7 @@ async def test_an_openai_client_makes_gemini_think_and_gets_reasoning_tokens(
     gateway: Gateway, mock: MockProvider
 ) -> None:
     mock.queue(json_reply(gemini_answer("Capitals...", "In Norway.")))
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.chat.completions.create(
             model="google/gemini-2.5-flash", messages=HELLO, reasoning_effort="low"
         )
@@ -111,7 +105,7 @@ async def test_an_anthropic_client_makes_gemini_think_and_gets_thinking_blocks(
     gateway: Gateway, mock: MockProvider
 ) -> None:
     mock.queue(json_reply(gemini_answer("Capitals...", "In Norway.")))
-    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key=KEY, max_retries=0) as sdk:
+    async with gateway.anthropic_sdk() as sdk:
         message = await sdk.messages.create(
             model="google/gemini-2.5-flash",
             max_tokens=20000,
@@ -128,7 +122,7 @@ async def test_a_streamed_gemini_thought_reaches_an_anthropic_client_as_thinking
 ) -> None:
     frames = [sse(gemini_answer("Capitals...", "", usage=False)), sse(gemini_answer("", "In Norway."))]
     mock.queue(stream_frames(frames))
-    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key=KEY, max_retries=0) as sdk:
+    async with gateway.anthropic_sdk() as sdk:
         async with sdk.messages.stream(
             model="google/gemini-2.5-flash",
             max_tokens=20000,

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import openai
 import pytest
 from pydantic import ValidationError
@@ -44,18 +43,10 @@ async def gateway(tmp_path: Path, vertex: VertexMock) -> AsyncIterator[Gateway]:
         yield started
 
 
-def gpt(gateway: Gateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0)
-
-
-def claude(gateway: Gateway) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=gateway.url, api_key=KEY, max_retries=0)
-
-
 async def test_a_gemini_model_answers_the_openai_sdk_with_a_token_from_the_service_account(
     gateway: Gateway, vertex: VertexMock
 ) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         first = await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "hello"}])
         second = await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "again"}])
     assert first.choices[0].message.content == "echo:hello" and second.choices[0].message.content == "echo:again"
@@ -69,7 +60,7 @@ async def test_a_gemini_model_answers_the_openai_sdk_with_a_token_from_the_servi
 
 
 async def test_a_gemini_stream_uses_stream_generate_content_with_sse(gateway: Gateway, vertex: VertexMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         stream = await sdk.chat.completions.create(
             model=GEMINI,
             messages=[{"role": "user", "content": "hi there"}],
@@ -87,7 +78,7 @@ async def test_a_gemini_stream_uses_stream_generate_content_with_sse(gateway: Ga
 async def test_a_claude_model_goes_to_raw_predict_with_the_vertex_anthropic_version(
     gateway: Gateway, vertex: VertexMock
 ) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.chat.completions.create(
             model=CLAUDE, messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
         )
@@ -107,7 +98,7 @@ async def test_a_claude_model_goes_to_raw_predict_with_the_vertex_anthropic_vers
 async def test_the_anthropic_sdk_reaches_claude_natively_and_gemini_translated(
     gateway: Gateway, vertex: VertexMock
 ) -> None:
-    async with claude(gateway) as sdk:
+    async with gateway.anthropic_sdk() as sdk:
         native = await sdk.messages.create(
             model=CLAUDE,
             max_tokens=100,
@@ -136,7 +127,7 @@ async def test_the_anthropic_sdk_reaches_claude_natively_and_gemini_translated(
 
 
 async def test_embeddings_go_to_predict_with_instances(gateway: Gateway, vertex: VertexMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.embeddings.create(
             model="vertex/text-embedding-005", input=["one", "two"], dimensions=3, encoding_format="float"
         )
@@ -151,7 +142,7 @@ async def test_embeddings_go_to_predict_with_instances(gateway: Gateway, vertex:
 
 
 async def test_gemini_embedding_models_get_one_text_per_call(gateway: Gateway, vertex: VertexMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         reply = await sdk.embeddings.create(
             model="vertex/gemini-embedding-001", input=["a", "b", "c"], encoding_format="float"
         )
@@ -160,7 +151,7 @@ async def test_gemini_embedding_models_get_one_text_per_call(gateway: Gateway, v
 
 
 async def test_a_claude_model_refuses_embeddings_by_name(gateway: Gateway) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         with pytest.raises(openai.BadRequestError) as caught:
             await sdk.embeddings.create(model=CLAUDE, input="x")
     assert "Claude models on Vertex AI do not serve embeddings" in str(caught.value)
@@ -172,7 +163,7 @@ async def test_a_failing_gemini_model_fails_over_to_claude_on_the_same_provider(
     models = {"smart": {"targets": [GEMINI, CLAUDE]}}
     settings = settings_for(tmp_path, {"vertex": vertex_provider(tmp_path, vertex)}, models=models)
     vertex.fail_next = [(503, "UNAVAILABLE")] * 3  # the first attempt and both retries
-    async with serve_gateway(settings) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings) as gateway, gateway.openai_sdk() as sdk:
         raw = await sdk.chat.completions.with_raw_response.create(
             model="smart", messages=[{"role": "user", "content": "hello"}]
         )
@@ -191,7 +182,7 @@ async def test_vertex_requests_are_priced_from_the_shipped_table_and_held_to_bud
     budget = float(reservation + Decimal("0.000001"))
     keys = [{"name": "metered", "team": "dev", "value": KEY, "models": ["*"], "budgets": [{"max_usd": budget}]}]
     settings = settings_for(tmp_path, {"vertex": vertex_provider(tmp_path, vertex)}, virtual_keys=keys)
-    async with serve_gateway(settings) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings) as gateway, gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(**body)
         [record] = await gateway.wait_records(1)
         with pytest.raises(openai.RateLimitError) as refused:
@@ -203,7 +194,7 @@ async def test_vertex_requests_are_priced_from_the_shipped_table_and_held_to_bud
 
 async def test_a_claude_model_on_vertex_is_priced_by_its_dated_id(tmp_path: Path, vertex: VertexMock) -> None:
     settings = settings_for(tmp_path, {"vertex": vertex_provider(tmp_path, vertex)})
-    async with serve_gateway(settings) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings) as gateway, gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "hello"}])
         [record] = await gateway.wait_records(1)
     assert record.cost_usd == Decimal(3) * 13 / 1_000_000 + Decimal(15) * 9 / 1_000_000
@@ -214,7 +205,7 @@ async def test_a_service_account_with_the_wrong_key_gets_an_error_naming_the_pro
 ) -> None:
     wrong = service_account_file(tmp_path / "wrong.json", new_key(), vertex.token_uri)
     provider = {"kind": "vertex", "credentials_file": str(wrong), "base_url": vertex.url}
-    async with serve_gateway(settings_for(tmp_path, {"vertex": provider})) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, {"vertex": provider})) as gateway, gateway.openai_sdk() as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "hello"}])
     assert caught.value.status_code == 502
@@ -225,7 +216,7 @@ async def test_a_service_account_with_the_wrong_key_gets_an_error_naming_the_pro
 
 async def test_a_permission_error_from_vertex_names_the_provider(gateway: Gateway, vertex: VertexMock) -> None:
     vertex.fail_next = [(403, "PERMISSION_DENIED")]
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "hello"}])
     assert caught.value.status_code == 502
@@ -235,7 +226,7 @@ async def test_a_permission_error_from_vertex_names_the_provider(gateway: Gatewa
 async def test_a_token_vertex_no_longer_honours_is_replaced_and_the_attempt_made_again(
     gateway: Gateway, vertex: VertexMock
 ) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "one"}])
         vertex.revoke_tokens()
         reply = await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "two"}])
@@ -258,7 +249,7 @@ async def test_a_vertex_provider_sits_beside_others_in_a_fallback_chain(
     }
     models = {"smart": {"targets": [GEMINI, "openai/gpt-4o-mini"]}}
     vertex.fail_next = [(429, "RESOURCE_EXHAUSTED")] * 3
-    async with serve_gateway(settings_for(tmp_path, providers, models=models)) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers, models=models)) as gateway, gateway.openai_sdk() as sdk:
         stream = await sdk.chat.completions.create(
             model="smart", messages=[{"role": "user", "content": "hello"}], stream=True
         )
@@ -267,7 +258,7 @@ async def test_a_vertex_provider_sits_beside_others_in_a_fallback_chain(
 
 
 async def test_the_responses_api_reaches_both_model_families_translated(gateway: Gateway, vertex: VertexMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         from_gemini = await sdk.responses.create(model=GEMINI, input="hello")
         from_claude = await sdk.responses.create(model=CLAUDE, input="there", reasoning={"effort": "low"})
         async with sdk.responses.stream(model=GEMINI, input="streamed") as stream:
@@ -323,7 +314,7 @@ def test_a_vertex_config_that_cannot_work_is_refused_with_the_reason(config: dic
 async def test_the_gateway_refreshes_the_token_before_it_expires(gateway: Gateway, vertex: VertexMock) -> None:
     adapter = gateway.proxy.router.adapters["vertex"]
     assert isinstance(adapter, VertexAdapter)
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "one"}])
         expiry = adapter.tokens.expiry
         assert expiry is not None
