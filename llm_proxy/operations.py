@@ -12,7 +12,7 @@ from contextlib import aclosing
 from typing import Any, Protocol
 
 from llm_proxy.errors import UpstreamBadResponse
-from llm_proxy.providers.base import Attempt, Op, ProviderAdapter, Reply
+from llm_proxy.providers.base import Attempt, Op, ProviderAdapter, Reply, native_ops
 from llm_proxy.routing import Router, Trace
 from llm_proxy.wire import anthropic_inbound
 from llm_proxy.wire.anthropic_stream import ChunksToEvents
@@ -73,21 +73,23 @@ class Messages:
         return "messages" in adapter.ops or "chat" in adapter.ops
 
     async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply:
-        if "messages" in adapter.ops:
+        if "messages" in native_ops(adapter, target.model):
             return await adapter.send(Attempt("messages", target.model, self.body, key, headers=self.headers))
         reply = await adapter.send(Attempt("chat", target.model, self.chat_body(), key))
-        return Reply(anthropic_inbound.completion_to_message(reply.body, target.model), reply.usage)
+        thinking = anthropic_inbound.wants_thinking(self.body)
+        return Reply(anthropic_inbound.completion_to_message(reply.body, target.model, thinking=thinking), reply.usage)
 
     async def stream(
         self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
     ) -> AsyncGenerator[dict[str, Any], None]:
-        if "messages" in adapter.ops:
+        if "messages" in native_ops(adapter, target.model):
             attempt = Attempt("messages", target.model, self.body, key, stream=True, headers=self.headers)
             async with aclosing(adapter.stream(attempt)) as events:
                 async for event in events:
                     yield event
             return
-        translate = ChunksToEvents(target.model, input_tokens=self.input_tokens)
+        thinking = anthropic_inbound.wants_thinking(self.body)
+        translate = ChunksToEvents(target.model, input_tokens=self.input_tokens, thinking=thinking)
         async with aclosing(
             adapter.stream(Attempt("chat", target.model, self.chat_body(), key, stream=True))
         ) as chunks:

@@ -88,6 +88,8 @@ class Usage:
     cached_tokens: int = 0
     cost_usd: Decimal | None = None
     """The cost when known; otherwise it is priced from the model and tokens."""
+    reasoning_tokens: int = 0
+    """Of `tokens_out`, those spent thinking, when the provider says (reported back to clients, priced as output)."""
 
 
 class Governor:

@@ -26,6 +26,7 @@ from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, gua
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
 from toolpolicy.oauth.settings import OAuthSettings
+from toolpolicy.provider_settings import ProviderKey as ProviderKey, ProviderSettings as ProviderSettings
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
@@ -105,98 +106,6 @@ class McpRateLimit(_Model):
     """Tool calls per window for one server, by server name."""
     concurrency: McpKeyCapOverrides | None = None
     """This key's own caps on sessions, listen streams and Code Mode runs held at once (replacing `mcp.per_key`)."""
-
-
-class ProviderKey(_Model):
-    """One API key of an LLM provider."""
-
-    value: SecretStr
-    """The provider's API key. An empty value (e.g. an unset `${VAR:-}`) leaves this key out of rotation."""
-    weight: float = Field(default=1.0, gt=0)
-    """Relative share of traffic among the keys that allow the model."""
-    models: list[str] | None = None
-    """Model globs this key may serve; null means every model."""
-
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-"""OpenAI's own API, the `openai` kind's default `base_url`."""
-
-
-class ProviderSettings(_Model):
-    """An upstream LLM provider."""
-
-    kind: Literal["openai", "anthropic", "gemini", "azure", "bedrock", "echo"]
-    """Wire protocol: `openai` also covers every OpenAI-compatible server; `echo` is the built-in test provider."""
-    base_url: str | None = None
-    """Base URL of the provider's API; each kind has a default. `anthropic` and `gemini` take it with or without the
-    version (`https://api.anthropic.com` as in `ANTHROPIC_BASE_URL`, or `.../v1`); `openai` takes it as the OpenAI SDK
-    does, version included (`https://api.openai.com` alone means `.../v1`)."""
-    keys: list[ProviderKey] = Field(default_factory=list)
-    """API keys, load-balanced by weight."""
-    api_version: str | None = None
-    """Azure OpenAI `api-version` query parameter."""
-    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    """AWS region of a `bedrock` provider, e.g. `us-east-1`: its SigV4 signing region and default `base_url`
-    (`https://bedrock-runtime.<region>.amazonaws.com`)."""
-    aws_access_key_id: str | None = None
-    """A `bedrock` provider's AWS access key id. Empty, with the secret: the standard AWS credential chain
-    (environment, shared config/profile, web identity, instance role) is used, unless `keys` are given."""
-    aws_secret_access_key: SecretStr | None = None
-    """The secret access key that goes with `aws_access_key_id`."""
-    aws_session_token: SecretStr | None = None
-    """The session token of temporary credentials (STS); empty means none."""
-    models: list[str] = Field(default_factory=list)
-    """Model names listed by `GET /v1/models` as `<provider>/<model>`; requests may name other models too. Empty:
-    the provider's own listing is fetched in the background (`llm.models_refresh`), for kinds that have one."""
-    responses: Literal["native", "chat"] | None = None
-    """How `/v1/responses` reaches an `openai`-kind provider: `native` posts to its own `/responses`, `chat`
-    translates to chat completions (for OpenAI-compatible servers without the Responses API: vLLM, Ollama...).
-    Unset: `native` when `base_url` is unset or OpenAI's own, `chat` for any other `base_url`. Other kinds always
-    translate, so only `chat` (or unset) is accepted for them."""
-
-    @model_validator(mode="after")
-    def _azure_needs_base_url(self) -> ProviderSettings:
-        if self.kind == "azure" and not self.base_url:
-            raise ValueError("an azure provider needs base_url, e.g. https://<resource>.openai.azure.com")
-        _check_aws(self)
-        if self.responses == "native" and self.kind != "openai":
-            raise ValueError(f"responses: native needs kind openai; a {self.kind} provider is always translated")
-        return self
-
-    @property
-    def native_responses(self) -> bool:
-        """Whether `/v1/responses` goes to this provider's own Responses API (see `responses`)."""
-        if self.kind != "openai":
-            return False
-        if self.responses is not None:
-            return self.responses == "native"
-        # OpenAI's own host, as pasted with or without its version (the adapter adds `/v1` to the bare host).
-        return self.base_url is None or self.base_url.rstrip("/") in (OPENAI_BASE_URL, OPENAI_BASE_URL[: -len("/v1")])
-
-    @property
-    def usable_keys(self) -> list[ProviderKey]:
-        """The keys with a non-empty value."""
-        return [key for key in self.keys if key.value.get_secret_value()]
-
-
-def _check_aws(provider: ProviderSettings) -> None:
-    """A `bedrock` provider has a region and whole credentials; other kinds have no AWS fields."""
-    aws = {
-        "region": provider.region,
-        "aws_access_key_id": provider.aws_access_key_id,
-        "aws_secret_access_key": provider.aws_secret_access_key,
-        "aws_session_token": provider.aws_session_token,
-    }
-    if provider.kind != "bedrock":
-        named = [name for name, value in aws.items() if value is not None]
-        if named:
-            raise ValueError(f"{', '.join(named)} only apply to kind bedrock")
-        return
-    if provider.region is None:
-        raise ValueError("a bedrock provider needs region, e.g. us-east-1")
-    secret = provider.aws_secret_access_key
-    if bool(provider.aws_access_key_id) != bool(secret is not None and secret.get_secret_value()):
-        raise ValueError("give aws_access_key_id and aws_secret_access_key together (or neither, for the AWS chain)")
 
 
 class McpServerSettings(_Model):

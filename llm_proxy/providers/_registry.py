@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from llm_proxy.providers.anthropic import AnthropicAdapter
-from llm_proxy.providers.azure import AzureAdapter
+from llm_proxy.providers.azure import AzureAdapter, AzureResponsesAdapter
 from llm_proxy.providers.base import ProviderAdapter
 from llm_proxy.providers.bedrock import BedrockAdapter
 from llm_proxy.providers.echo import EchoAdapter
 from llm_proxy.providers.gemini import GeminiAdapter
 from llm_proxy.providers.openai import OpenAIAdapter, OpenAIResponsesAdapter
+from llm_proxy.providers.presets import PRESET_ADAPTERS
+from llm_proxy.providers.vertex import VertexAdapter
 from llm_proxy.upstream import Upstream
 from toolpolicy.settings import ProviderSettings
 
@@ -18,7 +20,9 @@ PROVIDERS: dict[str, type[ProviderAdapter]] = {
     "gemini": GeminiAdapter,
     "azure": AzureAdapter,
     "bedrock": BedrockAdapter,
+    "vertex": VertexAdapter,
     "echo": EchoAdapter,
+    **PRESET_ADAPTERS,
 }
 
 
@@ -28,7 +32,8 @@ def build_adapters(providers: dict[str, ProviderSettings], upstream: Upstream) -
 
 
 def _adapter_class(settings: ProviderSettings) -> type[ProviderAdapter]:
-    """The kind's adapter; an `openai` provider whose server has the Responses API also speaks `responses`."""
+    """The kind's adapter; an `openai` (or azure v1) provider whose server has the Responses API also speaks
+    `responses`."""
     if settings.native_responses:
-        return OpenAIResponsesAdapter
+        return AzureResponsesAdapter if settings.kind == "azure" else OpenAIResponsesAdapter
     return PROVIDERS[settings.kind]

@@ -60,9 +60,16 @@ class AnthropicAdapter:
             params = {"limit": "1000", "after_id": last}
         return ids[:MAX_LISTED_MODELS]
 
-    def headers(self, attempt: Attempt) -> dict[str, str]:
+    def endpoint(self, attempt: Attempt) -> str:
+        return self.url
+
+    async def headers(self, attempt: Attempt, payload: dict[str, Any]) -> dict[str, str]:
+        """Version, forwarded client headers, the structured-outputs beta when the payload uses it, and the key."""
         headers = {"anthropic-version": API_VERSION}
         headers.update({name: attempt.headers[name] for name in _FORWARDED if name in attempt.headers})
+        if "output_format" in payload:
+            betas = [beta for beta in headers.get("anthropic-beta", "").split(",") if beta.strip()]
+            headers["anthropic-beta"] = ",".join([*betas, anthropic.STRUCTURED_OUTPUTS_BETA])
         if attempt.key:
             headers["x-api-key"] = attempt.key
         return headers
@@ -70,12 +77,18 @@ class AnthropicAdapter:
     def payload(self, attempt: Attempt) -> tuple[dict[str, Any], str | None]:
         if attempt.op == "messages":
             return {**attempt.body, "model": attempt.model}, None
-        return anthropic.chat_to_messages(attempt.body, attempt.model)
+        structured = self.structured_outputs(attempt.model)
+        return anthropic.chat_to_messages(attempt.body, attempt.model, structured_outputs=structured)
+
+    def structured_outputs(self, model: str) -> bool:
+        """Whether `response_format: json_schema` goes as `output_format` (else as a forced tool)."""
+        return anthropic.has_structured_outputs(model)
 
     async def send(self, attempt: Attempt) -> Reply:
         payload, json_tool = self.payload(attempt)
         payload.pop("stream", None)
-        body, raw = await self.upstream.post_json(self.name, self.url, self.headers(attempt), payload)
+        headers = await self.headers(attempt, payload)
+        body, raw = await self.upstream.post_json(self.name, self.endpoint(attempt), headers, payload)
         require_list(self.name, body, "content")
         if attempt.op == "messages":
             return Reply(body, anthropic.usage_of(body.get("usage")), raw)
@@ -85,7 +98,8 @@ class AnthropicAdapter:
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
         payload, json_tool = self.payload(attempt)
         payload["stream"] = True
-        chunks = self.upstream.post_stream(self.name, self.url, self.headers(attempt), payload)
+        headers = await self.headers(attempt, payload)
+        chunks = self.upstream.post_stream(self.name, self.endpoint(attempt), headers, payload)
         translate = EventsToChunks(json_tool) if attempt.op == "chat" else None
         async for name, event in sse_json(self.name, chunks):
             event.setdefault("type", name)

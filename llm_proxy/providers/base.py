@@ -18,7 +18,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from llm_proxy.errors import UpstreamBadResponse
@@ -89,6 +89,20 @@ class ProviderAdapter(Protocol):
     async def list_models(self, key: str | None) -> list[str]:
         """The provider's own model ids (every page, at most `MAX_LISTED_MODELS`), or raise an UpstreamError."""
         ...
+
+
+@runtime_checkable
+class ModelOps(Protocol):
+    """An adapter whose native operations depend on the model (Vertex AI: Claude models speak Messages)."""
+
+    def ops_for(self, model: str) -> frozenset[Op]:
+        """The operations `model` is served in natively; a subset of the adapter's `ops`."""
+        ...
+
+
+def native_ops(adapter: ProviderAdapter, model: str) -> frozenset[Op]:
+    """The operations the adapter speaks natively for `model`."""
+    return adapter.ops_for(model) if isinstance(adapter, ModelOps) else adapter.ops
 
 
 def join_url(base: str, path: str) -> str:

@@ -49,7 +49,8 @@ class GeminiAdapter:
     def url(self, model: str, method: str) -> str:
         return join_url(self.base_url, f"models/{quote(model, safe='')}:{method}")
 
-    def headers(self, attempt: Attempt) -> dict[str, str]:
+    async def headers(self, attempt: Attempt) -> dict[str, str]:
+        """How a request authenticates: an API key here, an OAuth token on Vertex AI."""
         return {"x-goog-api-key": attempt.key} if attempt.key else {}
 
     async def list_models(self, key: str | None) -> list[str]:
@@ -77,9 +78,8 @@ class GeminiAdapter:
         if attempt.op == "embeddings":
             return await self._embed(attempt)
         url = self.url(attempt.model, "generateContent")
-        body, _ = await self.upstream.post_json(
-            self.name, url, self.headers(attempt), gemini.chat_to_gemini(attempt.body)
-        )
+        payload = gemini.chat_to_gemini(attempt.body, attempt.model)
+        body, _ = await self.upstream.post_json(self.name, url, await self.headers(attempt), payload)
         if not isinstance(body.get("candidates"), list) and "promptFeedback" not in body:
             raise UpstreamBadResponse(f"provider {self.name!r} answered without candidates")
         completion = gemini.gemini_to_completion(body, attempt.model)
@@ -87,11 +87,10 @@ class GeminiAdapter:
 
     async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
         url = self.url(attempt.model, "streamGenerateContent") + "?alt=sse"
-        payload = gemini.chat_to_gemini(attempt.body)
+        payload = gemini.chat_to_gemini(attempt.body, attempt.model)
         translate = gemini.GeminiToChunks(attempt.model)
-        async for _, response in sse_json(
-            self.name, self.upstream.post_stream(self.name, url, self.headers(attempt), payload)
-        ):
+        headers = await self.headers(attempt)
+        async for _, response in sse_json(self.name, self.upstream.post_stream(self.name, url, headers, payload)):
             for chunk in translate.feed(response):
                 yield chunk
         for chunk in translate.finish():
@@ -105,7 +104,7 @@ class GeminiAdapter:
             )
         payload = gemini.embed_request(attempt.model, texts, attempt.body.get("dimensions"))
         url = self.url(attempt.model, "batchEmbedContents")
-        body, _ = await self.upstream.post_json(self.name, url, self.headers(attempt), payload)
+        body, _ = await self.upstream.post_json(self.name, url, await self.headers(attempt), payload)
         vectors = gemini.embed_vectors(body)
         if vectors is None or len(vectors) != len(texts):
             raise UpstreamBadResponse(f"provider {self.name!r} answered embeddings of the wrong shape")

@@ -12,14 +12,17 @@ import uuid
 from typing import Any
 
 from llm_proxy.errors import UnsupportedByProvider
-from llm_proxy.wire import openai
+from llm_proxy.wire import openai, reasoning
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.governor import Usage
 
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires `max_tokens`; OpenAI clients often omit it."""
 JSON_TOOL = "json_response"
-"""The tool forced to carry a JSON-mode answer: Anthropic has no `response_format`."""
+"""The tool forced to carry a JSON-mode answer on models without structured outputs."""
+STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
+"""The `anthropic-beta` value that enables `output_format` (structured outputs)."""
+_STRUCTURED_OUTPUT_MODELS = ("claude-sonnet-4-5", "claude-opus-4-1", "claude-opus-4-5", "claude-haiku-4-5")
 
 STOP_TO_FINISH = {
     "end_turn": "stop",
@@ -160,8 +163,19 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return result
 
 
-def chat_to_messages(body: dict[str, Any], model: str) -> tuple[dict[str, Any], str | None]:
-    """An Anthropic Messages request for an OpenAI chat request; also the name of the JSON-mode tool, if any."""
+def has_structured_outputs(model: str) -> bool:
+    """Whether Anthropic's API takes `output_format` (a JSON schema the answer is constrained to) for `model`."""
+    return model.startswith(_STRUCTURED_OUTPUT_MODELS)
+
+
+def chat_to_messages(
+    body: dict[str, Any], model: str, *, structured_outputs: bool = False, thinks: bool = True
+) -> tuple[dict[str, Any], str | None]:
+    """An Anthropic Messages request for an OpenAI chat request; also the name of the JSON-mode tool, if any.
+
+    `response_format: json_schema` becomes `output_format` when `structured_outputs` (the caller adds the beta
+    header), and a forced tool otherwise. `reasoning_effort` becomes a thinking budget when the model `thinks`.
+    """
     if body.get("n") not in (None, 1):
         raise UnsupportedByProvider("Anthropic models return one choice: n must be 1", param="n")
     system: list[dict[str, Any]] = []
@@ -191,11 +205,15 @@ def chat_to_messages(body: dict[str, Any], model: str) -> tuple[dict[str, Any], 
             _append(messages, "user", [block])
         else:
             raise InvalidRequest(f"{where}.role: unknown role {role!r}", param=f"{where}.role")
-    out: dict[str, Any] = {
-        "model": model,
-        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        "messages": messages,
-    }
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    out: dict[str, Any] = {"model": model, "max_tokens": requested or DEFAULT_MAX_TOKENS, "messages": messages}
+    effort = reasoning.effort_of(body)
+    thinking = None
+    if effort is not None and thinks:
+        limit = requested if isinstance(requested, int) else None
+        thinking, out["max_tokens"] = reasoning.anthropic_thinking(effort, limit, DEFAULT_MAX_TOKENS)
+        if thinking is not None:
+            out["thinking"] = thinking
     if system:
         plain = all(set(block) == {"type", "text"} for block in system)
         out["system"] = "\n\n".join(block["text"] for block in system) if plain else system
@@ -211,7 +229,19 @@ def chat_to_messages(body: dict[str, Any], model: str) -> tuple[dict[str, Any], 
     choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     json_tool = None
     response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
+    format_type = response_format.get("type") if isinstance(response_format, dict) else None
+    if structured_outputs and isinstance(response_format, dict) and format_type == "json_schema":
+        schema_spec = response_format.get("json_schema")
+        schema_body = schema_spec.get("schema") if isinstance(schema_spec, dict) else None
+        if not isinstance(schema_body, dict):
+            raise InvalidRequest("response_format.json_schema needs a 'schema' object", param="response_format")
+        out["output_format"] = {"type": "json_schema", "schema": schema_body}
+    elif isinstance(response_format, dict) and format_type in ("json_object", "json_schema"):
+        if thinking is not None:
+            # Extended thinking refuses a forced tool choice, which is how JSON mode is carried here.
+            raise UnsupportedByProvider(
+                f"{model}: JSON mode cannot be combined with reasoning_effort on this model", param="response_format"
+            )
         schema: Any = {"type": "object"}
         if response_format["type"] == "json_schema":
             spec = response_format.get("json_schema") or {}

@@ -1,8 +1,9 @@
 """Anthropic Messages -> OpenAI chat completions, and back: `/v1/messages` served by providers that speak chat.
 
-Anthropic fields with no OpenAI counterpart (`top_k`, `thinking`, server tools' settings) are dropped; fields
-neither API knows are passed on. Thinking blocks of earlier assistant turns are dropped too: other providers cannot
-verify their signatures.
+Anthropic fields with no OpenAI counterpart (`top_k`, server tools' settings) are dropped; `thinking` becomes the
+nearest `reasoning_effort`, and reasoning content comes back as thinking blocks (without signatures) when the
+request asked for thinking. Fields neither API knows are passed on. Thinking blocks of earlier assistant turns are
+dropped: other providers cannot verify their signatures.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 from typing import Any
 
 from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse
-from llm_proxy.wire import openai
+from llm_proxy.wire import openai, reasoning
 from llm_proxy.wire.anthropic import FINISH_TO_STOP, require_list, usage_body
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.governor import Usage
@@ -114,10 +115,18 @@ def messages_to_chat(body: dict[str, Any], model: str) -> dict[str, Any]:
         )
         if choice.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
+    effort = reasoning.effort_for_budget(body.get("thinking"))
+    if effort is not None:
+        out["reasoning_effort"] = effort
     if body.get("stream"):
         out["stream"] = True
     out.update({name: value for name, value in body.items() if name not in _MESSAGES_FIELDS})
     return out
+
+
+def wants_thinking(body: dict[str, Any]) -> bool:
+    """Whether a Messages request enabled extended thinking."""
+    return reasoning.effort_for_budget(body.get("thinking")) not in (None, "none")
 
 
 def _assistant_message(blocks: list[Any], where: str) -> dict[str, Any]:
@@ -154,14 +163,17 @@ def _function(tool: Any, index: int) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def completion_to_message(completion: dict[str, Any], model: str) -> dict[str, Any]:
-    """An Anthropic message for an OpenAI chat completion (its first choice)."""
+def completion_to_message(completion: dict[str, Any], model: str, *, thinking: bool = False) -> dict[str, Any]:
+    """An Anthropic message for an OpenAI chat completion (its first choice); its reasoning content as a thinking
+    block when the request asked for `thinking`."""
     choices = completion.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamBadResponse("the provider answered a completion without choices")
     choice = choices[0]
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    if thinking and message.get("reasoning_content"):
+        content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or ():

@@ -110,8 +110,12 @@ class EventsToChunks:
 class ChunksToEvents:
     """OpenAI chat completion chunks -> Anthropic Messages stream events."""
 
-    def __init__(self, model: str, *, input_tokens: int = 0, message_id: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, input_tokens: int = 0, message_id: str | None = None, thinking: bool = False
+    ) -> None:
         self.model = model
+        self.thinking = thinking
+        """Whether the client asked for thinking: reasoning content then becomes `thinking` blocks."""
         self.input_tokens = input_tokens
         self.id = message_id or f"msg_{uuid.uuid4().hex[:24]}"
         self.usage: Usage | None = None
@@ -120,7 +124,7 @@ class ChunksToEvents:
         self._pinged = False
         self._blocks = 0
         self._open: str | None = None
-        """`text`, or `tool:<openai tool call index>` for the open content block."""
+        """`text`, `thinking`, or `tool:<openai tool call index>` for the open content block."""
 
     def _start(self) -> list[dict[str, Any]]:
         self._started = True
@@ -161,6 +165,12 @@ class ChunksToEvents:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            thought = delta.get("reasoning_content")
+            if thought and self.thinking:
+                if self._open != "thinking":
+                    events += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                thinking_delta = {"type": "thinking_delta", "thinking": thought}
+                events.append({"type": "content_block_delta", "index": self._blocks, "delta": thinking_delta})
             text = delta.get("content")
             if text:
                 if self._open != "text":

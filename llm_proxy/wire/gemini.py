@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from llm_proxy.errors import UnsupportedByProvider
-from llm_proxy.wire import openai
+from llm_proxy.wire import openai, reasoning
 from llm_proxy.wire.anthropic import parse_data_url
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.governor import Usage
@@ -76,8 +76,9 @@ def _tool_response(content: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"content": text}
 
 
-def chat_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
-    """A `generateContent` request for an OpenAI chat request (the model goes in the URL)."""
+def chat_to_gemini(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+    """A `generateContent` request for an OpenAI chat request (the model goes in the URL; its family picks how
+    `reasoning_effort` is said)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
@@ -130,6 +131,9 @@ def chat_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
         schema = (response_format.get("json_schema") or {}).get("schema")
         if schema:
             config["responseJsonSchema"] = schema
+    effort = reasoning.effort_of(body)
+    if effort is not None:
+        config["thinkingConfig"] = reasoning.gemini_thinking(effort, model)
     if config:
         out["generationConfig"] = config
     if body.get("tools"):
@@ -164,11 +168,12 @@ def _calling_config(choice: Any) -> dict[str, Any]:
 def usage_of(metadata: Any) -> Usage | None:
     if not isinstance(metadata, dict) or not isinstance(metadata.get("promptTokenCount"), int):
         return None
-    output = (metadata.get("candidatesTokenCount") or 0) + (metadata.get("thoughtsTokenCount") or 0)
+    thoughts = metadata.get("thoughtsTokenCount") or 0
     return Usage(
         tokens_in=metadata["promptTokenCount"],
-        tokens_out=output,
+        tokens_out=(metadata.get("candidatesTokenCount") or 0) + thoughts,
         cached_tokens=metadata.get("cachedContentTokenCount") or 0,
+        reasoning_tokens=thoughts,
     )
 
 

@@ -22,10 +22,13 @@ def usage_of(usage: Any) -> Usage | None:
         return None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out_details = usage.get("completion_tokens_details")
+    thoughts = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
     return Usage(
         tokens_in=prompt,
         tokens_out=completion if isinstance(completion, int) else 0,
         cached_tokens=cached if isinstance(cached, int) else 0,
+        reasoning_tokens=thoughts if isinstance(thoughts, int) else 0,
     )
 
 
@@ -63,6 +66,8 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
     if usage.cached_tokens:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return body
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import anyio
+import openai
 import pytest
 import uvicorn
 
@@ -46,6 +48,14 @@ class Gateway:
     @property
     def v1(self) -> str:
         return f"{self.url}/v1"
+
+    def openai_sdk(self, key: str = KEY) -> openai.AsyncOpenAI:
+        """The official openai SDK at this gateway, without its own retries."""
+        return openai.AsyncOpenAI(base_url=self.v1, api_key=key, max_retries=0)
+
+    def anthropic_sdk(self, key: str = KEY) -> anthropic.AsyncAnthropic:
+        """The official anthropic SDK at this gateway (it adds `/v1` itself), without its own retries."""
+        return anthropic.AsyncAnthropic(base_url=self.url, api_key=key, max_retries=0)
 
     def llm_records(self) -> list[AuditRecord]:
         return [record for record in self.records if record.kind == "llm"]

@@ -378,6 +378,17 @@ def _page(models: list[str], size: int, after: str | None) -> tuple[list[str], b
     return page, start + size < len(models)
 
 
+async def listen(runner: web.AppRunner) -> int:
+    """Serve `runner`'s app on 127.0.0.1 at a free port; the port."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return port
+
+
 class MockProvider:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
@@ -398,6 +409,9 @@ class MockProvider:
         app.router.add_post("/v1beta/models/{target}", self._route(gemini))
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._route(openai_chat))
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._route(openai_embeddings))
+        app.router.add_post("/openai/v1/chat/completions", self._route(openai_chat))
+        app.router.add_post("/openai/v1/embeddings", self._route(openai_embeddings))
+        app.router.add_post("/openai/v1/responses", self._route(openai_responses))
         app.router.add_get("/v1/models", self._listing(self._v1_models))
         app.router.add_get("/v1beta/models", self._listing(self._gemini_models))
         self._runner = web.AppRunner(app, access_log=None)
@@ -465,12 +479,7 @@ class MockProvider:
         return handle
 
     async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await listen(self._runner)
 
     async def close(self) -> None:
         await self._runner.cleanup()

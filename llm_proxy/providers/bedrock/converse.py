@@ -26,7 +26,9 @@ CONVERSE_FIELDS = frozenset(
         "requestMetadata",
     }
 )
-_TRANSLATED = frozenset({"model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p"})
+_TRANSLATED = frozenset(
+    {"model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "thinking"}
+)
 _DROPPED = frozenset({"tools", "tool_choice", "metadata", "stream"})
 IMAGE_FORMATS = {
     "image/png": "png",
@@ -46,9 +48,6 @@ DOCUMENT_FORMATS = {
     "text/plain": "txt",
     "text/markdown": "md",
 }
-THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
-"""Claude's `thinking.budget_tokens` for an OpenAI `reasoning_effort` (`minimal` and `none` think not at all)."""
-MIN_THINKING_BUDGET = 1024
 STOP_REASONS = {
     "end_turn": "end_turn",
     "tool_use": "tool_use",
@@ -65,13 +64,17 @@ def chat_to_converse(body: dict[str, Any], model: str) -> tuple[dict[str, Any], 
     """A Converse request for an OpenAI chat request (the model goes in the URL); also the JSON-mode tool's name."""
     if body.get("n") not in (None, 1):
         raise UnsupportedByProvider("Bedrock's Converse API returns one choice: n must be 1", param="n")
-    request, json_tool = anthropic.chat_to_messages(body, model)
+    # Claude's extended thinking for `reasoning_effort` (`wire.reasoning`); other models take no such field.
+    request, json_tool = anthropic.chat_to_messages(body, model, thinks=is_claude(model))
     out: dict[str, Any] = {"messages": [_message(m, f"messages[{i}]") for i, m in enumerate(request["messages"])]}
     system = request.get("system")
     if system:
         out["system"] = _system(system)
     config: dict[str, Any] = {}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    # With thinking, Messages' max_tokens leaves the answer room above the budget when the client set no limit.
+    max_tokens = (
+        request["max_tokens"] if "thinking" in request else body.get("max_completion_tokens") or body.get("max_tokens")
+    )
     if max_tokens:
         config["maxTokens"] = max_tokens
     for name, converse in (("temperature", "temperature"), ("top_p", "topP"), ("stop_sequences", "stopSequences")):
@@ -88,9 +91,8 @@ def chat_to_converse(body: dict[str, Any], model: str) -> tuple[dict[str, Any], 
             out[name] = value
         elif name not in _TRANSLATED and name not in _DROPPED:
             extra[name] = value
-    thinking = _thinking(body.get("reasoning_effort"), model, max_tokens)
-    if thinking is not None:
-        extra["thinking"] = thinking
+    if "thinking" in request:
+        extra["thinking"] = request["thinking"]
     if extra:
         out["additionalModelRequestFields"] = {**extra, **(out.get("additionalModelRequestFields") or {})}
     return out, json_tool
@@ -200,23 +202,6 @@ def _spec(tool: dict[str, Any]) -> dict[str, Any]:
 def is_claude(model: str) -> bool:
     """Whether a Bedrock model id (or inference profile, or ARN naming one) is an Anthropic Claude model."""
     return "anthropic.claude" in model
-
-
-def _thinking(effort: Any, model: str, max_tokens: Any) -> dict[str, Any] | None:
-    """Claude's extended thinking for an OpenAI `reasoning_effort`; other models take no such field."""
-    if effort is None or effort in ("none", "minimal") or not is_claude(model):
-        return None
-    budget = THINKING_BUDGETS.get(str(effort))
-    if budget is None:
-        raise InvalidRequest("reasoning_effort must be none, minimal, low, medium or high", param="reasoning_effort")
-    if isinstance(max_tokens, int):
-        # Claude requires max_tokens above the budget: the budget gives way to the client's limit.
-        budget = min(budget, max_tokens - 1)
-        if budget < MIN_THINKING_BUDGET:
-            raise InvalidRequest(
-                f"reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on Claude models", param="max_tokens"
-            )
-    return {"type": "enabled", "budget_tokens": budget}
 
 
 def converse_to_message(response: dict[str, Any], model: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
+from tests.llm_proxy.conftest import Gateway, serve_gateway, settings_for
 from tests.llm_proxy.providers.bedrock_mock import (
     ACCESS_KEY,
     API_KEY,
@@ -64,16 +64,8 @@ async def gateway(tmp_path: Path, bedrock: BedrockMock) -> AsyncIterator[Gateway
         yield started
 
 
-def gpt(gateway: Gateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0)
-
-
-def claude(gateway: Gateway) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=gateway.url, api_key=KEY, max_retries=0)
-
-
 async def test_chat_reaches_converse_signed_and_answers_with_usage(gateway: Gateway, bedrock: BedrockMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         raw = await sdk.chat.completions.with_raw_response.create(
             model=f"bedrock/{CLAUDE}",
             messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}],
@@ -103,7 +95,7 @@ async def test_chat_reaches_converse_signed_and_answers_with_usage(gateway: Gate
 
 async def test_a_streamed_chat_decodes_the_event_stream_cut_anywhere(gateway: Gateway, bedrock: BedrockMock) -> None:
     bedrock.queue.append(stream_of(text_events("Hello from Bedrock"), split=7))
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         stream = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}",
             messages=[{"role": "user", "content": "hi"}],
@@ -120,7 +112,7 @@ async def test_a_streamed_chat_decodes_the_event_stream_cut_anywhere(gateway: Ga
 
 
 async def test_messages_reach_bedrock_streamed_and_not(gateway: Gateway, bedrock: BedrockMock) -> None:
-    async with claude(gateway) as sdk:
+    async with gateway.anthropic_sdk() as sdk:
         message = await sdk.messages.create(
             model=f"bedrock/{CLAUDE}",
             max_tokens=100,
@@ -147,7 +139,7 @@ async def test_tools_make_a_round_trip(gateway: Gateway, bedrock: BedrockMock) -
     bedrock.queue.append(converse_answer([{"text": "Checking."}, use], stop="tool_use"))
     bedrock.queue.append(converse_answer([{"text": "Sunny in Paris."}]))
     messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         first = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}", messages=messages, tools=[WEATHER], tool_choice="required"
         )
@@ -188,7 +180,7 @@ async def test_tools_make_a_round_trip(gateway: Gateway, bedrock: BedrockMock) -
 async def test_a_streamed_tool_call_reaches_both_sdks(gateway: Gateway, bedrock: BedrockMock) -> None:
     bedrock.queue.append(stream_of(tool_events("tooluse_9", "get_weather", '{"city": "Oslo"}')))
     bedrock.queue.append(stream_of(tool_events("tooluse_10", "get_weather", '{"city": "Rome"}')))
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         stream = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER], stream=True
         )
@@ -199,7 +191,7 @@ async def test_a_streamed_tool_call_reaches_both_sdks(gateway: Gateway, bedrock:
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
     tool = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}  # type: ignore[index]
     async with (
-        claude(gateway) as sdk,
+        gateway.anthropic_sdk() as sdk,
         sdk.messages.stream(
             model=f"bedrock/{CLAUDE}",
             max_tokens=50,
@@ -218,7 +210,7 @@ async def test_an_image_data_url_becomes_bytes_with_a_format(gateway: Gateway, b
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
     ]
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": content}])
         with pytest.raises(openai.BadRequestError, match="data URL"):
             await sdk.chat.completions.create(
@@ -236,7 +228,7 @@ async def test_usage_is_charged_at_the_shipped_bedrock_price(gateway: Gateway, b
     usage = {"inputTokens": 1000, "outputTokens": 200, "cacheReadInputTokens": 4000, "cacheWriteInputTokens": 0}
     bedrock.queue.append(converse_answer([{"text": "ok"}], usage=usage))
     profile = f"us.{CLAUDE}"  # a cross-region inference profile, priced as its model
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         completion = await sdk.chat.completions.create(
             model=f"bedrock/{profile}", messages=[{"role": "user", "content": "hi"}]
         )
@@ -261,7 +253,7 @@ async def test_throttling_and_5xx_fail_over_to_the_next_provider(tmp_path: Path,
             throttled = aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
             bedrock.queue += [throttled] * 3 + [aws_error(503, "ServiceUnavailableException", "busy")] * 3
             bedrock.queue += [stream_of([exception("throttlingException", "slow down")])] * 3
-            async with gpt(gateway) as sdk:
+            async with gateway.openai_sdk() as sdk:
                 first = await sdk.chat.completions.with_raw_response.create(
                     model="claude", messages=[{"role": "user", "content": "one"}]
                 )
@@ -284,7 +276,7 @@ async def test_throttling_and_5xx_fail_over_to_the_next_provider(tmp_path: Path,
 async def test_an_exception_mid_stream_reaches_the_client_as_an_error(gateway: Gateway, bedrock: BedrockMock) -> None:
     frames = text_events("partial answer")[:2] + [exception("modelStreamErrorException", "the model broke")]
     bedrock.queue.append(stream_of(frames))
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         stream = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "hi"}], stream=True
         )
@@ -296,7 +288,7 @@ async def test_an_exception_mid_stream_reaches_the_client_as_an_error(gateway: G
 
 async def test_a_wrong_secret_is_a_clear_error_naming_the_provider(tmp_path: Path, bedrock: BedrockMock) -> None:
     providers = {"bedrock": {**SIGNED, "aws_secret_access_key": "not-the-secret", "base_url": bedrock.url}}
-    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gateway.openai_sdk() as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             await sdk.chat.completions.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "x"}])
     assert caught.value.status_code == 502
@@ -307,7 +299,7 @@ async def test_a_wrong_secret_is_a_clear_error_naming_the_provider(tmp_path: Pat
 
 async def test_an_unknown_access_key_is_unrecognized(tmp_path: Path, bedrock: BedrockMock) -> None:
     providers = {"bedrock": {**SIGNED, "aws_access_key_id": "AKIAUNKNOWN000000000", "base_url": bedrock.url}}
-    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, claude(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gateway.anthropic_sdk() as sdk:
         with pytest.raises(anthropic.APIStatusError) as caught:
             await sdk.messages.create(
                 model=f"bedrock/{CLAUDE}", max_tokens=10, messages=[{"role": "user", "content": "x"}]
@@ -319,7 +311,7 @@ async def test_a_bedrock_api_key_goes_as_a_bearer_token(tmp_path: Path, bedrock:
     providers = {
         "bedrock": {"kind": "bedrock", "region": REGION, "keys": [{"value": API_KEY}], "base_url": bedrock.url}
     }
-    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gateway.openai_sdk() as sdk:
         completion = await sdk.chat.completions.create(
             model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "keyed"}]
         )
@@ -337,7 +329,7 @@ async def test_temporary_credentials_send_and_sign_their_session_token(tmp_path:
         "aws_session_token": SESSION_TOKEN,
         "base_url": bedrock.url,
     }
-    async with serve_gateway(settings_for(tmp_path, {"bedrock": temporary})) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, {"bedrock": temporary})) as gateway, gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "t"}])
     seen = bedrock.seen[0]
     assert seen.auth == f"sigv4:{TEMP_ACCESS_KEY}"
@@ -347,7 +339,7 @@ async def test_temporary_credentials_send_and_sign_their_session_token(tmp_path:
 
 async def test_an_inference_profile_arn_routes_and_is_signed(gateway: Gateway, bedrock: BedrockMock) -> None:
     arn = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{CLAUDE}"
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         raw = await sdk.chat.completions.with_raw_response.create(
             model=f"bedrock/{arn}", messages=[{"role": "user", "content": "arn"}]
         )
@@ -360,7 +352,7 @@ async def test_an_inference_profile_arn_routes_and_is_signed(gateway: Gateway, b
 
 
 async def test_the_responses_api_reaches_bedrock_through_chat(gateway: Gateway, bedrock: BedrockMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         response = await sdk.responses.create(model=f"bedrock/{CLAUDE}", input="respond", store=False)
         bedrock.queue.append(stream_of(text_events("streamed response")))
         stream = await sdk.responses.create(model=f"bedrock/{CLAUDE}", input="stream it", stream=True, store=False)
@@ -373,7 +365,7 @@ async def test_the_responses_api_reaches_bedrock_through_chat(gateway: Gateway, 
 
 
 async def test_titan_and_cohere_embeddings_go_through_invoke_model(gateway: Gateway, bedrock: BedrockMock) -> None:
-    async with gpt(gateway) as sdk:
+    async with gateway.openai_sdk() as sdk:
         titan = await sdk.embeddings.create(
             model="bedrock/amazon.titan-embed-text-v2:0",
             input=["one two", "three"],
@@ -415,7 +407,7 @@ async def test_the_standard_aws_chain_supplies_credentials(
     monkeypatch.setenv("AWS_PROFILE", "work")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     providers = {"bedrock": {"kind": "bedrock", "region": REGION, "base_url": bedrock.url}}
-    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gateway.openai_sdk() as sdk:
         await sdk.chat.completions.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "c"}])
     assert bedrock.seen[0].auth == f"sigv4:{TEMP_ACCESS_KEY}"
     assert bedrock.seen[0].headers["X-Amz-Security-Token"] == SESSION_TOKEN
@@ -438,7 +430,7 @@ async def test_no_credentials_anywhere_is_a_clear_error(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     providers = {"bedrock": {"kind": "bedrock", "region": REGION, "base_url": bedrock.url}}
-    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gpt(gateway) as sdk:
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway, gateway.openai_sdk() as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             await sdk.chat.completions.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "c"}])
     assert caught.value.status_code == 502
@@ -459,7 +451,7 @@ async def test_a_messages_tool_result_reaches_converse_as_a_tool_result(gateway:
             "content": [{"type": "tool_result", "tool_use_id": "toolu_7", "content": "fog", "is_error": True}],
         },
     ]
-    async with claude(gateway) as sdk:
+    async with gateway.anthropic_sdk() as sdk:
         message = await sdk.messages.create(
             model=f"bedrock/{CLAUDE}", max_tokens=64, messages=history, tools=[tool], tool_choice={"type": "auto"}
         )
