@@ -32,6 +32,7 @@ from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
+from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
 from mcp_hub.upstreams.supervisor import Supervisor
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
@@ -58,6 +59,11 @@ class McpHub:
             name: build_upstream(name, server, self.settings)
             for name, server in governance.settings.mcp_servers.items()
         }
+        # Looked up per record, like the guardrails' emitter: whatever `governance.audit` is then receives it.
+        self.oauth = UpstreamOAuth(
+            governance.settings, governance.store, governance.keys, lambda record: governance.audit.emit(record)
+        )
+        self.oauth.attach(self.upstreams)
         audit = AuditSink(governance.audit.emit, governance.settings.audit.record_arguments)
         self.relay = Relay(audit, self.feed)
         for upstream in self.upstreams.values():
@@ -110,6 +116,7 @@ class McpHub:
             Route("/mcp", self.endpoint),
             Route("/mcp/{server}", self.endpoint),
             *self.rest.routes(),
+            *self.oauth.routes(),
             *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog),
         ]
 
@@ -186,6 +193,7 @@ class McpHub:
         finally:
             self._manager = None
             with anyio.CancelScope(shield=True):
+                await self.oauth.aclose()
                 try:
                     await self.code_mode.stop()
                 except Exception:

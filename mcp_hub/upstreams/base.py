@@ -37,7 +37,10 @@ from toolpolicy.globs import GlobSet
 from toolpolicy.settings import McpHubSettings, McpServerSettings
 
 if TYPE_CHECKING:
+    import httpx2
+
     from mcp_hub.upstreams.fast_call import FastCalls
+    from mcp_hub.upstreams.oauth.credentials import Credentials
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,12 @@ class Upstream(ABC):
         """Optional methods this server lacks or fails, served as empty."""
         self.screen = ToolScreen(name)
         """Drops the tools whose definitions are invalid from its listings (`screen.rejected` says which)."""
+        self.credentials: Credentials | None = None
+        """OAuth credentials (`auth: {type: oauth}`, set by `UpstreamOAuth.attach`): a bearer on every request."""
+        self.http_auth: httpx2.Auth | None = None
+        """The same, as the httpx2 client's auth."""
+        self.connect_wanted = anyio.Event()
+        """Set to end the supervisor's wait before the next connection attempt (a key just authorized)."""
         self._client: Client | None = None
         self._fast: FastCalls | None = None
         """This connection's `tools/call` fast path (`fast_call.py`), or None: the SDK's client."""
@@ -98,8 +107,14 @@ class Upstream(ABC):
         """Why an established connection ended, as well as the transport can tell."""
         return "connection closed"
 
+    def connect_soon(self) -> None:
+        """Try to connect now rather than after the backoff (when down)."""
+        self.connect_wanted.set()
+
     async def serve_connection(self) -> None:
         """Connect, list, and serve callers until the connection is lost; always ends by raising why."""
+        if self.credentials is not None:
+            await self.credentials.ready_for_connection()  # an OAuth failure says why, naming the server
         lost = anyio.Event()
         timed_out = False
         async with anyio.create_task_group() as tg:
@@ -160,7 +175,7 @@ class Upstream(ABC):
     async def call_tool(
         self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
     ) -> types.CallToolResult:
-        client = self._session()
+        client = await self._session_for_call()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
         fast = self._fast
         async with self.relay.call(tool, self.settings.timeout) as deadline:
@@ -169,12 +184,12 @@ class Upstream(ABC):
             return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
-        client = self._session()
+        client = await self._session_for_call()
         async with self.relay.call(uri, self.settings.timeout) as deadline:
             return await self._request(self.relay.read_resource(client, uri), deadline)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-        client = self._session()
+        client = await self._session_for_call()
         async with self.relay.call(name, self.settings.timeout) as deadline:
             return await self._request(self.relay.get_prompt(client, name, arguments), deadline)
 
@@ -195,6 +210,13 @@ class Upstream(ABC):
             Deadline(self.settings.timeout + _BACKSTOP),
         )
         return await answered_or_none(self.unsupported, "completion/complete", coro) or nothing
+
+    async def _session_for_call(self) -> Client:
+        """The session, once the calling key's OAuth token (if the server needs one) is at hand."""
+        client = self._session()
+        if self.credentials is not None:
+            await self.credentials.ready_for_call()
+        return client
 
     def _session(self) -> Client:
         if self._client is None or self.health.state not in ("ready", "degraded"):

@@ -32,7 +32,12 @@ def redacted(url: str) -> str:
 
 
 def remote_headers(upstream: Upstream) -> dict[str, str]:
-    return {name: value.get_secret_value() for name, value in upstream.settings.headers.items()}
+    """The server's static headers (`headers:`, then `auth: {type: headers}`'s, which win)."""
+    headers = {name: value.get_secret_value() for name, value in upstream.settings.headers.items()}
+    auth = upstream.settings.auth
+    if auth is not None and auth.type == "headers":
+        headers.update((name, value.get_secret_value()) for name, value in auth.headers.items())
+    return headers
 
 
 def longest_quiet(upstream: Upstream) -> float:
@@ -76,12 +81,15 @@ class HttpUpstream(Upstream):
             remote_headers(self),
             connect_timeout=self.hub.connect_timeout,
             read_timeout=longest_quiet(self),
+            credentials=self.credentials,
         )
         hooks: dict[str, list[Callable[..., Any]]] = {
             "request": [on_upstream_request],  # the upstream's polling, passed on (polling.py)
             "response": [fast.seen_response],  # the session id, for the fast path
         }
-        http = httpx2.AsyncClient(headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks)
+        http = httpx2.AsyncClient(
+            headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks, auth=self.http_auth
+        )
         try:
             async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
                 self._http = fast
