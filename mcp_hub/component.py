@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -48,7 +50,8 @@ class McpHub:
 
     name = "mcp"
 
-    def __init__(self, governance: Governance) -> None:
+    def __init__(self, governance: Governance, *, clock: Callable[[], float] = time.time) -> None:
+        """`clock` (epoch seconds) times upstream OAuth tokens and authorization links."""
         self.governance = governance
         self.settings = governance.settings.mcp
         servers = governance.settings.mcp_servers
@@ -61,7 +64,11 @@ class McpHub:
         }
         # Looked up per record, like the guardrails' emitter: whatever `governance.audit` is then receives it.
         self.oauth = UpstreamOAuth(
-            governance.settings, governance.store, governance.keys, lambda record: governance.audit.emit(record)
+            governance.settings,
+            governance.store,
+            governance.keys,
+            lambda record: governance.audit.emit(record),
+            clock=clock,
         )
         self.oauth.attach(self.upstreams)
         audit = AuditSink(governance.audit.emit, governance.settings.audit.record_arguments)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,12 @@ class Gateway:
 
 @asynccontextmanager
 async def serving(
-    settings: GatewaySettings, port: int | None = None, *, both_halves: bool = False, direct: bool = True
+    settings: GatewaySettings,
+    port: int | None = None,
+    *,
+    both_halves: bool = False,
+    direct: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Gateway]:
     """The gateway (governance, hub; with `both_halves` also the LLM proxy, wired as `isthmus serve` wires them)
     served by uvicorn on 127.0.0.1 (on `port`, or a free one); `direct=False` without the direct dispatch.
@@ -129,7 +135,7 @@ async def serving(
     """
     governance = Governance(settings)
     await governance.start()
-    parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance)]
+    parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance, clock=clock)]
     hub = next(part for part in parts if isinstance(part, McpHub))
     app = create_app(settings, governance=governance, components=parts, direct=direct)
     port = port or free_port()
