@@ -88,7 +88,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         port = free_port()
         mcp_url = f"http://127.0.0.1:{port}/mcp"
         upstream = protected_mcp(auth, auth_url, mcp_url)
-        server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(upstream, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
             with anyio.fail_after(15):
