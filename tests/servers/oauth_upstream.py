@@ -220,4 +220,10 @@ def protected_mcp(auth_server: LoopbackAuthServer, issuer_url: str, resource_url
         token = get_access_token()
         return f"{token.subject} via {token.client_id}" if token is not None else "nobody"
 
+    @mcp.prompt()
+    def greeting() -> str:
+        """A greeting for the token's subject."""
+        token = get_access_token()
+        return f"Hello {token.subject if token is not None else 'nobody'}"
+
     return SeenHeaders(mcp.streamable_http_app())

@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import mcp_types as types
 import pytest
+from mcp.shared.exceptions import MCPError
 from sqlalchemy import select
 
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuthConfigError
@@ -73,6 +74,20 @@ async def test_each_key_authorizes_once_and_its_calls_carry_its_own_token(world:
     assert events.count(("authorization_completed", "bob-key")) == 1
     secrets = [*world.auth.access, *world.auth.refresh]
     assert not any(secret in str(record) for record in audit for secret in secrets)
+
+
+async def test_a_prompt_for_a_key_without_a_token_set_is_a_json_rpc_error_with_the_link(world: World) -> None:
+    world.auth.add_client("hub", "hub-secret")
+    async with world.gateway(personal(client_id="hub", client_secret="hub-secret")) as gateway:
+        await browse(await first_link(gateway, KEY_A))
+        await ready(gateway)
+        async with gateway.client(KEY_A, "2026-07-28") as alice, gateway.client(KEY_B, "2026-07-28") as bob:
+            prompt = await alice.get_prompt("secure__greeting")
+            with pytest.raises(MCPError) as refused:
+                await bob.get_prompt("secure__greeting")
+    content = prompt.messages[0].content
+    assert isinstance(content, types.TextContent) and content.text == "Hello alice"
+    assert refused.value.error.code == -32000 and LINK.search(refused.value.error.message) is not None
 
 
 async def test_token_sets_are_encrypted_at_rest(world: World) -> None:
