@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from mcp_hub.upstreams.oauth.endpoints import AuthServerClient, OAuthClient
 from toolpolicy.audit import AuditRecord
 from toolpolicy.types import Principal
 from toolpolicy.upstream_oauth.settings import OAuthAuth
+from toolpolicy.upstream_oauth.tokens import TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +100,34 @@ class OAuthAudit:
 class Credentials(ABC):
     """One upstream server's bearer tokens (`auth: {type: oauth}`)."""
 
-    def __init__(self, server: str, settings: OAuthAuth, server_url: str) -> None:
+    def __init__(
+        self,
+        server: str,
+        settings: OAuthAuth,
+        server_url: str,
+        *,
+        endpoints: AuthServerClient,
+        audit: OAuthAudit,
+        clock: Callable[[], float],
+    ) -> None:
         self.server = server
         self.settings = settings
         self.server_url = server_url
+        self.endpoints = endpoints
+        self.audit = audit
+        self.clock = clock
+
+    def configured_client(self) -> OAuthClient | None:
+        """The client `client_id` and `client_secret` configure, if any."""
+        settings = self.settings
+        if settings.client_id is None:
+            return None
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+        return OAuthClient(settings.client_id, secret, settings.auth_method)
+
+    def fresh(self, tokens: TokenSet) -> bool:
+        """Usable for at least `refresh_before` more seconds."""
+        return tokens.fresh(self.clock(), self.settings.refresh_before)
 
     @property
     def resource(self) -> str | None:

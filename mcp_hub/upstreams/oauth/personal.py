@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import anyio
 
 from mcp_hub.errors import AuthorizationRequired, UpstreamAuthFailed
-from mcp_hub.upstreams.oauth.credentials import ACTING, Credentials, OAuthAudit
+from mcp_hub.upstreams.oauth.credentials import ACTING, Credentials
 from mcp_hub.upstreams.oauth.discovery import AuthServer, discover
-from mcp_hub.upstreams.oauth.endpoints import AuthServerClient, OAuthClient
+from mcp_hub.upstreams.oauth.endpoints import OAuthClient
 from toolpolicy.store.upstream_tokens import StoredTokens, UpstreamTokenStore
 from toolpolicy.types import Principal
 from toolpolicy.upstream_oauth.links import Links, Pending, Ticket, pkce_challenge, pkce_verifier
-from toolpolicy.upstream_oauth.settings import OAuthAuth
 from toolpolicy.upstream_oauth.tokens import TokenSet
 
 logger = logging.getLogger(__name__)
@@ -39,22 +39,14 @@ DEAD_GRANT = frozenset({"invalid_grant", "unauthorized_client"})
 class PersonalCredentials(Credentials):
     def __init__(
         self,
-        server: str,
-        settings: OAuthAuth,
-        server_url: str,
-        *,
-        endpoints: AuthServerClient,
-        audit: OAuthAudit,
-        clock: Callable[[], float],
+        *args: Any,
         store: UpstreamTokenStore,
         links: Links,
         public_url: str,
         link_window: float,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(server, settings, server_url)
-        self.endpoints = endpoints
-        self.audit = audit
-        self.clock = clock
+        super().__init__(*args, **kwargs)
         self.store = store
         self.links = links
         self.public_url = public_url.rstrip("/")
@@ -116,23 +108,20 @@ class PersonalCredentials(Credentials):
     async def tokens_for(self, key_id: str, *, rejected: str | None = None) -> TokenSet | None:
         """The key's usable token set (refreshed if due, or if the server rejected `rejected`), or None."""
         held = self._cache.get(key_id)
-        if held is not None and rejected is None and held.tokens.fresh(self.clock(), self.settings.refresh_before):
+        if held is not None and rejected is None and self.fresh(held.tokens):
             return held.tokens
         async with self._locks.setdefault(key_id, anyio.Lock()):
             held = self._cache.get(key_id)
-            if held is not None and held.tokens.access_token != rejected and self._fresh(held.tokens):
+            if held is not None and held.tokens.access_token != rejected and self.fresh(held.tokens):
                 return held.tokens
             stored = await self.store.get(key_id, self.server)
             if stored is None:
                 self._cache.pop(key_id, None)
                 return None
-            if stored.tokens.access_token != rejected and self._fresh(stored.tokens):
+            if stored.tokens.access_token != rejected and self.fresh(stored.tokens):
                 self._cache[key_id] = stored
                 return stored.tokens
             return await self._refresh(key_id, stored)
-
-    def _fresh(self, tokens: TokenSet) -> bool:
-        return tokens.fresh(self.clock(), self.settings.refresh_before)
 
     async def _refresh(self, key_id: str, stored: StoredTokens) -> TokenSet | None:
         principal = ACTING.get()
@@ -307,10 +296,10 @@ class PersonalCredentials(Credentials):
         if self._client is not None:
             return self._client
         settings = self.settings
-        if settings.client_id is not None:
-            secret = settings.client_secret.get_secret_value() if settings.client_secret else None
-            self._client = OAuthClient(settings.client_id, secret, settings.auth_method)
-            return self._client
+        configured = self.configured_client()
+        if configured is not None:
+            self._client = configured
+            return configured
         server = await self._server()
         async with self._setup:
             if self._client is None:

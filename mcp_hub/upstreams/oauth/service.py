@@ -6,45 +6,31 @@ expires or when the server rejects it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import Any
 
 import anyio
 
 from mcp_hub.errors import UpstreamAuthFailed
-from mcp_hub.upstreams.oauth.credentials import Credentials, OAuthAudit
+from mcp_hub.upstreams.oauth.credentials import Credentials
 from mcp_hub.upstreams.oauth.discovery import AuthServer, discover
-from mcp_hub.upstreams.oauth.endpoints import AuthServerClient, OAuthClient
-from toolpolicy.upstream_oauth.settings import OAuthAuth
 from toolpolicy.upstream_oauth.tokens import TokenSet
 
 logger = logging.getLogger(__name__)
 
 
 class ServiceCredentials(Credentials):
-    def __init__(
-        self,
-        server: str,
-        settings: OAuthAuth,
-        server_url: str,
-        *,
-        endpoints: AuthServerClient,
-        audit: OAuthAudit,
-        clock: Callable[[], float],
-    ) -> None:
-        super().__init__(server, settings, server_url)
-        assert settings.client_id is not None
-        secret = settings.client_secret.get_secret_value() if settings.client_secret else None
-        self.client = OAuthClient(settings.client_id, secret, settings.auth_method)
-        self.endpoints = endpoints
-        self.audit = audit
-        self.clock = clock
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        client = self.configured_client()
+        assert client is not None  # the settings require a client_id for this flow
+        self.client = client
         self._tokens: TokenSet | None = None
-        self._token_url = settings.token_url
+        self._token_url = self.settings.token_url
         self._lock = anyio.Lock()
 
     async def token(self) -> str | None:
         tokens = self._tokens
-        if tokens is not None and tokens.fresh(self.clock(), self.settings.refresh_before):
+        if tokens is not None and self.fresh(tokens):
             return tokens.access_token
         try:
             return (await self._renew(stale=tokens)).access_token
@@ -62,7 +48,7 @@ class ServiceCredentials(Credentials):
 
     async def ready_for_connection(self) -> None:
         tokens = self._tokens
-        if tokens is None or not tokens.fresh(self.clock(), self.settings.refresh_before):
+        if tokens is None or not self.fresh(tokens):
             await self._renew(stale=tokens)
 
     async def ready_for_call(self) -> None:
@@ -71,7 +57,7 @@ class ServiceCredentials(Credentials):
     async def _renew(self, *, stale: TokenSet | None, force: bool = False) -> TokenSet:
         async with self._lock:
             tokens = self._tokens
-            if tokens is not None and tokens is not stale and tokens.fresh(self.clock(), self.settings.refresh_before):
+            if tokens is not None and tokens is not stale and self.fresh(tokens):
                 return tokens  # another request renewed it while this one waited
             if force and tokens is not None and tokens is not stale:
                 return tokens

@@ -4,12 +4,10 @@ over the version they were read at."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import StoreTarget
 from toolpolicy.store import Store
 from toolpolicy.store.schema import UpstreamTokenRow
 from toolpolicy.store.upstream_tokens import UpstreamTokenStore
@@ -20,13 +18,8 @@ TOKENS = TokenSet("access-secret-123", expires_at=1_000.0, refresh_token="refres
 
 
 @pytest.fixture
-async def store(store_target: StoreTarget) -> AsyncIterator[Store]:
-    store = Store.open(store_target.url, connect_args=store_target.connect_args)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
+def store(migrated_store: Store) -> Store:
+    return migrated_store
 
 
 async def test_a_token_set_is_stored_encrypted_and_read_back_whole(store: Store) -> None:

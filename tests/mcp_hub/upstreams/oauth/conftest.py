@@ -36,9 +36,9 @@ class Clock:
 
 
 @asynccontextmanager
-async def served(app: ASGIApp) -> AsyncIterator[str]:
-    """`app` on 127.0.0.1 (a free port); yields its base URL."""
-    port = free_port()
+async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """`app` on 127.0.0.1 (on `port`, or a free one); yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
@@ -88,18 +88,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         port = free_port()
         mcp_url = f"http://127.0.0.1:{port}/mcp"
         upstream = protected_mcp(auth, auth_url, mcp_url)
-        server = uvicorn.Server(
-            uvicorn.Config(upstream, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            with anyio.fail_after(15):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                yield World(clock, auth, auth_url, mcp_url, upstream, tmp_path)
-            finally:
-                server.should_exit = True
+        async with served(upstream, port):
+            yield World(clock, auth, auth_url, mcp_url, upstream, tmp_path)
 
 
 async def ready(gateway: Gateway, server: str = "secure") -> None:
