@@ -31,6 +31,8 @@ class AuthServer:
     token_endpoint: str
     authorization_endpoint: str | None = None
     registration_endpoint: str | None = None
+    discovered: bool = True
+    """From the server's metadata (so `issuer` is its real issuer), not from configured URLs."""
 
 
 async def discover(http: httpx2.AsyncClient, server: str, server_url: str) -> AuthServer:

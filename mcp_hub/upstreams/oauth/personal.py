@@ -242,10 +242,15 @@ class PersonalCredentials(Credentials):
         separator = "&" if "?" in server.authorization_endpoint else "?"
         return f"{server.authorization_endpoint}{separator}{urlencode(query)}"
 
-    async def complete(self, pending: Pending, code: str) -> None:
-        """Exchange the authorization code and store the key's token set."""
+    async def complete(self, pending: Pending, code: str, issuer: str | None = None) -> None:
+        """Exchange the authorization code and store the key's token set; `issuer` is the redirect's RFC 9207 `iss`,
+        which must name the discovered authorization server when sent (against mix-up attacks)."""
         ticket = pending.ticket
         server = await self._server()
+        if issuer is not None and server.discovered and issuer != server.issuer:
+            raise UpstreamAuthFailed(
+                self.server, f"the authorization response came from issuer {issuer!r}, not {server.issuer!r}"
+            )
         client = await self._oauth_client()
         form = {
             "grant_type": "authorization_code",
@@ -277,6 +282,7 @@ class PersonalCredentials(Credentials):
                 if configured.token_url and configured.authorization_url:
                     found = AuthServer(
                         issuer=configured.authorization_url,
+                        discovered=False,
                         token_endpoint=configured.token_url,
                         authorization_endpoint=configured.authorization_url,
                         registration_endpoint=configured.registration_url,

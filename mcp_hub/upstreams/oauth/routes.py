@@ -93,7 +93,7 @@ class UpstreamOAuthRoutes:
         if not code:
             return _page("Authorization not completed", "The authorization server sent no code.", 400)
         try:
-            await credentials.complete(pending, code)
+            await credentials.complete(pending, code, query.get("iss"))
         except UpstreamAuthFailed as exc:
             return _page("Authorization not completed", exc.message, 502)
         return _page(

@@ -165,3 +165,18 @@ async def test_the_hub_refuses_to_start_without_an_encryption_key(world: World) 
     bad = hub_settings(world.tmp_path, servers, upstream_oauth={"encryption_key": "c2hvcnQ="})
     with pytest.raises(UpstreamOAuthConfigError, match="decodes to 5 bytes, not 32"):
         McpHub(Governance(bad))
+
+
+async def test_an_authorization_response_from_another_issuer_is_refused(world: World) -> None:
+    world.auth.add_client("hub", "hub-secret")
+    async with world.gateway(personal(client_id="hub", client_secret="hub-secret")) as gateway:
+        async with httpx2.AsyncClient(timeout=15) as browser:
+            start = await browser.get(await first_link(gateway, KEY_A))
+            assert start.status_code == 302 and "code_challenge_method=S256" in start.headers["location"]
+            approved = await browser.get(start.headers["location"])
+            callback = approved.headers["location"].replace("iss=", "iss=https%3A%2F%2Fevil.example.com&was=")
+            refused = await browser.get(callback)
+        async with gateway.http(KEY_A) as http:
+            status = (await http.get("/oauth/upstream/secure/link")).json()
+    assert refused.status_code == 502 and "came from issuer &#x27;https://evil.example.com" in refused.text
+    assert status["authorized"] is False and world.auth.token_requests == []
