@@ -213,8 +213,11 @@ class ToolCalls:
                 f"tools/call {entry.name}",
                 {"mcp.method.name": "tools/call", "gen_ai.tool.name": entry.name, "isthmus.mcp.server": entry.server},
             ):
-                with acting_as(caller.principal):  # an OAuth upstream gets this key's token (`upstreams/oauth`)
+                if upstream.credentials is None:
                     result = await upstream.call_tool(entry.name, arguments, progress)
+                else:
+                    with acting_as(caller.principal):  # an OAuth upstream gets this key's token (`upstreams/oauth`)
+                        result = await upstream.call_tool(entry.name, arguments, progress)
         except UpstreamError as exc:
             record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
             with anyio.CancelScope(shield=True):
