@@ -129,6 +129,9 @@ class Credentials(ABC):
         """Usable for at least `refresh_before` more seconds."""
         return tokens.fresh(self.clock(), self.settings.refresh_before)
 
+    per_key = False
+    """Whether the token differs per key (so a 2025-era server needs a session per key)."""
+
     @property
     def resource(self) -> str | None:
         """The RFC 8707 resource indicator to send, if any."""

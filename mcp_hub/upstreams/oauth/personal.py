@@ -37,6 +37,8 @@ DEAD_GRANT = frozenset({"invalid_grant", "unauthorized_client"})
 
 
 class PersonalCredentials(Credentials):
+    per_key = True
+
     def __init__(
         self,
         *args: Any,

@@ -180,3 +180,23 @@ async def test_an_authorization_response_from_another_issuer_is_refused(world: W
             status = (await http.get("/oauth/upstream/secure/link")).json()
     assert refused.status_code == 502 and "came from issuer &#x27;https://evil.example.com" in refused.text
     assert status["authorized"] is False and world.auth.token_requests == []
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "sdk-client"])
+async def test_a_2025_era_server_gets_a_session_per_key_since_it_binds_sessions_to_their_token(
+    world: World, fast_path: bool
+) -> None:
+    world.auth.add_client("hub", "hub-secret")
+    auth = personal(client_id="hub", client_secret="hub-secret")
+    async with world.gateway(auth, protocol="legacy", fast_path=fast_path) as gateway:
+        await browse(await first_link(gateway, KEY_A))
+        await ready(gateway)
+        world.auth.subject = "bob"
+        await browse(await first_link(gateway, KEY_B))
+        async with gateway.client(KEY_A, "2026-07-28") as alice, gateway.client(KEY_B, "legacy") as bob:
+            for _ in range(2):
+                assert text(await alice.call_tool("secure__whoami", {})) == "alice via hub"
+                assert text(await bob.call_tool("secure__whoami", {})) == "bob via hub"
+        upstream = gateway.hub.upstreams["secure"]
+        assert upstream.health.state == "ready" and upstream.health.protocol_version == "2025-11-25"
+        assert upstream._per_key is not None and len(upstream._per_key) == 2
