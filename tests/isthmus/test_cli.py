@@ -336,7 +336,7 @@ def test_serve_refuses_to_start_with_an_authorization_code_server_and_no_encrypt
     bad = run_cli("serve", "--config", str(config), "--port", str(_free_port()), cwd=tmp_path, env=bad_key)
 
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "github use OAuth flow 'authorization_code'" in missing.stderr
+    assert "OAuth flow 'authorization_code' (MCP servers: github) stores token sets encrypted" in missing.stderr
     assert "set $ISTHMUS_OAUTH_ENCRYPTION_KEY" in missing.stderr
     assert bad.returncode == 1 and "decodes to 9 bytes, not 32" in bad.stderr
 

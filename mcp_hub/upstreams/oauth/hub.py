@@ -64,12 +64,14 @@ class UpstreamOAuth:
                 raise UpstreamOAuthConfigError(f"{where}: {exc}") from None
         elif personal:
             raise UpstreamOAuthConfigError(
-                f"MCP servers {', '.join(personal)} use OAuth flow 'authorization_code', whose token sets are stored "
+                f"OAuth flow 'authorization_code' (MCP servers: {', '.join(personal)}) stores token sets "
                 f"encrypted: set ${ENCRYPTION_KEY_ENV} (or upstream_oauth.encryption_key) to a 32-byte key, e.g. "
                 "`openssl rand -base64 32`, the same on every replica"
             )
         self._own_http = http is None
-        self.http = http or httpx2.AsyncClient(timeout=block.request_timeout, follow_redirects=False)
+        if http is None and servers:  # no OAuth server, no client
+            http = httpx2.AsyncClient(timeout=block.request_timeout, follow_redirects=False)
+        self.http = http
         public_url = block.public_url or f"http://{settings.listen}"
         self.credentials: dict[str, Credentials] = {}
         self.personal: dict[str, PersonalCredentials] = {}
@@ -78,7 +80,8 @@ class UpstreamOAuth:
         for name, server in servers.items():
             auth = server.auth
             assert isinstance(auth, OAuthAuth) and server.url is not None
-            endpoints = AuthServerClient(name, self.http, clock)
+            assert http is not None
+            endpoints = AuthServerClient(name, http, clock)
             audit = OAuthAudit(emit, name, auth.flow)
             if auth.flow == "client_credentials":
                 self.credentials[name] = ServiceCredentials(
@@ -116,5 +119,5 @@ class UpstreamOAuth:
         return self._routes.routes() if self._routes is not None else []
 
     async def aclose(self) -> None:
-        if self._own_http:
+        if self._own_http and self.http is not None:
             await self.http.aclose()

@@ -160,7 +160,7 @@ async def test_the_hub_refuses_to_start_without_an_encryption_key(world: World) 
     from toolpolicy.runtime import Governance
 
     servers = {"secure": {"url": world.mcp_url, "auth": personal()}}
-    with pytest.raises(UpstreamOAuthConfigError, match=r"secure use OAuth flow 'authorization_code'.*ISTHMUS_OAUTH"):
+    with pytest.raises(UpstreamOAuthConfigError, match=r"'authorization_code' \(MCP servers: secure\).*ISTHMUS_OAUTH"):
         McpHub(Governance(hub_settings(world.tmp_path, servers)))
     bad = hub_settings(world.tmp_path, servers, upstream_oauth={"encryption_key": "c2hvcnQ="})
     with pytest.raises(UpstreamOAuthConfigError, match="decodes to 5 bytes, not 32"):
