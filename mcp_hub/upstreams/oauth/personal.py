@@ -157,6 +157,12 @@ class PersonalCredentials(Credentials):
         self._audit_key("token_refreshed", key_id, who)
         return renewed
 
+    async def disconnect(self, principal: Principal) -> None:
+        """Forget the key's token set (at its owner's request); its next call asks for an authorization again."""
+        async with self._locks.setdefault(principal.key_id, anyio.Lock()):
+            await self._forget(principal.key_id)
+        self.audit.for_key("authorization_revoked", principal)
+
     async def _forget(self, key_id: str) -> None:
         self._cache.pop(key_id, None)
         await self.store.delete(key_id, self.server)

@@ -4,7 +4,8 @@
   authorization server with PKCE S256 and a sealed state bound to the key;
 - `GET /oauth/upstream/callback?code=...&state=...`: exchanges the code, stores the key's token set, says so;
 - `GET /oauth/upstream/<server>/link` with the virtual key as bearer token: `{"server", "authorized",
-  "authorize_url"}`, for a first authorization before the server's tools are listed, or to re-authorize.
+  "authorize_url"}`, for a first authorization before the server's tools are listed, or to re-authorize;
+  `DELETE` on the same URL forgets the key's token set (the key's owner disconnects the server).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class UpstreamOAuthRoutes:
         return [
             Route("/oauth/upstream/callback", self.callback, methods=["GET"]),
             Route("/oauth/upstream/{server}/start", self.start, methods=["GET"]),
-            Route("/oauth/upstream/{server}/link", self.link, methods=["GET"]),
+            Route("/oauth/upstream/{server}/link", self.link, methods=["GET", "DELETE"]),
         ]
 
     async def start(self, request: Request) -> Response:
@@ -109,6 +110,9 @@ class UpstreamOAuthRoutes:
             credentials = self.servers.get(server)
             if credentials is None or server not in principal.mcp:
                 raise UnknownServer(server)
+            if request.method == "DELETE":
+                await credentials.disconnect(principal)
+                return JSONResponse({"server": server, "authorized": False}, headers=NO_STORE)
             authorized = await credentials.tokens_for(principal.key_id) is not None
         except GatewayError as exc:
             return error_response(exc)

@@ -146,6 +146,25 @@ async def test_a_forged_or_expired_link_is_refused(world: World) -> None:
     assert world.auth.token_requests == []
 
 
+async def test_a_key_owner_disconnects_the_server_and_is_asked_to_authorize_again(world: World) -> None:
+    world.auth.add_client("hub", "hub-secret")
+    async with world.gateway(personal(client_id="hub", client_secret="hub-secret")) as gateway:
+        await browse(await first_link(gateway, KEY_A))
+        await ready(gateway)
+        async with gateway.http(KEY_A) as http:
+            assert (await http.get("/oauth/upstream/secure/link")).json()["authorized"] is True
+            gone = await http.delete("/oauth/upstream/secure/link")
+            assert (
+                gone.status_code == 200
+                and (await http.get("/oauth/upstream/secure/link")).json()["authorized"] is False
+            )
+        async with gateway.client(KEY_A, "2026-07-28") as client:
+            result = await client.call_tool("secure__whoami", {})
+        audit = await oauth_audit(gateway)
+    assert result.is_error and LINK.search(text(result)) is not None
+    assert any(r["details"]["event"] == "authorization_revoked" and r["key_name"] == "alice-key" for r in audit)
+
+
 async def test_the_link_route_needs_a_key_that_may_use_the_server(world: World) -> None:
     async with world.gateway(personal(client_id="hub")) as gateway:
         async with gateway.http() as anonymous, gateway.http(KEY_A) as alice:
