@@ -23,6 +23,7 @@ import uvicorn
 from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.types import ASGIApp
 
 from isthmus.app import create_app, default_components
 from isthmus.component import Component
@@ -138,23 +139,31 @@ async def serving(
     parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance, clock=clock)]
     hub = next(part for part in parts if isinstance(part, McpHub))
     app = create_app(settings, governance=governance, components=parts, direct=direct)
+    try:
+        async with served(app, port) as base_url:
+            yield Gateway(base_url, governance, hub)
+    finally:
+        await governance.stop()
+
+
+@asynccontextmanager
+async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on 127.0.0.1 (on `port`, or a free one); yields its base URL. Leaving it stops the
+    server; streams still open are cut after a second."""
     port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            with anyio.fail_after(30):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                yield Gateway(f"http://127.0.0.1:{port}", governance, hub)
-            finally:
-                server.should_exit = True
-    finally:
-        await governance.stop()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(30):
+            while not server.started:
+                await anyio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
 
 
 class Restartable:

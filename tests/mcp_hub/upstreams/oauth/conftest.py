@@ -13,10 +13,8 @@ from typing import Any
 
 import anyio
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 
-from tests.mcp_hub.conftest import Gateway, free_port, hub_settings, serving
+from tests.mcp_hub.conftest import Gateway, free_port, hub_settings, served, serving
 from tests.servers.oauth_upstream import LoopbackAuthServer, SeenHeaders, protected_mcp
 
 KEY_A = "isk-oauth-alice"
@@ -33,22 +31,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@asynccontextmanager
-async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
-    """`app` on 127.0.0.1 (on `port`, or a free one); yields its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(15):
-            while not server.started:
-                await anyio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
 
 
 @dataclass
