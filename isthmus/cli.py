@@ -30,16 +30,22 @@ if TYPE_CHECKING:
 CONFIG_ENV = "ISTHMUS_CONFIG"
 LOG_LEVEL_ENV = "ISTHMUS_LOG_LEVEL"
 METRICS_TOKEN_ENV = "ISTHMUS_METRICS_TOKEN"
+OAUTH_KEY_ENV = "ISTHMUS_OAUTH_ENCRYPTION_KEY"
 
 
 def _settings(path: str | None) -> tuple[GatewaySettings, str]:
     """The settings from `path` (or $ISTHMUS_CONFIG), or the defaults; and a description of where they came from.
-    $ISTHMUS_METRICS_TOKEN gives `metrics_token` when the config does not."""
+    $ISTHMUS_METRICS_TOKEN gives `metrics_token` when the config does not, $ISTHMUS_OAUTH_ENCRYPTION_KEY
+    `upstream_oauth.encryption_key`."""
     path = path or os.environ.get(CONFIG_ENV)
     settings, source = (load_config(path, environ=os.environ), path) if path else (GatewaySettings(), "")
     metrics_token = os.environ.get(METRICS_TOKEN_ENV)
     if metrics_token and settings.metrics_token is None:
         settings = settings.model_copy(update={"metrics_token": SecretStr(metrics_token)})
+    oauth_key = os.environ.get(OAUTH_KEY_ENV)
+    if oauth_key and settings.upstream_oauth.encryption_key is None:
+        block = settings.upstream_oauth.model_copy(update={"encryption_key": SecretStr(oauth_key)})
+        settings = settings.model_copy(update={"upstream_oauth": block})
     return settings, source or "no config file (defaults)"
 
 

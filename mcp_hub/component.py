@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -32,6 +34,7 @@ from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
+from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
 from mcp_hub.upstreams.supervisor import Supervisor
 from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.runtime import Governance
@@ -54,9 +57,11 @@ class McpHub:
         *,
         credentials: CredentialResolver | None = None,
         challenge: Challenge | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`credentials` resolves what `/mcp` callers present (default: virtual keys only; with OAuth on, tokens
-        too), and `challenge` is the 401's `WWW-Authenticate` (`isthmus.oauth` supplies both)."""
+        too), `challenge` is the 401's `WWW-Authenticate` (`isthmus.oauth` supplies both), and `clock` (epoch
+        seconds) times upstream OAuth tokens and authorization links."""
         self.governance = governance
         self.credentials: CredentialResolver = credentials or governance.keys
         self.settings = governance.settings.mcp
@@ -68,6 +73,15 @@ class McpHub:
             name: build_upstream(name, server, self.settings)
             for name, server in governance.settings.mcp_servers.items()
         }
+        # Looked up per record, like the guardrails' emitter: whatever `governance.audit` is then receives it.
+        self.oauth = UpstreamOAuth(
+            governance.settings,
+            governance.store,
+            governance.keys,
+            lambda record: governance.audit.emit(record),
+            clock=clock,
+        )
+        self.oauth.attach(self.upstreams)
         audit = AuditSink(governance.audit.emit, governance.settings.audit.record_arguments)
         self.relay = Relay(audit, self.feed)
         for upstream in self.upstreams.values():
@@ -121,6 +135,7 @@ class McpHub:
             Route("/mcp", self.endpoint),
             Route("/mcp/{server}", self.endpoint),
             *self.rest.routes(),
+            *self.oauth.routes(),
             *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog),
         ]
 
@@ -197,6 +212,7 @@ class McpHub:
         finally:
             self._manager = None
             with anyio.CancelScope(shield=True):
+                await self.oauth.aclose()
                 try:
                     await self.code_mode.stop()
                 except Exception:

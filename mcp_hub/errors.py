@@ -13,7 +13,9 @@
     └── UpstreamError                        502     -32603   the upstream failed or answered garbage
         ├── UpstreamRejected                 502     (the upstream's own code)   it answered with a JSON-RPC error
         ├── UpstreamUnavailable              503     -32000   not connected: names the server and its state
-        └── UpstreamTimeout                  504     -32001   no answer within the server's `timeout`
+        ├── UpstreamTimeout                  504     -32001   no answer within the server's `timeout`
+        ├── UpstreamAuthFailed               502     -32603   the hub could not get an OAuth token for the server
+        └── AuthorizationRequired            401     -32000   this key's owner has not authorized the server yet
 
 Tool calls turn upstream errors into `isError` results (the model reads them); the other methods answer them as
 JSON-RPC errors. Each edge renders these once, from their attributes.
@@ -125,3 +127,25 @@ class UpstreamTimeout(UpstreamError):
 
     def __init__(self, server: str, timeout: float) -> None:
         super().__init__(server, f"did not answer within its {timeout:g}s timeout")
+
+
+class UpstreamAuthFailed(UpstreamError):
+    code = "upstream_auth_failed"
+
+    def __init__(self, server: str, message: str, *, error: str | None = None) -> None:
+        super().__init__(server, f"OAuth: {message}")
+        self.error = error
+        """The authorization server's RFC 6749 error code (`invalid_grant`, `invalid_client`...), when it sent one."""
+
+
+class AuthorizationRequired(UpstreamError):
+    """A server with OAuth flow `authorization_code` and no token set for the calling key: the message says where
+    the key's owner authorizes (once per window), or that the authorization is pending."""
+
+    status = 401
+    jsonrpc_code = -32000
+    code = "upstream_authorization_required"
+
+    def __init__(self, server: str, message: str, url: str | None) -> None:
+        super().__init__(server, message)
+        self.url = url

@@ -45,6 +45,7 @@ from mcp_hub.guard import check_arguments, check_result, tool_scan
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
+from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, PermissionDenied
 from toolpolicy.governor import Call, Usage
@@ -151,8 +152,17 @@ class ToolCalls:
             server, tool = named_target(caller, name)
             upstream = self.upstreams.get(server) if server and not isinstance(exc, CodeModeOnly) else None
             if upstream is not None and not self.catalog.is_live(upstream.name) and caller.may_use(upstream.name, tool):
-                # A server that is down (and never listed this tool, or is still starting): say so, not "unknown".
-                down = UpstreamUnavailable(upstream.name, upstream.health.state, upstream.health.last_error)
+                # A server that is down (and never listed this tool, or is still starting): say so, not "unknown";
+                # one that waits for its first OAuth authorization says where this key's owner authorizes.
+                down: UpstreamError = UpstreamUnavailable(
+                    upstream.name, upstream.health.state, upstream.health.last_error
+                )
+                if upstream.credentials is not None:
+                    try:
+                        with acting_as(caller.principal):
+                            await upstream.credentials.ready_for_call()
+                    except UpstreamError as failure:
+                        down = failure
                 record.upstream_failed(down)
                 return error_result(down.message)
             record.deny(exc)
@@ -203,7 +213,11 @@ class ToolCalls:
                 f"tools/call {entry.name}",
                 {"mcp.method.name": "tools/call", "gen_ai.tool.name": entry.name, "isthmus.mcp.server": entry.server},
             ):
-                result = await upstream.call_tool(entry.name, arguments, progress)
+                if upstream.credentials is None:
+                    result = await upstream.call_tool(entry.name, arguments, progress)
+                else:
+                    with acting_as(caller.principal):  # an OAuth upstream gets this key's token (`upstreams/oauth`)
+                        result = await upstream.call_tool(entry.name, arguments, progress)
         except UpstreamError as exc:
             record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
             with anyio.CancelScope(shield=True):

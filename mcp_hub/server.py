@@ -33,6 +33,7 @@ from mcp_hub.quiet_tracing import quieten
 from mcp_hub.relay import Relay
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
+from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy import sanitize
 from toolpolicy.errors import GatewayError, GuardrailBlocked, InvalidRequest
 from toolpolicy.guardrails import Guardrails
@@ -149,7 +150,7 @@ class Handlers:
         request_id = _request_id(ctx)
 
         async def work() -> types.GetPromptResult:
-            with passed_on(ctx):
+            with passed_on(ctx), acting_as(caller.principal):
                 result = await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
             scan = tool_scan(
                 self.guardrails,
@@ -198,7 +199,7 @@ class Handlers:
 
         async def work() -> types.ReadResourceResult:
             try:
-                with passed_on(ctx):
+                with passed_on(ctx), acting_as(caller.principal):
                     result = await self.upstreams[server].read_resource(uri)
             except UpstreamRejected as exc:
                 if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:

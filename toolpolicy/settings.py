@@ -32,6 +32,7 @@ from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
 from toolpolicy.telemetry_settings import TelemetrySettings
 from toolpolicy.tool_overrides import ToolOverride
+from toolpolicy.upstream_oauth.settings import UpstreamAuth, UpstreamOAuthSettings
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -127,6 +128,9 @@ class McpServerSettings(_Model):
     """Accepted for configs pasted from Claude Code or Cursor; `http` means `streamable-http`."""
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     """HTTP headers sent to a remote server, e.g. its Authorization."""
+    auth: UpstreamAuth | None = None
+    """How the hub authenticates to a remote server: `{type: headers, headers: {...}}` for static tokens, or
+    `{type: oauth, flow: client_credentials | authorization_code, ...}` (`toolpolicy.upstream_oauth.settings`)."""
     tools: list[str] = Field(default_factory=lambda: ["*"])
     """Globs of the tools the gateway exposes at all from this server."""
     overrides: dict[str, ToolOverride] = Field(default_factory=dict)
@@ -163,6 +167,11 @@ class McpServerSettings(_Model):
             raise ValueError("'transport'/'type' name a remote transport but this server has a 'command'")
         if self.url is not None and self.type == "stdio":
             raise ValueError("'type: stdio' needs a 'command', not a 'url'")
+        if self.auth is not None and self.url is None:
+            raise ValueError("'auth' applies to remote servers (with a 'url') only")
+        if self.auth is not None and self.auth.type == "oauth" and self.auth.flow == "authorization_code":
+            if self.remote_transport != "streamable-http":
+                raise ValueError("OAuth flow 'authorization_code' needs transport 'streamable-http' (a token per key)")
         return self
 
     @property
@@ -451,6 +460,8 @@ class GatewaySettings(_Model):
     """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""
     oauth: OAuthSettings | None = None
     """OAuth 2.1 on `/mcp` (docs/oauth.md): the built-in authorization server and trusted IdPs; null: keys only."""
+    upstream_oauth: UpstreamOAuthSettings = Field(default_factory=UpstreamOAuthSettings)
+    """Upstream OAuth: the public URL its links are built on, the key that encrypts stored token sets."""
 
     @field_validator("listen")
     @classmethod

@@ -30,6 +30,8 @@ from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, Ups
 from mcp_hub.relay.calls import Deadline
 from mcp_hub.relay.upstream import UpstreamRelay
 from mcp_hub.upstreams.health import Health
+from mcp_hub.upstreams.key_sessions import KeySessions
+from mcp_hub.upstreams.oauth.credentials import ACTING
 from mcp_hub.upstreams.optional import UnsupportedMethods, answered_or_none
 from mcp_hub.upstreams.screen import ToolScreen, screened
 from mcp_hub.upstreams.session import list_everything, watched
@@ -37,7 +39,10 @@ from toolpolicy.globs import GlobSet
 from toolpolicy.settings import McpHubSettings, McpServerSettings
 
 if TYPE_CHECKING:
+    import httpx2
+
     from mcp_hub.upstreams.fast_call import FastCalls
+    from mcp_hub.upstreams.oauth.credentials import Credentials
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +80,14 @@ class Upstream(ABC):
         """Optional methods this server lacks or fails, served as empty."""
         self.screen = ToolScreen(name)
         """Drops the tools whose definitions are invalid from its listings (`screen.rejected` says which)."""
+        self.credentials: Credentials | None = None
+        """OAuth credentials (`auth: {type: oauth}`, set by `UpstreamOAuth.attach`): a bearer on every request."""
+        self.http_auth: httpx2.Auth | None = None
+        """The same, as the httpx2 client's auth."""
+        self.connect_wanted = anyio.Event()
+        """Set to end the supervisor's wait before the next connection attempt (a key just authorized)."""
+        self._per_key: KeySessions | None = None
+        """One session per key (`key_sessions.py`), when per-key OAuth tokens meet a 2025-era server."""
         self._client: Client | None = None
         self._fast: FastCalls | None = None
         """This connection's `tools/call` fast path (`fast_call.py`), or None: the SDK's client."""
@@ -98,8 +111,18 @@ class Upstream(ABC):
         """Why an established connection ended, as well as the transport can tell."""
         return "connection closed"
 
+    def key_sessions(self) -> KeySessions | None:
+        """Per-key sessions for this connection, if the transport can open them (Streamable HTTP)."""
+        return None
+
+    def connect_soon(self) -> None:
+        """Try to connect now rather than after the backoff (when down)."""
+        self.connect_wanted.set()
+
     async def serve_connection(self) -> None:
         """Connect, list, and serve callers until the connection is lost; always ends by raising why."""
+        if self.credentials is not None:
+            await self.credentials.ready_for_connection()  # an OAuth failure says why, naming the server
         lost = anyio.Event()
         timed_out = False
         async with anyio.create_task_group() as tg:
@@ -130,13 +153,18 @@ class Upstream(ABC):
                 self._connected_with(client, snapshot, lost)
                 try:
                     async with anyio.create_task_group() as serving:
+                        credentials = self.credentials
+                        if credentials is not None and credentials.per_key and not self._modern(client):
+                            self._per_key = self.key_sessions()
+                            if self._per_key is not None:
+                                await serving.start(self._per_key.run)
                         serving.start_soon(self._refresh_loop, client, lost)
                         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                             serving.start_soon(self._listen, client)
                         await lost.wait()
                         serving.cancel_scope.cancel()
                 finally:
-                    self._client = self._fast = None
+                    self._client = self._fast = self._per_key = None
                     self.relay.disconnected()
         if timed_out:
             raise TimeoutError(f"no answer within {self.hub.connect_timeout:g}s of connecting")
@@ -160,7 +188,7 @@ class Upstream(ABC):
     async def call_tool(
         self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
     ) -> types.CallToolResult:
-        client = self._session()
+        client = await self._session_for_call()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
         fast = self._fast
         async with self.relay.call(tool, self.settings.timeout) as deadline:
@@ -169,12 +197,12 @@ class Upstream(ABC):
             return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
-        client = self._session()
+        client = await self._session_for_call()
         async with self.relay.call(uri, self.settings.timeout) as deadline:
             return await self._request(self.relay.read_resource(client, uri), deadline)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-        client = self._session()
+        client = await self._session_for_call()
         async with self.relay.call(name, self.settings.timeout) as deadline:
             return await self._request(self.relay.get_prompt(client, name, arguments), deadline)
 
@@ -196,6 +224,25 @@ class Upstream(ABC):
         )
         return await answered_or_none(self.unsupported, "completion/complete", coro) or nothing
 
+    async def _session_for_call(self) -> Client:
+        """The session, once the calling key's OAuth token (if the server needs one) is at hand: the shared one, or
+        the key's own when its tokens cannot share a 2025-era session."""
+        client = self._session()
+        if self.credentials is None:
+            return client
+        await self.credentials.ready_for_call()
+        keyed, principal = self._per_key, ACTING.get()
+        if keyed is None or principal is None:
+            return client
+        try:
+            return await keyed.client(principal.key_id)
+        except Exception as exc:
+            raise UpstreamUnavailable(self.name, "down", f"could not open this key's session: {exc}") from None
+
+    @staticmethod
+    def _modern(client: Client) -> bool:
+        return client.protocol_version in MODERN_PROTOCOL_VERSIONS
+
     def _session(self) -> Client:
         if self._client is None or self.health.state not in ("ready", "degraded"):
             raise UpstreamUnavailable(self.name, self.health.state, self.health.last_error)
@@ -214,7 +261,11 @@ class Upstream(ABC):
             if exc.code == types.REQUEST_TIMEOUT:
                 raise UpstreamTimeout(self.name, timeout) from None
             if exc.code == types.CONNECTION_CLOSED:
-                self._connection_failed()
+                principal = ACTING.get()
+                if self._per_key is not None and principal is not None:
+                    self._per_key.drop(principal.key_id)  # that key's own session failed, not the connection
+                else:
+                    self._connection_failed()
                 raise UpstreamUnavailable(self.name, "down", self.lost_reason()) from None
             raise UpstreamRejected(self.name, exc.code, exc.message, exc.data) from None
         except ValidationError as exc:

@@ -10,8 +10,9 @@ the 2025-era session's `Mcp-Session-Id` (seen by `seen_response`, the SDK client
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import httpx2
@@ -23,6 +24,14 @@ MCP_SESSION_ID = "mcp-session-id"
 LAST_EVENT_ID = "last-event-id"
 MAX_SSE_EVENT_BYTES = 1024 * 1024
 """The SDK transport's limit on one SSE event (`DEFAULT_MAX_SSE_EVENT_SIZE`)."""
+
+
+class BearerSource(Protocol):
+    """Where an OAuth upstream's bearer comes from (`mcp_hub.upstreams.oauth.credentials.Credentials`)."""
+
+    async def token(self) -> str | None: ...
+
+    async def rejected(self, token: str) -> str | None: ...
 
 
 class SseError(Exception):
@@ -40,8 +49,18 @@ class SseEvent:
 class FastHttp:
     """The pooled aiohttp client of one upstream connection, and what the SDK's transport learnt of the session."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        credentials: BearerSource | None = None,
+    ) -> None:
         self.url = url
+        self.credentials = credentials
+        """An OAuth upstream's tokens: the bearer is chosen per request (for the calling key)."""
         self.session_id: str | None = None
         """The upstream's `Mcp-Session-Id` (2025-era sessions), as the SDK client's transport got it."""
         self.protocol_version: str | None = None
@@ -68,11 +87,38 @@ class FastHttp:
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         """POST one JSON-RPC message; the caller reads and releases the response (redirects are not followed)."""
-        return await self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
+        if self.credentials is None:
+            return await self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
+        return await self._authorized(
+            lambda sent: self._session.post(self.url, data=body, headers=sent, allow_redirects=False), headers
+        )
 
     async def get(self, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         """GET the URL (resuming a call's event stream with `Last-Event-ID`)."""
-        return await self._session.get(self.url, headers=headers, allow_redirects=False)
+        if self.credentials is None:
+            return await self._session.get(self.url, headers=headers, allow_redirects=False)
+        return await self._authorized(
+            lambda sent: self._session.get(self.url, headers=sent, allow_redirects=False), headers
+        )
+
+    async def _authorized(
+        self, send: Callable[[Mapping[str, str]], Awaitable[aiohttp.ClientResponse]], headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        """`send` with the bearer for this request; on a 401, once more with the token the credentials renew."""
+        assert self.credentials is not None
+        token = await self.credentials.token()
+        response = await send(_bearer(headers, token))
+        if response.status != 401 or token is None:
+            return response
+        retry = await self.credentials.rejected(token)
+        if retry is None:
+            return response
+        response.release()
+        return await send(_bearer(headers, retry))
+
+
+def _bearer(headers: Mapping[str, str], token: str | None) -> Mapping[str, str]:
+    return headers if token is None else {**headers, "authorization": f"Bearer {token}"}
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:

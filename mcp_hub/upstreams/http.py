@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import httpx2
 from mcp import Client
 from mcp.client._transport import TransportStreams
@@ -14,9 +15,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_hub.polling import on_upstream_request
 from mcp_hub.relay import elicitation_timeout
-from mcp_hub.upstreams.base import Upstream
+from mcp_hub.upstreams.base import CLIENT_INFO, Upstream
 from mcp_hub.upstreams.fast_call import FastCalls
 from mcp_hub.upstreams.fast_http import FastHttp
+from mcp_hub.upstreams.key_sessions import KeySessions
 
 READ_SLACK = 30.0
 """Seconds added to the longest a call may wait (`longest_quiet`) for the HTTP read timeout, so the call's own
@@ -32,7 +34,12 @@ def redacted(url: str) -> str:
 
 
 def remote_headers(upstream: Upstream) -> dict[str, str]:
-    return {name: value.get_secret_value() for name, value in upstream.settings.headers.items()}
+    """The server's static headers (`headers:`, then `auth: {type: headers}`'s, which win)."""
+    headers = {name: value.get_secret_value() for name, value in upstream.settings.headers.items()}
+    auth = upstream.settings.auth
+    if auth is not None and auth.type == "headers":
+        headers.update((name, value.get_secret_value()) for name, value in auth.headers.items())
+    return headers
 
 
 def longest_quiet(upstream: Upstream) -> float:
@@ -51,6 +58,8 @@ class HttpUpstream(Upstream):
         super().__init__(*args, **kwargs)
         self._http: FastHttp | None = None
         """The raw HTTP client of the current connection, for the `tools/call` fast path."""
+        self._key_http: httpx2.AsyncClient | None = None
+        """The pooled client of the current connection's per-key sessions (`key_sessions.py`)."""
 
     def fast_calls(self, client: Client) -> FastCalls | None:
         if self._http is None or not self.settings.fast_path:
@@ -66,6 +75,18 @@ class HttpUpstream(Upstream):
     def transport(self) -> AbstractAsyncContextManager[TransportStreams]:
         return self._connect()
 
+    def key_sessions(self) -> KeySessions | None:
+        return KeySessions(self.name, self._key_client) if self._key_http is not None else None
+
+    @asynccontextmanager
+    async def _key_client(self) -> AsyncIterator[Client]:
+        """A 2025-era session of the key whose request this is (the bearer is chosen per request, `http_auth`)."""
+        assert self.settings.url is not None and self._key_http is not None
+        transport = streamable_http_client(self.settings.url, http_client=self._key_http)
+        client = Client(transport, mode="legacy", cache=None, client_info=CLIENT_INFO, **self.relay.client_options())
+        async with client:
+            yield client
+
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[TransportStreams]:
         assert self.settings.url is not None
@@ -76,16 +97,29 @@ class HttpUpstream(Upstream):
             remote_headers(self),
             connect_timeout=self.hub.connect_timeout,
             read_timeout=longest_quiet(self),
+            credentials=self.credentials,
         )
         hooks: dict[str, list[Callable[..., Any]]] = {
             "request": [on_upstream_request],  # the upstream's polling, passed on (polling.py)
             "response": [fast.seen_response],  # the session id, for the fast path
         }
-        http = httpx2.AsyncClient(headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks)
+        http = self._http_client(hooks)
+        keyed = self._http_client({"request": [on_upstream_request]}) if self._per_key_tokens() else None
         try:
             async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
-                self._http = fast
+                self._http, self._key_http = fast, keyed
                 yield streams
         finally:
-            self._http = None
-            await fast.aclose()
+            self._http = self._key_http = None
+            with anyio.CancelScope(shield=True):  # a cancelled close would leave their connections open
+                if keyed is not None:
+                    await keyed.aclose()
+                await fast.aclose()
+
+    def _http_client(self, hooks: dict[str, list[Callable[..., Any]]]) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks, auth=self.http_auth
+        )
+
+    def _per_key_tokens(self) -> bool:
+        return self.credentials is not None and self.credentials.per_key

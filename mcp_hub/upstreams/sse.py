@@ -28,5 +28,6 @@ class SseUpstream(Upstream):
             headers=remote_headers(self),
             timeout=self.hub.connect_timeout,
             sse_read_timeout=max(300.0, longest_quiet(self)),
+            auth=self.http_auth,
         )
         return cast(AbstractAsyncContextManager[TransportStreams], connect)

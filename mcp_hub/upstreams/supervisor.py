@@ -16,6 +16,7 @@ from anyio.abc import TaskStatus
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.upstreams.base import ConnectionLost, Upstream
+from toolpolicy.errors import GatewayError
 from toolpolicy.settings import McpHubSettings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ class Supervisor:
             if anyio.current_time() - began > self.settings.backoff_max:
                 delay = self.settings.backoff_initial
             logger.info("MCP server %r: next attempt in %.1fs", upstream.name, delay)
-            await anyio.sleep(delay)
+            with anyio.move_on_after(delay):
+                await upstream.connect_wanted.wait()
+            upstream.connect_wanted = anyio.Event()
             delay = min(delay * 2, self.settings.backoff_max)
 
 
@@ -63,6 +66,8 @@ def describe_failure(upstream: Upstream, exc: BaseException) -> str:
         leaves = [e for e in exc.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
         exc = leaves[0] if leaves else exc.exceptions[0]
     logger.debug("MCP server %r: connection failed", upstream.name, exc_info=exc)
+    if isinstance(exc, GatewayError):
+        return exc.message  # the hub's own (an OAuth token it could not get), already naming the server
     if isinstance(exc, ConnectionLost | TimeoutError):
         return str(exc)
     if isinstance(exc, OSError) and exc.strerror:

@@ -321,6 +321,39 @@ def test_serve_answers_health_and_ready_and_says_what_it_runs_with(governance: G
     assert "Traceback" not in banner
 
 
+OAUTH_CONFIG = """
+mcp_servers:
+  github:
+    url: http://127.0.0.1:9/mcp
+    auth: {type: oauth, flow: authorization_code, client_id: hub}
+"""
+
+
+def test_serve_refuses_to_start_with_an_authorization_code_server_and_no_encryption_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path, OAUTH_CONFIG)
+    missing = run_cli("serve", "--config", str(config), "--port", str(_free_port()), cwd=tmp_path)
+    bad_key = _env(ISTHMUS_OAUTH_ENCRYPTION_KEY="dG9vIHNob3J0")
+    bad = run_cli("serve", "--config", str(config), "--port", str(_free_port()), cwd=tmp_path, env=bad_key)
+
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "OAuth flow 'authorization_code' (MCP servers: github) stores token sets encrypted" in missing.stderr
+    assert "set $ISTHMUS_OAUTH_ENCRYPTION_KEY" in missing.stderr
+    assert bad.returncode == 1 and "decodes to 9 bytes, not 32" in bad.stderr
+
+
+def test_serve_takes_the_upstream_oauth_encryption_key_from_the_environment(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    config = write_config(tmp_path, OAUTH_CONFIG)
+    env = _env(ISTHMUS_OAUTH_ENCRYPTION_KEY=os.urandom(32).hex())
+    server = Server(tmp_path, ["--config", str(config)], env)
+    servers.append(server)
+    server.start()
+    ready = http("GET", f"{server.url}/ready")
+    assert ready.body["mcp"]["servers"]["github"]["state"] == "down"
+    assert "no virtual key has authorized" in ready.body["mcp"]["servers"]["github"]["last_error"]
+
+
 def test_serve_without_any_config_uses_isthmus_db_in_the_working_directory(
     tmp_path: Path, servers: list[Server]
 ) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import uvicorn
 from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.types import ASGIApp
 
 from isthmus.app import create_app, default_components
 from isthmus.component import Component
@@ -120,7 +122,12 @@ class Gateway:
 
 @asynccontextmanager
 async def serving(
-    settings: GatewaySettings, port: int | None = None, *, both_halves: bool = False, direct: bool = True
+    settings: GatewaySettings,
+    port: int | None = None,
+    *,
+    both_halves: bool = False,
+    direct: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Gateway]:
     """The gateway (governance, hub; with `both_halves` also the LLM proxy, wired as `isthmus serve` wires them)
     served by uvicorn on 127.0.0.1 (on `port`, or a free one); `direct=False` without the direct dispatch.
@@ -129,15 +136,23 @@ async def serving(
     """
     governance = Governance(settings)
     await governance.start()
-    parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance)]
+    parts: list[Component] = default_components(governance) if both_halves else [McpHub(governance, clock=clock)]
     hub = next(part for part in parts if isinstance(part, McpHub))
     app = create_app(settings, governance=governance, components=parts, direct=direct)
-    port = port or free_port()
     try:
-        async with uvicorn_serving(app, port):
-            yield Gateway(f"http://127.0.0.1:{port}", governance, hub)
+        async with served(app, port) as base_url:
+            yield Gateway(base_url, governance, hub)
     finally:
         await governance.stop()
+
+
+@asynccontextmanager
+async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on 127.0.0.1 (on `port`, or a free one); yields its base URL. Leaving it stops the
+    server; streams still open are cut after a second."""
+    port = port or free_port()
+    async with uvicorn_serving(app, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 @asynccontextmanager

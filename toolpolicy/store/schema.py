@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     TypeDecorator,
@@ -287,3 +288,28 @@ class OAuthRefreshTokenRow(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+class UpstreamTokenRow(Base):
+    """One virtual key's OAuth token set for one upstream MCP server (flow `authorization_code`), encrypted."""
+
+    __tablename__ = "upstream_oauth_tokens"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    server: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """AES-256-GCM of the token set's JSON, bound to `<key_id>|<server>` (`toolpolicy.upstream_oauth.cipher`)."""
+    version: Mapped[int] = mapped_column(Integer)
+    """Bumped on every write: a refresh stores its result only over the version it refreshed (replicas race)."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UpstreamClientRow(Base):
+    """The OAuth client the hub registered dynamically (RFC 7591) at an upstream server's authorization server."""
+
+    __tablename__ = "upstream_oauth_clients"
+
+    server: Mapped[str] = mapped_column(String(128), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(2048))
+    """The authorization server it was registered at: a different one registers anew."""
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """AES-256-GCM of the registration's JSON (client id and secret), bound to `client|<server>`."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
