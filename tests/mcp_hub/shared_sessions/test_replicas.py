@@ -1,0 +1,233 @@
+"""2025-era sessions across two replicas: two full gateways in this process on one private Redis and one store.
+
+The client is the SDK's `Client` in legacy mode over an HTTP transport that picks, per request, which replica gets
+it (round-robin, or as each test routes it), as a load balancer without stickiness would. Upstreams: the asking
+server (`tests/servers/asking_server.py`) over Streamable HTTP, one process both replicas connect to (`askweb`), and
+over stdio, a process per replica (`ask`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext, IncomingMessage
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.toolpolicy.limits_support import RedisServer
+from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_over_http, hub_settings, serving
+
+pytestmark = pytest.mark.anyio
+
+ASKING = Path(__file__).parents[2] / "servers" / "asking_server.py"
+A, B = 0, 1
+
+Pick = Callable[[httpx2.Request], int]
+
+
+def round_robin() -> Pick:
+    turn = iter(range(1_000_000))
+    return lambda request: next(turn) % 2
+
+
+class Balancer(httpx2.AsyncBaseTransport):
+    """Sends each request to the replica `pick` names; `sent` records (method, replica, JSON-RPC method or kind)."""
+
+    def __init__(self, gateways: list[Gateway], pick: Pick) -> None:
+        self.ports = [httpx2.URL(gateway.base_url).port for gateway in gateways]
+        self.pick = pick
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.sent: list[tuple[str, int, str]] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        replica = self.pick(request)
+        self.sent.append((request.method, replica, _kind(request)))
+        request.url = request.url.copy_with(port=self.ports[replica])
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _kind(request: httpx2.Request) -> str:
+    if request.method != "POST":
+        return request.method
+    body = json.loads(request.content)
+    return str(body.get("method", "answer"))
+
+
+def by_kind(default: int, **kinds: int) -> Pick:
+    """Route each request by its JSON-RPC method (`answer` for a client's answer, `GET`, `DELETE`)."""
+    return lambda request: kinds.get(_kind(request).replace("/", "_"), default)
+
+
+@pytest.fixture
+async def replicas(private_redis: RedisServer, tmp_path: Path) -> AsyncIterator[list[Gateway]]:
+    async with fixture_over_http(script=ASKING) as url:
+        servers = {
+            "askweb": {"url": url, "protocol": "legacy"},
+            "ask": {"command": sys.executable, "args": [str(ASKING)], "protocol": "legacy"},
+        }
+        settings = hub_settings(tmp_path, servers, redis=private_redis.url)
+        async with serving(settings) as one, serving(settings) as two:
+            yield [one, two]
+
+
+@asynccontextmanager
+async def client(
+    gateways: list[Gateway], pick: Pick, *, key: str = FULL_KEY, server: str = "askweb", **kwargs: Any
+) -> AsyncIterator[tuple[Client, Balancer]]:
+    balancer = Balancer(gateways, pick)
+    http = httpx2.AsyncClient(transport=balancer, headers={"authorization": f"Bearer {key}"}, timeout=30)
+    transport = streamable_http_client(gateways[A].mcp_url(server), http_client=http)
+    async with http, Client(transport, mode="legacy", cache=None, **kwargs) as session:
+        yield session, balancer
+
+
+def text(result: types.CallToolResult) -> str:
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+def session_id(balancer: Balancer, gateways: list[Gateway]) -> str:
+    for gateway in gateways:
+        assert gateway.hub.shared is not None
+        if gateway.hub.shared.local:
+            return next(iter(gateway.hub.shared.local))
+    raise AssertionError("no replica serves a session")
+
+
+async def test_a_session_opened_on_one_replica_is_served_by_the_other(replicas: list[Gateway]) -> None:
+    async with client(replicas, by_kind(B, initialize=A)) as (session, balancer):
+        with anyio.fail_after(20):
+            tools = await session.list_tools()
+            assert "chatty" in {tool.name for tool in tools.tools}
+            assert text(await session.call_tool("chatty", {"count": 1})) == "done"
+        assert ("POST", A, "initialize") in balancer.sent and ("POST", B, "tools/call") in balancer.sent
+        sid = session_id(balancer, replicas)
+        assert all(sid in gateway.hub.shared.local for gateway in replicas if gateway.hub.shared)
+
+
+async def test_every_request_alternating_between_replicas_works(replicas: list[Gateway]) -> None:
+    async with client(replicas, round_robin(), server="ask") as (session, balancer):
+        with anyio.fail_after(30):
+            for count in range(6):
+                assert text(await session.call_tool("chatty", {"count": count})) == "done"
+            await session.list_tools()
+        assert {replica for _, replica, _ in balancer.sent} == {A, B}
+
+
+async def sample(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    asked = params.messages[0].content
+    assert isinstance(asked, types.TextContent)
+    reply = types.TextContent(type="text", text=f"the model says hi to {asked.text}")
+    return types.CreateMessageResult(role="assistant", content=reply, model="test-model")
+
+
+@pytest.mark.parametrize("server", ["askweb", "ask"])
+async def test_a_sampling_answer_posted_to_the_other_replica_reaches_the_waiting_call(
+    replicas: list[Gateway], server: str
+) -> None:
+    pick = by_kind(B, initialize=A, answer=A)
+    async with client(replicas, pick, server=server, sampling_callback=sample) as (session, balancer):
+        with anyio.fail_after(20):
+            result = await session.call_tool("ask_llm", {"prompt": "Ada"})
+    assert not result.is_error, text(result)
+    assert json.loads(text(result))["content"]["text"] == "the model says hi to Ada"
+    assert ("POST", A, "answer") in balancer.sent and ("POST", B, "tools/call") in balancer.sent
+
+
+async def test_an_elicitation_answer_posted_to_the_other_replica_reaches_the_waiting_call(
+    replicas: list[Gateway],
+) -> None:
+    async def elicit(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"name": "Ada", "age": 36})
+
+    pick = by_kind(A, tools_call=B)  # the answer goes to A
+    async with client(replicas, pick, elicitation_callback=elicit) as (session, balancer):
+        with anyio.fail_after(20):
+            result = await session.call_tool("ask_user", {})
+    assert not result.is_error, text(result)
+    assert json.loads(text(result))["action"] == "accept"
+    assert ("POST", A, "answer") in balancer.sent
+
+
+async def test_a_log_level_set_on_one_replica_applies_on_the_other(replicas: list[Gateway]) -> None:
+    got: list[types.LoggingMessageNotificationParams] = []
+
+    async def collect(params: types.LoggingMessageNotificationParams) -> None:
+        got.append(params)
+
+    pick = by_kind(B, initialize=A, logging_setLevel=A)
+    async with client(replicas, pick, logging_callback=collect) as (session, _):
+        with anyio.fail_after(20):
+            await session.call_tool("chatty", {"count": 1})  # B serves the session from now on, at every level
+            assert [p.level for p in got] == ["debug", "info"]
+            request = types.SetLevelRequest(params=types.SetLevelRequestParams(level="info"))
+            assert await session.session.send_request(request, types.EmptyResult) == types.EmptyResult()
+            got.clear()
+            await session.call_tool("chatty", {"count": 2})
+    assert [p.data for p in got] == ["step 0", "step 1"]
+
+
+async def test_updates_caused_on_one_replica_reach_the_get_stream_open_on_the_other(
+    replicas: list[Gateway],
+) -> None:
+    got: list[str] = []
+
+    async def handle(message: IncomingMessage) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            got.append(message.params.uri)
+
+    pick = by_kind(B, initialize=A, GET=A)
+    async with client(replicas, pick, message_handler=handle) as (session, balancer):
+        with anyio.fail_after(20):
+            await session.session.send_request(
+                types.SubscribeRequest(params=types.SubscribeRequestParams(uri="note://a")), types.EmptyResult
+            )
+            while not any(method == "GET" for method, _, _ in balancer.sent):
+                await anyio.sleep(0.02)
+            await session.call_tool("touch", {"uri": "note://a"})
+            while not got:
+                await anyio.sleep(0.02)
+    assert got == ["note://a"]
+    assert ("GET", A, "GET") in balancer.sent
+    assert not any(replica == A for method, replica, _ in balancer.sent if method == "POST" and _ != "initialize")
+
+
+async def test_a_session_id_is_refused_with_another_key(replicas: list[Gateway]) -> None:
+    async with client(replicas, by_kind(A)) as (session, balancer):
+        await session.list_tools()
+        sid = session_id(balancer, replicas)
+        async with replicas[B].http(LIMITED_KEY, **{"mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}) as h:
+            response = await h.post(
+                "/mcp/askweb",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"accept": "application/json, text/event-stream"},
+            )
+        assert response.status_code == 404
+        assert replicas[B].hub.shared is not None and sid not in replicas[B].hub.shared.local
+        await session.list_tools()  # still the owner's
+
+
+async def test_a_delete_on_one_replica_ends_the_session_on_the_other(replicas: list[Gateway]) -> None:
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    async with client(replicas, by_kind(B, initialize=A, GET=A, DELETE=B)) as (session, balancer):
+        await session.list_tools()
+        sid = session_id(balancer, replicas)
+    assert ("DELETE", B, "DELETE") in balancer.sent
+    with anyio.fail_after(10):
+        while any(sid in gateway.hub.shared.local for gateway in replicas if gateway.hub.shared):
+            await anyio.sleep(0.02)
+    for gateway in replicas:
+        async with gateway.http(FULL_KEY, **{"mcp-session-id": sid}) as h:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+            assert (await h.post("/mcp/askweb", json=body, headers=headers)).status_code == 404
