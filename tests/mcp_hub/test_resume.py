@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[SseEvent]:
 
 @pytest.fixture(scope="module")
 async def polling_server() -> AsyncIterator[str]:
+    async with conformance_server() as url:
+        yield url
+
+
+@asynccontextmanager
+async def conformance_server() -> AsyncIterator[str]:
     """The conformance test server, whose `test_reconnection` closes its call's stream mid-call (SEP-1699)."""
     port = free_port()
     argv = [sys.executable, "-m", "tests.conformance.server", "--port", str(port)]

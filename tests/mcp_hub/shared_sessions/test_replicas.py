@@ -3,7 +3,7 @@
 The client is the SDK's `Client` in legacy mode over an HTTP transport that picks, per request, which replica gets
 it (round-robin, or as each test routes it), as a load balancer without stickiness would. Upstreams: the asking
 server (`tests/servers/asking_server.py`) over Streamable HTTP, one process both replicas connect to (`askweb`), and
-over stdio, a process per replica (`ask`).
+over stdio, a process per replica (`ask`); the conformance server (`poll`), which closes a call's stream mid-call.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.toolpolicy.limits_support import RedisServer
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_over_http, hub_settings, serving
+from tests.mcp_hub.test_resume import call, call_until_closed, open_session, conformance_server, resume
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +48,15 @@ class Balancer(httpx2.AsyncBaseTransport):
         self.pick = pick
         self.inner = httpx2.AsyncHTTPTransport()
         self.sent: list[tuple[str, int, str]] = []
+        self.session_id: str | None = None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         replica = self.pick(request)
         self.sent.append((request.method, replica, _kind(request)))
         request.url = request.url.copy_with(port=self.ports[replica])
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        self.session_id = response.headers.get("mcp-session-id", self.session_id)
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -70,16 +74,23 @@ def by_kind(default: int, **kinds: int) -> Pick:
     return lambda request: kinds.get(_kind(request).replace("/", "_"), default)
 
 
-@pytest.fixture
-async def replicas(private_redis: RedisServer, tmp_path: Path) -> AsyncIterator[list[Gateway]]:
-    async with fixture_over_http(script=ASKING) as url:
+@pytest.fixture(scope="module")
+async def replicas(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[list[Gateway]]:
+    tmp_path = tmp_path_factory.mktemp("replicas")
+    redis = RedisServer(tmp_path)
+    redis.start()
+    async with fixture_over_http(script=ASKING) as url, conformance_server() as polling:
         servers = {
             "askweb": {"url": url, "protocol": "legacy"},
             "ask": {"command": sys.executable, "args": [str(ASKING)], "protocol": "legacy"},
+            "poll": {"url": polling, "protocol": "legacy"},
         }
-        settings = hub_settings(tmp_path, servers, redis=private_redis.url)
-        async with serving(settings) as one, serving(settings) as two:
-            yield [one, two]
+        settings = hub_settings(tmp_path, servers, redis=redis.url)
+        try:
+            async with serving(settings) as one, serving(settings) as two:
+                yield [one, two]
+        finally:
+            redis.stop()
 
 
 @asynccontextmanager
@@ -97,12 +108,15 @@ def text(result: types.CallToolResult) -> str:
     return result.content[0].text  # type: ignore[union-attr]
 
 
-def session_id(balancer: Balancer, gateways: list[Gateway]) -> str:
-    for gateway in gateways:
-        assert gateway.hub.shared is not None
-        if gateway.hub.shared.local:
-            return next(iter(gateway.hub.shared.local))
-    raise AssertionError("no replica serves a session")
+def session_id(balancer: Balancer) -> str:
+    assert balancer.session_id is not None
+    return balancer.session_id
+
+
+def serving_it(gateway: Gateway, sid: str) -> bool:
+    """Whether the replica serves this session now."""
+    assert gateway.hub.shared is not None
+    return sid in gateway.hub.shared.local
 
 
 async def test_a_session_opened_on_one_replica_is_served_by_the_other(replicas: list[Gateway]) -> None:
@@ -112,8 +126,8 @@ async def test_a_session_opened_on_one_replica_is_served_by_the_other(replicas: 
             assert "chatty" in {tool.name for tool in tools.tools}
             assert text(await session.call_tool("chatty", {"count": 1})) == "done"
         assert ("POST", A, "initialize") in balancer.sent and ("POST", B, "tools/call") in balancer.sent
-        sid = session_id(balancer, replicas)
-        assert all(sid in gateway.hub.shared.local for gateway in replicas if gateway.hub.shared)
+        sid = session_id(balancer)
+        assert serving_it(replicas[A], sid) and serving_it(replicas[B], sid)
 
 
 async def test_every_request_alternating_between_replicas_works(replicas: list[Gateway]) -> None:
@@ -206,7 +220,7 @@ async def test_updates_caused_on_one_replica_reach_the_get_stream_open_on_the_ot
 async def test_a_session_id_is_refused_with_another_key(replicas: list[Gateway]) -> None:
     async with client(replicas, by_kind(A)) as (session, balancer):
         await session.list_tools()
-        sid = session_id(balancer, replicas)
+        sid = session_id(balancer)
         async with replicas[B].http(LIMITED_KEY, **{"mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}) as h:
             response = await h.post(
                 "/mcp/askweb",
@@ -214,7 +228,7 @@ async def test_a_session_id_is_refused_with_another_key(replicas: list[Gateway])
                 headers={"accept": "application/json, text/event-stream"},
             )
         assert response.status_code == 404
-        assert replicas[B].hub.shared is not None and sid not in replicas[B].hub.shared.local
+        assert not serving_it(replicas[B], sid)
         await session.list_tools()  # still the owner's
 
 
@@ -222,12 +236,41 @@ async def test_a_delete_on_one_replica_ends_the_session_on_the_other(replicas: l
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
     async with client(replicas, by_kind(B, initialize=A, GET=A, DELETE=B)) as (session, balancer):
         await session.list_tools()
-        sid = session_id(balancer, replicas)
+        sid = session_id(balancer)
+        assert serving_it(replicas[A], sid) and serving_it(replicas[B], sid)
     assert ("DELETE", B, "DELETE") in balancer.sent
     with anyio.fail_after(10):
-        while any(sid in gateway.hub.shared.local for gateway in replicas if gateway.hub.shared):
+        while serving_it(replicas[A], sid) or serving_it(replicas[B], sid):
             await anyio.sleep(0.02)
     for gateway in replicas:
         async with gateway.http(FULL_KEY, **{"mcp-session-id": sid}) as h:
             body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
             assert (await h.post("/mcp/askweb", json=body, headers=headers)).status_code == 404
+
+
+async def test_a_stream_resumes_on_the_other_replica_from_the_shared_events(replicas: list[Gateway]) -> None:
+    request = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "askweb__busy", "_meta": {"progressToken": "t"}}}
+    async with replicas[A].http(FULL_KEY) as on_a, replicas[B].http(FULL_KEY) as on_b:
+        session = await open_session(on_a)
+        events = await call(on_b, session, request)
+        priming = events[0].id
+        assert priming is not None and events[0].data == ""
+        replayed = await resume(on_a, session, priming, 7)
+        assert [m.get("method") for m in replayed] == ["notifications/message", "notifications/progress", None]
+        assert replayed[-1]["result"]["content"][0]["text"] == "busy done"
+        await on_b.delete("/mcp", headers=session)
+
+
+async def test_a_call_whose_stream_closed_finishes_on_the_stream_resumed_on_the_other_replica(
+    replicas: list[Gateway],
+) -> None:
+    request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "poll__test_reconnection"}}
+    async with replicas[A].http(FULL_KEY) as on_a, replicas[B].http(FULL_KEY) as on_b:
+        session = await open_session(on_a)
+        events = await call_until_closed(on_b, session, request)
+        assert not any(event.data and json.loads(event.data).get("id") == 9 for event in events)  # closed before
+        last = [event.id for event in events if event.id][-1]
+        assert last is not None
+        replayed = await resume(on_a, session, last, 9)
+        assert replayed[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+        await on_a.delete("/mcp", headers=session)
