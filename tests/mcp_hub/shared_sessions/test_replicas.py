@@ -23,9 +23,9 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext, IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.toolpolicy.limits_support import RedisServer
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_over_http, hub_settings, serving
-from tests.mcp_hub.test_resume import call, call_until_closed, open_session, conformance_server, resume
+from tests.mcp_hub.test_resume import call, call_until_closed, conformance_server, open_session, resume
+from tests.toolpolicy.limits_support import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -249,7 +249,8 @@ async def test_a_delete_on_one_replica_ends_the_session_on_the_other(replicas: l
 
 
 async def test_a_stream_resumes_on_the_other_replica_from_the_shared_events(replicas: list[Gateway]) -> None:
-    request = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "askweb__busy", "_meta": {"progressToken": "t"}}}
+    params = {"name": "askweb__busy", "_meta": {"progressToken": "t"}}
+    request = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
     async with replicas[A].http(FULL_KEY) as on_a, replicas[B].http(FULL_KEY) as on_b:
         session = await open_session(on_a)
         events = await call(on_b, session, request)
