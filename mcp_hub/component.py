@@ -91,6 +91,8 @@ class McpHub:
         if self.shared is not None:
             self.server.middleware.append(RecordSessions(self.shared))
             self.shared.on_level = self.relay.shared.levels.set_named
+            self.shared.on_adopt = self.relay.adopt
+            self.relay.on_session_subscription = self.shared.subscription
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(
             governance.keys,

@@ -6,7 +6,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from mcp_types import InitializeRequestParams, JSONRPCError, JSONRPCResponse, js
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mcp_hub.shared_sessions.directory import BROADCAST, SessionDirectory, SessionRecord, replica_channel
+from mcp_hub.shared_sessions.directory import BROADCAST, ORPHANED, SessionDirectory, SessionRecord, replica_channel
 from mcp_hub.shared_sessions.dispatcher import ID_SEPARATOR
 from mcp_hub.shared_sessions.events import RedisEventStores
 from toolpolicy.settings import McpHubSettings
@@ -59,6 +59,8 @@ class SharedSessions:
         """Applies a log level set on any replica to this replica's copy of the session (the relay's filter)."""
         self.on_end: Callable[[str], Awaitable[None]] | None = None
         """Ends this replica's copy of a session ended on another (the session manager)."""
+        self.on_adopt: Callable[[Connection, str, str, str], Awaitable[None]] | None = None
+        """Subscribes this replica upstream, for its copy of a session, to `(server, uri, named)` (the relay)."""
         self.clock = clock
         self._touched: dict[str, float] = {}
         self._tg: TaskGroup | None = None
@@ -86,6 +88,8 @@ class SharedSessions:
             await self.directory.touch(session_id)
         except RedisError as exc:
             logger.info("refreshing session %s in Redis failed: %s", session_id[:8], exc)
+            return
+        self._soon(self.adopt, session_id)  # and hold what a replica that died held
 
     async def level_set(self, session_id: str, level: str) -> None:
         try:
@@ -109,8 +113,56 @@ class SharedSessions:
         self.local[session_id] = session
 
     def detach(self, session_id: str) -> None:
-        self.local.pop(session_id, None)
+        """This replica's copy ended: what it held upstream for the session is for another replica to hold."""
+        if self.local.pop(session_id, None) is not None:
+            self._soon(self._orphan, session_id)
         self._touched.pop(session_id, None)
+
+    # Resource subscriptions
+
+    async def subscription(self, connection: Connection, server: str, uri: str, named: str, on: bool) -> None:
+        """A client (un)subscribed on this replica, which now holds the subscription upstream (or not)."""
+        session_id = connection.session_id
+        if session_id is None or session_id not in self.local:
+            return
+        try:
+            if on:
+                await self.directory.subscribed(session_id, server, uri, named, self.replica)
+            else:
+                await self.directory.unsubscribed(session_id, server, uri)
+        except RedisError:
+            logger.exception("session %s: a subscription is not shared (lost if this replica goes)", session_id[:8])
+
+    async def adopt(self, session_id: str) -> None:
+        """Hold here the session's subscriptions that no live replica holds (one replica wins each)."""
+        session = self.local.get(session_id)
+        if session is None or self.on_adopt is None:
+            return
+        try:
+            subscriptions = await self.directory.subscriptions(session_id)
+            others = {holder for _, _, holder, _ in subscriptions if holder not in (self.replica, ORPHANED)}
+            alive = await self.directory.listening(others)
+            for server, uri, holder, named in subscriptions:
+                if holder == self.replica or holder in alive:
+                    continue
+                if await self.directory.claim(session_id, server, uri, holder, self.replica):
+                    logger.info("session %s: subscription to %s of %r held here now", session_id[:8], named, server)
+                    await self.on_adopt(session.connection, server, uri, named)
+        except RedisError as exc:
+            logger.info("session %s: taking over its subscriptions failed: %s", session_id[:8], exc)
+        except Exception:
+            logger.exception("session %s: subscribing upstream for it failed", session_id[:8])
+
+    async def _orphan(self, session_id: str) -> None:
+        try:
+            if await self.directory.orphan(session_id, self.replica):
+                await self.directory.publish(BROADCAST, {"t": "orphaned", "s": session_id, "r": self.replica})
+        except RedisError as exc:
+            logger.info("session %s: its subscriptions wait for another replica's check: %s", session_id[:8], exc)
+
+    def _soon(self, work: Callable[[str], Coroutine[Any, Any, None]], session_id: str) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(work, session_id)
 
     def restore(self, connection: Connection, record: SessionRecord) -> None:
         """Give a connection the state its session was initialised with, and what its client set since."""
@@ -119,6 +171,8 @@ class SharedSessions:
         connection.initialized.set()
         if record.log_level is not None and self.on_level is not None:
             self.on_level(connection, record.log_level)
+        if connection.session_id is not None:
+            self._soon(self.adopt, connection.session_id)
 
     # Streams and messages between replicas
 
@@ -213,6 +267,8 @@ class SharedSessions:
                 self.on_level(session.connection, payload["l"])
             elif kind == "end" and payload.get("r") != self.replica and self.on_end is not None:
                 await self.on_end(payload["s"])
+            elif kind == "orphaned":
+                await self.adopt(payload["s"])
         except (KeyError, ValueError, ValidationError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             logger.info("a message from another replica was dropped: %s", exc)
 

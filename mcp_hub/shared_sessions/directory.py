@@ -5,7 +5,9 @@ Keys (prefix `isthmus:mcp:`), all ending with the session:
 - `s:<id>`: the record, a hash (`SessionRecord`), expiring `ttl` seconds after the session's last request;
 - `s:<id>:h:<stream>`: the replica holding one of the session's SSE streams open (the standalone GET stream is
   `_GET_stream`, a resumed POST stream its JSON-RPC request id), expiring after `HOLDER_TTL`;
-- `s:<id>:ev`: the session's recent SSE events (`events.py`).
+- `s:<id>:ev`: the session's recent SSE events (`events.py`);
+- `s:<id>:subs`: its resource subscriptions, a hash of `<server> <uri>` to `<replica> <uri as subscribed>`, the
+  replica being the one subscribed upstream for it (`-` while none is: the one that was let go of its copy).
 
 Channels: `isthmus:mcp:r:<replica>` carries what one replica must deliver (messages for a stream it holds, answers
 to requests it sent); `isthmus:mcp:all` what every replica holding the session must apply (a log level, the end).
@@ -29,7 +31,29 @@ HOLDER_TTL = 24 * 3600
 """Seconds a stream holder entry outlives its last refresh: a replica that died without releasing it is found out
 sooner, by the first message published to it that no one receives."""
 
+ORPHANED = "-"
+"""The holder of a subscription no replica holds upstream now."""
+
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_CLAIM = """
+local held = redis.call('hget', KEYS[1], ARGV[1])
+if held and string.sub(held, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then
+  redis.call('hset', KEYS[1], ARGV[1], ARGV[3] .. string.sub(held, #ARGV[2] + 1))
+  return 1
+end
+return 0
+"""
+_ORPHAN = """
+local fields = redis.call('hgetall', KEYS[1])
+local count = 0
+for i = 1, #fields, 2 do
+  if string.sub(fields[i + 1], 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+    redis.call('hset', KEYS[1], fields[i], ARGV[2] .. string.sub(fields[i + 1], #ARGV[1] + 1))
+    count = count + 1
+  end
+end
+return count
+"""
 
 
 def record_key(session_id: str) -> str:
@@ -42,6 +66,10 @@ def holder_key(session_id: str, stream: str) -> str:
 
 def events_key(session_id: str) -> str:
     return f"{PREFIX}s:{session_id}:ev"
+
+
+def subscriptions_key(session_id: str) -> str:
+    return f"{PREFIX}s:{session_id}:subs"
 
 
 def replica_channel(replica: str) -> str:
@@ -119,10 +147,55 @@ class SessionDirectory:
             await self.client.delete(key)
 
     async def touch(self, session_id: str) -> None:
-        await self.client.expire(record_key(session_id), self.ttl)
+        pipe: Any = self.client.pipeline(transaction=False)
+        async with pipe:
+            pipe.expire(record_key(session_id), self.ttl).expire(subscriptions_key(session_id), self.ttl)
+            await pipe.execute()
 
     async def end(self, session_id: str) -> None:
-        await self.client.delete(record_key(session_id), events_key(session_id), holder_key(session_id, "_GET_stream"))
+        keys = (record_key, events_key, subscriptions_key)
+        await self.client.delete(*(key(session_id) for key in keys), holder_key(session_id, "_GET_stream"))
+
+    async def subscribed(self, session_id: str, server: str, uri: str, named: str, replica: str) -> None:
+        key = subscriptions_key(session_id)
+        pipe: Any = self.client.pipeline(transaction=False)
+        async with pipe:
+            pipe.hset(key, f"{server} {uri}", f"{replica} {named}").expire(key, self.ttl)
+            await pipe.execute()
+
+    async def unsubscribed(self, session_id: str, server: str, uri: str) -> None:
+        await self._execute("HDEL", subscriptions_key(session_id), f"{server} {uri}")
+
+    async def subscriptions(self, session_id: str) -> list[tuple[str, str, str, str]]:
+        """`(server, uri, holder, named)` of each of the session's subscriptions."""
+        fields: dict[bytes, bytes] = await self._execute("HGETALL", subscriptions_key(session_id))
+        found = []
+        for field, value in fields.items():
+            server, _, uri = field.decode().partition(" ")
+            holder, _, named = value.decode().partition(" ")
+            found.append((server, uri, holder, named))
+        return found
+
+    async def claim(self, session_id: str, server: str, uri: str, holder: str, replica: str) -> bool:
+        """Make `replica` the holder of a subscription, if `holder` still is (one replica wins)."""
+        claimed = await self._execute(
+            "EVAL", _CLAIM, 1, subscriptions_key(session_id), f"{server} {uri}", holder, replica
+        )
+        return bool(claimed)
+
+    async def orphan(self, session_id: str, replica: str) -> int:
+        """`replica` holds none of the session's subscriptions any more; how many it held."""
+        count: int = await self._execute("EVAL", _ORPHAN, 1, subscriptions_key(session_id), replica, ORPHANED)
+        return count
+
+    async def listening(self, replicas: set[str]) -> set[str]:
+        """Those of `replicas` still listening on their channel (alive)."""
+        if not replicas:
+            return set()
+        names = sorted(replicas)
+        reply: list[tuple[bytes, int]] = await self._execute("PUBSUB NUMSUB", *(replica_channel(n) for n in names))
+        counts = dict(reply)
+        return {name for name in names if counts.get(replica_channel(name).encode(), 0)}
 
     async def hold(self, session_id: str, stream: str, replica: str) -> None:
         await self.client.set(holder_key(session_id, stream), replica, ex=HOLDER_TTL)
