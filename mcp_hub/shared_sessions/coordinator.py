@@ -172,6 +172,7 @@ class SharedSessions:
         if record.log_level is not None and self.on_level is not None:
             self.on_level(connection, record.log_level)
         if connection.session_id is not None:
+            self._touched[connection.session_id] = self.clock()  # just read: alive, refreshed by the next touch
             self._soon(self.adopt, connection.session_id)
 
     # Streams and messages between replicas
