@@ -1,7 +1,7 @@
 """A session's recent SSE events in a Redis stream, so a client resuming with `Last-Event-ID` may land on any replica.
 
 The per-process store (`mcp_hub/resume.py`) explains why each session has a store of its own. Here the store is the
-Redis stream `isthmus:mcp:s:<id>:ev`: each event is one `XADD` (the stream capped at `max_events`, approximately,
+Redis stream `isthmus:mcp:s:<id>:ev`: each event is one `XADD` (the stream capped at `max_events`
 and expiring with the session), and its Redis entry id is the SSE event id, ordered across replicas. `max_bytes`
 is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
 
@@ -11,6 +11,7 @@ call still running there) are published here (`outbound.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from redis.exceptions import RedisError
 
 from mcp_hub.shared_sessions.directory import events_key
 from toolpolicy.stream_resume import McpStreamResume
+
+logger = logging.getLogger(__name__)
 
 Hold = Callable[[str, StreamId], Awaitable[None]]
 """`(session_id, stream_id)`: record that this replica now holds that stream of that session open."""
@@ -37,16 +40,23 @@ class RedisEventStore(EventStore):
         self.max_events = settings.max_events
         self.ttl = ttl
         self.hold = hold
+        self._unkept = 0
         self.resumed: set[StreamId] = set()
         """Streams resumed on this replica (released when their GET ends: `FairSessionManager`)."""
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         data = message.model_dump_json(by_alias=True, exclude_unset=True) if message is not None else ""
         pipe: Any = self.client.pipeline(transaction=False)
-        async with pipe:
-            pipe.xadd(self.key, {"s": stream_id, "m": data}, maxlen=self.max_events, approximate=True)
-            pipe.expire(self.key, self.ttl)
-            event_id, _ = await pipe.execute()
+        try:
+            async with pipe:
+                pipe.xadd(self.key, {"s": stream_id, "m": data}, maxlen=self.max_events, approximate=False)
+                pipe.expire(self.key, self.ttl)
+                event_id, _ = await pipe.execute()
+        except RedisError as exc:
+            # The event is still sent; only resuming after it is impossible (an id Redis cannot read replays nothing).
+            logger.warning("session %s: an SSE event could not be kept for resumption: %s", self.session_id[:8], exc)
+            self._unkept += 1
+            return f"unkept-{self._unkept}"
         return str(event_id.decode())
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
