@@ -23,7 +23,15 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext, IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_over_http, hub_settings, serving
+from tests.mcp_hub.conftest import (
+    FULL_KEY,
+    LIMITED_KEY,
+    Gateway,
+    Restartable,
+    fixture_over_http,
+    hub_settings,
+    serving,
+)
 from tests.mcp_hub.test_resume import call, call_until_closed, conformance_server, open_session, resume
 from tests.toolpolicy.limits_support import RedisServer
 
@@ -304,3 +312,42 @@ async def test_a_subscription_outlives_the_copy_of_the_session_that_held_it(repl
             while not got:
                 await anyio.sleep(0.02)
     assert got == ["note://b"]
+
+
+async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path) -> None:
+    """The GET stream was on B; B stops; the client's reconnected stream on A gets the updates from then on."""
+    got: list[str] = []
+
+    async def handle(message: IncomingMessage) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            got.append(message.params.uri)
+
+    redis = RedisServer(tmp_path)
+    redis.start()
+    routes = {"GET": B}
+    try:
+        async with fixture_over_http(script=ASKING) as url:
+            settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
+            async with serving(settings) as one, anyio.create_task_group() as tg:
+                two_running = Restartable(settings, tg)
+                two = await two_running.start()
+                pick: Pick = lambda request: routes.get(request.method, A)  # noqa: E731
+                async with client([one, two], pick, message_handler=handle) as (session, balancer):
+                    with anyio.fail_after(30):
+                        await session.session.send_request(
+                            types.SubscribeRequest(params=types.SubscribeRequestParams(uri="note://a")),
+                            types.EmptyResult,
+                        )
+                        while not serving_it(two, session_id(balancer)):
+                            await anyio.sleep(0.02)
+                        routes["GET"] = A
+                        await two_running.stop()  # B goes, and its GET stream with it
+                        while not any(method == "GET" and replica == A for method, replica, _ in balancer.sent):
+                            await anyio.sleep(0.05)
+                        while not got:
+                            await session.call_tool("touch", {"uri": "note://a"})
+                            await anyio.sleep(0.2)
+                        assert (await session.list_tools()).tools
+    finally:
+        redis.stop()
+    assert set(got) == {"note://a"}
