@@ -179,7 +179,8 @@ class FairSessionManager(StreamableHTTPSessionManager):
             self._server_instances[session_id] = transport
             if requestor is not None:
                 self._session_owners[session_id] = requestor
-        await self._task_group.start(self._run_session, transport, record)
+            # Started under the lock (no I/O), so a concurrent request for it finds it connected.
+            await self._task_group.start(self._run_session, transport, record)
         logger.info("session %s materialised on this replica", session_id[:8])
         return True
 
@@ -247,9 +248,10 @@ class FairSessionManager(StreamableHTTPSessionManager):
             if posts is not None:
                 with anyio.move_on_after(CLOSE_GRACE):
                     await posts.settled.wait()
-            await super()._handle_stateful_request(scope, receive, send)
-            if self.shared is not None and session_id not in self._server_instances:
+            if self.shared is not None:
+                # Ended everywhere first, so this copy's end hands nothing (its subscriptions) to the others.
                 await self.shared.end(session_id)
+            await super()._handle_stateful_request(scope, receive, send)
         finally:
             self._closing.discard(session_id)
 
@@ -289,6 +291,7 @@ class FairSessionManager(StreamableHTTPSessionManager):
             slot.release()
         if self.event_stores is not None:
             self.event_stores.close(session_id)
-        if self.shared is not None:
-            self.shared.detach(session_id)
         await super()._discard_session(session_id, transport)
+        if self.shared is not None:
+            with anyio.CancelScope(shield=True):
+                await self.shared.detach(session_id)

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 1.0
 """Seconds between attempts to listen again after the connection to Redis broke."""
+DETACH_TIMEOUT = 2.0
+"""Seconds a session's copy that ends here waits to hand its subscriptions over (shutdown included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +114,12 @@ class SharedSessions:
         """The session is served here (its server writes through `RoutedWrite` with `route`)."""
         self.local[session_id] = session
 
-    def detach(self, session_id: str) -> None:
+    async def detach(self, session_id: str) -> None:
         """This replica's copy ended: what it held upstream for the session is for another replica to hold."""
-        if self.local.pop(session_id, None) is not None:
-            self._soon(self._orphan, session_id)
         self._touched.pop(session_id, None)
+        if self.local.pop(session_id, None) is not None:
+            with anyio.move_on_after(DETACH_TIMEOUT):
+                await self._orphan(session_id)
 
     # Resource subscriptions
 

@@ -315,7 +315,8 @@ async def test_a_subscription_outlives_the_copy_of_the_session_that_held_it(repl
 
 
 async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path) -> None:
-    """The GET stream was on B; B stops; the client's reconnected stream on A gets the updates from then on."""
+    """The GET stream and the subscription were on B; B stops: the client's reconnected stream on A gets the updates
+    of the subscription A took over from B."""
     got: list[str] = []
 
     async def handle(message: IncomingMessage) -> None:
@@ -324,14 +325,14 @@ async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path
 
     redis = RedisServer(tmp_path)
     redis.start()
-    routes = {"GET": B}
+    routes = {"GET": B, "resources_subscribe": B}
     try:
         async with fixture_over_http(script=ASKING) as url:
             settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
             async with serving(settings) as one, anyio.create_task_group() as tg:
                 two_running = Restartable(settings, tg)
                 two = await two_running.start()
-                pick: Pick = lambda request: routes.get(request.method, A)  # noqa: E731
+                pick: Pick = lambda request: routes.get(_kind(request).replace("/", "_"), A)  # noqa: E731
                 async with client([one, two], pick, message_handler=handle) as (session, balancer):
                     with anyio.fail_after(30):
                         await session.session.send_request(
@@ -340,8 +341,11 @@ async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path
                         )
                         while not serving_it(two, session_id(balancer)):
                             await anyio.sleep(0.02)
-                        routes["GET"] = A
+                        assert two.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 1
+                        routes.clear()
                         await two_running.stop()  # B goes, and its GET stream with it
+                        while one.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 0:
+                            await anyio.sleep(0.05)
                         while not any(method == "GET" and replica == A for method, replica, _ in balancer.sent):
                             await anyio.sleep(0.05)
                         while not got:
