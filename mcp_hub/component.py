@@ -92,6 +92,7 @@ class McpHub:
             self.server.middleware.append(RecordSessions(self.shared))
             self.shared.on_level = self.relay.shared.levels.set_named
             self.shared.on_adopt = self.relay.adopt
+            self.shared.on_drop = self.relay.drop
             self.relay.on_session_subscription = self.shared.subscription
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(

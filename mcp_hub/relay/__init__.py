@@ -177,6 +177,10 @@ class Relay:
         key = KeyBound(self.feed, subscriber) if self.feed is not None and subscriber is not None else None
         await self.shared.subscriptions.subscribe(connection, server, uri, named, self._upstream_subscription, key)
 
+    async def drop(self, connection: Connection, server: str, uri: str) -> None:
+        """Give up a session's subscription held here: the client unsubscribed, or subscribed again, elsewhere."""
+        await self.shared.subscriptions.unsubscribe(connection, server, uri, self._upstream_subscription)
+
     async def hold(self, holder: Hashable, server: str, uri: str, named: str, deliver: Deliver) -> None:
         """A 2026-07-28 listen stream (`holder`) wants `uri` of `server`, which it knows as `named`."""
         await self.shared.subscriptions.add(holder, server, uri, named, deliver, self._upstream_subscription)

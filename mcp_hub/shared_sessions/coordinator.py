@@ -63,6 +63,8 @@ class SharedSessions:
         """Ends this replica's copy of a session ended on another (the session manager)."""
         self.on_adopt: Callable[[Connection, str, str, str], Awaitable[None]] | None = None
         """Subscribes this replica upstream, for its copy of a session, to `(server, uri, named)` (the relay)."""
+        self.on_drop: Callable[[Connection, str, str], Awaitable[None]] | None = None
+        """Gives up this replica's upstream hold of `(server, uri)` for its copy of a session (the relay)."""
         self.clock = clock
         self._touched: dict[str, float] = {}
         self._tg: TaskGroup | None = None
@@ -130,9 +132,13 @@ class SharedSessions:
             return
         try:
             if on:
-                await self.directory.subscribed(session_id, server, uri, named, self.replica)
+                previous = await self.directory.subscribed(session_id, server, uri, named, self.replica)
             else:
-                await self.directory.unsubscribed(session_id, server, uri)
+                previous = await self.directory.unsubscribed(session_id, server, uri)
+            if previous not in (None, self.replica, ORPHANED):
+                # Another replica holds it upstream: it lets go (unsubscribed, or held here now).
+                payload = {"t": "drop", "s": session_id, "sv": server, "u": uri, "r": self.replica}
+                await self.directory.publish(BROADCAST, payload)
         except RedisError:
             logger.exception("session %s: a subscription is not shared (lost if this replica goes)", session_id[:8])
 
@@ -273,6 +279,8 @@ class SharedSessions:
                 await self.on_end(payload["s"])
             elif kind == "orphaned":
                 await self.adopt(payload["s"])
+            elif kind == "drop" and payload.get("r") != self.replica and self.on_drop is not None:
+                await self.on_drop(session.connection, payload["sv"], payload["u"])
         except (KeyError, ValueError, ValidationError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             logger.info("a message from another replica was dropped: %s", exc)
 

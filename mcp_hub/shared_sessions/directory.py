@@ -156,15 +156,23 @@ class SessionDirectory:
         keys = (record_key, events_key, subscriptions_key)
         await self.client.delete(*(key(session_id) for key in keys), holder_key(session_id, "_GET_stream"))
 
-    async def subscribed(self, session_id: str, server: str, uri: str, named: str, replica: str) -> None:
-        key = subscriptions_key(session_id)
-        pipe: Any = self.client.pipeline(transaction=False)
+    async def subscribed(self, session_id: str, server: str, uri: str, named: str, replica: str) -> str | None:
+        """`replica` holds the subscription now; the replica that held it before, if any."""
+        key, field = subscriptions_key(session_id), f"{server} {uri}"
+        pipe: Any = self.client.pipeline(transaction=True)
         async with pipe:
-            pipe.hset(key, f"{server} {uri}", f"{replica} {named}").expire(key, self.ttl)
-            await pipe.execute()
+            pipe.hget(key, field).hset(key, field, f"{replica} {named}").expire(key, self.ttl)
+            previous, _, _ = await pipe.execute()
+        return _holder(previous)
 
-    async def unsubscribed(self, session_id: str, server: str, uri: str) -> None:
-        await self._execute("HDEL", subscriptions_key(session_id), f"{server} {uri}")
+    async def unsubscribed(self, session_id: str, server: str, uri: str) -> str | None:
+        """Nobody holds the subscription now; the replica that held it, if any."""
+        key, field = subscriptions_key(session_id), f"{server} {uri}"
+        pipe: Any = self.client.pipeline(transaction=True)
+        async with pipe:
+            pipe.hget(key, field).hdel(key, field)
+            previous, _ = await pipe.execute()
+        return _holder(previous)
 
     async def subscriptions(self, session_id: str) -> list[tuple[str, str, str, str]]:
         """`(server, uri, holder, named)` of each of the session's subscriptions."""
@@ -211,3 +219,7 @@ class SessionDirectory:
         """Publish; how many replicas received it (0: none listens there any more)."""
         received: int = await self.client.publish(channel, json.dumps(payload))
         return received
+
+
+def _holder(value: bytes | None) -> str | None:
+    return value.decode().partition(" ")[0] if value is not None else None

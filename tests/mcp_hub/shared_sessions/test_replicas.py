@@ -32,7 +32,7 @@ from tests.mcp_hub.conftest import (
     hub_settings,
     serving,
 )
-from tests.mcp_hub.test_resume import call, call_until_closed, conformance_server, open_session, resume
+from tests.mcp_hub.test_resume import call, conformance_server, cut_off_then_resumed, open_session, resume
 from tests.toolpolicy.limits_support import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -273,15 +273,9 @@ async def test_a_stream_resumes_on_the_other_replica_from_the_shared_events(repl
 async def test_a_call_whose_stream_closed_finishes_on_the_stream_resumed_on_the_other_replica(
     replicas: list[Gateway],
 ) -> None:
-    request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "poll__test_reconnection"}}
     async with replicas[A].http(FULL_KEY) as on_a, replicas[B].http(FULL_KEY) as on_b:
         session = await open_session(on_a)
-        events = await call_until_closed(on_b, session, request)
-        assert not any(event.data and json.loads(event.data).get("id") == 9 for event in events)  # closed before
-        last = [event.id for event in events if event.id][-1]
-        assert last is not None
-        replayed = await resume(on_a, session, last, 9)
-        assert replayed[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+        await cut_off_then_resumed(on_b, on_a, session)  # called on B, resumed on A
         await on_a.delete("/mcp", headers=session)
 
 
@@ -355,3 +349,31 @@ async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path
     finally:
         redis.stop()
     assert set(got) == {"note://a"}
+
+
+async def test_a_subscription_is_held_once_wherever_the_client_subscribes_and_unsubscribes(
+    replicas: list[Gateway],
+) -> None:
+    routes = {"resources_subscribe": A}
+
+    def held() -> list[int]:
+        return [gateway.hub.relay.shared.subscriptions.holders("askweb", "note://c") for gateway in replicas]
+
+    async def until(expected: list[int]) -> None:
+        while held() != expected:
+            await anyio.sleep(0.02)
+
+    async def send(request: types.SubscribeRequest | types.UnsubscribeRequest) -> None:
+        await session.session.send_request(request, types.EmptyResult)
+
+    subscribe = types.SubscribeRequest(params=types.SubscribeRequestParams(uri="note://c"))
+    async with client(replicas, lambda request: routes.get(_kind(request).replace("/", "_"), B)) as (session, _):
+        with anyio.fail_after(20):
+            await send(subscribe)
+            await until([1, 0])
+            routes["resources_subscribe"] = B  # subscribing again elsewhere moves the hold there
+            await send(subscribe)
+            await until([0, 1])
+            routes["resources_unsubscribe"] = A  # unsubscribing where it is not held ends it where it is
+            await send(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri="note://c")))
+            await until([0, 0])
