@@ -377,3 +377,26 @@ async def test_a_subscription_is_held_once_wherever_the_client_subscribes_and_un
             routes["resources_unsubscribe"] = A  # unsubscribing where it is not held ends it where it is
             await send(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri="note://c")))
             await until([0, 0])
+
+
+@pytest.mark.parametrize("version", ["2025-03-26", "2025-06-18", "2025-11-25"])
+async def test_each_2025_era_version_is_served_on_the_other_replica_as_negotiated(
+    replicas: list[Gateway], version: str
+) -> None:
+    params = {"protocolVersion": version, "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}
+    headers = {"accept": "application/json, text/event-stream"}
+    async with replicas[A].http(FULL_KEY) as on_a, replicas[B].http(FULL_KEY) as on_b:
+        opened = await on_a.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, headers=headers
+        )
+        assert opened.status_code == 200 and version in opened.text
+        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": version}
+        request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "askweb__seen_capabilities"}}
+        events = await call(on_b, session, request)
+        answer = json.loads(events[-1].data)
+        assert json.loads(answer["result"]["content"][0]["text"]) is not None
+        assert replicas[B].hub.shared is not None
+        connection = replicas[B].hub.shared.local[session["mcp-session-id"]].connection
+        assert connection.protocol_version == version
+        assert connection.client_params is not None and connection.client_params.capabilities.sampling is not None
+        assert (await on_b.delete("/mcp", headers=session)).status_code == 200
