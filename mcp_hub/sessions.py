@@ -20,6 +20,12 @@ and `tests/mcp_hub/test_sessions.py` pin the behaviour.
 The opening request and the session's end also give each session its own bounded event store
 (`mcp_hub/resume.py`) for resumable streams, set on the session's transport before it serves the opening request
 and dropped when the session ends.
+
+With `shared` (Redis configured), any replica serves any session (`mcp_hub/shared_sessions`): a request for a
+session this process does not serve materialises it from its record; each session's task is this module's own
+(`_run_session`, the SDK's `run_server` with a dispatcher minting replica-named request ids and a write stream that
+routes messages to the replica holding their stream); a client's answer to another replica's request is passed on
+to it; a GET stream records this replica as its holder while it is open; DELETE ends the session everywhere.
 """
 
 from __future__ import annotations
@@ -152,6 +158,9 @@ class FairSessionManager(StreamableHTTPSessionManager):
         """A GET stream: messages other replicas produce for it are published here while it is open."""
         assert self.shared is not None
         resumed = "last-event-id" in Headers(scope=scope)
+        if not resumed and GET_STREAM_KEY in self._server_instances[session_id]._request_streams:
+            await super()._handle_stateful_request(scope, receive, send)  # a second one: the SDK answers 409
+            return
         if not resumed:
             await self.shared.hold(session_id, GET_STREAM_KEY)
         try:
