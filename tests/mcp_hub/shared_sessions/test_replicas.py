@@ -400,3 +400,24 @@ async def test_each_2025_era_version_is_served_on_the_other_replica_as_negotiate
         assert connection.protocol_version == version
         assert connection.client_params is not None and connection.client_params.capabilities.sampling is not None
         assert (await on_b.delete("/mcp", headers=session)).status_code == 200
+
+
+async def test_without_redis_a_session_stays_served_where_it_is_and_elsewhere_gets_503(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    headers = {"accept": "application/json, text/event-stream"}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    try:
+        async with fixture_over_http(script=ASKING) as url:
+            settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
+            async with serving(settings) as one, serving(settings) as two:
+                async with one.http(FULL_KEY) as on_a, two.http(FULL_KEY) as on_b:
+                    session = await open_session(on_a)
+                    redis.stop()
+                    refused = await on_b.post("/mcp", json=listing, headers={**headers, **session})
+                    assert refused.status_code == 503
+                    assert "session store is unreachable" in refused.json()["error"]["message"]
+                    served = await call(on_a, session, listing)
+                    assert json.loads(served[-1].data)["result"]["tools"]
+    finally:
+        redis.stop()
