@@ -32,6 +32,8 @@ from mcp_hub.rest import RestApi
 from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
+from mcp_hub.shared_sessions import RecordSessions, SharedSessions
+from mcp_hub.shared_sessions.events import RedisEventStores
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
@@ -107,6 +109,15 @@ class McpHub:
             guardrails=governance.guardrails,
         )
         self.server = build_server(handlers, VERSION)
+        redis = governance.settings.redis
+        self.shared = SharedSessions(redis, self.settings) if redis else None
+        """With Redis, 2025-era sessions any replica serves (`mcp_hub/shared_sessions`)."""
+        if self.shared is not None:
+            self.server.middleware.append(RecordSessions(self.shared))
+            self.shared.on_level = self.relay.shared.levels.set_named
+            self.shared.on_adopt = self.relay.adopt
+            self.shared.on_drop = self.relay.drop
+            self.relay.on_session_subscription = self.shared.subscription
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(
             self.credentials,
@@ -192,9 +203,12 @@ class McpHub:
             max_request_body_size=self.settings.max_body_bytes,
             session_idle_timeout=self.settings.session_idle_timeout,
             max_sessions=self.settings.max_sessions,
-            event_stores=SessionEventStores(resume) if resume.enabled else None,
+            event_stores=self._event_stores(),
             retry_interval=resume.retry_ms if resume.enabled else None,
+            shared=self.shared,
         )
+        if self.shared is not None:
+            self.shared.on_end = manager.end_here
         try:
             await self._start_code_mode()
             async with manager.run(), anyio.create_task_group() as tg:
@@ -202,6 +216,8 @@ class McpHub:
                 await tg.start(self.feed.run, self.credentials, self.settings.key_watch_interval)
                 await tg.start(self.relay.run)
                 await tg.start(self.supervisor.run)
+                if self.shared is not None:
+                    await tg.start(self.shared.run)
                 started.set_result(None)
                 logger.info("MCP hub serving %d upstream servers", len(self.supervisor.upstreams))
                 await anyio.sleep_forever()
@@ -213,11 +229,21 @@ class McpHub:
             self._manager = None
             with anyio.CancelScope(shield=True):
                 await self.oauth.aclose()
+                if self.shared is not None:
+                    await self.shared.close()
                 try:
                     await self.code_mode.stop()
                 except Exception:
                     logger.exception("Code Mode's sandbox pool did not close cleanly")
                 self._code_mode_state = "stopped"
+
+    def _event_stores(self) -> SessionEventStores | RedisEventStores | None:
+        """Where each session's SSE events are kept for resumption: in Redis when sessions are shared."""
+        if not self.settings.resume.enabled:
+            return None
+        if self.shared is not None:
+            return self.shared.event_stores
+        return SessionEventStores(self.settings.resume)
 
     async def _start_code_mode(self) -> None:
         try:

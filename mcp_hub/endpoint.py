@@ -54,6 +54,9 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 _NO_BODY = object()
 """The decoded body of a request that has none (not a POST)."""
 
+BODY_SCOPE_KEY = "isthmus.mcp.body"
+"""Where a POST's decoded body is left for the session manager (which passes on answers meant for another replica)."""
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
@@ -156,6 +159,8 @@ class McpEndpoint:
                 return
         caller = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers, bundle)
         scope[CALLER_SCOPE_KEY] = caller
+        if decoded is not _NO_BODY:
+            scope[BODY_SCOPE_KEY] = decoded
         token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=caller.endpoint)
         scope["user"] = AuthenticatedUser(token)
         current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)

@@ -8,7 +8,7 @@ shared store could replay one session's events to another. So each session gets 
 
 Each store keeps the latest `max_events` events and `max_bytes` of their JSON, dropping the oldest first. A client
 whose last event was dropped gets nothing replayed (the SDK then ends the reconnection stream). The events live in
-this process: a resumed stream must reach the replica that serves the session.
+this process; with Redis, `mcp_hub/shared_sessions/events.py` keeps them there instead, for every replica.
 """
 
 from __future__ import annotations

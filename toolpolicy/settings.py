@@ -211,7 +211,7 @@ class McpHubSettings(_Model):
     max_sessions: int = Field(default=10_000, ge=1)
     """Legacy client sessions open at once; past this, new sessions get 503."""
     resume: McpStreamResume = Field(default_factory=McpStreamResume)
-    """Replay of missed SSE events to a legacy client that reconnects with `Last-Event-ID` (same replica only)."""
+    """Replay of missed SSE events to a legacy client that reconnects with `Last-Event-ID` (any replica with Redis)."""
     per_key: McpKeyCaps = Field(default_factory=McpKeyCaps)
     """What one key may hold at once of the hub's sessions, listen streams and Code Mode sandbox workers."""
     elicitation_timeout: float = Field(default=600.0, gt=0)
@@ -409,7 +409,7 @@ class GatewaySettings(_Model):
     store: str = "sqlite+aiosqlite:///./isthmus.db"
     """SQLAlchemy URL of the store; `postgresql+asyncpg://…` to share state between replicas."""
     redis: str | None = None
-    """Redis URL for counters shared between replicas; null keeps counters in process."""
+    """Redis URL for counters and 2025-era MCP sessions shared between replicas; null keeps both in process."""
     admin_key: SecretStr | None = None
     """Bearer token of the `/admin` API; with none, the admin API refuses every request."""
     metrics_token: SecretStr | None = None

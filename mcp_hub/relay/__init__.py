@@ -47,6 +47,8 @@ __all__ = ["Relay", "UpstreamRelay", "elicitation_timeout"]
 
 Context = ServerRequestContext[Any, Any]
 R = TypeVar("R")
+SessionSubscription = Callable[[Connection, str, str, str, bool], Awaitable[None]]
+"""`(connection, server, uri, named, subscribed)`."""
 
 
 class Relay:
@@ -58,6 +60,8 @@ class Relay:
         self.llm = GatewayLlm()
         """What answers the sampling requests of servers configured with `sampling:` (`gateway_sampling`)."""
         self.rounds = Rounds(linger=STATE_TTL)
+        self.on_session_subscription: SessionSubscription | None = None
+        """Told of each 2025-era session's `resources/(un)subscribe` once done (shared sessions record them)."""
 
     def attach(self, relay: UpstreamRelay) -> None:
         relay.shared = self.shared
@@ -154,11 +158,28 @@ class Relay:
                 raise MCPError(types.INVALID_REQUEST, "this session's key is no longer valid")
             key = KeyBound(self.feed, subscriber)
         await self.shared.subscriptions.subscribe(connection, server, uri, named, self._upstream_subscription, key)
+        if self.on_session_subscription is not None:
+            await self.on_session_subscription(connection, server, uri, named, True)
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Context, server: str, uri: str) -> types.EmptyResult:
-        await self.shared.subscriptions.unsubscribe(_session(ctx), server, uri, self._upstream_subscription)
+        connection = _session(ctx)
+        await self.shared.subscriptions.unsubscribe(connection, server, uri, self._upstream_subscription)
+        if self.on_session_subscription is not None:
+            await self.on_session_subscription(connection, server, uri, uri, False)
         return types.EmptyResult()
+
+    async def adopt(self, connection: Connection, server: str, uri: str, named: str) -> None:
+        """Hold a session's subscription here that another replica held (`mcp_hub/shared_sessions`)."""
+        if server not in self.upstreams:
+            return
+        subscriber = self.feed.owned_by(id(connection)) if self.feed is not None else None
+        key = KeyBound(self.feed, subscriber) if self.feed is not None and subscriber is not None else None
+        await self.shared.subscriptions.subscribe(connection, server, uri, named, self._upstream_subscription, key)
+
+    async def drop(self, connection: Connection, server: str, uri: str) -> None:
+        """Give up a session's subscription held here: the client unsubscribed, or subscribed again, elsewhere."""
+        await self.shared.subscriptions.unsubscribe(connection, server, uri, self._upstream_subscription)
 
     async def hold(self, holder: Hashable, server: str, uri: str, named: str, deliver: Deliver) -> None:
         """A 2026-07-28 listen stream (`holder`) wants `uri` of `server`, which it knows as `named`."""

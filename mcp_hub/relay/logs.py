@@ -47,6 +47,11 @@ class LogLevels:
             connection.exit_stack.callback(self._levels.pop, key, None)
         self._levels[key] = level
 
+    def set_named(self, connection: Connection, level: str) -> None:
+        """`set` from a level named in the session's shared record or another replica's message; unknown: ignored."""
+        if level in LEVELS:
+            self.set(connection, level)
+
     def allows(self, downstream: Downstream, level: types.LoggingLevel) -> bool:
         if downstream.modern:
             return level in allowed_log_levels(downstream.protocol_version, downstream.meta)

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[SseEvent]:
 
 @pytest.fixture(scope="module")
 async def polling_server() -> AsyncIterator[str]:
+    async with conformance_server() as url:
+        yield url
+
+
+@asynccontextmanager
+async def conformance_server() -> AsyncIterator[str]:
     """The conformance test server, whose `test_reconnection` closes its call's stream mid-call (SEP-1699)."""
     port = free_port()
     argv = [sys.executable, "-m", "tests.conformance.server", "--port", str(port)]
@@ -154,17 +161,26 @@ async def test_a_post_stream_primes_first_and_a_reconnecting_client_gets_the_res
 
 
 async def test_an_upstream_that_closes_a_call_s_stream_has_the_hub_close_its_client_s(gateway: Gateway) -> None:
-    request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "poll__test_reconnection"}}
     async with gateway.http(FULL_KEY) as http:
         session = await open_session(http)
-        events = await call_until_closed(http, session, request)
+        events = await cut_off_then_resumed(http, http, session)
         assert events[0].data == "" and events[0].id
-        assert not any(event.data and json.loads(event.data).get("id") == 9 for event in events)  # closed before
-        last = [event.id for event in events if event.id][-1]
-        assert last is not None
-        replayed = await resume(http, session, last, 9)
-        assert replayed[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
         await http.delete("/mcp", headers=session)
+
+
+async def cut_off_then_resumed(
+    caller: httpx2.AsyncClient, resumer: httpx2.AsyncClient, session: dict[str, str]
+) -> list[SseEvent]:
+    """Call `poll__test_reconnection` with `caller` (the upstream closes the stream mid-call, and the hub its
+    client's), resume with `resumer`, check the result arrives there; the events before the close."""
+    request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "poll__test_reconnection"}}
+    events = await call_until_closed(caller, session, request)
+    assert not any(event.data and json.loads(event.data).get("id") == 9 for event in events)  # closed before
+    last = [event.id for event in events if event.id][-1]
+    assert last is not None
+    replayed = await resume(resumer, session, last, 9)
+    assert replayed[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+    return events
 
 
 async def call_until_closed(

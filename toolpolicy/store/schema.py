@@ -288,6 +288,8 @@ class OAuthRefreshTokenRow(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
 class UpstreamTokenRow(Base):
     """One virtual key's OAuth token set for one upstream MCP server (flow `authorization_code`), encrypted."""
 

@@ -1,0 +1,100 @@
+"""A session's recent SSE events in a Redis stream, so a client resuming with `Last-Event-ID` may land on any replica.
+
+The per-process store (`mcp_hub/resume.py`) explains why each session has a store of its own. Here the store is the
+Redis stream `isthmus:mcp:s:<id>:ev`: each event is one `XADD` (the stream capped at `max_events`
+and expiring with the session), and its Redis entry id is the SSE event id, ordered across replicas. `max_bytes`
+is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
+
+A stream resumed here is registered as held by this replica, so messages for it produced on another replica (the
+call still running there) are published here (`outbound.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
+from redis.exceptions import RedisError
+
+from mcp_hub.shared_sessions.directory import events_key
+from toolpolicy.stream_resume import McpStreamResume
+
+logger = logging.getLogger(__name__)
+
+Hold = Callable[[str, StreamId], Awaitable[None]]
+"""`(session_id, stream_id)`: record that this replica now holds that stream of that session open."""
+
+
+class RedisEventStore(EventStore):
+    """One session's most recent SSE events, in Redis."""
+
+    def __init__(self, client: aioredis.Redis, session_id: str, settings: McpStreamResume, ttl: int, hold: Hold):
+        self.client = client
+        self._execute: Callable[..., Awaitable[Any]] = client.execute_command
+        self.session_id = session_id
+        self.key = events_key(session_id)
+        self.max_events = settings.max_events
+        self.ttl = ttl
+        self.hold = hold
+        self._unkept = 0
+        self.resumed: set[StreamId] = set()
+        """Streams resumed on this replica (released when their GET ends: `FairSessionManager`)."""
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        data = message.model_dump_json(by_alias=True, exclude_unset=True) if message is not None else ""
+        pipe: Any = self.client.pipeline(transaction=False)
+        try:
+            async with pipe:
+                pipe.xadd(self.key, {"s": stream_id, "m": data}, maxlen=self.max_events, approximate=False)
+                pipe.expire(self.key, self.ttl)
+                event_id, _ = await pipe.execute()
+        except RedisError as exc:
+            # The event is still sent; only resuming after it is impossible (an id Redis cannot read replays nothing).
+            logger.warning("session %s: an SSE event could not be kept for resumption: %s", self.session_id[:8], exc)
+            self._unkept += 1
+            return f"unkept-{self._unkept}"
+        return str(event_id.decode())
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        try:
+            last: list[Any] = await self._execute("XRANGE", self.key, last_event_id, last_event_id, "COUNT", 1)
+        except RedisError:
+            return None  # not an id Redis can read: nothing to replay, as for an id the store dropped
+        if not last:
+            return None
+        stream_id: str = last[0][1][b"s"].decode()
+        later: list[Any] = await self._execute("XRANGE", self.key, "(" + last_event_id, "+")
+        for event_id, fields in later:
+            if fields[b"s"].decode() == stream_id and fields[b"m"]:
+                message = jsonrpc_message_adapter.validate_json(fields[b"m"], by_name=False)
+                await send_callback(EventMessage(message, event_id.decode()))
+        await self.hold(self.session_id, stream_id)
+        self.resumed.add(stream_id)
+        return stream_id
+
+
+class RedisEventStores:
+    """The Redis event store of each session, made by `open`; `close` forgets it here (Redis expires the events)."""
+
+    def __init__(self, client: aioredis.Redis, settings: McpStreamResume, ttl: int, hold: Hold) -> None:
+        self.client, self.settings, self.ttl, self.hold = client, settings, ttl, hold
+        self._stores: dict[str, RedisEventStore] = {}
+
+    @property
+    def sessions(self) -> int:
+        return len(self._stores)
+
+    def open(self, session_id: str) -> RedisEventStore:
+        store = RedisEventStore(self.client, session_id, self.settings, self.ttl, self.hold)
+        self._stores[session_id] = store
+        return store
+
+    def get(self, session_id: str) -> RedisEventStore | None:
+        return self._stores.get(session_id)
+
+    def close(self, session_id: str) -> None:
+        self._stores.pop(session_id, None)
