@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates conformance lint typecheck install install-dev clean
+.PHONY: run test test-dates conformance lint typecheck install install-dev clean chromium ui-screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/isthmus serve --config $(CONFIG)
 
-test: install-dev
+# The dashboard's browser tests (tests/isthmus/ui) drive Debian's Chromium through Playwright (never `playwright
+# install`, whose CDN is not reachable everywhere).
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install-dev chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -56,6 +63,10 @@ $(CONFORMANCE)/.installed: tests/conformance/package.json tests/conformance/pack
 
 conformance: install-dev $(CONFORMANCE)/.installed
 	$(BIN)/python -m tests.conformance.run
+
+# A screenshot of each dashboard page into docs/ui/ (the README shows the overview), from the browser tests.
+ui-screenshots: install-dev chromium
+	ISTHMUS_UI_SCREENSHOTS=docs/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/isthmus/ui/test_browser.py
 
 lint: install-dev
 	$(BIN)/ruff check .

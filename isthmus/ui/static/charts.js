@@ -6,7 +6,7 @@
   function series(labels) {
     return [{}].concat(labels.map((label, i) => ({
       label: label, stroke: palette[i % palette.length], width: 2, spanGaps: true,
-      points: { show: false },
+      points: { show: true, size: 5 },
     })));
   }
 

@@ -1,0 +1,92 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from toolpolicy.audit import AuditRecord
+from toolpolicy.rollups import HISTOGRAM_BUCKETS, RollupGroup, Totals, fold, percentile
+from toolpolicy.rollups.fold import latency_bucket
+
+T0 = datetime(2026, 12, 5, 10, 15, tzinfo=UTC)
+
+
+def record(**fields: object) -> AuditRecord:
+    values: dict[str, object] = {
+        "request_id": "r",
+        "kind": "llm",
+        "target": "echo/echo-1",
+        "decision": "allow",
+        "status": 200,
+        "latency_ms": 12.0,
+        "key_name": "bot",
+        "ts": T0,
+    }
+    values.update(fields)
+    return AuditRecord(**values)  # type: ignore[arg-type]
+
+
+def test_records_of_one_hour_key_and_target_fold_into_one_group_with_their_sums() -> None:
+    groups = fold(
+        [
+            record(tokens_in=10, tokens_out=5, cost_usd=Decimal("0.25")),
+            record(ts=T0.replace(minute=59), status=502, latency_ms=700, details={"cache": "hit"}),
+        ]
+    )
+    assert list(groups) == [RollupGroup(T0.replace(minute=0), "llm", "bot", "echo/echo-1")]
+    totals = groups[RollupGroup(T0.replace(minute=0), "llm", "bot", "echo/echo-1")]
+    assert (totals.requests, totals.errors, totals.tokens_in, totals.tokens_out) == (2, 1, 10, 5)
+    assert totals.cost_usd == Decimal("0.25")
+    assert totals.cache_hits == 1
+    assert totals.latency_sum_ms == 712.0
+    assert sum(totals.histogram) == 2
+
+
+def test_another_hour_key_or_target_is_another_group_and_a_keyless_record_has_an_empty_key() -> None:
+    groups = fold(
+        [
+            record(),
+            record(ts=T0.replace(hour=11)),
+            record(key_name=None, status=401),
+            record(kind="tool_call", target="docs/search"),
+        ]
+    )
+    assert sorted((g.bucket.hour, g.kind, g.key_name, g.target) for g in groups) == [
+        (10, "llm", "", "echo/echo-1"),
+        (10, "llm", "bot", "echo/echo-1"),
+        (10, "tool_call", "bot", "docs/search"),
+        (11, "llm", "bot", "echo/echo-1"),
+    ]
+
+
+def test_a_guardrail_record_counts_its_matches_as_guardrail_hits() -> None:
+    groups = fold([record(kind="guardrail", details={"hits": 3}), record(kind="guardrail", details={})])
+    (totals,) = groups.values()
+    assert totals.guardrail_hits == 4
+
+
+def test_a_latency_on_a_bound_falls_in_that_bounds_bucket_and_beyond_the_last_in_the_overflow() -> None:
+    assert latency_bucket(0) == 0
+    assert latency_bucket(1) == 0
+    assert latency_bucket(1.01) == 1
+    assert latency_bucket(10**9) == HISTOGRAM_BUCKETS - 1
+
+
+def test_percentiles_interpolate_within_the_bucket_the_rank_falls_in() -> None:
+    histogram = [0] * HISTOGRAM_BUCKETS
+    histogram[latency_bucket(15)] = 50  # (10, 20]
+    histogram[latency_bucket(150)] = 50  # (100, 200]
+    assert percentile(histogram, 0.5) == pytest.approx(20.0)
+    assert percentile(histogram, 0.25) == pytest.approx(15.0)
+    assert percentile(histogram, 0.99) == pytest.approx(198.0)
+    assert percentile([0] * HISTOGRAM_BUCKETS, 0.5) is None
+    with pytest.raises(ValueError):
+        percentile(histogram, 0)
+
+
+def test_merged_totals_add_every_measure() -> None:
+    left, right = Totals(), Totals()
+    left.add(record(tokens_in=1, cost_usd=Decimal("1")))
+    right.add(record(status=500, tokens_out=2, cost_usd=Decimal("2")))
+    left.merge(right)
+    assert (left.requests, left.errors, left.tokens_in, left.tokens_out, left.cost_usd) == (2, 1, 1, 2, Decimal("3"))
+    assert sum(left.histogram) == 2
