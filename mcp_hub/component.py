@@ -33,6 +33,7 @@ from mcp_hub.sessions import FairSessionManager
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.supervisor import Supervisor
+from toolpolicy.errors import Conflict, NotFound
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
 
@@ -110,7 +111,7 @@ class McpHub:
             Route("/mcp", self.endpoint),
             Route("/mcp/{server}", self.endpoint),
             *self.rest.routes(),
-            *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog),
+            *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog, self.set_enabled),
         ]
 
     async def start(self) -> None:
@@ -128,6 +129,21 @@ class McpHub:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    def set_enabled(self, server: str, enabled: bool) -> None:
+        """Disable a configured server at run time (disconnected, its tools gone) or enable it again.
+
+        Held by this process only, until it restarts: the configuration's `enabled` is what every replica starts from.
+        """
+        upstream = self.upstreams.get(server)
+        if upstream is None:
+            raise NotFound(f"no MCP server named {server!r}", param="server")
+        if not upstream.settings.enabled:
+            raise Conflict(f"MCP server {server!r} is disabled in the configuration (enabled: false)", param="server")
+        if enabled:
+            self.supervisor.resume(server)
+        else:
+            self.supervisor.pause(server)
 
     def readiness(self) -> dict[str, Any]:
         servers = {

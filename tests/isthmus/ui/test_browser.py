@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.isthmus import test_cli
 from tests.isthmus.test_cli import Server, _env, http
 from tests.isthmus.ui.browser_support import Browser, Watch, require_chromium, screenshot
 
@@ -53,7 +54,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("ui")
     config = folder / "isthmus.yaml"
     config.write_text(CONFIG.format(store=folder / "gw.db", admin_key=ADMIN_KEY, key=KEY))
-    server = Server(folder, ["--config", str(config)], _env()).start()
+    with pytest.MonkeyPatch.context() as patch:
+        # Chromium, two MCP servers and the gateway start on shared cores: a bound for a hung start only.
+        patch.setattr(test_cli, "READY_TIMEOUT", 60.0)
+        server = Server(folder, ["--config", str(config)], _env()).start()
     try:
         _traffic(server)
         yield server
@@ -204,3 +208,22 @@ def test_the_playground_streams_an_answer_and_calls_a_tool(page: Any) -> None:
     page.get_by_role("button", name="Call tool").click()
     expect(page.get_by_role("log", name="Tool result")).to_contain_text("42")
     screenshot(page, "playground")
+
+
+def test_an_mcp_server_disabled_in_the_ui_goes_down_and_comes_back_when_enabled(page: Any, gateway: Server) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    page.get_by_role("link", name="MCP servers", exact=True).click()
+    page.get_by_role("button", name="Disable demo").click()
+    expect(page.get_by_role("row", name=re.compile("demo"))).to_contain_text("disabled")
+    servers = {server["name"]: server for server in admin_get(gateway, "/admin/mcp/servers")["data"]}
+    assert (servers["demo"]["state"], servers["demo"]["enabled"]) == ("disabled", False)
+    page.get_by_role("button", name="Enable demo").click()
+    expect(page.get_by_role("button", name="Disable demo")).to_be_visible()
+    for _ in range(100):  # the reconnection happens in the gateway; the page shows it on reload
+        page.reload()
+        if "ready" in page.get_by_role("row", name=re.compile("demo")).inner_text():
+            break
+        page.wait_for_timeout(100)
+    expect(page.get_by_role("row", name=re.compile("demo"))).to_contain_text("ready")
