@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -53,17 +53,23 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
+def parse_time(raw: str, name: str, *, naive_is_utc: bool = False) -> datetime:
+    """An ISO 8601 time; without an offset it is refused, or read as UTC with `naive_is_utc` (HTML's
+    `datetime-local` fields send none)."""
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequest(f"{name} must be an ISO 8601 time, e.g. 2026-11-25T10:00:00Z", param=name) from None
     if value.tzinfo is None:
-        raise InvalidRequest(f"{name} must include a UTC offset, e.g. 2026-11-25T10:00:00Z", param=name)
+        if not naive_is_utc:
+            raise InvalidRequest(f"{name} must include a UTC offset, e.g. 2026-11-25T10:00:00Z", param=name)
+        value = value.replace(tzinfo=UTC)
     return value
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    return parse_time(raw, name) if raw is not None else None
 
 
 # The operations behind the routes, shared with the dashboard (`isthmus.ui`): each change is seen at once here.

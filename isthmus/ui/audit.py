@@ -8,10 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from isthmus.ui.filters import audit_query, without_cursor
+from isthmus.ui.filters import audit_query, records_page
 from isthmus.ui.guard import SignedIn
 from toolpolicy.audit_export import CONTENT_TYPES, ExportFormat, export_lines
-from toolpolicy.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from isthmus.ui.app import Dashboard
@@ -19,15 +18,7 @@ if TYPE_CHECKING:
 
 def routes(ui: Dashboard) -> list[Route]:
     async def audit(request: Request, who: SignedIn) -> Response:
-        filters = without_cursor(request.query_params)
-        try:
-            rows, next_cursor = await who.governance.audit_log.query(audit_query(request.query_params, ui.page_size))
-        except InvalidRequest as error:
-            return ui.render(
-                request, who, "audit.html", status_code=400, rows=[], next_cursor=None, filters=filters,
-                error=error.message,
-            )  # fmt: skip
-        return ui.render(request, who, "audit.html", rows=rows, next_cursor=next_cursor, filters=filters, error=None)
+        return await records_page(ui, request, who, "audit.html", audit_query)
 
     async def verify(request: Request, who: SignedIn) -> Response:
         """The chain walked whole (loaded after the page, so a long chain never holds the list up)."""

@@ -1,14 +1,23 @@
-"""Reading a list page's filter form (GET parameters; empty fields mean no filter) into an audit query."""
+"""Reading a list page's filter form (GET parameters; empty fields mean no filter) into an audit query, and the
+page of records it selects (the log and audit pages)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
 
+from isthmus.admin import parse_time
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.store.audit_log import AuditQuery
+
+if TYPE_CHECKING:
+    from isthmus.ui.app import Dashboard
+    from isthmus.ui.guard import SignedIn
 
 REQUEST_KINDS = ("llm", "tool_call")
 STATUS_CLASSES = {"ok": (None, 399), "error": (400, None)}
@@ -19,16 +28,10 @@ def text(params: QueryParams, name: str) -> str | None:
     return value or None
 
 
-def utc_time(params: QueryParams, name: str, label: str) -> datetime | None:
+def utc_time(params: QueryParams, name: str) -> datetime | None:
     """A `datetime-local` field (read as UTC) or an ISO 8601 time with its offset."""
     raw = text(params, name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"{label} must be a date and time, e.g. 2026-12-05T10:00", param=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_time(raw, name, naive_is_utc=True) if raw is not None else None
 
 
 def status_range(raw: str | None) -> tuple[int | None, int | None]:
@@ -53,8 +56,8 @@ def log_query(params: QueryParams, limit: int) -> AuditQuery:
         kinds=(kind,) if kind else REQUEST_KINDS,
         min_status=min_status,
         max_status=max_status,
-        since=utc_time(params, "since", "Since"),
-        until=utc_time(params, "until", "Until"),
+        since=utc_time(params, "since"),
+        until=utc_time(params, "until"),
         limit=limit,
         cursor=text(params, "cursor"),
     )
@@ -67,8 +70,8 @@ def audit_query(params: QueryParams, limit: int) -> AuditQuery:
     filters: dict[str, Any] = {name: text(params, name) for name in AUDIT_TEXT_FILTERS}
     return AuditQuery(
         **filters,
-        since=utc_time(params, "since", "Since"),
-        until=utc_time(params, "until", "Until"),
+        since=utc_time(params, "since"),
+        until=utc_time(params, "until"),
         limit=limit,
         cursor=text(params, "cursor"),
     )
@@ -77,3 +80,18 @@ def audit_query(params: QueryParams, limit: int) -> AuditQuery:
 def without_cursor(params: QueryParams) -> dict[str, str]:
     """The filters as given (for the next page's link and the export links)."""
     return {name: value for name, value in params.items() if name != "cursor" and value.strip()}
+
+
+QueryBuilder = Callable[[QueryParams, int], AuditQuery]
+
+
+async def records_page(ui: Dashboard, request: Request, who: SignedIn, template: str, build: QueryBuilder) -> Response:
+    """A page of audit records, newest first, by the filters in the query string (a bad filter: 400 naming it)."""
+    filters = without_cursor(request.query_params)
+    try:
+        rows, next_cursor = await who.governance.audit_log.query(build(request.query_params, ui.page_size))
+    except InvalidRequest as error:
+        return ui.render(
+            request, who, template, status_code=400, rows=[], next_cursor=None, filters=filters, error=error.message
+        )
+    return ui.render(request, who, template, rows=rows, next_cursor=next_cursor, filters=filters, error=None)

@@ -8,9 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from isthmus.ui.filters import log_query, without_cursor
+from isthmus.ui.filters import log_query, records_page
 from isthmus.ui.guard import SignedIn
-from toolpolicy.errors import InvalidRequest
 from toolpolicy.store.audit_log import AuditQuery
 
 if TYPE_CHECKING:
@@ -22,15 +21,7 @@ DETAIL_LIMIT = 200
 
 def routes(ui: Dashboard) -> list[Route]:
     async def logs(request: Request, who: SignedIn) -> Response:
-        filters = without_cursor(request.query_params)
-        try:
-            rows, next_cursor = await who.governance.audit_log.query(log_query(request.query_params, ui.page_size))
-        except InvalidRequest as error:
-            return ui.render(
-                request, who, "logs.html", status_code=400, rows=[], next_cursor=None, filters=filters,
-                error=error.message,
-            )  # fmt: skip
-        return ui.render(request, who, "logs.html", rows=rows, next_cursor=next_cursor, filters=filters, error=None)
+        return await records_page(ui, request, who, "logs.html", log_query)
 
     async def detail(request: Request, who: SignedIn) -> Response:
         request_id = request.path_params["request_id"]

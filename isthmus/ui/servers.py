@@ -33,9 +33,9 @@ def describe_servers(components: list[Any]) -> list[dict[str, Any]] | None:
     servers = []
     for name in sorted(hub.upstreams):
         upstream = hub.upstreams[name]
-        config_disabled = not upstream.settings.enabled
+        settings = upstream.settings
         servers.append(
-            {**describe_upstream(upstream), "code_mode": upstream.settings.code_mode, "config_disabled": config_disabled}
+            {**describe_upstream(upstream), "code_mode": settings.code_mode, "config_disabled": not settings.enabled}
         )
     return servers
 

@@ -31,7 +31,11 @@ async def test_a_disabled_server_goes_down_and_unlisted_then_comes_back_when_ena
     async with gateway.http(ADMIN_KEY) as admin, gateway.http(FULL_KEY) as http:
         disabled = await admin.post("/admin/mcp/servers/fx/disable")
         assert disabled.status_code == 200
-        assert (disabled.json()["state"], disabled.json()["enabled"], disabled.json()["tools"]) == ("disabled", False, [])
+        assert (disabled.json()["state"], disabled.json()["enabled"], disabled.json()["tools"]) == (
+            "disabled",
+            False,
+            [],
+        )
         assert not [name for name in await tool_names(gateway) if name.startswith("fx__")]
         refused = await http.post("/v1/mcp/tools/call", json={"name": "fx__add", "arguments": {"a": 1, "b": 2}})
         # As for a server that is down: a tool error naming the server and its state.

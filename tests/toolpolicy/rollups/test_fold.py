@@ -1,28 +1,17 @@
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from tests.toolpolicy.rollups.support import T0 as BASE, record as base_record
 from toolpolicy.audit import AuditRecord
 from toolpolicy.rollups import HISTOGRAM_BUCKETS, RollupGroup, Totals, fold, percentile
 from toolpolicy.rollups.fold import latency_bucket
 
-T0 = datetime(2026, 12, 5, 10, 15, tzinfo=UTC)
+T0 = BASE.replace(minute=15)
 
 
 def record(**fields: object) -> AuditRecord:
-    values: dict[str, object] = {
-        "request_id": "r",
-        "kind": "llm",
-        "target": "echo/echo-1",
-        "decision": "allow",
-        "status": 200,
-        "latency_ms": 12.0,
-        "key_name": "bot",
-        "ts": T0,
-    }
-    values.update(fields)
-    return AuditRecord(**values)  # type: ignore[arg-type]
+    return base_record(**{"ts": T0, "latency_ms": 12.0, **fields})
 
 
 def test_records_of_one_hour_key_and_target_fold_into_one_group_with_their_sums() -> None:

@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from tests.conftest import StoreTarget
+from tests.toolpolicy.rollups.support import T0, record as base_record
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.rollups import RollupStore, Window, fold
 from toolpolicy.store import Store
 
 pytestmark = pytest.mark.anyio
-T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 MARK = WriterMark("w", 0, 0)
 
 
 def record(minutes: int = 0, **fields: object) -> AuditRecord:
-    values: dict[str, object] = {
-        "request_id": "r",
-        "kind": "llm",
-        "target": "echo/echo-1",
-        "decision": "allow",
-        "status": 200,
-        "latency_ms": 5.0,
-        "key_name": "bot",
-        "tokens_in": 3,
-        "tokens_out": 2,
-        "cost_usd": Decimal("0.5"),
-        "ts": T0 + timedelta(minutes=minutes),
-    }
-    values.update(fields)
-    return AuditRecord(**values)  # type: ignore[arg-type]
+    defaults: dict[str, object] = {"tokens_in": 3, "tokens_out": 2, "cost_usd": Decimal("0.5")}
+    return base_record(**{**defaults, "ts": T0 + timedelta(minutes=minutes), **fields})
 
 
 @pytest.fixture
