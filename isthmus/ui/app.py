@@ -6,17 +6,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 from isthmus.ui.guard import Page, SecurityHeaders, SignedIn, signed_in
 from isthmus.ui.session import CSRF_FIELD, SessionCodec
 from toolpolicy.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
 
 HERE = Path(__file__).parent
 NAV = (
@@ -36,9 +38,18 @@ class Dashboard:
     def __init__(self, settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> None:
         assert settings.admin_key is not None
         self.codec = SessionCodec(settings.admin_key.get_secret_value(), ttl=settings.ui.session_ttl, clock=clock)
-        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self._templates: Jinja2Templates | None = None
         self.page_size = settings.ui.page_size
         self.clock = clock
+
+    @property
+    def templates(self) -> Jinja2Templates:
+        """Loaded on the first page served: a gateway nobody opens the dashboard of never imports Jinja2."""
+        if self._templates is None:
+            from starlette.templating import Jinja2Templates
+
+            self._templates = Jinja2Templates(directory=HERE / "templates")
+        return self._templates
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

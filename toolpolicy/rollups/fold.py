@@ -17,12 +17,24 @@ CACHE_HITS = frozenset({"hit", "semantic-hit"})
 """`details["cache"]` values of a request answered from the response cache."""
 
 
+BY_KEY, BY_TARGET, ALL = 1, 2, 3
+"""Grains of a rollup row: per key (any target), per target (any key), everything. Each record is added to one row
+of each grain, so a read scans only the rows of the grain it needs: the overview's series reads one row per hour and
+kind, its top keys one per hour, kind and key. The cross product (per key and target) is not kept: it would cost a
+row per distinct pair in every batch, and no page reads it."""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class RollupGroup:
-    """What one rollup row counts: an hour, a record kind, a key (`""` for none) and a target (model or tool)."""
+    """What one rollup row counts: an hour, a record kind, a grain, a key and a target (model or `server/tool`).
+
+    `key_name` is `""` for requests no key was resolved for, and in rows of the BY_TARGET and ALL grains; `target`
+    is `""` in rows of the BY_KEY and ALL grains.
+    """
 
     bucket: datetime
     kind: str
+    grain: int
     key_name: str
     target: str
 
@@ -84,14 +96,19 @@ def hour_of(ts: datetime) -> datetime:
 
 
 def fold(records: Iterable[AuditRecord]) -> dict[RollupGroup, Totals]:
-    """The records' totals per hour, kind, key and target."""
+    """The records' totals per hour and kind, at every grain."""
     groups: dict[RollupGroup, Totals] = {}
     for record in records:
-        group = RollupGroup(hour_of(record.ts), record.kind, record.key_name or "", record.target)
-        totals = groups.get(group)
-        if totals is None:
-            totals = groups[group] = Totals()
-        totals.add(record)
+        hour, kind, key = hour_of(record.ts), record.kind, record.key_name or ""
+        for group in (
+            RollupGroup(hour, kind, BY_KEY, key, ""),
+            RollupGroup(hour, kind, BY_TARGET, "", record.target),
+            RollupGroup(hour, kind, ALL, "", ""),
+        ):
+            totals = groups.get(group)
+            if totals is None:
+                totals = groups[group] = Totals()
+            totals.add(record)
     return groups
 
 

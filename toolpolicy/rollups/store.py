@@ -1,4 +1,9 @@
-"""The `request_rollups` table: added to once per writer batch, read by the dashboard's overview and key list."""
+"""The `request_rollups` table: added to once per writer batch, read by the dashboard's overview and key list.
+
+Each read names the grain it needs (`fold.ALL` for the series and totals, `BY_KEY` or `BY_TARGET` for the top lists),
+so it scans the rows of that grain in the window through the primary key (grain, bucket, ...), not every key and
+target pair.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
-from toolpolicy.rollups.fold import HISTOGRAM_BUCKETS, RollupGroup, Totals, fold
+from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, HISTOGRAM_BUCKETS, RollupGroup, Totals, fold
 from toolpolicy.store.engine import Store
 from toolpolicy.store.schema import RollupRow
 
@@ -35,6 +40,7 @@ class Window:
 
 def _row(group: RollupGroup, totals: Totals) -> dict[str, Any]:
     row: dict[str, Any] = {
+        "grain": group.grain,
         "bucket": group.bucket,
         "kind": group.kind,
         "key_name": group.key_name,
@@ -74,10 +80,17 @@ _SUMS = [func.sum(getattr(RollupRow, name)) for name in MEASURES]
 class RollupStore:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
+        insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(RollupRow)
+        # One statement for every batch (compiled once, run for each row: asyncpg pipelines them), adding to the
+        # row when it is there already.
+        self._upsert = statement.on_conflict_do_update(
+            index_elements=["grain", "bucket", "kind", "key_name", "target"],
+            set_={name: getattr(RollupRow, name) + statement.excluded[name] for name in MEASURES},
+        )
 
     async def write_batch(self, batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
-        """A writer's batch of records, folded into hourly totals and added in one statement."""
+        """A writer's batch of records, folded into hourly totals and added in one transaction."""
         await self.add(fold(emitted.item for emitted in batch))
 
     async def add(self, groups: dict[RollupGroup, Totals]) -> None:
@@ -85,33 +98,26 @@ class RollupStore:
             return
         # Sorted, so two replicas adding to the same rows lock them in the same order (no deadlock).
         rows = [_row(group, groups[group]) for group in sorted(groups)]
-        statement = self._insert(RollupRow).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["bucket", "kind", "key_name", "target"],
-            set_={name: getattr(RollupRow, name) + statement.excluded[name] for name in MEASURES},
-        )
         async with self.store.writing() as session:
-            await session.execute(statement)
+            await session.execute(self._upsert, rows)
 
-    def _within(self, statement: Select[Any], window: Window, kinds: Iterable[str] | None) -> Select[Any]:
-        statement = statement.where(RollupRow.bucket >= window.since, RollupRow.bucket < window.until)
+    def _within(self, statement: Select[Any], window: Window, kinds: Iterable[str] | None, grain: int) -> Select[Any]:
+        statement = statement.where(
+            RollupRow.grain == grain, RollupRow.bucket >= window.since, RollupRow.bucket < window.until
+        )
         if kinds is not None:
             statement = statement.where(RollupRow.kind.in_(list(kinds)))
         return statement
 
     async def series(self, window: Window, kinds: Iterable[str] | None = TRAFFIC_KINDS) -> dict[datetime, Totals]:
         """Totals per hour within the window (hours with nothing recorded are absent)."""
-        statement = self._within(select(RollupRow.bucket, *_SUMS), window, kinds).group_by(RollupRow.bucket)
+        statement = self._within(select(RollupRow.bucket, *_SUMS), window, kinds, ALL).group_by(RollupRow.bucket)
         async with self.store.session() as session:
             rows = (await session.execute(statement)).all()
         return {row[0]: _totals(row[1:]) for row in sorted(rows, key=lambda row: row[0])}
 
-    async def total(
-        self, window: Window, kinds: Iterable[str] | None = TRAFFIC_KINDS, *, key_name: str | None = None
-    ) -> Totals:
-        statement = self._within(select(*_SUMS), window, kinds)
-        if key_name is not None:
-            statement = statement.where(RollupRow.key_name == key_name)
+    async def total(self, window: Window, kinds: Iterable[str] | None = TRAFFIC_KINDS) -> Totals:
+        statement = self._within(select(*_SUMS), window, kinds, ALL)
         async with self.store.session() as session:
             return _totals((await session.execute(statement)).one())
 
@@ -123,21 +129,28 @@ class RollupStore:
         kinds: Iterable[str] | None = TRAFFIC_KINDS,
         limit: int = 10,
     ) -> list[tuple[str, Totals]]:
-        """The keys or targets with the most requests in the window, most first (ties by name)."""
+        """The keys or targets with the most requests in the window, most first (ties by name), with their requests,
+        errors and spend (the other totals are left at zero)."""
         column = getattr(RollupRow, by)
         requests = func.sum(RollupRow.requests)
-        statement = self._within(select(column, *_SUMS), window, kinds).group_by(column)
+        grain = BY_KEY if by == "key_name" else BY_TARGET
+        # Only what a top list shows is summed (not the histogram): a month of hours times keys is many rows.
+        sums = (requests, func.sum(RollupRow.errors), func.sum(RollupRow.cost_usd))
+        statement = self._within(select(column, *sums), window, kinds, grain).group_by(column)
         statement = statement.order_by(requests.desc(), column).limit(limit)
         async with self.store.session() as session:
             rows = (await session.execute(statement)).all()
-        return [(row[0], _totals(row[1:])) for row in rows]
+        return [
+            (name, Totals(requests=int(count or 0), errors=int(errors or 0), cost_usd=Decimal(cost or 0)))
+            for name, count, errors, cost in rows
+        ]
 
     async def by_key(self, names: Iterable[str], window: Window) -> dict[str, Totals]:
         """Each named key's traffic totals within the window (keys with none are absent)."""
         wanted = list(names)
         if not wanted:
             return {}
-        statement = self._within(select(RollupRow.key_name, *_SUMS), window, TRAFFIC_KINDS)
+        statement = self._within(select(RollupRow.key_name, *_SUMS), window, TRAFFIC_KINDS, BY_KEY)
         statement = statement.where(RollupRow.key_name.in_(wanted)).group_by(RollupRow.key_name)
         async with self.store.session() as session:
             rows = (await session.execute(statement)).all()

@@ -238,15 +238,17 @@ class RollupRow(Base):
     """
 
     __tablename__ = "request_rollups"
-    __table_args__ = (Index("ix_request_rollups_key_bucket", "key_name", "bucket"),)
+    __table_args__ = (Index("ix_request_rollups_grain_key_bucket", "grain", "key_name", "bucket"),)
 
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """1: per key; 2: per target; 3: everything (`rollups.fold`)."""
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     """The hour (UTC) the requests started in."""
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key_name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    """The virtual key's name; empty for requests no key was resolved for."""
+    """The virtual key's name in grain 1 (empty for requests no key was resolved for); empty in grains 2 and 3."""
     target: Mapped[str] = mapped_column(String(512), primary_key=True)
-    """The model asked for, or `server/tool`."""
+    """The model asked for, or `server/tool`, in grain 2; empty in grains 1 and 3."""
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
     errors: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_sum_ms: Mapped[float] = mapped_column(Float, default=0.0)

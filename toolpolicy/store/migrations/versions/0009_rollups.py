@@ -24,6 +24,7 @@ def upgrade() -> None:
     big = sa.BigInteger()
     op.create_table(
         "request_rollups",
+        sa.Column("grain", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("key_name", sa.String(length=128), nullable=False),
@@ -32,9 +33,9 @@ def upgrade() -> None:
         sa.Column("latency_sum_ms", sa.Float(), nullable=False),
         sa.Column("cost_usd", sa.Numeric(20, 10), nullable=False),
         *[sa.Column(name, big, nullable=False) for name in _COUNTS[6:]],
-        sa.PrimaryKeyConstraint("bucket", "kind", "key_name", "target"),
+        sa.PrimaryKeyConstraint("grain", "bucket", "kind", "key_name", "target"),
     )
-    op.create_index("ix_request_rollups_key_bucket", "request_rollups", ["key_name", "bucket"])
+    op.create_index("ix_request_rollups_grain_key_bucket", "request_rollups", ["grain", "key_name", "bucket"])
     op.create_index("ix_audit_events_request_id", "audit_events", ["request_id"])
 
 
