@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates conformance lint typecheck install install-dev clean nginx
+.PHONY: run test test-dates conformance lint typecheck install install-dev clean nginx chromium ui-screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ nginx:
 		(apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || \
 		echo "make: could not install nginx; tests/replicas will skip (or fail with CI=true)"
 
-test: install-dev nginx
+# The dashboard's browser tests (tests/isthmus/ui) drive Debian's Chromium through Playwright (never `playwright
+# install`, whose CDN is not reachable everywhere).
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install-dev nginx chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -63,6 +70,10 @@ $(CONFORMANCE)/.installed: tests/conformance/package.json tests/conformance/pack
 
 conformance: install-dev $(CONFORMANCE)/.installed
 	$(BIN)/python -m tests.conformance.run
+
+# A screenshot of each dashboard page into docs/ui/ (the README shows the overview), from the browser tests.
+ui-screenshots: install-dev chromium
+	ISTHMUS_UI_SCREENSHOTS=docs/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/isthmus/ui/test_browser.py
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -53,17 +53,64 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
+def parse_time(raw: str, name: str, *, naive_is_utc: bool = False) -> datetime:
+    """An ISO 8601 time; without an offset it is refused, or read as UTC with `naive_is_utc` (HTML's
+    `datetime-local` fields send none)."""
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequest(f"{name} must be an ISO 8601 time, e.g. 2026-11-25T10:00:00Z", param=name) from None
     if value.tzinfo is None:
-        raise InvalidRequest(f"{name} must include a UTC offset, e.g. 2026-11-25T10:00:00Z", param=name)
+        if not naive_is_utc:
+            raise InvalidRequest(f"{name} must include a UTC offset, e.g. 2026-11-25T10:00:00Z", param=name)
+        value = value.replace(tzinfo=UTC)
     return value
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    return parse_time(raw, name) if raw is not None else None
+
+
+# The operations behind the routes, shared with the dashboard (`isthmus.ui`): each change is seen at once here.
+
+
+async def create_entity(governance: Governance, collection: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Create a customer, team or key; a key's record carries its secret under `key` (the only time it exists)."""
+    row_type = ENTITIES[collection]
+    if row_type is CustomerRow:
+        record = await governance.directory.create_customer(data)
+    elif row_type is TeamRow:
+        record = await governance.directory.create_team(data)
+    else:
+        record, secret = await governance.directory.create_key(data)
+        record["key"] = secret
+    governance.changed()
+    return record
+
+
+async def update_entity(governance: Governance, collection: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    record = await governance.directory.update(ENTITIES[collection], name, data)
+    governance.changed()
+    return record
+
+
+async def delete_entity(governance: Governance, collection: str, name: str) -> None:
+    await governance.directory.delete(ENTITIES[collection], name)
+    governance.changed()
+
+
+async def rotate(governance: Governance, name: str) -> dict[str, Any]:
+    """A new secret for the key (under `key`); the old one is refused from now on."""
+    record, secret = await governance.directory.rotate_key(name)
+    governance.changed()
+    return {**record, "key": secret}
+
+
+async def revoke(governance: Governance, name: str) -> dict[str, Any]:
+    record = await governance.directory.revoke_key(name)
+    governance.changed()
+    return record
 
 
 def entity_routes(collection: str) -> list[Route]:
@@ -78,15 +125,7 @@ def entity_routes(collection: str) -> list[Route]:
     async def create(request: Request) -> Response:
         governance = _governance(request)
         data = await json_object(request, governance.settings.admin_max_body_bytes)
-        if row_type is CustomerRow:
-            record = await governance.directory.create_customer(data)
-        elif row_type is TeamRow:
-            record = await governance.directory.create_team(data)
-        else:
-            record, secret = await governance.directory.create_key(data)
-            record["key"] = secret
-        governance.changed()
-        return JSONResponse(record, status_code=201)
+        return JSONResponse(await create_entity(governance, collection, data), status_code=201)
 
     async def read(request: Request) -> Response:
         return JSONResponse(await _governance(request).directory.get(row_type, request.path_params["name"]))
@@ -94,14 +133,10 @@ def entity_routes(collection: str) -> list[Route]:
     async def update(request: Request) -> Response:
         governance = _governance(request)
         data = await json_object(request, governance.settings.admin_max_body_bytes)
-        record = await governance.directory.update(row_type, request.path_params["name"], data)
-        governance.changed()
-        return JSONResponse(record)
+        return JSONResponse(await update_entity(governance, collection, request.path_params["name"], data))
 
     async def delete(request: Request) -> Response:
-        governance = _governance(request)
-        await governance.directory.delete(row_type, request.path_params["name"])
-        governance.changed()
+        await delete_entity(_governance(request), collection, request.path_params["name"])
         return Response(status_code=204)
 
     base = f"/{collection}"
@@ -115,17 +150,11 @@ def entity_routes(collection: str) -> list[Route]:
 
 
 async def rotate_key(request: Request) -> Response:
-    governance = _governance(request)
-    record, secret = await governance.directory.rotate_key(request.path_params["name"])
-    governance.changed()
-    return JSONResponse({**record, "key": secret})
+    return JSONResponse(await rotate(_governance(request), request.path_params["name"]))
 
 
 async def revoke_key(request: Request) -> Response:
-    governance = _governance(request)
-    record = await governance.directory.revoke_key(request.path_params["name"])
-    governance.changed()
-    return JSONResponse(record)
+    return JSONResponse(await revoke(_governance(request), request.path_params["name"]))
 
 
 AUDIT_FILTERS = ("key", "team", "customer", "target", "decision", "kind")

@@ -22,6 +22,7 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.dispatch import Gateway
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.ui import dashboard
 from isthmus.unknown_routes import http_error
 from toolpolicy import sanitize
 from toolpolicy.audit import AuditRecord
@@ -208,6 +209,7 @@ def create_app(
     parts = default_components(governance, oauth) if components is None else list(components)
     if oauth is not None:
         parts.insert(0, oauth)  # its signing key exists before the hub serves
+    ui = dashboard(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -237,6 +239,7 @@ def create_app(
             Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
             *[route for part in parts for route in part.routes()],
             Mount("/admin", routes=admin_routes()),
+            *([ui] if ui is not None else []),
         ],
         exception_handlers={
             GatewayError: handle_gateway_error,

@@ -3,12 +3,14 @@
 - `GET /admin/mcp/servers`: every configured upstream, its health, what it lists and its tool overrides;
   `unsupported` lists the optional methods the server lacks or fails (served as empty), each with its error;
   `skipped_tools` the tools left out because their definitions are invalid, each with why;
+- `POST /admin/mcp/servers/<name>/disable` and `/enable`: disconnect a configured server and keep it down (its tools
+  leave every listing), or connect it again; held by this process until it restarts;
 - `GET /admin/mcp/bundles`: every bundle, its patterns and overrides, and the tools it serves now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -35,7 +37,7 @@ def describe_upstream(upstream: Upstream) -> dict[str, Any]:
         "name": upstream.name,
         "transport": upstream.kind,
         "target": upstream.describe(),
-        "enabled": upstream.settings.enabled,
+        "enabled": upstream.settings.enabled and upstream.health.state != "disabled",
         **upstream.health.as_dict(),
         "timeout": upstream.settings.timeout,
         "tools": [tool.name for tool in snapshot.tools] if snapshot else [],
@@ -49,7 +51,11 @@ def describe_upstream(upstream: Upstream) -> dict[str, Any]:
 
 
 def admin_routes(
-    governance: Governance, upstreams: Mapping[str, Upstream], bundles: Mapping[str, Bundle], catalog: Catalog
+    governance: Governance,
+    upstreams: Mapping[str, Upstream],
+    bundles: Mapping[str, Bundle],
+    catalog: Catalog,
+    set_enabled: Callable[[str, bool], None],
 ) -> list[Route]:
     async def servers(request: Request) -> Response:
         try:
@@ -65,7 +71,21 @@ def admin_routes(
             return error_response(exc)
         return JSONResponse({"data": [bundles[name].describe(catalog) for name in sorted(bundles)]})
 
+    def toggle(enabled: bool) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            name = request.path_params["name"]
+            try:
+                await require_admin(governance, request)
+                set_enabled(name, enabled)
+            except GatewayError as exc:
+                return error_response(exc)
+            return JSONResponse(describe_upstream(upstreams[name]))
+
+        return endpoint
+
     return [
         Route("/admin/mcp/servers", servers, methods=["GET"]),
+        Route("/admin/mcp/servers/{name}/enable", toggle(True), methods=["POST"]),
+        Route("/admin/mcp/servers/{name}/disable", toggle(False), methods=["POST"]),
         Route("/admin/mcp/bundles", bundle_list, methods=["GET"]),
     ]

@@ -39,6 +39,7 @@ from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
 from mcp_hub.upstreams.supervisor import Supervisor
 from toolpolicy.oauth.resolver import CredentialResolver
+from toolpolicy.errors import Conflict, NotFound
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
 
@@ -147,7 +148,7 @@ class McpHub:
             Route("/mcp/{server}", self.endpoint),
             *self.rest.routes(),
             *self.oauth.routes(),
-            *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog),
+            *admin_routes(self.governance, self.upstreams, self.bundles, self.catalog, self.set_enabled),
         ]
 
     async def start(self) -> None:
@@ -165,6 +166,21 @@ class McpHub:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    def set_enabled(self, server: str, enabled: bool) -> None:
+        """Disable a configured server at run time (disconnected, its tools gone) or enable it again.
+
+        Held by this process only, until it restarts: the configuration's `enabled` is what every replica starts from.
+        """
+        upstream = self.upstreams.get(server)
+        if upstream is None:
+            raise NotFound(f"no MCP server named {server!r}", param="server")
+        if not upstream.settings.enabled:
+            raise Conflict(f"MCP server {server!r} is disabled in the configuration (enabled: false)", param="server")
+        if enabled:
+            self.supervisor.resume(server)
+        else:
+            self.supervisor.pause(server)
 
     def readiness(self) -> dict[str, Any]:
         servers = {

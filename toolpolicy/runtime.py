@@ -17,6 +17,7 @@ from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.governor import Governor
 from toolpolicy.guardrails import Guardrails
 from toolpolicy.keys import KeyResolver
+from toolpolicy.rollups import RollupStore
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store import Store
 from toolpolicy.store.audit_log import AuditLog
@@ -66,7 +67,16 @@ class Governance:
             on_quarantine=self.metrics.writer_quarantined.labels("audit").inc,
             on_drop=self.metrics.writer_dropped.labels("audit").inc,
         )
-        self.audit = RequestRecorder(writer, self.metrics)
+        self.rollups = RollupStore(self.store)
+        rollup_writer = BatchWriter[AuditRecord](
+            self.rollups.write_batch,
+            name="rollups",
+            batch_size=settings.audit.batch_size,
+            flush_interval=settings.audit.flush_interval,
+            is_record_fault=is_record_fault,
+            on_drop=self.metrics.writer_dropped.labels("rollups").inc,
+        )
+        self.audit = RequestRecorder(writer, self.metrics, rollups=rollup_writer)
         servers = {name: server.guardrails for name, server in settings.mcp_servers.items()}
         # Looked up per record, not bound now: whatever `self.audit` is when a rule hits receives it.
         self.guardrails = Guardrails(settings.guardrails, servers=servers, emit=lambda record: self.audit.emit(record))
@@ -148,7 +158,8 @@ class Governance:
         bound = self.settings.audit.max_backlog
         return {
             writer.name: {**writer.stats(), "over_bound": writer.pending > bound}
-            for writer in (self.audit.writer, self.spend, self.rate_journal.writer)
+            for writer in (self.audit.writer, self.audit.rollups, self.spend, self.rate_journal.writer)
+            if writer is not None
         }
 
     def changed(self) -> None:

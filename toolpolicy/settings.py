@@ -33,6 +33,7 @@ from toolpolicy.stream_resume import McpStreamResume
 from toolpolicy.telemetry_settings import TelemetrySettings
 from toolpolicy.tool_overrides import ToolOverride
 from toolpolicy.upstream_oauth.settings import UpstreamAuth, UpstreamOAuthSettings
+from toolpolicy.ui_settings import UiSettings
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -438,6 +439,8 @@ class GatewaySettings(_Model):
     """Virtual keys seeded into the store at start."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit trail settings."""
+    ui: UiSettings = Field(default_factory=UiSettings)
+    """The web dashboard at `/ui`."""
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     """Tracing."""
     pricing: dict[str, PriceSettings] = Field(default_factory=dict)

@@ -179,6 +179,14 @@ class Upstream(ABC):
             self.snapshot = None
             self.on_snapshot(self.name, None)
 
+    def paused(self) -> None:
+        """Called by the supervisor when the server is disabled at run time: its lists go, its state says so."""
+        self._client = self._fast = None
+        self.health.enter("disabled")
+        if self.snapshot is not None:
+            self.snapshot = None
+            self.on_snapshot(self.name, None)
+
     def refresh_soon(self) -> None:
         if self._refresh_wanted is not None:
             self._refresh_wanted.set()

@@ -11,7 +11,8 @@ logger = logging.getLogger(__name__)
 
 State = Literal["connecting", "ready", "degraded", "down", "disabled"]
 """`connecting`: first attempt or reconnecting; `ready`: connected and listed; `degraded`: connected, but its last
-re-listing failed (the previous lists are kept); `down`: not connected, waiting to retry; `disabled`: by config."""
+re-listing failed (the previous lists are kept); `down`: not connected, waiting to retry; `disabled`: by config, or
+at run time through the admin API (until enabled again or restarted)."""
 
 
 @dataclass

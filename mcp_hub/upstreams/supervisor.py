@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 import anyio
+import anyio.abc
 import httpx2
 from anyio.abc import TaskStatus
 from mcp.shared.exceptions import MCPError
@@ -26,11 +27,44 @@ class Supervisor:
     def __init__(self, upstreams: Iterable[Upstream], settings: McpHubSettings) -> None:
         self.upstreams = [u for u in upstreams if u.settings.enabled]
         self.settings = settings
+        self.paused: set[str] = set()
+        """Servers disabled at run time (`pause`): not connected until `resume`, or until the process restarts."""
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def pause(self, name: str) -> None:
+        """Disconnect the server and keep it down: its tools leave every listing and its calls are refused."""
+        upstream = self._upstream(name)
+        if name in self.paused:
+            return
+        self.paused.add(name)
+        scope = self._scopes.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        upstream.paused()
+
+    def resume(self, name: str) -> None:
+        """Connect a paused server again (with the usual backoff when it fails)."""
+        upstream = self._upstream(name)
+        if name not in self.paused:
+            return
+        if self._tg is None:
+            raise RuntimeError("the supervisor is not running")
+        self.paused.discard(name)
+        upstream.health.enter("connecting")
+        self._tg.start_soon(self._supervise, upstream, anyio.Event(), name=f"mcp-upstream-{name}")
+
+    def _upstream(self, name: str) -> Upstream:
+        for upstream in self.upstreams:
+            if upstream.name == name:
+                return upstream
+        raise KeyError(name)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Supervise every upstream until cancelled; `started` once each has connected or failed once."""
         attempted = {upstream.name: anyio.Event() for upstream in self.upstreams}
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             for upstream in self.upstreams:
                 tg.start_soon(self._supervise, upstream, attempted[upstream.name], name=f"mcp-upstream-{upstream.name}")
             # The gateway starts serving once every upstream had its first chance; a slow one joins later.
@@ -40,6 +74,16 @@ class Supervisor:
             task_status.started()
 
     async def _supervise(self, upstream: Upstream, attempted: anyio.Event) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes[upstream.name] = scope
+            try:
+                await self._keep_connected(upstream, attempted)
+            finally:
+                if self._scopes.get(upstream.name) is scope:
+                    del self._scopes[upstream.name]
+        attempted.set()  # paused before its first attempt: the hub need not wait for it
+
+    async def _keep_connected(self, upstream: Upstream, attempted: anyio.Event) -> None:
         delay = self.settings.backoff_initial
         upstream.on_connected = attempted.set
         while True:

@@ -41,6 +41,13 @@ class AuditQuery:
     """e.g. `docs/` for every tool of the server `docs`."""
     decision: str | None = None
     kind: str | None = None
+    kinds: tuple[str, ...] | None = None
+    """Any of these kinds (the dashboard's request log: `llm` and `tool_call`)."""
+    request_id: str | None = None
+    min_status: int | None = None
+    """Status at least this (e.g. 400 for errors only)."""
+    max_status: int | None = None
+    """Status at most this (e.g. 399 for successes only)."""
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
@@ -91,11 +98,18 @@ class AuditLog:
             (AuditRow.target, query.target),
             (AuditRow.decision, query.decision),
             (AuditRow.kind, query.kind),
+            (AuditRow.request_id, query.request_id),
         ):
             if value is not None:
                 statement = statement.where(column == value)
         if query.target_prefix is not None:
             statement = statement.where(AuditRow.target.startswith(query.target_prefix, autoescape=True))
+        if query.kinds is not None:
+            statement = statement.where(AuditRow.kind.in_(query.kinds))
+        if query.min_status is not None:
+            statement = statement.where(AuditRow.status >= query.min_status)
+        if query.max_status is not None:
+            statement = statement.where(AuditRow.status <= query.max_status)
         if query.since is not None:
             statement = statement.where(AuditRow.ts >= query.since)
         if query.until is not None:

@@ -124,6 +124,7 @@ class AuditRow(Base):
     __table_args__ = (
         Index("ix_audit_events_key_time", "key_name", "ts"),
         Index("ix_audit_events_target_time", "target", "ts"),
+        Index("ix_audit_events_request_id", "request_id"),
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
@@ -315,3 +316,48 @@ class UpstreamClientRow(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     """AES-256-GCM of the registration's JSON (client id and secret), bound to `client|<server>`."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RollupRow(Base):
+    """Totals of the requests of one hour, record kind, key and target: what the dashboard's charts read.
+
+    Rows are added to (never rewritten) by an upsert per writer batch (`toolpolicy.rollups`), so replicas writing
+    the same hour sum up. `lat_00`..`lat_15` count requests per latency bucket (`rollups.LATENCY_BOUNDS_MS`).
+    """
+
+    __tablename__ = "request_rollups"
+    __table_args__ = (Index("ix_request_rollups_grain_key_bucket", "grain", "key_name", "bucket"),)
+
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """1: per key; 2: per target; 3: everything (`rollups.fold`)."""
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    """The hour (UTC) the requests started in."""
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """The virtual key's name in grain 1 (empty for requests no key was resolved for); empty in grains 2 and 3."""
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    """The model asked for, or `server/tool`, in grain 2; empty in grains 1 and 3."""
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_sum_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10), default=Decimal(0))
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    guardrail_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_00: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_01: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_02: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_03: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_04: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_05: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_06: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_07: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_08: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_09: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_10: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_11: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_12: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_13: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_14: Mapped[int] = mapped_column(BigInteger, default=0)
+    lat_15: Mapped[int] = mapped_column(BigInteger, default=0)

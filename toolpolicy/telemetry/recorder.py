@@ -15,13 +15,19 @@ request_log = logging.getLogger("isthmus.requests")
 class RequestRecorder:
     """What the halves call `governance.audit`: `emit` feeds the audit trail, the metrics and the request log."""
 
-    def __init__(self, writer: BatchWriter[AuditRecord], metrics: Metrics) -> None:
+    def __init__(
+        self, writer: BatchWriter[AuditRecord], metrics: Metrics, rollups: BatchWriter[AuditRecord] | None = None
+    ) -> None:
         self.writer = writer
         self.metrics = metrics
+        self.rollups = rollups
+        """Folds the same records into hourly totals (`toolpolicy.rollups`), in batches of its own."""
 
     def emit(self, record: AuditRecord) -> None:
         record = sanitize.audit_record(record)  # one bad string must not cost the store the batch around it
         self.writer.emit(record)
+        if self.rollups is not None:
+            self.rollups.emit(record)
         self.metrics.observe(record)
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(
@@ -30,12 +36,20 @@ class RequestRecorder:
 
     def start(self) -> None:
         self.writer.start()
+        if self.rollups is not None:
+            self.rollups.start()
 
     async def flush(self) -> None:
         await self.writer.flush()
+        if self.rollups is not None:
+            await self.rollups.flush()
 
     async def aclose(self) -> None:
-        await self.writer.aclose()
+        try:
+            await self.writer.aclose()
+        finally:  # the rollups are worth writing even when the audit store refused
+            if self.rollups is not None:
+                await self.rollups.aclose()
 
     @property
     def pending(self) -> int:

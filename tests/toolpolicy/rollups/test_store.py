@@ -1,0 +1,84 @@
+"""The rollup table on SQLite and PostgreSQL: batches add up, reads sum over hours, keys and targets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import StoreTarget
+from tests.toolpolicy.rollups.support import T0, record as base_record
+from toolpolicy.audit import AuditRecord
+from toolpolicy.batching import Emitted, WriterMark
+from toolpolicy.rollups import RollupStore, Window, fold
+from toolpolicy.store import Store
+
+pytestmark = pytest.mark.anyio
+MARK = WriterMark("w", 0, 0)
+
+
+def record(minutes: int = 0, **fields: object) -> AuditRecord:
+    defaults: dict[str, object] = {"tokens_in": 3, "tokens_out": 2, "cost_usd": Decimal("0.5")}
+    return base_record(**{**defaults, "ts": T0 + timedelta(minutes=minutes), **fields})
+
+
+@pytest.fixture
+async def rollups(store_target: StoreTarget) -> AsyncIterator[RollupStore]:
+    store = Store.open(store_target.url, connect_args=store_target.connect_args)
+    await store.migrate()
+    try:
+        yield RollupStore(store)
+    finally:
+        await store.close()
+
+
+async def test_two_batches_for_the_same_hour_add_to_the_same_row(rollups: RollupStore) -> None:
+    await rollups.write_batch([Emitted(1, record()), Emitted(2, record(5, status=500, latency_ms=400))], MARK)
+    await rollups.write_batch([Emitted(3, record(30, latency_ms=900))], MARK)
+    window = Window(T0, T0 + timedelta(hours=1))
+    total = await rollups.total(window)
+    assert (total.requests, total.errors, total.tokens_in, total.tokens_out) == (3, 1, 9, 6)
+    assert total.cost_usd == Decimal("1.5")
+    assert total.latency_sum_ms == pytest.approx(1305.0)
+    assert sum(total.histogram) == 3
+    assert total.percentile(0.5) is not None and total.percentile(0.5) > 200
+
+
+async def test_series_has_one_entry_per_hour_with_traffic_and_leaves_other_kinds_out(rollups: RollupStore) -> None:
+    await rollups.add(
+        fold([record(), record(61), record(62, kind="tool_call", target="docs/search"), record(kind="guardrail")])
+    )
+    series = await rollups.series(Window(T0, T0 + timedelta(hours=3)))
+    assert [(hour, totals.requests) for hour, totals in series.items()] == [(T0, 1), (T0 + timedelta(hours=1), 2)]
+    guardrails = await rollups.total(Window(T0, T0 + timedelta(hours=3)), ("guardrail",))
+    assert guardrails.guardrail_hits == 1
+
+
+async def test_a_window_excludes_its_end_hour(rollups: RollupStore) -> None:
+    await rollups.add(fold([record(), record(60)]))
+    assert (await rollups.total(Window(T0, T0 + timedelta(hours=1)))).requests == 1
+
+
+async def test_top_orders_by_requests_and_by_key_sums_each_named_key(rollups: RollupStore) -> None:
+    await rollups.add(
+        fold(
+            [
+                record(key_name="a"),
+                record(key_name="b"),
+                record(1, key_name="b", target="openai/gpt-4o-mini"),
+                record(2, key_name="c"),
+                record(3, key_name="c"),
+                record(4, key_name="c"),
+            ]
+        )
+    )
+    window = Window(T0, T0 + timedelta(hours=1))
+    top = await rollups.top("key_name", window, limit=2)
+    assert [(name, totals.requests) for name, totals in top] == [("c", 3), ("b", 2)]
+    models = await rollups.top("target", window, kinds=("llm",))
+    assert [(name, totals.requests) for name, totals in models] == [("echo/echo-1", 5), ("openai/gpt-4o-mini", 1)]
+    by_key = await rollups.by_key(["a", "b", "nobody"], window)
+    assert {name: totals.requests for name, totals in by_key.items()} == {"a": 1, "b": 2}
+    assert await rollups.by_key([], window) == {}

@@ -1,0 +1,157 @@
+"""The `request_rollups` table: added to once per writer batch, read by the dashboard's overview and key list.
+
+Each read names the grain it needs (`fold.ALL` for the series and totals, `BY_KEY` or `BY_TARGET` for the top lists),
+so it scans the rows of that grain in the window through the primary key (grain, bucket, ...), not every key and
+target pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from toolpolicy.audit import AuditRecord
+from toolpolicy.batching import Emitted, WriterMark
+from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, HISTOGRAM_BUCKETS, RollupGroup, Totals, fold
+from toolpolicy.store.engine import Store
+from toolpolicy.store.schema import RollupRow
+
+HISTOGRAM_COLUMNS = tuple(f"lat_{index:02d}" for index in range(HISTOGRAM_BUCKETS))
+_SCALARS = ("requests", "errors", "latency_sum_ms", "tokens_in", "tokens_out", "cost_usd", "cache_hits")
+MEASURES = (*_SCALARS, "guardrail_hits", *HISTOGRAM_COLUMNS)
+"""Every column a batch adds to."""
+TRAFFIC_KINDS = ("llm", "tool_call")
+"""Record kinds that are requests served (guardrail and authorize records are about requests, not requests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Hours `since` (included) to `until` (excluded), both UTC."""
+
+    since: datetime
+    until: datetime
+
+
+def _row(group: RollupGroup, totals: Totals) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "grain": group.grain,
+        "bucket": group.bucket,
+        "kind": group.kind,
+        "key_name": group.key_name,
+        "target": group.target,
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "latency_sum_ms": totals.latency_sum_ms,
+        "tokens_in": totals.tokens_in,
+        "tokens_out": totals.tokens_out,
+        "cost_usd": totals.cost_usd,
+        "cache_hits": totals.cache_hits,
+        "guardrail_hits": totals.guardrail_hits,
+    }
+    row.update(zip(HISTOGRAM_COLUMNS, totals.histogram, strict=True))
+    return row
+
+
+def _totals(values: Any) -> Totals:
+    """A result row of the sums of every measure (in `MEASURES` order) as Totals."""
+    sums = dict(zip(MEASURES, values, strict=True))
+    return Totals(
+        requests=int(sums["requests"] or 0),
+        errors=int(sums["errors"] or 0),
+        latency_sum_ms=float(sums["latency_sum_ms"] or 0.0),
+        histogram=[int(sums[name] or 0) for name in HISTOGRAM_COLUMNS],
+        tokens_in=int(sums["tokens_in"] or 0),
+        tokens_out=int(sums["tokens_out"] or 0),
+        cost_usd=Decimal(sums["cost_usd"] or 0),
+        cache_hits=int(sums["cache_hits"] or 0),
+        guardrail_hits=int(sums["guardrail_hits"] or 0),
+    )
+
+
+_SUMS = [func.sum(getattr(RollupRow, name)) for name in MEASURES]
+
+
+class RollupStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(RollupRow)
+        # One statement for every batch (compiled once, run for each row: asyncpg pipelines them), adding to the
+        # row when it is there already.
+        self._upsert = statement.on_conflict_do_update(
+            index_elements=["grain", "bucket", "kind", "key_name", "target"],
+            set_={name: getattr(RollupRow, name) + statement.excluded[name] for name in MEASURES},
+        )
+
+    async def write_batch(self, batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
+        """A writer's batch of records, folded into hourly totals and added in one transaction."""
+        await self.add(fold(emitted.item for emitted in batch))
+
+    async def add(self, groups: dict[RollupGroup, Totals]) -> None:
+        if not groups:
+            return
+        # Sorted, so two replicas adding to the same rows lock them in the same order (no deadlock).
+        rows = [_row(group, groups[group]) for group in sorted(groups)]
+        async with self.store.writing() as session:
+            await session.execute(self._upsert, rows)
+
+    def _within(self, statement: Select[Any], window: Window, kinds: Iterable[str] | None, grain: int) -> Select[Any]:
+        statement = statement.where(
+            RollupRow.grain == grain, RollupRow.bucket >= window.since, RollupRow.bucket < window.until
+        )
+        if kinds is not None:
+            statement = statement.where(RollupRow.kind.in_(list(kinds)))
+        return statement
+
+    async def series(self, window: Window, kinds: Iterable[str] | None = TRAFFIC_KINDS) -> dict[datetime, Totals]:
+        """Totals per hour within the window (hours with nothing recorded are absent)."""
+        statement = self._within(select(RollupRow.bucket, *_SUMS), window, kinds, ALL).group_by(RollupRow.bucket)
+        async with self.store.session() as session:
+            rows = (await session.execute(statement)).all()
+        return {row[0]: _totals(row[1:]) for row in sorted(rows, key=lambda row: row[0])}
+
+    async def total(self, window: Window, kinds: Iterable[str] | None = TRAFFIC_KINDS) -> Totals:
+        statement = self._within(select(*_SUMS), window, kinds, ALL)
+        async with self.store.session() as session:
+            return _totals((await session.execute(statement)).one())
+
+    async def top(
+        self,
+        by: Literal["key_name", "target"],
+        window: Window,
+        *,
+        kinds: Iterable[str] | None = TRAFFIC_KINDS,
+        limit: int = 10,
+    ) -> list[tuple[str, Totals]]:
+        """The keys or targets with the most requests in the window, most first (ties by name), with their requests,
+        errors and spend (the other totals are left at zero)."""
+        column = getattr(RollupRow, by)
+        requests = func.sum(RollupRow.requests)
+        grain = BY_KEY if by == "key_name" else BY_TARGET
+        # Only what a top list shows is summed (not the histogram): a month of hours times keys is many rows.
+        sums = (requests, func.sum(RollupRow.errors), func.sum(RollupRow.cost_usd))
+        statement = self._within(select(column, *sums), window, kinds, grain).group_by(column)
+        statement = statement.order_by(requests.desc(), column).limit(limit)
+        async with self.store.session() as session:
+            rows = (await session.execute(statement)).all()
+        return [
+            (name, Totals(requests=int(count or 0), errors=int(errors or 0), cost_usd=Decimal(cost or 0)))
+            for name, count, errors, cost in rows
+        ]
+
+    async def by_key(self, names: Iterable[str], window: Window) -> dict[str, Totals]:
+        """Each named key's traffic totals within the window (keys with none are absent)."""
+        wanted = list(names)
+        if not wanted:
+            return {}
+        statement = self._within(select(RollupRow.key_name, *_SUMS), window, TRAFFIC_KINDS, BY_KEY)
+        statement = statement.where(RollupRow.key_name.in_(wanted)).group_by(RollupRow.key_name)
+        async with self.store.session() as session:
+            rows = (await session.execute(statement)).all()
+        return {row[0]: _totals(row[1:]) for row in rows}
