@@ -185,11 +185,15 @@ class McpHub:
             raise
         finally:
             self._manager = None
+            # Shielded, so bounded: a pool waiting on a busy or stuck worker must not hold the gateway's shutdown.
             with anyio.CancelScope(shield=True):
-                try:
-                    await self.code_mode.stop()
-                except Exception:
-                    logger.exception("Code Mode's sandbox pool did not close cleanly")
+                with anyio.move_on_after(self.governance.settings.server.stop_timeout) as bound:
+                    try:
+                        await self.code_mode.stop()
+                    except Exception:
+                        logger.exception("Code Mode's sandbox pool did not close cleanly")
+                if bound.cancelled_caught:
+                    logger.error("Code Mode's sandbox pool did not close within server.stop_timeout; left behind")
                 self._code_mode_state = "stopped"
 
     async def _start_code_mode(self) -> None:

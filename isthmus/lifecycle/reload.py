@@ -49,10 +49,10 @@ class Reloader:
 
     async def reload(self) -> dict[str, Any]:
         """Re-read, validate and apply the configuration; raises `ReloadRefused` (nothing applied) on any problem."""
-        if self.load is None:
-            raise ReloadRefused("this gateway was started without a config file: there is nothing to reload")
         if self.lifecycle.draining:
             raise ReloadRefused("this replica is shutting down: reload refused")
+        if self.load is None:
+            raise ReloadRefused("this gateway was started without a config file: there is nothing to reload")
         async with self._lock:
             try:
                 settings = self.load()
