@@ -113,10 +113,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     # Imported here, not above: with --workers the supervisor never builds the app, and need not hold its modules.
     from isthmus.app import create_app
+    from isthmus.lifecycle.server import GatewayServer
 
     _setup_tracing(settings)
     app = create_app(settings, freeze_after_start=True, reload_from=_reloader(args.config), own_process=True)
-    uvicorn.Server(uvicorn.Config(app, **options)).run()
+    GatewayServer(uvicorn.Config(app, **options)).run()
     return 0
 
 

@@ -45,7 +45,7 @@ class Lifecycle:
         """Serve `generation` from now on; the previous one stops once its requests finished (or drain_timeout)."""
         old, self.current = self.current, generation
         self.app.install(generation)
-        self._unstopped.append(old)
+        self._unstopped.append(generation)
         task = asyncio.get_running_loop().create_task(self._retire(old), name="isthmus-retire-generation")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
