@@ -26,7 +26,8 @@ async def serve() -> None:
         return types.ListToolsResult(tools=[types.Tool(name="echo", input_schema=TEXT)])
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
-        return types.CallToolResult(content=[types.TextContent(type="text", text=str((params.arguments or {}).get("text")))])
+        text = str((params.arguments or {}).get("text"))
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
     server: Server[Any] = Server("stubborn", on_list_tools=list_tools, on_call_tool=call_tool)
     async with stdio_server() as (read, write):
