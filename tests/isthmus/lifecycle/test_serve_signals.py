@@ -7,47 +7,26 @@ import asyncio
 import signal
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 import yaml
 
-from tests.isthmus.lifecycle.test_reload import Held
+from tests.isthmus.lifecycle.test_reload import BOT, CHAT, Held, config
 from tests.isthmus.test_cli import STOP_TIMEOUT, Response, Server, _env, http
 from tests.isthmus.test_workers import _wait_for_listeners
 from tests.llm_proxy.mock_provider import MockProvider
 
 pytestmark = pytest.mark.anyio
-ADMIN_KEY = "serve-admin-key"
-BOT = {"authorization": "Bearer isk-serve-bot"}
-CHAT = {"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 HANG_GUARD = 60  # seconds: bounds a hang; no outcome depends on it
 
 
 def write_config(tmp_path: Path, provider_url: str, **changes: object) -> Path:
-    data: dict[str, object] = {
-        "store": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        "admin_key": ADMIN_KEY,
-        "providers": {"mock": {"kind": "openai", "base_url": f"{provider_url}/v1", "keys": [{"value": "sk-mock"}]}},
-        "virtual_keys": [{"name": "bot", "value": "isk-serve-bot", "models": ["mock/*"]}],
-        "server": {"drain_timeout": 60},
-        **changes,
-    }
+    """The reload tests' config, with a drain long enough for any test to release its held request first."""
     path = tmp_path / "isthmus.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(config(tmp_path, provider_url, **{"server": {"drain_timeout": 60}, **changes})))
     return path
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[MockProvider]:
-    mock = MockProvider()
-    await mock.start()
-    try:
-        yield mock
-    finally:
-        await mock.close()
 
 
 async def chat(server: Server, headers: dict[str, str]) -> Response:
@@ -66,11 +45,11 @@ def _refuses(port: int) -> bool:
 
 
 async def test_sigterm_lets_the_request_in_flight_finish_then_flushes_and_exits(
-    tmp_path: Path, provider: MockProvider
+    tmp_path: Path, mock: MockProvider
 ) -> None:
     held = Held()
-    provider.queue(held)
-    server = Server(tmp_path, ["--config", str(write_config(tmp_path, provider.url))], _env()).start()
+    mock.queue(held)
+    server = Server(tmp_path, ["--config", str(write_config(tmp_path, mock.url))], _env()).start()
     try:
         with anyio.fail_after(HANG_GUARD):
             in_flight = asyncio.ensure_future(chat(server, BOT))
@@ -92,17 +71,17 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_flushes_and_exits(
     assert kinds == ["llm"], kinds
 
 
-async def test_sighup_reloads_the_config_of_a_single_process(tmp_path: Path, provider: MockProvider) -> None:
-    path = write_config(tmp_path, provider.url)
+async def test_sighup_reloads_the_config_of_a_single_process(tmp_path: Path, mock: MockProvider) -> None:
+    path = write_config(tmp_path, mock.url)
     server = Server(tmp_path, ["--config", str(path)], _env()).start()
     try:
-        new = {"authorization": "Bearer isk-serve-new"}
+        new = {"authorization": "Bearer isk-reload-new"}
         assert (await chat(server, new)).status == 401
         keys = [
-            {"name": "bot", "value": "isk-serve-bot", "models": ["mock/*"]},
-            {"name": "new", "value": "isk-serve-new", "models": ["mock/*"]},
+            {"name": "bot", "value": "isk-reload-bot", "models": ["mock/*"]},
+            {"name": "new", "value": "isk-reload-new", "models": ["mock/*"]},
         ]
-        write_config(tmp_path, provider.url, virtual_keys=keys)
+        write_config(tmp_path, mock.url, virtual_keys=keys)
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
         with anyio.fail_after(HANG_GUARD):
@@ -119,8 +98,8 @@ async def test_sighup_reloads_the_config_of_a_single_process(tmp_path: Path, pro
         assert server.stop() == 0
 
 
-async def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path, provider: MockProvider) -> None:
-    path = write_config(tmp_path, provider.url)
+async def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path, mock: MockProvider) -> None:
+    path = write_config(tmp_path, mock.url)
     server = Server(tmp_path, ["--config", str(path), "--workers", "2"], _env()).start()
     try:
         _wait_for_listeners(server, 2)
