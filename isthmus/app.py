@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from isthmus import __version__
 from isthmus.admin import admin_routes
@@ -22,6 +24,8 @@ from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.dispatch import Gateway
 from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.guardrail_webhook import AiohttpWebhookPost
+from isthmus.lifecycle import Generation, Lifecycle, Load, Reloader, ReloadRefused, process_signals, settle
 from isthmus.ui import dashboard
 from isthmus.unknown_routes import http_error
 from toolpolicy import sanitize
@@ -64,6 +68,8 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    if request.app.state.lifecycle.draining:  # first: a stopping replica leaves the load balancer at once
+        return JSONResponse({"status": "draining"}, status_code=503)
     governance: Governance = request.app.state.governance
     checks: dict[str, Any] = {}
     try:
@@ -185,13 +191,18 @@ def create_app(
     *,
     governance: Governance | None = None,
     components: list[Component] | None = None,
+    make_components: Callable[[Governance], list[Component]] | None = None,
     freeze_after_start: bool = False,
     direct: bool = True,
     oauth: OAuthGateway | None = None,
+    reload_from: Load | None = None,
+    own_process: bool = False,
 ) -> Starlette:
     """The gateway app. Its lifespan starts the governance core, then the components, and stops them in reverse.
 
-    Pass `governance` to share one (tests do, to start it themselves), and `components` to serve other parts.
+    Pass `governance` to share one (tests do, to start it themselves), and `components` to serve other parts
+    (`make_components` builds them for a governance, so a reload can build them anew; the default components
+    are used when neither is given).
     `freeze_after_start` (the server's, not tests') moves everything built at start-up (settings, routes, imported
     modules: most of the heap) out of the cyclic garbage collector's sight, so its full collections, which would
     otherwise walk all of it every few thousand requests and stall every request in flight, see only request
@@ -200,47 +211,70 @@ def create_app(
     one to share it with the components they pass).
     `direct=False` sends the hot routes through Starlette's middleware and router too (`isthmus.dispatch`): the
     same responses, more work per request; tests compare the two.
+    `reload_from` re-reads the configuration for `POST /admin/reload` and SIGHUP (`isthmus.lifecycle.reload`);
+    `own_process` (the server's) installs the signal handlers and makes sure the process exits after a shutdown
+    step had to be abandoned.
     """
     governance = governance or Governance(settings)
-    if oauth is None and settings.oauth is not None:
-        from isthmus.oauth import OAuthGateway
 
-        oauth = OAuthGateway(governance)
-    parts = default_components(governance, oauth) if components is None else list(components)
-    if oauth is not None:
-        parts.insert(0, oauth)  # its signing key exists before the hub serves
-    ui = dashboard(settings)
+    def gateway_components(view: Governance) -> list[Component]:
+        """The default halves, behind the OAuth gateway when `oauth:` is configured (its signing key exists
+        before the hub serves, so it starts first)."""
+        gate = oauth if view is governance else None
+        if gate is None and view.settings.oauth is not None:
+            from isthmus.oauth import OAuthGateway
+
+            gate = OAuthGateway(view)
+        parts = default_components(view, gate)
+        return parts if gate is None else [gate, *parts]
+
+    factory = make_components or (gateway_components if components is None else None)
+    webhook_post = AiohttpWebhookPost()
+
+    def build(view: Governance) -> Generation:
+        if factory is None:
+            raise ValueError("this app serves components it was given, which a reload cannot build anew")
+        if view.guardrails.has_webhooks and view.guardrails.post is None:
+            view.guardrails.post = webhook_post
+        parts = factory(view)
+        return Generation(view, parts, _routes(parts, view.settings))
+
+    if components is None:
+        first = build(governance)
+    else:
+        gate = oauth
+        if gate is None and settings.oauth is not None:
+            from isthmus.oauth import OAuthGateway
+
+            gate = OAuthGateway(governance)
+        given = components if gate is None else [gate, *components]
+        first = Generation(governance, given, _routes(given, settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        lifecycle: Lifecycle = app.state.lifecycle
+        reloader: Reloader = app.state.reloader
         async with contextlib.AsyncExitStack() as stack:
             if not governance.started:
                 await governance.start()
-                stack.push_async_callback(governance.stop)
+                stack.push_async_callback(_flush, lifecycle, governance)
             if governance.guardrails.has_webhooks and governance.guardrails.post is None:
-                from isthmus.guardrail_webhook import AiohttpWebhookPost
-
-                post = AiohttpWebhookPost()
-                governance.guardrails.post = post
-                stack.push_async_callback(post.close)
-            for part in parts:
+                governance.guardrails.post = webhook_post
+            stack.push_async_callback(webhook_post.close)
+            stack.push_async_callback(lifecycle.stop)  # every generation's components, before the writers flush
+            for part in first.components:
                 await part.start()
-                stack.push_async_callback(part.stop)
+            if own_process:
+                stack.enter_context(process_signals(lifecycle.begin_drain, lambda: _reload_on_signal(reloader)))
             if freeze_after_start:
                 gc.collect()
                 gc.freeze()
             yield
+        if own_process:
+            lifecycle.exit_if_stuck()
 
     app = Gateway(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
-            *[route for part in parts for route in part.routes()],
-            Mount("/admin", routes=admin_routes()),
-            *([ui] if ui is not None else []),
-        ],
+        routes=first.routes,
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: http_error,
@@ -250,6 +284,48 @@ def create_app(
         direct_paths=DIRECT_PATHS,
         direct=direct,
     )
-    app.state.governance = governance
-    app.state.components = parts
+    app.install(first)
+    app.state.lifecycle = lifecycle = Lifecycle(app, first, settings.server)
+    app.state.reloader = Reloader(lifecycle, reload_from, build)
     return app
+
+
+def _routes(parts: list[Component], settings: GatewaySettings) -> list[BaseRoute]:
+    ui = dashboard(settings)
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/authorize", authorize_endpoint, methods=["POST"]),
+        *[route for part in parts for route in part.routes()],
+        Mount("/admin", routes=admin_routes()),
+        *([ui] if ui is not None else []),
+    ]
+
+
+async def _flush(lifecycle: Lifecycle, governance: Governance) -> None:
+    """The last shutdown step: the audit, spend and rate journal writers flush, then the store closes."""
+    step = "flushing the audit and spend writers"
+    if not await settle(step, governance.stop(), lifecycle.server.stop_timeout):
+        lifecycle.abandoned = True
+
+
+def _reload_on_signal(reloader: Reloader) -> None:
+    async def run() -> None:
+        try:
+            outcome = await reloader.reload()
+        except ReloadRefused as refused:
+            logger.error("SIGHUP: %s", refused.message)
+            return
+        except Exception:
+            logger.exception("SIGHUP: reload failed")
+            return
+        for name, secret in (outcome.get("generated_keys") or {}).items():
+            print(f"isthmus: generated key {name!r}: {secret}  (shown once; store it now)", file=sys.stderr)
+
+    task = asyncio.get_running_loop().create_task(run(), name="isthmus-sighup-reload")
+    _SIGNAL_TASKS.add(task)
+    task.add_done_callback(_SIGNAL_TASKS.discard)
+
+
+_SIGNAL_TASKS: set[asyncio.Task[None]] = set()

@@ -100,7 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "log_config": None,  # keep the JSON handler configured in main()
         "access_log": False,
-        "timeout_graceful_shutdown": 5,  # open MCP event streams would otherwise hold shutdown forever
+        # SIGTERM: stop accepting, let requests and streams finish for this long, then cancel them (docs/deploy.md)
+        "timeout_graceful_shutdown": limits.drain_timeout,
         "lifespan": "on",
     }
     if args.workers > 1:
@@ -118,10 +119,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     # Imported here, not above: with --workers the supervisor never builds the app, and need not hold its modules.
     from isthmus.app import create_app
-    from isthmus.draining import DrainingServer
+    from isthmus.lifecycle.server import GatewayServer
 
     _setup_tracing(settings)
-    DrainingServer(uvicorn.Config(create_app(settings, freeze_after_start=True), **options)).run()
+    app = create_app(settings, freeze_after_start=True, reload_from=_reloader(args.config), own_process=True)
+    GatewayServer(uvicorn.Config(app, **options)).run()
     return 0
 
 
@@ -136,7 +138,13 @@ def worker_app() -> Any:
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     settings, _ = _settings(None)
     _setup_tracing(settings)
-    return create_app(settings, freeze_after_start=True)
+    return create_app(settings, freeze_after_start=True, reload_from=_reloader(None), own_process=True)
+
+
+def _reloader(path: str | None) -> Callable[[], GatewaySettings] | None:
+    """What a reload reads: the config file the gateway started with (none: nothing to reload)."""
+    path = path or os.environ.get(CONFIG_ENV)
+    return (lambda: _settings(path)[0]) if path else None
 
 
 def _setup_tracing(settings: GatewaySettings) -> None:

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
+from isthmus.lifecycle.generation import Generation
+
 
 class _Sender:
     """`send`, noting whether the response has started (as each Starlette layer's own wrapper does)."""
@@ -117,6 +119,16 @@ class Gateway(Starlette):
         super().__init__(*args, **kwargs)
         self.direct_paths = direct_paths if direct else frozenset()
         self._table: _Table | None = None
+        self.generation: Generation | None = None
+
+    def install(self, generation: Generation) -> None:
+        """Serve `generation`'s routes and state from the next request on (one synchronous step: no request sees
+        half of it). A request already running keeps the endpoint it found, so it finishes on its generation."""
+        self.router.routes = list(generation.routes)
+        self._table = None
+        self.state.governance = generation.governance
+        self.state.components = generation.components
+        self.generation = generation
 
     def _direct_table(self) -> _Table | None:
         if self.middleware_stack is None:
@@ -135,6 +147,17 @@ class Gateway(Starlette):
         return self._table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        generation = self.generation
+        if generation is None or scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        generation.active += 1  # the generation that routes this request stops only after it ended
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            generation.leave()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.direct_paths and not scope.get("root_path"):
             table = self._table or self._direct_table()
             found = table.find(scope["path"]) if table is not None else None

@@ -7,16 +7,24 @@ faster than one. With `SO_REUSEPORT` each worker listens on a socket of its own 
 spreads new connections over them by their addresses.
 
 The supervisor stays uvicorn's (health checks, restarting a worker that dies, signals); only the sockets it hands
-its workers change: `ReusePortListeners` is bound anew, in each worker, when the worker unpickles it.
+its workers change: `ReusePortListeners` is bound anew, in each worker, when the worker unpickles it. And SIGHUP:
+uvicorn replaces every worker on it; `Supervisor` forwards it instead, so each worker reloads its configuration
+in place (validated first, keeping its sessions and counters) as a single process does. SIGTERM reaches every
+worker through uvicorn's own `terminate_all`, and each drains.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import socket
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
+
+logger = logging.getLogger("uvicorn.error")
 
 
 def bind_reuse_port(host: str, port: int) -> list[socket.socket]:
@@ -46,12 +54,25 @@ class ReusePortListeners(list[socket.socket]):
         return bind_reuse_port, (self.host, self.port)
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, with SIGHUP forwarded to every worker (a configuration reload, not a restart)."""
+
+    def handle_hup(self) -> None:
+        logger.info("Received SIGHUP, asking %d workers to reload their configuration.", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None:
+                try:
+                    os.kill(process.pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    pass  # it died a moment ago; its replacement reads the file as it starts
+
+
 def run(config: uvicorn.Config) -> None:
     """Serve `config` (an app import string, `workers` > 1) until the supervisor is told to stop."""
     if not hasattr(socket, "SO_REUSEPORT") or config.uds is not None or config.fd is not None:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Supervisor(config, sockets=[config.bind_socket()]).run()
         return
     # Bound once here without SO_REUSEPORT, and closed: a port anything listens on (another gateway with its own
     # SO_REUSEPORT sockets too) fails now, as it did with uvicorn's shared socket, not in each worker as it restarts.
     config.bind_socket().close()
-    Multiprocess(config, sockets=ReusePortListeners(config.host, config.port)).run()
+    Supervisor(config, sockets=ReusePortListeners(config.host, config.port)).run()

@@ -38,8 +38,8 @@ from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
 from mcp_hub.upstreams.supervisor import Supervisor
-from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.errors import Conflict, NotFound
+from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
 
@@ -243,14 +243,18 @@ class McpHub:
             raise
         finally:
             self._manager = None
+            # Shielded, so bounded: a pool waiting on a busy or stuck worker must not hold the gateway's shutdown.
             with anyio.CancelScope(shield=True):
                 await self.oauth.aclose()
                 if self.shared is not None:
                     await self.shared.close()
-                try:
-                    await self.code_mode.stop()
-                except Exception:
-                    logger.exception("Code Mode's sandbox pool did not close cleanly")
+                with anyio.move_on_after(self.governance.settings.server.stop_timeout) as bound:
+                    try:
+                        await self.code_mode.stop()
+                    except Exception:
+                        logger.exception("Code Mode's sandbox pool did not close cleanly")
+                if bound.cancelled_caught:
+                    logger.error("Code Mode's sandbox pool did not close within server.stop_timeout; left behind")
                 self._code_mode_state = "stopped"
 
     def _event_stores(self) -> SessionEventStores | RedisEventStores | None:

@@ -115,6 +115,50 @@ class Governance:
         self.started = False
         self._pruner: asyncio.Task[None] | None = None
 
+    RESTART_REQUIRED = (
+        "listen",
+        "store",
+        "redis",
+        "on_counter_store_error",
+        "key_cache_ttl",
+        "audit",
+        "telemetry",
+        "server",
+    )
+    """Settings fixed for the life of the process: the store, the counters, the writers, tracing and the HTTP server
+    are opened once at start. A reload that changes one of them keeps the running value and says a restart is
+    required."""
+
+    def derive(self, settings: GatewaySettings) -> Governance:
+        """A governance for reloaded `settings` that shares this one's store, counters, writers, key cache and
+        metrics (so limits, spend and the audit chain carry on) and rebuilds what depends on the rest of the config:
+        the directory's known names, the governor and the guardrails. `settings` must keep this one's
+        `RESTART_REQUIRED` fields; nothing changes here until the caller installs the new governance."""
+        fixed = [name for name in self.RESTART_REQUIRED if getattr(settings, name) != getattr(self.settings, name)]
+        if fixed:
+            raise ValueError(f"derive() cannot change {', '.join(fixed)}: they need a restart")
+        derived = object.__new__(Governance)
+        derived.__dict__.update(self.__dict__)
+        derived.settings = settings
+        derived.directory = Directory(
+            self.store, mcp_servers=settings.mcp_servers.keys(), guardrails=[rule.name for rule in settings.guardrails]
+        )
+        servers = {name: server.guardrails for name, server in settings.mcp_servers.items()}
+        derived.guardrails = Guardrails(
+            settings.guardrails, servers=servers, emit=lambda record: derived.audit.emit(record)
+        )
+        derived.governor = Governor(
+            settings,
+            self.counters,
+            self.ledger,
+            self.spend,
+            fallback=self.governor.fallback,
+            metrics=self.metrics,
+            journal=self.rate_journal,
+        )
+        derived._pruner = None  # the pruner belongs to the governance that started the writers
+        return derived
+
     async def start(self, *, announce: TextIO = sys.stderr) -> None:
         """Migrate the store, seed the config's entities, and start the writers."""
         await self.store.migrate()

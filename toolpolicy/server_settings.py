@@ -27,3 +27,12 @@ class ServerSettings(BaseModel):
     `max_connections` only."""
     backlog: int = Field(default=2048, ge=1)
     """Connections the kernel queues before the gateway accepts them (the `listen()` backlog)."""
+    drain_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a stopping replica (SIGTERM) waits for its in-flight requests and streams (chat streams, MCP event
+    streams) to finish before it cancels them; it stops accepting and answers `/ready` with 503 at once. Also how
+    long a reload lets requests finish on the old configuration. Kubernetes' `terminationGracePeriodSeconds` must
+    exceed this plus the preStop pause plus `stop_timeout` twice."""
+    stop_timeout: float = Field(default=10.0, gt=0)
+    """Seconds each step of shutdown after the drain may take (stopping the LLM proxy, stopping the MCP hub and its
+    upstream processes, flushing the audit and spend writers); a step still running then is abandoned, logged, and
+    the process exits anyway."""

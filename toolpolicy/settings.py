@@ -32,8 +32,8 @@ from toolpolicy.server_settings import ServerSettings
 from toolpolicy.stream_resume import McpStreamResume
 from toolpolicy.telemetry_settings import TelemetrySettings
 from toolpolicy.tool_overrides import ToolOverride
-from toolpolicy.upstream_oauth.settings import UpstreamAuth, UpstreamOAuthSettings
 from toolpolicy.ui_settings import UiSettings
+from toolpolicy.upstream_oauth.settings import UpstreamAuth, UpstreamOAuthSettings
 
 SERVER_NAME = re.compile(r"^[a-z0-9-]+$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
