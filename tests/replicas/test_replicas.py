@@ -168,7 +168,6 @@ async def test_a_rolling_restart_under_load_fails_no_client_request(cluster: Clu
     assert done["chat"] > 0 and done["mcp"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="legacy sessions across replicas: branch sessions")
 async def test_a_legacy_session_keeps_working_when_its_requests_alternate_between_replicas(cluster: Cluster) -> None:
     key = bearer("isk-replicas-legacy")
     async with httpx2.AsyncClient(timeout=30) as client:
