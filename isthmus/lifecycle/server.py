@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator
 
-from isthmus.draining import DrainingServer
+from isthmus.lifecycle.draining import DrainingServer
 
 
 class GatewayServer(DrainingServer):

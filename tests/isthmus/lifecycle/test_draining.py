@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from isthmus.draining import DrainingServer
 from isthmus.http_guard import guarded_protocol
+from isthmus.lifecycle.draining import DrainingServer
 from tests.isthmus.test_slow_clients import read_until_closed
 from toolpolicy.server_settings import ServerSettings
 
