@@ -142,6 +142,17 @@ def test_each_page_opens_from_the_navigation(page: Any) -> None:
         screenshot(page, name.lower().replace(" ", "-"))
 
 
+def test_chart_axes_label_sub_cent_steps_with_the_decimals_they_need(page: Any) -> None:
+    """The spend chart of a day of cheap requests ticks in hundred-thousandths of a dollar: each label differs."""
+    sign_in(page)
+    page.wait_for_function("window.IsthmusCharts !== undefined")
+    label = "(args) => window.IsthmusCharts.axisValues(null, args[0], 1, 50, args[1])"
+    assert page.evaluate(label, [[0, 0.00001, 0.00002, None], 0.00001]) == ["0", "0.00001", "0.00002", ""]
+    assert page.evaluate(label, [[0, 0.00025, 0.0005], 0.00025]) == ["0", "0.00025", "0.0005"]
+    assert page.evaluate(label, [[0, 2.5, 5], 2.5]) == ["0", "2.5", "5"]
+    assert page.evaluate(label, [[0, 2000, 4000], 2000]) == ["0", "2,000", "4,000"]
+
+
 def test_the_log_opens_a_requests_detail_with_its_timings(page: Any) -> None:
     from playwright.sync_api import expect
 
