@@ -47,6 +47,8 @@ class Follower:
                 logger.warning(
                     "lost %s for the cache's changes (%s); retrying in %.1fs", self.what, exc, self.reconnect_delay
                 )
+            except Exception:
+                logger.exception("following %s for the cache's changes failed; retrying", self.what)
             finally:
                 self.listening.clear()
                 self._first_try.set()

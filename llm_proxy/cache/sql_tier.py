@@ -22,6 +22,7 @@ from toolpolicy.store.engine import Store
 from toolpolicy.store.schema import CacheEntryRow
 
 if TYPE_CHECKING:
+    from llm_proxy.cache.store_follow import StoreFollower
     from llm_proxy.cache.store_reads import StoreReads
 
 CHANNEL_SQL = "'isthmus_cache_' || left(md5(current_schema()), 16)"
@@ -48,6 +49,7 @@ class SqlTier:
         self.loaded_until = 0.0
         """The newest `created_at` this replica has loaded: a reconnect loads what is newer (less a margin)."""
         self.tasks = Tasks()
+        self.follower: StoreFollower | None = None
 
     async def get(self, key: str, now: float) -> Entry | None:
         if self.reads is not None:
@@ -140,9 +142,9 @@ class SqlTier:
         if self.live:
             from llm_proxy.cache.store_follow import StoreFollower
 
-            follower = StoreFollower(self, local)
-            self.tasks.start(follower.run(), "cache changes from the store")
-            await follower.started()
+            self.follower = StoreFollower(self, local)
+            self.tasks.start(self.follower.run(), "cache changes from the store")
+            await self.follower.started()
 
     async def close(self) -> None:
         """Stops following and lets go of held connections; the store is the gateway's: it closes it."""

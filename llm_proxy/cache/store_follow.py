@@ -36,12 +36,15 @@ class StoreFollower(Follower):
         super().__init__(local, tier.reconnect_delay)
         self.tier = tier
         self._listened_before = False
+        self.server_pid: int | None = None
+        """The PostgreSQL backend listening, while there is one."""
 
     async def listen(self) -> None:
         async with self.tier.store.engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection
             channel = str(await driver.fetchval(f"SELECT {CHANNEL_SQL}"))
+            self.server_pid = driver.get_server_pid()
             heard: asyncio.Queue[str | None] = asyncio.Queue()
 
             def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -57,6 +60,7 @@ class StoreFollower(Follower):
                 self.heard()
                 await self._apply_forever(driver, heard)
             finally:
+                self.server_pid = None
                 driver.remove_termination_listener(ended)
                 if driver.is_closed():
                     await connection.invalidate()

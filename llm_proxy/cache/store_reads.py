@@ -31,49 +31,40 @@ Held = tuple[AsyncConnection, asyncpg.Connection]
 class StoreReads:
     def __init__(self, store: Store, size: int = READERS) -> None:
         self.store = store
-        self.size = size
-        self._idle: asyncio.Queue[Held] = asyncio.Queue()
-        self._held = 0
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Held] = []
 
     async def entry(self, key: str) -> tuple[dict[str, Any], float] | None:
         """The row's entry JSON and expiry, or None: absent, or the store failed (logged; the request is a miss).
         A connection that failed goes back to the pool invalidated."""
-        try:
-            held = await self._take()
-        except (SQLAlchemyError, OSError) as exc:
-            logger.warning("the cache could not read the store on a miss: %s", exc)
-            return None
-        try:
-            row = await held[1].fetchrow(READ, key)
-        except BaseException as exc:
-            self._held -= 1
-            await held[0].invalidate()
-            await held[0].close()
-            if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+        async with self._slots:
+            try:
+                held = self._idle.pop() if self._idle else await self._open()
+            except (SQLAlchemyError, OSError) as exc:
                 logger.warning("the cache could not read the store on a miss: %s", exc)
                 return None
-            raise
-        self._idle.put_nowait(held)
+            try:
+                row = await held[1].fetchrow(READ, key)
+            except BaseException as exc:
+                await held[0].invalidate()
+                await held[0].close()
+                if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                    logger.warning("the cache could not read the store on a miss: %s", exc)
+                    return None
+                raise
+            self._idle.append(held)
         if row is None:
             return None
         entry = row["entry"]
         return (json.loads(entry) if isinstance(entry, str) else entry), float(row["expires_at"])
 
-    async def _take(self) -> Held:
-        if self._idle.empty() and self._held < self.size:
-            self._held += 1
-            try:
-                connection = await self.store.engine.connect()
-                raw = await connection.get_raw_connection()
-            except BaseException:
-                self._held -= 1
-                raise
-            driver: asyncpg.Connection = raw.driver_connection
-            return connection, driver
-        return await self._idle.get()
+    async def _open(self) -> Held:
+        connection = await self.store.engine.connect()
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        return connection, driver
 
     async def close(self) -> None:
-        while not self._idle.empty():
-            connection, _ = self._idle.get_nowait()
-            self._held -= 1
+        while self._idle:
+            connection, _ = self._idle.pop()
             await connection.close()

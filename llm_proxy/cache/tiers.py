@@ -4,13 +4,10 @@ memory follows what other replicas store and remove (`Local`)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from llm_proxy.cache.entries import Entry, MemoryEntries, matching
-
-logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
 """Seconds between sweeps of expired entries out of memory (and so out of the semantic index)."""

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from llm_proxy.cache.cache import ResponseCache
-from tests.conftest import StoreTarget
+from tests.conftest import POSTGRES_URL, StoreTarget
 from tests.llm_proxy.cache.conftest import SAME_TEAM_KEY, Clock, cache_settings, use_clock
 from tests.llm_proxy.cache.test_exact import chat, chat_body
 from tests.llm_proxy.cache.test_semantic import PARAPHRASE, QUESTION, semantic_settings
@@ -177,3 +178,50 @@ async def test_a_shared_postgresql_store_shares_vectors_and_removals(
             await cache_of(one).clear()
             await until(lambda: indexed(two) == 0)
     assert len(mock.seen) == 1
+
+
+async def terminate(pids: list[int]) -> None:
+    """End PostgreSQL backends, as a restart of the server or a network fault would end them."""
+    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("store_target", ["postgresql"], indirect=True)
+async def test_a_failed_read_on_a_miss_is_a_miss_and_the_next_read_reconnects(
+    tmp_path: Path, mock: MockProvider, store_target: StoreTarget
+) -> None:
+    settings = cache_settings(tmp_path, mock, {}, store=store_target.url)
+    connect = store_target.connect_args
+    async with serve_gateway(settings, store_connect_args=connect) as one:
+        async with serve_gateway(settings, store_connect_args=connect) as two:
+            # A first miss opens the connection two reads on; then its backend ends.
+            assert (await chat(two, chat_body("warm up"))).headers["x-isthmus-cache"] == "miss"
+            reads: Any = getattr(cache_of(two).shared, "reads", None)
+            await terminate([held[1].get_server_pid() for held in reads._idle])
+            for text in ("hello", "bye"):
+                assert (await chat(one, chat_body(text))).headers["x-isthmus-cache"] == "miss"
+                with anyio.fail_after(5):
+                    await cache_of(one).drain()
+            failed = await chat(two, chat_body("hello"))
+            assert failed.status_code == 200 and failed.headers["x-isthmus-cache"] == "miss"
+            assert (await chat(two, chat_body("bye"))).headers["x-isthmus-cache"] == "hit"
+    assert len(mock.seen) == 4
+
+
+@pytest.mark.parametrize("store_target", ["postgresql"], indirect=True)
+async def test_a_removal_missed_while_not_listening_is_caught_up(
+    tmp_path: Path, mock: MockProvider, embedder: WordEmbedder, store_target: StoreTarget
+) -> None:
+    settings = semantic_settings(tmp_path, mock, embedder, store=store_target.url)
+    connect = store_target.connect_args
+    async with serve_gateway(settings, store_connect_args=connect) as one:
+        async with serve_gateway(settings, store_connect_args=connect) as two:
+            await stored(one, two)
+            follower: Any = getattr(cache_of(two).shared, "follower", None)
+            await terminate([follower.server_pid])
+            await until(lambda: not follower.listening.is_set())
+            await cache_of(one).clear()
+            await until(lambda: indexed(two) == 0)
