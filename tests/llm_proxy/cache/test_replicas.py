@@ -4,6 +4,7 @@ the other, isolation still holds across replicas, and removals (clear, expiry) l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,27 @@ async def stored(one: Gateway, two: Gateway, text: str = QUESTION) -> None:
     """`one` answers `text` (a miss) and `two` has indexed the entry."""
     assert (await chat(one, chat_body(text))).headers["x-isthmus-cache"] == "miss"
     await until(lambda: indexed(two) == 1)
+
+
+@contextlib.asynccontextmanager
+async def sharing_postgresql(settings: Any, store_target: StoreTarget) -> AsyncIterator[tuple[Gateway, Gateway]]:
+    """Two gateways on one PostgreSQL schema, without Redis."""
+    connect = store_target.connect_args
+    async with serve_gateway(settings, store_connect_args=connect) as one:
+        async with serve_gateway(settings, store_connect_args=connect) as two:
+            yield one, two
+
+
+@pytest.fixture
+async def stored_on_postgresql(
+    tmp_path: Path, mock: MockProvider, embedder: WordEmbedder, store_target: StoreTarget
+) -> AsyncIterator[tuple[Gateway, Gateway]]:
+    """Two semantic gateways on one PostgreSQL schema: the first has answered `QUESTION`, the second indexed it."""
+    async with sharing_postgresql(
+        semantic_settings(tmp_path, mock, embedder, store=store_target.url), store_target
+    ) as (one, two):
+        await stored(one, two)
+        yield one, two
 
 
 @pytest.fixture
@@ -153,30 +175,24 @@ async def test_a_shared_postgresql_store_answers_the_other_replicas_entry(
     tmp_path: Path, mock: MockProvider, store_target: StoreTarget, reads: bool
 ) -> None:
     settings = cache_settings(tmp_path, mock, {"read_store_on_miss": reads}, store=store_target.url)
-    connect = store_target.connect_args
-    async with serve_gateway(settings, store_connect_args=connect) as one:
-        async with serve_gateway(settings, store_connect_args=connect) as two:
-            assert (await chat(one, chat_body())).headers["x-isthmus-cache"] == "miss"
-            with anyio.fail_after(5):
-                await cache_of(one).drain()
-            assert len(cache_of(two).memory) == 0
-            second = await chat(two, chat_body())
-            assert second.headers["x-isthmus-cache"] == ("hit" if reads else "miss")
+    async with sharing_postgresql(settings, store_target) as (one, two):
+        assert (await chat(one, chat_body())).headers["x-isthmus-cache"] == "miss"
+        with anyio.fail_after(5):
+            await cache_of(one).drain()
+        assert len(cache_of(two).memory) == 0
+        second = await chat(two, chat_body())
+        assert second.headers["x-isthmus-cache"] == ("hit" if reads else "miss")
     assert len(mock.seen) == (1 if reads else 2)
 
 
 @pytest.mark.parametrize("store_target", ["postgresql"], indirect=True)
 async def test_a_shared_postgresql_store_shares_vectors_and_removals(
-    tmp_path: Path, mock: MockProvider, embedder: WordEmbedder, store_target: StoreTarget
+    stored_on_postgresql: tuple[Gateway, Gateway], mock: MockProvider
 ) -> None:
-    settings = semantic_settings(tmp_path, mock, embedder, store=store_target.url)
-    connect = store_target.connect_args
-    async with serve_gateway(settings, store_connect_args=connect) as one:
-        async with serve_gateway(settings, store_connect_args=connect) as two:
-            await stored(one, two)
-            assert (await chat(two, chat_body(PARAPHRASE))).headers["x-isthmus-cache"] == "semantic-hit"
-            await cache_of(one).clear()
-            await until(lambda: indexed(two) == 0)
+    one, two = stored_on_postgresql
+    assert (await chat(two, chat_body(PARAPHRASE))).headers["x-isthmus-cache"] == "semantic-hit"
+    await cache_of(one).clear()
+    await until(lambda: indexed(two) == 0)
     assert len(mock.seen) == 1
 
 
@@ -194,34 +210,26 @@ async def test_a_failed_read_on_a_miss_is_a_miss_and_the_next_read_reconnects(
     tmp_path: Path, mock: MockProvider, store_target: StoreTarget
 ) -> None:
     settings = cache_settings(tmp_path, mock, {}, store=store_target.url)
-    connect = store_target.connect_args
-    async with serve_gateway(settings, store_connect_args=connect) as one:
-        async with serve_gateway(settings, store_connect_args=connect) as two:
-            # A first miss opens the connection two reads on; then its backend ends.
-            assert (await chat(two, chat_body("warm up"))).headers["x-isthmus-cache"] == "miss"
-            reads: Any = getattr(cache_of(two).shared, "reads", None)
-            await terminate([held[1].get_server_pid() for held in reads._idle])
-            for text in ("hello", "bye"):
-                assert (await chat(one, chat_body(text))).headers["x-isthmus-cache"] == "miss"
-                with anyio.fail_after(5):
-                    await cache_of(one).drain()
-            failed = await chat(two, chat_body("hello"))
-            assert failed.status_code == 200 and failed.headers["x-isthmus-cache"] == "miss"
-            assert (await chat(two, chat_body("bye"))).headers["x-isthmus-cache"] == "hit"
+    async with sharing_postgresql(settings, store_target) as (one, two):
+        # A first miss opens the connection two reads on; then its backend ends.
+        assert (await chat(two, chat_body("warm up"))).headers["x-isthmus-cache"] == "miss"
+        reads: Any = getattr(cache_of(two).shared, "reads", None)
+        await terminate([held[1].get_server_pid() for held in reads._idle])
+        for text in ("hello", "bye"):
+            assert (await chat(one, chat_body(text))).headers["x-isthmus-cache"] == "miss"
+            with anyio.fail_after(5):
+                await cache_of(one).drain()
+        failed = await chat(two, chat_body("hello"))
+        assert failed.status_code == 200 and failed.headers["x-isthmus-cache"] == "miss"
+        assert (await chat(two, chat_body("bye"))).headers["x-isthmus-cache"] == "hit"
     assert len(mock.seen) == 4
 
 
 @pytest.mark.parametrize("store_target", ["postgresql"], indirect=True)
-async def test_a_removal_missed_while_not_listening_is_caught_up(
-    tmp_path: Path, mock: MockProvider, embedder: WordEmbedder, store_target: StoreTarget
-) -> None:
-    settings = semantic_settings(tmp_path, mock, embedder, store=store_target.url)
-    connect = store_target.connect_args
-    async with serve_gateway(settings, store_connect_args=connect) as one:
-        async with serve_gateway(settings, store_connect_args=connect) as two:
-            await stored(one, two)
-            follower: Any = getattr(cache_of(two).shared, "follower", None)
-            await terminate([follower.server_pid])
-            await until(lambda: not follower.listening.is_set())
-            await cache_of(one).clear()
-            await until(lambda: indexed(two) == 0)
+async def test_a_removal_missed_while_not_listening_is_caught_up(stored_on_postgresql: tuple[Gateway, Gateway]) -> None:
+    one, two = stored_on_postgresql
+    follower: Any = getattr(cache_of(two).shared, "follower", None)
+    await terminate([follower.server_pid])
+    await until(lambda: not follower.listening.is_set())
+    await cache_of(one).clear()
+    await until(lambda: indexed(two) == 0)
