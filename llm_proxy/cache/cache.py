@@ -25,7 +25,7 @@ from llm_proxy.cache.entries import Entry, MemoryEntries
 from llm_proxy.cache.keying import EntryKey, entry_key
 from llm_proxy.cache.lookup import OFF, Lookup, Question
 from llm_proxy.cache.semantic import group_of, question_text
-from llm_proxy.cache.tiers import SharedTier
+from llm_proxy.cache.tiers import Local, SharedTier
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
 from llm_proxy.upstream import dumps
@@ -294,10 +294,12 @@ class ResponseCache:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     async def start(self) -> None:
-        """Load the shared tier's newest live entries into memory (a restart keeps the cache)."""
+        """Load the shared tier's newest live entries into memory (a restart keeps the cache), then follow what
+        other replicas store and remove."""
         if self.shared is not None:
             for entry in await self.shared.newest(self.settings.max_entries, self.clock()):
                 self._keep(entry)
+            await self.shared.follow(Local(self.memory, self._keep))
 
     async def stop(self) -> None:
         await self.drain()

@@ -1,5 +1,5 @@
 """Which shared tier a gateway's settings give the cache: Redis when `redis:` is set (shared by replicas), else the
-gateway's store (kept across restarts)."""
+gateway's store (kept across restarts; shared live by replicas on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,4 +14,4 @@ def shared_tier(settings: GatewaySettings, store: Store) -> SharedTier:
     assert settings.cache is not None
     if settings.redis:
         return RedisTier(settings.redis, settings.cache.redis_prefix)
-    return SqlTier(store)
+    return SqlTier(store, read_on_miss=settings.cache.read_store_on_miss)

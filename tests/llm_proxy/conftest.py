@@ -86,8 +86,10 @@ def settings_for(tmp_path: Path, providers: dict[str, Any], **overrides: Any) ->
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(settings: GatewaySettings, *, seed: int = 7, direct: bool = True) -> AsyncIterator[Gateway]:
-    governance = Governance(settings)
+async def serve_gateway(
+    settings: GatewaySettings, *, seed: int = 7, direct: bool = True, store_connect_args: dict[str, Any] | None = None
+) -> AsyncIterator[Gateway]:
+    governance = Governance(settings, store_connect_args=store_connect_args)
     records: list[AuditRecord] = []
     emit = governance.audit.emit
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.llm_proxy.cache.word_embedder import WordEmbedder
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
 
@@ -72,3 +73,14 @@ async def cached(tmp_path: Path, mock: MockProvider, clock: Clock) -> AsyncItera
     async with serve_gateway(cache_settings(tmp_path, mock, {"ttl": "1h"})) as gateway:
         use_clock(gateway, clock)
         yield gateway
+
+
+@pytest.fixture
+async def embedder() -> AsyncIterator[WordEmbedder]:
+    """The word-overlap embedding provider (`word_embedder`)."""
+    server = WordEmbedder()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -22,20 +22,10 @@ QUESTION = "what is the capital of france"
 PARAPHRASE = "what is the capital of france please"
 
 
-@pytest.fixture
-async def embedder() -> AsyncIterator[WordEmbedder]:
-    server = WordEmbedder()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-def semantic_settings(tmp_path: Path, mock: MockProvider, embedder: WordEmbedder) -> Any:
+def semantic_settings(tmp_path: Path, mock: MockProvider, embedder: WordEmbedder, **overrides: Any) -> Any:
     semantic = {"embedding_model": "embed/words", "threshold": 0.9, "max_messages": 2}
     embed = {"kind": "openai", "base_url": embedder.url, "keys": [{"value": "sk-embed"}]}
-    return cache_settings(tmp_path, mock, {"semantic": semantic}, more_providers={"embed": embed})
+    return cache_settings(tmp_path, mock, {"semantic": semantic}, more_providers={"embed": embed}, **overrides)
 
 
 @pytest.fixture
