@@ -46,6 +46,9 @@ TTL_HEADER = "x-isthmus-cache-ttl"
 SIMILARITY_HEADER = "x-isthmus-cache-similarity"
 CONTROLS = frozenset({"no-cache", "no-store", "refresh"})
 SEMANTIC_ROUTES = frozenset({"chat", "messages", "responses"})
+RENEWED = frozenset({"id", "created"})
+"""Fields of a chat or Messages answer each hit gets afresh (a new id; chat's `created`, now)."""
+ID_PREFIXES = {"chat": b"chatcmpl-", "messages": b"msg_"}
 """Routes whose questions the semantic cache embeds (embeddings are cached exactly only)."""
 Save = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -69,7 +72,10 @@ class ResponseCache:
             from llm_proxy.cache.vectors import VectorIndex  # numpy and usearch: loaded for a semantic cache only
 
             self.index = VectorIndex()
-        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self._unindex)
+        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self._forget)
+        self._wire: dict[str, tuple[Entry, bytes]] = {}
+        """By entry key: the entry, and its body as JSON without the fields a hit renews (`wire_body`), made at its
+        first non-stream hit so that the next ones send bytes rather than encode the body again."""
         self.shared = shared
         semantic = settings.semantic
         self.embedder = GatewayEmbedder(pipeline, semantic.embedding_model) if semantic is not None else None
@@ -233,6 +239,11 @@ class ResponseCache:
         exchange.trace.route = entry.answered_by
         exchange.cost = Decimal(0)
         now = int(self.clock())
+        if not exchange.stream and save is None:
+            exchange.mark_first_byte()
+            return Response(
+                self._wire_body(entry, now), headers=exchange.headers(), media_type="application/json"
+            ), False
         body = self._fresh(entry, now)
         if save is not None:
             await save(body)
@@ -247,13 +258,26 @@ class ResponseCache:
 
         return EventStreamResponse(frames, headers=exchange.headers(), on_close=close), True
 
+    def _wire_body(self, entry: Entry, now: int) -> bytes:
+        """What `_fresh` gives, as JSON bytes: the renewed fields first, then the rest encoded once per entry."""
+        held = self._wire.get(entry.key)
+        if held is None or held[0] is not entry:
+            rest = dumps({name: value for name, value in entry.body.items() if name not in RENEWED})
+            held = self._wire[entry.key] = (entry, rest)
+        rest = held[1]
+        if entry.route == "embeddings":
+            return rest
+        renewed = b'{"id":"' + ID_PREFIXES[entry.route] + secrets.token_hex(12).encode() + b'"'
+        if entry.route == "chat":
+            renewed += b',"created":' + str(now).encode()
+        return renewed + (b"}" if rest == b"{}" else b"," + rest[1:])
+
     def _fresh(self, entry: Entry, now: int) -> dict[str, Any]:
         if entry.route == "embeddings":
             return entry.body  # no id to renew; sent as it is, never changed
         if entry.route == "responses":
             return replay.fresh_response(entry.body, now)
-        prefix = "chatcmpl-" if entry.route == "chat" else "msg_"
-        body = {**entry.body, "id": prefix + secrets.token_hex(12)}
+        body = {**entry.body, "id": ID_PREFIXES[entry.route].decode() + secrets.token_hex(12)}
         if entry.route == "chat":
             body["created"] = now
         return body
@@ -318,7 +342,9 @@ class ResponseCache:
         if self.memory.get(entry.key) is entry:
             self.index.add(entry.group, entry.key, entry.vector)
 
-    def _unindex(self, key: str) -> None:
+    def _forget(self, key: str) -> None:
+        """An entry left memory: its encoded body and its vector go too."""
+        self._wire.pop(key, None)
         if self.index is not None:
             self.index.remove(key)
 
