@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from tests.llm_proxy.cache.conftest import SAME_TEAM_KEY, cache_settings
+from tests.llm_proxy.cache.test_exact import post
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway
 from tests.llm_proxy.mock_provider import MockProvider, status
 
@@ -22,8 +23,7 @@ def embedding_body(text: Any = "hello", **more: Any) -> dict[str, Any]:
 
 
 async def embed(gateway: Gateway, body: dict[str, Any], key: str = KEY, **headers: str) -> httpx2.Response:
-    async with httpx2.AsyncClient(base_url=gateway.url, timeout=10) as http:
-        return await http.post("/v1/embeddings", json=body, headers={"authorization": f"Bearer {key}", **headers})
+    return await post(gateway, "/v1/embeddings", body, key, headers)
 
 
 async def test_a_repeated_embedding_is_a_hit_that_costs_nothing_and_records_the_saving(
