@@ -46,10 +46,10 @@ TTL_HEADER = "x-isthmus-cache-ttl"
 SIMILARITY_HEADER = "x-isthmus-cache-similarity"
 CONTROLS = frozenset({"no-cache", "no-store", "refresh"})
 SEMANTIC_ROUTES = frozenset({"chat", "messages", "responses"})
+"""Routes whose questions the semantic cache embeds (embeddings are cached exactly only)."""
 RENEWED = frozenset({"id", "created"})
 """Fields of a chat or Messages answer each hit gets afresh (a new id; chat's `created`, now)."""
 ID_PREFIXES = {"chat": b"chatcmpl-", "messages": b"msg_"}
-"""Routes whose questions the semantic cache embeds (embeddings are cached exactly only)."""
 Save = Callable[[dict[str, Any]], Awaitable[None]]
 
 
