@@ -10,7 +10,7 @@ from __future__ import annotations
 from bench.figures import added, ms, ratio, rps, rps_text, table
 from bench.loadgen import LoadResult
 from bench.results_model import Run
-from bench.targets import GATEWAY, MEMORY_SECTION, WORKERS_SECTION, target_section
+from bench.targets import CACHE_SECTION, GATEWAY, MEMORY_SECTION, WORKERS_SECTION, target_section
 
 __all__ = ["added", "render"]
 
@@ -178,6 +178,36 @@ def memory_section(run: Run) -> list[str]:
     return [f"### {MEMORY_SECTION}", "", intro, "", *table(["Path", "once started MiB", "peak MiB"], rows), ""]
 
 
+CACHE_LABELS = {
+    "health": "`/health` (the round-trip floor)",
+    "miss off": "miss, cache off",
+    "miss on": "miss, cache on",
+    "same off": "the repeated question, cache off (the echo provider answers)",
+    "hit": "exact hit",
+    "health sem": "`/health`, semantic gateway",
+    "embedding": "one embedding call, straight to the mock",
+    "semantic hit": "semantic hit (a new paraphrase each time)",
+}
+
+
+def cache_section(run: Run) -> list[str]:
+    figures = run.cache
+    if figures is None:
+        return []
+    rows = [
+        [label, f"{int(figures.series[name]['n']):,}", ms(figures.series[name]["p50"]), ms(figures.series[name]["p90"])]
+        for name, label in CACHE_LABELS.items()
+        if name in figures.series
+    ]
+    intro = (
+        "`bench.cache`: three `isthmus serve` processes (no cache; `cache: {ttl: 1h}`; a semantic cache whose "
+        "embeddings come from `bench/mock_embed.py`, a hashed bag of words), the echo provider, one keep-alive "
+        "connection each from one client, the series interleaved round by round so the machine's noise falls on all. "
+        "Round trips as the client sees them, c=1."
+    )
+    return [f"### {CACHE_SECTION}", "", intro, "", *table(["Series", "n", "p50 ms", "p90 ms"], rows), ""]
+
+
 def render(run: Run, date: str) -> str:
     machine = run.machine
     lines = [
@@ -201,6 +231,7 @@ def render(run: Run, date: str) -> str:
     lines += stream_section(run)
     lines += workers_section(run)
     lines += memory_section(run)
+    lines += cache_section(run)
     lines += capacity_section(run)
     if run.spans:
         lines += [

@@ -19,6 +19,34 @@ class PathInfo:
 
 
 @dataclass
+class CacheFigures:
+    """The response cache scenario (`bench.cache`): each series' round trips, and what the targets subtract."""
+
+    series: dict[str, dict[str, float]]
+    """By series name (`bench.cache.SERIES`): `n`, `p50`, `p90` in ms."""
+    not_semantic: dict[str, int] = field(default_factory=dict)
+    """Paraphrases answered other than `semantic-hit`, by the `x-isthmus-cache` they got."""
+
+    def p50(self, name: str) -> float:
+        return self.series[name]["p50"]
+
+    @property
+    def hit_added(self) -> float:
+        """An exact hit's p50 over a `/health` round trip on the same gateway."""
+        return self.p50("hit") - self.p50("health")
+
+    @property
+    def miss_added(self) -> float:
+        """A miss's p50 with the cache over the same with no cache."""
+        return self.p50("miss on") - self.p50("miss off")
+
+    @property
+    def semantic_added(self) -> float:
+        """A semantic hit's p50 over `/health` on its gateway and one embedding call straight to the mock."""
+        return self.p50("semantic hit") - self.p50("health sem") - self.p50("embedding")
+
+
+@dataclass
 class Run:
     """Everything measured in one run, keyed by path name and scenario."""
 
@@ -36,6 +64,8 @@ class Run:
     """Markdown summaries of py-spy profiles, by title."""
     machine: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cache: CacheFigures | None = None
+    """The response cache scenario, when it ran."""
     stream_gap_ms: float = 2.0
     stream_chunks: int = 16
     seconds: float = 0.0

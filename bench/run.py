@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
-from bench import gateway, machine, peers
+from bench import cache as bench_cache, gateway, machine, peers
 from bench.loadgen import LoadgenError, ensure_wrk, run_wrk
 from bench.measure import measure_path, measure_stream, preflight
 from bench.procs import REPO, Processes, StartError, free_port
@@ -49,7 +49,9 @@ PROFILED: dict[str, tuple[Scenario, ...]] = {
     gateway.STDIO.name: ("mcp-stdio",),
 }
 """The profiles taken (c=16): each target the report judges points to one of them."""
-ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, *peers.PEERS)
+CACHE_PATH = "isthmus-cache"
+"""The response cache scenario (`bench.cache`): three gateways of its own, measured after the other variants."""
+ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, CACHE_PATH, *peers.PEERS)
 REDIS_URL = "redis://127.0.0.1:6379/15"
 """Database 15, so the benchmark's counters never mix with the tests' (database 0)."""
 
@@ -73,6 +75,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: measure the peers whose virtual environments exist (make bench-peers)",
     )
     parser.add_argument("--streams", type=int, default=150, help="paced streams per path for the timings")
+    parser.add_argument(
+        "--cache-requests", type=int, default=1000, help=f"rounds of each series of the {CACHE_PATH} scenario"
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", type=FilePath, default=REPO / "bench" / "results")
     parser.add_argument("--work", type=FilePath, help="keep logs, configs and raw profiles here (default: a temp dir)")
@@ -191,6 +196,8 @@ def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[s
             )
         upstreams = gateway.Upstreams(llm_url, mcp_url)
         _gateways(run, processes, args, wrk, work, upstreams, log)
+        if CACHE_PATH in wanted and args.cache_requests > 0:
+            _cache(run, processes, work, args.cache_requests, log)
         for peer in peers.PEERS:
             if peer in wanted and args.peers != "off":
                 peers.measure(run, peer, processes, upstreams, work, args, wrk, log)
@@ -199,6 +206,18 @@ def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[s
         "on the machine competes for its cores and shows up in the figures."
     )
     return run
+
+
+def _cache(run: Run, processes: Processes, work: FilePath, requests: int, log: Callable[[str], None]) -> None:
+    log(f"{CACHE_PATH}: exact and semantic hits, misses with the cache on and off ({requests:,} rounds)")
+    began = time.monotonic()
+    try:
+        run.cache = bench_cache.measure(processes, work, requests, log)
+    except (StartError, RuntimeError, OSError) as exc:
+        run.skipped[(CACHE_PATH, "cache")] = f"the cache scenario failed: {exc}"
+        log(f"  {CACHE_PATH} failed: {exc}")
+        return
+    log(f"  took {time.monotonic() - began:.0f} s; " + "; ".join(bench_cache.lines(run.cache)[-5:-2]))
 
 
 def _sdk_capacity(run: Run, processes: Processes, wrk: str, log: Callable[[str], None]) -> None:

@@ -1,4 +1,5 @@
-"""Issue 13's targets, judged from the figures of one run; a missed target points to where its time goes.
+"""Issue 13's targets and issue 16's (the response cache), judged from the figures of one run; a missed target
+points to where its time goes.
 
 Every comparison is within the run: the gateway against `direct` (added latency), the floor (`bench.passthrough` in
 front of the same upstream), the stdio server's own rate, one worker, or a peer measured the same way.
@@ -14,6 +15,7 @@ from bench.results_model import Run
 GATEWAY = "isthmus"
 MEMORY_SECTION = "Resident memory"
 WORKERS_SECTION = "Two workers"
+CACHE_SECTION = "Response cache"
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Targets:
         self.rows.append([target, measured, verdict])
 
     def _pointer(self, look: str) -> str:
-        if look in (MEMORY_SECTION, WORKERS_SECTION):
+        if look in (MEMORY_SECTION, WORKERS_SECTION, CACHE_SECTION):
             return f"see [{look}]({anchor(look)})"
         title = f"{look}, c=16"
         if title not in self.run.profiles:
@@ -187,8 +189,35 @@ def peer_targets(t: Targets) -> None:
             )
 
 
+def cache_targets(t: Targets) -> None:
+    """Issue 16's: what answering from the cache adds to a round trip, and what the cache costs a miss."""
+    figures = t.run.cache
+    if figures is None:
+        t.check("Response cache (issue 16)", "not measured (see Not measured)", None, "")
+        return
+    t.check(
+        "Cache (issue 16), exact hit, c=1: p50 ≤ 1 ms over a `/health` round trip",
+        f"{ms(figures.hit_added)} ms ({ms(figures.p50('hit'))} vs {ms(figures.p50('health'))} ms)",
+        figures.hit_added <= 1,
+        CACHE_SECTION,
+    )
+    t.check(
+        "Cache (issue 16), semantic hit, c=1: p50 ≤ 2 ms over `/health` plus the embedding call",
+        f"{ms(figures.semantic_added)} ms ({ms(figures.p50('semantic hit'))} vs {ms(figures.p50('health sem'))} "
+        f"+ {ms(figures.p50('embedding'))} ms); {sum(figures.not_semantic.values())} paraphrases missed",
+        figures.semantic_added <= 2 and not figures.not_semantic,
+        CACHE_SECTION,
+    )
+    t.check(
+        "Cache (issue 16), miss, c=1: p50 ≤ 0.3 ms more than with the cache off",
+        f"{ms(figures.miss_added)} ms ({ms(figures.p50('miss on'))} vs {ms(figures.p50('miss off'))} ms)",
+        figures.miss_added <= 0.3,
+        CACHE_SECTION,
+    )
+
+
 def target_section(run: Run) -> list[str]:
     targets = Targets(run)
-    for judge in (mcp_targets, chat_targets, scale_targets, peer_targets):
+    for judge in (mcp_targets, chat_targets, scale_targets, peer_targets, cache_targets):
         judge(targets)
-    return ["## Targets (issue 13)", "", *table(["Target", "Measured", "Met"], targets.rows), ""]
+    return ["## Targets (issues 13, 16)", "", *table(["Target", "Measured", "Met"], targets.rows), ""]

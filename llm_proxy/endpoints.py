@@ -169,7 +169,9 @@ class Endpoints:
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
             chat = endpoint != "embeddings"
             # The cache is read after input rules and the allowlist, before admission: a hit reserves nothing.
-            lookup = await self.cache.lookup(exchange, endpoint, headers, body) if self.cache and chat else OFF
+            lookup = OFF
+            if self.cache is not None:
+                lookup = await self.cache.lookup(exchange, endpoint, headers, body, fallbacks=_fallbacks(body))
             if lookup.response is not None:
                 return lookup.response  # type: ignore[no-any-return]
             plan = await self.pipeline.admit(

@@ -128,22 +128,10 @@ class Pipeline:
         choices: int = 1,
     ) -> Plan:
         assert exchange.principal is not None
-        # A bare name one provider lists becomes its `provider/model`, among the names the key may use: the
-        # allowlist then judges the name that routes, and an ambiguous name names only usable candidates.
-        principal = exchange.principal
-        exchange.requested = self.router.resolve(exchange.requested, principal)
-        fallbacks = [
-            self.router.resolve(name, principal, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)
-        ]
+        exchange.requested, fallbacks = self.authorized(exchange.principal, exchange.requested, fallbacks)
         requested = ModelTarget.parse(exchange.requested)
         # Allowlist before existence, so a caller learns nothing about models it may not use; both before the
         # governor, so a refused or unknown name costs no rate limit.
-        authorize(exchange.principal, requested).raise_if_denied()
-        for index, name in enumerate(fallbacks):
-            denial = authorize(exchange.principal, ModelTarget.parse(name)).denial
-            if denial is not None:
-                denial.param = f"fallbacks[{index}]"
-                raise denial
         targets = self.router.targets(exchange.requested, fallbacks)
         call = Call(
             exchange.request_id,
@@ -155,6 +143,23 @@ class Pipeline:
         )
         exchange.admission = await self.governance.governor.admit(call)
         return Plan(targets, exchange.admission)
+
+    def authorized(self, principal: Principal, requested: str, fallbacks: list[str]) -> tuple[str, list[str]]:
+        """The requested model and the fallbacks as routing names them, each judged by the key's allowlist (a
+        denial raises, naming the refused `model` or `fallbacks[i]`)."""
+        # A bare name one provider lists becomes its `provider/model`, among the names the key may use: the
+        # allowlist then judges the name that routes, and an ambiguous name names only usable candidates.
+        requested = self.router.resolve(requested, principal)
+        fallbacks = [
+            self.router.resolve(name, principal, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)
+        ]
+        authorize(principal, ModelTarget.parse(requested)).raise_if_denied()
+        for index, name in enumerate(fallbacks):
+            denial = authorize(principal, ModelTarget.parse(name)).denial
+            if denial is not None:
+                denial.param = f"fallbacks[{index}]"
+                raise denial
+        return requested, fallbacks
 
     async def settle(self, exchange: Exchange, usage: Usage) -> None:
         exchange.usage = usage

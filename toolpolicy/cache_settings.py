@@ -1,4 +1,4 @@
-"""The response cache's configuration (`cache:` and a key's `cache:`), as pydantic models.
+"""The response cache's configuration (`cache:`, and the `cache:` of a key, a team or a customer), as pydantic models.
 
 Storage-agnostic: the cache itself lives in `llm_proxy.cache`; these models only describe and validate.
 """
@@ -88,12 +88,22 @@ class CacheSettings(_Model):
 
 
 class KeyCache(_Model):
-    """A key's own cache settings (`cache: {ttl: 10m}`)."""
+    """The cache settings of a key, a team or a customer (`cache: {ttl: 10m}`)."""
 
     ttl: Duration | None = None
-    """Time to live of the entries this key writes; null uses the gateway's `cache.ttl`."""
+    """Time to live of the entries its requests write; null uses the gateway's `cache.ttl`."""
 
 
-KeyCacheSetting = bool | KeyCache | None
-"""A key's `cache`: true or null follow the gateway's cache, false turns it off for the key, an object sets its
-ttl."""
+def _cache_setting(value: object) -> object:
+    """True, false, null or an object, nothing else: the error names the field, not the union's branches."""
+    if value is None or isinstance(value, bool | KeyCache):
+        return value
+    if isinstance(value, dict):
+        return KeyCache.model_validate(value)  # its errors keep their place: `cache.ttl`, `cache.<unknown>`
+    raise ValueError("must be true, false or an object such as {ttl: 10m}")
+
+
+KeyCacheSetting = Annotated[bool | KeyCache | None, BeforeValidator(_cache_setting)]
+"""The `cache` of a key, a team or a customer: null says nothing (the next level up decides), true follows the
+gateway's cache, false turns it off, an object sets the ttl. The most specific level that says something decides
+alone: key, then team, then customer, then the gateway's `cache:`."""

@@ -57,8 +57,18 @@ def principal_from_record(record: dict[str, Any]) -> Principal:
         agent=_agent(record.get("agent")),
         guardrails=tuple(record.get("guardrails") or ()),
         skip_guardrails=tuple(record.get("skip_guardrails") or ()),
-        cache=record.get("cache"),
+        cache=_cache(record),
     )
+
+
+def _cache(record: dict[str, Any]) -> bool | dict[str, Any] | None:
+    """The `cache` setting that applies to the key: its own, else its team's, else its customer's (null: none says
+    anything, the gateway's `cache:` decides)."""
+    for field in ("cache", "team_cache", "customer_cache"):
+        value = record.get(field)
+        if value is not None:
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 def _agent(value: Any) -> AgentPolicy | None:

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from toolpolicy.bundles import McpBundleSettings, bundle_problems
-from toolpolicy.cache_settings import CacheSettings, KeyCache
+from toolpolicy.cache_settings import CacheSettings, KeyCacheSetting
 from toolpolicy.guardrails.settings import GuardrailRefs, GuardrailSettings, guardrail_problems
 from toolpolicy.key_caps import McpKeyCapOverrides, McpKeyCaps
 from toolpolicy.limits import BudgetPeriod, parse_rate
@@ -254,6 +254,9 @@ class CustomerSettings(_Model, GuardrailRefs):
     """Unique name."""
     budgets: list[Budget] = Field(default_factory=list)
     """Spend caps that apply to every team and key of this customer."""
+    cache: KeyCacheSetting = None
+    """The response cache for this customer's keys, unless their team or the key itself sets one: null follows the
+    gateway's `cache`, true too, false turns it off, `{ttl: 10m}` sets the time to live of the entries they write."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the customer."""
 
@@ -267,6 +270,10 @@ class TeamSettings(_Model, GuardrailRefs):
     """Name of the customer this team belongs to."""
     budgets: list[Budget] = Field(default_factory=list)
     """Spend caps that apply to every key of this team."""
+    cache: KeyCacheSetting = None
+    """The response cache for this team's keys, unless the key itself sets one: null follows the customer's (then
+    the gateway's) `cache`, true follows the gateway's, false turns it off, `{ttl: 10m}` sets the time to live of
+    the entries they write."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the team."""
 
@@ -318,9 +325,9 @@ class VirtualKeySettings(_Model, GuardrailRefs):
     """Force Code Mode on or off for this key's MCP clients; null follows each server's setting."""
     agent: AgentSettings | None = None
     """Agent mode: MCP tools the gateway runs inside this key's chat and Messages requests; null is off."""
-    cache: bool | KeyCache | None = None
-    """The response cache for this key: null or true follow the gateway's `cache`, false turns it off, `{ttl: 10m}`
-    sets the time to live of the entries it writes."""
+    cache: KeyCacheSetting = None
+    """The response cache for this key: null follows its team's, then its customer's, then the gateway's `cache`;
+    true follows the gateway's, false turns it off, `{ttl: 10m}` sets the time to live of the entries it writes."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data kept with the key."""
 
@@ -456,9 +463,9 @@ class GatewaySettings(_Model):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     """LLM proxy settings: retries, circuit breaking, timeouts, size caps."""
     server: ServerSettings = Field(default_factory=ServerSettings)
+    """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
     cache: CacheSettings | None = None
     """The response cache (`docs/cache.md`); null means no cache."""
-    """Client connection limits of `isthmus serve`: header and body timeouts, connection and request caps."""
     guardrails: list[GuardrailSettings] = Field(default_factory=list, max_length=256)
     """Content rules (secrets, PII, regex, injection) on model and tool traffic; see docs/guardrails.md."""
     oauth: OAuthSettings | None = None

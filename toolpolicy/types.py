@@ -58,7 +58,8 @@ class Principal:
     skip_guardrails: tuple[str, ...] = ()
     """Guardrail rules the key, its team or its customer skip."""
     cache: bool | dict[str, Any] | None = None
-    """The key's `cache` setting as stored: null or true follow the gateway's cache, false is off, `{ttl: s}`."""
+    """The `cache` setting that applies to the key: its own, else its team's, else its customer's, as stored (null
+    or true follow the gateway's cache, false is off, `{ttl: s}`)."""
     oauth: OAuthIdentity | None = None
     """Set when the key's policy applies through an OAuth token (`toolpolicy.oauth`): its client and subject."""
 

@@ -148,4 +148,6 @@ def complete_body(route: str, body: dict[str, Any]) -> bool:
         return bool(choices) and all(c.get("finish_reason") in CHAT_FINISHES for c in choices) and "usage" in body
     if route == "messages":
         return body.get("stop_reason") in MESSAGE_STOPS and isinstance(body.get("usage"), dict)
+    if route == "embeddings":
+        return bool(body.get("data")) and isinstance(body.get("usage"), dict)
     return body.get("status") == "completed" and isinstance(body.get("usage"), dict)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from llm_proxy.cache import replay
 from llm_proxy.cache.embedder import GatewayEmbedder
 from llm_proxy.cache.entries import Entry, MemoryEntries
+from llm_proxy.cache.fence import ClearFence
 from llm_proxy.cache.keying import EntryKey, entry_key
 from llm_proxy.cache.lookup import OFF, Lookup, Question
 from llm_proxy.cache.semantic import group_of, question_text
@@ -31,8 +32,7 @@ from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_fra
 from llm_proxy.upstream import dumps
 from llm_proxy.wire import openai
 from toolpolicy.cache_settings import CacheSettings, parse_duration
-from toolpolicy.decide import authorize
-from toolpolicy.errors import InvalidRequest
+from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Usage
 from toolpolicy.types import ModelTarget, Principal
 
@@ -45,6 +45,11 @@ CONTROL_HEADER = "x-isthmus-cache"
 TTL_HEADER = "x-isthmus-cache-ttl"
 SIMILARITY_HEADER = "x-isthmus-cache-similarity"
 CONTROLS = frozenset({"no-cache", "no-store", "refresh"})
+SEMANTIC_ROUTES = frozenset({"chat", "messages", "responses"})
+"""Routes whose questions the semantic cache embeds (embeddings are cached exactly only)."""
+RENEWED = frozenset({"id", "created"})
+"""Fields of a chat or Messages answer each hit gets afresh (a new id; chat's `created`, now)."""
+ID_PREFIXES = {"chat": b"chatcmpl-", "messages": b"msg_"}
 Save = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -67,19 +72,32 @@ class ResponseCache:
             from llm_proxy.cache.vectors import VectorIndex  # numpy and usearch: loaded for a semantic cache only
 
             self.index = VectorIndex()
-        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self._unindex)
+        self.memory = MemoryEntries(settings.max_entries, clock, on_remove=self._forget)
+        self._wire: dict[str, tuple[Entry, bytes]] = {}
+        """By entry key: the entry, and its body as JSON without the fields a hit renews (`wire_body`), made at its
+        first non-stream hit so that the next ones send bytes rather than encode the body again."""
         self.shared = shared
         semantic = settings.semantic
         self.embedder = GatewayEmbedder(pipeline, semantic.embedding_model) if semantic is not None else None
         self.stats = {"hits": 0, "semantic_hits": 0, "misses": 0, "bypasses": 0, "stores": 0}
         self._writes: set[asyncio.Task[None]] = set()
+        self.fence = ClearFence()
+        """What makes `DELETE /admin/cache` win over the writes under way (`fence`)."""
 
     # --- lookup ----------------------------------------------------------------------------------------------------
 
     async def lookup(
-        self, exchange: Exchange, route: str, headers: Mapping[str, str], body: dict[str, Any], save: Save | None = None
+        self,
+        exchange: Exchange,
+        route: str,
+        headers: Mapping[str, str],
+        body: dict[str, Any],
+        save: Save | None = None,
+        *,
+        fallbacks: list[str],
     ) -> Lookup:
-        """The request's lookup; `lookup.response` is set on a hit. `save` stores a hit's Responses object."""
+        """The request's lookup; `lookup.response` is set on a hit. `save` stores a hit's Responses object;
+        `fallbacks` are the request's own, which a hit may have been answered by."""
         principal = exchange.principal
         if principal is None or not self.settings.exact:
             return OFF
@@ -87,22 +105,28 @@ class ResponseCache:
         if control is not None and control not in CONTROLS:
             raise InvalidRequest(f"header {CONTROL_HEADER} must be no-cache, no-store or refresh", param=CONTROL_HEADER)
         ttl = self._ttl(principal, headers.get(TTL_HEADER))
-        if principal.cache is False or principal.agent is not None or self._skipped(body) or self._guarded(principal):
+        if principal.cache is False or self._skipped(route, principal, body):
             return self._bypass(exchange)
-        model = self.pipeline.router.resolve(exchange.requested, principal)
-        authorize(principal, ModelTarget.parse(model)).raise_if_denied()
+        # Judged as admission would judge them: a request it would refuse is never answered from the cache.
+        model, fallbacks = self.pipeline.authorized(principal, exchange.requested, fallbacks)
         exchange.requested = model
         key = entry_key(principal, self.settings.scope, route, model, body)
         question = self._question(key, body)
+        generation = self.fence.generation
         if control is None or control == "no-store":
             entry = self.memory.get(key.text())
             if entry is None and self.shared is not None and self.shared.read_on_miss:
                 entry = await self.shared.get(key.text(), self.clock())
+                if entry is not None and self.fence.cleared_since(generation, entry):
+                    entry = None  # read before a clear that ended while the read was under way
                 if entry is not None:
                     self._keep(entry)
             similarity: float | None = None
             if entry is None and question is not None:
                 entry, similarity, question = await self._nearest(principal, question)
+            if entry is not None and not self._servable(principal, entry, model, fallbacks):
+                entry, similarity = None, None
+                exchange.details["cache_refused"] = "answered by a model the key may not use"
             if entry is not None:
                 lookup = Lookup(None, None, None, writes=False, ttl=0.0)
                 lookup.response = await self._hit(exchange, entry, body, save, similarity)
@@ -112,11 +136,25 @@ class ResponseCache:
             if control == "refresh":
                 self._drop(key.text())
             self._mark(exchange, "bypass")
-        return Lookup(self, exchange, key, writes=control != "no-store", ttl=ttl, question=question)
+        writes = control != "no-store"
+        return Lookup(self, exchange, key, writes=writes, ttl=ttl, question=question, generation=generation)
+
+    def _servable(self, principal: Principal, entry: Entry, model: str, fallbacks: list[str]) -> bool:
+        """Whether the calling key could have been answered by the model that answered the entry: a target of the
+        requested model or alias, or of its own fallbacks, or a model its allowlist names. An entry shared in a
+        team, customer or global scope may have been answered by another key's fallback."""
+        answered_by = entry.answered_by
+        if answered_by == model or principal.models.matches(answered_by):
+            return True
+        try:
+            targets = self.pipeline.router.targets(model, fallbacks)
+        except GatewayError:
+            return False  # a name no longer configured (a reload): the request fails on its own path
+        return any(target.name == answered_by for target in targets)
 
     def _question(self, key: EntryKey, body: dict[str, Any]) -> Question | None:
         """The request's semantic question (its hard-filter group and text), when the semantic cache takes it."""
-        if self.settings.semantic is None:
+        if self.settings.semantic is None or key.route not in SEMANTIC_ROUTES:
             return None
         text = question_text(key.route, body, self.settings.semantic.max_messages)
         return None if text is None else Question(group_of(key, body), text)
@@ -158,7 +196,13 @@ class ResponseCache:
             return float(own["ttl"])
         return self.settings.ttl
 
-    def _skipped(self, body: dict[str, Any]) -> bool:
+    def _skipped(self, route: str, principal: Principal, body: dict[str, Any]) -> bool:
+        """Whether the request is never cached: agent mode, output rules, a skip rule. Embeddings are exempt from
+        all three: no agent runs on them, no output rule scans vectors, and they take no temperature or tools."""
+        if route == "embeddings":
+            return False
+        if principal.agent is not None or self._guarded(principal):
+            return True
         rules = self.settings.skip_when
         temperature = body.get("temperature")
         if rules.temperature_above is not None and isinstance(temperature, int | float):
@@ -195,6 +239,11 @@ class ResponseCache:
         exchange.trace.route = entry.answered_by
         exchange.cost = Decimal(0)
         now = int(self.clock())
+        if not exchange.stream and save is None:
+            exchange.mark_first_byte()
+            return Response(
+                self._wire_body(entry, now), headers=exchange.headers(), media_type="application/json"
+            ), False
         body = self._fresh(entry, now)
         if save is not None:
             await save(body)
@@ -209,11 +258,26 @@ class ResponseCache:
 
         return EventStreamResponse(frames, headers=exchange.headers(), on_close=close), True
 
+    def _wire_body(self, entry: Entry, now: int) -> bytes:
+        """What `_fresh` gives, as JSON bytes: the renewed fields first, then the rest encoded once per entry."""
+        held = self._wire.get(entry.key)
+        if held is None or held[0] is not entry:
+            rest = dumps({name: value for name, value in entry.body.items() if name not in RENEWED})
+            held = self._wire[entry.key] = (entry, rest)
+        rest = held[1]
+        if entry.route == "embeddings":
+            return rest
+        renewed = b'{"id":"' + ID_PREFIXES[entry.route] + secrets.token_hex(12).encode() + b'"'
+        if entry.route == "chat":
+            renewed += b',"created":' + str(now).encode()
+        return renewed + (b"}" if rest == b"{}" else b"," + rest[1:])
+
     def _fresh(self, entry: Entry, now: int) -> dict[str, Any]:
+        if entry.route == "embeddings":
+            return entry.body  # no id to renew; sent as it is, never changed
         if entry.route == "responses":
             return replay.fresh_response(entry.body, now)
-        prefix = "chatcmpl-" if entry.route == "chat" else "msg_"
-        body = {**entry.body, "id": prefix + secrets.token_hex(12)}
+        body = {**entry.body, "id": ID_PREFIXES[entry.route].decode() + secrets.token_hex(12)}
         if entry.route == "chat":
             body["created"] = now
         return body
@@ -239,17 +303,37 @@ class ResponseCache:
             return Decimal(0)
         return price.cost(usage.tokens_in, usage.tokens_out, usage.cached_tokens)
 
-    def put(self, entry: Entry, principal: Principal | None = None, question: Question | None = None) -> None:
+    def put(
+        self,
+        entry: Entry,
+        principal: Principal | None = None,
+        question: Question | None = None,
+        *,
+        generation: int | None = None,
+    ) -> None:
         """Keep `entry` in memory now, and in the shared tier off the request path; a semantic question without
-        its vector yet is embedded off the request path too, under `principal`."""
+        its vector yet is embedded off the request path too, under `principal`. `generation` is the fence's when
+        the request looked up (default: now): a clear since then that matches the entry drops it."""
+        generation = self.fence.generation if generation is None else generation
+        if self.fence.cleared_since(generation, entry):
+            return
         self.stats["stores"] += 1
         if question is not None:
             entry = replace(entry, group=question.group, vector=question.vector)
         self._keep(entry)
         if question is not None and question.vector is None and principal is not None:
-            self._spawn(self._embed_later(entry, principal, question.text))
+            self._spawn(self._embed_later(entry, principal, question.text, generation))
         elif self.shared is not None:
-            self._spawn(self.shared.put(entry))
+            self._spawn(self._land(entry, generation))
+
+    async def _land(self, entry: Entry, generation: int) -> None:
+        """Write `entry` to the shared tier unless a clear came since `generation`; a clear that comes while the
+        write is under way waits for it, then deletes."""
+        assert self.shared is not None
+        if self.fence.cleared_since(generation, entry):
+            return
+        async with self.fence.landing():
+            await self.shared.put(entry)
 
     def _keep(self, entry: Entry) -> None:
         self.memory.put(entry)
@@ -258,11 +342,13 @@ class ResponseCache:
         if self.memory.get(entry.key) is entry:
             self.index.add(entry.group, entry.key, entry.vector)
 
-    def _unindex(self, key: str) -> None:
+    def _forget(self, key: str) -> None:
+        """An entry left memory: its encoded body and its vector go too."""
+        self._wire.pop(key, None)
         if self.index is not None:
             self.index.remove(key)
 
-    async def _embed_later(self, entry: Entry, principal: Principal, text: str) -> None:
+    async def _embed_later(self, entry: Entry, principal: Principal, text: str, generation: int) -> None:
         assert self.embedder is not None
         vector = await self.embedder.embed(principal, text)
         if vector is not None:
@@ -270,7 +356,7 @@ class ResponseCache:
             if self.memory.get(entry.key) is not None:
                 self._keep(entry)
         if self.shared is not None:
-            await self.shared.put(entry)
+            await self._land(entry, generation)
 
     def _drop(self, key: str) -> None:
         self.memory.discard(key)
@@ -314,8 +400,10 @@ class ResponseCache:
         def matches(entry: Entry) -> bool:
             return (key_name is None or entry.key_name == key_name) and (model is None or entry.model == model)
 
+        self.fence.clear(key_name, model)  # from here on, no write of a request that looked up before lands
         removed = self.memory.delete(matches)
         if self.shared is not None:
+            await self.fence.settled()
             removed = max(removed, await self.shared.delete(key_name, model))
         return removed
 

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 def usage_of(route: str, body: dict[str, Any]) -> Usage | None:
     usage = body.get("usage")
-    if route == "chat":
+    if route in ("chat", "embeddings"):
         return openai.usage_of(usage)
     if route == "messages":
         return anthropic.usage_of(usage)
@@ -57,6 +57,7 @@ class Lookup:
         writes: bool,
         ttl: float,
         question: Question | None = None,
+        generation: int = 0,
     ) -> None:
         self.cache = cache
         self.exchange = exchange
@@ -65,6 +66,8 @@ class Lookup:
         self.ttl = ttl
         self.question = question
         """The semantic question, stored with the answer (embedded off the request path if it is not yet)."""
+        self.generation = generation
+        """The cache's clear generation when the request looked up: a clear since then drops its answer."""
         self.response: Any = None
         """For a hit: `(Response, relayed)` to return as the route's answer."""
 
@@ -115,7 +118,7 @@ class Lookup:
             created_at=now,
             expires_at=now + self.ttl,
         )
-        self.cache.put(entry, principal, self.question)
+        self.cache.put(entry, principal, self.question, generation=self.generation)
 
 
 OFF = Lookup(None, None, None, writes=False, ttl=0.0)

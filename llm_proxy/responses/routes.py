@@ -130,7 +130,7 @@ class ResponsesRoutes:
                     "mcp tools are served only with the gateway's MCP hub (isthmus serve)", param="tools"
                 )
             # The cache is read after input rules and the allowlist, before admission: a hit reserves nothing.
-            lookup = await self._lookup(exchange, headers, body, principal, operation)
+            lookup = await self._lookup(exchange, headers, body, principal, operation, fallbacks)
             if lookup.response is not None:
                 return lookup.response  # type: ignore[no-any-return]
             declared = headers.get("content-length") or ""
@@ -152,7 +152,13 @@ class ResponsesRoutes:
             return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
     async def _lookup(
-        self, exchange: Exchange, headers: Mapping[str, str], body: dict[str, Any], principal: Principal, op: Responses
+        self,
+        exchange: Exchange,
+        headers: Mapping[str, str],
+        body: dict[str, Any],
+        principal: Principal,
+        op: Responses,
+        fallbacks: list[str],
     ) -> Lookup:
         if self.cache is None:
             return OFF
@@ -160,7 +166,7 @@ class ResponsesRoutes:
         async def save(response: dict[str, Any]) -> None:
             await self._save(principal, op, response)
 
-        return await self.cache.lookup(exchange, "responses", headers, body, save)
+        return await self.cache.lookup(exchange, "responses", headers, body, save, fallbacks=fallbacks)
 
     async def _operation(
         self, principal: Principal, body: dict[str, Any], scan: Scan | None

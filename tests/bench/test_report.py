@@ -85,3 +85,36 @@ def test_the_stdio_upstream_is_held_to_the_servers_own_rate() -> None:
     run.loads[("isthmus-stdio", "mcp-stdio", 16)] = _load(16, 11000, 1.0, 3.0)
     text = render(run, "2026-01-01")
     assert "own rate over stdio (16 in flight) | 11,000 of 20,000 rps (stdio driver) = 55% | yes |" in text
+
+
+def test_the_cache_scenario_is_judged_against_issue_16s_targets() -> None:
+    from bench.cache import SERIES
+    from bench.results_model import CacheFigures
+
+    p50s = {
+        "health": 0.3,
+        "miss off": 0.45,
+        "miss on": 0.8,
+        "same off": 0.5,
+        "hit": 0.6,
+        "health sem": 0.3,
+        "embedding": 0.4,
+        "semantic hit": 1.5,
+    }
+    assert set(p50s) == set(SERIES)
+    run = _run()
+    run.cache = CacheFigures({name: {"n": 1000, "p50": p50, "p90": p50 * 2} for name, p50 in p50s.items()})
+    text = render(run, "2026-01-01")
+    assert (
+        "| Cache (issue 16), exact hit, c=1: p50 ≤ 1 ms over a `/health` round trip | 0.30 ms (0.60 vs 0.30 ms) | yes |"
+        in text
+    )
+    assert "| 0.80 ms (1.50 vs 0.30 + 0.40 ms); 0 paraphrases missed | yes |" in text
+    assert "| 0.35 ms (0.80 vs 0.45 ms) | **no**: see [Response cache](#response-cache) |" in text
+    assert "| exact hit | 1,000 | 0.60 | 1.20 |" in text
+
+
+def test_a_run_without_the_cache_scenario_says_so() -> None:
+    text = render(_run(), "2026-01-01")
+    assert "| Response cache (issue 16) | not measured (see Not measured) | — |" in text
+    assert "### Response cache" not in text

@@ -221,6 +221,9 @@ class Directory:
             record["team_id"], record["customer_id"] = row.team_id, customer_id
             record["team_budgets"] = team.budgets if team is not None else []
             record["customer_budgets"] = customer.budgets if customer is not None else []
+            # The key's own `cache` wins over its team's, which wins over its customer's (`principal_from_record`).
+            record["team_cache"] = team.cache if team is not None else None
+            record["customer_cache"] = customer.cache if customer is not None else None
             # The rules the key, its team and its customer list or skip, together (the engine resolves them).
             for field in ("guardrails", "skip_guardrails"):
                 names = [
@@ -310,10 +313,12 @@ class Directory:
     def _apply_customer(self, row: CustomerRow, spec: CustomerSettings) -> None:
         self._apply_guardrails(row, spec)
         row.name, row.budgets, row.meta = spec.name, _dump(spec, "budgets"), spec.metadata
+        row.cache = _dump(spec, "cache")
 
     async def _apply_team(self, session: AsyncSession, row: TeamRow, spec: TeamSettings) -> None:
         self._apply_guardrails(row, spec)
         row.name, row.budgets, row.meta = spec.name, _dump(spec, "budgets"), spec.metadata
+        row.cache = _dump(spec, "cache")
         row.customer_id = await self._ref(session, CustomerRow, spec.customer, "customer")
 
     async def _apply_key(self, session: AsyncSession, row: KeyRow, spec: VirtualKeySettings) -> None:
@@ -367,6 +372,7 @@ def _spec_fields(
     fields.update(_listed(row))
     if isinstance(row, CustomerRow | TeamRow):
         fields["budgets"] = row.budgets
+        fields["cache"] = row.cache
     if isinstance(row, TeamRow):
         fields["customer"] = customers.get(row.customer_id) if row.customer_id else None
     if isinstance(row, KeyRow):

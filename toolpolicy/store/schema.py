@@ -71,6 +71,8 @@ class CustomerRow(_Entity, Base):
     __tablename__ = "customers"
 
     budgets: Mapped[list[Any]] = mapped_column(default=list)
+    cache: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    """The customer's response cache setting as configured: null, true, false or `{"ttl": seconds}`."""
 
 
 class TeamRow(_Entity, Base):
@@ -78,6 +80,8 @@ class TeamRow(_Entity, Base):
 
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"), index=True)
     budgets: Mapped[list[Any]] = mapped_column(default=list)
+    cache: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    """The team's response cache setting as configured: null, true, false or `{"ttl": seconds}`."""
 
 
 class KeyRow(_Entity, Base):

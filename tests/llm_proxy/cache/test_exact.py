@@ -21,9 +21,13 @@ def chat_body(text: str = "hello", **more: Any) -> dict[str, Any]:
     return {"model": "mock/gpt-test", "messages": [{"role": "user", "content": text}], **more}
 
 
-async def chat(gateway: Gateway, body: dict[str, Any], key: str = KEY, **headers: str) -> httpx2.Response:
+async def post(gateway: Gateway, path: str, body: dict[str, Any], key: str, headers: dict[str, str]) -> httpx2.Response:
     async with httpx2.AsyncClient(base_url=gateway.url, timeout=10) as http:
-        return await http.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}", **headers})
+        return await http.post(path, json=body, headers={"authorization": f"Bearer {key}", **headers})
+
+
+async def chat(gateway: Gateway, body: dict[str, Any], key: str = KEY, **headers: str) -> httpx2.Response:
+    return await post(gateway, "/v1/chat/completions", body, key, headers)
 
 
 async def test_a_repeated_request_is_answered_from_the_cache_without_a_provider_call(
