@@ -385,7 +385,7 @@ class ResponseCache:
         if self.shared is not None:
             for entry in await self.shared.newest(self.settings.max_entries, self.clock()):
                 self._keep(entry)
-            await self.shared.follow(Local(self.memory, self._keep))
+            await self.shared.follow(Local(self.memory, self._keep, self.fence.clear))
 
     async def stop(self) -> None:
         await self.drain()

@@ -16,8 +16,15 @@ SWEEP_INTERVAL = 1.0
 class Local:
     """One replica's memory as a shared tier updates it: entries other replicas stored, and their removals."""
 
-    def __init__(self, memory: MemoryEntries, keep: Callable[[Entry], None]) -> None:
+    def __init__(
+        self,
+        memory: MemoryEntries,
+        keep: Callable[[Entry], None],
+        cleared: Callable[[str | None, str | None], None] = lambda key_name, model: None,
+    ) -> None:
         self.memory = memory
+        self._cleared = cleared
+        """Told of another replica's clear, so this replica's own writes still under way for it are dropped."""
         self._keep = keep
         """Puts an entry in memory and, when it is searchable, in the semantic index."""
 
@@ -37,6 +44,7 @@ class Local:
         self.memory.discard(key)
 
     def forget_matching(self, key_name: str | None, model: str | None) -> None:
+        self._cleared(key_name, model)
         self.memory.delete(matching(key_name, model))
 
     def retain(self, live: Iterable[str], *, searchable_only: bool) -> None:

@@ -4,6 +4,7 @@ the other, isolation still holds across replicas, and removals (clear, expiry) l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
+from aiohttp import web
 
 from llm_proxy.cache.cache import ResponseCache
 from tests.conftest import POSTGRES_URL, StoreTarget
@@ -20,7 +22,7 @@ from tests.llm_proxy.cache.test_exact import chat, chat_body
 from tests.llm_proxy.cache.test_semantic import PARAPHRASE, QUESTION, semantic_settings
 from tests.llm_proxy.cache.word_embedder import WordEmbedder
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway
-from tests.llm_proxy.mock_provider import MockProvider
+from tests.llm_proxy.mock_provider import MockProvider, openai_chat
 from tests.toolpolicy.limits_support import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -119,6 +121,31 @@ async def test_clearing_on_one_replica_removes_the_entry_from_the_other(
     await until(lambda: indexed(two) == 0 and len(cache_of(two).memory) == 0)
     assert (await chat(two, chat_body(PARAPHRASE))).headers["x-isthmus-cache"] == "miss"
     assert len(mock.seen) == 2
+
+
+async def test_a_clear_on_one_replica_drops_an_answer_the_other_was_still_waiting_for(
+    pair: tuple[Gateway, Gateway], mock: MockProvider
+) -> None:
+    """Two looked up (a miss) before one's clear reached it: the answer that arrives after is not stored anywhere."""
+    one, two = pair
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return await openai_chat(request, body)
+
+    mock.queue(held)
+    asking = asyncio.create_task(chat(two, chat_body()))
+    await arrived.wait()
+    heard = cache_of(two).fence.generation
+    await cache_of(one).clear()
+    await until(lambda: cache_of(two).fence.generation > heard)
+    release.set()
+    assert (await asking).headers["x-isthmus-cache"] == "miss"
+    await cache_of(two).drain()
+    assert len(cache_of(two).memory) == 0
+    assert (await chat(one, chat_body())).headers["x-isthmus-cache"] == "miss"
 
 
 async def test_clearing_another_model_leaves_the_entry_on_both(pair: tuple[Gateway, Gateway]) -> None:
