@@ -4,7 +4,9 @@ The SDK's `RequestStateBoundary` seals and opens each state with a codec; this o
 a key ring that can change while the hub runs. It starts with a key of this process, generated at start and never
 stored: a state only this process can open. With Redis (`mcp_hub/shared_sessions`), every replica fetches the one
 key kept there and seals with it from then on, so any replica opens any replica's state; the process's own key stays
-in the ring to open the states sealed before, which name held calls of this process. No key is ever logged.
+in the ring to open the states sealed before, which name held calls of this process. Should the shared key change
+(Redis came back without it, and a replica made a new one), the previous one stays in the ring too, so the states
+already handed out still open. No key is ever logged.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class StateKeys:
             raise ValueError(f"a requestState key needs at least {KEY_BYTES} bytes, this one has {len(key)}")
         if key == self._shared:
             return
+        previous = [self._shared] if self._shared is not None else []
         self._shared = key
-        self._codec = AESGCMRequestStateCodec([key, self._own])
+        self._codec = AESGCMRequestStateCodec([key, *previous, self._own])
 
     def seal(self, payload: bytes) -> str:
         return self._codec.seal(payload)

@@ -92,6 +92,11 @@ class HeldCalls:
             }
         )
 
+    @property
+    def serving(self) -> int:
+        """Retries passed on to this replica that it is serving now (each waits for its held call's next step)."""
+        return len(self._serving)
+
     # The replica the retry reached
 
     async def resume(self, owner: str, held_id: str, responses: types.InputResponses | None) -> Any:

@@ -118,6 +118,14 @@ def build_asking() -> MCPServer:
         return json.dumps({"who": who, "greeting": json.loads(greeting)}, sort_keys=True)
 
     @server.tool()
+    async def ask_then_stall(ctx: Context) -> str:
+        """Ask the user who they are, then take a minute to answer (a client may go away meanwhile)."""
+        form = types.ElicitRequestFormParams(message="Who are you?", requested_schema=REQUESTED_SCHEMA)
+        who = await _ask(ctx, types.ElicitRequest(params=form), types.ElicitResult)
+        await anyio.sleep(60)
+        return who
+
+    @server.tool()
     async def stall() -> str:
         """Take a minute to answer (long enough for a client to cancel it)."""
         await anyio.sleep(60)

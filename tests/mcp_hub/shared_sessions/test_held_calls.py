@@ -149,6 +149,35 @@ async def test_a_retry_with_another_keys_credentials_is_refused(replicas: list[G
     assert json.loads(text(done))["content"]["text"] == "hi Eve"
 
 
+async def test_a_client_leaving_while_its_retry_waits_on_the_other_replica_withdraws_only_the_retry(
+    replicas: list[Gateway],
+) -> None:
+    owner = replicas[A].hub.held_calls
+    assert owner is not None
+    async with modern(replicas, retries_to(B), elicitation_callback=fill_form) as (client, _):
+        with anyio.fail_after(20):
+            first = await client.session.call_tool("ask_then_stall", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult) and first.request_state
+            [(key, _)] = (first.input_requests or {}).items()
+            [held] = [h for h in replicas[A].hub.relay.rounds.held.values() if key in h.questions]
+            answer = types.ElicitResult(action="accept", content={"name": "Ada"})
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    lambda: client.session.call_tool(
+                        "ask_then_stall", {}, input_responses={key: answer}, request_state=first.request_state
+                    )
+                )
+                while not owner.serving:  # A serves B's retry: the answer is in, the tool runs on upstream
+                    await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()  # the client goes away
+            while owner.serving:  # B withdrew the retry: A stops waiting for it
+                await anyio.sleep(0.02)
+    assert held.id in replicas[A].hub.relay.rounds.held  # the call itself runs on, for the client's next retry
+    assert not held.scope.cancel_called
+    assert held.questions[key].answer == answer
+    held.scope.cancel()  # done with it
+
+
 async def test_an_owner_that_does_not_answer_gives_32602_saying_start_again(replicas: list[Gateway]) -> None:
     """A replica that listens but never answers (a stuck owner): the retry gives up after the acknowledgement bound."""
     bus = replicas[B].hub.held_calls
