@@ -9,28 +9,33 @@ the SDK's `Client` at 2026-07-28, which drives the input rounds itself (or its s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import mcp_types as types
 import pytest
 import redis.asyncio as aioredis
 from mcp import Client
 from mcp.client.session import ClientRequestContext
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.shared_sessions.directory import STATE_KEY, replica_channel
 from mcp_hub.shared_sessions.held_calls import GONE, HeldCalls
-from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, Restartable, fixture_over_http, hub_settings, serving
-from tests.mcp_hub.shared_sessions.test_replicas import ASKING, A, B, Balancer, Pick, replicas, round_robin
+from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway
+from tests.mcp_hub.shared_sessions.test_replicas import (
+    A,
+    B,
+    Balancer,
+    Pick,
+    client,
+    one_and_a_stoppable_replica,
+    replicas,
+    round_robin,
+)
 from tests.mcp_hub.test_relay import sample
 from tests.mcp_hub.test_resume import MCP_HEADERS, open_session
-from tests.toolpolicy.limits_support import RedisServer
 
 pytestmark = pytest.mark.anyio
 __all__ = ["replicas"]  # the module fixture, shared with test_replicas.py
@@ -43,15 +48,9 @@ def retries_to(replica: int) -> Pick:
     return lambda request: replica if "requestState" in json.loads(request.content).get("params", {}) else 1 - replica
 
 
-@asynccontextmanager
-async def modern(
-    gateways: list[Gateway], pick: Pick, *, key: str = FULL_KEY, server: str = "askweb", **kwargs: Any
-) -> AsyncIterator[tuple[Client, Balancer]]:
-    balancer = Balancer(gateways, pick)
-    http = httpx2.AsyncClient(transport=balancer, headers={"authorization": f"Bearer {key}"}, timeout=30)
-    transport = streamable_http_client(gateways[A].mcp_url(server), http_client=http)
-    async with http, Client(transport, mode=MODERN, cache=None, **kwargs) as session:
-        yield session, balancer
+def modern(gateways: list[Gateway], pick: Pick, **kwargs: Any) -> AbstractAsyncContextManager[tuple[Client, Balancer]]:
+    """The SDK's client at 2026-07-28 through a balancer (`test_replicas.client`)."""
+    return client(gateways, pick, mode=MODERN, **kwargs)
 
 
 def text(result: types.CallToolResult) -> str:
@@ -246,28 +245,21 @@ async def test_a_cancellation_posted_to_the_other_replica_cancels_the_call(repli
 
 
 async def test_a_retry_for_a_replica_that_is_gone_gets_32602_saying_start_again(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    try:
-        async with fixture_over_http(script=ASKING) as url:
-            settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
-            async with serving(settings) as one, anyio.create_task_group() as tg:
-                two_running = Restartable(settings, tg)
-                two = await two_running.start()
-                async with modern([two, one], retries_to(1), sampling_callback=sample) as (client, _):
-                    with anyio.fail_after(30):
-                        first = await client.session.call_tool("ask_llm", {"prompt": "Bo"}, allow_input_required=True)
-                        assert isinstance(first, types.InputRequiredResult) and first.request_state
-                        [key] = first.input_requests or {}
-                        await two_running.stop()  # the replica holding the call goes
-                        with pytest.raises(MCPError) as refused:
-                            await client.session.call_tool(
-                                "ask_llm",
-                                {"prompt": "Bo"},
-                                input_responses={key: hello("too late")},
-                                request_state=first.request_state,
-                            )
-    finally:
-        redis.stop()
+    async with (
+        one_and_a_stoppable_replica(tmp_path) as (one, two, two_running),
+        modern([two, one], retries_to(1), sampling_callback=sample) as (session, _),
+    ):
+        with anyio.fail_after(30):
+            first = await session.session.call_tool("ask_llm", {"prompt": "Bo"}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult) and first.request_state
+            [key] = first.input_requests or {}
+            await two_running.stop()  # the replica holding the call goes
+            with pytest.raises(MCPError) as refused:
+                await session.session.call_tool(
+                    "ask_llm",
+                    {"prompt": "Bo"},
+                    input_responses={key: hello("too late")},
+                    request_state=first.request_state,
+                )
     assert refused.value.code == types.INVALID_PARAMS
     assert refused.value.message == GONE and refused.value.error.data == {"reason": "owner_gone"}
