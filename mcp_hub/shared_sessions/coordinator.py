@@ -75,6 +75,8 @@ class SharedSessions:
         self.clock = clock
         self._touched: dict[str, float] = {}
         self._tg: TaskGroup | None = None
+        self._state_key_read = False
+        """Whether the shared key was read since the connection to Redis last broke (read again once it is back)."""
 
     # Records
 
@@ -267,6 +269,7 @@ class SharedSessions:
             logger.warning("the shared requestState key is unavailable (held calls stay on this replica): %s", exc)
             return
         self.on_state_key(key)
+        self._state_key_read = True
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Receive what other replicas send this one, until cancelled (listening again after Redis fails)."""
@@ -289,12 +292,14 @@ class SharedSessions:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(replica_channel(self.replica), BROADCAST)
-            await self.share_state_key()  # again: Redis may have come back (or back empty) since
+            if not self._state_key_read:
+                await self.share_state_key()
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     tg.start_soon(self._received, message["data"])
         except (RedisError, OSError) as exc:
             logger.warning("listening to other replicas failed (trying again): %s", exc)
+            self._state_key_read = False  # Redis may come back without it (restarted empty)
         finally:
             with anyio.CancelScope(shield=True):
                 await pubsub.aclose()
