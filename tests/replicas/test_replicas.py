@@ -217,7 +217,7 @@ async def test_a_2026_clients_held_call_answers_on_whichever_replica_its_retry_r
     callbacks: dict[str, Any] = {"elicitation_callback": fill_form, "sampling_callback": sample}
     async with http, Client(transport, mode="2026-07-28", cache=None, **callbacks) as client:
         with anyio.fail_after(60):
-            for _ in range(3):  # an odd number of POSTs each: the next call starts on the other replica
+            for _ in range(3):  # two POSTs, then three: under round-robin each loop starts on the other replica
                 form = await client.call_tool("ask_user", {})
                 assert not form.is_error, form
                 assert json.loads(form.content[0].text) == {"action": "accept", "content": {"name": "Ada"}}  # type: ignore[union-attr]
