@@ -34,6 +34,7 @@ from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
 from mcp_hub.shared_sessions import RecordSessions, SharedSessions
 from mcp_hub.shared_sessions.events import RedisEventStores
+from mcp_hub.shared_sessions.held_calls import HeldCalls
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
@@ -113,12 +114,17 @@ class McpHub:
         redis = governance.settings.redis
         self.shared = SharedSessions(redis, self.settings) if redis else None
         """With Redis, 2025-era sessions any replica serves (`mcp_hub/shared_sessions`)."""
+        self.held_calls: HeldCalls | None = None
+        """With Redis, 2026-07-28 held calls any replica resumes (`mcp_hub/shared_sessions/held_calls.py`)."""
         if self.shared is not None:
             self.server.middleware.append(RecordSessions(self.shared))
             self.shared.on_level = self.relay.shared.levels.set_named
             self.shared.on_adopt = self.relay.adopt
             self.shared.on_drop = self.relay.drop
             self.relay.on_session_subscription = self.shared.subscription
+            # 2026-07-28 held calls too: one requestState key for all replicas, retries passed on to their owner.
+            self.shared.on_state_key = self.relay.state_keys.share
+            self.held_calls = HeldCalls(self.shared, self.relay.rounds)
         self.supervisor = Supervisor(enabled.values(), self.settings)
         self.endpoint = McpEndpoint(
             self.credentials,

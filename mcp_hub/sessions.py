@@ -25,7 +25,8 @@ With `shared` (Redis configured), any replica serves any session (`mcp_hub/share
 session this process does not serve materialises it from its record; each session's task is this module's own
 (`_run_session`, the SDK's `run_server` with a dispatcher minting replica-named request ids and a write stream that
 routes messages to the replica holding their stream); a client's answer to another replica's request is passed on
-to it; a GET stream records this replica as its holder while it is open; DELETE ends the session everywhere.
+to it, and its `notifications/cancelled` to every replica serving the session; a GET stream records this replica
+as its holder while it is open; DELETE ends the session everywhere.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ class FairSessionManager(StreamableHTTPSessionManager):
                     logger.info("session %s: an answer for replica %s, which is gone, dropped", session_id[:8], replica)
                 await Response(status_code=202)(scope, receive, send)
                 return False
+        elif scope["method"] == "POST" and isinstance(body, dict) and body.get("method") == "notifications/cancelled":
+            await self.shared.cancelled(session_id, body)  # the request it names may run on another replica
         return True
 
     async def _hold_stream(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:

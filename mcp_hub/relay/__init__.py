@@ -11,7 +11,8 @@
   instead (`gateway_sampling.py`, translation in `sampling_wire.py`).
 - Which call a message belongs to: `calls.py`. The per-upstream half: `upstream.py`.
 - 2026-07-28 clients (no session): `tools/call`, `prompts/get` and `resources/read` are held calls, an upstream's
-  questions (either era's) reach the client as `InputRequiredResult`s and its retries answer them (`rounds.py`).
+  questions (either era's) reach the client as `InputRequiredResult`s and its retries answer them (`rounds.py`),
+  the hub's `requestState` sealed under `state_keys.py`'s key.
 
 `Relay` is the hub's one entry point: the handlers for `logging/setLevel` and `resources/(un)subscribe`, the way a
 handler runs a client request's upstream work (`served`), the request-state middleware (`state_boundary`), and
@@ -20,7 +21,6 @@ handler runs a client request's upstream work (`served`), the request-state midd
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -40,6 +40,7 @@ from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Downstream, connection_of
 from mcp_hub.relay.gateway_sampling import GatewayLlm, ServerSampling
 from mcp_hub.relay.key_bound import KeyBound
 from mcp_hub.relay.rounds import STATE_TTL, HeldCall, InlineCall, Rounds
+from mcp_hub.relay.state_keys import StateKeys
 from mcp_hub.relay.subscriptions import Deliver
 from mcp_hub.relay.upstream import Shared, UpstreamRelay, elicitation_timeout
 
@@ -60,6 +61,8 @@ class Relay:
         self.llm = GatewayLlm()
         """What answers the sampling requests of servers configured with `sampling:` (`gateway_sampling`)."""
         self.rounds = Rounds(linger=STATE_TTL)
+        self.state_keys = StateKeys()
+        """What seals the hub's `requestState`: this process's key, or with Redis the one all replicas share."""
         self.on_session_subscription: SessionSubscription | None = None
         """Told of each 2025-era session's `resources/(un)subscribe` once done (shared sessions record them)."""
 
@@ -82,11 +85,9 @@ class Relay:
                 self.rounds.tg = None
                 self.shared.subscriptions.attach(None)
 
-    @staticmethod
-    def state_boundary(principal: Callable[[Context], str], audience: str) -> RequestStateBoundary:
-        """Server middleware sealing the hub's `requestState` to the caller's key (`rounds.py`)."""
-        # A key of this process: held calls live here only, so state from another replica could not resume anyway.
-        security = RequestStateSecurity(keys=[os.urandom(32)], ttl=STATE_TTL, bind_principal=principal)
+    def state_boundary(self, principal: Callable[[Context], str], audience: str) -> RequestStateBoundary:
+        """Server middleware sealing the hub's `requestState` to the caller's key (`rounds.py`, `state_keys.py`)."""
+        security = RequestStateSecurity(codec=self.state_keys, ttl=STATE_TTL, bind_principal=principal)
         return RequestStateBoundary(security, default_audience=audience)
 
     async def served(

@@ -13,11 +13,15 @@ governed pipeline, the upstream request) runs in a background task, and the clie
   client as an `InputRequiredResult` naming the held call, the upstream request stays open, and the client's retry
   delivers the answer and waits again. A retry without the answer is asked the same question again.
 
-The hub's state is sealed by `RequestStateBoundary` (the SDK's, in the hub's server middleware): AES-GCM under a key
-this process generated, bound to the method, the tool (prompt, URI) as the client names it, which includes the
-server, a digest of the arguments and the caller's key, for `STATE_TTL` seconds; tampered or foreign state gets
--32602. A held call lives in this process only: a retry that reaches another replica (whose key differs too), or
-comes after the question expired, gets -32602 saying so, and the client starts over.
+The hub's state is sealed by `RequestStateBoundary` (the SDK's, in the hub's server middleware): AES-GCM
+(`state_keys.py`), bound to the method, the tool (prompt, URI) as the client names it, which includes the server, a
+digest of the arguments and the caller's key, for `STATE_TTL` seconds; tampered or foreign state gets -32602.
+
+A held call runs in the process that started it. Without Redis, the key is this process's own: a retry that reaches
+another replica, or comes after the question expired, gets -32602 saying so, and the client starts over. With Redis
+(`mcp_hub/shared_sessions/held_calls.py`), the key is shared and the state names the replica holding the call
+(`replica`): a retry reaching another replica is sent to that one (`remote`), which feeds the answer into the call
+(`answer`) and sends back what comes of it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -46,11 +50,19 @@ STATE_TTL = 600.0
 MAX_HELD = 1024
 """Held calls one process keeps at once; one more is refused rather than let memory grow."""
 EXPIRED = (
-    "this answer belongs to a call the MCP hub no longer holds (its question expired, or the retry reached another "
-    "hub instance); call again without requestState"
+    "this answer belongs to a call the MCP hub no longer holds (its question expired, or the hub instance holding it "
+    "is gone); start the call again without requestState"
 )
 UNHELD = "the MCP server asked a question during a call the MCP hub did not hold for it; call again"
 TOO_MANY = "the MCP hub holds too many calls waiting for their clients' answers; try again later"
+
+
+class Remote(Protocol):
+    """Where a retry for a call held by another replica goes (`mcp_hub/shared_sessions/held_calls.py`)."""
+
+    async def resume(self, owner: str, held_id: str, responses: types.InputResponses | None) -> Any:
+        """What `Rounds.answer` gives on replica `owner`: a result, the next `InputRequiredResult`, or its error."""
+        ...
 
 
 class InputRequired(Exception):
@@ -208,6 +220,10 @@ class Rounds:
         """Seconds a held call's finished outcome, or its unanswered question, waits for the client's retry."""
         self.held: dict[str, HeldCall] = {}
         self.tg: TaskGroup | None = None
+        self.replica: str | None = None
+        """This process among replicas, named in its held calls' state, when retries may reach another replica."""
+        self.remote: Remote | None = None
+        """Passes a retry on to the replica holding its call (with `replica`)."""
 
     def __len__(self) -> int:
         return len(self.held)
@@ -228,11 +244,12 @@ class Rounds:
         hub_state = decode_state(state)
         held_id = hub_state.get("held")
         if isinstance(held_id, str):
-            held = self.held.get(held_id)
-            if held is None:
-                raise MCPError(types.INVALID_PARAMS, EXPIRED, {"reason": "held_call_gone"})
-            held.deliver(responses)
-            return cast("R | types.InputRequiredResult", await self._next(held))
+            owner = hub_state.get("at")
+            if isinstance(owner, str) and owner != self.replica:
+                if self.remote is None:
+                    raise MCPError(types.INVALID_PARAMS, EXPIRED, {"reason": "held_call_gone"})
+                return cast("R | types.InputRequiredResult", await self.remote.resume(owner, held_id, responses))
+            return cast("R | types.InputRequiredResult", await self.answer(held_id, responses))
         upstream_state = hub_state.get("upstream")
         if self.tg is None:
             raise MCPError(types.INTERNAL_ERROR, "the MCP hub is not running")
@@ -253,6 +270,14 @@ class Rounds:
             if not held.open_questions():
                 held.scope.cancel()  # the client gave up before anything was asked of it
             raise
+
+    async def answer(self, held_id: str, responses: types.InputResponses | None) -> Any:
+        """Feed a retry's answers into a call held here; its result, or its next question (`InputRequiredResult`)."""
+        held = self.held.get(held_id)
+        if held is None:
+            raise MCPError(types.INVALID_PARAMS, EXPIRED, {"reason": "held_call_gone"})
+        held.deliver(responses)
+        return await self._next(held)
 
     async def _run(self, held: HeldCall, start: Callable[[HeldCall | InlineCall], Awaitable[Any]]) -> None:
         try:
@@ -282,9 +307,15 @@ class Rounds:
             if questions:
                 return types.InputRequiredResult(
                     input_requests={key: q.request for key, q in questions.items()},
-                    request_state=encode_state({"held": held.id}),
+                    request_state=encode_state(self._held_state(held)),
                 )
             await held.wait_change()
+
+    def _held_state(self, held: HeldCall) -> dict[str, Any]:
+        state: dict[str, Any] = {"held": held.id}
+        if self.replica is not None:
+            state["at"] = self.replica
+        return state
 
     @staticmethod
     def _passed_through(

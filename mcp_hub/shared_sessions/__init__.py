@@ -12,7 +12,11 @@ With `redis:` configured, a session opened on one replica keeps working when its
 - Messages for an SSE stream open on another replica (the standalone GET stream, or a resumed request stream) are
   published to that replica, which writes them on the stream (`outbound.py`).
 - The SSE events of each session are kept in a Redis stream, so `Last-Event-ID` resumes on any replica
-  (`events.py`). A log level set anywhere, and the end of the session (DELETE), are broadcast to every replica.
+  (`events.py`). A log level set anywhere, the end of the session (DELETE), and a client's
+  `notifications/cancelled` are broadcast to every replica.
+- 2026-07-28 clients have no session, but their held calls (`mcp_hub/relay/rounds.py`) ride the same channels: the
+  `requestState` key is shared, and a retry reaching a replica other than the one running its call is passed to
+  that one (`held_calls.py`).
 
 Without Redis, sessions stay per process (`mcp_hub/sessions.py`, `mcp_hub/resume.py`). Design, costs and failure
 modes: `docs/scale-out.md`.

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 1.0
 """Seconds between attempts to listen again after the connection to Redis broke."""
+STATE_KEY_WAIT = 5.0
+"""Seconds a starting replica waits for Redis to give it the shared `requestState` key (else it tries on each
+reconnection, sealing under its own key meanwhile)."""
 DETACH_TIMEOUT = 2.0
 """Seconds a session's copy that ends here waits to hand its subscriptions over (shutdown included)."""
 
@@ -65,9 +68,15 @@ class SharedSessions:
         """Subscribes this replica upstream, for its copy of a session, to `(server, uri, named)` (the relay)."""
         self.on_drop: Callable[[Connection, str, str], Awaitable[None]] | None = None
         """Gives up this replica's upstream hold of `(server, uri)` for its copy of a session (the relay)."""
+        self.on_state_key: Callable[[bytes], None] | None = None
+        """Seals `requestState` under the key all replicas share, once read from Redis (the relay's `StateKeys`)."""
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        """What handles the messages of each kind not about a session (`held_calls.py`), by `t`."""
         self.clock = clock
         self._touched: dict[str, float] = {}
         self._tg: TaskGroup | None = None
+        self._state_key_read = False
+        """Whether the shared key was read since the connection to Redis last broke (read again once it is back)."""
 
     # Records
 
@@ -227,10 +236,47 @@ class SharedSessions:
             logger.info("session %s: an answer could not reach replica %s: %s", session_id[:8], replica, exc)
             return False
 
+    async def cancelled(self, session_id: str, body: dict[str, Any]) -> None:
+        """A client's `notifications/cancelled`, posted here: for whichever replica runs the request it names."""
+        payload = {"t": "cancel", "s": session_id, "m": body, "r": self.replica}
+        try:
+            await self.directory.publish(BROADCAST, payload)
+        except RedisError as exc:
+            logger.info("session %s: a cancellation reaches this replica only: %s", session_id[:8], exc)
+
+    async def publish_to(self, replica: str, payload: dict[str, Any]) -> bool:
+        """Send `payload` to `replica`; False if it is gone (nobody listens on its channel) or Redis failed."""
+        try:
+            return bool(await self.directory.publish(replica_channel(replica), payload))
+        except RedisError as exc:
+            logger.info("a message could not reach replica %s: %s", replica, exc)
+            return False
+
+    async def alive(self, replica: str) -> bool:
+        """Whether `replica` still listens on its channel (False too when Redis cannot say)."""
+        try:
+            return bool(await self.directory.listening({replica}))
+        except RedisError:
+            return False
+
+    async def share_state_key(self) -> None:
+        """Seal `requestState` under the key all replicas share from now on (read, or first made, in Redis)."""
+        if self.on_state_key is None:
+            return
+        try:
+            key = await self.directory.state_key()
+        except RedisError as exc:
+            logger.warning("the shared requestState key is unavailable (held calls stay on this replica): %s", exc)
+            return
+        self.on_state_key(key)
+        self._state_key_read = True
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Receive what other replicas send this one, until cancelled (listening again after Redis fails)."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            with anyio.move_on_after(STATE_KEY_WAIT):
+                await self.share_state_key()  # before serving: a retry from another replica must open here
             task_status.started()
             try:
                 while True:
@@ -246,11 +292,14 @@ class SharedSessions:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(replica_channel(self.replica), BROADCAST)
+            if not self._state_key_read:
+                await self.share_state_key()
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     tg.start_soon(self._received, message["data"])
         except (RedisError, OSError) as exc:
             logger.warning("listening to other replicas failed (trying again): %s", exc)
+            self._state_key_read = False  # Redis may come back without it (restarted empty)
         finally:
             with anyio.CancelScope(shield=True):
                 await pubsub.aclose()
@@ -258,6 +307,10 @@ class SharedSessions:
     async def _received(self, data: bytes) -> None:
         try:
             payload = json.loads(data)
+            handler = self.handlers.get(payload["t"])
+            if handler is not None:
+                await handler(payload)
+                return
             session = self.local.get(payload["s"])
             if session is None:
                 return
@@ -268,7 +321,7 @@ class SharedSessions:
                 related = stream != GET_STREAM_KEY and not isinstance(message, JSONRPCResponse | JSONRPCError)
                 metadata = ServerMessageMetadata(related_request_id=stream) if related else None
                 await session.write.send(SessionMessage(message, metadata=metadata))
-            elif kind == "in":
+            elif kind == "in" or (kind == "cancel" and payload.get("r") != self.replica):
                 message = jsonrpc_message_adapter.validate_python(payload["m"], by_name=False)
                 writer = session.transport._read_stream_writer  # the SDK's own path for a POSTed message
                 if writer is not None:

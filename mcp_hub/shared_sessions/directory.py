@@ -10,12 +10,17 @@ Keys (prefix `isthmus:mcp:`), all ending with the session:
   replica being the one subscribed upstream for it (`-` while none is: the one that was let go of its copy).
 
 Channels: `isthmus:mcp:r:<replica>` carries what one replica must deliver (messages for a stream it holds, answers
-to requests it sent); `isthmus:mcp:all` what every replica holding the session must apply (a log level, the end).
+to requests it sent, retries of the held calls it runs and what came of them); `isthmus:mcp:all` what every replica
+holding the session must apply (a log level, the end, a client's cancellation).
+
+`isthmus:mcp:state-key` holds the key every replica seals the hub's `requestState` under
+(`mcp_hub/relay/state_keys.py`): 32 random bytes, written once by the first replica (`SET NX`), never expiring.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +35,9 @@ BROADCAST = PREFIX + "all"
 HOLDER_TTL = 24 * 3600
 """Seconds a stream holder entry outlives its last refresh: a replica that died without releasing it is found out
 sooner, by the first message published to it that no one receives."""
+
+STATE_KEY = PREFIX + "state-key"
+STATE_KEY_BYTES = 32
 
 ORPHANED = "-"
 """The holder of a subscription no replica holds upstream now."""
@@ -214,6 +222,14 @@ class SessionDirectory:
     async def holder(self, session_id: str, stream: str) -> str | None:
         value: bytes | None = await self._execute("GET", holder_key(session_id, stream))
         return value.decode() if value is not None else None
+
+    async def state_key(self) -> bytes:
+        """The key all replicas seal `requestState` under: made by the first replica that asks, read by the others."""
+        await self.client.set(STATE_KEY, secrets.token_bytes(STATE_KEY_BYTES), nx=True)
+        key: bytes | None = await self._execute("GET", STATE_KEY)
+        if key is None or len(key) < STATE_KEY_BYTES:
+            raise RedisError(f"{STATE_KEY} holds no usable key")  # deleted in between, or not written by this code
+        return key
 
     async def publish(self, channel: str, payload: dict[str, Any]) -> int:
         """Publish; how many replicas received it (0: none listens there any more)."""

@@ -45,6 +45,8 @@ PAID_TOOL_COST = 0.1
 
 MCP_SERVERS: dict[str, dict[str, Any]] = {"demo": {}, "paid": {"cost_per_call_usd": PAID_TOOL_COST}}
 """Servers every replica serves, each the one demo server over Streamable HTTP (as remote servers are deployed)."""
+ASKING = Path(__file__).parents[1] / "servers" / "asking_server.py"
+"""A 2025-era server whose tools ask their client mid-call (held calls for 2026-07-28 clients), served as `asking`."""
 KEYS: list[dict[str, Any]] = [
     {"name": "mcp", "value": "isk-replicas-mcp", "mcp": {"demo": ["*"]}},
     {"name": "limited", "value": "isk-replicas-limited", "models": ["echo/*"], "rate_limit": {"requests": "10/1d"}},
@@ -53,6 +55,7 @@ KEYS: list[dict[str, Any]] = [
     {"name": "breaker", "value": "isk-replicas-breaker", "models": ["flaky/*"]},
     {"name": "load", "value": "isk-replicas-load", "models": ["echo/*"], "mcp": {"demo": ["*"]}},
     {"name": "legacy", "value": "isk-replicas-legacy", "mcp": {"demo": ["*"]}},
+    {"name": "held", "value": "isk-replicas-held", "mcp": {"asking": ["*"]}},
 ]
 
 
@@ -98,20 +101,21 @@ class FailingProvider:
 
 
 class DemoMcpServer:
-    """The demo MCP server over Streamable HTTP on 127.0.0.1, one process for both replicas."""
+    """The demo MCP server (or `command`, another test server) over Streamable HTTP on 127.0.0.1, one process for both
+    replicas."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, command: list[str] | None = None, name: str = "demo-mcp") -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        binary = str(Path(sys.executable).parent / "isthmus-demo-mcp")
-        with open(directory / "demo-mcp.err", "wb") as err:
-            command = [binary, "--http", str(self.port)]
+        command = command or [str(Path(sys.executable).parent / "isthmus-demo-mcp")]
+        with open(directory / f"{name}.err", "wb") as err:
+            command = [*command, "--http", str(self.port)]
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + READY_TIMEOUT
         while not _listening(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                pytest.fail(f"the demo MCP server did not listen:\n{(directory / 'demo-mcp.err').read_text()}")
+                pytest.fail(f"the {name} server did not listen:\n{(directory / f'{name}.err').read_text()}")
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -120,7 +124,7 @@ class DemoMcpServer:
             self.process.wait(timeout=10)
 
 
-def gateway_config(store: str, redis: str, provider_url: str, mcp_url: str) -> dict[str, Any]:
+def gateway_config(store: str, redis: str, provider_url: str, mcp_url: str, asking_url: str) -> dict[str, Any]:
     return {
         "store": store,
         "redis": redis,
@@ -132,7 +136,10 @@ def gateway_config(store: str, redis: str, provider_url: str, mcp_url: str) -> d
         },
         # One failure opens a breaker for longer than the test runs; no retry, so one request is one failure.
         "llm": {"max_retries": 0, "breaker_failures": 1, "breaker_cooldown": 600},
-        "mcp_servers": {name: {"url": mcp_url, **server} for name, server in MCP_SERVERS.items()},
+        "mcp_servers": {
+            **{name: {"url": mcp_url, **server} for name, server in MCP_SERVERS.items()},
+            "asking": {"url": asking_url, "protocol": "legacy"},
+        },
         "customers": [{"name": "replicas"}],
         "teams": [{"name": "legs", "customer": "replicas"}],
         "virtual_keys": [{"team": "legs", **key} for key in KEYS],
@@ -328,12 +335,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     started: list[Server] = []
     nginx: Nginx | None = None
     mcp: DemoMcpServer | None = None
+    asking: DemoMcpServer | None = None
     try:
         redis.start()
         mcp = DemoMcpServer(directory)
+        asking = DemoMcpServer(directory, [sys.executable, str(ASKING)], "asking-mcp")
         store = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
         config = directory / "isthmus.yaml"
-        config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url, mcp.url)))
+        config.write_text(yaml.safe_dump(gateway_config(store, redis.url, provider.url, mcp.url, asking.url)))
         *ports, front = _free_ports(3)
         nginx = Nginx(binary, directory / "nginx", front, ports)
         cluster = Cluster(directory, config, nginx, provider, started=started)
@@ -347,8 +356,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 server.stop()
         if nginx is not None:
             nginx.stop()
-        if mcp is not None:
-            mcp.stop()
+        for process in (mcp, asking):
+            if process is not None:
+                process.stop()
         provider.close()
         redis.stop()
         asyncio.run(_on_postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))

@@ -1,19 +1,24 @@
 """Two replicas behind nginx round-robin: every leg goes through nginx unless it names a replica on purpose.
 
 The legs share one cluster (`conftest.cluster`) and each uses keys of its own. What the issue asks of replicas:
-stateless MCP works on any replica, limits and budgets hold exactly however requests spread, a revocation on one
-replica reaches the other within the key cache's TTL, an open breaker on one is seen by the other, and a rolling
-restart under load fails no client request.
+stateless MCP works on any replica, 2025-era sessions and 2026-07-28 held calls too, limits and budgets hold exactly
+however requests spread, a revocation on one replica reaches the other within the key cache's TTL, an open breaker on
+one is seen by the other, and a rolling restart under load fails no client request.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import anyio
 import httpx2
+import mcp_types as types
 import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.replicas.conftest import (
     ACCEPT,
@@ -193,3 +198,31 @@ async def test_a_legacy_session_keeps_working_when_its_requests_alternate_betwee
             assert response.status_code == 200, response.text
             reply = rpc_reply(response.headers.get("content-type", ""), response.text)
             assert reply["result"]["content"][0]["text"] == str(number + 1)
+
+
+async def test_a_2026_clients_held_call_answers_on_whichever_replica_its_retry_reaches(cluster: Cluster) -> None:
+    """A 2025-era upstream's tool asks its 2026-07-28 client mid-call: each retry may land on the other replica."""
+
+    async def fill_form(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def sample(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked = params.messages[0].content
+        assert isinstance(asked, types.TextContent)
+        reply = types.TextContent(type="text", text=f"hello {asked.text}")
+        return types.CreateMessageResult(role="assistant", content=reply, model="m")
+
+    http = httpx2.AsyncClient(headers=bearer("isk-replicas-held"), timeout=30)
+    transport = streamable_http_client(f"{cluster.url}/mcp/asking", http_client=http)
+    callbacks: dict[str, Any] = {"elicitation_callback": fill_form, "sampling_callback": sample}
+    async with http, Client(transport, mode="2026-07-28", cache=None, **callbacks) as client:
+        with anyio.fail_after(60):
+            for _ in range(3):  # two POSTs, then three: under round-robin each loop starts on the other replica
+                form = await client.call_tool("ask_user", {})
+                assert not form.is_error, form
+                assert json.loads(form.content[0].text) == {"action": "accept", "content": {"name": "Ada"}}  # type: ignore[union-attr]
+                twice = await client.call_tool("ask_twice", {})
+                assert not twice.is_error, twice
+                assert json.loads(twice.content[0].text)["greeting"]["content"]["text"] == "hello {'name': 'Ada'}"  # type: ignore[union-attr]
+    served = cluster.served_by("/mcp/asking")
+    assert sorted(served) == sorted(f"127.0.0.1:{replica.port}" for replica in cluster.replicas), served

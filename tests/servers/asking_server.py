@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from typing import Annotated, Any
 
+import anyio
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -105,6 +106,30 @@ def build_asking() -> MCPServer:
             message="Sign in, please", url="https://example.com/login", elicitation_id="login-1"
         )
         return await _ask(ctx, types.ElicitRequest(params=params), types.ElicitResult)
+
+    @server.tool()
+    async def ask_twice(ctx: Context) -> str:
+        """Ask the user who they are (elicitation), then the client's model to greet them (sampling): two questions."""
+        form = types.ElicitRequestFormParams(message="Who are you?", requested_schema=REQUESTED_SCHEMA)
+        who = json.loads(await _ask(ctx, types.ElicitRequest(params=form), types.ElicitResult))
+        message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=str(who["content"])))
+        params = types.CreateMessageRequestParams(messages=[message], max_tokens=50)
+        greeting = await _ask(ctx, types.CreateMessageRequest(params=params), types.CreateMessageResult)
+        return json.dumps({"who": who, "greeting": json.loads(greeting)}, sort_keys=True)
+
+    @server.tool()
+    async def ask_then_stall(ctx: Context) -> str:
+        """Ask the user who they are, then take a minute to answer (a client may go away meanwhile)."""
+        form = types.ElicitRequestFormParams(message="Who are you?", requested_schema=REQUESTED_SCHEMA)
+        who = await _ask(ctx, types.ElicitRequest(params=form), types.ElicitResult)
+        await anyio.sleep(60)
+        return who
+
+    @server.tool()
+    async def stall() -> str:
+        """Take a minute to answer (long enough for a client to cancel it)."""
+        await anyio.sleep(60)
+        return "stalled"
 
     @server.tool()
     async def client_roots(ctx: Context) -> str:

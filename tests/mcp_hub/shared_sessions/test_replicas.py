@@ -103,12 +103,18 @@ async def replicas(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[li
 
 @asynccontextmanager
 async def client(
-    gateways: list[Gateway], pick: Pick, *, key: str = FULL_KEY, server: str = "askweb", **kwargs: Any
+    gateways: list[Gateway],
+    pick: Pick,
+    *,
+    key: str = FULL_KEY,
+    server: str = "askweb",
+    mode: str = "legacy",
+    **kwargs: Any,
 ) -> AsyncIterator[tuple[Client, Balancer]]:
     balancer = Balancer(gateways, pick)
     http = httpx2.AsyncClient(transport=balancer, headers={"authorization": f"Bearer {key}"}, timeout=30)
     transport = streamable_http_client(gateways[A].mcp_url(server), http_client=http)
-    async with http, Client(transport, mode="legacy", cache=None, **kwargs) as session:
+    async with http, Client(transport, mode=mode, cache=None, **kwargs) as session:
         yield session, balancer
 
 
@@ -308,6 +314,24 @@ async def test_a_subscription_outlives_the_copy_of_the_session_that_held_it(repl
     assert got == ["note://b"]
 
 
+@asynccontextmanager
+async def one_and_a_stoppable_replica(tmp_path: Path) -> AsyncIterator[tuple[Gateway, Gateway, Restartable]]:
+    """Two replicas on a private Redis serving `askweb`, the second one a test may stop (`Restartable.stop`)."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        async with fixture_over_http(script=ASKING) as url:
+            settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
+            async with serving(settings) as one, anyio.create_task_group() as tg:
+                two_running = Restartable(settings, tg)
+                try:
+                    yield one, await two_running.start(), two_running
+                finally:
+                    await two_running.stop()  # if the test did not (stopping twice is stopping once)
+    finally:
+        redis.stop()
+
+
 async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path) -> None:
     """The GET stream and the subscription were on B; B stops: the client's reconnected stream on A gets the updates
     of the subscription A took over from B."""
@@ -317,37 +341,28 @@ async def test_a_replica_that_goes_takes_only_its_streams_with_it(tmp_path: Path
         if isinstance(message, types.ResourceUpdatedNotification):
             got.append(message.params.uri)
 
-    redis = RedisServer(tmp_path)
-    redis.start()
     routes = {"GET": B, "resources_subscribe": B}
-    try:
-        async with fixture_over_http(script=ASKING) as url:
-            settings = hub_settings(tmp_path, {"askweb": {"url": url, "protocol": "legacy"}}, redis=redis.url)
-            async with serving(settings) as one, anyio.create_task_group() as tg:
-                two_running = Restartable(settings, tg)
-                two = await two_running.start()
-                pick: Pick = lambda request: routes.get(_kind(request).replace("/", "_"), A)  # noqa: E731
-                async with client([one, two], pick, message_handler=handle) as (session, balancer):
-                    with anyio.fail_after(30):
-                        await session.session.send_request(
-                            types.SubscribeRequest(params=types.SubscribeRequestParams(uri="note://a")),
-                            types.EmptyResult,
-                        )
-                        while not serving_it(two, session_id(balancer)):
-                            await anyio.sleep(0.02)
-                        assert two.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 1
-                        routes.clear()
-                        await two_running.stop()  # B goes, and its GET stream with it
-                        while one.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 0:
-                            await anyio.sleep(0.05)
-                        while not any(method == "GET" and replica == A for method, replica, _ in balancer.sent):
-                            await anyio.sleep(0.05)
-                        while not got:
-                            await session.call_tool("touch", {"uri": "note://a"})
-                            await anyio.sleep(0.2)
-                        assert (await session.list_tools()).tools
-    finally:
-        redis.stop()
+    async with one_and_a_stoppable_replica(tmp_path) as (one, two, two_running):
+        pick: Pick = lambda request: routes.get(_kind(request).replace("/", "_"), A)  # noqa: E731
+        async with client([one, two], pick, message_handler=handle) as (session, balancer):
+            with anyio.fail_after(30):
+                await session.session.send_request(
+                    types.SubscribeRequest(params=types.SubscribeRequestParams(uri="note://a")),
+                    types.EmptyResult,
+                )
+                while not serving_it(two, session_id(balancer)):
+                    await anyio.sleep(0.02)
+                assert two.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 1
+                routes.clear()
+                await two_running.stop()  # B goes, and its GET stream with it
+                while one.hub.relay.shared.subscriptions.holders("askweb", "note://a") == 0:
+                    await anyio.sleep(0.05)
+                while not any(method == "GET" and replica == A for method, replica, _ in balancer.sent):
+                    await anyio.sleep(0.05)
+                while not got:
+                    await session.call_tool("touch", {"uri": "note://a"})
+                    await anyio.sleep(0.2)
+                assert (await session.list_tools()).tools
     assert set(got) == {"note://a"}
 
 
