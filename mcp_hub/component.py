@@ -223,7 +223,7 @@ class McpHub:
             event_stores=self._event_stores(),
             retry_interval=resume.retry_ms if resume.enabled else None,
             shared=self.shared,
-            calls=SessionCalls(self.endpoint.fast_path),
+            calls=SessionCalls(self.endpoint.fast_path) if self.settings.fast_path else None,
         )
         if self.shared is not None:
             self.shared.on_end = manager.end_here

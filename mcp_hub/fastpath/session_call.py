@@ -279,6 +279,7 @@ class SessionCall:
         await self._end()
 
     async def send_event(self, event: EventMessage) -> None:
+        self.streamed = True  # whatever wrote it may have more on the way: the answer must queue behind it
         final = isinstance(event.message, JSONRPCResponse | JSONRPCError)
         await self._write(event_bytes(event.message, event.event_id), final=final)
 
