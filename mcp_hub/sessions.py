@@ -26,6 +26,11 @@ session this process does not serve materialises it from its record; each sessio
 (`_run_session`, the SDK's `run_server` with a dispatcher minting replica-named request ids and a write stream that
 routes messages to the replica holding their stream); a client's answer to another replica's request is passed on
 to it; a GET stream records this replica as its holder while it is open; DELETE ends the session everywhere.
+
+With `calls` (the fast path on), every session's task is `_run_session` too, so that the session fast path
+(`mcp_hub/fastpath/session_call.py`) has the session's `Connection`: a `tools/call` or `tools/list` POST by the key
+that opened the session is offered to it first (after materialising, and counted among the session's POSTs), and
+the session's end cancels the calls it is serving.
 """
 
 from __future__ import annotations
