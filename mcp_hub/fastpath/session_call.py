@@ -55,6 +55,7 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.jsonrpc_dispatcher import (
     JSONRPCDispatcher,
     _InFlight,
+    _JSONRPCDispatchContext,
     handler_exception_to_error_data,
     progress_token_from_params,
 )
@@ -201,7 +202,7 @@ class SessionCall:
         self.stream_id = str(request_id)
         self.send = send
         self.dispatcher = dispatcher
-        self.progress_token = progress_token
+        self._progress_token = progress_token
         self.version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
         self.resumable = transport._event_store is not None and is_version_at_least(self.version, "2025-11-25")
         self.message_metadata = ServerMessageMetadata(
@@ -258,15 +259,7 @@ class SessionCall:
         self.streamed = True
         return await self.dispatcher.send_raw_request(method, params, opts, _related_request_id=self.request_id)
 
-    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
-        if self.progress_token is None:
-            return
-        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
-        if total is not None:
-            params["total"] = total
-        if message is not None:
-            params["message"] = message
-        await self.notify("notifications/progress", params)
+    progress = _JSONRPCDispatchContext.progress  # the SDK's own: `notifications/progress` with `_progress_token`
 
     def close(self) -> None:
         """The request stream's `close()` (`close_sse_stream`): the SDK's SSE response ends there and then."""

@@ -20,12 +20,12 @@ from mcp.server.streamable_http import REQUEST_CANCELLED
 import mcp_hub.fastpath.session_call as session_call
 from mcp_hub.fastpath.session_call import SessionCall, sse_headers
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_server, hub_settings, serving
+from tests.mcp_hub.fastpath.test_fastpath import audit_of, set_fast
 
 pytestmark = pytest.mark.anyio
 
 VERSION = "2025-11-25"
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-VOLATILE_AUDIT = {"id", "request_id", "latency_ms", "ts", "created_at", "timestamp", "prev_hash", "hash"}
 _ids = itertools.count(1)
 
 
@@ -58,10 +58,6 @@ class Served:
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     yield Served(monkeypatch)
-
-
-def set_fast(gateway: Gateway, on: bool) -> None:
-    gateway.hub.endpoint.fast_path.enabled = on
 
 
 async def open_session(http: httpx2.AsyncClient, version: str = VERSION) -> dict[str, str]:
@@ -104,14 +100,6 @@ async def in_session(
             "/mcp", content=json.dumps(body), headers={**MCP_HEADERS, **session, "x-request-id": request_id, **head}
         )
         return answer_of(response, session["mcp-session-id"]), request_id
-
-
-async def audit_of(gateway: Gateway, request_id: str) -> dict[str, Any]:
-    rows = [row for row in await gateway.audit(limit=500) if row["request_id"] == request_id]
-    assert len(rows) == 1, rows
-    row = {k: v for k, v in rows[0].items() if k not in VOLATILE_AUDIT}
-    row["details"] = {k: v for k, v in (row.get("details") or {}).items() if k != "upstream_ms"}
-    return row
 
 
 async def both_ways(
@@ -289,3 +277,31 @@ def test_the_headers_are_the_sdks_event_source_response_s() -> None:
     )
     assert sdk.raw_headers == sse_headers("abc")
     assert session_call.priming_bytes("7", 250) == b"id: 7\r\ndata: \r\nretry: 250\r\n\r\n"
+
+
+async def test_a_long_call_gets_keep_alive_comments(
+    gateway: Gateway, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_call, "PING_INTERVAL", 0.2)
+    async with gateway.http(FULL_KEY) as http:
+        session = await open_session(http)
+        body = tool_call("fx__slow", {"seconds": 1})
+        response = await http.post("/mcp", json=body, headers={**MCP_HEADERS, **session})
+    assert served.fast == 1
+    lines = response.text.split("\r\n")
+    assert lines[:3] == [lines[0], "data: ", "retry: 500"] and lines[0].startswith("id: ")
+    pings = [line for line in lines if line.startswith(": ping - ")]
+    assert pings and lines.index(pings[0]) > 3  # after the priming event, before the answer
+    assert events_of({"body": response.text})[-1]["result"]["content"][0]["text"]
+
+
+async def test_fast_path_off_leaves_sessions_to_the_sdk(tmp_path: Any) -> None:
+    settings = hub_settings(tmp_path, {"fx": fixture_server(timeout=30)}, mcp={"fast_path": False})
+    async with serving(settings) as gateway, gateway.http(FULL_KEY) as http:
+        manager = gateway.hub._manager
+        assert manager is not None and manager.calls is None
+        session = await open_session(http)
+        response = await http.post(
+            "/mcp", json=tool_call("fx__add", {"a": 1, "b": 2}), headers={**MCP_HEADERS, **session}
+        )
+        assert events_of({"body": response.text})[-1]["result"]["structuredContent"] == {"result": 3}
