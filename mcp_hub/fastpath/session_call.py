@@ -144,7 +144,7 @@ class SessionCalls:
         found = envelope(decoded)
         connection = self._connections.get(session_id)
         transport = manager._server_instances.get(session_id)
-        if found is None or connection is None or transport is None or not _running(transport):
+        if found is None or connection is None or transport is None:
             return False
         request = Request(scope, receive)
         if await transport._security.validate_request(request, is_post=True) is not None:
@@ -154,8 +154,8 @@ class SessionCalls:
             return False
         request_id, method, params = found
         dispatcher = connection.outbound
-        if not isinstance(dispatcher, JSONRPCDispatcher):
-            return False
+        if not isinstance(dispatcher, JSONRPCDispatcher) or not _running(transport):
+            return False  # (checked last: from here to holding the session open below, nothing awaits)
         call = SessionCall(
             transport, session_id, request, request_id, send, dispatcher, progress_token_from_params(params)
         )
