@@ -306,6 +306,8 @@ class SessionCall:
         self, runner: ServerRunner[Any], method: str, params: dict[str, Any]
     ) -> dict[str, Any] | ErrorData | None:
         """The dispatcher's `_handle_request`: the result, the error to answer, or None (cancelled: no answer)."""
+        if self._session_gone:  # it ended while the priming event was stored
+            return None
         scope = self._scope = anyio.CancelScope()
         key = coerce_request_id(self.request_id)
         in_flight = self.dispatcher._in_flight
