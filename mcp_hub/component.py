@@ -23,6 +23,7 @@ from mcp_hub.catalog import Catalog, Kind, Snapshot
 from mcp_hub.codemode import CodeMode
 from mcp_hub.endpoint import Challenge, McpEndpoint, transport_security
 from mcp_hub.fairness import KeyCaps
+from mcp_hub.fastpath.session_call import SessionCalls
 from mcp_hub.notify import ChangeFeed
 from mcp_hub.pipeline import ToolCalls
 from mcp_hub.relay import Relay
@@ -228,6 +229,7 @@ class McpHub:
             event_stores=self._event_stores(),
             retry_interval=resume.retry_ms if resume.enabled else None,
             shared=self.shared,
+            calls=SessionCalls(self.endpoint.fast_path) if self.settings.fast_path else None,
         )
         if self.shared is not None:
             self.shared.on_end = manager.end_here

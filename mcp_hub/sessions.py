@@ -27,6 +27,11 @@ session this process does not serve materialises it from its record; each sessio
 routes messages to the replica holding their stream); a client's answer to another replica's request is passed on
 to it, and its `notifications/cancelled` to every replica serving the session; a GET stream records this replica
 as its holder while it is open; DELETE ends the session everywhere.
+
+With `calls` (the fast path on), every session's task is `_run_session` too, so that the session fast path
+(`mcp_hub/fastpath/session_call.py`) has the session's `Connection`: a `tools/call` or `tools/list` POST by the key
+that opened the session is offered to it first (after materialising, and counted among the session's POSTs), and
+the session's end cancels the calls it is serving.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from mcp.server.connection import Connection
 from mcp.server.runner import serve_connection
 from mcp.server.streamable_http import GET_STREAM_KEY, MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager, _send_and_report_status
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.transport_context import TransportContext
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -51,6 +58,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.access import Caller
 from mcp_hub.endpoint import BODY_SCOPE_KEY, jsonrpc_error_response
 from mcp_hub.fairness import KeyCapReached, KeySlots, Slot
+from mcp_hub.fastpath.session_call import SessionCalls
 from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import CALLER_SCOPE_KEY
 from mcp_hub.shared_sessions import LocalSession, SharedSessions
@@ -94,10 +102,13 @@ class FairSessionManager(StreamableHTTPSessionManager):
         slots: KeySlots,
         event_stores: SessionEventStores | RedisEventStores | None = None,
         shared: SharedSessions | None = None,
+        calls: SessionCalls | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.slots = slots
+        self.calls = calls
+        """The session fast path (`mcp_hub/fastpath/session_call.py`): `tools/call` and `tools/list` in a session."""
         self.event_stores = event_stores
         self.shared = shared
         """With Redis: sessions any replica serves (`mcp_hub/shared_sessions`); None keeps them in this process."""
@@ -124,7 +135,13 @@ class FairSessionManager(StreamableHTTPSessionManager):
             posts = self._posts.setdefault(session_id, _InFlight())
             posts.count += 1
             try:
-                await super()._handle_stateful_request(scope, receive, send)
+                # Only for the key that opened the session; any other gets the SDK's 404.
+                if (
+                    self.calls is None
+                    or not self._is_owner(session_id, scope)
+                    or not await self.calls.serve(self, session_id, scope.get(BODY_SCOPE_KEY), scope, receive, send)
+                ):
+                    await super()._handle_stateful_request(scope, receive, send)
             finally:
                 posts.count -= 1
                 if not posts.count:
@@ -214,21 +231,28 @@ class FairSessionManager(StreamableHTTPSessionManager):
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """The SDK's session task (`run_server` in `_serve_opening_request`), for a shared session: requests to
-        the client carry this replica in their ids, messages go to the replica holding their stream, and a
-        materialised session starts initialised."""
-        assert self.shared is not None
+        """The SDK's session task (`run_server` in `_serve_opening_request`, with `serve_loop`'s dispatcher), whose
+        `Connection` the session fast path serves calls on. For a shared session, requests to the client carry this
+        replica in their ids, messages go to the replica holding their stream, and a materialised session starts
+        initialised."""
         session_id = transport.mcp_session_id
         assert session_id is not None
         async with transport.connect() as (read_stream, write_stream):
-            routed = RoutedWrite(write_stream, transport, session_id, self.shared.route)
-            dispatcher = ReplicaDispatcher(
-                read_stream, routed, inline_methods=frozenset({"initialize"}), replica=self.shared.replica
-            )
+            dispatcher: JSONRPCDispatcher[TransportContext]
+            if self.shared is None:
+                dispatcher = JSONRPCDispatcher(read_stream, write_stream, inline_methods=frozenset({"initialize"}))
+            else:
+                routed = RoutedWrite(write_stream, transport, session_id, self.shared.route)
+                dispatcher = ReplicaDispatcher(
+                    read_stream, routed, inline_methods=frozenset({"initialize"}), replica=self.shared.replica
+                )
             connection = Connection.for_loop(dispatcher, session_id=session_id)
-            self.shared.attach(session_id, LocalSession(transport, connection, write_stream))
-            if record is not None:
-                self.shared.restore(connection, record)
+            if self.shared is not None:
+                self.shared.attach(session_id, LocalSession(transport, connection, write_stream))
+                if record is not None:
+                    self.shared.restore(connection, record)
+            if self.calls is not None:
+                self.calls.attach(session_id, connection)
             task_status.started()
             try:
                 idle_scope = transport.idle_scope or anyio.CancelScope()
@@ -283,10 +307,10 @@ class FairSessionManager(StreamableHTTPSessionManager):
         if self.event_stores is not None:
             # The SDK's manager hands every session one shared store; ours are per session (see resume.py).
             http_transport._event_store = self.event_stores.open(session_id)
-        if self.shared is None:
+        if self.shared is None and self.calls is None:
             await super()._serve_opening_request(http_transport, scope, receive, send)
             return
-        # As the SDK's, with the shared session's own task.
+        # As the SDK's, with this module's session task.
         established = False
         try:
             assert self._task_group is not None
@@ -303,6 +327,8 @@ class FairSessionManager(StreamableHTTPSessionManager):
             slot.release()
         if self.event_stores is not None:
             self.event_stores.close(session_id)
+        if self.calls is not None:
+            self.calls.detach(session_id)
         await super()._discard_session(session_id, transport)
         if self.shared is not None:
             with anyio.CancelScope(shield=True):

@@ -17,11 +17,9 @@ What it takes (`eligible.py`), all decided before any work, the SDK's own checks
 Anything else, every refusal included, goes to the SDK: 2025-era requests (with or without a session), other
 methods, notifications, batches, malformed envelopes, header mismatches, and a manager in JSON-response mode.
 
-2025-era session calls are not taken. Such a call's relayed log notices (a session that never set a level gets
-every level), progress, sampling, elicitation and roots requests ride its SSE stream, which the SDK numbers in the
-session's event store (a priming event first, replay on `Last-Event-ID`) and may close early when the upstream
-polls (`polling.py`); the session's idle timer and in-flight count (`sessions.py`) also live in the SDK's transport.
-Which of these a call will need is not known before it runs, so only the SDK serves them exactly.
+2025-era session calls are not taken here: the session manager (`sessions.py`) hands them to `session_call.py`, the
+session fast path, which keeps the session's event stream, event store, idle timer, in-flight count and dispatcher
+as the SDK's transport keeps them.
 
 How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`'s `ServerRunner`: the middleware, so
 OpenTelemetry, request-state sealing and error rendering; params and result validated per protocol version; the

@@ -305,7 +305,7 @@ async def test_sdk_clients_of_both_eras_get_the_same_results(gateway: Gateway, s
         fast = served.fast
         on = await call()
         assert on == off and on["structuredContent"] == {"result": 42}
-        assert (served.fast > fast) is taken  # a 2025-era session call always goes to the SDK
+        assert (served.fast > fast) is taken  # a session's call is the session fast path's (test_session_call.py)
 
 
 def test_the_fast_path_is_on_unless_configured_off() -> None:
