@@ -234,7 +234,7 @@ class Endpoints:
         exchange.mark_first_byte()
         scan = output_scan(self.pipeline, exchange)
         await check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
-        if scan is None and reply.raw is not None and reply.usage is not None:
+        if (scan is None or not scan.changed) and reply.raw is not None and reply.usage is not None:
             content = reply.raw
         else:
             if reply.usage is None:

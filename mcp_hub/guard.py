@@ -1,12 +1,14 @@
 """Guardrails on what upstreams give: `tool_input` on a call's arguments before the upstream is called,
 `tool_output` on what it returns before the caller sees it. Every edge (`/mcp`, its fast path, REST, Code Mode, agent
 mode) calls tools through `ToolCalls`, which calls these; `resources/read` and `prompts/get` (on `/mcp`, both eras)
-run their results through `tool_output` too.
+run what the client sends (the URI, the prompt's arguments) through `tool_input` and their results through
+`tool_output` too.
 
 A blocked input is a tool error naming the rule, and the upstream is not called; a blocked output replaces the
-result with that error. Redaction covers text content, embedded text resources and structured content; a resource's
-text contents; a prompt's message texts. Binary contents (blobs, images, audio) are passed on unscanned. A blocked
-resource or prompt is a JSON-RPC error naming the rule (`GuardrailBlocked`, raised to the handler).
+result with that error. Redaction covers text content, embedded resources and structured content; a resource's
+contents; a prompt's messages. A blob whose media type is textual (`toolpolicy.guardrails.blobs`) is decoded,
+scanned and, when redacted, encoded back; other blobs, images and audio are passed on unscanned. A blocked resource
+or prompt, on the way in or out, is a JSON-RPC error naming the rule (`GuardrailBlocked`, raised to the handler).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 import mcp_types as types
 
+from toolpolicy.errors import GuardrailBlocked
 from toolpolicy.guardrails import Guardrails, Scan
+from toolpolicy.guardrails.blobs import rewrite_blob
+from toolpolicy.guardrails.rules import rewrite
 from toolpolicy.types import Principal
 
 
@@ -39,39 +44,80 @@ async def check_arguments(scan: Scan, arguments: dict[str, Any] | None) -> dict[
         scan.report()
 
 
+async def check_uri(scan: Scan, uri: str) -> str:
+    """A resource URI the client asked for, redacted, then shown to the webhook rules; raises `GuardrailBlocked`
+    naming the URI. Audits what it found either way."""
+    try:
+        redacted = scan.text(uri)
+        await scan.remote({"uri": redacted}, everything=True)
+        return redacted
+    except GuardrailBlocked as exc:
+        raise GuardrailBlocked(f"guardrail {exc.rule!r} blocked the resource URI", rule=exc.rule) from None
+    finally:
+        scan.report()
+
+
+async def check_prompt_arguments(scan: Scan, arguments: dict[str, str]) -> dict[str, str]:
+    """A prompt's arguments (a copy), redacted, then shown to the webhook rules; raises `GuardrailBlocked` naming
+    the prompt's arguments. Audits what it found either way."""
+    try:
+        return await check_arguments(scan, dict(arguments)) or {}
+    except GuardrailBlocked as exc:
+        raise GuardrailBlocked(f"guardrail {exc.rule!r} blocked the prompt's arguments", rule=exc.rule) from None
+
+
+def masked(scan: Scan | None, text: str) -> str:
+    """`text` with whatever `scan`'s rules find in it replaced, whatever their action: what an audit record may name
+    (a `log` rule leaves a URI as it is, but its record must not carry the match)."""
+    if scan is None:
+        return text
+    return rewrite(text, scan.rules.find(text), every=True)
+
+
 async def check_result(scan: Scan, result: types.CallToolResult) -> types.CallToolResult:
     """The result with its text redacted, then shown to the webhook rules; raises `GuardrailBlocked`. Audits what it
     found either way."""
     try:
-        content = [_content(scan, item) for item in result.content]
+        texts: list[str] = []
+        content = [_content(scan, item, texts) for item in result.content]
         structured = scan.values(result.structured_content) if result.structured_content else result.structured_content
-        texts = [item.text for item in content if isinstance(item, types.TextContent)]
         await scan.remote({"content": texts, "structured": structured}, everything=True)
         return result.model_copy(update={"content": content, "structured_content": structured})
     finally:
         scan.report()
 
 
-def _content(scan: Scan, item: Any) -> Any:
+def _content(scan: Scan, item: Any, texts: list[str]) -> Any:
+    """A content item with its text redacted (`texts` gathers what the webhook rules are shown)."""
     if isinstance(item, types.TextContent):
-        return item.model_copy(update={"text": scan.text(item.text)})
-    if isinstance(item, types.EmbeddedResource) and isinstance(item.resource, types.TextResourceContents):
-        resource = item.resource.model_copy(update={"text": scan.text(item.resource.text)})
-        return item.model_copy(update={"resource": resource})
+        return item.model_copy(update={"text": _text(scan, item.text, texts)})
+    if isinstance(item, types.EmbeddedResource):
+        return item.model_copy(update={"resource": _resource(scan, item.resource, texts)})
+    return item  # images, audio, resource links: no text
+
+
+def _resource(scan: Scan, item: Any, texts: list[str]) -> Any:
+    """Resource contents with their text redacted: a text, or a blob of a textual media type."""
+    if isinstance(item, types.TextResourceContents):
+        return item.model_copy(update={"text": _text(scan, item.text, texts)})
+    if isinstance(item, types.BlobResourceContents):
+        blob = rewrite_blob(item.blob, item.mime_type, lambda text: _text(scan, text, texts))
+        return item if blob is item.blob else item.model_copy(update={"blob": blob})
     return item
 
 
+def _text(scan: Scan, text: str, texts: list[str]) -> str:
+    scanned = scan.text(text)
+    texts.append(scanned)
+    return scanned
+
+
 async def check_resource(scan: Scan, result: types.ReadResourceResult) -> types.ReadResourceResult:
-    """A resource read's text contents redacted, then shown to the webhook rules; raises `GuardrailBlocked`. Blobs
-    pass unscanned. Audits what it found either way."""
+    """A resource read's contents redacted (texts, and blobs of a textual media type), then shown to the webhook
+    rules; raises `GuardrailBlocked`. Other blobs pass unscanned. Audits what it found either way."""
     try:
-        contents = [
-            item.model_copy(update={"text": scan.text(item.text)})
-            if isinstance(item, types.TextResourceContents)
-            else item
-            for item in result.contents
-        ]
-        texts = [item.text for item in contents if isinstance(item, types.TextResourceContents)]
+        texts: list[str] = []
+        contents = [_resource(scan, item, texts) for item in result.contents]
         await scan.remote({"contents": texts}, everything=True)
         return result.model_copy(update={"contents": contents})
     finally:
@@ -79,18 +125,13 @@ async def check_resource(scan: Scan, result: types.ReadResourceResult) -> types.
 
 
 async def check_prompt(scan: Scan, result: types.GetPromptResult) -> types.GetPromptResult:
-    """A prompt's message texts (and embedded text resources) redacted, then shown to the webhook rules; raises
+    """A prompt's message texts (and embedded resources) redacted, then shown to the webhook rules; raises
     `GuardrailBlocked`. Its description is the server's own, listed text and is left alone. Audits either way."""
     try:
+        texts: list[str] = []
         messages = [
-            message.model_copy(update={"content": _content(scan, message.content)}) for message in result.messages
-        ]
-        texts = [message.content.text for message in messages if isinstance(message.content, types.TextContent)]
-        texts += [
-            message.content.resource.text
-            for message in messages
-            if isinstance(message.content, types.EmbeddedResource)
-            and isinstance(message.content.resource, types.TextResourceContents)
+            message.model_copy(update={"content": _content(scan, message.content, texts)})
+            for message in result.messages
         ]
         await scan.remote({"messages": texts}, everything=True)
         return result.model_copy(update={"messages": messages})

@@ -21,7 +21,7 @@ from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
 from mcp_hub.fairness import KeySlots
-from mcp_hub.guard import check_prompt, check_resource, tool_scan
+from mcp_hub.guard import check_prompt, check_prompt_arguments, check_resource, check_uri, masked, tool_scan
 from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.listen_resources import ResourceSubscriber
 from mcp_hub.naming import hub_uri, split_hub_uri
@@ -36,7 +36,7 @@ from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy import sanitize
 from toolpolicy.errors import GatewayError, GuardrailBlocked, InvalidRequest
-from toolpolicy.guardrails import Guardrails
+from toolpolicy.guardrails import Guardrails, Scan
 
 Context = ServerRequestContext[Any, Any]
 CALLER_SCOPE_KEY = "isthmus.mcp.caller"
@@ -149,18 +149,21 @@ class Handlers:
         entry = self._prompt(caller, params.name)
         request_id = _request_id(ctx)
 
-        async def work() -> types.GetPromptResult:
-            with passed_on(ctx), acting_as(caller.principal):
-                result = await self.upstreams[entry.server].get_prompt(entry.name, params.arguments)
-            scan = tool_scan(
-                self.guardrails,
-                caller.principal,
-                "tool_output",
-                request_id=request_id,
-                server=entry.server,
-                target=f"{entry.server}/{entry.name}",
+        def scan(surface: str) -> Scan | None:
+            target = f"{entry.server}/{entry.name}"
+            return tool_scan(
+                self.guardrails, caller.principal, surface, request_id=request_id, server=entry.server, target=target
             )
-            return result if scan is None else await check_prompt(scan, result)
+
+        async def work() -> types.GetPromptResult:
+            arguments = params.arguments
+            inbound = scan("tool_input")
+            if inbound is not None and arguments:
+                arguments = await check_prompt_arguments(inbound, arguments)  # a block: the upstream is not asked
+            with passed_on(ctx), acting_as(caller.principal):
+                result = await self.upstreams[entry.server].get_prompt(entry.name, arguments)
+            outbound = scan("tool_output")
+            return result if outbound is None else await check_prompt(outbound, result)
 
         return await self.relay.served(ctx, caller, request_id, params, work)
 
@@ -198,20 +201,24 @@ class Handlers:
         request_id = _request_id(ctx)
 
         async def work() -> types.ReadResourceResult:
+            inbound = tool_scan(
+                self.guardrails, caller.principal, "tool_input", request_id=request_id, server=server, target=server
+            )
+            # Audit records name the URI with what the input rules find in it masked, whatever their action.
+            target = f"{server}/{masked(inbound, uri)}"
+            sent = uri
+            if inbound is not None:
+                inbound.target = target
+                sent = await check_uri(inbound, uri)  # a block: the upstream is not asked
             try:
                 with passed_on(ctx), acting_as(caller.principal):
-                    result = await self.upstreams[server].read_resource(uri)
+                    result = await self.upstreams[server].read_resource(sent)
             except UpstreamRejected as exc:
-                if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == uri:
+                if isinstance(exc.upstream_data, dict) and exc.upstream_data.get("uri") == sent:
                     exc.upstream_data = {**exc.upstream_data, "uri": params.uri}  # the URI the client knows
                 raise
             scan = tool_scan(
-                self.guardrails,
-                caller.principal,
-                "tool_output",
-                request_id=request_id,
-                server=server,
-                target=f"{server}/{uri}",
+                self.guardrails, caller.principal, "tool_output", request_id=request_id, server=server, target=target
             )
             if scan is not None:
                 result = await check_resource(scan, result)

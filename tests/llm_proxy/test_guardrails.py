@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
-from tests.llm_proxy.mock_provider import MockProvider, sse, stream_frames
+from tests.llm_proxy.mock_provider import MockProvider, json_reply, sse, stream_frames
 from toolpolicy.audit import AuditRecord
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +132,35 @@ async def test_chat_output_is_redacted_before_the_client_sees_it(guarded: Gatewa
     assert completion.choices[0].message.content == "echo:card [REDACTED:credit_card]"
     (record,) = await guardrail_records(guarded, 1)
     assert (record.details["rule"], record.details["surface"], record.decision) == ("pii-out", "output", "redact")
+
+
+async def test_a_scanned_answer_nothing_was_redacted_in_goes_out_as_the_providers_bytes(
+    guarded: Gateway, mock: MockProvider
+) -> None:
+    def answer(content: str) -> dict[str, Any]:
+        message = {"role": "assistant", "content": content}
+        return {
+            "id": "chatcmpl-raw",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-test",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        }
+
+    clean, dirty = answer("nothing to see"), answer(f"card {CARD}")
+    mock.queue(json_reply(clean), json_reply(dirty))
+    async with gpt(guarded) as sdk:
+        replies = [
+            await sdk.chat.completions.with_raw_response.create(
+                model="mock/gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
+            for _ in range(2)
+        ]
+    # Scanned (the output rules apply) but unchanged: the provider's own encoding, not a re-encoding of it.
+    assert replies[0].http_response.content == json.dumps(clean).encode()
+    redacted = replies[1].http_response.json()
+    assert redacted["choices"][0]["message"]["content"] == "card [REDACTED:credit_card]"
 
 
 async def test_a_streamed_chat_answer_is_redacted_however_the_value_is_split(

@@ -1,12 +1,15 @@
 """Guardrails on tool calls, over `/mcp` (both protocol eras; the 2026-07-28 one takes the fast path) and REST, with
 the real fixture MCP server: a blocked argument is a tool error naming the rule and the upstream is not called; a
 server's rules redact what its tools return, text and structured content alike. Resource reads and prompts go
-through `tool_output` too: redacted, or a JSON-RPC error naming the rule."""
+through `tool_input` (the URI, the arguments) and `tool_output` too: redacted, or a JSON-RPC error naming the rule.
+Blobs of a textual media type are scanned as text; images and other binary blobs pass."""
 
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
@@ -126,7 +129,8 @@ async def test_resource_reads_are_redacted_blocked_and_audited_as_tool_output(gu
         (row["target"], row["decision"], row["details"]["surface"], row["details"]["entities"]) for row in rows
     ) == [
         ("fx/demo://colors/jo@example.com", "redact", "tool_output", {"email": 1}),
-        (f"plain/demo://colors/{AWS}", "block", "tool_output", {"aws_access_key": 1}),
+        # The URI is what the client sent: blocked before the upstream is asked, and never named in the record.
+        ("plain/demo://colors/[REDACTED:aws_access_key]", "block", "tool_input", {"aws_access_key": 1}),
     ]
 
 
@@ -147,7 +151,7 @@ async def test_prompts_are_redacted_blocked_and_audited_as_tool_output(guarded: 
     json_rpc_blocked(secret.value, "no-secrets")
     rows = await guardrail_rows(guarded, request_id)
     assert sorted((row["target"], row["reason"], row["decision"], row["details"]["surface"]) for row in rows) == [
-        ("fx/greet", "no-secrets", "block", "tool_output"),
+        ("fx/greet", "no-secrets", "block", "tool_input"),  # the argument: the upstream is not asked
         ("fx/greet", "pii-out", "redact", "tool_output"),
         ("plain/greet", "injection", "block", "tool_output"),
     ]
@@ -182,3 +186,121 @@ async def test_a_prompts_embedded_text_resource_is_redacted_and_images_pass() ->
     assert first.resource.text == "[REDACTED:email]"
     assert result.messages[1].content == image
     assert scan.hits == {}  # reported
+
+
+# --- what a client sends with resources/read and prompts/get; blobs -------------------------------------------
+
+CONTENTS = Path(__file__).parents[1] / "servers" / "contents_server.py"
+INBOUND_RULES = [
+    {"name": "no-secrets", "detect": "secrets", "action": "block", "default": True},
+    {"name": "pii-in", "detect": "pii", "entities": ["email"], "action": "redact", "apply_to": ["tool_input"]},
+    {"name": "pii-out", "detect": "pii", "entities": ["email"], "action": "redact", "apply_to": ["tool_output"]},
+    {"name": "codename", "detect": "regex", "patterns": ["(?i)falcon"], "action": "log", "apply_to": ["tool_input"]},
+]
+
+
+@pytest.fixture(scope="module")
+async def contents(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    server = {"command": sys.executable, "args": [str(CONTENTS)], "timeout": 10}
+    servers = {"asks": {**server, "guardrails": ["pii-in", "codename"]}, "files": {**server, "guardrails": ["pii-out"]}}
+    settings = hub_settings(tmp_path_factory.mktemp("contents"), servers, guardrails=INBOUND_RULES)
+    async with serving(settings) as started:
+        yield started
+
+
+async def asked(client: Any) -> dict[str, int]:
+    result = await client.call_tool("asks__asked", {})
+    counts: dict[str, int] = result.structured_content
+    return counts
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_resource_uri_is_scanned_as_tool_input(contents: Gateway, mode: str) -> None:
+    request_id = f"guard-uri-{mode}"
+    async with contents.client(FULL_KEY, mode, headers={"x-request-id": request_id}) as client:
+        before = await asked(client)
+        redacted = await client.read_resource("isthmus://asks/files://counted/jo@example.com")
+        with pytest.raises(MCPError) as blocked:
+            await client.read_resource(f"isthmus://asks/files://counted/{AWS}")
+        logged = await client.read_resource("isthmus://asks/files://counted/falcon")
+        after = await asked(client)
+    (content,) = redacted.contents
+    assert isinstance(content, types.TextResourceContents)
+    assert content.text == "you asked for [REDACTED:email]"  # the upstream saw the redacted URI
+    json_rpc_blocked(blocked.value, "no-secrets")
+    assert "resource URI" in blocked.value.message
+    assert isinstance(logged.contents[0], types.TextResourceContents)
+    assert logged.contents[0].text == "you asked for falcon"  # `log` changes nothing
+    assert after["resource"] - before["resource"] == 2  # the blocked read never reached the upstream
+    rows = await guardrail_rows(contents, request_id)
+    assert sorted((row["target"], row["reason"], row["decision"], row["details"]["surface"]) for row in rows) == [
+        ("asks/files://counted/[REDACTED:aws_access_key]", "no-secrets", "block", "tool_input"),
+        ("asks/files://counted/[REDACTED:codename]", "codename", "log", "tool_input"),
+        ("asks/files://counted/[REDACTED:email]", "pii-in", "redact", "tool_input"),
+    ]
+    assert all(AWS not in repr(row) and "jo@example.com" not in repr(row) for row in rows)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_prompt_arguments_are_scanned_as_tool_input(contents: Gateway, mode: str) -> None:
+    request_id = f"guard-prompt-args-{mode}"
+    async with contents.client(FULL_KEY, mode, headers={"x-request-id": request_id}) as client:
+        before = await asked(client)
+        redacted = await client.get_prompt("asks__counted_prompt", {"value": "mail jo@example.com"})
+        with pytest.raises(MCPError) as blocked:
+            await client.get_prompt("asks__counted_prompt", {"value": AWS})
+        after = await asked(client)
+    (message,) = redacted.messages
+    assert isinstance(message.content, types.TextContent)
+    assert message.content.text == "you asked for mail [REDACTED:email]"
+    json_rpc_blocked(blocked.value, "no-secrets")
+    assert "prompt's arguments" in blocked.value.message
+    assert after["prompt"] - before["prompt"] == 1
+    rows = await guardrail_rows(contents, request_id)
+    assert sorted((row["target"], row["reason"], row["decision"], row["details"]["surface"]) for row in rows) == [
+        ("asks/counted_prompt", "no-secrets", "block", "tool_input"),
+        ("asks/counted_prompt", "pii-in", "redact", "tool_input"),
+    ]
+
+
+def blob_text(item: Any, encoding: str = "utf-8") -> str:
+    assert isinstance(item, types.BlobResourceContents)
+    return base64.b64decode(item.blob).decode(encoding)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_textual_blobs_are_scanned_and_binary_ones_pass(contents: Gateway, mode: str) -> None:
+    request_id = f"guard-blobs-{mode}"
+    async with contents.client(FULL_KEY, mode, headers={"x-request-id": request_id}) as client:
+        notes = await client.read_resource("isthmus://files/files://notes.json")
+        names = await client.read_resource("isthmus://files/files://names.csv")
+        photo = await client.read_resource("isthmus://files/files://photo.png")
+        attachments = await client.call_tool("files__attachments", {})
+    assert blob_text(notes.contents[0]) == '{"note": "contact [REDACTED:email] today"}'
+    assert blob_text(names.contents[0], "latin-1") == "José,contact [REDACTED:email] today"  # its own charset
+    assert base64.b64decode(photo.contents[0].blob) == b"\x89PNG\r\ncontact jo@example.com today"  # type: ignore[union-attr]
+    embedded, image = attachments.content
+    assert isinstance(embedded, types.EmbeddedResource)
+    assert blob_text(embedded.resource) == "contact [REDACTED:email] today"
+    assert isinstance(image, types.ImageContent)
+    assert base64.b64decode(image.data) == b"contact jo@example.com today"
+    rows = await guardrail_rows(contents, request_id)
+    assert sorted((row["target"], row["details"]["entities"]) for row in rows) == [
+        ("files/attachments", {"email": 1}),
+        ("files/files://names.csv", {"email": 1}),
+        ("files/files://notes.json", {"email": 1}),
+    ]
+
+
+async def test_a_textual_blob_holding_a_secret_is_blocked() -> None:
+    rules = [GuardrailSettings(name="no-secrets", detect="secrets", action="block", default=True)]
+    scan = Guardrails(rules).scan(Principal("k", "k"), "tool_output", request_id="r", target="s/x")
+    assert scan is not None
+    leak = base64.b64encode(f"aws_key: {AWS}".encode()).decode()
+    blob = types.BlobResourceContents(uri="files://key.yaml", mime_type="application/yaml", blob=leak)
+    with pytest.raises(GuardrailBlocked) as blocked:
+        await check_resource(scan, types.ReadResourceResult(contents=[blob]))
+    assert blocked.value.rule == "no-secrets"
+    embedded = types.EmbeddedResource(type="resource", resource=blob)
+    with pytest.raises(GuardrailBlocked):
+        await check_prompt(scan, types.GetPromptResult(messages=[types.PromptMessage(role="user", content=embedded)]))

@@ -58,6 +58,8 @@ class Guardrails:
         self._defaults = frozenset(rule.name for rule in rules if rule.default)
         self._emit = emit
         self._cache: dict[tuple[Any, ...], RuleSet] = {}
+        self._sets: dict[tuple[str, ...], RuleSet] = {}
+        """Rule names in config order -> their RuleSet: at most one per combination the config allows."""
 
     @property
     def active(self) -> bool:
@@ -78,17 +80,19 @@ class Guardrails:
         if found is None:
             chosen = (self._defaults | frozenset(listed)) - frozenset(skipped)
             chosen |= self._servers.get(server or "", frozenset())
-            applied = [
-                rule
-                for name, rule in self._rules.items()
-                if name in chosen and surface in self._settings[name].apply_to
-            ]
-            found = RuleSet(
-                tuple(rule for rule in applied if isinstance(rule, Rule)),
-                tuple(rule for rule in applied if isinstance(rule, WebhookRule)),
-            )
+            applied = tuple(name for name in self._rules if name in chosen and surface in self._settings[name].apply_to)
+            # One RuleSet (and its compiled prefilter, a few milliseconds to build) per distinct list of rules,
+            # shared by every key, surface and server that resolves to it.
+            found = self._sets.get(applied)
+            if found is None:
+                rules = [self._rules[name] for name in applied]
+                found = self._sets[applied] = RuleSet(
+                    tuple(rule for rule in rules if isinstance(rule, Rule)),
+                    tuple(rule for rule in rules if isinstance(rule, WebhookRule)),
+                )
             if len(self._cache) > 10_000:  # bounded: the key is a config-sized set of lists, but be safe
                 self._cache.clear()
+                self._sets = {applied: found}
             self._cache[key] = found
         return found
 
@@ -113,7 +117,7 @@ class Guardrails:
 class Scan:
     """Enforces one RuleSet on one request's surface and tallies the hits for its audit records."""
 
-    __slots__ = ("_emit", "_tally", "post", "principal", "request_id", "rules", "surface", "target")
+    __slots__ = ("_emit", "_tally", "changed", "post", "principal", "request_id", "rules", "surface", "target")
 
     def __init__(
         self,
@@ -133,6 +137,8 @@ class Scan:
         self._emit = emit
         self._tally: dict[str, Counter[str]] = {}
         self.post: WebhookPost | None = None
+        self.changed = False
+        """Whether a redaction rewrote any text so far: when none did, a caller can send the bytes it received."""
 
     def text(self, value: str) -> str:
         """`value`, redacted; raises `GuardrailBlocked` if a blocking rule matched."""
@@ -142,7 +148,7 @@ class Scan:
         if not hits:
             return value
         self.record(hits)
-        return rewrite(value, hits)
+        return self._rewritten(value, hits)
 
     def quiet(self, value: str) -> str:
         """`value` redacted (or refused) like `text`, without counting: for a stream's snapshots (a finished item,
@@ -155,7 +161,13 @@ class Scan:
             raise GuardrailBlocked(
                 f"guardrail {blocked.rule.name!r} blocked the {_NOUNS[self.surface]}", rule=blocked.rule.name
             )
-        return rewrite(value, hits) if hits else value
+        return self._rewritten(value, hits) if hits else value
+
+    def _rewritten(self, value: str, hits: list[Hit]) -> str:
+        rewritten = rewrite(value, hits)
+        if rewritten != value:
+            self.changed = True
+        return rewritten
 
     def json(self, value: Any, *, quiet: bool = False) -> Any:
         """Every text in an LLM body (see `walk`), redacted in place; raises `GuardrailBlocked` on a blocking hit."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from toolpolicy.guardrails.detectors.subject import Subject
 from toolpolicy.guardrails.rules import rewrite
 
 if TYPE_CHECKING:
@@ -48,29 +49,31 @@ class StreamScanner:
             self._pending += piece
             return ""
         self._unscanned = 0
-        text = self._context + self._pending + piece
+        subject = Subject(self._context + self._pending + piece)
         floor = len(self._context)
-        return self._emit(text, floor, self._scan.rules.safe_point(text, floor))
+        return self._emit(subject, floor, self._scan.rules.safe_point(subject, floor))
 
     def flush(self) -> str:
         """Everything still held, redacted: the text has ended."""
         if not self._pending:
             return ""
-        text = self._context + self._pending
-        return self._emit(text, len(self._context), len(text))
+        subject = Subject(self._context + self._pending)
+        return self._emit(subject, len(self._context), len(subject.text))
 
-    def _emit(self, text: str, floor: int, safe: int) -> str:
+    def _emit(self, subject: Subject, floor: int, safe: int) -> str:
+        text = subject.text
         if safe <= floor:
             self._pending = text[floor:]
             return ""
         hits = []
-        for hit in self._scan.rules.find(text, floor):  # by position
+        for hit in self._scan.rules.find_in(subject, floor):  # by position
             # A match that began before the safe point is complete: it goes out whole, and so does any match that
             # overlaps it (another rule's), so no part of one goes out unscanned.
             if hit.finding.start < safe:
                 hits.append(hit)
                 safe = max(safe, hit.finding.end)
-        self._scan.record(hits)
+        if hits:
+            self._scan.record(hits)  # raises on a block, before anything more is let out
         self._pending = text[safe:]
         self._context = text[max(0, safe - CONTEXT) : safe]
-        return rewrite(text, hits, floor, safe)
+        return rewrite(text, hits, floor, safe) if hits else text[floor:safe]

@@ -42,6 +42,7 @@ SKIP_KEYS = frozenset(
         "status",
         "object",
         "embedding",
+        "usage",
     }
 )
 
@@ -59,15 +60,23 @@ def rewrite_texts(
         return scan(value) if inside else value
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in skip or item is None or isinstance(item, bool | int | float):
+            if key in skip:
                 continue
-            if isinstance(item, dict | list) and _tool_arguments(value, key):
-                value[key] = rewrite_texts(item, scan, True, _NOTHING)
-                continue
-            value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS, skip)
+            # Strings are handled here rather than by a call per string: a body is mostly strings.
+            if isinstance(item, str):
+                if inside or key in TEXT_KEYS:
+                    value[key] = scan(item)
+            elif isinstance(item, dict | list):
+                if _tool_arguments(value, key):
+                    value[key] = rewrite_texts(item, scan, True, _NOTHING)
+                else:
+                    value[key] = rewrite_texts(item, scan, inside or key in TEXT_KEYS, skip)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, str | dict | list):
+            if isinstance(item, str):
+                if inside:
+                    value[index] = scan(item)
+            elif isinstance(item, dict | list):
                 value[index] = rewrite_texts(item, scan, inside, skip)
     return value
 

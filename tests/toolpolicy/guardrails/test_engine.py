@@ -35,6 +35,16 @@ def test_rules_resolve_from_defaults_lists_skips_surfaces_and_servers() -> None:
     assert _names(guardrails, skipper, "tool_output", "crm") == ["pii"]  # a server's rules always apply
 
 
+def test_keys_surfaces_and_servers_resolving_to_the_same_rules_share_one_rule_set() -> None:
+    guardrails = Guardrails(RULES, servers={"crm": ["pii"]})
+    support = Principal("k2", "support", guardrails=("pii",))
+    other = Principal("k3", "other", guardrails=("pii", "pii-out"))  # pii-out is output only
+    shared = guardrails.rules_for(support, "input")
+    assert guardrails.rules_for(other, "input") is shared
+    assert guardrails.rules_for(Principal("k1", "plain"), "tool_input", "crm") is shared
+    assert guardrails.rules_for(other, "output") is not shared
+
+
 def test_no_rule_means_no_scan() -> None:
     assert Guardrails([]).scan(Principal("k", "k"), "input", request_id="r", target="m") is None
     assert not Guardrails([]).active

@@ -24,6 +24,18 @@ INJECTION_PATTERNS = [
 ]
 
 
+# Each pattern's gate, in order: a word every match of it contains (see `PatternDetector`).
+INJECTION_GATES: list[str | None] = [
+    r"(?i:ignore|disregard|forget|override)",
+    r"(?i:mode)",
+    r"(?i:mode)",
+    r"(?i:prompt|instructions|message)",
+    r"(?i:user)",
+    r"(?i:instructions)",
+    r"<\|im_start\|>|<\|system\|>|\[INST\]|<<SYS>>|(?i:</?system>)",
+]
+
+
 def injection_detector(rule: str) -> PatternDetector:
     table: list[tuple[str, str, object]] = [(rule, pattern, None) for pattern in INJECTION_PATTERNS]
-    return PatternDetector(table)
+    return PatternDetector(table, gates=INJECTION_GATES)

@@ -53,24 +53,34 @@ def ip_valid(value: str) -> bool:
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-PII_PATTERNS: dict[str, list[tuple[str, str, object]]] = {
-    "email": [("email", r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,4}\b", None)],
-    "credit_card": [("credit_card", r"\b(?:\d[ -]?){12,18}\d\b", luhn)],
-    "iban": [("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", iban_valid)],
-    "ssn": [("ssn", r"\b\d{3}-\d{2}-\d{4}\b", ssn_valid)],
+PII_PATTERNS: dict[str, list[tuple[str, str, object, str]]] = {
+    # (entity, pattern, validator, gate): the gate matches inside every match of the pattern (see `PatternDetector`).
+    "email": [
+        (
+            "email",
+            r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,4}\b",
+            None,
+            r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]",
+        )
+    ],
+    "credit_card": [("credit_card", r"\b(?:\d[ -]?){12,18}\d\b", luhn, r"\d[ -]?\d[ -]?\d[ -]?\d")],
+    "iban": [("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", iban_valid, r"[A-Z][A-Z]\d\d")],
+    "ssn": [("ssn", r"\b\d{3}-\d{2}-\d{4}\b", ssn_valid, r"\d\d\d-\d\d-\d")],
     "phone": [
         # North American 3-3-4 (with or without the area code in parentheses); anything else needs its `+country`.
-        ("phone", r"(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b", phone_valid),
-        ("phone", r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b", phone_valid),
+        ("phone", r"(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b", phone_valid, r"\d\d\d[ .-]\d\d\d\d"),
+        ("phone", r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b", phone_valid, r"\+\d"),
     ],
     "ip_address": [
-        ("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", ip_valid),
-        ("ip_address", r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}\b", ip_valid),
+        ("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", ip_valid, r"\d\.\d"),
+        ("ip_address", r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}\b", ip_valid, r":[0-9A-Fa-f]{0,4}:"),
     ],
 }
 
 
 def pii_detector(entities: list[str] | None) -> PatternDetector:
     chosen = entities or list(PII_PATTERNS)
-    table = [row for entity in PII_PATTERNS if entity in chosen for row in PII_PATTERNS[entity]]
-    return PatternDetector(table)  # the window: the longest match any chosen pattern can make
+    rows = [row for entity in PII_PATTERNS if entity in chosen for row in PII_PATTERNS[entity]]
+    table = [(label, pattern, check) for label, pattern, check, _ in rows]
+    # The window: the longest match any chosen pattern can make.
+    return PatternDetector(table, gates=[gate for *_, gate in rows])

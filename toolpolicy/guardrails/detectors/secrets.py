@@ -67,6 +67,25 @@ def _width(labels: set[str], exclude: bool = False) -> int:
     return max(max_width(pattern, cap=8192) for label, pattern, _ in SECRET_PATTERNS if (label in labels) != exclude)
 
 
+# Each pattern's gate, in table order: a literal every match of it contains (see `PatternDetector`).
+SECRET_GATES: list[str | None] = [
+    r"AKIA|ASIA|ABIA|ACCA",
+    r"gh[pousr]_",
+    r"github_pat_",
+    r"glpat-",
+    r"xox[abposer]-",
+    r"hooks\.slack\.com/services/T",
+    r"[sr]k_(?:live|test)_",
+    r"sk-ant-",
+    r"sk-",
+    r"sk-(?:proj|svcacct|admin)-",
+    r"AIza",
+    r"-----BEGIN",
+    r"eyJ",
+    rf"(?i:{_NAMES})",
+]
+
+
 def secrets_detector() -> PatternDetector:
     starters = [(prefix, _width({label})) for label, prefix in _LONG.items()]
     starters.append((_SHORT, _width(set(_LONG), exclude=True)))
@@ -75,4 +94,5 @@ def secrets_detector() -> PatternDetector:
         window=_width(set(), exclude=True),
         starters=tuple(starters),
         starter_length=len("client_secret"),
+        gates=SECRET_GATES,
     )
