@@ -13,14 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Select, exc as sa_exc, func, select
+from sqlalchemy import Select, func, select
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, HISTOGRAM_BUCKETS, RollupGroup, Totals, fold
-from toolpolicy.store.audit_rows import processors
 from toolpolicy.store.engine import Store
-from toolpolicy.store.raw_write import RawWriter, Transaction
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors
 from toolpolicy.store.schema import RollupRow
 
 HISTOGRAM_COLUMNS = tuple(f"lat_{index:02d}" for index in range(HISTOGRAM_BUCKETS))
@@ -100,16 +99,10 @@ class RollupStore:
         if not groups:
             return
         # Sorted, so two replicas adding to the same rows lock them in the same order (no deadlock).
-        rows = []
-        for group in sorted(groups):
-            values = _row(group, groups[group])
-            try:
-                for position, process in self._processors:
-                    values[position] = process(values[position])
-            except (TypeError, ValueError) as error:
-                why = f"rollup row {group} cannot be bound ({error})"
-                raise sa_exc.StatementError(why, "INSERT INTO request_rollups", None, error) from error
-            rows.append(tuple(values))
+        table = RollupRow.__tablename__
+        rows = [
+            bind_row(_row(group, groups[group]), self._processors, f"rollup {group}", table) for group in sorted(groups)
+        ]
         # One upsert statement per batch on SQLite (a few on a big batch), one pipelined `executemany` on
         # PostgreSQL, in one hand-over to the driver (`raw_write`).
         await self._raw.run(_upsert, rows)

@@ -15,9 +15,9 @@ from typing import Any
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import WriterMark
-from toolpolicy.store.audit_rows import COLUMNS, AuditRowBinder, PreparedBatch, processors
+from toolpolicy.store.audit_rows import COLUMNS, AuditRowBinder, PreparedBatch
 from toolpolicy.store.engine import Store
-from toolpolicy.store.raw_write import RawWriter, Transaction, bound
+from toolpolicy.store.raw_write import RawWriter, Transaction, bound, processors
 from toolpolicy.store.schema import AuditWriterRow
 
 _WRITER = AuditWriterRow.__table__

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Table, exc as sa_exc
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.store.raw_write import processors
 from toolpolicy.store.schema import AuditRow
 
 _COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
@@ -102,20 +103,6 @@ class PreparedBatch:
             rows.append((seq, previous, digest, *values))
             previous = digest
         return rows, seq, previous
-
-
-Processor = Callable[[Any], Any]
-
-
-def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
-    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
-    found: list[tuple[int, Processor]] = []
-    for position, name in enumerate(names):
-        column: Column[Any] = table.c[name]
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            found.append((position, process))
-    return found
 
 
 _DETAILS = json.JSONEncoder(sort_keys=True, separators=(",", ":"))

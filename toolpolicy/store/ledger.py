@@ -7,12 +7,11 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import exc as sa_exc, func, select
+from sqlalchemy import func, select
 
 from toolpolicy.batching import Emitted, WriterMark
-from toolpolicy.store.audit_rows import processors
 from toolpolicy.store.engine import Store
-from toolpolicy.store.raw_write import RawWriter, Transaction
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors
 from toolpolicy.store.schema import SpendRow
 
 MAX_COST = Decimal("9999999999.9999999999")
@@ -56,16 +55,11 @@ class SpendLedger:
         statements as the driver allows (`raw_write`), not row by row through the session."""
         if not entries:
             return
-        rows = []
-        for entry in entries:
-            values = [getattr(entry, name) for name in _COLUMNS]
-            try:
-                for position, process in self._processors:
-                    values[position] = process(values[position])
-            except (TypeError, ValueError) as error:
-                why = f"spend entry {entry.request_id!r} cannot be bound ({error})"
-                raise sa_exc.StatementError(why, "INSERT INTO spend_ledger", None, error) from error
-            rows.append(tuple(values))
+        table, bound_by = SpendRow.__tablename__, self._processors
+        rows = [
+            bind_row([getattr(entry, name) for name in _COLUMNS], bound_by, f"spend entry {entry.request_id!r}", table)
+            for entry in entries
+        ]
         await self._raw.run(_insert, rows)
 
     async def write_batch(self, batch: list[Emitted[SpendEntry]], mark: WriterMark) -> None:

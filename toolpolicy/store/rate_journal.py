@@ -39,10 +39,9 @@ from typing import Any
 from sqlalchemy import select
 
 from toolpolicy.batching import BatchWriter, Emitted, WriterMark
-from toolpolicy.store.audit_rows import processors
 from toolpolicy.store.engine import Store
 from toolpolicy.store.faults import is_record_fault
-from toolpolicy.store.raw_write import RawWriter, Transaction, bound
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, bound, processors
 from toolpolicy.store.schema import RateJournalRow
 
 PRUNE_EVERY = 60.0
@@ -117,13 +116,12 @@ class RateJournal:
             used[entry.bucket] += entry.amount
             expires[entry.bucket] = max(expires.get(entry.bucket, entry.expires_at), entry.expires_at)
         # Sorted, so replicas upserting the same buckets lock them in one order and cannot deadlock.
-        rows = []
-        for bucket, amount in sorted(used.items()):
-            if amount:
-                values: list[Any] = [bucket, amount, _timestamp(expires[bucket])]
-                for position, process in self._processors:
-                    values[position] = process(values[position])
-                rows.append(tuple(values))
+        table = RateJournalRow.__tablename__
+        rows = [
+            bind_row([bucket, amount, _timestamp(expires[bucket])], self._processors, f"bucket {bucket!r}", table)
+            for bucket, amount in sorted(used.items())
+            if amount
+        ]
         latest = max((entry.at for entry in entries), default=float("-inf"))
         prune_before = None
         if latest >= self._pruned_at + PRUNE_EVERY:

@@ -22,12 +22,36 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
+from sqlalchemy import Column, Table, exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
 
 from toolpolicy.store.engine import Store
 
 P = ParamSpec("P")
+Processor = Callable[[Any], Any]
+
+
+def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
+    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
+    found: list[tuple[int, Processor]] = []
+    for position, name in enumerate(names):
+        column: Column[Any] = table.c[name]
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            found.append((position, process))
+    return found
+
+
+def bind_row(values: list[Any], bound_by: Sequence[tuple[int, Processor]], what: str, table: str) -> tuple[Any, ...]:
+    """`values` through their columns' bind processors (what SQLAlchemy would apply). A value no column can take
+    raises `StatementError` naming `what`, as SQLAlchemy's own binding would: a record fault, found before any I/O
+    (the writer then isolates and quarantines the record)."""
+    try:
+        for position, process in bound_by:
+            values[position] = process(values[position])
+    except (TypeError, ValueError) as error:
+        raise sa_exc.StatementError(f"{what} cannot be bound ({error})", f"INSERT INTO {table}", None, error) from error
+    return tuple(values)
 
 
 def bound(sql: str, paramstyle: str) -> str:
