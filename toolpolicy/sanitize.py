@@ -211,7 +211,7 @@ _AUDIT_TEXT = (
     *(("request_id", False), ("kind", False), ("target", False), ("decision", False)),
     *(("key_id", True), ("key_name", True), ("team", True), ("customer", True), ("reason", True)),
 )
-"""Each text field of an audit record with its column's length, and whether it may be None."""
+"""Each text field of an audit record, and whether it may be None (its column's length is in `AUDIT_LENGTHS`)."""
 
 
 def _storable(record: AuditRecord) -> bool:
