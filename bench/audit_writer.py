@@ -1,5 +1,9 @@
 """Audit writer throughput: how fast a backlog of gateway-like records drains, and what it costs the event loop.
 
+`--writer rollups` and `--writer spend` measure the gateway's other per-request writers the same way: the hourly
+rollups (fed the same records) and the spend ledger (one entry per priced request); the sustained mode is the audit
+writer's only.
+
 N records shaped like the chat path's (a key, a team, tokens, a cost, the usual `details`) are emitted at once into
 a writer wired as the gateway wires it, then `flush()` writes them all. Reported per store:
 
@@ -19,7 +23,7 @@ is what the writer manages on the loop's leftovers.
 `--ref REV` runs the same measurement on the toolpolicy package of git revision REV (extracted with `git archive`
 into a temporary directory) and on this tree, alternately, `--rounds` times each, in fresh processes.
 
-Run: `.venv/bin/python bench/audit_writer.py [--records 20000] [--store sqlite|postgresql] [--ref REV]
+Run: `.venv/bin/python bench/audit_writer.py [--records 20000] [--store sqlite|postgresql] [--ref REV] [--writer W]
 [--sustain 3000 --duration 10 --load-us 200]` (PostgreSQL: the server on 127.0.0.1:5432, a throwaway schema).
 Nothing here is asserted; the figures are printed.
 """
@@ -100,15 +104,54 @@ async def close_store(store: Any, handle: Any) -> None:
         handle.cleanup()
 
 
-def writer_for(log: Any) -> Any:
-    from toolpolicy import quarantine
-    from toolpolicy.audit import AuditRecord
+def writer_for(log: Any, kind: str = "audit") -> Any:
+    """A batch writer wired as the gateway wires the `kind` writer (its batch size as the tree being measured sets
+    it), writing to `log` (an AuditLog, a RollupStore or a SpendLedger)."""
+    from toolpolicy import quarantine, runtime
     from toolpolicy.batching import BatchWriter
     from toolpolicy.store.faults import is_record_fault
 
-    return BatchWriter[AuditRecord](
-        log.write_batch, name="audit", is_record_fault=is_record_fault, quarantine=quarantine.audit_record
-    )
+    if kind == "rollups":
+        batch_size = getattr(runtime, "ROLLUP_BATCH_SIZE", 200)
+        return BatchWriter[Any](log.write_batch, name=kind, batch_size=batch_size, is_record_fault=is_record_fault)
+    fix = quarantine.audit_record if kind == "audit" else quarantine.spend_entry
+    return BatchWriter[Any](log.write_batch, name=kind, is_record_fault=is_record_fault, quarantine=fix)
+
+
+def items_for(kind: str, count: int) -> list[Any]:
+    """What the `kind` writer is given per request: audit records (the recorder's, cleaned), or spend entries."""
+    made = records(count)
+    if kind != "spend":
+        return made
+    from toolpolicy.store.ledger import SpendEntry
+
+    return [
+        SpendEntry(
+            request_id=record.request_id,
+            target=record.target,
+            cost_usd=record.cost_usd,
+            key_id=record.key_id,
+            team_id="t" * 32,
+            customer_id="c" * 32,
+            provider="mock",
+            created_at=record.ts,
+        )
+        for record in made
+    ]
+
+
+def sink_for(store: Any, kind: str) -> Any:
+    from toolpolicy.store.audit_log import AuditLog
+
+    if kind == "rollups":
+        from toolpolicy.rollups import RollupStore
+
+        return RollupStore(store)
+    if kind == "spend":
+        from toolpolicy.store.ledger import SpendLedger
+
+        return SpendLedger(store)
+    return AuditLog(store)
 
 
 class HopCounter:
@@ -125,34 +168,32 @@ class HopCounter:
         loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
 
 
-async def drain(kind: str, count: int) -> dict[str, Any]:
-    from toolpolicy.store.audit_log import AuditLog
-
+async def drain(kind: str, count: int, which: str = "audit") -> dict[str, Any]:
     store, handle = await open_store(kind)
     try:
         await store.migrate()
-        log = AuditLog(store)
-        warm = writer_for(log)  # connections opened, statements compiled and cached
-        for record in records(400):
+        log = sink_for(store, which)
+        warm = writer_for(log, which)  # connections opened, statements compiled and cached
+        for record in items_for(which, 400):
             warm.emit(record)
         await warm.flush()
-        writer = writer_for(log)
-        batch = records(count)
+        writer = writer_for(log, which)
+        batch = items_for(which, count)
         hops = HopCounter(asyncio.get_running_loop())
         for record in batch:
             writer.emit(record)
         wall, loop_cpu, cpu, hops.count = time.perf_counter(), time.thread_time(), time.process_time(), 0
         await writer.flush()
         wall, loop_cpu = time.perf_counter() - wall, time.thread_time() - loop_cpu
-        cpu, transactions, hopped = time.process_time() - cpu, -(-count // 200), hops.count
-        report = await log.verify()
+        cpu, transactions, hopped = time.process_time() - cpu, -(-count // writer._batch_size), hops.count
+        report = await log.verify() if which == "audit" else None
         return {
             "records_per_s": count / wall,
             "loop_us_per_record": loop_cpu / count * 1e6,
             "cpu_us_per_record": cpu / count * 1e6,
             "hops_per_transaction": hopped / transactions,
             "written": writer.written,
-            "verify": report.ok,
+            "verify": report.ok if report is not None else None,
         }
     finally:
         await close_store(store, handle)
@@ -201,7 +242,7 @@ def child(args: argparse.Namespace) -> None:
     if args.sustain:
         result = asyncio.run(sustain(args.store[0], args.sustain, args.duration, args.load_us, args.connections))
     else:
-        result = asyncio.run(drain(args.store[0], args.records))
+        result = asyncio.run(drain(args.store[0], args.records, args.writer))
     import toolpolicy
 
     print(json.dumps({**result, "source": str(Path(toolpolicy.__file__).parent.parent)}))
@@ -216,6 +257,8 @@ def measure(tree: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
         kind,
         "--records",
         str(args.records),
+        "--writer",
+        args.writer,
     ]
     if args.sustain:
         command += ["--sustain", str(args.sustain), "--duration", str(args.duration), "--load-us", str(args.load_us)]
@@ -243,7 +286,8 @@ def describe(result: dict[str, Any]) -> str:
     return (
         f"{result['records_per_s']:,.0f} records/s, loop {result['loop_us_per_record']:.1f} µs/record, "
         f"process CPU {result['cpu_us_per_record']:.1f} µs/record, "
-        f"{result['hops_per_transaction']:.1f} hops/transaction, verify {'OK' if result['verify'] else 'FAILED'}"
+        f"{result['hops_per_transaction']:.1f} hops/transaction"
+        + ("" if result["verify"] is None else f", verify {'OK' if result['verify'] else 'FAILED'}")
     )
 
 
@@ -251,6 +295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--writer", choices=["audit", "rollups", "spend"], default="audit", help="which writer")
     parser.add_argument("--ref", help="a git revision to measure beside this tree")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sustain", type=int, default=0, help="records/s to emit while the writer runs")

@@ -1,8 +1,9 @@
 """Dashboard benchmark: how long the overview's rollup reads take as the recorded traffic grows.
 
 Offline, on an embedded SQLite store in a temporary folder: a million synthetic requests (50 keys, 20 models, 30
-days, latencies and tokens from a fixed seed) are folded into the rollups in writer-sized batches of 200, as the
-gateway's `rollups` writer does; then each read the overview makes for 24 hours and for 30 days is timed (median
+days, latencies and tokens from a fixed seed) are folded into the rollups in batches of 200 (the gateway's `rollups`
+writer takes what one flush interval brought, up to 10,000 records, so its batches are this size or larger);
+then each read the overview makes for 24 hours and for 30 days is timed (median
 of 5). The audit trail is not written: the overview never reads it.
 
 Run: `.venv/bin/python bench/dashboard.py [requests]`; prints a table.

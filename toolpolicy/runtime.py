@@ -31,6 +31,9 @@ from toolpolicy.telemetry.recorder import RequestRecorder
 
 logger = logging.getLogger(__name__)
 
+ROLLUP_BATCH_SIZE = 10_000
+"""Records folded into one rollup upsert at most (at the audit flush interval, whatever the rate up to 20,000/s)."""
+
 
 def counter_store(settings: GatewaySettings) -> CounterStore:
     if settings.redis:
@@ -71,7 +74,9 @@ class Governance:
         rollup_writer = BatchWriter[AuditRecord](
             self.rollups.write_batch,
             name="rollups",
-            batch_size=settings.audit.batch_size,
+            # A batch is folded into a few rows however many records it holds: the interval, not a batch size,
+            # paces these writes (one upsert per interval instead of one per `audit.batch_size` records).
+            batch_size=ROLLUP_BATCH_SIZE,
             flush_interval=settings.audit.flush_interval,
             is_record_fault=is_record_fault,
             on_drop=self.metrics.writer_dropped.labels("rollups").inc,

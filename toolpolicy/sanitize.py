@@ -180,6 +180,11 @@ def _json_value(value: Any, depth: int) -> Any:
 
 def audit_record(record: AuditRecord) -> AuditRecord:
     """The record with every field storable (the same object when it already was)."""
+    return record if _storable(record) else normalised_audit_record(record)
+
+
+def normalised_audit_record(record: AuditRecord) -> AuditRecord:
+    """`audit_record` without the shortcut for a record that is storable already (every field normalised)."""
     lengths = AUDIT_LENGTHS
     changes: dict[str, Any] = {
         "request_id": text(str(record.request_id), lengths["request_id"]),
@@ -200,6 +205,44 @@ def audit_record(record: AuditRecord) -> AuditRecord:
         "ts": aware(record.ts),
     }
     return _changed(record, changes)
+
+
+_AUDIT_TEXT = (
+    *(("request_id", False), ("kind", False), ("target", False), ("decision", False)),
+    *(("key_id", True), ("key_name", True), ("team", True), ("customer", True), ("reason", True)),
+)
+"""Each text field of an audit record, and whether it may be None (its column's length is in `AUDIT_LENGTHS`)."""
+
+
+def _storable(record: AuditRecord) -> bool:
+    """True when `audit_record` would change nothing: the same checks as its normalisers, without building the
+    normalised values (every request's record goes through here). Anything unusual answers False, and the full
+    path decides."""
+    lengths = AUDIT_LENGTHS
+    for name, optional in _AUDIT_TEXT:
+        value = getattr(record, name)
+        if value is None and optional:
+            continue
+        if type(value) is not str or not value.isascii() or "\x00" in value or len(value) > lengths[name]:
+            return False
+    status, latency = record.status, record.latency_ms
+    if type(status) is not int or not -MAX_INT32 - 1 <= status <= MAX_INT32:
+        return False
+    if type(latency) is not float or not math.isfinite(latency) or (latency == 0.0 and math.copysign(1, latency) < 0):
+        return False
+    for tokens in (record.tokens_in, record.tokens_out):
+        if tokens is not None and (type(tokens) is not int or not 0 <= tokens <= MAX_INT32):
+            return False
+    amount = record.cost_usd
+    if amount is not None and (
+        type(amount) is not Decimal
+        or not amount.is_finite()
+        or not -AUDIT_COST_LIMIT <= amount <= AUDIT_COST_LIMIT
+        or int(amount.as_tuple().exponent) < -10
+        or (amount.is_zero() and amount.is_signed())
+    ):
+        return False
+    return type(record.details) is dict and _flat_and_clean(record.details) and record.ts.tzinfo is not None
 
 
 def spend_entry(entry: SpendEntry) -> SpendEntry:

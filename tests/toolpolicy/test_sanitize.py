@@ -79,6 +79,55 @@ def test_a_clean_record_is_passed_through_untouched() -> None:
     assert sanitize.audit_record(record) is record
 
 
+plain_text = st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=70)
+"""Mostly what the shortcut takes (ASCII, NUL now and then, sometimes longer than a column)."""
+edge_record = st.builds(
+    AuditRecord,
+    request_id=plain_text,
+    kind=plain_text,
+    target=plain_text | anything,
+    decision=plain_text,
+    status=st.integers(-(2**40), 2**40) | st.booleans(),
+    latency_ms=st.floats() | st.integers(-5, 5),
+    key_id=st.none() | plain_text,
+    key_name=st.none() | plain_text,
+    team=st.none() | plain_text | anything,
+    customer=st.none() | plain_text,
+    reason=st.none() | plain_text,
+    tokens_in=st.none() | st.integers(-(2**40), 2**40),
+    tokens_out=st.none() | st.integers(-5, 2**33),
+    cost_usd=st.none() | st.decimals(places=12) | st.decimals(),
+    details=st.dictionaries(plain_text, st.none() | st.booleans() | st.integers() | st.floats() | plain_text)
+    | st.dictionaries(anything, json_like, max_size=3),
+    ts=st.just(TS) | st.just(TS.replace(tzinfo=None)),
+)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(record=edge_record)
+def test_the_shortcut_passes_through_only_records_the_full_normalisation_leaves_alone(record: AuditRecord) -> None:
+    full = sanitize.normalised_audit_record(record)
+    assert sanitize.audit_record(record) == full
+    if sanitize.audit_record(record) is record:
+        assert full is record
+    assert sanitize.audit_record(full) == full
+
+
+def test_a_plain_record_takes_the_shortcut_and_an_unplain_one_the_full_path() -> None:
+    record = AuditRecord("r1", "llm", "openai/gpt-4o", "allow", 200, 1.5, tokens_in=3, cost_usd=Decimal("0.01"), ts=TS)
+    assert sanitize._storable(record)
+    for unplain in (
+        AuditRecord("r1", "llm", "x", "allow", 200, -0.0, ts=TS),
+        AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=Decimal("-0"), ts=TS),
+        AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=Decimal("1e-12"), ts=TS),
+        AuditRecord("r1", "llm", "x\x00", "allow", 200, 1.0, ts=TS),
+        AuditRecord("r1", "llm", "x", "allow", True, 1.0, ts=TS),
+        AuditRecord("r1", "llm", "x", "allow", 200, 1, ts=TS),
+    ):
+        assert not sanitize._storable(unplain)
+        assert sanitize.audit_record(unplain) is not unplain
+
+
 @pytest.fixture
 async def governance(store_target: StoreTarget) -> AsyncIterator[Governance]:
     async with running(settings(store_target.url), store_target.connect_args) as started:

@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, HISTOGRAM_BUCKETS, RollupGroup, Totals, fold
 from toolpolicy.store.engine import Store
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors
 from toolpolicy.store.schema import RollupRow
 
 HISTOGRAM_COLUMNS = tuple(f"lat_{index:02d}" for index in range(HISTOGRAM_BUCKETS))
@@ -38,24 +38,32 @@ class Window:
     until: datetime
 
 
-def _row(group: RollupGroup, totals: Totals) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "grain": group.grain,
-        "bucket": group.bucket,
-        "kind": group.kind,
-        "key_name": group.key_name,
-        "target": group.target,
-        "requests": totals.requests,
-        "errors": totals.errors,
-        "latency_sum_ms": totals.latency_sum_ms,
-        "tokens_in": totals.tokens_in,
-        "tokens_out": totals.tokens_out,
-        "cost_usd": totals.cost_usd,
-        "cache_hits": totals.cache_hits,
-        "guardrail_hits": totals.guardrail_hits,
-    }
-    row.update(zip(HISTOGRAM_COLUMNS, totals.histogram, strict=True))
-    return row
+_GROUP_COLUMNS = ("grain", "bucket", "kind", "key_name", "target")
+_COLUMNS = (*_GROUP_COLUMNS, *MEASURES)
+_UPSERT = f" ON CONFLICT ({', '.join(_GROUP_COLUMNS)}) DO UPDATE SET " + ", ".join(
+    f"{name} = {RollupRow.__tablename__}.{name} + excluded.{name}" for name in MEASURES
+)
+"""Adding to the row when it is there already (PostgreSQL and SQLite spell it alike)."""
+
+
+def _row(group: RollupGroup, totals: Totals) -> list[Any]:
+    """The values of one upserted row, in `_COLUMNS` order."""
+    return [
+        group.grain,
+        group.bucket,
+        group.kind,
+        group.key_name,
+        group.target,
+        totals.requests,
+        totals.errors,
+        totals.latency_sum_ms,
+        totals.tokens_in,
+        totals.tokens_out,
+        totals.cost_usd,
+        totals.cache_hits,
+        totals.guardrail_hits,
+        *totals.histogram,
+    ]
 
 
 def _totals(values: Any) -> Totals:
@@ -80,14 +88,8 @@ _SUMS = [func.sum(getattr(RollupRow, name)) for name in MEASURES]
 class RollupStore:
     def __init__(self, store: Store) -> None:
         self.store = store
-        insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(RollupRow)
-        # One statement for every batch (compiled once, run for each row: asyncpg pipelines them), adding to the
-        # row when it is there already.
-        self._upsert = statement.on_conflict_do_update(
-            index_elements=["grain", "bucket", "kind", "key_name", "target"],
-            set_={name: getattr(RollupRow, name) + statement.excluded[name] for name in MEASURES},
-        )
+        self._raw = RawWriter(store)
+        self._processors = processors(RollupRow.__table__, _COLUMNS, store.engine.dialect)  # type: ignore[arg-type]
 
     async def write_batch(self, batch: list[Emitted[AuditRecord]], mark: WriterMark) -> None:
         """A writer's batch of records, folded into hourly totals and added in one transaction."""
@@ -97,9 +99,13 @@ class RollupStore:
         if not groups:
             return
         # Sorted, so two replicas adding to the same rows lock them in the same order (no deadlock).
-        rows = [_row(group, groups[group]) for group in sorted(groups)]
-        async with self.store.writing() as session:
-            await session.execute(self._upsert, rows)
+        table = RollupRow.__tablename__
+        rows = [
+            bind_row(_row(group, groups[group]), self._processors, f"rollup {group}", table) for group in sorted(groups)
+        ]
+        # One upsert statement per batch on SQLite (a few on a big batch), one pipelined `executemany` on
+        # PostgreSQL, in one hand-over to the driver (`raw_write`).
+        await self._raw.run(_upsert, rows)
 
     def _within(self, statement: Select[Any], window: Window, kinds: Iterable[str] | None, grain: int) -> Select[Any]:
         statement = statement.where(
@@ -155,3 +161,7 @@ class RollupStore:
         async with self.store.session() as session:
             rows = (await session.execute(statement)).all()
         return {row[0]: _totals(row[1:]) for row in rows}
+
+
+def _upsert(transaction: Transaction, rows: list[tuple[Any, ...]]) -> None:
+    transaction.insert(RollupRow.__tablename__, _COLUMNS, rows, _UPSERT)

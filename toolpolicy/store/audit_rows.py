@@ -3,22 +3,25 @@
 A record's hash covers the previous hash, its position and its fields. Only the first two depend on where the batch
 lands in the chain, so each record's fields are put in canonical form once, before the chain head is read, and
 linking the batch to the head is one SHA-256 per record. The values are bound here too, with the column types' own
-bind processors (what SQLAlchemy would apply), so the store receives exactly the rows it did through the ORM.
+bind processors (what SQLAlchemy would apply), so the store receives the rows it did through the ORM; `details` is
+serialised once, in the canonical form the hash covers, and stored as that text (`AuditRowBinder`). Verification
+recomputes bodies with `canonical_body` (the reference form, one `json` encoding of every field).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Table, exc as sa_exc
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.store.raw_write import processors
 from toolpolicy.store.schema import AuditRow
 
 _COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
@@ -102,73 +105,100 @@ class PreparedBatch:
         return rows, seq, previous
 
 
-Processor = Callable[[Any], Any]
+_DETAILS = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""`details` in the canonical form, strictly: a value JSON has no form for raises, as the column's own binding does."""
+_PLACEHOLDER = "\x00details\x00"
+_PLACED = f'"details":{_CANONICAL.encode(_PLACEHOLDER)}'
+"""How the placeholder reads in the encoded body: a key and an opening quote never follow each other like this
+inside an encoded string (every quote there is escaped), so the first occurrence is the `details` entry."""
+_SQLITE_TS = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+"""SQLAlchemy's storage format for SQLite's DATETIME, which `_sqlite_stores_ts_as_iso` checks the column still has."""
 
 
-def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
-    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
-    found: list[tuple[int, Processor]] = []
-    for position, name in enumerate(names):
-        column: Column[Any] = table.c[name]
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            found.append((position, process))
-    return found
+def _sqlite_stores_ts_as_iso(dialect: Dialect) -> bool:
+    """Whether `ts` is bound on `dialect` as SQLite's DATETIME (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC): then the bound
+    value is the hashed ISO string with a space for the `T` and no offset, with no formatting of its own."""
+    impl = AuditRow.__table__.c["ts"].type.dialect_impl(dialect)
+    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
+    return dialect.name == "sqlite" and storage == _SQLITE_TS
 
 
 class AuditRowBinder:
-    """Prepares batches of records for one dialect (its bind processors looked up once)."""
+    """Prepares batches of records for one dialect (its bind processors looked up once).
+
+    Two values are bound here rather than by their columns' processors, from what the hash needed anyway: `ts`
+    (on SQLite the hashed ISO string, reshaped as its DATETIME stores it; elsewhere the UTC datetime) and `details`
+    (its canonical JSON, which the hashed body holds too: one serialisation, stored with sorted keys and no spaces).
+    """
 
     def __init__(self, dialect: Dialect) -> None:
-        self._processors = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
+        skipped = (_RECORD.index("ts"), _RECORD.index("details"))
+        found = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
+        self._processors = [(position, process) for position, process in found if position not in skipped]
+        self._ts_as_iso = _sqlite_stores_ts_as_iso(dialect)
 
     def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """Canonical bodies and bound values; a value no column can take raises `StatementError`, as SQLAlchemy's
         own binding would (the writer then isolates and quarantines the record)."""
         bodies, rows = [], []
+        ts_as_iso = self._ts_as_iso
         for record, number in records:
-            hashed = {
-                "request_id": record.request_id,
-                "kind": record.kind,
-                "key_id": record.key_id,
-                "key_name": record.key_name,
-                "team": record.team,
-                "customer": record.customer,
-                "target": record.target,
-                "decision": record.decision,
-                "reason": record.reason,
-                "status": record.status,
-                "tokens_in": record.tokens_in,
-                "tokens_out": record.tokens_out,
-            }
             writer = writer_id if number is not None else None
-            emission = {"writer_id": writer, "emit_seq": number}
-            bodies.append(_body(hashed, record.ts, record.cost_usd, record.latency_ms, record.details, emission))
-            values = [
-                record.ts,
-                record.request_id,
-                record.kind,
-                record.key_id,
-                record.key_name,
-                record.team,
-                record.customer,
-                record.target,
-                record.decision,
-                record.reason,
-                record.status,
-                record.latency_ms,
-                record.tokens_in,
-                record.tokens_out,
-                record.cost_usd,
-                record.details,
-                writer,
-                number,
-            ]
             try:
+                ts = record.ts
+                if ts.tzinfo is None:
+                    raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+                utc = ts.astimezone(UTC)
+                iso = utc.isoformat(timespec="microseconds")
+                details = record.details
+                details_json = _DETAILS.encode(details) if details else "{}"
+                cost = record.cost_usd
+                hashed = {
+                    "request_id": record.request_id,
+                    "kind": record.kind,
+                    "key_id": record.key_id,
+                    "key_name": record.key_name,
+                    "team": record.team,
+                    "customer": record.customer,
+                    "target": record.target,
+                    "decision": record.decision,
+                    "reason": record.reason,
+                    "status": record.status,
+                    "tokens_in": record.tokens_in,
+                    "tokens_out": record.tokens_out,
+                    "ts": iso,
+                    "cost_usd": str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None,
+                    "latency_ms": repr(float(record.latency_ms)),
+                    "details": _PLACEHOLDER,
+                }
+                if writer is not None:
+                    hashed["writer_id"], hashed["emit_seq"] = writer, number
+                body = _CANONICAL.encode(hashed).replace(_PLACED, '"details":' + details_json, 1)
+                values = [
+                    iso[:10] + " " + iso[11:26] if ts_as_iso else utc,
+                    record.request_id,
+                    record.kind,
+                    record.key_id,
+                    record.key_name,
+                    record.team,
+                    record.customer,
+                    record.target,
+                    record.decision,
+                    record.reason,
+                    record.status,
+                    record.latency_ms,
+                    record.tokens_in,
+                    record.tokens_out,
+                    cost,
+                    details_json if details else "null" if details is None else _DETAILS.encode(details),
+                    writer,
+                    number,
+                ]
                 for position, process in self._processors:
                     values[position] = process(values[position])
             except (TypeError, ValueError) as error:
                 why = f"audit record {record.request_id!r} cannot be bound ({error})"
                 raise sa_exc.StatementError(why, "INSERT INTO audit_events", None, error) from error
+            bodies.append(body)
             rows.append(tuple(values))
         return PreparedBatch(bodies, rows)

@@ -36,16 +36,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 
 from toolpolicy.batching import BatchWriter, Emitted, WriterMark
 from toolpolicy.store.engine import Store
 from toolpolicy.store.faults import is_record_fault
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, bound, processors
 from toolpolicy.store.schema import RateJournalRow
 
 PRUNE_EVERY = 60.0
 """Seconds (on the entries' clock) between deletions of rows whose window is over."""
+_COLUMNS = ("bucket", "used", "expires_at")
+_UPSERT = (
+    " ON CONFLICT (bucket) DO UPDATE SET used = rate_journal.used + excluded.used, expires_at = excluded.expires_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,12 @@ class RateJournal:
             is_record_fault=is_record_fault,
         )
         self._pruned_at = float("-inf")
+        self._raw = RawWriter(store)
+        table = RateJournalRow.__table__
+        self._processors = processors(table, _COLUMNS, store.engine.dialect)  # type: ignore[arg-type]
+        (_, bind_time), *_ = processors(table, ("expires_at",), store.engine.dialect)  # type: ignore[arg-type]
+        self._bind_time = bind_time
+        self._prune = bound("DELETE FROM rate_journal WHERE expires_at < ?", store.engine.dialect.paramstyle)
 
     def record(self, bucket: str, amount: int, *, at: float, expires_at: float) -> None:
         self.writer.emit(RateEntry(bucket, amount, at, expires_at))
@@ -98,32 +108,33 @@ class RateJournal:
         await self.write([emitted.item for emitted in batch])
 
     async def write(self, entries: list[RateEntry]) -> None:
+        if not entries:
+            return
         used: dict[str, int] = defaultdict(int)
         expires: dict[str, float] = {}
         for entry in entries:
             used[entry.bucket] += entry.amount
             expires[entry.bucket] = max(expires.get(entry.bucket, entry.expires_at), entry.expires_at)
         # Sorted, so replicas upserting the same buckets lock them in one order and cannot deadlock.
+        table = RateJournalRow.__tablename__
         rows = [
-            {"bucket": bucket, "used": amount, "expires_at": _timestamp(expires[bucket])}
+            bind_row([bucket, amount, _timestamp(expires[bucket])], self._processors, f"bucket {bucket!r}", table)
             for bucket, amount in sorted(used.items())
             if amount
         ]
         latest = max((entry.at for entry in entries), default=float("-inf"))
-        async with self.store.writing() as session:
-            if rows:
-                await session.execute(self._upsert(rows))
-            if latest >= self._pruned_at + PRUNE_EVERY:
-                self._pruned_at = latest
-                await session.execute(delete(RateJournalRow).where(RateJournalRow.expires_at < _timestamp(latest)))
+        prune_before = None
+        if latest >= self._pruned_at + PRUNE_EVERY:
+            self._pruned_at = latest
+            prune_before = self._bind_time(_timestamp(latest))
+        if rows or prune_before is not None:
+            # One upsert and the pruning in one call on the driver's connection (`raw_write`).
+            await self._raw.run(self._write_rows, rows, prune_before)
 
-    def _upsert(self, rows: list[dict[str, Any]]) -> Any:
-        dialect = postgresql if self.store.backend == "postgresql" else sqlite
-        statement = dialect.insert(RateJournalRow).values(rows)
-        return statement.on_conflict_do_update(
-            index_elements=[RateJournalRow.bucket],
-            set_={"used": RateJournalRow.used + statement.excluded.used, "expires_at": statement.excluded.expires_at},
-        )
+    def _write_rows(self, transaction: Transaction, rows: list[tuple[Any, ...]], prune_before: Any) -> None:
+        transaction.insert(RateJournalRow.__tablename__, _COLUMNS, rows, _UPSERT)
+        if prune_before is not None:
+            transaction.execute(self._prune, (prune_before,))
 
     async def totals(self, buckets: Collection[str]) -> dict[str, int]:
         """Journaled usage of these buckets (absent: none)."""

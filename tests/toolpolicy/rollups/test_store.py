@@ -7,13 +7,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tests.conftest import StoreTarget
 from tests.toolpolicy.rollups.support import T0, record as base_record
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.rollups import RollupStore, Window, fold
+from toolpolicy.rollups.store import MEASURES
 from toolpolicy.store import Store
+from toolpolicy.store.schema import RollupRow
 
 pytestmark = pytest.mark.anyio
 MARK = WriterMark("w", 0, 0)
@@ -82,3 +86,50 @@ async def test_top_orders_by_requests_and_by_key_sums_each_named_key(rollups: Ro
     by_key = await rollups.by_key(["a", "b", "nobody"], window)
     assert {name: totals.requests for name, totals in by_key.items()} == {"a": 1, "b": 2}
     assert await rollups.by_key([], window) == {}
+
+
+async def test_a_batch_of_more_groups_than_one_statement_holds_is_added_whole(rollups: RollupStore) -> None:
+    # 600 keys x 3 grains: more rows than one SQLite statement's parameters allow, so several statements.
+    batch = [record(index % 59, key_name=f"k{index:03d}", target=f"m{index % 7}") for index in range(600)]
+    await rollups.write_batch([Emitted(n, r) for n, r in enumerate(batch, 1)], MARK)
+    await rollups.write_batch([Emitted(n, r) for n, r in enumerate(batch, 601)], MARK)
+    window = Window(T0, T0 + timedelta(hours=1))
+    total = await rollups.total(window)
+    assert (total.requests, total.tokens_in, total.cost_usd) == (1200, 3600, Decimal("600"))
+    by_key = await rollups.by_key([f"k{index:03d}" for index in range(600)], window)
+    assert len(by_key) == 600 and {totals.requests for totals in by_key.values()} == {2}
+    models = await rollups.top("target", window)
+    assert sorted((name, totals.requests) for name, totals in models) == [
+        (f"m{index}", 2 * sum(1 for n in range(600) if n % 7 == index)) for index in range(7)
+    ]
+
+
+async def test_the_upserted_rows_are_what_sqlalchemy_s_own_upsert_stores(rollups: RollupStore) -> None:
+    """Byte for byte (hours, costs, sums as each backend keeps them), after an insert and an add to every row."""
+    batch = fold([record(3, cost_usd=Decimal("0.1234567891")), record(70, key_name="other", status=503)])
+    await rollups.add(batch)
+    await rollups.add(batch)
+    insert = postgresql.insert if rollups.store.backend == "postgresql" else sqlite.insert
+    statement = insert(RollupRow)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["grain", "bucket", "kind", "key_name", "target"],
+        set_={name: getattr(RollupRow, name) + statement.excluded[name] for name in MEASURES},
+    )
+    rows = []
+    for group, totals in sorted(batch.items()):  # the same rows under grains 11-13
+        row = {"grain": group.grain + 10, "bucket": group.bucket, "kind": group.kind, "key_name": group.key_name}
+        row |= {"target": group.target, "requests": totals.requests, "errors": totals.errors}
+        row |= {"latency_sum_ms": totals.latency_sum_ms, "tokens_in": totals.tokens_in}
+        row |= {"tokens_out": totals.tokens_out, "cost_usd": totals.cost_usd, "cache_hits": totals.cache_hits}
+        row |= {"guardrail_hits": totals.guardrail_hits}
+        row |= {f"lat_{index:02d}": count for index, count in enumerate(totals.histogram)}
+        rows.append(row)
+    for _ in range(2):
+        async with rollups.store.writing() as session:
+            await session.execute(upsert, rows)
+    columns = ", ".join(("bucket", "kind", "key_name", "target", *MEASURES))
+    query = "SELECT {} FROM request_rollups WHERE {} ORDER BY grain, bucket, kind, key_name, target"
+    async with rollups.store.engine.connect() as connection:
+        ours = (await connection.execute(text(query.format(columns, "grain < 10")))).all()
+        theirs = (await connection.execute(text(query.format(columns, "grain >= 10")))).all()
+    assert len(ours) == 6 and ours == theirs

@@ -88,3 +88,35 @@ def test_a_value_no_column_takes_is_a_record_fault_before_any_io() -> None:
     with pytest.raises(StatementError) as caught:
         AuditRowBinder(aiosqlite.dialect()).prepare([(varied(1), 1), (unbindable, 2)], "w" * 32)
     assert isinstance(caught.value.orig, TypeError) and is_record_fault(caught.value)
+
+
+@pytest.mark.parametrize("dialect", [aiosqlite.dialect(), asyncpg.dialect()], ids=["sqlite", "postgresql"])
+def test_values_that_look_like_the_details_entry_hash_as_the_reference_says(dialect: Dialect) -> None:
+    """The body is encoded once with a placeholder for `details`, then the details' own JSON put in its place: text
+    that imitates the placeholder or the entry, in the fields before it or inside `details`, must not move it."""
+    lookalikes = ["\x00details\x00", '"details":"\x00details\x00"', '","details":"\\u0000details\\u0000"', "details"]
+    records = [
+        AuditRecord(
+            request_id=f"r{index}",
+            kind="llm",
+            target=text,
+            decision=text,
+            status=200,
+            latency_ms=1.0,
+            customer=text,
+            cost_usd=Decimal("1.5"),
+            details={"details": text, text: [text, {"details": None}], "a": "\x00details\x00"},
+            ts=START,
+        )
+        for index, text in enumerate(lookalikes)
+    ]
+    numbers = list(range(1, len(records) + 1))
+    prepared = AuditRowBinder(dialect).prepare(list(zip(records, numbers, strict=True)), "w" * 32)
+    rows, _, _ = prepared.link(0, "0" * 64)
+    previous = "0" * 64
+    for seq, (record, row) in enumerate(zip(records, rows, strict=True), start=1):
+        expected = reference_hash(previous, seq, {**record.as_row(), "writer_id": "w" * 32, "emit_seq": seq})
+        assert row[:3] == (seq, previous, expected)
+        stored = row[3 + 15]
+        assert json.loads(stored) == record.details
+        previous = expected

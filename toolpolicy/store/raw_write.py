@@ -1,0 +1,176 @@
+"""One write transaction as one plain function on the driver's connection: what the batch writers append with.
+
+Through SQLAlchemy's async session a transaction costs one hand-over between the event loop and the driver per
+driver call (about twenty for begin, a statement, commit), plus the ORM's and Core's work per row. A batch writer
+knows its statements and has bound its values already, so its whole transaction is one function of a DB-API
+cursor, run where the driver runs it:
+
+- On SQLite the function runs whole in aiosqlite's own thread (one hand-over), and rows go in multi-row INSERTs:
+  sqlite3 lets go of the GIL around every statement step, and under a busy event loop getting it back takes up to
+  the switch interval (5 ms), so `executemany` (one step per row) made a 200-row batch take most of a second.
+- On PostgreSQL it runs through `run_sync` on the asyncpg adapter, whose `executemany` sends the rows to asyncpg's
+  pipelined `executemany` (one round trip, one prepared statement whatever the batch's size).
+
+Driver errors come out as SQLAlchemy's wrapped errors, as they did through the session, so a writer tells a
+rejected record from an unavailable store the same way (`faults.is_record_fault`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec
+
+from sqlalchemy import Column, Table, exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
+
+from toolpolicy.store.engine import Store
+
+P = ParamSpec("P")
+Processor = Callable[[Any], Any]
+
+
+def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
+    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
+    found: list[tuple[int, Processor]] = []
+    for position, name in enumerate(names):
+        column: Column[Any] = table.c[name]
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            found.append((position, process))
+    return found
+
+
+def bind_row(values: list[Any], bound_by: Sequence[tuple[int, Processor]], what: str, table: str) -> tuple[Any, ...]:
+    """`values` through their columns' bind processors (what SQLAlchemy would apply). A value no column can take
+    raises `StatementError` naming `what`, as SQLAlchemy's own binding would: a record fault, found before any I/O
+    (the writer then isolates and quarantines the record)."""
+    try:
+        for position, process in bound_by:
+            values[position] = process(values[position])
+    except (TypeError, ValueError) as error:
+        raise sa_exc.StatementError(f"{what} cannot be bound ({error})", f"INSERT INTO {table}", None, error) from error
+    return tuple(values)
+
+
+def bound(sql: str, paramstyle: str) -> str:
+    """`sql` written with `?` placeholders, in the driver's parameter style."""
+    if paramstyle == "qmark":
+        return sql
+    if paramstyle == "format":
+        return sql.replace("?", "%s")
+    if paramstyle == "numeric_dollar":
+        parts = sql.split("?")
+        return "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1)) + parts[-1]
+    raise ValueError(f"unsupported DB-API parameter style {paramstyle!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def insert_sql(table: str, columns: tuple[str, ...], rows: int, suffix: str, paramstyle: str) -> str:
+    """`INSERT INTO table (columns) VALUES (...), ... suffix` for `rows` rows, in the driver's parameter style."""
+    one = f"({', '.join('?' for _ in columns)})"
+    values = ", ".join(one for _ in range(rows))
+    return bound(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{suffix}", paramstyle)
+
+
+class Transaction:
+    """The cursor of a transaction under way, and the statement it ran last (named in a wrapped error)."""
+
+    __slots__ = ("connection", "cursor", "paramstyle", "sqlite", "statement")
+
+    def __init__(self, connection: Any, cursor: Any, paramstyle: str, sqlite: bool) -> None:
+        self.connection = connection
+        self.cursor = cursor
+        self.paramstyle = paramstyle
+        self.sqlite = sqlite
+        self.statement = "BEGIN"
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        """Run `sql` (already in the driver's parameter style); returns the cursor."""
+        self.statement = sql
+        self.cursor.execute(sql, parameters)
+        return self.cursor
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], suffix: str = "") -> None:
+        """Insert `rows` (values in `columns` order), each followed by `suffix` (e.g. an `ON CONFLICT` clause).
+
+        On SQLite, as many rows a statement as its parameter limit allows; on PostgreSQL, one `executemany`.
+        """
+        if not rows:
+            return
+        if not self.sqlite:
+            self.statement = insert_sql(table, columns, 1, suffix, self.paramstyle)
+            self.cursor.executemany(self.statement, rows)
+            return
+        per_statement = max(1, self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            self.statement = insert_sql(table, columns, len(chunk), suffix, self.paramstyle)
+            self.cursor.execute(self.statement, [value for row in chunk for value in row])
+
+
+Work = Callable[Concatenate[Transaction, P], None]
+
+
+class RawWriter:
+    """Runs write transactions on one store's driver connections, serialised with its other writes on SQLite."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dialect = store.engine.dialect
+        self.sqlite = self.dialect.name == "sqlite"
+
+    async def run(self, work: Work[P], *args: P.args, **kwargs: P.kwargs) -> None:
+        """`work(transaction, *args)` in one transaction, committed when it returns, rolled back when it raises."""
+
+        def call(transaction: Transaction) -> None:
+            work(transaction, *args, **kwargs)
+
+        async with self.store.raw_writing() as connection:
+            try:
+                if self.sqlite:
+                    driver: Any = (await connection.get_raw_connection()).driver_connection
+                    # aiosqlite owns the sqlite3 connection in its thread, and `_execute` queues a call there
+                    # (SQLAlchemy's own aiosqlite adapter reaches into the same internals).
+                    await driver._execute(self._transaction, driver._conn, sqlite3.Error, call)
+                else:
+                    await connection.run_sync(self._run_adapted, call)
+            except sa_exc.DBAPIError as error:
+                if error.connection_invalidated:
+                    await connection.invalidate(error.orig)
+                raise
+
+    def _run_adapted(self, connection: Connection, call: Callable[[Transaction], None]) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        self._transaction(dbapi_connection, self.dialect.loaded_dbapi.Error, call)
+
+    def _transaction(self, connection: Any, base_error: type[Exception], call: Callable[[Transaction], None]) -> None:
+        """The whole transaction on a DB-API connection (in aiosqlite's thread, or under `run_sync`)."""
+        transaction = Transaction(connection, None, self.dialect.paramstyle, self.sqlite)
+        try:
+            transaction.cursor = connection.cursor()
+            try:
+                if self.sqlite:
+                    transaction.execute("BEGIN IMMEDIATE")  # the write lock, before anything is read
+                call(transaction)
+            finally:
+                transaction.cursor.close()
+            transaction.statement = "COMMIT"
+            connection.commit()
+        except BaseException as error:
+            try:
+                connection.rollback()
+            except Exception:  # the error that made us roll back is the one to report
+                pass
+            if isinstance(error, base_error):
+                raise sa_exc.DBAPIError.instance(
+                    transaction.statement,
+                    None,
+                    error,
+                    base_error,
+                    connection_invalidated=self.dialect.is_disconnect(error, connection, None),  # type: ignore[arg-type]
+                    dialect=self.dialect,
+                ) from error
+            raise
