@@ -114,7 +114,7 @@ def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterat
     if nothing_to_trace():
         yield INVALID_SPAN
         return
-    with tracer().start_as_current_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes)) as span:
+    with _current(tracer().start_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes))) as span:
         yield span
 
 
@@ -138,8 +138,8 @@ def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | N
         yield INVALID_SPAN
         return
     context = trace.set_span_in_context(parent) if parent is not None else None
-    with tracer().start_as_current_span(
-        name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes)
+    with _current(
+        tracer().start_span(name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes))
     ) as span:
         yield span
 
@@ -150,8 +150,25 @@ def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> It
     if nothing_to_trace():
         yield INVALID_SPAN
         return
-    with tracer().start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes)) as span:
+    with _current(tracer().start_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes))) as span:
         yield span
+
+
+@contextmanager
+def _current(span: Span) -> Iterator[Span]:
+    """What `start_as_current_span` does with a started span, without its two layers of context managers: current
+    inside the block, ended after it, and an exception leaving it recorded and set as the span's status."""
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    except Exception as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
