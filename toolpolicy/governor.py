@@ -126,8 +126,8 @@ class Governor:
         self.unpriced_calls = 0
         self.unpriced_warned: set[str] = set()
         self.plans = PlanCache()
-        self._budget_gauges: dict[tuple[str, str, str], Any] = {}
         """Each key's limits as counter Limits, built once per key and window."""
+        self._budget_gauges: dict[tuple[str, str, str], Any] = {}
 
     def budget_gauge(self, item: Planned) -> Any:
         """The `budget_remaining` gauge of a budget's labels (looked up once: `labels()` takes a lock and a dict)."""
