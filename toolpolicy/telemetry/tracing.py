@@ -90,7 +90,7 @@ def request_span(
     name: str, carrier: Mapping[str, str] | None, attributes: Mapping[str, Any] | None = None
 ) -> Iterator[Span]:
     """A server span continuing the caller's trace (`traceparent` in `carrier`, e.g. HTTP headers or `_meta`)."""
-    parent = propagate.extract(carrier) if carrier else None
+    parent = _extract(carrier)
     token = otel_context.attach(parent) if parent is not None else None
     try:
         with tracer().start_as_current_span(name, kind=SpanKind.SERVER, attributes=_clean(attributes)) as span:
@@ -98,6 +98,18 @@ def request_span(
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+def _extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The caller's context from `carrier` (None without a carrier: the current one).
+
+    With the default propagators a carrier without `traceparent` or `baggage` (most requests) gives what they
+    would give, an empty context (the span starts a trace), without running them."""
+    if not carrier:
+        return None
+    if _w3c_default(propagate.get_global_textmap()) and "traceparent" not in carrier and "baggage" not in carrier:
+        return otel_context.Context()
+    return propagate.extract(carrier)
 
 
 def nothing_to_trace() -> bool:
@@ -125,7 +137,7 @@ def start_server_span(
     (a stream ends when its body is sent). End it with `span.end()`."""
     if not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
-    parent = propagate.extract(carrier) if carrier else None
+    parent = _extract(carrier)
     return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
