@@ -47,6 +47,7 @@ from toolpolicy.counters.journaled import seed_rate_buckets
 from toolpolicy.decide import authorize
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
 from toolpolicy.plan import Planned, entity_budgets, from_nano, rate_limit, to_nano
+from toolpolicy.plan_cache import PlanCache
 from toolpolicy.pricing import DEFAULT_MAX_OUTPUT, ModelPrice, PriceTable
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
@@ -55,6 +56,7 @@ from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
+NANO_PER_USD = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,17 @@ class Governor:
         """Reservations served by the local fallback because the shared counter store failed."""
         self.unpriced_calls = 0
         self.unpriced_warned: set[str] = set()
+        self.plans = PlanCache()
+        """Each key's limits as counter Limits, built once per key and window."""
+        self._budget_gauges: dict[tuple[str, str, str], Any] = {}
+
+    def budget_gauge(self, item: Planned) -> Any:
+        """The `budget_remaining` gauge of a budget's labels (looked up once: `labels()` takes a lock and a dict)."""
+        labels = (item.level, item.owner, item.period)
+        gauge = self._budget_gauges.get(labels)
+        if gauge is None:
+            gauge = self._budget_gauges[labels] = self.metrics.budget_remaining.labels(*labels)
+        return gauge
 
     def price(self, target: ModelTarget) -> ModelPrice | None:
         provider = self.settings.providers.get(target.provider)
@@ -145,15 +158,62 @@ class Governor:
                 server_owner = f"{owner} {call.target.server}"
                 planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
             if call.fixed_cost_usd:
-                planned += entity_budgets(principal, to_nano(call.fixed_cost_usd, round_up=True), now, None)
+                amount = to_nano(call.fixed_cost_usd, round_up=True)
+                planned += self.budgets(principal, amount, now, None)
         else:
-            planned += llm_rate_limits(call, owner, limits.get("rate_limit"), now, advertised=True)
+            planned += self.llm_rate_limits(call, None, now)
             early = self._early_attempt(call, now)
             if early is not None:
                 await admission.reserve(planned, stage="request", early=early)
                 return admission
         await admission.reserve(planned, stage="request")
         return admission
+
+    def budgets(self, principal: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:
+        """`entity_budgets`, built once per key and window (`PlanCache`)."""
+        return self.plans.get(
+            ("budgets", principal.key_id, provider),
+            principal,
+            now.timestamp(),
+            lambda: entity_budgets(principal, 0, now, provider),
+            (amount,),
+        )
+
+    def llm_rate_limits(self, call: Call, provider: str | None, now: datetime) -> list[Planned]:
+        """The key's LLM rate limits (provider None: its own, advertised in the response headers; else its limits on
+        that provider), built once per key and window: requests +1, counted at once; tokens the worst case, held
+        until settled."""
+        principal = call.principal
+        limits = principal.limits
+        rate = (
+            limits.get("rate_limit") if provider is None else (limits.get("provider_rate_limits") or {}).get(provider)
+        )
+        if not rate:
+            return []
+        amounts: tuple[int, ...] = ()
+        if rate.get("requests"):
+            amounts += (1,)
+        if rate.get("tokens"):
+            max_output = DEFAULT_MAX_OUTPUT if call.max_output_tokens is None else call.max_output_tokens
+            amounts += (call.input_tokens + call.choices * max_output,)
+        if not amounts:
+            return []
+        owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
+        return self.plans.get(
+            ("rates", principal.key_id, provider),
+            principal,
+            now.timestamp(),
+            lambda: llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None),
+            amounts,
+        )
+
+    def attempt_limits(self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime) -> list[Planned]:
+        """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
+        worst = Decimal(0)
+        if price is not None:
+            worst = price.worst_case(call.input_tokens, call.max_output_tokens, call.choices)
+        budgets = self.budgets(call.principal, to_nano(worst, round_up=True), now, target.provider)
+        return [*self.llm_rate_limits(call, target.provider, now), *budgets]
 
     def _early_attempt(self, call: Call, now: datetime) -> Early | None:
         """The requested model's attempt reservation, when it can be taken at admission (see the module's order).
@@ -172,7 +232,7 @@ class Governor:
         price = self.price(target)
         if price is None:
             return None
-        planned = attempt_limits(call, target, price, now)
+        planned = self.attempt_limits(call, target, price, now)
         if any(item.limit.commit for item in planned):
             return None
         return Early(target, price, planned)
@@ -189,34 +249,17 @@ class Early:
     """The limit that had no room, with its usage: raised when the router attempts this target."""
 
 
-def attempt_limits(call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime) -> list[Planned]:
-    """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
-    principal = call.principal
-    worst = Decimal(0)
-    if price is not None:
-        worst = price.worst_case(call.input_tokens, call.max_output_tokens, call.choices)
-    budgets = entity_budgets(principal, to_nano(worst, round_up=True), now, target.provider)
-    provider_rate = (principal.limits.get("provider_rate_limits") or {}).get(target.provider)
-    owner = f"key/{principal.key_name} {target.provider}"
-    return [*llm_rate_limits(call, owner, provider_rate, now), *budgets]
-
-
 def llm_rate_limits(
-    call: Call, owner: str, rate: dict[str, Any] | None, now: datetime, *, advertised: bool = False
+    key_id: str, owner: str, rate: dict[str, Any], now: datetime, *, advertised: bool = False
 ) -> list[Planned]:
-    """A rate limit's requests (+1, counted at once) and tokens (the worst case, held until settled)."""
+    """A rate limit's requests and tokens, amounts left at 0 (a plan: see `Governor.llm_rate_limits`)."""
     planned: list[Planned] = []
-    key_id = call.principal.key_id
-    if rate and rate.get("requests"):
+    if rate.get("requests"):
         planned.append(
-            rate_limit(owner, key_id, "requests", rate["requests"], 1, now, commit=True, advertised=advertised)
+            rate_limit(owner, key_id, "requests", rate["requests"], 0, now, commit=True, advertised=advertised)
         )
-    if rate and rate.get("tokens"):
-        max_output = DEFAULT_MAX_OUTPUT if call.max_output_tokens is None else call.max_output_tokens
-        tokens = call.input_tokens + call.choices * max_output
-        planned.append(
-            rate_limit(owner, key_id, "tokens", rate["tokens"], tokens, now, commit=False, advertised=advertised)
-        )
+    if rate.get("tokens"):
+        planned.append(rate_limit(owner, key_id, "tokens", rate["tokens"], 0, now, commit=False, advertised=advertised))
     return planned
 
 
@@ -248,7 +291,7 @@ class Admission:
             return
         await self._settle_stage("attempt")
         self.target, self._price = target, governor.price(target)
-        planned = attempt_limits(self.call, target, self._price, governor.clock())
+        planned = governor.attempt_limits(self.call, target, self._price, governor.clock())
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
@@ -291,30 +334,31 @@ class Admission:
                 assert failed is not None
                 if failed < len(planned):
                     raise self._denial(planned[failed], outcome.usage[failed])
-            self._took(planned, outcome.usage, stage)
+            self._took(planned, outcome.usage, stage, now)
             if early is not None:
                 if failed is None:
-                    self._took(early.planned, outcome.usage[len(planned) :], "attempt")
+                    self._took(early.planned, outcome.usage[len(planned) :], "attempt", now)
                 else:
                     early.denied = (combined[failed], outcome.usage[failed])
                 self._early = early
             return
         raise ServiceUnavailable("could not reserve against the counter store; try again")
 
-    def _took(self, planned: list[Planned], usage: tuple[int, ...], stage: str) -> None:
+    def _took(self, planned: list[Planned], usage: tuple[int, ...], stage: str, now: float) -> None:
         """Record what `stage` now holds; `usage` is each limit's usage before it was taken."""
-        metrics = self.governor.metrics
         self._held[stage] = planned
         for item, used in zip(planned, usage, strict=False):
             if item.advertised:
-                self.headers.update(item.headers(used, item.kind))
+                self.headers.update(item.headers(used, item.kind, now))
             if item.kind == "usd":
-                remaining = from_nano(item.limit.limit - used - item.limit.amount)
-                metrics.budget_remaining.labels(item.level, item.owner, item.period).set(float(remaining))
+                remaining = (item.limit.limit - used - item.limit.amount) / NANO_PER_USD
+                self.governor.budget_gauge(item).set(remaining)
 
     def _denial(self, failed: Planned, usage: int) -> LimitExceeded:
         self.governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()
-        return LimitExceeded(failed.describe(usage), retry_after=failed.window.resets_in)
+        return LimitExceeded(
+            failed.describe(usage), retry_after=failed.window.resets_in(self.governor.clock().timestamp())
+        )
 
     def _fall_back(self, exc: CounterStoreError) -> None:
         governor = self.governor

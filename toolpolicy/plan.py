@@ -62,9 +62,38 @@ class Planned:
             return f"{self.label}: {usd(from_nano(usage))} spent of {usd(from_nano(self.limit.limit))}"
         return f"{self.label}: {usage} of {self.limit.limit} used"
 
-    def headers(self, usage: int, suffix: str) -> dict[str, str]:
+    def with_amount(self, amount: int) -> Planned:
+        """The same limit taking `amount` (a plan is built once per key and window, amounts come per request)."""
+        if amount == self.limit.amount:
+            return self
+        limit = self.limit
+        return Planned(
+            Limit(
+                limit.hold_key,
+                limit.used_keys,
+                limit.add_key,
+                limit.limit,
+                amount,
+                limit.commit,
+                limit.ttl,
+                limit.seeded,
+                limit.window_start,
+                limit.journaled,
+                limit.used_prefix,
+            ),
+            self.label,
+            self.kind,
+            self.window,
+            self.scope,
+            self.advertised,
+            self.level,
+            self.owner,
+            self.period,
+        )
+
+    def headers(self, usage: int, suffix: str, now: float) -> dict[str, str]:
         remaining = max(0, self.limit.limit - usage - self.limit.amount)
-        reset = format_reset(self.window.resets_in or 0)
+        reset = format_reset(self.window.resets_in(now) or 0)
         return {
             f"x-ratelimit-limit-{suffix}": str(self.limit.limit),
             f"x-ratelimit-remaining-{suffix}": str(remaining),

@@ -26,14 +26,22 @@ class Window:
     """The bucket id new usage is added to."""
     start: datetime
     """The earliest instant counted (for summing the ledger)."""
-    resets_in: float | None
-    """Seconds until usage starts to fall (None: a lifetime budget never resets)."""
+    since: float
+    """Epoch seconds from which these bucket ids are the window's (its current bucket began)."""
+    until: float | None
+    """Epoch seconds when the current bucket ends: usage starts to fall, and the bucket ids change (None: a
+    lifetime budget never resets). Between `since` and `until` the window is the same for every request."""
     ttl: int | None
-    """Seconds the counters must be kept (None: forever)."""
+    """Seconds the counters must be kept (None: forever): a whole window plus slack, the same for every request in
+    the window, so a limit's encoding is too."""
     bucket_seconds: int | None = None
     """For rolling windows: the length of one bucket (bucket id = epoch seconds // bucket_seconds)."""
     id_prefix: str | None = None
     """For rolling windows: `used_ids` are this prefix followed by consecutive bucket numbers."""
+
+    def resets_in(self, now: float) -> float | None:
+        """Seconds from `now` (epoch seconds) until usage starts to fall (None: never)."""
+        return None if self.until is None else self.until - now
 
 
 def _calendar_start(period: BudgetPeriod, now: datetime) -> tuple[datetime, datetime]:
@@ -54,21 +62,21 @@ def _calendar_start(period: BudgetPeriod, now: datetime) -> tuple[datetime, date
 def budget_window(period: BudgetPeriod | None, rolling: bool, now: datetime) -> Window:
     """The window of a budget at `now` (an aware UTC datetime)."""
     if period is None:
-        return Window(("life",), "life", datetime.min.replace(tzinfo=UTC), None, None)
+        return Window(("life",), "life", datetime.min.replace(tzinfo=UTC), float("-inf"), None, None)
     if not rolling:
         start, end = _calendar_start(period, now)
         bucket = f"{period}@{start:%Y%m%dT%H}"
-        seconds_left = (end - now).total_seconds()
-        return Window((bucket,), bucket, start, seconds_left, int(seconds_left) + SLACK_SECONDS)
+        length = int((end - start).total_seconds())
+        return Window((bucket,), bucket, start, start.timestamp(), end.timestamp(), length + SLACK_SECONDS)
     length = PERIOD_SECONDS[period]
     bucket_seconds = length // ROLLING_BUCKETS
     current = int(now.timestamp()) // bucket_seconds
     ids = _rolling_ids(period, current)
     start = datetime.fromtimestamp((current - ROLLING_BUCKETS) * bucket_seconds, UTC)
     # Usage starts to fall when the oldest bucket leaves the window.
-    resets_in = (current + 1) * bucket_seconds - now.timestamp()
+    since, until = current * bucket_seconds, (current + 1) * bucket_seconds
     ttl = length + bucket_seconds + SLACK_SECONDS
-    return Window(ids, ids[-1], start, resets_in, ttl, bucket_seconds, f"{period}r@")
+    return Window(ids, ids[-1], start, since, until, ttl, bucket_seconds, f"{period}r@")
 
 
 @functools.lru_cache(maxsize=256)
@@ -82,8 +90,8 @@ def rate_window(rate: Rate, now: datetime) -> Window:
     index = int(now.timestamp()) // rate.window_seconds
     bucket = f"{rate.window_seconds}s@{index}"
     start = datetime.fromtimestamp(index * rate.window_seconds, UTC)
-    resets_in = (index + 1) * rate.window_seconds - now.timestamp()
-    return Window((bucket,), bucket, start, resets_in, rate.window_seconds + 60)
+    since, until = index * rate.window_seconds, (index + 1) * rate.window_seconds
+    return Window((bucket,), bucket, start, since, until, rate.window_seconds + 60)
 
 
 def format_reset(seconds: float) -> str:

@@ -6,7 +6,8 @@ holding counters. Redis Cluster is not supported: the scripts name keys they com
 setups are).
 
 The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA`
-(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart). Settlements are queued and
+(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart), on one pipelined connection
+shared by every request (`toolpolicy.counters.resp`) for a plain `redis://` URL. Settlements are queued and
 sent with the next reservation or by a tick (`toolpolicy.counters.settle_queue`): a request's own round trip is its
 reservation.
 """
@@ -34,6 +35,7 @@ from toolpolicy.counters.redis_scripts import (
     Script,
     StaticParts,
 )
+from toolpolicy.counters.resp import RespClient
 from toolpolicy.counters.settle_queue import SettleQueue
 
 SETTLE_INTERVAL = 0.05
@@ -59,8 +61,12 @@ class RedisCounterStore:
             retry_on_error=[RedisConnectionError],
         )
         self._client = aioredis.Redis(connection_pool=pool)
-        self._execute: Callable[..., Awaitable[Any]] = self._client.execute_command
-        """The client's command entry point, without the per-command wrappers of its `evalsha`."""
+        self._resp = RespClient(url, timeout=timeout) if RespClient.supports(url) else None
+        self._execute: Callable[..., Awaitable[Any]] = (
+            self._resp.execute if self._resp is not None else self._client.execute_command
+        )
+        """Where the scripts go: one pipelined connection for a plain `redis://` URL (`toolpolicy.counters.resp`),
+        else the pool's command entry point, without the per-command wrappers of its `evalsha`."""
         self._static = StaticParts()
         self.settles = SettleQueue(self._settle_now, interval=settle_interval)
 
@@ -70,7 +76,7 @@ class RedisCounterStore:
             try:
                 return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:
-                await self._execute("SCRIPT LOAD", script.source)
+                await self._execute("SCRIPT", "LOAD", script.source)
                 return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except RedisError as exc:
             raise CounterStoreError(f"Redis counter store: {exc}") from exc
@@ -123,4 +129,6 @@ class RedisCounterStore:
         try:
             await self.settles.aclose()  # queued settlements are not lost on shutdown
         finally:
+            if self._resp is not None:
+                await self._resp.aclose()
             await self._client.aclose(close_connection_pool=True)

@@ -90,7 +90,7 @@ def request_span(
     name: str, carrier: Mapping[str, str] | None, attributes: Mapping[str, Any] | None = None
 ) -> Iterator[Span]:
     """A server span continuing the caller's trace (`traceparent` in `carrier`, e.g. HTTP headers or `_meta`)."""
-    parent = propagate.extract(carrier) if carrier else None
+    parent = _extract(carrier)
     token = otel_context.attach(parent) if parent is not None else None
     try:
         with tracer().start_as_current_span(name, kind=SpanKind.SERVER, attributes=_clean(attributes)) as span:
@@ -98,6 +98,18 @@ def request_span(
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+def _extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The caller's context from `carrier` (None without a carrier: the current one).
+
+    With the default propagators a carrier without `traceparent` or `baggage` (most requests) gives what they
+    would give, an empty context (the span starts a trace), without running them."""
+    if not carrier:
+        return None
+    if _w3c_default(propagate.get_global_textmap()) and "traceparent" not in carrier and "baggage" not in carrier:
+        return otel_context.Context()
+    return propagate.extract(carrier)
 
 
 def nothing_to_trace() -> bool:
@@ -114,7 +126,7 @@ def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterat
     if nothing_to_trace():
         yield INVALID_SPAN
         return
-    with tracer().start_as_current_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes)) as span:
+    with _current(tracer().start_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes))) as span:
         yield span
 
 
@@ -125,7 +137,7 @@ def start_server_span(
     (a stream ends when its body is sent). End it with `span.end()`."""
     if not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
-    parent = propagate.extract(carrier) if carrier else None
+    parent = _extract(carrier)
     return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
@@ -138,8 +150,8 @@ def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | N
         yield INVALID_SPAN
         return
     context = trace.set_span_in_context(parent) if parent is not None else None
-    with tracer().start_as_current_span(
-        name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes)
+    with _current(
+        tracer().start_span(name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes))
     ) as span:
         yield span
 
@@ -150,8 +162,25 @@ def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> It
     if nothing_to_trace():
         yield INVALID_SPAN
         return
-    with tracer().start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes)) as span:
+    with _current(tracer().start_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes))) as span:
         yield span
+
+
+@contextmanager
+def _current(span: Span) -> Iterator[Span]:
+    """What `start_as_current_span` does with a started span, without its two layers of context managers: current
+    inside the block, ended after it, and an exception leaving it recorded and set as the span's status."""
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    except Exception as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:

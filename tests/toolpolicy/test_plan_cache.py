@@ -1,0 +1,56 @@
+"""Plans are built once per key and window: reused within a bucket, rebuilt for a new bucket or a reloaded key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from toolpolicy.plan import Planned, entity_budgets
+from toolpolicy.plan_cache import PlanCache
+from toolpolicy.types import Principal
+
+T0 = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
+
+
+def principal() -> Principal:
+    return Principal(
+        key_id="k1",
+        key_name="bot",
+        team="support",
+        team_id="t1",
+        limits={
+            "budgets": [{"max_usd": 5, "period": "1h"}],
+            "team_budgets": [{"max_usd": 50, "period": "1d", "rolling": True}],
+        },
+    )
+
+
+def plan(cache: PlanCache, who: Principal, now: datetime, amount: int, built: list[int]) -> list[Planned]:
+    def build() -> list[Planned]:
+        built.append(1)
+        return entity_budgets(who, 0, now, None)
+
+    return cache.get(("budgets", who.key_id), who, now.timestamp(), build, (amount,))
+
+
+def test_a_plan_is_reused_within_its_windows_and_takes_each_requests_amount() -> None:
+    cache, who, built = PlanCache(), principal(), []
+    first = plan(cache, who, T0, 7, built)
+    later = plan(cache, who, T0 + timedelta(minutes=1), 9, built)
+    assert len(built) == 1
+    assert [item.limit.amount for item in first] == [7, 7]
+    assert [item.limit.amount for item in later] == [9, 9]
+    assert [item.limit.hold_key for item in later] == [item.limit.hold_key for item in first]
+    assert first == entity_budgets(who, 7, T0, None)  # the same limits as built for the request itself
+
+
+def test_a_new_bucket_or_a_reloaded_key_builds_the_plan_again() -> None:
+    cache, who, built = PlanCache(), principal(), []
+    plan(cache, who, T0, 1, built)
+    # The rolling day's buckets are 24 minutes long: 10:48 starts a new one (10:30 is in 10:24-10:48).
+    moved = plan(cache, who, T0 + timedelta(minutes=18), 1, built)
+    assert len(built) == 2
+    assert moved == entity_budgets(who, 1, T0 + timedelta(minutes=18), None)
+    plan(cache, who, T0 - timedelta(hours=2), 1, built)  # a clock set back is outside the cached buckets too
+    assert len(built) == 3
+    plan(cache, principal(), T0 - timedelta(hours=2), 1, built)  # an equal key, reloaded: another object
+    assert len(built) == 4
