@@ -1,4 +1,8 @@
-"""`tools/call` to a Streamable HTTP upstream without the MCP SDK's client machinery: the hub's hot path.
+"""`tools/call` to a Streamable HTTP or stdio upstream without the MCP SDK's client machinery: the hub's hot path.
+
+Over stdio (`fast_stdio.py`) the body below is written to the process's stdin and its response taken off stdout by
+id; there are no headers, and a call whose caller follows progress goes through the SDK's client. The rest of this
+doc describes the HTTP wire.
 
 The SDK's client sends a request through its session (pydantic models), a dispatcher task, anyio memory streams and
 an httpx2 transport task. `FastCalls` does what they do for one `tools/call`, in the calling task, over the
@@ -219,7 +223,7 @@ class FastCalls:
             params = model.model_dump(by_alias=True, mode="json", exclude_none=True)
         wire = self.http
         over_http = isinstance(wire, FastHttp)
-        headers = wire.headers() if isinstance(wire, FastHttp) else {}
+        headers = wire.headers() if isinstance(wire, FastHttp) else {}  # (mypy narrows only on the isinstance)
         meta: dict[str, Any] = {}
         if self.modern:
             meta[types.PROTOCOL_VERSION_META_KEY] = self.version

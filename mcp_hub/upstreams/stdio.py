@@ -8,6 +8,10 @@ process group and the whole group is stopped at the end.
 
 A bare `command` is looked up on PATH, then next to the gateway's Python interpreter, so console scripts installed
 in the gateway's virtualenv (e.g. `mcp-server-time`) work without activating it.
+
+Everything written to stdin goes through one batching writer (`fast_stdio.Outbox`); `tools/call` takes the fast path
+(`fast_stdio.StdioLink`: written there directly, its response taken off stdout by id before the SDK's client sees
+the line) unless `fast_path: false`.
 """
 
 from __future__ import annotations
