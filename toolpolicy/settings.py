@@ -155,8 +155,9 @@ class McpServerSettings(_Model):
     """Whether the gateway answers this server's sampling requests with its own LLM models (`sampling_settings`);
     null relays them to the calling client only."""
     fast_path: bool = True
-    """Send this server's `tools/call` requests over a raw pooled HTTP client instead of the MCP SDK's client
-    (Streamable HTTP servers only; same wire, same results, less overhead); false always uses the SDK's client."""
+    """Send this server's `tools/call` requests without the MCP SDK's client: over a raw pooled HTTP client
+    (Streamable HTTP servers), or written straight to the process's stdin with its answer taken off stdout by id
+    (stdio servers); same wire, same results, less overhead. False always uses the SDK's client."""
     guardrails: list[str] = Field(default_factory=list, max_length=64)
     """Guardrail rules (by name) applied to every call to this server, whatever the key."""
 

@@ -1,4 +1,8 @@
-"""`tools/call` to a Streamable HTTP upstream without the MCP SDK's client machinery: the hub's hot path.
+"""`tools/call` to a Streamable HTTP or stdio upstream without the MCP SDK's client machinery: the hub's hot path.
+
+Over stdio (`fast_stdio.py`) the body below is written to the process's stdin and its response taken off stdout by
+id; there are no headers, and a call whose caller follows progress goes through the SDK's client. The rest of this
+doc describes the HTTP wire.
 
 The SDK's client sends a request through its session (pydantic models), a dispatcher task, anyio memory streams and
 an httpx2 transport task. `FastCalls` does what they do for one `tools/call`, in the calling task, over the
@@ -36,7 +40,7 @@ import mcp_types as types
 import pydantic_core
 from anyio.abc import TaskGroup
 from mcp import Client
-from mcp.client.session import _clamp_inbound_ttl, _later_revision_fields
+from mcp.client.session import ClientSession, _clamp_inbound_ttl, _later_revision_fields
 from mcp.shared._otel import inject_trace_context, otel_span
 from mcp.shared.dispatcher import ProgressFnT, coerce_request_id
 from mcp.shared.exceptions import MCPError
@@ -53,6 +57,8 @@ from mcp_hub.relay.caller_capabilities import CAPABILITIES_KEY, forwarded
 from mcp_hub.relay.calls import DOWNSTREAM
 from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
+from mcp_hub.upstreams.fast_stdio import StdioLink
+from mcp_hub.upstreams.output_check import compiled
 from toolpolicy.telemetry.tracing import inject, nothing_to_trace
 
 logger = logging.getLogger(__name__)
@@ -84,8 +90,9 @@ class _RequestContext:
 class FastCalls:
     """The fast `tools/call` of one upstream connection (`client`, negotiated), over `http`."""
 
-    def __init__(self, http: FastHttp, client: Client, relay: UpstreamRelay) -> None:
+    def __init__(self, http: FastHttp | StdioLink, client: Client, relay: UpstreamRelay) -> None:
         self.http = http
+        """The wire: the upstream's pooled HTTP client, or its stdio process's link (`fast_stdio.py`)."""
         self.client = client
         self.relay = relay
         self.enabled = True
@@ -94,7 +101,8 @@ class FastCalls:
         assert version is not None
         self.version = version
         self.modern = version in MODERN_PROTOCOL_VERSIONS
-        http.protocol_version = version
+        if isinstance(http, FastHttp):
+            http.protocol_version = version
         session = client.session
         self._client_info = session._client_info.model_dump(by_alias=True, mode="json", exclude_none=True)
         self._capabilities = session._build_capabilities(version).model_dump(
@@ -102,6 +110,9 @@ class FastCalls:
         )
         self._log_level = session._log_level
         self._next_id = 0
+        surface = methods.SERVER_RESULTS.get((METHOD, version))
+        self._surface = methods._adapter(surface) if surface is not None else None
+        """The protocol table's result type for this version (None: not in the tables, nothing to check)."""
 
     # The call, as `UpstreamRelay.call_tool` makes it through the SDK's `Client`.
 
@@ -149,7 +160,8 @@ class FastCalls:
         state: str | None,
     ) -> CallOutcome:
         """One `tools/call` request: what `ClientSession.call_tool(..., allow_input_required=True)` returns."""
-        if self.enabled:
+        if self.enabled and (progress is None or not isinstance(self.http, StdioLink)):
+            # Over stdio, a call whose caller follows progress stays with the SDK, whose dispatcher routes the notices.
             try:
                 raw = await self._request(name, arguments, progress, responses, state)
             except Redirected:
@@ -170,15 +182,15 @@ class FastCalls:
         """The SDK session's `send_request` and `call_tool` checks of a result."""
         session = self.client.session
         _clamp_inbound_ttl(raw)
-        try:
-            methods.validate_server_result(METHOD, self.version, raw)
-        except KeyError:
-            pass
+        if self._surface is not None:
+            # `methods.validate_server_result` less the dump of the validated result it throws away.
+            self._surface.validate_python(raw, by_name=False)
         if not (foreign := _later_revision_fields(METHOD, self.version)).isdisjoint(raw):
             raw = {key: value for key, value in raw.items() if key not in foreign}
         result = session._call_tool_adapter.validate_python(raw, by_name=False)
         if isinstance(result, types.CallToolResult) and not result.is_error:
-            await session.validate_tool_result(name, result)
+            if not _surely_valid(session, name, result):
+                await session.validate_tool_result(name, result)
         if not isinstance(result, types.CallToolResult | types.InputRequiredResult):
             raise RuntimeError(f"MCP server answered {METHOD} with a result the hub does not know")
         return result
@@ -209,7 +221,9 @@ class FastCalls:
                 name=name, arguments=arguments, input_responses=responses, request_state=state
             )
             params = model.model_dump(by_alias=True, mode="json", exclude_none=True)
-        headers = self.http.headers()
+        wire = self.http
+        over_http = isinstance(wire, FastHttp)
+        headers = wire.headers() if isinstance(wire, FastHttp) else {}  # (mypy narrows only on the isinstance)
         meta: dict[str, Any] = {}
         if self.modern:
             meta[types.PROTOCOL_VERSION_META_KEY] = self.version
@@ -217,21 +231,32 @@ class FastCalls:
             meta[CAPABILITIES_KEY] = self._caller_capabilities()
             if self._log_level is not None:
                 meta[types.LOG_LEVEL_META_KEY] = self._log_level
-            headers[MCP_METHOD_HEADER] = METHOD
-            headers[MCP_NAME_HEADER] = encode_header_value(name)
-            headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
+            if over_http:  # stdio has no headers: the SDK's stdio transport sends the body alone
+                headers[MCP_METHOD_HEADER] = METHOD
+                headers[MCP_NAME_HEADER] = encode_header_value(name)
+                headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
         if progress is not None:
             meta["progressToken"] = request_id
-        exchange = _Exchange(self, request_id, progress)
         if nothing_to_trace():
             # The SDK client's span would be the invalid one, current in a context it leaves as it was: skipped.
             # What the propagators write is written all the same (baggage, say; no `traceparent` without a trace).
             inject(meta)
-            return await exchange.run(_body(request_id, params, meta), headers)
+            return await self._exchange(request_id, progress, _body(request_id, params, meta), headers)
         attributes = {"mcp.method.name": METHOD, "jsonrpc.request.id": str(request_id)}
         with otel_span(f"MCP send {METHOD} {name}", kind=SpanKind.CLIENT, attributes=attributes):
             inject_trace_context(meta)
-            return await exchange.run(_body(request_id, params, meta), headers)
+            return await self._exchange(request_id, progress, _body(request_id, params, meta), headers)
+
+    async def _exchange(
+        self, request_id: int, progress: ProgressFnT | None, body: bytes, headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        wire = self.http
+        if isinstance(wire, FastHttp):
+            return await _Exchange(self, wire, request_id, progress).run(body, headers)
+        try:
+            return _response_outcome(await wire.call(request_id, body), request_id)
+        except ValueError as exc:
+            raise MCPError(types.PARSE_ERROR, f"Failed to parse JSON response: {exc}") from None
 
     def _caller_capabilities(self) -> dict[str, Any]:
         downstream = DOWNSTREAM.get()
@@ -244,9 +269,9 @@ class FastCalls:
 class _Exchange:
     """One request's POST, its answer, and what the upstream sends meanwhile."""
 
-    def __init__(self, calls: FastCalls, request_id: int, progress: ProgressFnT | None) -> None:
+    def __init__(self, calls: FastCalls, http: FastHttp, request_id: int, progress: ProgressFnT | None) -> None:
         self.calls = calls
-        self.http = calls.http
+        self.http = http
         self.request_id = request_id
         self.progress = progress
         self._answering: dict[types.RequestId, anyio.CancelScope] = {}
@@ -450,6 +475,20 @@ class _Exchange:
                 }
             await self._post_message(answer)
         self._answering.pop(coerce_request_id(request_id), None)
+
+
+def _surely_valid(session: ClientSession, name: str, result: types.CallToolResult) -> bool:
+    """Whether `session.validate_tool_result` would pass `result` without a word (`output_check.py`); False: ask it."""
+    schemas = session._tool_output_schemas
+    if name not in schemas:
+        return False  # the SDK re-lists the tools first
+    schema = schemas[name]
+    if schema is None:
+        return True  # no output schema: the SDK checks nothing
+    if result.structured_content is None:
+        return False
+    check = compiled(schema)
+    return check is not None and check(result.structured_content)
 
 
 def _body(request_id: int, params: dict[str, Any], meta: dict[str, Any]) -> bytes:

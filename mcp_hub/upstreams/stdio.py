@@ -8,6 +8,10 @@ process group and the whole group is stopped at the end.
 
 A bare `command` is looked up on PATH, then next to the gateway's Python interpreter, so console scripts installed
 in the gateway's virtualenv (e.g. `mcp-server-time`) work without activating it.
+
+Everything written to stdin goes through one batching writer (`fast_stdio.Outbox`); `tools/call` takes the fast path
+(`fast_stdio.StdioLink`: written there directly, its response taken off stdout by id before the SDK's client sees
+the line) unless `fast_path: false`.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ import anyio
 import mcp_types as types
 from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import get_default_environment
 from mcp.os.posix.utilities import terminate_posix_process_tree
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_hub.upstreams.base import Upstream
+from mcp_hub.upstreams.fast_call import FastCalls
+from mcp_hub.upstreams.fast_stdio import Outbox, StdioLink
 from toolpolicy.settings import McpHubSettings, McpServerSettings
 
 logger = logging.getLogger(__name__)
@@ -86,6 +94,8 @@ class StdioUpstream(Upstream):
         self._exit_reason: str | None = None
         self._noise = _Throttle(limit=3, period=10.0)
         self._stderr = _Throttle(limit=200, period=1.0)
+        self._link: StdioLink | None = None
+        """The current connection's pipes as the `tools/call` fast path uses them (`fast_stdio.py`)."""
 
     def describe(self) -> str:
         return f"command {self.settings.command!r}"
@@ -95,6 +105,11 @@ class StdioUpstream(Upstream):
 
     def transport(self) -> AbstractAsyncContextManager[TransportStreams]:
         return self._run_process()
+
+    def fast_calls(self, client: Client) -> FastCalls | None:
+        if self._link is None or not self.settings.fast_path:
+            return None
+        return FastCalls(self._link, client, self.relay)
 
     @asynccontextmanager
     async def _run_process(self) -> AsyncIterator[TransportStreams]:
@@ -113,20 +128,29 @@ class StdioUpstream(Upstream):
         self._exit_reason = None
         read_sink, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         write_stream, write_source = anyio.create_memory_object_stream[SessionMessage](0)
+        outbox = Outbox()
+        link = StdioLink(outbox)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._read_stdout, process, read_sink)
-            tg.start_soon(self._write_stdin, process, write_source)
+            tg.start_soon(self._read_stdout, process, read_sink, link)
+            tg.start_soon(self._queue_sdk_messages, write_source, outbox)
+            tg.start_soon(self._write_stdin, process, outbox)
             tg.start_soon(self._log_stderr, process)
+            self._link = link
             try:
                 yield read_stream, write_stream
             finally:
+                self._link = None
+                link.close()
+                outbox.close()
                 with anyio.CancelScope(shield=True):
                     await _stop(process)
                 tg.cancel_scope.cancel()
                 read_stream.close()
                 write_stream.close()
 
-    async def _read_stdout(self, process: Process, sink: MemoryObjectSendStream[SessionMessage | Exception]) -> None:
+    async def _read_stdout(
+        self, process: Process, sink: MemoryObjectSendStream[SessionMessage | Exception], link: StdioLink
+    ) -> None:
         assert process.stdout is not None
         limit = self.hub.max_upstream_message_bytes
         buffer = bytearray()
@@ -142,7 +166,9 @@ class StdioUpstream(Upstream):
                             self._garbage(f"a line longer than {limit} bytes")
                         else:
                             buffer += piece
-                            await self._deliver(bytes(buffer), sink)
+                            line = bytes(buffer)
+                            if not (link.pending and link.take_response(line)):
+                                await self._deliver(line, sink)
                         buffer.clear()
                     if not discarding:
                         buffer += rest
@@ -158,6 +184,7 @@ class StdioUpstream(Upstream):
                         await anyio.sleep(0.02)
                 if process.returncode is not None:
                     self._exit_reason = f"the process exited with status {process.returncode}"
+                link.close()  # the fast path's calls in flight get no answer (once the reason is known)
 
     async def _deliver(self, line: bytes, sink: MemoryObjectSendStream[SessionMessage | Exception]) -> None:
         if not line.strip():
@@ -176,20 +203,33 @@ class StdioUpstream(Upstream):
             more = f" ({skipped} more since the last report)" if skipped else ""
             logger.warning("MCP server %r wrote non-JSON-RPC to stdout, discarded: %r%s", self.name, sample, more)
 
-    async def _write_stdin(self, process: Process, source: MemoryObjectReceiveStream[SessionMessage]) -> None:
-        assert process.stdin is not None
+    @staticmethod
+    async def _queue_sdk_messages(source: MemoryObjectReceiveStream[SessionMessage], outbox: Outbox) -> None:
+        """The SDK client's messages, serialized as its stdio transport does, into the outbox in their order."""
         async with source:
             async for message in source:
                 data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
                 try:
-                    await process.stdin.send(data.encode())
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
-                    # A server that stops reading its stdin is broken: stop it, so the read side ends and the
-                    # supervisor restarts it, instead of every request waiting out its timeout.
-                    logger.warning("MCP server %r: cannot write to its stdin (%s); stopping it", self.name, exc)
-                    with anyio.CancelScope(shield=True):
-                        await _stop(process)
-                    return
+                    await outbox.send(data.encode())
+                except MCPError:
+                    return  # the pipe is closed: the SDK sees the connection end on the read side
+
+    async def _write_stdin(self, process: Process, outbox: Outbox) -> None:
+        """Write what the outbox holds, a batch at a time (`fast_stdio.py`)."""
+        assert process.stdin is not None
+        while True:
+            data = await outbox.take()
+            try:
+                await process.stdin.send(data)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                # A server that stops reading its stdin is broken: stop it, so the read side ends and the
+                # supervisor restarts it, instead of every request waiting out its timeout.
+                logger.warning("MCP server %r: cannot write to its stdin (%s); stopping it", self.name, exc)
+                outbox.close()
+                with anyio.CancelScope(shield=True):
+                    await _stop(process)
+                return
+            outbox.written()
 
     async def _log_stderr(self, process: Process) -> None:
         assert process.stderr is not None
