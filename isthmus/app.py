@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -23,7 +23,7 @@ from isthmus.admin import admin_routes
 from isthmus.auth import principal
 from isthmus.component import Component
 from isthmus.dispatch import Gateway
-from isthmus.errors import error_response, handle_gateway_error, handle_unexpected, json_object
+from isthmus.errors import error_response, handle_client_gone, handle_gateway_error, handle_unexpected, json_object
 from isthmus.guardrail_webhook import AiohttpWebhookPost
 from isthmus.lifecycle import Generation, Lifecycle, Load, Reloader, ReloadRefused, process_signals, settle
 from isthmus.ui import dashboard
@@ -278,6 +278,7 @@ def create_app(
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: http_error,
+            ClientDisconnect: handle_client_gone,
             Exception: handle_unexpected,
         },
         lifespan=lifespan,

@@ -13,6 +13,9 @@ from toolpolicy.jsonbody import read_json_object
 
 logger = logging.getLogger(__name__)
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request whose client closed the connection first: logged, never received."""
+
 
 class UnknownRoute(NotFound):
     """No route of the gateway has this path."""
@@ -41,6 +44,13 @@ def error_response(error: GatewayError) -> JSONResponse:
 async def handle_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     return error_response(exc)
+
+
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed its connection while its request body was still being read: nothing went wrong here, and
+    nobody is left to answer (the response goes nowhere)."""
+    logger.debug("the client left during %s %s before its request body was read", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
