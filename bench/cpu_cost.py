@@ -1,113 +1,191 @@
-"""The gateway's CPU time per 10,000 MCP calls, source trees side by side (A/B), on a machine others load too.
+"""What each request costs the gateway process in CPU, A/B against another revision, on a machine busy with other work.
 
-Throughput moves with whatever else runs on the cores; the CPU seconds the gateway process spends on a fixed kind of
-request move much less. For each round and each tree (`--trees`, default this checkout): start the plain `isthmus`
-gateway from that tree in front of the mock MCP server, open the scenario's request (a 2025-era session for
-`mcp-legacy`), warm up, then run wrk for `--duration` seconds and read the process's utime+stime (`/proc/<pid>/stat`,
-its threads and children included) before and after. Trees alternate within each round, so drift hits both alike.
+Throughput and latency move with whatever else runs on the cores; the CPU a process spends per request much less.
+For each round and each tree (a git revision given with `--ref`, extracted with `git archive`, and this tree or
+`--against`; or the source directories given with `--trees`; alternately), each variant (`isthmus`, `isthmus+gov`,
+... as in `bench.gateway`) is started fresh against the benchmark's mocks (Redis and the OTLP sink when it needs
+them), warmed up, and loaded with wrk at `--connections` for `--duration` seconds per scenario.
+Reported: the gateway's CPU seconds (utime + stime from /proc, every thread) per 10,000 requests, and the share of
+it spent by threads other than the main one (aiosqlite's driver thread, the OTLP exporter...).
 
-    .venv/bin/python -m bench.cpu_cost --trees /work/main,. --scenarios mcp-legacy,mcp-modern --rounds 3
+`--profile` adds, per tree and variant and scenario, one py-spy recording under the same load, and prints the
+share of samples (inclusive) whose stack is in the writers: the batch writer, the recorder, the store's writing
+modules, the rollups, and aiosqlite's thread.
 
-Prints one line per measurement and a summary: median CPU ms per call (= CPU s per 1,000 calls), CPU s per 10,000.
+Run: `.venv/bin/python -m bench.cpu_cost --ref main [--against REV] [--paths isthmus,isthmus+gov,isthmus+otel]
+[--scenarios chat,mcp-modern,mcp-legacy] [--rounds 3] [--duration 5] [--profile]`, or `--trees DIR,DIR` to compare
+source directories (a worktree, say) instead of revisions.
+Nothing here is asserted; the figures are printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
+import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections import defaultdict
 from pathlib import Path as FilePath
 
 import yaml
 
 from bench import gateway
 from bench.loadgen import ensure_wrk, run_wrk
-from bench.procs import Processes, descendants, free_port
-from bench.run import _python_proc
-from bench.scenarios import Path, Scenario, request_for
+from bench.measure import preflight
+from bench.procs import REPO, Processes, free_port
+from bench.profile import CLOCK_TICKS, profile_under_load, thread_cpu
+from bench.run import _ensure_redis, _python_proc
+from bench.scenarios import Path, request_for
 
-TICKS = os.sysconf("SC_CLK_TCK")
+WRITER_FRAMES = (
+    "toolpolicy/batching.py",
+    "toolpolicy/telemetry/recorder.py",
+    "toolpolicy/store/audit_append.py",
+    "toolpolicy/store/audit_rows.py",
+    "toolpolicy/store/audit_log.py",
+    "toolpolicy/store/ledger.py",
+    "toolpolicy/store/rate_journal.py",
+    "toolpolicy/rollups/",
+    "aiosqlite/",
+)
+"""A sample whose stack holds any of these files counts as the writers' (inclusive share)."""
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of `pid` and its descendants (all threads), in seconds."""
-    total = 0
-    for member in (pid, *descendants(pid)):
-        try:
-            fields = FilePath(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
-    return total / TICKS
+def serve_argv(tree: FilePath, config: FilePath) -> list[str]:
+    """`isthmus serve` importing the gateway's packages from `tree` first."""
+    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from isthmus.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, "serve", "--config", str(config), "--log-level", "warning"]
 
 
-def start_from(processes: Processes, tree: FilePath, upstreams: gateway.Upstreams, work: FilePath) -> tuple[int, str]:
-    """`isthmus serve` with the plain variant's config, its code imported from `tree`; (pid, base URL, key)."""
+def start(processes: Processes, variant: gateway.Variant, upstreams: gateway.Upstreams, work: FilePath, tree: FilePath):  # type: ignore[no-untyped-def]
     port = free_port()
-    directory = work / f"{tree.name}-{port}"
-    directory.mkdir(parents=True)
-    key = "isk-bench-" + secrets.token_hex(16)
+    directory = work / variant.name.replace("+", "-")
+    if directory.exists():
+        for stale in directory.glob("isthmus.db*"):
+            stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = "isk-bench-" + "0" * 32
     config = directory / "isthmus.yaml"
-    data = gateway.config(gateway.PLAIN, port, directory / "isthmus.db", key, upstreams)
+    data = gateway.config(variant, port, directory / "isthmus.db", key, upstreams)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    launcher = f"import sys; sys.path.insert(0, {str(tree)!r}); from isthmus.cli import main; sys.exit(main())"
-    argv = [sys.executable, "-c", launcher, "serve", "--config", str(config), "--log-level", "warning"]
-    proc = processes.start(f"gateway-{tree.name}-{port}", argv, port=port, cwd=directory)
+    proc = processes.start(variant.name, serve_argv(tree, config), port=port, cwd=directory)
     proc.wait_ready(60, "/health")
     gateway._wait_mcp_connected(proc, 60)
-    return proc.pid, key
+    auth = (("Authorization", f"Bearer {key}"),)
+    path = Path(
+        variant.name,
+        "gateway",
+        proc.url,
+        model=f"{gateway.PROVIDER}/mock-gpt",
+        paced_model=f"{gateway.PROVIDER}/mock-gpt-paced",
+        llm_headers=auth,
+        mcp_headers=auth,
+        proc=proc,
+    )
+    return proc, path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cpu_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trees", default=".", help="comma-separated source trees to A/B (default: this one)")
-    parser.add_argument("--scenarios", default="mcp-legacy,mcp-modern")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0)
+def extract(revision: str, into: FilePath) -> FilePath:
+    """The files of `revision` in a directory of their own (`git archive`)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", revision], cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def writer_share(collapsed: str) -> float:
+    """The share of py-spy's raw samples whose stack passes through the writers."""
+    total = hit = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        if any(frame in stack for frame in WRITER_FRAMES):
+            hit += int(count)
+    return hit / total if total else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--ref", default="main", help="the git revision to compare this tree with")
+    parser.add_argument("--against", help="a git revision to measure instead of this working tree")
+    parser.add_argument("--trees", help="comma-separated source directories to compare instead of revisions")
+    parser.add_argument("--paths", default="isthmus,isthmus+gov")
+    parser.add_argument("--scenarios", default="chat,mcp-modern")
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    trees = [FilePath(tree).resolve() for tree in args.trees.split(",")]
-    scenarios: list[Scenario] = args.scenarios.split(",")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--profile", action="store_true", help="also record py-spy once per tree, path, scenario")
+    args = parser.parse_args()
     wrk = ensure_wrk()
-    cost: dict[tuple[str, str], list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="isthmus-cpu-") as tmp, Processes(FilePath(tmp) / "logs") as processes:
-        work = FilePath(tmp)
+    variants = [variant for variant in gateway.VARIANTS if variant.name in args.paths.split(",")]
+    scenarios = [scenario for scenario in args.scenarios.split(",") if scenario]
+    # (tree, variant, scenario) -> [(cpu s per 10k, share of other threads)]
+    figures: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
+    shares: dict[tuple[str, str, str], float] = {}
+    with contextlib.ExitStack() as stack:
+        work = FilePath(stack.enter_context(tempfile.TemporaryDirectory(prefix="cpu-cost-")))
+        if args.trees:
+            trees = {tree: FilePath(tree).resolve() for tree in args.trees.split(",")}
+        else:
+            trees = {args.ref: extract(args.ref, work / "ref")}
+            trees[args.against or "this tree"] = extract(args.against, work / "against") if args.against else REPO
+        processes = stack.enter_context(Processes(work / "logs"))
         _, llm_url = _python_proc(processes, "mock-llm", "bench.mock_llm")
         _, mcp_url = _python_proc(processes, "mock-mcp", "bench.mock_mcp")
-        upstreams = gateway.Upstreams(llm_url, mcp_url)
-        for round_number in range(1, args.rounds + 1):
-            for tree in trees if round_number % 2 else reversed(trees):
-                pid, key = start_from(processes, tree, upstreams, work)
-                proc = processes.started[-1]
-                auth = (("Authorization", f"Bearer {key}"),)
-                path = Path(tree.name, "gateway", proc.url, mcp_headers=auth, llm_headers=auth)
-                for scenario in scenarios:
-                    request = request_for(path, scenario)
-                    run_wrk(request, args.connections, args.warmup, wrk=wrk)
-                    before = cpu_seconds(pid)
-                    result = run_wrk(request, args.connections, args.duration, wrk=wrk)
-                    spent = cpu_seconds(pid) - before
-                    per_call_ms = spent / max(result.requests, 1) * 1000
-                    cost.setdefault((str(tree), scenario), []).append(per_call_ms)
-                    print(
-                        f"round {round_number} {tree} {scenario} c={args.connections}: {result.requests} calls, "
-                        f"{result.rps:,.0f} rps, errors {result.error_count}, CPU {spent:.2f} s = "
-                        f"{per_call_ms:.3f} ms/call",
-                        flush=True,
-                    )
-                processes.stop(proc)
-    print("\nmedian CPU per call (CPU seconds per 10,000 calls):")
-    for (tree, scenario), values in cost.items():
-        median = statistics.median(values)
-        spread = ", ".join(f"{value:.3f}" for value in values)
-        print(f"  {tree} {scenario}: {median:.3f} ms ({median * 10:.2f} s per 10,000; rounds: {spread})")
-    return 0
+        redis = _ensure_redis(processes) if any(v.governance for v in variants) else None
+        sink = _python_proc(processes, "otlp-sink", "bench.otlp_sink")[1] if gateway.TRACED in variants else None
+        upstreams = gateway.Upstreams(llm_url, mcp_url, redis=redis, otlp=sink)
+        for round_number in range(args.rounds):
+            order = list(trees.items())
+            if round_number % 2:
+                order.reverse()
+            for label, tree in order:
+                for variant in variants:
+                    proc, path = start(processes, variant, upstreams, work / label.replace(" ", "-"), tree)
+                    try:
+                        for scenario in scenarios:
+                            request = request_for(path, scenario)
+                            preflight(request)
+                            run_wrk(request, args.connections, args.warmup, wrk=wrk)
+                            before = thread_cpu(proc.pid)
+                            result = run_wrk(request, args.connections, args.duration, wrk=wrk)
+                            after = thread_cpu(proc.pid)
+                            total = sum(after.values()) - sum(before.get(t, 0) for t in after)
+                            others = total - (after[proc.pid] - before[proc.pid])
+                            per_10k = total / CLOCK_TICKS / max(1, result.requests) * 10_000
+                            figures[(label, variant.name, scenario)].append((per_10k, others / max(1, total)))
+                            print(
+                                f"round {round_number + 1} [{label}] {variant.name} {scenario}: "
+                                f"{result.requests:,} requests ({result.rps:,.0f} rps, {result.error_count} errors), "
+                                f"{per_10k:.2f} CPU s per 10k, other threads {others / max(1, total):.0%}",
+                                flush=True,
+                            )
+                            if args.profile and round_number == 0:
+                                output = work / f"profile-{label.replace(' ', '-')}-{variant.name}-{scenario}.txt"
+                                profile_under_load(proc.pid, request, args.connections, 6.0, output, wrk=wrk)
+                                shares[(label, variant.name, scenario)] = writer_share(output.read_text())
+                    finally:
+                        processes.stop(proc)
+                    time.sleep(0.5)
+    print("\nCPU seconds per 10,000 requests (median of rounds; every round's figure in brackets)")
+    for variant in variants:
+        for scenario in scenarios:
+            for label in trees:
+                values = figures[(label, variant.name, scenario)]
+                cpu = [value for value, _ in values]
+                line = f"  {variant.name} {scenario} [{label}]: {statistics.median(cpu):.2f} ("
+                line += ", ".join(f"{value:.2f}" for value in cpu)
+                line += f"); other threads {statistics.median(share for _, share in values):.0%}"
+                if (label, variant.name, scenario) in shares:
+                    line += f"; py-spy samples in the writers {shares[(label, variant.name, scenario)]:.1%}"
+                print(line)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
