@@ -132,6 +132,7 @@ def chat_targets(t: Targets) -> None:
     for variant, label, limit in (
         ("isthmus+gov", "Governance on (Redis-backed rate limits and budgets at three levels)", 0.2),
         ("isthmus+otel", "Telemetry on (OTLP export of every span)", 0.1),
+        ("isthmus+guard", "Guardrails on (issue 15: the secrets and PII rules)", 0.15),
     ):
         base, on = rps(run, GATEWAY, "chat", 16), rps(run, variant, "chat", 16)
         cost = None if base is None or on is None or base <= 0 else 1 - on / base
@@ -220,4 +221,4 @@ def target_section(run: Run) -> list[str]:
     targets = Targets(run)
     for judge in (mcp_targets, chat_targets, scale_targets, peer_targets, cache_targets):
         judge(targets)
-    return ["## Targets (issues 13, 16)", "", *table(["Target", "Measured", "Met"], targets.rows), ""]
+    return ["## Targets (issues 13, 15, 16)", "", *table(["Target", "Measured", "Met"], targets.rows), ""]
