@@ -120,8 +120,8 @@ class SqlTier:
         return entries
 
     async def since(self, created_after: float, limit: int, now: float) -> list[Entry]:
-        """The newest `limit` live entries created after `created_after`, oldest first (a scan: `created_at` has no
-        index; run at start and after a reconnect only)."""
+        """The newest `limit` live entries created after `created_after`, oldest first (`created_at` is indexed:
+        run at start and after a reconnect)."""
         statement = (
             select(CacheEntryRow.entry)
             .where(CacheEntryRow.expires_at > now, CacheEntryRow.created_at > created_after)

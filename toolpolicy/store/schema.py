@@ -229,7 +229,8 @@ class CacheEntryRow(Base):
     """Scope, route, model and parameters hash."""
     key_name: Mapped[str] = mapped_column(String(128), index=True)
     model: Mapped[str] = mapped_column(String(512), index=True)
-    created_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    """When the answer was stored: a reconnecting replica loads what is newer than what it has."""
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The whole entry (`Entry.to_json`)."""
