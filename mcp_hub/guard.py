@@ -2,7 +2,8 @@
 `tool_output` on what it returns before the caller sees it. Every edge (`/mcp`, its fast path, REST, Code Mode, agent
 mode) calls tools through `ToolCalls`, which calls these; `resources/read` and `prompts/get` (on `/mcp`, both eras)
 run what the client sends (the URI, the prompt's arguments) through `tool_input` and their results through
-`tool_output` too.
+`tool_output` too, and so do `resources/subscribe` and `resources/unsubscribe` (the URI) and `completion/complete`
+(the argument's value and the context's arguments) on the way in.
 
 A blocked input is a tool error naming the rule, and the upstream is not called; a blocked output replaces the
 result with that error. Redaction covers text content, embedded resources and structured content; a resource's
@@ -60,10 +61,44 @@ async def check_uri(scan: Scan, uri: str) -> str:
 async def check_prompt_arguments(scan: Scan, arguments: dict[str, str]) -> dict[str, str]:
     """A prompt's arguments (a copy), redacted, then shown to the webhook rules; raises `GuardrailBlocked` naming
     the prompt's arguments. Audits what it found either way."""
+    return await _named_arguments(scan, dict(arguments), "the prompt's arguments")
+
+
+async def scanned_uri(
+    guardrails: Guardrails, principal: Principal, *, request_id: str, server: str, uri: str
+) -> tuple[str, str]:
+    """The URI a client names (to read, subscribe or unsubscribe) through `server`'s `tool_input` rules: the URI to
+    send upstream (redacted) and the audit target naming it (what any rule finds in it masked, whatever its action).
+    Raises `GuardrailBlocked`: the upstream is not to be asked."""
+    inbound = tool_scan(guardrails, principal, "tool_input", request_id=request_id, server=server, target=server)
+    target = f"{server}/{masked(inbound, uri)}"
+    if inbound is None:
+        return uri, target
+    inbound.target = target
+    return await check_uri(inbound, uri), target
+
+
+async def check_completion(
+    scan: Scan, argument: types.CompletionArgument, context: types.CompletionContext | None
+) -> tuple[types.CompletionArgument, types.CompletionContext | None]:
+    """A completion request's argument value and its context's arguments (copies), redacted, then shown to the
+    webhook rules, as a prompt's arguments are; raises `GuardrailBlocked` naming the completion. Names are not
+    scanned (they are the prompt's or template's own). Audits what it found either way."""
+    resolved = dict(context.arguments or {}) if context is not None else {}
+    sent = {"argument": {argument.name: argument.value}, "context": resolved}
+    checked = await _named_arguments(scan, sent, "the completion's arguments")
+    argument = argument.model_copy(update={"value": checked["argument"][argument.name]})
+    if context is not None and context.arguments is not None:
+        context = context.model_copy(update={"arguments": checked["context"]})
+    return argument, context
+
+
+async def _named_arguments(scan: Scan, arguments: dict[str, Any], what: str) -> dict[str, Any]:
+    """`check_arguments` on a copy the caller made; a block names `what` it refused."""
     try:
-        return await check_arguments(scan, dict(arguments)) or {}
+        return await check_arguments(scan, arguments) or {}
     except GuardrailBlocked as exc:
-        raise GuardrailBlocked(f"guardrail {exc.rule!r} blocked the prompt's arguments", rule=exc.rule) from None
+        raise GuardrailBlocked(f"guardrail {exc.rule!r} blocked {what}", rule=exc.rule) from None
 
 
 def masked(scan: Scan | None, text: str) -> str:

@@ -21,7 +21,15 @@ from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
 from mcp_hub.errors import UnknownPrompt, UnknownResource, UpstreamRejected
 from mcp_hub.fairness import KeySlots
-from mcp_hub.guard import check_prompt, check_prompt_arguments, check_resource, check_uri, masked, tool_scan
+from mcp_hub.guard import (
+    check_completion,
+    check_prompt,
+    check_prompt_arguments,
+    check_resource,
+    masked,
+    scanned_uri,
+    tool_scan,
+)
 from mcp_hub.listen import SessionRegistry, listen
 from mcp_hub.listen_resources import ResourceSubscriber
 from mcp_hub.naming import hub_uri, split_hub_uri
@@ -201,15 +209,8 @@ class Handlers:
         request_id = _request_id(ctx)
 
         async def work() -> types.ReadResourceResult:
-            inbound = tool_scan(
-                self.guardrails, caller.principal, "tool_input", request_id=request_id, server=server, target=server
-            )
-            # Audit records name the URI with what the input rules find in it masked, whatever their action.
-            target = f"{server}/{masked(inbound, uri)}"
-            sent = uri
-            if inbound is not None:
-                inbound.target = target
-                sent = await check_uri(inbound, uri)  # a block: the upstream is not asked
+            # A block: the upstream is not asked. Audit records name the URI with what the input rules find masked.
+            sent, target = await self._scanned_uri(caller, request_id, server, uri)
             try:
                 with passed_on(ctx), acting_as(caller.principal):
                     result = await self.upstreams[server].read_resource(sent)
@@ -229,12 +230,16 @@ class Handlers:
         return await self.relay.served(ctx, caller, request_id, params, work)
 
     async def subscribe_resource(self, ctx: Context, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        server, uri = self._locate(caller_of(ctx), params.uri)
-        return await self.relay.subscribe(ctx, server, uri, params.uri)
+        caller = caller_of(ctx)
+        server, uri = self._locate(caller, params.uri)
+        sent, _ = await self._scanned_uri(caller, _request_id(ctx), server, uri)  # as a read would send it
+        return await self.relay.subscribe(ctx, server, sent, params.uri)
 
     async def unsubscribe_resource(self, ctx: Context, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        server, uri = self._locate(caller_of(ctx), params.uri)
-        return await self.relay.unsubscribe(ctx, server, uri)
+        caller = caller_of(ctx)
+        server, uri = self._locate(caller, params.uri)
+        sent, _ = await self._scanned_uri(caller, _request_id(ctx), server, uri)  # what the subscribe sent
+        return await self.relay.unsubscribe(ctx, server, sent)
 
     async def complete(self, ctx: Context, params: types.CompleteRequestParams) -> types.CompleteResult:
         caller = caller_of(ctx)
@@ -242,11 +247,18 @@ class Handlers:
         upstream_ref: types.PromptReference | types.ResourceTemplateReference
         if isinstance(ref, types.PromptReference):
             entry = self._prompt(caller, ref.name)
-            server, upstream_ref = entry.server, ref.model_copy(update={"name": entry.name})
+            server, named, upstream_ref = entry.server, entry.name, ref.model_copy(update={"name": entry.name})
         else:
-            server, uri = self._locate(caller, ref.uri)
-            upstream_ref = ref.model_copy(update={"uri": uri})
-        return await self.upstreams[server].complete(upstream_ref, params.argument, params.context)
+            server, named = self._locate(caller, ref.uri)
+            upstream_ref = ref.model_copy(update={"uri": named})
+        argument, context = params.argument, params.context
+        inbound = tool_scan(
+            self.guardrails, caller.principal, "tool_input", request_id=_request_id(ctx), server=server, target=server
+        )
+        if inbound is not None:
+            inbound.target = f"{server}/{masked(inbound, named)}"
+            argument, context = await check_completion(inbound, argument, context)  # a block: the upstream is not asked
+        return await self.upstreams[server].complete(upstream_ref, argument, context)
 
     async def subscriptions_listen(
         self, ctx: Context, params: types.SubscriptionsListenRequestParams
@@ -255,6 +267,10 @@ class Handlers:
         # Held until the stream ends, however it ends: the client closing it or going away cancels this handler.
         with self.streams.acquire(caller.principal):
             return await listen(self.feed, caller, ctx, params, ResourceSubscriber(self.relay, self._locate, self.feed))
+
+    async def _scanned_uri(self, caller: Caller, request_id: str, server: str, uri: str) -> tuple[str, str]:
+        """`uri` through `server`'s `tool_input` rules: the URI to send upstream and the audit target naming it."""
+        return await scanned_uri(self.guardrails, caller.principal, request_id=request_id, server=server, uri=uri)
 
     def _prompt(self, caller: Caller, name: str) -> Entry[types.Prompt]:
         entry = self.catalog.prompt_of(caller.server, name) if caller.server else self.catalog.prompt(name)

@@ -202,7 +202,11 @@ INBOUND_RULES = [
 @pytest.fixture(scope="module")
 async def contents(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     server = {"command": sys.executable, "args": [str(CONTENTS)], "timeout": 10}
-    servers = {"asks": {**server, "guardrails": ["pii-in", "codename"]}, "files": {**server, "guardrails": ["pii-out"]}}
+    servers = {
+        "asks": {**server, "guardrails": ["pii-in", "codename"]},
+        "files": {**server, "guardrails": ["pii-out"]},
+        "watch": {**server, "guardrails": ["pii-in"], "protocol": "legacy"},  # resources/subscribe is 2025-era
+    }
     settings = hub_settings(tmp_path_factory.mktemp("contents"), servers, guardrails=INBOUND_RULES)
     async with serving(settings) as started:
         yield started
@@ -261,6 +265,83 @@ async def test_prompt_arguments_are_scanned_as_tool_input(contents: Gateway, mod
         ("asks/counted_prompt", "no-secrets", "block", "tool_input"),
         ("asks/counted_prompt", "pii-in", "redact", "tool_input"),
     ]
+
+
+async def heard(client: Any, server: str) -> list[str]:
+    result = await client.call_tool(f"{server}__heard", {})
+    said: list[str] = result.structured_content["result"]
+    return said
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_completion_arguments_are_scanned_as_tool_input(contents: Gateway, mode: str) -> None:
+    request_id = f"guard-complete-{mode}"
+    prompt = types.PromptReference(type="ref/prompt", name="asks__counted_prompt")
+    template = types.ResourceTemplateReference(type="ref/resource", uri="isthmus://asks/files://counted/{value}")
+    async with contents.client(FULL_KEY, mode, headers={"x-request-id": request_id}) as client:
+        before = await heard(client, "asks")
+        redacted = await client.complete(
+            prompt, {"name": "value", "value": "jo@example.com"}, {"other": "mail jo@example.com"}
+        )
+        with pytest.raises(MCPError) as in_value:
+            await client.complete(template, {"name": "value", "value": AWS})
+        with pytest.raises(MCPError) as in_context:
+            await client.complete(prompt, {"name": "value", "value": "a"}, {"other": f"key {AWS}"})
+        after = await heard(client, "asks")
+    assert redacted.completion.values == ["[REDACTED:email]"]
+    # Only the redacted request reached the upstream, and it saw no address.
+    assert after[len(before) :] == ["complete [REDACTED:email] [('other', 'mail [REDACTED:email]')]"]
+    for blocked in (in_value, in_context):
+        json_rpc_blocked(blocked.value, "no-secrets")
+        assert "completion's arguments" in blocked.value.message
+    rows = await guardrail_rows(contents, request_id)
+    assert sorted((row["target"], row["reason"], row["decision"], row["details"]["surface"]) for row in rows) == [
+        ("asks/counted_prompt", "no-secrets", "block", "tool_input"),
+        ("asks/counted_prompt", "pii-in", "redact", "tool_input"),
+        ("asks/files://counted/{value}", "no-secrets", "block", "tool_input"),
+    ]
+    assert all(AWS not in repr(row) and "jo@example.com" not in repr(row) for row in rows)
+
+
+async def subscription(client: Any, uri: str, *, on: bool) -> types.EmptyResult:
+    request: types.SubscribeRequest | types.UnsubscribeRequest
+    if on:
+        request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+    else:
+        request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+    result: types.EmptyResult = await client.session.send_request(request, types.EmptyResult)
+    return result
+
+
+async def test_subscribed_uris_are_scanned_as_tool_input(contents: Gateway) -> None:
+    # resources/subscribe and resources/unsubscribe exist in the 2025 era only (2026-07-28 listens instead).
+    request_id = "guard-subscribe"
+    email, secret = "isthmus://watch/files://counted/jo@example.com", f"isthmus://watch/files://counted/{AWS}"
+    async with contents.client(FULL_KEY, "legacy", headers={"x-request-id": request_id}) as client:
+        before = await heard(client, "watch")
+        assert await subscription(client, email, on=True) == types.EmptyResult()
+        with pytest.raises(MCPError) as subscribe:
+            await subscription(client, secret, on=True)
+        with pytest.raises(MCPError) as unsubscribe:
+            await subscription(client, secret, on=False)
+        assert await subscription(client, email, on=False) == types.EmptyResult()
+        after = await heard(client, "watch")
+    # The upstream was subscribed to the redacted URI, and unsubscribed from it; the blocked one never reached it.
+    assert after[len(before) :] == [
+        "subscribe files://counted/[REDACTED:email]",
+        "unsubscribe files://counted/[REDACTED:email]",
+    ]
+    for blocked in (subscribe, unsubscribe):
+        json_rpc_blocked(blocked.value, "no-secrets")
+        assert "resource URI" in blocked.value.message
+    rows = await guardrail_rows(contents, request_id)
+    assert sorted((row["target"], row["reason"], row["decision"], row["details"]["surface"]) for row in rows) == [
+        ("watch/files://counted/[REDACTED:aws_access_key]", "no-secrets", "block", "tool_input"),
+        ("watch/files://counted/[REDACTED:aws_access_key]", "no-secrets", "block", "tool_input"),
+        ("watch/files://counted/[REDACTED:email]", "pii-in", "redact", "tool_input"),
+        ("watch/files://counted/[REDACTED:email]", "pii-in", "redact", "tool_input"),
+    ]
+    assert all(AWS not in repr(row) and "jo@example.com" not in repr(row) for row in rows)
 
 
 def blob_text(item: Any, encoding: str = "utf-8") -> str:
