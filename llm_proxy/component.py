@@ -43,7 +43,11 @@ class LlmProxy:
             shared = shared_tier(settings, governance.store)
             self.response_cache = ResponseCache(self.pipeline, settings.cache, shared=shared)
             self.endpoints.cache = self.responses.cache = self.response_cache
-        self.health_sync = RedisHealthSync(self.router.health, settings.redis) if settings.redis else None
+        self.health_sync = (
+            RedisHealthSync(self.router.health, settings.redis, redis_prefix=settings.redis_prefix)
+            if settings.redis
+            else None
+        )
         """Breakers and key cool-downs shared with other replicas, when `redis:` is set (`docs/scale-out.md`)."""
         self.agent: AgentLoop | None = None
         """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""

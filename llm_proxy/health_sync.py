@@ -1,13 +1,14 @@
 """Provider circuit breakers and key cool-downs shared by every replica through Redis, off the request's path.
 
-Requests read breakers and cool-downs from process memory (`llm_proxy.health.Health`), never from Redis. When a
-replica opens or closes a breaker or cools a key down, it publishes the change on `CHANNEL` and records it in the
-hash `STATE` (one field per `<kind>:<name>`, with the wall-clock time it ends), from a background task; every
-other replica applies what it receives to its own memory, and a replica that starts, or reconnects after losing
-Redis, first reads the hash. So one replica's evidence spares the others the same failures within a round trip.
+Requests read breakers and cool-downs from process memory (`llm_proxy.health.Health`), never from Redis. When a replica
+opens or closes a breaker or cools a key down, it publishes the change on the channel `<redis_prefix>llm-health` and
+records it in the hash `<redis_prefix>llm-health:state` (one field per `<kind>:<name>`, with the wall-clock time it
+ends), from a background task; every other replica applies what it receives to its own memory, and a replica that
+starts, or reconnects after losing Redis, first reads the hash. So one replica's evidence spares the others the same
+failures within a round trip.
 
-Best effort by design: a change lost while Redis is away only means another replica finds out for itself, as
-it would without Redis. Times cross processes as wall-clock instants, so replicas' clocks should agree (NTP).
+Best effort by design: a change lost while Redis is away only means another replica finds out for itself, as it would
+without Redis. Times cross processes as wall-clock instants, so replicas' clocks should agree (NTP).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from llm_proxy.health import Health, HealthChange
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "isthmus:llm-health"
-"""Pub/sub channel of changes, as JSON: `{"origin", "kind", "name", "until"}`."""
-STATE = "isthmus:llm-health:state"
-"""Hash of what is open or cooling now: field `open:<name>` or `cool:<name>`, value the wall-clock end (seconds)."""
+DEFAULT_REDIS_PREFIX = "isthmus:"
+"""The gateway's default `redis_prefix`."""
+CHANNEL = "llm-health"
+"""Pub/sub channel of changes (after the `redis_prefix`), as JSON: `{"origin", "kind", "name", "until"}`."""
+STATE = "llm-health:state"
+"""Hash of what is open or cooling now (after the `redis_prefix`): field `open:<name>` or `cool:<name>`, value the
+wall-clock end (seconds)."""
 RECONNECT_DELAY = 1.0
 """Seconds between attempts to reach Redis again after losing it."""
 
@@ -43,12 +47,15 @@ class RedisHealthSync:
         health: Health,
         url: str,
         *,
+        redis_prefix: str = DEFAULT_REDIS_PREFIX,
         wall: Callable[[], float] = time.time,
         reconnect_delay: float = RECONNECT_DELAY,
     ) -> None:
         self.health = health
         self.wall = wall
         self.reconnect_delay = reconnect_delay
+        self.channel = redis_prefix + CHANNEL
+        self.state = redis_prefix + STATE
         self.origin = uuid.uuid4().hex
         """This replica's id: its own messages come back to it and are skipped."""
         self.redis = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=None)
@@ -89,11 +96,11 @@ class RedisHealthSync:
             for change in changes:
                 until = now + change.seconds
                 if change.kind == "close":
-                    pipe.hdel(STATE, f"open:{change.name}")
+                    pipe.hdel(self.state, f"open:{change.name}")
                 else:
-                    pipe.hset(STATE, f"{change.kind}:{change.name}", repr(until))
+                    pipe.hset(self.state, f"{change.kind}:{change.name}", repr(until))
                 message = {"origin": self.origin, "kind": change.kind, "name": change.name, "until": until}
-                pipe.publish(CHANNEL, json.dumps(message))
+                pipe.publish(self.channel, json.dumps(message))
             await pipe.execute()
 
     # Listening: subscribe first, then read the state, so nothing published in between is missed.
@@ -109,7 +116,7 @@ class RedisHealthSync:
 
     async def _listen(self) -> None:
         async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(self.channel)
             await self._load()
             self.subscribed.set()
             async for message in pubsub.listen():
@@ -119,7 +126,7 @@ class RedisHealthSync:
     async def _load(self) -> None:
         now = self.wall()
         ended = []
-        for field, value in (await self.redis.hgetall(STATE)).items():
+        for field, value in (await self.redis.hgetall(self.state)).items():
             kind, _, name = _text(field).partition(":")
             until = float(_text(value))
             if until <= now:
@@ -129,7 +136,7 @@ class RedisHealthSync:
             elif kind == "cool":
                 self.health.apply(HealthChange("cool", name, until - now))
         if ended:
-            await self.redis.hdel(STATE, *ended)
+            await self.redis.hdel(self.state, *ended)
 
     def _receive(self, data: Any) -> None:
         try:
@@ -138,7 +145,7 @@ class RedisHealthSync:
                 return
             kind, name, until = message["kind"], message["name"], float(message["until"])
         except (ValueError, KeyError, TypeError):
-            logger.warning("ignored a malformed message on %s: %r", CHANNEL, data)
+            logger.warning("ignored a malformed message on %s: %r", self.channel, data)
             return
         if kind == "open" or kind == "close" or kind == "cool":
             self.health.apply(HealthChange(kind, name, max(0.0, until - self.wall())))

@@ -113,7 +113,9 @@ class McpHub:
         )
         self.server = build_server(handlers, VERSION)
         redis = governance.settings.redis
-        self.shared = SharedSessions(redis, self.settings) if redis else None
+        self.shared = (
+            SharedSessions(redis, self.settings, redis_prefix=governance.settings.redis_prefix) if redis else None
+        )
         """With Redis, 2025-era sessions any replica serves (`mcp_hub/shared_sessions`)."""
         self.held_calls: HeldCalls | None = None
         """With Redis, 2026-07-28 held calls any replica resumes (`mcp_hub/shared_sessions/held_calls.py`)."""

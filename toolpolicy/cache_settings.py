@@ -77,7 +77,8 @@ class CacheSettings(_Model):
     skip_when: CacheSkip = Field(default_factory=CacheSkip)
     """Visible rules for requests never cached."""
     redis_prefix: str = Field(default="isthmus:cache:", min_length=1, max_length=128)
-    """Prefix of the cache's Redis keys, when the gateway's `redis` is set (entries are then shared by replicas)."""
+    """Prefix of the cache's Redis keys and channel, when the gateway's `redis` is set (entries are then shared by
+    replicas). Not set: the gateway's `redis_prefix` followed by `cache:` (`isthmus:cache:` by default)."""
     max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     """Entries kept in memory per replica (least recently used go first); the store and Redis keep theirs until
     they expire or are cleared."""

@@ -39,7 +39,7 @@ def counter_store(settings: GatewaySettings) -> CounterStore:
     if settings.redis:
         from toolpolicy.counters.redis import RedisCounterStore
 
-        return RedisCounterStore(settings.redis)
+        return RedisCounterStore(settings.redis, prefix=settings.redis_prefix)
     return MemoryCounterStore()
 
 
@@ -124,6 +124,7 @@ class Governance:
         "listen",
         "store",
         "redis",
+        "redis_prefix",
         "on_counter_store_error",
         "key_cache_ttl",
         "audit",

@@ -50,6 +50,12 @@ def _entity_name(value: str) -> str:
 EntityName = Annotated[str, AfterValidator(_entity_name)]
 
 
+DEFAULT_REDIS_PREFIX = "isthmus:"
+REDIS_PREFIX = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,64}")
+"""What `redis_prefix` may be: 1-64 characters, none of them whitespace or a control character."""
+CACHE_SUFFIX = "cache:"
+"""What follows `redis_prefix` in the cache's own prefix when `cache.redis_prefix` is not set."""
+
 _TOOL_GLOB = re.compile(r"^[^\s\x00-\x1f]{1,256}$")
 
 
@@ -419,6 +425,10 @@ class GatewaySettings(_Model):
     """SQLAlchemy URL of the store; `postgresql+asyncpg://…` to share state between replicas."""
     redis: str | None = None
     """Redis URL for counters and 2025-era MCP sessions shared between replicas; null keeps both in process."""
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
+    """What every Redis key and pub/sub channel of this gateway starts with (counters, shared sessions, breakers,
+    and the cache unless `cache.redis_prefix` is set): 1-64 characters without whitespace or control characters.
+    Give each deployment sharing one Redis its own, none a prefix of another's, e.g. `prod:isthmus:`."""
     admin_key: SecretStr | None = None
     """Bearer token of the `/admin` API; with none, the admin API refuses every request."""
     metrics_token: SecretStr | None = None
@@ -481,6 +491,32 @@ class GatewaySettings(_Model):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        if not REDIS_PREFIX.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a usable prefix: 1-64 characters without whitespace or control characters, "
+                "e.g. 'staging:isthmus:'"
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cache_prefix_follows(cls, data: Any) -> Any:
+        """`cache.redis_prefix`, when not set, is `<redis_prefix>cache:` (today's `isthmus:cache:` by default)."""
+        if not isinstance(data, dict) or data.get("cache") is None:
+            return data
+        prefix = data.get("redis_prefix", DEFAULT_REDIS_PREFIX)
+        if not isinstance(prefix, str) or not REDIS_PREFIX.fullmatch(prefix):
+            return data  # the field's own validator names the problem
+        cache = data["cache"]
+        if isinstance(cache, dict) and "redis_prefix" not in cache:
+            return {**data, "cache": {**cache, "redis_prefix": prefix + CACHE_SUFFIX}}
+        if isinstance(cache, CacheSettings) and "redis_prefix" not in cache.model_fields_set:
+            return {**data, "cache": cache.model_copy(update={"redis_prefix": prefix + CACHE_SUFFIX})}
+        return data
 
     @field_validator("store")
     @classmethod

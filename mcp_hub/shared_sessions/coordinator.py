@@ -21,7 +21,13 @@ from mcp_types import InitializeRequestParams, JSONRPCError, JSONRPCResponse, js
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mcp_hub.shared_sessions.directory import BROADCAST, ORPHANED, SessionDirectory, SessionRecord, replica_channel
+from mcp_hub.shared_sessions.directory import (
+    DEFAULT_REDIS_PREFIX,
+    ORPHANED,
+    SessionDirectory,
+    SessionKeys,
+    SessionRecord,
+)
 from mcp_hub.shared_sessions.dispatcher import ID_SEPARATOR
 from mcp_hub.shared_sessions.events import RedisEventStores
 from toolpolicy.settings import McpHubSettings
@@ -50,14 +56,25 @@ class LocalSession:
 class SharedSessions:
     """Records in Redis, messages between replicas over Redis pub/sub, and this replica's sessions."""
 
-    def __init__(self, url: str, settings: McpHubSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: McpHubSettings,
+        *,
+        redis_prefix: str = DEFAULT_REDIS_PREFIX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.replica = secrets.token_hex(6)
         """This process's name among replicas: in its channel and in the ids of the requests it sends clients."""
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self.directory = SessionDirectory(self.client, settings.session_idle_timeout)
+        self.keys = SessionKeys(redis_prefix)
+        """Names of the keys and channels: `<redis_prefix>mcp:…`, so deployments sharing one Redis stay apart."""
+        self.directory = SessionDirectory(self.client, settings.session_idle_timeout, self.keys)
         resume = settings.resume
         self.event_stores = (
-            RedisEventStores(self.client, resume, self.directory.ttl, self.hold) if resume.enabled else None
+            RedisEventStores(self.client, resume, self.directory.ttl, self.hold, keys=self.keys)
+            if resume.enabled
+            else None
         )
         self.local: dict[str, LocalSession] = {}
         self.on_level: Callable[[Connection, str], None] | None = None
@@ -107,7 +124,9 @@ class SharedSessions:
     async def level_set(self, session_id: str, level: str) -> None:
         try:
             await self.directory.set_level(session_id, level)
-            await self.directory.publish(BROADCAST, {"t": "level", "s": session_id, "l": level, "r": self.replica})
+            await self.directory.publish(
+                self.keys.broadcast, {"t": "level", "s": session_id, "l": level, "r": self.replica}
+            )
         except RedisError:
             logger.exception("the log level of session %s reaches this replica only", session_id[:8])
 
@@ -115,7 +134,7 @@ class SharedSessions:
         """The client ended the session here: end it everywhere."""
         try:
             await self.directory.end(session_id)
-            await self.directory.publish(BROADCAST, {"t": "end", "s": session_id, "r": self.replica})
+            await self.directory.publish(self.keys.broadcast, {"t": "end", "s": session_id, "r": self.replica})
         except RedisError:
             logger.exception("ending session %s on other replicas failed (they end it when it idles)", session_id[:8])
 
@@ -147,7 +166,7 @@ class SharedSessions:
             if previous not in (None, self.replica, ORPHANED):
                 # Another replica holds it upstream: it lets go (unsubscribed, or held here now).
                 payload = {"t": "drop", "s": session_id, "sv": server, "u": uri, "r": self.replica}
-                await self.directory.publish(BROADCAST, payload)
+                await self.directory.publish(self.keys.broadcast, payload)
         except RedisError:
             logger.exception("session %s: a subscription is not shared (lost if this replica goes)", session_id[:8])
 
@@ -174,7 +193,7 @@ class SharedSessions:
     async def _orphan(self, session_id: str) -> None:
         try:
             if await self.directory.orphan(session_id, self.replica):
-                await self.directory.publish(BROADCAST, {"t": "orphaned", "s": session_id, "r": self.replica})
+                await self.directory.publish(self.keys.broadcast, {"t": "orphaned", "s": session_id, "r": self.replica})
         except RedisError as exc:
             logger.info("session %s: its subscriptions wait for another replica's check: %s", session_id[:8], exc)
 
@@ -213,7 +232,7 @@ class SharedSessions:
             if holder is None or holder == self.replica:
                 return False
             payload = {"t": "out", "s": session_id, "st": stream, "m": _dump(item)}
-            if await self.directory.publish(replica_channel(holder), payload):
+            if await self.directory.publish(self.keys.replica(holder), payload):
                 return True
             await self.directory.release(session_id, stream, holder)  # it died holding the stream
         except RedisError as exc:
@@ -231,7 +250,7 @@ class SharedSessions:
         """Send a client's answer to the replica waiting for it; False if that replica is gone."""
         payload = {"t": "in", "s": session_id, "m": body}
         try:
-            return bool(await self.directory.publish(replica_channel(replica), payload))
+            return bool(await self.directory.publish(self.keys.replica(replica), payload))
         except RedisError as exc:
             logger.info("session %s: an answer could not reach replica %s: %s", session_id[:8], replica, exc)
             return False
@@ -240,14 +259,14 @@ class SharedSessions:
         """A client's `notifications/cancelled`, posted here: for whichever replica runs the request it names."""
         payload = {"t": "cancel", "s": session_id, "m": body, "r": self.replica}
         try:
-            await self.directory.publish(BROADCAST, payload)
+            await self.directory.publish(self.keys.broadcast, payload)
         except RedisError as exc:
             logger.info("session %s: a cancellation reaches this replica only: %s", session_id[:8], exc)
 
     async def publish_to(self, replica: str, payload: dict[str, Any]) -> bool:
         """Send `payload` to `replica`; False if it is gone (nobody listens on its channel) or Redis failed."""
         try:
-            return bool(await self.directory.publish(replica_channel(replica), payload))
+            return bool(await self.directory.publish(self.keys.replica(replica), payload))
         except RedisError as exc:
             logger.info("a message could not reach replica %s: %s", replica, exc)
             return False
@@ -291,7 +310,7 @@ class SharedSessions:
     async def _listen(self, tg: TaskGroup) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(replica_channel(self.replica), BROADCAST)
+            await pubsub.subscribe(self.keys.replica(self.replica), self.keys.broadcast)
             if not self._state_key_read:
                 await self.share_state_key()
             async for message in pubsub.listen():

@@ -1,6 +1,6 @@
 """What every replica knows of a 2025-era session, in Redis: its record, who holds its streams, its channels.
 
-Keys (prefix `isthmus:mcp:`), all ending with the session:
+Keys (prefix `<redis_prefix>mcp:`, `isthmus:mcp:` by default: `SessionKeys`), all ending with the session:
 
 - `s:<id>`: the record, a hash (`SessionRecord`), expiring `ttl` seconds after the session's last request;
 - `s:<id>:h:<stream>`: the replica holding one of the session's SSE streams open (the standalone GET stream is
@@ -9,11 +9,11 @@ Keys (prefix `isthmus:mcp:`), all ending with the session:
 - `s:<id>:subs`: its resource subscriptions, a hash of `<server> <uri>` to `<replica> <uri as subscribed>`, the
   replica being the one subscribed upstream for it (`-` while none is: the one that was let go of its copy).
 
-Channels: `isthmus:mcp:r:<replica>` carries what one replica must deliver (messages for a stream it holds, answers
-to requests it sent, retries of the held calls it runs and what came of them); `isthmus:mcp:all` what every replica
+Channels: `<prefix>r:<replica>` carries what one replica must deliver (messages for a stream it holds, answers
+to requests it sent, retries of the held calls it runs and what came of them); `<prefix>all` what every replica
 holding the session must apply (a log level, the end, a client's cancellation).
 
-`isthmus:mcp:state-key` holds the key every replica seals the hub's `requestState` under
+`<prefix>state-key` holds the key every replica seals the hub's `requestState` under
 (`mcp_hub/relay/state_keys.py`): 32 random bytes, written once by the first replica (`SET NX`), never expiring.
 """
 
@@ -30,13 +30,14 @@ from redis.exceptions import RedisError
 
 from toolpolicy.errors import ServiceUnavailable
 
-PREFIX = "isthmus:mcp:"
-BROADCAST = PREFIX + "all"
+DEFAULT_REDIS_PREFIX = "isthmus:"
+"""The gateway's default `redis_prefix`."""
+NAMESPACE = "mcp:"
+"""What follows the gateway's `redis_prefix` in every key and channel of shared sessions."""
 HOLDER_TTL = 24 * 3600
 """Seconds a stream holder entry outlives its last refresh: a replica that died without releasing it is found out
 sooner, by the first message published to it that no one receives."""
 
-STATE_KEY = PREFIX + "state-key"
 STATE_KEY_BYTES = 32
 
 ORPHANED = "-"
@@ -64,24 +65,33 @@ return count
 """
 
 
-def record_key(session_id: str) -> str:
-    return f"{PREFIX}s:{session_id}"
+class SessionKeys:
+    """The names of the shared sessions' keys and channels under one deployment's `redis_prefix`."""
 
+    __slots__ = ("broadcast", "prefix", "state_key")
 
-def holder_key(session_id: str, stream: str) -> str:
-    return f"{PREFIX}s:{session_id}:h:{stream}"
+    def __init__(self, redis_prefix: str = DEFAULT_REDIS_PREFIX) -> None:
+        prefix = self.prefix = redis_prefix + NAMESPACE
+        self.broadcast = prefix + "all"
+        """The channel every replica listens on."""
+        self.state_key = prefix + "state-key"
+        """The key every replica seals `requestState` under."""
 
+    def record(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
 
-def events_key(session_id: str) -> str:
-    return f"{PREFIX}s:{session_id}:ev"
+    def holder(self, session_id: str, stream: str) -> str:
+        return f"{self.prefix}s:{session_id}:h:{stream}"
 
+    def events(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}:ev"
 
-def subscriptions_key(session_id: str) -> str:
-    return f"{PREFIX}s:{session_id}:subs"
+    def subscriptions(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}:subs"
 
-
-def replica_channel(replica: str) -> str:
-    return f"{PREFIX}r:{replica}"
+    def replica(self, replica: str) -> str:
+        """The channel of one replica."""
+        return f"{self.prefix}r:{replica}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +133,16 @@ class SessionRecord:
 class SessionDirectory:
     """The Redis half of shared sessions: records, stream holders, and publishing to replicas."""
 
-    def __init__(self, client: aioredis.Redis, ttl: float) -> None:
+    def __init__(self, client: aioredis.Redis, ttl: float, keys: SessionKeys) -> None:
         self.client = client
+        self.keys = keys
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         """Commands without redis-py's per-command wrappers (and their loose typing)."""
         self.ttl = max(1, int(ttl))
         """Seconds a session's record outlives its last request (`mcp.session_idle_timeout`)."""
 
     async def save(self, session_id: str, record: SessionRecord) -> None:
-        key = record_key(session_id)
+        key = self.keys.record(session_id)
         pipe: Any = self.client.pipeline(transaction=True)
         async with pipe:
             pipe.delete(key).hset(key, mapping=record.fields()).expire(key, self.ttl)
@@ -139,14 +150,14 @@ class SessionDirectory:
 
     async def load(self, session_id: str) -> SessionRecord | None:
         try:
-            fields: dict[bytes, bytes] = await self._execute("HGETALL", record_key(session_id))
+            fields: dict[bytes, bytes] = await self._execute("HGETALL", self.keys.record(session_id))
         except RedisError as exc:
             raise ServiceUnavailable(f"the session store is unreachable: {exc}") from exc
         return SessionRecord.from_fields(fields) if fields else None
 
     async def set_level(self, session_id: str, level: str) -> None:
         """Record the level, if the session still exists (HSET would recreate an expired one without its owner)."""
-        key = record_key(session_id)
+        key = self.keys.record(session_id)
         pipe: Any = self.client.pipeline(transaction=True)
         async with pipe:
             pipe.exists(key).hset(key, "level", level)
@@ -157,16 +168,18 @@ class SessionDirectory:
     async def touch(self, session_id: str) -> None:
         pipe: Any = self.client.pipeline(transaction=False)
         async with pipe:
-            pipe.expire(record_key(session_id), self.ttl).expire(subscriptions_key(session_id), self.ttl)
+            record, subscriptions = self.keys.record(session_id), self.keys.subscriptions(session_id)
+            pipe.expire(record, self.ttl).expire(subscriptions, self.ttl)
             await pipe.execute()
 
     async def end(self, session_id: str) -> None:
-        keys = (record_key, events_key, subscriptions_key)
-        await self.client.delete(*(key(session_id) for key in keys), holder_key(session_id, "_GET_stream"))
+        names = self.keys
+        keys = (names.record(session_id), names.events(session_id), names.subscriptions(session_id))
+        await self.client.delete(*keys, names.holder(session_id, "_GET_stream"))
 
     async def subscribed(self, session_id: str, server: str, uri: str, named: str, replica: str) -> str | None:
         """`replica` holds the subscription now; the replica that held it before, if any."""
-        key, field = subscriptions_key(session_id), f"{server} {uri}"
+        key, field = self.keys.subscriptions(session_id), f"{server} {uri}"
         pipe: Any = self.client.pipeline(transaction=True)
         async with pipe:
             pipe.hget(key, field).hset(key, field, f"{replica} {named}").expire(key, self.ttl)
@@ -175,7 +188,7 @@ class SessionDirectory:
 
     async def unsubscribed(self, session_id: str, server: str, uri: str) -> str | None:
         """Nobody holds the subscription now; the replica that held it, if any."""
-        key, field = subscriptions_key(session_id), f"{server} {uri}"
+        key, field = self.keys.subscriptions(session_id), f"{server} {uri}"
         pipe: Any = self.client.pipeline(transaction=True)
         async with pipe:
             pipe.hget(key, field).hdel(key, field)
@@ -184,7 +197,7 @@ class SessionDirectory:
 
     async def subscriptions(self, session_id: str) -> list[tuple[str, str, str, str]]:
         """`(server, uri, holder, named)` of each of the session's subscriptions."""
-        fields: dict[bytes, bytes] = await self._execute("HGETALL", subscriptions_key(session_id))
+        fields: dict[bytes, bytes] = await self._execute("HGETALL", self.keys.subscriptions(session_id))
         found = []
         for field, value in fields.items():
             server, _, uri = field.decode().partition(" ")
@@ -195,13 +208,13 @@ class SessionDirectory:
     async def claim(self, session_id: str, server: str, uri: str, holder: str, replica: str) -> bool:
         """Make `replica` the holder of a subscription, if `holder` still is (one replica wins)."""
         claimed = await self._execute(
-            "EVAL", _CLAIM, 1, subscriptions_key(session_id), f"{server} {uri}", holder, replica
+            "EVAL", _CLAIM, 1, self.keys.subscriptions(session_id), f"{server} {uri}", holder, replica
         )
         return bool(claimed)
 
     async def orphan(self, session_id: str, replica: str) -> int:
         """`replica` holds none of the session's subscriptions any more; how many it held."""
-        count: int = await self._execute("EVAL", _ORPHAN, 1, subscriptions_key(session_id), replica, ORPHANED)
+        count: int = await self._execute("EVAL", _ORPHAN, 1, self.keys.subscriptions(session_id), replica, ORPHANED)
         return count
 
     async def listening(self, replicas: set[str]) -> set[str]:
@@ -209,26 +222,27 @@ class SessionDirectory:
         if not replicas:
             return set()
         names = sorted(replicas)
-        reply: list[tuple[bytes, int]] = await self._execute("PUBSUB NUMSUB", *(replica_channel(n) for n in names))
+        reply: list[tuple[bytes, int]] = await self._execute("PUBSUB NUMSUB", *(self.keys.replica(n) for n in names))
         counts = dict(reply)
-        return {name for name in names if counts.get(replica_channel(name).encode(), 0)}
+        return {name for name in names if counts.get(self.keys.replica(name).encode(), 0)}
 
     async def hold(self, session_id: str, stream: str, replica: str) -> None:
-        await self.client.set(holder_key(session_id, stream), replica, ex=HOLDER_TTL)
+        await self.client.set(self.keys.holder(session_id, stream), replica, ex=HOLDER_TTL)
 
     async def release(self, session_id: str, stream: str, replica: str) -> None:
-        await self._execute("EVAL", _RELEASE, 1, holder_key(session_id, stream), replica)
+        await self._execute("EVAL", _RELEASE, 1, self.keys.holder(session_id, stream), replica)
 
     async def holder(self, session_id: str, stream: str) -> str | None:
-        value: bytes | None = await self._execute("GET", holder_key(session_id, stream))
+        value: bytes | None = await self._execute("GET", self.keys.holder(session_id, stream))
         return value.decode() if value is not None else None
 
     async def state_key(self) -> bytes:
         """The key all replicas seal `requestState` under: made by the first replica that asks, read by the others."""
-        await self.client.set(STATE_KEY, secrets.token_bytes(STATE_KEY_BYTES), nx=True)
-        key: bytes | None = await self._execute("GET", STATE_KEY)
+        name = self.keys.state_key
+        await self.client.set(name, secrets.token_bytes(STATE_KEY_BYTES), nx=True)
+        key: bytes | None = await self._execute("GET", name)
         if key is None or len(key) < STATE_KEY_BYTES:
-            raise RedisError(f"{STATE_KEY} holds no usable key")  # deleted in between, or not written by this code
+            raise RedisError(f"{name} holds no usable key")  # deleted in between, or not written by this code
         return key
 
     async def publish(self, channel: str, payload: dict[str, Any]) -> int:

@@ -1,12 +1,12 @@
 """A session's recent SSE events in a Redis stream, so a client resuming with `Last-Event-ID` may land on any replica.
 
 The per-process store (`mcp_hub/resume.py`) explains why each session has a store of its own. Here the store is the
-Redis stream `isthmus:mcp:s:<id>:ev`: each event is one `XADD` (the stream capped at `max_events`
-and expiring with the session), and its Redis entry id is the SSE event id, ordered across replicas. `max_bytes`
-is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
+Redis stream `<prefix>s:<id>:ev` (`isthmus:mcp:s:<id>:ev` under the default `redis_prefix`): each event is one `XADD`
+(the stream capped at `max_events` and expiring with the session), and its Redis entry id is the SSE event id, ordered
+across replicas. `max_bytes` is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
 
-A stream resumed here is registered as held by this replica, so messages for it produced on another replica (the
-call still running there) are published here (`outbound.py`).
+A stream resumed here is registered as held by this replica, so messages for it produced on another replica (the call
+still running there) are published here (`outbound.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mcp.server.streamable_http import EventCallback, EventId, EventMessage, Eve
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
 from redis.exceptions import RedisError
 
-from mcp_hub.shared_sessions.directory import events_key
+from mcp_hub.shared_sessions.directory import SessionKeys
 from toolpolicy.stream_resume import McpStreamResume
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,20 @@ Hold = Callable[[str, StreamId], Awaitable[None]]
 class RedisEventStore(EventStore):
     """One session's most recent SSE events, in Redis."""
 
-    def __init__(self, client: aioredis.Redis, session_id: str, settings: McpStreamResume, ttl: int, hold: Hold):
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        session_id: str,
+        settings: McpStreamResume,
+        ttl: int,
+        hold: Hold,
+        *,
+        keys: SessionKeys,
+    ) -> None:
         self.client = client
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         self.session_id = session_id
-        self.key = events_key(session_id)
+        self.key = keys.events(session_id)
         self.max_events = settings.max_events
         self.ttl = ttl
         self.hold = hold
@@ -80,8 +89,10 @@ class RedisEventStore(EventStore):
 class RedisEventStores:
     """The Redis event store of each session, made by `open`; `close` forgets it here (Redis expires the events)."""
 
-    def __init__(self, client: aioredis.Redis, settings: McpStreamResume, ttl: int, hold: Hold) -> None:
-        self.client, self.settings, self.ttl, self.hold = client, settings, ttl, hold
+    def __init__(
+        self, client: aioredis.Redis, settings: McpStreamResume, ttl: int, hold: Hold, *, keys: SessionKeys
+    ) -> None:
+        self.client, self.settings, self.ttl, self.hold, self.keys = client, settings, ttl, hold, keys
         self._stores: dict[str, RedisEventStore] = {}
 
     @property
@@ -89,7 +100,7 @@ class RedisEventStores:
         return len(self._stores)
 
     def open(self, session_id: str) -> RedisEventStore:
-        store = RedisEventStore(self.client, session_id, self.settings, self.ttl, self.hold)
+        store = RedisEventStore(self.client, session_id, self.settings, self.ttl, self.hold, keys=self.keys)
         self._stores[session_id] = store
         return store
 

@@ -4,7 +4,7 @@ A held call (`mcp_hub/relay/rounds.py`) runs in the replica that started it, its
 owner). The retry carrying the client's answers may reach any replica: the key the state is sealed under is shared
 (`mcp_hub/relay/state_keys.py`), so the receiving replica opens and checks it as the owner would (the caller's key,
 the method, the tool and its arguments), and the caller's key was checked there on the way in. Then, over the
-replicas' channels (`coordinator.py`, `isthmus:mcp:r:<replica>`):
+replicas' channels (`coordinator.py`, `<redis_prefix>mcp:r:<replica>`):
 
 1. the receiving replica sends the owner `held`: the call, the answers, a query id and where to reply;
 2. the owner replies `held-ack` at once (or the outcome "call gone" if it no longer holds the call), feeds the answers

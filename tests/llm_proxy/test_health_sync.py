@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from llm_proxy.health import Health, HealthChange
-from llm_proxy.health_sync import STATE, RedisHealthSync
+from llm_proxy.health_sync import RedisHealthSync
 from tests.toolpolicy.limits_support import RedisServer
 from toolpolicy.settings import LlmSettings
 
@@ -108,7 +108,7 @@ async def test_a_cooling_key_is_skipped_by_the_other_replica_and_a_replica_start
     first, second, sync = replicas
     first.cool("anthropic#2", 60.0)
     await _until(lambda: not second.available("anthropic#2"), "the cool-down to reach the second replica")
-    assert await sync.redis.hexists(STATE, "cool:anthropic#2")
+    assert await sync.redis.hexists("isthmus:llm-health:state", "cool:anthropic#2")
     late = Health(SETTINGS, clock=Clock(7.0))
     joining = RedisHealthSync(late, private_redis.url)
     await joining.start()
@@ -143,3 +143,34 @@ async def test_a_replica_keeps_its_own_breakers_while_redis_is_away_and_catches_
     finally:
         for sync in syncs:
             await sync.stop()
+
+
+async def test_a_deployment_with_another_redis_prefix_neither_receives_nor_reads_the_others_breakers(
+    replicas: tuple[Health, Health, RedisHealthSync], private_redis: RedisServer
+) -> None:
+    production, _, sync = replicas
+
+    async def published(name: str) -> None:
+        production.cool(name, 60.0)
+        with anyio.fail_after(10):
+            while not await sync.redis.hexists("isthmus:llm-health:state", f"cool:{name}"):
+                await anyio.sleep(0.01)  # published too: the state and the message go in one pipeline
+
+    await published("openai#0")
+    staging = [Health(SETTINGS, clock=Clock()), Health(SETTINGS, clock=Clock())]
+    syncs = [RedisHealthSync(health, private_redis.url, redis_prefix="staging:") for health in staging]
+    for each in syncs:
+        await each.start()
+    try:
+        with anyio.fail_after(10):
+            for each in syncs:
+                await each.subscribed.wait()
+        assert staging[1].summary() == {}  # the production state is not read
+        await published("openai#1")  # published before staging's own change, so it would have arrived first
+        staging[0].cool("anthropic#0", 60.0)
+        await _until(lambda: not staging[1].available("anthropic#0"), "the cool-down to reach the other staging one")
+        assert staging[1].summary() == {"anthropic#0": "key cooling down"}
+        assert await sync.redis.hkeys("staging:llm-health:state") == [b"cool:anthropic#0"]
+    finally:
+        for each in syncs:
+            await each.stop()

@@ -291,3 +291,25 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     assert caught.value.source == str(path)
     assert caught.value.problems == [ConfigProblem("", "config file not found", None)]
     assert str(caught.value) == f"{path}: 1 problem\n  config file not found"
+
+
+@pytest.mark.parametrize(
+    "prefix", ['""', '"staging isthmus:"', '"tab\\there:"', '"line\\n"', '"c1\\x9b"', '"' + "p" * 65 + '"']
+)
+def test_an_unusable_redis_prefix_is_refused_naming_the_field(prefix: str) -> None:
+    problems = problems_of(f"redis: redis://127.0.0.1:6379/0\nredis_prefix: {prefix}\n")
+
+    assert [(p.path, p.line) for p in problems] == [("redis_prefix", 2)]
+    assert "1-64 characters without whitespace or control characters" in problems[0].message
+
+
+def test_the_cache_prefix_follows_the_redis_prefix_unless_set() -> None:
+    default = load_config_text("cache: {}\n", environ={})
+    assert default.redis_prefix == "isthmus:" and default.cache is not None
+    assert default.cache.redis_prefix == "isthmus:cache:"
+
+    staging = load_config_text("redis_prefix: 'staging:'\ncache: {ttl: 10m}\n", environ={})
+    assert staging.cache is not None and staging.cache.redis_prefix == "staging:cache:"
+
+    own = load_config_text("redis_prefix: 'staging:'\ncache: {redis_prefix: 'shared-cache:'}\n", environ={})
+    assert own.cache is not None and own.cache.redis_prefix == "shared-cache:"

@@ -1,15 +1,14 @@
 """Counters in Redis, shared by every replica: each check-and-reserve is one Lua script, so it is atomic.
 
-Keys (prefix `isthmus:`): `u:<bucket>` is a hash whose `used` field is committed usage; `h:<limit>` a hash of holds
-by request id plus `__total`, with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began
-holding counters. Redis Cluster is not supported: the scripts name keys they compute (single-node and replicated
-setups are).
+Keys (prefix the gateway's `redis_prefix`, `isthmus:` by default): `u:<bucket>` is a hash whose `used` field is
+committed usage; `h:<limit>` a hash of holds by request id plus `__total`, with `h:<limit>:z` a sorted set of their
+deadlines; `since` when this Redis began holding counters. Redis Cluster is not supported: the scripts name keys they
+compute (single-node and replicated setups are).
 
-The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA`
-(the script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart), on one pipelined connection
-shared by every request (`toolpolicy.counters.resp`) for a plain `redis://` URL. Settlements are queued and
-sent with the next reservation or by a tick (`toolpolicy.counters.settle_queue`): a request's own round trip is its
-reservation.
+The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA` (the
+script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart), on one pipelined connection shared by
+every request (`toolpolicy.counters.resp`) for a plain `redis://` URL. Settlements are queued and sent with the next
+reservation or by a tick (`toolpolicy.counters.settle_queue`): a request's own round trip is its reservation.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 
 from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
 from toolpolicy.counters.redis_scripts import (
+    DEFAULT_PREFIX,
     FULL,
     MISSING,
     RESERVE_SCRIPT,
     SEED_SCRIPT,
     SETTLE_SCRIPT,
-    SINCE,
-    USED,
+    CounterKeys,
     Script,
     StaticParts,
 )
@@ -44,7 +43,13 @@ SETTLE_INTERVAL = 0.05
 
 class RedisCounterStore:
     def __init__(
-        self, url: str, *, timeout: float = 2.0, max_connections: int = 64, settle_interval: float = SETTLE_INTERVAL
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+        max_connections: int = 64,
+        settle_interval: float = SETTLE_INTERVAL,
     ) -> None:
         # A blocking pool makes bursts wait for a connection instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -67,7 +72,9 @@ class RedisCounterStore:
         )
         """Where the scripts go: one pipelined connection for a plain `redis://` URL (`toolpolicy.counters.resp`),
         else the pool's command entry point, without the per-command wrappers of its `evalsha`."""
-        self._static = StaticParts()
+        self.keys = CounterKeys(prefix)
+        """The keys' names: each deployment sharing a Redis counts under its own `redis_prefix`."""
+        self._static = StaticParts(self.keys)
         self.settles = SettleQueue(self._settle_now, interval=settle_interval)
 
     async def _run(self, script: Script, keys: Sequence[str], args: list[Any]) -> Any:
@@ -89,14 +96,14 @@ class RedisCounterStore:
         for limit in limits:
             args += (self._static(limit), limit.amount)
         try:
-            reply = await self._run(RESERVE_SCRIPT, (SINCE,), args)
+            reply = await self._run(RESERVE_SCRIPT, (self.keys.since,), args)
         except CounterStoreError:
             self.settles.put_back(carried)
             raise
         count = len(limits)
         status, usage = reply[0], tuple(reply[1 : count + 1])
         if status == MISSING:
-            start = len(USED)
+            start = len(self.keys.used)
             names = (key.decode() if isinstance(key, bytes) else key for key in reply[count + 1 :])
             return ReserveOutcome(False, usage, missing=tuple(name[start:] for name in names))
         if status == FULL:
@@ -117,7 +124,7 @@ class RedisCounterStore:
         await self.settles.flush()
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
-        await self._run(SEED_SCRIPT, (USED + key,), [used, "" if ttl is None else ttl])
+        await self._run(SEED_SCRIPT, (self.keys.used + key,), [used, "" if ttl is None else ttl])
 
     async def ping(self, *, timeout: float) -> None:
         try:

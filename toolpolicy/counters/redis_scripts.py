@@ -16,12 +16,24 @@ from typing import Any
 
 from toolpolicy.counters.base import Limit
 
-PREFIX = "isthmus:"
-SINCE = PREFIX + "since"
-"""When this Redis began holding counters (set by the first reservation): a window begun later is complete in
-Redis, an older one may have lost usage in a restart and is re-seeded."""
-HOLD = PREFIX + "h:"
-USED = PREFIX + "u:"
+DEFAULT_PREFIX = "isthmus:"
+"""What the keys start with unless the gateway's `redis_prefix` says otherwise."""
+
+
+class CounterKeys:
+    """The names of the counters' keys under one deployment's prefix (made once: requests only read them)."""
+
+    __slots__ = ("hold", "prefix", "since", "used")
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+        self.since = prefix + "since"
+        """When this Redis began holding counters (set by the first reservation): a window begun later is complete
+        in Redis, an older one may have lost usage in a restart and is re-seeded."""
+        self.hold = prefix + "h:"
+        self.used = prefix + "u:"
+
+
 COMMIT, SEEDED, WINDOW_START = 1, 2, 4
 """Bits of a limit's flags."""
 OK, FULL, MISSING = 1, 2, 3
@@ -204,9 +216,10 @@ RESERVE_SCRIPT, SETTLE_SCRIPT, SEED_SCRIPT = Script.of(RESERVE), Script.of(SETTL
 
 
 class StaticParts:
-    """Each limit's static part, encoded once per counter and window."""
+    """Each limit's static part, encoded once per counter and window, its keys named under `keys`."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: CounterKeys) -> None:
+        self.keys = keys
         self._cache: dict[tuple[Any, ...], str] = {}
 
     def __call__(self, limit: Limit) -> str:
@@ -219,23 +232,24 @@ class StaticParts:
         if encoded is None:
             if len(self._cache) >= CACHED_LIMITS:
                 self._cache.clear()
-            encoded = self._cache[key] = encode(limit)
+            encoded = self._cache[key] = encode(limit, self.keys)
         return encoded
 
 
-def encode(limit: Limit) -> str:
+def encode(limit: Limit, keys: CounterKeys) -> str:
     """A limit's static part (see the module's docstring)."""
+    hold, used_prefix = keys.hold, keys.used
     flags = (COMMIT if limit.commit else 0) | (SEEDED if limit.seeded else 0)
     if limit.window_start is not None:
         flags |= WINDOW_START
-    fields: list[Any] = [HOLD + limit.hold_key, USED + limit.add_key, limit.limit, flags, limit.ttl or 0]
+    fields: list[Any] = [hold + limit.hold_key, used_prefix + limit.add_key, limit.limit, flags, limit.ttl or 0]
     fields.append(limit.window_start or 0)
     used = limit.used_keys
     if len(used) == 1 and used[0] == limit.add_key:
         fields.append(0)
     elif limit.used_prefix is not None:
         start = len(limit.used_prefix)
-        fields += (1, USED + limit.used_prefix, int(used[0][start:]), int(used[-1][start:]))
+        fields += (1, used_prefix + limit.used_prefix, int(used[0][start:]), int(used[-1][start:]))
     else:
-        fields += (2, *(USED + key for key in used))
+        fields += (2, *(used_prefix + key for key in used))
     return json.dumps(fields, separators=(",", ":"))

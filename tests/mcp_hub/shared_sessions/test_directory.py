@@ -8,7 +8,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from mcp_hub.shared_sessions.directory import ORPHANED, SessionDirectory, SessionRecord, replica_channel
+from mcp_hub.shared_sessions.directory import ORPHANED, SessionDirectory, SessionKeys, SessionRecord
 from tests.toolpolicy.limits_support import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +21,7 @@ RECORD = SessionRecord(OWNER, "2025-06-18", {"protocolVersion": "2025-06-18", "c
 async def directory(private_redis: RedisServer) -> AsyncIterator[SessionDirectory]:
     client = aioredis.Redis.from_url(private_redis.url)
     try:
-        yield SessionDirectory(client, ttl=60)
+        yield SessionDirectory(client, ttl=60, keys=SessionKeys())
     finally:
         await client.aclose()
 
@@ -63,11 +63,11 @@ async def test_one_replica_wins_a_subscription_that_its_holder_gave_up(directory
 async def test_a_replica_is_alive_while_it_listens_on_its_channel(directory: SessionDirectory) -> None:
     assert await directory.listening({"r1", "r2"}) == set()
     pubsub = directory.client.pubsub()
-    await pubsub.subscribe(replica_channel("r1"))
+    await pubsub.subscribe("isthmus:mcp:r:r1")
     try:
         assert await directory.listening({"r1", "r2"}) == {"r1"}
-        assert await directory.publish(replica_channel("r1"), {"t": "x"}) == 1
-        assert await directory.publish(replica_channel("r2"), {"t": "x"}) == 0
+        assert await directory.publish("isthmus:mcp:r:r1", {"t": "x"}) == 1
+        assert await directory.publish("isthmus:mcp:r:r2", {"t": "x"}) == 0
     finally:
         await pubsub.aclose()
 

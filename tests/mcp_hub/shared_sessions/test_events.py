@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from mcp.server.streamable_http import EventMessage
 
+from mcp_hub.shared_sessions.directory import SessionKeys
 from mcp_hub.shared_sessions.events import RedisEventStore
 from tests.toolpolicy.limits_support import RedisServer
 from toolpolicy.stream_resume import McpStreamResume
@@ -33,7 +34,7 @@ async def store(private_redis: RedisServer, held: list[tuple[str, str]]) -> Asyn
         held.append((session_id, stream_id))
 
     try:
-        yield RedisEventStore(client, "s1", McpStreamResume(max_events=4), 60, hold)
+        yield RedisEventStore(client, "s1", McpStreamResume(max_events=4), 60, hold, keys=SessionKeys())
     finally:
         await client.aclose()
 

@@ -21,7 +21,6 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.shared_sessions.directory import STATE_KEY, replica_channel
 from mcp_hub.shared_sessions.held_calls import GONE, HeldCalls
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway
 from tests.mcp_hub.shared_sessions.test_replicas import (
@@ -185,7 +184,7 @@ async def test_an_owner_that_does_not_answer_gives_32602_saying_start_again(repl
     assert redis_url is not None
     client = aioredis.Redis.from_url(redis_url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(replica_channel("silent"))
+    await pubsub.subscribe("isthmus:mcp:r:silent")
     bus.ack_timeout = 0.3
     try:
         with anyio.fail_after(10), pytest.raises(MCPError) as refused:
@@ -212,7 +211,7 @@ async def test_the_shared_key_is_made_once_and_kept_in_redis(replicas: list[Gate
     assert redis_url is not None
     client = aioredis.Redis.from_url(redis_url)
     try:
-        assert len(await client.get(STATE_KEY) or b"") == 32
+        assert len(await client.get("isthmus:mcp:state-key") or b"") == 32
     finally:
         await client.aclose()
 

@@ -11,7 +11,6 @@ from mcp.server.streamable_http import GET_STREAM_KEY
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from mcp_hub.shared_sessions import SharedSessions
-from mcp_hub.shared_sessions.directory import replica_channel
 from mcp_hub.shared_sessions.dispatcher import ReplicaDispatcher
 from mcp_hub.shared_sessions.outbound import stream_of
 from tests.toolpolicy.limits_support import RedisServer
@@ -51,7 +50,7 @@ async def test_a_message_for_a_stream_held_by_a_replica_that_died_stays_here(pri
         assert await shared.directory.holder("s1", GET_STREAM_KEY) is None  # and the stale entry is gone
 
         pubsub = shared.client.pubsub()
-        await pubsub.subscribe(replica_channel("alive"))
+        await pubsub.subscribe("isthmus:mcp:r:alive")
         await shared.directory.hold("s1", GET_STREAM_KEY, "alive")
         assert await shared.route("s1", GET_STREAM_KEY, notice)
         with anyio.fail_after(5):
