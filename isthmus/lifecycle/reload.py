@@ -24,7 +24,7 @@ from isthmus.lifecycle.serving import Lifecycle
 from toolpolicy.config import ConfigError
 from toolpolicy.errors import InvalidRequest
 from toolpolicy.runtime import Governance
-from toolpolicy.settings import GatewaySettings
+from toolpolicy.settings import CACHE_SUFFIX, GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Reloader:
             name for name in Governance.RESTART_REQUIRED if getattr(settings, name) != getattr(old.settings, name)
         ]
         effective = settings.model_copy(update={name: getattr(old.settings, name) for name in restart})
+        effective = _cache_prefix_follows_running_redis_prefix(effective, settings)
         changed = [
             name for name in type(settings).model_fields if getattr(effective, name) != getattr(old.settings, name)
         ]
@@ -99,3 +100,16 @@ class Reloader:
             outcome["generated_keys"] = dict(generated)
         logger.info("reload: applied (changed: %s)", ", ".join(changed) or "nothing")
         return outcome
+
+
+def _cache_prefix_follows_running_redis_prefix(effective: GatewaySettings, loaded: GatewaySettings) -> GatewaySettings:
+    """A `cache.redis_prefix` the file leaves unset is derived from `redis_prefix` when the file loads: if the file
+    changed `redis_prefix` (kept at its running value until a restart), derive the cache's from the running one too,
+    or the reloaded cache would share its entries under a prefix nothing else of this process uses."""
+    cache = loaded.cache
+    if cache is None or effective.redis_prefix == loaded.redis_prefix:
+        return effective
+    if cache.redis_prefix != loaded.redis_prefix + CACHE_SUFFIX:
+        return effective  # set explicitly in the file: a cache setting, applied by the reload
+    kept = cache.model_copy(update={"redis_prefix": effective.redis_prefix + CACHE_SUFFIX})
+    return effective.model_copy(update={"cache": kept})

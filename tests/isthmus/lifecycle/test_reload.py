@@ -127,6 +127,21 @@ async def test_settings_opened_once_are_kept_and_the_answer_says_restart_require
     assert running.app.state.governance.settings.redis is None
 
 
+async def test_a_cache_prefix_derived_from_a_changed_redis_prefix_follows_the_running_one(
+    running: Running, tmp_path: Path, providers: tuple[MockProvider, MockProvider]
+) -> None:
+    running.write(config(tmp_path, providers[0].url, redis_prefix="staging:", cache={"ttl": 60}))
+    reloaded = (await running.reload()).json()
+    assert reloaded["restart_required"] == ["redis_prefix"]
+    settings = running.app.state.governance.settings
+    assert settings.redis_prefix == "isthmus:"
+    assert settings.cache.redis_prefix == "isthmus:cache:"
+    explicit = {"ttl": 60, "redis_prefix": "tenant-b:cache:"}
+    running.write(config(tmp_path, providers[0].url, redis_prefix="staging:", cache=explicit))
+    await running.reload()
+    assert running.app.state.governance.settings.cache.redis_prefix == "tenant-b:cache:"
+
+
 async def test_in_flight_requests_finish_on_the_old_config_and_new_ones_use_the_new(
     running: Running, tmp_path: Path, providers: tuple[MockProvider, MockProvider]
 ) -> None:
