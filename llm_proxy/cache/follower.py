@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from abc import ABC, abstractmethod
 
 from llm_proxy.cache.tiers import Local
 
@@ -16,7 +17,7 @@ START_WAIT = 10.0
 """Seconds a starting replica waits at most for its first subscription and load."""
 
 
-class Follower:
+class Follower(ABC):
     what = "the shared tier"
     errors: tuple[type[BaseException], ...] = (OSError,)
 
@@ -54,12 +55,14 @@ class Follower:
                 self._first_try.set()
             await asyncio.sleep(self.reconnect_delay)
 
+    @abstractmethod
     async def listen(self) -> None:
-        raise NotImplementedError
+        """Subscribe, load what changed while not listening, call `heard`, then apply announcements until the
+        connection is lost."""
 
+    @abstractmethod
     async def stored(self, payload: str) -> None:
         """Another replica stored an entry (`payload`: the entry or its key, as the tier announces it)."""
-        raise NotImplementedError
 
     async def apply(self, announcement: bytes | str, origin: str) -> None:
         """Apply another replica's `<origin> <change> <payload>`: `put`, `discard <entry key>` or
