@@ -25,11 +25,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from llm_proxy.health import Health, HealthChange
+from toolpolicy.settings import DEFAULT_REDIS_PREFIX
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REDIS_PREFIX = "isthmus:"
-"""The gateway's default `redis_prefix`."""
 CHANNEL = "llm-health"
 """Pub/sub channel of changes (after the `redis_prefix`), as JSON: `{"origin", "kind", "name", "until"}`."""
 STATE = "llm-health:state"

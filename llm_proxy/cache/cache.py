@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from llm_proxy.cache import replay
 from llm_proxy.cache.embedder import GatewayEmbedder
-from llm_proxy.cache.entries import Entry, MemoryEntries
+from llm_proxy.cache.entries import Entry, MemoryEntries, matching
 from llm_proxy.cache.fence import ClearFence
 from llm_proxy.cache.keying import EntryKey, entry_key
 from llm_proxy.cache.lookup import OFF, Lookup, Question
@@ -396,12 +396,8 @@ class ResponseCache:
 
     async def clear(self, key_name: str | None = None, model: str | None = None) -> int:
         """Remove entries (all, or those one key stored, or of one model); the count removed from memory."""
-
-        def matches(entry: Entry) -> bool:
-            return (key_name is None or entry.key_name == key_name) and (model is None or entry.model == model)
-
         self.fence.clear(key_name, model)  # from here on, no write of a request that looked up before lands
-        removed = self.memory.delete(matches)
+        removed = self.memory.delete(matching(key_name, model))
         if self.shared is not None:
             await self.fence.settled()
             removed = max(removed, await self.shared.delete(key_name, model))

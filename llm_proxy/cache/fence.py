@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from llm_proxy.cache.entries import Entry
+from llm_proxy.cache.entries import Entry, matching
 
 KEPT_CLEARS = 256
 """Clears remembered with their filters; a write older than all of them is dropped whatever its entry."""
@@ -30,9 +30,7 @@ class Clear:
     model: str | None
 
     def matches(self, entry: Entry) -> bool:
-        return (self.key_name is None or entry.key_name == self.key_name) and (
-            self.model is None or entry.model == self.model
-        )
+        return matching(self.key_name, self.model)(entry)
 
 
 class ClearFence:

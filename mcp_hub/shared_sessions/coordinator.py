@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from mcp_hub.shared_sessions.directory import (
-    DEFAULT_REDIS_PREFIX,
     ORPHANED,
     SessionDirectory,
     SessionKeys,
@@ -30,7 +29,7 @@ from mcp_hub.shared_sessions.directory import (
 )
 from mcp_hub.shared_sessions.dispatcher import ID_SEPARATOR
 from mcp_hub.shared_sessions.events import RedisEventStores
-from toolpolicy.settings import McpHubSettings
+from toolpolicy.settings import DEFAULT_REDIS_PREFIX, McpHubSettings
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from toolpolicy.errors import ServiceUnavailable
+from toolpolicy.settings import DEFAULT_REDIS_PREFIX
 
-DEFAULT_REDIS_PREFIX = "isthmus:"
-"""The gateway's default `redis_prefix`."""
 NAMESPACE = "mcp:"
 """What follows the gateway's `redis_prefix` in every key and channel of shared sessions."""
 HOLDER_TTL = 24 * 3600

@@ -24,7 +24,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 
 from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
 from toolpolicy.counters.redis_scripts import (
-    DEFAULT_PREFIX,
     FULL,
     MISSING,
     RESERVE_SCRIPT,
@@ -36,6 +35,7 @@ from toolpolicy.counters.redis_scripts import (
 )
 from toolpolicy.counters.resp import RespClient
 from toolpolicy.counters.settle_queue import SettleQueue
+from toolpolicy.settings import DEFAULT_REDIS_PREFIX
 
 SETTLE_INTERVAL = 0.05
 """Seconds a settlement waits for a reservation to carry it before it is sent on its own."""
@@ -46,7 +46,7 @@ class RedisCounterStore:
         self,
         url: str,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str = DEFAULT_REDIS_PREFIX,
         timeout: float = 2.0,
         max_connections: int = 64,
         settle_interval: float = SETTLE_INTERVAL,

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolpolicy.counters.base import Limit
-
-DEFAULT_PREFIX = "isthmus:"
-"""What the keys start with unless the gateway's `redis_prefix` says otherwise."""
+from toolpolicy.settings import DEFAULT_REDIS_PREFIX
 
 
 class CounterKeys:
@@ -25,7 +23,7 @@ class CounterKeys:
 
     __slots__ = ("hold", "prefix", "since", "used")
 
-    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, prefix: str = DEFAULT_REDIS_PREFIX) -> None:
         self.prefix = prefix
         self.since = prefix + "since"
         """When this Redis began holding counters (set by the first reservation): a window begun later is complete
