@@ -2,24 +2,27 @@
 
 py-spy samples the running process from outside (`--nonblocking`, so it does not pause it) while wrk loads it;
 the collapsed stacks are summarised as the functions with the most self time and the packages with the
-most self and inclusive time.
+most self and inclusive time, and attributed to their owners (`bench.attribution`) per request.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.attribution import Attribution, ThreadCpu, attribute
 from bench.loadgen import HttpRequest, LoadResult, run_wrk
+from bench.stacks import ROOTS, on_own_thread, samples
 
-_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+RATE = 200
+"""py-spy's samples a second, of each thread."""
 BOOTSTRAP = frozenset(
     {
         "isthmus/cli.py",
@@ -36,41 +39,17 @@ BOOTSTRAP = frozenset(
 """Frames every sample of a thread passes through (`isthmus` is the console script): counting them says nothing."""
 
 
-def package_of(file: str) -> str:
-    """py-spy names files relative to `sys.path`, so the first component is the top-level package."""
-    if file.startswith("<"):
-        return "stdlib (frozen)"
-    head = file.split("/", 1)[0]
-    return head.removesuffix(".py") if "/" in file or file.endswith(".py") else head
-
-
-def _parse(frame: str) -> tuple[str, str, str]:
-    """The function with its file, the file, and the package."""
-    match = _FRAME.match(frame)
-    if match is None:
-        return frame, "", "other"
-    file = match["file"]
-    return f"{match['func']} ({file})", file, package_of(file)
-
-
-def summarise(collapsed: str, top: int = 12) -> str:
+def summarise(collapsed: str, top: int = 12, roots: Sequence[str] = ROOTS) -> str:
     """Markdown: the top functions by self time, and packages by self and by inclusive time."""
     self_time: Counter[str] = Counter()
     self_package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in collapsed.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_parse(frame) for frame in stack.split(";") if frame]
-        if not frames:
-            continue
+    for frames, count in samples(collapsed, roots):
         total += count
-        self_time[frames[-1][0]] += count
-        self_package[frames[-1][2]] += count
-        for package in {package for _, file, package in frames if file not in BOOTSTRAP}:
+        self_time[frames[-1].name] += count
+        self_package[frames[-1].package] += count
+        for package in {frame.package for frame in frames if frame.file not in BOOTSTRAP}:
             inclusive[package] += count
     if total == 0:
         return "py-spy recorded no samples."
@@ -95,6 +74,15 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
+@dataclass(frozen=True)
+class Profile:
+    summary: str
+    """Markdown: the CPU the process used, the top functions, the packages."""
+    load: LoadResult
+    """The load's figures while sampled (slowed a little by sampling)."""
+    attribution: Attribution
+
+
 def profile_under_load(
     pid: int,
     request: HttpRequest,
@@ -104,13 +92,13 @@ def profile_under_load(
     *,
     wrk: str,
     load: Callable[..., LoadResult] = run_wrk,
-) -> tuple[str, LoadResult]:
-    """Record `pid` while wrk loads it; the summary, and the load's figures (slowed a little by sampling)."""
+) -> Profile:
+    """Record `pid` while wrk loads it."""
     spy = py_spy()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
-    argv = [spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", "200"]
-    argv += ["--format", "raw", "--nonblocking", "--output", str(output)]
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(RATE)]
+    argv += ["--format", "raw", "--nonblocking", "--full-filenames", "--output", str(output)]
     recorder = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         before, started = thread_cpu(pid), time.monotonic()
@@ -123,14 +111,22 @@ def profile_under_load(
             recorder.wait()
     if recorder.returncode != 0 or not output.exists():
         raise RuntimeError(f"py-spy failed ({recorder.returncode}): {out.decode(errors='replace')[-500:]}")
-    main = (after.get(pid, 0) - before.get(pid, 0)) / CLOCK_TICKS / elapsed
-    others = sum(after[t] - before.get(t, 0) for t in after if t != pid) / CLOCK_TICKS / elapsed
-    cpu = (
-        f"CPU used while profiled (from /proc, not sampled): main thread {main:.0%} of a core, "
-        f"its {len(after) - 1} other threads {others:.0%} together. A thread waiting in a system call py-spy does not "
-        "know as idle (e.g. SQLite's fsync) shows up in the samples all the same."
+    cpu = ThreadCpu(
+        main=(after.get(pid, 0) - before.get(pid, 0)) / CLOCK_TICKS,
+        others=sum(after[t] - before.get(t, 0) for t in after if t != pid) / CLOCK_TICKS,
     )
-    return cpu + "\n\n" + summarise(output.read_text()), result
+    collapsed = output.read_text()
+    busy = sum(count for frames, count in samples(collapsed) if not on_own_thread(frames)) / (RATE * elapsed)
+    text = (
+        f"CPU used while profiled (from /proc, not sampled): main thread {cpu.main / elapsed:.0%} of a core, "
+        f"its {len(after) - 1} other threads {cpu.others / elapsed:.0%} together. py-spy found the main thread busy "
+        f"{busy:.0%} of the time: a thread waiting for a core, or in a system call py-spy does not know as idle "
+        "(e.g. SQLite's fsync), is sampled as busy. The shares above weigh the main thread's samples and the other "
+        "threads' by the CPU each used; within a thread, time waiting for a core falls where the thread stopped: "
+        "in the loop (woken from epoll) or a socket write (on loopback a write can hand the core to the peer it "
+        "wakes), so on a loaded machine those shares are overstated."
+    )
+    return Profile(text + "\n\n" + summarise(collapsed), result, attribute(collapsed, cpu, result.requests))
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

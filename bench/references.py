@@ -33,8 +33,10 @@ def measure_floor(
     log: Callable[[str], None],
     workers: int = 1,
     connections: tuple[int, ...] | None = None,
+    profile: Callable[[Path], None] | None = None,
 ) -> None:
-    """The pass-through in front of the mocks, with `workers` workers, measured like any path."""
+    """The pass-through in front of the mocks, with `workers` workers, measured like any path; `profile` is
+    called with the path once it has been measured, while it still runs."""
     name = "floor" if workers == 1 else f"floor-w{workers}"
     log(f"{name}: a bare pass-through on uvicorn + aiohttp" + (f", {workers} workers" if workers > 1 else ""))
     port = free_port()
@@ -51,6 +53,8 @@ def measure_floor(
         measure_path(run, path, scenarios, wrk=wrk, log=log, connections=connections)
         if "stream" in scenarios and workers == 1:
             measure_stream(run, path, count=streams, log=log)
+        if profile is not None:
+            profile(path)
         run.paths[name].peak_rss_mib = proc.peak_rss_mib()
     finally:
         processes.stop(proc)

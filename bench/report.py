@@ -7,6 +7,7 @@ caller sees added). Throughput ratios are path / reference: above 1 is faster th
 
 from __future__ import annotations
 
+from bench.attribution_report import attribution_section, profiles_intro
 from bench.figures import added, ms, ratio, rps, rps_text, table
 from bench.loadgen import LoadResult
 from bench.results_model import Run
@@ -239,8 +240,10 @@ def render(run: Run, date: str) -> str:
             f"{run.spans.get('exports', 0):,} exports ({run.spans.get('rejected', 0)} rejected).",
             "",
         ]
+    if run.profiles:
+        lines += profiles_intro()
     for title, summary in run.profiles.items():
-        lines += [f"### Profile: {title}", "", summary, ""]
+        lines += [f"### Profile: {title}", "", *attribution_section(run, title), summary, ""]
     if run.skipped:
         lines += ["### Not measured", ""]
         lines += [f"- {path} / {scenario}: {reason}" for (path, scenario), reason in run.skipped.items()]

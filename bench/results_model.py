@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.attribution import Attribution
 from bench.loadgen import LoadResult
 
 
@@ -62,6 +63,8 @@ class Run:
     spans: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, str] = field(default_factory=dict)
     """Markdown summaries of py-spy profiles, by title."""
+    attributions: dict[str, Attribution] = field(default_factory=dict)
+    """Whose code each profile's CPU went to, per request, by the same titles."""
     machine: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cache: CacheFigures | None = None

@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
 from bench import cache as bench_cache, gateway, machine, peers
+from bench.attribution_report import profile_title
 from bench.loadgen import LoadgenError, ensure_wrk, run_wrk
 from bench.measure import measure_path, measure_stream, preflight
 from bench.procs import REPO, Processes, StartError, free_port
-from bench.profile import profile_under_load
+from bench.profile import RATE, profile_under_load
 from bench.references import measure_floor, measure_stdio_direct
 from bench.report import render
 from bench.results_model import Run
@@ -43,12 +44,13 @@ GATEWAY_SCENARIOS: dict[str, tuple[Scenario, ...]] = {
     gateway.GUARDED.name: ("chat", "stream"),
 }
 PROFILED: dict[str, tuple[Scenario, ...]] = {
+    "floor": HTTP_SCENARIOS,
     gateway.PLAIN.name: HTTP_SCENARIOS,
     gateway.GOVERNED.name: ("chat",),
     gateway.TRACED.name: ("chat",),
     gateway.STDIO.name: ("mcp-stdio",),
 }
-"""The profiles taken (c=16): each target the report judges points to one of them."""
+"""The profiles taken (c=16): each target the report judges points to one of them, set beside the floor's."""
 CACHE_PATH = "isthmus-cache"
 """The response cache scenario (`bench.cache`): three gateways of its own, measured after the other variants."""
 ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, CACHE_PATH, *peers.PEERS)
@@ -140,15 +142,15 @@ def _profile(
             continue
         try:
             request = request_for(path, scenario)
-            summary, result = profile_under_load(
-                pid, request, 16, max(run.duration, 6.0), work / f"profile-{path.name}-{scenario}.txt", wrk=wrk
-            )
+            output = work / f"profile-{path.name}-{scenario}.txt"
+            profile = profile_under_load(pid, request, 16, max(run.duration, 6.0), output, wrk=wrk)
         except (RuntimeError, SetupError, LoadgenError) as exc:
-            run.notes.append(f"py-spy profile of {scenario} failed: {exc}")
+            run.notes.append(f"py-spy profile of {path.name} / {scenario} failed: {exc}")
             continue
-        title = f"{path.name}, {scenario}, c=16"
-        run.profiles[title] = f"{result.rps:,.0f} rps while sampled at 200 Hz.\n\n{summary}"
-        log(f"  profiled {scenario}: {summary.splitlines()[0][:120]}")
+        title = profile_title(path.name, scenario)
+        run.profiles[title] = f"{profile.load.rps:,.0f} rps while sampled at {RATE} Hz.\n\n{profile.summary}"
+        run.attributions[title] = profile.attribution
+        log(f"  profiled {scenario}: {profile.summary.splitlines()[0][:120]}")
 
 
 def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[str], None]) -> Run:
@@ -181,7 +183,21 @@ def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[s
             _sdk_capacity(run, processes, wrk, log)
         http_scenarios = tuple(s for s in scenarios if s in HTTP_SCENARIOS)
         if "floor" in wanted:
-            measure_floor(run, processes, (llm_url, mcp_url), http_scenarios, wrk=wrk, streams=args.streams, log=log)
+
+            def profile_floor(floor: Path) -> None:
+                if not args.no_profile and floor.proc is not None:
+                    _profile(run, floor, floor.proc.pid, work, wrk, log, PROFILED["floor"])
+
+            measure_floor(
+                run,
+                processes,
+                (llm_url, mcp_url),
+                http_scenarios,
+                wrk=wrk,
+                streams=args.streams,
+                log=log,
+                profile=profile_floor,
+            )
         if "floor-w2" in wanted and "chat" in scenarios:
             measure_floor(
                 run,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.attribution_report import PROFILED_AT, verdict
 from bench.figures import added, anchor, ms, rps, rps_text, table
 from bench.results_model import Run
 
@@ -25,23 +26,27 @@ class Targets:
     run: Run
     rows: list[list[str]] = field(default_factory=list)
 
-    def check(self, target: str, measured: str, met: bool | None, look: str) -> None:
-        """`look`: the profile (path, scenario) or the section that shows where a missed target's time goes."""
+    def check(self, target: str, measured: str, met: bool | None, look: str, why: str = "") -> None:
+        """`look`: the profile (path, scenario) or the section that shows where a missed target's time goes;
+        `why`: what caps the figure, when something outside the gateway does."""
         if met is None:
-            verdict = "—"
+            judged = "—"
         elif met:
-            verdict = "yes"
+            judged = "yes"
         else:
-            verdict = f"**no**: {self._pointer(look)}"
-        self.rows.append([target, measured, verdict])
+            judged = "**no**: " + "; ".join(part for part in (why, self._pointer(look)) if part)
+        self.rows.append([target, measured, judged])
 
     def _pointer(self, look: str) -> str:
+        """The profile's figure (how much of a request's CPU is Isthmus's code) and a link to it, or the section."""
         if look in (MEMORY_SECTION, WORKERS_SECTION, CACHE_SECTION):
             return f"see [{look}]({anchor(look)})"
-        title = f"{look}, c=16"
+        title = f"{look}, c={PROFILED_AT}"
         if title not in self.run.profiles:
             return f"no profile of {look} in this run"
-        return f"see [Profile: {title}]({anchor('Profile: ' + title)})"
+        link = f"see [Profile: {title}]({anchor('Profile: ' + title)})"
+        figure = verdict(self.run, title)
+        return link if figure is None else f"{figure}; {link}"
 
 
 def _share(mine: float | None, reference: float | None) -> float | None:
@@ -89,7 +94,17 @@ def mcp_targets(t: Targets) -> None:
         _share_text(stdio, own, "(stdio driver)"),
         None if share is None else share >= 0.5,
         "isthmus-stdio, mcp-stdio",
+        _http_cap(run, own),
     )
+
+
+def _http_cap(run: Run, own: float | None) -> str:
+    """A gateway answers over HTTP, so no stdio upstream's rate through it passes the bare HTTP pass-through's."""
+    floor = rps(run, "floor", "mcp-modern", 16)
+    cap = _share(floor, own)
+    if cap is None or floor is None:
+        return ""
+    return f"the HTTP floor caps it at {cap:.0%}: a bare pass-through answers {rps_text(floor)} rps (mcp-modern, c=16)"
 
 
 def chat_targets(t: Targets) -> None:
@@ -151,11 +166,17 @@ def scale_targets(t: Targets) -> None:
     share = _share(two, one)
     floors = _share(rps(run, "floor-w2", "chat", 16), rps(run, "floor", "chat", 16))
     floor_text = "" if floors is None else f"; the floor's own: {floors:.2f}×"
+    ceiling = ""
+    if floors is not None and share is not None:
+        ceiling = f"this machine's ceiling is the floor's own {floors:.2f}×"
+        if floors < 1.6:
+            ceiling += ", under 1.6×" + ("; the gateway reaches it" if share >= floors else "")
     t.check(
         "`isthmus serve --workers 2` ≥ 1.6× one worker (chat, c=16 both)",
         "—" if share is None else f"{share:.2f}× ({rps_text(two)} vs {rps_text(one)} rps){floor_text}",
         None if share is None else share >= 1.6,
         WORKERS_SECTION,
+        ceiling,
     )
     info = run.paths.get(GATEWAY)
     if info is not None and info.peak_rss_mib is not None:

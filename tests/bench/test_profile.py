@@ -28,3 +28,12 @@ def test_self_time_goes_to_the_innermost_frame_and_inclusive_time_to_every_packa
 
 def test_no_samples_says_so() -> None:
     assert summarise("") == "py-spy recorded no samples."
+
+
+def test_full_file_names_are_summarised_by_package_and_namespace_packages_keep_their_name() -> None:
+    site = "/venv/lib/python3.11/site-packages"
+    root = "<module> (/venv/bin/isthmus:8);Runner.run (/py/lib/python3.11/asyncio/runners.py:118)"
+    raw = f"{root};Tracer.start_span ({site}/opentelemetry/sdk/trace/__init__.py:1100) 3\n{root} 1"
+    summary = summarise(raw, roots=(site, "/venv/bin", "/py/lib/python3.11"))
+    assert "- 75.0% `Tracer.start_span (opentelemetry/sdk/trace/__init__.py)`" in summary
+    assert "Self time by package: opentelemetry 75%, asyncio 25%" in summary

@@ -65,26 +65,58 @@ def test_a_missed_target_points_to_the_profile_of_its_path() -> None:
     assert "| p50 2.00 ms, p99 4.80 ms | **no**: see [Profile: isthmus, mcp-modern, c=16]" in text
 
 
-def test_two_workers_are_judged_against_one_and_set_beside_the_floors_scaling() -> None:
+def _two_workers(gateway_rps: float, floor_rps: float) -> Run:
+    """`_run()` (one worker: the gateway 4,000 rps, the floor 5,000) with both served by two workers at c=16."""
     run = _run()
     for name, kind in (("isthmus-w2", "gateway"), ("floor-w2", "floor")):
         run.paths[name] = PathInfo(name, kind)
-    run.loads[("isthmus-w2", "chat", 16)] = _load(16, 6000, 2.0, 5.0)
+    run.loads[("isthmus-w2", "chat", 16)] = _load(16, gateway_rps, 2.0, 5.0)
+    run.loads[("floor-w2", "chat", 16)] = _load(16, floor_rps, 1.0, 3.0)
+    return run
+
+
+def test_two_workers_are_judged_against_one_and_set_beside_the_floors_scaling() -> None:
+    run = _two_workers(6000, 8500)
     run.loads[("isthmus-w2", "chat", 64)] = _load(64, 7000, 8.0, 20.0)
-    run.loads[("floor-w2", "chat", 16)] = _load(16, 8500, 1.0, 3.0)
     text = render(run, "2026-01-01")
     assert "| `isthmus serve --workers 2` ≥ 1.6× one worker (chat, c=16 both) | 1.50× (6,000 vs 4,000 rps); " in text
-    assert "the floor's own: 1.70× | **no**: see [Two workers](#two-workers) |" in text
+    assert (
+        "the floor's own: 1.70× | **no**: this machine's ceiling is the floor's own 1.70×; "
+        "see [Two workers](#two-workers) |" in text
+    )
     assert "| isthmus-w2 | 4,000 | c=16: 6,000 rps (1.50×); c=64: 7,000 rps (1.75×) | — |" in text
 
 
-def test_the_stdio_upstream_is_held_to_the_servers_own_rate() -> None:
+def _stdio(gateway_rps: float, own_rps: float) -> Run:
+    """`_run()` with a gateway in front of a stdio server, and the server's own rate over its pipes, at c=16."""
     run = _run()
     run.paths["isthmus-stdio"] = PathInfo("isthmus-stdio", "gateway")
-    run.loads[("direct", "mcp-stdio", 16)] = _load(16, 20000, 0.5, 2.0)
-    run.loads[("isthmus-stdio", "mcp-stdio", 16)] = _load(16, 11000, 1.0, 3.0)
-    text = render(run, "2026-01-01")
+    run.loads[("direct", "mcp-stdio", 16)] = _load(16, own_rps, 0.5, 2.0)
+    run.loads[("isthmus-stdio", "mcp-stdio", 16)] = _load(16, gateway_rps, 1.0, 3.0)
+    return run
+
+
+def test_the_stdio_upstream_is_held_to_the_servers_own_rate() -> None:
+    text = render(_stdio(11000, 20000), "2026-01-01")
     assert "own rate over stdio (16 in flight) | 11,000 of 20,000 rps (stdio driver) = 55% | yes |" in text
+
+
+def test_a_machine_whose_floor_scales_less_than_the_target_says_the_gateway_reaches_its_ceiling() -> None:
+    text = render(_two_workers(5200, 6000), "2026-01-01")
+    assert (
+        "| 1.30× (5,200 vs 4,000 rps); the floor's own: 1.20× | **no**: this machine's ceiling is the floor's " in text
+    )
+    assert "own 1.20×, under 1.6×; the gateway reaches it; see [Two workers](#two-workers) |" in text
+
+
+def test_a_stdio_upstream_missing_its_target_says_the_http_floor_caps_it() -> None:
+    run = _stdio(1000, 30000)
+    run.loads[("floor", "mcp-modern", 16)] = _load(16, 4500, 3.0, 6.0)
+    text = render(run, "2026-01-01")
+    assert (
+        "| 1,000 of 30,000 rps (stdio driver) = 3% | **no**: the HTTP floor caps it at 15%: a bare pass-through "
+        "answers 4,500 rps (mcp-modern, c=16); no profile of isthmus-stdio, mcp-stdio in this run |" in text
+    )
 
 
 def test_the_cache_scenario_is_judged_against_issue_16s_targets() -> None:
