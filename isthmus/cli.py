@@ -92,6 +92,9 @@ def _serve(args: argparse.Namespace) -> int:
         ]
     )
     print(f"isthmus {__version__} on http://{host}:{port} ({summary})", file=sys.stderr)
+    from isthmus.migrate import migrate_apart
+
+    migrate_apart(settings.store)  # so no serving process (nor the supervisor) holds Alembic
     options: dict[str, Any] = {
         "host": host,
         "port": port,

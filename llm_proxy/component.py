@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
@@ -10,7 +10,6 @@ from llm_proxy.agent import AgentEdge, AgentLoop, ToolHost
 from llm_proxy.cache import ResponseCache
 from llm_proxy.cache.storage import shared_tier
 from llm_proxy.endpoints import Endpoints
-from llm_proxy.health_sync import RedisHealthSync
 from llm_proxy.pipeline import Pipeline
 from llm_proxy.providers._registry import build_adapters
 from llm_proxy.responses import ResponsesRoutes
@@ -18,6 +17,9 @@ from llm_proxy.routing import Router
 from llm_proxy.upstream import Upstream
 from toolpolicy.runtime import Governance
 from toolpolicy.store.responses import ResponseStore
+
+if TYPE_CHECKING:
+    from llm_proxy.health_sync import RedisHealthSync
 
 
 class LlmProxy:
@@ -43,12 +45,12 @@ class LlmProxy:
             shared = shared_tier(settings, governance.store)
             self.response_cache = ResponseCache(self.pipeline, settings.cache, shared=shared)
             self.endpoints.cache = self.responses.cache = self.response_cache
-        self.health_sync = (
-            RedisHealthSync(self.router.health, settings.redis, redis_prefix=settings.redis_prefix)
-            if settings.redis
-            else None
-        )
+        self.health_sync: RedisHealthSync | None = None
         """Breakers and key cool-downs shared with other replicas, when `redis:` is set (`docs/scale-out.md`)."""
+        if settings.redis:
+            from llm_proxy.health_sync import RedisHealthSync  # redis-py only for gateways configured with Redis
+
+            self.health_sync = RedisHealthSync(self.router.health, settings.redis, redis_prefix=settings.redis_prefix)
         self.agent: AgentLoop | None = None
         """Agent mode's loop, once `run_tools_with` gave it a tool host (the Responses API hosts it too)."""
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.routing import BaseRoute, Route
@@ -33,17 +33,19 @@ from mcp_hub.rest import RestApi
 from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import Handlers, build_server
 from mcp_hub.sessions import FairSessionManager
-from mcp_hub.shared_sessions import RecordSessions, SharedSessions
-from mcp_hub.shared_sessions.events import RedisEventStores
-from mcp_hub.shared_sessions.held_calls import HeldCalls
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream, build_upstream
 from mcp_hub.upstreams.oauth.hub import UpstreamOAuth
 from mcp_hub.upstreams.supervisor import Supervisor
 from toolpolicy.errors import Conflict, NotFound
-from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.runtime import Governance
 from toolpolicy.settings import CodeModeSettings, GatewaySettings
+
+if TYPE_CHECKING:
+    from mcp_hub.shared_sessions import SharedSessions
+    from mcp_hub.shared_sessions.events import RedisEventStores
+    from mcp_hub.shared_sessions.held_calls import HeldCalls
+    from toolpolicy.oauth.resolver import CredentialResolver  # with joserfc behind it: only OAuth loads it
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +97,10 @@ class McpHub:
             self.relay.attach(upstream.relay)
         enabled = {name: u for name, u in self.upstreams.items() if u.settings.enabled}
         self.code_mode_servers = frozenset(name for name, u in enabled.items() if u.settings.code_mode)
-        self.code_mode = CodeMode(_sandbox_settings(governance.settings), metrics=governance.metrics)
+        wanted = _code_mode_wanted(governance.settings)
+        self.code_mode = CodeMode(
+            _sandbox_settings(governance.settings, wanted), metrics=governance.metrics, lazy=not wanted
+        )
         self.caps = KeyCaps(self.settings.per_key, governance.settings.code_mode.workers)
         self.calls = ToolCalls(governance, self.catalog, enabled)
         self.tools = HubTools(
@@ -112,14 +117,18 @@ class McpHub:
             guardrails=governance.guardrails,
         )
         self.server = build_server(handlers, VERSION)
-        redis = governance.settings.redis
-        self.shared = (
-            SharedSessions(redis, self.settings, redis_prefix=governance.settings.redis_prefix) if redis else None
-        )
+        self.shared: SharedSessions | None = None
         """With Redis, 2025-era sessions any replica serves (`mcp_hub/shared_sessions`)."""
         self.held_calls: HeldCalls | None = None
         """With Redis, 2026-07-28 held calls any replica resumes (`mcp_hub/shared_sessions/held_calls.py`)."""
-        if self.shared is not None:
+        if governance.settings.redis:
+            # Imported here: redis-py (about 9 MiB resident) is loaded only by gateways configured with Redis.
+            from mcp_hub.shared_sessions import RecordSessions, SharedSessions
+            from mcp_hub.shared_sessions.held_calls import HeldCalls
+
+            self.shared = SharedSessions(
+                governance.settings.redis, self.settings, redis_prefix=governance.settings.redis_prefix
+            )
             self.server.middleware.append(RecordSessions(self.shared))
             self.shared.on_level = self.relay.shared.levels.set_named
             self.shared.on_adopt = self.relay.adopt
@@ -286,9 +295,14 @@ class McpHub:
             self._code_mode_state, self._code_mode_error = "ready", None
 
 
-def _sandbox_settings(settings: GatewaySettings) -> CodeModeSettings:
-    """Code Mode's limits; with no server or configured key using Code Mode, no worker is started before a run."""
-    wanted = any(s.enabled and s.code_mode for s in settings.mcp_servers.values()) or any(
+def _code_mode_wanted(settings: GatewaySettings) -> bool:
+    """Whether a server or a configured key uses Code Mode (a key created later through the admin API may too)."""
+    return any(s.enabled and s.code_mode for s in settings.mcp_servers.values()) or any(
         key.code_mode for key in settings.virtual_keys
     )
+
+
+def _sandbox_settings(settings: GatewaySettings, wanted: bool) -> CodeModeSettings:
+    """Code Mode's limits; with no server or configured key using Code Mode, no worker is started before a run (and
+    the sandbox is not even loaded: `CodeMode(lazy=True)`)."""
     return settings.code_mode if wanted else settings.code_mode.model_copy(update={"warm_workers": 0})

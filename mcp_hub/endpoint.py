@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -42,8 +42,10 @@ from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from toolpolicy.jsonbody import decode_json, read_body
-from toolpolicy.oauth.resolver import CredentialResolver
 from toolpolicy.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from toolpolicy.oauth.resolver import CredentialResolver  # with joserfc behind it: only OAuth loads it
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from itertools import count
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -23,7 +24,9 @@ from anyio.abc import TaskGroup, TaskStatus
 from mcp_hub.access import Caller
 from mcp_hub.catalog import ALL_KINDS, Kind
 from toolpolicy.errors import AuthenticationError, PermissionDenied
-from toolpolicy.oauth.resolver import CredentialResolver
+
+if TYPE_CHECKING:
+    from toolpolicy.oauth.resolver import CredentialResolver  # with joserfc behind it: only OAuth loads it
 
 logger = logging.getLogger(__name__)
 

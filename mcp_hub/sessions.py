@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
@@ -61,12 +61,13 @@ from mcp_hub.fairness import KeyCapReached, KeySlots, Slot
 from mcp_hub.fastpath.session_call import SessionCalls
 from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import CALLER_SCOPE_KEY
-from mcp_hub.shared_sessions import LocalSession, SharedSessions
-from mcp_hub.shared_sessions.directory import SessionRecord
-from mcp_hub.shared_sessions.dispatcher import ReplicaDispatcher
-from mcp_hub.shared_sessions.events import RedisEventStores
-from mcp_hub.shared_sessions.outbound import RoutedWrite
 from toolpolicy.errors import GatewayError
+
+if TYPE_CHECKING:
+    # Imported where a shared session is served: they need redis-py, which a gateway without `redis:` never loads.
+    from mcp_hub.shared_sessions import SharedSessions
+    from mcp_hub.shared_sessions.directory import SessionRecord
+    from mcp_hub.shared_sessions.events import RedisEventStores
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,8 @@ class FairSessionManager(StreamableHTTPSessionManager):
     async def _hold_stream(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
         """A GET stream: messages other replicas produce for it are published here while it is open."""
         assert self.shared is not None
+        from mcp_hub.shared_sessions.events import RedisEventStores
+
         resumed = "last-event-id" in Headers(scope=scope)
         if not resumed and GET_STREAM_KEY in self._server_instances[session_id]._request_streams:
             await super()._handle_stateful_request(scope, receive, send)  # a second one: the SDK answers 409
@@ -242,12 +245,17 @@ class FairSessionManager(StreamableHTTPSessionManager):
             if self.shared is None:
                 dispatcher = JSONRPCDispatcher(read_stream, write_stream, inline_methods=frozenset({"initialize"}))
             else:
+                from mcp_hub.shared_sessions.dispatcher import ReplicaDispatcher
+                from mcp_hub.shared_sessions.outbound import RoutedWrite
+
                 routed = RoutedWrite(write_stream, transport, session_id, self.shared.route)
                 dispatcher = ReplicaDispatcher(
                     read_stream, routed, inline_methods=frozenset({"initialize"}), replica=self.shared.replica
                 )
             connection = Connection.for_loop(dispatcher, session_id=session_id)
             if self.shared is not None:
+                from mcp_hub.shared_sessions import LocalSession
+
                 self.shared.attach(session_id, LocalSession(transport, connection, write_stream))
                 if record is not None:
                     self.shared.restore(connection, record)

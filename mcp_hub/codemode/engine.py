@@ -13,22 +13,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
 from mcp_hub.codemode import meta
-from mcp_hub.codemode.bindings import Bindings
 from mcp_hub.codemode.failures import InvalidProgram, ShareInUse
-from mcp_hub.codemode.sandbox import RunOutcome, Sandbox
 from mcp_hub.codemode.schema import TypeRenderer
 from mcp_hub.codemode.spec import ToolCaller, ToolSpec
 from mcp_hub.codemode.stubs import docs, one_line
 from mcp_hub.codemode.toolbox import Toolbox
-from mcp_hub.codemode.values import cut, dump_json
 from toolpolicy.errors import LimitExceeded
 from toolpolicy.settings import CodeModeSettings
 from toolpolicy.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    # With pydantic-monty behind them (about 5 MiB resident): imported when a sandbox is made (`_load_sandbox`).
+    from mcp_hub.codemode.sandbox import RunOutcome, Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +47,35 @@ def _text(text: str, *, error: bool = False, meta_: dict[str, Any] | None = None
 
 
 class CodeMode:
-    """The Code Mode engine; `start()` warms the sandbox pool, `stop()` closes it."""
+    """The Code Mode engine; `start()` warms the sandbox pool, `stop()` closes it.
 
-    def __init__(self, settings: CodeModeSettings, *, metrics: Metrics | None = None) -> None:
+    `lazy` (a gateway none of whose servers or configured keys uses Code Mode) leaves the sandbox, and pydantic-monty
+    behind it, unloaded until the first run: a key given Code Mode later still runs programs.
+    """
+
+    def __init__(self, settings: CodeModeSettings, *, metrics: Metrics | None = None, lazy: bool = False) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.sandbox = Sandbox(settings)
+        self._sandbox: Sandbox | None = None if lazy else _load_sandbox(settings)
+        self._stopped = False
 
     async def start(self) -> None:
-        await self.sandbox.start()
+        self._stopped = False
+        if self._sandbox is not None:
+            await self._sandbox.start()
 
     async def stop(self) -> None:
-        await self.sandbox.stop()
+        self._stopped = True
+        if self._sandbox is not None:
+            await self._sandbox.stop()
+
+    async def sandbox(self) -> Sandbox:
+        """The sandbox, loaded now if it was not (stopped as the engine is, so a run after `stop()` is refused)."""
+        if self._sandbox is None:
+            self._sandbox = _load_sandbox(self.settings)
+            if self._stopped:
+                await self._sandbox.stop()
+        return self._sandbox
 
     def meta_tools(self, tools: Sequence[ToolSpec] | Toolbox = ()) -> list[types.Tool]:
         """The meta-tools' definitions; given the key's tools, the descriptions name their modules."""
@@ -133,6 +151,9 @@ class CodeMode:
     async def _run(
         self, toolbox: Toolbox, code: str, caller: ToolCaller, run_id: str, admit: Admit | None
     ) -> types.CallToolResult:
+        from mcp_hub.codemode.bindings import Bindings
+        from mcp_hub.codemode.sandbox import RunOutcome
+
         bindings = Bindings(toolbox, caller)
         started = time.perf_counter()
         try:
@@ -141,7 +162,8 @@ class CodeMode:
             outcome = RunOutcome(failure=ShareInUse(exc.message))
         else:
             with share:
-                outcome = await self.sandbox.run(code, bindings.modules(), bindings.dispatch)
+                sandbox = await self.sandbox()
+                outcome = await sandbox.run(code, bindings.modules(), bindings.dispatch)
         label = outcome.failure.outcome if outcome.failure else "ok"
         result = self._render(outcome, {RUN_ID_META: run_id, TOOL_CALLS_META: outcome.tool_calls, OUTCOME_META: label})
         self._count(label)
@@ -155,6 +177,8 @@ class CodeMode:
         return result
 
     def _render(self, outcome: RunOutcome, meta_: dict[str, Any]) -> types.CallToolResult:
+        from mcp_hub.codemode.values import cut, dump_json
+
         limit = self.settings.max_output_bytes
         sections = []
         if outcome.failure is not None:
@@ -177,6 +201,12 @@ class CodeMode:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.code_mode_runs.labels(outcome).inc()
+
+
+def _load_sandbox(settings: CodeModeSettings) -> Sandbox:
+    from mcp_hub.codemode.sandbox import Sandbox
+
+    return Sandbox(settings)
 
 
 def _modules_line(toolbox: Toolbox) -> str:

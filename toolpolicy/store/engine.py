@@ -125,6 +125,11 @@ class Store:
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade)
 
+    async def at_head(self) -> bool:
+        """Whether the store is at the newest schema (one query; Alembic stays unloaded)."""
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(_at_head)
+
     async def revision(self) -> str | None:
         async with self.engine.connect() as connection:
             return await connection.run_sync(_current_revision)

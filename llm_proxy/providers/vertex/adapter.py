@@ -22,7 +22,6 @@ from llm_proxy.errors import UnsupportedByProvider, UpstreamBadResponse, Upstrea
 from llm_proxy.providers.anthropic import AnthropicAdapter
 from llm_proxy.providers.base import Attempt, Op, Reply, join_url, versioned
 from llm_proxy.providers.gemini import GeminiAdapter
-from llm_proxy.providers.vertex.auth import CredentialsRefused, TokenSource, load_file
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import openai
 from toolpolicy.governor import Usage
@@ -139,6 +138,10 @@ class VertexAdapter:
     def __init__(self, name: str, settings: ProviderSettings, upstream: Upstream) -> None:
         self.name = name
         self.location = settings.location or DEFAULT_LOCATION
+        # google-auth (with requests and urllib3 behind it, about 7 MiB resident) is loaded only by gateways that
+        # have a vertex provider.
+        from llm_proxy.providers.vertex.auth import TokenSource, load_file
+
         credentials, file_project = load_file(settings.credentials_file) if settings.credentials_file else (None, None)
         project = settings.project or file_project
         if not project:
@@ -200,6 +203,8 @@ class VertexAdapter:
     def _token_lapsed(self, exc: UpstreamStatusError) -> bool:
         """Whether Vertex refused a token it had taken before (expired early, revoked): then it is dropped and the
         attempt made once more with a new one, rather than cooling the provider's credentials down."""
+        from llm_proxy.providers.vertex.auth import CredentialsRefused  # loaded by __init__ already
+
         if exc.upstream_status != 401 or isinstance(exc, CredentialsRefused):
             return False
         self.tokens.invalidate()

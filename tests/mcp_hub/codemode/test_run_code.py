@@ -250,3 +250,17 @@ async def test_runs_are_counted_by_outcome() -> None:
         await engine.stop()
     counts = {label: metrics.code_mode_runs.labels(label)._value.get() for label in ("ok", "error", "invalid")}
     assert counts == {"ok": 2, "error": 1, "invalid": 1}
+
+
+async def test_a_lazy_engine_loads_its_sandbox_at_the_first_run_and_refuses_runs_once_stopped() -> None:
+    engine = CodeMode(settings(), lazy=True)
+    await engine.start()  # nothing to warm: the hub builds it so when no server or configured key uses Code Mode
+    try:
+        assert result_json(await engine.call("run_code", {"code": "6 * 7"}, [], FakeCaller({}), "r")) == 42
+    finally:
+        await engine.stop()
+    stopped = CodeMode(settings(), lazy=True)
+    await stopped.start()
+    await stopped.stop()
+    refused = await stopped.call("run_code", {"code": "1"}, [], FakeCaller({}), "r")
+    assert refused.is_error and "shutting down" in text_of(refused)
