@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,12 @@ WRITER_FRAMES = (
     "aiosqlite/",
 )
 """A sample whose stack holds any of these files counts as the writers' (inclusive share)."""
+
+
+def slug(label: str) -> str:
+    """A tree's label as one relative directory name: a label like `/work/main` joined to the work directory
+    would otherwise replace it, and the gateway's files would land in the tree itself."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "tree"
 
 
 def serve_argv(tree: FilePath, config: FilePath) -> list[str]:
@@ -147,7 +154,7 @@ def main() -> None:
                 order.reverse()
             for label, tree in order:
                 for variant in variants:
-                    proc, path = start(processes, variant, upstreams, work / label.replace(" ", "-"), tree)
+                    proc, path = start(processes, variant, upstreams, work / slug(label), tree)
                     try:
                         for scenario in scenarios:
                             request = request_for(path, scenario)
@@ -167,7 +174,7 @@ def main() -> None:
                                 flush=True,
                             )
                             if args.profile and round_number == 0:
-                                output = work / f"profile-{label.replace(' ', '-')}-{variant.name}-{scenario}.txt"
+                                output = work / f"profile-{slug(label)}-{variant.name}-{scenario}.txt"
                                 profile_under_load(proc.pid, request, args.connections, 6.0, output, wrk=wrk)
                                 shares[(label, variant.name, scenario)] = writer_share(output.read_text())
                     finally:
