@@ -56,6 +56,8 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 _NO_BODY = object()
 """The decoded body of a request that has none (not a POST)."""
 
+_USERS_KEPT = 4096
+"""Keys (and endpoints) whose `scope["user"]` `McpEndpoint` keeps made; beyond that it starts over."""
 BODY_SCOPE_KEY = "isthmus.mcp.body"
 """Where a POST's decoded body is left for the session manager (which passes on answers meant for another replica)."""
 
@@ -123,6 +125,7 @@ class McpEndpoint:
         self.max_body_bytes = max_body_bytes
         self.bundles: Mapping[str, Bundle] = bundles or {}
         self.fast_path = FastPath(enabled=fast_path)
+        self._users: dict[tuple[str, str], AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -163,14 +166,23 @@ class McpEndpoint:
         scope[CALLER_SCOPE_KEY] = caller
         if decoded is not _NO_BODY:
             scope[BODY_SCOPE_KEY] = decoded
-        token = AccessToken(token=principal.key_id, client_id=principal.key_id, scopes=[], subject=caller.endpoint)
-        scope["user"] = AuthenticatedUser(token)
+        scope["user"] = self._user(principal.key_id, caller.endpoint)
         current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)
         try:
             if decoded is _NO_BODY or not await self.fast_path.serve(manager, decoded, scope, receive, send):
                 await manager.handle_request(scope, receive, send)
         finally:
             CURRENT_CALLER.reset(current)
+
+    def _user(self, key_id: str, endpoint: str) -> AuthenticatedUser:
+        """The SDK's user for a key on an endpoint: made once (a pydantic token per request costs), then reused."""
+        user = self._users.get((key_id, endpoint))
+        if user is None:
+            if len(self._users) >= _USERS_KEPT:
+                self._users.clear()
+            token = AccessToken(token=key_id, client_id=key_id, scopes=[], subject=endpoint)
+            user = self._users[(key_id, endpoint)] = AuthenticatedUser(token)
+        return user
 
     async def _checked_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read and check the body; the decoded body, and a `receive` that replays it to the SDK."""

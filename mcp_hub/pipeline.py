@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import time
-import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -44,6 +43,7 @@ from mcp_hub.errors import (
 from mcp_hub.guard import check_arguments, check_result, tool_scan
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
+from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy.audit import AuditRecord
@@ -59,13 +59,17 @@ PROTOCOL_ERRORS = frozenset({types.MISSING_REQUIRED_CLIENT_CAPABILITY})
 2026-07-28 client that lacks a capability the tool needs gets -32021 with `data.requiredCapabilities`)."""
 
 
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+"""`json.dumps` with these options, without building an encoder per call."""
+
+
 def error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
 def argument_details(arguments: dict[str, Any] | None, *, record: bool) -> dict[str, Any]:
     """The audit details of a call's arguments: size and SHA-256 of their canonical JSON, and themselves if `record`."""
-    canonical = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _canonical(arguments or {})
     # Arguments built in Code Mode may hold lone surrogates: hash them as they are rather than fail the call.
     encoded = canonical.encode(errors="surrogatepass")
     details: dict[str, Any] = {"arguments_size": len(encoded), "arguments_sha256": hashlib.sha256(encoded).hexdigest()}
@@ -97,7 +101,7 @@ class ToolCalls:
         Mode), and `run_id` names the run; both go into the audit record.
         """
         started = time.perf_counter()
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or fresh_request_id()
         details = argument_details(arguments, record=self.governance.settings.audit.record_arguments)
         if via is not None:
             details["via"] = via

@@ -8,7 +8,6 @@ errors raised by a handler become JSON-RPC errors in one middleware (`render_err
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Any
 
 import mcp_types as types
@@ -39,6 +38,7 @@ from mcp_hub.param_headers import caller_input_schemas
 from mcp_hub.polling import passed_on
 from mcp_hub.quiet_tracing import quieten
 from mcp_hub.relay import Relay
+from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
@@ -297,7 +297,7 @@ class Handlers:
 def _request_id(ctx: Context) -> str:
     """The audit request id of a client request: its `x-request-id` if usable, else a fresh one."""
     header = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
-    return sanitize.request_id(header) or uuid.uuid4().hex
+    return sanitize.request_id(header, fresh_request_id)
 
 
 def _cursor(params: types.PaginatedRequestParams | None) -> str | None:

@@ -31,6 +31,7 @@ from mcp_hub.codemode import META_TOOL_NAMES, OUTCOME_META, RUN_CODE, TOOL_CALLS
 from mcp_hub.fairness import KeySlots, Slot
 from mcp_hub.listing import CODE_MODE_VIA, name_for, tools_to_list
 from mcp_hub.pipeline import CallRecord, ToolCalls, argument_details, error_result
+from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.toolboxes import ToolboxCache
 from toolpolicy.names import tool_name
 from toolpolicy.runtime import Governance
@@ -83,7 +84,7 @@ class HubTools:
         """
         tool_name(name)  # before a lookup, an audit record or an upstream sees a name that cannot be one
         if name in META_TOOL_NAMES and self.offers_code_mode(caller):
-            return await self._meta(caller, name, arguments, request_id or uuid.uuid4().hex)
+            return await self._meta(caller, name, arguments, request_id or fresh_request_id())
         return await self.calls.call(caller, name, arguments, request_id=request_id, progress=progress, via=via)
 
     async def _meta(

@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_version
+from mcp_hub.fastpath.envelopes import typed_envelope
 from mcp_hub.fastpath.exchange import Exchange, settle
 
 __all__ = ["FAST_METHODS", "FastPath"]
@@ -82,7 +83,8 @@ async def _serve(
     manager: StreamableHTTPSessionManager, route: Route, request: Request, scope: Scope, receive: Receive, send: Send
 ) -> None:
     verdict = route.verdict
-    connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+    client_info, capabilities = typed_envelope(verdict.client_info, verdict.client_capabilities)
+    connection = Connection.from_envelope(verdict.protocol_version, client_info, capabilities)
     exchange = Exchange(
         transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
         request_id=route.request_id,

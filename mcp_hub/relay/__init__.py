@@ -21,8 +21,7 @@ handler runs a client request's upstream work (`served`), the request-state midd
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -99,9 +98,9 @@ class Relay:
         work: Callable[[], Awaitable[R]],
     ) -> R | types.InputRequiredResult:
         """Run a client request's upstream work: in the handler (2025 era), or as a held call (2026-07-28)."""
-        with self.downstream(ctx, caller, call_id):
-            downstream = DOWNSTREAM.get()
-            assert downstream is not None
+        downstream = self.downstream(ctx, caller, call_id)
+        token = DOWNSTREAM.set(downstream)  # (not a context manager: this wraps every call, and one costs)
+        try:
             if not downstream.modern:
                 return await work()
 
@@ -119,17 +118,19 @@ class Relay:
                 held_work,
                 inline=not self.may_ask(),
             )
+        finally:
+            DOWNSTREAM.reset(token)
 
     def may_ask(self) -> bool:
         """Whether an upstream could ask a question mid-call (`UpstreamRelay.may_ask`): then calls are held."""
         return any(upstream.may_ask for upstream in self.upstreams.values())
 
-    @contextmanager
-    def downstream(self, ctx: Context, caller: Caller, call_id: str) -> Iterator[None]:
-        """Upstream work done inside is on behalf of this client request."""
+    @staticmethod
+    def downstream(ctx: Context, caller: Caller, call_id: str) -> Downstream:
+        """The client request upstream work is done on behalf of (`DOWNSTREAM`, while it is)."""
         session = ctx.session
         assert ctx.request_id is not None
-        downstream = Downstream(
+        return Downstream(
             session=session,
             request_id=ctx.request_id,
             protocol_version=ctx.protocol_version,
@@ -139,11 +140,6 @@ class Relay:
             caller=caller,
             call_id=call_id,
         )
-        token = DOWNSTREAM.set(downstream)
-        try:
-            yield
-        finally:
-            DOWNSTREAM.reset(token)
 
     async def set_level(self, ctx: Context, params: types.SetLevelRequestParams) -> types.EmptyResult:
         self.shared.levels.set(_session(ctx), params.level)

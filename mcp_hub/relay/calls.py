@@ -190,13 +190,20 @@ class InFlight:
 
     @contextmanager
     def registered(self, call: UpstreamCall) -> Iterator[None]:
-        self._calls[id(call)] = call
-        token = CURRENT_CALL.set(call)
+        token = self.enter(call)
         try:
             yield
         finally:
-            CURRENT_CALL.reset(token)
-            self._calls.pop(id(call), None)
+            self.leave(call, token)
+
+    def enter(self, call: UpstreamCall) -> contextvars.Token[UpstreamCall | None]:
+        """`call` is in flight, and the running task's (`registered`, for a caller that cannot use a `with`)."""
+        self._calls[id(call)] = call
+        return CURRENT_CALL.set(call)
+
+    def leave(self, call: UpstreamCall, token: contextvars.Token[UpstreamCall | None]) -> None:
+        CURRENT_CALL.reset(token)
+        self._calls.pop(id(call), None)
 
     def attribute(self, context: contextvars.Context | None) -> UpstreamCall | None:
         """The call a message received now belongs to, or None when nothing (or more than one client) fits.

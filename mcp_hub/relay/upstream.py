@@ -225,15 +225,13 @@ class UpstreamRelay:
         )
         return settled(result)
 
-    @asynccontextmanager
-    async def call(self, name: str, timeout: float) -> AsyncIterator[Deadline]:
-        """One request to this upstream on behalf of the current client request (if any)."""
-        call = UpstreamCall(self.server, name, DOWNSTREAM.get(), Deadline(timeout))
-        try:
-            with self.in_flight.registered(call):
-                yield call.deadline
-                await call.outbox.flushed()
-        finally:
+    def call(self, name: str, timeout: float) -> Calling:
+        """One request to this upstream on behalf of the current client request (if any): `async with` it."""
+        return Calling(self, UpstreamCall(self.server, name, DOWNSTREAM.get(), Deadline(timeout)))
+
+    def forget_asks(self, call: UpstreamCall) -> None:
+        """Drop what `call`'s asks left in the table of questions waiting for an answer."""
+        if self._asks:
             for request_id in [key for key, value in self._asks.items() if value is call]:
                 del self._asks[request_id]
 
@@ -337,3 +335,30 @@ def settled(result: T | types.InputRequiredResult) -> T:
     if isinstance(result, types.InputRequiredResult):
         raise InputRequired(result)
     return result
+
+
+class Calling:
+    """`UpstreamRelay.call`: the call is in flight (and the task's) inside; a call that ends well waits for its
+    relayed notices to be written. A class, not an `asynccontextmanager`: this wraps every upstream request, and a
+    generator-based manager costs a generator, its frame and a helper object more per request."""
+
+    __slots__ = ("_relay", "_call", "_token")
+
+    def __init__(self, relay: UpstreamRelay, call: UpstreamCall) -> None:
+        self._relay = relay
+        self._call = call
+        self._token: contextvars.Token[UpstreamCall | None] | None = None
+
+    async def __aenter__(self) -> Deadline:
+        self._token = self._relay.in_flight.enter(self._call)
+        return self._call.deadline
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        call = self._call
+        try:
+            if kind is None:
+                await call.outbox.flushed()
+        finally:
+            assert self._token is not None
+            self._relay.in_flight.leave(call, self._token)
+            self._relay.forget_asks(call)
