@@ -106,20 +106,22 @@ class StreamRelay:
         exchange = self.exchange
         self._started = True
         frame = data_frame if exchange.api == "openai" else event_frame
+        strip = exchange.api == "openai" and not self.keep_usage
+        guard, hold, see = self.guard, self.hold, self.tap.see
         try:
             item: dict[str, Any] | None = self.first
             while item is not None:
-                self.tap.see(item)
-                outs = self.guard.feed(item) if self.guard is not None else [item]
-                for out in await self.hold.feed(outs) if self.hold is not None else outs:
-                    sent = openai.strip_usage(out) if exchange.api == "openai" and not self.keep_usage else out
+                see(item)
+                outs = guard.feed(item) if guard is not None else [item]
+                for out in await hold.feed(outs) if hold is not None else outs:
+                    sent = openai.strip_usage(out) if strip else out
                     if sent is not None:
                         yield frame(sent)
                         exchange.mark_first_byte()
                 item = await anext(self.items, None)
-            outs = self.guard.end() if self.guard is not None else []
-            for out in await self.hold.end(outs) if self.hold is not None else outs:
-                sent = openai.strip_usage(out) if exchange.api == "openai" and not self.keep_usage else out
+            outs = guard.end() if guard is not None else []
+            for out in await hold.end(outs) if hold is not None else outs:
+                sent = openai.strip_usage(out) if strip else out
                 if sent is not None:
                     yield frame(sent)
                     exchange.mark_first_byte()
@@ -151,7 +153,7 @@ class StreamRelay:
         exchange = self.exchange
         if not self._started:
             self.pipeline.fail(exchange, ClientDisconnected("the client left before the stream started"), CLIENT_CLOSED)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_SETTLE_TIMEOUT):
+        with anyio.move_on_after(_SETTLE_TIMEOUT, shield=True):
             try:
                 await self.items.aclose()
                 model = exchange.trace.route or exchange.requested

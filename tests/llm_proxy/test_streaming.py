@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,18 @@ def test_frames_are_compact_json() -> None:
     assert data_frame({"a": "é"}) == 'data: {"a":"é"}\n\n'.encode()
     frame = event_frame({"type": "ping"})
     assert frame.startswith(b"event: ping\ndata: ") and json.loads(frame.split(b"data: ")[1]) == {"type": "ping"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": "é\u2028😀", "b": [1, 2.5, None, True, float("nan"), float("inf")], "c": {"d": '\n"\\\x01'}},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "null key", "big": 10**30, "neg": -0.0},
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "</script>"}},
+        {},
+    ],
+)
+def test_frames_hold_exactly_what_json_dumps_writes(payload: dict[Any, Any]) -> None:
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert data_frame(payload) == b"data: " + text + b"\n\n"
+    assert event_frame(payload).endswith(b"\ndata: " + text + b"\n\n")

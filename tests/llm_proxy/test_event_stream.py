@@ -1,0 +1,214 @@
+"""`EventStreamResponse` over ASGI: frames that come together leave together, none waits for a later one, and a
+client that leaves closes the producer (its cleanup run to the end) however the stream was busy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+
+from llm_proxy.burst import ready_or
+from llm_proxy.streaming import EventStreamResponse
+from tests.llm_proxy.conftest import KEY, Gateway
+from tests.llm_proxy.mock_provider import USAGE, MockProvider, openai_frames, stream_frames
+
+pytestmark = pytest.mark.anyio
+
+
+class Client:
+    """The ASGI side: what was sent, and a disconnect the test triggers."""
+
+    def __init__(self, *, stall_body_sends: bool = False) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.sent = anyio.Event()
+        """Set by the next send."""
+        self.gone = anyio.Event()
+        self.stall_body_sends = stall_body_sends
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.stall_body_sends and message["type"] == "http.response.body":
+            await anyio.sleep_forever()  # a client that reads nothing: the server's writes are paused
+        self.messages.append(message)
+        self.sent.set()
+
+    async def until(self, count: int) -> None:
+        """Wait until `count` messages were sent."""
+        while len(self.messages) < count:
+            self.sent = anyio.Event()
+            await self.sent.wait()
+
+    def bodies(self) -> list[bytes]:
+        return [message["body"] for message in self.messages if message["type"] == "http.response.body"]
+
+
+async def serve(response: EventStreamResponse, client: Client) -> None:
+    await response({"type": "http"}, client.receive, client.send)
+
+
+async def test_frames_produced_together_go_out_in_one_message_and_the_end_with_the_last() -> None:
+    async def frames() -> AsyncGenerator[bytes, None]:
+        for frame in (b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"):
+            yield frame
+
+    client = Client()
+    with anyio.fail_after(5):
+        await serve(EventStreamResponse(frames(), headers={"x-request-id": "r"}), client)
+    start = client.messages[0]
+    assert start["type"] == "http.response.start" and (b"x-request-id", b"r") in start["headers"]
+    assert client.messages[1:] == [
+        {"type": "http.response.body", "body": b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n", "more_body": False}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ready", "sent_before_the_wait"),
+    [
+        ([b"data: a\n\n", b"data: b\n\n"], [b"data: a\n\ndata: b\n\n"]),  # both at once, not held for "late"
+        ([], []),  # the headers alone: they do not wait for a first frame that is not ready
+    ],
+)
+async def test_what_is_ready_is_sent_before_the_producer_waits(
+    ready: list[bytes], sent_before_the_wait: list[bytes]
+) -> None:
+    gate = anyio.Event()
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        for frame in ready:
+            yield frame
+        await gate.wait()
+        yield b"data: late\n\n"
+
+    client = Client()
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, EventStreamResponse(frames(), headers={}), client)
+        with anyio.fail_after(5):
+            await client.until(1 + len(sent_before_the_wait))
+            await anyio.sleep(0.01)
+        assert client.messages[0]["type"] == "http.response.start"
+        assert client.bodies() == sent_before_the_wait
+        gate.set()
+    assert client.bodies() == [*sent_before_the_wait, b"data: late\n\n"]
+    assert client.messages[-1]["more_body"] is False
+
+
+async def test_a_client_leaving_while_the_producer_waits_closes_it_and_runs_on_close() -> None:
+    events: list[str] = []
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"data: a\n\n"
+            await anyio.sleep_forever()
+        finally:
+            events.append("producer closed")
+
+    async def on_close() -> None:
+        events.append("on_close")
+
+    client = Client()
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, EventStreamResponse(frames(), headers={}, on_close=on_close), client)
+        with anyio.fail_after(5):
+            await client.until(2)
+            client.gone.set()
+    assert client.bodies() == [b"data: a\n\n"]
+    assert events == ["producer closed", "on_close"]
+
+
+async def test_a_client_leaving_while_a_send_is_stuck_runs_the_waiting_producers_cleanup_to_its_end() -> None:
+    events: list[str] = []
+    cleaned = anyio.Event()
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"data: a\n\n"
+            await anyio.sleep_forever()  # the producer waits, so "a" is sent, and that send never finishes
+        except BaseException:
+            events.append("producer cancelled")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.01)  # settling: awaits, and must not be abandoned half way
+            events.append("producer cleaned up")
+            cleaned.set()
+
+    async def on_close() -> None:
+        events.append("on_close")
+
+    client = Client(stall_body_sends=True)
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, EventStreamResponse(frames(), headers={}, on_close=on_close), client)
+        with anyio.fail_after(5):
+            await client.until(1)  # the headers; the body's first send is stuck
+            await anyio.sleep(0.01)
+            client.gone.set()
+            await cleaned.wait()
+    assert events == ["producer cancelled", "producer cleaned up", "on_close"]
+    assert client.bodies() == []
+
+
+async def test_ready_or_runs_meanwhile_only_when_the_step_has_to_wait() -> None:
+    ran: list[str] = []
+
+    async def meanwhile() -> None:
+        ran.append("meanwhile")
+
+    async def at_once() -> str:
+        return "now"
+
+    async def later() -> str:
+        await anyio.sleep(0)
+        ran.append("step resumed")
+        return "later"
+
+    assert await ready_or(at_once(), meanwhile) == "now" and ran == []
+    assert await ready_or(later(), meanwhile) == "later"
+    assert ran == ["meanwhile", "step resumed"]
+
+
+async def test_ready_or_passes_the_steps_error_on() -> None:
+    async def meanwhile() -> None:
+        pass
+
+    async def broken() -> None:
+        await anyio.sleep(0)
+        raise ValueError("upstream broke")
+
+    with pytest.raises(ValueError, match="upstream broke"):
+        await ready_or(broken(), meanwhile)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+async def test_a_burst_through_the_gateway_reaches_the_client_as_compact_frames_and_is_settled(
+    gateway: Gateway, mock: MockProvider, include_usage: bool
+) -> None:
+    upstream = openai_frames({"model": "m", "stream_options": {"include_usage": True}}, "héllo wide world")
+    mock.queue(stream_frames([b": keep-alive\n\n" + b"".join(upstream)]))  # one write: the events come together
+    body = {"model": "mock/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    async with httpx2.AsyncClient(base_url=gateway.v1, headers={"authorization": f"Bearer {KEY}"}) as client:
+        response = await client.post("/chat/completions", json=body)
+    expected = b""
+    for frame in upstream[:-1]:
+        chunk = json.loads(frame.removeprefix(b"data: "))
+        if not include_usage:
+            if not chunk["choices"]:
+                continue
+            del chunk["usage"]
+        expected += b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.content == expected + b"data: [DONE]\n\n"
+    record = (await gateway.wait_records(1))[0]
+    assert (record.status, record.tokens_in, record.tokens_out) == (
+        200,
+        USAGE["prompt_tokens"],
+        USAGE["completion_tokens"],
+    )
