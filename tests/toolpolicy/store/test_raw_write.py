@@ -1,0 +1,75 @@
+"""The connection the batch writers' transactions run on: on SQLite one kept connection, replaced when it is lost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import DBAPIError
+
+from toolpolicy.store import Store
+from toolpolicy.store.faults import is_record_fault
+from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.store.schema import SpendRow
+
+pytestmark = pytest.mark.anyio
+
+
+def entries(start: int, count: int) -> list[SpendEntry]:
+    return [SpendEntry(f"r{index}", "openai/gpt-4o", Decimal("0.01")) for index in range(start, start + count)]
+
+
+async def spend_rows(store: Store) -> int:
+    async with store.session() as session:
+        return int((await session.execute(select(func.count()).select_from(SpendRow))).scalar_one())
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_sqlite_writes_keep_one_connection_and_reset_nothing(sqlite_store: Store) -> None:
+    """A checkout per transaction cost a pool reset on its return (a rollback, one more hop to the driver's thread)."""
+    pool_events: list[str] = []
+    for name in ("checkout", "reset"):
+        event.listen(sqlite_store.engine.sync_engine.pool, name, lambda *args, name=name: pool_events.append(name))
+    ledger = SpendLedger(sqlite_store)
+    for start in range(0, 50, 10):
+        await ledger.write(entries(start, 10))
+    assert pool_events == ["checkout"]
+    assert await spend_rows(sqlite_store) == 50
+
+
+async def test_a_kept_connection_the_driver_lost_is_replaced(sqlite_store: Store) -> None:
+    ledger = SpendLedger(sqlite_store)
+    await ledger.write(entries(0, 3))
+    kept = sqlite_store._raw_connection
+    assert kept is not None
+    driver: Any = (await kept.get_raw_connection()).driver_connection
+    await driver._execute(driver._conn.close)  # the sqlite3 connection gone under the pool's feet
+
+    with pytest.raises(DBAPIError) as caught:
+        await ledger.write(entries(3, 3))
+    assert caught.value.connection_invalidated and not is_record_fault(caught.value)  # the writer keeps and retries
+    await ledger.write(entries(3, 3))
+    assert sqlite_store._raw_connection is not kept
+    assert await spend_rows(sqlite_store) == 6
+
+
+async def test_closing_the_store_closes_the_kept_connection(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await store.migrate()
+    await SpendLedger(store).write(entries(0, 2))
+    kept = store._raw_connection
+    assert kept is not None and not kept.closed
+    await store.close()
+    assert kept.closed and store._raw_connection is None
