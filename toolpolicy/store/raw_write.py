@@ -7,7 +7,8 @@ cursor, run where the driver runs it:
 
 - On SQLite the function runs whole in aiosqlite's own thread (one hand-over), and rows go in multi-row INSERTs:
   sqlite3 lets go of the GIL around every statement step, and under a busy event loop getting it back takes up to
-  the switch interval (5 ms), so `executemany` (one step per row) made a 200-row batch take most of a second.
+  the switch interval (5 ms), so `executemany` (one step per row) made a 200-row batch take most of a second. The
+  statements have power-of-two row counts, so the few there are stay prepared (`statement_sizes`).
 - On PostgreSQL it runs through `run_sync` on the asyncpg adapter, whose `executemany` sends the rows to asyncpg's
   pipelined `executemany` (one round trip, one prepared statement whatever the batch's size).
 
@@ -95,7 +96,8 @@ class Transaction:
     def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], suffix: str = "") -> None:
         """Insert `rows` (values in `columns` order), each followed by `suffix` (e.g. an `ON CONFLICT` clause).
 
-        On SQLite, as many rows a statement as its parameter limit allows; on PostgreSQL, one `executemany`.
+        On SQLite, in multi-row statements of power-of-two row counts (`statement_sizes`); on PostgreSQL, one
+        `executemany`.
         """
         if not rows:
             return
@@ -103,11 +105,32 @@ class Transaction:
             self.statement = insert_sql(table, columns, 1, suffix, self.paramstyle)
             self.cursor.executemany(self.statement, rows)
             return
-        per_statement = max(1, self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            self.statement = insert_sql(table, columns, len(chunk), suffix, self.paramstyle)
+        most = max(1, self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
+        start = 0
+        for count in statement_sizes(len(rows), most):
+            chunk = rows[start : start + count]
+            start += count
+            self.statement = insert_sql(table, columns, count, suffix, self.paramstyle)
             self.cursor.execute(self.statement, [value for row in chunk for value in row])
+
+
+def statement_sizes(rows: int, most: int) -> list[int]:
+    """The row counts of the statements `rows` rows go in, none above `most`: powers of two, largest first (200 rows
+    go in 128 + 64 + 8).
+
+    sqlite3 keeps prepared statements by their text, and a statement of every batch size would be prepared anew:
+    a 200-row INSERT takes about as long to prepare as to run (its program has a part per row). With powers of two
+    a table has a dozen statements at most, each prepared once and then found in the cache, for a few more
+    statements a batch.
+    """
+    largest = 1 << (most.bit_length() - 1)
+    sizes = [largest] * (rows // largest)
+    left = rows % largest
+    while left:
+        size = 1 << (left.bit_length() - 1)
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 Work = Callable[Concatenate[Transaction, P], None]

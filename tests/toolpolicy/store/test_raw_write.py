@@ -1,7 +1,9 @@
-"""The connection the batch writers' transactions run on: on SQLite one kept connection, replaced when it is lost."""
+"""The batch writers' transactions: on SQLite one kept connection (replaced when it is lost), and INSERTs of a few
+row counts only, so their statements stay prepared."""
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from toolpolicy.store import Store
 from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
+from toolpolicy.store.raw_write import Transaction
 from toolpolicy.store.schema import SpendRow
 
 pytestmark = pytest.mark.anyio
@@ -73,3 +76,20 @@ async def test_closing_the_store_closes_the_kept_connection(tmp_path: Path) -> N
     assert kept is not None and not kept.closed
     await store.close()
     assert kept.closed and store._raw_connection is None
+
+
+@pytest.mark.parametrize("count", [1, 3, 13, 200, 700])
+def test_sqlite_inserts_go_in_power_of_two_statements_in_order(count: int) -> None:
+    """Every batch size would otherwise be a statement of its own, prepared anew (as costly as running it)."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 1000)  # at most 500 rows of two values a statement
+    connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    inserts: list[str] = []
+    connection.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT") else None)
+    rows = [(index, f"v{index}") for index in range(count)]
+    Transaction(connection, connection.cursor(), "qmark", True).insert("t", ("a", "b"), rows)
+
+    sizes = [sql.count("(") - 1 for sql in inserts]
+    assert sum(sizes) == count and all(size & (size - 1) == 0 and size <= 256 for size in sizes)
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) >= len(sizes) - 2
+    assert connection.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == rows
