@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.raw_write import processors
+from toolpolicy.store.raw_write import processors, stored_as_utc_text
 from toolpolicy.store.schema import AuditRow
 
 _COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
@@ -126,18 +126,6 @@ def _json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-_SQLITE_TS = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-"""SQLAlchemy's storage format for SQLite's DATETIME, which `_sqlite_stores_ts_as_iso` checks the column still has."""
-
-
-def _sqlite_stores_ts_as_iso(dialect: Dialect) -> bool:
-    """Whether `ts` is bound on `dialect` as SQLite's DATETIME (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC): then the bound
-    value is the hashed ISO string with a space for the `T` and no offset, with no formatting of its own."""
-    impl = AuditRow.__table__.c["ts"].type.dialect_impl(dialect)
-    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
-    return dialect.name == "sqlite" and storage == _SQLITE_TS
-
-
 class AuditRowBinder:
     """Prepares batches of records for one dialect (its bind processors looked up once).
 
@@ -150,7 +138,7 @@ class AuditRowBinder:
         skipped = (_RECORD.index("ts"), _RECORD.index("details"))
         found = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
         self._processors = [(position, process) for position, process in found if position not in skipped]
-        self._ts_as_iso = _sqlite_stores_ts_as_iso(dialect)
+        self._ts_as_iso = stored_as_utc_text(AuditRow.__table__.c["ts"], dialect)  # type: ignore[arg-type]
 
     def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """Canonical bodies and bound values; a value no column can take raises `StatementError`, as SQLAlchemy's

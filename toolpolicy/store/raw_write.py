@@ -21,26 +21,55 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import Column, Table, exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 
 from toolpolicy.store.engine import Store
+from toolpolicy.store.schema import UTCDateTime
 
 P = ParamSpec("P")
 Processor = Callable[[Any], Any]
 
 
 def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
-    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
+    """`(position, bind processor)` of each named column whose type converts values for `dialect` (a UTC datetime
+    column on SQLite by `utc_text`, what its processor gives in a fraction of the time)."""
     found: list[tuple[int, Processor]] = []
     for position, name in enumerate(names):
         column: Column[Any] = table.c[name]
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            found.append((position, process))
+            found.append((position, utc_text(process) if stored_as_utc_text(column, dialect) else process))
     return found
+
+
+SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+"""SQLAlchemy's storage format for SQLite's DATETIME, which `stored_as_utc_text` checks a column still has."""
+
+
+def stored_as_utc_text(column: Column[Any], dialect: Dialect) -> bool:
+    """Whether `column` binds an aware datetime on `dialect` as SQLite's DATETIME text of its UTC time
+    (`YYYY-MM-DD HH:MM:SS.ffffff`, no offset): what `utc_text` writes without SQLAlchemy's formatting."""
+    impl = column.type.dialect_impl(dialect)
+    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
+    return dialect.name == "sqlite" and isinstance(column.type, UTCDateTime) and storage == SQLITE_DATETIME
+
+
+def utc_text(process: Processor) -> Processor:
+    """`process` (a `UTCDateTime` column's SQLite processor) for an aware datetime written directly: its UTC ISO form
+    with a space for the `T` and no offset. Anything else (naive, None, a subclass, not a datetime) goes through
+    `process`, to be bound or refused as it always was."""
+
+    def bind(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is not None:
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            return utc.isoformat(" ", "microseconds")[:26]
+        return process(value)
+
+    return bind
 
 
 def bind_row(values: list[Any], bound_by: Sequence[tuple[int, Processor]], what: str, table: str) -> tuple[Any, ...]:

@@ -4,18 +4,21 @@ row counts only, so their statements stay prepared."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.exc import DBAPIError
 
 from toolpolicy.store import Store
 from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
-from toolpolicy.store.raw_write import Transaction
+from toolpolicy.store.raw_write import Transaction, processors, stored_as_utc_text
 from toolpolicy.store.schema import SpendRow
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +96,35 @@ def test_sqlite_inserts_go_in_power_of_two_statements_in_order(count: int) -> No
     assert sum(sizes) == count and all(size & (size - 1) == 0 and size <= 256 for size in sizes)
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) >= len(sizes) - 2
     assert connection.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == rows
+
+
+SPEND_CREATED = SpendRow.__table__.c["created_at"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 29, 1, 30, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        datetime(999, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=1))),
+        datetime.now(UTC),
+    ],
+)
+def test_a_utc_datetime_is_bound_on_sqlite_as_sqlalchemy_binds_it(value: datetime) -> None:
+    dialect = aiosqlite.dialect()
+    own = SPEND_CREATED.type.dialect_impl(dialect).bind_processor(dialect)
+    assert own is not None and stored_as_utc_text(SPEND_CREATED, dialect)
+    [(_, fast)] = processors(SpendRow.__table__, ("created_at",), dialect)  # type: ignore[arg-type]
+    assert fast(value) == own(value)
+
+
+def test_anything_but_an_aware_datetime_is_bound_or_refused_as_before() -> None:
+    dialect = aiosqlite.dialect()
+    [(_, fast)] = processors(SpendRow.__table__, ("created_at",), dialect)  # type: ignore[arg-type]
+    assert fast(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        fast(datetime(2026, 11, 25, 12, 0))
+    with pytest.raises(AttributeError):
+        fast("2026-11-25")
+    assert not stored_as_utc_text(SPEND_CREATED, asyncpg.dialect())
