@@ -22,6 +22,7 @@ import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import Column, Table, exc as sa_exc
@@ -140,7 +141,7 @@ class Transaction:
             chunk = rows[start : start + count]
             start += count
             self.statement = insert_sql(table, columns, count, suffix, self.paramstyle)
-            self.cursor.execute(self.statement, [value for row in chunk for value in row])
+            self.cursor.execute(self.statement, list(chain.from_iterable(chunk)))
 
 
 def statement_sizes(rows: int, most: int) -> list[int]:
