@@ -4,8 +4,9 @@ A record's hash covers the previous hash, its position and its fields. Only the 
 lands in the chain, so each record's fields are put in canonical form once, before the chain head is read, and
 linking the batch to the head is one SHA-256 per record. The values are bound here too, with the column types' own
 bind processors (what SQLAlchemy would apply), so the store receives the rows it did through the ORM; `details` is
-serialised once, in the canonical form the hash covers, and stored as that text (`AuditRowBinder`). Verification
-recomputes bodies with `canonical_body` (the reference form, one `json` encoding of every field).
+serialised once, in the canonical form the hash covers, and stored as that text (`AuditRowBinder`), and the body is
+written out key by key rather than built as a dict and encoded. Verification recomputes bodies with `canonical_body`
+(the reference form, one `json` encoding of every field).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.raw_write import processors
+from toolpolicy.store.raw_write import processors, stored_as_utc_text
 from toolpolicy.store.schema import AuditRow
 
 _COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
@@ -107,20 +108,22 @@ class PreparedBatch:
 
 _DETAILS = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 """`details` in the canonical form, strictly: a value JSON has no form for raises, as the column's own binding does."""
-_PLACEHOLDER = "\x00details\x00"
-_PLACED = f'"details":{_CANONICAL.encode(_PLACEHOLDER)}'
-"""How the placeholder reads in the encoded body: a key and an opening quote never follow each other like this
-inside an encoded string (every quote there is escaped), so the first occurrence is the `details` entry."""
-_SQLITE_TS = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-"""SQLAlchemy's storage format for SQLite's DATETIME, which `_sqlite_stores_ts_as_iso` checks the column still has."""
+_quote = json.encoder.encode_basestring_ascii
+"""A string as `_CANONICAL` encodes it (the same C function: ASCII only, everything else escaped)."""
+BODY_KEYS = tuple(sorted((*_HASHED, "ts", "cost_usd", "latency_ms", "details", "writer_id", "emit_seq")))
+"""The canonical body's keys in the order `prepare` writes them: sorted, as `_CANONICAL` sorts them."""
 
 
-def _sqlite_stores_ts_as_iso(dialect: Dialect) -> bool:
-    """Whether `ts` is bound on `dialect` as SQLite's DATETIME (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC): then the bound
-    value is the hashed ISO string with a space for the `T` and no offset, with no formatting of its own."""
-    impl = AuditRow.__table__.c["ts"].type.dialect_impl(dialect)
-    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
-    return dialect.name == "sqlite" and storage == _SQLITE_TS
+def _json(value: Any) -> str:
+    """`value` as `_CANONICAL` encodes it: strings, None and plain ints written directly (nearly every field of a
+    record), anything else (a bool, a float, a str or int subclass) through the encoder itself."""
+    if value.__class__ is str:
+        return _quote(value)
+    if value is None:
+        return "null"
+    if value.__class__ is int:
+        return int.__repr__(value)
+    return _CANONICAL.encode(value)
 
 
 class AuditRowBinder:
@@ -135,7 +138,7 @@ class AuditRowBinder:
         skipped = (_RECORD.index("ts"), _RECORD.index("details"))
         found = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
         self._processors = [(position, process) for position, process in found if position not in skipped]
-        self._ts_as_iso = _sqlite_stores_ts_as_iso(dialect)
+        self._ts_as_iso = stored_as_utc_text(AuditRow.__table__.c["ts"], dialect)  # type: ignore[arg-type]
 
     def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """Canonical bodies and bound values; a value no column can take raises `StatementError`, as SQLAlchemy's
@@ -148,32 +151,25 @@ class AuditRowBinder:
                 ts = record.ts
                 if ts.tzinfo is None:
                     raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
-                utc = ts.astimezone(UTC)
+                utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
                 iso = utc.isoformat(timespec="microseconds")
                 details = record.details
                 details_json = _DETAILS.encode(details) if details else "{}"
                 cost = record.cost_usd
-                hashed = {
-                    "request_id": record.request_id,
-                    "kind": record.kind,
-                    "key_id": record.key_id,
-                    "key_name": record.key_name,
-                    "team": record.team,
-                    "customer": record.customer,
-                    "target": record.target,
-                    "decision": record.decision,
-                    "reason": record.reason,
-                    "status": record.status,
-                    "tokens_in": record.tokens_in,
-                    "tokens_out": record.tokens_out,
-                    "ts": iso,
-                    "cost_usd": str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None,
-                    "latency_ms": repr(float(record.latency_ms)),
-                    "details": _PLACEHOLDER,
-                }
-                if writer is not None:
-                    hashed["writer_id"], hashed["emit_seq"] = writer, number
-                body = _CANONICAL.encode(hashed).replace(_PLACED, '"details":' + details_json, 1)
+                cost_text = str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None
+                # The canonical JSON written out key by key, in the sorted order `_CANONICAL` would put them in
+                # (`BODY_KEYS`): what encoding the dict gives, without building and sorting it per record.
+                emission = f',"emit_seq":{_json(number)}' if writer is not None else ""
+                body = (
+                    f'{{"cost_usd":{_json(cost_text)},"customer":{_json(record.customer)},'
+                    f'"decision":{_json(record.decision)},"details":{details_json}{emission},'
+                    f'"key_id":{_json(record.key_id)},"key_name":{_json(record.key_name)},"kind":{_json(record.kind)},'
+                    f'"latency_ms":{_quote(repr(float(record.latency_ms)))},"reason":{_json(record.reason)},'
+                    f'"request_id":{_json(record.request_id)},"status":{_json(record.status)},'
+                    f'"target":{_json(record.target)},"team":{_json(record.team)},'
+                    f'"tokens_in":{_json(record.tokens_in)},"tokens_out":{_json(record.tokens_out)},'
+                    f'"ts":{_quote(iso)}' + (f',"writer_id":{_json(writer)}}}' if writer is not None else "}")
+                )
                 values = [
                     iso[:10] + " " + iso[11:26] if ts_as_iso else utc,
                     record.request_id,

@@ -73,6 +73,8 @@ class Store:
         # SQLite has one writer at a time, and a write transaction that finds another in progress may fail at
         # once ("database is locked") instead of waiting; writers of this process queue here instead.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._raw_connection: AsyncConnection | None = None
+        """The connection `raw_writing` keeps on SQLite, opened at the first write."""
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -87,13 +89,28 @@ class Store:
     @contextlib.asynccontextmanager
     async def raw_writing(self) -> AsyncIterator[AsyncConnection]:
         """A connection outside any transaction, for a caller that runs its own on the driver's connection;
-        serialised with `writing()` within this process on SQLite."""
+        serialised with `writing()` within this process on SQLite.
+
+        On SQLite it is one connection kept for these writes (they take turns anyway): a connection checked out of
+        the pool per transaction cost a checkout and a return, whose reset is a rollback handed to aiosqlite's thread,
+        a second hop besides the transaction's own. One the driver invalidated (a disconnect) is closed, and the
+        next write opens another.
+        """
         if self._write_lock is None:
             async with self.engine.connect() as connection:
                 yield connection
             return
-        async with self._write_lock, self.engine.connect() as connection:
-            yield connection
+        async with self._write_lock:
+            kept = self._raw_connection
+            if kept is None or kept.closed:
+                kept = self._raw_connection = await self.engine.connect()
+            try:
+                yield kept
+            except BaseException:
+                if kept.invalidated:
+                    self._raw_connection = None
+                    await kept.close()
+                raise
 
     @classmethod
     def open(cls, url: str, *, connect_args: dict[str, Any] | None = None) -> Store:
@@ -140,6 +157,11 @@ class Store:
             await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._write_lock is not None and self._raw_connection is not None:
+            async with self._write_lock:  # after the write under way, if any
+                kept, self._raw_connection = self._raw_connection, None
+                if kept is not None:
+                    await kept.close()
         await self.engine.dispose()
 
     def transaction(self) -> AsyncSession:

@@ -7,7 +7,8 @@ cursor, run where the driver runs it:
 
 - On SQLite the function runs whole in aiosqlite's own thread (one hand-over), and rows go in multi-row INSERTs:
   sqlite3 lets go of the GIL around every statement step, and under a busy event loop getting it back takes up to
-  the switch interval (5 ms), so `executemany` (one step per row) made a 200-row batch take most of a second.
+  the switch interval (5 ms), so `executemany` (one step per row) made a 200-row batch take most of a second. The
+  statements have power-of-two row counts, so the few there are stay prepared (`statement_sizes`).
 - On PostgreSQL it runs through `run_sync` on the asyncpg adapter, whose `executemany` sends the rows to asyncpg's
   pipelined `executemany` (one round trip, one prepared statement whatever the batch's size).
 
@@ -20,26 +21,56 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import Column, Table, exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 
 from toolpolicy.store.engine import Store
+from toolpolicy.store.schema import UTCDateTime
 
 P = ParamSpec("P")
 Processor = Callable[[Any], Any]
 
 
 def processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[tuple[int, Processor]]:
-    """`(position, bind processor)` of each named column whose type converts values for `dialect`."""
+    """`(position, bind processor)` of each named column whose type converts values for `dialect` (a UTC datetime
+    column on SQLite by `utc_text`, what its processor gives in a fraction of the time)."""
     found: list[tuple[int, Processor]] = []
     for position, name in enumerate(names):
         column: Column[Any] = table.c[name]
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            found.append((position, process))
+            found.append((position, utc_text(process) if stored_as_utc_text(column, dialect) else process))
     return found
+
+
+SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+"""SQLAlchemy's storage format for SQLite's DATETIME, which `stored_as_utc_text` checks a column still has."""
+
+
+def stored_as_utc_text(column: Column[Any], dialect: Dialect) -> bool:
+    """Whether `column` binds an aware datetime on `dialect` as SQLite's DATETIME text of its UTC time
+    (`YYYY-MM-DD HH:MM:SS.ffffff`, no offset): what `utc_text` writes without SQLAlchemy's formatting."""
+    impl = column.type.dialect_impl(dialect)
+    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
+    return dialect.name == "sqlite" and isinstance(column.type, UTCDateTime) and storage == SQLITE_DATETIME
+
+
+def utc_text(process: Processor) -> Processor:
+    """`process` (a `UTCDateTime` column's SQLite processor) for an aware datetime written directly: its UTC ISO form
+    with a space for the `T` and no offset. Anything else (naive, None, a subclass, not a datetime) goes through
+    `process`, to be bound or refused as it always was."""
+
+    def bind(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is not None:
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            return utc.isoformat(" ", "microseconds")[:26]
+        return process(value)
+
+    return bind
 
 
 def bind_row(values: list[Any], bound_by: Sequence[tuple[int, Processor]], what: str, table: str) -> tuple[Any, ...]:
@@ -95,7 +126,8 @@ class Transaction:
     def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], suffix: str = "") -> None:
         """Insert `rows` (values in `columns` order), each followed by `suffix` (e.g. an `ON CONFLICT` clause).
 
-        On SQLite, as many rows a statement as its parameter limit allows; on PostgreSQL, one `executemany`.
+        On SQLite, in multi-row statements of power-of-two row counts (`statement_sizes`); on PostgreSQL, one
+        `executemany`.
         """
         if not rows:
             return
@@ -103,11 +135,32 @@ class Transaction:
             self.statement = insert_sql(table, columns, 1, suffix, self.paramstyle)
             self.cursor.executemany(self.statement, rows)
             return
-        per_statement = max(1, self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            self.statement = insert_sql(table, columns, len(chunk), suffix, self.paramstyle)
-            self.cursor.execute(self.statement, [value for row in chunk for value in row])
+        most = max(1, self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
+        start = 0
+        for count in statement_sizes(len(rows), most):
+            chunk = rows[start : start + count]
+            start += count
+            self.statement = insert_sql(table, columns, count, suffix, self.paramstyle)
+            self.cursor.execute(self.statement, list(chain.from_iterable(chunk)))
+
+
+def statement_sizes(rows: int, most: int) -> list[int]:
+    """The row counts of the statements `rows` rows go in, none above `most`: powers of two, largest first (200 rows
+    go in 128 + 64 + 8).
+
+    sqlite3 keeps prepared statements by their text, and a statement of every batch size would be prepared anew:
+    a 200-row INSERT takes about as long to prepare as to run (its program has a part per row). With powers of two
+    a table has a dozen statements at most, each prepared once and then found in the cache, for a few more
+    statements a batch.
+    """
+    largest = 1 << (most.bit_length() - 1)
+    sizes = [largest] * (rows // largest)
+    left = rows % largest
+    while left:
+        size = 1 << (left.bit_length() - 1)
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 Work = Callable[Concatenate[Transaction, P], None]

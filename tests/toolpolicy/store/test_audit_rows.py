@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.audit_rows import AuditRowBinder, record_hash
+from toolpolicy.store.audit_rows import BODY_KEYS, AuditRowBinder, record_hash
 from toolpolicy.store.faults import is_record_fault
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -120,3 +120,40 @@ def test_values_that_look_like_the_details_entry_hash_as_the_reference_says(dial
         stored = row[3 + 15]
         assert json.loads(stored) == record.details
         previous = expected
+
+
+class Label(str):
+    """A str subclass: JSON encodes it as a string, and the body must too."""
+
+
+@pytest.mark.parametrize("writer_id", ["w" * 32, None], ids=["emitted", "direct"])
+def test_values_of_unusual_types_hash_as_the_reference_says(writer_id: str | None) -> None:
+    """The body is written field by field, with plain strings, ints and None written directly: anything else (a bool,
+    a float, a subclass, a non-ASCII or escaped string) must still come out as the encoder writes it."""
+    records = [
+        AuditRecord(
+            request_id=Label("r1"),
+            kind="llm",
+            target='quote " backslash \\ tab \t nul \x00 é 😀',
+            decision="allow",
+            status=True,
+            latency_ms=float("inf"),
+            key_name=Label("bot"),
+            tokens_in=12.0,  # type: ignore[arg-type]
+            tokens_out=2**70,
+            cost_usd=Decimal("0"),
+            details={"b": 1, "a": [True, None, 1.5]},
+            ts=datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-3))),
+        ),
+        AuditRecord("r2", "tool_call", "s/t", "deny", 403, 0, reason="", cost_usd=Decimal("NaN"), details={}, ts=START),
+    ]
+    numbers = [7, 8] if writer_id is not None else [None, None]
+    prepared = AuditRowBinder(aiosqlite.dialect()).prepare(list(zip(records, numbers, strict=True)), writer_id)
+    rows, _, _ = prepared.link(0, "0" * 64)
+    previous = "0" * 64
+    for seq, (record, number, row, body) in enumerate(zip(records, numbers, rows, prepared.bodies, strict=True), 1):
+        fields = {**record.as_row(), "writer_id": writer_id, "emit_seq": number}
+        assert row[:3] == (seq, previous, reference_hash(previous, seq, fields))
+        emitted = writer_id is not None
+        assert list(json.loads(body)) == [key for key in BODY_KEYS if emitted or key not in ("writer_id", "emit_seq")]
+        previous = row[2]
