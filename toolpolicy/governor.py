@@ -422,6 +422,10 @@ class Admission:
         if not held:
             return
         settlements = [Settlement(item.limit, actual(item) if actual else 0) for item in held]
+        # A counted limit (requests, tool calls) holds nothing and commits nothing more: nothing to send for it.
+        settlements = [item for item in settlements if item.actual or not item.limit.commit]
+        if not settlements:
+            return
         try:
             await self._store.settle(self.call.request_id, settlements, now=self.governor.clock().timestamp())
         except CounterStoreError:

@@ -134,6 +134,34 @@ async def test_a_governed_request_costs_one_round_trip_and_settlements_ride_alon
 
 
 @pytest.mark.redis
+async def test_a_call_with_only_counted_limits_has_nothing_to_settle(
+    store_target: StoreTarget, private_redis: RedisServer
+) -> None:
+    config = settings(
+        store_target.url,
+        redis=private_redis.url,
+        mcp_servers={"docs": {"url": "http://127.0.0.1:9/mcp"}},  # no cost per call: no budget applies
+        **alpha(mcp={"docs": ["*"]}, mcp_rate_limit={"calls": "1000/1m", "per_server": {"docs": "1000/1m"}}),
+    )
+    watch = RoundTrips(private_redis.url)
+    try:
+        async with running(config, store_target.connect_args) as governance:
+            who = await principal(governance, "alpha")
+
+            async def calls() -> None:
+                for _ in range(3):
+                    admission = await governance.governor.admit(Call(uuid.uuid4().hex, who, ToolTarget("docs", "t")))
+                    await admission.settle(Usage())
+                await governance.counters.flush()
+
+            await calls()  # loads the script
+            sent = await watch.during(calls)
+    finally:
+        await watch.aclose()
+    assert sent == ["EVALSHA reserve"] * 3  # the tool calls are counted at admission; settling sends nothing
+
+
+@pytest.mark.redis
 async def test_settlements_no_reservation_carries_are_sent_in_one_call_and_none_is_lost_on_close(
     store_target: StoreTarget, private_redis: RedisServer
 ) -> None:

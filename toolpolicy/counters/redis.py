@@ -1,9 +1,10 @@
 """Counters in Redis, shared by every replica: each check-and-reserve is one Lua script, so it is atomic.
 
 Keys (prefix the gateway's `redis_prefix`, `isthmus:` by default): `u:<bucket>` is a hash whose `used` field is
-committed usage; `h:<limit>` a hash of holds by request id plus `__total`, with `h:<limit>:z` a sorted set of their
-deadlines; `since` when this Redis began holding counters. Redis Cluster is not supported: the scripts name keys they
-compute (single-node and replicated setups are).
+committed usage; `u:<rolling window>sum` the sum of a rolling window's closed buckets (read instead of them);
+`h:<limit>` a hash of holds by request id plus `__total` (and `__next`, `__keep`: when a sweep or a TTL is next
+due), with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began holding counters. Redis
+Cluster is not supported: the scripts name keys they compute (single-node and replicated setups are).
 
 The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA` (the
 script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart), on one pipelined connection shared by

@@ -37,28 +37,54 @@ COMMIT, SEEDED, WINDOW_START = 1, 2, 4
 OK, FULL, MISSING = 1, 2, 3
 """The first integer of RESERVE's answer; the usage of each limit follows, then the failed limit's index (FULL)
 or the missing buckets (MISSING)."""
+SUMMARISED = 8
+"""Closed buckets a rolling window needs for its sum to be kept in a summary key (`<prefix>sum`), read instead of
+them; fewer are read one by one (see `ranged` in RESERVE)."""
 CACHED_LIMITS = 4096
 """Static parts kept; the cache starts over when full (windows roll over, so old entries are dead weight)."""
 
 _DECODE = """
 local function limit(static, amount)
   local s = cjson.decode(static)
-  local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5], u = {},
+  local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5],
              ns = amount, n = tonumber(amount)}
   if s[4] >= 4 then l.w = s[6] end
   if s[7] == 0 then
-    l.u[1] = l.a
+    l.u = {l.a}
   elseif s[7] == 1 then
-    for bucket = s[9], s[10] do l.u[#l.u + 1] = s[8] .. bucket end
+    l.p, l.f, l.la = s[8], s[9], s[10]  -- buckets l.p .. l.f through l.p .. l.la, named when read (see ranged)
   else
+    l.u = {}
     for k = 8, #s do l.u[#l.u + 1] = s[k] end
   end
   return l
 end
+-- Commit l's amount to its add key. When that bucket is one of a rolling window's closed buckets its summary
+-- counts (a late settlement, or a plan made before the window moved), the summary takes the amount too.
+local function commit(l)
+  redis.call('HINCRBY', l.a, 'used', l.ns)
+  if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+  if l.p and string.sub(l.a, 1, #l.p) == l.p then
+    local index, sk = tonumber(string.sub(l.a, #l.p + 1)), l.p .. 'sum'
+    local c = redis.call('HMGET', sk, 'f', 'e')
+    local f, e = tonumber(c[1]), tonumber(c[2])
+    if index and f and f <= index and index <= e then redis.call('HINCRBY', sk, 't', l.ns) end
+  end
+end
 """
 
 _SWEEP = """
+-- A hold hash also keeps `__next`, a bound no hold's deadline is below (the earliest left at the last sweep, lowered
+-- by every new hold; NO_HOLDS when none was left), and `__keep`, when its keys expire: a request sweeps only once a
+-- deadline may have passed, and sets the keys' TTL only when they would not outlive its own hold by half an hour.
+local NO_HOLDS = '9e99'
+local holds = {}  -- hold key -> {next = bound, keep = expiry} as this script last saw or set them
 local function sweep(hk, now)
+  local c = redis.call('HMGET', hk, '__total', '__next', '__keep')
+  local state = {next = tonumber(c[2]), keep = tonumber(c[3])}
+  holds[hk] = state
+  if not c[1] then return 0 end  -- no hold was ever taken (or the keys expired): nothing to sweep
+  if state.next and now < state.next then return tonumber(c[1]) end
   local zk = hk .. ':z'
   local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
   for _, member in ipairs(expired) do
@@ -67,7 +93,30 @@ local function sweep(hk, now)
     redis.call('HINCRBY', hk, '__total', -amount)
     redis.call('ZREM', zk, member)
   end
+  local earliest = redis.call('ZRANGE', zk, 0, 0, 'WITHSCORES')[2] or NO_HOLDS
+  redis.call('HSET', hk, '__next', earliest)
+  state.next = tonumber(earliest)
   return tonumber(redis.call('HGET', hk, '__total') or '0')
+end
+-- Hold l's amount for request rid until `deadline`.
+local function hold(l, rid, now, deadline, hold_seconds)
+  redis.call('HINCRBY', l.h, rid, l.ns)
+  redis.call('HINCRBY', l.h, '__total', l.ns)
+  redis.call('ZADD', l.h .. ':z', deadline, rid)
+  local state = holds[l.h]
+  local fields = {}
+  if not state.next or deadline < state.next then
+    state.next = deadline
+    fields[#fields + 1], fields[#fields + 2] = '__next', deadline
+  end
+  if not state.keep or state.keep < deadline + 1800 then  -- half an hour to spare, whatever the replicas' clocks
+    local keep = math.ceil(hold_seconds) + 3600
+    redis.call('EXPIRE', l.h, keep)
+    redis.call('EXPIRE', l.h .. ':z', keep)
+    state.keep = now + keep
+    fields[#fields + 1], fields[#fields + 2] = '__keep', state.keep
+  end
+  if #fields > 0 then redis.call('HSET', l.h, unpack(fields)) end
 end
 """
 
@@ -88,17 +137,15 @@ local function settle_all(first, last)
         redis.call('HINCRBY', l.h, '__total', -tonumber(held))
         redis.call('ZREM', l.h .. ':z', rid)
       end
-      if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then
-        redis.call('HINCRBY', l.a, 'used', l.ns)
-        if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
-      end
+      if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then commit(l) end
     end
   end
 end
 """
 
 RESERVE = (
-    _DECODE
+    f"local SUMMARISED = {SUMMARISED}\n"
+    + _DECODE
     + _SWEEP
     + _SETTLE_ALL
     + """
@@ -118,18 +165,41 @@ if not since then
 end
 local limits = {}
 for i = 6 + settled, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
+local function bucket(l, key, missing)
+  local value = redis.call('HGET', key, 'used')
+  if value then return tonumber(value) end
+  if l.s and l.w and l.w > since then
+    redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
+    if l.t > 0 then redis.call('EXPIRE', key, l.t) end
+  elseif l.s then
+    missing[#missing + 1] = key
+  end
+  return 0
+end
+-- A rolling window (buckets named as a range) of at least SUMMARISED closed buckets keeps their sum in a summary
+-- (hash l.p .. 'sum': f, the window's first bucket; e, the last one summed; t, the total), built from the buckets
+-- when the window moves and kept exact by `commit`; so a request reads the summary and the current bucket instead
+-- of every bucket (61 for a budget). A summary is built only when none of its buckets is missing.
+local function ranged(l, missing)
+  local sk = l.p .. 'sum'
+  local c = redis.call('HMGET', sk, 'f', 'e', 't')
+  local f, e = tonumber(c[1]), tonumber(c[2])
+  local first, committed = l.f, 0
+  if f == l.f and e and e < l.la then first, committed = e + 1, tonumber(c[3]) end
+  local lost = #missing
+  for index = first, l.la - 1 do committed = committed + bucket(l, l.p .. index, missing) end
+  if first == l.f and l.la - l.f >= SUMMARISED and l.t > 0 and #missing == lost then
+    redis.call('HSET', sk, 'f', l.f, 'e', l.la - 1, 't', committed)
+    redis.call('EXPIRE', sk, l.t)
+  end
+  return committed + bucket(l, l.p .. l.la, missing)
+end
 local function measure(l, missing)
   local committed = 0
-  for _, key in ipairs(l.u) do
-    local value = redis.call('HGET', key, 'used')
-    if value then
-      committed = committed + tonumber(value)
-    elseif l.s and l.w and l.w > since then
-      redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
-      if l.t > 0 then redis.call('EXPIRE', key, l.t) end
-    elseif l.s then
-      missing[#missing + 1] = key
-    end
+  if l.p then
+    committed = ranged(l, missing)
+  else
+    for _, key in ipairs(l.u) do committed = committed + bucket(l, key, missing) end
   end
   return committed + sweep(l.h, now)
 end
@@ -150,16 +220,10 @@ local function stage(first, last)
   for k = first, last do
     local l = limits[k]
     if l.c then
-      redis.call('HINCRBY', l.a, 'used', l.ns)
-      if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+      commit(l)
       touched[l.a] = true
     elseif l.n > 0 then
-      redis.call('HINCRBY', l.h, rid, l.ns)
-      redis.call('HINCRBY', l.h, '__total', l.ns)
-      redis.call('ZADD', l.h .. ':z', now + hold_seconds, rid)
-      local keep = math.ceil(hold_seconds) + 3600
-      redis.call('EXPIRE', l.h, keep)
-      redis.call('EXPIRE', l.h .. ':z', keep)
+      hold(l, rid, now, now + hold_seconds, hold_seconds)
       touched[l.h] = true
     end
   end
@@ -172,7 +236,11 @@ if last < #limits then
   for k = last + 1, #limits do
     local l = limits[k]
     local stale = touched[l.h]
-    for _, key in ipairs(l.u) do stale = stale or touched[key] end
+    if l.p then
+      for key in pairs(touched) do stale = stale or string.sub(key, 1, #l.p) == l.p end
+    else
+      for _, key in ipairs(l.u) do stale = stale or touched[key] end
+    end
     if stale then usage[k] = measure(l, missing) end  -- the first stage changed what this limit counts
   end
   failed = stage(last + 1, #limits)

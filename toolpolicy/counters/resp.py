@@ -1,9 +1,10 @@
 """One pipelined Redis connection for the counter scripts: each caller writes its command and awaits its reply.
 
 Redis answers the commands of a connection in the order it got them, so concurrent requests share one connection
-without a pool: no checkout, no per-command lock, and the commands of requests in flight leave in as few writes
-(and arrive in as few reads) as the event loop batches them. Replies are parsed by hiredis. Used for plain
-`redis://host:port/db` URLs (`RespClient.supports`); anything else (TLS, sockets, Sentinel) keeps redis-py's pool.
+without a pool: no checkout, no per-command lock. The commands written in one turn of the event loop leave in one
+write (requests read from the network together reserve together), so Redis wakes once for them and answers them in
+one read. Replies are parsed by hiredis. Used for plain `redis://host:port/db` URLs (`RespClient.supports`);
+anything else (TLS, sockets, Sentinel) keeps redis-py's pool.
 
 Failures are redis-py's exceptions, so callers handle both clients alike: a lost connection fails every command in
 flight on it with ConnectionError and the next command connects again; a command that gets no answer within the
@@ -35,9 +36,21 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        self.outgoing: list[bytes] = []
+        """Commands written this turn of the event loop, sent together at its end."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+
+    def send(self, command: bytes) -> None:
+        if not self.outgoing:
+            asyncio.get_running_loop().call_soon(self._write)
+        self.outgoing.append(command)
+
+    def _write(self) -> None:
+        outgoing, self.outgoing = self.outgoing, []
+        if self.lost is None and self.transport is not None:  # else their callers have failed already
+            self.transport.write(b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self.reader, self.waiting
@@ -117,8 +130,7 @@ class RespClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append(future)
-        assert protocol.transport is not None
-        protocol.transport.write(hiredis.pack_command(args))
+        protocol.send(hiredis.pack_command(args))
         timer = loop.call_later(self._timeout, self._expire, protocol, future)
         try:
             return await future

@@ -1,0 +1,139 @@
+"""What a reservation costs Redis: a rolling window read from its summary, holds swept and kept alive only when due.
+
+The figures are Redis commands run by the scripts (`INFO commandstats`), and each shortcut keeps the counts exact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.toolpolicy.counters.test_stores import NOW, held
+from tests.toolpolicy.limits_support import RedisServer
+from toolpolicy.counters.base import Limit, Settlement
+from toolpolicy.counters.redis import RedisCounterStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+PREFIX = "b:team:t1:-:1dr@"
+
+
+@pytest.fixture
+async def store(private_redis: RedisServer) -> AsyncIterator[RedisCounterStore]:
+    counters = RedisCounterStore(private_redis.url)
+    try:
+        yield counters
+    finally:
+        await counters.aclose()
+
+
+@pytest.fixture
+async def client(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    redis_client = aioredis.Redis.from_url(private_redis.url)
+    try:
+        yield redis_client
+    finally:
+        await redis_client.aclose()
+
+
+def rolling(first: int, amount: int = 1, *, limit: int = 10**9, buckets: int = 61) -> Limit:
+    """A budget over the buckets `first`.. (61 like a rolling budget's), named as a range, seeded."""
+    keys = tuple(f"{PREFIX}{index}" for index in range(first, first + buckets))
+    return Limit("team-1dr", keys, keys[-1], limit=limit, amount=amount, ttl=90_000, seeded=True, used_prefix=PREFIX)
+
+
+async def usage(store: RedisCounterStore, limit: Limit, now: float = NOW) -> int:
+    outcome = await store.reserve(uuid.uuid4().hex, [rolling(limit_first(limit), 0)], now=now, hold_seconds=60)
+    assert outcome.ok, outcome
+    return outcome.usage[0]
+
+
+def limit_first(limit: Limit) -> int:
+    return int(limit.used_keys[0].rpartition("@")[2])
+
+
+async def seed_all(store: RedisCounterStore, first: int, last: int) -> int:
+    """Seed buckets first..last with usage 1, 2, ...; their total."""
+    for index in range(first, last + 1):
+        await store.seed(f"{PREFIX}{index}", index - first + 1, 90_000, now=NOW)
+    return sum(range(1, last - first + 2))
+
+
+async def commands(client: aioredis.Redis) -> dict[str, int]:
+    """Redis commands run since the last reset, by name."""
+    stats = await client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): figures["calls"] for name, figures in stats.items()}
+
+
+async def test_a_rolling_window_is_read_from_its_summary(store: RedisCounterStore, client: aioredis.Redis) -> None:
+    total = await seed_all(store, 100, 160)
+    assert await usage(store, rolling(100)) == total  # reads the 61 buckets once, and sums the closed ones
+    await client.config_resetstat()
+    outcome = await store.reserve("r1", [rolling(100, 5)], now=NOW, hold_seconds=60)
+    assert (outcome.ok, outcome.usage) == (True, (total,))
+    ran = await commands(client)
+    assert ran.get("hget", 0) + ran.get("hmget", 0) <= 4  # not one per bucket
+    assert await usage(store, rolling(100)) == total + 5
+
+
+async def test_a_late_settlement_into_a_summarised_bucket_counts(store: RedisCounterStore) -> None:
+    total = await seed_all(store, 90, 160)
+    window = rolling(100)
+    assert await usage(store, window) == sum(range(11, 72))
+    # A request whose plan was made while bucket 150 was the current one settles now, into a closed bucket.
+    earlier = rolling(90, 7)
+    assert (await store.reserve("late", [earlier], now=NOW, hold_seconds=60)).ok
+    await store.settle("late", [Settlement(earlier, 3)], now=NOW)
+    await store.flush()
+    assert await usage(store, window) == sum(range(11, 72)) + 3
+    assert total == sum(range(1, 72))
+
+
+async def test_the_summary_follows_the_window_as_it_moves(store: RedisCounterStore) -> None:
+    await seed_all(store, 100, 161)
+    assert await usage(store, rolling(100)) == sum(range(1, 62))
+    assert await usage(store, rolling(101)) == sum(range(2, 63))  # bucket 100 left, 161 came in
+    await store.settle("r1", [Settlement(rolling(101), 4)], now=NOW)  # into the current bucket, 161
+    await store.flush()
+    assert await usage(store, rolling(101)) == sum(range(2, 63)) + 4
+
+
+async def test_a_missing_bucket_is_reported_and_not_summarised(store: RedisCounterStore) -> None:
+    await seed_all(store, 41, 100)  # the window is 40..100: bucket 40 is missing
+    outcome = await store.reserve("r1", [rolling(40)], now=NOW, hold_seconds=60)
+    assert outcome.missing == (f"{PREFIX}40",)
+    assert await store.reserve("r2", [rolling(40)], now=NOW, hold_seconds=60) == outcome  # not summarised without it
+    await store.seed(f"{PREFIX}40", 1000, 90_000, now=NOW)
+    assert await usage(store, rolling(40)) == 1000 + sum(range(1, 61))
+    assert await usage(store, rolling(40)) == 1000 + sum(range(1, 61))  # from the summary
+
+
+async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> None:
+    limit = held(f"h-{uuid.uuid4().hex}", 100, 5)
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=10)).ok
+    second = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 1})
+    outcome = await store.reserve("r2", [second], now=NOW + 1, hold_seconds=10)
+    assert outcome.usage == (5,)
+    outcome = await store.reserve("r3", [second], now=NOW + 10.5, hold_seconds=10)
+    assert outcome.usage == (1,)  # r1's hold ended at NOW + 10, r2's stands until NOW + 11
+    outcome = await store.reserve("r4", [second], now=NOW + 20.5, hold_seconds=10)
+    assert outcome.usage == (0,)
+
+
+async def test_holds_are_swept_and_kept_alive_only_when_due(
+    store: RedisCounterStore, client: aioredis.Redis, private_redis: RedisServer
+) -> None:
+    limit = held("budget", 10**6, 5)
+    await client.config_resetstat()
+    for index in range(10):
+        assert (await store.reserve(f"r{index}", [limit], now=NOW + index, hold_seconds=600)).ok
+    ran = await commands(client)
+    assert ran.get("zrangebyscore", 0) == 0  # no hold could have expired yet
+    assert ran.get("expire", 0) == 2  # the hash and its deadlines, once
+    assert await client.ttl(store.keys.hold + "budget") > 600
+    assert await client.ttl(store.keys.hold + "budget:z") > 600
+    outcome = await store.reserve("late", [limit], now=NOW + 700, hold_seconds=600)
+    assert outcome.usage == (0,)  # every earlier hold expired, and was swept
