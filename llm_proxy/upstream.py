@@ -24,8 +24,12 @@ _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json
 _SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""`json.dumps` with these options builds an encoder on every call; this one is built once (it keeps no state)."""
+
+
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 def _body(payload: Any) -> bytes:
