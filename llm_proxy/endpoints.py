@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -85,8 +85,23 @@ def header_map(request: Request) -> dict[str, str]:
     return headers
 
 
-async def _read_body(request: Request, limit: int) -> dict[str, Any]:
-    return await read_json_object(request, limit, too_large=PayloadTooLarge)
+class _Body:
+    """The request as `read_json_object` reads it, with the headers already mapped (Starlette's `Headers` would be
+    built and walked once more for `content-length`)."""
+
+    __slots__ = ("headers", "request")
+
+    def __init__(self, request: Request, headers: Mapping[str, str]) -> None:
+        self.request = request
+        self.headers = headers
+
+    def stream(self) -> AsyncIterator[bytes]:
+        return self.request.stream()
+
+
+async def _read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    source = request if headers is None else _Body(request, headers)
+    return await read_json_object(source, limit, too_large=PayloadTooLarge)
 
 
 class ThenFinish(Response):
@@ -156,7 +171,7 @@ class Endpoints:
         """The response, and whether a stream relay took the exchange over (it then finishes it)."""
         try:
             await self.pipeline.authenticate(exchange, headers)
-            body = await _read_body(request, self.limit)
+            body = await _read_body(request, self.limit, headers)
             exchange.requested = _model(body)
             await check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
             operation, messages, input_tokens = await self._operation(headers, endpoint, body)

@@ -13,6 +13,7 @@ The order is written once, here, with its reasons:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import secrets
@@ -50,6 +51,11 @@ def _fresh_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
+_route_header = functools.lru_cache(maxsize=1024)(header_value)
+"""`x-isthmus-route` of a route: the few routes a gateway has are made header-safe once, not character by character
+on every answer (names come from requests, hence the bound)."""
+
+
 @dataclass(slots=True)
 class Exchange:
     """One client request, from its key to its audit record."""
@@ -83,7 +89,7 @@ class Exchange:
         if self.trace.attempts:
             headers["x-isthmus-attempts"] = str(self.trace.attempts)
         if self.trace.route:
-            headers["x-isthmus-route"] = header_value(self.trace.route)
+            headers["x-isthmus-route"] = _route_header(self.trace.route)
         if self.admission is not None:
             headers.update(self.admission.headers)
         return headers

@@ -37,7 +37,7 @@ from toolpolicy.errors import (
 )
 from toolpolicy.governor import Admission
 from toolpolicy.settings import GatewaySettings
-from toolpolicy.telemetry.tracing import mark_error, span_under
+from toolpolicy.telemetry.tracing import mark_error, nothing_to_trace, span_under
 from toolpolicy.types import ModelTarget, Principal
 
 logger = logging.getLogger(__name__)
@@ -230,19 +230,10 @@ class Router:
                 raise last or NoTargetAvailable(f"{target.name}: {pool.why_none(target.model)}")
             trace.attempts += 1
             try:
-                attributes = {
-                    "gen_ai.operation.name": trace.operation,
-                    "gen_ai.provider.name": adapter.kind,
-                    "gen_ai.request.model": target.model,
-                    "isthmus.attempt": trace.attempts,
-                    "isthmus.provider_key": key.name,
-                }
-                with span_under(trace.span, f"{trace.operation} {target.model}", attributes) as attempt:
-                    try:
-                        result = await send(adapter, target, key.secret)
-                    except UpstreamError as exc:
-                        mark_error(attempt, exc.message)
-                        raise
+                if nothing_to_trace():
+                    result = await send(adapter, target, key.secret)  # no span to make: skip building one
+                else:
+                    result = await self._traced(target, adapter, trace, send, key.name, key.secret)
             except UpstreamError as exc:
                 last = exc
                 if exc.key_rejected:
@@ -267,3 +258,21 @@ class Router:
             self.health.succeeded(target.provider, key.name)
             trace.route = target.name
             return result
+
+    async def _traced(
+        self, target: ModelTarget, adapter: ProviderAdapter, trace: Trace, send: Send[T], name: str, secret: str | None
+    ) -> T:
+        """One attempt in its client span (under the request's span), marked as failed when it raises."""
+        attributes = {
+            "gen_ai.operation.name": trace.operation,
+            "gen_ai.provider.name": adapter.kind,
+            "gen_ai.request.model": target.model,
+            "isthmus.attempt": trace.attempts,
+            "isthmus.provider_key": name,
+        }
+        with span_under(trace.span, f"{trace.operation} {target.model}", attributes) as attempt:
+            try:
+                return await send(adapter, target, secret)
+            except UpstreamError as exc:
+                mark_error(attempt, exc.message)
+                raise

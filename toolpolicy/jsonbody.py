@@ -17,7 +17,6 @@ framework.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -29,8 +28,19 @@ from toolpolicy.validation import loc_path
 MAX_DEPTH = 200
 """How deep arrays and objects may nest: pydantic-core's fixed recursion limit, far above any real request."""
 
-# A non-finite number can only come from one of these; a body without any is not walked at all.
-_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+# A non-finite number can only come from `NaN`, `Infinity`, an exponent of three digits or more, or 309 digits in a
+# row; a body without any is not walked at all. The last two are looked for in a copy of the body with every digit
+# made `0`, `E` made `e` and `-` made `+` (`bytes.translate` and substring search: a few nanoseconds a byte, where a
+# regular expression takes tens).
+_FOLD = bytes.maketrans(b"0123456789E-", b"0000000000e+")
+_LONG_DIGITS = b"0" * 309
+
+
+def _maybe_non_finite(raw: bytes) -> bool:
+    if b"NaN" in raw or b"Infinity" in raw:
+        return True
+    folded = raw.translate(_FOLD)
+    return b"e000" in folded or b"e+000" in folded or _LONG_DIGITS in folded
 
 
 class BodySource(Protocol):
@@ -57,13 +67,13 @@ async def read_body(source: BodySource, limit: int, *, too_large: type[PayloadTo
 
 def decode_json(raw: bytes, *, what: str = "the request body") -> Any:
     """`raw` as JSON within the bounds above, or an InvalidRequest saying what is wrong with it."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise InvalidRequest(f"{what} is empty; send a JSON object")
     try:
         value = pydantic_core.from_json(raw, allow_inf_nan=True, cache_strings=False)
     except ValueError as exc:
         raise InvalidRequest(_describe(str(exc), what)) from None
-    if _MAYBE_NON_FINITE.search(raw):
+    if _maybe_non_finite(raw):
         _refuse_non_finite(value)
     return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from toolpolicy.errors import InvalidRequest, PayloadTooLarge
-from toolpolicy.jsonbody import MAX_DEPTH, decode_json, decode_json_object, read_body
+from toolpolicy.jsonbody import MAX_DEPTH, _maybe_non_finite, decode_json, decode_json_object, read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -71,6 +72,27 @@ def test_nesting_up_to_the_limit_and_big_but_finite_numbers_are_fine() -> None:
         "text": "NaN Infinity e999",
     }
     assert decode_json(b'"\\ud83d\\ude00"') == "\U0001f600"  # a surrogate pair is a character
+
+
+NON_FINITE_HINT = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+"""What may hold a non-finite number, as a regular expression: the definition the gate before the walk implements."""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"1" * 308, b"1" * 309, b"x" + b"9" * 400, b"e12", b"E-100", b"1e+1000", b"e+-100", b"E 100", b"Na N", b"Infinit"],
+)
+def test_the_gate_before_the_walk_is_its_definition(raw: bytes) -> None:
+    assert _maybe_non_finite(raw) is (NON_FINITE_HINT.search(raw) is not None)
+
+
+PIECES = [b"0", b"7", b"e", b"E", b"+", b"-", b".", b"N", b"a", b"I", b"nfinity", b" "]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(raw=st.lists(st.sampled_from(PIECES)).map(b"".join))
+def test_the_gate_before_the_walk_agrees_with_its_definition_anywhere(raw: bytes) -> None:
+    assert _maybe_non_finite(raw) is (NON_FINITE_HINT.search(raw) is not None)
 
 
 def test_the_top_level_must_be_an_object() -> None:
