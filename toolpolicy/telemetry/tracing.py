@@ -14,6 +14,7 @@ from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
@@ -40,39 +41,79 @@ _propagator_is_w3c_default = False
 def setup_tracing(
     *, endpoint: str | None, service_name: str, headers: Mapping[str, str] | None = None, sample_ratio: float = 1.0
 ) -> Any:
-    """Install an SDK tracer provider exporting OTLP over HTTP/protobuf; returns it (or None when tracing is off)."""
+    """Install a tracer provider exporting OTLP over HTTP/protobuf; returns it (or None when tracing is off).
+
+    The provider is `LightTracerProvider` (light span records, encoded on the exporter thread) unless the OTel
+    environment asks for something only the SDK's `TracerProvider` does (`needs_sdk`); either exports the same
+    spans through the same batch processor and exporter."""
     if not endpoint:
         return None
+    provider = make_provider(endpoint, service_name, headers, sample_ratio)
+    trace.set_tracer_provider(provider)
+    logger.info("tracing: exporting spans to %s", provider_endpoint(endpoint))
+    return provider
+
+
+SDK_ONLY_SETTINGS = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_PYTHON_ID_GENERATOR",
+    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",
+    "OTEL_PYTHON_TRACER_PROVIDER",
+)
+"""OTel environment variables the light provider does not implement: with one set, the SDK's provider is used."""
+
+
+def needs_sdk(environ: Mapping[str, str]) -> bool:
+    return any(environ.get(name, "").strip() for name in SDK_ONLY_SETTINGS)
+
+
+def provider_endpoint(endpoint: str) -> str:
+    return endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+
+
+def make_provider(
+    endpoint: str, service_name: str, headers: Mapping[str, str] | None = None, sample_ratio: float = 1.0
+) -> trace.TracerProvider:
+    """The provider `setup_tracing` installs, not yet installed."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
     from toolpolicy.telemetry.otlp_export import FastOTLPSpanExporter
 
-    traces_endpoint = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
-    )
     # Larger batches than the SDK's defaults (512 of at most 2,048 queued): fewer exports, each encoded in one go,
     # and no spans dropped when a burst of requests outpaces one export. OTEL_BSP_* variables still override these.
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            FastOTLPSpanExporter(endpoint=traces_endpoint, headers=dict(headers or {})),
-            max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
-            max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
-        )
+    processor = BatchSpanProcessor(
+        FastOTLPSpanExporter(endpoint=provider_endpoint(endpoint), headers=dict(headers or {})),
+        max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
+        max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
     )
-    trace.set_tracer_provider(provider)
-    logger.info("tracing: exporting spans to %s", traces_endpoint)
+    resource = Resource.create({"service.name": service_name})
+    if not needs_sdk(os.environ):
+        return LightTracerProvider(resource=resource, processor=processor, sample_ratio=sample_ratio)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+    provider.add_span_processor(processor)
     return provider
+
+
+_PROVIDER_FROM_ENV = bool(os.environ.get(OTEL_PYTHON_TRACER_PROVIDER))
+"""Read once: the API reads the environment on each `get_tracer_provider()` while no provider is installed."""
 
 
 def tracing_on() -> bool:
     """Whether a tracer provider is installed (`setup_tracing`, or a test's). Without one every span is the invalid
-    no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way."""
-    return not isinstance(trace.get_tracer_provider(), _NOT_RECORDING)
+    no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way.
+
+    Reads the API's global (set once per process) rather than calling `get_tracer_provider()`, which reads the
+    environment each time while none is installed, i.e. on every request of a gateway without tracing."""
+    provider = trace._TRACER_PROVIDER
+    if provider is None:
+        if not _PROVIDER_FROM_ENV:
+            return False
+        provider = trace.get_tracer_provider()  # loads the one the environment names
+    return not isinstance(provider, _NOT_RECORDING)
 
 
 def tracer() -> trace.Tracer:
