@@ -66,7 +66,7 @@ class LightTracerProvider(trace.TracerProvider):
         self.limits = limits or SpanLimits()
         self.bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
         self._lock = threading.Lock()
-        self._tracers: dict[tuple[Any, ...], LightTracer] = {}
+        self.tracers: dict[tuple[Any, ...], LightTracer] = {}
         self._atexit = atexit.register(self.shutdown) if shutdown_on_exit else None
 
     def get_tracer(
@@ -81,9 +81,9 @@ class LightTracerProvider(trace.TracerProvider):
         )
         key = (scope.name, scope.version, scope.schema_url, tuple(sorted((scope.attributes or {}).items())))
         with self._lock:
-            found = self._tracers.get(key)
+            found = self.tracers.get(key)
             if found is None:
-                found = self._tracers[key] = LightTracer(self, scope)
+                found = self.tracers[key] = LightTracer(self, scope)
             return found
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -181,7 +181,6 @@ class LightSpan(trace.Span):
         "_record_exception",
         "_set_status_on_exception",
         "_status",
-        "_tracer",
         "context",
         "end_time",
         "entries",
@@ -190,6 +189,7 @@ class LightSpan(trace.Span):
         "links",
         "parent",
         "start_time",
+        "tracer",
     )
 
     def __init__(
@@ -203,15 +203,16 @@ class LightSpan(trace.Span):
         record_exception: bool,
         set_status_on_exception: bool,
     ) -> None:
-        self._tracer = tracer
+        self.tracer = tracer
         self._name = name
         self.context = context
         self.parent = parent
         self.kind = kind
         self.entries: list[dict[str, Any] | tuple[str, Any]] = [_noted(attributes)] if attributes else []
         """Attributes in the order they were set: whole mappings (the start's, `set_attributes`) and single ones."""
-        self.events: list[Event] = []
-        self.links: list[Link] = []
+        # Lists once something is added: until then no object of their own for the collector to walk.
+        self.events: Sequence[Event] = ()
+        self.links: Sequence[Link] = ()
         self._status = _UNSET
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
@@ -231,15 +232,15 @@ class LightSpan(trace.Span):
 
     @property
     def resource(self) -> Resource:
-        return self._tracer.provider.resource
+        return self.tracer.provider.resource
 
     @property
     def instrumentation_scope(self) -> InstrumentationScope:
-        return self._tracer.instrumentation_scope
+        return self.tracer.instrumentation_scope
 
     @property
     def limits(self) -> SpanLimits:
-        return self._tracer.provider.limits
+        return self.tracer.provider.limits
 
     def get_span_context(self) -> SpanContext:
         return self.context
@@ -270,13 +271,17 @@ class LightSpan(trace.Span):
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if not self._ended("add_event"):
             noted = _noted(attributes) if attributes else None
-            self.events.append(Event(name, noted, timestamp if timestamp is not None else time_ns()))
+            events = self.events if isinstance(self.events, list) else []
+            events.append(Event(name, noted, timestamp if timestamp is not None else time_ns()))
+            self.events = events
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if not (context and (context.is_valid or attributes or context.trace_state)):
             return  # what the SDK keeps of a link (`_is_valid_link`)
         if not self._ended("add_link"):
-            self.links.append(Link(context, _noted(attributes) if attributes else None))
+            links = self.links if isinstance(self.links, list) else []
+            links.append(Link(context, _noted(attributes) if attributes else None))
+            self.links = links
 
     def update_name(self, name: str) -> None:
         if not self._ended("update_name"):
@@ -322,7 +327,7 @@ class LightSpan(trace.Span):
             logger.warning("Calling end() on an ended span.")
             return
         self.end_time = end_time if end_time is not None else time_ns()
-        self._tracer.provider.processor.on_end(cast(ReadableSpan, self))
+        self.tracer.provider.processor.on_end(cast(ReadableSpan, self))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None

@@ -139,10 +139,11 @@ def _light_span(span: LightSpan) -> bytes | None:
     limits = span.limits
     if limits.max_span_attribute_length is not None:
         return None
-    fields: dict[str, bytes] = {}
+    keys: list[str] = []
+    fields: list[bytes] = []
     cache = _KEY_VALUES
     for entry in span.entries:
-        for key, value in entry.items() if type(entry) is dict else (entry,):  # type: ignore[union-attr]
+        for key, value in entry.items() if type(entry) is dict else (entry,):
             try:
                 field = cache[key, type(value), value]
             except (KeyError, TypeError):
@@ -150,13 +151,18 @@ def _light_span(span: LightSpan) -> bytes | None:
                 if found is None:
                     return None
                 field = found
-            if key in fields:
-                del fields[key]
-            fields[key] = field
+            keys.append(key)
+            fields.append(field)
+    if len(set(keys)) < len(keys):  # a key set again: it moves to the end with its last value
+        last: dict[str, bytes] = {}
+        for key, field in zip(keys, fields, strict=True):
+            last.pop(key, None)
+            last[key] = field
+        fields = list(last.values())
     maximum = limits.max_span_attributes
     if maximum is not None and len(fields) > maximum:
         return None
-    return _plain_span(span, b"".join(fields.values()), 0)
+    return _plain_span(span, b"".join(fields), 0)
 
 
 _NAMES: dict[str, bytes] = {}
@@ -208,21 +214,23 @@ def _plain_span(span: ReadableSpan | LightSpan, attributes: bytes, dropped_attri
 def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     """An `ExportTraceServiceRequest`: spans grouped by resource, then by instrumentation scope."""
     grouped: dict[Any, dict[Any, list[bytes]]] = defaultdict(lambda: defaultdict(list))
-    # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once.
-    by_identity: dict[tuple[int, int], list[bytes]] = {}
+    # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once,
+    # or, for light spans, each tracer (one resource and scope).
+    by_identity: dict[Any, list[bytes]] = {}
     for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope or None
-        identity = (id(resource), id(scope))
+        identity: Any = span.tracer if type(span) is LightSpan else (id(span.resource), id(span.instrumentation_scope))
         group = by_identity.get(identity)
         if group is None:
-            group = by_identity[identity] = grouped[resource][scope]
+            group = by_identity[identity] = grouped[span.resource][span.instrumentation_scope or None]
         group.append(encode_span(span))
     out = []
     for resource, scopes in grouped.items():
         body = [_field(1, _encode_resource(resource).SerializePartialToString())]
         for scope, encoded in scopes.items():
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
-            parts.extend(_field(2, span) for span in encoded)
+            for span_bytes in encoded:  # each as field 2, without copying it into a field of its own first
+                size = len(span_bytes)
+                parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
             body.append(_field(2, b"".join(parts)))

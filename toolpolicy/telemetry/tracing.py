@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
@@ -161,14 +162,11 @@ def nothing_to_trace() -> bool:
     return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
 
 
-@contextmanager
-def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """A client span for one upstream attempt or tool call, under the current span."""
     if nothing_to_trace():
-        yield INVALID_SPAN
-        return
-    with _current(tracer().start_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes))) as span:
-        yield span
+        return _NOTHING
+    return _Current(name, None, SpanKind.CLIENT, attributes)
 
 
 def start_server_span(
@@ -182,46 +180,60 @@ def start_server_span(
     return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
-@contextmanager
-def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def span_under(
+    parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None
+) -> AbstractContextManager[Span]:
     """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
     if nothing_to_trace():
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
-        yield INVALID_SPAN
-        return
-    context = trace.set_span_in_context(parent) if parent is not None else None
-    with _current(
-        tracer().start_span(name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes))
-    ) as span:
-        yield span
+        return _NOTHING
+    return _Current(
+        name, trace.set_span_in_context(parent) if parent is not None else None, SpanKind.CLIENT, attributes
+    )
 
 
-@contextmanager
-def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
     if nothing_to_trace():
-        yield INVALID_SPAN
-        return
-    with _current(tracer().start_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes))) as span:
-        yield span
+        return _NOTHING
+    return _Current(name, None, SpanKind.INTERNAL, attributes)
 
 
-@contextmanager
-def _current(span: Span) -> Iterator[Span]:
-    """What `start_as_current_span` does with a started span, without its two layers of context managers: current
-    inside the block, ended after it, and an exception leaving it recorded and set as the span's status."""
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield span
-    except Exception as exc:
-        if span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
-        otel_context.detach(token)
-        span.end()
+_NOTHING = nullcontext(INVALID_SPAN)
+"""What a skipped span's block gets: the invalid span, and the current context left as it is."""
+
+
+class _Current(AbstractContextManager[Span]):
+    """What `start_as_current_span` does, without its two layers of generator context managers: the span starts on
+    entering the block and is current inside it, is ended after it, and an exception leaving it is recorded and set
+    as the span's status."""
+
+    __slots__ = ("attributes", "context", "kind", "name", "span", "token")
+
+    def __init__(
+        self, name: str, context: otel_context.Context | None, kind: SpanKind, attributes: Mapping[str, Any] | None
+    ) -> None:
+        self.name, self.context, self.kind, self.attributes = name, context, kind, attributes
+
+    def __enter__(self) -> Span:
+        self.span = span = tracer().start_span(
+            self.name, context=self.context, kind=self.kind, attributes=_clean(self.attributes)
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        span = self.span
+        try:
+            if isinstance(exc, Exception) and span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            otel_context.detach(self.token)
+            span.end()
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
