@@ -3,6 +3,7 @@ the same trace context to upstream calls."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -88,6 +89,13 @@ def scenario(provider: trace.TracerProvider) -> list[dict[str, str]]:
         raise ValueError("bad")
     with pytest.raises(KeyError), tracer.start_span("span as context manager") as span:
         raise KeyError("k")
+
+    @tracer.start_as_current_span("decorated", kind=SpanKind.CLIENT)
+    def decorated() -> None:
+        carried()
+
+    decorated()
+    decorated()
     with other.start_as_current_span("tools/call add", kind=SpanKind.SERVER, record_exception=False) as span:
         span.add_link(trace.get_current_span().get_span_context(), {"why": "self"})
         span.set_status(StatusCode.ERROR)
@@ -137,7 +145,7 @@ def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: floa
     assert sent[1]["traceparent"].endswith("-00")
     spans: list[Any] = list(light_exporter.get_finished_spans())
     expected = normalised(encode_spans(sdk_exporter.get_finished_spans()))
-    assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 7, 0.5: 4, 0.0: 2}[ratio]
+    assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 9, 0.5: 5, 0.0: 2}[ratio]
     for _ in range(2):  # twice: the second time the attributes come from the encoder's cache
         assert normalised(ExportTraceServiceRequest.FromString(encode_request(spans))) == expected
     readable = [span.readable() for span in spans]
@@ -167,6 +175,20 @@ def test_a_span_limit_from_the_environment_applies_to_light_spans(monkeypatch: p
     [message] = ExportTraceServiceRequest.FromString(encode_request([span])).resource_spans[0].scope_spans[0].spans
     assert [(kv.key, kv.value.int_value) for kv in message.attributes] == [("b", 1), ("c", 2)]
     assert message.dropped_attributes_count == 1
+
+
+def test_start_as_current_span_decorates_async_functions_a_span_per_call() -> None:
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
+
+    @provider.get_tracer("isthmus").start_as_current_span("awaited")
+    async def awaited() -> trace.Span:
+        await asyncio.sleep(0)
+        return trace.get_current_span()
+
+    first, second = asyncio.run(awaited()), asyncio.run(awaited())
+    assert first is not second and not first.is_recording()
+    assert [span.name for span in exporter.get_finished_spans()] == ["awaited", "awaited"]
 
 
 def test_a_light_span_is_current_in_the_standard_context() -> None:

@@ -13,10 +13,13 @@ W3C propagation is unchanged: spans carry a standard `SpanContext` in the standa
 from __future__ import annotations
 
 import atexit
+import functools
+import inspect
 import logging
 import threading
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from time import time_ns
 from types import TracebackType
 from typing import Any, cast
@@ -31,7 +34,6 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
-from opentelemetry.util._decorator import _agnosticcontextmanager
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class LightTracerProvider(trace.TracerProvider):
         self.limits = limits or SpanLimits()
         self.bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
         self._lock = threading.Lock()
-        self.tracers: dict[tuple[Any, ...], LightTracer] = {}
+        self.tracers: dict[InstrumentationScope, LightTracer] = {}
         self._atexit = atexit.register(self.shutdown) if shutdown_on_exit else None
 
     def get_tracer(
@@ -79,11 +81,10 @@ class LightTracerProvider(trace.TracerProvider):
         scope = InstrumentationScope(
             instrumenting_module_name or "", instrumenting_library_version or "", schema_url, attributes
         )
-        key = (scope.name, scope.version, scope.schema_url, tuple(sorted((scope.attributes or {}).items())))
-        with self._lock:
-            found = self.tracers.get(key)
+        with self._lock:  # one tracer per scope, as the SDK's provider keeps them
+            found = self.tracers.get(scope)
             if found is None:
-                found = self.tracers[key] = LightTracer(self, scope)
+                found = self.tracers[scope] = LightTracer(self, scope)
             return found
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -137,8 +138,7 @@ class LightTracer(trace.Tracer):
         span.start_time = start_time if start_time is not None else time_ns()
         return span
 
-    @_agnosticcontextmanager
-    def start_as_current_span(
+    def start_as_current_span(  # type: ignore[override]  # a context manager object, as the SDK's is
         self,
         name: str,
         context: otel_context.Context | None = None,
@@ -149,17 +149,61 @@ class LightTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[trace.Span]:
-        span = self.start_span(
-            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+    ) -> CurrentSpan:
+        return CurrentSpan(
+            self,
+            (name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception),
+            end_on_exit,
         )
-        with trace.use_span(
-            span,
-            end_on_exit=end_on_exit,
-            record_exception=record_exception,
-            set_status_on_exception=set_status_on_exception,
-        ) as current:
-            yield current
+
+
+class CurrentSpan(AbstractContextManager[trace.Span]):
+    """What the SDK's `start_as_current_span` does (its span started on entering the block, current inside it as
+    `trace.use_span` makes it, and ended after it), in one object instead of two generator context managers. Like
+    the SDK's, it also decorates a function, sync or async: each call then runs in a span of its own."""
+
+    __slots__ = ("arguments", "end_on_exit", "span", "token", "tracer")
+
+    def __init__(self, tracer: LightTracer, arguments: tuple[Any, ...], end_on_exit: bool) -> None:
+        self.tracer, self.arguments, self.end_on_exit = tracer, arguments, end_on_exit
+
+    def __enter__(self) -> trace.Span:
+        self.span = span = self.tracer.start_span(*self.arguments)
+        self.token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        span = self.span
+        try:
+            otel_context.detach(self.token)
+            # As `use_span`: an Exception (not a BaseException such as GeneratorExit) is recorded and sets the status.
+            if isinstance(exc, Exception) and span.is_recording():
+                if self.arguments[6]:
+                    span.record_exception(exc)
+                if self.arguments[7]:
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            if self.end_on_exit:
+                span.end()
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def in_span_async(*args: Any, **kwargs: Any) -> Any:
+                with CurrentSpan(self.tracer, self.arguments, self.end_on_exit):
+                    return await function(*args, **kwargs)
+
+            return in_span_async
+
+        @functools.wraps(function)
+        def in_span(*args: Any, **kwargs: Any) -> Any:
+            with CurrentSpan(self.tracer, self.arguments, self.end_on_exit):
+                return function(*args, **kwargs)
+
+        return in_span
 
 
 def _noted(attributes: Mapping[str, Any]) -> dict[str, Any]:
