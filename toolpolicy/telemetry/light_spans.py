@@ -13,13 +13,10 @@ W3C propagation is unchanged: spans carry a standard `SpanContext` in the standa
 from __future__ import annotations
 
 import atexit
-import functools
-import inspect
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from time import time_ns
 from types import TracebackType
 from typing import Any, cast
@@ -34,6 +31,8 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
+
+from toolpolicy.telemetry.current_span import CurrentSpan
 
 logger = logging.getLogger(__name__)
 
@@ -155,55 +154,6 @@ class LightTracer(trace.Tracer):
             (name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception),
             end_on_exit,
         )
-
-
-class CurrentSpan(AbstractContextManager[trace.Span]):
-    """What the SDK's `start_as_current_span` does (its span started on entering the block, current inside it as
-    `trace.use_span` makes it, and ended after it), in one object instead of two generator context managers. Like
-    the SDK's, it also decorates a function, sync or async: each call then runs in a span of its own."""
-
-    __slots__ = ("arguments", "end_on_exit", "span", "token", "tracer")
-
-    def __init__(self, tracer: LightTracer, arguments: tuple[Any, ...], end_on_exit: bool) -> None:
-        self.tracer, self.arguments, self.end_on_exit = tracer, arguments, end_on_exit
-
-    def __enter__(self) -> trace.Span:
-        self.span = span = self.tracer.start_span(*self.arguments)
-        self.token = otel_context.attach(trace.set_span_in_context(span))
-        return span
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        span = self.span
-        try:
-            otel_context.detach(self.token)
-            # As `use_span`: an Exception (not a BaseException such as GeneratorExit) is recorded and sets the status.
-            if isinstance(exc, Exception) and span.is_recording():
-                if self.arguments[6]:
-                    span.record_exception(exc)
-                if self.arguments[7]:
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        finally:
-            if self.end_on_exit:
-                span.end()
-
-    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def in_span_async(*args: Any, **kwargs: Any) -> Any:
-                with CurrentSpan(self.tracer, self.arguments, self.end_on_exit):
-                    return await function(*args, **kwargs)
-
-            return in_span_async
-
-        @functools.wraps(function)
-        def in_span(*args: Any, **kwargs: Any) -> Any:
-            with CurrentSpan(self.tracer, self.arguments, self.end_on_exit):
-                return function(*args, **kwargs)
-
-        return in_span
 
 
 def _noted(attributes: Mapping[str, Any]) -> dict[str, Any]:

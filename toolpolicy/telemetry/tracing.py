@@ -10,7 +10,6 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from types import TracebackType
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
@@ -29,6 +28,8 @@ from opentelemetry.trace import (
     StatusCode,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from toolpolicy.telemetry.current_span import CurrentSpan
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "isthmus"
@@ -166,7 +167,7 @@ def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Abstra
     """A client span for one upstream attempt or tool call, under the current span."""
     if nothing_to_trace():
         return _NOTHING
-    return _Current(name, None, SpanKind.CLIENT, attributes)
+    return _current(name, None, SpanKind.CLIENT, attributes)
 
 
 def start_server_span(
@@ -188,7 +189,7 @@ def span_under(
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
         return _NOTHING
-    return _Current(
+    return _current(
         name, trace.set_span_in_context(parent) if parent is not None else None, SpanKind.CLIENT, attributes
     )
 
@@ -197,43 +198,20 @@ def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> Ab
     """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
     if nothing_to_trace():
         return _NOTHING
-    return _Current(name, None, SpanKind.INTERNAL, attributes)
+    return _current(name, None, SpanKind.INTERNAL, attributes)
 
 
 _NOTHING = nullcontext(INVALID_SPAN)
 """What a skipped span's block gets: the invalid span, and the current context left as it is."""
 
 
-class _Current(AbstractContextManager[Span]):
-    """What `start_as_current_span` does, without its two layers of generator context managers: the span starts on
-    entering the block and is current inside it, is ended after it, and an exception leaving it is recorded and set
-    as the span's status."""
-
-    __slots__ = ("attributes", "context", "kind", "name", "span", "token")
-
-    def __init__(
-        self, name: str, context: otel_context.Context | None, kind: SpanKind, attributes: Mapping[str, Any] | None
-    ) -> None:
-        self.name, self.context, self.kind, self.attributes = name, context, kind, attributes
-
-    def __enter__(self) -> Span:
-        self.span = span = tracer().start_span(
-            self.name, context=self.context, kind=self.kind, attributes=_clean(self.attributes)
-        )
-        self.token = otel_context.attach(trace.set_span_in_context(span))
-        return span
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        span = self.span
-        try:
-            if isinstance(exc, Exception) and span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        finally:
-            otel_context.detach(self.token)
-            span.end()
+def _current(
+    name: str, context: otel_context.Context | None, kind: SpanKind, attributes: Mapping[str, Any] | None
+) -> AbstractContextManager[Span]:
+    """What `start_as_current_span` does, with any provider, without its two layers of generator context managers:
+    the span starts on entering the block and is current inside it, is ended after it, and an exception leaving it
+    is recorded and set as the span's status."""
+    return CurrentSpan(tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
