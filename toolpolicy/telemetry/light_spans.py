@@ -8,6 +8,11 @@ the exporter thread, with the SDK's own `BoundedAttributes` where a value is not
 are the ones the SDK's `TracerProvider` with a `ParentBased(TraceIdRatioBased(ratio))` sampler and a
 `BatchSpanProcessor` would export: same names, kinds, attributes, events, links, status, parents and ids' flags.
 W3C propagation is unchanged: spans carry a standard `SpanContext` in the standard OTel context.
+
+Unlike the SDK's spans these take no lock: a span is changed by the code that made it (on the event loop's thread)
+and read by the exporter thread only once it has ended. What the SDK's provider offers beyond this (its own span
+metrics, other id generators, a provider named in the environment) keeps the SDK's provider: see
+`tracing.needs_sdk`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ builds one protobuf object per span, attribute and value and then serialises the
 gateway makes (no events, no links, scalar attributes) are written here straight to the wire format instead, which
 gives the same message for a fraction of the work. Any other span goes through the library's own encoder. The bytes
 sent are an `ExportTraceServiceRequest` that decodes to what the library's `encode_spans` would have built.
+
+It takes the SDK's spans and the light records of `light_spans` alike: a light span is encoded straight from what
+was set on it when that is plain (the SDK's cleaning would keep it as it is), and otherwise first made into the
+`ReadableSpan` the SDK would have recorded.
 """
 
 from __future__ import annotations
