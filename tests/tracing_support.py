@@ -1,11 +1,25 @@
-"""One in-memory span exporter for the whole test session (the global tracer provider can be set only once)."""
+"""One in-memory span exporter for the whole test session (the global tracer provider can be set only once).
+
+The provider is the one `setup_tracing` installs (`LightTracerProvider`); the exporter keeps each span as the
+SDK's `ReadableSpan` it stands for, which is what the tests read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
+
+
+class ReadableSpans(InMemorySpanExporter):
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return super().export([span.readable() if isinstance(span, LightSpan) else span for span in spans])
+
 
 _exporter: InMemorySpanExporter | None = None
 
@@ -13,8 +27,7 @@ _exporter: InMemorySpanExporter | None = None
 def span_exporter() -> InMemorySpanExporter:
     global _exporter
     if _exporter is None:
-        _exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_exporter))
+        _exporter = ReadableSpans()
+        provider = LightTracerProvider(resource=Resource.create({}), processor=SimpleSpanProcessor(_exporter))
         trace.set_tracer_provider(provider)
     return _exporter

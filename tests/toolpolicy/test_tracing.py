@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ class Untouchable(Mapping[str, str]):
 
 @pytest.fixture
 def no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
 
 
 def test_without_a_provider_the_server_span_is_the_no_op_one_and_headers_are_not_read(no_provider: None) -> None:
@@ -136,3 +137,21 @@ def test_inject_uses_a_configured_propagator_other_than_the_default(monkeypatch:
         inject(carrier)
     request.end()
     assert carrier == {}
+
+
+def test_without_a_provider_telling_tracing_is_off_reads_no_environment(
+    no_provider: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Watched(dict[str, str]):
+        def __contains__(self, key: object) -> bool:
+            raise AssertionError(f"read {key!r}")
+
+        def __getitem__(self, key: str) -> str:
+            raise AssertionError(f"read {key!r}")
+
+        def get(self, key: str, default: Any = None) -> Any:
+            raise AssertionError(f"read {key!r}")
+
+    monkeypatch.setattr(os, "environ", Watched(os.environ))
+    assert not tracing_on()
+    assert nothing_to_trace()

@@ -5,6 +5,10 @@ builds one protobuf object per span, attribute and value and then serialises the
 gateway makes (no events, no links, scalar attributes) are written here straight to the wire format instead, which
 gives the same message for a fraction of the work. Any other span goes through the library's own encoder. The bytes
 sent are an `ExportTraceServiceRequest` that decodes to what the library's `encode_spans` would have built.
+
+It takes the SDK's spans and the light records of `light_spans` alike: a light span is encoded straight from what
+was set on it when that is plain (the SDK's cleaning would keep it as it is), and otherwise first made into the
+`ReadableSpan` the SDK would have recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
+
+from toolpolicy.telemetry.light_spans import LightSpan
 
 try:
     from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
@@ -44,6 +50,8 @@ _STATUS = {0: b"\x7a\x00", 1: b"\x7a\x02\x18\x01", 2: b"\x7a\x02\x18\x02"}
 _FLAGS_LOCAL = b"\x85\x01" + (0x100).to_bytes(4, "little")
 _FLAGS_REMOTE = b"\x85\x01" + (0x300).to_bytes(4, "little")
 _FIXED64 = struct.Struct("<Q")
+_TIMES = struct.Struct("<BQBQ")
+"""Span.start_time_unix_nano (field 7) and end_time_unix_nano (field 8), both fixed64, in one go."""
 _DOUBLE = struct.Struct("<d")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -97,7 +105,7 @@ def _key_value(key: str, value: Any) -> bytes | None:
     except TypeError:  # an unhashable value (a list): not a scalar
         return None
     encoded = _any_value(value)
-    if encoded is None:
+    if encoded is None or type(key) is not str or not key:
         return None
     field = _field(9, _field(1, key.encode()) + _field(2, encoded))
     if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
@@ -106,32 +114,95 @@ def _key_value(key: str, value: Any) -> bytes | None:
     return field
 
 
-def encode_span(span: ReadableSpan) -> bytes:
+def encode_span(span: ReadableSpan | LightSpan) -> bytes:
     """One `Span` message in wire format."""
-    context = span.get_span_context()
-    if context is None or span.events or span.links or span.dropped_events or span.dropped_links:
+    if isinstance(span, LightSpan):
+        encoded = _light_span(span)
+        if encoded is not None:
+            return encoded
+        span = span.readable()  # what the SDK would have recorded, for its encoder or the one below
+    if span.get_span_context() is None or span.events or span.links or span.dropped_events or span.dropped_links:
         return bytes(_encode_span(span).SerializePartialToString())
+    fields = []
+    for key, value in (span.attributes or {}).items():
+        field = _key_value(key, value)
+        if field is None:
+            return bytes(_encode_span(span).SerializePartialToString())
+        fields.append(field)
+    return _plain_span(span, b"".join(fields), span.dropped_attributes)
+
+
+def _light_span(span: LightSpan) -> bytes | None:
+    """A light span without events or links whose attributes are all plain scalars within the span limits (the
+    usual case) in wire format; None for any other, which the SDK's rules must make a `ReadableSpan` of first.
+
+    Its attributes are encoded in one pass over what was set, as `BoundedAttributes` would keep them: in the order
+    first set, except that a key set again moves to the end with its new value."""
+    if span.events or span.links:
+        return None
+    limits = span.limits
+    if limits.max_span_attribute_length is not None:
+        return None
+    keys: list[str] = []
+    fields: list[bytes] = []
+    cache = _KEY_VALUES
+    for entry in span.entries:
+        for key, value in entry.items() if type(entry) is dict else (entry,):
+            try:
+                field = cache[key, type(value), value]
+            except (KeyError, TypeError):
+                found = _key_value(key, value)
+                if found is None:
+                    return None
+                field = found
+            keys.append(key)
+            fields.append(field)
+    if len(set(keys)) < len(keys):  # a key set again: it moves to the end with its last value
+        last: dict[str, bytes] = {}
+        for key, field in zip(keys, fields, strict=True):
+            last.pop(key, None)
+            last[key] = field
+        fields = list(last.values())
+    maximum = limits.max_span_attributes
+    if maximum is not None and len(fields) > maximum:
+        return None
+    return _plain_span(span, b"".join(fields), 0)
+
+
+_NAMES: dict[str, bytes] = {}
+"""Encoded span names (field 5): a handful repeat ("chat gpt-4o", "tools/call add")."""
+
+
+def _plain_span(span: ReadableSpan | LightSpan, attributes: bytes, dropped_attributes: int) -> bytes:
+    """A span without events or links in wire format, its attributes already encoded."""
+    context = span.context
+    assert context is not None
     out = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
     if context.trace_state:
         out.append(_field(3, ",".join(f"{key}={value}" for key, value in context.trace_state.items()).encode()))
     parent = span.parent
     if parent:
         out.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    out.append(_field(5, span.name.encode()))
+    name = span.name
+    encoded_name = _NAMES.get(name)
+    if encoded_name is None:
+        encoded_name = _field(5, name.encode())
+        if len(_NAMES) >= _KEY_VALUES_MAX:
+            _NAMES.clear()
+        _NAMES[name] = encoded_name
+    out.append(encoded_name)
     out.append(_KIND[span.kind])
-    if span.start_time:
-        out.append(b"\x39" + _FIXED64.pack(span.start_time))
-    if span.end_time:
-        out.append(b"\x41" + _FIXED64.pack(span.end_time))
-    attributes = span.attributes
-    if attributes:
-        for key, value in attributes.items():
-            field = _key_value(key, value)
-            if field is None:
-                return bytes(_encode_span(span).SerializePartialToString())
-            out.append(field)
-    if span.dropped_attributes:
-        out.append(b"\x50" + _varint(span.dropped_attributes))
+    start, end = span.start_time, span.end_time
+    if start and end:
+        out.append(_TIMES.pack(0x39, start, 0x41, end))
+    else:
+        if start:
+            out.append(b"\x39" + _FIXED64.pack(start))
+        if end:
+            out.append(b"\x41" + _FIXED64.pack(end))
+    out.append(attributes)
+    if dropped_attributes:
+        out.append(b"\x50" + _varint(dropped_attributes))
     status = span.status
     if status is not None:
         code = status.status_code.value
@@ -144,24 +215,26 @@ def encode_span(span: ReadableSpan) -> bytes:
     return b"".join(out)
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     """An `ExportTraceServiceRequest`: spans grouped by resource, then by instrumentation scope."""
     grouped: dict[Any, dict[Any, list[bytes]]] = defaultdict(lambda: defaultdict(list))
-    # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once.
-    by_identity: dict[tuple[int, int], list[bytes]] = {}
+    # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once,
+    # or, for light spans, each tracer (one resource and scope).
+    by_identity: dict[Any, list[bytes]] = {}
     for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope or None
-        identity = (id(resource), id(scope))
+        identity: Any = span.tracer if type(span) is LightSpan else (id(span.resource), id(span.instrumentation_scope))
         group = by_identity.get(identity)
         if group is None:
-            group = by_identity[identity] = grouped[resource][scope]
+            group = by_identity[identity] = grouped[span.resource][span.instrumentation_scope or None]
         group.append(encode_span(span))
     out = []
     for resource, scopes in grouped.items():
         body = [_field(1, _encode_resource(resource).SerializePartialToString())]
         for scope, encoded in scopes.items():
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
-            parts.extend(_field(2, span) for span in encoded)
+            for span_bytes in encoded:  # each as field 2, without copying it into a field of its own first
+                size = len(span_bytes)
+                parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
             body.append(_field(2, b"".join(parts)))
@@ -174,10 +247,11 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
 class FastOTLPSpanExporter(OTLPSpanExporter):
     """`OTLPSpanExporter` (same endpoint, headers, size limit, self-metrics) encoding with `encode_request`."""
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan | LightSpan]) -> SpanExportResult:
         client, metrics = getattr(self, "_client", None), getattr(self, "_metrics", None)
         if client is None or metrics is None or _is_request_too_large is None or getattr(self, "_shutdown", False):
-            return super().export(spans)  # another library version, or shut down: its own path
+            # Another library version, or shut down: its own path, with the SDK's spans.
+            return super().export([span.readable() if isinstance(span, LightSpan) else span for span in spans])
         with metrics.export_operation(len(spans)) as result:
             try:
                 data = encode_request(spans)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
@@ -28,6 +29,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from toolpolicy.telemetry.current_span import CurrentSpan
+
 logger = logging.getLogger(__name__)
 TRACER_NAME = "isthmus"
 _NOT_RECORDING = (ProxyTracerProvider, NoOpTracerProvider)
@@ -40,39 +43,79 @@ _propagator_is_w3c_default = False
 def setup_tracing(
     *, endpoint: str | None, service_name: str, headers: Mapping[str, str] | None = None, sample_ratio: float = 1.0
 ) -> Any:
-    """Install an SDK tracer provider exporting OTLP over HTTP/protobuf; returns it (or None when tracing is off)."""
+    """Install a tracer provider exporting OTLP over HTTP/protobuf; returns it (or None when tracing is off).
+
+    The provider is `LightTracerProvider` (light span records, encoded on the exporter thread) unless the OTel
+    environment asks for something only the SDK's `TracerProvider` does (`needs_sdk`); either exports the same
+    spans through the same batch processor and exporter."""
     if not endpoint:
         return None
+    provider = make_provider(endpoint, service_name, headers, sample_ratio)
+    trace.set_tracer_provider(provider)
+    logger.info("tracing: exporting spans to %s", provider_endpoint(endpoint))
+    return provider
+
+
+SDK_ONLY_SETTINGS = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_PYTHON_ID_GENERATOR",
+    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",
+    "OTEL_PYTHON_TRACER_PROVIDER",
+)
+"""OTel environment variables the light provider does not implement: with one set, the SDK's provider is used."""
+
+
+def needs_sdk(environ: Mapping[str, str]) -> bool:
+    return any(environ.get(name, "").strip() for name in SDK_ONLY_SETTINGS)
+
+
+def provider_endpoint(endpoint: str) -> str:
+    return endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+
+
+def make_provider(
+    endpoint: str, service_name: str, headers: Mapping[str, str] | None = None, sample_ratio: float = 1.0
+) -> trace.TracerProvider:
+    """The provider `setup_tracing` installs, not yet installed."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
     from toolpolicy.telemetry.otlp_export import FastOTLPSpanExporter
 
-    traces_endpoint = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
-    )
     # Larger batches than the SDK's defaults (512 of at most 2,048 queued): fewer exports, each encoded in one go,
     # and no spans dropped when a burst of requests outpaces one export. OTEL_BSP_* variables still override these.
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            FastOTLPSpanExporter(endpoint=traces_endpoint, headers=dict(headers or {})),
-            max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
-            max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
-        )
+    processor = BatchSpanProcessor(
+        FastOTLPSpanExporter(endpoint=provider_endpoint(endpoint), headers=dict(headers or {})),
+        max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
+        max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
     )
-    trace.set_tracer_provider(provider)
-    logger.info("tracing: exporting spans to %s", traces_endpoint)
+    resource = Resource.create({"service.name": service_name})
+    if not needs_sdk(os.environ):
+        return LightTracerProvider(resource=resource, processor=processor, sample_ratio=sample_ratio)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+    provider.add_span_processor(processor)
     return provider
+
+
+_PROVIDER_FROM_ENV = bool(os.environ.get(OTEL_PYTHON_TRACER_PROVIDER))
+"""Read once: the API reads the environment on each `get_tracer_provider()` while no provider is installed."""
 
 
 def tracing_on() -> bool:
     """Whether a tracer provider is installed (`setup_tracing`, or a test's). Without one every span is the invalid
-    no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way."""
-    return not isinstance(trace.get_tracer_provider(), _NOT_RECORDING)
+    no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way.
+
+    Reads the API's global (set once per process) rather than calling `get_tracer_provider()`, which reads the
+    environment each time while none is installed, i.e. on every request of a gateway without tracing."""
+    provider = trace._TRACER_PROVIDER
+    if provider is None:
+        if not _PROVIDER_FROM_ENV:
+            return False
+        provider = trace.get_tracer_provider()  # loads the one the environment names
+    return not isinstance(provider, _NOT_RECORDING)
 
 
 def tracer() -> trace.Tracer:
@@ -120,14 +163,11 @@ def nothing_to_trace() -> bool:
     return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
 
 
-@contextmanager
-def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """A client span for one upstream attempt or tool call, under the current span."""
     if nothing_to_trace():
-        yield INVALID_SPAN
-        return
-    with _current(tracer().start_span(name, kind=SpanKind.CLIENT, attributes=_clean(attributes))) as span:
-        yield span
+        return _NOTHING
+    return _current(name, None, SpanKind.CLIENT, attributes)
 
 
 def start_server_span(
@@ -141,46 +181,37 @@ def start_server_span(
     return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
-@contextmanager
-def span_under(parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def span_under(
+    parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None
+) -> AbstractContextManager[Span]:
     """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
     if nothing_to_trace():
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
-        yield INVALID_SPAN
-        return
-    context = trace.set_span_in_context(parent) if parent is not None else None
-    with _current(
-        tracer().start_span(name, context=context, kind=SpanKind.CLIENT, attributes=_clean(attributes))
-    ) as span:
-        yield span
+        return _NOTHING
+    return _current(
+        name, trace.set_span_in_context(parent) if parent is not None else None, SpanKind.CLIENT, attributes
+    )
 
 
-@contextmanager
-def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
     if nothing_to_trace():
-        yield INVALID_SPAN
-        return
-    with _current(tracer().start_span(name, kind=SpanKind.INTERNAL, attributes=_clean(attributes))) as span:
-        yield span
+        return _NOTHING
+    return _current(name, None, SpanKind.INTERNAL, attributes)
 
 
-@contextmanager
-def _current(span: Span) -> Iterator[Span]:
-    """What `start_as_current_span` does with a started span, without its two layers of context managers: current
-    inside the block, ended after it, and an exception leaving it recorded and set as the span's status."""
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield span
-    except Exception as exc:
-        if span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
-        otel_context.detach(token)
-        span.end()
+_NOTHING = nullcontext(INVALID_SPAN)
+"""What a skipped span's block gets: the invalid span, and the current context left as it is."""
+
+
+def _current(
+    name: str, context: otel_context.Context | None, kind: SpanKind, attributes: Mapping[str, Any] | None
+) -> AbstractContextManager[Span]:
+    """What `start_as_current_span` does, with any provider, without its two layers of generator context managers:
+    the span starts on entering the block and is current inside it, is ended after it, and an exception leaving it
+    is recorded and set as the span's status."""
+    return CurrentSpan(tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:

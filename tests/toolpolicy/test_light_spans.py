@@ -1,0 +1,205 @@
+"""The light tracer provider exports what the SDK's provider (same sampler, ids and resource) exports, and carries
+the same trace context to upstream calls."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context, propagate, trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
+from toolpolicy.telemetry.otlp_export import encode_request
+from toolpolicy.telemetry.tracing import make_provider, needs_sdk
+
+RESOURCE = Resource.create({"service.name": "isthmus-test"})
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+NOT_SAMPLED = "00-0af7651916cd43dd8448eb211c80319d-b7ad6b7169203332-00"
+
+
+class CountingIds(RandomIdGenerator):
+    """Ids in sequence; a trace id's low 64 bits alternate between small and large (sampled or not at 0.5)."""
+
+    def __init__(self) -> None:
+        self.spans = self.traces = 0
+
+    def generate_span_id(self) -> int:
+        self.spans += 1
+        return self.spans
+
+    def generate_trace_id(self) -> int:
+        self.traces += 1
+        return self.traces << 64 | (self.traces if self.traces % 2 else (1 << 64) - self.traces)
+
+
+def scenario(provider: trace.TracerProvider) -> list[dict[str, str]]:
+    """Spans made every way the gateway and the MCP SDK make them; returns what each step would send upstream."""
+    tracer = provider.get_tracer("isthmus")
+    other = provider.get_tracer("mcp-python-sdk", "2.3.0", schema_url="https://opentelemetry.io/schemas/1.30.0")
+    sent: list[dict[str, str]] = []
+
+    def carried() -> None:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        sent.append(carrier)
+
+    caller = propagate.extract({"traceparent": SAMPLED, "tracestate": "vendor=x1,other=y"})
+    server = tracer.start_span(
+        "chat", caller, SpanKind.SERVER, {"gen_ai.operation.name": "chat", "isthmus.attempt": 1, "flag": True}
+    )
+    with tracer.start_as_current_span("chat gpt", trace.set_span_in_context(server), SpanKind.CLIENT) as attempt:
+        carried()
+        attempt.set_attribute("isthmus.attempt", 2)
+        attempt.set_attributes({"ratio": 0.25, "gen_ai.request.model": "gpt"})
+        attempt.set_status(Status(StatusCode.ERROR, "upstream said no"))
+    server.set_attributes({"gen_ai.operation.name": "chat", "usage": 7})  # a key set again moves to the end
+    server.update_name("chat gpt-x")
+    server.set_status(StatusCode.OK)
+    server.set_status(StatusCode.ERROR, "ignored after OK")
+    server.end()
+    server.end()
+    server.set_attribute("late", 1)
+
+    with tracer.start_as_current_span("dropped", propagate.extract({"traceparent": NOT_SAMPLED})) as dropped:
+        assert not dropped.is_recording()
+        carried()
+
+    models = ["a", "b"]
+    with tracer.start_as_current_span("roots", attributes={"models": models, "none": None, "": "no key"}) as span:
+        models.append("changed later")
+        span.set_attribute("bytes", b"\x00\x01")
+        span.set_attribute("mixed", [1, None, 2])
+        span.add_event("retry", {"attempt": 2, "models": ("x",)})
+        carried()
+        for n in range(130):
+            span.set_attribute(f"a{n}", n)
+
+    with pytest.raises(ValueError), tracer.start_as_current_span("raises", kind=SpanKind.INTERNAL):
+        carried()
+        raise ValueError("bad")
+    with pytest.raises(KeyError), tracer.start_span("span as context manager") as span:
+        raise KeyError("k")
+
+    @tracer.start_as_current_span("decorated", kind=SpanKind.CLIENT)
+    def decorated() -> None:
+        carried()
+
+    decorated()
+    decorated()
+    with other.start_as_current_span("tools/call add", kind=SpanKind.SERVER, record_exception=False) as span:
+        span.add_link(trace.get_current_span().get_span_context(), {"why": "self"})
+        span.set_status(StatusCode.ERROR)
+        linked = other.start_span("linked", links=[Link(span.get_span_context(), {"n": 1})])
+        linked.end()
+    return sent
+
+
+def normalised(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    """Without what differs from one run to the next: times and stack traces."""
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                span.start_time_unix_nano = span.end_time_unix_nano = 0
+                for event in span.events:
+                    event.time_unix_nano = 0
+                    for attribute in event.attributes:
+                        if attribute.key == "exception.stacktrace":
+                            attribute.value.string_value = ""
+    return request
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5, 0.0])
+def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: float) -> None:
+    sdk_exporter = InMemorySpanExporter()
+    sdk = TracerProvider(
+        resource=RESOURCE,
+        sampler=ParentBased(TraceIdRatioBased(ratio)),
+        id_generator=CountingIds(),
+        shutdown_on_exit=False,
+    )
+    sdk.add_span_processor(SimpleSpanProcessor(sdk_exporter))
+    light_exporter = InMemorySpanExporter()
+    light = LightTracerProvider(
+        resource=RESOURCE,
+        processor=SimpleSpanProcessor(light_exporter),
+        sample_ratio=ratio,
+        id_generator=CountingIds(),
+        shutdown_on_exit=False,
+    )
+    sent_by_sdk = scenario(sdk)
+    sent = scenario(light)
+    assert sent == sent_by_sdk
+    assert (
+        sent[0]["traceparent"].split("-")[1] == SAMPLED.split("-")[1] and sent[0]["tracestate"] == "vendor=x1,other=y"
+    )
+    assert sent[1]["traceparent"].endswith("-00")
+    spans: list[Any] = list(light_exporter.get_finished_spans())
+    expected = normalised(encode_spans(sdk_exporter.get_finished_spans()))
+    assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 9, 0.5: 5, 0.0: 2}[ratio]
+    for _ in range(2):  # twice: the second time the attributes come from the encoder's cache
+        assert normalised(ExportTraceServiceRequest.FromString(encode_request(spans))) == expected
+    readable = [span.readable() for span in spans]
+    assert normalised(encode_spans(readable)) == expected
+
+
+def test_the_sdk_provider_is_kept_for_settings_only_it_implements(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not needs_sdk({"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "5"})
+    assert needs_sdk({"OTEL_PYTHON_ID_GENERATOR": "xray"})
+    light = make_provider("http://127.0.0.1:9/", "isthmus")
+    assert isinstance(light, LightTracerProvider)
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    sdk = make_provider("http://127.0.0.1:9/", "isthmus")
+    assert isinstance(sdk, TracerProvider)
+    for provider in (light, sdk):
+        provider.shutdown()  # type: ignore[attr-defined]
+
+
+def test_a_span_limit_from_the_environment_applies_to_light_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "3")
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
+    with provider.get_tracer("isthmus").start_as_current_span("s", attributes={"a": "long", "b": 1, "c": 2}):
+        pass
+    [span] = exporter.get_finished_spans()
+    [message] = ExportTraceServiceRequest.FromString(encode_request([span])).resource_spans[0].scope_spans[0].spans
+    assert [(kv.key, kv.value.int_value) for kv in message.attributes] == [("b", 1), ("c", 2)]
+    assert message.dropped_attributes_count == 1
+
+
+def test_start_as_current_span_decorates_async_functions_a_span_per_call() -> None:
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
+
+    @provider.get_tracer("isthmus").start_as_current_span("awaited")
+    async def awaited() -> trace.Span:
+        await asyncio.sleep(0)
+        return trace.get_current_span()
+
+    first, second = asyncio.run(awaited()), asyncio.run(awaited())
+    assert first is not second and not first.is_recording()
+    assert [span.name for span in exporter.get_finished_spans()] == ["awaited", "awaited"]
+
+
+def test_a_light_span_is_current_in_the_standard_context() -> None:
+    provider = LightTracerProvider(
+        resource=RESOURCE, processor=SimpleSpanProcessor(InMemorySpanExporter()), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    assert provider.get_tracer("isthmus") is tracer
+    with tracer.start_as_current_span("outer") as outer:
+        assert trace.get_current_span() is outer
+        inner = tracer.start_span("inner")
+        assert isinstance(inner, LightSpan) and inner.parent == outer.get_span_context()
+        inner.end()
+    assert trace.get_current_span(otel_context.get_current()) is trace.INVALID_SPAN

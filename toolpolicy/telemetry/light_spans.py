@@ -1,0 +1,384 @@
+"""A tracer provider whose spans are light records, exported in batches as OTLP.
+
+The SDK's spans do their bookkeeping while the request runs: a lock per call, attribute values cleaned and bounded
+one by one, a span processor chain on start and end, and a second `ReadableSpan` object made at the end. Here a
+span only notes what it is told (names, ids, times, attributes as given) and is queued when it ends; what the SDK
+would have done with those notes (cleaning values, applying the span limits, the order of re-set keys) is done on
+the exporter thread, with the SDK's own `BoundedAttributes` where a value is not a plain scalar. The spans exported
+are the ones the SDK's `TracerProvider` with a `ParentBased(TraceIdRatioBased(ratio))` sampler and a
+`BatchSpanProcessor` would export: same names, kinds, attributes, events, links, status, parents and ids' flags.
+W3C propagation is unchanged: spans carry a standard `SpanContext` in the standard OTel context.
+
+Unlike the SDK's spans these take no lock: a span is changed by the code that made it (on the event loop's thread)
+and read by the exporter thread only once it has ended. What the SDK's provider offers beyond this (its own span
+metrics, other id generators, a provider named in the environment) keeps the SDK's provider: see
+`tracing.needs_sdk`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import traceback
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from types import TracebackType
+from typing import Any, cast
+
+from opentelemetry import context as otel_context, trace
+from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+from toolpolicy.telemetry.current_span import CurrentSpan
+
+logger = logging.getLogger(__name__)
+
+_UNSET = Status(StatusCode.UNSET)
+_SCALARS = frozenset((str, bool, int, float))
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+_SAMPLED, _RANDOM = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
+_FLAGS = {
+    (sampled, random): TraceFlags((_SAMPLED if sampled else 0) | (_RANDOM if random else 0))
+    for sampled in (False, True)
+    for random in (False, True)
+}
+
+
+class LightTracerProvider(trace.TracerProvider):
+    """Tracers of `LightSpan`s sampled like `ParentBased(TraceIdRatioBased(sample_ratio))`, each ended span handed
+    to `processor` (a `BatchSpanProcessor` whose exporter takes them: `FastOTLPSpanExporter`)."""
+
+    def __init__(
+        self,
+        *,
+        resource: Resource,
+        processor: SpanProcessor,
+        sample_ratio: float = 1.0,
+        id_generator: IdGenerator | None = None,
+        limits: SpanLimits | None = None,
+        shutdown_on_exit: bool = True,
+    ) -> None:
+        self.resource = resource
+        self.processor = processor
+        self.id_generator = id_generator or RandomIdGenerator()
+        self.limits = limits or SpanLimits()
+        self.bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
+        self._lock = threading.Lock()
+        self.tracers: dict[InstrumentationScope, LightTracer] = {}
+        self._atexit = atexit.register(self.shutdown) if shutdown_on_exit else None
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+    ) -> LightTracer:
+        scope = InstrumentationScope(
+            instrumenting_module_name or "", instrumenting_library_version or "", schema_url, attributes
+        )
+        with self._lock:  # one tracer per scope, as the SDK's provider keeps them
+            found = self.tracers.get(scope)
+            if found is None:
+                found = self.tracers[scope] = LightTracer(self, scope)
+            return found
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.processor.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.processor.shutdown()
+        if self._atexit is not None:
+            atexit.unregister(self._atexit)
+            self._atexit = None
+
+
+class LightTracer(trace.Tracer):
+    """What the SDK's `Tracer` does for a sampled span, minus the per-span objects it does not need."""
+
+    def __init__(self, provider: LightTracerProvider, scope: InstrumentationScope) -> None:
+        self.provider = provider
+        self.instrumentation_scope = scope
+
+    def start_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        provider = self.provider
+        ids = provider.id_generator
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            sampled = trace_id & _TRACE_ID_LIMIT < provider.bound
+            flags = _FLAGS[sampled, ids.is_trace_id_random()]
+            span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags)
+        else:  # ParentBased: a sampled parent's span is recorded, any other dropped
+            sampled = parent.trace_flags.sampled
+            flags = _FLAGS[sampled, parent.trace_flags.random_trace_id]
+            span_context = SpanContext(parent.trace_id, ids.generate_span_id(), False, flags, parent.trace_state)
+        if not sampled:
+            return NonRecordingSpan(span_context)
+        span = LightSpan(self, name, span_context, parent, kind, attributes, record_exception, set_status_on_exception)
+        if links:
+            for link in links:
+                if link:
+                    span.add_link(link.context, link.attributes)
+        span.start_time = start_time if start_time is not None else time_ns()
+        return span
+
+    def start_as_current_span(  # type: ignore[override]  # a context manager object, as the SDK's is
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> CurrentSpan:
+        return CurrentSpan(
+            self,
+            (name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception),
+            end_on_exit,
+        )
+
+
+def _noted(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `attributes` as the span keeps it until export. Plain scalars are kept as given (cleaned on the
+    exporter thread); anything else is cleaned now, as the SDK does, so a list changed later is not exported
+    changed."""
+    noted = dict(attributes)
+    for value in noted.values():
+        if type(value) not in _SCALARS:  # keys are left to `bounded_attributes`, which counts those it drops
+            return {key: _clean_attribute_value(value, None) for key, value in noted.items()}
+    return noted
+
+
+class LightSpan(trace.Span):
+    """A recorded span: what it was told, kept as given until the exporter thread encodes it."""
+
+    __slots__ = (
+        "_name",
+        "_record_exception",
+        "_set_status_on_exception",
+        "_status",
+        "context",
+        "end_time",
+        "entries",
+        "events",
+        "kind",
+        "links",
+        "parent",
+        "start_time",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: LightTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        record_exception: bool,
+        set_status_on_exception: bool,
+    ) -> None:
+        self.tracer = tracer
+        self._name = name
+        self.context = context
+        self.parent = parent
+        self.kind = kind
+        self.entries: list[dict[str, Any] | tuple[str, Any]] = [_noted(attributes)] if attributes else []
+        """Attributes in the order they were set: whole mappings (the start's, `set_attributes`) and single ones."""
+        # Lists once something is added: until then no object of their own for the collector to walk.
+        self.events: Sequence[Event] = ()
+        self.links: Sequence[Link] = ()
+        self._status = _UNSET
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self.start_time = 0
+        self.end_time: int | None = None
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(name="{self._name}", context={self.context})'
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def resource(self) -> Resource:
+        return self.tracer.provider.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self.tracer.instrumentation_scope
+
+    @property
+    def limits(self) -> SpanLimits:
+        return self.tracer.provider.limits
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def _ended(self, what: str) -> bool:
+        if self.end_time is None:
+            return False
+        logger.warning("Tried calling %s on an ended span.", what)
+        return True
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        if self.end_time is not None:
+            logger.warning("Setting attribute on ended span.")
+            return
+        self.entries.append(_noted(attributes))
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        if self.end_time is not None:
+            logger.warning("Setting attribute on ended span.")
+            return
+        if type(value) not in _SCALARS:
+            value = _clean_attribute_value(value, None)
+        self.entries.append((key, value))
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if not self._ended("add_event"):
+            noted = _noted(attributes) if attributes else None
+            events = self.events if isinstance(self.events, list) else []
+            events.append(Event(name, noted, timestamp if timestamp is not None else time_ns()))
+            self.events = events
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if not (context and (context.is_valid or attributes or context.trace_state)):
+            return  # what the SDK keeps of a link (`_is_valid_link`)
+        if not self._ended("add_link"):
+            links = self.links if isinstance(self.links, list) else []
+            links.append(Link(context, _noted(attributes) if attributes else None))
+            self.links = links
+
+    def update_name(self, name: str) -> None:
+        if not self._ended("update_name"):
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._ended("set_status"):
+            return
+        # As the SDK: an OK status is final, and setting UNSET changes nothing.
+        if self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is StatusCode.UNSET:
+                return
+            if description is not None:
+                logger.warning(
+                    "Description %s ignored. Use either `Status` or `(StatusCode, Description)`", description
+                )
+            self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        module, qualname = type(exception).__module__, type(exception).__qualname__
+        noted: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            noted.update(attributes)
+        self.add_event("exception", noted, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            logger.warning("Calling end() on an ended span.")
+            return
+        self.end_time = end_time if end_time is not None else time_ns()
+        self.tracer.provider.processor.on_end(cast(ReadableSpan, self))
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exception=exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
+
+    # On the exporter thread, once ended.
+
+    def bounded_attributes(self) -> BoundedAttributes:
+        limits = self.limits
+        bounded = BoundedAttributes(
+            limits.max_span_attributes, None, immutable=False, max_value_len=limits.max_span_attribute_length
+        )
+        for entry in self.entries:
+            if isinstance(entry, dict):
+                bounded._set_items(entry)
+            else:
+                bounded[entry[0]] = entry[1]
+        bounded._immutable = True
+        return bounded
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's `ReadableSpan` of this span, with the SDK's limits applied."""
+        limits = self.limits
+        events: BoundedList[Event] = BoundedList(limits.max_events)
+        for event in self.events:
+            bounded = BoundedAttributes(
+                limits.max_event_attributes, event.attributes, max_value_len=limits.max_attribute_length
+            )
+            events.append(Event(event.name, bounded, event.timestamp))
+        links: BoundedList[Link] = BoundedList(limits.max_links)
+        for link in self.links:
+            bounded = BoundedAttributes(
+                limits.max_link_attributes, link.attributes, max_value_len=limits.max_attribute_length
+            )
+            links.append(Link(link.context, bounded))
+        return ReadableSpan(
+            name=self._name,
+            context=self.context,
+            parent=self.parent,
+            resource=self.resource,
+            attributes=self.bounded_attributes(),
+            events=events,
+            links=links,
+            kind=self.kind,
+            status=self._status,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            instrumentation_scope=self.instrumentation_scope,
+        )
