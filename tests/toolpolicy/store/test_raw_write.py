@@ -108,7 +108,7 @@ SPEND_CREATED = SpendRow.__table__.c["created_at"]
         datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
         datetime(2026, 3, 29, 1, 30, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=45))),
         datetime(999, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=1))),
-        datetime.now(UTC),
+        datetime(2099, 12, 31, 23, 59, 59, 123456, tzinfo=UTC),
     ],
 )
 def test_a_utc_datetime_is_bound_on_sqlite_as_sqlalchemy_binds_it(value: datetime) -> None:
