@@ -14,9 +14,7 @@ The order is written once, here, with its reasons:
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,15 +38,8 @@ logger = logging.getLogger(__name__)
 
 Api = Literal["openai", "anthropic"]
 
-# Request ids only need to be unique: a random per-process prefix and a counter, without a syscall per request.
-_ID_PREFIX = secrets.token_hex(6)
-_ID_COUNTER = itertools.count(1)
 MAX_CHOICES = 128
 """The most completions (`n`) one request may ask for: OpenAI's own limit."""
-
-
-def _fresh_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 _route_header = functools.lru_cache(maxsize=1024)(header_value)
@@ -111,7 +102,7 @@ class Pipeline:
         self.router = router
 
     def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
-        request_id = sanitize.request_id(headers.get("x-request-id"), _fresh_request_id)
+        request_id = sanitize.request_id(headers.get("x-request-id"))
         exchange = Exchange(request_id=request_id, api=api, endpoint=endpoint)
         operation = "embeddings" if endpoint == "embeddings" else "chat"
         exchange.trace.operation = operation

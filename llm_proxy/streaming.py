@@ -8,7 +8,6 @@ client goes away, cancels the producer and closes it, which closes the upstream 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -20,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llm_proxy.burst import ready_or
+from llm_proxy.upstream import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -63,32 +63,14 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, N
         yield SSEEvent(event, "\n".join(data))
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """`json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`, the same text for half the time: the C
-    encoder `dumps` builds on every call, built once, without the check for cycles (frames hold parsed JSON)."""
-    python = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return python.encode
-    encode = make(None, python.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    return lambda payload: "".join(encode(payload, 0))
-
-
-_encode = _compact_encoder()
-
-
-def _dumps(payload: Mapping[str, Any]) -> bytes:
-    return _encode(payload).encode()
-
-
 def data_frame(payload: Mapping[str, Any]) -> bytes:
     """An OpenAI-style frame: `data: {...}`."""
-    return b"data: " + _dumps(payload) + b"\n\n"
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
 def event_frame(payload: Mapping[str, Any]) -> bytes:
     """An Anthropic-style frame: `event: <type>` then `data: {...}`."""
-    return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + _dumps(payload) + b"\n\n"
+    return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
 class EventStreamResponse(Response):

@@ -10,7 +10,7 @@ import email.utils
 import json
 import math
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -25,12 +25,23 @@ _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json
 _SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""`json.dumps` with these options builds an encoder on every call; this one is built once (it keeps no state)."""
+def _compact_encoder() -> Callable[[Any], str]:
+    """`json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`, the same text for half the time: the C
+    encoder `dumps` builds on every call, built once, without the check for cycles (payloads hold parsed JSON)."""
+    python = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return python.encode
+    encode = make(None, python.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda payload: "".join(encode(payload, 0))
+
+
+_encode = _compact_encoder()
 
 
 def dumps(payload: Any) -> bytes:
-    return _ENCODER.encode(payload).encode()
+    """Compact JSON as UTF-8 bytes: request bodies to providers, stream frames, cached answers."""
+    return _encode(payload).encode()
 
 
 def _body(payload: Any) -> bytes:

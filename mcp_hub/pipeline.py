@@ -43,12 +43,12 @@ from mcp_hub.errors import (
 from mcp_hub.guard import check_arguments, check_result, tool_scan
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
-from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, PermissionDenied
 from toolpolicy.governor import Call, Usage
+from toolpolicy.request_ids import fresh_request_id
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
 from toolpolicy.types import Principal, ToolTarget

@@ -38,7 +38,6 @@ from mcp_hub.param_headers import caller_input_schemas
 from mcp_hub.polling import passed_on
 from mcp_hub.quiet_tracing import quieten
 from mcp_hub.relay import Relay
-from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
@@ -297,7 +296,7 @@ class Handlers:
 def _request_id(ctx: Context) -> str:
     """The audit request id of a client request: its `x-request-id` if usable, else a fresh one."""
     header = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
-    return sanitize.request_id(header, fresh_request_id)
+    return sanitize.request_id(header)
 
 
 def _cursor(params: types.PaginatedRequestParams | None) -> str | None:

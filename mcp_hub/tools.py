@@ -31,9 +31,9 @@ from mcp_hub.codemode import META_TOOL_NAMES, OUTCOME_META, RUN_CODE, TOOL_CALLS
 from mcp_hub.fairness import KeySlots, Slot
 from mcp_hub.listing import CODE_MODE_VIA, name_for, tools_to_list
 from mcp_hub.pipeline import CallRecord, ToolCalls, argument_details, error_result
-from mcp_hub.request_ids import fresh_request_id
 from mcp_hub.toolboxes import ToolboxCache
 from toolpolicy.names import tool_name
+from toolpolicy.request_ids import fresh_request_id
 from toolpolicy.runtime import Governance
 
 META_TARGET = "code_mode"

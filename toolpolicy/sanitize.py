@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import String
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.request_ids import fresh_request_id
 from toolpolicy.store.ledger import MAX_COST, SpendEntry
 from toolpolicy.store.schema import AuditRow, SpendRow
 
@@ -61,11 +61,7 @@ REQUEST_ID_LENGTH = AUDIT_LENGTHS["request_id"]
 _REQUEST_ID = re.compile(rf"[!-~]{{1,{REQUEST_ID_LENGTH}}}")
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def request_id(presented: str | None, fresh: Callable[[], str] = new_request_id) -> str:
+def request_id(presented: str | None, fresh: Callable[[], str] = fresh_request_id) -> str:
     """The client's `x-request-id` when it is 1-64 visible ASCII characters, else a fresh id (never a cut one)."""
     if presented and _REQUEST_ID.fullmatch(presented):
         return presented

@@ -1,4 +1,4 @@
-"""Audit request ids for MCP requests that bring no usable `x-request-id`: unique, and cheap to make.
+"""Request ids for requests that bring no usable `x-request-id` (LLM, MCP and admin edges alike): unique, and cheap.
 
 `uuid.uuid4().hex` costs a system call and a `UUID` object per request. An id only needs to be unique, so it is a
 random per-process prefix (64 bits, drawn again in a forked child) and a counter: 32 hex digits, as a UUID's hex.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from mcp_hub.request_ids import fresh_request_id
+from toolpolicy.request_ids import fresh_request_id
 
 
 def test_ids_are_unique_and_32_hex_digits() -> None:
