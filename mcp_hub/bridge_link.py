@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 UNREACHABLE = -32000
 """The JSON-RPC code of the error a request gets when the gateway cannot be reached (implementation-defined)."""
+RENEWALS_PER_REQUEST = 2
+"""How many times one request may find its session forgotten and go out again on a new one (a second time covers
+a gateway that restarted again while the first renewal was under way)."""
 _SENT = (httpx2.ConnectError, httpx2.ConnectTimeout)
 """Failures before anything reached the gateway: the only ones a request may be retried after."""
 
@@ -82,18 +85,24 @@ class GatewayLink(httpx2.AsyncBaseTransport):
             return response
         if method == "notifications/initialized":
             self._initialized = request.content
-        used = request.headers.get(MCP_SESSION_ID_HEADER)
-        if used is not None and self.session_id is not None:
+        used = self.session_id
+        if request.headers.get(MCP_SESSION_ID_HEADER) is None or used is None:
+            # Only a session this link opened (from the client's own `initialize`) can be opened again.
+            return await self._send(request, message)
+        if request.method == "DELETE":
+            return await self._send(_with_session(request, used), message)  # ends it; nothing to reopen
+        for _ in range(RENEWALS_PER_REQUEST):
+            response = await self._send(_with_session(request, used), message)
+            if response.status_code != 404:
+                return response
+            await response.aread()  # a short JSON-RPC error, kept in case the session cannot be reopened
+            # Another request may have opened the new session while this one was out (the event stream
+            # reconnecting as a call is sent): `_renew` then only hands back its id.
+            if not await self._renew(request, forgotten=used):
+                return response
+            assert self.session_id is not None
             used = self.session_id
-            request = _with_session(request, used)
-        # Only a session this link opened (from the client's own `initialize`) can be opened again.
-        response = await self._send(request, message)
-        if response.status_code != 404 or used is None or used != self.session_id or request.method == "DELETE":
-            return response
-        await response.aread()  # a short JSON-RPC error, kept in case the session cannot be reopened
-        if not await self._renew(request, forgotten=used):
-            return response
-        return await self._send(_with_session(request, self.session_id), message)
+        return await self._send(_with_session(request, used), message)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -168,3 +168,51 @@ async def test_no_session_is_reopened_for_a_delete_or_without_one() -> None:
     gateway.restart()
     deleted = await link.handle_async_request(httpx2.Request("DELETE", URL, headers={"mcp-session-id": held}))
     assert deleted.status_code == 404 and gateway.opened == 1 and link.renewals == 0
+
+
+async def test_a_request_out_while_another_reopens_the_session_goes_again_on_the_new_one() -> None:
+    # The event stream reconnecting after a restart and a call sent at the same moment: both carry the old id; the
+    # stream's 404 comes back first and reopens the session, then the call's 404 arrives.
+    gateway = Gateway()
+    held_back = anyio.Event()
+    answered = gateway.__call__
+
+    async def slow_for_call_1(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content) if request.content else None
+        if body == call(1) and request.headers.get("mcp-session-id") == "s1":
+            await held_back.wait()
+        return await answered(request)
+
+    link = GatewayLink(URL, httpx2.MockTransport(slow_for_call_1))
+    held = (await link.handle_async_request(post(INITIALIZE))).headers["mcp-session-id"]
+    gateway.restart()
+    answers: dict[int, httpx2.Response] = {}
+
+    async def send(id: int) -> None:
+        answers[id] = await link.handle_async_request(post(call(id), held))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send, 1)
+        await anyio.wait_all_tasks_blocked()  # call 1 is out with s1
+        await send(2)  # finds s1 gone, reopens it as s2
+        assert link.session_id == "s2"
+        held_back.set()
+    assert {id: answer.status_code for id, answer in answers.items()} == {1: 200, 2: 200}
+    assert gateway.seen[-1] == ("POST", "s2", call(1)) and link.renewals == 1 and gateway.opened == 2
+
+
+async def test_a_session_forgotten_again_while_it_was_reopened_is_reopened_once_more() -> None:
+    gateway = Gateway()
+    inner = gateway.__call__
+
+    async def restarts_after_each_opening(request: httpx2.Request) -> httpx2.Response:
+        answer = await inner(request)
+        if request.content and json.loads(request.content).get("method") == "initialize" and gateway.opened == 2:
+            gateway.restart()  # s2 is gone before the call goes out on it
+        return answer
+
+    link = GatewayLink(URL, httpx2.MockTransport(restarts_after_each_opening))
+    held = (await link.handle_async_request(post(INITIALIZE))).headers["mcp-session-id"]
+    gateway.restart()
+    answer = await link.handle_async_request(post(call(1), held))
+    assert answer.status_code == 200 and link.session_id == "s3" and link.renewals == 2
