@@ -17,6 +17,10 @@ The order is written here, once:
    next reservation): they count once they land (`counters.flush()` forces that); until then the holds stand at
    the worst case, an over-count only.
 
+A caller with no rate limit and no budget at any level (key, team, customer) is admitted after step 1 with nothing
+planned (`Admission.ungoverned`): its attempts only price the target (the unpriced policy and its counter still
+apply), and its settlement only writes the spend ledger.
+
 Usage::
 
     admission = await governor.admit(Call(request_id, principal, target, input_tokens=..., max_output_tokens=...))
@@ -145,8 +149,11 @@ class Governor:
         """Raise a typed GatewayError denial, or return the call's Admission holding its reservations."""
         authorize(call.principal, call.target).raise_if_denied()
         admission = Admission(self, call)
-        now = self.clock()
         principal, limits = call.principal, call.principal.limits
+        if not any(limits.values()):  # no rate limit or budget anywhere (key, team, customer): nothing to plan
+            admission.ungoverned = True
+            return admission
+        now = self.clock()
         planned: list[Planned] = []
         owner = f"key/{principal.key_name}"
         if isinstance(call.target, ToolTarget):
@@ -279,6 +286,8 @@ class Admission:
         self._early: Early | None = None
         """The reservation `admit` took for the requested model, until the router attempts a target."""
         self._done = False
+        self.ungoverned = False
+        """The caller has no rate limit and no budget: nothing is reserved, held or settled in the counters."""
 
     async def attempt(self, target: ModelTarget) -> None:
         """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
@@ -291,7 +300,8 @@ class Admission:
             return
         await self._settle_stage("attempt")
         self.target, self._price = target, governor.price(target)
-        planned = governor.attempt_limits(self.call, target, self._price, governor.clock())
+        ungoverned = self.ungoverned
+        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, governor.clock())
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
@@ -300,7 +310,8 @@ class Admission:
             if target.name not in governor.unpriced_warned:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
-        await self.reserve(planned, stage="attempt")
+        if not ungoverned:
+            await self.reserve(planned, stage="attempt")
 
     async def reserve(self, planned: list[Planned], *, stage: str, early: Early | None = None) -> None:
         """Take `planned` for `stage`, then, in the same counter-store step, `early`'s attempt reservation.

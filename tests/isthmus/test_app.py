@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from isthmus.app import create_app
+from isthmus.app import YOUNG_GC_THRESHOLD, create_app
 from tests.conftest import StoreTarget
 from tests.isthmus.conftest import BOT_KEY, GatewayFactory, admin, base_settings
 from toolpolicy.runtime import Governance
@@ -137,17 +137,20 @@ async def test_failed_authentications_are_audited(governance: Started) -> None:
     assert all(r["key_name"] is None and r["status"] == 401 for r in records)
 
 
-async def test_the_servers_app_freezes_what_start_up_built_out_of_the_collectors_sight(
+async def test_the_servers_app_freezes_its_start_up_heap_and_starts_young_collections_later(
     store_target: StoreTarget,
 ) -> None:
     settings = base_settings(store_target.url)
     governance = Governance(settings, store_connect_args=store_target.connect_args)
     app = create_app(settings, governance=governance, components=[], freeze_after_start=True)
     gc.unfreeze()
+    before = gc.get_threshold()
     try:
         async with app.router.lifespan_context(app):
             assert governance.started
             assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
     finally:
         gc.unfreeze()
     assert not governance.started
+    assert gc.get_threshold() == before

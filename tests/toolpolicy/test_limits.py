@@ -274,6 +274,24 @@ async def test_unpriced_models_follow_the_policy(store_target: StoreTarget, poli
                 await spend(governance, who, target="mock/unknown-model")
 
 
+async def test_a_key_without_limits_reserves_nothing_and_is_still_charged(store_target: StoreTarget) -> None:
+    # `unpriced: deny` refuses a model without a price only where budgets apply: none do for this key.
+    async with running(settings(store_target.url, unpriced="deny"), store_target.connect_args) as governance:
+        who = await principal(governance, "alpha")
+        priced = await spend(governance, who)
+        assert priced.ungoverned and priced.headers == {} and priced.cost_usd == CENT
+        unpriced = await spend(governance, who, target="mock/unknown-model")
+        assert unpriced.cost_usd == 0 and governance.governor.unpriced_calls == 1
+        await governance.spend.flush()
+        assert await governance.ledger.total(_scope(who.key_id), _epoch()) == CENT
+    budgeted = {"name": "support", "customer": "acme", "budgets": [{"max_usd": 1}]}
+    teams = [budgeted, {"name": "sales", "customer": "acme"}]
+    limited = settings(store_target.url, teams=teams)
+    async with running(limited, store_target.connect_args) as governance:
+        admission = await spend(governance, await principal(governance, "alpha"))
+        assert not admission.ungoverned and admission.cost_usd == CENT
+
+
 async def test_a_denied_model_consumes_no_limit(store_target: StoreTarget) -> None:
     config = settings(store_target.url, **with_limits(models=["mock/*"], rate_limit={"requests": "1/1d"}))
     async with running(config, store_target.connect_args) as governance:
