@@ -14,6 +14,7 @@ this process; with Redis, `mcp_hub/shared_sessions/events.py` keeps them there i
 from __future__ import annotations
 
 import itertools
+from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -30,7 +31,24 @@ class _Event:
     size: int
 
 
-class SessionEventStore(EventStore):
+class EncodedEventStore(EventStore):
+    """An event store that also takes an event with its JSON already made (`store_encoded`): the session fast path
+    writes the very JSON it stores, and makes it once."""
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        return await self.store_encoded(stream_id, message, message_json(message) if message is not None else "")
+
+    @abstractmethod
+    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
+        """`store_event`, given `data`, the message's `message_json` ("" for none)."""
+
+
+def message_json(message: JSONRPCMessage) -> str:
+    """A message's JSON as the SDK's transport writes it in an SSE event's data."""
+    return message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+class SessionEventStore(EncodedEventStore):
     """One session's most recent SSE events, bounded by count and by bytes of JSON."""
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
@@ -51,8 +69,8 @@ class SessionEventStore(EventStore):
         """Bytes of JSON held now."""
         return self._bytes
 
-    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        size = len(message.model_dump_json(by_alias=True, exclude_unset=True)) if message is not None else 0
+    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
+        size = len(data)
         number = next(self._ids)
         self._events[number] = _Event(stream_id, message, size)
         self._bytes += size

@@ -133,7 +133,9 @@ class FairSessionManager(StreamableHTTPSessionManager):
         elif scope["method"] == "DELETE" and self._is_owner(session_id, scope):
             await self._close_after_posts(session_id, scope, receive, send)
         elif scope["method"] == "POST":
-            posts = self._posts.setdefault(session_id, _InFlight())
+            posts = self._posts.get(session_id)
+            if posts is None:  # (not `setdefault`: its default, an event and all, would be built for every POST)
+                posts = self._posts[session_id] = _InFlight()
             posts.count += 1
             try:
                 # Only for the key that opened the session; any other gets the SDK's 404.

@@ -24,7 +24,9 @@ as the SDK's transport keeps them.
 How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`'s `ServerRunner`: the middleware, so
 OpenTelemetry, request-state sealing and error rendering; params and result validated per protocol version; the
 hub's handler, so the relay's held calls, bundles, renames, Code Mode, governance and audit), with a `Connection`
-built from the envelope as the SDK builds it, in the endpoint's task. The answer is `application/json` with the
+built from the envelope as the SDK builds it (`envelopes.py`), in the endpoint's task. The kernel is `HubRunner`
+(`plain_results.py`), which writes a plain tool result, validated already by the hub's client, without validating
+it a second time. The answer is `application/json` with the
 SDK's status mapping, or, when a notification (progress, an opted-in log notice) must go out before the result or
 the call runs silent past 15 s, an event stream exactly as the SDK would write it. A client that goes away cancels
 the call, as it does through the SDK. No `Mcp-Session-Id` is sent: the 2026-07-28 entry never sends one.
@@ -36,7 +38,7 @@ from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
-from mcp.server.runner import ServerRunner, aclose_shielded
+from mcp.server.runner import aclose_shielded
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
@@ -46,8 +48,9 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_version
-from mcp_hub.fastpath.envelopes import typed_envelope
+from mcp_hub.fastpath.envelopes import connection_for
 from mcp_hub.fastpath.exchange import Exchange, settle
+from mcp_hub.fastpath.plain_results import HubRunner
 
 __all__ = ["FAST_METHODS", "FastPath"]
 
@@ -83,8 +86,7 @@ async def _serve(
     manager: StreamableHTTPSessionManager, route: Route, request: Request, scope: Scope, receive: Receive, send: Send
 ) -> None:
     verdict = route.verdict
-    client_info, capabilities = typed_envelope(verdict.client_info, verdict.client_capabilities)
-    connection = Connection.from_envelope(verdict.protocol_version, client_info, capabilities)
+    connection = connection_for(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
     exchange = Exchange(
         transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
         request_id=route.request_id,
@@ -118,7 +120,7 @@ async def _serve_one(
     (shielded, bounded: `aclose_shielded`) only when a handler put something on it (a 2026-07-28 request's log level,
     say), as the shielded scope costs more than the rest of an empty unwind.
     """
-    runner = ServerRunner(manager.app, connection, manager._lifespan_state)
+    runner = HubRunner(manager.app, connection, manager._lifespan_state)
     try:
         return await runner._on_request(exchange, route.method, dict(route.params))
     finally:

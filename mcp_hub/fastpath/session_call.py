@@ -13,9 +13,10 @@ task, with the session's own `Connection` and dispatcher, and writes the event s
 - The answer is what the SDK writes for the session: `text/event-stream` with the session's id, a priming event
   (numbered in the session's event store, with `retry`) for 2025-11-25 clients when streams are resumable, then the
   response as an event numbered in the same store, so `Last-Event-ID` replays it as it would the SDK's.
-- The kernel is the SDK's (`ServerRunner._on_request` over the session's `Connection`): negotiated version, client
+- The kernel is the SDK's (`ServerRunner._on_request` over the session's `Connection`, as `HubRunner`, which writes
+  a plain tool result without validating it a second time: `plain_results.py`): negotiated version, client
   capabilities, log level, middleware (tracing, error rendering), the hub's handlers (governance, audit, guardrails,
-  the relay).
+  the relay). The response's JSON is made once, for the session's event store and the event both.
 - What a call sends its client before the result (progress, log notices, the relay's sampling, elicitation and roots
   questions) goes out through the session's dispatcher as the SDK sends it (`related_request_id`, so the transport
   numbers it in the event store and the shared-session routing sees it), and the transport's router delivers it to
@@ -76,6 +77,8 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath import FastPath
 from mcp_hub.fastpath.eligible import envelope
+from mcp_hub.fastpath.plain_results import HubRunner
+from mcp_hub.resume import EncodedEventStore, message_json
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +91,11 @@ _TRANSPORT: Final = TransportContext(kind="jsonrpc", can_send_request=True)
 
 def event_bytes(message: JSONRPCMessage, event_id: str | None) -> bytes:
     """The SSE event the SDK's transport writes for `message` (`_create_event_data`, encoded by sse_starlette)."""
-    data = message.model_dump_json(by_alias=True, exclude_unset=True)
+    return event_frame(message_json(message), event_id)
+
+
+def event_frame(data: str, event_id: str | None) -> bytes:
+    """`event_bytes` of a message whose JSON is `data`."""
     head = f"id: {event_id}{_SEP}" if event_id is not None else ""
     return f"{head}event: message{_SEP}data: {data}{_SEP}{_SEP}".encode()
 
@@ -166,7 +173,7 @@ class SessionCalls:
             transport._requests_in_flight += 1
             idle.deadline = float("inf")
         try:
-            await call.run(ServerRunner(manager.app, connection, manager._lifespan_state), method, params)
+            await call.run(HubRunner(manager.app, connection, manager._lifespan_state), method, params)
         finally:
             live.discard(call)
             if not live and self._live.get(session_id) is live:
@@ -352,10 +359,16 @@ class SessionCall:
             message = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=answer)
         ours = self._registered()
         if ours and not self.streamed and not self.ended:
-            # Nothing went before it: number it as the transport's router would, and write it.
+            # Nothing went before it: number it as the transport's router would, and write it (its JSON made once,
+            # for the store and the event both).
             store = self.http._event_store
-            event_id = await store.store_event(self.stream_id, message) if store is not None else None
-            await self._write(event_bytes(message, event_id), final=True)
+            data = message_json(message)
+            event_id: str | None = None
+            if isinstance(store, EncodedEventStore):
+                event_id = await store.store_encoded(self.stream_id, message, data)
+            elif store is not None:
+                event_id = await store.store_event(self.stream_id, message)
+            await self._write(event_frame(data, event_id), final=True)
             return
         # After what went through the dispatcher, or to a stream resumed elsewhere: the same way, in order.
         try:

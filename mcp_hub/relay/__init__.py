@@ -22,7 +22,6 @@ handler runs a client request's upstream work (`served`), the request-state midd
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -105,7 +104,7 @@ class Relay:
                 return await work()
 
             async def held_work(held: HeldCall | InlineCall) -> R:
-                token = DOWNSTREAM.set(replace(downstream, held=held))  # the held call's own task and context
+                token = DOWNSTREAM.set(downstream.holding(held))  # the held call's own task and context
                 try:
                     return await work()
                 finally:

@@ -70,6 +70,20 @@ class Downstream:
     def modern(self) -> bool:
         return self.protocol_version in MODERN_PROTOCOL_VERSIONS
 
+    def holding(self, held: HeldCall | InlineCall) -> Downstream:
+        """This request, served by `held` (`dataclasses.replace`, without its per-call field introspection)."""
+        return Downstream(
+            self.session,
+            self.request_id,
+            self.protocol_version,
+            self.capabilities,
+            self.meta,
+            self.connection,
+            self.caller,
+            self.call_id,
+            held,
+        )
+
     @property
     def session_key(self) -> int | None:
         return id(self.connection) if self.connection is not None else None

@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, StreamId
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
 from redis.exceptions import RedisError
 
+from mcp_hub.resume import EncodedEventStore
 from mcp_hub.shared_sessions.directory import SessionKeys
 from toolpolicy.stream_resume import McpStreamResume
 
@@ -29,7 +30,7 @@ Hold = Callable[[str, StreamId], Awaitable[None]]
 """`(session_id, stream_id)`: record that this replica now holds that stream of that session open."""
 
 
-class RedisEventStore(EventStore):
+class RedisEventStore(EncodedEventStore):
     """One session's most recent SSE events, in Redis."""
 
     def __init__(
@@ -53,8 +54,7 @@ class RedisEventStore(EventStore):
         self.resumed: set[StreamId] = set()
         """Streams resumed on this replica (released when their GET ends: `FairSessionManager`)."""
 
-    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        data = message.model_dump_json(by_alias=True, exclude_unset=True) if message is not None else ""
+    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
         pipe: Any = self.client.pipeline(transaction=False)
         try:
             async with pipe:

@@ -9,6 +9,7 @@ era, answers on an event stream, asks its client, logs and reports progress duri
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -22,7 +23,8 @@ from hypothesis import given, strategies as st
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.upstreams.fast_call import FastCalls, _decode
+from mcp_hub.upstreams.fast_call import FastCalls, _decode, encode_message
+from tests.json_fuzz_support import PLAIN_SCALARS, WEIRD_TEXT
 from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +187,28 @@ def test_an_answer_decodes_as_json_loads_decodes_it(text: str) -> None:
     decoded = _decode(raw)
     # NaN is not equal to itself: compare the JSON both give back.
     assert json.dumps(decoded) == json.dumps(expected)
+
+
+_argument_values = st.recursive(
+    st.one_of(PLAIN_SCALARS, WEIRD_TEXT, st.floats()),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.one_of(WEIRD_TEXT, st.text(max_size=6)), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(value=_argument_values)
+def test_a_message_to_an_upstream_reads_back_as_the_value_it_encodes(value: Any) -> None:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "arguments": {"v": value}}}
+    encoded = encode_message(message)
+    # What the json module reads back from it is what it reads back from its own encoding (NaN compared as JSON).
+    assert json.dumps(json.loads(encoded)) == json.dumps(json.loads(json.dumps(message)))
+
+
+def test_a_message_to_an_upstream_is_utf_8_as_the_sdks_client_sends_it() -> None:
+    message = {"text": "é ☃", "n": [1, 2.5, 10**30, math.nan, -math.inf], "lone": "\ud800"}
+    assert encode_message({"text": "é ☃"}) == '{"text":"é ☃"}'.encode()
+    # A lone surrogate cannot be UTF-8: escaped, as json writes it; non-finite numbers as json writes them.
+    assert encode_message(message) == json.dumps(message, separators=(",", ":")).encode()
+    assert encode_message({"n": [math.nan, math.inf]}) == b'{"n":[NaN,Infinity]}'

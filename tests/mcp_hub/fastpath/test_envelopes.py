@@ -1,4 +1,4 @@
-"""`typed_envelope`: the connection the fast path builds from a 2026-07-28 envelope is the one the SDK builds from
+"""`connection_for`: the connection the fast path builds from a 2026-07-28 envelope is the one the SDK builds from
 the raw values, with the models made once per distinct envelope."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from mcp.server.connection import Connection
 from mcp_types import ClientCapabilities, Implementation
 
 from mcp_hub.fastpath import envelopes
-from mcp_hub.fastpath.envelopes import typed_envelope
+from mcp_hub.fastpath.envelopes import connection_for, typed_envelope
 
 VERSION = "2026-07-28"
 INFO = {"name": "client", "version": "1.0"}
@@ -18,7 +18,7 @@ CAPABILITIES = {"sampling": {}, "elicitation": {"form": {}}}
 
 
 def built(info: Any, capabilities: Any) -> Connection:
-    return Connection.from_envelope(VERSION, *typed_envelope(info, capabilities))
+    return connection_for(VERSION, info, capabilities)
 
 
 @pytest.mark.parametrize(
@@ -38,21 +38,25 @@ def test_the_connection_is_the_sdks_own(info: Any, capabilities: Any) -> None:
     assert ours.client_capabilities == sdks.client_capabilities
     assert ours.client_params == sdks.client_params
     assert ours.initialized.is_set() and ours.protocol_version == VERSION
+    assert ours.outbound is sdks.outbound and not ours.has_standalone_channel and ours.session_id is None
+    assert ours.initialize_accepted and sdks.initialize_accepted
 
 
 def test_an_envelope_seen_before_reuses_its_models() -> None:
-    first = typed_envelope(dict(INFO), dict(CAPABILITIES))
-    again = typed_envelope(dict(INFO), dict(CAPABILITIES))
-    assert isinstance(first[0], Implementation) and isinstance(first[1], ClientCapabilities)
-    assert again[0] is first[0] and again[1] is first[1]
-    # Equal in Python but not as JSON: kept apart.
-    counted = typed_envelope(INFO, {"experimental": {"x": {"n": 1}}})[1]
-    flagged = typed_envelope(INFO, {"experimental": {"x": {"n": True}}})[1]
+    first = typed_envelope(VERSION, dict(INFO), dict(CAPABILITIES))
+    again = typed_envelope(VERSION, dict(INFO), dict(CAPABILITIES))
+    assert isinstance(first.client_info, Implementation) and isinstance(first.capabilities, ClientCapabilities)
+    assert again is first
+    assert connection_for(VERSION, INFO, CAPABILITIES).client_params is first.client_params
+    # Equal in Python but not as JSON: kept apart; and per protocol version (the params name it).
+    counted = typed_envelope(VERSION, INFO, {"experimental": {"x": {"n": 1}}})
+    flagged = typed_envelope(VERSION, INFO, {"experimental": {"x": {"n": True}}})
     assert counted is not flagged
+    assert typed_envelope("2026-07-29", INFO, CAPABILITIES) is not first
 
 
 def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(envelopes, "KEPT", 4)
     for n in range(10):
-        typed_envelope({"name": f"client-{n}", "version": "1"}, {})
+        typed_envelope(VERSION, {"name": f"client-{n}", "version": "1"}, {})
         assert len(envelopes._typed) <= 4

@@ -18,6 +18,7 @@ import pytest
 from mcp.server.streamable_http import REQUEST_CANCELLED
 
 import mcp_hub.fastpath.session_call as session_call
+from mcp_hub.fastpath.plain_results import plain_wire
 from mcp_hub.fastpath.session_call import SessionCall, sse_headers
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_server, hub_settings, serving
 from tests.mcp_hub.fastpath.test_fastpath import audit_of, set_fast
@@ -140,6 +141,32 @@ async def test_a_session_call_is_answered_byte_for_byte_as_the_sdk_answers_it(ga
     # Primed (an id, no data, the retry hint), then the response numbered after it.
     assert answer["body"].startswith("id: 3\r\ndata: \r\nretry: 500\r\n\r\nid: 4\r\nevent: message\r\ndata: ")
     assert events_of(answer)[-1]["result"]["structuredContent"] == {"result": 5}
+
+
+async def test_a_session_call_s_answer_is_encoded_and_validated_once(
+    gateway: Gateway, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[Any] = []
+    dump = session_call.message_json
+
+    def counted(message: Any) -> str:
+        encoded.append(message)
+        return dump(message)
+
+    serialize = types.methods.serialize_server_result
+    serialized: list[str] = []
+
+    def recorded(method: str, *args: Any, **kwargs: Any) -> Any:
+        serialized.append(method)
+        return serialize(method, *args, **kwargs)
+
+    assert plain_wire(VERSION, types.CallToolResult(content=[])) is not None  # the layout learnt (from a probe)
+    monkeypatch.setattr(session_call, "message_json", counted)
+    monkeypatch.setattr(types.methods, "serialize_server_result", recorded)
+    answer, _ = await in_session(gateway, tool_call("fx__add", {"a": 2, "b": 3}, request_id=21))
+    assert served.fast == 1 and events_of(answer)[-1]["result"]["structuredContent"] == {"result": 5}
+    assert [message.id for message in encoded] == [21]  # for the event store and the event both
+    assert "initialize" in serialized and "tools/call" not in serialized  # validated by the hub's client only
 
 
 async def test_tool_errors_unknown_tools_and_bad_params_are_the_same(gateway: Gateway, served: Served) -> None:
