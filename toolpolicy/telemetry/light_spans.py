@@ -41,7 +41,8 @@ from toolpolicy.telemetry.current_span import CurrentSpan
 
 logger = logging.getLogger(__name__)
 
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)
+"""A light span's status until one is set (the encoder knows it by identity)."""
 _SCALARS = frozenset((str, bool, int, float))
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 _SAMPLED, _RANDOM = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
@@ -212,7 +213,7 @@ class LightSpan(trace.Span):
         # Lists once something is added: until then no object of their own for the collector to walk.
         self.events: Sequence[Event] = ()
         self.links: Sequence[Link] = ()
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
         self.start_time = 0
