@@ -197,7 +197,8 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     return b"".join((out, head, body, attributes, tail))
 
 
-def _keys(entry: dict[str, Any] | tuple[str, Any]) -> Any:
+def _keys(entry: Any) -> Any:
+    """The keys an entry of `LightSpan.entries` set: a mapping's, or the one of a single attribute."""
     return entry if type(entry) is dict else (entry[0],)
 
 
@@ -300,16 +301,16 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     # or, for light spans, each tracer (one resource, scope and set of span limits).
     by_identity: dict[Any, tuple[list[bytes], int | None, bool]] = {}
     for span in spans:
-        light = type(span) is LightSpan
-        identity: Any = span.tracer if light else (id(span.resource), id(span.instrumentation_scope))
+        light = span if type(span) is LightSpan else None
+        identity: Any = light.tracer if light else (id(span.resource), id(span.instrumentation_scope))
         found = by_identity.get(identity)
         if found is None:
             group = grouped[span.resource][span.instrumentation_scope or None]
-            limits = span.limits if light else None
+            limits = light.limits if light else None
             plain = limits is not None and limits.max_span_attribute_length is None
             found = by_identity[identity] = (group, limits.max_span_attributes if limits else None, plain)
         group, max_attributes, plain = found
-        encoded = _light_span(span, max_attributes) if plain else None  # type: ignore[arg-type]
+        encoded = _light_span(light, max_attributes) if plain and light else None
         group.append(encoded if encoded is not None else encode_span(span))
     out = []
     for resource, scopes in grouped.items():
