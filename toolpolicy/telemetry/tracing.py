@@ -79,15 +79,15 @@ def make_provider(
     """The provider `setup_tracing` installs, not yet installed."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     from toolpolicy.telemetry.light_spans import LightTracerProvider
     from toolpolicy.telemetry.otlp_export import FastOTLPSpanExporter
+    from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
 
     # Larger batches than the SDK's defaults (512 of at most 2,048 queued): fewer exports, each encoded in one go,
     # and no spans dropped when a burst of requests outpaces one export. OTEL_BSP_* variables still override these.
-    processor = BatchSpanProcessor(
+    processor = LightBatchSpanProcessor(
         FastOTLPSpanExporter(endpoint=provider_endpoint(endpoint), headers=dict(headers or {})),
         max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
         max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
@@ -109,13 +109,23 @@ def tracing_on() -> bool:
     no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way.
 
     Reads the API's global (set once per process) rather than calling `get_tracer_provider()`, which reads the
-    environment each time while none is installed, i.e. on every request of a gateway without tracing."""
+    environment each time while none is installed, i.e. on every request of a gateway without tracing; and checks
+    the provider's type once per provider (an `isinstance` against the API's abstract classes is a Python call)."""
+    global _checked_provider, _provider_records
     provider = trace._TRACER_PROVIDER
+    if provider is _checked_provider and provider is not None:
+        return _provider_records
     if provider is None:
         if not _PROVIDER_FROM_ENV:
             return False
         provider = trace.get_tracer_provider()  # loads the one the environment names
-    return not isinstance(provider, _NOT_RECORDING)
+    _provider_records = not isinstance(provider, _NOT_RECORDING)
+    _checked_provider = provider
+    return _provider_records
+
+
+_checked_provider: trace.TracerProvider | None = None
+_provider_records = False
 
 
 def tracer() -> trace.Tracer:
