@@ -28,6 +28,7 @@ from opentelemetry.trace import (
     StatusCode,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from toolpolicy.telemetry.current_span import CurrentSpan
 
@@ -230,15 +231,26 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     With the default propagators (W3C trace context and baggage) and no baggage set, that is all they would write:
     the header is formatted here, without going through each propagator. Otherwise the configured ones run."""
     current = otel_context.get_current()
-    if _w3c_default(propagate.get_global_textmap()) and not baggage.get_all(current):
+    if _w3c_default(propagate.get_global_textmap()) and not _baggage(current):
         context = trace.get_current_span(current).get_span_context()
         if context == INVALID_SPAN_CONTEXT:
             return
-        carrier["traceparent"] = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-        if context.trace_state:
-            carrier["tracestate"] = context.trace_state.to_header()
+        carrier["traceparent"] = _TRACEPARENT % (context.trace_id, context.span_id, context.trace_flags)
+        state = context.trace_state
+        if state is not DEFAULT_TRACE_STATE and state:
+            carrier["tracestate"] = state.to_header()
         return
     propagate.inject(carrier)
+
+
+_TRACEPARENT = "00-%032x-%016x-%02x"
+_BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
+
+
+def _baggage(context: otel_context.Context) -> Any:
+    """The baggage in `context` (falsy without any), read where the API keeps it: `baggage.get_all` wraps it in a
+    new mapping proxy each time."""
+    return context.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(context)
 
 
 def _w3c_default(propagator: TextMapPropagator) -> bool:
