@@ -105,14 +105,38 @@ def _key_value(key: str, value: Any) -> bytes | None:
 
 
 def _new_key_value(key: str, value: Any) -> bytes | None:
-    """`_key_value` of an attribute not encoded before, kept for the next span setting the same."""
-    encoded = _any_value(value)
-    if encoded is None or type(key) is not str or not key:
+    """`_key_value` of an attribute not encoded before, kept for the next span setting the same. Values that differ
+    each time (request ids) come here once per span: a short string value is written in one formatting step."""
+    if type(key) is not str or not key:
         return None
-    field = _field(9, _field(1, key.encode()) + _field(2, encoded))
-    if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time (request ids) must not pile up
+    key_field = _KEY_FIELDS.get(key) or _key_field(key)
+    if type(value) is str and len(value) + len(key_field) < 0x7C:
+        encoded = value.encode()
+        size = len(encoded)
+        if size + len(key_field) < 0x7C:  # every length in it fits one byte
+            field = b"\x4a%c%b\x12%c\x0a%c%b" % (len(key_field) + size + 4, key_field, size + 2, size, encoded)
+        else:
+            field = _field(9, key_field + _field(2, _field(1, encoded)))
+    else:
+        any_value = _any_value(value)
+        if any_value is None:
+            return None
+        field = _field(9, key_field + _field(2, any_value))
+    if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
         _KEY_VALUES.clear()
     _KEY_VALUES[key, type(value), value] = field
+    return field
+
+
+_KEY_FIELDS: dict[str, bytes] = {}
+"""`KeyValue.key` (field 1) by attribute key."""
+
+
+def _key_field(key: str) -> bytes:
+    field = _field(1, key.encode())
+    if len(_KEY_FIELDS) >= _KEY_VALUES_MAX:
+        _KEY_FIELDS.clear()
+    _KEY_FIELDS[key] = field
     return field
 
 
@@ -204,12 +228,14 @@ def _keys(entry: Any) -> Any:
 
 def _encode_missing(entries: list[Any], fields: list[bytes | None]) -> bool:
     """Fill in the attributes not encoded before (None in `fields`); False when one is not a plain scalar."""
-    pairs = [pair for entry in entries for pair in (entry.items() if type(entry) is dict else (entry,))]
-    for index, field in enumerate(fields):
-        if field is None:
-            fields[index] = _new_key_value(*pairs[index])
+    index = 0
+    for entry in entries:
+        for key, value in entry.items() if type(entry) is dict else (entry,):
             if fields[index] is None:
-                return False
+                field = fields[index] = _new_key_value(key, value)
+                if field is None:
+                    return False
+            index += 1
     return True
 
 
