@@ -109,7 +109,7 @@ def _new_key_value(key: str, value: Any) -> bytes | None:
     each time (request ids) come here once per span: a short string value is written in one formatting step."""
     if type(key) is not str or not key:
         return None
-    key_field = _KEY_FIELDS.get(key) or _key_field(key)
+    key_field = _KEY_FIELDS.get(key) or _kept_field(_KEY_FIELDS, 1, key)
     if type(value) is str and len(value) + len(key_field) < 0x7C:
         encoded = value.encode()
         size = len(encoded)
@@ -132,11 +132,12 @@ _KEY_FIELDS: dict[str, bytes] = {}
 """`KeyValue.key` (field 1) by attribute key."""
 
 
-def _key_field(key: str) -> bytes:
-    field = _field(1, key.encode())
-    if len(_KEY_FIELDS) >= _KEY_VALUES_MAX:
-        _KEY_FIELDS.clear()
-    _KEY_FIELDS[key] = field
+def _kept_field(kept: dict[str, bytes], tag: int, text: str) -> bytes:
+    """The length-delimited field `tag` holding `text`, kept in `kept` for the next span with the same text."""
+    field = _field(tag, text.encode())
+    if len(kept) >= _KEY_VALUES_MAX:
+        kept.clear()
+    kept[text] = field
     return field
 
 
@@ -194,7 +195,7 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     context = span.context
     parent = span.parent
     name = span._name
-    head = _NAMES.get(name) or _name_field(name)
+    head = _NAMES.get(name) or _kept_field(_NAMES, 5, name)
     trace_id = context[0]
     if parent is not None:
         out = _IDS_AND_PARENT.pack(
@@ -271,14 +272,6 @@ _UNSET_TAIL = {False: _STATUS[0] + _FLAGS_LOCAL, True: _STATUS[0] + _FLAGS_REMOT
 _DEFAULT_STATE = DEFAULT_TRACE_STATE
 
 
-def _name_field(name: str) -> bytes:
-    encoded = _field(5, name.encode())
-    if len(_NAMES) >= _KEY_VALUES_MAX:
-        _NAMES.clear()
-    _NAMES[name] = encoded
-    return encoded
-
-
 def _with_trace_state(ids: bytes, state: TraceState) -> bytes:
     """The ids (fields 1, 2 and 4) with Span.trace_state (field 3) inserted after the span id."""
     encoded = _field(3, ",".join(f"{key}={value}" for key, value in state.items()).encode())
@@ -304,7 +297,7 @@ def _plain_span(span: ReadableSpan, attributes: bytes, dropped_attributes: int) 
     if parent:
         out.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     name = span.name
-    out.append(_NAMES.get(name) or _name_field(name))
+    out.append(_NAMES.get(name) or _kept_field(_NAMES, 5, name))
     out.append(_KIND[span.kind])
     start, end = span.start_time, span.end_time
     if start:
