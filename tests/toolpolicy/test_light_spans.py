@@ -21,6 +21,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
 from toolpolicy.telemetry.otlp_export import encode_request
+from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
 from toolpolicy.telemetry.tracing import make_provider, needs_sdk
 
 RESOURCE = Resource.create({"service.name": "isthmus-test"})
@@ -213,3 +214,31 @@ def test_a_light_span_is_current_in_the_standard_context() -> None:
         assert isinstance(inner, LightSpan) and inner.parent == outer.get_span_context()
         inner.end()
     assert trace.get_current_span(otel_context.get_current()) is trace.INVALID_SPAN
+
+
+def test_the_light_batch_processor_keeps_the_sdks_batching(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "40")
+    provider = make_provider("http://127.0.0.1:9/", "isthmus")
+    assert isinstance(provider, LightTracerProvider)
+    processor = provider.processor
+    assert isinstance(processor, LightBatchSpanProcessor)
+    batching = processor._batch_processor
+    assert (batching._max_queue_size, batching._max_export_batch_size) == (100, 40)
+    provider.shutdown()
+
+    exporter = InMemorySpanExporter()
+    processor = LightBatchSpanProcessor(exporter, max_queue_size=100, max_export_batch_size=50)
+    light = LightTracerProvider(resource=RESOURCE, processor=processor, shutdown_on_exit=False)
+    sdk = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    sdk.add_span_processor(processor)  # the SDK's spans go the SDK's way through the same queue
+    for n in range(5):
+        light.get_tracer("isthmus").start_span(f"light {n}").end()
+        sdk.get_tracer("isthmus").start_span(f"sdk {n}").end()
+    assert light.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == [
+        name for n in range(5) for name in (f"light {n}", f"sdk {n}")
+    ]
+    light.shutdown()
+    light.get_tracer("isthmus").start_span("after shutdown").end()
+    assert len(exporter.get_finished_spans()) == 10
