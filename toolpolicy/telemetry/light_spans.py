@@ -72,7 +72,7 @@ _FLAGS = {
 
 class LightTracerProvider(trace.TracerProvider):
     """Tracers of `LightSpan`s sampled like `ParentBased(TraceIdRatioBased(sample_ratio))`, each ended span handed
-    to `processor` (a `BatchSpanProcessor` whose exporter takes them: `FastOTLPSpanExporter`)."""
+    to `processor` (`span_queue.LightBatchSpanProcessor`, whose exporter takes them: `FastOTLPSpanExporter`)."""
 
     def __init__(
         self,
