@@ -41,7 +41,7 @@ import pydantic_core
 from anyio.abc import TaskGroup
 from mcp import Client
 from mcp.client.session import ClientSession, _clamp_inbound_ttl, _later_revision_fields
-from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared import _otel as sdk_otel
 from mcp.shared.dispatcher import ProgressFnT, coerce_request_id
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, encode_header_value
@@ -59,6 +59,7 @@ from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
 from mcp_hub.upstreams.fast_stdio import StdioLink
 from mcp_hub.upstreams.output_check import compiled
+from toolpolicy.telemetry.current_span import CurrentSpan
 from toolpolicy.telemetry.tracing import inject, nothing_to_trace
 
 logger = logging.getLogger(__name__)
@@ -245,8 +246,10 @@ class FastCalls:
             inject(meta)
             return await self._exchange(request_id, progress, _body(request_id, params, meta), headers)
         attributes = {"mcp.method.name": METHOD, "jsonrpc.request.id": str(request_id)}
-        with otel_span(f"MCP send {METHOD} {name}", kind=SpanKind.CLIENT, attributes=attributes):
-            inject_trace_context(meta)
+        # The SDK's span (`otel_span` on its tracer), entered as one object rather than two generator layers.
+        span_arguments = (f"MCP send {METHOD} {name}", None, SpanKind.CLIENT, attributes, (), None, True, True)
+        with CurrentSpan(sdk_otel._tracer, span_arguments):
+            inject(meta)
             return await self._exchange(request_id, progress, _body(request_id, params, meta), headers)
 
     async def _exchange(

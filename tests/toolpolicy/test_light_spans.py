@@ -4,6 +4,7 @@ the same trace context to upstream calls."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
 from toolpolicy.telemetry.otlp_export import encode_request
+from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
 from toolpolicy.telemetry.tracing import make_provider, needs_sdk
 
 RESOURCE = Resource.create({"service.name": "isthmus-test"})
@@ -119,24 +121,31 @@ def normalised(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.5, 0.0])
-def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: float) -> None:
+@pytest.mark.parametrize("ids", ["counting", "random"])
+def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: float, ids: str) -> None:
+    def id_generator() -> RandomIdGenerator:
+        # The SDK's random ids from a seeded `random`: the light tracer draws its own (for a child of a light span,
+        # a new trace) as the SDK's generator would, in the same order, so both providers see the same ids.
+        random.seed(13)
+        return CountingIds() if ids == "counting" else RandomIdGenerator()
+
     sdk_exporter = InMemorySpanExporter()
     sdk = TracerProvider(
         resource=RESOURCE,
         sampler=ParentBased(TraceIdRatioBased(ratio)),
-        id_generator=CountingIds(),
+        id_generator=id_generator(),
         shutdown_on_exit=False,
     )
     sdk.add_span_processor(SimpleSpanProcessor(sdk_exporter))
+    sent_by_sdk = scenario(sdk)
     light_exporter = InMemorySpanExporter()
     light = LightTracerProvider(
         resource=RESOURCE,
         processor=SimpleSpanProcessor(light_exporter),
         sample_ratio=ratio,
-        id_generator=CountingIds(),
+        id_generator=id_generator(),
         shutdown_on_exit=False,
     )
-    sent_by_sdk = scenario(sdk)
     sent = scenario(light)
     assert sent == sent_by_sdk
     assert (
@@ -145,7 +154,9 @@ def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: floa
     assert sent[1]["traceparent"].endswith("-00")
     spans: list[Any] = list(light_exporter.get_finished_spans())
     expected = normalised(encode_spans(sdk_exporter.get_finished_spans()))
-    assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 9, 0.5: 5, 0.0: 2}[ratio]
+    if ids == "counting":  # random trace ids fall either side of the ratio's bound as they come
+        assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 9, 0.5: 5, 0.0: 2}[ratio]
+    assert len(spans) == len(sdk_exporter.get_finished_spans())
     for _ in range(2):  # twice: the second time the attributes come from the encoder's cache
         assert normalised(ExportTraceServiceRequest.FromString(encode_request(spans))) == expected
     readable = [span.readable() for span in spans]
@@ -203,3 +214,31 @@ def test_a_light_span_is_current_in_the_standard_context() -> None:
         assert isinstance(inner, LightSpan) and inner.parent == outer.get_span_context()
         inner.end()
     assert trace.get_current_span(otel_context.get_current()) is trace.INVALID_SPAN
+
+
+def test_the_light_batch_processor_keeps_the_sdks_batching(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "40")
+    provider = make_provider("http://127.0.0.1:9/", "isthmus")
+    assert isinstance(provider, LightTracerProvider)
+    processor = provider.processor
+    assert isinstance(processor, LightBatchSpanProcessor)
+    batching = processor._batch_processor
+    assert (batching._max_queue_size, batching._max_export_batch_size) == (100, 40)
+    provider.shutdown()
+
+    exporter = InMemorySpanExporter()
+    processor = LightBatchSpanProcessor(exporter, max_queue_size=100, max_export_batch_size=50)
+    light = LightTracerProvider(resource=RESOURCE, processor=processor, shutdown_on_exit=False)
+    sdk = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    sdk.add_span_processor(processor)  # the SDK's spans go the SDK's way through the same queue
+    for n in range(5):
+        light.get_tracer("isthmus").start_span(f"light {n}").end()
+        sdk.get_tracer("isthmus").start_span(f"sdk {n}").end()
+    assert light.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == [
+        name for n in range(5) for name in (f"light {n}", f"sdk {n}")
+    ]
+    light.shutdown()
+    light.get_tracer("isthmus").start_span("after shutdown").end()
+    assert len(exporter.get_finished_spans()) == 10

@@ -116,3 +116,18 @@ def test_the_exporter_posts_the_request_to_the_collector() -> None:
     [(path, tenant, body)] = _Sink.received
     assert path == "/v1/traces" and tenant == "t1"
     assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
+
+
+def test_string_attributes_around_the_one_byte_length_limit_decode_alike() -> None:
+    # Short strings are written in one step with one-byte lengths; longer ones (or multi-byte text that encodes
+    # longer than it counts) take the general path. Each side of that limit decodes to the library's message.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "isthmus-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("isthmus")
+    for length in range(110, 130):
+        attributes = {"k": "v" * length, "key" * 20: "é" * (length // 2), f"fresh.{length}": "✓" * (130 - length)}
+        with tracer.start_as_current_span(f"span {length}", attributes=attributes):
+            pass
+    spans = exporter.get_finished_spans()
+    assert ExportTraceServiceRequest.FromString(encode_request(spans)) == encode_spans(spans)

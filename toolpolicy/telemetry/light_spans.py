@@ -21,10 +21,11 @@ import atexit
 import logging
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from random import getrandbits
 from time import time_ns
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as otel_context, trace
 from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
@@ -35,15 +36,32 @@ from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY as _CURRENT_SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util import types
 
 from toolpolicy.telemetry.current_span import CurrentSpan
 
 logger = logging.getLogger(__name__)
 
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)
+"""A light span's status until one is set (the encoder knows it by identity)."""
 _SCALARS = frozenset((str, bool, int, float))
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+_SPAN_KEY = _CURRENT_SPAN_KEY
+_get_current = otel_context.get_current
+_NO_STATE = DEFAULT_TRACE_STATE
+_span_id = RandomIdGenerator().generate_span_id
+"""Draws again when `getrandbits` gave 0, the invalid id."""
+_trace_id = RandomIdGenerator().generate_trace_id
+
+
+def _known_valid(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:
+    """`SpanContext(trace_id, span_id, False, flags, state)` without checking the ids: drawn by `getrandbits`, non-zero,
+    or the ids of a valid parent."""
+    return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, True))
+
+
 _SAMPLED, _RANDOM = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
 _FLAGS = {
     (sampled, random): TraceFlags((_SAMPLED if sampled else 0) | (_RANDOM if random else 0))
@@ -54,7 +72,7 @@ _FLAGS = {
 
 class LightTracerProvider(trace.TracerProvider):
     """Tracers of `LightSpan`s sampled like `ParentBased(TraceIdRatioBased(sample_ratio))`, each ended span handed
-    to `processor` (a `BatchSpanProcessor` whose exporter takes them: `FastOTLPSpanExporter`)."""
+    to `processor` (`span_queue.LightBatchSpanProcessor`, whose exporter takes them: `FastOTLPSpanExporter`)."""
 
     def __init__(
         self,
@@ -107,6 +125,10 @@ class LightTracer(trace.Tracer):
     def __init__(self, provider: LightTracerProvider, scope: InstrumentationScope) -> None:
         self.provider = provider
         self.instrumentation_scope = scope
+        self.on_end: Callable[[LightSpan], None] = provider.processor.on_end  # type: ignore[assignment]
+        """Where an ended span goes: it is read as the SDK's `ReadableSpan` (`FastOTLPSpanExporter` encodes it)."""
+        self.random_ids = type(provider.id_generator) is RandomIdGenerator
+        """Ids drawn here as `RandomIdGenerator` draws them (and known valid), without a call to it per span."""
 
     def start_span(
         self,
@@ -120,20 +142,26 @@ class LightTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         provider = self.provider
-        ids = provider.id_generator
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
-        if parent is None or not parent.is_valid:
+        current = (_get_current() if context is None else context).get(_SPAN_KEY)
+        if type(current) is LightSpan and self.random_ids:
+            # The usual child: a light span is recorded, so its trace is sampled and ParentBased records this one
+            # with the same flags and trace state.
+            parent: SpanContext | None = current.context
+            assert parent is not None
+            span_context = _known_valid(parent[0], getrandbits(64) or _span_id(), parent[3], parent[4])
+        elif current is None and self.random_ids:  # a new trace
             parent = None
-            trace_id = ids.generate_trace_id()
-            sampled = trace_id & _TRACE_ID_LIMIT < provider.bound
-            flags = _FLAGS[sampled, ids.is_trace_id_random()]
-            span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags)
-        else:  # ParentBased: a sampled parent's span is recorded, any other dropped
-            sampled = parent.trace_flags.sampled
-            flags = _FLAGS[sampled, parent.trace_flags.random_trace_id]
-            span_context = SpanContext(parent.trace_id, ids.generate_span_id(), False, flags, parent.trace_state)
-        if not sampled:
-            return NonRecordingSpan(span_context)
+            trace_id = getrandbits(128) or _trace_id()
+            if trace_id & _TRACE_ID_LIMIT >= provider.bound:
+                return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _FLAGS[False, True]))
+            span_context = _known_valid(trace_id, getrandbits(64) or _span_id(), _FLAGS[True, True], _NO_STATE)
+        else:
+            span_context = self._sampled_context(context)
+            if not span_context.trace_flags.sampled:
+                return NonRecordingSpan(span_context)
+            parent = trace.get_current_span(context).get_span_context()
+            if not parent.is_valid:
+                parent = None
         span = LightSpan(self, name, span_context, parent, kind, attributes, record_exception, set_status_on_exception)
         if links:
             for link in links:
@@ -141,6 +169,18 @@ class LightTracer(trace.Tracer):
                     span.add_link(link.context, link.attributes)
         span.start_time = start_time if start_time is not None else time_ns()
         return span
+
+    def _sampled_context(self, context: otel_context.Context | None) -> SpanContext:
+        """A new span's context, any parent, any id generator: its flags say whether the span is recorded."""
+        ids = self.provider.id_generator
+        parent = trace.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            trace_id = ids.generate_trace_id()
+            sampled = trace_id & _TRACE_ID_LIMIT < self.provider.bound
+            return SpanContext(trace_id, ids.generate_span_id(), False, _FLAGS[sampled, ids.is_trace_id_random()])
+        # ParentBased: a sampled parent's span is recorded, any other dropped
+        flags = _FLAGS[parent.trace_flags.sampled, parent.trace_flags.random_trace_id]
+        return SpanContext(parent.trace_id, ids.generate_span_id(), False, flags, parent.trace_state)
 
     def start_as_current_span(  # type: ignore[override]  # a context manager object, as the SDK's is
         self,
@@ -212,7 +252,7 @@ class LightSpan(trace.Span):
         # Lists once something is added: until then no object of their own for the collector to walk.
         self.events: Sequence[Event] = ()
         self.links: Sequence[Link] = ()
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
         self.start_time = 0
@@ -326,7 +366,7 @@ class LightSpan(trace.Span):
             logger.warning("Calling end() on an ended span.")
             return
         self.end_time = end_time if end_time is not None else time_ns()
-        self.tracer.provider.processor.on_end(cast(ReadableSpan, self))
+        self.tracer.on_end(self)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None

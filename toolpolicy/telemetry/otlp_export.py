@@ -24,9 +24,10 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _en
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from toolpolicy.telemetry.light_spans import LightSpan
+from toolpolicy.telemetry.light_spans import UNSET_STATUS as _UNSET, LightSpan
 
 try:
     from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
@@ -50,8 +51,6 @@ _STATUS = {0: b"\x7a\x00", 1: b"\x7a\x02\x18\x01", 2: b"\x7a\x02\x18\x02"}
 _FLAGS_LOCAL = b"\x85\x01" + (0x100).to_bytes(4, "little")
 _FLAGS_REMOTE = b"\x85\x01" + (0x300).to_bytes(4, "little")
 _FIXED64 = struct.Struct("<Q")
-_TIMES = struct.Struct("<BQBQ")
-"""Span.start_time_unix_nano (field 7) and end_time_unix_nano (field 8), both fixed64, in one go."""
 _DOUBLE = struct.Struct("<d")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -75,7 +74,8 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 _SMALL = [bytes((size,)) for size in range(0x80)]
 _KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
-"""Encoded `KeyValue` attributes by (key, type, value): most repeat from span to span (operation, provider, model)."""
+"""Encoded `KeyValue` attributes by (key, type, value): most repeat from span to span (operation, provider, model).
+The type keeps 1, 1.0 and True apart."""
 _KEY_VALUES_MAX = 4096
 
 
@@ -97,29 +97,58 @@ def _any_value(value: Any) -> bytes | None:
 
 def _key_value(key: str, value: Any) -> bytes | None:
     """A `KeyValue` attribute as field 9 of a span, or None for a value the library's encoder should handle."""
-    cache_key = (key, type(value), value)
     try:
-        return _KEY_VALUES[cache_key]
-    except KeyError:
-        pass
+        found = _KEY_VALUES.get((key, type(value), value))
     except TypeError:  # an unhashable value (a list): not a scalar
         return None
-    encoded = _any_value(value)
-    if encoded is None or type(key) is not str or not key:
+    return found if found is not None else _new_key_value(key, value)
+
+
+def _new_key_value(key: str, value: Any) -> bytes | None:
+    """`_key_value` of an attribute not encoded before, kept for the next span setting the same. Values that differ
+    each time (request ids) come here once per span: a short string value is written in one formatting step."""
+    if type(key) is not str or not key:
         return None
-    field = _field(9, _field(1, key.encode()) + _field(2, encoded))
-    if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
+    key_field = _KEY_FIELDS.get(key) or _kept_field(_KEY_FIELDS, 1, key)
+    if type(value) is str and len(value) + len(key_field) < 0x7C:
+        encoded = value.encode()
+        size = len(encoded)
+        if size + len(key_field) < 0x7C:  # every length in it fits one byte
+            field = b"\x4a%c%b\x12%c\x0a%c%b" % (len(key_field) + size + 4, key_field, size + 2, size, encoded)
+        else:
+            field = _field(9, key_field + _field(2, _field(1, encoded)))
+    else:
+        any_value = _any_value(value)
+        if any_value is None:
+            return None
+        field = _field(9, key_field + _field(2, any_value))
+    if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
         _KEY_VALUES.clear()
-    _KEY_VALUES[cache_key] = field
+    _KEY_VALUES[key, type(value), value] = field
+    return field
+
+
+_KEY_FIELDS: dict[str, bytes] = {}
+"""`KeyValue.key` (field 1) by attribute key."""
+
+
+def _kept_field(kept: dict[str, bytes], tag: int, text: str) -> bytes:
+    """The length-delimited field `tag` holding `text`, kept in `kept` for the next span with the same text."""
+    field = _field(tag, text.encode())
+    if len(kept) >= _KEY_VALUES_MAX:
+        kept.clear()
+    kept[text] = field
     return field
 
 
 def encode_span(span: ReadableSpan | LightSpan) -> bytes:
     """One `Span` message in wire format."""
     if isinstance(span, LightSpan):
-        encoded = _light_span(span)
-        if encoded is not None:
-            return encoded
+        limits = span.limits
+        if limits.max_span_attribute_length is None:
+            encoded = _light_span(span, limits.max_span_attributes)
+            if encoded is not None:
+                return encoded
         span = span.readable()  # what the SDK would have recorded, for its encoder or the one below
     if span.get_span_context() is None or span.events or span.links or span.dropped_events or span.dropped_links:
         return bytes(_encode_span(span).SerializePartialToString())
@@ -132,49 +161,133 @@ def encode_span(span: ReadableSpan | LightSpan) -> bytes:
     return _plain_span(span, b"".join(fields), span.dropped_attributes)
 
 
-def _light_span(span: LightSpan) -> bytes | None:
-    """A light span without events or links whose attributes are all plain scalars within the span limits (the
+def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
+    """A light span without events or links whose attributes are all plain scalars within `max_attributes` (the
     usual case) in wire format; None for any other, which the SDK's rules must make a `ReadableSpan` of first.
 
     Its attributes are encoded in one pass over what was set, as `BoundedAttributes` would keep them: in the order
-    first set, except that a key set again moves to the end with its new value."""
+    first set, except that a key set again moves to the end with its new value. The span's own fields are read
+    from its slots: this runs for every span exported, and each property or enum hash is a Python call."""
     if span.events or span.links:
         return None
-    limits = span.limits
-    if limits.max_span_attribute_length is not None:
+    entries = span.entries
+    cached = _KEY_VALUES.get
+    try:
+        fields = [
+            cached((key, type(value), value))
+            for entry in entries
+            for key, value in (entry.items() if type(entry) is dict else (entry,))
+        ]
+    except TypeError:  # an unhashable value: not a scalar
         return None
-    keys: list[str] = []
-    fields: list[bytes] = []
-    cache = _KEY_VALUES
-    for entry in span.entries:
+    try:
+        attributes = b"".join(fields)  # type: ignore[arg-type]  # a None (not encoded yet) raises
+    except TypeError:
+        if not _encode_missing(entries, fields):
+            return None
+        attributes = b"".join(fields)  # type: ignore[arg-type]  # filled in
+    count = len(fields)
+    if count > 1 and len(entries) > 1 and _set_again(entries):
+        kept = _last_set(entries, fields)
+        attributes, count = b"".join(kept), len(kept)  # type: ignore[arg-type]  # filled in
+    if max_attributes is not None and count > max_attributes:
+        return None
+    context = span.context
+    parent = span.parent
+    name = span._name
+    head = _NAMES.get(name) or _kept_field(_NAMES, 5, name)
+    trace_id = context[0]
+    if parent is not None:
+        out = _IDS_AND_PARENT.pack(
+            b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+        )
+        remote = parent[2]
+    else:
+        out = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])
+        remote = False
+    state = context[4]
+    if state is not _DEFAULT_STATE and state:
+        out = _with_trace_state(out, state)
+    start, end = span.start_time, span.end_time
+    status = span._status
+    if start and end:
+        body = _KIND_AND_TIMES.pack(_KIND_CODES[span.kind._value_], 0x39, start, 0x41, end)
+    else:
+        body = (
+            _KIND[span.kind]
+            + (b"\x39" + _FIXED64.pack(start) if start else b"")
+            + (b"\x41" + _FIXED64.pack(end) if end else b"")
+        )
+    tail = _UNSET_TAIL[remote] if status is _UNSET else _status(status) + (_FLAGS_REMOTE if remote else _FLAGS_LOCAL)
+    return b"".join((out, head, body, attributes, tail))
+
+
+def _keys(entry: Any) -> Any:
+    """The keys an entry of `LightSpan.entries` set: a mapping's, or the one of a single attribute."""
+    return entry if type(entry) is dict else (entry[0],)
+
+
+def _encode_missing(entries: list[Any], fields: list[bytes | None]) -> bool:
+    """Fill in the attributes not encoded before (None in `fields`); False when one is not a plain scalar."""
+    index = 0
+    for entry in entries:
         for key, value in entry.items() if type(entry) is dict else (entry,):
-            try:
-                field = cache[key, type(value), value]
-            except (KeyError, TypeError):
-                found = _key_value(key, value)
-                if found is None:
-                    return None
-                field = found
-            keys.append(key)
-            fields.append(field)
-    if len(set(keys)) < len(keys):  # a key set again: it moves to the end with its last value
-        last: dict[str, bytes] = {}
-        for key, field in zip(keys, fields, strict=True):
-            last.pop(key, None)
-            last[key] = field
-        fields = list(last.values())
-    maximum = limits.max_span_attributes
-    if maximum is not None and len(fields) > maximum:
-        return None
-    return _plain_span(span, b"".join(fields), 0)
+            if fields[index] is None:
+                field = fields[index] = _new_key_value(key, value)
+                if field is None:
+                    return False
+            index += 1
+    return True
+
+
+def _set_again(entries: list[Any]) -> bool:
+    """Whether a key was set more than once."""
+    keys: set[str] = set()
+    for entry in entries:
+        keys.update(_keys(entry))
+    return len(keys) < sum(len(entry) if type(entry) is dict else 1 for entry in entries)
+
+
+def _last_set(entries: list[Any], fields: list[bytes | None]) -> list[bytes | None]:
+    """`fields` (one per attribute set, in order) as `BoundedAttributes` keeps them: a key set again moves to the
+    end with its last value."""
+    keys = [key for entry in entries for key in _keys(entry)]
+    last: dict[str, bytes | None] = {}
+    for key, field in zip(keys, fields, strict=True):
+        last.pop(key, None)
+        last[key] = field
+    return list(last.values())
 
 
 _NAMES: dict[str, bytes] = {}
 """Encoded span names (field 5): a handful repeat ("chat gpt-4o", "tools/call add")."""
+_LOW64 = (1 << 64) - 1
+_IDS = struct.Struct(">2sQQ2sQ")
+_IDS_AND_PARENT = struct.Struct(">2sQQ2sQ2sQ")
+_KIND_AND_TIMES = struct.Struct("<2sBQBQ")
+"""Span.kind (field 6), start_time_unix_nano (field 7) and end_time_unix_nano (field 8, both fixed64)."""
+_KIND_CODES = tuple(_KIND[kind] for kind in sorted(_KIND, key=lambda kind: kind.value))
+"""`_KIND` by the API enum's value: indexing a tuple costs less than hashing an enum member (a Python call)."""
+_UNSET_TAIL = {False: _STATUS[0] + _FLAGS_LOCAL, True: _STATUS[0] + _FLAGS_REMOTE}
+_DEFAULT_STATE = DEFAULT_TRACE_STATE
 
 
-def _plain_span(span: ReadableSpan | LightSpan, attributes: bytes, dropped_attributes: int) -> bytes:
-    """A span without events or links in wire format, its attributes already encoded."""
+def _with_trace_state(ids: bytes, state: TraceState) -> bytes:
+    """The ids (fields 1, 2 and 4) with Span.trace_state (field 3) inserted after the span id."""
+    encoded = _field(3, ",".join(f"{key}={value}" for key, value in state.items()).encode())
+    return ids[:28] + encoded + ids[28:]
+
+
+def _status(status: Status) -> bytes:
+    """Span.status (field 15)."""
+    code = status.status_code.value
+    if status.description:
+        return _field(15, _field(2, status.description.encode()) + (b"\x18" + _varint(code) if code else b""))
+    return _STATUS[code]
+
+
+def _plain_span(span: ReadableSpan, attributes: bytes, dropped_attributes: int) -> bytes:
+    """A span of the SDK without events or links in wire format, its attributes already encoded."""
     context = span.context
     assert context is not None
     out = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
@@ -184,33 +297,18 @@ def _plain_span(span: ReadableSpan | LightSpan, attributes: bytes, dropped_attri
     if parent:
         out.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     name = span.name
-    encoded_name = _NAMES.get(name)
-    if encoded_name is None:
-        encoded_name = _field(5, name.encode())
-        if len(_NAMES) >= _KEY_VALUES_MAX:
-            _NAMES.clear()
-        _NAMES[name] = encoded_name
-    out.append(encoded_name)
+    out.append(_NAMES.get(name) or _kept_field(_NAMES, 5, name))
     out.append(_KIND[span.kind])
     start, end = span.start_time, span.end_time
-    if start and end:
-        out.append(_TIMES.pack(0x39, start, 0x41, end))
-    else:
-        if start:
-            out.append(b"\x39" + _FIXED64.pack(start))
-        if end:
-            out.append(b"\x41" + _FIXED64.pack(end))
+    if start:
+        out.append(b"\x39" + _FIXED64.pack(start))
+    if end:
+        out.append(b"\x41" + _FIXED64.pack(end))
     out.append(attributes)
     if dropped_attributes:
         out.append(b"\x50" + _varint(dropped_attributes))
-    status = span.status
-    if status is not None:
-        code = status.status_code.value
-        if status.description:
-            body = _field(2, status.description.encode()) + (b"\x18" + _varint(code) if code else b"")
-            out.append(_field(15, body))
-        else:
-            out.append(_STATUS[code])
+    if span.status is not None:
+        out.append(_status(span.status))
     out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(out)
 
@@ -219,20 +317,26 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     """An `ExportTraceServiceRequest`: spans grouped by resource, then by instrumentation scope."""
     grouped: dict[Any, dict[Any, list[bytes]]] = defaultdict(lambda: defaultdict(list))
     # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once,
-    # or, for light spans, each tracer (one resource and scope).
-    by_identity: dict[Any, list[bytes]] = {}
+    # or, for light spans, each tracer (one resource, scope and set of span limits).
+    by_identity: dict[Any, tuple[list[bytes], int | None, bool]] = {}
     for span in spans:
-        identity: Any = span.tracer if type(span) is LightSpan else (id(span.resource), id(span.instrumentation_scope))
-        group = by_identity.get(identity)
-        if group is None:
-            group = by_identity[identity] = grouped[span.resource][span.instrumentation_scope or None]
-        group.append(encode_span(span))
+        light = span if type(span) is LightSpan else None
+        identity: Any = light.tracer if light else (id(span.resource), id(span.instrumentation_scope))
+        found = by_identity.get(identity)
+        if found is None:
+            group = grouped[span.resource][span.instrumentation_scope or None]
+            limits = light.limits if light else None
+            plain = limits is not None and limits.max_span_attribute_length is None
+            found = by_identity[identity] = (group, limits.max_span_attributes if limits else None, plain)
+        group, max_attributes, plain = found
+        encoded = _light_span(light, max_attributes) if plain and light else None
+        group.append(encoded if encoded is not None else encode_span(span))
     out = []
     for resource, scopes in grouped.items():
         body = [_field(1, _encode_resource(resource).SerializePartialToString())]
-        for scope, encoded in scopes.items():
+        for scope, encoded_spans in scopes.items():
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
-            for span_bytes in encoded:  # each as field 2, without copying it into a field of its own first
+            for span_bytes in encoded_spans:  # each as field 2, without copying it into a field of its own first
                 size = len(span_bytes)
                 parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
             if scope is not None and scope.schema_url:

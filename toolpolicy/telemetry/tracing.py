@@ -28,6 +28,7 @@ from opentelemetry.trace import (
     StatusCode,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from toolpolicy.telemetry.current_span import CurrentSpan
 
@@ -79,15 +80,15 @@ def make_provider(
     """The provider `setup_tracing` installs, not yet installed."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     from toolpolicy.telemetry.light_spans import LightTracerProvider
     from toolpolicy.telemetry.otlp_export import FastOTLPSpanExporter
+    from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
 
     # Larger batches than the SDK's defaults (512 of at most 2,048 queued): fewer exports, each encoded in one go,
     # and no spans dropped when a burst of requests outpaces one export. OTEL_BSP_* variables still override these.
-    processor = BatchSpanProcessor(
+    processor = LightBatchSpanProcessor(
         FastOTLPSpanExporter(endpoint=provider_endpoint(endpoint), headers=dict(headers or {})),
         max_queue_size=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 8192),
         max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 2048),
@@ -109,13 +110,23 @@ def tracing_on() -> bool:
     no-op span, so the request paths skip making them: nothing is recorded, propagated or exported either way.
 
     Reads the API's global (set once per process) rather than calling `get_tracer_provider()`, which reads the
-    environment each time while none is installed, i.e. on every request of a gateway without tracing."""
+    environment each time while none is installed, i.e. on every request of a gateway without tracing; and checks
+    the provider's type once per provider (an `isinstance` against the API's abstract classes is a Python call)."""
+    global _checked_provider, _provider_records
     provider = trace._TRACER_PROVIDER
+    if provider is _checked_provider and provider is not None:
+        return _provider_records
     if provider is None:
         if not _PROVIDER_FROM_ENV:
             return False
         provider = trace.get_tracer_provider()  # loads the one the environment names
-    return not isinstance(provider, _NOT_RECORDING)
+    _provider_records = not isinstance(provider, _NOT_RECORDING)
+    _checked_provider = provider
+    return _provider_records
+
+
+_checked_provider: trace.TracerProvider | None = None
+_provider_records = False
 
 
 def tracer() -> trace.Tracer:
@@ -220,15 +231,26 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     With the default propagators (W3C trace context and baggage) and no baggage set, that is all they would write:
     the header is formatted here, without going through each propagator. Otherwise the configured ones run."""
     current = otel_context.get_current()
-    if _w3c_default(propagate.get_global_textmap()) and not baggage.get_all(current):
+    if _w3c_default(propagate.get_global_textmap()) and not _baggage(current):
         context = trace.get_current_span(current).get_span_context()
         if context == INVALID_SPAN_CONTEXT:
             return
-        carrier["traceparent"] = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-        if context.trace_state:
-            carrier["tracestate"] = context.trace_state.to_header()
+        carrier["traceparent"] = _TRACEPARENT % (context.trace_id, context.span_id, context.trace_flags)
+        state = context.trace_state
+        if state is not DEFAULT_TRACE_STATE and state:
+            carrier["tracestate"] = state.to_header()
         return
     propagate.inject(carrier)
+
+
+_TRACEPARENT = "00-%032x-%016x-%02x"
+_BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
+
+
+def _baggage(context: otel_context.Context) -> Any:
+    """The baggage in `context` (falsy without any), read where the API keeps it: `baggage.get_all` wraps it in a
+    new mapping proxy each time."""
+    return context.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(context)
 
 
 def _w3c_default(propagator: TextMapPropagator) -> bool:
