@@ -35,36 +35,80 @@ class SSEEvent:
     data: str
 
 
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
-    """Split a byte stream into events; comments and `id`/`retry` fields are ignored."""
-    pending = b""
-    event: str | None = None
-    data: list[str] = []
-    async for chunk in chunks:
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
+class EventSplitter:
+    """The events of a byte stream fed to it as it arrives, each as (event name, data bytes): the work done for each
+    network read is one synchronous call, whatever number of events it holds."""
+
+    __slots__ = ("data", "event", "pending")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.event: str | None = None
+        self.data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        lines = (self.pending + chunk if self.pending else chunk).split(b"\n")
+        self.pending = lines.pop()
+        events: list[tuple[str | None, bytes]] = []
+        event, data = self.event, self.data
         for raw in lines:
             line = raw[:-1] if raw.endswith(b"\r") else raw
+            if line.startswith(b"data: "):  # nearly every line a provider sends
+                data.append(line[6:])
+                continue
             if not line:
                 if data:
-                    yield SSEEvent(event, "\n".join(data))
-                event, data = None, []
+                    events.append((event, data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = []
+                event = None
                 continue
             name, _, value = line.partition(b":")
             if value.startswith(b" "):
                 value = value[1:]
             if name == b"data":
-                data.append(value.decode("utf-8", "replace"))
+                data.append(value)
             elif name == b"event":
                 event = value.decode("utf-8", "replace")
-    if pending.startswith(b"data:"):
-        data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
-    if data:
-        yield SSEEvent(event, "\n".join(data))
+        self.event, self.data = event, data
+        return events
+
+    def end(self) -> list[tuple[str | None, bytes]]:
+        """The last event, when the stream ended without the blank line after it."""
+        data = self.data
+        if self.pending.startswith(b"data:"):
+            data.append(self.pending[5:].lstrip(b" "))
+        return [(self.event, b"\n".join(data))] if data else []
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
+    """Split a byte stream into events; comments and `id`/`retry` fields are ignored."""
+    splitter = EventSplitter()
+    async for chunk in chunks:
+        for event, data in splitter.feed(chunk):
+            yield SSEEvent(event, data.decode("utf-8", "replace"))
+    for event, data in splitter.end():
+        yield SSEEvent(event, data.decode("utf-8", "replace"))
+
+
+class Received(dict[str, Any]):
+    """A JSON object read from one event of a provider's stream, with the event's data as it came (`data`, one line):
+    an OpenAI chunk relayed unchanged is framed from these bytes, not encoded again."""
+
+    __slots__ = ("data",)
+    data: bytes
 
 
 def data_frame(payload: Mapping[str, Any]) -> bytes:
     """An OpenAI-style frame: `data: {...}`."""
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+def relayed_frame(payload: Mapping[str, Any]) -> bytes:
+    """`data_frame`, from the provider's own bytes when `payload` is an object as it was received: the same JSON
+    value, in the provider's spelling (spacing, escapes), which a client's JSON parser reads the same. Only for
+    objects nothing changed in place since they were read (see `Received`)."""
+    if type(payload) is Received:
+        return b"data: " + payload.data + b"\n\n"
     return b"data: " + dumps(payload) + b"\n\n"
 
 
