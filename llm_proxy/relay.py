@@ -16,7 +16,7 @@ import anyio
 
 from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
-from llm_proxy.streaming import DONE, data_frame, event_frame, relayed_frame
+from llm_proxy.streaming import DONE, data_frame, event_frame, relayed_event_frame, relayed_frame
 from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.errors import anthropic_error, openai_error, status_of
@@ -123,7 +123,7 @@ class StreamRelay:
             if guard is None and hold is None:
                 # Nothing rewrites a chunk in place on this path (the guard does), so a chunk passed on whole is
                 # framed from the provider's bytes; and no list is made per item.
-                unchanged = relayed_frame if openai_api else event_frame
+                unchanged = relayed_frame if openai_api else relayed_event_frame
                 item: dict[str, Any] | None = self.first
                 while item is not None:
                     see(item)

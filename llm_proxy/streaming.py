@@ -103,6 +103,11 @@ def data_frame(payload: Mapping[str, Any]) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
 
 
+def event_frame(payload: Mapping[str, Any]) -> bytes:
+    """An Anthropic-style frame: `event: <type>` then `data: {...}`."""
+    return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
 def relayed_frame(payload: Mapping[str, Any]) -> bytes:
     """`data_frame`, from the provider's own bytes when `payload` is an object as it was received: the same JSON
     value, in the provider's spelling (spacing, escapes), which a client's JSON parser reads the same. Only for
@@ -112,9 +117,12 @@ def relayed_frame(payload: Mapping[str, Any]) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
 
 
-def event_frame(payload: Mapping[str, Any]) -> bytes:
-    """An Anthropic-style frame: `event: <type>` then `data: {...}`."""
-    return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+def relayed_event_frame(payload: Mapping[str, Any]) -> bytes:
+    """`event_frame` as `relayed_frame` is `data_frame`."""
+    if type(payload) is Received:
+        name = str(payload.get("type", "message")).encode()
+        return b"event: " + name + b"\ndata: " + payload.data + b"\n\n"
+    return event_frame(payload)
 
 
 class EventStreamResponse(Response):
