@@ -161,20 +161,29 @@ class EventStreamResponse(Response):
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         streaming = anyio.CancelScope()
-        watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, streaming))
+        watcher: asyncio.Task[None] | None = None
+
+        def watch() -> None:
+            # Only a stream that waits needs to learn that its client left: one that is sent whole at once
+            # (the provider's answer was all there) makes no task.
+            nonlocal watcher
+            if watcher is None:
+                watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, streaming))
+
         try:
             with streaming:
                 async with aclosing(self.frames) as body:
-                    await self._relay(body, send)
+                    await self._relay(body, send, watch)
         except OSError:
             # ASGI 2.4 servers raise on send after a disconnect instead of reporting it through receive().
             logger.debug("client went away during a stream")
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
-    async def _relay(self, body: AsyncGenerator[bytes, None], send: Send) -> None:
+    async def _relay(self, body: AsyncGenerator[bytes, None], send: Send, waiting: Callable[[], None]) -> None:
         """The headers go with the first frames (or as soon as `body` has to wait for its first), each flush as
-        soon as `body` has to wait for more, the end with the last frames."""
+        soon as `body` has to wait for more, the end with the last frames. `waiting()` is called before each flush."""
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         started = False
         gathered: list[bytes] = []
@@ -182,6 +191,7 @@ class EventStreamResponse(Response):
 
         async def flush() -> None:
             nonlocal started, size
+            waiting()
             if not started:
                 started = True
                 await send(start)

@@ -3,6 +3,7 @@ client that leaves closes the producer (its cleanup run to the end) however the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -66,6 +67,27 @@ async def test_frames_produced_together_go_out_in_one_message_and_the_end_with_t
     assert client.messages[1:] == [
         {"type": "http.response.body", "body": b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n", "more_body": False}
     ]
+
+
+async def test_only_a_stream_that_waits_starts_a_task_to_learn_that_its_client_left() -> None:
+    tasks: list[int] = []
+
+    async def at_once() -> AsyncGenerator[bytes, None]:
+        tasks.append(len(asyncio.all_tasks()))
+        yield b"data: 1\n\n"
+
+    async def waiting() -> AsyncGenerator[bytes, None]:
+        yield b"data: 1\n\n"
+        await anyio.sleep(0)
+        tasks.append(len(asyncio.all_tasks()))
+        yield b"data: 2\n\n"
+
+    before = len(asyncio.all_tasks())
+    with anyio.fail_after(5):
+        await serve(EventStreamResponse(at_once(), headers={}), Client())
+        client = Client()
+        await serve(EventStreamResponse(waiting(), headers={}), client)
+    assert tasks == [before, before + 1] and client.bodies() == [b"data: 1\n\n", b"data: 2\n\n"]
 
 
 @pytest.mark.parametrize(
