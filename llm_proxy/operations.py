@@ -79,15 +79,17 @@ class Messages:
         thinking = anthropic_inbound.wants_thinking(self.body)
         return Reply(anthropic_inbound.completion_to_message(reply.body, target.model, thinking=thinking), reply.usage)
 
-    async def stream(
+    def stream(
         self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
     ) -> AsyncGenerator[dict[str, Any], None]:
         if "messages" in native_ops(adapter, target.model):
-            attempt = Attempt("messages", target.model, self.body, key, stream=True, headers=self.headers)
-            async with aclosing(adapter.stream(attempt)) as events:
-                async for event in events:
-                    yield event
-            return
+            # The provider's own events, with no generator of ours in between to step through for each.
+            return adapter.stream(Attempt("messages", target.model, self.body, key, stream=True, headers=self.headers))
+        return self._translated(adapter, target, key)
+
+    async def _translated(
+        self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         thinking = anthropic_inbound.wants_thinking(self.body)
         translate = ChunksToEvents(target.model, input_tokens=self.input_tokens, thinking=thinking)
         async with aclosing(

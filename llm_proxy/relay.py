@@ -16,7 +16,7 @@ import anyio
 
 from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
-from llm_proxy.streaming import DONE, data_frame, event_frame
+from llm_proxy.streaming import DONE, data_frame, event_frame, relayed_event_frame, relayed_frame
 from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.errors import anthropic_error, openai_error, status_of
@@ -47,15 +47,7 @@ class UsageTap:
 
     def see(self, item: dict[str, Any]) -> None:
         if self.api == "openai":
-            usage = openai.usage_of(item.get("usage"))
-            if usage is not None:
-                self.openai_usage = usage
-            for choice in item.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    self.text.append(delta["content"])
-                for call in delta.get("tool_calls") or ():
-                    self.text.append(str((call.get("function") or {}).get("arguments") or ""))
+            self.see_chunk(item)
             return
         kind = item.get("type")
         if kind == "message_start":
@@ -66,6 +58,23 @@ class UsageTap:
         elif kind == "content_block_delta":
             delta = item.get("delta") or {}
             self.text.append(str(delta.get("text") or delta.get("partial_json") or ""))
+
+    def see_chunk(self, item: dict[str, Any]) -> None:
+        """`see` for an OpenAI chunk."""
+        reported = item.get("usage")
+        if reported is not None:
+            usage = openai.usage_of(reported)
+            if usage is not None:
+                self.openai_usage = usage
+        for choice in item.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str):
+                self.text.append(content)
+            calls = delta.get("tool_calls")
+            if calls:
+                for call in calls:
+                    self.text.append(str((call.get("function") or {}).get("arguments") or ""))
 
     def usage(self) -> Usage | None:
         if self.api == "openai":
@@ -105,27 +114,43 @@ class StreamRelay:
     async def frames(self) -> AsyncGenerator[bytes, None]:
         exchange = self.exchange
         self._started = True
-        frame = data_frame if exchange.api == "openai" else event_frame
-        strip = exchange.api == "openai" and not self.keep_usage
-        guard, hold, see = self.guard, self.hold, self.tap.see
+        openai_api = exchange.api == "openai"
+        strip = openai_api and not self.keep_usage
+        guard, hold = self.guard, self.hold
+        see = self.tap.see_chunk if openai_api else self.tap.see
+        frame = data_frame if openai_api else event_frame
         try:
-            item: dict[str, Any] | None = self.first
-            while item is not None:
-                see(item)
-                outs = guard.feed(item) if guard is not None else [item]
-                for out in await hold.feed(outs) if hold is not None else outs:
+            if guard is None and hold is None:
+                # Nothing rewrites a chunk in place on this path (the guard does), so a chunk passed on whole is
+                # framed from the provider's bytes; and no list is made per item.
+                unchanged = relayed_frame if openai_api else relayed_event_frame
+                item: dict[str, Any] | None = self.first
+                while item is not None:
+                    see(item)
+                    sent = openai.strip_usage(item) if strip else item
+                    if sent is not None:
+                        yield unchanged(sent)
+                        if exchange.ttfb is None:
+                            exchange.mark_first_byte()
+                    item = await anext(self.items, None)
+            else:
+                item = self.first
+                while item is not None:
+                    see(item)
+                    outs = guard.feed(item) if guard is not None else [item]
+                    for out in await hold.feed(outs) if hold is not None else outs:
+                        sent = openai.strip_usage(out) if strip else out
+                        if sent is not None:
+                            yield frame(sent)
+                            exchange.mark_first_byte()
+                    item = await anext(self.items, None)
+                outs = guard.end() if guard is not None else []
+                for out in await hold.end(outs) if hold is not None else outs:
                     sent = openai.strip_usage(out) if strip else out
                     if sent is not None:
                         yield frame(sent)
                         exchange.mark_first_byte()
-                item = await anext(self.items, None)
-            outs = guard.end() if guard is not None else []
-            for out in await hold.end(outs) if hold is not None else outs:
-                sent = openai.strip_usage(out) if strip else out
-                if sent is not None:
-                    yield frame(sent)
-                    exchange.mark_first_byte()
-            if exchange.api == "openai":
+            if openai_api:
                 yield DONE
         except GatewayError as exc:
             logger.warning("stream %s failed after its first byte: %s", exchange.request_id, exc.message)

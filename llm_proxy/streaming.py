@@ -35,32 +35,67 @@ class SSEEvent:
     data: str
 
 
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
-    """Split a byte stream into events; comments and `id`/`retry` fields are ignored."""
-    pending = b""
-    event: str | None = None
-    data: list[str] = []
-    async for chunk in chunks:
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
+class EventSplitter:
+    """The events of a byte stream fed to it as it arrives, each as (event name, data bytes): the work done for each
+    network read is one synchronous call, whatever number of events it holds."""
+
+    __slots__ = ("data", "event", "pending")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.event: str | None = None
+        self.data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        lines = (self.pending + chunk if self.pending else chunk).split(b"\n")
+        self.pending = lines.pop()
+        events: list[tuple[str | None, bytes]] = []
+        event, data = self.event, self.data
         for raw in lines:
             line = raw[:-1] if raw.endswith(b"\r") else raw
+            if line.startswith(b"data: "):  # nearly every line a provider sends
+                data.append(line[6:])
+                continue
             if not line:
                 if data:
-                    yield SSEEvent(event, "\n".join(data))
-                event, data = None, []
+                    events.append((event, data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = []
+                event = None
                 continue
             name, _, value = line.partition(b":")
             if value.startswith(b" "):
                 value = value[1:]
             if name == b"data":
-                data.append(value.decode("utf-8", "replace"))
+                data.append(value)
             elif name == b"event":
                 event = value.decode("utf-8", "replace")
-    if pending.startswith(b"data:"):
-        data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
-    if data:
-        yield SSEEvent(event, "\n".join(data))
+        self.event, self.data = event, data
+        return events
+
+    def end(self) -> list[tuple[str | None, bytes]]:
+        """The last event, when the stream ended without the blank line after it."""
+        data = self.data
+        if self.pending.startswith(b"data:"):
+            data.append(self.pending[5:].lstrip(b" "))
+        return [(self.event, b"\n".join(data))] if data else []
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
+    """Split a byte stream into events; comments and `id`/`retry` fields are ignored."""
+    splitter = EventSplitter()
+    async for chunk in chunks:
+        for event, data in splitter.feed(chunk):
+            yield SSEEvent(event, data.decode("utf-8", "replace"))
+    for event, data in splitter.end():
+        yield SSEEvent(event, data.decode("utf-8", "replace"))
+
+
+class Received(dict[str, Any]):
+    """A JSON object read from one event of a provider's stream, with the event's data as it came (`data`, one line):
+    an OpenAI chunk relayed unchanged is framed from these bytes, not encoded again."""
+
+    __slots__ = ("data",)
+    data: bytes
 
 
 def data_frame(payload: Mapping[str, Any]) -> bytes:
@@ -71,6 +106,23 @@ def data_frame(payload: Mapping[str, Any]) -> bytes:
 def event_frame(payload: Mapping[str, Any]) -> bytes:
     """An Anthropic-style frame: `event: <type>` then `data: {...}`."""
     return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+def relayed_frame(payload: Mapping[str, Any]) -> bytes:
+    """`data_frame`, from the provider's own bytes when `payload` is an object as it was received: the same JSON
+    value, in the provider's spelling (spacing, escapes), which a client's JSON parser reads the same. Only for
+    objects nothing changed in place since they were read (see `Received`)."""
+    if type(payload) is Received:
+        return b"data: " + payload.data + b"\n\n"
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+def relayed_event_frame(payload: Mapping[str, Any]) -> bytes:
+    """`event_frame` as `relayed_frame` is `data_frame`."""
+    if type(payload) is Received:
+        name = str(payload.get("type", "message")).encode()
+        return b"event: " + name + b"\ndata: " + payload.data + b"\n\n"
+    return event_frame(payload)
 
 
 class EventStreamResponse(Response):
@@ -109,20 +161,29 @@ class EventStreamResponse(Response):
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         streaming = anyio.CancelScope()
-        watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, streaming))
+        watcher: asyncio.Task[None] | None = None
+
+        def watch() -> None:
+            # Only a stream that waits needs to learn that its client left: one that is sent whole at once
+            # (the provider's answer was all there) makes no task.
+            nonlocal watcher
+            if watcher is None:
+                watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, streaming))
+
         try:
             with streaming:
                 async with aclosing(self.frames) as body:
-                    await self._relay(body, send)
+                    await self._relay(body, send, watch)
         except OSError:
             # ASGI 2.4 servers raise on send after a disconnect instead of reporting it through receive().
             logger.debug("client went away during a stream")
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
-    async def _relay(self, body: AsyncGenerator[bytes, None], send: Send) -> None:
+    async def _relay(self, body: AsyncGenerator[bytes, None], send: Send, waiting: Callable[[], None]) -> None:
         """The headers go with the first frames (or as soon as `body` has to wait for its first), each flush as
-        soon as `body` has to wait for more, the end with the last frames."""
+        soon as `body` has to wait for more, the end with the last frames. `waiting()` is called before each flush."""
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         started = False
         gathered: list[bytes] = []
@@ -130,6 +191,7 @@ class EventStreamResponse(Response):
 
         async def flush() -> None:
             nonlocal started, size
+            waiting()
             if not started:
                 started = True
                 await send(start)

@@ -102,7 +102,9 @@ class AnthropicAdapter:
         chunks = self.upstream.post_stream(self.name, self.endpoint(attempt), headers, payload)
         translate = EventsToChunks(json_tool) if attempt.op == "chat" else None
         async for name, event in sse_json(self.name, chunks):
-            event.setdefault("type", name)
+            if "type" not in event:
+                # A copy, not the object as received: the relay would frame the provider's bytes, without `type`.
+                event = {**event, "type": name}
             if event["type"] == "error":
                 raise stream_error(event)
             if translate is None:

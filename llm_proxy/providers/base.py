@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import pydantic_core
+
 from llm_proxy.errors import UpstreamBadResponse
-from llm_proxy.streaming import sse_events
+from llm_proxy.streaming import EventSplitter, Received
 from llm_proxy.upstream import Upstream
 from toolpolicy.governor import Usage
 from toolpolicy.settings import ProviderSettings
@@ -136,20 +138,44 @@ async def sse_json(
     provider: str, chunks: AsyncGenerator[bytes, None]
 ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
     """Each event of an SSE stream as (event name, JSON object); stops at OpenAI's `[DONE]`."""
-    async with aclosing(chunks), aclosing(sse_events(chunks)) as events:
-        async for event in events:
-            if event.data == "[DONE]":
+    splitter = EventSplitter()
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            for name, data in splitter.feed(chunk):
+                if data == b"[DONE]":
+                    return
+                yield name, event_object(provider, data)
+        for name, data in splitter.end():
+            if data == b"[DONE]":
                 return
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                snippet = event.data[:80]
-                raise UpstreamBadResponse(
-                    f"provider {provider!r} streamed an event that is not JSON: {snippet!r}"
-                ) from None
-            if not isinstance(data, dict):
-                raise UpstreamBadResponse(f"provider {provider!r} streamed JSON that is not an object")
-            yield event.event, data
+            yield name, event_object(provider, data)
+
+
+def event_object(provider: str, data: bytes) -> dict[str, Any]:
+    """An event's data as a JSON object: a `Received` when the data is one line, to be relayed as it came."""
+    try:
+        # jiter reads these objects in about a third of the time `json.loads` takes; what it refuses (invalid UTF-8,
+        # a lone surrogate escape, very deep nesting) goes to `json.loads` as before, so the same events are read.
+        value = pydantic_core.from_json(data, allow_inf_nan=True, cache_strings="keys")
+    except ValueError:
+        return _decoded_object(provider, data.decode("utf-8", "replace"))
+    if not isinstance(value, dict):
+        raise UpstreamBadResponse(f"provider {provider!r} streamed JSON that is not an object")
+    if b"\r" in data or b"\n" in data:
+        return value
+    received = Received(value)
+    received.data = data
+    return received
+
+
+def _decoded_object(provider: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise UpstreamBadResponse(f"provider {provider!r} streamed an event that is not JSON: {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise UpstreamBadResponse(f"provider {provider!r} streamed JSON that is not an object")
+    return value
 
 
 def require_list(provider: str, body: dict[str, Any], name: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 
@@ -254,3 +255,36 @@ async def test_the_openai_sdk_reaches_an_azure_deployment(multi: Gateway, mock: 
     assert seen.path == "/openai/deployments/my-deployment/chat/completions"
     assert seen.query == {"api-version": "2024-06-01"}
     assert seen.headers["api-key"] == "az-key" and "Authorization" not in seen.headers
+
+
+async def test_a_native_messages_stream_goes_out_in_the_providers_bytes(multi: Gateway, mock: MockProvider) -> None:
+    """Events passed on whole keep the provider's spelling; one whose `type` only its SSE name gave is re-encoded
+    with it. The SDK reads the stream either way."""
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": []}
+    typed = [
+        sse({"type": "message_start", "message": {**message, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "héllo"}}),
+    ]
+    untyped = {"index": 0}  # a `content_block_stop` named by its event line only
+    closing = [
+        sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}),
+        sse({"type": "message_stop"}),
+    ]
+    frames = [b"event: x\n" + frame for frame in typed] + [sse(untyped, "content_block_stop")]
+    mock.queue(stream_frames(frames + closing), stream_frames(frames + closing))
+    body = {"model": "claude/claude-test", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx2.AsyncClient(base_url=multi.v1, headers={"x-api-key": KEY}) as client:
+        response = await client.post("/messages", json={**body, "stream": True})
+    expected = [b"event: " + json.loads(frame[6:])["type"].encode() + b"\n" + frame for frame in typed]
+    expected.append(b'event: content_block_stop\ndata: {"index":0,"type":"content_block_stop"}\n\n')
+    expected += [b"event: " + json.loads(frame[6:])["type"].encode() + b"\n" + frame for frame in closing]
+    assert response.content == b"".join(expected)
+    assert b'"h\\u00e9llo"' in response.content  # the provider's escape, not re-encoded
+    async with claude(multi) as sdk:
+        async with sdk.messages.stream(**body) as stream:  # type: ignore[arg-type]
+            text = "".join([text async for text in stream.text_stream])
+            final = await stream.get_final_message()
+    assert text == "héllo" and final.usage.output_tokens == 3
+    records = await multi.wait_records(2)
+    assert [(record.tokens_in, record.tokens_out) for record in records] == [(5, 3), (5, 3)]

@@ -3,6 +3,7 @@ client that leaves closes the producer (its cleanup run to the end) however the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -66,6 +67,27 @@ async def test_frames_produced_together_go_out_in_one_message_and_the_end_with_t
     assert client.messages[1:] == [
         {"type": "http.response.body", "body": b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n", "more_body": False}
     ]
+
+
+async def test_only_a_stream_that_waits_starts_a_task_to_learn_that_its_client_left() -> None:
+    tasks: list[int] = []
+
+    async def at_once() -> AsyncGenerator[bytes, None]:
+        tasks.append(len(asyncio.all_tasks()))
+        yield b"data: 1\n\n"
+
+    async def waiting() -> AsyncGenerator[bytes, None]:
+        yield b"data: 1\n\n"
+        await anyio.sleep(0)
+        tasks.append(len(asyncio.all_tasks()))
+        yield b"data: 2\n\n"
+
+    before = len(asyncio.all_tasks())
+    with anyio.fail_after(5):
+        await serve(EventStreamResponse(at_once(), headers={}), Client())
+        client = Client()
+        await serve(EventStreamResponse(waiting(), headers={}), client)
+    assert tasks == [before, before + 1] and client.bodies() == [b"data: 1\n\n", b"data: 2\n\n"]
 
 
 @pytest.mark.parametrize(
@@ -186,9 +208,11 @@ async def test_ready_or_passes_the_steps_error_on() -> None:
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-async def test_a_burst_through_the_gateway_reaches_the_client_as_compact_frames_and_is_settled(
+async def test_a_burst_through_the_gateway_reaches_the_client_as_the_providers_frames_and_is_settled(
     gateway: Gateway, mock: MockProvider, include_usage: bool
 ) -> None:
+    """Chunks passed on whole go out in the provider's own bytes (its spacing, its `\\u00e9`); chunks the gateway
+    changes (`usage` taken out for a client that did not ask for it) are encoded compactly."""
     upstream = openai_frames({"model": "m", "stream_options": {"include_usage": True}}, "héllo wide world")
     mock.queue(stream_frames([b": keep-alive\n\n" + b"".join(upstream)]))  # one write: the events come together
     body = {"model": "mock/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -198,11 +222,13 @@ async def test_a_burst_through_the_gateway_reaches_the_client_as_compact_frames_
         response = await client.post("/chat/completions", json=body)
     expected = b""
     for frame in upstream[:-1]:
+        if include_usage:
+            expected += frame
+            continue
         chunk = json.loads(frame.removeprefix(b"data: "))
-        if not include_usage:
-            if not chunk["choices"]:
-                continue
-            del chunk["usage"]
+        if not chunk["choices"]:
+            continue
+        del chunk["usage"]
         expected += b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     assert response.content == expected + b"data: [DONE]\n\n"

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from llm_proxy.streaming import SSEEvent, data_frame, event_frame, sse_events
+from llm_proxy.errors import UpstreamBadResponse
+from llm_proxy.providers.base import sse_json
+from llm_proxy.streaming import Received, SSEEvent, data_frame, event_frame, relayed_frame, sse_events
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +63,25 @@ def test_frames_hold_exactly_what_json_dumps_writes(payload: dict[Any, Any]) -> 
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     assert data_frame(payload) == b"data: " + text + b"\n\n"
     assert event_frame(payload).endswith(b"\ndata: " + text + b"\n\n")
+
+
+async def test_provider_events_keep_their_bytes_only_when_one_line_can_frame_them() -> None:
+    stream = (
+        b'data: {"a": "\\u00e9",  "n": 1}\n\n'  # spacing and escapes as the provider wrote them
+        b'data: {"a":\r\ndata: 2}\n\n'  # two data lines: no single line to pass on
+        b'data: {"a":\r3}\n\n'  # a lone CR, a line break to the client's parser
+        b'data: {"a": "\xff"}\n\n'  # not UTF-8: read as before, with a replacement character
+        b"data: [DONE]\n\n"
+        b'data: {"after": "done"}\n\n'
+    )
+    items = [item async for _, item in sse_json("p", feed(stream[:7], stream[7:]))]
+    assert items == [{"a": "é", "n": 1}, {"a": 2}, {"a": 3}, {"a": "\ufffd"}]
+    assert [type(item) is Received for item in items] == [True, False, False, False]
+    assert relayed_frame(items[0]) == b'data: {"a": "\\u00e9",  "n": 1}\n\n'
+    assert relayed_frame(dict(items[0])) == data_frame(items[0]) == 'data: {"a":"é","n":1}\n\n'.encode()
+
+
+async def test_provider_events_that_are_not_json_objects_are_bad_answers() -> None:
+    for data, message in ((b"{oops", "not JSON: '{oops'"), (b"[1]", "not an object")):
+        with pytest.raises(UpstreamBadResponse, match=message):
+            [item async for item in sse_json("p", feed(b"data: " + data + b"\n\n"))]
