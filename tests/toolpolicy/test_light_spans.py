@@ -242,3 +242,27 @@ def test_the_light_batch_processor_keeps_the_sdks_batching(monkeypatch: pytest.M
     light.shutdown()
     light.get_tracer("isthmus").start_span("after shutdown").end()
     assert len(exporter.get_finished_spans()) == 10
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_light_batch_processor_hands_spans_to_the_sdk_unless_it_knows_its_internals(
+    monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    exporter = InMemorySpanExporter()
+    processor = LightBatchSpanProcessor(exporter, max_queue_size=100, max_export_batch_size=50)
+    assert processor._direct  # this SDK's internals are the ones it reads
+    processor._direct = direct  # as with an SDK release whose batch processor it does not know
+    emitted: list[str] = []
+    emit = processor._batch_processor.emit
+
+    def counted(span: Any) -> None:
+        emitted.append(span.name)
+        emit(span)
+
+    monkeypatch.setattr(processor._batch_processor, "emit", counted)
+    light = LightTracerProvider(resource=RESOURCE, processor=processor, shutdown_on_exit=False)
+    light.get_tracer("isthmus").start_span("one").end()
+    assert light.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == ["one"]
+    assert emitted == ([] if direct else ["one"])
+    light.shutdown()

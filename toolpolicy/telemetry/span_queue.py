@@ -39,15 +39,13 @@ class LightBatchSpanProcessor(BatchSpanProcessor):
         self._direct = hasattr(os, "register_at_fork") and all(hasattr(batching, name) for name in _BATCHING)
 
     def on_end(self, span: ReadableSpan | LightSpan) -> None:
+        if not self._direct or type(span) is not LightSpan:
+            super().on_end(span)  # type: ignore[arg-type]  # a light span reads as a `ReadableSpan`
+            return
         batching = self._batch_processor
         queue = batching._queue
-        if (
-            not self._direct
-            or type(span) is not LightSpan
-            or batching._shutdown
-            or len(queue) >= batching._max_queue_size
-        ):
-            super().on_end(span)  # type: ignore[arg-type]  # a light span reads as a `ReadableSpan`
+        if batching._shutdown or len(queue) >= batching._max_queue_size:
+            super().on_end(span)  # type: ignore[arg-type]
             return
         queue.appendleft(span)
         if len(queue) >= batching._max_export_batch_size and not batching._worker_awaken.is_set():
