@@ -130,8 +130,7 @@ class StreamRelay:
                     sent = openai.strip_usage(item) if strip else item
                     if sent is not None:
                         yield unchanged(sent)
-                        if exchange.ttfb is None:
-                            exchange.mark_first_byte()
+                        exchange.mark_first_byte()
                     item = await anext(self.items, None)
             else:
                 item = self.first

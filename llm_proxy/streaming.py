@@ -1,6 +1,6 @@
 """Server-sent events, both ways: parsing a provider's stream and serving one to the client.
 
-`sse_events` parses bytes as they arrive (no line-length limit, CRLF or LF). `EventStreamResponse` is a pure ASGI
+`EventSplitter` parses bytes as they arrive (no line-length limit, CRLF or LF). `EventStreamResponse` is a pure ASGI
 response that sends each frame as soon as it is produced (those produced together in one message) and, when the
 client goes away, cancels the producer and closes it, which closes the upstream request too.
 """
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -27,12 +26,6 @@ DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _GATHER_LIMIT = 64 * 1024
 """Frames that came together go out together up to this many bytes: a huge burst is not held whole."""
-
-
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    event: str | None
-    data: str
 
 
 class EventSplitter:
@@ -80,16 +73,6 @@ class EventSplitter:
         return [(self.event, b"\n".join(data))] if data else []
 
 
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
-    """Split a byte stream into events; comments and `id`/`retry` fields are ignored."""
-    splitter = EventSplitter()
-    async for chunk in chunks:
-        for event, data in splitter.feed(chunk):
-            yield SSEEvent(event, data.decode("utf-8", "replace"))
-    for event, data in splitter.end():
-        yield SSEEvent(event, data.decode("utf-8", "replace"))
-
-
 class Received(dict[str, Any]):
     """A JSON object read from one event of a provider's stream, with the event's data as it came (`data`, one line):
     an OpenAI chunk relayed unchanged is framed from these bytes, not encoded again."""
@@ -112,17 +95,16 @@ def relayed_frame(payload: Mapping[str, Any]) -> bytes:
     """`data_frame`, from the provider's own bytes when `payload` is an object as it was received: the same JSON
     value, in the provider's spelling (spacing, escapes), which a client's JSON parser reads the same. Only for
     objects nothing changed in place since they were read (see `Received`)."""
-    if type(payload) is Received:
-        return b"data: " + payload.data + b"\n\n"
-    return b"data: " + dumps(payload) + b"\n\n"
+    return b"data: " + _json_of(payload) + b"\n\n"
 
 
 def relayed_event_frame(payload: Mapping[str, Any]) -> bytes:
     """`event_frame` as `relayed_frame` is `data_frame`."""
-    if type(payload) is Received:
-        name = str(payload.get("type", "message")).encode()
-        return b"event: " + name + b"\ndata: " + payload.data + b"\n\n"
-    return event_frame(payload)
+    return b"event: " + str(payload.get("type", "message")).encode() + b"\ndata: " + _json_of(payload) + b"\n\n"
+
+
+def _json_of(payload: Mapping[str, Any]) -> bytes:
+    return payload.data if type(payload) is Received else dumps(payload)
 
 
 class EventStreamResponse(Response):

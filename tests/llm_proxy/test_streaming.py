@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from llm_proxy.errors import UpstreamBadResponse
 from llm_proxy.providers.base import sse_json
-from llm_proxy.streaming import Received, SSEEvent, data_frame, event_frame, relayed_frame, sse_events
+from llm_proxy.streaming import EventSplitter, Received, data_frame, event_frame, relayed_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -20,8 +20,15 @@ async def feed(*chunks: bytes) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
+class SSEEvent(NamedTuple):
+    event: str | None
+    data: str
+
+
 async def parse(*chunks: bytes) -> list[SSEEvent]:
-    return [event async for event in sse_events(feed(*chunks))]
+    splitter = EventSplitter()
+    events = [event async for chunk in feed(*chunks) for event in splitter.feed(chunk)] + splitter.end()
+    return [SSEEvent(name, data.decode("utf-8", "replace")) for name, data in events]
 
 
 async def test_events_split_anywhere_across_chunks_are_reassembled() -> None:

@@ -24,7 +24,7 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _en
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind, Status, TraceState
+from opentelemetry.trace import SpanContext, SpanKind, Status, TraceState
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from toolpolicy.telemetry.light_spans import UNSET_STATUS as _UNSET, LightSpan
@@ -192,34 +192,9 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
         attributes, count = b"".join(kept), len(kept)  # type: ignore[arg-type]  # filled in
     if max_attributes is not None and count > max_attributes:
         return None
-    context = span.context
-    parent = span.parent
-    name = span._name
-    head = _NAMES.get(name) or _kept_field(_NAMES, 5, name)
-    trace_id = context[0]
-    if parent is not None:
-        out = _IDS_AND_PARENT.pack(
-            b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1], b"\x22\x08", parent[1]
-        )
-        remote = parent[2]
-    else:
-        out = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])
-        remote = False
-    state = context[4]
-    if state is not _DEFAULT_STATE and state:
-        out = _with_trace_state(out, state)
-    start, end = span.start_time, span.end_time
-    status = span._status
-    if start and end:
-        body = _KIND_AND_TIMES.pack(_KIND_CODES[span.kind._value_], 0x39, start, 0x41, end)
-    else:
-        body = (
-            _KIND[span.kind]
-            + (b"\x39" + _FIXED64.pack(start) if start else b"")
-            + (b"\x41" + _FIXED64.pack(end) if end else b"")
-        )
-    tail = _UNSET_TAIL[remote] if status is _UNSET else _status(status) + (_FLAGS_REMOTE if remote else _FLAGS_LOCAL)
-    return b"".join((out, head, body, attributes, tail))
+    return _span_message(
+        span.context, span.parent, span._name, span.kind, span.start_time, span.end_time, attributes, 0, span._status
+    )
 
 
 def _keys(entry: Any) -> Any:
@@ -290,27 +265,61 @@ def _plain_span(span: ReadableSpan, attributes: bytes, dropped_attributes: int) 
     """A span of the SDK without events or links in wire format, its attributes already encoded."""
     context = span.context
     assert context is not None
-    out = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    if context.trace_state:
-        out.append(_field(3, ",".join(f"{key}={value}" for key, value in context.trace_state.items()).encode()))
-    parent = span.parent
-    if parent:
-        out.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    name = span.name
-    out.append(_NAMES.get(name) or _kept_field(_NAMES, 5, name))
-    out.append(_KIND[span.kind])
-    start, end = span.start_time, span.end_time
-    if start:
-        out.append(b"\x39" + _FIXED64.pack(start))
-    if end:
-        out.append(b"\x41" + _FIXED64.pack(end))
-    out.append(attributes)
+    return _span_message(
+        context,
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        attributes,
+        dropped_attributes,
+        span.status,
+    )
+
+
+def _span_message(
+    context: SpanContext,
+    parent: SpanContext | None,
+    name: str,
+    kind: SpanKind,
+    start: int | None,
+    end: int | None,
+    attributes: bytes,
+    dropped_attributes: int,
+    status: Status | None,
+) -> bytes:
+    """One `Span` message in wire format, its attributes already encoded. Runs for every span exported: the ids
+    and times are packed by one struct each, and the contexts are read as the tuples they are (each property is a
+    Python call)."""
+    trace_id = context[0]
+    if parent is not None:
+        out = _IDS_AND_PARENT.pack(
+            b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+        )
+        remote = parent[2]
+    else:
+        out = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])
+        remote = False
+    state = context[4]
+    if state is not _DEFAULT_STATE and state:
+        out = _with_trace_state(out, state)
+    head = _NAMES.get(name) or _kept_field(_NAMES, 5, name)
+    if start and end:
+        body = _KIND_AND_TIMES.pack(_KIND_CODES[kind._value_], 0x39, start, 0x41, end)
+    else:
+        body = (
+            _KIND[kind]
+            + (b"\x39" + _FIXED64.pack(start) if start else b"")
+            + (b"\x41" + _FIXED64.pack(end) if end else b"")
+        )
     if dropped_attributes:
-        out.append(b"\x50" + _varint(dropped_attributes))
-    if span.status is not None:
-        out.append(_status(span.status))
-    out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
-    return b"".join(out)
+        attributes += b"\x50" + _varint(dropped_attributes)
+    if status is _UNSET:
+        tail = _UNSET_TAIL[remote]
+    else:
+        tail = (b"" if status is None else _status(status)) + (_FLAGS_REMOTE if remote else _FLAGS_LOCAL)
+    return b"".join((out, head, body, attributes, tail))
 
 
 def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
