@@ -147,24 +147,30 @@ class Gateway(Starlette):
         return self._table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        generation = self.generation
-        if generation is None or scope["type"] != "http":
-            await self._serve(scope, receive, send)
+        # The route is found here rather than in a coroutine of its own: each time a request's task resumes (each
+        # upstream read, each chunk of a stream) it passes through every coroutine frame between it and the socket.
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        generation.active += 1  # the generation that routes this request stops only after it ended
-        try:
-            await self._serve(scope, receive, send)
-        finally:
-            generation.leave()
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.direct_paths and not scope.get("root_path"):
+        table: _Table | None = None
+        found: tuple[_Direct, dict[str, Any]] | None = None
+        if self.direct_paths and not scope.get("root_path"):
             table = self._table or self._direct_table()
             found = table.find(scope["path"]) if table is not None else None
-            if found is not None and (found[0].methods is None or scope["method"] in found[0].methods):
-                await self._dispatch(table, found[0], found[1], scope, receive, send)  # type: ignore[arg-type]
-                return
-        await super().__call__(scope, receive, send)
+            if found is not None and found[0].methods is not None and scope["method"] not in found[0].methods:
+                found = None
+        generation = self.generation
+        if generation is not None:
+            generation.active += 1  # the generation that routes this request stops only after it ended
+        try:
+            if found is not None:
+                assert table is not None
+                await self._dispatch(table, found[0], found[1], scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
+        finally:
+            if generation is not None:
+                generation.leave()
 
     async def _dispatch(
         self, table: _Table, direct: _Direct, params: dict[str, Any], scope: Scope, receive: Receive, send: Send

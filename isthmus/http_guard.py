@@ -13,6 +13,7 @@ import functools
 import logging
 import resource
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -29,6 +30,9 @@ FD_RESERVE = 256
 """File descriptors kept for everything other than client connections: the store, Redis, upstreams, logs."""
 SHUTDOWN_GRACE = 0.5
 """Seconds a connection with no request yet stays open at shutdown, for a request already on its way to arrive."""
+EARLY = 0.001
+"""A deadline's timer that fires this close before the deadline counts as on time: the event loop's clock (libuv's,
+under uvloop) counts whole milliseconds."""
 
 
 def _plain_response(status: bytes, text: bytes) -> bytes:
@@ -45,6 +49,47 @@ def _plain_response(status: bytes, text: bytes) -> bytes:
 
 REQUEST_TIMEOUT = _plain_response(b"408 Request Timeout", b"Request Timeout")
 TOO_MANY_CONNECTIONS = _plain_response(b"503 Service Unavailable", b"Too many connections")
+
+
+class Deadline:
+    """A deadline that moves on every request and almost never passes: `set` and `clear` only note when it is, and
+    one timer, started when there is none, checks it when it fires, and starts again for the deadline as it is by
+    then. A timer started and cancelled each time the deadline moves (two or three times a request) costs more
+    than the rest of the connection's bookkeeping; `stop` cancels the timer, for a connection that ended."""
+
+    __slots__ = ("callback", "handle", "loop", "when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self.loop = loop
+        self.callback = callback
+        self.when: float | None = None
+        self.handle: TimerHandle | None = None
+
+    def set(self, seconds: float) -> None:
+        """The deadline is `seconds` from now (never earlier than a timer already running: the time only grows)."""
+        self.when = self.loop.time() + seconds
+        if self.handle is None:
+            self.handle = self.loop.call_at(self.when, self._check)
+
+    def clear(self) -> None:
+        self.when = None
+
+    def stop(self) -> None:
+        self.when = None
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _check(self) -> None:
+        self.handle = None
+        when = self.when
+        if when is None:
+            return
+        if self.loop.time() + EARLY < when:  # it moved since the timer started
+            self.handle = self.loop.call_at(when, self._check)
+            return
+        self.when = None
+        self.callback()
 
 
 class RequestLimit:
@@ -113,8 +158,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.limit_concurrency = None  # connections and requests are capped here, not by uvicorn's shared count
         self.app = book.app(self.app)
         self.counted = False
-        self.head_timer: TimerHandle | None = None
-        self.body_timer: TimerHandle | None = None
+        self.head = Deadline(self.loop, self.head_timed_out)
+        self.body = Deadline(self.loop, self.body_timed_out)
 
     # -- the connection cap --------------------------------------------------------------------------------------
 
@@ -132,7 +177,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         book.open += 1
         self.counted = True
         book.waiting[self] = None
-        self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+        self.head.set(self.limits.header_timeout)
 
     def drop(self) -> None:
         """Close this connection (one that is not being served) to make room for a new one."""
@@ -166,25 +211,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- the request head's deadline -----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.head_timer is None and self in self.book.waiting:
+        if self.head.when is None and self in self.book.waiting:
             # Bytes on an idle kept-alive connection (uvicorn stops its keep-alive timer now, even for bare CRLFs
             # that start no request): the next request's head has its own deadline from here.
-            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+            self.head.set(self.limits.header_timeout)
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.head_timer is None:  # a pipelined request: its head has its own deadline
-            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
+        if self.head.when is None:  # a pipelined request: its head has its own deadline
+            self.head.set(self.limits.header_timeout)
 
     def on_headers_complete(self) -> None:
-        self.cancel_head_timer()
+        self.head.clear()
         self.book.waiting.pop(self, None)
         super().on_headers_complete()
-        self.body_timer = self.loop.call_later(self.limits.body_timeout, self.body_timed_out)
+        self.body.set(self.limits.body_timeout)
 
     def head_timed_out(self) -> None:
-        self.head_timer = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -199,18 +243,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self.restart_body_timer()
+        self.body.set(self.limits.body_timeout)
 
     def on_message_complete(self) -> None:
-        self.cancel_body_timer()
+        self.body.clear()
         super().on_message_complete()
 
-    def restart_body_timer(self) -> None:
-        self.cancel_body_timer()
-        self.body_timer = self.loop.call_later(self.limits.body_timeout, self.body_timed_out)
-
     def body_timed_out(self) -> None:
-        self.body_timer = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -220,7 +259,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.flow.read_paused or cycle.waiting_for_100_continue:
             # The gateway stopped reading, or the client waits for `100 Continue` until the app asks for the body:
             # either way the app has not taken the body yet, and the client is not the slow one.
-            self.restart_body_timer()
+            self.body.set(self.limits.body_timeout)
             return
         if not cycle.response_started:
             self.transport.write(REQUEST_TIMEOUT)
@@ -231,19 +270,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- timers --------------------------------------------------------------------------------------------------
 
-    def cancel_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def cancel_body_timer(self) -> None:
-        if self.body_timer is not None:
-            self.body_timer.cancel()
-            self.body_timer = None
-
     def cancel_timers(self) -> None:
-        self.cancel_head_timer()
-        self.cancel_body_timer()
+        self.head.stop()
+        self.body.stop()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

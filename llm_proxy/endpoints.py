@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -133,10 +134,25 @@ class Endpoints:
         """The response cache, when configured (`docs/cache.md`)."""
 
     def routes(self) -> list[BaseRoute]:
+        # `_handle` itself is the endpoint of the three (the methods below name them): a coroutine frame less for a
+        # request's task to pass through each time it resumes (each upstream read, each chunk of a stream).
+        handle = self._handle
         return [
-            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
-            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
-            Route("/v1/messages", self.messages, methods=["POST"]),
+            Route(
+                "/v1/chat/completions",
+                partial(handle, api="openai", endpoint="chat"),
+                methods=["POST"],
+                name="chat_completions",
+            ),
+            Route(
+                "/v1/embeddings",
+                partial(handle, api="openai", endpoint="embeddings"),
+                methods=["POST"],
+                name="embeddings",
+            ),
+            Route(
+                "/v1/messages", partial(handle, api="anthropic", endpoint="messages"), methods=["POST"], name="messages"
+            ),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
         ]

@@ -7,7 +7,7 @@ the request translated once per request and the answer translated back per attem
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ _ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 class Operation(Protocol):
     def supports(self, adapter: ProviderAdapter) -> bool: ...
 
-    async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply: ...
+    def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Awaitable[Reply]: ...
 
     def stream(
         self, adapter: ProviderAdapter, target: ModelTarget, key: str | None
@@ -46,8 +46,9 @@ class Direct:
     def supports(self, adapter: ProviderAdapter) -> bool:
         return self.op in adapter.ops
 
-    async def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Reply:
-        return await adapter.send(Attempt(self.op, target.model, self.body, key))
+    def send(self, adapter: ProviderAdapter, target: ModelTarget, key: str | None) -> Awaitable[Reply]:
+        # The adapter's own coroutine, not one of ours awaiting it: a frame less on every resumption of the request.
+        return adapter.send(Attempt(self.op, target.model, self.body, key))
 
     def stream(
         self, adapter: ProviderAdapter, target: ModelTarget, key: str | None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -106,8 +106,39 @@ class PreparedBatch:
         return rows, seq, previous
 
 
-_DETAILS = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-"""`details` in the canonical form, strictly: a value JSON has no form for raises, as the column's own binding does."""
+class _Prebuilt:
+    """`encoder.encode(value)` for an encoder without indentation: the same text, without building the C encoder on
+    every call as `JSONEncoder.encode` does (a third of the time for a record's few details). Its cycle markers are
+    emptied after a failed encoding, as a fresh encoder's would start empty; not for two threads at once."""
+
+    __slots__ = ("_encode", "_encoder", "_markers")
+
+    def __init__(self, encoder: json.JSONEncoder) -> None:
+        assert encoder.indent is None and encoder.check_circular
+        self._encoder: json.JSONEncoder = encoder
+        self._markers: dict[int, Any] = {}
+        make = getattr(json.encoder, "c_make_encoder", None)
+        quote = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
+        self._encode: Callable[[Any, int], Sequence[str]] | None = None
+        if make is not None:  # else an interpreter without the C accelerator: `encoder.encode` as it is
+            self._encode = make(
+                *(self._markers, encoder.default, quote, None, encoder.key_separator, encoder.item_separator),
+                *(encoder.sort_keys, encoder.skipkeys, encoder.allow_nan),
+            )
+
+    def __call__(self, value: Any) -> str:
+        if self._encode is None:
+            return self._encoder.encode(value)
+        try:
+            return "".join(self._encode(value, 0))
+        except BaseException:
+            self._markers.clear()
+            raise
+
+
+_DETAILS = _Prebuilt(json.JSONEncoder(sort_keys=True, separators=(",", ":")))
+"""`details` in the canonical form, strictly: a value JSON has no form for raises, as the column's own binding does.
+Only the writer's task encodes with it (`AuditRowBinder.prepare`)."""
 _quote = json.encoder.encode_basestring_ascii
 """A string as `_CANONICAL` encodes it (the same C function: ASCII only, everything else escaped)."""
 BODY_KEYS = tuple(sorted((*_HASHED, "ts", "cost_usd", "latency_ms", "details", "writer_id", "emit_seq")))
@@ -152,9 +183,10 @@ class AuditRowBinder:
                 if ts.tzinfo is None:
                     raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
                 utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
-                iso = utc.isoformat(timespec="microseconds")
+                # Without `timespec` when there are microseconds to show anyway: the same text, a quarter sooner.
+                iso = utc.isoformat() if utc.microsecond else utc.isoformat(timespec="microseconds")
                 details = record.details
-                details_json = _DETAILS.encode(details) if details else "{}"
+                details_json = _DETAILS(details) if details else "{}"
                 cost = record.cost_usd
                 cost_text = str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None
                 # The canonical JSON written out key by key, in the sorted order `_CANONICAL` would put them in
@@ -186,7 +218,7 @@ class AuditRowBinder:
                     record.tokens_in,
                     record.tokens_out,
                     cost,
-                    details_json if details else "null" if details is None else _DETAILS.encode(details),
+                    details_json if details else "null" if details is None else _DETAILS(details),
                     writer,
                     number,
                 ]

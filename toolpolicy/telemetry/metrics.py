@@ -17,6 +17,9 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 ROUTE_AREAS = frozenset({"v1", "admin", "mcp", "health", "ready", "metrics"})
 """First path segments the gateway serves: an unknown route is counted under its own, any other under `other`."""
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+MAX_REMEMBERED_ROUTES = 4096
+"""Routes as requests recorded them (a caller's own model name among them) whose labels `Metrics` remembers; past
+that many it works further ones out each time."""
 
 
 class Metrics:
@@ -125,6 +128,9 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+        self._requests: dict[tuple[str, Any, int], tuple[str, Any, Any]] = {}
+        """(kind, route as recorded, status) -> (route label, `requests` child, `duration` child): what every record
+        needs, found with one lookup (`observe`); bounded, as the route as recorded comes from requests."""
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """`metric.labels(*values)`, looked up once per label set: `labels` validates and locks on every call, and
@@ -134,6 +140,15 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def _request_children(self, kind: str, recorded: Any, status: int) -> tuple[str, Any, Any]:
+        # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
+        # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
+        route = self.labels.route(kind, recorded)
+        found = (route, self._child(self.requests, kind, route, str(status)), self._child(self.duration, kind))
+        if len(self._requests) < MAX_REMEMBERED_ROUTES:
+            self._requests[(kind, recorded, status)] = found
+        return found
 
     def unknown_route(self, method: str, path: str, status: int) -> None:
         """Count a request no route took. The path is never a label: only its first segment, if the gateway
@@ -149,15 +164,17 @@ class Metrics:
             labels = (str(details.get("rule")), str(details.get("action")), str(details.get("surface")))
             self._child(self.guardrail_hits, *labels).inc(int(details.get("hits") or 1))
             return
-        # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
-        # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
-        route = self.labels.route(record.kind, details.get("route"))
         kind = record.kind
-        self._child(self.requests, kind, route, str(record.status)).inc()
+        key = (kind, details.get("route"), record.status)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._request_children(*key)
+        route, requests, duration = found
+        requests.inc()
         if record.decision == "deny" and record.reason:
             self._child(self.denials, kind, record.reason).inc()
         seconds = record.latency_ms / 1000
-        self._child(self.duration, kind).observe(seconds)
+        duration.observe(seconds)
         upstream_ms = details.get("upstream_ms")
         if isinstance(upstream_ms, int | float):
             self._child(self.upstream, kind).observe(upstream_ms / 1000)

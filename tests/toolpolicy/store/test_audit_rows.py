@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.audit_rows import BODY_KEYS, AuditRowBinder, record_hash
+from toolpolicy.store.audit_rows import BODY_KEYS, COLUMNS, AuditRowBinder, record_hash
 from toolpolicy.store.faults import is_record_fault
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -157,3 +157,30 @@ def test_values_of_unusual_types_hash_as_the_reference_says(writer_id: str | Non
         emitted = writer_id is not None
         assert list(json.loads(body)) == [key for key in BODY_KEYS if emitted or key not in ("writer_id", "emit_seq")]
         previous = row[2]
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 999_999])
+def test_a_time_with_or_without_microseconds_hashes_and_stores_as_the_reference_says(microsecond: int) -> None:
+    ts = START.replace(second=5, microsecond=microsecond)
+    record = AuditRecord("r1", "llm", "openai/gpt-4o", "allow", 200, 1.5, details={"route": "a/b"}, ts=ts)
+    rows, _, _ = AuditRowBinder(aiosqlite.dialect()).prepare([(record, 1)], "w" * 32).link(0, "00" * 32)
+    fields = {**record.as_row(), "writer_id": "w" * 32, "emit_seq": 1}
+    assert rows[0][2] == reference_hash("00" * 32, 1, fields)
+    assert rows[0][3] == f"2026-11-01 00:00:05.{microsecond:06d}"  # SQLite's DATETIME text of the UTC time
+
+
+def test_a_record_refused_for_circular_details_leaves_the_next_batch_unaffected() -> None:
+    """The details encoder is built once and keeps its cycle markers: a failed encoding must not leave one behind
+    for the same objects, once fixed, to be refused as circular."""
+    binder = AuditRowBinder(aiosqlite.dialect())
+    inner: dict[str, Any] = {"n": 1}
+    inner["self"] = inner
+    looped = AuditRecord("r1", "llm", "x", "allow", 200, 1.0, details={"inner": inner}, ts=START)
+    with pytest.raises(StatementError) as caught:
+        binder.prepare([(looped, 1)], "w" * 32)
+    assert isinstance(caught.value.orig, ValueError) and is_record_fault(caught.value)
+    del inner["self"]
+    rows, _, _ = binder.prepare([(looped, 2)], "w" * 32).link(0, "00" * 32)
+    fields = {**looped.as_row(), "writer_id": "w" * 32, "emit_seq": 2}
+    assert rows[0][2] == reference_hash("00" * 32, 1, fields)
+    assert json.loads(rows[0][COLUMNS.index("details")]) == {"inner": {"n": 1}}
