@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from mcp.server.connection import Connection
 from mcp.server.runner import aclose_shielded
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -52,6 +51,7 @@ from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_vers
 from mcp_hub.fastpath.envelopes import connection_for
 from mcp_hub.fastpath.exchange import Exchange, settle
 from mcp_hub.fastpath.kernel import HubRunner
+from mcp_hub.scopes import cancel_scope
 
 __all__ = ["FAST_METHODS", "FastPath"]
 
@@ -96,7 +96,7 @@ async def _serve(
         progress_token=progress_token_from_params(route.params),
     )
     outcome: dict[str, Any] | Exception | None = None
-    with anyio.CancelScope() as handler:  # cancelled by the watcher when the client goes away
+    with cancel_scope() as handler:  # cancelled by the watcher when the client goes away
         watcher = exchange.start_watching(receive, handler)
         try:
             outcome = await _serve_one(manager, exchange, route, connection)

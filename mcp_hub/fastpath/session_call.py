@@ -80,6 +80,7 @@ from mcp_hub.fastpath import FastPath
 from mcp_hub.fastpath.eligible import envelope
 from mcp_hub.fastpath.kernel import HubRunner
 from mcp_hub.resume import EncodedEventStore, message_json
+from mcp_hub.scopes import cancel_scope
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ class SessionCall:
                 await self._unanswered()
         finally:
             ping.cancel()
-            with anyio.CancelScope(shield=True):
+            with cancel_scope(shield=True):
                 if self._pinger is not None:
                     self._pinger.cancel()
                     await asyncio.wait((self._pinger,))
@@ -316,7 +317,7 @@ class SessionCall:
         """The dispatcher's `_handle_request`: the result, the error to answer, or None (cancelled: no answer)."""
         if self._session_gone:  # it ended while the priming event was stored
             return None
-        scope = self._scope = anyio.CancelScope()
+        scope = self._scope = cancel_scope()
         key = coerce_request_id(self.request_id)
         in_flight = self.dispatcher._in_flight
         in_flight[key] = _InFlight(scope=scope, dctx=cast(Any, self))
