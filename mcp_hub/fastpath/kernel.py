@@ -155,4 +155,7 @@ def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
             if blank is not None:
                 value = {**value, "progressToken": blank}
         shape[key] = value
-    return repr(shape)
+    try:
+        return repr(shape)
+    except RecursionError:  # nested deeper than `repr` goes: the schema decides, in full
+        return None

@@ -39,7 +39,8 @@ class SurfaceCheck:
 
 
 def result_shape(raw: dict[str, Any]) -> str | None:
-    """`raw` with its free values blanked, as text (`repr` tells decoded JSON values apart); None: not a dict."""
+    """`raw` with its free values blanked, as text (`repr` tells decoded JSON values apart); None: not a dict, or
+    too deeply nested to write."""
     if type(raw) is not dict:
         return None
     shape = dict(raw)
@@ -51,4 +52,7 @@ def result_shape(raw: dict[str, Any]) -> str | None:
     structured = raw.get("structuredContent")
     if type(structured) is dict and all(type(key) is str for key in structured):
         shape["structuredContent"] = {}
-    return repr(shape)
+    try:
+        return repr(shape)
+    except RecursionError:  # nested deeper than `repr` goes: the schema decides, in full
+        return None

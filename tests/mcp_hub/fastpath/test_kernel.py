@@ -235,3 +235,12 @@ def params_of(draw: st.DrawFn) -> dict[str, Any]:
 )
 async def test_any_params_get_what_the_sdk_gives(version: str, method: str, params: dict[str, Any] | None) -> None:
     await same(version, method, params)
+
+
+def test_params_nested_deeper_than_repr_goes_have_no_shape_and_are_checked_in_full() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = {"d": deep}
+    params = {"name": "n", "_meta": {**META, "deep": deep}}
+    assert kernel._shape("tools/call", params) is None
+    assert not kernel.surface_accepted("tools/call", MODERN, params)

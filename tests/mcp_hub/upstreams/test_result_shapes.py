@@ -113,3 +113,13 @@ def test_only_a_string_text_and_an_object_share_an_accepted_shape(text: Any, str
         {"content": [{"type": "text", "text": "a"}], "structuredContent": structured},
     ):
         assert refused(check.check, raw) == refused(lambda value: schema.validate_python(value, by_name=False), raw)
+
+
+def test_a_result_nested_deeper_than_repr_goes_is_checked_in_full() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    check = SurfaceCheck(surface("2026-07-28"))
+    raw = {"content": [], "resultType": "complete", "_meta": {"deep": deep}}
+    assert result_shape(raw) is None
+    assert refused(check.check, raw) == refused(lambda value: surface("2026-07-28").validate_python(value), raw)
