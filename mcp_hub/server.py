@@ -89,6 +89,22 @@ class HubServer(Server[Any]):
         )
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
+    @property
+    def server_info_stamp(self) -> dict[str, Any]:
+        """The SDK's stamp, a fresh copy of its JSON dump per 2026-07-28 result, copied as the JSON it is: the same
+        copy as the SDK's `copy.deepcopy`, for a fifth of the cost."""
+        stamp: dict[str, Any] = json_copy(self._server_info_stamp_source)
+        return stamp
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists and immutable scalars), as `copy.deepcopy` makes it."""
+    if type(value) is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [json_copy(item) for item in value]
+    return value
+
 
 class Handlers:
     """Every request handler of the hub's server, over the shared catalog, upstreams and tools (direct, Code Mode)."""

@@ -25,18 +25,18 @@ How it serves (`exchange.py`): the same kernel the SDK's entry runs (`serve_one`
 OpenTelemetry, request-state sealing and error rendering; params and result validated per protocol version; the
 hub's handler, so the relay's held calls, bundles, renames, Code Mode, governance and audit), with a `Connection`
 built from the envelope as the SDK builds it (`envelopes.py`), in the endpoint's task. The kernel is `HubRunner`
-(`plain_results.py`), which writes a plain tool result, validated already by the hub's client, without validating
-it a second time. The answer is `application/json` with the
-SDK's status mapping, or, when a notification (progress, an opted-in log notice) must go out before the result or
-the call runs silent past 15 s, an event stream exactly as the SDK would write it. A client that goes away cancels
-the call, as it does through the SDK. No `Mcp-Session-Id` is sent: the 2026-07-28 entry never sends one.
+(`kernel.py`), which validates the params once instead of three times, and writes a plain tool result, validated
+already by the hub's client, without validating it a second time (`plain_results.py`). The answer is
+`application/json` with the SDK's status mapping, or, when a notification (progress, an opted-in log notice) must go
+out before the result or the call runs silent past 15 s, an event stream exactly as the SDK would write it. A client
+that goes away cancels the call, as it does through the SDK. No `Mcp-Session-Id` is sent: the 2026-07-28 entry
+never sends one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from mcp.server.connection import Connection
 from mcp.server.runner import aclose_shielded
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -50,7 +50,8 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.fastpath.eligible import FAST_METHODS, Route, accepted, modern_version
 from mcp_hub.fastpath.envelopes import connection_for
 from mcp_hub.fastpath.exchange import Exchange, settle
-from mcp_hub.fastpath.plain_results import HubRunner
+from mcp_hub.fastpath.kernel import HubRunner
+from mcp_hub.scopes import cancel_scope
 
 __all__ = ["FAST_METHODS", "FastPath"]
 
@@ -95,7 +96,7 @@ async def _serve(
         progress_token=progress_token_from_params(route.params),
     )
     outcome: dict[str, Any] | Exception | None = None
-    with anyio.CancelScope() as handler:  # cancelled by the watcher when the client goes away
+    with cancel_scope() as handler:  # cancelled by the watcher when the client goes away
         watcher = exchange.start_watching(receive, handler)
         try:
             outcome = await _serve_one(manager, exchange, route, connection)

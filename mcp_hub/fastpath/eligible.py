@@ -89,15 +89,31 @@ async def accepted(
     if not has_json or (not json_response and not has_sse):
         return None
     headers = request.headers
-    if find_duplicated_routing_header(headers.items()) is not None:
+    items = headers.items()
+    if find_duplicated_routing_header(items) is not None:
         return None
-    verdict = classify_inbound_request(decoded, headers=dict(headers))
+    verdict = classify_inbound_request(decoded, headers=folded(items) or dict(headers))
     if not isinstance(verdict, InboundModernRoute):
         return None
     request_id, method, params = found
     if method == "tools/call" and _param_headers_refused(app, params, headers):
         return None
     return Route(request_id, method, params, verdict)
+
+
+def folded(items: list[tuple[str, str]]) -> dict[str, str] | None:
+    """`dict(headers)` from the headers' items: each name's first value, in order of first appearance.
+
+    `dict(headers)` looks each name up again in the whole list; None (do that) if a name is not lower case, which
+    such a lookup would not find.
+    """
+    found: dict[str, str] = {}
+    for name, value in items:
+        if name not in found:
+            if name != name.lower():
+                return None
+            found[name] = value
+    return found
 
 
 def _param_headers_refused(app: Server[Any], params: Mapping[str, Any], headers: Mapping[str, str]) -> bool:

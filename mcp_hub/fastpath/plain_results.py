@@ -5,8 +5,8 @@ the dump against the protocol version's result schema and dumps that again. A to
 validated already, by the hub's client, as it came from the upstream (`fast_call.py`), and for the commonest shape
 there is nothing the second validation could refuse or change: only text content (no annotations, no `_meta`), a
 `structuredContent` object of plain JSON (string keys, finite numbers, no tuples), `isError`, and no `_meta` of its own.
-`HubRunner` writes such a result's wire form directly, with the schema's own key order and what the version keeps,
-learned once per version from the SDK's dump of a probe; the rest (`serverInfo` stamp included) is the SDK's
+`PlainResultsRunner` writes such a result's wire form directly, with the schema's own key order and what the version
+keeps, learned once per version from the SDK's dump of a probe; the rest (`serverInfo` stamp included) is the SDK's
 `_serialize`. Any other result, or a version whose probe the layout does not reproduce, goes through the SDK unchanged.
 """
 
@@ -45,7 +45,7 @@ class Layout:
 _layouts: dict[str, Layout | None] = {}
 
 
-class HubRunner(ServerRunner[Any]):
+class PlainResultsRunner(ServerRunner[Any]):
     """The SDK's kernel, writing plain tool results without the second validation (see the module doc)."""
 
     def _serialize(self, method: str, version: str, result: Any) -> dict[str, Any]:

@@ -13,10 +13,11 @@ task, with the session's own `Connection` and dispatcher, and writes the event s
 - The answer is what the SDK writes for the session: `text/event-stream` with the session's id, a priming event
   (numbered in the session's event store, with `retry`) for 2025-11-25 clients when streams are resumable, then the
   response as an event numbered in the same store, so `Last-Event-ID` replays it as it would the SDK's.
-- The kernel is the SDK's (`ServerRunner._on_request` over the session's `Connection`, as `HubRunner`, which writes
-  a plain tool result without validating it a second time: `plain_results.py`): negotiated version, client
-  capabilities, log level, middleware (tracing, error rendering), the hub's handlers (governance, audit, guardrails,
-  the relay). The response's JSON is made once, for the session's event store and the event both.
+- The kernel is the SDK's (`ServerRunner._on_request` over the session's `Connection`, as `HubRunner`, which validates
+  the params once (`kernel.py`) and writes a plain tool result without validating it again: `plain_results.py`):
+  negotiated version, client capabilities, log level, middleware (tracing, error rendering), the hub's handlers
+  (governance, audit, guardrails, the relay). The response's JSON is made once, for the session's event store and
+  the event both.
 - What a call sends its client before the result (progress, log notices, the relay's sampling, elicitation and roots
   questions) goes out through the session's dispatcher as the SDK sends it (`related_request_id`, so the transport
   numbers it in the event store and the shared-session routing sees it), and the transport's router delivers it to
@@ -77,8 +78,9 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath import FastPath
 from mcp_hub.fastpath.eligible import envelope
-from mcp_hub.fastpath.plain_results import HubRunner
+from mcp_hub.fastpath.kernel import HubRunner
 from mcp_hub.resume import EncodedEventStore, message_json
+from mcp_hub.scopes import cancel_scope
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +303,7 @@ class SessionCall:
                 await self._unanswered()
         finally:
             ping.cancel()
-            with anyio.CancelScope(shield=True):
+            with cancel_scope(shield=True):
                 if self._pinger is not None:
                     self._pinger.cancel()
                     await asyncio.wait((self._pinger,))
@@ -315,7 +317,7 @@ class SessionCall:
         """The dispatcher's `_handle_request`: the result, the error to answer, or None (cancelled: no answer)."""
         if self._session_gone:  # it ended while the priming event was stored
             return None
-        scope = self._scope = anyio.CancelScope()
+        scope = self._scope = cancel_scope()
         key = coerce_request_id(self.request_id)
         in_flight = self.dispatcher._in_flight
         in_flight[key] = _InFlight(scope=scope, dctx=cast(Any, self))

@@ -35,6 +35,7 @@ from mcp.server.session import ServerSession
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.access import Caller
+from mcp_hub.scopes import cancel_scope, current_time
 from toolpolicy.audit import AuditRecord
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+        self.scope = cancel_scope(deadline=current_time() + seconds)
         self._paused = 0
         self._remaining = seconds
 

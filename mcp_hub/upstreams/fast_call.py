@@ -59,6 +59,7 @@ from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
 from mcp_hub.upstreams.fast_stdio import StdioLink
 from mcp_hub.upstreams.output_check import compiled
+from mcp_hub.upstreams.result_shapes import SurfaceCheck
 from toolpolicy.telemetry.current_span import CurrentSpan
 from toolpolicy.telemetry.tracing import inject, nothing_to_trace
 
@@ -114,7 +115,7 @@ class FastCalls:
         """The last `_caller_capabilities` answer: (the client's capabilities, gateway samples, what is sent)."""
         self._next_id = 0
         surface = methods.SERVER_RESULTS.get((METHOD, version))
-        self._surface = methods._adapter(surface) if surface is not None else None
+        self._surface = SurfaceCheck(methods._adapter(surface)) if surface is not None else None
         """The protocol table's result type for this version (None: not in the tables, nothing to check)."""
 
     # The call, as `UpstreamRelay.call_tool` makes it through the SDK's `Client`.
@@ -187,7 +188,7 @@ class FastCalls:
         _clamp_inbound_ttl(raw)
         if self._surface is not None:
             # `methods.validate_server_result` less the dump of the validated result it throws away.
-            self._surface.validate_python(raw, by_name=False)
+            self._surface.check(raw)
         if not (foreign := _later_revision_fields(METHOD, self.version)).isdisjoint(raw):
             raw = {key: value for key, value in raw.items() if key not in foreign}
         result = session._call_tool_adapter.validate_python(raw, by_name=False)

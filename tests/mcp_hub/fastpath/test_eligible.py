@@ -11,6 +11,7 @@ from mcp.server import Server
 from mcp.shared.inbound import validate_mcp_param_headers
 from mcp_types import JSONRPCRequest
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 
 from mcp_hub.fastpath import eligible
 
@@ -115,3 +116,22 @@ def test_the_envelope_is_taken_exactly_when_the_sdk_reads_a_fast_request(decoded
     if found is not None:
         assert request is not None
         assert found == (request.id, request.method, decoded["params"])
+
+
+header_names = st.sampled_from(["mcp-method", "mcp-name", "accept", "x-a", "X-Upper", "Mcp-Name", "1"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(header_names, st.text(max_size=4)), max_size=6))
+def test_folded_headers_are_what_dict_of_the_headers_gives(pairs: list[tuple[str, str]]) -> None:
+    raw = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in pairs]
+    headers = Headers(raw=raw)
+    try:
+        expected: dict[str, str] | None = dict(headers)
+    except KeyError:  # a name not in lower case: starlette's lookup misses it
+        expected = None
+    found = eligible.folded(headers.items())
+    if found is None:  # left to `dict(headers)` itself
+        assert any(name != name.lower() for name, _ in pairs)
+    else:
+        assert expected is not None and list(found.items()) == list(expected.items())

@@ -30,6 +30,7 @@ META = {
     "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
     "io.modelcontextprotocol/clientCapabilities": {},
 }
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 RL_KEY = "isk-fast-rl"
 SUPPORT_KEY = "isk-fast-support"
 VOLATILE_AUDIT = {"id", "request_id", "latency_ms", "ts", "created_at", "timestamp", "prev_hash", "hash"}
@@ -211,6 +212,8 @@ async def test_a_tool_error_and_a_rate_limited_call_are_the_same(gateway: Gatewa
         # No name, or arguments not an object: the SDK's params validation refuses them, on either path.
         ({"_meta": META}, None, True, types.INVALID_PARAMS),
         ({"name": "fx__add", "arguments": [1, 2], "_meta": META}, "fx__add", True, types.INVALID_PARAMS),
+        # Params the handler's model takes and the version's schema refuses (the kernel must still check it).
+        ({"name": "fx__add", "_meta": {**META, LOG_LEVEL: "loud"}}, "fx__add", True, types.INVALID_PARAMS),
         # A name `Mcp-Name` cannot match: the SDK's header ladder refuses it first, so it is left to the SDK.
         ({"name": 3, "_meta": META}, None, False, types.HEADER_MISMATCH),
     ],

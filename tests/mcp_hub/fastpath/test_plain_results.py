@@ -22,7 +22,8 @@ from mcp_types import (
 from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 
 from mcp_hub.fastpath import plain_results
-from mcp_hub.fastpath.plain_results import HubRunner, plain_wire
+from mcp_hub.fastpath.kernel import HubRunner
+from mcp_hub.fastpath.plain_results import plain_wire
 from tests.json_fuzz_support import WEIRD_TEXT, plain_values
 
 SERVER: Server[Any] = Server("probe", version="1.0")

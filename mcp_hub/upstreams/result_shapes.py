@@ -1,0 +1,58 @@
+"""An upstream's `tools/call` results checked against their version's result schema, once per shape.
+
+`FastCalls` checks each result as the SDK's client does: against the version's result schema (the surface, whose
+dump it throws away), then into the result model it hands on. The surface's verdict on a result depends on its
+shape only, apart from two kinds of values it takes whatever they are: a content item's `text` string (the one arm
+with a `text` field, `TextContent`, wants any string; the other arms ignore it) and a `structuredContent` object
+with string keys (`dict[str, Any]` in 2025, any value in 2026-07-28). `SurfaceCheck` blanks those, and remembers
+each shape the schema accepted: an upstream answers in few shapes (its tools' results, differing in text). A shape
+not seen yet, or one the schema refused, is checked in full, and a refusal raises as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import TypeAdapter
+
+KEPT: Final = 256
+"""Accepted shapes remembered per upstream connection; beyond that the memory starts over."""
+
+
+class SurfaceCheck:
+    """`surface.validate_python(raw, by_name=False)`, skipped for a shape it accepted before (see the module doc)."""
+
+    def __init__(self, surface: TypeAdapter[Any]) -> None:
+        self.surface = surface
+        self._accepted: set[str] = set()
+
+    def check(self, raw: dict[str, Any]) -> None:
+        """Raise pydantic's `ValidationError` if the surface refuses `raw`."""
+        shape = result_shape(raw)
+        if shape is not None and shape in self._accepted:
+            return
+        self.surface.validate_python(raw, by_name=False)
+        if shape is not None:
+            if len(self._accepted) >= KEPT:
+                self._accepted.clear()
+            self._accepted.add(shape)
+
+
+def result_shape(raw: dict[str, Any]) -> str | None:
+    """`raw` with its free values blanked, as text (`repr` tells decoded JSON values apart); None: not a dict, or
+    too deeply nested to write."""
+    if type(raw) is not dict:
+        return None
+    shape = dict(raw)
+    content = raw.get("content")
+    if type(content) is list:
+        shape["content"] = [
+            {**item, "text": ""} if type(item) is dict and type(item.get("text")) is str else item for item in content
+        ]
+    structured = raw.get("structuredContent")
+    if type(structured) is dict and all(type(key) is str for key in structured):
+        shape["structuredContent"] = {}
+    try:
+        return repr(shape)
+    except RecursionError:  # nested deeper than `repr` goes: the schema decides, in full
+        return None
