@@ -238,8 +238,9 @@ class Governor:
         if price is None:
             return None
         planned = self.attempt_limits(call, target, price, now)
-        if any(item.limit.commit for item in planned):
-            return None
+        for item in planned:
+            if item.limit.commit:
+                return None
         return Early(target, price, planned)
 
 

@@ -134,14 +134,15 @@ class RespClient:
             protocol = await self._connection()
         return await self._call(protocol, args)
 
-    async def _call(self, protocol: _Protocol, args: tuple[Any, ...]) -> Any:
+    def _call(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Send the command; its reply is the future's (awaited directly: no coroutine per command)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append((future, loop.time() + self._timeout))
         if protocol.watchdog is None:
             protocol.watchdog = loop.call_later(self._timeout, self._watch, protocol)
         protocol.send(hiredis.pack_command(args))
-        return await future
+        return future
 
     def _watch(self, protocol: _Protocol) -> None:
         """Fail the oldest command still awaited once it is due (and drop the connection), else wait for it.
