@@ -155,8 +155,8 @@ class Governor:
             return admission
         now = self.clock()
         planned: list[Planned] = []
-        owner = f"key/{principal.key_name}"
         if isinstance(call.target, ToolTarget):
+            owner = f"key/{principal.key_name}"
             mcp_rate = limits.get("mcp_rate_limit") or {}
             if mcp_rate.get("calls"):
                 planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
@@ -205,14 +205,12 @@ class Governor:
             amounts += (call.input_tokens + call.choices * max_output,)
         if not amounts:
             return []
-        owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
-        return self.plans.get(
-            ("rates", principal.key_id, provider),
-            principal,
-            now.timestamp(),
-            lambda: llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None),
-            amounts,
-        )
+
+        def build() -> list[Planned]:
+            owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
+            return llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None)
+
+        return self.plans.get(("rates", principal.key_id, provider), principal, now.timestamp(), build, amounts)
 
     def attempt_limits(self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime) -> list[Planned]:
         """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
@@ -240,8 +238,9 @@ class Governor:
         if price is None:
             return None
         planned = self.attempt_limits(call, target, price, now)
-        if any(item.limit.commit for item in planned):
-            return None
+        for item in planned:
+            if item.limit.commit:
+                return None
         return Early(target, price, planned)
 
 
@@ -425,16 +424,20 @@ class Admission:
             for key, index in indexes.items():
                 await self._store.seed(key, to_nano(totals.get(index, Decimal(0))), item.limit.ttl, now=now)
 
-    async def _settle_stage(self, *stages: str, actual: Callable[[Planned], int] | None = None) -> None:
-        """Settle (or, without `actual`, release) the holds of these stages in one counter-store round trip."""
-        held = [item for stage in stages for item in self._held[stage]]
+    async def _settle_stage(self, *stages: str, actual: dict[str, int] | None = None) -> None:
+        """Settle (or, without `actual`, release) the holds of these stages in one counter-store round trip.
+
+        `actual`: the usage to commit per kind of limit (`usd`, `tokens`; any other kind commits 0).
+        """
+        settlements: list[Settlement] = []
+        held = self._held
         for stage in stages:
-            self._held[stage] = []
-        if not held:
-            return
-        settlements = [Settlement(item.limit, actual(item) if actual else 0) for item in held]
-        # A counted limit (requests, tool calls) holds nothing and commits nothing more: nothing to send for it.
-        settlements = [item for item in settlements if item.actual or not item.limit.commit]
+            for item in held[stage]:
+                amount = actual.get(item.kind, 0) if actual else 0
+                # A counted limit (requests, tool calls) holds nothing and commits nothing more: nothing to send.
+                if amount or not item.limit.commit:
+                    settlements.append(Settlement(item.limit, amount))
+            held[stage] = []
         if not settlements:
             return
         try:
@@ -457,11 +460,7 @@ class Admission:
         else:
             cost = Decimal(0)
         self.cost_usd = cost
-        nano, tokens = to_nano(cost), usage.tokens_in + usage.tokens_out
-
-        def actual(item: Planned) -> int:
-            return nano if item.kind == "usd" else tokens if item.kind == "tokens" else 0
-
+        actual = {"usd": to_nano(cost), "tokens": usage.tokens_in + usage.tokens_out}
         await self._settle_stage("request", "attempt", actual=actual)
         if cost:
             principal, target = self.call.principal, self.target or self.call.target

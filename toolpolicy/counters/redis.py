@@ -92,7 +92,9 @@ class RedisCounterStore:
     async def reserve(
         self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
     ) -> ReserveOutcome:
-        carried = await self.settles.take()
+        carried = self.settles.take_now()
+        if carried is None:
+            carried = await self.settles.take()
         args: list[Any] = [request_id, repr(now), repr(hold_seconds), split, len(carried), *carried]
         for limit in limits:
             args += (self._static(limit), limit.amount)

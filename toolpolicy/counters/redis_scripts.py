@@ -287,8 +287,21 @@ class StaticParts:
     def __init__(self, keys: CounterKeys) -> None:
         self.keys = keys
         self._cache: dict[tuple[Any, ...], str] = {}
+        self._by_limit: dict[int, tuple[Limit, str]] = {}
+        """By the Limit object itself (held, so its id is not reused): a plan's limits are the same objects request
+        after request while their amounts repeat (`toolpolicy.plan_cache`), found here without building a key."""
 
     def __call__(self, limit: Limit) -> str:
+        found = self._by_limit.get(id(limit))
+        if found is not None and found[0] is limit:
+            return found[1]
+        encoded = self._encoded(limit)
+        if len(self._by_limit) >= CACHED_LIMITS:
+            self._by_limit.clear()
+        self._by_limit[id(limit)] = (limit, encoded)
+        return encoded
+
+    def _encoded(self, limit: Limit) -> str:
         used = limit.used_keys
         key: tuple[Any, ...] = (limit.hold_key, limit.add_key, limit.limit, limit.commit, limit.seeded, limit.ttl)
         key += (limit.window_start, limit.used_prefix, used[0], used[-1], len(used))

@@ -9,8 +9,10 @@ anything else (TLS, sockets, Sentinel) keeps redis-py's pool.
 Failures are redis-py's exceptions, so callers handle both clients alike: a lost connection fails every command in
 flight on it with ConnectionError and the next command connects again; a command that gets no answer within the
 timeout fails with TimeoutError and the connection is dropped (the replies behind it could not be trusted to line
-up). A command whose connection was lost is sent once more on a new one, as redis-py's pool does with
-`Retry(NoBackoff(), 1)`: should the first send have run after all, its amounts count twice (an over-count only).
+up). One timer per connection watches for that, not one per command: replies come in order and every command has
+the same timeout, so the oldest command still awaited is always the first due. A command whose connection was lost
+is sent once more on a new one, as redis-py's pool does with `Retry(NoBackoff(), 1)`: should the first send have
+run after all, its amounts count twice (an over-count only).
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from redis.exceptions import (
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        """Each command sent and not yet answered, oldest first, with the loop time its answer is due by."""
+        self.watchdog: asyncio.TimerHandle | None = None
+        """Set while a command waits: fires when the oldest one is due (`RespClient._watch`)."""
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
         self.outgoing: list[bytes] = []
@@ -59,8 +64,8 @@ class _Protocol(asyncio.Protocol):
             if not waiting:  # an answer nobody asked for: the stream cannot be trusted any more
                 self.drop(RedisConnectionError("Redis sent an unexpected reply"))
                 return
-            future = waiting.popleft()
-            if future.done():  # its caller timed out
+            future, _ = waiting.popleft()
+            if future.done():  # its caller timed out or was cancelled
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(_reply_error(str(reply)))
@@ -73,8 +78,11 @@ class _Protocol(asyncio.Protocol):
     def fail(self, error: BaseException) -> None:
         if self.lost is None:
             self.lost = error
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
 
@@ -126,23 +134,35 @@ class RespClient:
             protocol = await self._connection()
         return await self._call(protocol, args)
 
-    async def _call(self, protocol: _Protocol, args: tuple[Any, ...]) -> Any:
+    def _call(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Send the command; its reply is the future's (awaited directly: no coroutine per command)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        protocol.waiting.append(future)
+        protocol.waiting.append((future, loop.time() + self._timeout))
+        if protocol.watchdog is None:
+            protocol.watchdog = loop.call_later(self._timeout, self._watch, protocol)
         protocol.send(hiredis.pack_command(args))
-        timer = loop.call_later(self._timeout, self._expire, protocol, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        return future
 
-    def _expire(self, protocol: _Protocol, future: asyncio.Future[Any]) -> None:
-        if not future.done():
+    def _watch(self, protocol: _Protocol) -> None:
+        """Fail the oldest command still awaited once it is due (and drop the connection), else wait for it.
+
+        A command whose caller gave up (cancelled) is not waited for, as its caller is gone; the next one is.
+        """
+        protocol.watchdog = None
+        loop = asyncio.get_running_loop()
+        for future, due in protocol.waiting:
+            if future.done():
+                continue
+            wait = due - loop.time()
+            if wait > 0:
+                protocol.watchdog = loop.call_later(wait, self._watch, protocol)
+                return
             future.set_exception(RedisTimeoutError(f"Redis did not answer within {self._timeout:g}s"))
             protocol.drop(RedisConnectionError("dropped after a command timed out"))
             if self._protocol is protocol:
                 self._protocol = None
+            return
 
     async def _connection(self) -> _Protocol:
         # Concurrent callers wait for one connection attempt.

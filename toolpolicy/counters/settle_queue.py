@@ -47,6 +47,13 @@ class SettleQueue:
         args, self._args = self._args, []
         return args
 
+    def take_now(self) -> list[Any] | None:
+        """`take` when no tick's call is under way (the usual case: no coroutine to await), else None."""
+        if self._flight is not None:
+            return None
+        args, self._args = self._args, []
+        return args
+
     def put_back(self, args: list[Any]) -> None:
         """A reservation that carried `args` failed: they go with the next call.
 

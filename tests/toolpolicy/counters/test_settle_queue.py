@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,7 @@ from tests.toolpolicy.counters.test_stores import NOW, held, name, usage
 from tests.toolpolicy.limits_support import RedisServer
 from toolpolicy.counters.base import CounterStoreError, Settlement
 from toolpolicy.counters.redis import RedisCounterStore
+from toolpolicy.counters.settle_queue import SettleQueue
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -77,3 +80,29 @@ async def test_closing_the_store_sends_what_is_queued(private_redis: RedisServer
         assert await usage(reopened, budget) == 6
     finally:
         await reopened.aclose()
+
+
+async def test_a_reservation_takes_nothing_while_a_tick_is_sending_and_what_came_after_once_it_landed() -> None:
+    sending, landed = asyncio.Event(), asyncio.Event()
+    sent: list[list[Any]] = []
+
+    async def send(args: list[Any]) -> None:
+        sent.append(args)
+        sending.set()
+        await landed.wait()
+
+    queue = SettleQueue(send, interval=3600)
+    queue.add(["first", 0])
+    flushing = asyncio.ensure_future(queue.flush())
+    await sending.wait()
+    queue.add(["second", 0])
+    assert queue.take_now() is None  # the tick's call is on the wire: a reservation must wait for it
+    taking = asyncio.ensure_future(queue.take())
+    await asyncio.sleep(0)
+    assert not taking.done()
+    landed.set()
+    assert await taking == ["second", 0]
+    await flushing
+    assert sent[0] == ["first", 0]
+    assert queue.take_now() == []
+    await queue.aclose()

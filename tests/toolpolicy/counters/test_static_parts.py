@@ -1,0 +1,27 @@
+"""A limit's static part, as the Redis scripts read it: encoded once, the same for every amount, never stale."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from toolpolicy.counters.base import Limit
+from toolpolicy.counters.redis_scripts import CounterKeys, StaticParts, encode
+
+
+def test_a_limit_is_encoded_as_its_fields_whatever_its_amount_and_however_often_it_is_asked_for() -> None:
+    parts = StaticParts(CounterKeys("p:"))
+    limit = Limit("rl:k:-:requests:60", ("rl:k:-:requests:60:60s@1",), "rl:k:-:requests:60:60s@1", 100, 1, True, 120)
+    first = parts(limit)
+    assert json.loads(first) == ["p:h:rl:k:-:requests:60", "p:u:rl:k:-:requests:60:60s@1", 100, 1, 120, 0, 0]
+    assert parts(limit) is first
+    assert parts(replace(limit, amount=7)) == first  # another object, another amount: the same static part
+
+
+def test_a_limit_changed_in_anything_but_its_amount_gets_its_own_encoding() -> None:
+    keys = CounterKeys("p:")
+    parts = StaticParts(keys)
+    limit = Limit("b:key:k:-:life", ("b:key:k:-:life",), "b:key:k:-:life", 10**9, 5, ttl=None, seeded=True)
+    parts(limit)
+    for changed in (replace(limit, limit=2 * 10**9), replace(limit, ttl=60), replace(limit, commit=True)):
+        assert parts(changed) == encode(changed, keys) != encode(limit, keys)
