@@ -103,6 +103,24 @@ def test_with_a_provider_attempt_spans_are_recorded_under_the_request_and_propag
     assert spans["chat gpt"].parent.span_id == spans["chat"].context.span_id
 
 
+def test_attributes_without_a_value_are_left_out_and_the_callers_mapping_is_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    given: dict[str, Any] = {"isthmus.attempt": 1, "isthmus.team": None, "gen_ai.request.model": "gpt"}
+    plain: dict[str, Any] = {"isthmus.request_id": "r2"}
+    request = start_server_span("chat", {}, plain)
+    with span_under(request, "chat gpt", given), operation_span("inner", {}):
+        given["late"] = plain["late"] = "changed after the span started"
+    request.end()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert dict(spans["chat gpt"].attributes or {}) == {"isthmus.attempt": 1, "gen_ai.request.model": "gpt"}
+    assert dict(spans["chat"].attributes or {}) == {"isthmus.request_id": "r2"}
+    assert dict(spans["inner"].attributes or {}) == {}
+    assert "Invalid type" not in caplog.text  # the SDK's warning for a None value: none was passed on
+
+
 def test_inject_writes_what_the_configured_propagators_write() -> None:
     span_exporter()
     caller = {

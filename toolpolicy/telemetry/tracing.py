@@ -10,6 +10,9 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from itertools import repeat
+from operator import is_not
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
@@ -274,5 +277,14 @@ def mark_error(span: Span, message: str) -> None:
     span.set_status(Status(StatusCode.ERROR, message))
 
 
-def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: value for key, value in (attributes or {}).items() if value is not None}
+def _clean(attributes: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """`attributes` without the None values (which the SDK would drop with a warning each). Most have none: those
+    are passed on as they are (checked in C), and the span copies them as it copies any."""
+    if not attributes:
+        return _NO_ATTRIBUTES
+    if all(map(is_not, attributes.values(), repeat(None))):
+        return attributes
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
