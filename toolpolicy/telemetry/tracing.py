@@ -30,6 +30,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
@@ -174,6 +175,8 @@ def nothing_to_trace() -> bool:
 
     With no tracer provider the no-op tracer's span copies the current span's context, and making it current
     changes nothing when that context is the invalid one (no trace continued): such a span is skipped."""
+    if _provider_records and trace._TRACER_PROVIDER is _checked_provider:  # `tracing_on()`, without the call
+        return False
     return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
 
 
@@ -192,7 +195,7 @@ def start_server_span(
     if not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
     parent = _extract(carrier)
-    return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
+    return (_tracer or tracer()).start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
 def span_under(
@@ -225,7 +228,7 @@ def _current(
     """What `start_as_current_span` does, with any provider, without its two layers of generator context managers:
     the span starts on entering the block and is current inside it, is ended after it, and an exception leaving it
     is recorded and set as the span's status."""
-    return CurrentSpan(tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
+    return CurrentSpan(_tracer or tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
@@ -235,7 +238,12 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     the header is formatted here, without going through each propagator. Otherwise the configured ones run."""
     current = otel_context.get_current()
     if _w3c_default(propagate.get_global_textmap()) and not _baggage(current):
-        context = trace.get_current_span(current).get_span_context()
+        # `trace.get_current_span(current)`, its check that the value is a `Span` (an ABC: a Python call) made
+        # once per type.
+        span: Any = current.get(_SPAN_KEY)
+        if span is None or type(span) not in _SPAN_TYPES and not _is_span(span):
+            return
+        context = span.get_span_context()
         if context == INVALID_SPAN_CONTEXT:
             return
         # A `SpanContext` is a tuple (trace id, span id, is remote, flags, state, ...): indexing it spares a
@@ -249,6 +257,17 @@ def inject(carrier: MutableMapping[str, str]) -> None:
 
 
 _TRACEPARENT = "00-%032x-%016x-%02x"
+_SPAN_TYPES: set[type] = set()
+"""Types of the current spans `inject` has found to be `Span`s."""
+
+
+def _is_span(value: object) -> bool:
+    if isinstance(value, Span):
+        _SPAN_TYPES.add(type(value))
+        return True
+    return False
+
+
 _BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
 
 
