@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from toolpolicy.telemetry import current_span
 from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
 from toolpolicy.telemetry.otlp_export import encode_request
 from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
@@ -227,9 +228,12 @@ def test_a_light_span_is_current_in_the_standard_context() -> None:
     assert trace.get_current_span(otel_context.get_current()) is trace.INVALID_SPAN
 
 
+@pytest.mark.parametrize("direct", [True, False])
 def test_a_span_block_left_in_another_context_still_ends_its_span_and_logs_as_the_api_does(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
+    assert current_span._DIRECT  # this API keeps the context where the block sets it directly
+    monkeypatch.setattr(current_span, "_DIRECT", direct)  # as with an API whose internals it does not know
     exporter = InMemorySpanExporter()
     provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
     block = provider.get_tracer("isthmus").start_as_current_span("moved")
