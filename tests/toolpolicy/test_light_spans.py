@@ -4,7 +4,10 @@ the same trace context to upstream calls."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import random
+import uuid
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from toolpolicy.telemetry import current_span
 from toolpolicy.telemetry.light_spans import LightSpan, LightTracerProvider
 from toolpolicy.telemetry.otlp_export import encode_request
 from toolpolicy.telemetry.span_queue import LightBatchSpanProcessor
@@ -44,7 +48,7 @@ class CountingIds(RandomIdGenerator):
         return self.traces << 64 | (self.traces if self.traces % 2 else (1 << 64) - self.traces)
 
 
-def scenario(provider: trace.TracerProvider) -> list[dict[str, str]]:
+def scenario(provider: trace.TracerProvider, request_id: str) -> list[dict[str, str]]:
     """Spans made every way the gateway and the MCP SDK make them; returns what each step would send upstream."""
     tracer = provider.get_tracer("isthmus")
     other = provider.get_tracer("mcp-python-sdk", "2.3.0", schema_url="https://opentelemetry.io/schemas/1.30.0")
@@ -71,6 +75,13 @@ def scenario(provider: trace.TracerProvider) -> list[dict[str, str]]:
     server.end()
     server.end()
     server.set_attribute("late", 1)
+
+    # As a chat request's: a request id no span had before, and the end's attributes (none set again).
+    request = tracer.start_span("chat", caller, SpanKind.SERVER, {"gen_ai.operation.name": "chat", "id": request_id})
+    with tracer.start_as_current_span("chat gpt", trace.set_span_in_context(request), SpanKind.CLIENT):
+        carried()
+    request.set_attributes({"http.response.status_code": 200, "isthmus.cost_usd": 0.5, "isthmus.team": request_id})
+    request.end()
 
     with tracer.start_as_current_span("dropped", propagate.extract({"traceparent": NOT_SAMPLED})) as dropped:
         assert not dropped.is_recording()
@@ -137,7 +148,8 @@ def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: floa
         shutdown_on_exit=False,
     )
     sdk.add_span_processor(SimpleSpanProcessor(sdk_exporter))
-    sent_by_sdk = scenario(sdk)
+    request_id = f"req-{uuid.uuid4()}"
+    sent_by_sdk = scenario(sdk, request_id)
     light_exporter = InMemorySpanExporter()
     light = LightTracerProvider(
         resource=RESOURCE,
@@ -146,16 +158,16 @@ def test_the_light_provider_exports_and_propagates_what_the_sdk_does(ratio: floa
         id_generator=id_generator(),
         shutdown_on_exit=False,
     )
-    sent = scenario(light)
+    sent = scenario(light, request_id)
     assert sent == sent_by_sdk
     assert (
         sent[0]["traceparent"].split("-")[1] == SAMPLED.split("-")[1] and sent[0]["tracestate"] == "vendor=x1,other=y"
     )
-    assert sent[1]["traceparent"].endswith("-00")
+    assert sent[2]["traceparent"].endswith("-00")
     spans: list[Any] = list(light_exporter.get_finished_spans())
     expected = normalised(encode_spans(sdk_exporter.get_finished_spans()))
     if ids == "counting":  # random trace ids fall either side of the ratio's bound as they come
-        assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 9, 0.5: 5, 0.0: 2}[ratio]
+        assert len(spans) == len(sdk_exporter.get_finished_spans()) == {1.0: 11, 0.5: 7, 0.0: 4}[ratio]
     assert len(spans) == len(sdk_exporter.get_finished_spans())
     for _ in range(2):  # twice: the second time the attributes come from the encoder's cache
         assert normalised(ExportTraceServiceRequest.FromString(encode_request(spans))) == expected
@@ -214,6 +226,25 @@ def test_a_light_span_is_current_in_the_standard_context() -> None:
         assert isinstance(inner, LightSpan) and inner.parent == outer.get_span_context()
         inner.end()
     assert trace.get_current_span(otel_context.get_current()) is trace.INVALID_SPAN
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_span_block_left_in_another_context_still_ends_its_span_and_logs_as_the_api_does(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    assert current_span._DIRECT  # this API keeps the context where the block sets it directly
+    monkeypatch.setattr(current_span, "_DIRECT", direct)  # as with an API whose internals it does not know
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
+    block = provider.get_tracer("isthmus").start_as_current_span("moved")
+    span = block.__enter__()
+    assert trace.get_current_span() is span
+    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
+        contextvars.copy_context().run(block.__exit__, None, None, None)
+    assert "Failed to detach context" in caplog.text
+    assert [ended.name for ended in exporter.get_finished_spans()] == ["moved"]
+    otel_context.detach(block.token)  # in the context it was made current in, it is reset
+    assert trace.get_current_span() is trace.INVALID_SPAN
 
 
 def test_the_light_batch_processor_keeps_the_sdks_batching(monkeypatch: pytest.MonkeyPatch) -> None:

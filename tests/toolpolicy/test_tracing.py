@@ -10,7 +10,8 @@ import pytest
 from opentelemetry import baggage, context as otel_context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.trace import INVALID_SPAN
+from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from tests.tracing_support import span_exporter
 from toolpolicy.telemetry.tracing import (
@@ -103,6 +104,24 @@ def test_with_a_provider_attempt_spans_are_recorded_under_the_request_and_propag
     assert spans["chat gpt"].parent.span_id == spans["chat"].context.span_id
 
 
+def test_attributes_without_a_value_are_left_out_and_the_callers_mapping_is_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    given: dict[str, Any] = {"isthmus.attempt": 1, "isthmus.team": None, "gen_ai.request.model": "gpt"}
+    plain: dict[str, Any] = {"isthmus.request_id": "r2"}
+    request = start_server_span("chat", {}, plain)
+    with span_under(request, "chat gpt", given), operation_span("inner", {}):
+        given["late"] = plain["late"] = "changed after the span started"
+    request.end()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert dict(spans["chat gpt"].attributes or {}) == {"isthmus.attempt": 1, "gen_ai.request.model": "gpt"}
+    assert dict(spans["chat"].attributes or {}) == {"isthmus.request_id": "r2"}
+    assert dict(spans["inner"].attributes or {}) == {}
+    assert "Invalid type" not in caplog.text  # the SDK's warning for a None value: none was passed on
+
+
 def test_inject_writes_what_the_configured_propagators_write() -> None:
     span_exporter()
     caller = {
@@ -126,6 +145,32 @@ def test_inject_writes_what_the_configured_propagators_write() -> None:
     assert carrier == expected
     assert carrier["tracestate"] == "vendor=x1,other=y" and carrier["traceparent"].endswith("-01")
     assert with_baggage["baggage"] == "tenant=acme" and with_baggage["traceparent"] == carrier["traceparent"]
+
+
+@pytest.mark.parametrize(
+    ("current", "sent"),
+    [
+        (None, False),
+        (INVALID_SPAN, False),
+        (
+            NonRecordingSpan(SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, TraceFlags(1))),
+            True,
+        ),
+        ("not a span", False),
+    ],
+)
+def test_inject_writes_what_the_propagators_write_whatever_is_current(current: Any, sent: bool) -> None:
+    context = otel_context.get_current() if current is None else otel_context.set_value(_SPAN_KEY, current)
+    token = otel_context.attach(context)
+    try:
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        expected: dict[str, str] = {}
+        propagate.inject(expected)
+    finally:
+        otel_context.detach(token)
+    assert carrier == expected
+    assert bool(carrier) == sent
 
 
 def test_inject_uses_a_configured_propagator_other_than_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,18 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context, trace
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+_set_item = dict.__setitem__
+"""Sets a key of a new `Context` (whose own `__setitem__` refuses, to keep contexts immutable once shared)."""
+_DIRECT = isinstance(getattr(otel_context, "_RUNTIME_CONTEXT", None), ContextVarsRuntimeContext) and hasattr(
+    otel_context._RUNTIME_CONTEXT, "_current_context"
+)
+"""Whether this API keeps the current context where `CurrentSpan` reads and sets it directly (in the variable of the
+default runtime context); with another version, or another runtime context, it goes through the API."""
 
 
 class CurrentSpan(AbstractContextManager[trace.Span]):
@@ -31,7 +42,16 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
 
     def __enter__(self) -> trace.Span:
         self.span = span = self.tracer.start_span(*self.arguments)
-        self.token = otel_context.attach(trace.set_span_in_context(span))
+        runtime = otel_context._RUNTIME_CONTEXT if _DIRECT else None
+        if type(runtime) is ContextVarsRuntimeContext:
+            # What `attach(set_span_in_context(span))` does with the default runtime context, without the API's
+            # four Python calls and second copy of the context.
+            variable = runtime._current_context
+            context = Context(variable.get())
+            _set_item(context, _SPAN_KEY, span)
+            self.token = variable.set(context)
+        else:
+            self.token = otel_context.attach(trace.set_span_in_context(span))
         return span
 
     def __exit__(
@@ -39,7 +59,7 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
     ) -> None:
         span = self.span
         try:
-            otel_context.detach(self.token)
+            _detach(self.token)
             # As `use_span`: an Exception (not a BaseException such as GeneratorExit) is recorded and sets the status.
             if isinstance(exc, Exception) and span.is_recording():
                 if self.arguments[6]:
@@ -66,3 +86,16 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
                 return function(*args, **kwargs)
 
         return in_span
+
+
+def _detach(token: Any) -> None:
+    """`otel_context.detach(token)`: with the default runtime context its variable is reset here, and only a
+    failure goes through the API (which logs it, as it would have)."""
+    runtime = otel_context._RUNTIME_CONTEXT if _DIRECT else None
+    if type(runtime) is ContextVarsRuntimeContext:
+        try:
+            runtime._current_context.reset(token)
+            return
+        except Exception:  # the API's detach below fails alike, and logs it
+            pass
+    otel_context.detach(token)

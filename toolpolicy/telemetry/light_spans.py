@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 UNSET_STATUS = Status(StatusCode.UNSET)
 """A light span's status until one is set (the encoder knows it by identity)."""
 _SCALARS = frozenset((str, bool, int, float))
+_all_scalars = _SCALARS.issuperset
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 _SPAN_KEY = _CURRENT_SPAN_KEY
 _get_current = otel_context.get_current
@@ -56,10 +57,12 @@ _span_id = RandomIdGenerator().generate_span_id
 _trace_id = RandomIdGenerator().generate_trace_id
 
 
-def _known_valid(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:
-    """`SpanContext(trace_id, span_id, False, flags, state)` without checking the ids: drawn by `getrandbits`, non-zero,
-    or the ids of a valid parent."""
-    return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, True))
+_known_valid: Callable[[type[SpanContext], tuple[int, int, bool, TraceFlags, TraceState, bool]], SpanContext] = (
+    tuple.__new__
+)
+"""`_known_valid(SpanContext, (trace_id, span_id, False, flags, state, True))` is `SpanContext(trace_id, span_id,
+False, flags, state)` without checking the ids (drawn by `getrandbits`, non-zero, or the ids of a valid parent), and
+without a Python call of its own."""
 
 
 _SAMPLED, _RANDOM = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
@@ -148,13 +151,17 @@ class LightTracer(trace.Tracer):
             # with the same flags and trace state.
             parent: SpanContext | None = current.context
             assert parent is not None
-            span_context = _known_valid(parent[0], getrandbits(64) or _span_id(), parent[3], parent[4])
+            span_context = _known_valid(
+                SpanContext, (parent[0], getrandbits(64) or _span_id(), False, parent[3], parent[4], True)
+            )
         elif current is None and self.random_ids:  # a new trace
             parent = None
             trace_id = getrandbits(128) or _trace_id()
             if trace_id & _TRACE_ID_LIMIT >= provider.bound:
                 return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _FLAGS[False, True]))
-            span_context = _known_valid(trace_id, getrandbits(64) or _span_id(), _FLAGS[True, True], _NO_STATE)
+            span_context = _known_valid(
+                SpanContext, (trace_id, getrandbits(64) or _span_id(), False, _FLAGS[True, True], _NO_STATE, True)
+            )
         else:
             span_context = self._sampled_context(context)
             if not span_context.trace_flags.sampled:
@@ -206,10 +213,9 @@ def _noted(attributes: Mapping[str, Any]) -> dict[str, Any]:
     exporter thread); anything else is cleaned now, as the SDK does, so a list changed later is not exported
     changed."""
     noted = dict(attributes)
-    for value in noted.values():
-        if type(value) not in _SCALARS:  # keys are left to `bounded_attributes`, which counts those it drops
-            return {key: _clean_attribute_value(value, None) for key, value in noted.items()}
-    return noted
+    if _all_scalars(map(type, noted.values())):  # one pass in C; keys are left to `bounded_attributes`
+        return noted
+    return {key: _clean_attribute_value(value, None) for key, value in noted.items()}
 
 
 class LightSpan(trace.Span):

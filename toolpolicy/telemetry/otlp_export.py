@@ -73,6 +73,14 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 
 _SMALL = [bytes((size,)) for size in range(0x80)]
+_TWO_BYTES = struct.Struct("<BB").pack
+
+
+def _size(size: int) -> bytes:
+    """The varint of a message's size: most spans take two bytes (128 to 16,383), written here in one step."""
+    return _TWO_BYTES(size & 0x7F | 0x80, size >> 7) if size < 0x4000 else _varint(size)
+
+
 _KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
 """Encoded `KeyValue` attributes by (key, type, value): most repeat from span to span (operation, provider, model).
 The type keeps 1, 1.0 and True apart."""
@@ -173,23 +181,19 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     entries = span.entries
     cached = _KEY_VALUES.get
     try:
+        # An attribute not encoded before (a request id: one per span) is encoded where it is met, in the same pass.
         fields = [
-            cached((key, type(value), value))
+            cached((key, type(value), value)) or _new_key_value(key, value)
             for entry in entries
             for key, value in (entry.items() if type(entry) is dict else (entry,))
         ]
-    except TypeError:  # an unhashable value: not a scalar
+        attributes = b"".join(fields)  # type: ignore[arg-type]  # a None (not a plain scalar) raises
+    except TypeError:  # an unhashable value, or one `_new_key_value` leaves to the SDK's rules
         return None
-    try:
-        attributes = b"".join(fields)  # type: ignore[arg-type]  # a None (not encoded yet) raises
-    except TypeError:
-        if not _encode_missing(entries, fields):
-            return None
-        attributes = b"".join(fields)  # type: ignore[arg-type]  # filled in
     count = len(fields)
     if count > 1 and len(entries) > 1 and _set_again(entries):
         kept = _last_set(entries, fields)
-        attributes, count = b"".join(kept), len(kept)  # type: ignore[arg-type]  # filled in
+        attributes, count = b"".join(kept), len(kept)  # type: ignore[arg-type]  # all encoded
     if max_attributes is not None and count > max_attributes:
         return None
     return _span_message(
@@ -202,25 +206,21 @@ def _keys(entry: Any) -> Any:
     return entry if type(entry) is dict else (entry[0],)
 
 
-def _encode_missing(entries: list[Any], fields: list[bytes | None]) -> bool:
-    """Fill in the attributes not encoded before (None in `fields`); False when one is not a plain scalar."""
-    index = 0
-    for entry in entries:
-        for key, value in entry.items() if type(entry) is dict else (entry,):
-            if fields[index] is None:
-                field = fields[index] = _new_key_value(key, value)
-                if field is None:
-                    return False
-            index += 1
-    return True
-
-
 def _set_again(entries: list[Any]) -> bool:
-    """Whether a key was set more than once."""
+    """Whether a key was set more than once. The usual span has two mappings (its start's and its end's): one
+    check of their keys, in C."""
+    if len(entries) == 2 and type(entries[0]) is dict and type(entries[1]) is dict:
+        return not entries[0].keys().isdisjoint(entries[1])
     keys: set[str] = set()
+    total = 0
     for entry in entries:
-        keys.update(_keys(entry))
-    return len(keys) < sum(len(entry) if type(entry) is dict else 1 for entry in entries)
+        if type(entry) is dict:
+            keys.update(entry)
+            total += len(entry)
+        else:
+            keys.add(entry[0])
+            total += 1
+    return len(keys) < total
 
 
 def _last_set(entries: list[Any], fields: list[bytes | None]) -> list[bytes | None]:
@@ -347,7 +347,7 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
             for span_bytes in encoded_spans:  # each as field 2, without copying it into a field of its own first
                 size = len(span_bytes)
-                parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
+                parts += (b"\x12", _SMALL[size] if size < 0x80 else _size(size), span_bytes)
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
             body.append(_field(2, b"".join(parts)))

@@ -10,6 +10,9 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from itertools import repeat
+from operator import is_not
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
@@ -27,6 +30,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
@@ -171,6 +175,8 @@ def nothing_to_trace() -> bool:
 
     With no tracer provider the no-op tracer's span copies the current span's context, and making it current
     changes nothing when that context is the invalid one (no trace continued): such a span is skipped."""
+    if _provider_records and trace._TRACER_PROVIDER is _checked_provider:  # `tracing_on()`, without the call
+        return False
     return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
 
 
@@ -189,7 +195,7 @@ def start_server_span(
     if not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
     parent = _extract(carrier)
-    return tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
+    return (_tracer or tracer()).start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
 
 
 def span_under(
@@ -222,7 +228,7 @@ def _current(
     """What `start_as_current_span` does, with any provider, without its two layers of generator context managers:
     the span starts on entering the block and is current inside it, is ended after it, and an exception leaving it
     is recorded and set as the span's status."""
-    return CurrentSpan(tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
+    return CurrentSpan(_tracer or tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
@@ -232,11 +238,18 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     the header is formatted here, without going through each propagator. Otherwise the configured ones run."""
     current = otel_context.get_current()
     if _w3c_default(propagate.get_global_textmap()) and not _baggage(current):
-        context = trace.get_current_span(current).get_span_context()
+        # `trace.get_current_span(current)`, its check that the value is a `Span` (an ABC: a Python call) made
+        # once per type.
+        span: Any = current.get(_SPAN_KEY)
+        if span is None or type(span) not in _SPAN_TYPES and not _is_span(span):
+            return
+        context = span.get_span_context()
         if context == INVALID_SPAN_CONTEXT:
             return
-        carrier["traceparent"] = _TRACEPARENT % (context.trace_id, context.span_id, context.trace_flags)
-        state = context.trace_state
+        # A `SpanContext` is a tuple (trace id, span id, is remote, flags, state, ...): indexing it spares a
+        # Python call per property.
+        carrier["traceparent"] = _TRACEPARENT % (context[0], context[1], context[3])
+        state = context[4]
         if state is not DEFAULT_TRACE_STATE and state:
             carrier["tracestate"] = state.to_header()
         return
@@ -244,6 +257,17 @@ def inject(carrier: MutableMapping[str, str]) -> None:
 
 
 _TRACEPARENT = "00-%032x-%016x-%02x"
+_SPAN_TYPES: set[type] = set()
+"""Types of the current spans `inject` has found to be `Span`s."""
+
+
+def _is_span(value: object) -> bool:
+    if isinstance(value, Span):
+        _SPAN_TYPES.add(type(value))
+        return True
+    return False
+
+
 _BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
 
 
@@ -272,5 +296,14 @@ def mark_error(span: Span, message: str) -> None:
     span.set_status(Status(StatusCode.ERROR, message))
 
 
-def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: value for key, value in (attributes or {}).items() if value is not None}
+def _clean(attributes: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """`attributes` without the None values (which the SDK would drop with a warning each). Most have none: those
+    are passed on as they are (checked in C), and the span copies them as it copies any."""
+    if not attributes:
+        return _NO_ATTRIBUTES
+    if all(map(is_not, attributes.values(), repeat(None))):
+        return attributes
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
