@@ -42,6 +42,7 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from mcp_hub.fastpath.plain_results import PlainResultsRunner
+from mcp_hub.shapes import AcceptedShapes, shape_text
 
 KERNEL_PARAMS: Final[Mapping[str, type[RequestParams]]] = {
     "tools/call": CallToolRequestParams,
@@ -58,7 +59,8 @@ _TOKEN_BLANKS: Final[Mapping[type, Any]] = {str: "", int: 0}
 KEPT: Final = 1024
 """Accepted shapes remembered; beyond that the memory starts over."""
 
-_accepted: dict[tuple[str, str, str], None] = {}
+_accepted = AcceptedShapes(KEPT)
+"""(method, version, params shape) the version's surface accepted."""
 
 
 class HubRunner(PlainResultsRunner):
@@ -126,16 +128,14 @@ def surface_accepted(method: str, version: str, params: Mapping[str, Any] | None
         methods.validate_client_request(method, version, params)
     except (KeyError, ValueError, ValidationError):
         return False
-    if len(_accepted) >= KEPT:
-        _accepted.clear()
-    _accepted[key] = None
+    _accepted.add(key)
     return True
 
 
 def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
     """The params with the free values (see the module doc) blanked, as text; None if they cannot be told apart.
 
-    `repr` tells JSON values apart (1, 1.0, True and "1" differ); the params come from a decoded JSON body.
+    The params come from a decoded JSON body (`shape_text`).
     """
     if params is None:
         return "None"
@@ -155,7 +155,4 @@ def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
             if blank is not None:
                 value = {**value, "progressToken": blank}
         shape[key] = value
-    try:
-        return repr(shape)
-    except RecursionError:  # nested deeper than `repr` goes: the schema decides, in full
-        return None
+    return shape_text(shape)

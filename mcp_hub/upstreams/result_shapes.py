@@ -15,6 +15,8 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
+from mcp_hub.shapes import AcceptedShapes, shape_text
+
 KEPT: Final = 256
 """Accepted shapes remembered per upstream connection; beyond that the memory starts over."""
 
@@ -24,7 +26,7 @@ class SurfaceCheck:
 
     def __init__(self, surface: TypeAdapter[Any]) -> None:
         self.surface = surface
-        self._accepted: set[str] = set()
+        self._accepted = AcceptedShapes(KEPT)
 
     def check(self, raw: dict[str, Any]) -> None:
         """Raise pydantic's `ValidationError` if the surface refuses `raw`."""
@@ -33,8 +35,6 @@ class SurfaceCheck:
             return
         self.surface.validate_python(raw, by_name=False)
         if shape is not None:
-            if len(self._accepted) >= KEPT:
-                self._accepted.clear()
             self._accepted.add(shape)
 
 
@@ -52,7 +52,4 @@ def result_shape(raw: dict[str, Any]) -> str | None:
     structured = raw.get("structuredContent")
     if type(structured) is dict and all(type(key) is str for key in structured):
         shape["structuredContent"] = {}
-    try:
-        return repr(shape)
-    except RecursionError:  # nested deeper than `repr` goes: the schema decides, in full
-        return None
+    return shape_text(shape)

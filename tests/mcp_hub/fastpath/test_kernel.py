@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from mcp_hub.fastpath import kernel
 from mcp_hub.fastpath.exchange import Exchange
 from mcp_hub.fastpath.kernel import HubRunner
+from mcp_hub.shapes import AcceptedShapes
 from tests.json_fuzz_support import plain_values
 
 pytestmark = pytest.mark.anyio
@@ -193,7 +194,7 @@ async def test_a_call_validates_its_params_once(monkeypatch: pytest.MonkeyPatch)
         surface(method, version, params)
 
     monkeypatch.setattr(methods, "validate_client_request", counted)
-    monkeypatch.setattr(kernel, "_accepted", {})
+    monkeypatch.setattr(kernel, "_accepted", AcceptedShapes(kernel.KEPT))
     monkeypatch.setattr("mcp.server.runner._extract_meta", lambda params: pytest.fail("_extract_meta ran"))
     runner = HubRunner(Probe().server, connection(MODERN), None)
     for token in ("a", "b", 3):
@@ -203,8 +204,7 @@ async def test_a_call_validates_its_params_once(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_shape_memory_starts_over_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_accepted", {})
-    monkeypatch.setattr(kernel, "KEPT", 2)
+    monkeypatch.setattr(kernel, "_accepted", AcceptedShapes(2))
     for text in ("a", "b", "c"):
         assert kernel.surface_accepted("tools/call", MODERN, {"name": "n", "_meta": {**META, "x-extra": text}})
     assert len(kernel._accepted) == 1
