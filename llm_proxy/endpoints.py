@@ -190,7 +190,9 @@ class Endpoints:
             body = await _read_body(request, self.limit, headers)
             exchange.requested = _model(body)
             await check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
-            operation, messages, input_tokens = await self._operation(headers, endpoint, body)
+            operation, messages, input_tokens = await self._operation(
+                headers, endpoint, body, estimated=self._estimated(exchange, endpoint)
+            )
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
                 if exchange.principal.agent is not None:
@@ -221,10 +223,20 @@ class Endpoints:
             logger.exception("unhandled error on %s (request %s)", request.url.path, exchange.request_id)
             return self._error(exchange, GatewayError("internal error; the gateway logged the details")), False
 
+    def _estimated(self, exchange: Exchange, endpoint: str) -> bool:
+        """Whether the request's input-token estimate has a use: the Messages translation reports it as the stream's
+        input usage, agent mode and a governed key's admission reserve it. For any other request (a key with no
+        rate limit or budget anywhere) the body is not walked for it."""
+        principal = exchange.principal
+        if endpoint == "messages" or principal is None or principal.governed:
+            return True
+        return self.agent is not None and principal.agent is not None
+
     async def _operation(
-        self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any]
+        self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any], *, estimated: bool = True
     ) -> tuple[Operation, Any, int]:
-        """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input."""
+        """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input (0
+        when not `estimated`)."""
         messages: list[Any] = []
         if endpoint == "embeddings":
             if body.get("input") in (None, "", []):
@@ -234,7 +246,7 @@ class Endpoints:
         # The walk is linear in the body: a large one is walked off the event loop.
         declared = headers.get("content-length") or ""
         size = int(declared) if declared.isdigit() else 0
-        input_tokens = await offload.run(size, estimate.request_input, body)
+        input_tokens = await offload.run(size, estimate.request_input, body) if estimated else 0
         if endpoint == "embeddings":
             return Direct("embeddings", body), None, input_tokens
         if endpoint == "chat":

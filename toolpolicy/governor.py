@@ -150,7 +150,7 @@ class Governor:
         authorize(call.principal, call.target).raise_if_denied()
         admission = Admission(self, call)
         principal, limits = call.principal, call.principal.limits
-        if not any(limits.values()):  # no rate limit or budget anywhere (key, team, customer): nothing to plan
+        if not principal.governed:  # no rate limit or budget anywhere (key, team, customer): nothing to plan
             admission.ungoverned = True
             return admission
         now = self.clock()

@@ -63,6 +63,12 @@ class Principal:
     oauth: OAuthIdentity | None = None
     """Set when the key's policy applies through an OAuth token (`toolpolicy.oauth`): its client and subject."""
 
+    @property
+    def governed(self) -> bool:
+        """Whether any rate limit or budget applies (key, team or customer): else admission plans nothing, and the
+        request's token estimate has no use there."""
+        return any(self.limits.values())
+
 
 @dataclass(frozen=True, slots=True)
 class ModelTarget:

@@ -105,3 +105,32 @@ async def test_an_unknown_model_costs_no_rate_limit(tmp_path: Path, mock: MockPr
         unknown = await chat(gateway.v1, "nowhere/model")
         known = await chat(gateway.v1, "openai/gpt-4o-mini")
     assert unknown.status_code == 404 and known.status_code == 200
+
+
+def counting_estimates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each input estimate the edge makes, recorded (the real estimate is still returned)."""
+    made: list[int] = []
+    real = estimate.request_input
+
+    def counted(body: dict[str, Any]) -> int:
+        made.append(real(body))
+        return made[-1]
+
+    monkeypatch.setattr(estimate, "request_input", counted)
+    return made
+
+
+async def test_a_key_with_no_limit_anywhere_is_not_estimated_and_a_limited_one_is(
+    tmp_path: Path, mock: MockProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = counting_estimates(monkeypatch)
+    async with serve_gateway(settings_for(tmp_path, providers(mock), virtual_keys=limited_key())) as gateway:
+        free = await chat(gateway.v1, "openai/gpt-4o-mini", max_tokens=10)
+    assert free.status_code == 200 and "x-ratelimit-remaining-tokens" not in free.headers
+    assert made == []  # nothing would reserve it: the body is not walked for it
+    keys = limited_key(rate_limit={"tokens": "1000/1d"})
+    async with serve_gateway(settings_for(tmp_path / "limited", providers(mock), virtual_keys=keys)) as gateway:
+        limited = await chat(gateway.v1, "openai/gpt-4o-mini", max_tokens=10)
+    assert limited.status_code == 200 and len(made) == 1
+    # The estimate was held: the remaining tokens advertised are the limit less input estimate + max_tokens.
+    assert int(limited.headers["x-ratelimit-remaining-tokens"]) == 1000 - made[0] - 10
