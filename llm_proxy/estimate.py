@@ -1,7 +1,8 @@
 """The admission estimate of a request's input tokens, reserved before the request is forwarded.
 
 The governor holds input + choices × max output against rate limits and budgets and trues the hold up to the
-provider's usage afterwards, so the estimate is on every request's path and deliberately cheap: no tokeniser, one
+provider's usage afterwards, so the estimate is on every governed request's path (a key with no limit or budget
+anywhere skips it, unless agent mode or the Messages translation needs it) and deliberately cheap: no tokeniser, one
 walk over the body. It leans high rather than low:
 
 - every string of the body counts, object keys included: messages and `system`, but also tool definitions (their
