@@ -4,7 +4,8 @@ Every sample of a py-spy profile belongs to the innermost frame that has an owne
 library, the event loop (asyncio's frames; uvloop is C, so its time shows as the self time of `Runner.run`), or the
 floor's own code (`bench.passthrough`). Standard-library frames other than asyncio and sqlite3 (json, contextlib,
 `<frozen os>`, a dataclass's generated `__init__`) have no owner of their own: their time goes to whoever called
-them, so `json.dumps` from `llm_proxy` counts as Isthmus's and from the MCP SDK as the SDK's.
+them, so `json.dumps` from `llm_proxy` counts as Isthmus's and from the MCP SDK as the SDK's; so does a frame py-spy
+misread (`bench.stacks.MISREAD`).
 
 The shares are of CPU time, not of samples: py-spy samples each busy thread, and a thread waiting in a system call
 it does not know as idle is sampled all the same, so each thread's samples are weighed by the CPU the thread used
@@ -19,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.stacks import PSEUDO, ROOTS, Frame, on_own_thread, samples
+from bench.stacks import MISREAD, PSEUDO, ROOTS, Frame, on_own_thread, samples
 
 OWN = "Isthmus's own code"
 LOOP = "event loop (uvloop, asyncio)"
@@ -48,7 +49,7 @@ LIBRARIES = {
 STACK = (SERVER, CLIENT, LOOP)
 """What the floor is made of: the server, the client and the loop Isthmus runs on too."""
 KINDS = {OWN: "Isthmus", LOOP: "event loop", FLOOR_CODE: "the floor", NO_CALLER: "stdlib", UNSAMPLED: "unsampled"}
-CALLER_PAYS = (frozenset(sys.stdlib_module_names) | {PSEUDO}) - LOOP_PACKAGES - {"sqlite3"}
+CALLER_PAYS = (frozenset(sys.stdlib_module_names) | {PSEUDO, MISREAD}) - LOOP_PACKAGES - {"sqlite3"}
 
 
 def owner(frames: Sequence[Frame]) -> str:

@@ -20,6 +20,9 @@ from bench.procs import REPO
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 PSEUDO = "stdlib (frozen)"
 """The package of code without a file: `<frozen os>`, and the `<string>` of a dataclass's generated `__init__`."""
+MISREAD = "frames py-spy misread"
+"""The package of a frame whose file is no path at all ("attempts", "choices:-1271302736", bytes): py-spy read the
+frame while the interpreter changed it. Recorded with `--full-filenames`, every real frame has a path."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ def package_of(file: str) -> str:
     """The first component of a shortened file: its top-level package (or module)."""
     if file.startswith("<"):
         return PSEUDO
-    head = file.split("/", 1)[0]
-    return head.removesuffix(".py") if "/" in file or file.endswith(".py") else head
+    if "/" not in file and not file.endswith(".py"):
+        return MISREAD
+    return file.split("/", 1)[0].removesuffix(".py")
 
 
 def parse_frame(text: str, roots: Sequence[str] = ROOTS) -> Frame:

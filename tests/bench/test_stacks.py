@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.stacks import PSEUDO, on_own_thread, parse_frame, samples, shorten
+import pytest
+
+from bench.stacks import MISREAD, PSEUDO, on_own_thread, parse_frame, samples, shorten
 
 ROOTS = ("/venv/lib/python3.11/site-packages", "/venv/bin", "/repo", "/py/lib/python3.11")
 
@@ -34,6 +36,12 @@ def test_frames_name_their_package_and_code_without_a_file_is_pseudo() -> None:
     assert frame.name == "ClientSession._request (aiohttp/client.py)"
     assert parse_frame("__init__ (<string>:2)", ROOTS).package == PSEUDO
     assert parse_frame("_Environ.__getitem__ (<frozen os>)", ROOTS).package == PSEUDO
+
+
+@pytest.mark.parametrize("file", ["attempts", "choices:-1271302736", "J\x03\x00:-1701595776", "creator_method"])
+def test_a_frame_whose_file_is_no_path_is_a_misread_one(file: str) -> None:
+    assert parse_frame(f"f ({file})", ROOTS).package == MISREAD
+    assert parse_frame("f (json.py)", ROOTS).package == "json"  # a name py-spy shortened is still a module
 
 
 def test_samples_skip_lines_that_are_not_samples_and_tell_threads_apart() -> None:
