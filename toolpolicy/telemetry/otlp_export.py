@@ -53,11 +53,15 @@ _FLAGS_REMOTE = b"\x85\x01" + (0x300).to_bytes(4, "little")
 _FIXED64 = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_TWO_BYTES = struct.Struct("<BB").pack
 
 
 def _varint(value: int) -> bytes:
+    """A non-negative integer as a protobuf varint; one or two bytes (up to 16,383: most spans' sizes) in one step."""
     if value < 0x80:
         return bytes((value,))
+    if value < 0x4000:
+        return _TWO_BYTES(value & 0x7F | 0x80, value >> 7)
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -73,13 +77,6 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 
 _SMALL = [bytes((size,)) for size in range(0x80)]
-_TWO_BYTES = struct.Struct("<BB").pack
-
-
-def _size(size: int) -> bytes:
-    """The varint of a message's size: most spans take two bytes (128 to 16,383), written here in one step."""
-    return _TWO_BYTES(size & 0x7F | 0x80, size >> 7) if size < 0x4000 else _varint(size)
-
 
 _KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
 """Encoded `KeyValue` attributes by (key, type, value): most repeat from span to span (operation, provider, model).
@@ -347,7 +344,7 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
             for span_bytes in encoded_spans:  # each as field 2, without copying it into a field of its own first
                 size = len(span_bytes)
-                parts += (b"\x12", _SMALL[size] if size < 0x80 else _size(size), span_bytes)
+                parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
             body.append(_field(2, b"".join(parts)))
