@@ -13,7 +13,7 @@ share of samples (inclusive) whose stack is in the writers: the batch writer, th
 modules, the rollups, and aiosqlite's thread.
 
 Run: `.venv/bin/python -m bench.cpu_cost --ref main [--against REV] [--paths isthmus,isthmus+gov,isthmus+otel]
-[--scenarios chat,mcp-modern,mcp-legacy] [--rounds 3] [--duration 5] [--profile]`, or `--trees DIR,DIR` to compare
+[--scenarios chat,mcp-modern,mcp-legacy] [--rounds 3] [--duration 5] [--profile [--keep DIR]]`, or `--trees DIR,DIR` to compare
 source directories (a worktree, say) instead of revisions.
 Nothing here is asserted; the figures are printed.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--profile", action="store_true", help="also record py-spy once per tree, path, scenario")
+    parser.add_argument("--keep", type=FilePath, help="a directory to copy the py-spy recordings to (collapsed stacks)")
     args = parser.parse_args()
     wrk = ensure_wrk()
     variants = [variant for variant in gateway.VARIANTS if variant.name in args.paths.split(",")]
@@ -177,6 +179,9 @@ def main() -> None:
                                 output = work / f"profile-{slug(label)}-{variant.name}-{scenario}.txt"
                                 profile_under_load(proc.pid, request, args.connections, 6.0, output, wrk=wrk)
                                 shares[(label, variant.name, scenario)] = writer_share(output.read_text())
+                                if args.keep:
+                                    args.keep.mkdir(parents=True, exist_ok=True)
+                                    shutil.copy(output, args.keep / output.name)
                     finally:
                         processes.stop(proc)
                     time.sleep(0.5)
