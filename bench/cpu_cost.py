@@ -13,8 +13,8 @@ share of samples (inclusive) whose stack is in the writers: the batch writer, th
 modules, the rollups, and aiosqlite's thread.
 
 Run: `.venv/bin/python -m bench.cpu_cost --ref main [--against REV] [--paths isthmus,isthmus+gov,isthmus+otel]
-[--scenarios chat,mcp-modern,mcp-legacy] [--rounds 3] [--duration 5] [--profile [--keep DIR]]`, or `--trees DIR,DIR` to compare
-source directories (a worktree, say) instead of revisions.
+[--scenarios chat,mcp-modern,mcp-legacy] [--rounds 3] [--duration 5] [--profile [--keep DIR]]`, or
+`--trees DIR,DIR` to compare source directories (a worktree, say) instead of revisions.
 Nothing here is asserted; the figures are printed.
 """
 
