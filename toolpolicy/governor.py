@@ -35,6 +35,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,15 +132,25 @@ class Governor:
         self.unpriced_warned: set[str] = set()
         self.plans = PlanCache()
         """Each key's limits as counter Limits, built once per key and window."""
-        self._budget_gauges: dict[tuple[str, str, str], Any] = {}
+        self._budget_held: dict[tuple[str, str, str], tuple[int, int]] = {}
+        """Each budget's limit and what it held after its last reservation, in nano-USD, by gauge labels."""
 
-    def budget_gauge(self, item: Planned) -> Any:
-        """The `budget_remaining` gauge of a budget's labels (looked up once: `labels()` takes a lock and a dict)."""
+    def note_budget(self, item: Planned, held: int) -> None:
+        """Note what a budget holds after a reservation (`held`: its usage plus the amount just taken).
+
+        The `budget_remaining` gauge reads the note when scraped (`set_function`), so a reservation stores one
+        tuple instead of computing and setting a gauge value under its lock per budget per request.
+        """
         labels = (item.level, item.owner, item.period)
-        gauge = self._budget_gauges.get(labels)
-        if gauge is None:
-            gauge = self._budget_gauges[labels] = self.metrics.budget_remaining.labels(*labels)
-        return gauge
+        new = labels not in self._budget_held
+        self._budget_held[labels] = (item.limit.limit, held)
+        if new:
+            gauge = self.metrics.budget_remaining.labels(*labels)
+            gauge.set_function(functools.partial(self._budget_remaining, labels))
+
+    def _budget_remaining(self, labels: tuple[str, str, str]) -> float:
+        limit, held = self._budget_held[labels]
+        return (limit - held) / NANO_PER_USD
 
     def price(self, target: ModelTarget) -> ModelPrice | None:
         provider = self.settings.providers.get(target.provider)
@@ -361,8 +372,7 @@ class Admission:
             if item.advertised:
                 self.headers.update(item.headers(used, item.kind, now))
             if item.kind == "usd":
-                remaining = (item.limit.limit - used - item.limit.amount) / NANO_PER_USD
-                self.governor.budget_gauge(item).set(remaining)
+                self.governor.note_budget(item, used + item.limit.amount)
 
     def _denial(self, failed: Planned, usage: int) -> LimitExceeded:
         self.governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()

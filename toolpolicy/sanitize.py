@@ -210,17 +210,58 @@ _AUDIT_TEXT = (
 """Each text field of an audit record, and whether it may be None (its column's length is in `AUDIT_LENGTHS`)."""
 
 
+_SPEND_TEXT = (
+    *(("request_id", False), ("target", False)),
+    *(("key_id", True), ("team_id", True), ("customer_id", True), ("provider", True)),
+)
+"""Each text field of a spend entry, and whether it may be None (its column's length is in `SPEND_LENGTHS`)."""
+
+
+def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool], ...], lengths: dict[str, int]) -> bool:
+    """Whether each of these text fields is one `text` leaves alone: ASCII, no NUL, within its column."""
+    for name, optional in texts:
+        text_value = getattr(value, name)
+        if text_value is None and optional:
+            continue
+        if (
+            type(text_value) is not str
+            or not text_value.isascii()
+            or "\x00" in text_value
+            or len(text_value) > lengths[name]
+        ):
+            return False
+    return True
+
+
+def _plain_cost(amount: object, limit: Decimal) -> bool:
+    """Whether `cost(amount, limit)` leaves the Decimal `amount` alone: finite, in range, at most 10 places, not -0."""
+    return (
+        type(amount) is Decimal
+        and amount.is_finite()
+        and -limit <= amount <= limit
+        and int(amount.as_tuple().exponent) >= -10
+        and not (amount.is_zero() and amount.is_signed())
+    )
+
+
+def _spend_storable(entry: SpendEntry) -> bool:
+    """True when `normalised_spend_entry` would change nothing, checked without building its values (every charged
+    request's entry goes through here). A zero cost takes the full path: `Decimal(0)` replaces any other zero."""
+    amount = entry.cost_usd
+    return (
+        _plain_texts(entry, _SPEND_TEXT, SPEND_LENGTHS)
+        and _plain_cost(amount, MAX_COST)
+        and not amount.is_zero()
+        and entry.created_at.tzinfo is not None
+    )
+
+
 def _storable(record: AuditRecord) -> bool:
     """True when `audit_record` would change nothing: the same checks as its normalisers, without building the
     normalised values (every request's record goes through here). Anything unusual answers False, and the full
     path decides."""
-    lengths = AUDIT_LENGTHS
-    for name, optional in _AUDIT_TEXT:
-        value = getattr(record, name)
-        if value is None and optional:
-            continue
-        if type(value) is not str or not value.isascii() or "\x00" in value or len(value) > lengths[name]:
-            return False
+    if not _plain_texts(record, _AUDIT_TEXT, AUDIT_LENGTHS):
+        return False
     status, latency = record.status, record.latency_ms
     if type(status) is not int or not -MAX_INT32 - 1 <= status <= MAX_INT32:
         return False
@@ -229,20 +270,18 @@ def _storable(record: AuditRecord) -> bool:
     for tokens in (record.tokens_in, record.tokens_out):
         if tokens is not None and (type(tokens) is not int or not 0 <= tokens <= MAX_INT32):
             return False
-    amount = record.cost_usd
-    if amount is not None and (
-        type(amount) is not Decimal
-        or not amount.is_finite()
-        or not -AUDIT_COST_LIMIT <= amount <= AUDIT_COST_LIMIT
-        or int(amount.as_tuple().exponent) < -10
-        or (amount.is_zero() and amount.is_signed())
-    ):
+    if record.cost_usd is not None and not _plain_cost(record.cost_usd, AUDIT_COST_LIMIT):
         return False
     return type(record.details) is dict and _flat_and_clean(record.details) and record.ts.tzinfo is not None
 
 
 def spend_entry(entry: SpendEntry) -> SpendEntry:
     """The entry with every field storable; a cost that is not a number is charged as 0 (budgets cannot use it)."""
+    return entry if _spend_storable(entry) else normalised_spend_entry(entry)
+
+
+def normalised_spend_entry(entry: SpendEntry) -> SpendEntry:
+    """`spend_entry` without the shortcut for an entry that is storable already (every field normalised)."""
     lengths = SPEND_LENGTHS
     changes: dict[str, Any] = {
         "request_id": text(str(entry.request_id), lengths["request_id"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -103,16 +103,6 @@ edge_record = st.builds(
 )
 
 
-@hypothesis_settings(max_examples=400, deadline=None)
-@given(record=edge_record)
-def test_the_shortcut_passes_through_only_records_the_full_normalisation_leaves_alone(record: AuditRecord) -> None:
-    full = sanitize.normalised_audit_record(record)
-    assert sanitize.audit_record(record) == full
-    if sanitize.audit_record(record) is record:
-        assert full is record
-    assert sanitize.audit_record(full) == full
-
-
 def test_a_plain_record_takes_the_shortcut_and_an_unplain_one_the_full_path() -> None:
     record = AuditRecord("r1", "llm", "openai/gpt-4o", "allow", 200, 1.5, tokens_in=3, cost_usd=Decimal("0.01"), ts=TS)
     assert sanitize._storable(record)
@@ -126,6 +116,57 @@ def test_a_plain_record_takes_the_shortcut_and_an_unplain_one_the_full_path() ->
     ):
         assert not sanitize._storable(unplain)
         assert sanitize.audit_record(unplain) is not unplain
+
+
+edge_entry = st.builds(
+    SpendEntry,
+    request_id=plain_text,
+    target=plain_text | anything,
+    cost_usd=st.decimals(places=12) | st.decimals() | st.sampled_from([Decimal(0), Decimal("-0"), Decimal("0E-3")]),
+    key_id=st.none() | plain_text,
+    team_id=st.none() | plain_text | anything,
+    customer_id=st.none() | plain_text,
+    provider=st.none() | plain_text,
+    created_at=st.just(TS) | st.just(TS.replace(tzinfo=None)),
+)
+
+
+@pytest.mark.parametrize(
+    ("edge", "shortcut", "normalised"),
+    [
+        (edge_record, sanitize.audit_record, sanitize.normalised_audit_record),
+        (edge_entry, sanitize.spend_entry, sanitize.normalised_spend_entry),
+    ],
+    ids=["audit record", "spend entry"],
+)
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_shortcut_passes_through_only_values_the_full_normalisation_leaves_alone(
+    data: st.DataObject, edge: st.SearchStrategy[Any], shortcut: Callable[[Any], Any], normalised: Callable[[Any], Any]
+) -> None:
+    value = data.draw(edge)
+    full = normalised(value)
+    assert shortcut(value) == full
+    if shortcut(value) is value:
+        assert full is value
+    assert shortcut(full) == full
+
+
+def test_a_plain_spend_entry_takes_the_shortcut_and_an_unplain_one_the_full_path() -> None:
+    entry = SpendEntry("r1", "openai/gpt-4o", Decimal("0.0000375"), "k1", "t1", "c1", "openai", created_at=TS)
+    assert sanitize._spend_storable(entry)
+    assert sanitize.spend_entry(entry) is entry
+    for unplain in (
+        SpendEntry("r1", "m", Decimal("0E-3"), created_at=TS),
+        SpendEntry("r1", "m", Decimal("-0"), created_at=TS),
+        SpendEntry("r1", "m", Decimal("1e-12"), created_at=TS),
+        SpendEntry("r1", "m", Decimal("1e20"), created_at=TS),
+        SpendEntry("r1", "m\x00", Decimal(1), created_at=TS),
+        SpendEntry("r1", "m", Decimal(1), team_id="t" * 33, created_at=TS),
+        SpendEntry("r1", "m", Decimal(1), created_at=TS.replace(tzinfo=None)),
+    ):
+        assert not sanitize._spend_storable(unplain)
+        assert sanitize.spend_entry(unplain) is not unplain
 
 
 @pytest.fixture

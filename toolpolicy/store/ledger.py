@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from sqlalchemy import func, select
 
@@ -42,6 +43,8 @@ class SpendScope:
 
 
 _COLUMNS = tuple(entry_field.name for entry_field in fields(SpendEntry))
+_values = attrgetter(*_COLUMNS)
+"""An entry's values in `_COLUMNS` order, as one tuple made in C (every charged request's row is made so)."""
 
 
 class SpendLedger:
@@ -57,8 +60,7 @@ class SpendLedger:
             return
         table, bound_by = SpendRow.__tablename__, self._processors
         rows = [
-            bind_row([getattr(entry, name) for name in _COLUMNS], bound_by, f"spend entry {entry.request_id!r}", table)
-            for entry in entries
+            bind_row(list(_values(entry)), bound_by, f"spend entry {entry.request_id!r}", table) for entry in entries
         ]
         await self._raw.run(_insert, rows)
 
