@@ -215,32 +215,48 @@ class Pipeline:
             )
         )
 
+    def _span_attributes(self, exchange: Exchange) -> dict[str, Any]:
+        """The request span's attributes at its end, those with no value left out (the SDK would drop each with a
+        warning). Set one by one in a fixed order rather than filtered out of a mapping with every key: this runs
+        for every traced request."""
+        principal, usage, route = exchange.principal, exchange.usage, exchange.trace.route
+        provider, _, model = (route or "").partition("/")
+        attributes: dict[str, Any] = {}
+        if exchange.requested:
+            attributes["gen_ai.request.model"] = exchange.requested
+        adapter = self.router.adapters.get(provider)
+        if adapter is not None:
+            attributes["gen_ai.provider.name"] = adapter.kind
+        if model:
+            attributes["gen_ai.response.model"] = model
+        if usage and usage.tokens_in is not None:
+            attributes["gen_ai.usage.input_tokens"] = usage.tokens_in
+        if usage and usage.tokens_out is not None:
+            attributes["gen_ai.usage.output_tokens"] = usage.tokens_out
+        attributes["http.response.status_code"] = exchange.status
+        if route is not None:
+            attributes["isthmus.route"] = route
+        attributes["isthmus.attempts"] = exchange.trace.attempts
+        if principal and principal.key_name is not None:
+            attributes["isthmus.key.name"] = principal.key_name
+        if principal and principal.team is not None:
+            attributes["isthmus.team"] = principal.team
+        if principal and principal.customer is not None:
+            attributes["isthmus.customer"] = principal.customer
+        if exchange.cost is not None:
+            attributes["isthmus.cost_usd"] = float(exchange.cost)
+        steps = (exchange.details.get("agent") or {}).get("steps")
+        if steps is not None:
+            attributes["isthmus.agent.steps"] = steps
+        return attributes
+
     def _end_span(self, exchange: Exchange) -> None:
         span = exchange.trace.span
         if span is None:
             return
         exchange.trace.span = None
         if span.is_recording():
-            principal, usage, route = exchange.principal, exchange.usage, exchange.trace.route
-            provider, _, model = (route or "").partition("/")
-            attributes: dict[str, Any] = {
-                "gen_ai.request.model": exchange.requested or None,
-                "gen_ai.provider.name": self.router.adapters[provider].kind
-                if provider in self.router.adapters
-                else None,
-                "gen_ai.response.model": model or None,
-                "gen_ai.usage.input_tokens": usage.tokens_in if usage else None,
-                "gen_ai.usage.output_tokens": usage.tokens_out if usage else None,
-                "http.response.status_code": exchange.status,
-                "isthmus.route": route,
-                "isthmus.attempts": exchange.trace.attempts,
-                "isthmus.key.name": principal.key_name if principal else None,
-                "isthmus.team": principal.team if principal else None,
-                "isthmus.customer": principal.customer if principal else None,
-                "isthmus.cost_usd": float(exchange.cost) if exchange.cost is not None else None,
-                "isthmus.agent.steps": (exchange.details.get("agent") or {}).get("steps"),
-            }
-            span.set_attributes({key: value for key, value in attributes.items() if value is not None})
+            span.set_attributes(self._span_attributes(exchange))
             if exchange.requested:
                 span.update_name(f"{exchange.trace.operation} {exchange.requested}")
             if exchange.error is not None:

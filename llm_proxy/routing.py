@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -233,7 +234,14 @@ class Router:
                 if nothing_to_trace():
                     result = await send(adapter, target, key.secret)  # no span to make: skip building one
                 else:
-                    result = await self._traced(target, adapter, trace, send, key.name, key.secret)
+                    # The attempt's span is entered here rather than in a coroutine of its own: one frame less
+                    # for every resumption of the upstream call.
+                    with self._attempt_span(target, adapter, trace, key.name) as attempt:
+                        try:
+                            result = await send(adapter, target, key.secret)
+                        except UpstreamError as exc:
+                            mark_error(attempt, exc.message)  # the attempt failed; the handler below decides
+                            raise
             except UpstreamError as exc:
                 last = exc
                 if exc.key_rejected:
@@ -259,10 +267,11 @@ class Router:
             trace.route = target.name
             return result
 
-    async def _traced(
-        self, target: ModelTarget, adapter: ProviderAdapter, trace: Trace, send: Send[T], name: str, secret: str | None
-    ) -> T:
-        """One attempt in its client span (under the request's span), marked as failed when it raises."""
+    @staticmethod
+    def _attempt_span(
+        target: ModelTarget, adapter: ProviderAdapter, trace: Trace, name: str
+    ) -> AbstractContextManager[Span]:
+        """One attempt's client span (under the request's span), current while the attempt runs."""
         attributes = {
             "gen_ai.operation.name": trace.operation,
             "gen_ai.provider.name": adapter.kind,
@@ -270,9 +279,4 @@ class Router:
             "isthmus.attempt": trace.attempts,
             "isthmus.provider_key": name,
         }
-        with span_under(trace.span, f"{trace.operation} {target.model}", attributes) as attempt:
-            try:
-                return await send(adapter, target, secret)
-            except UpstreamError as exc:
-                mark_error(attempt, exc.message)
-                raise
+        return span_under(trace.span, f"{trace.operation} {target.model}", attributes)

@@ -232,8 +232,8 @@ def test_a_light_span_is_current_in_the_standard_context() -> None:
 def test_a_span_block_left_in_another_context_still_ends_its_span_and_logs_as_the_api_does(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
-    assert current_span._DIRECT  # this API keeps the context where the block sets it directly
-    monkeypatch.setattr(current_span, "_DIRECT", direct)  # as with an API whose internals it does not know
+    assert current_span.DIRECT  # this API keeps the context where the block sets it directly
+    monkeypatch.setattr(current_span, "DIRECT", direct)  # as with an API whose internals it does not know
     exporter = InMemorySpanExporter()
     provider = LightTracerProvider(resource=RESOURCE, processor=SimpleSpanProcessor(exporter), shutdown_on_exit=False)
     block = provider.get_tracer("isthmus").start_as_current_span("moved")

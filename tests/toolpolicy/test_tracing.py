@@ -14,6 +14,7 @@ from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, Tra
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from tests.tracing_support import span_exporter
+from toolpolicy.telemetry import tracing
 from toolpolicy.telemetry.tracing import (
     child_span,
     inject,
@@ -122,6 +123,42 @@ def test_attributes_without_a_value_are_left_out_and_the_callers_mapping_is_not_
     assert "Invalid type" not in caplog.text  # the SDK's warning for a None value: none was passed on
 
 
+def test_an_attempt_span_is_under_the_given_span_and_the_current_context_stays_around_it() -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    request = start_server_span("chat", {})
+    elsewhere = start_server_span("other", {})
+    outer = otel_context.attach(trace.set_span_in_context(elsewhere, baggage.set_baggage("tenant", "acme")))
+    try:
+        with span_under(request, "chat gpt") as attempt:
+            assert trace.get_current_span() is attempt
+            assert baggage.get_baggage("tenant") == "acme"  # the caller's context, with the attempt span in it
+        assert trace.get_current_span() is elsewhere
+    finally:
+        otel_context.detach(outer)
+    request.end()
+    elsewhere.end()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    parent = spans["chat gpt"].parent
+    assert parent is not None and parent.span_id == spans["chat"].context.span_id
+
+
+def test_an_attribute_value_equal_to_none_but_not_none_is_kept() -> None:
+    class EqualToEverything(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = str.__hash__
+
+    exporter = span_exporter()
+    exporter.clear()
+    odd = EqualToEverything("odd")
+    request = start_server_span("chat", {}, {"odd": odd, "gone": None})
+    request.end()
+    (span,) = exporter.get_finished_spans()
+    assert dict(span.attributes or {}) == {"odd": "odd"}
+
+
 def test_inject_writes_what_the_configured_propagators_write() -> None:
     span_exporter()
     caller = {
@@ -161,6 +198,13 @@ def test_inject_writes_what_the_configured_propagators_write() -> None:
 )
 def test_inject_writes_what_the_propagators_write_whatever_is_current(current: Any, sent: bool) -> None:
     context = otel_context.get_current() if current is None else otel_context.set_value(_SPAN_KEY, current)
+    carrier, expected = injected_in(context)
+    assert carrier == expected
+    assert bool(carrier) == sent
+
+
+def injected_in(context: otel_context.Context) -> tuple[dict[str, str], dict[str, str]]:
+    """What `inject` writes with `context` current, and what the configured propagators write."""
     token = otel_context.attach(context)
     try:
         carrier: dict[str, str] = {}
@@ -169,8 +213,24 @@ def test_inject_writes_what_the_propagators_write_whatever_is_current(current: A
         propagate.inject(expected)
     finally:
         otel_context.detach(token)
+    return carrier, expected
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("with_baggage", [False, True])
+def test_inject_reads_the_current_context_and_its_baggage_as_the_api_does(
+    monkeypatch: pytest.MonkeyPatch, direct: bool, with_baggage: bool
+) -> None:
+    assert tracing.DIRECT  # this API keeps the current context where inject reads it directly
+    monkeypatch.setattr(tracing, "DIRECT", direct)  # as with an API whose internals it does not know
+    span_exporter()
+    request = start_server_span("chat", {})
+    with span_under(request, "chat gpt"):
+        current = otel_context.get_current()
+        carrier, expected = injected_in(baggage.set_baggage("tenant", "acme") if with_baggage else current)
+    request.end()
     assert carrier == expected
-    assert bool(carrier) == sent
+    assert ("baggage" in carrier) == with_baggage and "traceparent" in carrier
 
 
 def test_inject_uses_a_configured_propagator_other_than_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 _set_item = dict.__setitem__
 """Sets a key of a new `Context` (whose own `__setitem__` refuses, to keep contexts immutable once shared)."""
-_DIRECT = isinstance(getattr(otel_context, "_RUNTIME_CONTEXT", None), ContextVarsRuntimeContext) and hasattr(
+DIRECT = isinstance(getattr(otel_context, "_RUNTIME_CONTEXT", None), ContextVarsRuntimeContext) and hasattr(
     otel_context._RUNTIME_CONTEXT, "_current_context"
 )
 """Whether this API keeps the current context where `CurrentSpan` reads and sets it directly (in the variable of the
@@ -42,7 +42,7 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
 
     def __enter__(self) -> trace.Span:
         self.span = span = self.tracer.start_span(*self.arguments)
-        runtime = otel_context._RUNTIME_CONTEXT if _DIRECT else None
+        runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
         if type(runtime) is ContextVarsRuntimeContext:
             # What `attach(set_span_in_context(span))` does with the default runtime context, without the API's
             # four Python calls and second copy of the context.
@@ -91,7 +91,7 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
 def _detach(token: Any) -> None:
     """`otel_context.detach(token)`: with the default runtime context its variable is reset here, and only a
     failure goes through the API (which logs it, as it would have)."""
-    runtime = otel_context._RUNTIME_CONTEXT if _DIRECT else None
+    runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
     if type(runtime) is ContextVarsRuntimeContext:
         try:
             runtime._current_context.reset(token)

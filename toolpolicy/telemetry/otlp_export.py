@@ -319,6 +319,12 @@ def _span_message(
     return b"".join((out, head, body, attributes, tail))
 
 
+_SPAN_HEADS_MAX = 0x1000
+_SPAN_HEADS = [b"\x12" + _varint(size) for size in range(_SPAN_HEADS_MAX)]
+"""ScopeSpans.spans (field 2)'s tag and length for a span of up to 4 KiB (a usual span is a few hundred bytes):
+looked up rather than formatted by a Python call for each span."""
+
+
 def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     """An `ExportTraceServiceRequest`: spans grouped by resource, then by instrumentation scope."""
     grouped: dict[Any, dict[Any, list[bytes]]] = defaultdict(lambda: defaultdict(list))
@@ -344,7 +350,7 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
             parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
             for span_bytes in encoded_spans:  # each as field 2, without copying it into a field of its own first
                 size = len(span_bytes)
-                parts += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), span_bytes)
+                parts += (_SPAN_HEADS[size] if size < _SPAN_HEADS_MAX else b"\x12" + _varint(size), span_bytes)
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
             body.append(_field(2, b"".join(parts)))

@@ -10,13 +10,12 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from itertools import repeat
-from operator import is_not
 from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -34,7 +33,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from toolpolicy.telemetry.current_span import CurrentSpan
+from toolpolicy.telemetry.current_span import DIRECT, CurrentSpan
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "isthmus"
@@ -206,9 +205,15 @@ def span_under(
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
         return _NOTHING
-    return _current(
-        name, trace.set_span_in_context(parent) if parent is not None else None, SpanKind.CLIENT, attributes
-    )
+    # The tracer reads only the parent span from the context it is given (and `CurrentSpan` makes the current
+    # context with the new span), so the parent alone goes in: `set_span_in_context` would copy the current context
+    # first, in three Python calls.
+    return _current(name, _only_span(parent) if parent is not None else None, SpanKind.CLIENT, attributes)
+
+
+def _only_span(span: Span) -> otel_context.Context:
+    """A context holding just `span` as its current span: what a tracer reads of `set_span_in_context(span)`."""
+    return otel_context.Context({_SPAN_KEY: span})
 
 
 def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
@@ -236,8 +241,16 @@ def inject(carrier: MutableMapping[str, str]) -> None:
 
     With the default propagators (W3C trace context and baggage) and no baggage set, that is all they would write:
     the header is formatted here, without going through each propagator. Otherwise the configured ones run."""
-    current = otel_context.get_current()
-    if _w3c_default(propagate.get_global_textmap()) and not _baggage(current):
+    # The current context and its baggage read where the API keeps them, when its internals are known, without the
+    # Python calls of `get_current()` and `baggage.get_all()` (which wraps the baggage in a new mapping proxy each
+    # time): inject runs for every upstream call, traced or not.
+    runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
+    current = (
+        runtime._current_context.get() if type(runtime) is ContextVarsRuntimeContext else otel_context.get_current()
+    )
+    if _w3c_default(propagate.get_global_textmap()) and not (
+        current.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(current)
+    ):
         # `trace.get_current_span(current)`, its check that the value is a `Span` (an ABC: a Python call) made
         # once per type.
         span: Any = current.get(_SPAN_KEY)
@@ -269,12 +282,7 @@ def _is_span(value: object) -> bool:
 
 
 _BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
-
-
-def _baggage(context: otel_context.Context) -> Any:
-    """The baggage in `context` (falsy without any), read where the API keeps it: `baggage.get_all` wraps it in a
-    new mapping proxy each time."""
-    return context.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(context)
+"""Where the API keeps the baggage in a context (`baggage.get_all` wraps it in a new mapping proxy each time)."""
 
 
 def _w3c_default(propagator: TextMapPropagator) -> bool:
@@ -298,10 +306,11 @@ def mark_error(span: Span, message: str) -> None:
 
 def _clean(attributes: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """`attributes` without the None values (which the SDK would drop with a warning each). Most have none: those
-    are passed on as they are (checked in C), and the span copies them as it copies any."""
+    are passed on as they are (checked in C by `in`, which tries identity first; a value merely equal to None goes
+    on to the filter below, which keeps it), and the span copies them as it copies any."""
     if not attributes:
         return _NO_ATTRIBUTES
-    if all(map(is_not, attributes.values(), repeat(None))):
+    if None not in attributes.values():
         return attributes
     return {key: value for key, value in attributes.items() if value is not None}
 
