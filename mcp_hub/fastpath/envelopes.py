@@ -4,10 +4,17 @@
 `InitializeRequestParams` they make, on every request; a client sends the same ones every time. `connection_for`
 builds the same connection from what it kept for the envelope (by its version and the values' `repr`, which tells
 JSON values apart): a value that does not validate counts as not supplied, as in `from_envelope`.
+
+Building a `Connection` costs more again: an anyio `Event` (a backend look-up each time), set at once. Per envelope,
+one connection is built the SDK's way and kept as a prototype; each request gets a copy of its attributes with fresh
+per-connection state (`FRESH`: the scratch dict and the exit stack), sharing the rest, which a born-ready connection
+never changes (the event is set and stays set; the models were shared already). A handler's writes to the copy's
+attributes stay the copy's own.
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -18,6 +25,12 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 KEPT: Final = 1024
 """Distinct envelopes whose models are kept; beyond that the cache starts over."""
+FRESH: Final = frozenset({"state", "exit_stack"})
+"""A connection's attributes made anew for every request (its own scratch state and teardown)."""
+SHARED: Final = frozenset(
+    {"outbound", "protocol_version", "session_id", "client_capabilities", "_client_params", "initialized"}
+)
+"""A born-ready connection's attributes a request's copy shares with the prototype (a test holds the SDK to both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +40,8 @@ class Envelope:
     client_info: Implementation | None
     capabilities: ClientCapabilities | None
     client_params: InitializeRequestParams | None
+    prototype: Connection
+    """`Connection.from_envelope`'s connection for the envelope, made from the models above."""
 
 
 _typed: dict[tuple[str, str, str], Envelope] = {}
@@ -43,16 +58,21 @@ def typed_envelope(protocol_version: str, client_info: Any, capabilities: Any) -
         params = None
         if info is not None and declared is not None:
             params = InitializeRequestParams(protocol_version=protocol_version, capabilities=declared, client_info=info)
-        found = _typed[key] = Envelope(info, declared, params)
+        prototype = Connection(_NO_CHANNEL, protocol_version=protocol_version, client_params=params)
+        prototype.client_capabilities = declared
+        prototype.initialized.set()
+        found = _typed[key] = Envelope(info, declared, params, prototype)
     return found
 
 
 def connection_for(protocol_version: str, client_info: Any, capabilities: Any) -> Connection:
-    """`Connection.from_envelope(protocol_version, client_info, capabilities)`, with the kept models."""
-    typed = typed_envelope(protocol_version, client_info, capabilities)
-    connection = Connection(_NO_CHANNEL, protocol_version=protocol_version, client_params=typed.client_params)
-    connection.client_capabilities = typed.capabilities
-    connection.initialized.set()
+    """`Connection.from_envelope(protocol_version, client_info, capabilities)`: a copy of the envelope's prototype."""
+    prototype = typed_envelope(protocol_version, client_info, capabilities).prototype
+    connection: Connection = object.__new__(Connection)
+    attributes = connection.__dict__
+    attributes.update(prototype.__dict__)
+    attributes["state"] = {}
+    attributes["exit_stack"] = AsyncExitStack()
     return connection
 
 

@@ -60,3 +60,19 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(10):
         typed_envelope(VERSION, {"name": f"client-{n}", "version": "1"}, {})
         assert len(envelopes._typed) <= 4
+
+
+def test_a_copy_has_the_sdks_attributes_and_its_own_state() -> None:
+    """The copy is made attribute by attribute: an SDK that adds, drops or renames one fails here first."""
+    sdks = Connection.from_envelope(VERSION, INFO, CAPABILITIES)
+    assert set(vars(sdks)) == envelopes.SHARED | envelopes.FRESH
+    first, second = built(INFO, CAPABILITIES), built(INFO, CAPABILITIES)
+    assert set(vars(first)) == set(vars(sdks))
+    assert first is not second and first.state is not second.state and first.exit_stack is not second.exit_stack
+    assert first.state == {} and not first.exit_stack._exit_callbacks
+    first.state["seen"] = True
+    first.exit_stack.callback(lambda: None)
+    first.protocol_version = "changed"
+    again = built(INFO, CAPABILITIES)
+    assert again.state == {} and not again.exit_stack._exit_callbacks and again.protocol_version == VERSION
+    assert again.initialized.is_set() and again.initialize_accepted
