@@ -11,6 +11,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
+from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
@@ -29,38 +30,33 @@ class Metrics:
     def __init__(self, labels: RouteLabels | None = None) -> None:
         self.labels = labels or RouteLabels()
         self.registry = registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "isthmus_requests", "Requests by kind, route and status.", ["kind", "route", "status"], registry=registry
+        # The series every request record updates: plain numbers behind one lock, exposed at scrape (`series`).
+        self.requests = CounterSeries(
+            "isthmus_requests", "Requests by kind, route and status.", ["kind", "route", "status"]
         )
-        self.denials = Counter(
-            "isthmus_denials", "Requests refused, by kind and reason.", ["kind", "reason"], registry=registry
+        self.denials = CounterSeries("isthmus_denials", "Requests refused, by kind and reason.", ["kind", "reason"])
+        self.duration = HistogramSeries("isthmus_request_duration_seconds", "Whole request.", ["kind"], LATENCY_BUCKETS)
+        self.upstream = HistogramSeries(
+            "isthmus_upstream_duration_seconds", "Time spent waiting on upstreams.", ["kind"], LATENCY_BUCKETS
         )
-        self.duration = Histogram(
-            "isthmus_request_duration_seconds", "Whole request.", ["kind"], buckets=LATENCY_BUCKETS, registry=registry
-        )
-        self.upstream = Histogram(
-            "isthmus_upstream_duration_seconds",
-            "Time spent waiting on upstreams.",
-            ["kind"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.overhead = Histogram(
+        self.overhead = HistogramSeries(
             "isthmus_overhead_duration_seconds",
             "The gateway's own time: the whole request less the upstream part.",
             ["kind"],
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
+            OVERHEAD_BUCKETS,
         )
-        self.ttfb = Histogram(
+        self.ttfb = HistogramSeries(
             "isthmus_time_to_first_byte_seconds",
             "Streams: time until the first byte reached the client.",
             ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            LATENCY_BUCKETS,
         )
-        self.tokens = Counter("isthmus_tokens", "Tokens by direction.", ["route", "direction"], registry=registry)
-        self.cost = Counter("isthmus_cost_usd", "Cost charged, in USD.", ["kind", "route"], registry=registry)
+        self.tokens = CounterSeries("isthmus_tokens", "Tokens by direction.", ["route", "direction"])
+        self.cost = CounterSeries("isthmus_cost_usd", "Cost charged, in USD.", ["kind", "route"])
+        self.per_request = SeriesCollector(
+            self.requests, self.denials, self.duration, self.upstream, self.overhead, self.ttfb, self.tokens, self.cost
+        )
+        registry.register(self.per_request)  # first, where the metric objects it replaced were registered
         self.budget_remaining = Gauge(
             "isthmus_budget_remaining_usd",
             "USD left in a budget at its last reservation.",
@@ -128,9 +124,9 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
-        self._requests: dict[tuple[str, Any, int], tuple[str, Any, Any]] = {}
-        """(kind, route as recorded, status) -> (route label, `requests` child, `duration` child): what every record
-        needs, found with one lookup (`observe`); bounded, as the route as recorded comes from requests."""
+        self._requests: dict[tuple[str, Any, int], tuple[str, tuple[str, str, str], tuple[str]]] = {}
+        """(kind, route as recorded, status) -> (route label, `requests` labels, `duration` labels): what every
+        record needs, found with one lookup (`observe`); bounded, as the route as recorded comes from requests."""
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """`metric.labels(*values)`, looked up once per label set: `labels` validates and locks on every call, and
@@ -141,11 +137,11 @@ class Metrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    def _request_children(self, kind: str, recorded: Any, status: int) -> tuple[str, Any, Any]:
+    def _request_labels(self, kind: str, recorded: Any, status: int) -> tuple[str, tuple[str, str, str], tuple[str]]:
         # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
         # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
         route = self.labels.route(kind, recorded)
-        found = (route, self._child(self.requests, kind, route, str(status)), self._child(self.duration, kind))
+        found = (route, (kind, route, str(status)), (kind,))
         if len(self._requests) < MAX_REMEMBERED_ROUTES:
             self._requests[(kind, recorded, status)] = found
         return found
@@ -168,26 +164,27 @@ class Metrics:
         key = (kind, details.get("route"), record.status)
         found = self._requests.get(key)
         if found is None:
-            found = self._request_children(*key)
-        route, requests, duration = found
-        requests.inc()
-        if record.decision == "deny" and record.reason:
-            self._child(self.denials, kind, record.reason).inc()
+            found = self._request_labels(*key)
+        route, request_labels, kind_labels = found
         seconds = record.latency_ms / 1000
-        duration.observe(seconds)
         upstream_ms = details.get("upstream_ms")
-        if isinstance(upstream_ms, int | float):
-            self._child(self.upstream, kind).observe(upstream_ms / 1000)
-            self._child(self.overhead, kind).observe(max(0.0, seconds - upstream_ms / 1000))
         ttfb_ms = details.get("ttfb_ms")
-        if isinstance(ttfb_ms, int | float):
-            self._child(self.ttfb, route).observe(ttfb_ms / 1000)
-        if record.tokens_in:
-            self._child(self.tokens, route, "input").inc(record.tokens_in)
-        if record.tokens_out:
-            self._child(self.tokens, route, "output").inc(record.tokens_out)
-        if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
-            self._child(self.cost, kind, route).inc(float(record.cost_usd))
+        with self.per_request.lock:
+            self.requests.inc(request_labels)
+            if record.decision == "deny" and record.reason:
+                self.denials.inc((kind, record.reason))
+            self.duration.observe(kind_labels, seconds)
+            if isinstance(upstream_ms, int | float):
+                self.upstream.observe(kind_labels, upstream_ms / 1000)
+                self.overhead.observe(kind_labels, max(0.0, seconds - upstream_ms / 1000))
+            if isinstance(ttfb_ms, int | float):
+                self.ttfb.observe((route,), ttfb_ms / 1000)
+            if record.tokens_in:
+                self.tokens.inc((route, "input"), record.tokens_in)
+            if record.tokens_out:
+                self.tokens.inc((route, "output"), record.tokens_out)
+            if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
+                self.cost.inc((kind, route), float(record.cost_usd))
         cache = details.get("cache")
         if cache in ("hit", "semantic-hit", "miss", "bypass"):
             self._child(self.cache_lookups, cache).inc()
