@@ -114,12 +114,8 @@ def writer_for(log: Any, kind: str = "audit") -> Any:
     if kind == "rollups":
         batch_size = getattr(runtime, "ROLLUP_BATCH_SIZE", 200)
         return BatchWriter[Any](log.write_batch, name=kind, batch_size=batch_size, is_record_fault=is_record_fault)
-    from toolpolicy.settings import AuditSettings
-
     fix = quarantine.audit_record if kind == "audit" else quarantine.spend_entry
-    size = AuditSettings().batch_size  # the configured default, as `runtime` passes it
-    faults = is_record_fault
-    return BatchWriter[Any](log.write_batch, name=kind, batch_size=size, is_record_fault=faults, quarantine=fix)
+    return BatchWriter[Any](log.write_batch, name=kind, is_record_fault=is_record_fault, quarantine=fix)
 
 
 def items_for(kind: str, count: int) -> list[Any]:

@@ -348,13 +348,8 @@ class VirtualKeySettings(_Model, GuardrailRefs):
 class AuditSettings(_Model):
     """How audit records are written."""
 
-    batch_size: int = Field(default=1000, ge=1)
-    """Records written to the store in one transaction (audit records, and spend entries by their own writer).
-
-    Each commit rewrites the pages it touched, and the last leaf page of every index is touched by every batch: on
-    SQLite a 1,000-record batch costs about a quarter less CPU per record than a 200-record one (`bench/audit_writer.py`
-    and the note of 2026-12-06). Records still wait at most `flush_interval`: a batch goes out when it is full or
-    when the interval ends, whichever comes first."""
+    batch_size: int = Field(default=200, ge=1)
+    """Records written to the store in one transaction."""
     flush_interval: float = Field(default=0.5, gt=0)
     """Seconds between flushes when fewer than `batch_size` records are waiting."""
     record_arguments: bool = False
