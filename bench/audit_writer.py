@@ -20,11 +20,16 @@ Reported: the rates emitted and written, and the writer's largest backlog (a wri
 batch). A RATE the loop cannot reach (e.g. 100000) saturates it, as a gateway at full load: then the written rate
 is what the writer manages on the loop's leftovers.
 
+`--lag` instead measures how late the loop answers requests while the writer drains the backlog: another thread
+hands the loop a request every 0.5 ms (as a socket would wake it), each holding it 0.15 ms (a loop about a third
+busy, as at one connection). Reported: the lateness p99 and maximum, and the share of requests more than 1 ms late
+(what a batch prepared on the loop in one go, or a driver thread holding the GIL, adds to a request's latency).
+
 `--ref REV` runs the same measurement on the toolpolicy package of git revision REV (extracted with `git archive`
 into a temporary directory) and on this tree, alternately, `--rounds` times each, in fresh processes.
 
 Run: `.venv/bin/python bench/audit_writer.py [--records 20000] [--store sqlite|postgresql] [--ref REV] [--writer W]
-[--sustain 3000 --duration 10 --load-us 200]` (PostgreSQL: the server on 127.0.0.1:5432, a throwaway schema).
+[--sustain 3000 --duration 10 --load-us 200] [--lag]` (PostgreSQL: the server on 127.0.0.1:5432, a throwaway schema).
 Nothing here is asserted; the figures are printed.
 """
 
@@ -37,6 +42,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -114,8 +120,12 @@ def writer_for(log: Any, kind: str = "audit") -> Any:
     if kind == "rollups":
         batch_size = getattr(runtime, "ROLLUP_BATCH_SIZE", 200)
         return BatchWriter[Any](log.write_batch, name=kind, batch_size=batch_size, is_record_fault=is_record_fault)
+    from toolpolicy.settings import AuditSettings
+
     fix = quarantine.audit_record if kind == "audit" else quarantine.spend_entry
-    return BatchWriter[Any](log.write_batch, name=kind, is_record_fault=is_record_fault, quarantine=fix)
+    size = AuditSettings().batch_size  # the configured default, as `runtime` passes it
+    faults = is_record_fault
+    return BatchWriter[Any](log.write_batch, name=kind, batch_size=size, is_record_fault=faults, quarantine=fix)
 
 
 def items_for(kind: str, count: int) -> list[Any]:
@@ -236,10 +246,58 @@ async def sustain(kind: str, rate: int, duration: float, load_us: float, connect
         await close_store(store, handle)
 
 
+async def lateness(kind: str, count: int, every: float = 0.0005, hold: float = 0.00015) -> dict[str, Any]:
+    store, handle = await open_store(kind)
+    try:
+        await store.migrate()
+        log = sink_for(store, "audit")
+        warm = writer_for(log)
+        for record in items_for("audit", 400):
+            warm.emit(record)
+        await warm.flush()
+        writer = writer_for(log)
+        for record in items_for("audit", count):
+            writer.emit(record)
+        loop, late, stop = asyncio.get_running_loop(), [], threading.Event()
+        started = time.perf_counter()
+
+        def request(posted: float) -> None:
+            if posted >= started:
+                late.append(time.perf_counter() - posted)
+            busy_until = time.perf_counter() + hold
+            while time.perf_counter() < busy_until:
+                pass
+
+        def requests() -> None:
+            while not stop.is_set():
+                time.sleep(every)
+                loop.call_soon_threadsafe(request, time.perf_counter())
+
+        poster = threading.Thread(target=requests, daemon=True)
+        poster.start()
+        try:
+            await writer.flush()
+        finally:
+            stop.set()
+            poster.join()
+        wall = time.perf_counter() - started
+        late.sort()
+        return {
+            "late_p99_ms": late[int(len(late) * 0.99)] * 1e3,
+            "late_max_ms": late[-1] * 1e3,
+            "late_over_1ms": sum(1 for value in late if value > 0.001) / len(late),
+            "records_per_s": count / wall,
+        }
+    finally:
+        await close_store(store, handle)
+
+
 def child(args: argparse.Namespace) -> None:
     # This script's folder (bench/, first on the path) holds a `profile` module that would shadow the stdlib's.
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-    if args.sustain:
+    if args.lag:
+        result = asyncio.run(lateness(args.store[0], args.records))
+    elif args.sustain:
         result = asyncio.run(sustain(args.store[0], args.sustain, args.duration, args.load_us, args.connections))
     else:
         result = asyncio.run(drain(args.store[0], args.records, args.writer))
@@ -260,6 +318,8 @@ def measure(tree: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "--writer",
         args.writer,
     ]
+    if args.lag:
+        command += ["--lag"]
     if args.sustain:
         command += ["--sustain", str(args.sustain), "--duration", str(args.duration), "--load-us", str(args.load_us)]
         command += ["--connections", str(args.connections)]
@@ -277,6 +337,11 @@ def measure(tree: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def describe(result: dict[str, Any]) -> str:
     if "error" in result:
         return str(result["error"])
+    if "late_p99_ms" in result:
+        return (
+            f"requests late p99 {result['late_p99_ms']:.2f} ms, max {result['late_max_ms']:.2f} ms, "
+            f"{result['late_over_1ms']:.1%} over 1 ms; {result['records_per_s']:,.0f} records/s"
+        )
     if "largest_backlog" in result:
         return (
             f"{result['rate']:,.0f} records/s emitted, {result['drained']:,.0f} written, "
@@ -302,6 +367,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--load-us", type=float, default=200.0, help="loop CPU per record standing for a request")
     parser.add_argument("--connections", type=int, default=16, help="tasks emitting side by side (--sustain)")
+    parser.add_argument("--lag", action="store_true", help="how late the loop answers requests during a drain")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one measurement may take")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -94,11 +94,21 @@ class PreparedBatch:
     def __len__(self) -> int:
         return len(self.values)
 
-    def link(self, last_seq: int, last_hash: str) -> tuple[list[tuple[Any, ...]], int, str]:
-        """The rows to insert after the head `(last_seq, last_hash)`, and the new head."""
+    @classmethod
+    def joined(cls, batches: Sequence[PreparedBatch]) -> PreparedBatch:
+        """One batch of `batches`' records, in order."""
+        return cls(
+            [body for batch in batches for body in batch.bodies], [row for batch in batches for row in batch.values]
+        )
+
+    def link(
+        self, last_seq: int, last_hash: str, start: int = 0, stop: int | None = None
+    ) -> tuple[list[tuple[Any, ...]], int, str]:
+        """The rows of records `start` to `stop` (all by default) to insert after the head `(last_seq, last_hash)`,
+        and the new head: a batch can be linked and inserted a run at a time, each run after the last one's head."""
         rows = []
         seq, previous = last_seq, last_hash
-        for body, values in zip(self.bodies, self.values, strict=True):
+        for body, values in zip(self.bodies[start:stop], self.values[start:stop], strict=True):
             seq += 1
             digest = chain_hash(previous, seq, body)
             rows.append((seq, previous, digest, *values))

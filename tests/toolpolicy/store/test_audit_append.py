@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
 
 from tests.conftest import StoreTarget
 from tests.toolpolicy.store.test_audit_rows import reference_hash, varied
@@ -19,7 +20,9 @@ from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter, Emitted, StoreUnavailable, WriterMark
 from toolpolicy.quarantine import QUARANTINED_KIND
 from toolpolicy.store import Store
+from toolpolicy.store.audit_append import PREPARE_SLICE, ChainAppender
 from toolpolicy.store.audit_log import GENESIS, AuditLog
+from toolpolicy.store.audit_rows import AuditRowBinder
 from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.schema import AuditRow
 
@@ -173,3 +176,39 @@ async def test_costs_and_times_read_back_as_written(audit_log: AuditLog) -> None
     await audit_log.write([record])
     (row,) = await stored_rows(audit_log.store)
     assert (row.cost_usd, row.ts, row.latency_ms) == (Decimal("12.3456789012"), record.ts, 2.5)
+
+
+async def test_a_big_batch_is_prepared_in_slices_with_the_loop_let_go_between(audit_log: AuditLog) -> None:
+    """Requests keep being served while a batch is prepared: another task runs between slices, and the slices
+    together are the batch prepared in one go."""
+    appender = ChainAppender(audit_log.store)
+    records = [(varied(index), index) for index in range(1, 3 * PREPARE_SLICE + 2)]
+    ticks = 0
+
+    async def other_request() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_request())
+    await asyncio.sleep(0)
+    try:
+        started = ticks
+        prepared = await appender._prepare(records, "w" * 32)
+        ran_between = ticks - started
+    finally:
+        task.cancel()
+    whole = AuditRowBinder(audit_log.store.engine.dialect).prepare(records, "w" * 32)
+    assert (prepared.bodies, prepared.values) == (whole.bodies, whole.values)
+    assert ran_between >= 3  # one turn of the other task per slice after the first
+
+
+async def test_a_record_no_column_takes_in_a_later_slice_fails_before_any_io(audit_log: AuditLog) -> None:
+    unbindable = AuditRecord("bad", "llm", "x", "allow", 200, 1.0, details={"x": object()}, ts=START)
+    records: list[tuple[AuditRecord, int | None]] = [(plain(index), index) for index in range(1, 2 * PREPARE_SLICE)]
+    records.append((unbindable, 2 * PREPARE_SLICE))
+    with pytest.raises(StatementError) as caught:
+        await ChainAppender(audit_log.store).append(records, WriterMark("w" * 32, len(records), 0))
+    assert is_record_fault(caught.value)
+    assert await stored_rows(audit_log.store) == []

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from toolpolicy.store import Store
 from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
-from toolpolicy.store.raw_write import Transaction, processors, stored_as_utc_text
+from toolpolicy.store.raw_write import ROWS_PER_STATEMENT, Transaction, processors, stored_as_utc_text
 from toolpolicy.store.schema import SpendRow
 
 pytestmark = pytest.mark.anyio
@@ -96,6 +96,29 @@ def test_sqlite_inserts_go_in_power_of_two_statements_in_order(count: int) -> No
     assert sum(sizes) == count and all(size & (size - 1) == 0 and size <= 256 for size in sizes)
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) >= len(sizes) - 2
     assert connection.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == rows
+
+
+def test_a_statement_takes_at_most_256_rows_and_parts_are_the_statements() -> None:
+    """The driver binds a statement's values holding the GIL: a bounded statement bounds how long the loop waits."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    inserts: list[str] = []
+    connection.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT") else None)
+    rows = [(index, f"v{index}") for index in range(1000)]
+    transaction = Transaction(connection, connection.cursor(), "qmark", True)
+    transaction.insert("t", ("a", "b"), rows)
+
+    sizes = [sql.count("(") - 1 for sql in inserts]
+    assert sizes == [ROWS_PER_STATEMENT] * 3 + [128, 64, 32, 8]
+    assert [stop - start for start, stop in transaction.parts(1000, 2)] == sizes
+    assert transaction.parts(1000, 2)[0] == (0, 256) and transaction.parts(1000, 2)[-1] == (992, 1000)
+    assert connection.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == rows
+
+
+def test_postgresql_parts_are_runs_of_at_most_256_rows() -> None:
+    transaction = Transaction(None, None, "numeric_dollar", False)
+    assert transaction.parts(600, 21) == [(0, 256), (256, 512), (512, 600)]
+    assert transaction.parts(256, 21) == [(0, 256)] and transaction.parts(0, 21) == []
 
 
 SPEND_CREATED = SpendRow.__table__.c["created_at"]
