@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -269,6 +269,15 @@ class BatchWriter(Generic[T]):
                     logger.exception("%s: %d items could not be written at shutdown", self.name, lost)
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
+
+
+async def in_slices(items: Sequence[T], size: int) -> AsyncIterator[Sequence[T]]:
+    """`items`, `size` at a time, with the event loop let go between slices: a writer's work on each item of a batch
+    (preparing, folding, binding) runs on the loop, and a whole batch in one go would hold every request behind it."""
+    for start in range(0, len(items), size):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start : start + size]
 
 
 def first_line(error: BaseException) -> str:

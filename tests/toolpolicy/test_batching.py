@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import pytest
 
-from toolpolicy.batching import BatchWriter, Emitted, WriterMark
+from toolpolicy.batching import BatchWriter, Emitted, WriterMark, in_slices
 
 pytestmark = pytest.mark.anyio
 
@@ -55,3 +55,25 @@ async def test_closing_the_moment_a_full_batch_woke_the_writer_still_stops_it(tu
     assert not guard.cancel_called, "aclose() never returned: the writer's task missed its cancellation"
     assert task.done()
     assert written == [0, 1, 2, 3] and writer.pending == 0
+
+
+async def test_in_slices_gives_every_item_in_order_and_lets_the_loop_run_between_slices() -> None:
+    turns: list[str] = []
+
+    async def other_request() -> None:
+        while True:
+            turns.append("request")
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_request())
+    await asyncio.sleep(0)
+    turns.clear()
+    try:
+        parts = []
+        async for part in in_slices(list(range(10)), 4):
+            turns.append("slice")
+            parts.append(list(part))
+    finally:
+        task.cancel()
+    assert parts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert turns[turns.index("slice") :][:5] == ["slice", "request", "slice", "request", "slice"]

@@ -96,13 +96,24 @@ def hour_of(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+Pairs = dict[tuple[datetime, str, str, str], Totals]
+"""Totals per (hour, kind, key, target): what a batch's records are added to before the grains are built."""
+
+
 def fold(records: Iterable[AuditRecord]) -> dict[RollupGroup, Totals]:
     """The records' totals per hour and kind, at every grain.
 
-    Each record is added once, to the totals of its (hour, kind, key, target); those are then merged into the three
-    grains' groups: a batch has few distinct pairs, so this costs about a third of adding every record to each grain.
+    Each record is added once, to the totals of its (hour, kind, key, target) (`tally`); those are then merged into
+    the three grains' groups (`grains`): a batch has few distinct pairs, so this costs about a third of adding every
+    record to each grain.
     """
-    pairs: dict[tuple[datetime, str, str, str], Totals] = {}
+    pairs: Pairs = {}
+    tally(pairs, records)
+    return grains(pairs)
+
+
+def tally(pairs: Pairs, records: Iterable[AuditRecord]) -> None:
+    """Add each record to the totals of its (hour, kind, key, target) in `pairs` (a batch can be added in parts)."""
     hour = hour_end = None
     for record in records:
         ts = record.ts
@@ -115,6 +126,10 @@ def fold(records: Iterable[AuditRecord]) -> dict[RollupGroup, Totals]:
         if totals is None:
             totals = pairs[pair] = Totals()
         totals.add(record)
+
+
+def grains(pairs: Pairs) -> dict[RollupGroup, Totals]:
+    """The pairs' totals merged into the groups of every grain: per key, per target, and all."""
     groups: dict[RollupGroup, Totals] = {}
     for (bucket, kind, key, target), totals in pairs.items():
         for group in (

@@ -10,13 +10,12 @@ PostgreSQL), move the head, record the writer's high-water mark, commit.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.batching import WriterMark
+from toolpolicy.batching import WriterMark, in_slices
 from toolpolicy.store.audit_rows import COLUMNS, AuditRowBinder, PreparedBatch
 from toolpolicy.store.engine import Store
 from toolpolicy.store.raw_write import RawWriter, Transaction, bound, processors
@@ -87,15 +86,11 @@ class ChainAppender:
     async def _prepare(self, records: list[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """`records` prepared `PREPARE_SLICE` at a time, letting the event loop serve requests between slices. A record
         no column takes raises `StatementError` here, before any I/O, whichever slice it is in."""
-        prepare = self._binder.prepare
         if len(records) <= PREPARE_SLICE:
-            return prepare(records, writer_id)
-        slices = []
-        for start in range(0, len(records), PREPARE_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            slices.append(prepare(records[start : start + PREPARE_SLICE], writer_id))
-        return PreparedBatch.joined(slices)
+            return self._binder.prepare(records, writer_id)
+        return PreparedBatch.joined(
+            [self._binder.prepare(part, writer_id) async for part in in_slices(records, PREPARE_SLICE)]
+        )
 
     def _transaction(self, transaction: Transaction, prepared: PreparedBatch, report: _Report | None) -> None:
         """The whole transaction (in aiosqlite's thread, or under `run_sync`)."""

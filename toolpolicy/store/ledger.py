@@ -10,7 +10,7 @@ from operator import attrgetter
 
 from sqlalchemy import func, select
 
-from toolpolicy.batching import Emitted, WriterMark
+from toolpolicy.batching import Emitted, WriterMark, in_slices
 from toolpolicy.store.engine import Store
 from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors
 from toolpolicy.store.schema import SpendRow
@@ -42,6 +42,8 @@ class SpendScope:
     provider: str | None = None
 
 
+BIND_SLICE = 128
+"""Entries bound in one go on the event loop (a few microseconds each; a batch is up to `audit.batch_size`)."""
 _COLUMNS = tuple(entry_field.name for entry_field in fields(SpendEntry))
 _values = attrgetter(*_COLUMNS)
 """An entry's values in `_COLUMNS` order, as one tuple made in C (every charged request's row is made so)."""
@@ -54,14 +56,17 @@ class SpendLedger:
         self._processors = processors(SpendRow.__table__, _COLUMNS, store.engine.dialect)  # type: ignore[arg-type]
 
     async def write(self, entries: list[SpendEntry]) -> None:
-        """The entries in one transaction: bound here with the columns' own bind processors, inserted in as few
-        statements as the driver allows (`raw_write`), not row by row through the session."""
+        """The entries in one transaction: bound here with the columns' own bind processors (`BIND_SLICE` at a time,
+        the event loop let go between), inserted in as few statements as the driver allows (`raw_write`), not row by
+        row through the session."""
         if not entries:
             return
         table, bound_by = SpendRow.__tablename__, self._processors
-        rows = [
-            bind_row(list(_values(entry)), bound_by, f"spend entry {entry.request_id!r}", table) for entry in entries
-        ]
+        rows = []
+        async for part in in_slices(entries, BIND_SLICE):
+            rows += [
+                bind_row(list(_values(entry)), bound_by, f"spend entry {entry.request_id!r}", table) for entry in part
+            ]
         await self._raw.run(_insert, rows)
 
     async def write_batch(self, batch: list[Emitted[SpendEntry]], mark: WriterMark) -> None:

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from tests.toolpolicy.rollups.support import T0 as BASE, record as base_record
 from toolpolicy.audit import AuditRecord
 from toolpolicy.rollups import HISTOGRAM_BUCKETS, RollupGroup, Totals, fold, percentile
-from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, latency_bucket
+from toolpolicy.rollups.fold import ALL, BY_KEY, BY_TARGET, Pairs, grains, latency_bucket, tally
 
 T0 = BASE.replace(minute=15)
 
@@ -87,3 +88,14 @@ def test_merged_totals_add_every_measure() -> None:
     left.merge(right)
     assert (left.requests, left.errors, left.tokens_in, left.tokens_out, left.cost_usd) == (2, 1, 1, 2, Decimal("3"))
     assert sum(left.histogram) == 2
+
+
+def test_a_batch_tallied_in_parts_folds_as_the_whole() -> None:
+    records = [
+        record(ts=T0 + timedelta(minutes=7 * index), key_name=f"k{index % 3}", latency_ms=float(index % 40))
+        for index in range(100)
+    ]
+    pairs: Pairs = {}
+    for start in range(0, len(records), 7):
+        tally(pairs, records[start : start + 7])
+    assert grains(pairs) == fold(records)

@@ -15,7 +15,7 @@ from tests.toolpolicy.rollups.support import T0, record as base_record
 from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import Emitted, WriterMark
 from toolpolicy.rollups import RollupStore, Window, fold
-from toolpolicy.rollups.store import MEASURES
+from toolpolicy.rollups.store import FOLD_SLICE, MEASURES
 from toolpolicy.store import Store
 from toolpolicy.store.schema import RollupRow
 
@@ -133,3 +133,18 @@ async def test_the_upserted_rows_are_what_sqlalchemy_s_own_upsert_stores(rollups
         ours = (await connection.execute(text(query.format(columns, "grain < 10")))).all()
         theirs = (await connection.execute(text(query.format(columns, "grain >= 10")))).all()
     assert len(ours) == 6 and ours == theirs
+
+
+async def test_a_batch_of_many_slices_adds_every_record(rollups: RollupStore) -> None:
+    """The writer folds a batch a slice at a time: every record lands, in its hour."""
+    batch = [Emitted(index, record(index % 120, key_name=f"k{index % 5}")) for index in range(3 * FOLD_SLICE + 5)]
+    await rollups.write_batch(batch, MARK)
+    hours = await rollups.series(Window(T0, T0 + timedelta(hours=2)))
+    assert [(totals.requests, totals.tokens_in, totals.cost_usd) for totals in hours.values()] == [
+        (count, 3 * count, Decimal("0.5") * count)
+        for count in (
+            sum(1 for emitted in batch if emitted.item.ts < T0 + timedelta(hours=1)),
+            sum(1 for emitted in batch if emitted.item.ts >= T0 + timedelta(hours=1)),
+        )
+    ]
+    assert sum(sum(totals.histogram) for totals in hours.values()) == len(batch)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import insert, text
+from sqlalchemy.exc import StatementError
 
 from toolpolicy.store import Store
-from toolpolicy.store.ledger import SpendEntry, SpendLedger, SpendScope
+from toolpolicy.store.faults import is_record_fault
+from toolpolicy.store.ledger import BIND_SLICE, SpendEntry, SpendLedger, SpendScope
 from toolpolicy.store.schema import SpendRow
 
 pytestmark = pytest.mark.anyio
@@ -51,3 +54,13 @@ async def test_a_batch_larger_than_one_statement_holds_is_written_whole(migrated
     assert await ledger.total(SpendScope(key_id="k1"), T0) == sum(
         (item.cost_usd for item in entries if item.key_id == "k1"), Decimal(0)
     )
+
+
+async def test_an_entry_no_column_takes_in_a_later_slice_fails_before_any_io(migrated_store: Store) -> None:
+    ledger = SpendLedger(migrated_store)
+    entries = [entry(index) for index in range(2 * BIND_SLICE)]
+    entries.append(replace(entry(999), created_at=datetime(2026, 11, 25, 12, 0)))  # naive: no zone to store it in
+    with pytest.raises(StatementError) as caught:
+        await ledger.write(entries)
+    assert is_record_fault(caught.value) and "r999" in str(caught.value)
+    assert await ledger.total(SpendScope(), T0) == 0
