@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from bench import loop_lag
 from bench.procs import REPO, Proc, Processes, StartError, free_port
 
 PROVIDER = "mock"
@@ -71,8 +72,11 @@ class Upstreams:
     otlp: str | None = None
 
 
-def config(variant: Variant, port: int, store: Path, key: str, upstreams: Upstreams) -> dict[str, Any]:
-    """The gateway's YAML config, as data."""
+def config(
+    variant: Variant, port: int, store: Path, key: str, upstreams: Upstreams, *, lag_probe: bool = False
+) -> dict[str, Any]:
+    """The gateway's YAML config, as data; `lag_probe` probes its event loop every `loop_lag.PROBE_INTERVAL` (not for
+    `bench.cpu_cost`, whose other tree may be older than the setting)."""
     key_entry: dict[str, Any] = {
         "name": "bench",
         "team": "bench",
@@ -84,6 +88,8 @@ def config(variant: Variant, port: int, store: Path, key: str, upstreams: Upstre
         "listen": f"127.0.0.1:{port}",
         "store": f"sqlite+aiosqlite:///{store}",
         "admin_key": secrets.token_hex(16),
+        "metrics_token": secrets.token_hex(16),
+        "telemetry": {"loop_lag_interval": loop_lag.PROBE_INTERVAL} if lag_probe else {},
         "providers": {
             PROVIDER: {"kind": "openai", "base_url": f"{upstreams.llm}/v1", "keys": [{"value": "sk-mock"}]},
         },
@@ -118,7 +124,7 @@ def config(variant: Variant, port: int, store: Path, key: str, upstreams: Upstre
     if variant.telemetry:
         if upstreams.otlp is None:
             raise ValueError("the telemetry variant needs the OTLP sink")
-        data["telemetry"] = {"otlp_endpoint": upstreams.otlp, "sample_ratio": 1.0}
+        data["telemetry"].update(otlp_endpoint=upstreams.otlp, sample_ratio=1.0)
     return data
 
 
@@ -127,6 +133,7 @@ class Gateway:
     variant: Variant
     proc: Proc
     key: str
+    metrics_token: str
 
 
 def serve_command(config_path: Path, workers: int = 1) -> list[str]:
@@ -144,12 +151,13 @@ def start(processes: Processes, variant: Variant, upstreams: Upstreams, work: Pa
     directory.mkdir(parents=True, exist_ok=True)
     key = "isk-bench-" + secrets.token_hex(16)
     path = directory / "isthmus.yaml"
-    path.write_text(yaml.safe_dump(config(variant, port, directory / "isthmus.db", key, upstreams), sort_keys=False))
+    data = config(variant, port, directory / "isthmus.db", key, upstreams, lag_probe=variant.workers == 1)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = processes.start(variant.name, serve_command(path, variant.workers), port=port, cwd=directory)
     proc.wait_ready(timeout, "/health")
     _wait_mcp_connected(proc, timeout)
     wait_listening(proc, variant.workers, timeout)
-    return Gateway(variant, proc, key)
+    return Gateway(variant, proc, key, data["metrics_token"])
 
 
 def listening_sockets(port: int) -> int:

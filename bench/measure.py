@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path as FilePath
 from typing import Any
 
+from bench import loop_lag
 from bench.loadgen import HttpRequest, LoadgenError, run_wrk, with_id
 from bench.procs import child_environment
 from bench.results_model import PathInfo, Run
@@ -63,8 +64,12 @@ def measure_path(
         try:
             run_wrk(request, max(points), run.warmup, wrk=wrk)
             for point in points:
+                before = loop_lag.scrape(path.base, path.metrics_token) if path.metrics_token else None
                 result = run_wrk(request, point, run.duration, wrk=wrk)
                 run.loads[(path.name, scenario, point)] = result
+                after = loop_lag.scrape(path.base, path.metrics_token) if path.metrics_token else None
+                if before is not None and after is not None:
+                    run.loop_lag[(path.name, scenario, point)] = after - before
                 errors = f", errors {result.errors}" if result.error_count else ""
                 if result.bad_sample:
                     errors += f"; an answer without {request.expect!r}: {result.bad_sample!r}"

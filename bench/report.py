@@ -7,6 +7,7 @@ caller sees added). Throughput ratios are path / reference: above 1 is faster th
 
 from __future__ import annotations
 
+from bench import loop_lag
 from bench.attribution_report import attribution_section, profiles_intro
 from bench.figures import added, ms, ratio, rps, rps_text, table
 from bench.loadgen import LoadResult
@@ -70,7 +71,18 @@ def scenario_section(run: Run, scenario: str) -> list[str]:
             ratio(add[0], added(run, ref, scenario, "p50")) if name != ref else "—" for ref in refs if ref != "direct"
         ]
         rows.append(row)
-    return [f"### {SCENARIO_TITLES.get(scenario, scenario)}", "", *table(header, rows), ""]
+    return [f"### {SCENARIO_TITLES.get(scenario, scenario)}", "", *table(header, rows), "", *lag_lines(run, scenario)]
+
+
+def lag_lines(run: Run, scenario: str) -> list[str]:
+    """Each Isthmus gateway's own event-loop lag during the scenario's points (`bench.loop_lag`)."""
+    lines = []
+    for name in run.path_names(scenario):
+        points = [(c, counts) for c in run.connections if (counts := run.loop_lag.get((name, scenario, c)))]
+        if points:
+            each = "; ".join(f"c={c}: {loop_lag.describe(counts)}" for c, counts in points)
+            lines.append(f"- Event-loop lag of `{name}` (a probe every {loop_lag.PROBE_INTERVAL * 1000:g} ms): {each}.")
+    return [*lines, ""] if lines else []
 
 
 def stream_section(run: Run) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.attribution import Attribution
 from bench.loadgen import LoadResult
+from bench.loop_lag import LagCounts
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Run:
     mock_capacity: dict[str, LoadResult] = field(default_factory=dict)
     """Extra capacity checks, e.g. the SDK's MCP server beside the hand-rolled mock."""
     spans: dict[str, Any] = field(default_factory=dict)
+    loop_lag: dict[tuple[str, str, int], LagCounts] = field(default_factory=dict)
+    """An Isthmus gateway's event-loop lag probes during each point (`bench.loop_lag`)."""
     profiles: dict[str, str] = field(default_factory=dict)
     """Markdown summaries of py-spy profiles, by title."""
     attributions: dict[str, Attribution] = field(default_factory=dict)

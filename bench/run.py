@@ -298,6 +298,7 @@ def _gateways(
             mcp_headers=auth,
             scenarios=frozenset(scenarios),
             proc=started.proc,
+            metrics_token=started.metrics_token if variant.workers == 1 else None,
         )
         many = args.workers_connections if variant.workers > 1 else None
         measure_path(run, path, scenarios, wrk=wrk, log=log, connections=many)

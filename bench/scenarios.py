@@ -66,6 +66,8 @@ class Path:
     scenarios: frozenset[str] = frozenset(HTTP_SCENARIOS)
     proc: Proc | None = field(default=None, compare=False)
     note: str = ""
+    metrics_token: str | None = None
+    """An Isthmus gateway's `/metrics` token: its event-loop lag is scraped around each point (`bench.loop_lag`)."""
 
 
 def chat_body(model: str, *, stream: bool) -> bytes:

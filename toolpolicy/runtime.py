@@ -26,6 +26,7 @@ from toolpolicy.store.faults import is_record_fault
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
 from toolpolicy.store.rate_journal import RateJournal
 from toolpolicy.telemetry.labels import RouteLabels
+from toolpolicy.telemetry.loop_lag import LoopLag
 from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.telemetry.recorder import RequestRecorder
 
@@ -60,6 +61,9 @@ class Governance:
         )
         self.audit_log = AuditLog(self.store)
         self.metrics = Metrics(RouteLabels(settings))
+        lag_interval = settings.telemetry.loop_lag_interval
+        self.loop_lag = LoopLag(self.metrics.loop_lag, interval=lag_interval) if lag_interval else None
+        """Probes the event loop's lag while started (`telemetry.loop_lag_interval`; None when that is 0)."""
         writer = BatchWriter[AuditRecord](
             self.audit_log.write_batch,
             name="audit",
@@ -174,6 +178,8 @@ class Governance:
         self.audit.start()
         self.spend.start()
         self.rate_journal.start()
+        if self.loop_lag is not None:
+            self.loop_lag.start(asyncio.get_running_loop())
         if self.settings.audit.retention_days is not None:
             self._pruner = asyncio.create_task(self._prune_forever(self.settings.audit.retention_days))
         self.started = True
@@ -190,6 +196,8 @@ class Governance:
 
     async def stop(self) -> None:
         self.started = False
+        if self.loop_lag is not None:
+            self.loop_lag.stop()
         if self._pruner is not None:
             self._pruner.cancel()
             self._pruner = None

@@ -10,7 +10,7 @@ class _Model(BaseModel):
 
 
 class TelemetrySettings(_Model):
-    """Traces; metrics are always served at `/metrics`."""
+    """Traces, and the event loop's lag probe; metrics are always served at `/metrics`."""
 
     otlp_endpoint: str | None = None
     """OTLP/HTTP endpoint of a collector (e.g. http://127.0.0.1:4318); the standard `OTEL_EXPORTER_OTLP_ENDPOINT`
@@ -23,3 +23,6 @@ class TelemetrySettings(_Model):
     """Share of new traces recorded (a caller's sampled trace is always continued)."""
     record_content: bool = False
     """Put prompts, completions and tool arguments on spans."""
+    loop_lag_interval: float = Field(default=0.1, ge=0, le=60)
+    """Seconds between two probes of the event loop's lag (`isthmus_event_loop_lag_seconds`), each one wake-up of
+    the loop; 0 turns the probe off."""

@@ -11,6 +11,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
+from toolpolicy.telemetry.loop_lag import LAG_BUCKETS
 from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -121,6 +122,13 @@ class Metrics:
             "isthmus_cache_hit_duration_seconds",
             "Requests answered from the cache.",
             buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "isthmus_event_loop_lag_seconds",
+            "How long a callback handed to the event loop waited to run (probed every telemetry.loop_lag_interval): "
+            "what a request's I/O waits for the loop.",
+            buckets=LAG_BUCKETS,
             registry=registry,
         )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
