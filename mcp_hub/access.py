@@ -19,11 +19,11 @@ Every filter names the real tool (`<server>__<upstream name>`): overrides only c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
-from starlette.datastructures import Headers
 
 from mcp_hub.bundles import Bundle
 from mcp_hub.catalog import Catalog, Entry
@@ -35,7 +35,7 @@ from toolpolicy.types import Principal
 NARROW_HEADER = "x-isthmus-tools"
 
 
-def narrowing(headers: Headers) -> GlobSet | None:
+def narrowing(headers: Mapping[str, str]) -> GlobSet | None:
     """The `x-isthmus-tools` globs, or None when the header is absent (an empty header narrows to nothing)."""
     raw = headers.get(NARROW_HEADER)
     if raw is None:

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -38,6 +37,7 @@ from mcp_hub.bundles import Bundle
 from mcp_hub.errors import UnknownServer
 from mcp_hub.fastpath import FastPath
 from mcp_hub.param_headers import CURRENT_CALLER
+from mcp_hub.request_headers import HEADERS_SCOPE_KEY, RequestHeaders, request_headers
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
@@ -138,7 +138,7 @@ class McpEndpoint:
                 server = None
             elif server is not None and server not in self.servers:
                 raise UnknownServer(server)
-            headers = Headers(scope=scope)
+            headers = scope[HEADERS_SCOPE_KEY] = RequestHeaders(scope["headers"])
             secret = presented_key(headers)
             principal = await self.keys.resolve(secret)
         except GatewayError as exc:
@@ -186,7 +186,7 @@ class McpEndpoint:
 
     async def _checked_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read and check the body; the decoded body, and a `receive` that replays it to the SDK."""
-        body = await read_body(Request(scope, receive), self.max_body_bytes)
+        body = await read_body(_Body(request_headers(scope), Request(scope, receive)), self.max_body_bytes)
         decoded = decode_json(body)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -194,3 +194,16 @@ class McpEndpoint:
             return pending.pop() if pending else await receive()
 
         return replay, decoded
+
+
+class _Body:
+    """What `read_body` reads of a request: `Content-Length` from the headers read once, and the body itself."""
+
+    __slots__ = ("headers", "_request")
+
+    def __init__(self, headers: RequestHeaders, request: Request) -> None:
+        self.headers = headers
+        self._request = request
+
+    def stream(self) -> AsyncIterator[bytes]:
+        return self._request.stream()

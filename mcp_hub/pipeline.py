@@ -278,8 +278,10 @@ class CallRecord:
         self.details["error"] = error.message
 
     def succeed(self, result: types.CallToolResult) -> None:
+        """An answered call; `result_size` is the length, in characters, of the result's JSON as the hub writes it
+        (`result.model_dump_json(by_alias=True, exclude_none=True)`)."""
         self.outcome = "tool_error" if result.is_error else "ok"
-        self.details["result_size"] = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        self.details["result_size"] = json_length(result)
 
     def fail(self, exc: BaseException) -> None:
         if isinstance(exc, InputRequired):
@@ -307,6 +309,13 @@ class CallRecord:
             cost_usd=self.cost_usd,
             details={**self.details, "outcome": self.outcome, **oauth_details(principal)},
         )
+
+
+def json_length(result: types.CallToolResult) -> int:
+    """`len(result.model_dump_json(by_alias=True, exclude_none=True))`, without decoding the JSON to text: its
+    UTF-8 bytes are as many as its characters when all are ASCII (most results), else it is decoded to count them."""
+    encoded = result.__pydantic_serializer__.to_json(result, by_alias=True, exclude_none=True)
+    return len(encoded) if encoded.isascii() else len(encoded.decode())
 
 
 def oauth_details(principal: Principal) -> dict[str, str]:

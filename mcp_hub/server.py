@@ -15,6 +15,7 @@ from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
+from starlette.requests import Request
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog, Entry
@@ -38,6 +39,7 @@ from mcp_hub.param_headers import caller_input_schemas
 from mcp_hub.polling import passed_on
 from mcp_hub.quiet_tracing import quieten
 from mcp_hub.relay import Relay
+from mcp_hub.request_headers import request_headers
 from mcp_hub.tools import HubTools
 from mcp_hub.upstreams import Upstream
 from mcp_hub.upstreams.oauth import acting_as
@@ -311,7 +313,11 @@ class Handlers:
 
 def _request_id(ctx: Context) -> str:
     """The audit request id of a client request: its `x-request-id` if usable, else a fresh one."""
-    header = ctx.request.headers.get("x-request-id") if ctx.request is not None else None
+    request = ctx.request
+    if isinstance(request, Request):  # an `/mcp` request: its headers as the endpoint read them once
+        header = request_headers(request.scope).get("x-request-id")
+    else:
+        header = request.headers.get("x-request-id") if request is not None else None
     return sanitize.request_id(header)
 
 

@@ -59,6 +59,7 @@ from mcp_hub.access import Caller
 from mcp_hub.endpoint import BODY_SCOPE_KEY, jsonrpc_error_response
 from mcp_hub.fairness import KeyCapReached, KeySlots, Slot
 from mcp_hub.fastpath.session_call import SessionCalls
+from mcp_hub.request_headers import request_headers
 from mcp_hub.resume import SessionEventStores
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.errors import GatewayError
@@ -118,7 +119,7 @@ class FairSessionManager(StreamableHTTPSessionManager):
         self._closing: set[str] = set()
 
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        session_id = request_headers(scope).get(MCP_SESSION_ID_HEADER)
         if self.shared is not None and session_id is not None:
             try:
                 if not await self._shared_request(session_id, scope, receive, send):

@@ -10,9 +10,10 @@ What it takes (`eligible.py`), all decided before any work, the SDK's own checks
   its single-exchange entry), whose body is ONE JSON-RPC request (`jsonrpc` "2.0", a string or integer `id`, object
   `params`) for `tools/call` or `tools/list`;
 - that the SDK would dispatch: Host, Origin and Content-Type pass `transport_security`; `Accept` names both JSON and
-  SSE; no routing header is repeated; the `_meta` envelope passes the SDK's ladder (protocol version, client
-  capabilities, `Mcp-Method`/`Mcp-Name` matching the body); and a call's `Mcp-Param-*` headers match the tool's
-  input schema as the caller sees it (`param_headers.py`).
+  SSE (the SDK's checks, on the headers the endpoint read once: `transport_checks.py`); no routing header is
+  repeated; the `_meta` envelope passes the SDK's ladder (protocol version, client capabilities,
+  `Mcp-Method`/`Mcp-Name` matching the body); and a call's `Mcp-Param-*` headers match the tool's input schema as
+  the caller sees it (`param_headers.py`).
 
 Anything else, every refusal included, goes to the SDK: 2025-era requests (with or without a session), other
 methods, notifications, batches, malformed envelopes, header mismatches, and a manager in JSON-response mode.

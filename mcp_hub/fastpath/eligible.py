@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp.server import Server
-from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.inbound import (
     MCP_PARAM_HEADER_PREFIX,
@@ -26,6 +25,9 @@ from mcp.shared.inbound import (
 from mcp_types import RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
+
+from mcp_hub.fastpath.transport_checks import accepts, security_refuses
+from mcp_hub.request_headers import request_headers
 
 FAST_METHODS = frozenset({"tools/call", "tools/list"})
 """The methods the fast path serves; every other one goes to the SDK."""
@@ -83,9 +85,10 @@ async def accepted(
     found = envelope(decoded)
     if found is None:
         return None
-    if await security.validate_request(request, is_post=True) is not None:
+    read_once = request_headers(request.scope)
+    if security_refuses(security, read_once):
         return None
-    has_json, has_sse = check_accept_headers(request)
+    has_json, has_sse = accepts(read_once)
     if not has_json or (not json_response and not has_sse):
         return None
     headers = request.headers

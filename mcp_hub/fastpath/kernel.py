@@ -61,6 +61,8 @@ KEPT: Final = 1024
 
 _accepted = AcceptedShapes(KEPT)
 """(method, version, params shape) the version's surface accepted."""
+_free_shapes: dict[tuple[str, ...], str | None] = {}
+"""The shape of params whose every value is free, by method and keys (in order)."""
 
 
 class HubRunner(PlainResultsRunner):
@@ -135,7 +137,8 @@ def surface_accepted(method: str, version: str, params: Mapping[str, Any] | None
 def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
     """The params with the free values (see the module doc) blanked, as text; None if they cannot be told apart.
 
-    The params come from a decoded JSON body (`shape_text`).
+    The params come from a decoded JSON body (`shape_text`). Params whose every value is free (a 2025-era call
+    without `_meta`) blank to the same text whatever their values: it is remembered by method and keys, in order.
     """
     if params is None:
         return "None"
@@ -143,6 +146,7 @@ def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
         return None
     free = _FREE[method]
     shape: dict[str, Any] = {}
+    all_free = True
     value: Any
     for key, value in params.items():
         kind = free.get(key)
@@ -150,9 +154,20 @@ def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
             if isinstance(value, dict) and not all(type(name) is str for name in value):
                 return None
             value = kind()
-        elif key == "_meta" and type(value) is dict:
-            blank = _TOKEN_BLANKS.get(type(value.get("progressToken")))
-            if blank is not None:
-                value = {**value, "progressToken": blank}
+        else:
+            all_free = False
+            if key == "_meta" and type(value) is dict:
+                blank = _TOKEN_BLANKS.get(type(value.get("progressToken")))
+                if blank is not None:
+                    value = {**value, "progressToken": blank}
         shape[key] = value
-    return shape_text(shape)
+    if not all_free:
+        return shape_text(shape)
+    # Every value blanked (a session's call without `_meta`): the text depends on the keys, in order, alone.
+    keys = (method, *shape)
+    text = _free_shapes.get(keys)
+    if text is None:
+        if len(_free_shapes) >= KEPT:
+            _free_shapes.clear()
+        text = _free_shapes[keys] = shape_text(shape)
+    return text

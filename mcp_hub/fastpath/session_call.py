@@ -9,7 +9,8 @@ task, with the session's own `Connection` and dispatcher, and writes the event s
   (`mcp.fast_path`), the manager in SSE mode, a session this process serves whose transport is running (not
   terminated, not idling out), a body that is ONE JSON-RPC request for `tools/call` or `tools/list` with object
   `params`, and what the SDK's transport checks before dispatch: Host/Origin, `Accept` naming JSON and SSE, a JSON
-  `Content-Type`. The manager has already matched the session id and the key that opened it (`sessions.py`).
+  `Content-Type` (its checks, on the headers the endpoint read once: `transport_checks.py`). The manager has
+  already matched the session id and the key that opened it (`sessions.py`).
 - The answer is what the SDK writes for the session: `text/event-stream` with the session's id, a priming event
   (numbered in the session's event store, with `retry`) for 2025-11-25 clients when streams are resumable, then the
   response as an event numbered in the same store, so `Last-Event-ID` replays it as it would the SDK's.
@@ -48,7 +49,6 @@ from mcp.server.streamable_http import (
     MCP_SESSION_ID_HEADER,
     EventMessage,
     StreamableHTTPServerTransport,
-    check_accept_headers,
 )
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import CallOptions, coerce_request_id
@@ -79,6 +79,8 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.fastpath import FastPath
 from mcp_hub.fastpath.eligible import envelope
 from mcp_hub.fastpath.kernel import HubRunner
+from mcp_hub.fastpath.transport_checks import accepts, json_content, security_refuses
+from mcp_hub.request_headers import request_headers
 from mcp_hub.resume import EncodedEventStore, message_json
 from mcp_hub.scopes import cancel_scope
 
@@ -155,18 +157,20 @@ class SessionCalls:
         transport = manager._server_instances.get(session_id)
         if found is None or connection is None or transport is None:
             return False
-        request = Request(scope, receive)
-        if await transport._security.validate_request(request, is_post=True) is not None:
+        headers = request_headers(scope)
+        if security_refuses(transport._security, headers):
             return False
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse) or not transport._check_content_type(request):
+        has_json, has_sse = accepts(headers)
+        if not (has_json and has_sse) or not json_content(transport, headers):
             return False
         request_id, method, params = found
         dispatcher = connection.outbound
         if not isinstance(dispatcher, JSONRPCDispatcher) or not _running(transport):
             return False  # (checked last: from here to holding the session open below, nothing awaits)
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
+        request = Request(scope, receive)
         call = SessionCall(
-            transport, session_id, request, request_id, send, dispatcher, progress_token_from_params(params)
+            transport, session_id, request, version, request_id, send, dispatcher, progress_token_from_params(params)
         )
         live = self._live.setdefault(session_id, set())
         live.add(call)
@@ -200,6 +204,7 @@ class SessionCall:
         transport: StreamableHTTPServerTransport,
         session_id: str,
         request: Request,
+        version: str,
         request_id: RequestId,
         send: Send,
         dispatcher: JSONRPCDispatcher[Any],
@@ -212,7 +217,8 @@ class SessionCall:
         self.send = send
         self.dispatcher = dispatcher
         self._progress_token = progress_token
-        self.version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
+        self.version = version
+        """The request's `MCP-Protocol-Version` (the SDK's default without one)."""
         self.resumable = transport._event_store is not None and is_version_at_least(self.version, "2025-11-25")
         self.message_metadata = ServerMessageMetadata(
             request_context=request,
@@ -303,13 +309,22 @@ class SessionCall:
                 await self._unanswered()
         finally:
             ping.cancel()
-            with cancel_scope(shield=True):
-                if self._pinger is not None:
-                    self._pinger.cancel()
-                    await asyncio.wait((self._pinger,))
-                if self._registered():
-                    del transport._request_streams[self.stream_id]
-                await self._end()
+            if self._pinger is None and self.ended and (self._lock is None or not self._lock.locked()):
+                # The stream is written to its end and nothing is writing: nothing below could wait, so there is
+                # nothing to shield (most calls; a shielded scope costs more than the rest of the request's end).
+                self._unregister()
+            else:
+                with cancel_scope(shield=True):
+                    if self._pinger is not None:
+                        self._pinger.cancel()
+                        await asyncio.wait((self._pinger,))
+                    self._unregister()
+                    await self._end()
+
+    def _unregister(self) -> None:
+        """Take this call out of the transport's request streams, if it is still there."""
+        if self._registered():
+            del self.http._request_streams[self.stream_id]
 
     async def _handle(
         self, runner: ServerRunner[Any], method: str, params: dict[str, Any]

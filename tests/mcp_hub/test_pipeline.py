@@ -1,13 +1,14 @@
-"""The audit details of a tool call's arguments."""
+"""The audit details of a tool call's arguments and result."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
+import mcp_types as types
 from hypothesis import given, settings, strategies as st
 
-from mcp_hub.pipeline import argument_details
+from mcp_hub.pipeline import argument_details, json_length
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -31,3 +32,18 @@ def test_any_arguments_get_a_size_and_a_stable_digest(arguments: dict[str, Any])
     assert first == argument_details(dict(reversed(list(arguments.items()))), record=True)
     assert first["arguments_size"] >= 2 and len(first["arguments_sha256"]) == 64
     assert first["arguments"] == arguments
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(st.text(), max_size=3), st.none() | st.dictionaries(st.text(), json_values, max_size=3))
+def test_a_results_size_is_the_length_of_its_json_text(texts: list[str], structured: dict[str, Any] | None) -> None:
+    result = types.CallToolResult(
+        content=[types.TextContent(type="text", text=text) for text in texts], structured_content=structured
+    )
+    assert json_length(result) == len(result.model_dump_json(by_alias=True, exclude_none=True))
+
+
+def test_a_result_in_other_scripts_counts_characters_not_bytes() -> None:
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="h\u00e9 \u2603 \U0001f600")])
+    dumped = result.model_dump_json(by_alias=True, exclude_none=True)
+    assert json_length(result) == len(dumped) < len(dumped.encode())

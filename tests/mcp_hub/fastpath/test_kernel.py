@@ -244,3 +244,24 @@ def test_params_nested_deeper_than_repr_goes_have_no_shape_and_are_checked_in_fu
     params = {"name": "n", "_meta": {**META, "deep": deep}}
     assert kernel._shape("tools/call", params) is None
     assert not kernel.surface_accepted("tools/call", MODERN, params)
+
+
+def test_params_of_free_values_only_share_a_shape_by_their_keys_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernel, "_free_shapes", {})
+    first = kernel._shape("tools/call", {"name": "a", "arguments": {"x": 1}})
+    assert first == repr({"name": "", "arguments": {}})
+    assert kernel._shape("tools/call", {"name": "b", "arguments": {"y": [2.5]}}) == first  # remembered
+    assert kernel._shape("tools/call", {"arguments": {}, "name": "b"}) == repr({"arguments": {}, "name": ""})
+    assert kernel._shape("tools/call", {"name": 5, "arguments": {}}) == repr({"name": 5, "arguments": {}})
+    assert kernel._shape("tools/list", {"name": "a"}) == repr({"name": "a"})  # not a free value there
+    assert kernel._shape("tools/list", {"cursor": "c"}) == repr({"cursor": ""})
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["tools/call", "tools/list"]), params=params_of())
+def test_a_remembered_shape_is_the_one_made(
+    monkeypatch: pytest.MonkeyPatch, method: str, params: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(kernel, "_free_shapes", {})
+    made = kernel._shape(method, params)
+    assert kernel._shape(method, dict(params)) == made
