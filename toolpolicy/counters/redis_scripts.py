@@ -44,8 +44,15 @@ CACHED_LIMITS = 4096
 """Static parts kept; the cache starts over when full (windows roll over, so old entries are dead weight)."""
 
 _DECODE = """
+-- Static parts decoded in this call, by their text: a request's settlement riding along with the next reservation
+-- names the same counters as it (the same key, team and customer), and decoding costs more than the rest.
+local decoded = {}
 local function limit(static, amount)
-  local s = cjson.decode(static)
+  local s = decoded[static]
+  if not s then
+    s = cjson.decode(static)
+    decoded[static] = s
+  end
   local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5],
              ns = amount, n = tonumber(amount)}
   if s[4] >= 4 then l.w = s[6] end
@@ -62,8 +69,10 @@ end
 -- Commit l's amount to its add key. When that bucket is one of a rolling window's closed buckets its summary
 -- counts (a late settlement, or a plan made before the window moved), the summary takes the amount too.
 local function commit(l)
-  redis.call('HINCRBY', l.a, 'used', l.ns)
-  if l.t > 0 then redis.call('EXPIRE', l.a, l.t) end
+  local used = redis.call('HINCRBY', l.a, 'used', l.ns)
+  -- A bucket lives for its TTL from when it was made (or from when it last held nothing): set when this commit is all
+  -- it holds, not on every commit, which cost a command a limit a request.
+  if l.t > 0 and used == l.n then redis.call('EXPIRE', l.a, l.t) end
   if l.p and string.sub(l.a, 1, #l.p) == l.p then
     local index, sk = tonumber(string.sub(l.a, #l.p + 1)), l.p .. 'sum'
     local c = redis.call('HMGET', sk, 'f', 'e')

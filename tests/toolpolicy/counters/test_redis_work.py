@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.toolpolicy.counters.test_stores import NOW, held
+from tests.toolpolicy.counters.test_stores import NOW, counted, held
 from tests.toolpolicy.limits_support import RedisServer
 from toolpolicy.counters.base import Limit, Settlement
 from toolpolicy.counters.redis import RedisCounterStore
@@ -137,3 +137,28 @@ async def test_holds_are_swept_and_kept_alive_only_when_due(
     assert await client.ttl(store.keys.hold + "budget:z") > 600
     outcome = await store.reserve("late", [limit], now=NOW + 700, hold_seconds=600)
     assert outcome.usage == (0,)  # every earlier hold expired, and was swept
+
+
+async def test_a_bucket_gets_its_ttl_when_a_commit_makes_it_and_keeps_it_after(
+    store: RedisCounterStore, client: aioredis.Redis
+) -> None:
+    limit = counted(f"c-{uuid.uuid4().hex}", 10**6, 1)
+    bucket = store.keys.used + limit.add_key
+    await client.config_resetstat()
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
+    assert (await commands(client)).get("expire", 0) == 1 and 590 < await client.ttl(bucket) <= 600
+    await client.expire(bucket, 100)  # as if 500 s had gone by
+    await client.config_resetstat()
+    for index in range(2, 6):
+        assert (await store.reserve(f"r{index}", [limit], now=NOW + index, hold_seconds=60)).ok
+    assert (await commands(client)).get("expire", 0) == 0 and await client.ttl(bucket) <= 100
+    assert await client.hget(bucket, "used") == b"5"
+
+
+async def test_a_settled_amount_makes_its_bucket_with_a_ttl(store: RedisCounterStore, client: aioredis.Redis) -> None:
+    limit = held(f"h-{uuid.uuid4().hex}", 10**6, 5)
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
+    await store.settle("r1", [Settlement(limit, 3)], now=NOW + 1)
+    await store.flush()
+    bucket = store.keys.used + limit.add_key
+    assert await client.hget(bucket, "used") == b"3" and 590 < await client.ttl(bucket) <= 600
