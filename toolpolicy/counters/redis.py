@@ -96,10 +96,8 @@ class RedisCounterStore:
         if carried is None:
             carried = await self.settles.take()
         args: list[Any] = [request_id, repr(now), repr(hold_seconds), split, len(carried), *carried]
-        static = self._static
         for limit in limits:
-            args += static(limit)
-            args.append(limit.amount)
+            args += (self._static(limit), limit.amount)
         try:
             reply = await self._run(RESERVE_SCRIPT, (self.keys.since,), args)
         except CounterStoreError:
@@ -118,10 +116,8 @@ class RedisCounterStore:
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
         """Queue the settlement (see the module's docstring); `flush` sends it at once."""
         args: list[Any] = [request_id, len(settlements)]
-        static = self._static
         for settlement in settlements:
-            args += static(settlement.limit)
-            args.append(settlement.actual)
+            args += (self._static(settlement.limit), settlement.actual)
         self.settles.add(args)
 
     async def _settle_now(self, args: list[Any]) -> None:

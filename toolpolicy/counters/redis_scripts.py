@@ -1,16 +1,16 @@
 """The Lua scripts of the Redis counter store, and the form their arguments take.
 
-A limit travels as its static part, arguments made once per counter and window and cached (their count n, then
-`hold key, add key, limit, flags, ttl, window start, used...`), then the request's amount as a decimal string, so
+A limit travels as two arguments: its static part, a JSON array encoded once per counter and window and cached
+(`hold key, add key, limit, flags, ttl, window start, used...`), and the request's amount as a decimal string, so
 a request encodes nothing but its numbers, and a counter is incremented by exactly the amount given. `used` is
 `0` for the add key alone, `1, prefix, first, last` for the consecutive buckets of a rolling window (61 of them,
-named by the script), or `2, key...`. Separate arguments, not one JSON array: the script reads them as they come,
-where decoding JSON was a fifth of its time. Scripts run by `EVALSHA` on their digest and answer integers.
+named by the script), or `2, key...`. Scripts run by `EVALSHA` on their digest and answer integers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,25 +44,27 @@ CACHED_LIMITS = 4096
 """Static parts kept; the cache starts over when full (windows roll over, so old entries are dead weight)."""
 
 _DECODE = """
--- The limit whose static part starts at ARGV[i] (its length n, then its fields) and whose amount follows it; the
--- index after them.
-local function limit(i)
-  local n, flags = tonumber(ARGV[i]), tonumber(ARGV[i + 4])
-  local amount = ARGV[i + n + 1]
-  local l = {h = ARGV[i + 1], a = ARGV[i + 2], l = tonumber(ARGV[i + 3]), c = flags % 2 == 1, s = flags % 4 >= 2,
-             t = tonumber(ARGV[i + 5]), ns = amount, n = tonumber(amount)}
-  if flags >= 4 then l.w = tonumber(ARGV[i + 6]) end
-  local kind = ARGV[i + 7]
-  if kind == '0' then
+-- Static parts decoded in this call, by their text: a request's settlement riding along with the next reservation
+-- names the same counters as it (the same key, team and customer), and decoding costs more than the rest.
+local decoded = {}
+local function limit(static, amount)
+  local s = decoded[static]
+  if not s then
+    s = cjson.decode(static)
+    decoded[static] = s
+  end
+  local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5],
+             ns = amount, n = tonumber(amount)}
+  if s[4] >= 4 then l.w = s[6] end
+  if s[7] == 0 then
     l.u = {l.a}
-  elseif kind == '1' then
-    -- buckets l.p .. l.f through l.p .. l.la, named when read (see ranged)
-    l.p, l.f, l.la = ARGV[i + 8], tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
+  elseif s[7] == 1 then
+    l.p, l.f, l.la = s[8], s[9], s[10]  -- buckets l.p .. l.f through l.p .. l.la, named when read (see ranged)
   else
     l.u = {}
-    for k = i + 8, i + n do l.u[#l.u + 1] = ARGV[k] end
+    for k = 8, #s do l.u[#l.u + 1] = s[k] end
   end
-  return l, i + n + 2
+  return l
 end
 -- Commit l's amount to its add key. When that bucket is one of a rolling window's closed buckets its summary
 -- counts (a late settlement, or a plan made before the window moved), the summary takes the amount too.
@@ -136,8 +138,8 @@ local function settle_all(first, last)
     local rid, count = ARGV[i], tonumber(ARGV[i + 1])
     i = i + 2
     for _ = 1, count do
-      local l
-      l, i = limit(i)
+      local l = limit(ARGV[i], ARGV[i + 1])
+      i = i + 2
       local held = redis.call('HGET', l.h, rid)
       if held then
         redis.call('HDEL', l.h, rid)
@@ -170,8 +172,8 @@ if not since then
   since = now
   redis.call('SET', KEYS[1], ARGV[2])
 end
-local limits, i = {}, 6 + settled
-while i <= #ARGV do limits[#limits + 1], i = limit(i) end
+local limits = {}
+for i = 6 + settled, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
 local function bucket(l, key, missing)
   local value = redis.call('HGET', key, 'used')
   if value then return tonumber(value) end
@@ -293,12 +295,12 @@ class StaticParts:
 
     def __init__(self, keys: CounterKeys) -> None:
         self.keys = keys
-        self._cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
-        self._by_limit: dict[int, tuple[Limit, tuple[str, ...]]] = {}
+        self._cache: dict[tuple[Any, ...], str] = {}
+        self._by_limit: dict[int, tuple[Limit, str]] = {}
         """By the Limit object itself (held, so its id is not reused): a plan's limits are the same objects request
         after request while their amounts repeat (`toolpolicy.plan_cache`), found here without building a key."""
 
-    def __call__(self, limit: Limit) -> tuple[str, ...]:
+    def __call__(self, limit: Limit) -> str:
         found = self._by_limit.get(id(limit))
         if found is not None and found[0] is limit:
             return found[1]
@@ -308,7 +310,7 @@ class StaticParts:
         self._by_limit[id(limit)] = (limit, encoded)
         return encoded
 
-    def _encoded(self, limit: Limit) -> tuple[str, ...]:
+    def _encoded(self, limit: Limit) -> str:
         used = limit.used_keys
         key: tuple[Any, ...] = (limit.hold_key, limit.add_key, limit.limit, limit.commit, limit.seeded, limit.ttl)
         key += (limit.window_start, limit.used_prefix, used[0], used[-1], len(used))
@@ -322,8 +324,8 @@ class StaticParts:
         return encoded
 
 
-def encode(limit: Limit, keys: CounterKeys) -> tuple[str, ...]:
-    """A limit's static part (see the module's docstring): its length, then its fields, as text."""
+def encode(limit: Limit, keys: CounterKeys) -> str:
+    """A limit's static part (see the module's docstring)."""
     hold, used_prefix = keys.hold, keys.used
     flags = (COMMIT if limit.commit else 0) | (SEEDED if limit.seeded else 0)
     if limit.window_start is not None:
@@ -338,4 +340,4 @@ def encode(limit: Limit, keys: CounterKeys) -> tuple[str, ...]:
         fields += (1, used_prefix + limit.used_prefix, int(used[0][start:]), int(used[-1][start:]))
     else:
         fields += (2, *(used_prefix + key for key in used))
-    return (str(len(fields)), *(field if isinstance(field, str) else repr(field) for field in fields))
+    return json.dumps(fields, separators=(",", ":"))

@@ -35,7 +35,7 @@ class SettleQueue:
         """Calls that carried settlements only (ticks and flushes), not riding with a reservation."""
 
     def add(self, args: list[Any]) -> None:
-        """Queue one request's settlement: its id, the number of settlements, then a static part and an amount each."""
+        """Queue one request's settlement: its id, the number of settlements, then a (static part, amount) each."""
         self._args += args
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
@@ -101,7 +101,5 @@ def count(args: list[Any]) -> int:
     requests, i = 0, 0
     while i < len(args):
         requests += 1
-        settlements, i = int(args[i + 1]), i + 2
-        for _ in range(settlements):
-            i += int(args[i]) + 2  # the static part's length, its fields, the amount
+        i += 2 + 2 * int(args[i + 1])
     return requests
