@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -58,8 +57,9 @@ async def test_the_thread_probes_every_interval_until_stopped() -> None:
     lag.start(asyncio.get_running_loop())
     while observed(metric)[0] < 3:
         await asyncio.sleep(0.001)
+    thread = lag._thread
     lag.stop()
-    assert not any(thread.name == "isthmus-loop-lag" for thread in threading.enumerate())
+    assert thread is not None and not thread.is_alive()
     stopped_at = observed(metric)[0]
     await asyncio.sleep(0.01)
     assert observed(metric)[0] <= stopped_at + 1  # at most the probe already handed over when it stopped
@@ -75,12 +75,14 @@ async def test_the_gateway_probes_while_started_and_not_when_turned_off(store_ta
         settings(store_target.url, telemetry={"loop_lag_interval": 0.001}), store_connect_args=store_target.connect_args
     )
     await governance.start()
+    assert governance.loop_lag is not None
+    thread = governance.loop_lag._thread
     try:
         while "isthmus_event_loop_lag_seconds_count 0.0" in metrics_text(governance.metrics):
             await asyncio.sleep(0.001)
     finally:
         await governance.stop()
-    assert not any(thread.name == "isthmus-loop-lag" for thread in threading.enumerate())
+    assert thread is not None and not thread.is_alive()
     off = Governance(settings(store_target.url, telemetry={"loop_lag_interval": 0}))
     assert off.loop_lag is None
 
