@@ -53,7 +53,7 @@ def limits(key: str) -> list[Any]:
             120,
             seeded=True,
             window_start=NOW - NOW % 60,
-        ),  # fmt: skip
+        ),
         Limit(
             f"{rate}tokens:60",
             (f"{rate}tokens:60:{minute}",),
@@ -64,7 +64,7 @@ def limits(key: str) -> list[Any]:
             120,
             seeded=True,
             window_start=NOW - NOW % 60,
-        ),  # fmt: skip
+        ),
         Limit(
             "b:customer:c:-:1M",
             ("b:customer:c:-:1M@20261201T00",),
@@ -73,7 +73,7 @@ def limits(key: str) -> list[Any]:
             13350,
             ttl=2_764_800,
             seeded=True,
-        ),  # fmt: skip
+        ),
         Limit("b:team:t:-:1dr", day, day[-1], 10**15, 13350, ttl=174_240, seeded=True, used_prefix="b:team:t:-:1dr@"),
         Limit(f"b:key:{key}:-:life", (f"b:key:{key}:-:life",), f"b:key:{key}:-:life", 10**15, 13350, seeded=True),
     ]
@@ -140,6 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         trees = {"this tree": ROOT}
         if args.ref:
+            # Only the package measured: the child runs this tree's bench module beside the revision's toolpolicy.
             archive = subprocess.run(
                 ["git", "archive", args.ref, "toolpolicy"], cwd=ROOT, check=True, capture_output=True
             )
@@ -151,8 +152,10 @@ def main() -> None:
                 result = run_tree(tree, args)
                 figures[label].append(result["us_per_request"])
                 commands = ", ".join(f"{name} {per:.1f}" for name, per in sorted(result["commands"].items()) if per)
-                print(f"round {round_number + 1} [{label}]: {result['us_per_request']:.1f} us of Redis per request; "
-                      f"commands per request: {commands}")  # fmt: skip
+                print(
+                    f"round {round_number + 1} [{label}]: {result['us_per_request']:.1f} us of Redis per request; "
+                    f"commands per request: {commands}"
+                )
         print("\nRedis time per governed request, median of rounds (every round in brackets):")
         for label, values in figures.items():
             print(f"  {label}: {statistics.median(values):.1f} us ({', '.join(f'{value:.1f}' for value in values)})")
