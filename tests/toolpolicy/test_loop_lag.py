@@ -59,7 +59,8 @@ async def test_the_thread_probes_every_interval_until_stopped() -> None:
         await asyncio.sleep(0.001)
     thread = lag._thread
     lag.stop()
-    assert thread is not None and not thread.is_alive()
+    assert thread is not None
+    await asyncio.to_thread(thread.join)  # it ends at its next wake-up
     stopped_at = observed(metric)[0]
     await asyncio.sleep(0.01)
     assert observed(metric)[0] <= stopped_at + 1  # at most the probe already handed over when it stopped
@@ -82,7 +83,8 @@ async def test_the_gateway_probes_while_started_and_not_when_turned_off(store_ta
             await asyncio.sleep(0.001)
     finally:
         await governance.stop()
-    assert thread is not None and not thread.is_alive()
+    assert thread is not None
+    await asyncio.to_thread(thread.join)
     off = Governance(settings(store_target.url, telemetry={"loop_lag_interval": 0}))
     assert off.loop_lag is None
 

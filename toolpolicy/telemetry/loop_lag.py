@@ -40,15 +40,15 @@ class LoopLag:
         if self._thread is not None:
             return
         self._loop = loop
-        self._stopped.clear()
-        self._thread = threading.Thread(target=self._run, name="isthmus-loop-lag", daemon=True)
+        self._stopped = stopped = threading.Event()  # each thread its own: a stopped one may still be asleep
+        self._thread = threading.Thread(target=self._run, args=(stopped,), name="isthmus-loop-lag", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop probing: the thread ends at its next wake-up, within `interval` (not waited for here: stopping is
+        on the event loop, and the thread's probe would only wait for it)."""
         self._stopped.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
+        self._thread = None
 
     def probe(self) -> None:
         """Hand the loop one callback stamped with the time now (from any thread)."""
@@ -58,8 +58,13 @@ class LoopLag:
     def _arrived(self, posted: float) -> None:
         self.histogram.observe(max(0.0, self._clock() - posted))
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
+    def _run(self, stopped: threading.Event) -> None:
+        # `time.sleep`, not `stopped.wait(interval)`: a timed wait on a lock is what libfaketime (the date tests)
+        # cannot fake, and a probe every `interval` needs no earlier wake-up.
+        while True:
+            time.sleep(self.interval)
+            if stopped.is_set():
+                return
             try:
                 self.probe()
             except RuntimeError:  # the loop is closed: nothing left to measure
