@@ -86,8 +86,6 @@ class ChainAppender:
     async def _prepare(self, records: list[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """`records` prepared `PREPARE_SLICE` at a time, letting the event loop serve requests between slices. A record
         no column takes raises `StatementError` here, before any I/O, whichever slice it is in."""
-        if len(records) <= PREPARE_SLICE:
-            return self._binder.prepare(records, writer_id)
         return PreparedBatch.joined(
             [self._binder.prepare(part, writer_id) async for part in in_slices(records, PREPARE_SLICE)]
         )

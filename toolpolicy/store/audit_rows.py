@@ -96,7 +96,9 @@ class PreparedBatch:
 
     @classmethod
     def joined(cls, batches: Sequence[PreparedBatch]) -> PreparedBatch:
-        """One batch of `batches`' records, in order."""
+        """One batch of `batches`' records, in order (a single batch as it is)."""
+        if len(batches) == 1:
+            return batches[0]
         return cls(
             [body for batch in batches for body in batch.bodies], [row for batch in batches for row in batch.values]
         )

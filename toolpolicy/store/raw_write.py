@@ -23,7 +23,7 @@ import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import Column, Table, exc as sa_exc
@@ -151,11 +151,8 @@ class Transaction:
             sizes = statement_sizes(rows, min(most, ROWS_PER_STATEMENT))
         else:
             sizes = [min(ROWS_PER_STATEMENT, rows - start) for start in range(0, rows, ROWS_PER_STATEMENT)]
-        bounds, start = [], 0
-        for size in sizes:
-            bounds.append((start, start + size))
-            start += size
-        return bounds
+        ends = list(accumulate(sizes))
+        return list(zip([0, *ends], ends, strict=False))
 
 
 def statement_sizes(rows: int, most: int) -> list[int]:
