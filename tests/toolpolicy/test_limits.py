@@ -307,7 +307,9 @@ async def test_a_redis_restart_keeps_budgets_and_denies_while_down(
     config = settings(
         store_target.url, redis=private_redis.url, **with_limits(budgets=[{"max_usd": 0.05, "period": "1d"}])
     )
-    async with running(config, store_target.connect_args) as governance:
+    # A fixed clock: on the wall clock the day may end mid-test (`make test-dates` starts at 23:59), and a new day's
+    # budget rightly starts empty.
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         for _ in range(3):
             await spend(governance, who)
