@@ -110,10 +110,11 @@ def _json_of(payload: Mapping[str, Any]) -> bytes:
 class EventStreamResponse(Response):
     """Streams `body` as `text/event-stream`; a client disconnect cancels and closes `body`, then `on_close` runs.
 
-    Frames `body` produces without waiting (they came from the provider together) go out in one body message, the
-    first of them right behind the headers; a frame is never held for the next one, nor the headers for the first
-    frame (`burst.ready_or`). The ASGI messages are sent from the request's own task; one small task waits for the
-    client to leave, and cancels the stream when it does.
+    The first frame goes out as soon as it exists, right behind the headers: it is what a streaming client waits on.
+    After it, frames `body` produces without waiting (they came from the provider together) go out in one body
+    message; a frame is never held for the next one, nor the headers for the first frame (`burst.ready_or`). The
+    ASGI messages are sent from the request's own task; one small task waits for the client to leave, and cancels
+    the stream when it does.
     """
 
     media_type = "text/event-stream"
@@ -146,8 +147,8 @@ class EventStreamResponse(Response):
         watcher: asyncio.Task[None] | None = None
 
         def watch() -> None:
-            # Only a stream that waits needs to learn that its client left: one that is sent whole at once
-            # (the provider's answer was all there) makes no task.
+            # Made before the first send that more frames follow, not before: a stream that ends with nothing sent
+            # makes no task.
             nonlocal watcher
             if watcher is None:
                 watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, streaming))
@@ -164,19 +165,34 @@ class EventStreamResponse(Response):
                 watcher.cancel()
 
     async def _relay(self, body: AsyncGenerator[bytes, None], send: Send, waiting: Callable[[], None]) -> None:
-        """The headers go with the first frames (or as soon as `body` has to wait for its first), each flush as
-        soon as `body` has to wait for more, the end with the last frames. `waiting()` is called before each flush."""
+        """The headers go as soon as `body` has its first frame, with that frame alone (or before, as soon as `body`
+        has to wait for it): the first event is what a streaming client waits on, so it is not kept while `body` is
+        asked for more. After it, what `body` produced goes out as soon as `body` has to wait, and the end with the
+        last frames. `waiting()` is called before each send that more frames follow (a send can be stuck on a client
+        that reads nothing)."""
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         started = False
+
+        async def begin() -> None:
+            nonlocal started
+            started = True
+            waiting()
+            await send(start)
+
+        first = await ready_or(anext(body, None), begin)
+        if not started:
+            await send(start)
+        if first is None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        waiting()
+        await send({"type": "http.response.body", "body": first, "more_body": True})
         gathered: list[bytes] = []
         size = 0
 
         async def flush() -> None:
-            nonlocal started, size
+            nonlocal size
             waiting()
-            if not started:
-                started = True
-                await send(start)
             if gathered:
                 chunk = gathered[0] if len(gathered) == 1 else b"".join(gathered)
                 gathered.clear()
@@ -188,8 +204,6 @@ class EventStreamResponse(Response):
             size += len(frame)
             if size >= _GATHER_LIMIT:
                 await flush()
-        if not started:
-            await send(start)
         await send({"type": "http.response.body", "body": b"".join(gathered), "more_body": False})
 
 

@@ -64,7 +64,12 @@ class Upstream:
                 sock_connect=self.settings.connect_timeout,
                 sock_read=self.settings.read_timeout,
             )
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+            # No cookie jar: one pool serves every caller, so a cookie a provider set in answer to one request
+            # (Cloudflare's `__cf_bm` on api.openai.com, a load balancer's) would go with every later request, from
+            # any key; and the jar's lookup costs each request a `SimpleCookie`.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
 
     async def close(self) -> None:
         if self._session is not None:

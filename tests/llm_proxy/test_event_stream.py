@@ -54,9 +54,9 @@ async def serve(response: EventStreamResponse, client: Client) -> None:
     await response({"type": "http"}, client.receive, client.send)
 
 
-async def test_frames_produced_together_go_out_in_one_message_and_the_end_with_the_last() -> None:
+async def test_the_first_frame_goes_at_once_then_frames_produced_together_go_out_in_one_message() -> None:
     async def frames() -> AsyncGenerator[bytes, None]:
-        for frame in (b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"):
+        for frame in (b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n", b"data: [DONE]\n\n"):
             yield frame
 
     client = Client()
@@ -65,40 +65,68 @@ async def test_frames_produced_together_go_out_in_one_message_and_the_end_with_t
     start = client.messages[0]
     assert start["type"] == "http.response.start" and (b"x-request-id", b"r") in start["headers"]
     assert client.messages[1:] == [
-        {"type": "http.response.body", "body": b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n", "more_body": False}
+        {"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True},
+        {"type": "http.response.body", "body": b"data: 2\n\ndata: 3\n\ndata: [DONE]\n\n", "more_body": False},
     ]
 
 
-async def test_only_a_stream_that_waits_starts_a_task_to_learn_that_its_client_left() -> None:
+async def test_a_stream_with_no_frame_is_the_headers_and_an_empty_end() -> None:
+    async def frames() -> AsyncGenerator[bytes, None]:
+        return
+        yield b""  # pragma: no cover - makes this an async generator
+
+    client = Client()
+    with anyio.fail_after(5):
+        await serve(EventStreamResponse(frames(), headers={}), client)
+    assert [message["type"] for message in client.messages] == ["http.response.start", "http.response.body"]
+    assert client.messages[1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_one_task_learns_that_the_client_left_and_it_ends_with_the_stream() -> None:
     tasks: list[int] = []
 
-    async def at_once() -> AsyncGenerator[bytes, None]:
+    async def empty() -> AsyncGenerator[bytes, None]:
         tasks.append(len(asyncio.all_tasks()))
-        yield b"data: 1\n\n"
+        return
+        yield b""  # pragma: no cover - makes this an async generator
 
     async def waiting() -> AsyncGenerator[bytes, None]:
         yield b"data: 1\n\n"
         await anyio.sleep(0)
         tasks.append(len(asyncio.all_tasks()))
         yield b"data: 2\n\n"
+        await anyio.sleep(0)
+        tasks.append(len(asyncio.all_tasks()))
+        yield b"data: 3\n\n"
 
     before = len(asyncio.all_tasks())
     with anyio.fail_after(5):
-        await serve(EventStreamResponse(at_once(), headers={}), Client())
+        await serve(EventStreamResponse(empty(), headers={}), Client())  # nothing to send: no task
         client = Client()
         await serve(EventStreamResponse(waiting(), headers={}), client)
-    assert tasks == [before, before + 1] and client.bodies() == [b"data: 1\n\n", b"data: 2\n\n"]
+        await anyio.sleep(0)  # the cancelled watcher runs to its end
+    assert tasks == [before, before + 1, before + 1]
+    assert len(asyncio.all_tasks()) == before
+    assert client.bodies() == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"]
 
 
 @pytest.mark.parametrize(
-    ("ready", "sent_before_the_wait"),
+    ("ready", "sent_before_the_wait", "sent_after"),
     [
-        ([b"data: a\n\n", b"data: b\n\n"], [b"data: a\n\ndata: b\n\n"]),  # both at once, not held for "late"
-        ([], []),  # the headers alone: they do not wait for a first frame that is not ready
+        # The first frame alone, the others that were ready together; none held for "late", which ends the stream.
+        ([b"data: a\n\n", b"data: b\n\n"], [b"data: a\n\n", b"data: b\n\n"], [b"data: late\n\n"]),
+        (
+            [b"data: a\n\n", b"data: b\n\n", b"data: c\n\n"],
+            [b"data: a\n\n", b"data: b\n\ndata: c\n\n"],
+            [b"data: late\n\n"],
+        ),
+        # The headers alone: they do not wait for a first frame that is not ready; that frame, when it comes, goes
+        # at once, without asking for more, and the end after it.
+        ([], [], [b"data: late\n\n", b""]),
     ],
 )
 async def test_what_is_ready_is_sent_before_the_producer_waits(
-    ready: list[bytes], sent_before_the_wait: list[bytes]
+    ready: list[bytes], sent_before_the_wait: list[bytes], sent_after: list[bytes]
 ) -> None:
     gate = anyio.Event()
 
@@ -117,7 +145,7 @@ async def test_what_is_ready_is_sent_before_the_producer_waits(
         assert client.messages[0]["type"] == "http.response.start"
         assert client.bodies() == sent_before_the_wait
         gate.set()
-    assert client.bodies() == [*sent_before_the_wait, b"data: late\n\n"]
+    assert client.bodies() == [*sent_before_the_wait, *sent_after]
     assert client.messages[-1]["more_body"] is False
 
 
