@@ -40,7 +40,7 @@ async def test_exactly_the_request_limit_passes_under_concurrency(
     store_target: StoreTarget, redis_url: str | None
 ) -> None:
     config = settings(store_target.url, redis=redis_url, **with_limits(rate_limit={"requests": "50/1d"}))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
 
         async def one() -> bool:
@@ -58,7 +58,7 @@ async def test_exactly_the_request_limit_passes_under_concurrency(
 async def test_a_budget_holds_exactly_when_requests_race(store_target: StoreTarget, redis_url: str | None) -> None:
     config = settings(store_target.url, redis=redis_url, **with_limits(budgets=[{"max_usd": 0.5}]))
     forwarded = 0
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
 
         async def one() -> bool:
@@ -91,7 +91,7 @@ def _epoch() -> datetime:
 
 async def test_settlement_trues_up_to_the_actual_cost(store_target: StoreTarget) -> None:
     config = settings(store_target.url, **with_limits(budgets=[{"max_usd": 0.05, "period": "1d"}]))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         for _ in range(9):  # each holds $0.01 but costs $0.005
             await spend(governance, who, provider_cost=5)
@@ -107,7 +107,7 @@ async def test_a_team_budget_spent_by_one_key_blocks_its_other_keys(store_target
             {"name": "sales", "customer": "acme"},
         ]
     }
-    async with running(settings(store_target.url, **overrides), store_target.connect_args) as governance:
+    async with running(settings(store_target.url, **overrides), store_target.connect_args, Clock()) as governance:
         alpha, beta, gamma = [await principal(governance, name) for name in ("alpha", "beta", "gamma")]
         await spend(governance, alpha)
         await spend(governance, alpha)
@@ -120,7 +120,7 @@ async def test_a_team_budget_spent_by_one_key_blocks_its_other_keys(store_target
 
 async def test_a_customer_budget_blocks_all_its_teams(store_target: StoreTarget) -> None:
     overrides = {"customers": [{"name": "acme", "budgets": [{"max_usd": 0.01}]}]}
-    async with running(settings(store_target.url, **overrides), store_target.connect_args) as governance:
+    async with running(settings(store_target.url, **overrides), store_target.connect_args, Clock()) as governance:
         await spend(governance, await principal(governance, "alpha"))
         with pytest.raises(LimitExceeded, match=r"^budget customer/acme lifetime: \$0.01 spent of \$0.01$"):
             await spend(governance, await principal(governance, "gamma"))
@@ -160,11 +160,11 @@ async def test_rolling_periods_free_spend_as_it_ages(store_target: StoreTarget) 
 
 async def test_a_restart_neither_resets_nor_double_counts_a_period(store_target: StoreTarget) -> None:
     config = settings(store_target.url, **with_limits(budgets=[{"max_usd": 0.05, "period": "1w"}]))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         for _ in range(3):
             await spend(governance, who)
-    async with running(config, store_target.connect_args) as governance:  # fresh in-process counters
+    async with running(config, store_target.connect_args, Clock()) as governance:  # fresh in-process counters
         who = await principal(governance, "alpha")
         await spend(governance, who)
         await spend(governance, who)
@@ -182,7 +182,7 @@ async def test_provider_budgets_and_rate_limits_apply_to_that_provider_only(stor
             provider_rate_limits={"other": {"requests": "2/1d"}},
         ),
     )
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         await spend(governance, who)
         with pytest.raises(LimitExceeded, match=r"^budget key/alpha mock 1d"):
@@ -210,7 +210,7 @@ async def test_rate_limit_headers_follow_openai(store_target: StoreTarget) -> No
 
 async def test_token_limits_hold_the_worst_case_and_settle_to_actual(store_target: StoreTarget) -> None:
     config = settings(store_target.url, **with_limits(rate_limit={"tokens": "30/1d"}))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         first = await governance.governor.admit(
             Call("r1", who, ModelTarget.parse("mock/free"), input_tokens=5, max_output_tokens=10)
@@ -240,7 +240,7 @@ async def test_mcp_calls_are_limited_per_key_and_per_server_and_charged(store_ta
             budgets=[{"max_usd": 0.5}],
         ),
     )
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
 
         async def call(server: str) -> None:
@@ -264,7 +264,7 @@ async def test_mcp_calls_are_limited_per_key_and_per_server_and_charged(store_ta
 @pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])
 async def test_unpriced_models_follow_the_policy(store_target: StoreTarget, policy: str, allowed: bool) -> None:
     config = settings(store_target.url, unpriced=policy, **with_limits(budgets=[{"max_usd": 1}]))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         if allowed:
             admission = await spend(governance, who, target="mock/unknown-model")
@@ -287,14 +287,14 @@ async def test_a_key_without_limits_reserves_nothing_and_is_still_charged(store_
     budgeted = {"name": "support", "customer": "acme", "budgets": [{"max_usd": 1}]}
     teams = [budgeted, {"name": "sales", "customer": "acme"}]
     limited = settings(store_target.url, teams=teams)
-    async with running(limited, store_target.connect_args) as governance:
+    async with running(limited, store_target.connect_args, Clock()) as governance:
         admission = await spend(governance, await principal(governance, "alpha"))
         assert not admission.ungoverned and admission.cost_usd == CENT
 
 
 async def test_a_denied_model_consumes_no_limit(store_target: StoreTarget) -> None:
     config = settings(store_target.url, **with_limits(models=["mock/*"], rate_limit={"requests": "1/1d"}))
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         with pytest.raises(PermissionDenied):
             await governance.governor.admit(Call("r", who, ModelTarget.parse("other/model")))
@@ -332,7 +332,7 @@ async def test_counter_store_errors_may_fall_back_to_local_counters(
         on_counter_store_error="allow",
         **with_limits(rate_limit={"requests": "2/1d"}),
     )
-    async with running(config, store_target.connect_args) as governance:
+    async with running(config, store_target.connect_args, Clock()) as governance:
         who = await principal(governance, "alpha")
         private_redis.stop()
         await spend(governance, who, target="mock/free")
