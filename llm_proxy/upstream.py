@@ -18,6 +18,7 @@ import pydantic_core
 from aiohttp.typedefs import StrOrURL
 
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
+from llm_proxy.read_timeout import Connector
 from toolpolicy.settings import LlmSettings
 from toolpolicy.telemetry.tracing import inject
 
@@ -58,7 +59,7 @@ class Upstream:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.settings.max_connections, limit_per_host=0, ttl_dns_cache=300)
+            connector = Connector(limit=self.settings.max_connections, limit_per_host=0, ttl_dns_cache=300)
             timeout = aiohttp.ClientTimeout(
                 total=self.settings.total_timeout,
                 sock_connect=self.settings.connect_timeout,

@@ -1,0 +1,168 @@
+"""`read_timeout` with one timer per silence: reads move the deadline, the timer re-arms for what is left of it,
+and a provider silent for the whole timeout fails as aiohttp's own timer would make it fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from llm_proxy.errors import UpstreamUnavailable
+from llm_proxy.read_timeout import LazyReadTimeout
+from llm_proxy.upstream import Upstream
+from toolpolicy.settings import LlmSettings
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeLoop:
+    """The two calls the protocol's timer makes, on a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[FakeTimer] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(when, callback)
+        self.timers.append(timer)
+        return timer
+
+    def fire_due(self) -> None:
+        for timer in [t for t in self.timers if not t.cancelled and not t.fired and t.when <= self.now]:
+            timer.fired = True
+            timer.callback()
+
+
+class FakeTimer:
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+        self.fired = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+async def protocol(read_timeout: float) -> tuple[LazyReadTimeout, FakeLoop]:
+    handler = LazyReadTimeout(loop=asyncio.get_running_loop())
+    fake = FakeLoop()
+    handler._loop = fake  # type: ignore[assignment]
+    handler.set_response_params(read_timeout=read_timeout)
+    return handler, fake
+
+
+async def test_reads_move_the_deadline_without_a_timer_each() -> None:
+    handler, loop = await protocol(read_timeout=10)
+    handler.start_timeout()
+    for second in range(1, 100):
+        loop.now = second * 0.5
+        handler._reschedule_timeout()  # what each read from the socket does
+    assert len(loop.timers) == 1 and loop.timers[0].when == 10
+    loop.now = 10
+    loop.fire_due()
+    assert handler.exception() is None
+    assert [timer.when for timer in loop.timers] == [10, 59.5]  # re-armed for the last read's deadline
+
+
+async def test_a_silence_as_long_as_the_timeout_fails_the_read() -> None:
+    handler, loop = await protocol(read_timeout=10)
+    handler.start_timeout()
+    loop.now = 4
+    handler._reschedule_timeout()
+    loop.now = 10
+    loop.fire_due()
+    assert handler.exception() is None
+    loop.now = 13.9
+    loop.fire_due()
+    assert handler.exception() is None
+    loop.now = 14
+    loop.fire_due()
+    assert isinstance(handler.exception(), aiohttp.SocketTimeoutError)
+
+
+async def test_a_shorter_timeout_is_not_left_to_the_longer_ones_timer() -> None:
+    handler, loop = await protocol(read_timeout=10)
+    handler.start_timeout()
+    handler.set_response_params(read_timeout=2)  # the connection's next response, say
+    handler._reschedule_timeout()
+    assert loop.timers[0].cancelled and loop.timers[1].when == 2
+    loop.now = 2
+    loop.fire_due()
+    assert isinstance(handler.exception(), aiohttp.SocketTimeoutError)
+
+
+async def test_dropping_the_timeout_stops_its_timer() -> None:
+    handler, loop = await protocol(read_timeout=10)
+    handler.start_timeout()
+    handler._drop_timeout()  # the payload was read to its end
+    loop.now = 20
+    loop.fire_due()
+    assert handler.exception() is None and loop.timers[0].cancelled
+
+
+async def serve(handler: Callable[[web.Request], Any]) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+
+
+async def test_the_gateways_provider_connections_use_it_and_a_steady_stream_outlives_the_timeout() -> None:
+    async def steady(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(16):  # 0.64 s in all, twice the read timeout, never silent for a seventh of it
+            await response.write(f"data: {index}\n\n".encode())
+            await asyncio.sleep(0.04)
+        await response.write_eof()
+        return response
+
+    runner, url = await serve(steady)
+    upstream = Upstream(LlmSettings(read_timeout=0.3))
+    await upstream.start()
+    try:
+        async with upstream.session.post(url, data=b"{}") as response:
+            assert isinstance(response.connection and response.connection.protocol, LazyReadTimeout)
+        received = b"".join([chunk async for chunk in upstream.post_stream("p", url, {}, {"stream": True})])
+    finally:
+        await upstream.close()
+        await runner.cleanup()
+    assert received == b"".join(f"data: {index}\n\n".encode() for index in range(16))
+
+
+async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
+    finished = asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: 1\n\n")
+        await asyncio.sleep(0.05)
+        await response.write(b"data: 2\n\n")
+        await finished.wait()  # silent until the test is over
+        return response
+
+    runner, url = await serve(stalls)
+    upstream = Upstream(LlmSettings(read_timeout=0.2))
+    await upstream.start()
+    received: list[bytes] = []
+    try:
+        with pytest.raises(UpstreamUnavailable, match="stayed silent longer than read_timeout"):
+            async for chunk in upstream.post_stream("p", url, {}, {"stream": True}):
+                received.append(chunk)  # noqa: PERF401 - a comprehension would lose what came before the error
+    finally:
+        finished.set()
+        await upstream.close()
+        await runner.cleanup()
+    assert b"".join(received) == b"data: 1\n\ndata: 2\n\n"
