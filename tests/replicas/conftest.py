@@ -291,6 +291,18 @@ class Cluster:
         wait_ready(self.replicas[index])
         self.wait_routed(self.replicas[index])
 
+    def diagnostics(self) -> str:
+        """What a failed leg's message should carry to be explained later (the fixture's directory is gone by then):
+        nginx's error log, the requests it did not answer 200 with their upstream status, and the replicas' stderr
+        tails, restarted processes included."""
+        refused = [line for line in self.nginx.access_log() if line[2] != "200"]
+        tails = [
+            f"{path.name} (tail):\n{path.read_text(errors='replace')[-1500:]}"
+            for path in sorted(self.directory.glob("serve-*.err"))
+        ]
+        nginx = [f"nginx error log:\n{self.nginx.errors[-3000:]}", f"nginx non-200 answers (last 20): {refused[-20:]}"]
+        return "\n".join([*nginx, *tails])
+
     def wait_routed(self, server: Server) -> None:
         """Until nginx sends a request to `server` and it answers (probing with `/health` through nginx)."""
         address = f"127.0.0.1:{server.port}"

@@ -169,7 +169,7 @@ async def test_a_rolling_restart_under_load_fails_no_client_request(cluster: Clu
         for index in range(len(cluster.replicas)):
             await anyio.to_thread.run_sync(cluster.restart, index)
         stop.set()
-    assert failures == []
+    assert failures == [], cluster.diagnostics()
     assert done["chat"] > 0 and done["mcp"] > 0
 
 
