@@ -82,6 +82,21 @@ async def test_a_stream_with_no_frame_is_the_headers_and_an_empty_end() -> None:
     assert client.messages[1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
+async def test_the_first_frame_is_sent_before_the_producer_is_asked_for_more() -> None:
+    client = Client()
+    seen_when_asked: list[list[bytes]] = []
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        yield b"data: 1\n\n"
+        seen_when_asked.append(client.bodies())  # resumed for the second frame: what the client has by then
+        yield b"data: 2\n\n"
+
+    with anyio.fail_after(5):
+        await serve(EventStreamResponse(frames(), headers={}), client)
+    assert seen_when_asked == [[b"data: 1\n\n"]]
+    assert client.messages[0]["type"] == "http.response.start"
+
+
 async def test_one_task_learns_that_the_client_left_and_it_ends_with_the_stream() -> None:
     tasks: list[int] = []
 
