@@ -4,8 +4,7 @@ and a provider silent for the whole timeout fails as aiohttp's own timer would m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -14,6 +13,7 @@ from aiohttp import web
 from llm_proxy.errors import UpstreamUnavailable
 from llm_proxy.read_timeout import LazyReadTimeout
 from llm_proxy.upstream import Upstream
+from tests.llm_proxy import one_route
 from toolpolicy.settings import LlmSettings
 
 pytestmark = pytest.mark.anyio
@@ -108,14 +108,9 @@ async def test_dropping_the_timeout_stops_its_timer() -> None:
     assert handler.exception() is None and loop.timers[0].cancelled
 
 
-async def serve(handler: Callable[[web.Request], Any]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+async def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, str]:
+    runner, port = await one_route.serve(handler)
+    return runner, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
 async def test_the_gateways_provider_connections_use_it_and_a_steady_stream_outlives_the_timeout() -> None:

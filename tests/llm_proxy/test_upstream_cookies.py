@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from llm_proxy.upstream import Upstream
+from tests.llm_proxy import one_route
 from toolpolicy.settings import LlmSettings
 
 pytestmark = pytest.mark.anyio
@@ -21,13 +22,7 @@ async def test_a_cookie_a_provider_sets_is_not_sent_with_later_requests() -> Non
         response.set_cookie("__cf_bm", "first-callers-cookie", path="/", max_age=1800)
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await one_route.serve(answer)
     upstream = Upstream(LlmSettings())
     await upstream.start()
     try:
