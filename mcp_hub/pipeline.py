@@ -19,7 +19,6 @@ JSON-RPC error the upstream sent, code and data.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from mcp_hub.errors import (
     UpstreamUnavailable,
 )
 from mcp_hub.guard import check_arguments, check_result, tool_scan
+from mcp_hub.json_text import compact_encoder
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
@@ -61,8 +61,8 @@ PROTOCOL_ERRORS = frozenset({types.MISSING_REQUIRED_CLIENT_CAPABILITY})
 2026-07-28 client that lacks a capability the tool needs gets -32021 with `data.requiredCapabilities`)."""
 
 
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-"""`json.dumps` with these options, without building an encoder per call."""
+_canonical = compact_encoder(sort_keys=True, ensure_ascii=False)
+"""`json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`."""
 
 
 _QUIET = nullcontext(INVALID_SPAN)

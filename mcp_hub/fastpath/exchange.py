@@ -15,11 +15,9 @@ task; a client that goes away during the first `WATCH_DELAY` cancels its call on
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Final
 
 import anyio
@@ -31,6 +29,8 @@ from mcp.shared.message import MessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.types import Receive, Send
+
+from mcp_hub.json_text import compact_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +46,9 @@ PING: Final = b": ping\r\n\r\n"
 WATCH_DELAY: Final = 0.1
 """Seconds into a call before its watcher starts (see the module doc); at most `PING_INTERVAL`."""
 _JSON_TYPE: Final = (b"content-type", b"application/json")
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
-_c_encode = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True)
-)
-"""`_ENCODER`'s C encoder, made once: `JSONEncoder.encode` makes one (and a float formatter) per call. Without the
-circular-reference check (its marker dict would be shared by every call): what is written here is a fresh JSON dump
-of a message, which cannot refer to itself."""
-
-
-def _encode(message: Any) -> str:
-    """`json.dumps(message, separators=(",", ":"))`, as the SDK writes a response."""
-    if _c_encode is None or type(message) is not dict:
-        return _ENCODER.encode(message)
-    return "".join(_c_encode(message, 0))
+_encode = compact_encoder(check_circular=False)
+"""`json.dumps(..., separators=(",", ":"))`, as the SDK writes a response, with the encoder made once. Without the
+circular-reference check: what is written is a fresh JSON dump of a message, which cannot refer to itself."""
 
 
 def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> bytes:

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from hypothesis import given, settings, strategies as st
 from mcp.shared.transport_context import TransportContext
 
 import mcp_hub.fastpath
@@ -157,19 +156,3 @@ async def test_a_client_gone_during_the_watch_delay_cancels_the_call_once_it_is_
             watcher.cancel()
     await mcp_hub.fastpath.exchange.settle(watcher)
     assert handler.cancelled_caught and watcher.task is not None
-
-
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(_json_values)
-def test_a_message_is_written_as_json_dumps_writes_it(value: Any) -> None:
-    """The encoder made once writes what `json.dumps(..., separators=(",", ":"))` writes (NaN, non-ASCII and all)."""
-    message = {"jsonrpc": "2.0", "id": 1, "result": value}
-    assert mcp_hub.fastpath.exchange._encode(message) == json.dumps(message, separators=(",", ":"))
-    assert mcp_hub.fastpath.exchange._encode(value) == json.dumps(value, separators=(",", ":"))
