@@ -19,16 +19,17 @@ JSON-RPC error the upstream sent, code and data.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
+from opentelemetry.trace import INVALID_SPAN
 
 from mcp_hub.access import Caller
 from mcp_hub.catalog import Catalog
@@ -41,6 +42,7 @@ from mcp_hub.errors import (
     UpstreamUnavailable,
 )
 from mcp_hub.guard import check_arguments, check_result, tool_scan
+from mcp_hub.json_text import compact_encoder
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
@@ -50,7 +52,7 @@ from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, Per
 from toolpolicy.governor import Call, Usage
 from toolpolicy.request_ids import fresh_request_id
 from toolpolicy.runtime import Governance
-from toolpolicy.telemetry.tracing import mark_error, operation_span, span_under
+from toolpolicy.telemetry.tracing import mark_error, nothing_to_trace, operation_span, span_under
 from toolpolicy.types import Principal, ToolTarget
 
 CANCELLED_STATUS = 499
@@ -59,8 +61,26 @@ PROTOCOL_ERRORS = frozenset({types.MISSING_REQUIRED_CLIENT_CAPABILITY})
 2026-07-28 client that lacks a capability the tool needs gets -32021 with `data.requiredCapabilities`)."""
 
 
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-"""`json.dumps` with these options, without building an encoder per call."""
+_canonical = compact_encoder(sort_keys=True, ensure_ascii=False)
+"""`json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`."""
+
+
+_QUIET = nullcontext(INVALID_SPAN)
+"""A span skipped (`nothing_to_trace`): what `operation_span` and `span_under` give then."""
+
+
+def _call_attributes(caller: Caller, name: str, via: str | None, run_id: str | None) -> dict[str, Any]:
+    """The attributes of a call's operation span."""
+    return {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": name,
+        "isthmus.key.name": caller.principal.key_name,
+        "isthmus.team": caller.principal.team,
+        "isthmus.customer": caller.principal.customer,
+        "isthmus.via": via,
+        "isthmus.run_id": run_id,
+    }
 
 
 def error_result(message: str) -> types.CallToolResult:
@@ -111,26 +131,23 @@ class ToolCalls:
         details.update(server=server, tool=tool)
         target = f"{server}/{tool}" if server else tool
         record = CallRecord(request_id=request_id, caller=caller, target=target, details=details)
-        attributes = {
-            "mcp.method.name": "tools/call",
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": name,
-            "isthmus.key.name": caller.principal.key_name,
-            "isthmus.team": caller.principal.team,
-            "isthmus.customer": caller.principal.customer,
-            "isthmus.via": via,
-            "isthmus.run_id": run_id,
-        }
-        with operation_span(f"tools/call {name}", attributes) as span:
+        # Checked once for the call's two spans: with nothing to trace here, there is nothing under it either (the
+        # call's own steps start no span), and neither span's name and attributes are built.
+        quiet = nothing_to_trace()
+        with (
+            _QUIET
+            if quiet
+            else operation_span(f"tools/call {name}", _call_attributes(caller, name, via, run_id)) as span
+        ):
             try:
-                return await self._call(caller, name, arguments, record, progress, via)
+                return await self._call(caller, name, arguments, record, progress, via, quiet)
             except BaseException as exc:
                 if record.outcome is None:
                     record.fail(exc)
                 raise
             finally:
                 self.governance.audit.emit(record.build(time.perf_counter() - started))
-                if span.is_recording():
+                if not quiet and span.is_recording():
                     span.set_attributes(
                         {
                             "isthmus.mcp.server": record.details.get("server") or "",
@@ -149,6 +166,7 @@ class ToolCalls:
         record: CallRecord,
         progress: ProgressFnT | None,
         via: str | None,
+        quiet: bool,
     ) -> types.CallToolResult:
         try:
             entry = resolve_tool(caller, self.catalog, name, via=via)
@@ -212,10 +230,18 @@ class ToolCalls:
         upstream_started = time.perf_counter()
         try:
             # The SDK puts this span's traceparent into the upstream request's `_meta`.
-            with span_under(
-                None,
-                f"tools/call {entry.name}",
-                {"mcp.method.name": "tools/call", "gen_ai.tool.name": entry.name, "isthmus.mcp.server": entry.server},
+            with (
+                _QUIET
+                if quiet
+                else span_under(
+                    None,
+                    f"tools/call {entry.name}",
+                    {
+                        "mcp.method.name": "tools/call",
+                        "gen_ai.tool.name": entry.name,
+                        "isthmus.mcp.server": entry.server,
+                    },
+                )
             ):
                 if upstream.credentials is None:
                     result = await upstream.call_tool(entry.name, arguments, progress)

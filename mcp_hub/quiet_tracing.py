@@ -16,6 +16,7 @@ from mcp.server import ServerRequestContext
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from opentelemetry.propagate import get_global_textmap
+from opentelemetry.propagators.textmap import TextMapPropagator
 
 from toolpolicy.telemetry.tracing import tracing_on
 
@@ -33,7 +34,22 @@ class QuietTracing:
 
 
 def _carries_context(meta: Any) -> bool:
-    return bool(meta) and any(field in meta for field in get_global_textmap().fields)
+    return bool(meta) and not _fields_of(get_global_textmap()).isdisjoint(meta)
+
+
+_known_fields: tuple[TextMapPropagator | None, frozenset[str]] = (None, frozenset())
+"""The global propagator last asked, and its fields."""
+
+
+def _fields_of(textmap: TextMapPropagator) -> frozenset[str]:
+    """`textmap.fields`, kept for the global propagator (replaced only by `set_global_textmap`): a composite's
+    `fields` gathers its propagators' fields into a new set on every read, three Python calls a request."""
+    global _known_fields
+    known, fields = _known_fields
+    if known is not textmap:
+        fields = frozenset(textmap.fields)
+        _known_fields = (textmap, fields)
+    return fields
 
 
 def quieten(middleware: list[ServerMiddleware[Any]]) -> None:

@@ -8,6 +8,7 @@ errors raised by a handler become JSON-RPC errors in one middleware (`render_err
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
@@ -143,7 +144,7 @@ class Handlers:
             with contextlib.suppress(Exception):  # a 2026-07-28 held call outlives its first request's stream
                 await ctx.session.report_progress(progress, total, message)
 
-        meta: dict[str, Any] = dict(ctx.meta or {})
+        meta: Mapping[str, Any] = ctx.meta or {}  # read only: not copied
         wants_progress = meta.get("progress_token", meta.get("progressToken")) is not None
         caller = caller_of(ctx)
         request_id = _request_id(ctx)

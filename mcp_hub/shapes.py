@@ -8,7 +8,12 @@ shapes the schema accepted here. A refusal is never remembered: what the schema 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
+
+import pydantic_core
+
+Shape: TypeAlias = str | bytes
+"""A shape's text: JSON, or a `repr` (see `shape_text`)."""
 
 
 class AcceptedShapes:
@@ -33,9 +38,18 @@ class AcceptedShapes:
         self._shapes.add(shape)
 
 
-def shape_text(blanked: Any) -> str | None:
-    """A blanked value as text: `repr` tells decoded JSON values apart (1, 1.0, True and "1" differ). None when it is
-    nested deeper than `repr` goes: no shape, so the schema decides, in full."""
+def shape_text(blanked: Any) -> Shape | None:
+    """A blanked value as text that tells decoded JSON values apart (1, 1.0, True and "1" differ): its JSON, by
+    pydantic-core, a third of `repr`'s cost; where that cannot write it (a lone surrogate, nesting too deep), its
+    `repr` (a `str`, never equal to JSON's `bytes`). None when nested deeper than `repr` goes too: no shape, so the
+    schema decides, in full.
+
+    Decoded JSON has no tuples and no keys but strings, the values `repr` tells apart from lists and string keys
+    and JSON writes alike: the two texts tell the same values apart."""
+    try:
+        return pydantic_core.to_json(blanked, inf_nan_mode="constants")
+    except ValueError:  # pydantic-core's serialization error is one
+        pass
     try:
         return repr(blanked)
     except RecursionError:

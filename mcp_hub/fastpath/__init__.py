@@ -41,7 +41,7 @@ from typing import Any
 from mcp.server.connection import Connection
 from mcp.server.runner import aclose_shielded
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
@@ -62,6 +62,8 @@ class FastPath:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
+        self._security: tuple[TransportSecuritySettings | None, TransportSecurityMiddleware] | None = None
+        """The manager's `security_settings` and their checker, made once for them (it holds nothing else)."""
 
     async def serve(
         self, manager: StreamableHTTPSessionManager, decoded: Any, scope: Scope, receive: Receive, send: Send
@@ -76,7 +78,10 @@ class FastPath:
         ):
             return False
         request = Request(scope, receive)
-        security = TransportSecurityMiddleware(manager.security_settings)
+        settings = manager.security_settings
+        if self._security is None or self._security[0] is not settings:
+            self._security = (settings, TransportSecurityMiddleware(settings))
+        security = self._security[1]
         route = await accepted(manager.app, security, manager.json_response, request, decoded)
         if route is None:
             return False

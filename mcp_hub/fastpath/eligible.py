@@ -18,7 +18,6 @@ from mcp.shared.inbound import (
     MCP_PROTOCOL_VERSION_HEADER,
     InboundModernRoute,
     classify_inbound_request,
-    find_duplicated_routing_header,
     validate_mcp_param_headers,
     x_mcp_header_map,
 )
@@ -91,32 +90,18 @@ async def accepted(
     has_json, has_sse = accepts(read_once)
     if not has_json or (not json_response and not has_sse):
         return None
-    headers = request.headers
-    items = headers.items()
-    if find_duplicated_routing_header(items) is not None:
+    # The routing headers, from the one pass over the raw headers (their names in lower case, as ASGI gives them):
+    # the SDK's duplicate check over the decoded items, and its ladder reading the routing headers of
+    # `dict(request.headers)`, which holds the same first values.
+    if read_once.routing_repeated:
         return None
-    verdict = classify_inbound_request(decoded, headers=folded(items) or dict(headers))
+    verdict = classify_inbound_request(decoded, headers=read_once.found)
     if not isinstance(verdict, InboundModernRoute):
         return None
     request_id, method, params = found
-    if method == "tools/call" and _param_headers_refused(app, params, headers):
+    if method == "tools/call" and _param_headers_refused(app, params, request.headers):
         return None
     return Route(request_id, method, params, verdict)
-
-
-def folded(items: list[tuple[str, str]]) -> dict[str, str] | None:
-    """`dict(headers)` from the headers' items: each name's first value, in order of first appearance.
-
-    `dict(headers)` looks each name up again in the whole list; None (do that) if a name is not lower case, which
-    such a lookup would not find.
-    """
-    found: dict[str, str] = {}
-    for name, value in items:
-        if name not in found:
-            if name != name.lower():
-                return None
-            found[name] = value
-    return found
 
 
 def _param_headers_refused(app: Server[Any], params: Mapping[str, Any], headers: Mapping[str, str]) -> bool:

@@ -15,7 +15,6 @@ task; a client that goes away during the first `WATCH_DELAY` cancels its call on
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.types import Receive, Send
 
+from mcp_hub.json_text import compact_encoder
+
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL: Final = 15.0
@@ -45,8 +46,9 @@ PING: Final = b": ping\r\n\r\n"
 WATCH_DELAY: Final = 0.1
 """Seconds into a call before its watcher starts (see the module doc); at most `PING_INTERVAL`."""
 _JSON_TYPE: Final = (b"content-type", b"application/json")
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-"""`json.dumps(..., separators=(",", ":"))`, as the SDK writes a response, without building an encoder per call."""
+_encode = compact_encoder(check_circular=False)
+"""`json.dumps(..., separators=(",", ":"))`, as the SDK writes a response, with the encoder made once. Without the
+circular-reference check: what is written is a fresh JSON dump of a message, which cannot refer to itself."""
 
 
 def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> bytes:

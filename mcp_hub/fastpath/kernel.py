@@ -42,7 +42,7 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from mcp_hub.fastpath.plain_results import PlainResultsRunner
-from mcp_hub.shapes import AcceptedShapes, shape_text
+from mcp_hub.shapes import AcceptedShapes, Shape, shape_text
 
 KERNEL_PARAMS: Final[Mapping[str, type[RequestParams]]] = {
     "tools/call": CallToolRequestParams,
@@ -61,7 +61,7 @@ KEPT: Final = 1024
 
 _accepted = AcceptedShapes(KEPT)
 """(method, version, params shape) the version's surface accepted."""
-_free_shapes: dict[tuple[str, ...], str | None] = {}
+_free_shapes: dict[tuple[str, ...], Shape | None] = {}
 """The shape of params whose every value is free, by method and keys (in order)."""
 
 
@@ -134,7 +134,7 @@ def surface_accepted(method: str, version: str, params: Mapping[str, Any] | None
     return True
 
 
-def _shape(method: str, params: Mapping[str, Any] | None) -> str | None:
+def _shape(method: str, params: Mapping[str, Any] | None) -> Shape | None:
     """The params with the free values (see the module doc) blanked, as text; None if they cannot be told apart.
 
     The params come from a decoded JSON body (`shape_text`). Params whose every value is free (a 2025-era call

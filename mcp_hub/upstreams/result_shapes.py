@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from mcp_hub.shapes import AcceptedShapes, shape_text
+from mcp_hub.shapes import AcceptedShapes, Shape, shape_text
 
 KEPT: Final = 256
 """Accepted shapes remembered per upstream connection; beyond that the memory starts over."""
@@ -38,8 +38,8 @@ class SurfaceCheck:
             self._accepted.add(shape)
 
 
-def result_shape(raw: dict[str, Any]) -> str | None:
-    """`raw` with its free values blanked, as text (`repr` tells decoded JSON values apart); None: not a dict, or
+def result_shape(raw: dict[str, Any]) -> Shape | None:
+    """`raw` with its free values blanked, as text (`shape_text` tells decoded JSON values apart); None: not a dict, or
     too deeply nested to write."""
     if type(raw) is not dict:
         return None

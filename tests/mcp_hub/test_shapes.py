@@ -21,8 +21,13 @@ def test_json_values_of_different_types_have_different_shapes() -> None:
     assert len(texts) == 7
 
 
-def test_a_value_nested_deeper_than_repr_goes_has_no_shape() -> None:
+def test_a_value_nested_deeper_than_json_and_repr_go_has_no_shape() -> None:
     deep: Any = []
     for _ in range(100_000):
         deep = [deep]
     assert shape_text({"v": deep}) is None
+
+
+def test_a_value_json_cannot_write_has_its_repr_for_shape() -> None:
+    assert shape_text({"v": "\ud800"}) == repr({"v": "\ud800"})  # a lone surrogate: no UTF-8 JSON
+    assert shape_text({"v": "\ud800"}) != shape_text({"v": "\\ud800"})

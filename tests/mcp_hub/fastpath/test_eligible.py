@@ -1,5 +1,6 @@
 """`eligible._param_headers_refused` refuses exactly what the SDK's `validate_mcp_param_headers` refuses, with the
-walk of a schema that declares no `x-mcp-header` skipped (and its verdict remembered per schema object)."""
+walk of a schema that declares no `x-mcp-header` skipped (and its verdict remembered per schema object); the
+envelope and the routing headers are read as the SDK reads them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 from hypothesis import given, settings, strategies as st
 from mcp.server import Server
-from mcp.shared.inbound import validate_mcp_param_headers
+from mcp.shared.inbound import find_duplicated_routing_header, validate_mcp_param_headers
 from mcp_types import JSONRPCRequest
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 from mcp_hub.fastpath import eligible
+from mcp_hub.request_headers import ROUTING, RequestHeaders
 
 REGION = {
     "type": "object",
@@ -118,20 +120,18 @@ def test_the_envelope_is_taken_exactly_when_the_sdk_reads_a_fast_request(decoded
         assert found == (request.id, request.method, decoded["params"])
 
 
-header_names = st.sampled_from(["mcp-method", "mcp-name", "accept", "x-a", "X-Upper", "Mcp-Name", "1"])
+header_names = st.sampled_from(["mcp-method", "mcp-name", "mcp-protocol-version", "accept", "x-a", "1"])
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(header_names, st.text(max_size=4)), max_size=6))
-def test_folded_headers_are_what_dict_of_the_headers_gives(pairs: list[tuple[str, str]]) -> None:
+def test_the_routing_headers_read_once_are_what_the_sdk_reads(pairs: list[tuple[str, str]]) -> None:
+    """What `accepted` hands the SDK's ladder, and its duplicate verdict, from the one pass over the raw headers
+    (names in lower case, as ASGI gives them): what the SDK's own reading of the request's headers gives."""
     raw = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in pairs]
     headers = Headers(raw=raw)
-    try:
-        expected: dict[str, str] | None = dict(headers)
-    except KeyError:  # a name not in lower case: starlette's lookup misses it
-        expected = None
-    found = eligible.folded(headers.items())
-    if found is None:  # left to `dict(headers)` itself
-        assert any(name != name.lower() for name, _ in pairs)
-    else:
-        assert expected is not None and list(found.items()) == list(expected.items())
+    read_once = RequestHeaders(raw)
+    assert read_once.routing_repeated is (find_duplicated_routing_header(headers.items()) is not None)
+    folded = dict(headers)
+    for name in ROUTING:
+        assert read_once.found.get(name) == folded.get(name)

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from mcp_hub.fastpath import kernel
 from mcp_hub.fastpath.exchange import Exchange
 from mcp_hub.fastpath.kernel import HubRunner
-from mcp_hub.shapes import AcceptedShapes
+from mcp_hub.shapes import AcceptedShapes, shape_text
 from tests.json_fuzz_support import plain_values
 
 pytestmark = pytest.mark.anyio
@@ -249,12 +249,12 @@ def test_params_nested_deeper_than_repr_goes_have_no_shape_and_are_checked_in_fu
 def test_params_of_free_values_only_share_a_shape_by_their_keys_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernel, "_free_shapes", {})
     first = kernel._shape("tools/call", {"name": "a", "arguments": {"x": 1}})
-    assert first == repr({"name": "", "arguments": {}})
+    assert first == shape_text({"name": "", "arguments": {}})
     assert kernel._shape("tools/call", {"name": "b", "arguments": {"y": [2.5]}}) == first  # remembered
-    assert kernel._shape("tools/call", {"arguments": {}, "name": "b"}) == repr({"arguments": {}, "name": ""})
-    assert kernel._shape("tools/call", {"name": 5, "arguments": {}}) == repr({"name": 5, "arguments": {}})
-    assert kernel._shape("tools/list", {"name": "a"}) == repr({"name": "a"})  # not a free value there
-    assert kernel._shape("tools/list", {"cursor": "c"}) == repr({"cursor": ""})
+    assert kernel._shape("tools/call", {"arguments": {}, "name": "b"}) == shape_text({"arguments": {}, "name": ""})
+    assert kernel._shape("tools/call", {"name": 5, "arguments": {}}) == shape_text({"name": 5, "arguments": {}})
+    assert kernel._shape("tools/list", {"name": "a"}) == shape_text({"name": "a"})  # not a free value there
+    assert kernel._shape("tools/list", {"cursor": "c"}) == shape_text({"cursor": ""})
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
