@@ -8,6 +8,7 @@ HTTP (`askweb`); and the same server at 2026-07-28 (`ask26`), whose `dual_llm` a
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 
@@ -108,10 +109,25 @@ async def test_a_2026_upstreams_input_round_is_answered_by_a_2026_client(gateway
     assert json.loads(text(result))["content"] == {"type": "text", "text": "the model says hi to Eve"}
 
 
+PROMPT = "Eve the eavesdropper, 7f3a9c"
+"""The call's prompt: what a state that was only encoded, not sealed, would show."""
+
+
+def _decoded_parts(state: str) -> list[bytes]:
+    """What base64url decoding makes of each dot-separated part of a sealed state (an encoding is not a seal)."""
+    parts = []
+    for part in state.split("."):
+        try:
+            parts.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except ValueError:
+            continue
+    return parts
+
+
 async def test_a_tampered_or_rebound_state_is_refused(gateway: Gateway) -> None:
     async with gateway.client(FULL_KEY, MODERN, server="ask26", sampling_callback=sample) as client:
         with anyio.fail_after(20):
-            first = await client.session.call_tool("dual_llm", {"prompt": "Eve"}, allow_input_required=True)
+            first = await client.session.call_tool("dual_llm", {"prompt": PROMPT}, allow_input_required=True)
             assert isinstance(first, types.InputRequiredResult) and first.request_state
             [(key, request)] = (first.input_requests or {}).items()
             assert isinstance(request, types.CreateMessageRequest)
@@ -119,7 +135,7 @@ async def test_a_tampered_or_rebound_state_is_refused(gateway: Gateway) -> None:
                 role="assistant", content=types.TextContent(type="text", text="x"), model="m"
             )
             for arguments, state in [
-                ({"prompt": "Eve"}, first.request_state + "x"),  # tampered
+                ({"prompt": PROMPT}, first.request_state + "x"),  # tampered
                 ({"prompt": "Mallory"}, first.request_state),  # other arguments
             ]:
                 with pytest.raises(MCPError) as refused:
@@ -127,8 +143,10 @@ async def test_a_tampered_or_rebound_state_is_refused(gateway: Gateway) -> None:
                         "dual_llm", arguments, input_responses={key: answer}, request_state=state
                     )
                 assert refused.value.code == types.INVALID_PARAMS
-            # The hub's state is not the upstream's: it cannot be read or replayed upstream directly.
-            assert "Eve" not in first.request_state
+            # The hub's state is not the upstream's: it cannot be read or replayed upstream directly. A prompt this
+            # long (not "Eve") cannot turn up in random ciphertext by chance (1 in 3,000 runs did for "Eve").
+            assert PROMPT not in first.request_state
+            assert PROMPT.encode() not in b"".join(_decoded_parts(first.request_state))
 
 
 async def test_a_2026_client_without_sampling_gets_32021_naming_it(gateway: Gateway) -> None:
