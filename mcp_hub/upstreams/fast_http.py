@@ -57,6 +57,7 @@ class FastHttp:
         connect_timeout: float,
         read_timeout: float,
         credentials: BearerSource | None = None,
+        keep_cookies: bool = True,
     ) -> None:
         self.url = url
         self.credentials = credentials
@@ -65,7 +66,10 @@ class FastHttp:
         """The upstream's `Mcp-Session-Id` (2025-era sessions), as the SDK client's transport got it."""
         self.protocol_version: str | None = None
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
-        self._session = aiohttp.ClientSession(headers=dict(headers), timeout=timeout)
+        # `keep_cookies=False` when each caller acts under its own token: a cookie the upstream set for one caller's
+        # request must not go with another's.
+        jar = None if keep_cookies else aiohttp.DummyCookieJar()
+        self._session = aiohttp.ClientSession(headers=dict(headers), timeout=timeout, cookie_jar=jar)
 
     async def aclose(self) -> None:
         await self._session.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,12 @@ def remote_headers(upstream: Upstream) -> dict[str, str]:
 def longest_quiet(upstream: Upstream) -> float:
     """Seconds a call's stream may stay quiet: its timeout, or a client's user answering an elicitation."""
     return max(upstream.settings.timeout, elicitation_timeout(upstream.settings, upstream.hub)) + READ_SLACK
+
+
+def without_cookies(client: httpx2.AsyncClient) -> httpx2.AsyncClient:
+    """`client`, made to neither keep nor send cookies (its jar's policy allows no domain)."""
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return client
 
 
 def remote_timeout(upstream: Upstream) -> httpx2.Timeout:
@@ -91,20 +98,23 @@ class HttpUpstream(Upstream):
     async def _connect(self) -> AsyncIterator[TransportStreams]:
         assert self.settings.url is not None
         # One pooled client per upstream connection: every caller's requests share its keep-alive connections; the
-        # SDK's httpx2 client, and aiohttp's for the `tools/call` fast path (`fast_call.py`).
+        # SDK's httpx2 client, and aiohttp's for the `tools/call` fast path (`fast_call.py`). Where each key's own
+        # token goes through them, they keep no cookies (docs/oauth.md, "One connection, a bearer per request").
+        per_key = self._per_key_tokens()
         fast = FastHttp(
             self.settings.url,
             remote_headers(self),
             connect_timeout=self.hub.connect_timeout,
             read_timeout=longest_quiet(self),
             credentials=self.credentials,
+            keep_cookies=not per_key,
         )
         hooks: dict[str, list[Callable[..., Any]]] = {
             "request": [on_upstream_request],  # the upstream's polling, passed on (polling.py)
             "response": [fast.seen_response],  # the session id, for the fast path
         }
-        http = self._http_client(hooks)
-        keyed = self._http_client({"request": [on_upstream_request]}) if self._per_key_tokens() else None
+        http = self._http_client(hooks, cookies=not per_key)
+        keyed = self._http_client({"request": [on_upstream_request]}, cookies=False) if per_key else None
         try:
             async with http, streamable_http_client(self.settings.url, http_client=http) as streams:
                 self._http, self._key_http = fast, keyed
@@ -116,10 +126,13 @@ class HttpUpstream(Upstream):
                     await keyed.aclose()
                 await fast.aclose()
 
-    def _http_client(self, hooks: dict[str, list[Callable[..., Any]]]) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(
+    def _http_client(self, hooks: dict[str, list[Callable[..., Any]]], *, cookies: bool = True) -> httpx2.AsyncClient:
+        """The SDK transport's client; with `cookies=False` (the client each calling key's token goes through), one
+        that keeps no cookie: one the upstream set for one key's request must not go with another key's."""
+        client = httpx2.AsyncClient(
             headers=remote_headers(self), timeout=remote_timeout(self), event_hooks=hooks, auth=self.http_auth
         )
+        return client if cookies else without_cookies(client)
 
     def _per_key_tokens(self) -> bool:
         return self.credentials is not None and self.credentials.per_key
