@@ -42,7 +42,6 @@ from mcp_hub.errors import (
     UpstreamUnavailable,
 )
 from mcp_hub.guard import check_arguments, check_result, tool_scan
-from mcp_hub.json_text import compact_encoder
 from mcp_hub.listing import named_target, resolve_tool
 from mcp_hub.relay.rounds import InputRequired
 from mcp_hub.upstreams import Upstream
@@ -50,6 +49,7 @@ from mcp_hub.upstreams.oauth import acting_as
 from toolpolicy.audit import AuditRecord
 from toolpolicy.errors import GatewayError, GuardrailBlocked, LimitExceeded, PermissionDenied
 from toolpolicy.governor import Call, Usage
+from toolpolicy.json_text import compact_encoder
 from toolpolicy.request_ids import fresh_request_id
 from toolpolicy.runtime import Governance
 from toolpolicy.telemetry.tracing import mark_error, nothing_to_trace, operation_span, span_under

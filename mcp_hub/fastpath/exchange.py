@@ -30,7 +30,7 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.types import Receive, Send
 
-from mcp_hub.json_text import compact_encoder
+from toolpolicy.json_text import compact_encoder
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from toolpolicy.audit import AuditRecord
+from toolpolicy.json_text import compact_encoder
 from toolpolicy.store.raw_write import processors, stored_as_utc_text
 from toolpolicy.store.schema import AuditRow
 
@@ -118,37 +119,7 @@ class PreparedBatch:
         return rows, seq, previous
 
 
-class _Prebuilt:
-    """`encoder.encode(value)` for an encoder without indentation: the same text, without building the C encoder on
-    every call as `JSONEncoder.encode` does (a third of the time for a record's few details). Its cycle markers are
-    emptied after a failed encoding, as a fresh encoder's would start empty; not for two threads at once."""
-
-    __slots__ = ("_encode", "_encoder", "_markers")
-
-    def __init__(self, encoder: json.JSONEncoder) -> None:
-        assert encoder.indent is None and encoder.check_circular
-        self._encoder: json.JSONEncoder = encoder
-        self._markers: dict[int, Any] = {}
-        make = getattr(json.encoder, "c_make_encoder", None)
-        quote = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
-        self._encode: Callable[[Any, int], Sequence[str]] | None = None
-        if make is not None:  # else an interpreter without the C accelerator: `encoder.encode` as it is
-            self._encode = make(
-                *(self._markers, encoder.default, quote, None, encoder.key_separator, encoder.item_separator),
-                *(encoder.sort_keys, encoder.skipkeys, encoder.allow_nan),
-            )
-
-    def __call__(self, value: Any) -> str:
-        if self._encode is None:
-            return self._encoder.encode(value)
-        try:
-            return "".join(self._encode(value, 0))
-        except BaseException:
-            self._markers.clear()
-            raise
-
-
-_DETAILS = _Prebuilt(json.JSONEncoder(sort_keys=True, separators=(",", ":")))
+_DETAILS = compact_encoder(sort_keys=True)
 """`details` in the canonical form, strictly: a value JSON has no form for raises, as the column's own binding does.
 Only the writer's task encodes with it (`AuditRowBinder.prepare`)."""
 _quote = json.encoder.encode_basestring_ascii
