@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -31,8 +32,8 @@ from llm_proxy.pipeline import (
     requested_model,
 )
 from llm_proxy.providers.base import Reply
-from llm_proxy.relay import StreamRelay
-from llm_proxy.streaming import EventStreamResponse
+from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected, StreamRelay
+from llm_proxy.streaming import Opened, OpeningEventStream
 from llm_proxy.upstream import dumps
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.errors import anthropic_error, error_headers, openai_error, status_of
@@ -166,10 +167,7 @@ class Endpoints:
             self.pipeline.finish(exchange)
             raise
         if not relayed:
-            # The request ends here (its latency is measured to this point); its audit record, metrics and span
-            # are made once the response is out, so the client does not wait for them. A stream's relay finishes it.
-            self.pipeline.end(exchange)
-            return ThenFinish(response, lambda: self.pipeline.finish(exchange))
+            return self._finishing(exchange, response)  # the request ends here; a stream finishes it itself
         return response
 
     async def _respond(
@@ -306,24 +304,46 @@ class Endpoints:
         messages: Any,
         lookup: Lookup = OFF,
     ) -> Response:
-        assert exchange.admission is not None
+        admission = exchange.admission
+        assert admission is not None
 
-        try:
-            items, first = await first_stream(self.router, targets, exchange.admission, exchange.trace, operation)
-        except BaseException:
-            await self.pipeline.release(exchange)
-            raise
-        items, first = lookup.watch(items, first)
-        relay = StreamRelay(
-            self.pipeline,
-            exchange,
-            items,
-            first,
-            keep_usage=openai.wants_usage(body),
-            messages=messages,
-            guard=stream_guard(self.pipeline, exchange),
-        )
-        return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close)
+        async def open() -> Opened | Response:
+            # A target failing before its first item fails over to the next; when none opens a stream, the answer
+            # is the error, with its status: nothing has been sent yet.
+            try:
+                items, first = await first_stream(self.router, targets, admission, exchange.trace, operation)
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    await self.pipeline.release(exchange)
+                if isinstance(exc, GatewayError):
+                    return self._finishing(exchange, self._error(exchange, exc))
+                if isinstance(exc, Exception):
+                    logger.exception("unhandled error opening a stream (request %s)", exchange.request_id)
+                    failed = GatewayError("internal error; the gateway logged the details")
+                    return self._finishing(exchange, self._error(exchange, failed))
+                left = ClientDisconnected("the client left before the stream started")
+                self.pipeline.fail(exchange, left, CLIENT_CLOSED)
+                self.pipeline.finish(exchange)
+                raise
+            items, first = lookup.watch(items, first)
+            relay = StreamRelay(
+                self.pipeline,
+                exchange,
+                items,
+                first,
+                keep_usage=openai.wants_usage(body),
+                messages=messages,
+                guard=stream_guard(self.pipeline, exchange),
+            )
+            return Opened(relay.frames(), exchange.headers(), relay.close)
+
+        return await OpeningEventStream.start(open)
+
+    def _finishing(self, exchange: Exchange, response: Response) -> Response:
+        """`response` as the request's end (its latency is measured to here); its audit record, metrics and span
+        are made once it is out, so the client does not wait for them."""
+        self.pipeline.end(exchange)
+        return ThenFinish(response, lambda: self.pipeline.finish(exchange))
 
     def _error(self, exchange: Exchange, error: GatewayError) -> Response:
         status = status_of(error)

@@ -2,7 +2,8 @@
 
 `EventSplitter` parses bytes as they arrive (no line-length limit, CRLF or LF). `EventStreamResponse` is a pure ASGI
 response that sends each frame as soon as it is produced (those produced together in one message) and, when the
-client goes away, cancels the producer and closes it, which closes the upstream request too.
+client goes away, cancels the producer and closes it, which closes the upstream request too. `OpeningEventStream` is
+one returned before its stream exists: it opens it (the provider's first item) inside the ASGI call.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from llm_proxy.burst import ready_or
 from llm_proxy.upstream import dumps
@@ -135,14 +137,14 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self._stream(receive, send)
+            await self._stream(scope, receive, send)
         finally:
             if self.on_close is not None:
                 # The body may never have started (the client left at once): its owner still has to clean up.
                 with anyio.CancelScope(shield=True):
                     await self.on_close()
 
-    async def _stream(self, receive: Receive, send: Send) -> None:
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = anyio.CancelScope()
         watcher: asyncio.Task[None] | None = None
 
@@ -155,6 +157,8 @@ class EventStreamResponse(Response):
 
         try:
             with streaming:
+                if not await self._opened(scope, receive, send, watch):
+                    return
                 async with aclosing(self.frames) as body:
                     await self._relay(body, send, watch)
         except OSError:
@@ -163,6 +167,10 @@ class EventStreamResponse(Response):
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+    async def _opened(self, scope: Scope, receive: Receive, send: Send, watch: Callable[[], None]) -> bool:
+        """Whether there is a stream to relay: this one's is there from the start."""
+        return True
 
     async def _relay(self, body: AsyncGenerator[bytes, None], send: Send, waiting: Callable[[], None]) -> None:
         """The headers go as soon as `body` has its first frame, with that frame alone (or before, as soon as `body`
@@ -205,6 +213,121 @@ class EventStreamResponse(Response):
             if size >= _GATHER_LIMIT:
                 await flush()
         await send({"type": "http.response.body", "body": b"".join(gathered), "more_body": False})
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A stream as `OpeningEventStream`'s opener gives it: the frames, the response's headers, and what to run
+    however the stream ends."""
+
+    frames: AsyncGenerator[bytes, None]
+    headers: Mapping[str, str]
+    on_close: Callable[[], Awaitable[None]] | None = None
+
+
+Opener = Callable[[], Awaitable[Opened | Response]]
+"""Opens a stream: `Opened`, or the whole answer to send instead (an error, while nothing has been sent)."""
+
+
+class OpeningEventStream(EventStreamResponse):
+    """An `EventStreamResponse` made before its stream exists, while `open()` opens it in a task of its own.
+
+    A streamed answer waits for the provider's first item, to fail over before anything is sent. Made with `start`,
+    `open()` runs first, up to its first wait (the provider's answer); then the route's handler returns, and the
+    framework, the server and this response do their part of it (the task that learns the client left among it)
+    while the provider works, instead of after its first item, which is what a streaming client waits on. A client
+    that leaves before that item cancels `open()` then, not at the first send: the provider request is closed at
+    once, with what a reasoning model would have spent meanwhile. `open()` cleans up after itself when it is
+    cancelled (nothing is opened then); what it opened, `Opened.on_close` does, sent or not.
+    """
+
+    def __init__(self, opened: asyncio.Future[Opened | Response]) -> None:
+        self.opened = opened
+        """Set by the opening task as its last act: the response wakes one step after the first item, not two."""
+        self.opening: asyncio.Task[None] | None = None
+        self.on_close = None
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = []
+
+    @classmethod
+    async def start(cls, open: Opener) -> OpeningEventStream:
+        """The response, with `open()` started and run to its first wait."""
+        loop = asyncio.get_running_loop()
+        response = cls(loop.create_future())
+        response.opening = loop.create_task(response._open(open))
+        await asyncio.sleep(0)  # the task's first step: routing, and the provider request made
+        # aiohttp writes a request's body in a task of its own (on Python < 3.12, where tasks cannot start
+        # eagerly), made in that step: it goes out before the rest of the response is made, not after.
+        await asyncio.sleep(0)
+        return response
+
+    async def _open(self, open: Opener) -> None:
+        try:
+            opened = await open()
+        except Exception as exc:  # a bug: `open()` answers errors itself; the call raises it
+            if not self.opened.done():
+                self.opened.set_exception(exc)
+            return
+        except BaseException:
+            self.opened.cancel()
+            raise
+        if not self.opened.cancelled():
+            self.opened.set_result(opened)
+            return
+        # The client left as it opened: nobody will send it, so it is closed here.
+        with anyio.CancelScope(shield=True):
+            await _close_unsent(opened)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Not waited on (never called, or the server cancelled this call): the task cleans up after itself.
+            if self.opening is not None and not self.opening.done():
+                self.opening.cancel()
+
+    async def _opened(self, scope: Scope, receive: Receive, send: Send, watch: Callable[[], None]) -> bool:
+        watch()
+        # The future, not the task, is awaited: a client leaving cancels this wait, and this cancels `open()`
+        # once; awaiting the task would cancel it again at every step of its cleanup while the stream's scope is
+        # being cancelled.
+        try:
+            opened = await self.opened
+        except asyncio.CancelledError:
+            if self.opened.done() and not self.opened.cancelled() and self.opened.exception() is None:
+                # It had opened, and this call was about to resume with it.
+                with anyio.CancelScope(shield=True):
+                    await _close_unsent(self.opened.result())
+            elif self.opening is not None:
+                self.opening.cancel()
+            raise
+        if not isinstance(opened, Opened):
+            await opened(scope, receive, send)
+            return False
+        self.frames = opened.frames
+        self.on_close = opened.on_close
+        self.init_headers({**SSE_HEADERS, **opened.headers})
+        return True
+
+
+async def _close_unsent(opened: Opened | Response) -> None:
+    """What was opened for a client that has left: its stream closed, or its answer run to nowhere (what runs after
+    an answer is sent, its audit record, still runs)."""
+    if isinstance(opened, Opened):
+        await opened.frames.aclose()
+        if opened.on_close is not None:
+            await opened.on_close()
+    else:
+        await opened({"type": "http"}, _never_receives, _unsent)
+
+
+async def _never_receives() -> Message:
+    raise RuntimeError("an answer to a client that left reads nothing")
+
+
+async def _unsent(message: Message) -> None:
+    """A `send` for an answer whose client has left: it goes nowhere, and what runs after it still runs."""
 
 
 async def _cancel_on_disconnect(receive: Receive, streaming: anyio.CancelScope) -> None:

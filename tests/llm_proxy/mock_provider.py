@@ -436,6 +436,18 @@ class MockProvider:
 
         return answer
 
+    def thinking(self) -> Behaviour:
+        """Sends nothing, not even its headers, until its client leaves (a reasoning model before its first token);
+        notes when it does."""
+
+        async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.005)
+            self.stream_closed.set()
+            raise ConnectionResetError("the client left")
+
+        return answer
+
     def queue_listing(self, *behaviours: Behaviour) -> None:
         """Answer the next model listing requests with these, in order."""
         self.listing_pending.extend(behaviours)

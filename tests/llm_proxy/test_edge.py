@@ -1,9 +1,10 @@
-"""Bad input gets a clear 4xx in the right envelope and the gateway keeps serving; a client leaving mid-stream
-cancels the upstream request."""
+"""Bad input gets a clear 4xx in the right envelope and the gateway keeps serving; a client leaving a stream, in
+the middle or before its first event, cancels the upstream request."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,26 @@ async def test_a_client_leaving_mid_stream_cancels_the_upstream_request(tmp_path
         record = (await gateway.wait_records(1))[0]
     assert record.status == 499 and record.reason == "client_disconnected"
     assert record.tokens_out is not None and 0 < record.tokens_out < 400
+
+
+async def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request_then(
+    tmp_path: Path, mock: MockProvider
+) -> None:
+    # A reasoning model can think for minutes before its first token: the gateway does not wait for it to notice
+    # that nobody is listening any more.
+    providers = {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk"}]}}
+    async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
+        mock.queue(mock.thinking())
+        body = {"model": "mock/thinker", "messages": HELLO, "stream": True}
+        async with httpx2.AsyncClient(base_url=gateway.v1, headers=AUTH) as client:
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial(client.post, "/chat/completions", json=body))
+                with anyio.fail_after(5):
+                    while not mock.seen:
+                        await anyio.sleep(0.005)
+                group.cancel_scope.cancel()  # the client gives up while the provider thinks
+        with anyio.fail_after(5):
+            await mock.stream_closed.wait()
+        record = (await gateway.wait_records(1))[0]
+    assert record.status == 499 and record.reason == "client_disconnected"
+    assert record.tokens_out is None and len(mock.seen) == 1  # nothing relayed, and no other attempt made

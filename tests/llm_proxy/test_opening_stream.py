@@ -1,0 +1,201 @@
+"""`OpeningEventStream`: a stream's response made while its provider is asked, which opens the stream in a task of
+its own; a client that leaves before the first item cancels the opening, once, and nothing opened is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anyio
+import pytest
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from llm_proxy.streaming import Opened, OpeningEventStream
+from tests.llm_proxy.test_event_stream import Client, serve
+
+pytestmark = pytest.mark.anyio
+
+
+async def two_frames() -> AsyncGenerator[bytes, None]:
+    yield b"data: 1\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+class Answer(Response):
+    """An answer sent instead of a stream, noting what ran after it was sent (as `ThenFinish` does)."""
+
+    def __init__(self, status: int, events: list[str]) -> None:
+        super().__init__(b'{"error": {}}', status_code=status, media_type="application/json")
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.events.append("answer finished")
+
+
+async def test_open_runs_to_its_first_wait_before_the_response_is_made_then_its_stream_is_relayed() -> None:
+    events: list[str] = []
+    provider_answered = anyio.Event()
+
+    async def open() -> Opened:
+        events.append("provider asked")
+        await provider_answered.wait()
+        return Opened(two_frames(), {"x-isthmus-route": "mock/m"})
+
+    response = await OpeningEventStream.start(open)
+    assert events == ["provider asked"]  # before the handler returned the response
+    client = Client()
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, response, client)
+        await anyio.sleep(0.01)
+        assert client.messages == []  # no headers before the stream is open: its status may still be an error
+        provider_answered.set()
+    start = client.messages[0]
+    assert start["status"] == 200 and (b"x-isthmus-route", b"mock/m") in start["headers"]
+    assert (b"cache-control", b"no-cache") in start["headers"]
+    assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
+
+
+async def test_an_answer_instead_of_a_stream_is_sent_as_it_is() -> None:
+    events: list[str] = []
+
+    async def open() -> Response:
+        await anyio.sleep(0)
+        return Answer(429, events)
+
+    client = Client()
+    with anyio.fail_after(5):
+        await serve(await OpeningEventStream.start(open), client)
+    assert client.messages[0]["status"] == 429
+    assert client.bodies() == [b'{"error": {}}']
+    assert events == ["answer finished"]
+
+
+async def test_a_client_leaving_while_it_opens_cancels_open_once_and_its_cleanup_runs_to_its_end() -> None:
+    events: list[str] = []
+    cleaned = anyio.Event()
+
+    async def open() -> Opened:
+        try:
+            await anyio.sleep_forever()  # the provider thinks
+        except BaseException:
+            events.append("open cancelled")
+            # Cleanup that awaits (releasing a reservation in Redis): not cancelled again half way.
+            for _ in range(3):
+                await anyio.sleep(0)
+            events.append("open cleaned up")
+            cleaned.set()
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    client = Client()
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, await OpeningEventStream.start(open), client)
+        with anyio.fail_after(5):
+            await anyio.sleep(0.01)
+            client.gone.set()
+            await cleaned.wait()
+    assert events == ["open cancelled", "open cleaned up"]
+    assert client.messages == []
+
+
+def sink() -> tuple[list[Any], Any]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    return sent, send
+
+
+async def never_leaves() -> dict[str, Any]:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest.mark.parametrize("answer", [False, True])
+async def test_what_opened_just_as_the_call_was_cancelled_is_closed_unsent(answer: bool) -> None:
+    # The server cancels the call (it shuts down) after the opening finished, before the call resumed with it.
+    events: list[str] = []
+    host: asyncio.Task[None] | None = None
+
+    async def on_close() -> None:
+        await anyio.sleep(0)
+        events.append("on_close")
+
+    async def open() -> Opened | Response:
+        await anyio.sleep(0.01)
+        assert host is not None
+        asyncio.get_running_loop().call_soon(host.cancel)  # ahead of the call's wake-up
+        return Answer(502, events) if answer else Opened(two_frames(), {}, on_close)
+
+    response = await OpeningEventStream.start(open)
+    sent, send = sink()
+    host = asyncio.ensure_future(response({"type": "http"}, never_leaves, send))
+    with anyio.fail_after(5):
+        await asyncio.wait((host,))
+    assert host.cancelled()
+    assert events == (["answer finished"] if answer else ["on_close"]) and sent == []
+
+
+async def test_a_stream_opened_after_its_call_was_cancelled_is_closed_by_the_opening_task() -> None:
+    # An opener that does not let the cancellation through (a library swallowing it) and opens anyway.
+    events: list[str] = []
+    closed = anyio.Event()
+
+    async def on_close() -> None:
+        events.append("on_close")
+        closed.set()
+
+    async def open() -> Opened:
+        try:
+            await anyio.sleep(0.02)
+        except asyncio.CancelledError:
+            events.append("cancellation swallowed")
+        return Opened(two_frames(), {}, on_close)
+
+    response = await OpeningEventStream.start(open)
+    sent, send = sink()
+    host = asyncio.ensure_future(response({"type": "http"}, never_leaves, send))
+    await asyncio.sleep(0)  # the call waits for the opening
+    host.cancel()
+    with anyio.fail_after(5):
+        await closed.wait()
+    assert events == ["cancellation swallowed", "on_close"] and sent == []
+
+
+async def test_a_response_never_served_cancels_its_opening() -> None:
+    cancelled = anyio.Event()
+
+    async def open() -> Opened:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    response = await OpeningEventStream.start(open)
+
+    async def stuck_send(message: Any) -> None:
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(5):
+        with anyio.move_on_after(0.01):  # the server gives up on the request (shutting down)
+            await response({"type": "http"}, never_leaves, stuck_send)
+        await cancelled.wait()
+
+
+async def test_an_opener_that_breaks_makes_the_call_raise_its_error() -> None:
+    async def open() -> Opened:
+        await anyio.sleep(0)
+        raise ValueError("a bug in the opener")
+
+    response = await OpeningEventStream.start(open)
+    sent, send = sink()
+    with anyio.fail_after(5), pytest.raises(ValueError, match="a bug in the opener"):
+        await response({"type": "http"}, never_leaves, send)
+    assert sent == []
