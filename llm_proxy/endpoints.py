@@ -5,20 +5,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
 from llm_proxy import estimate, offload, tokens
 from llm_proxy.agent import AgentEdge
 from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
 from llm_proxy.operations import Direct, Messages, Operation, first_stream
 from llm_proxy.pipeline import (
@@ -32,7 +31,7 @@ from llm_proxy.pipeline import (
     requested_model,
 )
 from llm_proxy.providers.base import Reply
-from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected, StreamRelay
+from llm_proxy.relay import StreamRelay
 from llm_proxy.streaming import Opened, OpeningEventStream
 from llm_proxy.upstream import dumps
 from llm_proxy.wire import anthropic, openai
@@ -106,24 +105,6 @@ async def _read_body(request: Request, limit: int, headers: Mapping[str, str] | 
     return await read_json_object(source, limit, too_large=PayloadTooLarge)
 
 
-class ThenFinish(Response):
-    """`response` as it is, then `then()`, which runs even when sending failed or was cancelled."""
-
-    def __init__(self, response: Response, then: Callable[[], None]) -> None:
-        self.response = response
-        self.then = then
-        self.status_code = response.status_code
-        self.background = None
-        self.body = response.body
-        self.raw_headers = response.raw_headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.response(scope, receive, send)
-        finally:
-            self.then()
-
-
 class Endpoints:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -167,7 +148,7 @@ class Endpoints:
             self.pipeline.finish(exchange)
             raise
         if not relayed:
-            return self._finishing(exchange, response)  # the request ends here; a stream finishes it itself
+            return finishing(self.pipeline, exchange, response)  # the request ends here; a stream finishes it itself
         return response
 
     async def _respond(
@@ -307,26 +288,9 @@ class Endpoints:
         admission = exchange.admission
         assert admission is not None
 
-        async def open() -> Opened | Response:
-            # A target failing before its first item fails over to the next; when none opens a stream, the answer
-            # is the error, with its status: nothing has been sent yet.
-            try:
-                items, first = await first_stream(self.router, targets, admission, exchange.trace, operation)
-            except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    await self.pipeline.release(exchange)
-                if isinstance(exc, GatewayError):
-                    return self._finishing(exchange, self._error(exchange, exc))
-                if isinstance(exc, Exception):
-                    logger.exception("unhandled error opening a stream (request %s)", exchange.request_id)
-                    failed = GatewayError("internal error; the gateway logged the details")
-                    return self._finishing(exchange, self._error(exchange, failed))
-                left = ClientDisconnected("the client left before the stream started")
-                self.pipeline.fail(exchange, left, CLIENT_CLOSED)
-                self.pipeline.finish(exchange)
-                raise
+        def relay(items: AsyncGenerator[dict[str, Any], None], first: dict[str, Any]) -> Opened:
             items, first = lookup.watch(items, first)
-            relay = StreamRelay(
+            relayed = StreamRelay(
                 self.pipeline,
                 exchange,
                 items,
@@ -335,15 +299,13 @@ class Endpoints:
                 messages=messages,
                 guard=stream_guard(self.pipeline, exchange),
             )
-            return Opened(relay.frames(), exchange.headers(), relay.close)
+            return Opened(relayed.frames(), exchange.headers(), relayed.close)
 
+        def first() -> Awaitable[tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]]:
+            return first_stream(self.router, targets, admission, exchange.trace, operation)
+
+        open = stream_opener(self.pipeline, exchange, first, relay, partial(self._error, exchange))
         return await OpeningEventStream.start(open)
-
-    def _finishing(self, exchange: Exchange, response: Response) -> Response:
-        """`response` as the request's end (its latency is measured to here); its audit record, metrics and span
-        are made once it is out, so the client does not wait for them."""
-        self.pipeline.end(exchange)
-        return ThenFinish(response, lambda: self.pipeline.finish(exchange))
 
     def _error(self, exchange: Exchange, error: GatewayError) -> Response:
         status = status_of(error)

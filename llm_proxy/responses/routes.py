@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -21,8 +22,9 @@ from starlette.routing import BaseRoute, Route
 from llm_proxy import estimate, offload
 from llm_proxy.agent import AgentLoop
 from llm_proxy.cache.lookup import OFF, Lookup
-from llm_proxy.endpoints import ThenFinish, header_map
+from llm_proxy.endpoints import header_map
 from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, input_scan, output_scan
 from llm_proxy.operations import first_stream
 from llm_proxy.pipeline import Exchange, Pipeline, fallbacks_of, requested_model
@@ -33,7 +35,7 @@ from llm_proxy.responses.listing import page
 from llm_proxy.responses.operation import Responses
 from llm_proxy.responses.relay import ResponsesRelay
 from llm_proxy.responses.shapes import RESPONSE_PREFIX, new_id
-from llm_proxy.streaming import EventStreamResponse
+from llm_proxy.streaming import Opened, OpeningEventStream
 from llm_proxy.upstream import dumps
 from llm_proxy.wire.errors import error_headers, openai_error, status_of
 from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
@@ -99,8 +101,7 @@ class ResponsesRoutes:
             self.pipeline.finish(exchange)
             raise
         if not relayed:
-            self.pipeline.end(exchange)
-            return ThenFinish(response, lambda: self.pipeline.finish(exchange))
+            return finishing(self.pipeline, exchange, response)
         return response
 
     async def _respond(self, request: Request, headers: Mapping[str, str], exchange: Exchange) -> tuple[Response, bool]:
@@ -245,22 +246,26 @@ class ResponsesRoutes:
         principal: Principal,
         lookup: Lookup = OFF,
     ) -> Response:
-        assert exchange.admission is not None
-
-        try:
-            events, first = await first_stream(self.router, targets, exchange.admission, exchange.trace, operation)
-        except BaseException:
-            await self.pipeline.release(exchange)
-            raise
-        events, first = lookup.watch(events, first)
+        admission = exchange.admission
+        assert admission is not None
 
         async def save(response: dict[str, Any]) -> None:
             await self._save(principal, operation, response)
 
-        scan = output_scan(self.pipeline, exchange)
-        guard = ResponsesStreamGuard(scan) if scan is not None else None
-        relay = ResponsesRelay(self.pipeline, exchange, events, first, save=save, count=operation.count, guard=guard)
-        return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close)
+        def relay(events: AsyncGenerator[dict[str, Any], None], first: dict[str, Any]) -> Opened:
+            events, first = lookup.watch(events, first)
+            scan = output_scan(self.pipeline, exchange)
+            guard = ResponsesStreamGuard(scan) if scan is not None else None
+            relayed = ResponsesRelay(
+                self.pipeline, exchange, events, first, save=save, count=operation.count, guard=guard
+            )
+            return Opened(relayed.frames(), exchange.headers(), relayed.close)
+
+        def first() -> Awaitable[tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]]:
+            return first_stream(self.router, targets, admission, exchange.trace, operation)
+
+        open = stream_opener(self.pipeline, exchange, first, relay, partial(self._error, exchange))
+        return await OpeningEventStream.start(open)
 
     def _error(self, exchange: Exchange, error: GatewayError) -> Response:
         status = status_of(error)

@@ -124,18 +124,25 @@ async def test_a_client_leaving_mid_stream_cancels_the_upstream_request(tmp_path
     assert record.tokens_out is not None and 0 < record.tokens_out < 400
 
 
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/chat/completions", {"model": "mock/thinker", "messages": HELLO, "stream": True}),
+        ("/messages", {"model": "mock/thinker", "messages": HELLO, "max_tokens": 64, "stream": True}),
+        ("/responses", {"model": "mock/thinker", "input": "hello", "stream": True}),
+    ],
+)
 async def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request_then(
-    tmp_path: Path, mock: MockProvider
+    tmp_path: Path, mock: MockProvider, route: str, body: dict[str, Any]
 ) -> None:
     # A reasoning model can think for minutes before its first token: the gateway does not wait for it to notice
     # that nobody is listening any more.
     providers = {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk"}]}}
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
         mock.queue(mock.thinking())
-        body = {"model": "mock/thinker", "messages": HELLO, "stream": True}
         async with httpx2.AsyncClient(base_url=gateway.v1, headers=AUTH) as client:
             async with anyio.create_task_group() as group:
-                group.start_soon(partial(client.post, "/chat/completions", json=body))
+                group.start_soon(partial(client.post, route, json=body))
                 with anyio.fail_after(5):
                     while not mock.seen:
                         await anyio.sleep(0.005)

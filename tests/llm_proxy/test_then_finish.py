@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.responses import Response
 
-from llm_proxy.endpoints import ThenFinish
+from llm_proxy.finishing import ThenFinish
 
 pytestmark = pytest.mark.anyio
 
