@@ -30,7 +30,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path as FilePath
+from typing import Any
 
 import yaml
 
@@ -68,7 +70,21 @@ def serve_argv(tree: FilePath, config: FilePath) -> list[str]:
     return [sys.executable, "-c", code, "serve", "--config", str(config), "--log-level", "warning"]
 
 
-def start(processes: Processes, variant: gateway.Variant, upstreams: gateway.Upstreams, work: FilePath, tree: FilePath):  # type: ignore[no-untyped-def]
+def start(  # type: ignore[no-untyped-def]
+    processes: Processes,
+    variant: gateway.Variant,
+    upstreams: gateway.Upstreams,
+    work: FilePath,
+    tree: FilePath,
+    *,
+    wrap: Callable[[FilePath, list[str]], list[str]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+):
+    """The variant served from `tree`, healthy, and the path to it. `wrap` rewrites its command line (given the
+    variant's directory); `settings` sets top-level keys of its config, or adds keys to a section given as a mapping
+    (`{"key_cache_ttl": 60, "audit": {"batch_size": 50}}`)."""
     port = free_port()
     directory = work / variant.name.replace("+", "-")
     if directory.exists():
@@ -78,10 +94,13 @@ def start(processes: Processes, variant: gateway.Variant, upstreams: gateway.Ups
     key = "isk-bench-" + "0" * 32
     config = directory / "isthmus.yaml"
     data = gateway.config(variant, port, directory / "isthmus.db", key, upstreams)
+    for name, value in (settings or {}).items():
+        data[name] = {**data.get(name, {}), **value} if isinstance(value, Mapping) else value
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    proc = processes.start(variant.name, serve_argv(tree, config), port=port, cwd=directory)
-    proc.wait_ready(60, "/health")
-    gateway._wait_mcp_connected(proc, 60)
+    argv = serve_argv(tree, config)
+    proc = processes.start(variant.name, wrap(directory, argv) if wrap else argv, port=port, cwd=directory, env=env)
+    proc.wait_ready(timeout, "/health")
+    gateway._wait_mcp_connected(proc, timeout)
     auth = (("Authorization", f"Bearer {key}"),)
     path = Path(
         variant.name,
