@@ -137,12 +137,26 @@ _SUMMARY_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)\s*$")
 
 def top_functions(dump: Path, count: int, *, inclusive: bool) -> list[tuple[int, str]]:
     """The `count` functions with the most instructions in `dump`, by `callgrind_annotate`: self cost, or inclusive
-    (the function and everything it called)."""
+    (the function and everything it called), names shortened (`ceval.c:_PyEval_EvalFrameDefault [libpython3.11.so]`).
+
+    Inclusive rows of a recursion's inner levels (`name'2`) and of unnamed code count the cycle's cost again, up
+    to many times the whole dump's: they are left out."""
     argv = ["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100", str(dump)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         raise CallgrindError(f"callgrind_annotate failed ({done.returncode}): {done.stderr[-400:]}")
-    return parse_annotate(done.stdout)[:count]
+    rows = [(cost, short_name(name)) for cost, name in parse_annotate(done.stdout)]
+    if inclusive:
+        rows = [(cost, name) for cost, name in rows if "'" not in name and not name.startswith("???")]
+    return rows[:count]
+
+
+def short_name(name: str) -> str:
+    """`file:function [object]` with the directories of the file and the object left out."""
+    where, _, shared_object = name.partition(" [")
+    file, sep, function = where.rpartition(":")
+    short = f"{file.rsplit('/', 1)[-1]}{sep}{function}"
+    return f"{short} [{shared_object.rstrip(']').rsplit('/', 1)[-1]}]" if shared_object else short
 
 
 def parse_annotate(text: str) -> list[tuple[int, str]]:

@@ -49,12 +49,11 @@ from typing import Any, cast
 
 from bench import gateway
 from bench.callgrind import Controlled, Dump, missing_tools, top_functions, valgrind_argv
-from bench.cpu_cost import extract, slug, start
+from bench.cpu_cost import add_tree_arguments, interleaved, slug, start, start_upstreams, trees_to_compare
 from bench.loadgen import HttpRequest, with_id
 from bench.measure import preflight
-from bench.procs import REPO, Processes
+from bench.procs import Processes
 from bench.profile import thread_cpu
-from bench.run import _ensure_redis, _python_proc
 from bench.scenarios import Path, Scenario, SetupError, request_for
 
 START_TIMEOUT = 600.0
@@ -146,18 +145,6 @@ def tree_settings(tree: FilePath, requests: int) -> dict[str, Any]:
     return settings
 
 
-def labelled(trees: list[tuple[str, FilePath]]) -> dict[str, FilePath]:
-    """The trees by label, a label given twice (the same tree measured twice, to see the noise) numbered."""
-    found: dict[str, FilePath] = {}
-    for label, tree in trees:
-        unique, number = label, 1
-        while unique in found:
-            number += 1
-            unique = f"{label} #{number}"
-        found[unique] = tree
-    return found
-
-
 def spread(values: list[float]) -> float:
     """(max - min) / median: how far apart the rounds are, as a share."""
     middle = statistics.median(values)
@@ -233,9 +220,7 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--ref", default="main", help="the git revision to compare this tree with")
-    parser.add_argument("--against", help="a git revision to measure instead of this working tree")
-    parser.add_argument("--trees", help="comma-separated source directories to compare instead of revisions")
+    add_tree_arguments(parser)
     parser.add_argument("--paths", default="isthmus")
     parser.add_argument("--scenarios", default="chat,mcp-modern")
     parser.add_argument("--rounds", type=int, default=3)
@@ -262,58 +247,46 @@ def main() -> None:
     started_at = time.monotonic()
     with contextlib.ExitStack() as stack:
         work = FilePath(stack.enter_context(tempfile.TemporaryDirectory(prefix="instructions-")))
-        if args.trees:
-            trees = labelled([(tree, FilePath(tree).resolve()) for tree in args.trees.split(",")])
-        else:
-            against = extract(args.against, work / "against") if args.against else REPO
-            trees = labelled([(args.ref, extract(args.ref, work / "ref")), (args.against or "this tree", against)])
+        trees = trees_to_compare(args.trees, args.ref, args.against, work)
         processes = stack.enter_context(Processes(work / "logs"))
-        _, llm_url = _python_proc(processes, "mock-llm", "bench.mock_llm")
-        _, mcp_url = _python_proc(processes, "mock-mcp", "bench.mock_mcp")
-        redis = _ensure_redis(processes) if any(v.governance for v in variants) else None
-        sink = _python_proc(processes, "otlp-sink", "bench.otlp_sink")[1] if gateway.TRACED in variants else None
-        upstreams = gateway.Upstreams(llm_url, mcp_url, redis=redis, otlp=sink)
-        for round_number in range(args.rounds):
-            order = list(trees.items())
-            if round_number % 2:
-                order.reverse()
-            for label, tree in order:
-                for variant in variants:
-                    point_started = time.monotonic()
-                    directory = work / slug(label)
-                    proc, path = start(
-                        processes,
-                        variant,
-                        upstreams,
-                        directory,
-                        tree,
-                        wrap=lambda into, argv: valgrind_argv(into / "callgrind.out.%p", argv),
-                        settings=tree_settings(tree, args.requests),
-                        env=env,
-                        timeout=START_TIMEOUT,
-                    )
-                    stem = directory / variant.name.replace("+", "-") / f"callgrind.out.{proc.pid}"
-                    controlled = Controlled(proc.pid, stem)
-                    print(
-                        f"round {round_number + 1} [{label}] {variant.name}: started under callgrind in "
-                        f"{time.monotonic() - point_started:.0f}s",
-                        flush=True,
-                    )
-                    try:
-                        for scenario in scenarios:
-                            measured = measure_scenario(controlled, path, scenario, options)
-                            if measured is None:
-                                continue
-                            busy, value = measured
-                            figures[(label, variant.name, scenario)].append(value)
-                            name = f"{slug(label)}-{variant.name}-{scenario}-round{round_number + 1}.callgrind"
-                            if options.keep:
-                                options.keep.mkdir(parents=True, exist_ok=True)
-                                shutil.copy(busy.dump.path, options.keep / name)
-                            if options.top and round_number == 0 and label == next(iter(trees)):
-                                print_top(busy.dump.path, options.top, options.requests)
-                    finally:
-                        processes.stop(proc)
+        upstreams = start_upstreams(processes, variants)
+        for round_number, label, tree in interleaved(trees, args.rounds):
+            for variant in variants:
+                point_started = time.monotonic()
+                directory = work / slug(label)
+                proc, path = start(
+                    processes,
+                    variant,
+                    upstreams,
+                    directory,
+                    tree,
+                    wrap=lambda into, argv: valgrind_argv(into / "callgrind.out.%p", argv),
+                    settings=tree_settings(tree, args.requests),
+                    env=env,
+                    timeout=START_TIMEOUT,
+                )
+                stem = directory / variant.name.replace("+", "-") / f"callgrind.out.{proc.pid}"
+                controlled = Controlled(proc.pid, stem)
+                print(
+                    f"round {round_number + 1} [{label}] {variant.name}: started under callgrind in "
+                    f"{time.monotonic() - point_started:.0f}s",
+                    flush=True,
+                )
+                try:
+                    for scenario in scenarios:
+                        measured = measure_scenario(controlled, path, scenario, options)
+                        if measured is None:
+                            continue
+                        busy, value = measured
+                        figures[(label, variant.name, scenario)].append(value)
+                        name = f"{slug(label)}-{variant.name}-{scenario}-round{round_number + 1}.callgrind"
+                        if options.keep:
+                            options.keep.mkdir(parents=True, exist_ok=True)
+                            shutil.copy(busy.dump.path, options.keep / name)
+                        if options.top and round_number == 0 and label == next(iter(trees)):
+                            print_top(busy.dump.path, options.top, options.requests)
+                finally:
+                    processes.stop(proc)
     report(figures, list(trees), [variant.name for variant in variants], scenarios)
     print(f"{time.monotonic() - started_at:.0f}s in all")
 

@@ -17,6 +17,7 @@ from bench.callgrind import (
     parse_annotate,
     parse_totals,
     read_dump,
+    short_name,
     valgrind_argv,
 )
 
@@ -78,6 +79,13 @@ Ir                  file:function
         (3_464_530, "Python/ceval.c:_PyEval_EvalFrameDefault [/usr/lib/libpython3.11.so.1.0]"),
         (1_009, "???:0x0000000004936718 [???]"),
     ]
+
+
+def test_a_function_is_named_without_the_directories_of_its_file_and_object() -> None:
+    long = "/tmp/python-build.1/Python-3.11.7/Objects/dictobject.c:_Py_dict_lookup [/root/lib/libpython3.11.so.1.0]"
+    assert short_name(long) == "dictobject.c:_Py_dict_lookup [libpython3.11.so.1.0]"
+    assert short_name("???:0x0000000004936718 [???]") == "???:0x0000000004936718 [???]"
+    assert short_name("./Include/object.h:find_name_in_mro") == "object.h:find_name_in_mro"
 
 
 def run_counted(tmp_path: Path, code: str) -> tuple[int, int]:

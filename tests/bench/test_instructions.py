@@ -16,7 +16,6 @@ from bench.instructions import (
     HOUR,
     ClientError,
     Window,
-    labelled,
     per_request,
     send,
     spread,
@@ -46,11 +45,6 @@ def test_a_window_without_requests_or_an_idle_window_without_time_is_refused() -
 def test_the_spread_is_the_range_over_the_median() -> None:
     assert spread([99.0, 100.0, 102.0]) == pytest.approx(0.03)
     assert spread([5.0]) == 0.0
-
-
-def test_a_tree_given_twice_is_measured_twice_under_two_labels() -> None:
-    tree = Path("/tmp/tree")
-    assert list(labelled([("main", tree), ("main", tree), ("main", tree)])) == ["main", "main #2", "main #3"]
 
 
 def test_the_settings_that_make_the_count_repeatable_are_set_only_where_the_tree_knows_them(tmp_path: Path) -> None:
