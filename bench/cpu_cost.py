@@ -30,7 +30,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path as FilePath
+from typing import Any
 
 import yaml
 
@@ -68,7 +70,21 @@ def serve_argv(tree: FilePath, config: FilePath) -> list[str]:
     return [sys.executable, "-c", code, "serve", "--config", str(config), "--log-level", "warning"]
 
 
-def start(processes: Processes, variant: gateway.Variant, upstreams: gateway.Upstreams, work: FilePath, tree: FilePath):  # type: ignore[no-untyped-def]
+def start(  # type: ignore[no-untyped-def]
+    processes: Processes,
+    variant: gateway.Variant,
+    upstreams: gateway.Upstreams,
+    work: FilePath,
+    tree: FilePath,
+    *,
+    wrap: Callable[[FilePath, list[str]], list[str]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+):
+    """The variant served from `tree`, healthy, and the path to it. `wrap` rewrites its command line (given the
+    variant's directory); `settings` sets top-level keys of its config, or adds keys to a section given as a mapping
+    (`{"key_cache_ttl": 60, "audit": {"batch_size": 50}}`)."""
     port = free_port()
     directory = work / variant.name.replace("+", "-")
     if directory.exists():
@@ -78,10 +94,13 @@ def start(processes: Processes, variant: gateway.Variant, upstreams: gateway.Ups
     key = "isk-bench-" + "0" * 32
     config = directory / "isthmus.yaml"
     data = gateway.config(variant, port, directory / "isthmus.db", key, upstreams)
+    for name, value in (settings or {}).items():
+        data[name] = {**data.get(name, {}), **value} if isinstance(value, Mapping) else value
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    proc = processes.start(variant.name, serve_argv(tree, config), port=port, cwd=directory)
-    proc.wait_ready(60, "/health")
-    gateway._wait_mcp_connected(proc, 60)
+    argv = serve_argv(tree, config)
+    proc = processes.start(variant.name, wrap(directory, argv) if wrap else argv, port=port, cwd=directory, env=env)
+    proc.wait_ready(timeout, "/health")
+    gateway._wait_mcp_connected(proc, timeout)
     auth = (("Authorization", f"Bearer {key}"),)
     path = Path(
         variant.name,
@@ -104,6 +123,53 @@ def extract(revision: str, into: FilePath) -> FilePath:
     return into
 
 
+def labelled(trees: list[tuple[str, FilePath]]) -> dict[str, FilePath]:
+    """The trees by label, a label given twice (the same tree measured twice, to see the noise) numbered."""
+    found: dict[str, FilePath] = {}
+    for label, tree in trees:
+        unique, number = label, 1
+        while unique in found:
+            number += 1
+            unique = f"{label} #{number}"
+        found[unique] = tree
+    return found
+
+
+def add_tree_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--ref`, `--against` and `--trees`, which `trees_to_compare` reads."""
+    parser.add_argument("--ref", default="main", help="the git revision to compare this tree with")
+    parser.add_argument("--against", help="a git revision to measure instead of this working tree")
+    parser.add_argument("--trees", help="comma-separated source directories to compare instead of revisions")
+
+
+def trees_to_compare(trees: str | None, ref: str, against: str | None, work: FilePath) -> dict[str, FilePath]:
+    """`--trees` (comma-separated directories), else `--ref` and `--against` (or this tree) extracted into `work`."""
+    if trees:
+        return labelled([(tree, FilePath(tree).resolve()) for tree in trees.split(",")])
+    other = extract(against, work / "against") if against else REPO
+    return labelled([(ref, extract(ref, work / "ref")), (against or "this tree", other)])
+
+
+def interleaved(trees: dict[str, FilePath], rounds: int) -> Iterator[tuple[int, str, FilePath]]:
+    """(round, label, tree) for each round and tree, the trees' order reversed every other round, so that a machine
+    that speeds up or slows down over the run favours none of them."""
+    for round_number in range(rounds):
+        order = list(trees.items())
+        if round_number % 2:
+            order.reverse()
+        for label, tree in order:
+            yield round_number, label, tree
+
+
+def start_upstreams(processes: Processes, variants: Sequence[gateway.Variant]) -> gateway.Upstreams:
+    """The mock provider and MCP server, and Redis and the OTLP sink when a variant needs them, started."""
+    _, llm_url = _python_proc(processes, "mock-llm", "bench.mock_llm")
+    _, mcp_url = _python_proc(processes, "mock-mcp", "bench.mock_mcp")
+    redis = _ensure_redis(processes) if any(variant.governance for variant in variants) else None
+    sink = _python_proc(processes, "otlp-sink", "bench.otlp_sink")[1] if gateway.TRACED in variants else None
+    return gateway.Upstreams(llm_url, mcp_url, redis=redis, otlp=sink)
+
+
 def writer_share(collapsed: str) -> float:
     """The share of py-spy's raw samples whose stack passes through the writers."""
     total = hit = 0
@@ -119,9 +185,7 @@ def writer_share(collapsed: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--ref", default="main", help="the git revision to compare this tree with")
-    parser.add_argument("--against", help="a git revision to measure instead of this working tree")
-    parser.add_argument("--trees", help="comma-separated source directories to compare instead of revisions")
+    add_tree_arguments(parser)
     parser.add_argument("--paths", default="isthmus,isthmus+gov")
     parser.add_argument("--scenarios", default="chat,mcp-modern")
     parser.add_argument("--rounds", type=int, default=3)
@@ -139,52 +203,40 @@ def main() -> None:
     shares: dict[tuple[str, str, str], float] = {}
     with contextlib.ExitStack() as stack:
         work = FilePath(stack.enter_context(tempfile.TemporaryDirectory(prefix="cpu-cost-")))
-        if args.trees:
-            trees = {tree: FilePath(tree).resolve() for tree in args.trees.split(",")}
-        else:
-            trees = {args.ref: extract(args.ref, work / "ref")}
-            trees[args.against or "this tree"] = extract(args.against, work / "against") if args.against else REPO
+        trees = trees_to_compare(args.trees, args.ref, args.against, work)
         processes = stack.enter_context(Processes(work / "logs"))
-        _, llm_url = _python_proc(processes, "mock-llm", "bench.mock_llm")
-        _, mcp_url = _python_proc(processes, "mock-mcp", "bench.mock_mcp")
-        redis = _ensure_redis(processes) if any(v.governance for v in variants) else None
-        sink = _python_proc(processes, "otlp-sink", "bench.otlp_sink")[1] if gateway.TRACED in variants else None
-        upstreams = gateway.Upstreams(llm_url, mcp_url, redis=redis, otlp=sink)
-        for round_number in range(args.rounds):
-            order = list(trees.items())
-            if round_number % 2:
-                order.reverse()
-            for label, tree in order:
-                for variant in variants:
-                    proc, path = start(processes, variant, upstreams, work / slug(label), tree)
-                    try:
-                        for scenario in scenarios:
-                            request = request_for(path, scenario)
-                            preflight(request)
-                            run_wrk(request, args.connections, args.warmup, wrk=wrk)
-                            before = thread_cpu(proc.pid)
-                            result = run_wrk(request, args.connections, args.duration, wrk=wrk)
-                            after = thread_cpu(proc.pid)
-                            total = sum(after.values()) - sum(before.get(t, 0) for t in after)
-                            others = total - (after[proc.pid] - before[proc.pid])
-                            per_10k = total / CLOCK_TICKS / max(1, result.requests) * 10_000
-                            figures[(label, variant.name, scenario)].append((per_10k, others / max(1, total)))
-                            print(
-                                f"round {round_number + 1} [{label}] {variant.name} {scenario}: "
-                                f"{result.requests:,} requests ({result.rps:,.0f} rps, {result.error_count} errors), "
-                                f"{per_10k:.2f} CPU s per 10k, other threads {others / max(1, total):.0%}",
-                                flush=True,
-                            )
-                            if args.profile and round_number == 0:
-                                output = work / f"profile-{slug(label)}-{variant.name}-{scenario}.txt"
-                                profile_under_load(proc.pid, request, args.connections, 6.0, output, wrk=wrk)
-                                shares[(label, variant.name, scenario)] = writer_share(output.read_text())
-                                if args.keep:
-                                    args.keep.mkdir(parents=True, exist_ok=True)
-                                    shutil.copy(output, args.keep / output.name)
-                    finally:
-                        processes.stop(proc)
-                    time.sleep(0.5)
+        upstreams = start_upstreams(processes, variants)
+        for round_number, label, tree in interleaved(trees, args.rounds):
+            for variant in variants:
+                proc, path = start(processes, variant, upstreams, work / slug(label), tree)
+                try:
+                    for scenario in scenarios:
+                        request = request_for(path, scenario)
+                        preflight(request)
+                        run_wrk(request, args.connections, args.warmup, wrk=wrk)
+                        before = thread_cpu(proc.pid)
+                        result = run_wrk(request, args.connections, args.duration, wrk=wrk)
+                        after = thread_cpu(proc.pid)
+                        total = sum(after.values()) - sum(before.get(t, 0) for t in after)
+                        others = total - (after[proc.pid] - before[proc.pid])
+                        per_10k = total / CLOCK_TICKS / max(1, result.requests) * 10_000
+                        figures[(label, variant.name, scenario)].append((per_10k, others / max(1, total)))
+                        print(
+                            f"round {round_number + 1} [{label}] {variant.name} {scenario}: "
+                            f"{result.requests:,} requests ({result.rps:,.0f} rps, {result.error_count} errors), "
+                            f"{per_10k:.2f} CPU s per 10k, other threads {others / max(1, total):.0%}",
+                            flush=True,
+                        )
+                        if args.profile and round_number == 0:
+                            output = work / f"profile-{slug(label)}-{variant.name}-{scenario}.txt"
+                            profile_under_load(proc.pid, request, args.connections, 6.0, output, wrk=wrk)
+                            shares[(label, variant.name, scenario)] = writer_share(output.read_text())
+                            if args.keep:
+                                args.keep.mkdir(parents=True, exist_ok=True)
+                                shutil.copy(output, args.keep / output.name)
+                finally:
+                    processes.stop(proc)
+                time.sleep(0.5)
     print("\nCPU seconds per 10,000 requests (median of rounds; every round's figure in brackets)")
     for variant in variants:
         for scenario in scenarios:
