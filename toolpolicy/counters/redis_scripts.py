@@ -226,6 +226,7 @@ local function measure(l, missing)
   else
     for _, key in ipairs(l.u) do committed = committed + bucket(l, key, missing) end
   end
+  if l.c then return committed end  -- a counted limit takes no holds (its hold key is its own): none to read
   return committed + sweep(l.h, now)
 end
 local usage, missing = {}, {}

@@ -193,3 +193,14 @@ async def test_holds_taken_by_earlier_releases_count_until_they_expire(
     await store.settle("later", [Settlement(limit, 0)], now=NOW + 12)
     await store.flush()
     assert await client.hget(hold_key, "__total") == b"0"
+
+
+async def test_a_counted_limit_reads_no_holds(store: RedisCounterStore, client: aioredis.Redis) -> None:
+    limit = counted(f"c-{uuid.uuid4().hex}", 3, 1)
+    await client.config_resetstat()
+    for index in range(3):
+        assert (await store.reserve(f"r{index}", [limit], now=NOW, hold_seconds=60)).usage == (index,)
+    refused = await store.reserve("r3", [limit], now=NOW, hold_seconds=60)
+    assert (refused.ok, refused.usage) == (False, (3,))
+    ran = await commands(client)
+    assert ran.get("hmget", 0) == 0 and ran.get("hget", 0) == 4  # its bucket, once a request
