@@ -182,9 +182,9 @@ class Governor:
             planned += self.llm_rate_limits(call, None, now)
             early = self._early_attempt(call, now)
             if early is not None:
-                await admission.reserve(planned, stage="request", early=early)
+                await admission.reserve(planned, stage="request", early=early, now=now)
                 return admission
-        await admission.reserve(planned, stage="request")
+        await admission.reserve(planned, stage="request", now=now)
         return admission
 
     def budgets(self, principal: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:
@@ -311,7 +311,8 @@ class Admission:
         await self._settle_stage("attempt")
         self.target, self._price = target, governor.price(target)
         ungoverned = self.ungoverned
-        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, governor.clock())
+        now = governor.clock()
+        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, now)
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
@@ -321,10 +322,11 @@ class Admission:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
         if not ungoverned:
-            await self.reserve(planned, stage="attempt")
+            await self.reserve(planned, stage="attempt", now=now)
 
-    async def reserve(self, planned: list[Planned], *, stage: str, early: Early | None = None) -> None:
-        """Take `planned` for `stage`, then, in the same counter-store step, `early`'s attempt reservation.
+    async def reserve(self, planned: list[Planned], *, stage: str, now: datetime, early: Early | None = None) -> None:
+        """Take `planned` (planned at `now`) for `stage`, then, in the same counter-store step, `early`'s attempt
+        reservation. A try after a fallback or a seeding reads the clock again.
 
         A denial of `planned` raises LimitExceeded; a denial of `early` is kept for `attempt` to raise.
         """
@@ -334,31 +336,34 @@ class Admission:
             return
         governor = self.governor
         limits = [item.limit for item in combined]
+        at = now
         for _ in range(3):
-            now = governor.clock().timestamp()
+            now_seconds = at.timestamp()
             try:
                 outcome = await self._store.reserve(
                     self.call.request_id,
                     limits,
-                    now=now,
+                    now=now_seconds,
                     hold_seconds=governor.settings.reservation_ttl,
                     split=len(planned),
                 )
             except CounterStoreError as exc:
                 self._fall_back(exc)
+                at = governor.clock()
                 continue
             if outcome.missing:
-                await self._seed(combined, outcome.missing, now)
+                await self._seed(combined, outcome.missing, now_seconds)
+                at = governor.clock()
                 continue
             failed = outcome.failed
             if not outcome.ok:
                 assert failed is not None
                 if failed < len(planned):
                     raise self._denial(planned[failed], outcome.usage[failed])
-            self._took(planned, outcome.usage, stage, now)
+            self._took(planned, outcome.usage, stage, now_seconds)
             if early is not None:
                 if failed is None:
-                    self._took(early.planned, outcome.usage[len(planned) :], "attempt", now)
+                    self._took(early.planned, outcome.usage[len(planned) :], "attempt", now_seconds)
                 else:
                     early.denied = (combined[failed], outcome.usage[failed])
                 self._early = early
@@ -370,8 +375,8 @@ class Admission:
         self._held[stage] = planned
         for item, used in zip(planned, usage, strict=False):
             if item.advertised:
-                self.headers.update(item.headers(used, item.kind, now))
-            if item.kind == "usd":
+                item.add_headers(self.headers, used, item.kind, now)
+            elif item.kind == "usd":  # a budget is never advertised
                 self.governor.note_budget(item, used + item.limit.amount)
 
     def _denial(self, failed: Planned, usage: int) -> LimitExceeded:
@@ -434,10 +439,13 @@ class Admission:
             for key, index in indexes.items():
                 await self._store.seed(key, to_nano(totals.get(index, Decimal(0))), item.limit.ttl, now=now)
 
-    async def _settle_stage(self, *stages: str, actual: dict[str, int] | None = None) -> None:
+    async def _settle_stage(
+        self, *stages: str, actual: dict[str, int] | None = None, at: datetime | None = None
+    ) -> None:
         """Settle (or, without `actual`, release) the holds of these stages in one counter-store round trip.
 
-        `actual`: the usage to commit per kind of limit (`usd`, `tokens`; any other kind commits 0).
+        `actual`: the usage to commit per kind of limit (`usd`, `tokens`; any other kind commits 0). `at`: the time
+        of the settlement, when the caller has read the clock already.
         """
         settlements: list[Settlement] = []
         held = self._held
@@ -451,7 +459,8 @@ class Admission:
         if not settlements:
             return
         try:
-            await self._store.settle(self.call.request_id, settlements, now=self.governor.clock().timestamp())
+            now = (at or self.governor.clock()).timestamp()
+            await self._store.settle(self.call.request_id, settlements, now=now)
         except CounterStoreError:
             # The holds expire on their own (reservation_ttl); the ledger still records the spend.
             logger.exception("could not settle request %s in the counter store", self.call.request_id)
@@ -471,7 +480,8 @@ class Admission:
             cost = Decimal(0)
         self.cost_usd = cost
         actual = {"usd": to_nano(cost), "tokens": usage.tokens_in + usage.tokens_out}
-        await self._settle_stage("request", "attempt", actual=actual)
+        at = self.governor.clock()  # the clock the budget windows were computed on
+        await self._settle_stage("request", "attempt", actual=actual, at=at)
         if cost:
             principal, target = self.call.principal, self.target or self.call.target
             entry = sanitize.spend_entry(
@@ -483,7 +493,7 @@ class Admission:
                     team_id=principal.team_id,
                     customer_id=principal.customer_id,
                     provider=target.provider if isinstance(target, ModelTarget) else None,
-                    created_at=self.governor.clock(),  # the clock the budget windows were computed on
+                    created_at=at,
                 )
             )
             self.governor.spend.emit(entry)

@@ -91,14 +91,18 @@ class Planned:
             self.period,
         )
 
-    def headers(self, usage: int, suffix: str, now: float) -> dict[str, str]:
-        remaining = max(0, self.limit.limit - usage - self.limit.amount)
-        reset = format_reset(self.window.resets_in(now) or 0)
-        return {
-            f"x-ratelimit-limit-{suffix}": str(self.limit.limit),
-            f"x-ratelimit-remaining-{suffix}": str(remaining),
-            f"x-ratelimit-reset-{suffix}": reset,
-        }
+    def add_headers(self, headers: dict[str, str], usage: int, suffix: str, now: float) -> None:
+        """Put the `x-ratelimit-*` headers in `headers` (per admitted request: names made once per suffix)."""
+        limit_name, remaining_name, reset_name = _header_names(suffix)
+        limit = self.limit
+        headers[limit_name] = str(limit.limit)
+        headers[remaining_name] = str(max(0, limit.limit - usage - limit.amount))
+        headers[reset_name] = format_reset(self.window.resets_in(now) or 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_names(suffix: str) -> tuple[str, str, str]:
+    return f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}", f"x-ratelimit-reset-{suffix}"
 
 
 def rate_limit(

@@ -96,7 +96,12 @@ def rate_window(rate: Rate, now: datetime) -> Window:
 
 def format_reset(seconds: float) -> str:
     """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
-    whole = max(0, int(-(-seconds // 1)))
+    return _format_whole(max(0, int(-(-seconds // 1))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_whole(whole: int) -> str:
+    """Every admitted request formats its windows' resets: a window's seconds left repeat request after request."""
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -88,7 +88,7 @@ async def no_holds_left(url: str) -> dict[str, int]:
     try:
         totals = {}
         async for key in client.scan_iter("isthmus:h:*"):
-            if not key.endswith(b":z"):
+            if not key.endswith((b":q", b":z")):
                 totals[key.decode()] = int(await client.hget(key, "__total") or 0)
         return {key: total for key, total in totals.items() if total}
     finally:

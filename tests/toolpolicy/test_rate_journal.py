@@ -11,7 +11,7 @@ from toolpolicy.counters.base import Limit, Settlement
 from toolpolicy.counters.journaled import JournaledCounterStore, seed_rate_buckets
 from toolpolicy.counters.memory import MemoryCounterStore
 from toolpolicy.store import Store
-from toolpolicy.store.rate_journal import RateJournal
+from toolpolicy.store.rate_journal import RateEntry, RateJournal
 
 pytestmark = pytest.mark.anyio
 
@@ -95,3 +95,47 @@ async def test_rows_of_windows_that_are_over_are_pruned(journal: RateJournal) ->
     journal.record("new", 1, at=WINDOW_START + 120, expires_at=WINDOW_START + 3660)
     await journal.flush()
     assert await journal.totals(["old", "new"]) == {"new": 3}
+
+
+async def test_a_buckets_records_wait_as_one_sum(journal: RateJournal) -> None:
+    for step in range(100):
+        journal.record(TOKENS, 7 if step % 2 else -3, at=WINDOW_START + step, expires_at=WINDOW_START + 3660)
+    journal.record(REQUESTS, 1, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    assert journal.writer.pending == 2  # one item per bucket, however many requests recorded
+    await journal.flush()
+    assert journal.writer.pending == 0
+    assert await journal.totals([TOKENS, REQUESTS]) == {TOKENS: 50 * 7 - 50 * 3, REQUESTS: 1}
+
+
+async def test_what_is_recorded_while_a_write_is_under_way_is_written_next(
+    journal: RateJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = journal.write
+
+    async def write_while_recording(entries: list[RateEntry]) -> None:
+        journal.record(TOKENS, 5, at=WINDOW_START, expires_at=WINDOW_START + 3660)  # lands mid-write
+        await write(entries)
+
+    monkeypatch.setattr(journal, "write", write_while_recording)
+    journal.record(TOKENS, 10, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    await journal.flush()
+    assert await journal.totals([TOKENS]) == {TOKENS: 10}
+    assert journal.writer.pending == 1  # the 5 waits for the next write, as its own item
+    monkeypatch.setattr(journal, "write", write)
+    await journal.flush()
+    assert await journal.totals([TOKENS]) == {TOKENS: 15}
+
+
+async def test_a_bucket_the_store_rejects_is_dropped_and_the_others_are_written(journal: RateJournal) -> None:
+    bad = "rl:k:\ud800:tokens:3600:3600s@498611"  # a lone surrogate: SQLite cannot encode it
+    journal.record(bad, 4, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    journal.record(TOKENS, 3, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    await journal.flush()
+    assert journal.writer.dropped == 1
+    assert journal.writer.pending == 0
+    journal.record(bad, 1, at=WINDOW_START, expires_at=WINDOW_START + 3660)  # a new sum, a new item
+    journal.record(TOKENS, 2, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    assert journal.writer.pending == 2
+    await journal.flush()
+    assert await journal.totals([TOKENS]) == {TOKENS: 5}
+    assert journal.writer.dropped == 2

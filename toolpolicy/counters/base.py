@@ -8,7 +8,7 @@ takes every hold in one atomic step, or takes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class CounterStoreError(Exception):
@@ -59,9 +59,9 @@ class ReserveOutcome:
     """Seeded buckets that do not exist yet; seed them and reserve again."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """What to do with one limit's hold when its request finishes."""
+class Settlement(NamedTuple):
+    """What to do with one limit's hold when its request finishes (a named tuple: a few are made per request, and a
+    tuple is made in C)."""
 
     limit: Limit
     actual: int

@@ -2,9 +2,10 @@
 
 Keys (prefix the gateway's `redis_prefix`, `isthmus:` by default): `u:<bucket>` is a hash whose `used` field is
 committed usage; `u:<rolling window>sum` the sum of a rolling window's closed buckets (read instead of them);
-`h:<limit>` a hash of holds by request id plus `__total` (and `__next`, `__keep`: when a sweep or a TTL is next
-due), with `h:<limit>:z` a sorted set of their deadlines; `since` when this Redis began holding counters. Redis
-Cluster is not supported: the scripts name keys they compute (single-node and replicated setups are).
+`h:<limit>:q` a sorted set of holds (`<amount>:<request id>`) scored by their deadlines, `h:<limit>` a hash of their
+`__total` (and `__next`, `__keep`: when a sweep or a TTL is next due; holds taken by releases before 2026-12 are
+hash fields by request id, with their deadlines in `h:<limit>:z`); `since` when this Redis began holding counters.
+Redis Cluster is not supported: the scripts name keys they compute (single-node and replicated setups are).
 
 The scripts and the form of their arguments are in `toolpolicy.counters.redis_scripts`; each call is one `EVALSHA` (the
 script itself is sent only when Redis answers `NOSCRIPT`, e.g. after a restart), on one pipelined connection shared by
@@ -117,7 +118,8 @@ class RedisCounterStore:
         """Queue the settlement (see the module's docstring); `flush` sends it at once."""
         args: list[Any] = [request_id, len(settlements)]
         for settlement in settlements:
-            args += (self._static(settlement.limit), settlement.actual)
+            limit = settlement.limit
+            args += (self._static(limit), settlement.actual, 0 if limit.commit else limit.amount)
         self.settles.add(args)
 
     async def _settle_now(self, args: list[Any]) -> None:

@@ -83,35 +83,53 @@ end
 """
 
 _SWEEP = """
--- A hold hash also keeps `__next`, a bound no hold's deadline is below (the earliest left at the last sweep, lowered
--- by every new hold; NO_HOLDS when none was left), and `__keep`, when its keys expire: a request sweeps only once a
+-- A hold is a member `<amount>:<request id>` of the sorted set `<hold key>:q`, scored by its deadline, and counts in
+-- the hold key's hash field `__total`; so taking one is a ZADD and an HINCRBY, dropping one a ZREM and an HINCRBY, and
+-- a hold sent twice (a command re-sent after a lost connection) is held once. Releases before 2026-12 kept the
+-- amount in a hash field per request and the deadlines in `<hold key>:z`: a sweep also drops expired holds of those.
+-- The hash also keeps `__next`, a bound no hold's deadline is below (the earliest left at the last sweep, lowered by
+-- every new hold; NO_HOLDS when none was left), and `__keep`, when its keys expire: a request sweeps only once a
 -- deadline may have passed, and sets the keys' TTL only when they would not outlive its own hold by half an hour.
 local NO_HOLDS = '9e99'
 local holds = {}  -- hold key -> {next = bound, keep = expiry} as this script last saw or set them
+-- Drop the holds of zk whose deadline is past: their amounts, from the member's prefix (or, `legacy`, the hash).
+local function drop_expired(hk, zk, now, legacy)
+  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
+  if #expired == 0 then return end
+  local total = 0
+  for _, member in ipairs(expired) do
+    if legacy then
+      total = total + tonumber(redis.call('HGET', hk, member) or '0')
+      redis.call('HDEL', hk, member)
+    else
+      total = total + tonumber(string.sub(member, 1, string.find(member, ':', 1, true) - 1))
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)  -- the members just read: the script runs alone
+  redis.call('HINCRBY', hk, '__total', -total)
+end
+local function earliest(zk)
+  return tonumber(redis.call('ZRANGE', zk, 0, 0, 'WITHSCORES')[2] or NO_HOLDS)
+end
 local function sweep(hk, now)
   local c = redis.call('HMGET', hk, '__total', '__next', '__keep')
   local state = {next = tonumber(c[2]), keep = tonumber(c[3])}
   holds[hk] = state
   if not c[1] then return 0 end  -- no hold was ever taken (or the keys expired): nothing to sweep
   if state.next and now < state.next then return tonumber(c[1]) end
-  local zk = hk .. ':z'
-  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
-  for _, member in ipairs(expired) do
-    local amount = tonumber(redis.call('HGET', hk, member) or '0')
-    redis.call('HDEL', hk, member)
-    redis.call('HINCRBY', hk, '__total', -amount)
-    redis.call('ZREM', zk, member)
-  end
-  local earliest = redis.call('ZRANGE', zk, 0, 0, 'WITHSCORES')[2] or NO_HOLDS
-  redis.call('HSET', hk, '__next', earliest)
-  state.next = tonumber(earliest)
+  drop_expired(hk, hk .. ':q', now, false)
+  drop_expired(hk, hk .. ':z', now, true)
+  local first = math.min(earliest(hk .. ':q'), earliest(hk .. ':z'))
+  redis.call('HSET', hk, '__next', first >= tonumber(NO_HOLDS) and NO_HOLDS or first)
+  state.next = first
   return tonumber(redis.call('HGET', hk, '__total') or '0')
 end
 -- Hold l's amount for request rid until `deadline`.
 local function hold(l, rid, now, deadline, hold_seconds)
-  redis.call('HINCRBY', l.h, rid, l.ns)
-  redis.call('HINCRBY', l.h, '__total', l.ns)
-  redis.call('ZADD', l.h .. ':z', deadline, rid)
+  local zk = l.h .. ':q'
+  if redis.call('ZADD', zk, deadline, l.ns .. ':' .. rid) == 1 then
+    redis.call('HINCRBY', l.h, '__total', l.ns)
+  end
   local state = holds[l.h]
   local fields = {}
   if not state.next or deadline < state.next then
@@ -121,7 +139,7 @@ local function hold(l, rid, now, deadline, hold_seconds)
   if not state.keep or state.keep < deadline + 1800 then  -- half an hour to spare, whatever the replicas' clocks
     local keep = math.ceil(hold_seconds) + 3600
     redis.call('EXPIRE', l.h, keep)
-    redis.call('EXPIRE', l.h .. ':z', keep)
+    redis.call('EXPIRE', zk, keep)
     state.keep = now + keep
     fields[#fields + 1], fields[#fields + 2] = '__keep', state.keep
   end
@@ -130,21 +148,19 @@ end
 """
 
 _SETTLE_ALL = """
--- ARGV[first..last]: per request its id and settlement count, then per settlement the limit's static part and the
--- amount to commit. Drops each request's hold and commits the amount (a seeded bucket only if it exists).
+-- ARGV[first..last]: per request its id and settlement count, then per settlement the limit's static part, the
+-- amount to commit and the amount the request holds (0: none). Drops each request's hold and commits the amount (a
+-- seeded bucket only if it exists).
 local function settle_all(first, last)
   local i = first
   while i <= last do
     local rid, count = ARGV[i], tonumber(ARGV[i + 1])
     i = i + 2
     for _ = 1, count do
-      local l = limit(ARGV[i], ARGV[i + 1])
-      i = i + 2
-      local held = redis.call('HGET', l.h, rid)
-      if held then
-        redis.call('HDEL', l.h, rid)
+      local l, held = limit(ARGV[i], ARGV[i + 1]), ARGV[i + 2]
+      i = i + 3
+      if held ~= '0' and redis.call('ZREM', l.h .. ':q', held .. ':' .. rid) == 1 then
         redis.call('HINCRBY', l.h, '__total', -tonumber(held))
-        redis.call('ZREM', l.h .. ':z', rid)
       end
       if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then commit(l) end
     end
@@ -210,6 +226,7 @@ local function measure(l, missing)
   else
     for _, key in ipairs(l.u) do committed = committed + bucket(l, key, missing) end
   end
+  if l.c then return committed end  -- a counted limit takes no holds (its hold key is its own): none to read
   return committed + sweep(l.h, now)
 end
 local usage, missing = {}, {}

@@ -17,8 +17,10 @@ governor's clock:
   seed taken by this replica includes every request it let through (`toolpolicy.counters.journaled`). The holds of
   requests in flight at a restart count in full, and count again when they settle into the seeded bucket (their
   hold in Redis is gone): a slight over-count, never an under-count;
-- entries are buffered off the request path and summed per bucket in each write: one upserted row per bucket, not
-  one per request; rows are pruned once their window is over;
+- entries are summed per bucket as they are recorded, off the request path, and each write upserts one row per
+  bucket changed since the last: a request adds to an in-memory sum (no entry object, no writer item); the writer
+  holds one item per bucket with a sum waiting (its backlog counts buckets, not requests); rows are pruned once
+  their window is over;
 - a seed is asked for only when a bucket is missing from a window that began before the counter store started
   keeping data (`Limit.window_start`), so after a restart each live bucket is seeded once, and new windows never
   touch the journal.
@@ -52,7 +54,7 @@ _UPSERT = (
 
 
 class RateEntry(NamedTuple):
-    """A change of one bucket's usage (a named tuple: a few are made per request, and a tuple is made in C)."""
+    """A change of one bucket's usage (in a write: the sum of the changes recorded since the last)."""
 
     bucket: str
     amount: int
@@ -72,15 +74,22 @@ class RateJournal:
 
     def __init__(self, store: Store, *, batch_size: int = 10_000, flush_interval: float = 0.25) -> None:
         # Each write sums its entries per bucket, so a batch costs about the same however many it holds: the
-        # interval, not the size, paces the writes (a few entries per request would otherwise wake it early).
+        # interval, not the size, paces the writes.
         self.store = store
-        self.writer = BatchWriter[RateEntry](
+        self.writer = BatchWriter[str](
             self.write_batch,
             name="rate journal",
             batch_size=batch_size,
             flush_interval=flush_interval,
             is_record_fault=is_record_fault,
         )
+        """Its items are bucket names: one per bucket whose sum waits in `_amounts` (see `record`)."""
+        self._amounts: dict[str, int] = {}
+        """Usage recorded and not yet written, by bucket: each has exactly one item in the writer's hands."""
+        self._expires: dict[str, float] = {}
+        """The latest end of window recorded for each bucket in `_amounts`."""
+        self._latest = float("-inf")
+        """The latest `at` recorded: what the next write prunes by."""
         self._pruned_at = float("-inf")
         self._raw = RawWriter(store)
         table = RateJournalRow.__table__
@@ -90,7 +99,18 @@ class RateJournal:
         self._prune = bound("DELETE FROM rate_journal WHERE expires_at < ?", store.engine.dialect.paramstyle)
 
     def record(self, bucket: str, amount: int, *, at: float, expires_at: float) -> None:
-        self.writer.emit(RateEntry(bucket, amount, at, expires_at))
+        """Add `amount` to the bucket's sum waiting to be written (a few per request: a dict update each)."""
+        amounts = self._amounts
+        if bucket in amounts:
+            amounts[bucket] += amount
+            if expires_at > self._expires[bucket]:
+                self._expires[bucket] = expires_at
+        else:
+            amounts[bucket] = amount
+            self._expires[bucket] = expires_at
+            self.writer.emit(bucket)
+        if at > self._latest:
+            self._latest = at
 
     def start(self) -> None:
         self.writer.start()
@@ -101,9 +121,29 @@ class RateJournal:
     async def aclose(self) -> None:
         await self.writer.aclose()
 
-    async def write_batch(self, batch: list[Emitted[RateEntry]], mark: WriterMark) -> None:
-        """A writer's batch (the journal keeps no emission numbers: each bucket's sum is what matters)."""
-        await self.write([emitted.item for emitted in batch])
+    async def write_batch(self, batch: list[Emitted[str]], mark: WriterMark) -> None:
+        """Write the sums of the writer's buckets; each leaves `_amounts` once written (or rejected, see below).
+
+        What is recorded while the write is under way is added to the sums and written by the bucket's next item.
+        """
+        amounts, expires = self._amounts, self._expires
+        buckets = {emitted.item for emitted in batch if emitted.item in amounts}  # a bucket is in one item at most
+        entries = [RateEntry(bucket, amounts[bucket], self._latest, expires[bucket]) for bucket in buckets]
+        try:
+            await self.write(entries)
+        except Exception as exc:
+            # The writer isolates a rejected bucket and drops it (logged): its sum goes with it, as an entry's did.
+            if len(batch) == 1 and is_record_fault(exc):
+                for bucket in buckets:
+                    del amounts[bucket], expires[bucket]
+            raise
+        for entry in entries:
+            left = amounts[entry.bucket] - entry.amount
+            if left:  # recorded during the write: the bucket's next item writes it
+                amounts[entry.bucket] = left
+                self.writer.emit(entry.bucket)
+            else:
+                del amounts[entry.bucket], expires[entry.bucket]
 
     async def write(self, entries: list[RateEntry]) -> None:
         if not entries:

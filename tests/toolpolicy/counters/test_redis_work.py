@@ -134,7 +134,7 @@ async def test_holds_are_swept_and_kept_alive_only_when_due(
     assert ran.get("zrangebyscore", 0) == 0  # no hold could have expired yet
     assert ran.get("expire", 0) == 2  # the hash and its deadlines, once
     assert await client.ttl(store.keys.hold + "budget") > 600
-    assert await client.ttl(store.keys.hold + "budget:z") > 600
+    assert await client.ttl(store.keys.hold + "budget:q") > 600
     outcome = await store.reserve("late", [limit], now=NOW + 700, hold_seconds=600)
     assert outcome.usage == (0,)  # every earlier hold expired, and was swept
 
@@ -162,3 +162,45 @@ async def test_a_settled_amount_makes_its_bucket_with_a_ttl(store: RedisCounterS
     await store.flush()
     bucket = store.keys.used + limit.add_key
     assert await client.hget(bucket, "used") == b"3" and 590 < await client.ttl(bucket) <= 600
+
+
+async def test_a_hold_sent_twice_is_held_once_and_settled_once(store: RedisCounterStore) -> None:
+    # As when a reservation is re-sent on a new connection after Redis had run it on the lost one.
+    limit = held(f"h-{uuid.uuid4().hex}", 100, 30)
+    probe = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 0})
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).usage == (30,)
+    assert (await store.reserve("probe", [probe], now=NOW, hold_seconds=60)).usage == (30,)
+    for _ in range(2):  # a settlement sent twice drops the hold once
+        await store.settle("r1", [Settlement(limit, 0)], now=NOW)
+        await store.flush()
+    assert (await store.reserve("probe", [probe], now=NOW, hold_seconds=60)).usage == (0,)
+
+
+async def test_holds_taken_by_earlier_releases_count_until_they_expire(
+    store: RedisCounterStore, client: aioredis.Redis
+) -> None:
+    # Before 2026-12 a hold was a hash field by request id, its deadline in `<hold key>:z` (a replica of an earlier
+    # release may still hold during an upgrade, and one that stopped leaves its holds to expire).
+    limit = held(f"h-{uuid.uuid4().hex}", 100, 1)
+    hold_key = store.keys.hold + limit.hold_key
+    await client.hset(hold_key, mapping={"old": 40, "__total": 40, "__next": NOW + 10})
+    await client.zadd(hold_key + ":z", {"old": NOW + 10})
+    assert (await store.reserve("new", [limit], now=NOW, hold_seconds=60)).usage == (40,)
+    assert (await store.reserve("later", [limit], now=NOW + 11, hold_seconds=60)).usage == (1,)  # `old` expired
+    assert await client.hget(hold_key, "old") is None and await client.zcard(hold_key + ":z") == 0
+    await store.settle("new", [Settlement(limit, 0)], now=NOW + 12)
+    await store.settle("later", [Settlement(limit, 0)], now=NOW + 12)
+    await store.flush()
+    assert await client.hget(hold_key, "__total") == b"0"
+
+
+async def test_a_counted_limit_reads_no_holds(store: RedisCounterStore, client: aioredis.Redis) -> None:
+    limit = counted(f"c-{uuid.uuid4().hex}", 3, 1)
+    await client.config_resetstat()
+    for index in range(3):
+        assert (await store.reserve(f"r{index}", [limit], now=NOW, hold_seconds=60)).usage == (index,)
+    refused = await store.reserve("r3", [limit], now=NOW, hold_seconds=60)
+    assert (refused.ok, refused.usage) == (False, (3,))
+    ran = await commands(client)
+    assert ran.get("hmget", 0) == 0 and ran.get("hget", 0) == 4  # its bucket, once a request
