@@ -70,6 +70,7 @@ class BatchWriter(Generic[T]):
         quarantine: Callable[[T, BaseException], T] | None = None,
         on_quarantine: Callable[[], None] = lambda: None,
         on_drop: Callable[[int], None] = lambda count: None,
+        forget: Callable[[T], None] | None = None,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
     ) -> None:
@@ -84,6 +85,8 @@ class BatchWriter(Generic[T]):
         self._quarantine = quarantine
         self._on_quarantine = on_quarantine
         self._on_drop = on_drop
+        self._forget = forget
+        """Told of each item a full buffer drops, for a writer whose items stand for state kept elsewhere."""
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._buffer: deque[Emitted[T]] = deque()
@@ -105,8 +108,10 @@ class BatchWriter(Generic[T]):
         self.emitted += 1
         self._buffer.append(Emitted(self.emitted, record))
         if len(self._buffer) > self._max_buffer:
-            self._buffer.popleft()
+            dropped = self._buffer.popleft()
             self._drop(1, "buffer full (store unreachable?): dropping the oldest waiting items")
+            if self._forget is not None:
+                self._forget(dropped.item)
         if len(self._buffer) >= self._batch_size:
             self._wake.set()
 

@@ -139,3 +139,15 @@ async def test_a_bucket_the_store_rejects_is_dropped_and_the_others_are_written(
     await journal.flush()
     assert await journal.totals([TOKENS]) == {TOKENS: 5}
     assert journal.writer.dropped == 2
+
+
+async def test_a_bucket_a_full_buffer_dropped_is_written_again_from_its_next_record(migrated_store: Store) -> None:
+    journal = RateJournal(migrated_store, max_buffer=3)
+    buckets = [f"rl:k:-:tokens:3600:3600s@49861{n}" for n in range(4)]
+    for bucket in buckets:  # the store unreachable meanwhile: the oldest waiting bucket is dropped, with its sum
+        journal.record(bucket, 10, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    assert journal.writer.dropped == 1 and journal.writer.pending == 3
+    await journal.flush()  # the store is back
+    journal.record(buckets[0], 5, at=WINDOW_START, expires_at=WINDOW_START + 3660)
+    await journal.flush()
+    assert await journal.totals(buckets) == {buckets[0]: 5, buckets[1]: 10, buckets[2]: 10, buckets[3]: 10}

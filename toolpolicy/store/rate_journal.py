@@ -72,7 +72,9 @@ def _timestamp(seconds: float) -> datetime:
 class RateJournal:
     """`record` never waits on the store; `flush` writes what this replica recorded so far."""
 
-    def __init__(self, store: Store, *, batch_size: int = 10_000, flush_interval: float = 0.25) -> None:
+    def __init__(
+        self, store: Store, *, batch_size: int = 10_000, flush_interval: float = 0.25, max_buffer: int = 100_000
+    ) -> None:
         # Each write sums its entries per bucket, so a batch costs about the same however many it holds: the
         # interval, not the size, paces the writes.
         self.store = store
@@ -82,6 +84,8 @@ class RateJournal:
             batch_size=batch_size,
             flush_interval=flush_interval,
             is_record_fault=is_record_fault,
+            max_buffer=max_buffer,
+            forget=self._forget,
         )
         """Its items are bucket names: one per bucket whose sum waits in `_amounts` (see `record`)."""
         self._amounts: dict[str, int] = {}
@@ -111,6 +115,11 @@ class RateJournal:
             self.writer.emit(bucket)
         if at > self._latest:
             self._latest = at
+
+    def _forget(self, bucket: str) -> None:
+        """A full buffer (the store unreachable for long) dropped the bucket's item: its sum goes with it, as the
+        oldest entries did, and the bucket's next record starts a new sum with an item of its own."""
+        del self._amounts[bucket], self._expires[bucket]
 
     def start(self) -> None:
         self.writer.start()
