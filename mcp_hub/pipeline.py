@@ -65,6 +65,9 @@ _canonical = compact_encoder(sort_keys=True, ensure_ascii=False)
 """`json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`."""
 
 
+_NO_USAGE = Usage()
+"""What a call to a server without `cost_per_call_usd` used (`Usage(cost_usd=None)`), made once: it is frozen."""
+
 _QUIET = nullcontext(INVALID_SPAN)
 """A span skipped (`nothing_to_trace`): what `operation_span` and `span_under` give then."""
 
@@ -261,7 +264,7 @@ class ToolCalls:
                 await admission.release()
             raise
         record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
-        record.cost_usd = await admission.settle(Usage(cost_usd=fixed))
+        record.cost_usd = await admission.settle(_NO_USAGE if fixed is None else Usage(cost_usd=fixed))
         outbound = tool_scan(
             guardrails,
             caller.principal,

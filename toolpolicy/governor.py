@@ -479,10 +479,15 @@ class Admission:
         else:
             cost = Decimal(0)
         self.cost_usd = cost
-        actual = {"usd": to_nano(cost), "tokens": usage.tokens_in + usage.tokens_out}
-        at = self.governor.clock()  # the clock the budget windows were computed on
-        await self._settle_stage("request", "attempt", actual=actual, at=at)
+        at: datetime | None = None
+        held = self._held
+        if held["request"] or held["attempt"]:  # else nothing to settle (an ungoverned caller holds nothing)
+            actual = {"usd": to_nano(cost), "tokens": usage.tokens_in + usage.tokens_out}
+            at = self.governor.clock()  # the clock the budget windows were computed on
+            await self._settle_stage("request", "attempt", actual=actual, at=at)
         if cost:
+            if at is None:
+                at = self.governor.clock()
             principal, target = self.call.principal, self.target or self.call.target
             entry = sanitize.spend_entry(
                 SpendEntry(

@@ -28,6 +28,7 @@ A redirect (which the SDK would follow within the origin) makes the connection u
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -72,6 +73,11 @@ RECONNECT_DELAY_MS = 1000
 """Wait before resuming when the upstream gave no `retry` (the SDK's `DEFAULT_RECONNECTION_DELAY_MS`)."""
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 """`json.dumps(..., separators=(",", ":"))` without building an encoder per call."""
+NAME_HEADERS_KEPT = 1024
+"""Tool names whose `Mcp-Name` header value is remembered (the least recently used go first)."""
+name_header = functools.lru_cache(maxsize=NAME_HEADERS_KEPT)(encode_header_value)
+"""`encode_header_value(name)`, the `Mcp-Name` of a call, remembered per tool name (its two regular expressions
+ran on every call)."""
 ABANDON_WRITE_TIMEOUT = 5.0
 """Seconds a courtesy `notifications/cancelled` may take (the SDK dispatcher's `_ABANDON_WRITE_TIMEOUT`)."""
 
@@ -237,7 +243,7 @@ class FastCalls:
                 meta[types.LOG_LEVEL_META_KEY] = self._log_level
             if over_http:  # stdio has no headers: the SDK's stdio transport sends the body alone
                 headers[MCP_METHOD_HEADER] = METHOD
-                headers[MCP_NAME_HEADER] = encode_header_value(name)
+                headers[MCP_NAME_HEADER] = name_header(name)
                 headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
         if progress is not None:
             meta["progressToken"] = request_id

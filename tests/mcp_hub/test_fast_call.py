@@ -22,8 +22,10 @@ import pytest
 from hypothesis import given, strategies as st
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import encode_header_value
 
-from mcp_hub.upstreams.fast_call import FastCalls, _decode, encode_message
+from mcp_hub.upstreams import fast_call
+from mcp_hub.upstreams.fast_call import FastCalls, _decode, encode_message, name_header
 from tests.json_fuzz_support import PLAIN_SCALARS, WEIRD_TEXT
 from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
 
@@ -212,3 +214,17 @@ def test_a_message_to_an_upstream_is_utf_8_as_the_sdks_client_sends_it() -> None
     # A lone surrogate cannot be UTF-8: escaped, as json writes it; non-finite numbers as json writes them.
     assert encode_message(message) == json.dumps(message, separators=(",", ":")).encode()
     assert encode_message({"n": [math.nan, math.inf]}) == b'{"n":[NaN,Infinity]}'
+
+
+@given(names=st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=8) | st.just("echo"), max_size=8))
+def test_a_calls_name_header_is_the_sdks_encoding_every_time(names: list[str]) -> None:
+    for name in [*names, *names]:  # each name a second time, when it is remembered
+        assert name_header(name) == encode_header_value(name)
+
+
+def test_remembered_name_headers_are_bounded() -> None:
+    names = [f"tool {number}" for number in range(fast_call.NAME_HEADERS_KEPT + 1)]
+    for name in names:
+        assert name_header(name) == name
+    assert name_header.cache_info().currsize == fast_call.NAME_HEADERS_KEPT
+    assert name_header("ünïcode") == encode_header_value("ünïcode") != "ünïcode"
