@@ -90,7 +90,7 @@ class Exchange:
             self.ttfb = time.perf_counter() - self.started
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as `Attempt`: one per request, never changed
 class Plan:
     targets: list[ModelTarget]
     admission: Admission
