@@ -186,15 +186,22 @@ class Pipeline:
         self._end_span(exchange)
         if principal is None and error is None:
             return
-        details: dict[str, Any] = {"api": exchange.api, "endpoint": exchange.endpoint, "stream": exchange.stream}
-        details.update(route=exchange.trace.route, attempts=exchange.trace.attempts)
+        trace = exchange.trace
+        details: dict[str, Any] = {
+            "api": exchange.api,
+            "endpoint": exchange.endpoint,
+            "stream": exchange.stream,
+            "route": trace.route,
+            "attempts": trace.attempts,
+        }
         if exchange.ttfb is not None:
             details["ttfb_ms"] = round(exchange.ttfb * 1000, 3)
-        if exchange.trace.failures:
-            details["failures"] = exchange.trace.failures
+        if trace.failures:
+            details["failures"] = trace.failures
         if exchange.usage is not None and exchange.usage.cached_tokens:
             details["cached_tokens"] = exchange.usage.cached_tokens
-        details.update(exchange.details)
+        if exchange.details:
+            details.update(exchange.details)
         self.governance.audit.emit(
             AuditRecord(
                 request_id=exchange.request_id,
@@ -266,9 +273,10 @@ class Pipeline:
 
 def requested_model(body: dict[str, Any]) -> str:
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    name = model.strip() if isinstance(model, str) else ""
+    if not name:
         raise InvalidRequest("'model' is required: name a model as 'provider/model' or an alias", param="model")
-    return model.strip()
+    return name
 
 
 def fallbacks_of(body: dict[str, Any]) -> list[str]:

@@ -63,11 +63,12 @@ class Principal:
     oauth: OAuthIdentity | None = None
     """Set when the key's policy applies through an OAuth token (`toolpolicy.oauth`): its client and subject."""
 
-    @property
-    def governed(self) -> bool:
-        """Whether any rate limit or budget applies (key, team or customer): else admission plans nothing, and the
-        request's token estimate has no use there."""
-        return any(self.limits.values())
+    governed: bool = field(init=False, repr=False, compare=False)
+    """Whether any rate limit or budget applies (key, team or customer): else admission plans nothing, and the
+    request's token estimate has no use there. Worked out once, when the key is resolved, not twice a request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "governed", any(self.limits.values()))
 
 
 @dataclass(frozen=True, slots=True)

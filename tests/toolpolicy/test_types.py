@@ -1,11 +1,13 @@
-"""`ModelTarget.parse`: the split of a model name, and one object per name for the names requests repeat."""
+"""`ModelTarget.parse` (one object per name for the names requests repeat) and `Principal.governed`."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from toolpolicy import types
-from toolpolicy.types import ModelTarget
+from toolpolicy.types import ModelTarget, Principal
 
 
 def test_parse_splits_provider_and_model_at_the_first_slash() -> None:
@@ -27,3 +29,12 @@ def test_names_past_the_bound_are_parsed_but_not_kept(monkeypatch: pytest.Monkey
         assert ModelTarget.parse(f"p/m{index}") == ModelTarget("p", f"m{index}")
     assert set(types._PARSED) == {"p/m0", "p/m1"}
     assert ModelTarget.parse("p/m4") is not ModelTarget.parse("p/m4")
+
+
+def test_a_principal_is_governed_when_any_limit_is_set_and_stays_so_through_replace() -> None:
+    plain = Principal(key_id="k1", key_name="bench", limits={"budgets": [], "rate_limit": None})
+    assert not plain.governed
+    budgeted = dataclasses.replace(plain, limits={"budgets": [{"max_usd": 1}], "rate_limit": None})
+    assert budgeted.governed
+    assert not dataclasses.replace(budgeted, limits={}).governed
+    assert budgeted == dataclasses.replace(plain, limits=budgeted.limits)  # not a field that compares
