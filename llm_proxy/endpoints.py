@@ -73,7 +73,10 @@ def _model(body: dict[str, Any]) -> str:
 
 
 def _fallbacks(body: dict[str, Any]) -> list[str]:
-    return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks_of(body))]
+    fallbacks = fallbacks_of(body)
+    if not fallbacks:  # nearly every request: no list to walk
+        return fallbacks
+    return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)]
 
 
 def header_map(request: Request) -> dict[str, str]:

@@ -147,9 +147,11 @@ class Pipeline:
         # A bare name one provider lists becomes its `provider/model`, among the names the key may use: the
         # allowlist then judges the name that routes, and an ambiguous name names only usable candidates.
         requested = self.router.resolve(requested, principal)
-        fallbacks = [
-            self.router.resolve(name, principal, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)
-        ]
+        if fallbacks:  # most requests have none: no list to build
+            fallbacks = [
+                self.router.resolve(name, principal, param=f"fallbacks[{index}]")
+                for index, name in enumerate(fallbacks)
+            ]
         authorize(principal, ModelTarget.parse(requested)).raise_if_denied()
         for index, name in enumerate(fallbacks):
             denial = authorize(principal, ModelTarget.parse(name)).denial
