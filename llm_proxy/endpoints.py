@@ -19,6 +19,7 @@ from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
+from llm_proxy.json_answer import json_answer
 from llm_proxy.operations import Direct, Messages, Operation, first_stream
 from llm_proxy.pipeline import (
     Api,
@@ -72,7 +73,10 @@ def _model(body: dict[str, Any]) -> str:
 
 
 def _fallbacks(body: dict[str, Any]) -> list[str]:
-    return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks_of(body))]
+    fallbacks = fallbacks_of(body)
+    if not fallbacks:  # nearly every request: no list to walk
+        return fallbacks
+    return [model_name(name, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)]
 
 
 def header_map(request: Request) -> dict[str, str]:
@@ -254,7 +258,7 @@ class Endpoints:
                 reply.body["usage"] = self._usage_body(exchange, usage)
             content = dumps(reply.body)
         lookup.store(reply.body)
-        return Response(content, headers=exchange.headers(), media_type="application/json")
+        return json_answer(content, exchange.headers())
 
     @staticmethod
     def _usage_body(exchange: Exchange, usage: Usage) -> dict[str, Any]:
@@ -312,7 +316,7 @@ class Endpoints:
         self.pipeline.fail(exchange, error, status)
         body = openai_error(error) if exchange.api == "openai" else anthropic_error(error)
         headers = {**exchange.headers(), **error_headers(error)}
-        return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
+        return json_answer(dumps(body), headers, status)
 
     async def count_tokens(self, request: Request) -> Response:
         """`POST /v1/messages/count_tokens`: an estimate with the shipped encodings (coding agents call it)."""

@@ -52,7 +52,11 @@ class KeyPool:
         self, model: str, health: Health, rng: random.Random, *, exclude: set[str], avoid: set[str]
     ) -> PoolKey | None:
         """A key for `model`, by weight; keys in `avoid` only when nothing else is left, `exclude` never."""
-        candidates = [key for key in self.serving(model) if key.name not in exclude and health.available(key.name)]
+        serving = self.serving(model)
+        if len(serving) == 1:  # most providers have one key: no lists to build to choose it
+            only = serving[0]
+            return only if only.name not in exclude and health.available(only.name) else None
+        candidates = [key for key in serving if key.name not in exclude and health.available(key.name)]
         preferred = [key for key in candidates if key.name not in avoid] or candidates
         if not preferred:
             return None

@@ -90,7 +90,7 @@ class Exchange:
             self.ttfb = time.perf_counter() - self.started
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as `Attempt`: one per request, never changed
 class Plan:
     targets: list[ModelTarget]
     admission: Admission
@@ -147,9 +147,11 @@ class Pipeline:
         # A bare name one provider lists becomes its `provider/model`, among the names the key may use: the
         # allowlist then judges the name that routes, and an ambiguous name names only usable candidates.
         requested = self.router.resolve(requested, principal)
-        fallbacks = [
-            self.router.resolve(name, principal, param=f"fallbacks[{index}]") for index, name in enumerate(fallbacks)
-        ]
+        if fallbacks:  # most requests have none: no list to build
+            fallbacks = [
+                self.router.resolve(name, principal, param=f"fallbacks[{index}]")
+                for index, name in enumerate(fallbacks)
+            ]
         authorize(principal, ModelTarget.parse(requested)).raise_if_denied()
         for index, name in enumerate(fallbacks):
             denial = authorize(principal, ModelTarget.parse(name)).denial
@@ -186,15 +188,22 @@ class Pipeline:
         self._end_span(exchange)
         if principal is None and error is None:
             return
-        details: dict[str, Any] = {"api": exchange.api, "endpoint": exchange.endpoint, "stream": exchange.stream}
-        details.update(route=exchange.trace.route, attempts=exchange.trace.attempts)
+        trace = exchange.trace
+        details: dict[str, Any] = {
+            "api": exchange.api,
+            "endpoint": exchange.endpoint,
+            "stream": exchange.stream,
+            "route": trace.route,
+            "attempts": trace.attempts,
+        }
         if exchange.ttfb is not None:
             details["ttfb_ms"] = round(exchange.ttfb * 1000, 3)
-        if exchange.trace.failures:
-            details["failures"] = exchange.trace.failures
+        if trace.failures:
+            details["failures"] = trace.failures
         if exchange.usage is not None and exchange.usage.cached_tokens:
             details["cached_tokens"] = exchange.usage.cached_tokens
-        details.update(exchange.details)
+        if exchange.details:
+            details.update(exchange.details)
         self.governance.audit.emit(
             AuditRecord(
                 request_id=exchange.request_id,
@@ -266,9 +275,10 @@ class Pipeline:
 
 def requested_model(body: dict[str, Any]) -> str:
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    name = model.strip() if isinstance(model, str) else ""
+    if not name:
         raise InvalidRequest("'model' is required: name a model as 'provider/model' or an alias", param="model")
-    return model.strip()
+    return name
 
 
 def fallbacks_of(body: dict[str, Any]) -> list[str]:

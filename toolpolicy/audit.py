@@ -10,7 +10,11 @@ from typing import Any
 from toolpolicy.batching import BatchWriter
 
 
-@dataclass(frozen=True, slots=True)
+# Not `frozen`: a frozen dataclass sets each field through `object.__setattr__`, five times the cost of a plain one,
+# and a record is built for every request. Treat it as immutable all the same: consumers share one record (the audit
+# writer, the rollups, the metrics, the log line), and `sanitize` makes a new one with `replace` to change a field.
+# (Hashing is unchanged: `details` is a dict, so a record never was hashable.)
+@dataclass(slots=True)
 class AuditRecord:
     request_id: str
     kind: str

@@ -15,8 +15,10 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+        if scheme.lower() == "bearer":
+            token = token.strip()
+            if token:
+                return token
     return headers.get("x-api-key") or None
 
 

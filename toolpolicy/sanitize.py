@@ -41,6 +41,7 @@ AUDIT_COST_LIMIT = Decimal("99999.9999999999")
 """The largest cost an audit record keeps. SQLite holds a Numeric as a double, which reads back to the same 10
 decimals (as the record's hash needs) only below about $450,000; the spend ledger keeps larger charges whole."""
 _COST_PLACES = Decimal("0.0000000001")
+_ONE = Decimal(1)
 
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -239,7 +240,9 @@ def _plain_cost(amount: object, limit: Decimal) -> bool:
         type(amount) is Decimal
         and amount.is_finite()
         and -limit <= amount <= limit
-        and int(amount.as_tuple().exponent) >= -10
+        # An exponent of 0 (`Decimal(0)`, the cost of every unpriced request) is told without `as_tuple`, which
+        # builds a named tuple of every digit.
+        and (amount.same_quantum(_ONE) or int(amount.as_tuple().exponent) >= -10)
         and not (amount.is_zero() and amount.is_signed())
     )
 

@@ -63,11 +63,12 @@ class Principal:
     oauth: OAuthIdentity | None = None
     """Set when the key's policy applies through an OAuth token (`toolpolicy.oauth`): its client and subject."""
 
-    @property
-    def governed(self) -> bool:
-        """Whether any rate limit or budget applies (key, team or customer): else admission plans nothing, and the
-        request's token estimate has no use there."""
-        return any(self.limits.values())
+    governed: bool = field(init=False, repr=False, compare=False)
+    """Whether any rate limit or budget applies (key, team or customer): else admission plans nothing, and the
+    request's token estimate has no use there. Worked out once, when the key is resolved, not twice a request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "governed", any(self.limits.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,15 @@ class ModelTarget:
 
     @classmethod
     def parse(cls, name: str) -> ModelTarget:
-        provider, sep, model = name.partition("/")
-        return cls(provider, model) if sep else cls("", name)
+        # Parsed once per name: a request parses its model three times on the way (route resolution, allowlist,
+        # admission), and targets are immutable, so one object serves every request that names the same model.
+        target = _PARSED.get(name)
+        if target is None or cls is not ModelTarget:
+            provider, sep, model = name.partition("/")
+            target = cls(provider, model) if sep else cls("", name)
+            if cls is ModelTarget and len(_PARSED) < MAX_PARSED_TARGETS:  # names come from requests: bounded
+                _PARSED[name] = target
+        return target
 
     @property
     def name(self) -> str:
@@ -108,3 +116,7 @@ class ToolTarget:
 
 
 Target = ModelTarget | ToolTarget
+
+MAX_PARSED_TARGETS = 4096
+"""Model names `ModelTarget.parse` keeps parsed; names past that (a caller making them up) are parsed each time."""
+_PARSED: dict[str, ModelTarget] = {}

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from llm_proxy.agent.events import AgentItem, Chunk, RunEnded, ToolCallFinished, ToolCallStarted
 from llm_proxy.agent.loop import AgentLoop, AgentRun
 from llm_proxy.guard import ChatStreamGuard, check_body, output_scan
+from llm_proxy.json_answer import json_answer
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
@@ -68,7 +69,7 @@ class AgentEdge:
                 else anthropic_inbound.completion_to_message(completion, exchange.requested)
             )
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
-            return Response(dumps(answer), headers=headers, media_type="application/json"), False
+            return json_answer(dumps(answer), headers), False
         items = await run.open_stream()
         # Every step's text reaches the client as one chat chunk stream: the output rules scan it as one text.
         guard = ChatStreamGuard(scan) if scan is not None else None

@@ -27,6 +27,7 @@ from llm_proxy.cache.keying import EntryKey, entry_key
 from llm_proxy.cache.lookup import OFF, Lookup, Question
 from llm_proxy.cache.semantic import group_of, question_text
 from llm_proxy.cache.tiers import Local, SharedTier
+from llm_proxy.json_answer import json_answer
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
 from llm_proxy.upstream import dumps
@@ -241,15 +242,13 @@ class ResponseCache:
         now = int(self.clock())
         if not exchange.stream and save is None:
             exchange.mark_first_byte()
-            return Response(
-                self._wire_body(entry, now), headers=exchange.headers(), media_type="application/json"
-            ), False
+            return json_answer(self._wire_body(entry, now), exchange.headers()), False
         body = self._fresh(entry, now)
         if save is not None:
             await save(body)
         exchange.mark_first_byte()
         if not exchange.stream:
-            return Response(dumps(body), headers=exchange.headers(), media_type="application/json"), False
+            return json_answer(dumps(body), exchange.headers()), False
         frames = self._frames(exchange, entry.route, body, openai.wants_usage(request))
 
         async def close() -> None:

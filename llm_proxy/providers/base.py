@@ -39,7 +39,9 @@ _API_VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")
 _MODEL_ID = re.compile(r"[\x21-\x7e]{1,256}")
 
 
-@dataclass(frozen=True, slots=True)
+# `Attempt` and `Reply` are not frozen: a frozen dataclass sets each field through `object.__setattr__` (five times
+# the cost of a plain one), and every request builds one of each. Neither is changed once built.
+@dataclass(slots=True)
 class Attempt:
     """One request to one provider with one key."""
 
@@ -55,7 +57,7 @@ class Attempt:
     """Client headers a provider may forward (`anthropic-version`, `anthropic-beta`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """A complete answer in the operation's wire format."""
 

@@ -46,9 +46,11 @@ class OpenAIAdapter:
         self.settings = settings
         self.upstream = upstream
         self.base_url = api_base(settings.base_url or self.default_base_url)
+        self._urls = {op: join_url(self.base_url, path) for op, path in _PATHS.items()}
+        """Each operation's URL, joined once rather than on every request."""
 
     def url(self, attempt: Attempt) -> str:
-        return join_url(self.base_url, _PATHS[attempt.op])
+        return self._urls[attempt.op]
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
         return self.key_headers(attempt.key)

@@ -22,6 +22,7 @@ from llm_proxy.agent.edge import STEPS_HEADER, STOPPED_HEADER
 from llm_proxy.agent.loop import FUNCTION_NAME, client_tool_names
 from llm_proxy.agent.turns import ToolCall, arguments_of
 from llm_proxy.guard import check_body, output_scan
+from llm_proxy.json_answer import json_answer
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.responses.agent_events import AgentResponseEvents
 from llm_proxy.responses.chat import chat_output, completion_to_response, request_to_chat
@@ -102,7 +103,7 @@ class ResponsesAgent:
             await check_body(scan, response)  # before it is stored
             await self.save(principal, operation, response)
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
-            return Response(dumps(response), headers=headers, media_type="application/json"), False
+            return json_answer(dumps(response), headers), False
         items = await run.open_stream()
         events = _events(run, items, operation.skeleton, lists, approved, ask_first)
         first = await anext(events)

@@ -26,6 +26,7 @@ from llm_proxy.endpoints import header_map
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, input_scan, output_scan
+from llm_proxy.json_answer import json_answer
 from llm_proxy.operations import first_stream
 from llm_proxy.pipeline import Exchange, Pipeline, fallbacks_of, requested_model
 from llm_proxy.responses import request as checks
@@ -60,7 +61,7 @@ class PreviousResponseNotFound(NotFound):
 
 
 def _json(body: Any, headers: Mapping[str, str], status: int = 200) -> Response:
-    return Response(dumps(body), status_code=status, headers=dict(headers), media_type="application/json")
+    return json_answer(dumps(body), headers, status)
 
 
 class ResponsesRoutes:

@@ -123,6 +123,21 @@ def test_key_choice_respects_models_exclusions_and_avoidance() -> None:
     assert "no key" in pool.why_none("o3") or "cooling" in pool.why_none("o3")
 
 
+def test_a_provider_with_one_key_chooses_it_even_avoided_but_never_excluded_or_cooling() -> None:
+    pool = KeyPool("p", ProviderSettings.model_validate({"kind": "openai", "keys": [{"value": "k0"}]}), needs_key=True)
+    clock = Clock()
+    health, rng = Health(LlmSettings(), clock), random.Random(3)
+    state = rng.getstate()
+    chosen = pool.choose("m", health, rng, exclude=set(), avoid={"p#0"})
+    assert chosen is not None and chosen.name == "p#0"
+    assert rng.getstate() == state  # nothing drawn: a choice of one
+    assert pool.choose("m", health, rng, exclude={"p#0"}, avoid=set()) is None
+    health.cool("p#0", 60)
+    assert pool.choose("m", health, rng, exclude=set(), avoid=set()) is None
+    clock.now += 61
+    assert pool.choose("m", health, rng, exclude=set(), avoid=set()) is chosen
+
+
 def test_the_keys_serving_a_model_are_worked_out_once_per_model_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ProviderSettings.model_validate(
         {"kind": "openai", "keys": [{"value": "k0", "models": ["gpt-4o*"]}, {"value": "k1", "models": ["p/o3"]}]}

@@ -99,7 +99,10 @@ edge_record = st.builds(
     reason=st.none() | plain_text,
     tokens_in=st.none() | st.integers(-(2**40), 2**40),
     tokens_out=st.none() | st.integers(-5, 2**33),
-    cost_usd=st.none() | st.decimals(places=12) | st.decimals(),
+    cost_usd=st.none()
+    | st.decimals(places=12)
+    | st.decimals()
+    | st.sampled_from([Decimal(0), Decimal("0E-11"), Decimal("0E+2"), Decimal(-3)]),
     details=st.dictionaries(plain_text, st.none() | st.booleans() | st.integers() | st.floats() | plain_text)
     | st.dictionaries(anything, json_like, max_size=3),
     ts=st.just(TS) | st.just(TS.replace(tzinfo=None)),
@@ -109,8 +112,11 @@ edge_record = st.builds(
 def test_a_plain_record_takes_the_shortcut_and_an_unplain_one_the_full_path() -> None:
     record = AuditRecord("r1", "llm", "openai/gpt-4o", "allow", 200, 1.5, tokens_in=3, cost_usd=Decimal("0.01"), ts=TS)
     assert sanitize._storable(record)
+    for cost in (Decimal(0), Decimal(12), Decimal("0E+2"), Decimal("0.0000000001")):  # an unpriced request: 0
+        assert sanitize._storable(AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=cost, ts=TS))
     for unplain in (
         AuditRecord("r1", "llm", "x", "allow", 200, -0.0, ts=TS),
+        AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=Decimal("0E-11"), ts=TS),
         AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=Decimal("-0"), ts=TS),
         AuditRecord("r1", "llm", "x", "allow", 200, 1.0, cost_usd=Decimal("1e-12"), ts=TS),
         AuditRecord("r1", "llm", "x\x00", "allow", 200, 1.0, ts=TS),
