@@ -170,7 +170,8 @@ class Endpoints:
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
                 if exchange.principal.agent is not None:
-                    served = await self.agent.respond(exchange, endpoint, body, _fallbacks(body), input_tokens)
+                    error = partial(self._error, exchange)
+                    served = await self.agent.respond(exchange, endpoint, body, _fallbacks(body), input_tokens, error)
                     if served is not None:
                         return served
             # The worst case: input, then `max_tokens` for each of `n` choices; embeddings generate no output.
@@ -292,8 +293,8 @@ class Endpoints:
         admission = exchange.admission
         assert admission is not None
 
-        def relay(items: AsyncGenerator[dict[str, Any], None], first: dict[str, Any]) -> Opened:
-            items, first = lookup.watch(items, first)
+        def relay(opened: tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]) -> Opened:
+            items, first = lookup.watch(*opened)
             relayed = StreamRelay(
                 self.pipeline,
                 exchange,

@@ -9,8 +9,8 @@ leaves a 499 record.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -23,7 +23,7 @@ from toolpolicy.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
-Items = AsyncGenerator[dict[str, Any], None]
+First = TypeVar("First")
 
 
 class ThenFinish(Response):
@@ -54,16 +54,17 @@ def finishing(pipeline: Pipeline, exchange: Exchange, response: Response) -> Res
 def stream_opener(
     pipeline: Pipeline,
     exchange: Exchange,
-    first: Callable[[], Awaitable[tuple[Items, dict[str, Any]]]],
-    relay: Callable[[Items, dict[str, Any]], Opened],
+    first: Callable[[], Awaitable[First]],
+    relay: Callable[[First], Opened],
     error: Callable[[GatewayError], Response],
 ) -> Opener:
-    """Opens a stream: `first()` (a target failing before its first item fails over to the next) then `relay` of
-    it; when no target opens one, the `error` answer, with its status, as nothing has been sent yet."""
+    """Opens a stream: `first()` (the stream up to its first item; a target failing before it fails over to the
+    next) then `relay` of it; when none opens, the `error` answer, with its status, as nothing has been sent yet.
+    `first()` cleans up after itself when it raises or is cancelled (nothing it opened stays open)."""
 
     async def open() -> Opened | Response:
         try:
-            items, item = await first()
+            opened = await first()
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await pipeline.release(exchange)
@@ -76,6 +77,6 @@ def stream_opener(
             pipeline.fail(exchange, ClientDisconnected("the client left before the stream started"), CLIENT_CLOSED)
             pipeline.finish(exchange)
             raise
-        return relay(items, item)
+        return relay(opened)
 
     return open

@@ -14,19 +14,22 @@ which SDKs skip and which keep idle proxies from closing the connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
+import anyio
 from starlette.responses import Response
 
 from llm_proxy.agent.events import AgentItem, Chunk, RunEnded, ToolCallFinished, ToolCallStarted
 from llm_proxy.agent.loop import AgentLoop, AgentRun
+from llm_proxy.finishing import stream_opener
 from llm_proxy.guard import ChatStreamGuard, check_body, output_scan
 from llm_proxy.json_answer import json_answer
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
-from llm_proxy.streaming import DONE, EventStreamResponse, data_frame, event_frame
+from llm_proxy.streaming import DONE, Opened, OpeningEventStream, data_frame, event_frame
 from llm_proxy.upstream import dumps
 from llm_proxy.webhook_hold import WebhookHold
 from llm_proxy.wire import anthropic_inbound, openai
@@ -46,10 +49,18 @@ class AgentEdge:
         self.loop = loop
 
     async def respond(
-        self, exchange: Exchange, endpoint: str, body: dict[str, Any], fallbacks: list[str], input_tokens: int
+        self,
+        exchange: Exchange,
+        endpoint: str,
+        body: dict[str, Any],
+        fallbacks: list[str],
+        input_tokens: int,
+        error: Callable[[GatewayError], Response],
     ) -> tuple[Response, bool] | None:
         """The response and whether its stream finishes the exchange, or None when the loop does not take the
-        request (serve it as usual). Errors before the response starts raise, for the caller to render."""
+        request (serve it as usual). Errors before the response is made raise, for the caller to render; a stream's
+        first model call is opened as the response is made (`OpeningEventStream`), and its errors are answered
+        with `error`."""
         if endpoint == "messages":
             # Translated only when the loop will run: a request it does not take keeps the native Messages path.
             if exchange.principal is None or not self.loop.offers(exchange.principal):
@@ -70,16 +81,20 @@ class AgentEdge:
             )
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
             return json_answer(dumps(answer), headers), False
-        items = await run.open_stream()
-        # Every step's text reaches the client as one chat chunk stream: the output rules scan it as one text.
-        guard = ChatStreamGuard(scan) if scan is not None else None
-        hold = WebhookHold.of(scan, "openai")
-        if endpoint == "chat":
-            frames = self._chat_frames(exchange, items, guard, hold, wants_usage=openai.wants_usage(body))
-        else:
-            frames = self._messages_frames(exchange, items, guard, hold, input_tokens)
-        stream = _Finisher(self.pipeline, exchange, run, items, guard)
-        return EventStreamResponse(stream.guard(frames), headers=exchange.headers(), on_close=stream.close), True
+
+        def relay(items: AsyncGenerator[AgentItem, None]) -> Opened:
+            # Every step's text reaches the client as one chat chunk stream: the output rules scan it as one text.
+            guard = ChatStreamGuard(scan) if scan is not None else None
+            hold = WebhookHold.of(scan, "openai")
+            if endpoint == "chat":
+                frames = self._chat_frames(exchange, items, guard, hold, wants_usage=openai.wants_usage(body))
+            else:
+                frames = self._messages_frames(exchange, items, guard, hold, input_tokens)
+            stream = _Finisher(self.pipeline, exchange, run, items, guard)
+            return Opened(stream.guard(frames), exchange.headers(), stream.close)
+
+        open = stream_opener(self.pipeline, exchange, partial(first_step, run), relay, error)
+        return await OpeningEventStream.start(open), True
 
     async def _chat_frames(
         self,
@@ -122,6 +137,17 @@ class AgentEdge:
             if isinstance(item, RunEnded):
                 for event in translate.finish():
                     yield event_frame(event)
+
+
+async def first_step(run: AgentRun) -> AsyncGenerator[AgentItem, None]:
+    """The run's items, its first model call admitted and opened; the run is closed if that fails or is cancelled
+    (its reservation released, whatever it had opened closed)."""
+    try:
+        return await run.open_stream()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await run.close()
+        raise
 
 
 async def _guarded(

@@ -18,9 +18,10 @@ from typing import Any
 from starlette.responses import Response
 
 from llm_proxy.agent import AgentLoop, AgentRun, Chunk, RunEnded, ToolCallFinished, ToolCallStarted, ToolOutput
-from llm_proxy.agent.edge import STEPS_HEADER, STOPPED_HEADER
+from llm_proxy.agent.edge import STEPS_HEADER, STOPPED_HEADER, first_step
 from llm_proxy.agent.loop import FUNCTION_NAME, client_tool_names
 from llm_proxy.agent.turns import ToolCall, arguments_of
+from llm_proxy.finishing import stream_opener
 from llm_proxy.guard import check_body, output_scan
 from llm_proxy.json_answer import json_answer
 from llm_proxy.pipeline import Exchange, Pipeline
@@ -39,9 +40,9 @@ from llm_proxy.responses.shapes import (
     mcp_list_tools_item,
     new_id,
 )
-from llm_proxy.streaming import EventStreamResponse
+from llm_proxy.streaming import Opened, OpeningEventStream
 from llm_proxy.upstream import dumps
-from toolpolicy.errors import InvalidRequest
+from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.globs import GlobSet
 from toolpolicy.governor import Usage
 from toolpolicy.types import AgentPolicy, Principal
@@ -68,8 +69,11 @@ class ResponsesAgent:
         operation: Responses,
         own: list[dict[str, Any]],
         fallbacks: list[str],
+        error: Callable[[GatewayError], Response],
     ) -> tuple[Response, bool] | None:
-        """The response and whether its stream finishes the exchange, or None to serve the request as usual."""
+        """The response and whether its stream finishes the exchange, or None to serve the request as usual. A
+        stream's first model call is opened as the response is made (`OpeningEventStream`); its errors are answered
+        with `error`, the others raise before the response is made, for the caller to render."""
         body = operation.body
         hosted = HostedSet(hosted_tools(body))
         policy = self._policy(principal, hosted)
@@ -104,18 +108,24 @@ class ResponsesAgent:
             await self.save(principal, operation, response)
             headers = {**exchange.headers(), STEPS_HEADER: str(run.steps), STOPPED_HEADER: str(run.stopped)}
             return json_answer(dumps(response), headers), False
-        items = await run.open_stream()
-        events = _events(run, items, operation.skeleton, lists, approved, ask_first)
-        first = await anext(events)
+
+        async def first() -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]:
+            items = await first_step(run)
+            events = _events(run, items, operation.skeleton, lists, approved, ask_first)
+            return events, await anext(events)  # `_events` closes the run however it ends
 
         async def save(response: dict[str, Any]) -> None:
             await self.save(principal, operation, response)
 
-        guard = ResponsesStreamGuard(scan) if scan is not None else None
-        relay = ResponsesRelay(
-            self.pipeline, exchange, events, first, save=save, count=operation.count, settles=False, guard=guard
-        )
-        return EventStreamResponse(relay.frames(), headers=exchange.headers(), on_close=relay.close), True
+        def relay(opened: tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]) -> Opened:
+            guard = ResponsesStreamGuard(scan) if scan is not None else None
+            relayed = ResponsesRelay(
+                self.pipeline, exchange, *opened, save=save, count=operation.count, settles=False, guard=guard
+            )
+            return Opened(relayed.frames(), exchange.headers(), relayed.close)
+
+        open = stream_opener(self.pipeline, exchange, first, relay, error)
+        return await OpeningEventStream.start(open), True
 
     def _policy(self, principal: Principal, hosted: HostedSet) -> AgentPolicy | None:
         """The key's agent mode widened by the request's `mcp` tools; each of those must give a tool."""

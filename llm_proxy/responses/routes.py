@@ -124,7 +124,8 @@ class ResponsesRoutes:
                     scan.report()
             exchange.stream = body.get("stream") is True
             if self.agent is not None and (principal.agent is not None or hosted_request(body, own)):
-                served = await self.agent.respond(exchange, principal, operation, own, fallbacks)
+                error = partial(self._error, exchange)
+                served = await self.agent.respond(exchange, principal, operation, own, fallbacks, error)
                 if served is not None:
                     return served
             elif hosted_request(body, own):
@@ -253,8 +254,8 @@ class ResponsesRoutes:
         async def save(response: dict[str, Any]) -> None:
             await self._save(principal, operation, response)
 
-        def relay(events: AsyncGenerator[dict[str, Any], None], first: dict[str, Any]) -> Opened:
-            events, first = lookup.watch(events, first)
+        def relay(opened: tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]) -> Opened:
+            events, first = lookup.watch(*opened)
             scan = output_scan(self.pipeline, exchange)
             guard = ResponsesStreamGuard(scan) if scan is not None else None
             relayed = ResponsesRelay(

@@ -12,6 +12,7 @@ import anyio
 import openai
 import pytest
 
+from tests.llm_proxy.leaving import leave_while_thinking
 from tests.llm_proxy.mock_provider import USAGE, MockProvider, answer_with_tool_results, tool_calls
 from tests.mcp_hub.conftest import Gateway, fixture_server, hub_settings, serving
 from toolpolicy.store.audit_log import AuditQuery
@@ -411,3 +412,23 @@ async def test_a_streamed_messages_request_runs_the_loop_for_the_anthropic_sdk(
     assert json.loads(mock.seen[1].body["messages"][-2]["tool_calls"][0]["function"]["arguments"]) == {
         "text": "streamed"
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": MODEL, "messages": USER, "stream": True}),
+        ("/v1/messages", {"model": MODEL, "messages": USER, "max_tokens": 64, "stream": True}),
+    ],
+)
+async def test_a_client_leaving_before_the_first_event_cancels_the_first_model_call_then(
+    gateway: Gateway, mock: MockProvider, path: str, body: dict[str, Any]
+) -> None:
+    # The first model call opens while the response is made: the gateway learns at once that its client left,
+    # not when the model's first token would have been sent.
+    request_id = f"agent-left-{path.rsplit('/', 1)[-1]}"
+    async with gateway.http(AGENT_KEY, **{"x-request-id": request_id}) as client:
+        await leave_while_thinking(client, mock, path, body)
+    (llm,) = await records(gateway, "llm", request_id)
+    assert llm["status"] == 499 and llm["reason"] == "client_disconnected"
+    assert llm["details"]["agent"]["steps"] == 1 and len(mock.seen) == 1

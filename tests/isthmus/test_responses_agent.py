@@ -12,6 +12,7 @@ import anyio
 import openai
 import pytest
 
+from tests.llm_proxy.leaving import leave_while_thinking
 from tests.llm_proxy.mock_provider import USAGE, MockProvider, answer_with_tool_results, tool_calls
 from tests.mcp_hub.conftest import Gateway, fixture_server, hub_settings, serving
 from toolpolicy.store.audit_log import AuditQuery
@@ -404,3 +405,14 @@ async def test_a_streamed_approval_request_ends_the_stream_with_its_item(
     assert await records(gateway, "tool_call", "resp-ask-stream") == []
     (llm,) = await records(gateway, "llm", "resp-ask-stream")
     assert llm["details"]["agent"]["stopped"] == "client_tools"
+
+
+async def test_a_client_leaving_before_the_first_event_cancels_the_first_model_call_then(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    body = {"model": MODEL, "input": "add 2 and 3", "stream": True}
+    async with gateway.http(AGENT_KEY, **{"x-request-id": "resp-agent-left"}) as client:
+        await leave_while_thinking(client, mock, "/v1/responses", body)
+    (llm,) = await records(gateway, "llm", "resp-agent-left")
+    assert llm["status"] == 499 and llm["reason"] == "client_disconnected"
+    assert llm["details"]["agent"]["steps"] == 1 and len(mock.seen) == 1

@@ -4,7 +4,6 @@ the middle or before its first event, cancels the upstream request."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import httpx2
 import pytest
 
 from tests.llm_proxy.conftest import KEY, Gateway, serve_gateway, settings_for
+from tests.llm_proxy.leaving import leave_while_thinking
 from tests.llm_proxy.mock_provider import MockProvider, json_reply
 
 pytestmark = pytest.mark.anyio
@@ -139,16 +139,8 @@ async def test_a_client_leaving_before_the_first_event_cancels_the_upstream_requ
     # that nobody is listening any more.
     providers = {"mock": {"kind": "openai", "base_url": f"{mock.url}/v1", "keys": [{"value": "sk"}]}}
     async with serve_gateway(settings_for(tmp_path, providers)) as gateway:
-        mock.queue(mock.thinking())
         async with httpx2.AsyncClient(base_url=gateway.v1, headers=AUTH) as client:
-            async with anyio.create_task_group() as group:
-                group.start_soon(partial(client.post, route, json=body))
-                with anyio.fail_after(5):
-                    while not mock.seen:
-                        await anyio.sleep(0.005)
-                group.cancel_scope.cancel()  # the client gives up while the provider thinks
-        with anyio.fail_after(5):
-            await mock.stream_closed.wait()
+            await leave_while_thinking(client, mock, route, body)
         record = (await gateway.wait_records(1))[0]
     assert record.status == 499 and record.reason == "client_disconnected"
     assert record.tokens_out is None and len(mock.seen) == 1  # nothing relayed, and no other attempt made
