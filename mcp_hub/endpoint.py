@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.access import Caller, narrowing
 from mcp_hub.bundles import Bundle
@@ -169,8 +169,10 @@ class McpEndpoint:
         scope["user"] = self._user(principal.key_id, caller.endpoint)
         current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)
         try:
-            if decoded is _NO_BODY or not await self.fast_path.serve(manager, decoded, scope, receive, send):
+            if decoded is _NO_BODY:
                 await manager.handle_request(scope, receive, send)
+            elif not await self.fast_path.serve(manager, decoded, scope, receive, send):
+                await sdk_entry(manager, self.max_body_bytes, headers)(scope, receive, send)
         finally:
             CURRENT_CALLER.reset(current)
 
@@ -194,6 +196,25 @@ class McpEndpoint:
             return pending.pop() if pending else await receive()
 
         return replay, decoded
+
+
+def sdk_entry(manager: StreamableHTTPSessionManager, read_within: int, headers: RequestHeaders) -> ASGIApp:
+    """The SDK manager's entry for a POST whose body was read within `read_within` bytes: past its body-size check
+    (`RequestBodyLimitMiddleware`) when that check cannot refuse it, else `handle_request`, the check included.
+
+    The check refuses a declared `Content-Length` over its limit (read by `int`) and a body over it, then replays
+    the body it read as one message, as the endpoint's `receive` already does. Where its limit is no smaller than
+    `read_within` and the declared length is plain digits (which `read_body` held to `read_within`), or absent, it
+    passes the request on unchanged: it is skipped, with its copy of the body and a coroutine layer on every
+    `receive`.
+    """
+    limiter = manager.asgi_app
+    if not isinstance(limiter, RequestBodyLimitMiddleware) or limiter.max_body_size < read_within:
+        return manager.handle_request
+    declared = headers.get("content-length")
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
+        return manager.handle_request
+    return limiter.app
 
 
 class _Body:
