@@ -1,9 +1,10 @@
-"""`sdk_entry`: a request whose body the endpoint read goes past the SDK's body-size check only where that check
-could not refuse it, and the SDK sees the very messages it would have seen through the check."""
+"""`McpEndpoint`'s parts: `sdk_entry` (a request whose body the endpoint read goes past the SDK's body-size check
+only where that check could not refuse it, and the SDK sees the very messages it would have seen through the check),
+and the callers it keeps made (one equal to a new one, made anew whenever anything it holds would differ)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -12,10 +13,15 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import RequestBodyLimitMiddleware
 from starlette.types import Message, Receive, Scope, Send
 
-from mcp_hub.endpoint import sdk_entry
+import mcp_hub.endpoint as endpoint_module
+from mcp_hub.access import NARROW_HEADER, Caller, narrowing
+from mcp_hub.bundles import Bundle
+from mcp_hub.endpoint import McpEndpoint, sdk_entry
 from mcp_hub.request_headers import RequestHeaders
 from toolpolicy.errors import PayloadTooLarge
 from toolpolicy.jsonbody import read_body
+from toolpolicy.settings import McpBundleSettings
+from toolpolicy.types import Principal
 
 LIMIT = 1024
 
@@ -127,3 +133,56 @@ async def test_past_the_check_the_sdk_sees_what_it_would_see_through_it(
     await _enter(past, body, declared)
     assert through.messages == past.messages
     assert through.messages[0] == {"type": "http.request", "body": body, "more_body": False}
+
+
+def _endpoint(code_mode_servers: frozenset[str] = frozenset()) -> McpEndpoint:
+    return McpEndpoint(cast(Any, None), ["fx"], lambda: None, code_mode_servers, max_body_bytes=LIMIT)
+
+
+def _narrowed(value: str | None) -> RequestHeaders:
+    return RequestHeaders([] if value is None else [(NARROW_HEADER.encode(), value.encode())])
+
+
+def test_a_caller_is_the_one_made_before_for_the_same_principal_key_endpoint_and_narrowing() -> None:
+    endpoint, principal = _endpoint(), Principal(key_id="k1", key_name="one")
+    first = endpoint._caller(principal, "isk-1", "fx", _narrowed("fx__*"), None)
+    again = endpoint._caller(principal, "isk-1", "fx", _narrowed("fx__*"), None)
+    assert again is first
+    assert first == Caller(principal, "isk-1", "fx", narrowing(_narrowed("fx__*")), frozenset(), None)
+
+
+def test_anything_else_gets_a_caller_of_its_own() -> None:
+    endpoint, principal = _endpoint(), Principal(key_id="k1", key_name="one")
+    bundle = Bundle("support", McpBundleSettings(tools=["fx__add"]))
+    first = endpoint._caller(principal, "isk-1", "fx", _narrowed(None), None)
+    others = {
+        "principal reloaded": (Principal(key_id="k1", key_name="one"), "isk-1", "fx", _narrowed(None), None),
+        "another key": (Principal(key_id="k2", key_name="two"), "isk-2", "fx", _narrowed(None), None),
+        "another secret": (principal, "isk-rotated", "fx", _narrowed(None), None),
+        "another endpoint": (principal, "isk-1", None, _narrowed(None), None),
+        "a bundle": (principal, "isk-1", None, _narrowed(None), bundle),
+        "narrowed": (principal, "isk-1", "fx", _narrowed("fx__add"), None),
+        "narrowed to nothing": (principal, "isk-1", "fx", _narrowed(""), None),
+    }
+    for why, (who, secret, server, headers, chosen) in others.items():
+        made = endpoint._caller(who, secret, server, headers, chosen)
+        expected = Caller(who, secret, server, narrowing(headers), frozenset(), chosen)
+        assert made is not first and made == expected, why
+        assert made.principal is who and made.bundle is chosen, why
+    assert endpoint._caller(principal, "isk-1", "fx", _narrowed(None), None) is not first  # replaced meanwhile
+
+
+def test_new_code_mode_servers_get_a_caller_of_their_own() -> None:
+    endpoint, principal = _endpoint(), Principal(key_id="k1", key_name="one")
+    first = endpoint._caller(principal, "isk-1", "fx", _narrowed(None), None)
+    endpoint.code_mode_servers = frozenset({"fx"})
+    made = endpoint._caller(principal, "isk-1", "fx", _narrowed(None), None)
+    assert made is not first and made.code_mode_servers == frozenset({"fx"})
+
+
+def test_the_callers_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint_module, "_CALLERS_KEPT", 4)
+    endpoint = _endpoint()
+    for n in range(10):
+        endpoint._caller(Principal(key_id=f"k{n}", key_name="n"), f"isk-{n}", "fx", _narrowed(None), None)
+        assert len(endpoint._callers) <= 4
