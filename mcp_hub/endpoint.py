@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_hub.access import Caller, narrowing
+from mcp_hub.access import NARROW_HEADER, Caller, narrowing
 from mcp_hub.bundles import Bundle
 from mcp_hub.errors import UnknownServer
 from mcp_hub.fastpath import FastPath
@@ -43,6 +43,7 @@ from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from toolpolicy.jsonbody import decode_json, read_body
 from toolpolicy.settings import GatewaySettings
+from toolpolicy.types import Principal
 
 if TYPE_CHECKING:
     from toolpolicy.oauth.resolver import CredentialResolver  # with joserfc behind it: only OAuth loads it
@@ -58,6 +59,8 @@ _NO_BODY = object()
 
 _USERS_KEPT = 4096
 """Keys (and endpoints) whose `scope["user"]` `McpEndpoint` keeps made; beyond that it starts over."""
+_CALLERS_KEPT = 4096
+"""Callers `McpEndpoint` keeps made (per key, endpoint and narrowing header); beyond that it starts over."""
 BODY_SCOPE_KEY = "isthmus.mcp.body"
 """Where a POST's decoded body is left for the session manager (which passes on answers meant for another replica)."""
 
@@ -126,6 +129,8 @@ class McpEndpoint:
         self.bundles: Mapping[str, Bundle] = bundles or {}
         self.fast_path = FastPath(enabled=fast_path)
         self._users: dict[tuple[str, str], AuthenticatedUser] = {}
+        self._callers: dict[tuple[str, str | None, str | None], Caller] = {}
+        """The last `Caller` made per key, endpoint (server or bundle) and narrowing header (`_caller`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -162,17 +167,42 @@ class McpEndpoint:
             except InvalidRequest as exc:
                 await jsonrpc_error_response(exc, code=PARSE_ERROR)(scope, receive, send)
                 return
-        caller = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers, bundle)
+        caller = self._caller(principal, secret, server, headers, bundle)
         scope[CALLER_SCOPE_KEY] = caller
         if decoded is not _NO_BODY:
             scope[BODY_SCOPE_KEY] = decoded
         scope["user"] = self._user(principal.key_id, caller.endpoint)
         current = CURRENT_CALLER.set(caller)  # for the SDK's `Mcp-Param-*` check (param_headers.py)
         try:
-            if decoded is _NO_BODY or not await self.fast_path.serve(manager, decoded, scope, receive, send):
+            if decoded is _NO_BODY:
                 await manager.handle_request(scope, receive, send)
+            elif not await self.fast_path.serve(manager, decoded, scope, receive, send):
+                await sdk_entry(manager, self.max_body_bytes, headers)(scope, receive, send)
         finally:
             CURRENT_CALLER.reset(current)
+
+    def _caller(
+        self, principal: Principal, secret: str, server: str | None, headers: RequestHeaders, bundle: Bundle | None
+    ) -> Caller:
+        """The request's `Caller`: the one made for an earlier request with the very same principal, key, endpoint,
+        narrowing header and Code Mode servers, else a new one (a frozen dataclass, its `__init__` and the narrowing
+        globs cost more than finding it)."""
+        narrow = headers.get(NARROW_HEADER)
+        key = (principal.key_id, server if bundle is None else bundle.name, narrow)
+        known = self._callers.get(key)
+        if (
+            known is not None
+            and known.principal is principal
+            and known.secret == secret
+            and known.bundle is bundle
+            and known.code_mode_servers is self.code_mode_servers
+        ):
+            return known
+        if len(self._callers) >= _CALLERS_KEPT:
+            self._callers.clear()
+        caller = Caller(principal, secret, server, narrowing(headers), self.code_mode_servers, bundle)
+        self._callers[key] = caller
+        return caller
 
     def _user(self, key_id: str, endpoint: str) -> AuthenticatedUser:
         """The SDK's user for a key on an endpoint: made once (a pydantic token per request costs), then reused."""
@@ -194,6 +224,25 @@ class McpEndpoint:
             return pending.pop() if pending else await receive()
 
         return replay, decoded
+
+
+def sdk_entry(manager: StreamableHTTPSessionManager, read_within: int, headers: RequestHeaders) -> ASGIApp:
+    """The SDK manager's entry for a POST whose body was read within `read_within` bytes: past its body-size check
+    (`RequestBodyLimitMiddleware`) when that check cannot refuse it, else `handle_request`, the check included.
+
+    The check refuses a declared `Content-Length` over its limit (read by `int`) and a body over it, then replays
+    the body it read as one message, as the endpoint's `receive` already does. Where its limit is no smaller than
+    `read_within` and the declared length is plain digits (which `read_body` held to `read_within`), or absent, it
+    passes the request on unchanged: it is skipped, with its copy of the body and a coroutine layer on every
+    `receive`.
+    """
+    limiter = manager.asgi_app
+    if not isinstance(limiter, RequestBodyLimitMiddleware) or limiter.max_body_size < read_within:
+        return manager.handle_request
+    declared = headers.get("content-length")
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
+        return manager.handle_request
+    return limiter.app
 
 
 class _Body:

@@ -92,8 +92,7 @@ class FastPath:
 async def _serve(
     manager: StreamableHTTPSessionManager, route: Route, request: Request, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    verdict = route.verdict
-    connection = connection_for(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+    connection = connection_for(route.protocol_version, route.client_info, route.client_capabilities)
     exchange = Exchange(
         transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
         request_id=route.request_id,

@@ -14,6 +14,8 @@ from typing import Any
 from mcp.server import Server
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.inbound import (
+    MCP_METHOD_HEADER,
+    MCP_NAME_HEADER,
     MCP_PARAM_HEADER_PREFIX,
     MCP_PROTOCOL_VERSION_HEADER,
     InboundModernRoute,
@@ -21,7 +23,7 @@ from mcp.shared.inbound import (
     validate_mcp_param_headers,
     x_mcp_header_map,
 )
-from mcp_types import RequestId
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
@@ -36,16 +38,26 @@ _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 _ANNOTATED_LIMIT = 4096
 """Input schemas whose `x-mcp-header` verdict `_annotated` keeps; beyond that it starts over."""
 _annotated_schemas: dict[int, tuple[Mapping[str, Any], bool]] = {}
+LADDER_KEPT = 1024
+"""Combinations the SDK's ladder let through that `ladder_passes` remembers; beyond that it starts over."""
+_ladder_passed: set[tuple[str | None, ...]] = set()
+_VERSION, _METHOD, _NAME = MCP_PROTOCOL_VERSION_HEADER, MCP_METHOD_HEADER, MCP_NAME_HEADER
+"""The routing headers as the ladder reads them (lower-case names, as in the headers read once)."""
+_CAPABILITIES = CLIENT_CAPABILITIES_META_KEY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
-    """A request the fast path serves: its id, method and params, and the envelope the SDK's ladder accepted."""
+    """A request the fast path serves: its id, method and params, and the envelope the SDK's ladder let through (what
+    its `InboundModernRoute` holds: the raw values of the params' `_meta`). Not frozen: one is made per request, and
+    nothing changes it."""
 
     request_id: RequestId
     method: str
     params: dict[str, Any]
-    verdict: InboundModernRoute
+    protocol_version: str
+    client_info: Any
+    client_capabilities: Any
 
 
 def modern_version(raw_headers: list[tuple[bytes, bytes]]) -> bool:
@@ -95,13 +107,41 @@ async def accepted(
     # `dict(request.headers)`, which holds the same first values.
     if read_once.routing_repeated:
         return None
-    verdict = classify_inbound_request(decoded, headers=read_once.found)
-    if not isinstance(verdict, InboundModernRoute):
-        return None
     request_id, method, params = found
+    if not ladder_passes(decoded, method, params, read_once.found):
+        return None
     if method == "tools/call" and _param_headers_refused(app, params, request.headers):
         return None
-    return Route(request_id, method, params, verdict)
+    meta = params["_meta"]  # (the ladder's first rung: a mapping with both required keys)
+    return Route(
+        request_id, method, params, meta[PROTOCOL_VERSION_META_KEY], meta.get(CLIENT_INFO_META_KEY), meta[_CAPABILITIES]
+    )
+
+
+def ladder_passes(decoded: Any, method: str, params: dict[str, Any], headers: Mapping[str, str]) -> bool:
+    """Whether `classify_inbound_request(decoded, headers=headers)` routes the request (an `InboundModernRoute`).
+
+    Once `params._meta` is a mapping with both required keys, the ladder's verdict depends on nothing but the
+    protocol version's value, the three routing headers, the method and the `name` param (the client info and
+    capabilities are looked up, never checked). A combination it let through is remembered, by those values (a
+    string version and name only: no other type passes its header comparisons); anything else, every refusal
+    included, is put to the ladder each time.
+    """
+    meta = params.get("_meta")
+    key: tuple[str | None, ...] | None = None
+    if isinstance(meta, Mapping) and PROTOCOL_VERSION_META_KEY in meta and _CAPABILITIES in meta:
+        version, name = meta[PROTOCOL_VERSION_META_KEY], params.get("name")
+        if type(version) is str and (name is None or type(name) is str):
+            key = (version, headers.get(_VERSION), headers.get(_METHOD), method, headers.get(_NAME), name)
+            if key in _ladder_passed:
+                return True
+    if not isinstance(classify_inbound_request(decoded, headers=headers), InboundModernRoute):
+        return False
+    if key is not None:
+        if len(_ladder_passed) >= LADDER_KEPT:
+            _ladder_passed.clear()
+        _ladder_passed.add(key)
+    return True
 
 
 def _param_headers_refused(app: Server[Any], params: Mapping[str, Any], headers: Mapping[str, str]) -> bool:

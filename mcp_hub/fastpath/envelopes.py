@@ -2,8 +2,9 @@
 
 `Connection.from_envelope` validates the raw client info and capabilities into models, and builds the
 `InitializeRequestParams` they make, on every request; a client sends the same ones every time. `connection_for`
-builds the same connection from what it kept for the envelope (by its version and the values' `repr`, which tells
-JSON values apart): a value that does not validate counts as not supplied, as in `from_envelope`.
+builds the same connection from what it kept for the envelope (by its version and the values' text, `shape_text`, which
+tells decoded JSON values apart, at a third of `repr`'s cost): a value that does not validate counts as not supplied,
+as in `from_envelope`.
 
 Building a `Connection` costs more again: an anyio `Event` (a backend look-up each time), set at once. Per envelope,
 one connection is built the SDK's way and kept as a prototype; each request gets a copy of its attributes with fresh
@@ -21,6 +22,8 @@ from typing import Any, Final, TypeVar
 from mcp.server.connection import _NO_CHANNEL, Connection
 from mcp_types import ClientCapabilities, Implementation, InitializeRequestParams
 from pydantic import BaseModel, ValidationError
+
+from mcp_hub.shapes import Shape, shape_text
 
 M = TypeVar("M", bound=BaseModel)
 KEPT: Final = 1024
@@ -44,25 +47,32 @@ class Envelope:
     """`Connection.from_envelope`'s connection for the envelope, made from the models above."""
 
 
-_typed: dict[tuple[str, str, str], Envelope] = {}
+_typed: dict[tuple[str, Shape, Shape], Envelope] = {}
 
 
 def typed_envelope(protocol_version: str, client_info: Any, capabilities: Any) -> Envelope:
-    """The models of an envelope, made the first time it is seen."""
-    key = (protocol_version, repr(client_info), repr(capabilities))
+    """The models of an envelope, made the first time it is seen (each time, for values nested too deep to key)."""
+    info_text, capabilities_text = shape_text(client_info), shape_text(capabilities)
+    if info_text is None or capabilities_text is None:
+        return _typed_now(protocol_version, client_info, capabilities)
+    key = (protocol_version, info_text, capabilities_text)
     found = _typed.get(key)
     if found is None:
         if len(_typed) >= KEPT:
             _typed.clear()
-        info, declared = _model(Implementation, client_info), _model(ClientCapabilities, capabilities)
-        params = None
-        if info is not None and declared is not None:
-            params = InitializeRequestParams(protocol_version=protocol_version, capabilities=declared, client_info=info)
-        prototype = Connection(_NO_CHANNEL, protocol_version=protocol_version, client_params=params)
-        prototype.client_capabilities = declared
-        prototype.initialized.set()
-        found = _typed[key] = Envelope(info, declared, params, prototype)
+        found = _typed[key] = _typed_now(protocol_version, client_info, capabilities)
     return found
+
+
+def _typed_now(protocol_version: str, client_info: Any, capabilities: Any) -> Envelope:
+    info, declared = _model(Implementation, client_info), _model(ClientCapabilities, capabilities)
+    params = None
+    if info is not None and declared is not None:
+        params = InitializeRequestParams(protocol_version=protocol_version, capabilities=declared, client_info=info)
+    prototype = Connection(_NO_CHANNEL, protocol_version=protocol_version, client_params=params)
+    prototype.client_capabilities = declared
+    prototype.initialized.set()
+    return Envelope(info, declared, params, prototype)
 
 
 def connection_for(protocol_version: str, client_info: Any, capabilities: Any) -> Connection:

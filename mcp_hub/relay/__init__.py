@@ -122,7 +122,10 @@ class Relay:
 
     def may_ask(self) -> bool:
         """Whether an upstream could ask a question mid-call (`UpstreamRelay.may_ask`): then calls are held."""
-        return any(upstream.may_ask for upstream in self.upstreams.values())
+        for upstream in self.upstreams.values():  # (a loop, not `any` over a generator: this runs every call)
+            if upstream.may_ask:
+                return True
+        return False
 
     @staticmethod
     def downstream(ctx: Context, caller: Caller, call_id: str) -> Downstream:

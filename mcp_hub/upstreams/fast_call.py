@@ -131,11 +131,13 @@ class FastCalls:
     ) -> types.CallToolResult:
         held = round_input()
         if held is None:
+            first = await self._send_relisting(name, arguments, progress, None, None)
+            if not isinstance(first, types.InputRequiredResult):
+                return first  # what `_drive_input_required` returns of a terminal result, without its closure and frame
 
             async def retry(responses: types.InputResponses | None, state: str | None) -> CallOutcome:
                 return await self._send_relisting(name, arguments, progress, responses, state)
 
-            first = await retry(None, None)
             return cast(types.CallToolResult, await self.client._drive_input_required(first, retry))
         responses, state = held.take()
         return settled(await self.send(name, arguments, progress, responses, state))

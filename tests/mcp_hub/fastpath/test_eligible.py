@@ -1,16 +1,23 @@
 """`eligible._param_headers_refused` refuses exactly what the SDK's `validate_mcp_param_headers` refuses, with the
 walk of a schema that declares no `x-mcp-header` skipped (and its verdict remembered per schema object); the
-envelope and the routing headers are read as the SDK reads them."""
+envelope and the routing headers are read as the SDK reads them; the ladder's verdicts it remembers are the ladder's."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from hypothesis import given, settings, strategies as st
 from mcp.server import Server
-from mcp.shared.inbound import find_duplicated_routing_header, validate_mcp_param_headers
-from mcp_types import JSONRPCRequest
+from mcp.shared.inbound import (
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, JSONRPCRequest
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
@@ -135,3 +142,126 @@ def test_the_routing_headers_read_once_are_what_the_sdk_reads(pairs: list[tuple[
     folded = dict(headers)
     for name in ROUTING:
         assert read_once.found.get(name) == folded.get(name)
+
+
+V, C, INFO = PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY
+json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
+envelope_values = st.one_of(json_leaves, st.dictionaries(st.text(max_size=3), json_leaves, max_size=2))
+versions = st.one_of(st.just("2026-07-28"), st.sampled_from(["2025-11-25", "2026-07-29"]), envelope_values)
+names = st.one_of(st.sampled_from(["fx__echo", "fx__add", "a b"]), envelope_values)
+other_header = st.sampled_from(["2026-07-28", "tools/call", "fx__echo", "=?base64?ZnhfX2VjaG8=?="])
+
+
+@st.composite
+def ladder_inputs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str]]:
+    """A fast-path request (method and object params) whose envelope and routing headers vary as a client might:
+    each header the body's own value (as the ladder wants it), another, or none."""
+    optional = {INFO: envelope_values, "x": json_leaves}
+    sound = draw(st.booleans())  # half of them built to pass the ladder; the others anything at all
+    meta = draw(
+        st.fixed_dictionaries({V: st.just("2026-07-28"), C: envelope_values}, optional=optional)
+        if sound
+        else st.one_of(
+            st.fixed_dictionaries({V: versions, C: envelope_values}, optional=optional),
+            st.fixed_dictionaries({}, optional={V: versions, C: envelope_values, **optional}),
+            envelope_values,
+        )
+    )
+    params: dict[str, Any] = draw(st.fixed_dictionaries({}, optional={"name": names, "_meta": st.just(meta)}))
+    if sound:
+        params["_meta"] = meta
+    method = draw(st.sampled_from(["tools/call", "tools/list"]))
+    own = {
+        "mcp-protocol-version": meta.get(V) if isinstance(meta, dict) else None,
+        "mcp-method": method,
+        "mcp-name": params.get("name"),
+    }
+    headers: dict[str, str] = {}
+    for header, value in own.items():
+        if sound and isinstance(value, str):
+            headers[header] = value
+            continue
+        mostly_own = st.one_of(st.just(value), other_header, st.none())
+        chosen = draw(mostly_own if isinstance(value, str) else other_header)
+        if chosen is not None and (isinstance(value, str) or draw(st.booleans())):
+            headers[header] = chosen
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(ladder_inputs(), min_size=1, max_size=4))
+def test_the_ladder_verdict_remembered_is_the_ladders_own(requests: list[tuple[dict[str, Any], Any]]) -> None:
+    """`ladder_passes` says what the SDK's ladder says, for a request first seen and for one seen again with other
+    client info and capabilities (what is remembered ignores them, as the ladder does)."""
+    eligible._ladder_passed.clear()
+    for decoded, headers in requests:
+        for _ in range(2):
+            expected = isinstance(classify_inbound_request(decoded, headers=headers), InboundModernRoute)
+            assert eligible.ladder_passes(decoded, decoded["method"], decoded["params"], headers) is expected
+            meta = decoded["params"].get("_meta")
+            if isinstance(meta, dict) and C in meta:  # the same combination, other values the ladder only looks up
+                meta[C], meta[INFO] = {"other": True}, None
+
+
+def test_a_route_holds_what_the_ladders_route_holds() -> None:
+    meta = {V: "2026-07-28", C: {"sampling": {}}, INFO: {"name": "c", "version": "1"}}
+    decoded = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": meta}}
+    headers = {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list"}
+    verdict = classify_inbound_request(decoded, headers=headers)
+    assert isinstance(verdict, InboundModernRoute)
+    for _ in range(2):  # first from the ladder, then remembered
+        assert eligible.ladder_passes(decoded, "tools/list", decoded["params"], headers)
+        route = eligible.Route(7, "tools/list", decoded["params"], meta[V], meta.get(INFO), meta[C])
+        held = (route.protocol_version, route.client_info, route.client_capabilities)
+        assert held == (verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+
+
+def test_the_ladders_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eligible, "LADDER_KEPT", 3)
+    eligible._ladder_passed.clear()
+    for n in range(8):
+        meta = {V: "2026-07-28", C: {}}
+        decoded = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": f"t{n}", "_meta": meta}}
+        headers = {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": f"t{n}"}
+        assert eligible.ladder_passes(decoded, "tools/call", decoded["params"], headers)
+        assert len(eligible._ladder_passed) <= 3
+
+
+def _sound_call() -> tuple[dict[str, Any], dict[str, str]]:
+    meta = {V: "2026-07-28", C: {}, INFO: {"name": "c", "version": "1"}}
+    decoded = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fx__echo", "_meta": meta}}
+    headers = {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "fx__echo"}
+    return decoded, headers
+
+
+CHANGES: dict[str, Any] = {
+    "version header": lambda d, h: h.update({"mcp-protocol-version": "2025-11-25"}),
+    "no version header": lambda d, h: h.pop("mcp-protocol-version"),
+    "method header": lambda d, h: h.update({"mcp-method": "tools/list"}),
+    "no method header": lambda d, h: h.pop("mcp-method"),
+    "name header": lambda d, h: h.update({"mcp-name": "fx__add"}),
+    "encoded name header": lambda d, h: h.update({"mcp-name": "=?base64?ZnhfX2VjaG8=?="}),
+    "no name header": lambda d, h: h.pop("mcp-name"),
+    "name": lambda d, h: d["params"].update(name="fx__add"),
+    "no name": lambda d, h: d["params"].pop("name"),
+    "version": lambda d, h: d["params"]["_meta"].update({V: "2026-07-29"}),
+    "method": lambda d, h: d.update(method="tools/list"),
+    "no capabilities": lambda d, h: d["params"]["_meta"].pop(C),
+    "capabilities": lambda d, h: d["params"]["_meta"].update({C: {"sampling": {}}}),
+    "no info": lambda d, h: d["params"]["_meta"].pop(INFO),
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [*([name] for name in CHANGES), *(list(pair) for pair in itertools.combinations(CHANGES, 2))],
+    ids=lambda changes: " + ".join(changes),
+)
+def test_a_request_differing_from_one_let_through_gets_the_ladders_own_verdict(changes: list[str]) -> None:
+    eligible._ladder_passed.clear()
+    decoded, headers = _sound_call()
+    assert eligible.ladder_passes(decoded, "tools/call", decoded["params"], headers)
+    for change in changes:
+        CHANGES[change](decoded, headers)
+    expected = isinstance(classify_inbound_request(decoded, headers=headers), InboundModernRoute)
+    assert eligible.ladder_passes(decoded, decoded["method"], decoded["params"], headers) is expected

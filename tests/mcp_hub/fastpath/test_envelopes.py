@@ -55,6 +55,36 @@ def test_an_envelope_seen_before_reuses_its_models() -> None:
     assert typed_envelope("2026-07-29", INFO, CAPABILITIES) is not first
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [(1, 1.0), (1, True), (0.0, -0.0), ("1", 1), ([1], {"0": 1}), ({"a": 1, "b": 2}, {"b": 2, "a": 1}), (None, "")],
+)
+def test_envelopes_with_values_json_tells_apart_get_models_of_their_own(one: Any, other: Any) -> None:
+    first = typed_envelope(VERSION, INFO, {"experimental": {"x": {"n": one}}})
+    second = typed_envelope(VERSION, INFO, {"experimental": {"x": {"n": other}}})
+    assert first is not second
+    assert first.capabilities == ClientCapabilities.model_validate({"experimental": {"x": {"n": one}}})
+    assert typed_envelope(VERSION, INFO, {"experimental": {"x": {"n": one}}}) is first
+
+
+def test_a_lone_surrogate_in_an_envelope_is_kept_apart_too() -> None:
+    lone = typed_envelope(VERSION, {"name": "\ud800", "version": "1"}, {})
+    assert typed_envelope(VERSION, {"name": "\ud800", "version": "1"}, {}) is lone
+    assert typed_envelope(VERSION, {"name": "\ud801", "version": "1"}, {}) is not lone
+
+
+def test_an_envelope_nested_too_deep_to_key_is_typed_each_time() -> None:
+    deep: Any = {}
+    for _ in range(100_000):
+        deep = {"x": deep}
+    capabilities = {"experimental": {"deep": deep}}
+    first = typed_envelope(VERSION, INFO, capabilities)
+    again = typed_envelope(VERSION, INFO, capabilities)
+    assert again is not first and first.client_info == again.client_info
+    sdks = Connection.from_envelope(VERSION, INFO, capabilities)
+    assert connection_for(VERSION, INFO, capabilities).client_capabilities == sdks.client_capabilities
+
+
 def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(envelopes, "KEPT", 4)
     for n in range(10):
