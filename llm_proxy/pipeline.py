@@ -3,9 +3,10 @@
 The order is written once, here, with its reasons:
 
 1. the virtual key (`authenticate`): nothing is parsed for a caller the gateway does not know;
-2. the body; a bare model name one provider lists resolves to its `provider/model` (`Router.resolve`); then every
-   `fallbacks` entry against the allowlist (the requested name itself is checked by `admit`);
-3. `governor.admit`: allowlist, the key's rate limits, then the reservations made per target by the router;
+2. the body; a bare model name one provider lists resolves to its `provider/model` (`Router.resolve`); then the
+   requested name and every `fallbacks` entry against the allowlist (`authorized`);
+3. `governor.admit`: the key's rate limits, then the reservations made per target by the router (the allowlist,
+   its step 1, is not judged again);
 4. routing with retries and failover (`routing.Router`);
 5. `settle` with the provider's usage (counted with tiktoken when it gave none), or `release` on failure;
 6. one audit record, emitted when the response is complete (for a stream: when it ends or the client leaves).
@@ -138,7 +139,7 @@ class Pipeline:
             max_output_tokens=max_output_tokens,
             choices=choices,
         )
-        exchange.admission = await self.governance.governor.admit(call)
+        exchange.admission = await self.governance.governor.admit(call, authorized=True)  # judged just above
         return Plan(targets, exchange.admission)
 
     def authorized(self, principal: Principal, requested: str, fallbacks: list[str]) -> tuple[str, list[str]]:

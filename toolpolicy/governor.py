@@ -156,9 +156,15 @@ class Governor:
         provider = self.settings.providers.get(target.provider)
         return self.prices.lookup(target, provider.kind if provider is not None else None)
 
-    async def admit(self, call: Call) -> Admission:
-        """Raise a typed GatewayError denial, or return the call's Admission holding its reservations."""
-        authorize(call.principal, call.target).raise_if_denied()
+    async def admit(self, call: Call, *, authorized: bool = False) -> Admission:
+        """Raise a typed GatewayError denial, or return the call's Admission holding its reservations.
+
+        `authorized`: the caller has judged `call.target` by the key's state and allowlist for this request already
+        (the LLM pipeline does, before routing, so that an unknown name tells a refused caller nothing); step 1 is
+        then not repeated.
+        """
+        if not authorized:
+            authorize(call.principal, call.target).raise_if_denied()
         admission = Admission(self, call)
         principal, limits = call.principal, call.principal.limits
         if not principal.governed:  # no rate limit or budget anywhere (key, team, customer): nothing to plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from llm_proxy import estimate
+from llm_proxy import estimate, pipeline
 from tests.llm_proxy.conftest import KEY, serve_gateway, settings_for
 from tests.llm_proxy.mock_provider import MockProvider
+from toolpolicy import governor
+from toolpolicy.decide import Decision
 from toolpolicy.store.audit_log import AuditQuery
+from toolpolicy.types import Principal, Target
 
 pytestmark = pytest.mark.anyio
 HELLO = [{"role": "user", "content": "hello"}]
@@ -134,3 +138,23 @@ async def test_a_key_with_no_limit_anywhere_is_not_estimated_and_a_limited_one_i
     assert limited.status_code == 200 and len(made) == 1
     # The estimate was held: the remaining tokens advertised are the limit less input estimate + max_tokens.
     assert int(limited.headers["x-ratelimit-remaining-tokens"]) == 1000 - made[0] - 10
+
+
+async def test_a_request_is_judged_by_the_allowlist_once(
+    tmp_path: Path, mock: MockProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged: list[str] = []
+
+    def counting(original: Callable[..., Decision]) -> Callable[..., Decision]:
+        def judge(principal: Principal, target: Target, **options: Any) -> Decision:
+            judged.append(target.name)
+            return original(principal, target, **options)
+
+        return judge
+
+    monkeypatch.setattr(pipeline, "authorize", counting(pipeline.authorize))
+    monkeypatch.setattr(governor, "authorize", counting(governor.authorize))
+    async with serve_gateway(settings_for(tmp_path, providers(mock))) as gateway:
+        response = await chat(gateway.v1, "openai/gpt-4o-mini")
+    assert response.status_code == 200
+    assert judged == ["openai/gpt-4o-mini"]  # by the pipeline, before routing; not again by the governor

@@ -47,8 +47,10 @@ class Limit:
     buckets): a store may then name them as a range instead of listing them."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReserveOutcome:
+class ReserveOutcome(NamedTuple):
+    """What a reservation found and did (a named tuple: one is made per governed request, and a tuple is made in C;
+    a frozen dataclass sets each field through `object.__setattr__`)."""
+
     ok: bool
     usage: tuple[int, ...]
     """Usage (committed + held) of each limit before this request."""

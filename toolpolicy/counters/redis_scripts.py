@@ -66,18 +66,35 @@ local function limit(static, amount)
   end
   return l
 end
+-- What this call has read or written of a bucket's `used` (by key) and of a rolling window's summary (by summary
+-- key: {f, e, t}), kept up to date by every write of this call: a reservation carrying settlements reads the buckets
+-- and summaries they have just committed to, and their commands' answers already say what it would read. The script
+-- runs alone (and keys do not expire while it runs), so nothing else changes them meanwhile.
+local used_of, summaries = {}, {}
+local function summary(sk)
+  local s = summaries[sk]
+  if not s then
+    local c = redis.call('HMGET', sk, 'f', 'e', 't')
+    s = {f = tonumber(c[1]), e = tonumber(c[2]), t = tonumber(c[3])}
+    summaries[sk] = s
+  end
+  return s
+end
+-- Whether a bucket exists: known without a command once this call has read or written its `used`.
+local function exists(key)
+  return used_of[key] ~= nil or redis.call('EXISTS', key) == 1
+end
 -- Commit l's amount to its add key. When that bucket is one of a rolling window's closed buckets its summary
 -- counts (a late settlement, or a plan made before the window moved), the summary takes the amount too.
 local function commit(l)
   local used = redis.call('HINCRBY', l.a, 'used', l.ns)
+  used_of[l.a] = used
   -- A bucket lives for its TTL from when it was made (or from when it last held nothing): set when this commit is all
   -- it holds, not on every commit, which cost a command a limit a request.
   if l.t > 0 and used == l.n then redis.call('EXPIRE', l.a, l.t) end
   if l.p and string.sub(l.a, 1, #l.p) == l.p then
-    local index, sk = tonumber(string.sub(l.a, #l.p + 1)), l.p .. 'sum'
-    local c = redis.call('HMGET', sk, 'f', 'e')
-    local f, e = tonumber(c[1]), tonumber(c[2])
-    if index and f and f <= index and index <= e then redis.call('HINCRBY', sk, 't', l.ns) end
+    local index, s = tonumber(string.sub(l.a, #l.p + 1)), summary(l.p .. 'sum')
+    if index and s.f and s.f <= index and index <= s.e then s.t = redis.call('HINCRBY', l.p .. 'sum', 't', l.ns) end
   end
 end
 """
@@ -124,10 +141,11 @@ local function sweep(hk, now)
   state.next = first
   return tonumber(redis.call('HGET', hk, '__total') or '0')
 end
--- Hold l's amount for request rid until `deadline`.
-local function hold(l, rid, now, deadline, hold_seconds)
+-- Hold l's amount for request rid until `deadline`, its score written out as `score` (the text redis.call would make
+-- of the number, made once for every hold of the call: formatting a double costs more than the ZADD).
+local function hold(l, rid, now, deadline, score, hold_seconds)
   local zk = l.h .. ':q'
-  if redis.call('ZADD', zk, deadline, l.ns .. ':' .. rid) == 1 then
+  if redis.call('ZADD', zk, score, l.ns .. ':' .. rid) == 1 then
     redis.call('HINCRBY', l.h, '__total', l.ns)
   end
   local state = holds[l.h]
@@ -160,9 +178,9 @@ local function settle_all(first, last)
       local l, held = limit(ARGV[i], ARGV[i + 1]), ARGV[i + 2]
       i = i + 3
       if held ~= '0' and redis.call('ZREM', l.h .. ':q', held .. ':' .. rid) == 1 then
-        redis.call('HINCRBY', l.h, '__total', -tonumber(held))
+        redis.call('HINCRBY', l.h, '__total', '-' .. held)  -- held is the digits ZADD's member began with
       end
-      if l.n ~= 0 and ((not l.s) or redis.call('EXISTS', l.a) == 1) then commit(l) end
+      if l.n ~= 0 and ((not l.s) or exists(l.a)) then commit(l) end
     end
   end
 end
@@ -191,10 +209,17 @@ end
 local limits = {}
 for i = 6 + settled, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
 local function bucket(l, key, missing)
-  local value = redis.call('HGET', key, 'used')
-  if value then return tonumber(value) end
+  local value = used_of[key]
+  if value then return value end
+  value = redis.call('HGET', key, 'used')
+  if value then
+    value = tonumber(value)
+    used_of[key] = value
+    return value
+  end
   if l.s and l.w and l.w > since then
     redis.call('HSET', key, 'used', 0)  -- a window begun after: new, not lost
+    used_of[key] = 0
     if l.t > 0 then redis.call('EXPIRE', key, l.t) end
   elseif l.s then
     missing[#missing + 1] = key
@@ -207,15 +232,15 @@ end
 -- of every bucket (61 for a budget). A summary is built only when none of its buckets is missing.
 local function ranged(l, missing)
   local sk = l.p .. 'sum'
-  local c = redis.call('HMGET', sk, 'f', 'e', 't')
-  local f, e = tonumber(c[1]), tonumber(c[2])
+  local s = summary(sk)
   local first, committed = l.f, 0
-  if f == l.f and e and e < l.la then first, committed = e + 1, tonumber(c[3]) end
+  if s.f == l.f and s.e and s.e < l.la then first, committed = s.e + 1, s.t end
   local lost = #missing
   for index = first, l.la - 1 do committed = committed + bucket(l, l.p .. index, missing) end
   if first == l.f and l.la - l.f >= SUMMARISED and l.t > 0 and #missing == lost then
     redis.call('HSET', sk, 'f', l.f, 'e', l.la - 1, 't', committed)
     redis.call('EXPIRE', sk, l.t)
+    summaries[sk] = {f = l.f, e = l.la - 1, t = committed}
   end
   return committed + bucket(l, l.p .. l.la, missing)
 end
@@ -239,6 +264,8 @@ local function answer(status, extra)
 end
 if #missing > 0 then return answer(3, missing) end
 local touched = {}
+local deadline = now + hold_seconds
+local score = string.format('%.17g', deadline)
 local function stage(first, last)
   for k = first, last do
     if usage[k] + limits[k].n > limits[k].l then return k end
@@ -249,7 +276,7 @@ local function stage(first, last)
       commit(l)
       touched[l.a] = true
     elseif l.n > 0 then
-      hold(l, rid, now, now + hold_seconds, hold_seconds)
+      hold(l, rid, now, deadline, score, hold_seconds)
       touched[l.h] = true
     end
   end

@@ -204,3 +204,27 @@ async def test_a_counted_limit_reads_no_holds(store: RedisCounterStore, client: 
     assert (refused.ok, refused.usage) == (False, (3,))
     ran = await commands(client)
     assert ran.get("hmget", 0) == 0 and ran.get("hget", 0) == 4  # its bucket, once a request
+
+
+async def test_a_reservation_reads_nothing_its_carried_settlements_just_wrote(
+    private_redis: RedisServer, client: aioredis.Redis
+) -> None:
+    # The settlements ride along with the next reservation (a long interval: no tick sends them on their own).
+    store = RedisCounterStore(private_redis.url, settle_interval=60)
+    try:
+        total = await seed_all(store, 100, 160)
+        window = rolling(100, 5)
+        for request in ("r1", "r2"):
+            assert (await store.reserve(request, [window], now=NOW, hold_seconds=60)).ok
+        for request in ("r1", "r2"):
+            await store.settle(request, [Settlement(window, 3)], now=NOW)
+        await client.config_resetstat()
+        outcome = await store.reserve("r3", [window], now=NOW, hold_seconds=60)
+        assert (outcome.ok, outcome.usage) == (True, (total + 6,))  # both settled: 3 each, no hold left
+        ran = await commands(client)
+        # The current bucket: known to exist once the first settlement committed to it, its usage from the second's
+        # HINCRBY; the window's summary read once (by the first commit), the holds' hash once (the sweep).
+        assert (ran.get("exists", 0), ran.get("hget", 0), ran.get("hmget", 0)) == (1, 0, 2)
+        assert await usage(store, window) == total + 6 + 5
+    finally:
+        await store.aclose()
