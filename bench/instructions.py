@@ -17,11 +17,12 @@ What is set for the count to be repeatable (each only where the tree's settings 
 - `audit.flush_interval` an hour and `audit.batch_size` = `--requests`: the audit writer flushes once per window,
   with that window's records, instead of every 0.5 s (a count of flushes set by how slow valgrind made the window);
   the rollups writer, paced by the same interval, does not flush in a window, so its cost is not counted;
+- `audit.spend_flush_interval` an hour: `isthmus+gov`'s spend writer flushes once per window too (a tree from
+  before that setting flushes it every 0.25 s, so its governed figure keeps a share that follows the window's
+  length);
 - `PYTHONHASHSEED=0`: the same hashing, so the same set and dict layouts, in every process;
 - `OTEL_BSP_SCHEDULE_DELAY` an hour (`isthmus+otel`): spans are exported when 2,048 are queued, not every 5 s; a
   window that holds such an export counts it.
-`isthmus+gov`'s spend writer flushes every 0.25 s whatever the settings, so that variant's figure keeps a share
-that moves with the window's length.
 
 Figures are comparable only at the same `--requests` (the audit flush is shared by the window's requests).
 `--top K` prints, for the first tree, the C functions with the most instructions (Python code shows as the
@@ -142,6 +143,8 @@ def tree_settings(tree: FilePath, requests: int) -> dict[str, Any]:
         settings["telemetry"] = {"loop_lag_interval": 0}
     if "flush_interval" in text and "batch_size" in text:
         settings["audit"] = {"flush_interval": HOUR, "batch_size": requests}
+        if "spend_flush_interval" in text:
+            settings["audit"]["spend_flush_interval"] = HOUR
     return settings
 
 

@@ -95,7 +95,7 @@ class Governance:
             self.ledger.write_batch,
             name="spend",
             batch_size=settings.audit.batch_size,
-            flush_interval=0.25,
+            flush_interval=settings.audit.spend_flush_interval,
             is_record_fault=is_record_fault,
             quarantine=quarantine.spend_entry,
             on_quarantine=self.metrics.writer_quarantined.labels("spend").inc,

@@ -353,6 +353,9 @@ class AuditSettings(_Model):
     rewrites every index's last page); records still wait at most `flush_interval`."""
     flush_interval: float = Field(default=0.5, gt=0)
     """Seconds between flushes when fewer than `batch_size` records are waiting."""
+    spend_flush_interval: float = Field(default=0.25, gt=0)
+    """Seconds between the spend ledger's flushes (each charged request's cost, what budgets are re-seeded from)
+    when fewer than `batch_size` entries are waiting."""
     record_arguments: bool = False
     """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
     retention_days: float | None = Field(default=None, gt=0)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import anyio
 import pytest
+from pydantic import ValidationError
 
 from tests.conftest import StoreTarget
 from tests.toolpolicy.limits_support import settings
@@ -63,3 +65,29 @@ async def test_stop_writes_every_record_emitted_even_past_a_batch_and_between_fl
         assert await reopened.ledger.total(SpendScope(key_id="k"), T0) == Decimal("0.001") * count
     finally:
         await reopened.store.close()
+
+
+async def test_the_spend_writer_waits_its_own_interval_and_stop_still_writes_what_it_holds(
+    store_target: StoreTarget,
+) -> None:
+    audit = {"flush_interval": 0.05, "spend_flush_interval": 3600}
+    governance = Governance(settings(store_target.url, audit=audit), store_connect_args=store_target.connect_args)
+    await governance.start()
+    try:
+        governance.spend.emit(SpendEntry("r1", "mock/model", Decimal("0.5"), key_id="k", created_at=T0))
+        governance.audit.emit(record(1))
+        await governance.audit.flush()  # the audit writer's interval is not the spend writer's
+        await anyio.sleep(0.5)  # twice the interval the spend writer had before it was a setting
+        assert await governance.ledger.total(SpendScope(key_id="k"), T0) == 0
+    finally:
+        await governance.stop()
+    reopened = Governance(settings(store_target.url), store_connect_args=store_target.connect_args)
+    try:
+        assert await reopened.ledger.total(SpendScope(key_id="k"), T0) == Decimal("0.5")
+    finally:
+        await reopened.store.close()
+
+
+def test_a_spend_flush_interval_that_is_not_positive_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match="spend_flush_interval"):
+        settings("sqlite+aiosqlite://", audit={"spend_flush_interval": 0})
