@@ -125,12 +125,15 @@ class StreamRelay:
                 # framed from the provider's bytes; and no list is made per item.
                 unchanged = relayed_frame if openai_api else relayed_event_frame
                 item: dict[str, Any] | None = self.first
+                sent_one = False
                 while item is not None:
                     see(item)
-                    sent = openai.strip_usage(item) if strip else item
+                    sent = openai.strip_usage(item) if strip and "usage" in item else item
                     if sent is not None:
                         yield unchanged(sent)
-                        exchange.mark_first_byte()
+                        if not sent_one:  # the time to the first byte is the first frame's
+                            sent_one = True
+                            exchange.mark_first_byte()
                     item = await anext(self.items, None)
             else:
                 item = self.first

@@ -12,7 +12,7 @@ import anyio
 import httpx2
 import pytest
 
-from llm_proxy.burst import ready_or
+from llm_proxy.burst import Pending, probe, ready_or
 from llm_proxy.streaming import EventStreamResponse
 from tests.llm_proxy.conftest import KEY, Gateway
 from tests.llm_proxy.mock_provider import USAGE, MockProvider, openai_frames, stream_frames
@@ -248,6 +248,48 @@ async def test_ready_or_passes_the_steps_error_on() -> None:
 
     with pytest.raises(ValueError, match="upstream broke"):
         await ready_or(broken(), meanwhile)
+
+
+async def test_probe_gives_a_ready_steps_result_and_holds_one_that_waits_until_meanwhile_ran() -> None:
+    ran: list[str] = []
+
+    async def meanwhile() -> None:
+        ran.append("meanwhile")
+
+    async def at_once() -> str:
+        return "now"
+
+    async def later() -> str:
+        await anyio.sleep(0)
+        ran.append("step resumed")
+        return "later"
+
+    assert probe(at_once()) == "now"
+    pending = probe(later())
+    assert isinstance(pending, Pending) and ran == []
+    assert await pending.after(meanwhile) == "later"
+    assert ran == ["meanwhile", "step resumed"]
+
+
+async def test_an_error_while_a_probed_step_waits_runs_the_steps_cleanup_and_goes_on() -> None:
+    cleaned = asyncio.Event()
+
+    async def meanwhile() -> None:
+        raise OSError("the client went away")
+
+    async def waits() -> str:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0)  # cleanup that awaits runs to its end
+            cleaned.set()
+        return "never"
+
+    pending = probe(waits())
+    assert isinstance(pending, Pending)
+    with pytest.raises(OSError, match="went away"):
+        await pending.after(meanwhile)
+    assert cleaned.is_set()
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
