@@ -12,8 +12,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import anyio
-
+from llm_proxy.burst import shielded
 from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
 from llm_proxy.streaming import DONE, data_frame, event_frame, relayed_event_frame, relayed_frame
@@ -180,14 +179,17 @@ class StreamRelay:
         exchange = self.exchange
         if not self._started:
             self.pipeline.fail(exchange, ClientDisconnected("the client left before the stream started"), CLIENT_CLOSED)
-        with anyio.move_on_after(_SETTLE_TIMEOUT, shield=True):
-            try:
-                await self.items.aclose()
-                model = exchange.trace.route or exchange.requested
-                usage = self.tap.usage() or await counted_usage(model, self.messages, self.tap.text)
-                await self.pipeline.settle(exchange, usage)
-            except Exception:
-                logger.exception("settling stream %s failed", exchange.request_id)
+        await shielded(self._settle(), _SETTLE_TIMEOUT)
         if self.guard is not None:
             self.guard.scan.report()
         self.pipeline.finish(exchange)
+
+    async def _settle(self) -> None:
+        exchange = self.exchange
+        try:
+            await self.items.aclose()
+            model = exchange.trace.route or exchange.requested
+            usage = self.tap.usage() or await counted_usage(model, self.messages, self.tap.text)
+            await self.pipeline.settle(exchange, usage)
+        except Exception:
+            logger.exception("settling stream %s failed", exchange.request_id)

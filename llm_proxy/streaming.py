@@ -19,7 +19,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from llm_proxy.burst import Pending, probe, ready_or
+from llm_proxy.burst import Pending, probe, ready_or, shielded
 from llm_proxy.upstream import dumps
 
 logger = logging.getLogger(__name__)
@@ -141,8 +141,7 @@ class EventStreamResponse(Response):
         finally:
             if self.on_close is not None:
                 # The body may never have started (the client left at once): its owner still has to clean up.
-                with anyio.CancelScope(shield=True):
-                    await self.on_close()
+                await shielded(self.on_close())
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = anyio.CancelScope()
