@@ -219,7 +219,7 @@ async def test_a_client_leaving_while_a_send_is_stuck_runs_the_waiting_producers
     assert client.bodies() == []
 
 
-async def test_ready_or_runs_meanwhile_only_when_the_step_has_to_wait() -> None:
+async def test_ready_or_and_probe_run_meanwhile_only_when_the_step_has_to_wait() -> None:
     ran: list[str] = []
 
     async def meanwhile() -> None:
@@ -236,6 +236,12 @@ async def test_ready_or_runs_meanwhile_only_when_the_step_has_to_wait() -> None:
     assert await ready_or(at_once(), meanwhile) == "now" and ran == []
     assert await ready_or(later(), meanwhile) == "later"
     assert ran == ["meanwhile", "step resumed"]
+    ran.clear()
+    assert probe(at_once()) == "now"
+    pending = probe(later())
+    assert isinstance(pending, Pending) and ran == []  # held at its first wait
+    assert await pending.after(meanwhile) == "later"
+    assert ran == ["meanwhile", "step resumed"]
 
 
 async def test_ready_or_passes_the_steps_error_on() -> None:
@@ -248,27 +254,6 @@ async def test_ready_or_passes_the_steps_error_on() -> None:
 
     with pytest.raises(ValueError, match="upstream broke"):
         await ready_or(broken(), meanwhile)
-
-
-async def test_probe_gives_a_ready_steps_result_and_holds_one_that_waits_until_meanwhile_ran() -> None:
-    ran: list[str] = []
-
-    async def meanwhile() -> None:
-        ran.append("meanwhile")
-
-    async def at_once() -> str:
-        return "now"
-
-    async def later() -> str:
-        await anyio.sleep(0)
-        ran.append("step resumed")
-        return "later"
-
-    assert probe(at_once()) == "now"
-    pending = probe(later())
-    assert isinstance(pending, Pending) and ran == []
-    assert await pending.after(meanwhile) == "later"
-    assert ran == ["meanwhile", "step resumed"]
 
 
 async def test_an_error_while_a_probed_step_waits_runs_the_steps_cleanup_and_goes_on() -> None:

@@ -4,7 +4,8 @@ and a provider silent for the whole timeout fails as aiohttp's own timer would m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -143,6 +144,22 @@ async def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]])
     return runner, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+@contextlib.asynccontextmanager
+async def provider(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], finished: asyncio.Event
+) -> AsyncIterator[tuple[Upstream, str]]:
+    """The gateway's upstream client (read_timeout 0.2 s) and the URL of `handler`; `finished` lets it end."""
+    runner, url = await serve(handler)
+    upstream = Upstream(LlmSettings(read_timeout=0.2))
+    await upstream.start()
+    try:
+        yield upstream, url
+    finally:
+        finished.set()
+        await upstream.close()
+        await runner.cleanup()
+
+
 async def test_the_gateways_provider_connections_use_it_and_a_steady_stream_outlives_the_timeout() -> None:
     async def steady(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -181,19 +198,12 @@ async def test_the_second_answer_on_a_kept_alive_connection_is_timed_out_when_it
         await finished.wait()  # silent until the test is over
         return response
 
-    runner, url = await serve(second_stalls)
-    upstream = Upstream(LlmSettings(read_timeout=0.2))
-    await upstream.start()
-    try:
+    async with provider(second_stalls, finished) as (upstream, url):
         assert (await upstream.post_json("p", url, {}, {}))[0] == {"choices": []}
         with pytest.raises(UpstreamUnavailable, match="stayed silent longer than read_timeout"):
             async for _ in upstream.post_stream("p", url, {}, {"stream": True}):
                 pass
-        assert len(peers) == 2 and peers[0] == peers[1]  # the same connection answered both
-    finally:
-        finished.set()
-        await upstream.close()
-        await runner.cleanup()
+    assert len(peers) == 2 and peers[0] == peers[1]  # the same connection answered both
 
 
 async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
@@ -208,16 +218,9 @@ async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
         await finished.wait()  # silent until the test is over
         return response
 
-    runner, url = await serve(stalls)
-    upstream = Upstream(LlmSettings(read_timeout=0.2))
-    await upstream.start()
     received: list[bytes] = []
-    try:
+    async with provider(stalls, finished) as (upstream, url):
         with pytest.raises(UpstreamUnavailable, match="stayed silent longer than read_timeout"):
             async for chunk in upstream.post_stream("p", url, {}, {"stream": True}):
                 received.append(chunk)  # noqa: PERF401 - a comprehension would lose what came before the error
-    finally:
-        finished.set()
-        await upstream.close()
-        await runner.cleanup()
     assert b"".join(received) == b"data: 1\n\ndata: 2\n\n"
