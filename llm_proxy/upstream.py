@@ -156,6 +156,9 @@ class Upstream:
         if resp.content_length is not None:
             if resp.content_length > limit:
                 raise UpstreamBadResponse(f"provider {provider!r} answered {resp.content_length} bytes (limit {limit})")
+            if resp.content.is_eof():
+                # The whole body came with the head (most answers): taken as it is, without `read()`'s waits.
+                return resp.content.read_nowait()
             return await resp.read()
         parts: list[bytes] = []
         received = 0
