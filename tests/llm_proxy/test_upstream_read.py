@@ -58,9 +58,17 @@ async def answered(handler: Handler, **settings: int) -> AsyncIterator[tuple[Ups
 
 @pytest.mark.parametrize("handler", [with_head, after_head, compressed])
 async def test_the_whole_answer_is_read_twice_over_one_kept_connection(handler: Handler) -> None:
-    async with answered(handler) as (upstream, url):
+    peers: list[object] = []
+
+    async def noting_peer(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return await handler(request)
+
+    async with answered(noting_peer) as (upstream, url):
         for _ in range(2):
             assert await upstream.post_json("p", url, {}, {}) == (ANSWER, RAW)
+    assert len(peers) == 2 and peers[0] == peers[1]  # the connection went back to the pool after each answer
 
 
 @pytest.mark.parametrize("handler", [with_head, after_head])
