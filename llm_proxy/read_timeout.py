@@ -5,7 +5,9 @@ socket: two event-loop calls for each chunk of a stream (about 2.3 us with uvloo
 costs the gateway). Here a read only moves the deadline (one clock read); the one timer, when it fires, either
 finds the deadline moved and waits again for what is left, or times the connection out exactly as aiohttp does.
 The answer is the same: a provider silent for longer than `read_timeout` fails with aiohttp's `SocketTimeoutError`,
-and one that keeps sending never does.
+and one that keeps sending never does. Nor is the timer cancelled when a response has been read (aiohttp stops the
+timeout then, and starts it again for the next response on the kept-alive connection: a timer made and cancelled
+per request); stopping only disarms it, and the next response re-arms it. The timer goes with its connection.
 
 `Connector` is a `TCPConnector` whose connections use `LazyReadTimeout`. It relies on two of aiohttp's internals
 (the connector's `_factory`, the protocol's timer methods); `tests/llm_proxy/test_read_timeout.py` fails if a new
@@ -26,6 +28,8 @@ class LazyReadTimeout(ResponseHandler):
 
     _deadline = 0.0
     """`loop.time()` by which the next byte must come, while a read timeout runs."""
+    _armed = False
+    """Whether a read timeout runs: a response is being read, and the connection is not paused."""
 
     def _reschedule_timeout(self) -> None:
         timeout = self._read_timeout
@@ -34,6 +38,7 @@ class LazyReadTimeout(ResponseHandler):
             return
         loop = self._loop
         deadline = loop.time() + timeout
+        self._armed = True
         handle = self._read_timeout_handle
         if handle is not None and deadline >= self._deadline:
             self._deadline = deadline  # the running timer finds it when it fires
@@ -43,12 +48,38 @@ class LazyReadTimeout(ResponseHandler):
         self._deadline = deadline
         self._read_timeout_handle = loop.call_at(deadline, self._read_timer_fired)
 
+    def _drop_timeout(self) -> None:
+        # Disarmed, not cancelled: the connection's next response takes the timer over.
+        self._armed = False
+
     def _read_timer_fired(self) -> None:
         self._read_timeout_handle = None
+        if not self._armed:  # no read under way: the next one starts a timer
+            return
         if self._loop.time() < self._deadline:  # bytes came while it ran: wait for what is left of the silence
             self._read_timeout_handle = self._loop.call_at(self._deadline, self._read_timer_fired)
             return
         self._on_read_timeout()
+
+    def _stop_timer(self) -> None:
+        """Cancel the timer: the connection ends, and the timer would keep it in memory until it fires."""
+        self._armed = False
+        handle = self._read_timeout_handle
+        if handle is not None:
+            handle.cancel()
+            self._read_timeout_handle = None
+
+    def close(self) -> None:
+        super().close()
+        self._stop_timer()
+
+    def abort(self) -> None:
+        super().abort()
+        self._stop_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
 
 
 class Connector(aiohttp.TCPConnector):

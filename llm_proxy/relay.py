@@ -12,8 +12,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import anyio
-
+from llm_proxy.burst import shielded
 from llm_proxy.guard import StreamGuard
 from llm_proxy.pipeline import Exchange, Pipeline, counted_usage
 from llm_proxy.streaming import DONE, data_frame, event_frame, relayed_event_frame, relayed_frame
@@ -125,12 +124,15 @@ class StreamRelay:
                 # framed from the provider's bytes; and no list is made per item.
                 unchanged = relayed_frame if openai_api else relayed_event_frame
                 item: dict[str, Any] | None = self.first
+                sent_one = False
                 while item is not None:
                     see(item)
-                    sent = openai.strip_usage(item) if strip else item
+                    sent = openai.strip_usage(item) if strip and "usage" in item else item
                     if sent is not None:
                         yield unchanged(sent)
-                        exchange.mark_first_byte()
+                        if not sent_one:  # the time to the first byte is the first frame's
+                            sent_one = True
+                            exchange.mark_first_byte()
                     item = await anext(self.items, None)
             else:
                 item = self.first
@@ -177,14 +179,17 @@ class StreamRelay:
         exchange = self.exchange
         if not self._started:
             self.pipeline.fail(exchange, ClientDisconnected("the client left before the stream started"), CLIENT_CLOSED)
-        with anyio.move_on_after(_SETTLE_TIMEOUT, shield=True):
-            try:
-                await self.items.aclose()
-                model = exchange.trace.route or exchange.requested
-                usage = self.tap.usage() or await counted_usage(model, self.messages, self.tap.text)
-                await self.pipeline.settle(exchange, usage)
-            except Exception:
-                logger.exception("settling stream %s failed", exchange.request_id)
+        await shielded(self._settle(), _SETTLE_TIMEOUT)
         if self.guard is not None:
             self.guard.scan.report()
         self.pipeline.finish(exchange)
+
+    async def _settle(self) -> None:
+        exchange = self.exchange
+        try:
+            await self.items.aclose()
+            model = exchange.trace.route or exchange.requested
+            usage = self.tap.usage() or await counted_usage(model, self.messages, self.tap.text)
+            await self.pipeline.settle(exchange, usage)
+        except Exception:
+            logger.exception("settling stream %s failed", exchange.request_id)

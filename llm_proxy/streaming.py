@@ -19,7 +19,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from llm_proxy.burst import ready_or
+from llm_proxy.burst import Pending, probe, ready_or, shielded
 from llm_proxy.upstream import dumps
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def relayed_frame(payload: Mapping[str, Any]) -> bytes:
     """`data_frame`, from the provider's own bytes when `payload` is an object as it was received: the same JSON
     value, in the provider's spelling (spacing, escapes), which a client's JSON parser reads the same. Only for
     objects nothing changed in place since they were read (see `Received`)."""
-    return b"data: " + _json_of(payload) + b"\n\n"
+    return b"data: " + (payload.data if type(payload) is Received else dumps(payload)) + b"\n\n"
 
 
 def relayed_event_frame(payload: Mapping[str, Any]) -> bytes:
@@ -141,8 +141,7 @@ class EventStreamResponse(Response):
         finally:
             if self.on_close is not None:
                 # The body may never have started (the client left at once): its owner still has to clean up.
-                with anyio.CancelScope(shield=True):
-                    await self.on_close()
+                await shielded(self.on_close())
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = anyio.CancelScope()
@@ -207,7 +206,12 @@ class EventStreamResponse(Response):
                 size = 0
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-        while (frame := await ready_or(anext(body, None), flush)) is not None:
+        while True:
+            frame = probe(anext(body, None))  # most frames are ready: no awaitable is made for them
+            if isinstance(frame, Pending):
+                frame = await frame.after(flush)
+            if frame is None:
+                break
             gathered.append(frame)
             size += len(frame)
             if size >= _GATHER_LIMIT:

@@ -95,10 +95,16 @@ class Upstream:
         try:
             outgoing = {**_JSON_HEADERS, **headers}
             inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
-            async with self.session.post(url, data=_body(payload), headers=outgoing) as resp:
+            # Released by hand rather than by `async with`, whose exit is three coroutines more per request: it
+            # releases the same way, then waits for the request's body writer, which is done by the time there is
+            # an answer (or was just cancelled by the release, when the provider answered before reading it all).
+            resp = await self.session.post(url, data=_body(payload), headers=outgoing)
+            try:
                 raw = await self._read_all(provider, resp)
                 if resp.status >= 400:
                     raise status_error(provider, resp.status, resp.headers, raw)
+            finally:
+                resp.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(provider, exc) from exc
         return parse_object(provider, raw), raw
@@ -156,6 +162,9 @@ class Upstream:
         if resp.content_length is not None:
             if resp.content_length > limit:
                 raise UpstreamBadResponse(f"provider {provider!r} answered {resp.content_length} bytes (limit {limit})")
+            if resp.content.is_eof():
+                # The whole body came with the head (most answers): taken as it is, without `read()`'s waits.
+                return resp.content.read_nowait()
             return await resp.read()
         parts: list[bytes] = []
         received = 0

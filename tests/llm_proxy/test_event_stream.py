@@ -12,7 +12,7 @@ import anyio
 import httpx2
 import pytest
 
-from llm_proxy.burst import ready_or
+from llm_proxy.burst import Pending, probe, ready_or, shielded
 from llm_proxy.streaming import EventStreamResponse
 from tests.llm_proxy.conftest import KEY, Gateway
 from tests.llm_proxy.mock_provider import USAGE, MockProvider, openai_frames, stream_frames
@@ -219,7 +219,7 @@ async def test_a_client_leaving_while_a_send_is_stuck_runs_the_waiting_producers
     assert client.bodies() == []
 
 
-async def test_ready_or_runs_meanwhile_only_when_the_step_has_to_wait() -> None:
+async def test_ready_or_and_probe_run_meanwhile_only_when_the_step_has_to_wait() -> None:
     ran: list[str] = []
 
     async def meanwhile() -> None:
@@ -236,6 +236,12 @@ async def test_ready_or_runs_meanwhile_only_when_the_step_has_to_wait() -> None:
     assert await ready_or(at_once(), meanwhile) == "now" and ran == []
     assert await ready_or(later(), meanwhile) == "later"
     assert ran == ["meanwhile", "step resumed"]
+    ran.clear()
+    assert probe(at_once()) == "now"
+    pending = probe(later())
+    assert isinstance(pending, Pending) and ran == []  # held at its first wait
+    assert await pending.after(meanwhile) == "later"
+    assert ran == ["meanwhile", "step resumed"]
 
 
 async def test_ready_or_passes_the_steps_error_on() -> None:
@@ -248,6 +254,61 @@ async def test_ready_or_passes_the_steps_error_on() -> None:
 
     with pytest.raises(ValueError, match="upstream broke"):
         await ready_or(broken(), meanwhile)
+
+
+async def test_an_error_while_a_probed_step_waits_runs_the_steps_cleanup_and_goes_on() -> None:
+    cleaned = asyncio.Event()
+
+    async def meanwhile() -> None:
+        raise OSError("the client went away")
+
+    async def waits() -> str:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0)  # cleanup that awaits runs to its end
+            cleaned.set()
+        return "never"
+
+    pending = probe(waits())
+    assert isinstance(pending, Pending)
+    with pytest.raises(OSError, match="went away"):
+        await pending.after(meanwhile)
+    assert cleaned.is_set()
+
+
+async def test_shielded_work_runs_to_its_end_in_a_cancelled_scope_whether_it_waits_or_not() -> None:
+    done: list[str] = []
+
+    async def at_once() -> None:
+        done.append("at once")
+
+    async def waits() -> None:
+        await anyio.sleep(0.01)
+        done.append("after waiting")
+
+    with anyio.fail_after(5), anyio.CancelScope() as scope:
+        scope.cancel()
+        await shielded(at_once())
+        await shielded(waits())
+        await shielded(waits(), 60)
+    assert done == ["at once", "after waiting", "after waiting"]
+
+
+async def test_shielded_work_that_waits_past_its_timeout_is_given_up() -> None:
+    async def stuck() -> None:
+        await anyio.sleep(3600)
+
+    with anyio.fail_after(5):
+        await shielded(stuck(), 0.01)
+
+
+async def test_shielded_work_that_fails_before_waiting_raises_its_error() -> None:
+    async def broken() -> None:
+        raise ValueError("settling broke")
+
+    with pytest.raises(ValueError, match="settling broke"):
+        await shielded(broken())
 
 
 @pytest.mark.parametrize("include_usage", [True, False])

@@ -4,7 +4,8 @@ and a provider silent for the whole timeout fails as aiohttp's own timer would m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -99,18 +100,64 @@ async def test_a_shorter_timeout_is_not_left_to_the_longer_ones_timer() -> None:
     assert isinstance(handler.exception(), aiohttp.SocketTimeoutError)
 
 
-async def test_dropping_the_timeout_stops_its_timer() -> None:
+async def test_a_dropped_timeout_never_fires_and_the_next_response_takes_its_timer_over() -> None:
     handler, loop = await protocol(read_timeout=10)
     handler.start_timeout()
     handler._drop_timeout()  # the payload was read to its end
+    loop.now = 5
+    handler.start_timeout()  # the kept-alive connection's next response: no second timer
+    handler._drop_timeout()
+    assert len(loop.timers) == 1
     loop.now = 20
     loop.fire_due()
-    assert handler.exception() is None and loop.timers[0].cancelled
+    assert handler.exception() is None and handler._read_timeout_handle is None
+    handler.start_timeout()  # after the disarmed timer ran out, the next response starts one
+    loop.now = 30
+    loop.fire_due()
+    assert [timer.when for timer in loop.timers] == [10, 30]
+    assert isinstance(handler.exception(), aiohttp.SocketTimeoutError)
+
+
+async def test_a_connection_that_ends_cancels_its_timer() -> None:
+    for end in ("close", "abort", "connection_lost"):
+        handler, loop = await protocol(read_timeout=10)
+        handler.start_timeout()
+        handler._drop_timeout()
+        if end == "connection_lost":
+            handler.connection_lost(None)
+        else:
+            handler.transport = FakeTransport()  # type: ignore[assignment]
+            getattr(handler, end)()
+        assert loop.timers[0].cancelled and handler._read_timeout_handle is None, end
+
+
+class FakeTransport:
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 async def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, str]:
     runner, port = await one_route.serve(handler)
     return runner, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+@contextlib.asynccontextmanager
+async def provider(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], finished: asyncio.Event
+) -> AsyncIterator[tuple[Upstream, str]]:
+    """The gateway's upstream client (read_timeout 0.2 s) and the URL of `handler`; `finished` lets it end."""
+    runner, url = await serve(handler)
+    upstream = Upstream(LlmSettings(read_timeout=0.2))
+    await upstream.start()
+    try:
+        yield upstream, url
+    finally:
+        finished.set()
+        await upstream.close()
+        await runner.cleanup()
 
 
 async def test_the_gateways_provider_connections_use_it_and_a_steady_stream_outlives_the_timeout() -> None:
@@ -136,6 +183,29 @@ async def test_the_gateways_provider_connections_use_it_and_a_steady_stream_outl
     assert received == b"".join(f"data: {index}\n\n".encode() for index in range(16))
 
 
+async def test_the_second_answer_on_a_kept_alive_connection_is_timed_out_when_it_stalls() -> None:
+    finished = asyncio.Event()
+    peers: list[object] = []
+
+    async def second_stalls(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        if len(peers) == 1:
+            return web.json_response({"choices": []})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: 1\n\n")
+        await finished.wait()  # silent until the test is over
+        return response
+
+    async with provider(second_stalls, finished) as (upstream, url):
+        assert (await upstream.post_json("p", url, {}, {}))[0] == {"choices": []}
+        with pytest.raises(UpstreamUnavailable, match="stayed silent longer than read_timeout"):
+            async for _ in upstream.post_stream("p", url, {}, {"stream": True}):
+                pass
+    assert len(peers) == 2 and peers[0] == peers[1]  # the same connection answered both
+
+
 async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
     finished = asyncio.Event()
 
@@ -148,16 +218,9 @@ async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
         await finished.wait()  # silent until the test is over
         return response
 
-    runner, url = await serve(stalls)
-    upstream = Upstream(LlmSettings(read_timeout=0.2))
-    await upstream.start()
     received: list[bytes] = []
-    try:
+    async with provider(stalls, finished) as (upstream, url):
         with pytest.raises(UpstreamUnavailable, match="stayed silent longer than read_timeout"):
             async for chunk in upstream.post_stream("p", url, {}, {"stream": True}):
                 received.append(chunk)  # noqa: PERF401 - a comprehension would lose what came before the error
-    finally:
-        finished.set()
-        await upstream.close()
-        await runner.cleanup()
     assert b"".join(received) == b"data: 1\n\ndata: 2\n\n"
