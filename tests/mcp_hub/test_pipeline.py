@@ -6,9 +6,12 @@ import hashlib
 from typing import Any
 
 import mcp_types as types
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from mcp_hub.pipeline import argument_details, json_length
+from mcp_hub.access import Caller
+from mcp_hub.pipeline import _call_attributes, argument_details, json_length
+from toolpolicy.types import Principal
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -47,3 +50,25 @@ def test_a_result_in_other_scripts_counts_characters_not_bytes() -> None:
     result = types.CallToolResult(content=[types.TextContent(type="text", text="h\u00e9 \u2603 \U0001f600")])
     dumped = result.model_dump_json(by_alias=True, exclude_none=True)
     assert json_length(result) == len(dumped) < len(dumped.encode())
+
+
+@pytest.mark.parametrize(
+    ("team", "customer", "via", "run_id"),
+    [(None, None, None, None), ("eng", "acme", "code_mode", "run-1"), (None, "acme", None, "run-2")],
+)
+def test_a_calls_span_attributes_leave_out_what_has_no_value_in_the_order_of_the_full_set(
+    team: str | None, customer: str | None, via: str | None, run_id: str | None
+) -> None:
+    principal = Principal(key_id="k1", key_name="k", team=team, customer=customer)
+    full = {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "docs__search",
+        "isthmus.key.name": "k",
+        "isthmus.team": team,
+        "isthmus.customer": customer,
+        "isthmus.via": via,
+        "isthmus.run_id": run_id,
+    }
+    attributes = _call_attributes(Caller(principal, "secret"), "docs__search", via, run_id)
+    assert list(attributes.items()) == [(key, value) for key, value in full.items() if value is not None]

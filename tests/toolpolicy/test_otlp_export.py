@@ -131,3 +131,26 @@ def test_string_attributes_around_the_one_byte_length_limit_decode_alike() -> No
             pass
     spans = exporter.get_finished_spans()
     assert ExportTraceServiceRequest.FromString(encode_request(spans)) == encode_spans(spans)
+
+
+def test_light_spans_with_equal_values_of_other_types_encode_each_type() -> None:
+    """The encoder's cache of attributes (looked up per mapping, in C) keeps 1, True, 1.0 and "1" apart, whether
+    they come in a mapping or one by one, and a value seen once more is encoded alike."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(
+        resource=Resource.create({"service.name": "isthmus-test"}), processor=Simple(exporter), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    values: list[Any] = [1, True, 1.0, "1", 0, False, 0.0, "", 1, "1", True]
+    for index, value in enumerate(values):
+        with tracer.start_as_current_span("by mapping", attributes={"v": value, "n": index}) as span:
+            span.set_attribute("single", value)
+            span.set_attributes({"later": value})
+    spans: list[Any] = list(exporter.get_finished_spans())
+    expected = encode_spans([span.readable() for span in spans])
+    for _ in range(2):  # the second time every attribute comes from the cache
+        assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected

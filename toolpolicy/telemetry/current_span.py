@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import context as otel_context, trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import ProxyTracer, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 _set_item = dict.__setitem__
@@ -25,6 +25,12 @@ DIRECT = isinstance(getattr(otel_context, "_RUNTIME_CONTEXT", None), ContextVars
 )
 """Whether this API keeps the current context where `CurrentSpan` reads and sets it directly (in the variable of the
 default runtime context); with another version, or another runtime context, it goes through the API."""
+CURRENT_CONTEXT = (
+    otel_context._RUNTIME_CONTEXT._current_context
+    if DIRECT and type(otel_context._RUNTIME_CONTEXT) is ContextVarsRuntimeContext
+    else None
+)
+"""That variable, read where `DIRECT` is (the API picks its runtime context once, when it is imported)."""
 
 
 class CurrentSpan(AbstractContextManager[trace.Span]):
@@ -41,12 +47,16 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
         self.tracer, self.arguments, self.end_on_exit = tracer, arguments, end_on_exit
 
     def __enter__(self) -> trace.Span:
-        self.span = span = self.tracer.start_span(*self.arguments)
-        runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
-        if type(runtime) is ContextVarsRuntimeContext:
+        tracer = self.tracer
+        if type(tracer) is ProxyTracer:
+            # A library's tracer got before the provider was installed (the MCP SDK's): once it has found the
+            # provider's tracer it only hands each call on to it, through two Python calls of its own.
+            tracer = getattr(tracer, "_real_tracer", None) or tracer
+        self.span = span = tracer.start_span(*self.arguments)
+        variable = CURRENT_CONTEXT if DIRECT else None
+        if variable is not None:
             # What `attach(set_span_in_context(span))` does with the default runtime context, without the API's
             # four Python calls and second copy of the context.
-            variable = runtime._current_context
             context = Context(variable.get())
             _set_item(context, _SPAN_KEY, span)
             self.token = variable.set(context)
@@ -59,9 +69,16 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
     ) -> None:
         span = self.span
         try:
-            _detach(self.token)
+            variable = CURRENT_CONTEXT if DIRECT else None
+            if variable is not None:
+                try:  # what `otel_context.detach` does with the default runtime context
+                    variable.reset(self.token)
+                except Exception:  # the API's detach fails alike, and logs it
+                    otel_context.detach(self.token)
+            else:
+                otel_context.detach(self.token)
             # As `use_span`: an Exception (not a BaseException such as GeneratorExit) is recorded and sets the status.
-            if isinstance(exc, Exception) and span.is_recording():
+            if exc is not None and isinstance(exc, Exception) and span.is_recording():
                 if self.arguments[6]:
                     span.record_exception(exc)
                 if self.arguments[7]:
@@ -86,16 +103,3 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
                 return function(*args, **kwargs)
 
         return in_span
-
-
-def _detach(token: Any) -> None:
-    """`otel_context.detach(token)`: with the default runtime context its variable is reset here, and only a
-    failure goes through the API (which logs it, as it would have)."""
-    runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
-    if type(runtime) is ContextVarsRuntimeContext:
-        try:
-            runtime._current_context.reset(token)
-            return
-        except Exception:  # the API's detach below fails alike, and logs it
-            pass
-    otel_context.detach(token)

@@ -40,7 +40,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY as _CURRENT_SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util import types
 
-from toolpolicy.telemetry.current_span import CurrentSpan
+from toolpolicy.telemetry.current_span import CURRENT_CONTEXT, CurrentSpan
 
 logger = logging.getLogger(__name__)
 
@@ -144,20 +144,22 @@ class LightTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        provider = self.provider
-        current = (_get_current() if context is None else context).get(_SPAN_KEY)
+        parent: SpanContext | None
+        if context is None:
+            # The current context read where the default runtime context keeps it (`get_current()` is two calls).
+            context = CURRENT_CONTEXT.get() if CURRENT_CONTEXT is not None else _get_current()
+        current = context.get(_SPAN_KEY)
         if type(current) is LightSpan and self.random_ids:
             # The usual child: a light span is recorded, so its trace is sampled and ParentBased records this one
             # with the same flags and trace state.
-            parent: SpanContext | None = current.context
-            assert parent is not None
+            parent = current.context
             span_context = _known_valid(
                 SpanContext, (parent[0], getrandbits(64) or _span_id(), False, parent[3], parent[4], True)
             )
         elif current is None and self.random_ids:  # a new trace
             parent = None
             trace_id = getrandbits(128) or _trace_id()
-            if trace_id & _TRACE_ID_LIMIT >= provider.bound:
+            if trace_id & _TRACE_ID_LIMIT >= self.provider.bound:
                 return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _FLAGS[False, True]))
             span_context = _known_valid(
                 SpanContext, (trace_id, getrandbits(64) or _span_id(), False, _FLAGS[True, True], _NO_STATE, True)
@@ -253,7 +255,12 @@ class LightSpan(trace.Span):
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.entries: list[dict[str, Any] | tuple[str, Any]] = [_noted(attributes)] if attributes else []
+        # `_noted(attributes)`, its usual case (plain scalars: a copy) without the call
+        self.entries: list[dict[str, Any] | tuple[str, Any]] = (
+            ([dict(attributes)] if _all_scalars(map(type, attributes.values())) else [_noted(attributes)])
+            if attributes
+            else []
+        )
         """Attributes in the order they were set: whole mappings (the start's, `set_attributes`) and single ones."""
         # Lists once something is added: until then no object of their own for the collector to walk.
         self.events: Sequence[Event] = ()
@@ -303,7 +310,8 @@ class LightSpan(trace.Span):
         if self.end_time is not None:
             logger.warning("Setting attribute on ended span.")
             return
-        self.entries.append(_noted(attributes))
+        # `_noted(attributes)`, its usual case (plain scalars: a copy) without the call
+        self.entries.append(dict(attributes) if _all_scalars(map(type, attributes.values())) else _noted(attributes))
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         if self.end_time is not None:
@@ -329,8 +337,10 @@ class LightSpan(trace.Span):
             self.links = links
 
     def update_name(self, name: str) -> None:
-        if not self._ended("update_name"):
+        if self.end_time is None:  # `_ended`, its usual answer without the call: the request span is renamed
             self._name = name
+        else:
+            self._ended("update_name")
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         if self._ended("set_status"):

@@ -78,9 +78,10 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 _SMALL = [bytes((size,)) for size in range(0x80)]
 
-_KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
-"""Encoded `KeyValue` attributes by (key, type, value): most repeat from span to span (operation, provider, model).
-The type keeps 1, 1.0 and True apart."""
+_KEY_VALUES: dict[tuple[tuple[str, Any], type], bytes] = {}
+"""Encoded `KeyValue` attributes by ((key, value), type): most repeat from span to span (operation, provider,
+model). The type keeps 1, 1.0 and True apart. Shaped as `zip(attributes.items(), map(type, attributes.values()))`
+gives them, so a mapping's attributes are all looked up in C (`_dict_fields`)."""
 _KEY_VALUES_MAX = 4096
 
 
@@ -103,7 +104,7 @@ def _any_value(value: Any) -> bytes | None:
 def _key_value(key: str, value: Any) -> bytes | None:
     """A `KeyValue` attribute as field 9 of a span, or None for a value the library's encoder should handle."""
     try:
-        found = _KEY_VALUES.get((key, type(value), value))
+        found = _KEY_VALUES.get(((key, value), type(value)))
     except TypeError:  # an unhashable value (a list): not a scalar
         return None
     return found if found is not None else _new_key_value(key, value)
@@ -129,7 +130,7 @@ def _new_key_value(key: str, value: Any) -> bytes | None:
         field = _field(9, key_field + _field(2, any_value))
     if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
         _KEY_VALUES.clear()
-    _KEY_VALUES[key, type(value), value] = field
+    _KEY_VALUES[(key, value), type(value)] = field
     return field
 
 
@@ -176,14 +177,17 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     if span.events or span.links:
         return None
     entries = span.entries
-    cached = _KEY_VALUES.get
     try:
-        # An attribute not encoded before (a request id: one per span) is encoded where it is met, in the same pass.
-        fields = [
-            cached((key, type(value), value)) or _new_key_value(key, value)
-            for entry in entries
-            for key, value in (entry.items() if type(entry) is dict else (entry,))
-        ]
+        if len(entries) == 1 and type(entries[0]) is dict:  # a span given its attributes once, at its start
+            fields = _dict_fields(entries[0])
+        else:
+            fields = []
+            for entry in entries:
+                if type(entry) is dict:
+                    fields += _dict_fields(entry)
+                else:
+                    key, value = entry
+                    fields.append(_KEY_VALUES.get(((key, value), type(value))) or _new_key_value(key, value))
         attributes = b"".join(fields)  # type: ignore[arg-type]  # a None (not a plain scalar) raises
     except TypeError:  # an unhashable value, or one `_new_key_value` leaves to the SDK's rules
         return None
@@ -196,6 +200,21 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     return _span_message(
         span.context, span.parent, span._name, span.kind, span.start_time, span.end_time, attributes, 0, span._status
     )
+
+
+def _dict_fields(attributes: dict[str, Any]) -> list[bytes | None]:
+    """The encoded `KeyValue` of each attribute in `attributes`, in order; None for one left to the SDK's rules.
+
+    Every attribute is looked up in `_KEY_VALUES` in one pass in C (no bytecode per attribute); only those not
+    encoded before (a request id: one per span) are encoded here, one by one. Raises TypeError for an unhashable
+    value (not a plain scalar)."""
+    looked_up = zip(attributes.items(), map(type, attributes.values()), strict=True)
+    fields: list[bytes | None] = list(map(_KEY_VALUES.get, looked_up))
+    if None in fields:
+        for index, (key, value) in enumerate(attributes.items()):
+            if fields[index] is None:
+                fields[index] = _new_key_value(key, value)
+    return fields
 
 
 def _keys(entry: Any) -> Any:

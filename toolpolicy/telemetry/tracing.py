@@ -15,7 +15,6 @@ from typing import Any
 
 from opentelemetry import baggage, context as otel_context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -33,7 +32,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from toolpolicy.telemetry.current_span import DIRECT, CurrentSpan
+from toolpolicy.telemetry.current_span import CURRENT_CONTEXT, DIRECT, CurrentSpan
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "isthmus"
@@ -164,16 +163,22 @@ def _extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
     would give, an empty context (the span starts a trace), without running them."""
     if not carrier:
         return None
-    if _w3c_default(propagate.get_global_textmap()) and "traceparent" not in carrier and "baggage" not in carrier:
-        return otel_context.Context()
+    if "traceparent" not in carrier and "baggage" not in carrier and _w3c_default(propagate.get_global_textmap()):
+        return _EMPTY_CONTEXT
     return propagate.extract(carrier)
+
+
+_EMPTY_CONTEXT = otel_context.Context()
+"""What the default propagators extract from a carrier without their headers: one shared empty context (a
+`Context` refuses changes, and a tracer only reads the parent span from it)."""
 
 
 def nothing_to_trace() -> bool:
     """Whether a span started now under the current one would be the invalid span, and its block see no change.
 
     With no tracer provider the no-op tracer's span copies the current span's context, and making it current
-    changes nothing when that context is the invalid one (no trace continued): such a span is skipped."""
+    changes nothing when that context is the invalid one (no trace continued): such a span is skipped. The span
+    helpers below test its first line themselves before calling it: with tracing on, the answer without a call."""
     if _provider_records and trace._TRACER_PROVIDER is _checked_provider:  # `tracing_on()`, without the call
         return False
     return not tracing_on() and not trace.get_current_span().get_span_context().is_valid
@@ -181,7 +186,7 @@ def nothing_to_trace() -> bool:
 
 def child_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """A client span for one upstream attempt or tool call, under the current span."""
-    if nothing_to_trace():
+    if not (_provider_records and trace._TRACER_PROVIDER is _checked_provider) and nothing_to_trace():
         return _NOTHING
     return _current(name, None, SpanKind.CLIENT, attributes)
 
@@ -191,36 +196,44 @@ def start_server_span(
 ) -> Span:
     """A server span continuing the caller's trace, not made current: for requests that end in another task
     (a stream ends when its body is sent). End it with `span.end()`."""
-    if not tracing_on():
+    if not (_provider_records and trace._TRACER_PROVIDER is _checked_provider) and not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
     parent = _extract(carrier)
-    return (_tracer or tracer()).start_span(name, context=parent, kind=SpanKind.SERVER, attributes=_clean(attributes))
+    if attributes and None in attributes.values():
+        attributes = _clean(attributes)
+    return (_tracer or tracer()).start_span(name, parent, SpanKind.SERVER, attributes)
 
 
 def span_under(
     parent: Span | None, name: str, attributes: Mapping[str, Any] | None = None
 ) -> AbstractContextManager[Span]:
     """A client span under `parent` (or the current span), current inside the block so upstream calls carry it."""
-    if nothing_to_trace():
+    if not (_provider_records and trace._TRACER_PROVIDER is _checked_provider) and nothing_to_trace():
         # The no-op tracer's span is the invalid one, and so is the current span: nothing to make current, and
         # nothing for upstream calls to carry.
         return _NOTHING
     # The tracer reads only the parent span from the context it is given (and `CurrentSpan` makes the current
     # context with the new span), so the parent alone goes in: `set_span_in_context` would copy the current context
     # first, in three Python calls.
-    return _current(name, _only_span(parent) if parent is not None else None, SpanKind.CLIENT, attributes)
+    context = _Context({_SPAN_KEY: parent}) if parent is not None else None
+    if not attributes or None in attributes.values():  # `_current`, inlined: one frame less per attempt
+        attributes = _clean(attributes)
+    return CurrentSpan(_tracer or tracer(), (name, context, _CLIENT, attributes, (), None, True, True))
 
 
-def _only_span(span: Span) -> otel_context.Context:
-    """A context holding just `span` as its current span: what a tracer reads of `set_span_in_context(span)`."""
-    return otel_context.Context({_SPAN_KEY: span})
+_Context = otel_context.Context
 
 
 def operation_span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
     """An internal span under the current one (e.g. the MCP SDK's server span of the request)."""
-    if nothing_to_trace():
+    if not (_provider_records and trace._TRACER_PROVIDER is _checked_provider) and nothing_to_trace():
         return _NOTHING
-    return _current(name, None, SpanKind.INTERNAL, attributes)
+    if not attributes or None in attributes.values():  # `_current`, inlined: one frame less per call
+        attributes = _clean(attributes)
+    return CurrentSpan(_tracer or tracer(), (name, None, _INTERNAL, attributes, (), None, True, True))
+
+
+_CLIENT, _INTERNAL = SpanKind.CLIENT, SpanKind.INTERNAL
 
 
 _NOTHING = nullcontext(INVALID_SPAN)
@@ -233,7 +246,9 @@ def _current(
     """What `start_as_current_span` does, with any provider, without its two layers of generator context managers:
     the span starts on entering the block and is current inside it, is ended after it, and an exception leaving it
     is recorded and set as the span's status."""
-    return CurrentSpan(_tracer or tracer(), (name, context, kind, _clean(attributes), (), None, True, True))
+    if not attributes or None in attributes.values():
+        attributes = _clean(attributes)
+    return CurrentSpan(_tracer or tracer(), (name, context, kind, attributes, (), None, True, True))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
@@ -244,13 +259,11 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     # The current context and its baggage read where the API keeps them, when its internals are known, without the
     # Python calls of `get_current()` and `baggage.get_all()` (which wraps the baggage in a new mapping proxy each
     # time): inject runs for every upstream call, traced or not.
-    runtime = otel_context._RUNTIME_CONTEXT if DIRECT else None
-    current = (
-        runtime._current_context.get() if type(runtime) is ContextVarsRuntimeContext else otel_context.get_current()
-    )
-    if _w3c_default(propagate.get_global_textmap()) and not (
-        current.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(current)
-    ):
+    variable = CURRENT_CONTEXT if DIRECT else None
+    current = variable.get() if variable is not None else otel_context.get_current()
+    textmap = propagate.get_global_textmap()  # `_w3c_default`, without its call once the propagator is checked
+    w3c = _propagator_is_w3c_default if textmap is _checked_propagator else _w3c_default(textmap)
+    if w3c and not (current.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(current)):
         # `trace.get_current_span(current)`, its check that the value is a `Span` (an ABC: a Python call) made
         # once per type.
         span: Any = current.get(_SPAN_KEY)
