@@ -76,7 +76,9 @@ class HubRunner(PlainResultsRunner):
         if entry is None or entry.params_type is not model:
             return await super()._on_request(dctx, method, params)
         try:
-            typed = model.model_validate({} if params is None else params, by_name=False)
+            # `model.model_validate`, less its Python wrapper's keyword plumbing (about a microsecond a call).
+            validate = model.__pydantic_validator__.validate_python
+            typed = cast(RequestParams, validate({} if params is None else params, by_name=False))
         except ValidationError:
             return await super()._on_request(dctx, method, params)  # refused: the SDK's way, and its errors
         meta: RequestParamsMeta | None = None

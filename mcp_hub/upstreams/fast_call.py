@@ -60,6 +60,7 @@ from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
 from mcp_hub.upstreams.fast_stdio import StdioLink
 from mcp_hub.upstreams.output_check import compiled
+from mcp_hub.upstreams.result_model import call_result
 from mcp_hub.upstreams.result_shapes import SurfaceCheck
 from toolpolicy.telemetry.current_span import CurrentSpan
 from toolpolicy.telemetry.tracing import inject, nothing_to_trace
@@ -199,7 +200,7 @@ class FastCalls:
             self._surface.check(raw)
         if not (foreign := _later_revision_fields(METHOD, self.version)).isdisjoint(raw):
             raw = {key: value for key, value in raw.items() if key not in foreign}
-        result = session._call_tool_adapter.validate_python(raw, by_name=False)
+        result = call_result(session._call_tool_adapter, raw)
         if isinstance(result, types.CallToolResult) and not result.is_error:
             if not _surely_valid(session, name, result):
                 await session.validate_tool_result(name, result)
