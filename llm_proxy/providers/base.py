@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -151,6 +151,29 @@ async def sse_json(
             if data == b"[DONE]":
                 return
             yield name, event_object(provider, data)
+
+
+async def sse_objects(
+    provider: str, chunks: AsyncGenerator[bytes, None], check: Callable[[dict[str, Any]], None]
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Each event's JSON object of an SSE stream, once `check` (which raises for an error event) has seen it; stops
+    at OpenAI's `[DONE]`. For an adapter that needs no event names: its check runs here, not in a generator of its
+    own around `sse_json`, which would cost a generator step (and a tuple) per event."""
+    splitter = EventSplitter()
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            for _, data in splitter.feed(chunk):
+                if data == b"[DONE]":
+                    return
+                item = event_object(provider, data)
+                check(item)
+                yield item
+        for _, data in splitter.end():
+            if data == b"[DONE]":
+                return
+            item = event_object(provider, data)
+            check(item)
+            yield item
 
 
 def event_object(provider: str, data: bytes) -> dict[str, Any]:
