@@ -37,6 +37,8 @@ MAX_LISTING_PAGES = 20
 """Pages of a paginated model listing followed at most."""
 _API_VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")
 _MODEL_ID = re.compile(r"[\x21-\x7e]{1,256}")
+# As ints: `13 in data` is one memchr, where a one-byte `bytes` operand runs the substring search (5-10x the cost).
+_CR, _LF = ord("\r"), ord("\n")
 
 
 # `Attempt` and `Reply` are not frozen: a frozen dataclass sets each field through `object.__setattr__` (five times
@@ -186,7 +188,7 @@ def event_object(provider: str, data: bytes) -> dict[str, Any]:
         return _decoded_object(provider, data.decode("utf-8", "replace"))
     if not isinstance(value, dict):
         raise UpstreamBadResponse(f"provider {provider!r} streamed JSON that is not an object")
-    if b"\r" in data or b"\n" in data:
+    if _CR in data or _LF in data:
         return value
     received = Received(value)
     received.data = data
