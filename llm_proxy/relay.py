@@ -123,19 +123,24 @@ class StreamRelay:
                 # Nothing rewrites a chunk in place on this path (the guard does), so a chunk passed on whole is
                 # framed from the provider's bytes; and no list is made per item.
                 unchanged = relayed_frame if openai_api else relayed_event_frame
-                item: dict[str, Any] | None = self.first
+                # `__anext__` awaited directly: `anext(items, None)` wraps each step in an awaitable of its own.
+                next_item = self.items.__anext__
+                chunk = self.first
                 sent_one = False
-                while item is not None:
-                    see(item)
-                    sent = openai.strip_usage(item) if strip and "usage" in item else item
+                while True:
+                    see(chunk)
+                    sent = openai.strip_usage(chunk) if strip and "usage" in chunk else chunk
                     if sent is not None:
                         yield unchanged(sent)
                         if not sent_one:  # the time to the first byte is the first frame's
                             sent_one = True
                             exchange.mark_first_byte()
-                    item = await anext(self.items, None)
+                    try:
+                        chunk = await next_item()
+                    except StopAsyncIteration:
+                        break
             else:
-                item = self.first
+                item: dict[str, Any] | None = self.first
                 while item is not None:
                     see(item)
                     outs = guard.feed(item) if guard is not None else [item]

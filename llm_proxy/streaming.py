@@ -206,11 +206,14 @@ class EventStreamResponse(Response):
                 size = 0
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
+        # `__anext__` probed directly: `anext(body, None)` would wrap each step in an awaitable of its own.
+        next_frame = body.__anext__
         while True:
-            frame = probe(anext(body, None))  # most frames are ready: no awaitable is made for them
-            if isinstance(frame, Pending):
-                frame = await frame.after(flush)
-            if frame is None:
+            try:
+                frame = probe(next_frame())  # most frames are ready: no awaitable is made for them
+                if isinstance(frame, Pending):
+                    frame = await frame.after(flush)
+            except StopAsyncIteration:
                 break
             gathered.append(frame)
             size += len(frame)

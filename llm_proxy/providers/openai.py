@@ -16,7 +16,16 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from llm_proxy.errors import UpstreamStatusError
-from llm_proxy.providers.base import MAX_LISTED_MODELS, Attempt, Op, Reply, join_url, listed_ids, require_list, sse_json
+from llm_proxy.providers.base import (
+    MAX_LISTED_MODELS,
+    Attempt,
+    Op,
+    Reply,
+    join_url,
+    listed_ids,
+    require_list,
+    sse_objects,
+)
 from llm_proxy.upstream import Upstream
 from llm_proxy.wire import openai
 from toolpolicy.settings import ProviderSettings
@@ -76,31 +85,31 @@ class OpenAIAdapter:
             return Reply(body, openai.response_usage_of(body.get("usage")), raw)
         return Reply(body, openai.usage_of(body.get("usage")), raw)
 
-    async def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+    def stream(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
+        # The stream of `sse_objects` itself, not one of this method's around it: a generator step less per event.
+        # Nothing is sent before the stream's first item is asked for: the request is made by `post_stream`.
         if attempt.op == "responses":
-            async for event in self._stream_events(attempt):
-                yield event
-            return
+            payload = {**self.payload(attempt), "stream": True}
+            chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
+            return sse_objects(self.name, chunks, self._check_event)
         payload = self.payload(attempt)
         options = payload.get("stream_options")
         payload["stream"] = True
         payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
-        async for _, chunk in sse_json(self.name, chunks):
-            if "choices" not in chunk and isinstance(chunk.get("error"), dict):
-                message = chunk["error"].get("message") or "stream error"
-                raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
-            yield chunk
+        return sse_objects(self.name, chunks, self._check_chunk)
 
-    async def _stream_events(self, attempt: Attempt) -> AsyncGenerator[dict[str, Any], None]:
-        """A Responses stream's events as they come; an `error` event raises (a `response.failed` is relayed)."""
-        payload = {**self.payload(attempt), "stream": True}
-        chunks = self.upstream.post_stream(self.name, self.url(attempt), self.headers(attempt), payload)
-        async for _, event in sse_json(self.name, chunks):
-            if event.get("type") == "error":
-                message = event.get("message") or (event.get("error") or {}).get("message") or "stream error"
-                raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
-            yield event
+    def _check_chunk(self, chunk: dict[str, Any]) -> None:
+        """A chat stream's error object raises."""
+        if "choices" not in chunk and isinstance(chunk.get("error"), dict):
+            message = chunk["error"].get("message") or "stream error"
+            raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
+
+    def _check_event(self, event: dict[str, Any]) -> None:
+        """A Responses stream's `error` event raises (a `response.failed` is relayed)."""
+        if event.get("type") == "error":
+            message = event.get("message") or (event.get("error") or {}).get("message") or "stream error"
+            raise UpstreamStatusError(f"provider {self.name!r} stream error: {message}", upstream_status=500)
 
 
 class OpenAIResponsesAdapter(OpenAIAdapter):

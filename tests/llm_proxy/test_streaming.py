@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from llm_proxy.errors import UpstreamBadResponse
-from llm_proxy.providers.base import sse_json
+from llm_proxy.providers.base import sse_json, sse_objects
 from llm_proxy.streaming import EventSplitter, Received, data_frame, event_frame, relayed_frame
 
 pytestmark = pytest.mark.anyio
@@ -92,3 +92,28 @@ async def test_provider_events_that_are_not_json_objects_are_bad_answers() -> No
     for data, message in ((b"{oops", "not JSON: '{oops'"), (b"[1]", "not an object")):
         with pytest.raises(UpstreamBadResponse, match=message):
             [item async for item in sse_json("p", feed(b"data: " + data + b"\n\n"))]
+
+
+async def test_an_adapter_check_sees_every_event_and_ends_the_stream_by_raising() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def check(item: dict[str, Any]) -> None:
+        seen.append(item)
+        if "error" in item:
+            raise UpstreamBadResponse("refused")
+
+    items = [
+        item async for item in sse_objects("p", feed(b'data: {"n": 1}\n\ndata: {"n": 2}\n\ndata: [DONE]\n\n'), check)
+    ]
+    assert items == seen == [{"n": 1}, {"n": 2}]
+    unfinished = [item async for item in sse_objects("p", feed(b'data: {"n": 1}\n\ndata: {"n": 2}'), check)]
+    assert unfinished == [{"n": 1}, {"n": 2}]  # the last event, with no blank line after it
+    seen.clear()
+    with pytest.raises(UpstreamBadResponse, match="refused"):
+        [
+            item
+            async for item in sse_objects(
+                "p", feed(b'data: {"n": 1}\n\ndata: {"error": {}}\n\ndata: {"n": 3}\n\n'), check
+            )
+        ]
+    assert seen == [{"n": 1}, {"error": {}}]  # nothing read after the refused event
