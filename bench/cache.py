@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from bench.gateway import serve_command
-from bench.procs import LOOPBACK, Processes, free_port
+from bench.procs import LOOPBACK, Processes, free_port, fresh_store
 from bench.results_model import CacheFigures
 
 
@@ -131,7 +131,7 @@ def start(
     port = free_port()
     config: dict[str, Any] = {
         "listen": f"{LOOPBACK}:{port}",
-        "store": f"sqlite+aiosqlite:///{tmp}/{name}.db",
+        "store": f"sqlite+aiosqlite:///{fresh_store(tmp / f'{name}.db')}",
         "admin_key": secrets.token_hex(16),
         "providers": {"echo": {"kind": "echo"}, **(providers or {})},
         "virtual_keys": [{"name": "bench", "value": key, "models": ["*"]}],

@@ -39,7 +39,7 @@ import yaml
 from bench import gateway
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.measure import preflight
-from bench.procs import REPO, Processes, free_port
+from bench.procs import REPO, Processes, free_port, fresh_store
 from bench.profile import CLOCK_TICKS, profile_under_load, thread_cpu
 from bench.run import _ensure_redis, _python_proc
 from bench.scenarios import Path, request_for
@@ -87,13 +87,10 @@ def start(  # type: ignore[no-untyped-def]
     (`{"key_cache_ttl": 60, "audit": {"batch_size": 50}}`)."""
     port = free_port()
     directory = work / variant.name.replace("+", "-")
-    if directory.exists():
-        for stale in directory.glob("isthmus.db*"):
-            stale.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     key = "isk-bench-" + "0" * 32
     config = directory / "isthmus.yaml"
-    data = gateway.config(variant, port, directory / "isthmus.db", key, upstreams)
+    data = gateway.config(variant, port, fresh_store(directory / "isthmus.db"), key, upstreams)
     for name, value in (settings or {}).items():
         data[name] = {**data.get(name, {}), **value} if isinstance(value, Mapping) else value
     config.write_text(yaml.safe_dump(data, sort_keys=False))

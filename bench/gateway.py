@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from bench import loop_lag
-from bench.procs import REPO, Proc, Processes, StartError, free_port
+from bench.procs import REPO, Proc, Processes, StartError, free_port, fresh_store
 
 PROVIDER = "mock"
 MCP_SERVER = "mock"
@@ -151,7 +151,7 @@ def start(processes: Processes, variant: Variant, upstreams: Upstreams, work: Pa
     directory.mkdir(parents=True, exist_ok=True)
     key = "isk-bench-" + secrets.token_hex(16)
     path = directory / "isthmus.yaml"
-    data = config(variant, port, directory / "isthmus.db", key, upstreams, lag_probe=variant.workers == 1)
+    data = config(variant, port, fresh_store(directory / "isthmus.db"), key, upstreams, lag_probe=variant.workers == 1)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = processes.start(variant.name, serve_command(path, variant.workers), port=port, cwd=directory)
     proc.wait_ready(timeout, "/health")

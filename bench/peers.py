@@ -25,7 +25,7 @@ import yaml
 
 from bench.gateway import Upstreams
 from bench.measure import measure_path, measure_stream
-from bench.procs import REPO, Processes, StartError, child_environment, free_port
+from bench.procs import REPO, Processes, StartError, child_environment, free_port, fresh_store
 from bench.results_model import Run
 from bench.scenarios import SCENARIOS, Path, Scenario
 
@@ -134,7 +134,7 @@ def start_contextforge(processes: Processes, upstreams: Upstreams, work: FilePat
         "AUTH_ENCRYPTION_SECRET": secrets.token_hex(32),
         "PLATFORM_ADMIN_EMAIL": CF_ADMIN,
         "PLATFORM_ADMIN_PASSWORD": secrets.token_hex(16) + "Aa1!",
-        "DATABASE_URL": f"sqlite:///{directory / 'cf.db'}",
+        "DATABASE_URL": f"sqlite:///{fresh_store(directory / 'cf.db')}",
         "CACHE_TYPE": "database",
         "SSRF_ALLOW_LOCALHOST": "true",
         "RATE_LIMITING_ENABLED": "false",

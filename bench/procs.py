@@ -34,6 +34,17 @@ def free_port() -> int:
         return port
 
 
+def fresh_store(database: Path) -> Path:
+    """`database`, an SQLite file a process started here will use, without what an earlier run left there (the file,
+    its `-wal` and `-shm`): with `--work` a directory outlives its run, and a store that held the last run's audit
+    chain, cached answers or registered gateways would not start each run alike."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    for stale in database.parent.glob(database.name + "*"):
+        if stale.name in (database.name, f"{database.name}-wal", f"{database.name}-shm", f"{database.name}-journal"):
+            stale.unlink()
+    return database
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")

@@ -1,4 +1,5 @@
-"""Every process the benchmark starts is stopped, with its children, and a failed start shows the process's log."""
+"""Every process the benchmark starts is stopped, with its children, a failed start shows the process's log, and a
+store an earlier run left in a kept work directory is removed first."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.procs import Processes, StartError, descendants, free_port
+from bench.procs import Processes, StartError, descendants, free_port, fresh_store
 
 CHILD_AND_GRANDCHILD = (
     "import subprocess, sys, time; "
@@ -56,3 +57,20 @@ def test_children_can_import_the_bench_package_from_anywhere(tmp_path: Path) -> 
     with Processes(tmp_path) as processes:
         proc = processes.start("import", [sys.executable, "-c", "import bench.report"], cwd=tmp_path)
         assert proc.popen.wait(30) == 0, proc.log.read_text()
+
+
+def test_a_store_left_by_an_earlier_run_is_removed_with_its_journal_files_and_nothing_else(tmp_path: Path) -> None:
+    directory = tmp_path / "contextforge"
+    directory.mkdir()
+    left = ["cf.db", "cf.db-wal", "cf.db-shm", "cf.db-journal"]
+    kept = ["cf.db.bak", "cf.dbx", "other.db", "cf.yaml"]
+    for name in left + kept:
+        (directory / name).write_text("from the last run")
+
+    assert fresh_store(directory / "cf.db") == directory / "cf.db"
+    assert sorted(path.name for path in directory.iterdir()) == sorted(kept)
+
+
+def test_a_store_in_a_directory_not_made_yet_gets_its_directory(tmp_path: Path) -> None:
+    database = fresh_store(tmp_path / "isthmus-gov" / "isthmus.db")
+    assert database.parent.is_dir() and not database.exists()
