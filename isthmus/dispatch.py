@@ -13,6 +13,7 @@ while the app has middleware of its own or `debug` on, goes through Starlette un
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette._exception_handler import _lookup_exception_handler
@@ -38,10 +39,11 @@ class _Sender:
         self.send = send
         self.started = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # The server's own `send` awaitable, returned rather than awaited: no coroutine of this wrapper's per message.
         if message["type"] == "http.response.start":
             self.started = True
-        await self.send(message)
+        return self.send(message)
 
 
 class _Direct:
