@@ -19,7 +19,7 @@ from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
-from llm_proxy.json_answer import json_answer
+from llm_proxy.json_answer import json_answer, raw_json_answer
 from llm_proxy.operations import Direct, Messages, Operation, first_stream
 from llm_proxy.pipeline import (
     Api,
@@ -82,8 +82,13 @@ def _fallbacks(body: dict[str, Any]) -> list[str]:
 def header_map(request: Request) -> dict[str, str]:
     """The request's headers as a plain dict, built once: lower-case names (as ASGI gives them), the first value of
     a repeated header (as `Headers.get` answers). Each lookup in Starlette's `Headers` walks and re-encodes them all."""
-    headers: dict[str, str] = {}
-    for name, value in request.scope["headers"]:
+    raw = request.scope["headers"]
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    # A repeated header (rare): the comprehension kept its last value; the first one is wanted.
+    headers = {}
+    for name, value in raw:
         key = name.decode("latin-1")
         if key not in headers:
             headers[key] = value.decode("latin-1")
@@ -259,7 +264,7 @@ class Endpoints:
                 reply.body["usage"] = self._usage_body(exchange, usage)
             content = dumps(reply.body)
         lookup.store(reply.body)
-        return json_answer(content, exchange.headers())
+        return raw_json_answer(content, exchange.raw_headers())
 
     @staticmethod
     def _usage_body(exchange: Exchange, usage: Usage) -> dict[str, Any]:
