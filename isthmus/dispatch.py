@@ -13,6 +13,7 @@ while the app has middleware of its own or `debug` on, goes through Starlette un
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette._exception_handler import _lookup_exception_handler
@@ -38,10 +39,11 @@ class _Sender:
         self.send = send
         self.started = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # The server's own `send` awaitable, returned rather than awaited: no coroutine of this wrapper's per message.
         if message["type"] == "http.response.start":
             self.started = True
-        await self.send(message)
+        return self.send(message)
 
 
 class _Direct:
@@ -163,18 +165,32 @@ class Gateway(Starlette):
         if generation is not None:
             generation.active += 1  # the generation that routes this request stops only after it ended
         try:
-            if found is not None:
-                assert table is not None
-                await self._dispatch(table, found[0], found[1], scope, receive, send)
-            else:
+            if found is None:
                 await super().__call__(scope, receive, send)
+                return
+            # The direct route is served here too, not in a coroutine of its own (one frame less, as above).
+            assert table is not None
+            direct = found[0]
+            sender = self._enter(table, direct, found[1], scope, send)
+            request: Request | None = None
+            try:
+                if direct.function:
+                    request = Request(scope, receive, send)
+                    response = await direct.endpoint(request)
+                    await response(scope, receive, sender)
+                else:
+                    await direct.endpoint(scope, receive, sender)
+            except Exception as exc:
+                # `request_response` handles a function endpoint's exception, then `ExceptionMiddleware` whatever
+                # escapes that; an ASGI endpoint has only the middleware around it.
+                passes = 2 if direct.function else 1
+                await self._failed(table, exc, request or Request(scope, receive, send), passes, scope, receive, sender)
         finally:
             if generation is not None:
                 generation.leave()
 
-    async def _dispatch(
-        self, table: _Table, direct: _Direct, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    def _enter(self, table: _Table, direct: _Direct, params: dict[str, Any], scope: Scope, send: Send) -> _Sender:
+        """What the middleware stack and the router leave in the scope for `direct`, and the `send` it is given."""
         scope["app"] = self
         if "router" not in scope:
             scope["router"] = self.router
@@ -184,20 +200,7 @@ class Gateway(Starlette):
         scope["route"] = direct.route
         scope["endpoint"] = direct.endpoint
         scope["path_params"] = path_params
-        sender = _Sender(send)
-        request: Request | None = None
-        try:
-            if direct.function:
-                request = Request(scope, receive, send)
-                response = await direct.endpoint(request)
-                await response(scope, receive, sender)
-            else:
-                await direct.endpoint(scope, receive, sender)
-        except Exception as exc:
-            # `request_response` handles a function endpoint's exception, then `ExceptionMiddleware` whatever
-            # escapes that; an ASGI endpoint has only the middleware around it.
-            passes = 2 if direct.function else 1
-            await self._failed(table, exc, request or Request(scope, receive, send), passes, scope, receive, sender)
+        return _Sender(send)
 
     async def _failed(
         self,

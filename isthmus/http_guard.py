@@ -19,9 +19,11 @@ from typing import Any, cast
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import service_unavailable
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from isthmus.forwarded import unwrapped
+from isthmus.response_head import CheckedHeadCycle
 from toolpolicy.server_settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -120,15 +122,17 @@ class ConnectionBook:
         self.limits = limits
         self.open = 0
         self.waiting: dict[GuardedHttpToolsProtocol, None] = {}
-        self._limited: tuple[ASGI3Application, RequestLimit] | None = None
+        self._served: tuple[ASGI3Application, ASGI3Application] | None = None
 
     def app(self, app: ASGI3Application) -> ASGI3Application:
-        """`app` behind `max_requests` (one counter for every connection), or `app` itself without that cap."""
-        if self.limits.max_requests is None:
-            return app
-        if self._limited is None or self._limited[0] is not app:
-            self._limited = (app, RequestLimit(app, self.limits.max_requests))
-        return self._limited[1]
+        """`app` as connections serve it: uvicorn's proxy-headers middleware without its coroutine (`forwarded`),
+        behind `max_requests` when set (one counter for every connection)."""
+        if self._served is None or self._served[0] is not app:
+            served = unwrapped(app)
+            if self.limits.max_requests is not None:
+                served = RequestLimit(served, self.limits.max_requests)
+            self._served = (app, served)
+        return self._served[1]
 
     def __getstate__(self) -> dict[str, Any]:
         # `--workers` sends the protocol factory to each worker: each starts with an empty book of its own.
@@ -225,7 +229,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head.clear()
         self.book.waiting.pop(self, None)
+        earlier = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not earlier and type(cycle) is RequestResponseCycle:
+            # The cycle uvicorn just made, before its task first runs (and looks up `send`): it writes its response
+            # as uvicorn's does, with fewer steps (`response_head`).
+            cycle.__class__ = CheckedHeadCycle
         self.body.set(self.limits.body_timeout)
 
     def head_timed_out(self) -> None:

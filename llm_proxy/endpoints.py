@@ -18,8 +18,8 @@ from llm_proxy.agent import AgentEdge
 from llm_proxy.cache.lookup import OFF, Lookup
 from llm_proxy.errors import PayloadTooLarge
 from llm_proxy.finishing import finishing, stream_opener
-from llm_proxy.guard import check_body, check_input, output_scan, stream_guard
-from llm_proxy.json_answer import json_answer
+from llm_proxy.guard import check_body, input_scan, output_scan, stream_guard
+from llm_proxy.json_answer import json_answer, raw_json_answer
 from llm_proxy.operations import Direct, Messages, Operation, first_stream
 from llm_proxy.pipeline import (
     Api,
@@ -82,12 +82,45 @@ def _fallbacks(body: dict[str, Any]) -> list[str]:
 def header_map(request: Request) -> dict[str, str]:
     """The request's headers as a plain dict, built once: lower-case names (as ASGI gives them), the first value of
     a repeated header (as `Headers.get` answers). Each lookup in Starlette's `Headers` walks and re-encodes them all."""
-    headers: dict[str, str] = {}
-    for name, value in request.scope["headers"]:
+    raw = request.scope["headers"]
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    # A repeated header (rare): the comprehension kept its last value; the first one is wanted.
+    headers = {}
+    for name, value in raw:
         key = name.decode("latin-1")
         if key not in headers:
             headers[key] = value.decode("latin-1")
     return headers
+
+
+def _input_messages(endpoint: str, body: dict[str, Any]) -> list[Any]:
+    """The chat-shaped messages of a chat or Messages request (none for embeddings), refused when missing."""
+    if endpoint != "embeddings":
+        return _messages(body)
+    if body.get("input") in (None, "", []):
+        raise InvalidRequest("'input' must be a non-empty string or array", param="input")
+    return []
+
+
+def _declared(headers: Mapping[str, str]) -> int:
+    """The body's declared length, 0 when not plain digits."""
+    declared = headers.get("content-length") or ""
+    return int(declared) if declared.isdigit() else 0
+
+
+def _operation(
+    headers: Mapping[str, str], endpoint: str, body: dict[str, Any], messages: list[Any], input_tokens: int
+) -> tuple[Operation, Any]:
+    """The operation, and the chat-shaped messages to count tokens of."""
+    if endpoint == "embeddings":
+        return Direct("embeddings", body), None
+    if endpoint == "chat":
+        return Direct("chat", body), messages
+    system = body.get("system")
+    counted = [{"role": "system", "content": system}, *messages] if system else messages
+    return Messages(body, headers, input_tokens=input_tokens), counted
 
 
 class _Body:
@@ -104,9 +137,10 @@ class _Body:
         return self.request.stream()
 
 
-async def _read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> Awaitable[dict[str, Any]]:
+    # The reader's own coroutine, not one of ours awaiting it: a coroutine less per request.
     source = request if headers is None else _Body(request, headers)
-    return await read_json_object(source, limit, too_large=PayloadTooLarge)
+    return read_json_object(source, limit, too_large=PayloadTooLarge)
 
 
 class Endpoints:
@@ -163,10 +197,15 @@ class Endpoints:
             await self.pipeline.authenticate(exchange, headers)
             body = await _read_body(request, self.limit, headers)
             exchange.requested = _model(body)
-            await check_input(self.pipeline, exchange, body)  # before the operation copies anything out of the body
-            operation, messages, input_tokens = await self._operation(
-                headers, endpoint, body, estimated=self._estimated(exchange, endpoint)
-            )
+            scan = input_scan(self.pipeline, exchange)  # before the operation copies anything out of the body
+            if scan is not None:  # most keys: no rule, and no coroutine made to learn it
+                await check_body(scan, body)
+            messages = _input_messages(endpoint, body)
+            # The admission estimate of the input (0 when it has no use), linear in the body: a large one is walked
+            # off the event loop. Awaited only when made: no coroutine for the requests that need none.
+            estimated = self._estimated(exchange, endpoint)
+            input_tokens = await offload.run(_declared(headers), estimate.request_input, body) if estimated else 0
+            operation, messages = _operation(headers, endpoint, body, messages, input_tokens)
             exchange.stream = endpoint != "embeddings" and _stream_flag(body)
             if self.agent is not None and endpoint != "embeddings" and exchange.principal is not None:
                 if exchange.principal.agent is not None:
@@ -207,29 +246,6 @@ class Endpoints:
             return True
         return self.agent is not None and principal.agent is not None
 
-    async def _operation(
-        self, headers: Mapping[str, str], endpoint: str, body: dict[str, Any], *, estimated: bool = True
-    ) -> tuple[Operation, Any, int]:
-        """The operation, the chat-shaped messages to count tokens of, and the admission estimate of the input (0
-        when not `estimated`)."""
-        messages: list[Any] = []
-        if endpoint == "embeddings":
-            if body.get("input") in (None, "", []):
-                raise InvalidRequest("'input' must be a non-empty string or array", param="input")
-        else:
-            messages = _messages(body)
-        # The walk is linear in the body: a large one is walked off the event loop.
-        declared = headers.get("content-length") or ""
-        size = int(declared) if declared.isdigit() else 0
-        input_tokens = await offload.run(size, estimate.request_input, body) if estimated else 0
-        if endpoint == "embeddings":
-            return Direct("embeddings", body), None, input_tokens
-        if endpoint == "chat":
-            return Direct("chat", body), messages, input_tokens
-        system = body.get("system")
-        counted = [{"role": "system", "content": system}, *messages] if system else messages
-        return Messages(body, headers, input_tokens=input_tokens), counted, input_tokens
-
     async def _complete(
         self,
         exchange: Exchange,
@@ -251,7 +267,8 @@ class Endpoints:
         await self.pipeline.settle(exchange, usage)
         exchange.mark_first_byte()
         scan = output_scan(self.pipeline, exchange)
-        await check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
+        if scan is not None:
+            await check_body(scan, reply.body)  # a block answers the error: the provider's tokens are still charged
         if (scan is None or not scan.changed) and reply.raw is not None and reply.usage is not None:
             content = reply.raw
         else:
@@ -259,7 +276,7 @@ class Endpoints:
                 reply.body["usage"] = self._usage_body(exchange, usage)
             content = dumps(reply.body)
         lookup.store(reply.body)
-        return json_answer(content, exchange.headers())
+        return raw_json_answer(content, exchange.raw_headers())
 
     @staticmethod
     def _usage_body(exchange: Exchange, usage: Usage) -> dict[str, Any]:

@@ -38,8 +38,16 @@ class ThenFinish(Response):
         self.raw_headers = response.raw_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = self.response
         try:
-            await self.response(scope, receive, send)
+            if type(response) is Response and response.background is None and scope["type"] == "http":
+                # What `Response.__call__` sends, without a coroutine of its own (every whole answer comes here).
+                await send(
+                    {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+                )
+                await send({"type": "http.response.body", "body": response.body})
+            else:
+                await response(scope, receive, send)
         finally:
             self.then()
 

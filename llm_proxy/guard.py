@@ -19,11 +19,6 @@ def input_scan(pipeline: Pipeline, exchange: Exchange) -> Scan | None:
     return _scan(pipeline, exchange, "input")
 
 
-async def check_input(pipeline: Pipeline, exchange: Exchange, body: Any) -> None:
-    """Scan (and redact in place) what the client sent, then ask the webhook rules; audit what was found."""
-    await check_body(_scan(pipeline, exchange, "input"), body)
-
-
 def output_scan(pipeline: Pipeline, exchange: Exchange) -> Scan | None:
     """The scan for the answer, or None when no output rule applies (the caller then skips all of this)."""
     if exchange.endpoint == "embeddings":

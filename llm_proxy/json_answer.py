@@ -30,3 +30,17 @@ def json_answer(content: bytes, headers: Mapping[str, str], status_code: int = 2
     raw.append(_CONTENT_TYPE)
     answer.raw_headers = raw
     return answer
+
+
+def raw_json_answer(content: bytes, raw_headers: list[tuple[bytes, bytes]]) -> Response:
+    """What `json_answer(content, headers)` gives for a 200 whose `headers`, neither a length nor a type, are given
+    already as raw headers (the list is taken, not copied)."""
+    answer = Response.__new__(Response)
+    answer.status_code = 200
+    answer.media_type = "application/json"
+    answer.background = None
+    answer.body = content
+    raw_headers.append((b"content-length", b"%d" % len(content)))
+    raw_headers.append(_CONTENT_TYPE)
+    answer.raw_headers = raw_headers
+    return answer

@@ -48,6 +48,12 @@ _route_header = functools.lru_cache(maxsize=1024)(header_value)
 on every answer (names come from requests, hence the bound)."""
 
 
+@functools.lru_cache(maxsize=1024)
+def _route_pair(route: str) -> tuple[bytes, bytes]:
+    """`x-isthmus-route` of a route as a raw header, made once per route as `_route_header` is."""
+    return b"x-isthmus-route", _route_header(route).encode("latin-1")
+
+
 @dataclass(slots=True)
 class Exchange:
     """One client request, from its key to its audit record."""
@@ -86,6 +92,18 @@ class Exchange:
             headers.update(self.admission.headers)
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as a response's raw headers (names lower-case, values latin-1), made directly when no header
+        of the cache's or the governor's could replace or follow the three of the exchange's own."""
+        if self.response_headers or (self.admission is not None and self.admission.headers):
+            return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers().items()]
+        raw = [(b"x-request-id", self.request_id.encode("latin-1"))]
+        if self.trace.attempts:
+            raw.append((b"x-isthmus-attempts", b"%d" % self.trace.attempts))
+        if self.trace.route:
+            raw.append(_route_pair(self.trace.route))
+        return raw
+
     def mark_first_byte(self) -> None:
         if self.ttfb is None:
             self.ttfb = time.perf_counter() - self.started
@@ -104,7 +122,7 @@ class Pipeline:
 
     def begin(self, headers: Mapping[str, str], api: Api, endpoint: str) -> Exchange:
         request_id = sanitize.request_id(headers.get("x-request-id"))
-        exchange = Exchange(request_id=request_id, api=api, endpoint=endpoint)
+        exchange = Exchange(request_id, api, endpoint)  # by position: a class called with keywords builds a dict
         operation = "embeddings" if endpoint == "embeddings" else "chat"
         exchange.trace.operation = operation
         exchange.trace.span = start_server_span(
@@ -131,14 +149,8 @@ class Pipeline:
         # Allowlist before existence, so a caller learns nothing about models it may not use; both before the
         # governor, so a refused or unknown name costs no rate limit.
         targets = self.router.targets(exchange.requested, fallbacks)
-        call = Call(
-            exchange.request_id,
-            exchange.principal,
-            requested,
-            input_tokens=input_tokens,
-            max_output_tokens=max_output_tokens,
-            choices=choices,
-        )
+        # By position (request id, principal, target, input tokens, max output tokens, choices): one dict less.
+        call = Call(exchange.request_id, exchange.principal, requested, input_tokens, max_output_tokens, choices)
         exchange.admission = await self.governance.governor.admit(call, authorized=True)  # judged just above
         return Plan(targets, exchange.admission)
 

@@ -24,11 +24,13 @@ def usage_of(usage: Any) -> Usage | None:
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     out_details = usage.get("completion_tokens_details")
     thoughts = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    # By position (tokens in, out, cached, cost, reasoning): a class called with keywords builds a dict of them.
     return Usage(
-        tokens_in=prompt,
-        tokens_out=completion if isinstance(completion, int) else 0,
-        cached_tokens=cached if isinstance(cached, int) else 0,
-        reasoning_tokens=thoughts if isinstance(thoughts, int) else 0,
+        prompt,
+        completion if isinstance(completion, int) else 0,
+        cached if isinstance(cached, int) else 0,
+        None,
+        thoughts if isinstance(thoughts, int) else 0,
     )
 
 

@@ -60,6 +60,17 @@ async def test_bad_chat_requests_get_a_clear_openai_error(
     assert (await post(small, "/chat/completions", json={"model": "mock/x", "messages": HELLO})).status_code == 200
 
 
+@pytest.mark.parametrize("value", [None, "", []])
+async def test_an_embeddings_request_without_input_is_refused_naming_it(
+    small: Gateway, mock: MockProvider, value: Any
+) -> None:
+    response = await post(small, "/embeddings", json={"model": "mock/x", "input": value})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "input" and "non-empty string or array" in error["message"]
+    assert mock.seen == []
+
+
 async def test_bad_messages_requests_get_anthropics_envelope(small: Gateway) -> None:
     response = await post(small, "/messages", content=b"{oops")
     assert response.status_code == 400
