@@ -173,14 +173,8 @@ class Governor:
         now = self.clock()
         planned: list[Planned] = []
         if isinstance(call.target, ToolTarget):
-            owner = f"key/{principal.key_name}"
-            mcp_rate = limits.get("mcp_rate_limit") or {}
-            if mcp_rate.get("calls"):
-                planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
-            server_rate = (mcp_rate.get("per_server") or {}).get(call.target.server)
-            if server_rate:
-                server_owner = f"{owner} {call.target.server}"
-                planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
+            if limits.get("mcp_rate_limit"):
+                planned += self.mcp_rate_limits(principal, call.target.server, now)
             if call.fixed_cost_usd:
                 amount = to_nano(call.fixed_cost_usd, round_up=True)
                 planned += self.budgets(principal, amount, now, None)
@@ -202,6 +196,24 @@ class Governor:
             lambda: entity_budgets(principal, 0, now, provider),
             (amount,),
         )
+
+    def mcp_rate_limits(self, principal: Principal, server: str, now: datetime) -> list[Planned]:
+        """The key's MCP rate limits on a call to `server`: tool calls per key, then per server, each +1 counted at
+        once; built once per key, server and window (`PlanCache`)."""
+
+        def build() -> list[Planned]:
+            mcp_rate = principal.limits.get("mcp_rate_limit") or {}
+            owner = f"key/{principal.key_name}"
+            planned: list[Planned] = []
+            if mcp_rate.get("calls"):
+                planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
+            server_rate = (mcp_rate.get("per_server") or {}).get(server)
+            if server_rate:
+                server_owner = f"{owner} {server}"
+                planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
+            return planned
+
+        return self.plans.get(("calls", principal.key_id, server), principal, now.timestamp(), build, (1,))
 
     def llm_rate_limits(self, call: Call, provider: str | None, now: datetime) -> list[Planned]:
         """The key's LLM rate limits (provider None: its own, advertised in the response headers; else its limits on

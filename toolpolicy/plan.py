@@ -97,7 +97,8 @@ class Planned:
         limit = self.limit
         headers[limit_name] = str(limit.limit)
         headers[remaining_name] = str(max(0, limit.limit - usage - limit.amount))
-        headers[reset_name] = format_reset(self.window.resets_in(now) or 0)
+        until = self.window.until  # `Window.resets_in`, inline: twice per admitted request
+        headers[reset_name] = format_reset(0 if until is None else until - now)
 
 
 @functools.lru_cache(maxsize=64)

@@ -234,6 +234,48 @@ def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool],
     return True
 
 
+PLAIN_PAYERS = 1024
+"""Whom spend entries charge, remembered as plain (see `_plain_spend_texts`); the set starts over when full."""
+_plain_payers: set[tuple[object, ...]] = set()
+_PAYER_TEXT = _SPEND_TEXT[1:]
+_SPEND_REQUEST_ID_LENGTH = SPEND_LENGTHS["request_id"]
+
+
+def _plain_spend_texts(entry: SpendEntry) -> bool:
+    """`_plain_texts` of a spend entry. Its request id is checked each time; the rest (target, key, team, customer,
+    provider) names whom it charges, the same few values request after request: a combination found plain is
+    remembered, and found again only with the same text in each field (a `str` subclass is checked anew)."""
+    request_id = entry.request_id
+    if (
+        type(request_id) is not str
+        or not request_id.isascii()
+        or "\x00" in request_id
+        or len(request_id) > _SPEND_REQUEST_ID_LENGTH
+    ):
+        return False
+    payer = (entry.target, entry.key_id, entry.team_id, entry.customer_id, entry.provider)
+    target, key_id, team_id, customer_id, provider = payer
+    try:
+        known = payer in _plain_payers
+    except TypeError:  # an unhashable value, so not text: the full check says no
+        return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS)
+    if (
+        known
+        and type(target) is str
+        and (key_id is None or type(key_id) is str)
+        and (team_id is None or type(team_id) is str)
+        and (customer_id is None or type(customer_id) is str)
+        and (provider is None or type(provider) is str)
+    ):
+        return True
+    if not _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS):
+        return False
+    if len(_plain_payers) >= PLAIN_PAYERS:
+        _plain_payers.clear()
+    _plain_payers.add(payer)
+    return True
+
+
 def _plain_cost(amount: object, limit: Decimal) -> bool:
     """Whether `cost(amount, limit)` leaves the Decimal `amount` alone: finite, in range, at most 10 places, not -0."""
     return (
@@ -252,7 +294,7 @@ def _spend_storable(entry: SpendEntry) -> bool:
     request's entry goes through here). A zero cost takes the full path: `Decimal(0)` replaces any other zero."""
     amount = entry.cost_usd
     return (
-        _plain_texts(entry, _SPEND_TEXT, SPEND_LENGTHS)
+        _plain_spend_texts(entry)
         and _plain_cost(amount, MAX_COST)
         and not amount.is_zero()
         and entry.created_at.tzinfo is not None

@@ -18,6 +18,7 @@ from tests.conftest import REDIS_URL, StoreTarget, require_service
 from tests.toolpolicy.limits_support import CENT, Clock, RedisServer, principal, running, settings, spend
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
 from toolpolicy.governor import Call, Usage
+from toolpolicy.plan import Planned
 from toolpolicy.store.ledger import SpendScope
 from toolpolicy.types import ModelTarget, ToolTarget
 
@@ -259,6 +260,37 @@ async def test_mcp_calls_are_limited_per_key_and_per_server_and_charged(store_ta
             await call("time")
         await governance.spend.flush()
         assert await governance.ledger.total(_scope(who.key_id), _epoch()) == 2 * CENT
+
+
+async def test_mcp_rate_limits_are_planned_once_per_key_server_and_window(store_target: StoreTarget) -> None:
+    config = settings(
+        store_target.url,
+        mcp_servers={"docs": {"url": "http://127.0.0.1:9/mcp"}, "time": {"command": "x"}},
+        **with_limits(
+            mcp={"docs": ["*"], "time": ["*"]}, mcp_rate_limit={"calls": "5/1m", "per_server": {"docs": "2/1m"}}
+        ),
+    )
+    clock = Clock()
+    async with running(config, store_target.connect_args, clock) as governance:
+        who = await principal(governance, "alpha")
+
+        async def limits(server: str) -> list[Planned]:
+            admission = await governance.governor.admit(Call(uuid.uuid4().hex, who, ToolTarget(server, "t")))
+            held = admission._held["request"]
+            await admission.settle(Usage())
+            return held
+
+        first, again, other = await limits("docs"), await limits("docs"), await limits("time")
+        labels = ["rate limit key/alpha calls 5/1m", "rate limit key/alpha docs calls 2/1m"]
+        assert [item.label for item in first] == labels and [item.limit.amount for item in first] == [1, 1]
+        assert all(a.limit is b.limit for a, b in zip(first, again, strict=True))  # not rebuilt for the second call
+        assert [item.label for item in other] == labels[:1] and other[0].limit == first[0].limit
+        with pytest.raises(LimitExceeded, match="^rate limit key/alpha docs calls 2/1m: 2 of 2 used$"):
+            await limits("docs")
+        clock.now += timedelta(minutes=1)  # a new window: planned again, and counted from 0
+        moved = await limits("docs")
+        assert [item.label for item in moved] == labels
+        assert all(a.limit.add_key != b.limit.add_key for a, b in zip(first, moved, strict=True))
 
 
 @pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])

@@ -178,6 +178,23 @@ def test_a_plain_spend_entry_takes_the_shortcut_and_an_unplain_one_the_full_path
         assert sanitize.spend_entry(unplain) is not unplain
 
 
+def test_a_payer_found_plain_is_remembered_and_still_each_entry_is_checked() -> None:
+    class Text(str):
+        """Equal to the plain text, and not a `str`: the shortcut leaves it to the full path, as before."""
+
+    plain = SpendEntry("r1", "openai/gpt-4o", Decimal("0.5"), "k1", "t1", "c1", "openai", created_at=TS)
+    assert sanitize.spend_entry(plain) is plain
+    assert sanitize.spend_entry(plain) is plain  # the payer remembered
+    subclassed = SpendEntry("r2", "openai/gpt-4o", Decimal("0.5"), Text("k1"), "t1", "c1", "openai", created_at=TS)
+    assert not sanitize._spend_storable(subclassed)
+    assert sanitize.spend_entry(subclassed) == sanitize.normalised_spend_entry(subclassed)
+    long_id = SpendEntry("r" * 300, "openai/gpt-4o", Decimal("0.5"), "k1", "t1", "c1", "openai", created_at=TS)
+    assert not sanitize._spend_storable(long_id)  # the request id is checked every time
+    unhashable: Any = ["k1"]
+    listed = SpendEntry("r3", "openai/gpt-4o", Decimal("0.5"), unhashable, "t1", "c1", "openai", created_at=TS)
+    assert not sanitize._spend_storable(listed)
+
+
 @pytest.fixture
 async def governance(store_target: StoreTarget) -> AsyncIterator[Governance]:
     async with running(settings(store_target.url), store_target.connect_args) as started:

@@ -14,17 +14,14 @@ from toolpolicy.counters.base import CounterStore, Limit, ReserveOutcome, Settle
 from toolpolicy.store.rate_journal import RateJournal
 
 UNBOUNDED_TTL = 366 * 86400
-"""How long a journaled bucket without a TTL is kept (rate limits always have one)."""
+"""How long a journaled bucket without a TTL is kept (rate limits always have one): an entry's `expires_at` is its
+bucket's TTL from now, when it may be pruned."""
 
 
 class JournaledCounterStore:
     def __init__(self, inner: CounterStore, journal: RateJournal) -> None:
         self.inner = inner
         self.journal = journal
-
-    def _record(self, limit: Limit, amount: int, now: float) -> None:
-        expires_at = now + (limit.ttl if limit.ttl is not None else UNBOUNDED_TTL)
-        self.journal.record(limit.add_key, amount, at=now, expires_at=expires_at)
 
     async def reserve(
         self, request_id: str, limits: list[Limit], *, now: float, hold_seconds: float, split: int = 0
@@ -36,9 +33,11 @@ class JournaledCounterStore:
             taken = limits[:split]  # the first stage was granted, the second was not
         else:
             return outcome
+        record = self.journal.record
         for limit in taken:
             if limit.journaled and limit.amount:
-                self._record(limit, limit.amount, now)
+                ttl = limit.ttl
+                record(limit.add_key, limit.amount, now, now + (ttl if ttl is not None else UNBOUNDED_TTL))
         return outcome
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
@@ -46,11 +45,12 @@ class JournaledCounterStore:
             await self.inner.settle(request_id, settlements, now=now)
         finally:
             # Also when the counters failed: their hold expires on its own, and the usage is what it is.
-            for settlement in settlements:
-                limit = settlement.limit
+            for limit, actual in settlements:
                 # Counted amounts (requests, tool calls) stay; held ones (tokens) become the actual usage.
-                if limit.journaled and not limit.commit and settlement.actual != limit.amount:
-                    self._record(limit, settlement.actual - limit.amount, now)
+                if limit.journaled and not limit.commit and actual != limit.amount:
+                    ttl = limit.ttl
+                    expires_at = now + (ttl if ttl is not None else UNBOUNDED_TTL)
+                    self.journal.record(limit.add_key, actual - limit.amount, now, expires_at)
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         await self.inner.seed(key, used, ttl, now=now)

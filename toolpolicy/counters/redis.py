@@ -78,6 +78,9 @@ class RedisCounterStore:
         """The keys' names: each deployment sharing a Redis counts under its own `redis_prefix`."""
         self._static = StaticParts(self.keys)
         self.settles = SettleQueue(self._settle_now, interval=settle_interval)
+        self._hold_seconds: float | None = None
+        self._hold_text = ""
+        """The last hold time reserved with, and its text (a float's repr costs more than the rest of a number)."""
 
     async def _run(self, script: Script, keys: Sequence[str], args: list[Any]) -> Any:
         """One round trip in the usual case: EVALSHA, and the script itself only when Redis does not know it."""
@@ -96,9 +99,15 @@ class RedisCounterStore:
         carried = self.settles.take_now()
         if carried is None:
             carried = await self.settles.take()
-        args: list[Any] = [request_id, repr(now), repr(hold_seconds), split, len(carried), *carried]
+        if hold_seconds is not self._hold_seconds:  # the same setting request after request: formatted once
+            self._hold_seconds, self._hold_text = hold_seconds, repr(hold_seconds)
+        static = self._static
+        args: list[Any] = [request_id, repr(now), self._hold_text, split, len(carried), *carried]
+        amounts: list[str] = []
         for limit in limits:
-            args += (self._static(limit), limit.amount)
+            args.append(static(limit))
+            amounts.append(str(limit.amount))
+        args.append(" ".join(amounts))
         try:
             reply = await self._run(RESERVE_SCRIPT, (self.keys.since,), args)
         except CounterStoreError:
@@ -116,10 +125,13 @@ class RedisCounterStore:
 
     async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
         """Queue the settlement (see the module's docstring); `flush` sends it at once."""
+        static = self._static
         args: list[Any] = [request_id, len(settlements)]
-        for settlement in settlements:
-            limit = settlement.limit
-            args += (self._static(limit), settlement.actual, 0 if limit.commit else limit.amount)
+        amounts: list[str] = []
+        for limit, actual in settlements:
+            args.append(static(limit))
+            amounts.append(f"{actual} {0 if limit.commit else limit.amount}")
+        args.append(" ".join(amounts))
         self.settles.add(args)
 
     async def _settle_now(self, args: list[Any]) -> None:

@@ -1,8 +1,10 @@
 """The Lua scripts of the Redis counter store, and the form their arguments take.
 
-A limit travels as two arguments: its static part, a JSON array encoded once per counter and window and cached
-(`hold key, add key, limit, flags, ttl, window start, used...`), and the request's amount as a decimal string, so
-a request encodes nothing but its numbers, and a counter is incremented by exactly the amount given. `used` is
+A limit travels as its static part, a JSON array encoded once per counter and window and cached (`hold key, add
+key, limit, flags, ttl, window start, used...`), and the request's amounts go together in one argument of decimal
+numbers separated by spaces, so a request encodes nothing but its numbers, in as few arguments as it has limits (each
+argument costs the client more to pack than a number costs to join), and a counter is incremented by exactly the
+amount given. `used` is
 `0` for the add key alone, `1, prefix, first, last` for the consecutive buckets of a rolling window (61 of them,
 named by the script), or `2, key...`. Scripts run by `EVALSHA` on their digest and answer integers.
 """
@@ -166,22 +168,23 @@ end
 """
 
 _SETTLE_ALL = """
--- ARGV[first..last]: per request its id and settlement count, then per settlement the limit's static part, the
--- amount to commit and the amount the request holds (0: none). Drops each request's hold and commits the amount (a
--- seeded bucket only if it exists).
+-- ARGV[first..last]: per request its id and its number n of settlements, then each settlement's static part, then one
+-- argument of 2n numbers: per settlement the amount to commit and the amount the request holds (0: none). Drops each
+-- request's hold and commits the amount (a seeded bucket only if it exists).
 local function settle_all(first, last)
   local i = first
   while i <= last do
     local rid, count = ARGV[i], tonumber(ARGV[i + 1])
-    i = i + 2
-    for _ = 1, count do
-      local l, held = limit(ARGV[i], ARGV[i + 1]), ARGV[i + 2]
-      i = i + 3
+    local k = i + 2
+    for actual, held in string.gmatch(ARGV[i + 2 + count], '(%S+) (%S+)') do
+      local l = limit(ARGV[k], actual)
+      k = k + 1
       if held ~= '0' and redis.call('ZREM', l.h .. ':q', held .. ':' .. rid) == 1 then
         redis.call('HINCRBY', l.h, '__total', '-' .. held)  -- held is the digits ZADD's member began with
       end
       if l.n ~= 0 and ((not l.s) or exists(l.a)) then commit(l) end
     end
+    i = i + 3 + count
   end
 end
 """
@@ -194,9 +197,9 @@ RESERVE = (
     + """
 -- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, the number n of
 -- settlement arguments that follow (other requests' settlements riding along, applied first: see settle_all), then
--- per limit its static part and amount. With split > 0, limits 1..split are a first stage: checked and taken, then
--- the rest is checked against the counters as the first stage left them; when the rest has no room the first stays
--- taken.
+-- each limit's static part, then one argument of their amounts, separated by spaces. With split > 0, limits 1..split
+-- are a first stage: checked and taken, then the rest is checked against the counters as the first stage left them;
+-- when the rest has no room the first stays taken.
 local rid, now, hold_seconds, split = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local settled = tonumber(ARGV[5])
 if settled > 0 then settle_all(6, 5 + settled) end
@@ -206,8 +209,11 @@ if not since then
   since = now
   redis.call('SET', KEYS[1], ARGV[2])
 end
-local limits = {}
-for i = 6 + settled, #ARGV, 2 do limits[#limits + 1] = limit(ARGV[i], ARGV[i + 1]) end
+local limits, at = {}, 6 + settled
+for amount in string.gmatch(ARGV[#ARGV], '%S+') do
+  limits[#limits + 1] = limit(ARGV[at], amount)
+  at = at + 1
+end
 local function bucket(l, key, missing)
   local value = used_of[key]
   if value then return value end

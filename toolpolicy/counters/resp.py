@@ -124,7 +124,11 @@ class RespClient:
 
     async def execute(self, *args: Any) -> Any:
         try:
-            return await self._send(args)
+            # `_send`, written out: the usual first try costs no coroutine of its own.
+            protocol = self._protocol
+            if protocol is None or protocol.lost is not None:
+                protocol = await self._connection()
+            return await self._call(protocol, args)
         except RedisConnectionError:
             return await self._send(args)  # once more, on a new connection
 

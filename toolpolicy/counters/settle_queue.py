@@ -35,8 +35,8 @@ class SettleQueue:
         """Calls that carried settlements only (ticks and flushes), not riding with a reservation."""
 
     def add(self, args: list[Any]) -> None:
-        """Queue one request's settlement: its id, the number of settlements, then a (static part, amount to commit,
-        amount held) each."""
+        """Queue one request's settlement: its id, the number n of settlements, their n static parts, then one text
+        of 2n numbers (per settlement the amount to commit and the amount held)."""
         self._args += args
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
@@ -102,5 +102,5 @@ def count(args: list[Any]) -> int:
     requests, i = 0, 0
     while i < len(args):
         requests += 1
-        i += 2 + 3 * int(args[i + 1])
+        i += 3 + int(args[i + 1])
     return requests

@@ -102,7 +102,7 @@ class RateJournal:
         self._bind_time = bind_time
         self._prune = bound("DELETE FROM rate_journal WHERE expires_at < ?", store.engine.dialect.paramstyle)
 
-    def record(self, bucket: str, amount: int, *, at: float, expires_at: float) -> None:
+    def record(self, bucket: str, amount: int, at: float, expires_at: float) -> None:
         """Add `amount` to the bucket's sum waiting to be written (a few per request: a dict update each)."""
         amounts = self._amounts
         if bucket in amounts:

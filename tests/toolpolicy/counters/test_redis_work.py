@@ -123,6 +123,17 @@ async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> Non
     assert outcome.usage == (0,)
 
 
+async def test_each_hold_lasts_the_hold_time_it_was_reserved_with(store: RedisCounterStore) -> None:
+    # The store formats a hold time once and reuses the text while reservations pass the same one: a new one counts.
+    limit = held(f"h-{uuid.uuid4().hex}", 100, 5)
+    second = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 1})
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=10.0)).ok
+    assert (await store.reserve("r2", [second], now=NOW, hold_seconds=2.5)).ok
+    assert (await store.reserve("r3", [second], now=NOW, hold_seconds=10.0)).ok
+    outcome = await store.reserve("r4", [second], now=NOW + 3, hold_seconds=10.0)
+    assert outcome.usage == (6,)  # r2's hold ended at NOW + 2.5; r1's and r3's stand until NOW + 10
+
+
 async def test_holds_are_swept_and_kept_alive_only_when_due(
     store: RedisCounterStore, client: aioredis.Redis, private_redis: RedisServer
 ) -> None:

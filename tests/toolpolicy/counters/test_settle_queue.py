@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.toolpolicy.counters.test_stores import NOW, held, name, usage
+from tests.toolpolicy.counters.test_stores import NOW, counted, held, name, usage
 from tests.toolpolicy.limits_support import RedisServer
 from toolpolicy.counters.base import CounterStoreError, Settlement
 from toolpolicy.counters.redis import RedisCounterStore
@@ -30,6 +30,24 @@ async def test_a_settlement_counts_for_the_next_reservation_without_a_call_of_it
         assert store.settles.sent_alone == 0
         assert await usage(store, budget) == 4  # the hold of 10 is gone, 4 committed
         assert (await store.reserve(uuid.uuid4().hex, [held(budget.hold_key, 10, 6)], now=NOW, hold_seconds=60)).ok
+        assert store.settles.sent_alone == 0
+    finally:
+        await store.aclose()
+
+
+async def test_settlements_of_several_requests_and_limits_carried_together_each_land_on_their_own(
+    private_redis: RedisServer,
+) -> None:
+    store = RedisCounterStore(private_redis.url, settle_interval=3600)  # no tick: the reservation carries them all
+    tokens, budget, requests = held(name("tokens"), 100, 30), held(name("budget"), 1000, 500), counted(name("n"), 9, 1)
+    try:
+        assert (await store.reserve("r1", [requests, tokens, budget], now=NOW, hold_seconds=60)).ok
+        assert (await store.reserve("r2", [budget], now=NOW, hold_seconds=60)).ok
+        # r1 commits less than it held on two limits (its counted request stays counted); r2 is released.
+        await store.settle("r1", [Settlement(tokens, 12), Settlement(budget, 345)], now=NOW)
+        await store.settle("r2", [Settlement(budget, 0)], now=NOW)
+        outcome = await store.reserve("r3", [requests, tokens, budget], now=NOW, hold_seconds=60)
+        assert (outcome.ok, outcome.usage) == (True, (1, 12, 345))  # every hold gone, each commit on its own limit
         assert store.settles.sent_alone == 0
     finally:
         await store.aclose()
