@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from toolpolicy.batching import BatchWriter
@@ -33,7 +34,7 @@ class AuditRecord:
     tokens_out: int | None = None
     cost_usd: Decimal | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ts: datetime = field(default_factory=partial(datetime.now, UTC))
 
     def as_row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies `details` for every record, on every request.

@@ -26,7 +26,9 @@ class StoreUnavailable(ConnectionError):
     """The store could not take a write for reasons of its own (unreachable, overloaded): the records were kept."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not `frozen`: a frozen dataclass sets each field through `object.__setattr__`, and every request's record is
+# wrapped in one per writer it goes to. Treat it as immutable all the same (the writers hand it on as it is).
+@dataclass(slots=True)
 class Emitted(Generic[T]):
     """One item with its emission number: 1, 2, 3... in the order this writer was given them."""
 

@@ -140,6 +140,52 @@ def _json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+class QuotedStrings(dict[str, str]):
+    """Plain strings as `_CANONICAL` writes them, remembered: a batch's records repeat their kinds, keys, teams,
+    targets and decisions, and a lookup costs a fraction of quoting again. Holds at most `limit` strings (emptied
+    when full: a caller may name a new model every request)."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, value: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        quoted = self[value] = _quote(value)
+        return quoted
+
+    def json(self, value: Any) -> str:
+        """`_json(value)`; a plain string from memory. (Only exact `str` is looked up: `1`, `1.0` and `True` are
+        equal as keys but not as JSON.)"""
+        return self[value] if value.__class__ is str else _json(value)
+
+
+class UTCText:
+    """An aware UTC datetime's ISO text with microseconds (`isoformat(timespec="microseconds")`), and SQLite's
+    DATETIME text of it, from the text of its minute remembered: the C `isoformat` formats every field with
+    `printf`, and a batch's records fall in a minute or two."""
+
+    _SECONDS = tuple(f"{second:02d}." for second in range(60))
+
+    def __init__(self) -> None:
+        self._minutes: dict[tuple[int, int, int, int, int], tuple[str, str]] = {}
+
+    def of(self, utc: datetime) -> tuple[str, str]:
+        """`(ISO text as JSON, DATETIME text)` of `utc`, whose `tzinfo` is `UTC` (seconds 0-59: a datetime has no
+        leap second). The ISO text needs no escaping: it is quoted as it is."""
+        minute = (utc.year, utc.month, utc.day, utc.hour, utc.minute)
+        prefixes = self._minutes.get(minute)
+        if prefixes is None:
+            if len(self._minutes) >= 64:
+                self._minutes.clear()
+            iso = utc.isoformat(timespec="microseconds")
+            prefixes = self._minutes[minute] = ('"' + iso[:17], iso[:10] + " " + iso[11:17])
+        # `str(1_000_000 + microsecond)[1:]` is its six digits, zero-padded.
+        rest = self._SECONDS[utc.second] + str(1_000_000 + utc.microsecond)[1:]
+        return prefixes[0] + rest + '+00:00"', prefixes[1] + rest
+
+
 class AuditRowBinder:
     """Prepares batches of records for one dialect (its bind processors looked up once).
 
@@ -153,12 +199,19 @@ class AuditRowBinder:
         found = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
         self._processors = [(position, process) for position, process in found if position not in skipped]
         self._ts_as_iso = stored_as_utc_text(AuditRow.__table__.c["ts"], dialect)  # type: ignore[arg-type]
+        self._quoted = QuotedStrings()
+        self._utc_text = UTCText()
 
     def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
         """Canonical bodies and bound values; a value no column can take raises `StatementError`, as SQLAlchemy's
         own binding would (the writer then isolates and quarantines the record)."""
         bodies, rows = [], []
         ts_as_iso = self._ts_as_iso
+        text = self._quoted.json
+        utc_text = self._utc_text.of
+        bound_by = self._processors
+        # The same for every record of the batch that has an emission number.
+        writer_entry = f',"writer_id":{_json(writer_id)}}}' if writer_id is not None else "}"
         for record, number in records:
             writer = writer_id if number is not None else None
             try:
@@ -166,27 +219,27 @@ class AuditRowBinder:
                 if ts.tzinfo is None:
                     raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
                 utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
-                # Without `timespec` when there are microseconds to show anyway: the same text, a quarter sooner.
-                iso = utc.isoformat() if utc.microsecond else utc.isoformat(timespec="microseconds")
+                ts_json, stored_ts = utc_text(utc) if utc.__class__ is datetime else _subclass_utc_text(utc)
                 details = record.details
                 details_json = _DETAILS(details) if details else "{}"
                 cost = record.cost_usd
-                cost_text = str(Decimal(cost).quantize(_COST_PLACES)) if cost is not None else None
+                # A Decimal's and a float's text need no escaping: quoted as they are.
+                cost_json = f'"{Decimal(cost).quantize(_COST_PLACES)!s}"' if cost is not None else "null"
                 # The canonical JSON written out key by key, in the sorted order `_CANONICAL` would put them in
                 # (`BODY_KEYS`): what encoding the dict gives, without building and sorting it per record.
                 emission = f',"emit_seq":{_json(number)}' if writer is not None else ""
                 body = (
-                    f'{{"cost_usd":{_json(cost_text)},"customer":{_json(record.customer)},'
-                    f'"decision":{_json(record.decision)},"details":{details_json}{emission},'
-                    f'"key_id":{_json(record.key_id)},"key_name":{_json(record.key_name)},"kind":{_json(record.kind)},'
-                    f'"latency_ms":{_quote(repr(float(record.latency_ms)))},"reason":{_json(record.reason)},'
+                    f'{{"cost_usd":{cost_json},"customer":{text(record.customer)},'
+                    f'"decision":{text(record.decision)},"details":{details_json}{emission},'
+                    f'"key_id":{text(record.key_id)},"key_name":{text(record.key_name)},"kind":{text(record.kind)},'
+                    f'"latency_ms":"{float(record.latency_ms)!r}","reason":{text(record.reason)},'
                     f'"request_id":{_json(record.request_id)},"status":{_json(record.status)},'
-                    f'"target":{_json(record.target)},"team":{_json(record.team)},'
+                    f'"target":{text(record.target)},"team":{text(record.team)},'
                     f'"tokens_in":{_json(record.tokens_in)},"tokens_out":{_json(record.tokens_out)},'
-                    f'"ts":{_quote(iso)}' + (f',"writer_id":{_json(writer)}}}' if writer is not None else "}")
+                    f'"ts":{ts_json}' + (writer_entry if writer is not None else "}")
                 )
                 values = [
-                    iso[:10] + " " + iso[11:26] if ts_as_iso else utc,
+                    stored_ts if ts_as_iso else utc,
                     record.request_id,
                     record.kind,
                     record.key_id,
@@ -205,7 +258,7 @@ class AuditRowBinder:
                     writer,
                     number,
                 ]
-                for position, process in self._processors:
+                for position, process in bound_by:
                     values[position] = process(values[position])
             except (TypeError, ValueError) as error:
                 why = f"audit record {record.request_id!r} cannot be bound ({error})"
@@ -213,3 +266,10 @@ class AuditRowBinder:
             bodies.append(body)
             rows.append(tuple(values))
         return PreparedBatch(bodies, rows)
+
+
+def _subclass_utc_text(utc: datetime) -> tuple[str, str]:
+    """`UTCText.of` for a datetime subclass, through its own `isoformat` (whose text is quoted as JSON)."""
+    # Without `timespec` when there are microseconds to show anyway: the same text, a quarter sooner.
+    iso = utc.isoformat() if utc.microsecond else utc.isoformat(timespec="microseconds")
+    return _quote(iso), iso[:10] + " " + iso[11:26]

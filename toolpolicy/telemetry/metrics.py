@@ -19,6 +19,8 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 ROUTE_AREAS = frozenset({"v1", "admin", "mcp", "health", "ready", "metrics"})
 """First path segments the gateway serves: an unknown route is counted under its own, any other under `other`."""
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+_NUMBERS = (int, float)
+"""What a duration in `details` may be (a tuple: `int | float` is a new union object at every evaluation)."""
 MAX_REMEMBERED_ROUTES = 4096
 """Routes as requests recorded them (a caller's own model name among them) whose labels `Metrics` remembers; past
 that many it works further ones out each time."""
@@ -182,10 +184,12 @@ class Metrics:
             if record.decision == "deny" and record.reason:
                 self.denials.inc((kind, record.reason))
             self.duration.observe(kind_labels, seconds)
-            if isinstance(upstream_ms, int | float):
-                self.upstream.observe(kind_labels, upstream_ms / 1000)
-                self.overhead.observe(kind_labels, max(0.0, seconds - upstream_ms / 1000))
-            if isinstance(ttfb_ms, int | float):
+            if isinstance(upstream_ms, _NUMBERS):
+                upstream = upstream_ms / 1000
+                self.upstream.observe(kind_labels, upstream)
+                overhead = seconds - upstream
+                self.overhead.observe(kind_labels, overhead if overhead > 0.0 else 0.0)  # NaN and -0.0 too: 0.0
+            if isinstance(ttfb_ms, _NUMBERS):
                 self.ttfb.observe((route,), ttfb_ms / 1000)
             if record.tokens_in:
                 self.tokens.inc((route, "input"), record.tokens_in)
