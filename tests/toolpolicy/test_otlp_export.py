@@ -154,3 +154,37 @@ def test_light_spans_with_equal_values_of_other_types_encode_each_type() -> None
     expected = encode_spans([span.readable() for span in spans])
     for _ in range(2):  # the second time every attribute comes from the cache
         assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected
+
+
+def test_light_spans_set_twice_or_with_values_left_to_the_sdk_decode_to_the_librarys_message() -> None:
+    """A request span's two mappings (its start's and its end's) are encoded in one pass, a key set in both kept
+    once with its last value; a value the direct encoder leaves to the SDK's rules (beyond int64, a list), new or
+    seen before, in either mapping or set alone, sends the span through the SDK's `ReadableSpan` instead."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(
+        resource=Resource.create({"service.name": "isthmus-test"}), processor=Simple(exporter), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    later: list[dict[str, Any]] = [
+        {"gen_ai.response.model": "gpt-x", "http.response.status_code": 200},
+        {"isthmus.request_id": "again", "gen_ai.operation.name": "embeddings"},
+        {"huge": 1 << 64, "n": 1},
+        {"models": ["a", "b"], "n": 2},
+    ]
+    for _ in range(2):  # the second time every plain attribute comes from the cache
+        for index, end in enumerate(later):
+            span = tracer.start_span("chat", attributes={"gen_ai.operation.name": "chat", "isthmus.request_id": index})
+            span.set_attributes(end)
+            span.end()
+        with tracer.start_as_current_span("single", attributes={"n": 3}) as single:
+            single.set_attribute("huge", -(1 << 64))
+        with tracer.start_as_current_span("at its start only", attributes={"n": 4, "isthmus.request_id": "r"}):
+            pass
+    spans: list[Any] = list(exporter.get_finished_spans())
+    assert [len(span.entries) for span in spans] == [2, 2, 2, 2, 2, 1] * 2
+    expected = encode_spans([span.readable() for span in spans])
+    assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected

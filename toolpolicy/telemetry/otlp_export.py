@@ -17,6 +17,7 @@ import logging
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
@@ -78,10 +79,25 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 _SMALL = [bytes((size,)) for size in range(0x80)]
 
-_KEY_VALUES: dict[tuple[tuple[str, Any], type], bytes] = {}
-"""Encoded `KeyValue` attributes by ((key, value), type): most repeat from span to span (operation, provider,
-model). The type keeps 1, 1.0 and True apart. Shaped as `zip(attributes.items(), map(type, attributes.values()))`
-gives them, so a mapping's attributes are all looked up in C (`_dict_fields`)."""
+
+class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
+    """Encoded `KeyValue` attributes by (key, value, type): most repeat from span to span (operation, provider,
+    model). The type keeps 1, 1.0 and True apart. Shaped as `zip(attributes, values, map(type, values))` gives them,
+    so a mapping's attributes are all looked up in C (`_dict_fields`), in one flat tuple that zip reuses from one
+    attribute to the next; one not encoded before (a request id: one per span) is encoded by `__missing__`, with no
+    pass in Python over the others to find it."""
+
+    def __missing__(self, looked_up: tuple[str, Any, type]) -> bytes:
+        key, value, _ = looked_up
+        field = _new_key_value(key, value)
+        if field is None:
+            raise TypeError("an attribute left to the SDK's rules")
+        return field
+
+
+_KEY_VALUES = _EncodedAttributes()
+_ENCODED = _KEY_VALUES.__getitem__
+"""An attribute's encoded `KeyValue`, encoded now if new; raises TypeError for one left to the SDK's rules."""
 _KEY_VALUES_MAX = 4096
 
 
@@ -104,7 +120,7 @@ def _any_value(value: Any) -> bytes | None:
 def _key_value(key: str, value: Any) -> bytes | None:
     """A `KeyValue` attribute as field 9 of a span, or None for a value the library's encoder should handle."""
     try:
-        found = _KEY_VALUES.get(((key, value), type(value)))
+        found = _KEY_VALUES.get((key, value, type(value)))
     except TypeError:  # an unhashable value (a list): not a scalar
         return None
     return found if found is not None else _new_key_value(key, value)
@@ -130,7 +146,7 @@ def _new_key_value(key: str, value: Any) -> bytes | None:
         field = _field(9, key_field + _field(2, any_value))
     if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
         _KEY_VALUES.clear()
-    _KEY_VALUES[(key, value), type(value)] = field
+    _KEY_VALUES[key, value, type(value)] = field
     return field
 
 
@@ -180,6 +196,13 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     try:
         if len(entries) == 1 and type(entries[0]) is dict:  # a span given its attributes once, at its start
             fields = _dict_fields(entries[0])
+            set_again = False
+        elif len(entries) == 2 and type(first := entries[0]) is dict and type(last := entries[1]) is dict:
+            # The usual request span: its start's mapping and its end's, looked up in one pass in C.
+            values = chain(first.values(), last.values())
+            types = map(type, chain(first.values(), last.values()))
+            fields = list(map(_ENCODED, zip(chain(first, last), values, types, strict=True)))
+            set_again = not first.keys().isdisjoint(last)
         else:
             fields = []
             for entry in entries:
@@ -187,14 +210,14 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
                     fields += _dict_fields(entry)
                 else:
                     key, value = entry
-                    fields.append(_KEY_VALUES.get(((key, value), type(value))) or _new_key_value(key, value))
-        attributes = b"".join(fields)  # type: ignore[arg-type]  # a None (not a plain scalar) raises
+                    fields.append(_ENCODED((key, value, type(value))))
+            set_again = len(fields) > 1 and _set_again(entries)
     except TypeError:  # an unhashable value, or one `_new_key_value` leaves to the SDK's rules
         return None
+    if set_again:
+        fields = _last_set(entries, fields)
     count = len(fields)
-    if count > 1 and len(entries) > 1 and _set_again(entries):
-        kept = _last_set(entries, fields)
-        attributes, count = b"".join(kept), len(kept)  # type: ignore[arg-type]  # all encoded
+    attributes = b"".join(fields)
     if max_attributes is not None and count > max_attributes:
         return None
     return _span_message(
@@ -202,19 +225,14 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
     )
 
 
-def _dict_fields(attributes: dict[str, Any]) -> list[bytes | None]:
-    """The encoded `KeyValue` of each attribute in `attributes`, in order; None for one left to the SDK's rules.
+def _dict_fields(attributes: dict[str, Any]) -> list[bytes]:
+    """The encoded `KeyValue` of each attribute in `attributes`, in order.
 
     Every attribute is looked up in `_KEY_VALUES` in one pass in C (no bytecode per attribute); only those not
-    encoded before (a request id: one per span) are encoded here, one by one. Raises TypeError for an unhashable
-    value (not a plain scalar)."""
-    looked_up = zip(attributes.items(), map(type, attributes.values()), strict=True)
-    fields: list[bytes | None] = list(map(_KEY_VALUES.get, looked_up))
-    if None in fields:
-        for index, (key, value) in enumerate(attributes.items()):
-            if fields[index] is None:
-                fields[index] = _new_key_value(key, value)
-    return fields
+    encoded before (a request id: one per span) are encoded, by its `__missing__`. Raises TypeError for an
+    unhashable value (not a plain scalar) or one left to the SDK's rules."""
+    values = attributes.values()
+    return list(map(_ENCODED, zip(attributes, values, map(type, values), strict=True)))
 
 
 def _keys(entry: Any) -> Any:
@@ -223,10 +241,7 @@ def _keys(entry: Any) -> Any:
 
 
 def _set_again(entries: list[Any]) -> bool:
-    """Whether a key was set more than once. The usual span has two mappings (its start's and its end's): one
-    check of their keys, in C."""
-    if len(entries) == 2 and type(entries[0]) is dict and type(entries[1]) is dict:
-        return not entries[0].keys().isdisjoint(entries[1])
+    """Whether a key was set more than once (the usual span's two mappings are checked by `_light_span` itself)."""
     keys: set[str] = set()
     total = 0
     for entry in entries:
@@ -239,11 +254,11 @@ def _set_again(entries: list[Any]) -> bool:
     return len(keys) < total
 
 
-def _last_set(entries: list[Any], fields: list[bytes | None]) -> list[bytes | None]:
+def _last_set(entries: list[Any], fields: list[bytes]) -> list[bytes]:
     """`fields` (one per attribute set, in order) as `BoundedAttributes` keeps them: a key set again moves to the
     end with its last value."""
     keys = [key for entry in entries for key in _keys(entry)]
-    last: dict[str, bytes | None] = {}
+    last: dict[str, bytes] = {}
     for key, field in zip(keys, fields, strict=True):
         last.pop(key, None)
         last[key] = field
@@ -346,6 +361,7 @@ looked up rather than formatted by a Python call for each span."""
 
 def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
     """An `ExportTraceServiceRequest`: spans grouped by resource, then by instrumentation scope."""
+    # Each group: its spans' fields in the order of the batch, as the tag and length of each, then its bytes.
     grouped: dict[Any, dict[Any, list[bytes]]] = defaultdict(lambda: defaultdict(list))
     # Resources and scopes hash by their attributes (JSON-encoded each time): look each pair of objects up once,
     # or, for light spans, each tracer (one resource, scope and set of span limits).
@@ -361,22 +377,30 @@ def encode_request(spans: Sequence[ReadableSpan | LightSpan]) -> bytes:
             found = by_identity[identity] = (group, limits.max_span_attributes if limits else None, plain)
         group, max_attributes, plain = found
         encoded = _light_span(light, max_attributes) if plain and light else None
-        group.append(encoded if encoded is not None else encode_span(span))
-    out = []
+        if encoded is None:
+            encoded = encode_span(span)
+        size = len(encoded)  # each as ScopeSpans.spans (field 2), without copying it into a field of its own first
+        group += (_SPAN_HEADS[size] if size < _SPAN_HEADS_MAX else b"\x12" + _varint(size), encoded)
+    # Each enclosing message is its tag and length followed by its parts, all joined once at the end: the spans'
+    # bytes are copied into the request once, not again into each message that holds them.
+    out: list[bytes] = []
     for resource, scopes in grouped.items():
         body = [_field(1, _encode_resource(resource).SerializePartialToString())]
         for scope, encoded_spans in scopes.items():
-            parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString())]
-            for span_bytes in encoded_spans:  # each as field 2, without copying it into a field of its own first
-                size = len(span_bytes)
-                parts += (_SPAN_HEADS[size] if size < _SPAN_HEADS_MAX else b"\x12" + _varint(size), span_bytes)
+            parts = [_field(1, _encode_instrumentation_scope(scope).SerializePartialToString()), *encoded_spans]
             if scope is not None and scope.schema_url:
                 parts.append(_field(3, scope.schema_url.encode()))
-            body.append(_field(2, b"".join(parts)))
+            body.append(_FIELD_2 + _varint(sum(map(len, parts))))  # ResourceSpans.scope_spans
+            body += parts
         if resource.schema_url:
             body.append(_field(3, resource.schema_url.encode()))
-        out.append(_field(1, b"".join(body)))
+        out.append(_FIELD_1 + _varint(sum(map(len, body))))  # ExportTraceServiceRequest.resource_spans
+        out += body
     return b"".join(out)
+
+
+_FIELD_1, _FIELD_2 = b"\x0a", b"\x12"
+"""The tags of length-delimited fields 1 and 2."""
 
 
 class FastOTLPSpanExporter(OTLPSpanExporter):

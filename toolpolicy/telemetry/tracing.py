@@ -163,7 +163,7 @@ def _extract(carrier: Mapping[str, str] | None) -> otel_context.Context | None:
     would give, an empty context (the span starts a trace), without running them."""
     if not carrier:
         return None
-    if "traceparent" not in carrier and "baggage" not in carrier and _w3c_default(propagate.get_global_textmap()):
+    if "traceparent" not in carrier and "baggage" not in carrier and w3c_default(propagate.get_global_textmap()):
         return _EMPTY_CONTEXT
     return propagate.extract(carrier)
 
@@ -261,8 +261,8 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     # time): inject runs for every upstream call, traced or not.
     variable = CURRENT_CONTEXT if DIRECT else None
     current = variable.get() if variable is not None else otel_context.get_current()
-    textmap = propagate.get_global_textmap()  # `_w3c_default`, without its call once the propagator is checked
-    w3c = _propagator_is_w3c_default if textmap is _checked_propagator else _w3c_default(textmap)
+    textmap = propagate.get_global_textmap()  # `w3c_default`, without its call once the propagator is checked
+    w3c = _propagator_is_w3c_default if textmap is _checked_propagator else w3c_default(textmap)
     if w3c and not (current.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else baggage.get_all(current)):
         # `trace.get_current_span(current)`, its check that the value is a `Span` (an ABC: a Python call) made
         # once per type.
@@ -298,7 +298,7 @@ _BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
 """Where the API keeps the baggage in a context (`baggage.get_all` wraps it in a new mapping proxy each time)."""
 
 
-def _w3c_default(propagator: TextMapPropagator) -> bool:
+def w3c_default(propagator: TextMapPropagator) -> bool:
     """Whether `propagator` is the default composite of W3C trace context and baggage (checked once per object)."""
     global _checked_propagator, _propagator_is_w3c_default
     if propagator is not _checked_propagator:
