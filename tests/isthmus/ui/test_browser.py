@@ -22,6 +22,9 @@ providers:
 mcp_servers:
   demo: {{command: isthmus-demo-mcp}}
   search: {{url: "http://127.0.0.1:9/mcp", code_mode: true}}
+# The unreachable `search` server tries again an hour after its first failure: between two attempts it is "down",
+# and a page drawn during an attempt would show it "connecting" (seen on a loaded machine).
+mcp: {{backoff_initial: 3600, backoff_max: 3600}}
 customers: [{{name: acme}}]
 teams: [{{name: support, customer: acme}}]
 virtual_keys:
