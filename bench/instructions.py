@@ -20,6 +20,8 @@ What is set for the count to be repeatable (each only where the tree's settings 
 - `audit.spend_flush_interval` an hour: `isthmus+gov`'s spend writer flushes once per window too (a tree from
   before that setting flushes it every 0.25 s, so its governed figure keeps a share that follows the window's
   length);
+- `audit.rate_journal_flush_interval` an hour: so does its rate journal (rate-limit usage per bucket; likewise
+  every 0.25 s in a tree from before that setting);
 - `PYTHONHASHSEED=0`: the same hashing, so the same set and dict layouts, in every process;
 - `OTEL_BSP_SCHEDULE_DELAY` an hour (`isthmus+otel`): spans are exported when 2,048 are queued, not every 5 s; a
   window that holds such an export counts it.
@@ -145,6 +147,8 @@ def tree_settings(tree: FilePath, requests: int) -> dict[str, Any]:
         settings["audit"] = {"flush_interval": HOUR, "batch_size": requests}
         if "spend_flush_interval" in text:
             settings["audit"]["spend_flush_interval"] = HOUR
+        if "rate_journal_flush_interval" in text:
+            settings["audit"]["rate_journal_flush_interval"] = HOUR
     return settings
 
 

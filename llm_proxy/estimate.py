@@ -29,6 +29,7 @@ TOKENS_PER_MESSAGE = 4
 """OpenAI's counting recipe: 3 tokens frame each chat message, and its role is at least one more."""
 REPLY_PRIMING = 3
 """Tokens that open the assistant's reply, in the same recipe."""
+_NUMBERS = (int, float)  # a tuple made once: `int | float` in the loop would build a union per value
 
 
 def text_tokens(text: str) -> int:
@@ -44,9 +45,12 @@ class _Tally:
 
     def add(self, value: Any) -> _Tally:
         # An explicit stack, not recursion: a deeply nested body must not raise RecursionError here. Locals, not
-        # attributes, in the loop: it runs for every request.
+        # attributes, in the loop: it runs for every request. A dict's plain-string keys and values (most of a
+        # body: roles, contents, model names) are counted where they are found, not pushed and popped; anything else
+        # goes on the stack in the order it always did, so dicts are looked at in the same order.
         chars = extra_bytes = images = numbers = 0
         stack = [value]
+        push = stack.append
         while stack:
             item = stack.pop()
             if isinstance(item, str):
@@ -58,11 +62,22 @@ class _Tally:
                     images += 1
                     continue
                 for key, child in item.items():
-                    stack.append(key)
-                    stack.append(child)
+                    if key.__class__ is not str:
+                        push(key)
+                    elif key.isascii():
+                        chars += len(key)
+                    else:  # a key in another script (rare): counted as a value is
+                        chars += len(key)
+                        extra_bytes += len(key.encode("utf-8", "surrogatepass")) - len(key)
+                    if child.__class__ is str:
+                        chars += len(child)
+                        if not child.isascii():
+                            extra_bytes += len(child.encode("utf-8", "surrogatepass")) - len(child)
+                    else:
+                        push(child)
             elif isinstance(item, list):
                 stack.extend(item)
-            elif isinstance(item, int | float):
+            elif isinstance(item, _NUMBERS):
                 numbers += 1
         self.chars += chars
         self.extra_bytes += extra_bytes

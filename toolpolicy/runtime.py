@@ -103,7 +103,7 @@ class Governance:
         )
         self.keys = KeyResolver(self.directory.find_key, ttl=settings.key_cache_ttl)
         # Rate-limit usage is journaled in the store, so counters that come back empty are re-seeded, not reset.
-        self.rate_journal = RateJournal(self.store)
+        self.rate_journal = RateJournal(self.store, flush_interval=settings.audit.rate_journal_flush_interval)
         self.counters: CounterStore = JournaledCounterStore(counters or counter_store(settings), self.rate_journal)
         fallback = (
             JournaledCounterStore(MemoryCounterStore(), self.rate_journal)

@@ -356,6 +356,9 @@ class AuditSettings(_Model):
     spend_flush_interval: float = Field(default=0.25, gt=0)
     """Seconds between the spend ledger's flushes (each charged request's cost, what budgets are re-seeded from)
     when fewer than `batch_size` entries are waiting."""
+    rate_journal_flush_interval: float = Field(default=0.25, gt=0)
+    """Seconds between the rate journal's flushes (rate-limit usage per bucket, what counters that restart empty
+    are re-seeded from): usage recorded since the last flush is missing from a seed taken meanwhile."""
     record_arguments: bool = False
     """Keep tool call arguments in audit records (their size and SHA-256 are always kept)."""
     retention_days: float | None = Field(default=None, gt=0)

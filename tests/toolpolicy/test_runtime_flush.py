@@ -67,27 +67,55 @@ async def test_stop_writes_every_record_emitted_even_past_a_batch_and_between_fl
         await reopened.store.close()
 
 
-async def test_the_spend_writer_waits_its_own_interval_and_stop_still_writes_what_it_holds(
-    store_target: StoreTarget,
+BUCKET = "rl:k:-:requests:3600:3600s@1"
+
+
+def hand_over(governance: Governance, writer: str) -> None:
+    """One entry to `writer` (the spend ledger's or the rate journal's): 0.5 spent, or 3 requests counted."""
+    if writer == "spend":
+        governance.spend.emit(SpendEntry("r1", "mock/model", Decimal("0.5"), key_id="k", created_at=T0))
+    else:
+        governance.rate_journal.record(BUCKET, 3, T0.timestamp(), T0.timestamp() + 3600)
+
+
+async def written(governance: Governance, writer: str) -> object:
+    """What the store holds of `hand_over`'s entry: the spend total, or the bucket's journaled usage."""
+    if writer == "spend":
+        return await governance.ledger.total(SpendScope(key_id="k"), T0)
+    return await governance.rate_journal.totals([BUCKET])
+
+
+WRITERS = {
+    "spend": ("spend_flush_interval", 0, Decimal("0.5")),
+    "rate journal": ("rate_journal_flush_interval", {}, {BUCKET: 3}),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+async def test_a_governed_writer_waits_its_own_interval_and_stop_still_writes_what_it_holds(
+    store_target: StoreTarget, writer: str
 ) -> None:
-    audit = {"flush_interval": 0.05, "spend_flush_interval": 3600}
+    setting, nothing, entry = WRITERS[writer]
+    audit = {"flush_interval": 0.05, setting: 3600}
     governance = Governance(settings(store_target.url, audit=audit), store_connect_args=store_target.connect_args)
     await governance.start()
     try:
-        governance.spend.emit(SpendEntry("r1", "mock/model", Decimal("0.5"), key_id="k", created_at=T0))
+        hand_over(governance, writer)
         governance.audit.emit(record(1))
-        await governance.audit.flush()  # the audit writer's interval is not the spend writer's
-        await anyio.sleep(0.5)  # twice the interval the spend writer had before it was a setting
-        assert await governance.ledger.total(SpendScope(key_id="k"), T0) == 0
+        await governance.audit.flush()  # the audit writer's interval is not this writer's
+        await anyio.sleep(0.5)  # twice the interval the writer had before it was a setting
+        assert await written(governance, writer) == nothing
     finally:
         await governance.stop()
     reopened = Governance(settings(store_target.url), store_connect_args=store_target.connect_args)
     try:
-        assert await reopened.ledger.total(SpendScope(key_id="k"), T0) == Decimal("0.5")
+        assert await written(reopened, writer) == entry
     finally:
         await reopened.store.close()
 
 
-def test_a_spend_flush_interval_that_is_not_positive_is_refused_by_name() -> None:
-    with pytest.raises(ValidationError, match="spend_flush_interval"):
-        settings("sqlite+aiosqlite://", audit={"spend_flush_interval": 0})
+@pytest.mark.parametrize("setting", ["spend_flush_interval", "rate_journal_flush_interval"])
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_writer_flush_interval_that_is_not_positive_is_refused_by_name(setting: str, seconds: float) -> None:
+    with pytest.raises(ValidationError, match=setting):
+        settings("sqlite+aiosqlite://", audit={setting: seconds})

@@ -25,6 +25,7 @@ from toolpolicy.audit import AuditRecord
 from toolpolicy.json_text import compact_encoder
 from toolpolicy.store.raw_write import processors, stored_as_utc_text
 from toolpolicy.store.schema import AuditRow
+from toolpolicy.store.utc_text import UTCText
 
 _COST_PLACES = Decimal("0.0000000001")  # the column's scale, so the hash covers what is read back
 _HASHED = (
@@ -159,31 +160,6 @@ class QuotedStrings(dict[str, str]):
         """`_json(value)`; a plain string from memory. (Only exact `str` is looked up: `1`, `1.0` and `True` are
         equal as keys but not as JSON.)"""
         return self[value] if value.__class__ is str else _json(value)
-
-
-class UTCText:
-    """An aware UTC datetime's ISO text with microseconds (`isoformat(timespec="microseconds")`), and SQLite's
-    DATETIME text of it, from the text of its minute remembered: the C `isoformat` formats every field with
-    `printf`, and a batch's records fall in a minute or two."""
-
-    _SECONDS = tuple(f"{second:02d}." for second in range(60))
-
-    def __init__(self) -> None:
-        self._minutes: dict[tuple[int, int, int, int, int], tuple[str, str]] = {}
-
-    def of(self, utc: datetime) -> tuple[str, str]:
-        """`(ISO text as JSON, DATETIME text)` of `utc`, whose `tzinfo` is `UTC` (seconds 0-59: a datetime has no
-        leap second). The ISO text needs no escaping: it is quoted as it is."""
-        minute = (utc.year, utc.month, utc.day, utc.hour, utc.minute)
-        prefixes = self._minutes.get(minute)
-        if prefixes is None:
-            if len(self._minutes) >= 64:
-                self._minutes.clear()
-            iso = utc.isoformat(timespec="microseconds")
-            prefixes = self._minutes[minute] = ('"' + iso[:17], iso[:10] + " " + iso[11:17])
-        # `str(1_000_000 + microsecond)[1:]` is its six digits, zero-padded.
-        rest = self._SECONDS[utc.second] + str(1_000_000 + utc.microsecond)[1:]
-        return prefixes[0] + rest + '+00:00"', prefixes[1] + rest
 
 
 class AuditRowBinder:

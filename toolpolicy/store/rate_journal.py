@@ -25,9 +25,10 @@ governor's clock:
   keeping data (`Limit.window_start`), so after a restart each live bucket is seeded once, and new windows never
   touch the journal.
 
-Bounds: another replica's entries it has not written yet (at most its flush interval, 0.25 s) are not in a seed
-taken by this replica (the spend ledger that budgets are rebuilt from has the same bound); and whether a window is
-new to the counters is judged on the replicas' clocks, so their skew (milliseconds under NTP) is the margin.
+Bounds: another replica's entries it has not written yet (at most its flush interval,
+`audit.rate_journal_flush_interval`, 0.25 s by default) are not in a seed taken by this replica (the spend ledger
+that budgets are rebuilt from has the same bound); and whether a window is new to the counters is judged on the
+replicas' clocks, so their skew (milliseconds under NTP) is the margin.
 """
 
 from __future__ import annotations

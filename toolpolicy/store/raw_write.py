@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from toolpolicy.store.engine import Store
 from toolpolicy.store.schema import UTCDateTime
+from toolpolicy.store.utc_text import UTCText
 
 P = ParamSpec("P")
 Processor = Callable[[Any], Any]
@@ -66,13 +67,14 @@ def stored_as_utc_text(column: Column[Any], dialect: Dialect) -> bool:
 
 def utc_text(process: Processor) -> Processor:
     """`process` (a `UTCDateTime` column's SQLite processor) for an aware datetime written directly: its UTC ISO form
-    with a space for the `T` and no offset. Anything else (naive, None, a subclass, not a datetime) goes through
-    `process`, to be bound or refused as it always was."""
+    with a space for the `T` and no offset (`isoformat(" ", "microseconds")[:26]`, from its minute's text
+    remembered: `UTCText`). Anything else (naive, None, a subclass, not a datetime) goes through `process`, to be
+    bound or refused as it always was."""
+    text = UTCText().sqlite
 
     def bind(value: Any) -> Any:
         if value.__class__ is datetime and value.tzinfo is not None:
-            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-            return utc.isoformat(" ", "microseconds")[:26]
+            return text(value if value.tzinfo is UTC else value.astimezone(UTC))
         return process(value)
 
     return bind

@@ -9,14 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.dialects.sqlite import aiosqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.audit_rows import BODY_KEYS, COLUMNS, AuditRowBinder, QuotedStrings, UTCText, record_hash
+from toolpolicy.store.audit_rows import BODY_KEYS, COLUMNS, AuditRowBinder, QuotedStrings, record_hash
 from toolpolicy.store.faults import is_record_fault
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -185,26 +184,6 @@ def test_a_record_refused_for_circular_details_leaves_the_next_batch_unaffected(
     fields = {**looped.as_row(), "writer_id": "w" * 32, "emit_seq": 2}
     assert rows[0][2] == reference_hash("00" * 32, 1, fields)
     assert json.loads(rows[0][COLUMNS.index("details")]) == {"inner": {"n": 1}}
-
-
-@hypothesis_settings(max_examples=300, deadline=None)
-@given(st.datetimes(timezones=st.just(UTC)))
-def test_a_utc_time_is_written_as_isoformat_writes_it(ts: datetime) -> None:
-    """The minute's text remembered, the seconds and microseconds added: what `isoformat` gives, as JSON, and SQLite's
-    DATETIME text of it."""
-    text = UTCText()
-    for moment in (ts, ts.replace(second=0, microsecond=0), ts.replace(second=59, microsecond=999_999), ts):
-        iso = moment.isoformat(timespec="microseconds")
-        assert text.of(moment) == (json.dumps(iso), iso[:10] + " " + iso[11:26])
-
-
-def test_remembered_minutes_are_bounded_and_stay_right_after_being_forgotten() -> None:
-    text = UTCText()
-    moments = [START + timedelta(minutes=index, seconds=index % 60, microseconds=index) for index in range(200)]
-    for moment in moments * 2:
-        iso = moment.isoformat(timespec="microseconds")
-        assert text.of(moment) == (f'"{iso}"', iso[:10] + " " + iso[11:26])
-    assert len(text._minutes) <= 64
 
 
 class Stamp(datetime):

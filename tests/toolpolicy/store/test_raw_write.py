@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.dialects.sqlite import aiosqlite
@@ -140,6 +141,50 @@ def test_a_utc_datetime_is_bound_on_sqlite_as_sqlalchemy_binds_it(value: datetim
     assert own is not None and stored_as_utc_text(SPEND_CREATED, dialect)
     [(_, fast)] = processors(SpendRow.__table__, ("created_at",), dialect)  # type: ignore[arg-type]
     assert fast(value) == own(value)
+
+
+def previous_utc_text(process: Any) -> Any:
+    """`raw_write.utc_text` as it was, formatting every value with `isoformat`: the reference."""
+
+    def bind(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is not None:
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            return utc.isoformat(" ", "microseconds")[:26]
+        return process(value)
+
+    return bind
+
+
+def outcome(bind: Any, value: Any) -> tuple[Any, ...]:
+    """What `bind(value)` gives, or the type and text of what it raises."""
+    try:
+        return ("bound", bind(value))
+    except Exception as error:
+        return ("raised", type(error), str(error))
+
+
+ANY_ZONE = st.one_of(
+    st.none(),
+    st.just(UTC),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)).map(timezone),
+    st.timezones(),
+)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.datetimes(timezones=ANY_ZONE)), min_size=1, max_size=12))
+def test_every_value_is_bound_on_sqlite_as_isoformat_and_sqlalchemy_bound_it(values: list[datetime | None]) -> None:
+    """Naive, UTC, fixed offsets, zones with DST, near the ends of the calendar (where `astimezone` may overflow):
+    the same text, or the same error, as before; one processor over many rows, as a writer binds them."""
+    dialect = aiosqlite.dialect()
+    own = SPEND_CREATED.type.dialect_impl(dialect).bind_processor(dialect)
+    assert own is not None
+    [(_, fast)] = processors(SpendRow.__table__, ("created_at",), dialect)  # type: ignore[arg-type]
+    before = previous_utc_text(own)
+    for value in [*values, *values]:
+        expected = outcome(before, value)
+        assert outcome(fast, value) == expected
+        assert outcome(own, value) == expected
 
 
 def test_anything_but_an_aware_datetime_is_bound_or_refused_as_before() -> None:
