@@ -28,9 +28,13 @@ class QuietTracing:
         self.inner = inner
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if tracing_on() or _carries_context(ctx.meta):
-            return await self.inner(ctx, call_next)
-        return await call_next(ctx)
+        if self.passes_on(ctx):
+            return await call_next(ctx)
+        return await self.inner(ctx, call_next)
+
+    def passes_on(self, ctx: ServerRequestContext[Any, Any]) -> bool:
+        """Whether `ctx` goes straight to the next link, the SDK's middleware skipped."""
+        return not (tracing_on() or _carries_context(ctx.meta))
 
 
 def _carries_context(meta: Any) -> bool:
