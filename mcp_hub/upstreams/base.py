@@ -194,14 +194,22 @@ class Upstream(ABC):
     # Calls: one shared session, concurrent requests multiplexed on it.
 
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None = None,
+        *,
+        quiet: bool = False,
     ) -> types.CallToolResult:
+        """Call `tool`; `quiet`: the caller found `nothing_to_trace()` in this task and has started no span since
+        (the pipeline, which checks it for its own spans): the request's client span is skipped without asking again.
+        """
         client = await self._session_for_call()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
         fast = self._fast
         async with self.relay.call(tool, self.settings.timeout) as deadline:
             if fast is not None and fast.client is client:
-                return await self._request(fast.call_tool(tool, arguments, progress), deadline)
+                return await self._request(fast.call_tool(tool, arguments, progress, quiet=quiet), deadline)
             return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
