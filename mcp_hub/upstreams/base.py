@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from mcp_hub.catalog import Kind, Snapshot
 from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
-from mcp_hub.relay.calls import Deadline
+from mcp_hub.relay.deadlines import Deadline
 from mcp_hub.relay.upstream import UpstreamRelay
 from mcp_hub.upstreams.health import Health
 from mcp_hub.upstreams.key_sessions import KeySessions
@@ -267,7 +267,7 @@ class Upstream(ABC):
     async def _request(self, coro: Awaitable[R], deadline: Deadline) -> R:
         timeout = self.settings.timeout
         try:
-            with deadline.scope:
+            with deadline:
                 result = await coro
             if deadline.expired:
                 raise TimeoutError
