@@ -30,7 +30,6 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.types import Receive, Send
 
-from mcp_hub.timers import loop_timer
 from toolpolicy.json_text import compact_encoder
 
 logger = logging.getLogger(__name__)
@@ -180,26 +179,25 @@ class Exchange:
 
 
 class Watcher:
-    """An exchange's watcher task, started `WATCH_DELAY` (or `PING_INTERVAL`, if shorter) from now by the loop's
-    shared timer (`mcp_hub/timers.py`: most exchanges end before, and arm no timer of their own)."""
+    """An exchange's watcher task, started by a timer `WATCH_DELAY` (or `PING_INTERVAL`, if shorter) from now."""
 
-    __slots__ = ("_exchange", "_handler", "_receive", "_timer", "at", "task")
+    __slots__ = ("_handle", "task")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, exchange: Exchange, receive: Receive, handler: anyio.CancelScope
     ) -> None:
         self.task: asyncio.Task[None] | None = None
-        self.at = loop.time() + min(WATCH_DELAY, PING_INTERVAL)
-        self._exchange, self._receive, self._handler = exchange, receive, handler
-        self._timer = loop_timer()
-        self._timer.add(self)
+        delay = min(WATCH_DELAY, PING_INTERVAL)
+        self._handle = loop.call_later(delay, self._start, loop, exchange, receive, handler)
 
-    def due(self) -> None:
-        self.task = self._timer.loop.create_task(self._exchange.watch(self._receive, self._handler))
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, exchange: Exchange, receive: Receive, handler: anyio.CancelScope
+    ) -> None:
+        self.task = loop.create_task(exchange.watch(receive, handler))
 
     def cancel(self) -> None:
         """Stop the watcher: not started, it never will be; started, its task is cancelled (then `settle` it)."""
-        self._timer.discard(self)
+        self._handle.cancel()
         if self.task is not None:
             self.task.cancel()
 

@@ -84,7 +84,6 @@ from mcp_hub.fastpath.transport_checks import accepts, json_content, security_re
 from mcp_hub.request_headers import request_headers
 from mcp_hub.resume import EncodedEventStore, message_json
 from mcp_hub.scopes import cancel_scope
-from mcp_hub.timers import Later
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +311,7 @@ class SessionCall:
             self._priming = priming_bytes(priming["id"], priming.get("retry"))
         streams = cast(Any, transport._request_streams)
         streams[self.stream_id] = (_Inbox(self), _Inbox(self))
-        ping = Later(PING_INTERVAL, self._start_pinging)  # on the loop's shared timer: most calls end before
+        ping = asyncio.get_running_loop().call_later(PING_INTERVAL, self._start_pinging)
         try:
             answer = await self._handle(runner, method, params)
             if answer is not None:
