@@ -1,12 +1,11 @@
-"""One loop timer for the timed work of every request on a loop: call deadlines, fast-path watchers and pings.
+"""One loop timer for the timed entries of every request on a loop (the upstream calls' deadlines).
 
-Each request used to arm loop timers of its own (its upstream call's deadline, its watcher's start, a 2025-era
-call's first ping) and cancel them when it ended, long before they were due; on uvloop a timer made and dropped
-costs about as much as a cancel scope. `SharedTimer` keeps one timer per loop instead, armed for the earliest entry
-in it and left armed when that entry is taken out early: a request whose entries fall due later than the armed time
-arms nothing. When the timer fires, every entry whose time has come is taken out and run (`due()`, as a loop callback
-would run it), and the timer is armed again for the earliest one left, if any. An entry is run once the loop's clock
-has reached its time, as `loop.call_at` runs a callback: never sooner.
+Each upstream request used to run under a scope with a deadline, which arms a loop timer of its own and cancels it
+when the request ends, nearly always long before it is due. `SharedTimer` keeps one timer per loop instead, armed for
+the earliest entry in it and left armed when that entry is taken out early: a request whose entry falls due later
+than the armed time arms nothing. When the timer fires, every entry whose time has come is taken out and run
+(`due()`, as a loop callback would run it), and the timer is armed again for the earliest one left, if any. An entry
+is run once the loop's clock has reached its time, as `loop.call_at` runs a callback: never sooner.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from collections.abc import Callable
 from typing import Protocol
 
 
@@ -88,21 +86,3 @@ def loop_timer() -> SharedTimer:
         timer = _timers[loop] = SharedTimer(loop)
     _last = (loop, timer)
     return timer
-
-
-class Later:
-    """`loop.call_later(delay, callback)` on the shared timer: `cancel()` it as a timer handle."""
-
-    __slots__ = ("_callback", "_timer", "at")
-
-    def __init__(self, delay: float, callback: Callable[[], object]) -> None:
-        timer = self._timer = loop_timer()
-        self.at = timer.loop.time() + delay
-        self._callback = callback
-        timer.add(self)
-
-    def due(self) -> None:
-        self._callback()
-
-    def cancel(self) -> None:
-        self._timer.discard(self)

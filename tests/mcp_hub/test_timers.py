@@ -6,14 +6,31 @@ Waits are bounded by `anyio.fail_after`; no test asserts how long anything took.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import pytest
 
-from mcp_hub.timers import Later, loop_timer
+from mcp_hub.timers import SharedTimer, loop_timer
 
 pytestmark = pytest.mark.anyio
+
+
+class Later:
+    """An entry due `delay` seconds from now that calls `callback`; `cancel()` takes it out."""
+
+    def __init__(self, delay: float, callback: Callable[[], object]) -> None:
+        self._timer: SharedTimer = loop_timer()
+        self.at = self._timer.loop.time() + delay
+        self._callback = callback
+        self._timer.add(self)
+
+    def due(self) -> None:
+        self._callback()
+
+    def cancel(self) -> None:
+        self._timer.discard(self)
 
 
 async def test_entries_run_in_the_order_they_fall_due_and_a_cancelled_one_never() -> None:
