@@ -43,6 +43,22 @@ def narrowing(headers: Mapping[str, str]) -> GlobSet | None:
     return GlobSet.of(glob.strip() for glob in raw.split(",") if glob.strip())
 
 
+class FoundTool:
+    """The tool a caller's last lookup found usable (`listing.resolve_tool`), with the catalog index it came from.
+
+    A 2026-07-28 call looks its tool up twice, in the same task: for its `Mcp-Param-*` headers' schema before
+    dispatch, then in the pipeline. The second finds it here while the catalog's index is the same object (any
+    catalog update makes a new one); the caller's own filters cannot change, as a `Caller` is frozen.
+    """
+
+    __slots__ = ("entry", "index", "name")
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.index: object = None
+        self.entry: Entry[types.Tool] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """A resolved key plus the endpoint and header that narrow it."""
@@ -57,6 +73,8 @@ class Caller:
     """The servers configured with `code_mode: true` (the key's own `code_mode` overrides them)."""
     bundle: Bundle | None = None
     """`/mcp/<bundle>`: only what the bundle selects, qualified names as on `/mcp` (`server` is then None)."""
+    found: FoundTool = field(default_factory=FoundTool, init=False, compare=False, repr=False)
+    """What the last tool lookup found (see `FoundTool`): not part of who the caller is."""
 
     @property
     def endpoint(self) -> str:

@@ -135,6 +135,11 @@ class Catalog:
             self.version += 1
         return kinds
 
+    @property
+    def tool_index(self) -> object:
+        """What every tool lookup reads (a bundle's index is rebuilt from it): a new object after any update."""
+        return self._tools
+
     def is_live(self, server: str) -> bool:
         return server in self._live
 

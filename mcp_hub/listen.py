@@ -57,11 +57,21 @@ class SessionRegistry:
         self._connections: set[int] = set()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS and ctx.request is not None:
-            connection = _connection(ctx)
-            if connection is not None and id(connection) not in self._connections:
-                self._register(connection, self.caller_of(ctx))
+        connection = self._unregistered(ctx)
+        if connection is not None:
+            self._register(connection, self.caller_of(ctx))
         return await call_next(ctx)
+
+    def passes_on(self, ctx: ServerRequestContext[Any, Any]) -> bool:
+        """Whether `ctx` goes straight to the next link: there is no session to register."""
+        return self._unregistered(ctx) is None
+
+    def _unregistered(self, ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+        """The 2025-era session's connection, if not registered yet."""
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or ctx.request is None:
+            return None
+        connection = _connection(ctx)
+        return connection if connection is not None and id(connection) not in self._connections else None
 
     def _register(self, connection: Connection, caller: Caller) -> None:
         async def deliver(kinds: frozenset[Kind]) -> None:

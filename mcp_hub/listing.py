@@ -56,16 +56,28 @@ def resolve_tool(caller: Caller, catalog: Catalog, name: str, *, via: str | None
     Raises UnknownTool for a name that does not exist and, with the very same error, for one the caller may not use.
     A direct call of a tool the caller uses through Code Mode gets CodeModeOnly, which says how to reach it.
     """
-    entry = _lookup(caller, catalog, name)
-    if entry is None:
-        raise UnknownTool(name)
-    if not caller.may_use(entry.server, entry.name):
-        raise UnknownTool(name, hidden=True)
+    entry = _usable(caller, catalog, name)
     from_code = via == CODE_MODE_VIA
     if caller.in_code_mode(entry.server) != from_code:
         if from_code:
             raise UnknownTool(name)  # Code Mode binds only its own servers' tools: unreachable from a program
         raise CodeModeOnly(name, entry.server)
+    return entry
+
+
+def _usable(caller: Caller, catalog: Catalog, name: str) -> Entry[types.Tool]:
+    """The tool `name` means for `caller` if the caller may use it, else UnknownTool; the last one found is kept on
+    the caller with the catalog's index (`FoundTool`), and found again there while that index stands."""
+    index, found = catalog.tool_index, caller.found
+    entry = found.entry
+    if entry is not None and found.name == name and found.index is index:
+        return entry
+    entry = _lookup(caller, catalog, name)
+    if entry is None:
+        raise UnknownTool(name)
+    if not caller.may_use(entry.server, entry.name):
+        raise UnknownTool(name, hidden=True)
+    found.name, found.index, found.entry = name, index, entry
     return entry
 
 

@@ -254,11 +254,12 @@ class ToolCalls:
                     },
                 )
             ):
+                # `quiet`: checked once above, for the call's spans and the upstream request's.
                 if upstream.credentials is None:
-                    result = await upstream.call_tool(entry.name, arguments, progress)
+                    result = await upstream.call_tool(entry.name, arguments, progress, quiet=quiet)
                 else:
                     with acting_as(caller.principal):  # an OAuth upstream gets this key's token (`upstreams/oauth`)
-                        result = await upstream.call_tool(entry.name, arguments, progress)
+                        result = await upstream.call_tool(entry.name, arguments, progress, quiet=quiet)
         except UpstreamError as exc:
             record.details["upstream_ms"] = (time.perf_counter() - upstream_started) * 1000
             with anyio.CancelScope(shield=True):

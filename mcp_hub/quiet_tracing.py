@@ -43,14 +43,16 @@ class QuietTracing:
         """The SDK's `__call__` with the quicker helpers, for the SDK's own class (not a subclass of it)."""
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if tracing_on():
-            if self.traced is not None:
-                result: HandlerResult = await self.traced(self.inner, ctx, call_next)
-                return result
-            return await self.inner(ctx, call_next)
-        if _carries_context(ctx.meta):
-            return await self.inner(ctx, call_next)
-        return await call_next(ctx)
+        if self.passes_on(ctx):
+            return await call_next(ctx)
+        if self.traced is not None and tracing_on():
+            result: HandlerResult = await self.traced(self.inner, ctx, call_next)
+            return result
+        return await self.inner(ctx, call_next)
+
+    def passes_on(self, ctx: ServerRequestContext[Any, Any]) -> bool:
+        """Whether `ctx` goes straight to the next link, the SDK's middleware skipped."""
+        return not (tracing_on() or _carries_context(ctx.meta))
 
 
 Traced = Callable[[ServerMiddleware[Any], ServerRequestContext[Any, Any], CallNext], Coroutine[Any, Any, Any]]

@@ -7,8 +7,10 @@ shared store could replay one session's events to another. So each session gets 
 (`SessionEventStores.open`), dropped with the session; its event ids are only meaningful to that session.
 
 Each store keeps the latest `max_events` events and `max_bytes` of their JSON, dropping the oldest first. A client
-whose last event was dropped gets nothing replayed (the SDK then ends the reconnection stream). The events live in
-this process; with Redis, `mcp_hub/shared_sessions/events.py` keeps them there instead, for every replica.
+whose last event was dropped gets nothing replayed (the SDK then ends the reconnection stream). An event is kept as
+its message or, when the session fast path wrote it without building one (an answer), as its JSON, read back into the
+message only to be replayed (as from Redis). The events live in this process; with Redis,
+`mcp_hub/shared_sessions/events.py` keeps them there instead, for every replica.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
-from mcp_types import JSONRPCMessage
+from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
 
 from toolpolicy.stream_resume import McpStreamResume
 
@@ -27,25 +29,35 @@ from toolpolicy.stream_resume import McpStreamResume
 @dataclass(frozen=True, slots=True)
 class _Event:
     stream_id: StreamId
-    message: JSONRPCMessage | None
+    message: JSONRPCMessage | str | None
+    """The message, or its JSON (`message_json`); None for none (a priming event)."""
     size: int
 
 
 class EncodedEventStore(EventStore):
-    """An event store that also takes an event with its JSON already made (`store_encoded`): the session fast path
-    writes the very JSON it stores, and makes it once."""
+    """An event store that takes an event as its JSON (`store_encoded`): the session fast path writes the very JSON
+    it stores, and makes it once."""
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        return await self.store_encoded(stream_id, message, message_json(message) if message is not None else "")
+        if message is None:
+            return await self.store_encoded(stream_id, "")
+        return await self.store_encoded(stream_id, message_json(message), message)
 
     @abstractmethod
-    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
-        """`store_event`, given `data`, the message's `message_json` ("" for none)."""
+    async def store_encoded(self, stream_id: StreamId, data: str, message: JSONRPCMessage | None = None) -> EventId:
+        """`store_event` of the message whose `message_json` is `data` ("" for none); `message` is that message if
+        it was made (without it, what replays is `stored_message(data)`)."""
 
 
 def message_json(message: JSONRPCMessage) -> str:
     """A message's JSON as the SDK's transport writes it in an SSE event's data."""
     return message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+def stored_message(data: str | bytes) -> JSONRPCMessage:
+    """The message an event's JSON was written from, as replayed (what it dumps to is `data` again)."""
+    message: JSONRPCMessage = jsonrpc_message_adapter.validate_json(data, by_name=False)
+    return message
 
 
 class SessionEventStore(EncodedEventStore):
@@ -69,10 +81,11 @@ class SessionEventStore(EncodedEventStore):
         """Bytes of JSON held now."""
         return self._bytes
 
-    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
+    async def store_encoded(self, stream_id: StreamId, data: str, message: JSONRPCMessage | None = None) -> EventId:
         size = len(data)
         number = next(self._ids)
-        self._events[number] = _Event(stream_id, message, size)
+        kept = message if message is not None else data or None
+        self._events[number] = _Event(stream_id, kept, size)
         self._bytes += size
         while len(self._events) > self.max_events or (self._bytes > self.max_bytes and len(self._events) > 1):
             _, dropped = self._events.popitem(last=False)
@@ -86,8 +99,10 @@ class SessionEventStore(EncodedEventStore):
         # Copied first: sending awaits the client, and the transport stores new events meanwhile.
         later = [(number, event) for number, event in self._events.items() if number > after]
         for number, event in later:
-            if event.stream_id == last.stream_id and event.message is not None:
-                await send_callback(EventMessage(event.message, str(number)))
+            message = event.message
+            if event.stream_id == last.stream_id and message is not None:
+                replayed = stored_message(message) if isinstance(message, str) else message
+                await send_callback(EventMessage(replayed, str(number)))
         return last.stream_id
 
 

@@ -100,12 +100,18 @@ class HubServer(Server[Any]):
         return stamp
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""JSON's immutable values, which a copy shares (as `copy.deepcopy` does)."""
+
+
 def json_copy(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists and immutable scalars), as `copy.deepcopy` makes it."""
-    if type(value) is dict:
-        return {key: json_copy(item) for key, item in value.items()}
-    if type(value) is list:
-        return [json_copy(item) for item in value]
+    """A deep copy of JSON data (dicts, lists and immutable scalars), as `copy.deepcopy` makes it. A scalar inside a
+    dict or list is taken as it is, without a call (the stamp is a flat dict of strings, copied per result)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _SCALARS else json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _SCALARS else json_copy(item) for item in value]
     return value
 
 

@@ -16,7 +16,9 @@ handler's params model (`entry.params_type`). For the two methods the fast paths
   refuses is checked in full each time, and raises the SDK's error.
 - Params a middleware rewrote (`requestState` unsealed) are validated in full, as the SDK validates them.
 
-Every other method is the SDK's (`super()._on_request`). Results are shaped as `plain_results.py` says.
+Every other method is the SDK's (`super()._on_request`). Results are shaped as `plain_results.py` says. The server
+middleware runs as `hub_chain.py` says: straight through the hub's own links where each would only pass the request
+on, else composed the SDK's way.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
+from mcp_hub.fastpath.hub_chain import hub_chain, run_straight
 from mcp_hub.fastpath.plain_results import PlainResultsRunner
 from mcp_hub.shapes import AcceptedShapes, Shape, shape_text
 
@@ -114,6 +117,9 @@ class HubRunner(PlainResultsRunner):
                 raise MCPError.from_error_data(result)
             return self._serialize(called, version, result)
 
+        chain = hub_chain(self.server.middleware)
+        if chain is not None and chain.passes_on(ctx):
+            return _dump_result(await run_straight(chain, ctx, inner))  # the chain's links, not composed
         return _dump_result(await self._compose_server_middleware(inner)(ctx))
 
 

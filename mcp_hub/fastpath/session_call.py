@@ -43,6 +43,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 import anyio
+import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
 from mcp.server.streamable_http import (
@@ -96,6 +97,16 @@ _TRANSPORT: Final = TransportContext(kind="jsonrpc", can_send_request=True)
 def event_bytes(message: JSONRPCMessage, event_id: str | None) -> bytes:
     """The SSE event the SDK's transport writes for `message` (`_create_event_data`, encoded by sse_starlette)."""
     return event_frame(message_json(message), event_id)
+
+
+def response_json(request_id: RequestId, result: dict[str, Any]) -> str | None:
+    """`message_json(JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result))` of a JSON result, without the
+    model: its fields in their order, each value as pydantic writes it. None for text that is no Unicode (a lone
+    surrogate, which the model's validation replaces): that one is the model's to write."""
+    try:
+        return pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": result}).decode()
+    except pydantic_core.PydanticSerializationError:
+        return None
 
 
 def event_frame(data: str, event_id: str | None) -> bytes:
@@ -369,24 +380,31 @@ class SessionCall:
         self.ended_soon()
 
     async def _answer(self, answer: dict[str, Any] | ErrorData) -> None:
-        message: JSONRPCResponse | JSONRPCError
+        message: JSONRPCResponse | JSONRPCError | None = None
         if isinstance(answer, ErrorData):
             message = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=answer)
-        else:
-            message = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=answer)
         ours = self._registered()
         if ours and not self.streamed and not self.ended:
             # Nothing went before it: number it as the transport's router would, and write it (its JSON made once,
-            # for the store and the event both).
+            # for the store and the event both; a result's without its `JSONRPCResponse` unless another kind of
+            # store wants the message).
             store = self.http._event_store
-            data = message_json(message)
+            data: str | None = None
+            if message is None and (store is None or isinstance(store, EncodedEventStore)):
+                data = response_json(self.request_id, cast(dict[str, Any], answer))
+            if data is None:
+                if message is None:
+                    message = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=cast(dict[str, Any], answer))
+                data = message_json(message)
             event_id: str | None = None
             if isinstance(store, EncodedEventStore):
-                event_id = await store.store_encoded(self.stream_id, message, data)
+                event_id = await store.store_encoded(self.stream_id, data, message)
             elif store is not None:
                 event_id = await store.store_event(self.stream_id, message)
             await self._write(event_frame(data, event_id), final=True)
             return
+        if message is None:
+            message = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=cast(dict[str, Any], answer))
         # After what went through the dispatcher, or to a stream resumed elsewhere: the same way, in order.
         try:
             await self.dispatcher._write(message)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from mcp.server.session import ServerSession
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.access import Caller
-from mcp_hub.scopes import cancel_scope, current_time
+from mcp_hub.relay.deadlines import Deadline
 from toolpolicy.audit import AuditRecord
 
 if TYPE_CHECKING:
@@ -110,33 +109,6 @@ class AuditSink:
 
 DOWNSTREAM: contextvars.ContextVar[Downstream | None] = contextvars.ContextVar("isthmus_downstream", default=None)
 """Set by the hub's handlers around the work of one client request."""
-
-
-class Deadline:
-    """A call's time limit that stands still while its client is being asked something a person may answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.scope = cancel_scope(deadline=current_time() + seconds)
-        self._paused = 0
-        self._remaining = seconds
-
-    @property
-    def expired(self) -> bool:
-        return self.scope.cancelled_caught
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        if self._paused == 0:
-            self._remaining = max(self.scope.deadline - anyio.current_time(), 0.0)
-            self.scope.deadline = math.inf
-        self._paused += 1
-        try:
-            yield
-        finally:
-            self._paused -= 1
-            if self._paused == 0:
-                self.scope.deadline = anyio.current_time() + self._remaining
 
 
 class Outbox:

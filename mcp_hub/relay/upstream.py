@@ -33,7 +33,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.relay.asks import Ask, Asker
 from mcp_hub.relay.caller_capabilities import ForwardingStream
-from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, Deadline, InFlight, UpstreamCall
+from mcp_hub.relay.calls import DOWNSTREAM, AuditSink, InFlight, UpstreamCall
+from mcp_hub.relay.deadlines import Deadline
 from mcp_hub.relay.logs import UPSTREAM_LEVEL, LogLevels, log_notice
 from mcp_hub.relay.resource_listen import ResourceListener
 from mcp_hub.relay.rounds import InputRequired, RoundInput

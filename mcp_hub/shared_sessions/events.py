@@ -17,10 +17,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, StreamId
-from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
+from mcp_types import JSONRPCMessage
 from redis.exceptions import RedisError
 
-from mcp_hub.resume import EncodedEventStore
+from mcp_hub.resume import EncodedEventStore, stored_message
 from mcp_hub.shared_sessions.directory import SessionKeys
 from toolpolicy.stream_resume import McpStreamResume
 
@@ -54,7 +54,7 @@ class RedisEventStore(EncodedEventStore):
         self.resumed: set[StreamId] = set()
         """Streams resumed on this replica (released when their GET ends: `FairSessionManager`)."""
 
-    async def store_encoded(self, stream_id: StreamId, message: JSONRPCMessage | None, data: str) -> EventId:
+    async def store_encoded(self, stream_id: StreamId, data: str, message: JSONRPCMessage | None = None) -> EventId:
         pipe: Any = self.client.pipeline(transaction=False)
         try:
             async with pipe:
@@ -79,8 +79,7 @@ class RedisEventStore(EncodedEventStore):
         later: list[Any] = await self._execute("XRANGE", self.key, "(" + last_event_id, "+")
         for event_id, fields in later:
             if fields[b"s"].decode() == stream_id and fields[b"m"]:
-                message = jsonrpc_message_adapter.validate_json(fields[b"m"], by_name=False)
-                await send_callback(EventMessage(message, event_id.decode()))
+                await send_callback(EventMessage(stored_message(fields[b"m"]), event_id.decode()))
         await self.hold(self.session_id, stream_id)
         self.resumed.add(stream_id)
         return stream_id

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from mcp_hub.catalog import Kind, Snapshot
 from mcp_hub.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
-from mcp_hub.relay.calls import Deadline
+from mcp_hub.relay.deadlines import Deadline
 from mcp_hub.relay.upstream import UpstreamRelay
 from mcp_hub.upstreams.health import Health
 from mcp_hub.upstreams.key_sessions import KeySessions
@@ -194,14 +194,22 @@ class Upstream(ABC):
     # Calls: one shared session, concurrent requests multiplexed on it.
 
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None = None,
+        *,
+        quiet: bool = False,
     ) -> types.CallToolResult:
+        """Call `tool`; `quiet`: the caller found `nothing_to_trace()` in this task and has started no span since
+        (the pipeline, which checks it for its own spans): the request's client span is skipped without asking again.
+        """
         client = await self._session_for_call()
         # No SDK read timeout: the deadline is the call's timeout, and stands still while a person is asked.
         fast = self._fast
         async with self.relay.call(tool, self.settings.timeout) as deadline:
             if fast is not None and fast.client is client:
-                return await self._request(fast.call_tool(tool, arguments, progress), deadline)
+                return await self._request(fast.call_tool(tool, arguments, progress, quiet=quiet), deadline)
             return await self._request(self.relay.call_tool(client, tool, arguments, progress), deadline)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
@@ -259,7 +267,7 @@ class Upstream(ABC):
     async def _request(self, coro: Awaitable[R], deadline: Deadline) -> R:
         timeout = self.settings.timeout
         try:
-            with deadline.scope:
+            with deadline:
                 result = await coro
             if deadline.expired:
                 raise TimeoutError

@@ -128,11 +128,12 @@ class FastCalls:
     # The call, as `UpstreamRelay.call_tool` makes it through the SDK's `Client`.
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None
+        self, name: str, arguments: dict[str, Any] | None, progress: ProgressFnT | None, *, quiet: bool = False
     ) -> types.CallToolResult:
+        """`quiet`: nothing to trace, as the caller found just now (`Upstream.call_tool`); the first request only."""
         held = round_input()
         if held is None:
-            first = await self._send_relisting(name, arguments, progress, None, None)
+            first = await self._send_relisting(name, arguments, progress, None, None, quiet=quiet)
             if not isinstance(first, types.InputRequiredResult):
                 return first  # what `_drive_input_required` returns of a terminal result, without its closure and frame
 
@@ -141,7 +142,7 @@ class FastCalls:
 
             return cast(types.CallToolResult, await self.client._drive_input_required(first, retry))
         responses, state = held.take()
-        return settled(await self.send(name, arguments, progress, responses, state))
+        return settled(await self.send(name, arguments, progress, responses, state, quiet=quiet))
 
     async def _send_relisting(
         self,
@@ -150,10 +151,12 @@ class FastCalls:
         progress: ProgressFnT | None,
         responses: types.InputResponses | None,
         state: str | None,
+        *,
+        quiet: bool = False,
     ) -> CallOutcome:
         """`Client.call_tool`'s recovery: a 2026-07-28 HEADER_MISMATCH re-lists the tool and sends once more."""
         try:
-            return await self.send(name, arguments, progress, responses, state)
+            return await self.send(name, arguments, progress, responses, state, quiet=quiet)
         except MCPError as mismatch:
             if mismatch.code != types.HEADER_MISMATCH or not self.modern:
                 raise
@@ -171,12 +174,16 @@ class FastCalls:
         progress: ProgressFnT | None,
         responses: types.InputResponses | None,
         state: str | None,
+        *,
+        quiet: bool = False,
     ) -> CallOutcome:
-        """One `tools/call` request: what `ClientSession.call_tool(..., allow_input_required=True)` returns."""
+        """One `tools/call` request: what `ClientSession.call_tool(..., allow_input_required=True)` returns.
+
+        `quiet`: the caller found `nothing_to_trace()` in this task and started no span since (else it is asked)."""
         if self.enabled and (progress is None or not isinstance(self.http, StdioLink)):
             # Over stdio, a call whose caller follows progress stays with the SDK, whose dispatcher routes the notices.
             try:
-                raw = await self._request(name, arguments, progress, responses, state)
+                raw = await self._request(name, arguments, progress, responses, state, quiet)
             except Redirected:
                 logger.info("MCP server %r redirected a tool call; using the MCP SDK's client", self.relay.server)
                 self.enabled = False
@@ -224,6 +231,7 @@ class FastCalls:
         progress: ProgressFnT | None,
         responses: types.InputResponses | None,
         state: str | None,
+        quiet: bool,
     ) -> dict[str, Any]:
         request_id = self._request_id()
         params: dict[str, Any]
@@ -250,7 +258,7 @@ class FastCalls:
                 headers.update(self.client.session._resolve_param_headers(name, arguments or {}))
         if progress is not None:
             meta["progressToken"] = request_id
-        if nothing_to_trace():
+        if quiet or nothing_to_trace():
             # The SDK client's span would be the invalid one, current in a context it leaves as it was: skipped.
             # What the propagators write is written all the same (baggage, say; no `traceparent` without a trace).
             inject(meta)

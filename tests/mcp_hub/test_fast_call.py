@@ -24,10 +24,12 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import encode_header_value
 
+from mcp_hub import pipeline
 from mcp_hub.upstreams import fast_call
 from mcp_hub.upstreams.fast_call import FastCalls, _decode, encode_message, name_header
 from tests.json_fuzz_support import PLAIN_SCALARS, WEIRD_TEXT
 from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
+from toolpolicy.telemetry import tracing
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +100,27 @@ async def test_a_call_answers_the_same_on_both_paths(
     assert fast == sdk
     if tool == "slow":
         assert fast["isError"] and "timeout" in fast["content"][0]["text"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_with_nothing_to_trace_a_call_asks_so_once(
+    gateway: Gateway, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's answer (no span for the call) stands for the upstream request's client span too."""
+    asked: list[str] = []
+
+    def counted(where: str) -> Any:
+        def nothing_to_trace() -> bool:
+            asked.append(where)
+            return tracing.nothing_to_trace()
+
+        return nothing_to_trace
+
+    monkeypatch.setattr(pipeline, "nothing_to_trace", counted("pipeline"))
+    monkeypatch.setattr(fast_call, "nothing_to_trace", counted("upstream request"))
+    fast, sdk = await both(gateway, "fx26", mode, "echo", {"text": "plain"})
+    assert fast == sdk
+    assert asked == ["pipeline", "pipeline"]  # one per call, the fast one's and the SDK client's
 
 
 @pytest.mark.parametrize("mode", MODES)

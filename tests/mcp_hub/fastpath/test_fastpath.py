@@ -19,6 +19,8 @@ import pytest
 from mcp.server import streamable_http_manager
 
 import mcp_hub.fastpath
+import mcp_hub.fastpath.kernel
+from mcp_hub.fastpath.hub_chain import hub_chain
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_server, hub_settings, serving
 from toolpolicy.settings import GatewaySettings
 
@@ -315,3 +317,23 @@ def test_the_fast_path_is_on_unless_configured_off() -> None:
     base = {"admin_key": "k", "store": "sqlite+aiosqlite:///:memory:"}
     assert GatewaySettings.model_validate(base).mcp.fast_path
     assert not GatewaySettings.model_validate({**base, "mcp": {"fast_path": False}}).mcp.fast_path
+
+
+async def test_the_hub_servers_middleware_runs_straight_through_for_a_plain_call(
+    gateway: Gateway, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert hub_chain(gateway.hub.server.middleware) is not None  # `build_server`'s chain is the one `hub_chain` knows
+    straight = 0
+    run = mcp_hub.fastpath.kernel.run_straight
+
+    async def counted(*args: Any) -> Any:
+        nonlocal straight
+        straight += 1
+        return await run(*args)
+
+    monkeypatch.setattr(mcp_hub.fastpath.kernel, "run_straight", counted)
+    answer = await same_call(
+        gateway, served, FULL_KEY, call_body("fx__add", {"a": 2, "b": 3}), headers("tools/call", "fx__add")
+    )
+    assert json.loads(answer["body"])["result"]["structuredContent"] == {"result": 5}
+    assert straight == 1  # the fast path's call; the SDK's own entry composes its chain

@@ -147,11 +147,15 @@ async def test_a_session_call_s_answer_is_encoded_and_validated_once(
     gateway: Gateway, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     encoded: list[Any] = []
-    dump = session_call.message_json
+    dump, write = session_call.message_json, session_call.response_json
 
     def counted(message: Any) -> str:
-        encoded.append(message)
+        encoded.append(message.id)
         return dump(message)
+
+    def written(request_id: Any, result: Any) -> str:
+        encoded.append(request_id)
+        return write(request_id, result)
 
     serialize = types.methods.serialize_server_result
     serialized: list[str] = []
@@ -162,10 +166,13 @@ async def test_a_session_call_s_answer_is_encoded_and_validated_once(
 
     assert plain_wire(VERSION, types.CallToolResult(content=[])) is not None  # the layout learnt (from a probe)
     monkeypatch.setattr(session_call, "message_json", counted)
+    monkeypatch.setattr(session_call, "response_json", written)
+    built: list[Any] = []
+    monkeypatch.setattr(session_call, "JSONRPCResponse", lambda **fields: built.append(fields))
     monkeypatch.setattr(types.methods, "serialize_server_result", recorded)
     answer, _ = await in_session(gateway, tool_call("fx__add", {"a": 2, "b": 3}, request_id=21))
     assert served.fast == 1 and events_of(answer)[-1]["result"]["structuredContent"] == {"result": 5}
-    assert [message.id for message in encoded] == [21]  # for the event store and the event both
+    assert encoded == [21] and not built  # for the event store and the event both, without a response model
     assert "initialize" in serialized and "tools/call" not in serialized  # validated by the hub's client only
 
 
