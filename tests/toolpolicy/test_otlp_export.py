@@ -156,6 +156,34 @@ def test_light_spans_with_equal_values_of_other_types_encode_each_type() -> None
         assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected
 
 
+def test_a_zero_keeps_its_sign_whichever_zero_came_first() -> None:
+    """0.0 and -0.0 are equal (and hash alike) as the cache's keys, but not as the bytes of a double: each span's
+    attribute decodes to the zero it set. (Decoded messages compare them equal, so the sign is checked itself.)"""
+    import math
+
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(
+        resource=Resource.create({"service.name": "isthmus-test"}), processor=Simple(exporter), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    zeros = [0.0, -0.0, -0.0, 0.0, -0.0]
+    for zero in zeros:
+        with tracer.start_as_current_span("zero", attributes={"z": zero}) as span:
+            span.set_attribute("single", zero)
+    spans: list[Any] = list(exporter.get_finished_spans())
+    for _ in range(2):  # the second time any zero the cache kept would be found there
+        request = ExportTraceServiceRequest.FromString(encode_request(spans))
+        sent = [span for scope in request.resource_spans[0].scope_spans for span in scope.spans]
+        assert len(sent) == len(zeros)
+        for span, zero in zip(sent, zeros, strict=True):
+            for attribute in span.attributes:
+                assert math.copysign(1.0, attribute.value.double_value) == math.copysign(1.0, zero), attribute.key
+
+
 def test_light_spans_set_twice_or_with_values_left_to_the_sdk_decode_to_the_librarys_message() -> None:
     """A request span's two mappings (its start's and its end's) are encoded in one pass, a key set in both kept
     once with its last value; a value the direct encoder leaves to the SDK's rules (beyond int64, a list), new or

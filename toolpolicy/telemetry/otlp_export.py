@@ -144,6 +144,9 @@ def _new_key_value(key: str, value: Any) -> bytes | None:
         if any_value is None:
             return None
         field = _field(9, key_field + _field(2, any_value))
+    if type(value) is float and not value:
+        # 0.0 and -0.0 are one key of the cache but two doubles on the wire: a zero is encoded each time.
+        return field
     if len(_KEY_VALUES) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
         _KEY_VALUES.clear()
     _KEY_VALUES[key, value, type(value)] = field
