@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import mcp.shared._otel
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -31,3 +33,12 @@ def span_exporter() -> InMemorySpanExporter:
         provider = LightTracerProvider(resource=Resource.create({}), processor=SimpleSpanProcessor(_exporter))
         trace.set_tracer_provider(provider)
     return _exporter
+
+
+def without_tracer_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing off for one test, whether or not an earlier test installed the session's provider (`span_exporter`):
+    a test of what the gateway skips without tracing must not depend on the order tests run in. The MCP SDK's own
+    tracer (its client's and server's spans) took the provider's real tracer for good once it saw one: it is made a
+    no-op one for the test too."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(mcp.shared._otel, "_tracer", trace.NoOpTracer())

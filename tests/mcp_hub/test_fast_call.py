@@ -29,6 +29,7 @@ from mcp_hub.upstreams import fast_call
 from mcp_hub.upstreams.fast_call import FastCalls, _decode, encode_message, name_header
 from tests.json_fuzz_support import PLAIN_SCALARS, WEIRD_TEXT
 from tests.mcp_hub.conftest import FULL_KEY, MODES, Gateway, fixture_over_http, hub_settings, serving
+from tests.tracing_support import without_tracer_provider
 from toolpolicy.telemetry import tracing
 
 pytestmark = pytest.mark.anyio
@@ -107,6 +108,7 @@ async def test_with_nothing_to_trace_a_call_asks_so_once(
     gateway: Gateway, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pipeline's answer (no span for the call) stands for the upstream request's client span too."""
+    without_tracer_provider(monkeypatch)
     asked: list[str] = []
 
     def counted(where: str) -> Any:

@@ -209,6 +209,8 @@ def test_the_playground_streams_an_answer_and_calls_a_tool(page: Any) -> None:
 
     sign_in(page)
     page.get_by_role("link", name="Playground", exact=True).click()
+    # Its buttons work once its deferred script ran: wait for the new page's load, not only for its elements.
+    page.wait_for_url("**/ui/playground")
     page.get_by_label("Virtual key").fill(KEY)
     page.get_by_role("button", name="Use key").click()
     expect(page.locator("#pg-key-status")).to_contain_text("tools available")
@@ -229,6 +231,7 @@ def test_an_mcp_server_disabled_in_the_ui_goes_down_and_comes_back_when_enabled(
 
     sign_in(page)
     page.get_by_role("link", name="MCP servers", exact=True).click()
+    page.wait_for_url("**/ui/mcp")  # loaded, htmx with it, before its buttons are pressed
     page.get_by_role("button", name="Disable demo").click()
     expect(page.get_by_role("row", name=re.compile("demo"))).to_contain_text("disabled")
     servers = {server["name"]: server for server in admin_get(gateway, "/admin/mcp/servers")["data"]}

@@ -22,6 +22,7 @@ import mcp_hub.fastpath
 import mcp_hub.fastpath.kernel
 from mcp_hub.fastpath.hub_chain import hub_chain
 from tests.mcp_hub.conftest import FULL_KEY, LIMITED_KEY, Gateway, fixture_server, hub_settings, serving
+from tests.tracing_support import without_tracer_provider
 from toolpolicy.settings import GatewaySettings
 
 pytestmark = pytest.mark.anyio
@@ -322,6 +323,7 @@ def test_the_fast_path_is_on_unless_configured_off() -> None:
 async def test_the_hub_servers_middleware_runs_straight_through_for_a_plain_call(
     gateway: Gateway, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    without_tracer_provider(monkeypatch)  # with tracing on, the tracing link acts on every request
     assert hub_chain(gateway.hub.server.middleware) is not None  # `build_server`'s chain is the one `hub_chain` knows
     straight = 0
     run = mcp_hub.fastpath.kernel.run_straight

@@ -25,6 +25,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.quiet_tracing import QuietTracing
 from mcp_hub.relay.state_keys import StateKeys
 from mcp_hub.server import render_errors
+from tests.tracing_support import without_tracer_provider
 
 pytestmark = pytest.mark.anyio
 
@@ -129,6 +130,12 @@ def opened(chain: HubChain, result: Any, method: str) -> Any:
     kept = {name: claims[name] for name in ("v", "m", "t", "a", "s", "aud") if name in claims}
     kept["p"] = _principal_matches(claims["p"], "key-1")  # salted per seal: bound to the same principal
     return ("result", {**result[1], "requestState": kept})
+
+
+@pytest.fixture(autouse=True)
+def tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every link passes a plain request on only while no tracer provider is installed."""
+    without_tracer_provider(monkeypatch)
 
 
 @pytest.mark.parametrize("handler", [plain, asks, unknown, rejected, sdk_error, crash])
