@@ -136,7 +136,9 @@ def per_request(busy: Window, idle: Window, requests: int) -> float:
 
 def tree_settings(tree: FilePath, requests: int) -> dict[str, Any]:
     """The config the count needs (see the module's docstring), limited to the settings `tree` knows."""
-    known = (tree / "toolpolicy" / "telemetry_settings.py", tree / "toolpolicy" / "settings.py")
+    # `audit:` moved from settings.py to audit_settings.py: a tree has its options in one or the other.
+    names = ("telemetry_settings.py", "settings.py", "audit_settings.py")
+    known = [tree / "toolpolicy" / name for name in names]
     text = "".join(path.read_text() for path in known if path.exists())
     settings: dict[str, Any] = {}
     if "key_cache_ttl" in text:

@@ -56,6 +56,17 @@ def test_the_settings_that_make_the_count_repeatable_are_set_only_where_the_tree
     assert tree_settings(tmp_path, 40)["telemetry"] == {"loop_lag_interval": 0}
     (tmp_path / "toolpolicy" / "settings.py").write_text("key_cache_ttl: float = 5.0\n")
     assert tree_settings(tmp_path, 40) == {"key_cache_ttl": HOUR, "telemetry": {"loop_lag_interval": 0}}
+    # A newer tree keeps `audit:` in a module of its own, the older one in settings.py: both are read.
+    (tmp_path / "toolpolicy" / "audit_settings.py").write_text(
+        "batch_size: int = 1000\nflush_interval: float = 0.5\nspend_flush_interval: float = 0.25\n"
+        "rate_journal_flush_interval: float = 0.25\n"
+    )
+    assert tree_settings(tmp_path, 40)["audit"] == {
+        "flush_interval": HOUR,
+        "batch_size": 40,
+        "spend_flush_interval": HOUR,
+        "rate_journal_flush_interval": HOUR,
+    }
 
 
 class Recorder(BaseHTTPRequestHandler):
