@@ -28,7 +28,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -216,7 +216,7 @@ class McpEndpoint:
 
     async def _checked_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read and check the body; the decoded body, and a `receive` that replays it to the SDK."""
-        body = await read_body(_Body(request_headers(scope), Request(scope, receive)), self.max_body_bytes)
+        body = await read_body(_Body(request_headers(scope), receive), self.max_body_bytes)
         decoded = decode_json(body)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -248,11 +248,28 @@ def sdk_entry(manager: StreamableHTTPSessionManager, read_within: int, headers: 
 class _Body:
     """What `read_body` reads of a request: `Content-Length` from the headers read once, and the body itself."""
 
-    __slots__ = ("headers", "_request")
+    __slots__ = ("headers", "_receive")
 
-    def __init__(self, headers: RequestHeaders, request: Request) -> None:
+    def __init__(self, headers: RequestHeaders, receive: Receive) -> None:
         self.headers = headers
-        self._request = request
+        self._receive = receive
 
     def stream(self) -> AsyncIterator[bytes]:
-        return self._request.stream()
+        return body_chunks(self._receive)
+
+
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body's chunks as Starlette's `Request(scope, receive).stream()` yields those of a body not read before,
+    less its closing empty chunk, and without a `Request` (and its look-up of a body read already) per request:
+    each non-empty chunk up to the last message, `ClientDisconnect` if the client goes away first."""
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()

@@ -104,7 +104,17 @@ async def _serve(
     with cancel_scope() as handler:  # cancelled by the watcher when the client goes away
         watcher = exchange.start_watching(receive, handler)
         try:
-            outcome = await _serve_one(manager, exchange, route, connection)
+            # What the SDK's `serve_one` does, less what does nothing here (in this frame, not one of its own: this
+            # runs every call). The kernel (`ServerRunner._on_request`) runs as `serve_one` runs it; the
+            # connection's exit stack is unwound (shielded, bounded: `aclose_shielded`) only when a handler put
+            # something on it (a 2026-07-28 request's log level, say), as the shielded scope costs more than the
+            # rest of an empty unwind.
+            runner = HubRunner(manager.app, connection, manager._lifespan_state)
+            try:
+                outcome = await runner._on_request(exchange, route.method, dict(route.params))
+            finally:
+                if _has_callbacks(connection):
+                    await aclose_shielded(connection)
         except Exception as exc:
             outcome = exc
         finally:
@@ -114,24 +124,8 @@ async def _serve(
         if outcome is not None:  # None: the client went away and the call was cancelled
             await exchange.finish(outcome)
     finally:
-        await settle(watcher)
-
-
-async def _serve_one(
-    manager: StreamableHTTPSessionManager, exchange: Exchange, route: Route, connection: Connection
-) -> dict[str, Any]:
-    """What the SDK's `serve_one` does, less what does nothing here.
-
-    The kernel (`ServerRunner._on_request`) runs as `serve_one` runs it; the connection's exit stack is unwound
-    (shielded, bounded: `aclose_shielded`) only when a handler put something on it (a 2026-07-28 request's log level,
-    say), as the shielded scope costs more than the rest of an empty unwind.
-    """
-    runner = HubRunner(manager.app, connection, manager._lifespan_state)
-    try:
-        return await runner._on_request(exchange, route.method, dict(route.params))
-    finally:
-        if _has_callbacks(connection):
-            await aclose_shielded(connection)
+        if watcher.task is not None:  # (most calls end before their watcher starts: nothing to wait for)
+            await settle(watcher)
 
 
 def _has_callbacks(connection: Connection) -> bool:

@@ -127,6 +127,11 @@ class Outbox:
             self._idle = anyio.Event()
             tg.start_soon(self._drain)
 
+    @property
+    def writing(self) -> bool:
+        """Whether notices are being written (so `flushed` has something to wait for)."""
+        return self._running and self._idle is not None
+
     async def flushed(self) -> None:
         idle = self._idle
         if not self._running or idle is None:

@@ -357,7 +357,7 @@ class Calling:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         call = self._call
         try:
-            if kind is None:
+            if kind is None and call.outbox.writing:  # (most calls relay no notices: no coroutine to wait on)
                 await call.outbox.flushed()
         finally:
             assert self._token is not None

@@ -31,7 +31,7 @@ import contextvars
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -133,7 +133,10 @@ class FastCalls:
         """`quiet`: nothing to trace, as the caller found just now (`Upstream.call_tool`); the first request only."""
         held = round_input()
         if held is None:
-            first = await self._send_relisting(name, arguments, progress, None, None, quiet=quiet)
+            try:  # `_send_relisting`, in this frame rather than one of its own (every call's first request)
+                first = await self.send(name, arguments, progress, None, None, quiet=quiet)
+            except MCPError as mismatch:
+                first = await self._relisted(mismatch, name, arguments, progress, None, None)
             if not isinstance(first, types.InputRequiredResult):
                 return first  # what `_drive_input_required` returns of a terminal result, without its closure and frame
 
@@ -158,14 +161,26 @@ class FastCalls:
         try:
             return await self.send(name, arguments, progress, responses, state, quiet=quiet)
         except MCPError as mismatch:
-            if mismatch.code != types.HEADER_MISMATCH or not self.modern:
-                raise
-            try:
-                with anyio.fail_after(self.client.read_timeout_seconds):
-                    await self.client._relist_tool(name)
-            except (MCPError, TimeoutError, ValidationError) as relist_error:
-                raise mismatch from relist_error
-            return await self.send(name, arguments, progress, responses, state)
+            return await self._relisted(mismatch, name, arguments, progress, responses, state)
+
+    async def _relisted(
+        self,
+        mismatch: MCPError,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None,
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> CallOutcome:
+        """The request sent once more after `mismatch`, if a HEADER_MISMATCH of 2026-07-28, else `mismatch` raised."""
+        if mismatch.code != types.HEADER_MISMATCH or not self.modern:
+            raise mismatch
+        try:
+            with anyio.fail_after(self.client.read_timeout_seconds):
+                await self.client._relist_tool(name)
+        except (MCPError, TimeoutError, ValidationError) as relist_error:
+            raise mismatch from relist_error
+        return await self.send(name, arguments, progress, responses, state)
 
     async def send(
         self,
@@ -188,7 +203,12 @@ class FastCalls:
                 logger.info("MCP server %r redirected a tool call; using the MCP SDK's client", self.relay.server)
                 self.enabled = False
             else:
-                return await self._result(name, raw)
+                result = self._result(name, raw)
+                if isinstance(result, types.CallToolResult) and not result.is_error:
+                    session = self.client.session
+                    if not _surely_valid(session, name, result):
+                        await session.validate_tool_result(name, result)
+                return result
         return await self.client.session.call_tool(
             name,
             arguments,
@@ -198,8 +218,9 @@ class FastCalls:
             allow_input_required=True,
         )
 
-    async def _result(self, name: str, raw: dict[str, Any]) -> CallOutcome:
-        """The SDK session's `send_request` and `call_tool` checks of a result."""
+    def _result(self, name: str, raw: dict[str, Any]) -> CallOutcome:
+        """The SDK session's `send_request` and `call_tool` checks of a result, less the output schema's (which
+        `send` makes of a tool result, the one check that may await: the SDK may re-list the tools first)."""
         session = self.client.session
         _clamp_inbound_ttl(raw)
         if self._surface is not None:
@@ -208,9 +229,6 @@ class FastCalls:
         if not (foreign := _later_revision_fields(METHOD, self.version)).isdisjoint(raw):
             raw = {key: value for key, value in raw.items() if key not in foreign}
         result = call_result(session._call_tool_adapter, raw)
-        if isinstance(result, types.CallToolResult) and not result.is_error:
-            if not _surely_valid(session, name, result):
-                await session.validate_tool_result(name, result)
         if not isinstance(result, types.CallToolResult | types.InputRequiredResult):
             raise RuntimeError(f"MCP server answered {METHOD} with a result the hub does not know")
         return result
@@ -270,12 +288,16 @@ class FastCalls:
             inject(meta)
             return await self._exchange(request_id, progress, _body(request_id, params, meta), headers)
 
-    async def _exchange(
+    def _exchange(
         self, request_id: int, progress: ProgressFnT | None, body: bytes, headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    ) -> Awaitable[dict[str, Any]]:
+        """The request's exchange with the upstream, to await (the HTTP one without a coroutine layer of this)."""
         wire = self.http
         if isinstance(wire, FastHttp):
-            return await _Exchange(self, wire, request_id, progress).run(body, headers)
+            return _Exchange(self, wire, request_id, progress).run(body, headers)
+        return self._stdio_exchange(wire, request_id, body)
+
+    async def _stdio_exchange(self, wire: StdioLink, request_id: int, body: bytes) -> dict[str, Any]:
         try:
             return _response_outcome(await wire.call(request_id, body), request_id)
         except ValueError as exc:

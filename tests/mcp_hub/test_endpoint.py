@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from mcp.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import RequestBodyLimitMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
 import mcp_hub.endpoint as endpoint_module
@@ -186,3 +187,44 @@ def test_the_callers_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(10):
         endpoint._caller(Principal(key_id=f"k{n}", key_name="n"), f"isk-{n}", "fx", _narrowed(None), None)
         assert len(endpoint._callers) <= 4
+
+
+async def _read_all(stream: Any) -> tuple[list[bytes], bool]:
+    """Every chunk `stream` yields, empty ones left out, and whether it ended by the client going away."""
+    read: list[bytes] = []
+    try:
+        async for chunk in stream:
+            if chunk:
+                read.append(chunk)  # noqa: PERF401 (one at a time: what was read before a disconnect counts)
+    except ClientDisconnect:
+        return read, True
+    return read, False
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.binary(max_size=50), max_size=5),
+    ending=st.sampled_from(["last", "disconnect", "other-then-last"]),
+)
+@pytest.mark.anyio
+async def test_the_body_is_read_as_starlettes_request_stream_reads_it(chunks: list[bytes], ending: str) -> None:
+    """`body_chunks` against Starlette's `Request.stream()`, over the same messages: the same bytes, the same end."""
+    messages: list[Message] = [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
+    if ending == "disconnect":
+        messages.append({"type": "http.disconnect"})
+    else:
+        if ending == "other-then-last":
+            messages.append({"type": "http.other"})
+        messages.append({"type": "http.request", "body": b"end", "more_body": False})
+
+    def receiver() -> Receive:
+        pending = list(messages)
+
+        async def receive() -> Message:
+            return pending.pop(0)
+
+        return receive
+
+    scope: Scope = {"type": "http", "method": "POST", "headers": []}
+    expected = await _read_all(Request(scope, receiver()).stream())
+    assert await _read_all(endpoint_module.body_chunks(receiver())) == expected
