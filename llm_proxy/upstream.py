@@ -59,7 +59,8 @@ class Upstream:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._whole: aiohttp.ClientSession | None = None
-        """The session of `post_json`, on the same connections: its `total_timeout` is measured by `_totals`."""
+        """The session of `post_json`, on the same connections: its `total_timeout` is measured by `_totals`, and the
+        JSON headers are its defaults, which aiohttp merges as `{**_JSON_HEADERS, **headers}` would, in a step less."""
         self._totals: TotalTimeouts | None = None
 
     async def start(self) -> None:
@@ -81,6 +82,7 @@ class Upstream:
                 connector=connector,
                 connector_owner=False,
                 timeout=untimed,
+                headers=_JSON_HEADERS,
                 trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -123,7 +125,7 @@ class Upstream:
         totals.enter(task)  # the request's `total_timeout` (`total_timeout.py`)
         try:
             try:
-                outgoing = {**_JSON_HEADERS, **headers}
+                outgoing = {**headers}  # after the session's own (`_JSON_HEADERS`), as `{**_JSON_HEADERS, **headers}`
                 inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
                 # Released by hand rather than by `async with`, whose exit is three coroutines more per request: it
                 # releases the same way, then waits for the request's body writer, which is done by the time there
