@@ -6,6 +6,7 @@ never see an aiohttp exception. Timeouts and the response size cap come from `Ll
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
@@ -19,6 +20,7 @@ from aiohttp.typedefs import StrOrURL
 
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
 from llm_proxy.read_timeout import Connector
+from llm_proxy.total_timeout import TotalTimeouts
 from toolpolicy.settings import LlmSettings
 from toolpolicy.telemetry.tracing import inject
 
@@ -56,6 +58,10 @@ class Upstream:
     def __init__(self, settings: LlmSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._whole: aiohttp.ClientSession | None = None
+        """The session of `post_json`, on the same connections: its `total_timeout` is measured by `_totals`, and the
+        JSON headers are its defaults, which aiohttp merges as `{**_JSON_HEADERS, **headers}` would, in a step less."""
+        self._totals: TotalTimeouts | None = None
 
     async def start(self) -> None:
         if self._session is None:
@@ -71,11 +77,28 @@ class Upstream:
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
             )
+            untimed = aiohttp.ClientTimeout(sock_connect=timeout.sock_connect, sock_read=timeout.sock_read)
+            self._whole = aiohttp.ClientSession(
+                connector=connector,
+                connector_owner=False,
+                timeout=untimed,
+                headers=_JSON_HEADERS,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            loop = asyncio.get_running_loop()
+            self._totals = TotalTimeouts(loop, self.settings.total_timeout, timeout.ceil_threshold)
 
     async def close(self) -> None:
+        if self._whole is not None:
+            await self._whole.close()  # not the connector's owner: its connections close with `_session`
+            self._whole = None
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._totals is not None:
+            self._totals.close()
+            self._totals = None
 
     @property
     def started(self) -> bool:
@@ -92,19 +115,35 @@ class Upstream:
     ) -> tuple[dict[str, Any], bytes]:
         """POST a JSON body; return the JSON object answered and its bytes. A `yarl.URL(..., encoded=True)` is sent
         as it is, for a signed URL whose percent-escapes must reach the server unchanged."""
+        session, totals = self._whole, self._totals
+        if session is None or totals is None:
+            raise RuntimeError("the upstream client is not started (LlmProxy.start() was not called)")
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a provider request must run in a task")  # as aiohttp's own timeout requires
+        cancelling = task.cancelling()
+        totals.enter(task)  # the request's `total_timeout` (`total_timeout.py`)
         try:
-            outgoing = {**_JSON_HEADERS, **headers}
-            inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
-            # Released by hand rather than by `async with`, whose exit is three coroutines more per request: it
-            # releases the same way, then waits for the request's body writer, which is done by the time there is
-            # an answer (or was just cancelled by the release, when the provider answered before reading it all).
-            resp = await self.session.post(url, data=_body(payload), headers=outgoing)
             try:
-                raw = await self._read_all(provider, resp)
-                if resp.status >= 400:
-                    raise status_error(provider, resp.status, resp.headers, raw)
+                outgoing = {**headers}  # after the session's own (`_JSON_HEADERS`), as `{**_JSON_HEADERS, **headers}`
+                inject(outgoing)  # W3C traceparent of the current attempt span (nothing when tracing is off)
+                # Released by hand rather than by `async with`, whose exit is three coroutines more per request: it
+                # releases the same way, then waits for the request's body writer, which is done by the time there
+                # is an answer (or was just cancelled by the release, when the provider answered before reading it
+                # all).
+                resp = await session.post(url, data=_body(payload), headers=outgoing)
+                try:
+                    raw = await self._read_all(provider, resp)
+                    if resp.status >= 400:
+                        raise status_error(provider, resp.status, resp.headers, raw)
+                finally:
+                    resp.release()
+            except asyncio.CancelledError as exc:
+                if totals.timed_out(task, cancelling):
+                    raise TimeoutError from exc  # as aiohttp's own total timeout raises it
+                raise
             finally:
-                resp.release()
+                totals.leave(task)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(provider, exc) from exc
         return parse_object(provider, raw), raw

@@ -1,0 +1,82 @@
+"""`total_timeout` of a whole-answer request with one timer for all requests, not one each.
+
+aiohttp measures a request's `total` timeout with a timer made for the request (`TimeoutHandle.start`, a uvloop
+timer started and cancelled) and a `TimerContext` its waits enter: about 20,000 instructions per request, nearly
+2% of what the gateway spends on a chat completion. Every request of one `Upstream` has the same total, so their
+deadlines come in the order the requests start: `TotalTimeouts` keeps the requests under way in that order (a dict
+keeps its insertion order) and one timer, armed for the oldest one's deadline. When it fires it times out each
+request whose deadline has come, as aiohttp does (the request's task is cancelled and the cancellation leaves as
+`TimeoutError`, unless the task was being cancelled anyway), and re-arms for the oldest one left.
+
+The deadline is aiohttp's: `total` seconds from the request's start, rounded up to a whole second of the loop's
+clock from `ceil_threshold` seconds on. The request goes to aiohttp with `total=None` (its connect and read
+timeouts unchanged), which otherwise uses `total` only as the TLS handshake timeout of a connection through a proxy,
+and the gateway's client uses none. Only `Upstream.post_json` uses it: its task awaits nothing but aiohttp while
+timed, where aiohttp's timer would cancel it too. A stream is read by its consumer between other work, so it keeps
+aiohttp's timer, which cancels only a read under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+_TIMED_OUT = None
+"""The deadline of a request timed out and not yet left."""
+
+
+class TotalTimeouts:
+    """The deadlines of the requests under way (by task: a task makes one request at a time), oldest first, and
+    the one timer for the oldest."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, ceil_threshold: float) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._ceil = seconds >= ceil_threshold
+        self._running: dict[asyncio.Task[object], float | None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = 0.0
+
+    def enter(self, task: asyncio.Task[object]) -> None:
+        """`task`'s request starts: its deadline runs."""
+        when = self._loop.time() + self._seconds
+        if self._ceil:
+            when = math.ceil(when)
+        self._running[task] = when
+        if self._timer is None:
+            self._arm(when)
+
+    def leave(self, task: asyncio.Task[object]) -> None:
+        """`task`'s request is over. The timer stays armed, for a later request or to find none running."""
+        del self._running[task]
+
+    def timed_out(self, task: asyncio.Task[object], cancelling: int) -> bool:
+        """Whether the `CancelledError` leaving `task`'s request is its timeout, to be raised as `TimeoutError`.
+        `cancelling` is `task.cancelling()` at `enter`: as `asyncio.timeout` and aiohttp decide, a cancellation
+        asked for by anyone else goes on."""
+        if task not in self._running or self._running[task] is not _TIMED_OUT:
+            return False
+        return task.uncancel() <= cancelling
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, when: float) -> None:
+        self._armed_for = when
+        self._timer = self._loop.call_at(when, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        # The loop runs a timer once its time has come within the clock's resolution, maybe a hair before `when`.
+        now = max(self._loop.time(), self._armed_for)
+        running = self._running
+        for task, when in running.items():  # oldest first; setting a value does not upset the iteration
+            if when is _TIMED_OUT:
+                continue  # cancelled, and leaving
+            if when > now:
+                self._arm(when)
+                return
+            running[task] = _TIMED_OUT
+            task.cancel()
