@@ -234,30 +234,83 @@ def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool],
     return True
 
 
-PLAIN_PAYERS = 1024
-"""Whom spend entries charge, remembered as plain (see `_plain_spend_texts`); the set starts over when full."""
+PLAIN_PARTIES = 1024
+"""Combinations of the text fields that name who and what a record or a spend entry is about, remembered as plain
+(see `_plain_audit_texts`, `_plain_spend_texts`); each set starts over when full."""
+_plain_parties: set[tuple[object, ...]] = set()
 _plain_payers: set[tuple[object, ...]] = set()
+_PARTY_TEXT = _AUDIT_TEXT[1:]
 _PAYER_TEXT = _SPEND_TEXT[1:]
+_AUDIT_REQUEST_ID_LENGTH = AUDIT_LENGTHS["request_id"]
 _SPEND_REQUEST_ID_LENGTH = SPEND_LENGTHS["request_id"]
+
+
+def _plain_id(request_id: object, limit: int) -> bool:
+    """Whether `text` leaves this request id alone (checked for every record: a request's id is its own)."""
+    return type(request_id) is str and request_id.isascii() and "\x00" not in request_id and len(request_id) <= limit
+
+
+def _remembered(known: set[tuple[object, ...]], party: tuple[object, ...]) -> bool | None:
+    """Whether `party` was found plain before (its fields are checked to be exact `str` or None by the caller, as a
+    `str` subclass equal to a remembered text must be checked anew); None when a field is unhashable (so not text)."""
+    try:
+        return party in known
+    except TypeError:
+        return None
+
+
+def _remember(known: set[tuple[object, ...]], party: tuple[object, ...]) -> bool:
+    if len(known) >= PLAIN_PARTIES:
+        known.clear()
+    known.add(party)
+    return True
+
+
+def _plain_audit_texts(record: AuditRecord) -> bool:
+    """`_plain_texts` of an audit record. Its request id is checked each time; the rest (kind, target, decision,
+    key, team, customer, reason) names who asked for what and how it went, the same few combinations request after
+    request: a combination found plain is remembered, and found again only with the same text in each field."""
+    if not _plain_id(record.request_id, _AUDIT_REQUEST_ID_LENGTH):
+        return False
+    party = (
+        record.kind,
+        record.target,
+        record.decision,
+        record.key_id,
+        record.key_name,
+        record.team,
+        record.customer,
+        record.reason,
+    )
+    kind, target, decision, key_id, key_name, team, customer, reason = party
+    known = _remembered(_plain_parties, party)
+    if known is None:
+        return _plain_texts(record, _PARTY_TEXT, AUDIT_LENGTHS)
+    if (
+        known
+        and type(kind) is str
+        and type(target) is str
+        and type(decision) is str
+        and (key_id is None or type(key_id) is str)
+        and (key_name is None or type(key_name) is str)
+        and (team is None or type(team) is str)
+        and (customer is None or type(customer) is str)
+        and (reason is None or type(reason) is str)
+    ):
+        return True
+    return _plain_texts(record, _PARTY_TEXT, AUDIT_LENGTHS) and _remember(_plain_parties, party)
 
 
 def _plain_spend_texts(entry: SpendEntry) -> bool:
     """`_plain_texts` of a spend entry. Its request id is checked each time; the rest (target, key, team, customer,
     provider) names whom it charges, the same few values request after request: a combination found plain is
     remembered, and found again only with the same text in each field (a `str` subclass is checked anew)."""
-    request_id = entry.request_id
-    if (
-        type(request_id) is not str
-        or not request_id.isascii()
-        or "\x00" in request_id
-        or len(request_id) > _SPEND_REQUEST_ID_LENGTH
-    ):
+    if not _plain_id(entry.request_id, _SPEND_REQUEST_ID_LENGTH):
         return False
     payer = (entry.target, entry.key_id, entry.team_id, entry.customer_id, entry.provider)
     target, key_id, team_id, customer_id, provider = payer
-    try:
-        known = payer in _plain_payers
-    except TypeError:  # an unhashable value, so not text: the full check says no
+    known = _remembered(_plain_payers, payer)
+    if known is None:
         return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS)
     if (
         known
@@ -268,12 +321,7 @@ def _plain_spend_texts(entry: SpendEntry) -> bool:
         and (provider is None or type(provider) is str)
     ):
         return True
-    if not _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS):
-        return False
-    if len(_plain_payers) >= PLAIN_PAYERS:
-        _plain_payers.clear()
-    _plain_payers.add(payer)
-    return True
+    return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS) and _remember(_plain_payers, payer)
 
 
 def _plain_cost(amount: object, limit: Decimal) -> bool:
@@ -305,7 +353,7 @@ def _storable(record: AuditRecord) -> bool:
     """True when `audit_record` would change nothing: the same checks as its normalisers, without building the
     normalised values (every request's record goes through here). Anything unusual answers False, and the full
     path decides."""
-    if not _plain_texts(record, _AUDIT_TEXT, AUDIT_LENGTHS):
+    if not _plain_audit_texts(record):
         return False
     status, latency = record.status, record.latency_ms
     if type(status) is not int or not -MAX_INT32 - 1 <= status <= MAX_INT32:
