@@ -331,10 +331,20 @@ def _plain_cost(amount: object, limit: Decimal) -> bool:
         and amount.is_finite()
         and -limit <= amount <= limit
         # An exponent of 0 (`Decimal(0)`, the cost of every unpriced request) is told without `as_tuple`, which
-        # builds a named tuple of every digit.
-        and (amount.same_quantum(_ONE) or int(amount.as_tuple().exponent) >= -10)
+        # builds a named tuple of every digit, and so is any other in a text without exponent (`_places`).
+        and (amount.same_quantum(_ONE) or _at_most_ten_places(amount))
         and not (amount.is_zero() and amount.is_signed())
     )
+
+
+def _at_most_ten_places(amount: Decimal) -> bool:
+    """Whether a finite Decimal's exponent is at least -10. Its text shows the exponent as the digits after the point
+    unless it is written with one (`1.5E-7`: below 1e-6, or a positive exponent); then `as_tuple` says."""
+    written = str(amount)
+    if "E" in written:
+        return int(amount.as_tuple().exponent) >= -10
+    point = written.find(".")
+    return point < 0 or len(written) - point <= 11
 
 
 def _spend_storable(entry: SpendEntry) -> bool:

@@ -260,3 +260,11 @@ def test_a_party_found_plain_is_remembered_and_still_each_record_is_checked() ->
     ):
         assert not sanitize._storable(unplain)
         assert sanitize.audit_record(unplain) == sanitize.normalised_audit_record(unplain)
+
+
+@given(
+    amount=st.decimals(allow_nan=False, allow_infinity=False)
+    | st.decimals(places=14, allow_nan=False, allow_infinity=False)
+)
+def test_the_places_a_cost_keeps_are_told_from_its_text_as_its_exponent_tells_them(amount: Decimal) -> None:
+    assert sanitize._at_most_ten_places(amount) == (int(amount.as_tuple().exponent) >= -10)
