@@ -73,6 +73,9 @@ def _body(
     return _CANONICAL.encode(hashed)
 
 
+_sha256 = hashlib.sha256
+
+
 def chain_hash(prev_hash: str, seq: int, body: str) -> str:
     """SHA-256 over `[prev_hash, seq, canonical fields]` as compact JSON (a hex hash needs no escaping)."""
     return hashlib.sha256(f'["{prev_hash}",{seq},{body}]'.encode()).hexdigest()
@@ -114,7 +117,7 @@ class PreparedBatch:
         seq, previous = last_seq, last_hash
         for body, values in zip(self.bodies[start:stop], self.values[start:stop], strict=True):
             seq += 1
-            digest = chain_hash(previous, seq, body)
+            digest = _sha256(f'["{previous}",{seq},{body}]'.encode()).hexdigest()  # `chain_hash`, without a call
             rows.append((seq, previous, digest, *values))
             previous = digest
         return rows, seq, previous
@@ -223,7 +226,11 @@ class AuditRowBinder:
                 details_json = _DETAILS(details) if details else "{}"
                 cost = record.cost_usd
                 # A Decimal's and a float's text need no escaping: quoted as they are.
-                cost_json = f'"{Decimal(cost).quantize(_COST_PLACES)!s}"' if cost is not None else "null"
+                cost_json = (
+                    "null"
+                    if cost is None
+                    else f'"{(cost if cost.__class__ is Decimal else Decimal(cost)).quantize(_COST_PLACES)!s}"'
+                )
                 # The canonical JSON written out key by key, in the sorted order `_CANONICAL` would put them in
                 # (`BODY_KEYS`): what encoding the dict gives, without building and sorting it per record. The
                 # party's fields come in four runs, remembered per party when each is an exact `str` or None.
@@ -250,16 +257,33 @@ class AuditRowBinder:
                     around_details, around_kind, around_reason, around_target = parties.of(party)
                 else:
                     around_details, around_kind, around_reason, around_target = party_segments(party)
-                emission = f',"emit_seq":{_json(number)}' if writer is not None else ""
+                # What `_json` writes, without a call for the usual types: a plain string quoted, None as null, and
+                # an exact int as its own text (which is its JSON).
+                request_id, status, tokens_in, tokens_out = (
+                    record.request_id,
+                    record.status,
+                    record.tokens_in,
+                    record.tokens_out,
+                )
+                request_id_json = _quote(request_id) if request_id.__class__ is str else _json(request_id)
+                status_json = status if status.__class__ is int else _json(status)
+                in_json = "null" if tokens_in is None else tokens_in if tokens_in.__class__ is int else _json(tokens_in)
+                out_json = (
+                    "null" if tokens_out is None else tokens_out if tokens_out.__class__ is int else _json(tokens_out)
+                )
+                if writer is None:
+                    emission = ""
+                else:
+                    emission = f',"emit_seq":{number if number.__class__ is int else _json(number)}'
                 body = (
                     f'{{"cost_usd":{cost_json}{around_details}{details_json}{emission}{around_kind}'
-                    f'{float(record.latency_ms)!r}{around_reason}{_json(record.request_id)},"status":'
-                    f'{_json(record.status)}{around_target}{_json(record.tokens_in)},"tokens_out":'
-                    f'{_json(record.tokens_out)},"ts":{ts_json}' + (writer_entry if writer is not None else "}")
+                    f'{float(record.latency_ms)!r}{around_reason}{request_id_json},"status":{status_json}'
+                    f'{around_target}{in_json},"tokens_out":{out_json},"ts":{ts_json}'
+                    + (writer_entry if writer is not None else "}")
                 )
                 values = [
                     stored_ts if ts_as_iso else utc,
-                    record.request_id,
+                    request_id,
                     kind,
                     key_id,
                     key_name,
@@ -268,10 +292,10 @@ class AuditRowBinder:
                     target,
                     decision,
                     reason,
-                    record.status,
+                    status,
                     record.latency_ms,
-                    record.tokens_in,
-                    record.tokens_out,
+                    tokens_in,
+                    tokens_out,
                     cost,
                     details_json if details else "null" if details is None else _DETAILS(details),
                     writer,
