@@ -218,7 +218,10 @@ _SPEND_TEXT = (
 """Each text field of a spend entry, and whether it may be None (its column's length is in `SPEND_LENGTHS`)."""
 
 
-def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool], ...], lengths: dict[str, int]) -> bool:
+_Texts = tuple[tuple[str, bool], ...]
+
+
+def _plain_texts(value: AuditRecord | SpendEntry, texts: _Texts, lengths: dict[str, int]) -> bool:
     """Whether each of these text fields is one `text` leaves alone: ASCII, no NUL, within its column."""
     for name, optional in texts:
         text_value = getattr(value, name)
@@ -250,16 +253,28 @@ def _plain_id(request_id: object, limit: int) -> bool:
     return type(request_id) is str and request_id.isascii() and "\x00" not in request_id and len(request_id) <= limit
 
 
-def _remembered(known: set[tuple[object, ...]], party: tuple[object, ...]) -> bool | None:
-    """Whether `party` was found plain before (its fields are checked to be exact `str` or None by the caller, as a
-    `str` subclass equal to a remembered text must be checked anew); None when a field is unhashable (so not text)."""
+def _known_plain(
+    known: set[tuple[object, ...]],
+    party: tuple[object, ...],
+    value: AuditRecord | SpendEntry,
+    texts: _Texts,
+    lengths: dict[str, int],
+) -> bool:
+    """`_plain_texts(value, texts, lengths)`, where `party` holds those fields' values: found in `known` when found
+    plain before and each field is an exact `str` or None (a `str` subclass equal to a remembered text is checked
+    anew; a field that may not be None never is in `known` as None), else checked and remembered when plain."""
     try:
-        return party in known
-    except TypeError:
-        return None
-
-
-def _remember(known: set[tuple[object, ...]], party: tuple[object, ...]) -> bool:
+        found = party in known
+    except TypeError:  # an unhashable value, so not text: the full check says no
+        return _plain_texts(value, texts, lengths)
+    if found:
+        for field in party:
+            if field is not None and type(field) is not str:
+                break
+        else:
+            return True
+    if not _plain_texts(value, texts, lengths):
+        return False
     if len(known) >= PLAIN_PARTIES:
         known.clear()
     known.add(party)
@@ -269,7 +284,7 @@ def _remember(known: set[tuple[object, ...]], party: tuple[object, ...]) -> bool
 def _plain_audit_texts(record: AuditRecord) -> bool:
     """`_plain_texts` of an audit record. Its request id is checked each time; the rest (kind, target, decision,
     key, team, customer, reason) names who asked for what and how it went, the same few combinations request after
-    request: a combination found plain is remembered, and found again only with the same text in each field."""
+    request: a combination found plain is remembered (`_known_plain`)."""
     if not _plain_id(record.request_id, _AUDIT_REQUEST_ID_LENGTH):
         return False
     party = (
@@ -282,46 +297,17 @@ def _plain_audit_texts(record: AuditRecord) -> bool:
         record.customer,
         record.reason,
     )
-    kind, target, decision, key_id, key_name, team, customer, reason = party
-    known = _remembered(_plain_parties, party)
-    if known is None:
-        return _plain_texts(record, _PARTY_TEXT, AUDIT_LENGTHS)
-    if (
-        known
-        and type(kind) is str
-        and type(target) is str
-        and type(decision) is str
-        and (key_id is None or type(key_id) is str)
-        and (key_name is None or type(key_name) is str)
-        and (team is None or type(team) is str)
-        and (customer is None or type(customer) is str)
-        and (reason is None or type(reason) is str)
-    ):
-        return True
-    return _plain_texts(record, _PARTY_TEXT, AUDIT_LENGTHS) and _remember(_plain_parties, party)
+    return _known_plain(_plain_parties, party, record, _PARTY_TEXT, AUDIT_LENGTHS)
 
 
 def _plain_spend_texts(entry: SpendEntry) -> bool:
     """`_plain_texts` of a spend entry. Its request id is checked each time; the rest (target, key, team, customer,
     provider) names whom it charges, the same few values request after request: a combination found plain is
-    remembered, and found again only with the same text in each field (a `str` subclass is checked anew)."""
+    remembered (`_known_plain`)."""
     if not _plain_id(entry.request_id, _SPEND_REQUEST_ID_LENGTH):
         return False
     payer = (entry.target, entry.key_id, entry.team_id, entry.customer_id, entry.provider)
-    target, key_id, team_id, customer_id, provider = payer
-    known = _remembered(_plain_payers, payer)
-    if known is None:
-        return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS)
-    if (
-        known
-        and type(target) is str
-        and (key_id is None or type(key_id) is str)
-        and (team_id is None or type(team_id) is str)
-        and (customer_id is None or type(customer_id) is str)
-        and (provider is None or type(provider) is str)
-    ):
-        return True
-    return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS) and _remember(_plain_payers, payer)
+    return _known_plain(_plain_payers, payer, entry, _PAYER_TEXT, SPEND_LENGTHS)
 
 
 def _plain_cost(amount: object, limit: Decimal) -> bool:
