@@ -317,7 +317,7 @@ def _plain_cost(amount: object, limit: Decimal) -> bool:
         and amount.is_finite()
         and -limit <= amount <= limit
         # An exponent of 0 (`Decimal(0)`, the cost of every unpriced request) is told without `as_tuple`, which
-        # builds a named tuple of every digit, and so is any other in a text without exponent (`_places`).
+        # builds a named tuple of every digit, and so is any other written without an exponent (`_at_most_ten_places`).
         and (amount.same_quantum(_ONE) or _at_most_ten_places(amount))
         and not (amount.is_zero() and amount.is_signed())
     )

@@ -4,7 +4,6 @@ under `other`, see `labels`)."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -13,7 +12,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
 from toolpolicy.telemetry.loop_lag import LAG_BUCKETS
-from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector
+from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector, observe_in
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
@@ -25,13 +24,6 @@ _NUMBERS = (int, float)
 MAX_REMEMBERED_ROUTES = 4096
 """Routes as requests recorded them (a caller's own model name among them) whose labels `Metrics` remembers; past
 that many it works further ones out each time."""
-
-
-def _observe(found: list[float], bounds: tuple[float, ...], amount: float) -> None:
-    """`HistogramSeries.observe` on a series already found (`found`, the histogram's `bounds`)."""
-    if amount == amount:  # NaN lands in no bucket
-        found[bisect_left(bounds, amount)] += 1
-    found[-2] += amount
 
 
 class RequestSeries:
@@ -245,16 +237,16 @@ class Metrics:
             if record.decision == "deny" and record.reason:
                 self.denials.inc((kind, record.reason))
             latency_bounds = self.duration.bounds  # the upstream's and time to first byte's too
-            _observe(found.duration, latency_bounds, seconds)
+            observe_in(found.duration, latency_bounds, seconds)
             if isinstance(upstream_ms, _NUMBERS):
                 upstream = upstream_ms / 1000
                 overhead = seconds - upstream
-                _observe(found.upstream or found.made("upstream", self.upstream), latency_bounds, upstream)
+                observe_in(found.upstream or found.made("upstream", self.upstream), latency_bounds, upstream)
                 # NaN and -0.0 too: 0.0
                 overhead = overhead if overhead > 0.0 else 0.0
-                _observe(found.overhead or found.made("overhead", self.overhead), self.overhead.bounds, overhead)
+                observe_in(found.overhead or found.made("overhead", self.overhead), self.overhead.bounds, overhead)
             if isinstance(ttfb_ms, _NUMBERS):
-                _observe(found.ttfb or found.made("ttfb", self.ttfb), latency_bounds, ttfb_ms / 1000)
+                observe_in(found.ttfb or found.made("ttfb", self.ttfb), latency_bounds, ttfb_ms / 1000)
             if tokens_in:
                 if tokens_in < 0:
                     self.tokens.inc((found.route, "input"), tokens_in)  # refused, as the counter refuses it

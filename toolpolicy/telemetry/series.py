@@ -72,10 +72,7 @@ class HistogramSeries:
         self.series: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, labels: tuple[str, ...], amount: float) -> None:
-        found = self.entry(labels)
-        if amount == amount:  # NaN lands in no bucket (prometheus_client's `amount <= bound`)
-            found[bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
-        found[-2] += amount
+        observe_in(self.entry(labels), self.bounds, amount)
 
     def entry(self, labels: tuple[str, ...]) -> list[float]:
         """The series of `labels`, made now if it was not there (as `CounterSeries.entry`)."""
@@ -97,6 +94,13 @@ class HistogramSeries:
                     Sample(f"{self.name}_created", dict(zip(self.labelnames, labels, strict=True)), found[-1])
                 )
         return family
+
+
+def observe_in(found: list[float], bounds: tuple[float, ...], amount: float) -> None:
+    """`HistogramSeries.observe` on a series already found (`found`, from `entry`; `bounds`, the histogram's)."""
+    if amount == amount:  # NaN lands in no bucket (prometheus_client's `amount <= bound`)
+        found[bisect_left(bounds, amount)] += 1  # the first bucket whose bound is >= amount
+    found[-2] += amount
 
 
 class SeriesCollector(Collector):
