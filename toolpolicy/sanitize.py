@@ -218,7 +218,10 @@ _SPEND_TEXT = (
 """Each text field of a spend entry, and whether it may be None (its column's length is in `SPEND_LENGTHS`)."""
 
 
-def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool], ...], lengths: dict[str, int]) -> bool:
+_Texts = tuple[tuple[str, bool], ...]
+
+
+def _plain_texts(value: AuditRecord | SpendEntry, texts: _Texts, lengths: dict[str, int]) -> bool:
     """Whether each of these text fields is one `text` leaves alone: ASCII, no NUL, within its column."""
     for name, optional in texts:
         text_value = getattr(value, name)
@@ -234,46 +237,77 @@ def _plain_texts(value: AuditRecord | SpendEntry, texts: tuple[tuple[str, bool],
     return True
 
 
-PLAIN_PAYERS = 1024
-"""Whom spend entries charge, remembered as plain (see `_plain_spend_texts`); the set starts over when full."""
+PLAIN_PARTIES = 1024
+"""Combinations of the text fields that name who and what a record or a spend entry is about, remembered as plain
+(see `_plain_audit_texts`, `_plain_spend_texts`); each set starts over when full."""
+_plain_parties: set[tuple[object, ...]] = set()
 _plain_payers: set[tuple[object, ...]] = set()
+_PARTY_TEXT = _AUDIT_TEXT[1:]
 _PAYER_TEXT = _SPEND_TEXT[1:]
+_AUDIT_REQUEST_ID_LENGTH = AUDIT_LENGTHS["request_id"]
 _SPEND_REQUEST_ID_LENGTH = SPEND_LENGTHS["request_id"]
+
+
+def _plain_id(request_id: object, limit: int) -> bool:
+    """Whether `text` leaves this request id alone (checked for every record: a request's id is its own)."""
+    return type(request_id) is str and request_id.isascii() and "\x00" not in request_id and len(request_id) <= limit
+
+
+def _known_plain(
+    known: set[tuple[object, ...]],
+    party: tuple[object, ...],
+    value: AuditRecord | SpendEntry,
+    texts: _Texts,
+    lengths: dict[str, int],
+) -> bool:
+    """`_plain_texts(value, texts, lengths)`, where `party` holds those fields' values: found in `known` when found
+    plain before and each field is an exact `str` or None (a `str` subclass equal to a remembered text is checked
+    anew; a field that may not be None never is in `known` as None), else checked and remembered when plain."""
+    try:
+        found = party in known
+    except TypeError:  # an unhashable value, so not text: the full check says no
+        return _plain_texts(value, texts, lengths)
+    if found:
+        for field in party:
+            if field is not None and type(field) is not str:
+                break
+        else:
+            return True
+    if not _plain_texts(value, texts, lengths):
+        return False
+    if len(known) >= PLAIN_PARTIES:
+        known.clear()
+    known.add(party)
+    return True
+
+
+def _plain_audit_texts(record: AuditRecord) -> bool:
+    """`_plain_texts` of an audit record. Its request id is checked each time; the rest (kind, target, decision,
+    key, team, customer, reason) names who asked for what and how it went, the same few combinations request after
+    request: a combination found plain is remembered (`_known_plain`)."""
+    if not _plain_id(record.request_id, _AUDIT_REQUEST_ID_LENGTH):
+        return False
+    party = (
+        record.kind,
+        record.target,
+        record.decision,
+        record.key_id,
+        record.key_name,
+        record.team,
+        record.customer,
+        record.reason,
+    )
+    return _known_plain(_plain_parties, party, record, _PARTY_TEXT, AUDIT_LENGTHS)
 
 
 def _plain_spend_texts(entry: SpendEntry) -> bool:
     """`_plain_texts` of a spend entry. Its request id is checked each time; the rest (target, key, team, customer,
     provider) names whom it charges, the same few values request after request: a combination found plain is
-    remembered, and found again only with the same text in each field (a `str` subclass is checked anew)."""
-    request_id = entry.request_id
-    if (
-        type(request_id) is not str
-        or not request_id.isascii()
-        or "\x00" in request_id
-        or len(request_id) > _SPEND_REQUEST_ID_LENGTH
-    ):
+    remembered (`_known_plain`)."""
+    if not _plain_id(entry.request_id, _SPEND_REQUEST_ID_LENGTH):
         return False
     payer = (entry.target, entry.key_id, entry.team_id, entry.customer_id, entry.provider)
-    target, key_id, team_id, customer_id, provider = payer
-    try:
-        known = payer in _plain_payers
-    except TypeError:  # an unhashable value, so not text: the full check says no
-        return _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS)
-    if (
-        known
-        and type(target) is str
-        and (key_id is None or type(key_id) is str)
-        and (team_id is None or type(team_id) is str)
-        and (customer_id is None or type(customer_id) is str)
-        and (provider is None or type(provider) is str)
-    ):
-        return True
-    if not _plain_texts(entry, _PAYER_TEXT, SPEND_LENGTHS):
-        return False
-    if len(_plain_payers) >= PLAIN_PAYERS:
-        _plain_payers.clear()
-    _plain_payers.add(payer)
-    return True
+    return _known_plain(_plain_payers, payer, entry, _PAYER_TEXT, SPEND_LENGTHS)
 
 
 def _plain_cost(amount: object, limit: Decimal) -> bool:
@@ -283,10 +317,20 @@ def _plain_cost(amount: object, limit: Decimal) -> bool:
         and amount.is_finite()
         and -limit <= amount <= limit
         # An exponent of 0 (`Decimal(0)`, the cost of every unpriced request) is told without `as_tuple`, which
-        # builds a named tuple of every digit.
-        and (amount.same_quantum(_ONE) or int(amount.as_tuple().exponent) >= -10)
+        # builds a named tuple of every digit, and so is any other written without an exponent (`_at_most_ten_places`).
+        and (amount.same_quantum(_ONE) or _at_most_ten_places(amount))
         and not (amount.is_zero() and amount.is_signed())
     )
+
+
+def _at_most_ten_places(amount: Decimal) -> bool:
+    """Whether a finite Decimal's exponent is at least -10. Its text shows the exponent as the digits after the point
+    unless it is written with one (`1.5E-7`: below 1e-6, or a positive exponent); then `as_tuple` says."""
+    written = str(amount)
+    if "E" in written:
+        return int(amount.as_tuple().exponent) >= -10
+    point = written.find(".")
+    return point < 0 or len(written) - point <= 11
 
 
 def _spend_storable(entry: SpendEntry) -> bool:
@@ -305,7 +349,7 @@ def _storable(record: AuditRecord) -> bool:
     """True when `audit_record` would change nothing: the same checks as its normalisers, without building the
     normalised values (every request's record goes through here). Anything unusual answers False, and the full
     path decides."""
-    if not _plain_texts(record, _AUDIT_TEXT, AUDIT_LENGTHS):
+    if not _plain_audit_texts(record):
         return False
     status, latency = record.status, record.latency_ms
     if type(status) is not int or not -MAX_INT32 - 1 <= status <= MAX_INT32:

@@ -236,3 +236,35 @@ async def test_any_record_from_the_edge_is_written_as_it_was_cleaned(
     assert count == writer.written
     report = await governance.audit_log.verify()
     assert report.ok, report.problem
+
+
+def test_a_party_found_plain_is_remembered_and_still_each_record_is_checked() -> None:
+    class Text(str):
+        """Equal to the plain text, and not a `str`: the shortcut leaves it to the full path, as before."""
+
+    def made(**changes: Any) -> AuditRecord:
+        values: dict[str, Any] = {"request_id": "r1", "kind": "llm", "target": "openai/gpt-4o", "decision": "allow"}
+        values |= {"status": 200, "latency_ms": 1.5, "key_id": "k1", "key_name": "key", "team": "t1", "ts": TS}
+        return AuditRecord(**(values | changes))
+
+    plain = made()
+    assert sanitize.audit_record(plain) is plain
+    again = made(request_id="r2")
+    assert sanitize.audit_record(again) is again  # the party remembered, the new request id checked
+    for unplain in (
+        made(key_name=Text("key")),
+        made(target=Text("openai/gpt-4o")),
+        made(request_id="r" * 300),  # the request id is checked every time
+        made(request_id="r\x00"),
+        made(team=["t1"]),  # unhashable, so not text
+    ):
+        assert not sanitize._storable(unplain)
+        assert sanitize.audit_record(unplain) == sanitize.normalised_audit_record(unplain)
+
+
+@given(
+    amount=st.decimals(allow_nan=False, allow_infinity=False)
+    | st.decimals(places=14, allow_nan=False, allow_infinity=False)
+)
+def test_the_places_a_cost_keeps_are_told_from_its_text_as_its_exponent_tells_them(amount: Decimal) -> None:
+    assert sanitize._at_most_ten_places(amount) == (int(amount.as_tuple().exponent) >= -10)

@@ -73,6 +73,9 @@ def _body(
     return _CANONICAL.encode(hashed)
 
 
+_sha256 = hashlib.sha256
+
+
 def chain_hash(prev_hash: str, seq: int, body: str) -> str:
     """SHA-256 over `[prev_hash, seq, canonical fields]` as compact JSON (a hex hash needs no escaping)."""
     return hashlib.sha256(f'["{prev_hash}",{seq},{body}]'.encode()).hexdigest()
@@ -114,7 +117,7 @@ class PreparedBatch:
         seq, previous = last_seq, last_hash
         for body, values in zip(self.bodies[start:stop], self.values[start:stop], strict=True):
             seq += 1
-            digest = chain_hash(previous, seq, body)
+            digest = _sha256(f'["{previous}",{seq},{body}]'.encode()).hexdigest()  # `chain_hash`, without a call
             rows.append((seq, previous, digest, *values))
             previous = digest
         return rows, seq, previous
@@ -141,25 +144,48 @@ def _json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-class QuotedStrings(dict[str, str]):
-    """Plain strings as `_CANONICAL` writes them, remembered: a batch's records repeat their kinds, keys, teams,
-    targets and decisions, and a lookup costs a fraction of quoting again. Holds at most `limit` strings (emptied
-    when full: a caller may name a new model every request)."""
+Party = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
+"""An audit record's customer, decision, key id, key name, kind, reason, target and team: the fields that name who
+asked for what and how it went (in the canonical body's key order)."""
+Segments = tuple[str, str, str, str]
+
+
+def party_segments(party: Party) -> Segments:
+    """The four runs of the canonical body that hold the party's fields, each with the keys around it (the body's
+    keys are sorted, so these fields fall in four runs between the fields that change from record to record)."""
+    customer, decision, key_id, key_name, kind, reason, target, team = party
+    return (
+        f',"customer":{_json(customer)},"decision":{_json(decision)},"details":',
+        f',"key_id":{_json(key_id)},"key_name":{_json(key_name)},"kind":{_json(kind)},"latency_ms":"',
+        f'","reason":{_json(reason)},"request_id":',
+        f',"target":{_json(target)},"team":{_json(team)},"tokens_in":',
+    )
+
+
+class PartySegments(dict[Party, Segments]):
+    """`party_segments` of parties whose fields are all exact `str` or None, remembered: records repeat the same few
+    combinations of key, team, target, kind and decision, and one lookup costs a fraction of quoting eight fields.
+    (Only exact `str` is remembered and found: a subclass may be equal to a text it does not hold, and `1`, `1.0`
+    and `True` are equal but different JSON.) Holds at most `limit` parties (emptied when full: a caller may name a
+    new model every request)."""
 
     def __init__(self, limit: int = 1024) -> None:
         super().__init__()
         self.limit = limit
 
-    def __missing__(self, value: str) -> str:
-        if len(self) >= self.limit:
-            self.clear()
-        quoted = self[value] = _quote(value)
-        return quoted
-
-    def json(self, value: Any) -> str:
-        """`_json(value)`; a plain string from memory. (Only exact `str` is looked up: `1`, `1.0` and `True` are
-        equal as keys but not as JSON.)"""
-        return self[value] if value.__class__ is str else _json(value)
+    def of(self, party: Party) -> Segments:
+        """`party_segments(party)`, from memory when it was remembered (the caller has checked its fields' types)."""
+        try:
+            found = self.get(party)
+        except TypeError:  # an unhashable field: no text, so nothing to remember
+            return party_segments(party)
+        if found is None:
+            found = party_segments(party)
+            if all(field is None or field.__class__ is str for field in party):
+                if len(self) >= self.limit:
+                    self.clear()
+                self[party] = found
+        return found
 
 
 class AuditRowBinder:
@@ -175,7 +201,7 @@ class AuditRowBinder:
         found = processors(AuditRow.__table__, _RECORD, dialect)  # type: ignore[arg-type]
         self._processors = [(position, process) for position, process in found if position not in skipped]
         self._ts_as_iso = stored_as_utc_text(AuditRow.__table__.c["ts"], dialect)  # type: ignore[arg-type]
-        self._quoted = QuotedStrings()
+        self._parties = PartySegments()
         self._utc_text = UTCText()
 
     def prepare(self, records: Sequence[tuple[AuditRecord, int | None]], writer_id: str | None) -> PreparedBatch:
@@ -183,7 +209,7 @@ class AuditRowBinder:
         own binding would (the writer then isolates and quarantines the record)."""
         bodies, rows = [], []
         ts_as_iso = self._ts_as_iso
-        text = self._quoted.json
+        parties = self._parties
         utc_text = self._utc_text.of
         bound_by = self._processors
         # The same for every record of the batch that has an emission number.
@@ -200,35 +226,76 @@ class AuditRowBinder:
                 details_json = _DETAILS(details) if details else "{}"
                 cost = record.cost_usd
                 # A Decimal's and a float's text need no escaping: quoted as they are.
-                cost_json = f'"{Decimal(cost).quantize(_COST_PLACES)!s}"' if cost is not None else "null"
+                cost_json = (
+                    "null"
+                    if cost is None
+                    else f'"{(cost if cost.__class__ is Decimal else Decimal(cost)).quantize(_COST_PLACES)!s}"'
+                )
                 # The canonical JSON written out key by key, in the sorted order `_CANONICAL` would put them in
-                # (`BODY_KEYS`): what encoding the dict gives, without building and sorting it per record.
-                emission = f',"emit_seq":{_json(number)}' if writer is not None else ""
+                # (`BODY_KEYS`): what encoding the dict gives, without building and sorting it per record. The
+                # party's fields come in four runs, remembered per party when each is an exact `str` or None.
+                party = (
+                    customer := record.customer,
+                    decision := record.decision,
+                    key_id := record.key_id,
+                    key_name := record.key_name,
+                    kind := record.kind,
+                    reason := record.reason,
+                    target := record.target,
+                    team := record.team,
+                )
+                if (
+                    decision.__class__ is str
+                    and kind.__class__ is str
+                    and target.__class__ is str
+                    and (customer is None or customer.__class__ is str)
+                    and (key_id is None or key_id.__class__ is str)
+                    and (key_name is None or key_name.__class__ is str)
+                    and (reason is None or reason.__class__ is str)
+                    and (team is None or team.__class__ is str)
+                ):
+                    around_details, around_kind, around_reason, around_target = parties.of(party)
+                else:
+                    around_details, around_kind, around_reason, around_target = party_segments(party)
+                # What `_json` writes, without a call for the usual types: a plain string quoted, None as null, and
+                # an exact int as its own text (which is its JSON).
+                request_id, status, tokens_in, tokens_out = (
+                    record.request_id,
+                    record.status,
+                    record.tokens_in,
+                    record.tokens_out,
+                )
+                request_id_json = _quote(request_id) if request_id.__class__ is str else _json(request_id)
+                status_json = status if status.__class__ is int else _json(status)
+                in_json = "null" if tokens_in is None else tokens_in if tokens_in.__class__ is int else _json(tokens_in)
+                out_json = (
+                    "null" if tokens_out is None else tokens_out if tokens_out.__class__ is int else _json(tokens_out)
+                )
+                if writer is None:
+                    emission = ""
+                else:
+                    emission = f',"emit_seq":{number if number.__class__ is int else _json(number)}'
                 body = (
-                    f'{{"cost_usd":{cost_json},"customer":{text(record.customer)},'
-                    f'"decision":{text(record.decision)},"details":{details_json}{emission},'
-                    f'"key_id":{text(record.key_id)},"key_name":{text(record.key_name)},"kind":{text(record.kind)},'
-                    f'"latency_ms":"{float(record.latency_ms)!r}","reason":{text(record.reason)},'
-                    f'"request_id":{_json(record.request_id)},"status":{_json(record.status)},'
-                    f'"target":{text(record.target)},"team":{text(record.team)},'
-                    f'"tokens_in":{_json(record.tokens_in)},"tokens_out":{_json(record.tokens_out)},'
-                    f'"ts":{ts_json}' + (writer_entry if writer is not None else "}")
+                    f'{{"cost_usd":{cost_json}{around_details}{details_json}{emission}{around_kind}'
+                    f'{float(record.latency_ms)!r}{around_reason}{request_id_json},"status":{status_json}'
+                    f'{around_target}{in_json},"tokens_out":{out_json},"ts":{ts_json}'
+                    + (writer_entry if writer is not None else "}")
                 )
                 values = [
                     stored_ts if ts_as_iso else utc,
-                    record.request_id,
-                    record.kind,
-                    record.key_id,
-                    record.key_name,
-                    record.team,
-                    record.customer,
-                    record.target,
-                    record.decision,
-                    record.reason,
-                    record.status,
+                    request_id,
+                    kind,
+                    key_id,
+                    key_name,
+                    team,
+                    customer,
+                    target,
+                    decision,
+                    reason,
+                    status,
                     record.latency_ms,
-                    record.tokens_in,
-                    record.tokens_out,
+                    tokens_in,
+                    tokens_out,
                     cost,
                     details_json if details else "null" if details is None else _DETAILS(details),
                     writer,

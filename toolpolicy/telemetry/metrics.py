@@ -12,7 +12,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from toolpolicy.audit import AuditRecord
 from toolpolicy.telemetry.labels import RouteLabels
 from toolpolicy.telemetry.loop_lag import LAG_BUCKETS
-from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector
+from toolpolicy.telemetry.series import CounterSeries, HistogramSeries, SeriesCollector, observe_in
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
@@ -24,6 +24,52 @@ _NUMBERS = (int, float)
 MAX_REMEMBERED_ROUTES = 4096
 """Routes as requests recorded them (a caller's own model name among them) whose labels `Metrics` remembers; past
 that many it works further ones out each time."""
+
+
+class RequestSeries:
+    """The series a record of one (kind, route as recorded, status) updates, kept so that `observe` finds them all
+    with one lookup instead of one per series. Those a record may leave alone (upstream, overhead, time to first
+    byte, tokens, cost) are made the first time one of them is updated (`made`), as the series themselves are: a
+    series appears in the exposition only once something was counted in it."""
+
+    __slots__ = (
+        "cost",
+        "duration",
+        "kind_labels",
+        "overhead",
+        "requests",
+        "route",
+        "tokens_in",
+        "tokens_out",
+        "ttfb",
+        "upstream",
+    )
+
+    def __init__(self, route: str, requests: list[float], duration: list[float], kind_labels: tuple[str]) -> None:
+        self.route = route
+        self.requests = requests
+        self.duration = duration
+        self.kind_labels = kind_labels
+        self.upstream: list[float] | None = None
+        self.overhead: list[float] | None = None
+        self.ttfb: list[float] | None = None
+        self.tokens_in: list[float] | None = None
+        self.tokens_out: list[float] | None = None
+        self.cost: list[float] | None = None
+
+    def made(self, name: str, series: CounterSeries | HistogramSeries) -> list[float]:
+        """The series `name` of this record's labels, found (or made) in `series` and kept. Hold the lock."""
+        labels = {
+            "upstream": self.kind_labels,
+            "overhead": self.kind_labels,
+            "ttfb": (self.route,),
+            "tokens_in": (self.route, "input"),
+            "tokens_out": (self.route, "output"),
+            "cost": (self.kind_labels[0], self.route),
+        }[name]
+        found = series.entry(labels)
+        setattr(self, name, found)
+        return found
 
 
 class Metrics:
@@ -134,9 +180,9 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
-        self._requests: dict[tuple[str, Any, int], tuple[str, tuple[str, str, str], tuple[str]]] = {}
-        """(kind, route as recorded, status) -> (route label, `requests` labels, `duration` labels): what every
-        record needs, found with one lookup (`observe`); bounded, as the route as recorded comes from requests."""
+        self._requests: dict[tuple[str, Any, int], RequestSeries] = {}
+        """(kind, route as recorded, status) -> the series such a record updates: found with one lookup (`observe`);
+        bounded, as the route as recorded comes from requests."""
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """`metric.labels(*values)`, looked up once per label set: `labels` validates and locks on every call, and
@@ -147,11 +193,18 @@ class Metrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    def _request_labels(self, kind: str, recorded: Any, status: int) -> tuple[str, tuple[str, str, str], tuple[str]]:
+    def _request_series(self, kind: str, recorded: Any, status: int) -> RequestSeries:
+        """Made holding the lock: the series a record always updates are made (if new) as it updates them."""
         # Only a route (the provider/model that answered, a catalogued tool) may become a label, and only one the
         # configuration knows: a model name a caller made up is still answered by a provider that takes any name.
         route = self.labels.route(kind, recorded)
-        found = (route, (kind, route, str(status)), (kind,))
+        kind_labels = (kind,)
+        found = RequestSeries(
+            route,
+            self.requests.entry((kind, route, str(status))),
+            self.duration.entry(kind_labels),
+            kind_labels,
+        )
         if len(self._requests) < MAX_REMEMBERED_ROUTES:
             self._requests[(kind, recorded, status)] = found
         return found
@@ -172,31 +225,38 @@ class Metrics:
             return
         kind = record.kind
         key = (kind, details.get("route"), record.status)
-        found = self._requests.get(key)
-        if found is None:
-            found = self._request_labels(*key)
-        route, request_labels, kind_labels = found
         seconds = record.latency_ms / 1000
         upstream_ms = details.get("upstream_ms")
         ttfb_ms = details.get("ttfb_ms")
+        tokens_in, tokens_out, cost = record.tokens_in, record.tokens_out, record.cost_usd
+        found = self._requests.get(key)
         with self.per_request.lock:
-            self.requests.inc(request_labels)
+            if found is None:
+                found = self._request_series(*key)
+            found.requests[0] += 1
             if record.decision == "deny" and record.reason:
                 self.denials.inc((kind, record.reason))
-            self.duration.observe(kind_labels, seconds)
+            latency_bounds = self.duration.bounds  # the upstream's and time to first byte's too
+            observe_in(found.duration, latency_bounds, seconds)
             if isinstance(upstream_ms, _NUMBERS):
                 upstream = upstream_ms / 1000
-                self.upstream.observe(kind_labels, upstream)
                 overhead = seconds - upstream
-                self.overhead.observe(kind_labels, overhead if overhead > 0.0 else 0.0)  # NaN and -0.0 too: 0.0
+                observe_in(found.upstream or found.made("upstream", self.upstream), latency_bounds, upstream)
+                # NaN and -0.0 too: 0.0
+                overhead = overhead if overhead > 0.0 else 0.0
+                observe_in(found.overhead or found.made("overhead", self.overhead), self.overhead.bounds, overhead)
             if isinstance(ttfb_ms, _NUMBERS):
-                self.ttfb.observe((route,), ttfb_ms / 1000)
-            if record.tokens_in:
-                self.tokens.inc((route, "input"), record.tokens_in)
-            if record.tokens_out:
-                self.tokens.inc((route, "output"), record.tokens_out)
-            if record.cost_usd and record.cost_usd > 0:  # a counter only goes up: a credit is not a cost
-                self.cost.inc((kind, route), float(record.cost_usd))
+                observe_in(found.ttfb or found.made("ttfb", self.ttfb), latency_bounds, ttfb_ms / 1000)
+            if tokens_in:
+                if tokens_in < 0:
+                    self.tokens.inc((found.route, "input"), tokens_in)  # refused, as the counter refuses it
+                (found.tokens_in or found.made("tokens_in", self.tokens))[0] += tokens_in
+            if tokens_out:
+                if tokens_out < 0:
+                    self.tokens.inc((found.route, "output"), tokens_out)
+                (found.tokens_out or found.made("tokens_out", self.tokens))[0] += tokens_out
+            if cost and cost > 0:  # a counter only goes up: a credit is not a cost
+                (found.cost or found.made("cost", self.cost))[0] += float(cost)
         cache = details.get("cache")
         if cache in ("hit", "semantic-hit", "miss", "bypass"):
             self._child(self.cache_lookups, cache).inc()

@@ -35,10 +35,15 @@ class CounterSeries:
     def inc(self, labels: tuple[str, ...], amount: float = 1) -> None:
         if amount < 0:  # the message prometheus_client's Counter.inc gives
             raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.entry(labels)[0] += amount
+
+    def entry(self, labels: tuple[str, ...]) -> list[float]:
+        """The series of `labels`, `[value, created]`, made now (created now) if it was not there: a caller that
+        keeps it adds to `[0]` directly, by a non-negative amount, holding the lock (series are never removed)."""
         found = self.series.get(labels)
         if found is None:
             found = self.series[labels] = [0.0, time.time()]
-        found[0] += amount
+        return found
 
     def value(self, labels: tuple[str, ...]) -> float:
         found = self.series.get(labels)
@@ -67,12 +72,14 @@ class HistogramSeries:
         self.series: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, labels: tuple[str, ...], amount: float) -> None:
+        observe_in(self.entry(labels), self.bounds, amount)
+
+    def entry(self, labels: tuple[str, ...]) -> list[float]:
+        """The series of `labels`, made now if it was not there (as `CounterSeries.entry`)."""
         found = self.series.get(labels)
         if found is None:
             found = self.series[labels] = [0] * len(self.bounds) + [0.0, time.time()]
-        if amount == amount:  # NaN lands in no bucket (prometheus_client's `amount <= bound`)
-            found[bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
-        found[-2] += amount
+        return found
 
     def family(self, snapshot: Iterable[tuple[tuple[str, ...], list[float]]]) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -87,6 +94,13 @@ class HistogramSeries:
                     Sample(f"{self.name}_created", dict(zip(self.labelnames, labels, strict=True)), found[-1])
                 )
         return family
+
+
+def observe_in(found: list[float], bounds: tuple[float, ...], amount: float) -> None:
+    """`HistogramSeries.observe` on a series already found (`found`, from `entry`; `bounds`, the histogram's)."""
+    if amount == amount:  # NaN lands in no bucket (prometheus_client's `amount <= bound`)
+        found[bisect_left(bounds, amount)] += 1  # the first bucket whose bound is >= amount
+    found[-2] += amount
 
 
 class SeriesCollector(Collector):

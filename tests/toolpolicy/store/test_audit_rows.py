@@ -15,7 +15,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from toolpolicy.audit import AuditRecord
-from toolpolicy.store.audit_rows import BODY_KEYS, COLUMNS, AuditRowBinder, QuotedStrings, record_hash
+from toolpolicy.store.audit_rows import (
+    BODY_KEYS,
+    COLUMNS,
+    AuditRowBinder,
+    PartySegments,
+    party_segments,
+    record_hash,
+)
 from toolpolicy.store.faults import is_record_fault
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -202,21 +209,42 @@ def test_a_datetime_subclass_is_hashed_and_stored_through_its_own_isoformat() ->
     assert prepared.values[0][0] == iso[:10] + " " + iso[11:26]
 
 
+class Impostor(str):
+    """Equal to (and hashed as) the text "bot", holding another: JSON writes what it holds."""
+
+    def __eq__(self, other: object) -> bool:
+        return other == "bot"
+
+    def __hash__(self) -> int:
+        return hash("bot")
+
+
 @pytest.mark.parametrize(
-    "value", ["llm", "", 'é\x00"\\', Label("bot"), None, 0, 1, True, False, 2**70, 1.0, float("nan")]
+    "value", ["llm", "", 'é\x00"\\', Label("bot"), Impostor("evil"), None, 0, 1, True, False, 2**70, 1.0, float("nan")]
 )
-def test_remembered_strings_are_written_as_the_encoder_writes_them(value: Any) -> None:
-    """Only exact strings come from memory: `1`, `1.0` and `True` are equal keys but different JSON."""
-    quoted = QuotedStrings()
-    for other in ("1", "True", "llm"):
-        quoted.json(other)
-    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    assert quoted.json(value) == expected
-    assert quoted.json(value) == expected
+@pytest.mark.parametrize("field", ["customer", "decision", "key_id", "key_name", "kind", "reason", "target", "team"])
+def test_remembered_parties_are_written_as_the_encoder_writes_them(field: str, value: Any) -> None:
+    """A party's fields come from memory only when each is an exact `str` or None: `1`, `1.0` and `True` are equal
+    keys but different JSON, and a subclass may be equal to a remembered text it does not hold."""
+    binder = AuditRowBinder(aiosqlite.dialect())
+    plain = {"customer": "1", "decision": "True", "key_id": "bot", "key_name": "bot", "kind": "llm", "reason": None}
+    plain |= {"target": "bot", "team": "1.0"}
+    records = [
+        AuditRecord(request_id=f"r{index}", status=200, latency_ms=1.5, ts=START, **(plain | changed))
+        for index, changed in enumerate([{}, {field: value}, {field: value}, {}])
+    ]
+    numbers = [1, 2, 3, 4]
+    rows, _, _ = binder.prepare(list(zip(records, numbers, strict=True)), "w" * 32).link(0, "00" * 32)
+    previous = "00" * 32
+    for seq, (record, number, row) in enumerate(zip(records, numbers, rows, strict=True), 1):
+        fields = {**record.as_row(), "writer_id": "w" * 32, "emit_seq": number}
+        assert row[2] == reference_hash(previous, seq, fields)
+        previous = row[2]
 
 
-def test_remembered_strings_are_bounded() -> None:
-    quoted = QuotedStrings(limit=8)
+def test_remembered_parties_are_bounded() -> None:
+    parties = PartySegments(limit=8)
     for index in range(50):
-        assert quoted.json(f"s{index}") == f'"s{index}"'
-        assert len(quoted) <= 8
+        party = ("acme", "allow", f"k{index}", "bot", "llm", None, "openai/gpt-4o", "ops")
+        assert parties.of(party) == party_segments(party)
+        assert len(parties) <= 8
