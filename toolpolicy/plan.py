@@ -15,7 +15,7 @@ from toolpolicy.counters.base import Limit
 from toolpolicy.limits import BudgetPeriod, Rate, parse_rate
 from toolpolicy.store.ledger import SpendScope
 from toolpolicy.types import Principal
-from toolpolicy.windows import Window, budget_window, format_reset, rate_window
+from toolpolicy.windows import Window, budget_window, format_reset, format_reset_raw, rate_window
 
 NANO = Decimal(1_000_000_000)
 
@@ -106,7 +106,7 @@ class Planned:
         return [
             (limit_name, b"%d" % limit.limit),
             (remaining_name, b"%d" % max(0, limit.limit - usage - limit.amount)),
-            (reset_name, format_reset(self._resets_in(now)).encode("latin-1")),
+            (reset_name, format_reset_raw(self._resets_in(now))),
         ]
 
     def _resets_in(self, now: float) -> float:

@@ -82,7 +82,7 @@ class RedisCounterStore:
         self._hold_text = ""
         """The last hold time reserved with, and its text (a float's repr costs more than the rest of a number)."""
 
-    async def _run(self, script: Script, keys: Sequence[str], args: list[Any]) -> Any:
+    async def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """One round trip in the usual case: EVALSHA, and the script itself only when Redis does not know it."""
         try:
             try:
@@ -108,10 +108,14 @@ class RedisCounterStore:
             amounts.append(str(limit.amount))
             statics.append(static(limit))
         spec = " ".join(amounts) + "\n" + "\n".join(statics)  # one argument (see `redis_scripts`)
+        args = (request_id, repr(now), self._hold_text, split, spec, *carried)
         try:
-            reply = await self._run(
-                RESERVE_SCRIPT, (self.keys.since,), [request_id, repr(now), self._hold_text, split, spec, *carried]
-            )
+            try:  # `_run`, written out for the usual case: one coroutine less per request
+                reply = await self._execute("EVALSHA", RESERVE_SCRIPT.sha, 1, self.keys.since, *args)
+            except NoScriptError:
+                reply = await self._run(RESERVE_SCRIPT, (self.keys.since,), args)
+            except RedisError as exc:
+                raise CounterStoreError(f"Redis counter store: {exc}") from exc
         except CounterStoreError:
             self.settles.put_back(carried)
             raise
