@@ -528,18 +528,19 @@ class Admission:
             if at is None:
                 at = self.governor.clock()
             principal, target = self.call.principal, self.target or self.call.target
-            entry = sanitize.spend_entry(
-                SpendEntry(
-                    request_id=self.call.request_id,
-                    target=target.name,
-                    cost_usd=cost,
-                    key_id=principal.key_id,
-                    team_id=principal.team_id,
-                    customer_id=principal.customer_id,
-                    provider=target.provider if isinstance(target, ModelTarget) else None,
-                    created_at=at,
-                )
+            provider = target.provider if isinstance(target, ModelTarget) else None
+            # By position (request id, target, cost, key, team, customer, provider, created at): one dict less.
+            entry = SpendEntry(
+                self.call.request_id,
+                target.name,
+                cost,
+                principal.key_id,
+                principal.team_id,
+                principal.customer_id,
+                provider,
+                at,
             )
+            entry = sanitize.spend_entry(entry)
             self.governor.spend.emit(entry)
         return cost
 
