@@ -102,7 +102,7 @@ class Exchange:
             raw.append((b"x-isthmus-attempts", b"%d" % self.trace.attempts))
         if self.trace.route:
             raw.append(_route_pair(self.trace.route))
-        if self.admission is not None:
+        if self.admission is not None and self.admission.advertised:  # else none to add (an ungoverned key)
             raw += self.admission.raw_headers()
         return raw
 

@@ -309,7 +309,7 @@ class Admission:
     def __init__(self, governor: Governor, call: Call) -> None:
         self.governor = governor
         self.call = call
-        self._advertised: dict[str, tuple[Planned, int, float]] = {}
+        self.advertised: dict[str, tuple[Planned, int, float]] = {}
         """The key's own limits taken, by kind, with their usage before this request and when: rendered as the
         `x-ratelimit-*` headers only when the response is (`headers`, `raw_headers`)."""
         self.target: ModelTarget | ToolTarget | None = call.target if isinstance(call.target, ToolTarget) else None
@@ -327,14 +327,14 @@ class Admission:
     def headers(self) -> dict[str, str]:
         """Response headers describing the key's limits (`x-ratelimit-*`)."""
         headers: dict[str, str] = {}
-        for suffix, (item, used, now) in self._advertised.items():
+        for suffix, (item, used, now) in self.advertised.items():
             item.add_headers(headers, used, suffix, now)
         return headers
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """`headers` as a response's raw headers (names lower-case, values latin-1), in the same order."""
         raw: list[tuple[bytes, bytes]] = []
-        for suffix, (item, used, now) in self._advertised.items():
+        for suffix, (item, used, now) in self.advertised.items():
             raw += item.raw_headers(used, suffix, now)
         return raw
 
@@ -414,7 +414,7 @@ class Admission:
         self._held[stage] = planned
         for item, used in zip(planned, usage, strict=False):
             if item.advertised:
-                self._advertised[item.kind] = (item, used, now)
+                self.advertised[item.kind] = (item, used, now)
             elif item.kind == "usd":  # a budget is never advertised
                 self.governor.note_budget(item, used + item.limit.amount)
 
