@@ -94,14 +94,16 @@ class Exchange:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """`headers()` as a response's raw headers (names lower-case, values latin-1), made directly when no header
-        of the cache's or the governor's could replace or follow the three of the exchange's own."""
-        if self.response_headers or (self.admission is not None and self.admission.headers):
+        of the cache's could replace the three of the exchange's own (the governor's `x-ratelimit-*` follow them)."""
+        if self.response_headers:
             return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers().items()]
         raw = [(b"x-request-id", self.request_id.encode("latin-1"))]
         if self.trace.attempts:
             raw.append((b"x-isthmus-attempts", b"%d" % self.trace.attempts))
         if self.trace.route:
             raw.append(_route_pair(self.trace.route))
+        if self.admission is not None and self.admission.advertised:  # else none to add (an ungoverned key)
+            raw += self.admission.raw_headers()
         return raw
 
     def mark_first_byte(self) -> None:

@@ -171,33 +171,36 @@ class Governor:
             admission.ungoverned = True
             return admission
         now = self.clock()
+        seconds = now.timestamp()  # once: an aware datetime's timestamp costs a few timedelta operations
         planned: list[Planned] = []
         if isinstance(call.target, ToolTarget):
             if limits.get("mcp_rate_limit"):
-                planned += self.mcp_rate_limits(principal, call.target.server, now)
+                planned += self.mcp_rate_limits(principal, call.target.server, now, seconds)
             if call.fixed_cost_usd:
                 amount = to_nano(call.fixed_cost_usd, round_up=True)
-                planned += self.budgets(principal, amount, now, None)
+                planned += self.budgets(principal, amount, now, seconds, None)
         else:
-            planned += self.llm_rate_limits(call, None, now)
-            early = self._early_attempt(call, now)
+            planned += self.llm_rate_limits(call, None, now, seconds)
+            early = self._early_attempt(call, now, seconds)
             if early is not None:
-                await admission.reserve(planned, stage="request", early=early, now=now)
+                await admission.reserve(planned, stage="request", early=early, now=seconds)
                 return admission
-        await admission.reserve(planned, stage="request", now=now)
+        await admission.reserve(planned, stage="request", now=seconds)
         return admission
 
-    def budgets(self, principal: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:
-        """`entity_budgets`, built once per key and window (`PlanCache`)."""
+    def budgets(
+        self, principal: Principal, amount: int, now: datetime, seconds: float, provider: str | None
+    ) -> list[Planned]:
+        """`entity_budgets`, built once per key and window (`PlanCache`); `seconds` is `now` in epoch seconds."""
         return self.plans.get(
             ("budgets", principal.key_id, provider),
             principal,
-            now.timestamp(),
+            seconds,
             lambda: entity_budgets(principal, 0, now, provider),
             (amount,),
         )
 
-    def mcp_rate_limits(self, principal: Principal, server: str, now: datetime) -> list[Planned]:
+    def mcp_rate_limits(self, principal: Principal, server: str, now: datetime, seconds: float) -> list[Planned]:
         """The key's MCP rate limits on a call to `server`: tool calls per key, then per server, each +1 counted at
         once; built once per key, server and window (`PlanCache`)."""
 
@@ -213,9 +216,9 @@ class Governor:
                 planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
             return planned
 
-        return self.plans.get(("calls", principal.key_id, server), principal, now.timestamp(), build, (1,))
+        return self.plans.get(("calls", principal.key_id, server), principal, seconds, build, (1,))
 
-    def llm_rate_limits(self, call: Call, provider: str | None, now: datetime) -> list[Planned]:
+    def llm_rate_limits(self, call: Call, provider: str | None, now: datetime, seconds: float) -> list[Planned]:
         """The key's LLM rate limits (provider None: its own, advertised in the response headers; else its limits on
         that provider), built once per key and window: requests +1, counted at once; tokens the worst case, held
         until settled."""
@@ -239,17 +242,19 @@ class Governor:
             owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
             return llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None)
 
-        return self.plans.get(("rates", principal.key_id, provider), principal, now.timestamp(), build, amounts)
+        return self.plans.get(("rates", principal.key_id, provider), principal, seconds, build, amounts)
 
-    def attempt_limits(self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime) -> list[Planned]:
+    def attempt_limits(
+        self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime, seconds: float
+    ) -> list[Planned]:
         """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
-        worst = Decimal(0)
+        worst = 0
         if price is not None:
-            worst = price.worst_case(call.input_tokens, call.max_output_tokens, call.choices)
-        budgets = self.budgets(call.principal, to_nano(worst, round_up=True), now, target.provider)
-        return [*self.llm_rate_limits(call, target.provider, now), *budgets]
+            worst = price.worst_case_nano(call.input_tokens, call.max_output_tokens, call.choices)
+        budgets = self.budgets(call.principal, worst, now, seconds, target.provider)
+        return [*self.llm_rate_limits(call, target.provider, now, seconds), *budgets]
 
-    def _early_attempt(self, call: Call, now: datetime) -> Early | None:
+    def _early_attempt(self, call: Call, now: datetime, seconds: float) -> Early | None:
         """The requested model's attempt reservation, when it can be taken at admission (see the module's order).
 
         Not for an alias (the router expands it), an unpriced model (its policy is applied per attempt), or a
@@ -266,7 +271,7 @@ class Governor:
         price = self.price(target)
         if price is None:
             return None
-        planned = self.attempt_limits(call, target, price, now)
+        planned = self.attempt_limits(call, target, price, now, seconds)
         for item in planned:
             if item.limit.commit:
                 return None
@@ -304,8 +309,9 @@ class Admission:
     def __init__(self, governor: Governor, call: Call) -> None:
         self.governor = governor
         self.call = call
-        self.headers: dict[str, str] = {}
-        """Response headers describing the key's limits (`x-ratelimit-*`)."""
+        self.advertised: dict[str, tuple[Planned, int, float]] = {}
+        """The key's own limits taken, by kind, with their usage before this request and when: rendered as the
+        `x-ratelimit-*` headers only when the response is (`headers`, `raw_headers`)."""
         self.target: ModelTarget | ToolTarget | None = call.target if isinstance(call.target, ToolTarget) else None
         self.cost_usd = Decimal(0)
         self._held: dict[str, list[Planned]] = {"request": [], "attempt": []}
@@ -316,6 +322,21 @@ class Admission:
         self._done = False
         self.ungoverned = False
         """The caller has no rate limit and no budget: nothing is reserved, held or settled in the counters."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers describing the key's limits (`x-ratelimit-*`)."""
+        headers: dict[str, str] = {}
+        for suffix, (item, used, now) in self.advertised.items():
+            item.add_headers(headers, used, suffix, now)
+        return headers
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers` as a response's raw headers (names lower-case, values latin-1), in the same order."""
+        raw: list[tuple[bytes, bytes]] = []
+        for suffix, (item, used, now) in self.advertised.items():
+            raw += item.raw_headers(used, suffix, now)
+        return raw
 
     async def attempt(self, target: ModelTarget) -> None:
         """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
@@ -330,7 +351,8 @@ class Admission:
         self.target, self._price = target, governor.price(target)
         ungoverned = self.ungoverned
         now = governor.clock()
-        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, now)
+        seconds = now.timestamp()
+        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, now, seconds)
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
@@ -340,11 +362,11 @@ class Admission:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
         if not ungoverned:
-            await self.reserve(planned, stage="attempt", now=now)
+            await self.reserve(planned, stage="attempt", now=seconds)
 
-    async def reserve(self, planned: list[Planned], *, stage: str, now: datetime, early: Early | None = None) -> None:
-        """Take `planned` (planned at `now`) for `stage`, then, in the same counter-store step, `early`'s attempt
-        reservation. A try after a fallback or a seeding reads the clock again.
+    async def reserve(self, planned: list[Planned], *, stage: str, now: float, early: Early | None = None) -> None:
+        """Take `planned` (planned at `now`, epoch seconds) for `stage`, then, in the same counter-store step,
+        `early`'s attempt reservation. A try after a fallback or a seeding reads the clock again.
 
         A denial of `planned` raises LimitExceeded; a denial of `early` is kept for `attempt` to raise.
         """
@@ -354,9 +376,8 @@ class Admission:
             return
         governor = self.governor
         limits = [item.limit for item in combined]
-        at = now
+        now_seconds = now
         for _ in range(3):
-            now_seconds = at.timestamp()
             try:
                 outcome = await self._store.reserve(
                     self.call.request_id,
@@ -367,11 +388,11 @@ class Admission:
                 )
             except CounterStoreError as exc:
                 self._fall_back(exc)
-                at = governor.clock()
+                now_seconds = governor.clock().timestamp()
                 continue
             if outcome.missing:
                 await self._seed(combined, outcome.missing, now_seconds)
-                at = governor.clock()
+                now_seconds = governor.clock().timestamp()
                 continue
             failed = outcome.failed
             if not outcome.ok:
@@ -393,7 +414,7 @@ class Admission:
         self._held[stage] = planned
         for item, used in zip(planned, usage, strict=False):
             if item.advertised:
-                item.add_headers(self.headers, used, item.kind, now)
+                self.advertised[item.kind] = (item, used, now)
             elif item.kind == "usd":  # a budget is never advertised
                 self.governor.note_budget(item, used + item.limit.amount)
 
@@ -507,18 +528,19 @@ class Admission:
             if at is None:
                 at = self.governor.clock()
             principal, target = self.call.principal, self.target or self.call.target
-            entry = sanitize.spend_entry(
-                SpendEntry(
-                    request_id=self.call.request_id,
-                    target=target.name,
-                    cost_usd=cost,
-                    key_id=principal.key_id,
-                    team_id=principal.team_id,
-                    customer_id=principal.customer_id,
-                    provider=target.provider if isinstance(target, ModelTarget) else None,
-                    created_at=at,
-                )
+            provider = target.provider if isinstance(target, ModelTarget) else None
+            # By position (request id, target, cost, key, team, customer, provider, created at): one dict less.
+            entry = SpendEntry(
+                self.call.request_id,
+                target.name,
+                cost,
+                principal.key_id,
+                principal.team_id,
+                principal.customer_id,
+                provider,
+                at,
             )
+            entry = sanitize.spend_entry(entry)
             self.governor.spend.emit(entry)
         return cost
 

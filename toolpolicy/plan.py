@@ -15,7 +15,7 @@ from toolpolicy.counters.base import Limit
 from toolpolicy.limits import BudgetPeriod, Rate, parse_rate
 from toolpolicy.store.ledger import SpendScope
 from toolpolicy.types import Principal
-from toolpolicy.windows import Window, budget_window, format_reset, rate_window
+from toolpolicy.windows import Window, budget_window, format_reset, format_reset_raw, rate_window
 
 NANO = Decimal(1_000_000_000)
 
@@ -92,18 +92,37 @@ class Planned:
         )
 
     def add_headers(self, headers: dict[str, str], usage: int, suffix: str, now: float) -> None:
-        """Put the `x-ratelimit-*` headers in `headers` (per admitted request: names made once per suffix)."""
+        """Put the `x-ratelimit-*` headers in `headers` (`usage`: the limit's usage before this request)."""
         limit_name, remaining_name, reset_name = _header_names(suffix)
         limit = self.limit
         headers[limit_name] = str(limit.limit)
         headers[remaining_name] = str(max(0, limit.limit - usage - limit.amount))
+        headers[reset_name] = format_reset(self._resets_in(now))
+
+    def raw_headers(self, usage: int, suffix: str, now: float) -> list[tuple[bytes, bytes]]:
+        """`add_headers` as a response's raw headers (names made once per suffix), in the same order."""
+        limit_name, remaining_name, reset_name = _raw_header_names(suffix)
+        limit = self.limit
+        return [
+            (limit_name, b"%d" % limit.limit),
+            (remaining_name, b"%d" % max(0, limit.limit - usage - limit.amount)),
+            (reset_name, format_reset_raw(self._resets_in(now))),
+        ]
+
+    def _resets_in(self, now: float) -> float:
         until = self.window.until  # `Window.resets_in`, inline: twice per admitted request
-        headers[reset_name] = format_reset(0 if until is None else until - now)
+        return 0 if until is None else until - now
 
 
 @functools.lru_cache(maxsize=64)
 def _header_names(suffix: str) -> tuple[str, str, str]:
     return f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}", f"x-ratelimit-reset-{suffix}"
+
+
+@functools.lru_cache(maxsize=64)
+def _raw_header_names(suffix: str) -> tuple[bytes, bytes, bytes]:
+    names = _header_names(suffix)
+    return names[0].encode("latin-1"), names[1].encode("latin-1"), names[2].encode("latin-1")
 
 
 def rate_limit(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from importlib import resources
 from typing import Any
 
 from toolpolicy.types import ModelTarget
 
 MILLION = Decimal(1_000_000)
+NANO = Decimal(1_000_000_000)
+EXACT_BELOW = 10**12
+"""Token counts and prices in nano-USD per million tokens below this make the worst case's products at most 25
+digits: `Decimal` computes them exactly (28 digits), so integers give the same answer (`worst_case_nano`)."""
 LOOKUP_CACHE_SIZE = 4096
 """Answers `PriceTable.lookup` remembers; the model part of a name comes from requests, so past this many it
 looks further names up without remembering them."""
@@ -27,6 +31,13 @@ class ModelPrice:
     output: Decimal
     cached_input: Decimal | None = None
     max_output: int | None = None
+    _nano: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
+    """Input and output prices in nano-USD per million tokens, when both are whole numbers below `EXACT_BELOW`."""
+
+    def __post_init__(self) -> None:
+        input_nano, output_nano = self.input * NANO, self.output * NANO
+        if all(value == value.to_integral_value() and abs(value) < EXACT_BELOW for value in (input_nano, output_nano)):
+            object.__setattr__(self, "_nano", (int(input_nano), int(output_nano)))
 
     def cost(self, tokens_in: int, tokens_out: int, cached_tokens: int = 0) -> Decimal:
         cached = min(cached_tokens, tokens_in)
@@ -39,6 +50,18 @@ class ModelPrice:
         the model's output limit) of output."""
         limit = max_output_tokens if max_output_tokens is not None else self.max_output
         return self.cost(tokens_in, choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT))
+
+    def worst_case_nano(self, tokens_in: int, max_output_tokens: int | None, choices: int = 1) -> int:
+        """`worst_case` in nano-USD, rounded up: what a budget holds for the request. In integers when that is
+        exact (every admitted LLM request computes it; `Decimal` arithmetic costs several times more)."""
+        limit = max_output_tokens if max_output_tokens is not None else self.max_output
+        tokens_out = choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT)
+        nano = self._nano
+        if nano is not None and 0 <= tokens_in < EXACT_BELOW and 0 <= tokens_out < EXACT_BELOW:
+            # Nothing cached is assumed, so the cached-input price plays no part (as in `cost`, where it adds 0).
+            return -(-(tokens_in * nano[0] + tokens_out * nano[1]) // 1_000_000)
+        worst = self.cost(tokens_in, tokens_out) * NANO
+        return int(worst.to_integral_value(ROUND_CEILING))
 
 
 def _price(entry: dict[str, Any]) -> ModelPrice:

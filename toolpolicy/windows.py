@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -96,7 +97,17 @@ def rate_window(rate: Rate, now: datetime) -> Window:
 
 def format_reset(seconds: float) -> str:
     """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
-    return _format_whole(max(0, int(-(-seconds // 1))))
+    return _format_whole(max(0, math.ceil(seconds)))
+
+
+def format_reset_raw(seconds: float) -> bytes:
+    """`format_reset` as a raw header value (latin-1)."""
+    return _format_whole_raw(max(0, math.ceil(seconds)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_whole_raw(whole: int) -> bytes:
+    return _format_whole(whole).encode("latin-1")
 
 
 @functools.lru_cache(maxsize=4096)

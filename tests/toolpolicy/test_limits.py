@@ -207,6 +207,8 @@ async def test_rate_limit_headers_follow_openai(store_target: StoreTarget) -> No
         "x-ratelimit-remaining-tokens": "990",
         "x-ratelimit-reset-tokens": "1h0m0s",
     }
+    # The raw form a JSON answer sends: the same headers, bytes and order.
+    assert admission.raw_headers() == [(name.encode(), value.encode()) for name, value in admission.headers.items()]
 
 
 async def test_token_limits_hold_the_worst_case_and_settle_to_actual(store_target: StoreTarget) -> None:

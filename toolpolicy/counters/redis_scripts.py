@@ -1,10 +1,12 @@
 """The Lua scripts of the Redis counter store, and the form their arguments take.
 
 A limit travels as its static part, a JSON array encoded once per counter and window and cached (`hold key, add
-key, limit, flags, ttl, window start, used...`), and the request's amounts go together in one argument of decimal
-numbers separated by spaces, so a request encodes nothing but its numbers, in as few arguments as it has limits (each
-argument costs the client more to pack than a number costs to join), and a counter is incremented by exactly the
-amount given. `used` is
+key, limit, flags, ttl, window start, used...`). A request's limits go in one argument: a line of their amounts
+(decimal numbers separated by spaces), then their static parts, a line each (compact JSON has no raw line break);
+a request's settlement likewise, its id last. So a request encodes nothing but its numbers, and a reservation
+costs a fixed number of arguments plus one per settlement riding along, whatever its limits: packing an argument
+costs the client more than joining a few hundred bytes (hiredis formats each one's header with `sprintf`). A
+counter is incremented by exactly the amount given. `used` is
 `0` for the add key alone, `1, prefix, first, last` for the consecutive buckets of a rolling window (61 of them,
 named by the script), or `2, key...`. Scripts run by `EVALSHA` on their digest and answer integers.
 """
@@ -168,23 +170,28 @@ end
 """
 
 _SETTLE_ALL = """
--- ARGV[first..last]: per request its id and its number n of settlements, then each settlement's static part, then one
--- argument of 2n numbers: per settlement the amount to commit and the amount the request holds (0: none). Drops each
+-- Each of ARGV[first..last] is one request's settlement, in one argument: a line of 2n numbers (per settlement the
+-- amount to commit and the amount the request holds, 0: none), then the n settlements' static parts, a line each
+-- (JSON has no raw line break), then the request id: the rest of the argument, whatever its characters. Drops each
 -- request's hold and commits the amount (a seeded bucket only if it exists).
 local function settle_all(first, last)
-  local i = first
-  while i <= last do
-    local rid, count = ARGV[i], tonumber(ARGV[i + 1])
-    local k = i + 2
-    for actual, held in string.gmatch(ARGV[i + 2 + count], '(%S+) (%S+)') do
-      local l = limit(ARGV[k], actual)
-      k = k + 1
+  for i = first, last do
+    local block = ARGV[i]
+    local at = string.find(block, '\\n', 1, true)
+    local settlements = {}
+    for actual, held in string.gmatch(string.sub(block, 1, at - 1), '(%S+) (%S+)') do
+      local stop = string.find(block, '\\n', at + 1, true)
+      settlements[#settlements + 1] = {string.sub(block, at + 1, stop - 1), actual, held}
+      at = stop
+    end
+    local rid = string.sub(block, at + 1)
+    for _, s in ipairs(settlements) do
+      local l, held = limit(s[1], s[2]), s[3]
       if held ~= '0' and redis.call('ZREM', l.h .. ':q', held .. ':' .. rid) == 1 then
         redis.call('HINCRBY', l.h, '__total', '-' .. held)  -- held is the digits ZADD's member began with
       end
       if l.n ~= 0 and ((not l.s) or exists(l.a)) then commit(l) end
     end
-    i = i + 3 + count
   end
 end
 """
@@ -195,24 +202,25 @@ RESERVE = (
     + _SWEEP
     + _SETTLE_ALL
     + """
--- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, the number n of
--- settlement arguments that follow (other requests' settlements riding along, applied first: see settle_all), then
--- each limit's static part, then one argument of their amounts, separated by spaces. With split > 0, limits 1..split
--- are a first stage: checked and taken, then the rest is checked against the counters as the first stage left them;
--- when the rest has no room the first stays taken.
+-- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, the limits in one
+-- argument (a line of their amounts, separated by spaces, then each limit's static part, a line each), then other
+-- requests' settlements riding along, one argument each, applied first (see settle_all). With split > 0, limits
+-- 1..split are a first stage: checked and taken, then the rest is checked against the counters as the first stage
+-- left them; when the rest has no room the first stays taken.
 local rid, now, hold_seconds, split = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local settled = tonumber(ARGV[5])
-if settled > 0 then settle_all(6, 5 + settled) end
+if #ARGV > 5 then settle_all(6, #ARGV) end
 local since = tonumber(redis.call('GET', KEYS[1]) or '')
 if not since then
   -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
   since = now
   redis.call('SET', KEYS[1], ARGV[2])
 end
-local limits, at = {}, 6 + settled
-for amount in string.gmatch(ARGV[#ARGV], '%S+') do
-  limits[#limits + 1] = limit(ARGV[at], amount)
-  at = at + 1
+local limits, spec = {}, ARGV[5]
+local at = string.find(spec, '\\n', 1, true)
+for amount in string.gmatch(string.sub(spec, 1, at - 1), '%S+') do
+  local stop = string.find(spec, '\\n', at + 1, true) or #spec + 1
+  limits[#limits + 1] = limit(string.sub(spec, at + 1, stop - 1), amount)
+  at = stop
 end
 local function bucket(l, key, missing)
   local value = used_of[key]

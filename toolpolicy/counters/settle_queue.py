@@ -13,49 +13,49 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from toolpolicy.counters.base import CounterStoreError
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[list[Any]], Awaitable[None]]
+Send = Callable[[list[str]], Awaitable[None]]
 
 
 class SettleQueue:
-    """Encoded settlements waiting to be sent (the form `settle_all` of the Redis scripts reads)."""
+    """Encoded settlements waiting to be sent, one argument per request (the form `settle_all` of the Redis scripts
+    reads)."""
 
     def __init__(self, send: Send, *, interval: float) -> None:
         self._send = send
         self._interval = interval
-        self._args: list[Any] = []
+        self._args: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flight: asyncio.Task[None] | None = None
         self.sent_alone = 0
         """Calls that carried settlements only (ticks and flushes), not riding with a reservation."""
 
-    def add(self, args: list[Any]) -> None:
-        """Queue one request's settlement: its id, the number n of settlements, their n static parts, then one text
-        of 2n numbers (per settlement the amount to commit and the amount held)."""
-        self._args += args
+    def add(self, settlement: str) -> None:
+        """Queue one request's settlement, encoded: a line of 2n numbers (per settlement the amount to commit and the
+        amount held), the n static parts, a line each, then the request's id."""
+        self._args.append(settlement)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
-    async def take(self) -> list[Any]:
+    async def take(self) -> list[str]:
         """Everything queued, for a reservation to carry; after a tick's call under way has landed."""
         if self._flight is not None:
             await asyncio.shield(self._flight)
         args, self._args = self._args, []
         return args
 
-    def take_now(self) -> list[Any] | None:
+    def take_now(self) -> list[str] | None:
         """`take` when no tick's call is under way (the usual case: no coroutine to await), else None."""
         if self._flight is not None:
             return None
         args, self._args = self._args, []
         return args
 
-    def put_back(self, args: list[Any]) -> None:
+    def put_back(self, args: list[str]) -> None:
         """A reservation that carried `args` failed: they go with the next call.
 
         Nothing is lost when Redis was unreachable (the common failure). When the call timed out after Redis had run
@@ -79,7 +79,7 @@ class SettleQueue:
         except CounterStoreError as exc:
             # As when a settlement on the request path failed: the holds expire on their own (reservation_ttl),
             # the spend ledger and the rate journal have the usage.
-            logger.error("could not settle %d queued requests in the counter store: %s", count(args), exc)
+            logger.error("could not settle %d queued requests in the counter store: %s", len(args), exc)
         finally:
             self._flight = None
 
@@ -95,12 +95,3 @@ class SettleQueue:
             self._timer.cancel()
             self._timer = None
         await self.flush()
-
-
-def count(args: list[Any]) -> int:
-    """Requests in encoded settlements."""
-    requests, i = 0, 0
-    while i < len(args):
-        requests += 1
-        i += 3 + int(args[i + 1])
-    return requests

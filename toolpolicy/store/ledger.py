@@ -19,7 +19,7 @@ MAX_COST = Decimal("9999999999.9999999999")
 """The largest amount the ledger's Numeric(20, 10) column holds."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per charged request, never changed (a frozen one costs 6x to make)
 class SpendEntry:
     request_id: str
     target: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 import pytest
 
@@ -102,25 +101,40 @@ async def test_closing_the_store_sends_what_is_queued(private_redis: RedisServer
 
 async def test_a_reservation_takes_nothing_while_a_tick_is_sending_and_what_came_after_once_it_landed() -> None:
     sending, landed = asyncio.Event(), asyncio.Event()
-    sent: list[list[Any]] = []
+    sent: list[list[str]] = []
 
-    async def send(args: list[Any]) -> None:
+    async def send(args: list[str]) -> None:
         sent.append(args)
         sending.set()
         await landed.wait()
 
     queue = SettleQueue(send, interval=3600)
-    queue.add(["first", 0])
+    queue.add("first")
     flushing = asyncio.ensure_future(queue.flush())
     await sending.wait()
-    queue.add(["second", 0])
+    queue.add("second")
     assert queue.take_now() is None  # the tick's call is on the wire: a reservation must wait for it
     taking = asyncio.ensure_future(queue.take())
     await asyncio.sleep(0)
     assert not taking.done()
     landed.set()
-    assert await taking == ["second", 0]
+    assert await taking == ["second"]
     await flushing
-    assert sent[0] == ["first", 0]
+    assert sent[0] == ["first"]
     assert queue.take_now() == []
     await queue.aclose()
+
+
+async def test_a_settlement_finds_its_hold_whatever_characters_its_request_id_has(private_redis: RedisServer) -> None:
+    # A settlement travels as one argument with the id last, after lines of JSON: an id with line breaks, spaces or
+    # a colon must still name the hold its reservation took.
+    store = RedisCounterStore(private_redis.url, settle_interval=3600)
+    budget = held(name("budget"), 100, 10)
+    try:
+        odd = "a b\nc:d\n"
+        assert (await store.reserve(odd, [budget], now=NOW, hold_seconds=60)).ok
+        await store.settle(odd, [Settlement(budget, 3)], now=NOW)
+        await store.flush()
+        assert await usage(store, budget) == 3  # the hold of 10 dropped, 3 committed
+    finally:
+        await store.aclose()
