@@ -216,3 +216,40 @@ def test_light_spans_set_twice_or_with_values_left_to_the_sdk_decode_to_the_libr
     assert [len(span.entries) for span in spans] == [2, 2, 2, 2, 2, 1] * 2
     expected = encode_spans([span.readable() for span in spans])
     assert ExportTraceServiceRequest.FromString(encode_request(spans)) == expected
+
+
+def test_light_spans_of_every_shape_are_the_bytes_of_their_readable_spans() -> None:
+    """A batch of light spans (one mapping, a request span's two, two with a key in both, single attributes, a
+    value left to the SDK's rules, an event) is sent byte for byte as the same spans made the SDK's `ReadableSpan`
+    first, which the encoder writes attribute by attribute; with a span limit that some spans exceed, too."""
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(
+        resource=Resource.create({"service.name": "isthmus-test"}), processor=Simple(exporter), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    for index in range(60):
+        start = {"gen_ai.operation.name": "chat", "isthmus.request_id": f"req-{index}"}
+        span = tracer.start_span("chat", attributes=start, kind=SpanKind.SERVER)
+        with tracer.start_as_current_span("attempt", set_span_in_context(span), SpanKind.CLIENT, {"n": index % 3}):
+            pass
+        end: dict[str, Any] = {"gen_ai.usage.input_tokens": index, "isthmus.cost_usd": index / 7, "ok": index % 2 == 0}
+        if index % 4 == 1:
+            end["gen_ai.operation.name"] = "embeddings"  # set again: kept once, last
+        if index % 9 == 2:
+            end["models"] = ["a", "b"]
+        span.set_attributes(end)
+        if index % 5 == 3:
+            span.set_attribute("single", index)
+        if index % 11 == 4:
+            span.add_event("retry", {"attempt": 2})
+        span.end()
+    spans: list[Any] = list(exporter.get_finished_spans())
+    for limit in (None, 4):
+        provider.limits = SpanLimits(max_span_attributes=limit)
+        for _ in range(2):  # the second time every plain attribute comes from the cache
+            assert encode_request(spans) == encode_request([span.readable() for span in spans])
