@@ -13,11 +13,10 @@ from typing import Any
 
 from toolpolicy.counters.base import Limit
 from toolpolicy.limits import BudgetPeriod, Rate, parse_rate
+from toolpolicy.pricing import NANO
 from toolpolicy.store.ledger import SpendScope
 from toolpolicy.types import Principal
 from toolpolicy.windows import Window, budget_window, format_reset, format_reset_raw, rate_window
-
-NANO = Decimal(1_000_000_000)
 
 
 def to_nano(usd: Decimal, *, round_up: bool = False) -> int:

@@ -48,20 +48,23 @@ class ModelPrice:
     def worst_case(self, tokens_in: int, max_output_tokens: int | None, choices: int = 1) -> Decimal:
         """The most a request can cost: its input (billed once) plus, for each of its `choices`, `max_tokens` (or
         the model's output limit) of output."""
-        limit = max_output_tokens if max_output_tokens is not None else self.max_output
-        return self.cost(tokens_in, choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT))
+        return self.cost(tokens_in, self._worst_output(max_output_tokens, choices))
 
     def worst_case_nano(self, tokens_in: int, max_output_tokens: int | None, choices: int = 1) -> int:
         """`worst_case` in nano-USD, rounded up: what a budget holds for the request. In integers when that is
         exact (every admitted LLM request computes it; `Decimal` arithmetic costs several times more)."""
-        limit = max_output_tokens if max_output_tokens is not None else self.max_output
-        tokens_out = choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT)
+        tokens_out = self._worst_output(max_output_tokens, choices)
         nano = self._nano
         if nano is not None and 0 <= tokens_in < EXACT_BELOW and 0 <= tokens_out < EXACT_BELOW:
             # Nothing cached is assumed, so the cached-input price plays no part (as in `cost`, where it adds 0).
             return -(-(tokens_in * nano[0] + tokens_out * nano[1]) // 1_000_000)
         worst = self.cost(tokens_in, tokens_out) * NANO
         return int(worst.to_integral_value(ROUND_CEILING))
+
+    def _worst_output(self, max_output_tokens: int | None, choices: int) -> int:
+        """The output a request may be billed for: `max_tokens` (or the model's output limit) for each choice."""
+        limit = max_output_tokens if max_output_tokens is not None else self.max_output
+        return choices * (limit if limit is not None else DEFAULT_MAX_OUTPUT)
 
 
 def _price(entry: dict[str, Any]) -> ModelPrice:
