@@ -21,7 +21,8 @@ system call (so the two kernel rows together are the threads' system time), its 
 CPU among all its samples when it has none of one kind). CPU of a
 thread py-spy never sampled is shown apart (`UNSAMPLED`); when threads ended in the window, their CPU (the process's
 figure beyond its live threads') is shared among the samples of threads /proc no longer lists. CPU per request is the
-process's CPU seconds in the window divided by the requests it answered in it.
+process's CPU seconds over the requests it answered, in a window of the same load without py-spy
+(`bench.profile.profile_under_load`).
 """
 
 from __future__ import annotations
@@ -240,9 +241,10 @@ class Attribution:
 
 
 def attribute(
-    collapsed: str, cpu: ProcessCpu | None = None, requests: int = 0, roots: Sequence[str] = ROOTS
+    collapsed: str, cpu: ProcessCpu | None = None, cpu_ms: float | None = None, roots: Sequence[str] = ROOTS
 ) -> Attribution:
-    """The owners' shares of a raw py-spy profile; with the CPU and the requests of its window, CPU per request."""
+    """The owners' shares of a raw py-spy profile, weighed by the CPU of its window when known; `cpu_ms` is the
+    process's CPU per request, which the shares divide."""
     weighed = weigh(collapsed, cpu, roots)
     weights: Counter[str] = Counter()
     for sample, weight in weighed.samples:
@@ -254,5 +256,4 @@ def attribute(
         return Attribution({}, weighed.count)
     ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
     shares = {name: weight / whole for name, weight in ranked if weight > 0}
-    cpu_ms = None if cpu is None or requests <= 0 else cpu.process.total * 1000 / requests
     return Attribution(shares, weighed.count, cpu_ms)

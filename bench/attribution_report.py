@@ -49,7 +49,7 @@ def profiles_intro() -> list[str]:
         "",
         f"py-spy at {RATE} Hz while wrk loads the path at c={PROFILED_AT}, each thread with its OS thread id and its "
         "C frames (`--threads --native`: to read C frames py-spy stops the process for each sample, which costs "
-        "it throughput while sampled, and each of its threads a little system time). Each profile starts with where "
+        "it throughput while sampled, and a process with many threads CPU). Each profile starts with where "
         "the CPU goes. A sample whose innermost frames are the C library's wrapper of a system call is the "
         "kernel's, whoever made the call: `kernel: socket I/O and polling` for `write`, `writev`, `send`, `read`, "
         "`recv`, `epoll_pwait` and the like (Isthmus's response writer's `transport.write`, uvicorn's "
@@ -66,7 +66,8 @@ def profiles_intro() -> list[str]:
         "probe, asleep in `time.sleep`), and waiting for a core inside a system call (woken from `epoll_pwait`, or "
         "after a loopback write woke the peer) counts for no more than the thread's system time; within its user "
         "time, waiting for a core still falls where the thread was preempted. CPU per request is the process's CPU "
-        "while sampled over the requests it answered, both exact. The floor is profiled the same way, so its "
+        "over the requests it answered, both exact, in a window of the same load just before py-spy attaches, so "
+        "py-spy's stops do not count (each profile gives both figures). The floor is profiled the same way, so its "
         "figures say what HTTP parsing, the client, the loop and the kernel's socket I/O cost a request with no "
         "logic at all.",
         "",

@@ -1,11 +1,11 @@
 """A py-spy profile of the gateway under load, summarised: where the CPU time goes, by function and by package.
 
 py-spy samples the running process from outside while wrk loads it, each thread with its OS thread id (`--threads`)
-and its C frames (`--native`, which needs py-spy to pause the process for each sample; at `RATE` that costs the
-process a fraction of its throughput, not of its CPU per request). Each thread's CPU, user and system apart, is read
-from /proc before and after, and the samples are weighed by it (`bench.attribution.weigh`); the collapsed stacks
-are summarised as the functions with the most self time and the packages with the most self and inclusive time,
-and attributed to their owners (`bench.attribution`) per request.
+and its C frames (`--native`, which needs py-spy to stop the process for each sample: that costs the process
+throughput, and CPU of its own, so the CPU per request comes from a window of the same load just before). Each
+thread's CPU, user and system apart, is read from /proc before and after, and the samples are weighed by it
+(`bench.attribution.weigh`); the collapsed stacks are summarised as the functions with the most self time and the
+packages with the most self and inclusive time, and attributed to their owners (`bench.attribution`) per request.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from bench.loadgen import HttpRequest, LoadResult, run_wrk
 from bench.stacks import ROOTS, Sample, samples
 
 RATE = 50
-"""py-spy's samples a second, of each thread. py-spy pauses the process to read its C frames (`--native`): at 200 a
+"""py-spy's samples a second, of each thread. py-spy stops the process to read its C frames (`--native`): at 200 a
 second that cost the gateway 65% of its throughput on this 2-core machine; at 50, 31% (chat) to 54% (mcp-modern)
-against unprofiled rounds (py-spy without `--native` at 200 a second: 24% and none), while its CPU per request rose
-12-16% (without: 16% and 1%), inside the rounds' scatter."""
+against unprofiled rounds (py-spy without `--native` at 200 a second: 24% and none). The CPU per request is taken
+without py-spy (`profile_under_load`)."""
 BOOTSTRAP = frozenset(
     {
         "isthmus/cli.py",
@@ -99,7 +99,7 @@ class Profile:
     summary: str
     """Markdown: the CPU the process used, the top functions, the packages."""
     load: LoadResult
-    """The load's figures while sampled (slowed by sampling)."""
+    """The load's figures while sampled (slowed by py-spy's stops)."""
     attribution: Attribution
 
 
@@ -113,10 +113,15 @@ def profile_under_load(
     wrk: str,
     load: Callable[..., LoadResult] = run_wrk,
 ) -> Profile:
-    """Record `pid` while wrk loads it."""
+    """Record `pid` while wrk loads it, after a window of the same load without py-spy for the CPU per request:
+    py-spy's stops cost a process with many threads CPU of their own (the gateway used 7-36% more per request while
+    sampled than without, the floor with its one busy thread no more)."""
     spy = py_spy()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    before = process_times(pid)
+    unsampled = load(request, connections, seconds, wrk=wrk)
+    cpu_ms = cpu_between(before, process_times(pid)).process.total * 1000 / max(1, unsampled.requests)
     argv = [spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(RATE)]
     argv += ["--format", "raw", "--threads", "--native", "--full-filenames", "--output", str(output)]
     recorder = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -133,8 +138,14 @@ def profile_under_load(
         raise RuntimeError(f"py-spy failed ({recorder.returncode}): {out.decode(errors='replace')[-500:]}")
     cpu = cpu_between(before, after)
     collapsed = output.read_text()
-    text = cpu_text(pid, cpu, collapsed, elapsed)
-    return Profile(text + "\n\n" + summarise(collapsed, cpu=cpu), result, attribute(collapsed, cpu, result.requests))
+    sampled_ms = cpu.process.total * 1000 / max(1, result.requests)
+    text = (
+        f"CPU per request without py-spy, over {seconds:g} s of the same load just before: {cpu_ms:.3f} ms at "
+        f"{unsampled.rps:,.0f} rps (the figure above); while sampled: {sampled_ms:.3f} ms at {result.rps:,.0f} rps. "
+        + cpu_text(pid, cpu, collapsed, elapsed)
+    )
+    attribution = attribute(collapsed, cpu, cpu_ms, roots=ROOTS)
+    return Profile(text + "\n\n" + summarise(collapsed, cpu=cpu), result, attribution)
 
 
 def cpu_text(pid: int, cpu: ProcessCpu, collapsed: str, elapsed: float) -> str:

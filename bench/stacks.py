@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.procs import REPO
 
-_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file><[^<>]*>|[^()]*?)(?::\d+)?\)$")
 _THREAD = re.compile(r"^thread \((?P<tid>\d+)\)(?:: (?P<name>.*))?$")
 _NATIVE_FILE = re.compile(r"(\.(c|h|cc|cpp|cxx|hpp|pyx|pxd|pxi)|\.so(\.[\d.]+)?|^\?|^\[\w+\])$")
 """C sources (a native frame with debug information), shared objects (without), `?` and `[vdso]` (neither)."""

@@ -36,6 +36,8 @@ def test_frames_name_their_package_and_code_without_a_file_is_pseudo() -> None:
     assert frame.name == "ClientSession._request (aiohttp/client.py)"
     assert parse_frame("__init__ (<string>:2)", ROOTS).package == PSEUDO
     assert parse_frame("_Environ.__getitem__ (<frozen os>)", ROOTS).package == PSEUDO
+    generated = parse_frame("where (<sqlalchemy generated _generative() wrapper for Select.where>:1)", ROOTS)
+    assert (generated.function, generated.package) == ("where", PSEUDO)
 
 
 @pytest.mark.parametrize("file", ["attempts", "choices:-1271302736", "J\x03\x00:-1701595776", "creator_method"])
