@@ -10,7 +10,8 @@ misread (`bench.stacks.MISREAD`), and so does C code (`bench.stacks.NATIVE`: uvl
 with one exception: a sample whose innermost frames are the C library's wrapper of a system call is in the kernel,
 whoever made the call, and belongs to `KERNEL` for socket I/O and polling (`write`, `writev`, `read`, `recv`,
 `epoll_pwait`, ...), to `KERNEL_OTHER` for any other (SQLite's `pwrite64` and `fdatasync`, the GIL's and the queues'
-waits on a futex, a probe's `clock_nanosleep`, and the stops py-spy itself makes each thread take to read its stack).
+waits on a futex, a probe's `clock_nanosleep`). The system time py-spy's own stops cost each thread falls in these
+two as well.
 
 The shares are of CPU time, not of samples. py-spy samples every thread that is running or waiting for a core (state
 R), so a thread's samples say where it was, not how much CPU it used: an idle probe thread woken often (the loop-lag
