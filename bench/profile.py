@@ -1,8 +1,11 @@
 """A py-spy profile of the gateway under load, summarised: where the CPU time goes, by function and by package.
 
-py-spy samples the running process from outside (`--nonblocking`, so it does not pause it) while wrk loads it;
-the collapsed stacks are summarised as the functions with the most self time and the packages with the
-most self and inclusive time, and attributed to their owners (`bench.attribution`) per request.
+py-spy samples the running process from outside while wrk loads it, each thread with its OS thread id (`--threads`)
+and its C frames (`--native`, which needs py-spy to stop the process for each sample: that costs the process
+throughput, and CPU of its own, so the CPU per request comes from a window of the same load just before). Each
+thread's CPU, user and system apart, is read from /proc before and after, and the samples are weighed by it
+(`bench.attribution.weigh`); the collapsed stacks are summarised as the functions with the most self time and the
+packages with the most self and inclusive time, and attributed to their owners (`bench.attribution`) per request.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.attribution import Attribution, ThreadCpu, attribute
+from bench.attribution import Attribution, CpuTime, ProcessCpu, attribute, system_call, weigh
 from bench.loadgen import HttpRequest, LoadResult, run_wrk
-from bench.stacks import ROOTS, on_own_thread, samples
+from bench.stacks import ROOTS, Sample, samples
 
-RATE = 200
-"""py-spy's samples a second, of each thread."""
+RATE = 50
+"""py-spy's samples a second, of each thread. py-spy stops the process to read its C frames (`--native`): at 200 a
+second that cost the gateway 65% of its throughput on this 2-core machine; at 50, 31% (chat) to 54% (mcp-modern)
+against unprofiled rounds (py-spy without `--native` at 200 a second: 24% and none). The CPU per request is taken
+without py-spy (`profile_under_load`)."""
 BOOTSTRAP = frozenset(
     {
         "isthmus/cli.py",
@@ -39,31 +45,45 @@ BOOTSTRAP = frozenset(
 """Frames every sample of a thread passes through (`isthmus` is the console script): counting them says nothing."""
 
 
-def summarise(collapsed: str, top: int = 12, roots: Sequence[str] = ROOTS) -> str:
-    """Markdown: the top functions by self time, and packages by self and by inclusive time."""
+def _self(sample: Sample) -> tuple[str, str, set[str]]:
+    """A sample's self-time function, its package, and the packages on its stack (C frames left out: their time is
+    their Python caller's, or the kernel's)."""
+    call = system_call(sample)
+    python = sample.python_frames or sample.frames
+    packages = {frame.package for frame in python if frame.file not in BOOTSTRAP}
+    if call is not None:
+        return f"{call} (system call)", "kernel", packages | {"kernel"}
+    return python[-1].name, python[-1].package, packages
+
+
+def summarise(collapsed: str, top: int = 12, roots: Sequence[str] = ROOTS, cpu: ProcessCpu | None = None) -> str:
+    """Markdown: the top functions by self time, and packages by self and by inclusive time (shares of the CPU when
+    it is given, of the samples when not)."""
     self_time: Counter[str] = Counter()
     self_package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
-    for frames, count in samples(collapsed, roots):
-        total += count
-        self_time[frames[-1].name] += count
-        self_package[frames[-1].package] += count
-        for package in {frame.package for frame in frames if frame.file not in BOOTSTRAP}:
-            inclusive[package] += count
-    if total == 0:
+    weighed = weigh(collapsed, cpu, roots)
+    for sample, weight in weighed.samples:
+        function, package, on_stack = _self(sample)
+        self_time[function] += weight
+        self_package[package] += weight
+        for name in on_stack:
+            inclusive[name] += weight
+    total = sum(self_time.values()) + weighed.unsampled
+    if weighed.count == 0 or total <= 0:
         return "py-spy recorded no samples."
-    lines = [f"{total:,} samples. Self time, top {top} functions:", ""]
-    lines += [f"- {count / total:5.1%} `{name}`" for name, count in self_time.most_common(top)]
+    lines = [f"{weighed.count:,} samples. Self time, top {top} functions:", ""]
+    lines += [f"- {weight / total:5.1%} `{name}`" for name, weight in self_time.most_common(top) if weight > 0]
     lines += [
         "",
         "Self time by package: "
-        + ", ".join(f"{name} {count / total:.0%}" for name, count in self_package.most_common(10)),
+        + ", ".join(f"{name} {weight / total:.0%}" for name, weight in self_package.most_common(10) if weight > 0),
     ]
     lines += [
         "",
         "Inclusive time by package (a sample counts once for each package on its stack, start-up frames "
-        "left out): " + ", ".join(f"{name} {count / total:.0%}" for name, count in inclusive.most_common(14)),
+        "left out): "
+        + ", ".join(f"{name} {weight / total:.0%}" for name, weight in inclusive.most_common(14) if weight > 0),
     ]
     return "\n".join(lines)
 
@@ -79,7 +99,7 @@ class Profile:
     summary: str
     """Markdown: the CPU the process used, the top functions, the packages."""
     load: LoadResult
-    """The load's figures while sampled (slowed a little by sampling)."""
+    """The load's figures while sampled (slowed by py-spy's stops)."""
     attribution: Attribution
 
 
@@ -93,17 +113,22 @@ def profile_under_load(
     wrk: str,
     load: Callable[..., LoadResult] = run_wrk,
 ) -> Profile:
-    """Record `pid` while wrk loads it."""
+    """Record `pid` while wrk loads it, after a window of the same load without py-spy for the CPU per request:
+    py-spy's stops cost a process with many threads CPU of their own (the gateway used 7-36% more per request while
+    sampled than without, the floor with its one busy thread no more)."""
     spy = py_spy()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    before = process_times(pid)
+    unsampled = load(request, connections, seconds, wrk=wrk)
+    cpu_ms = cpu_between(before, process_times(pid)).process.total * 1000 / max(1, unsampled.requests)
     argv = [spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(RATE)]
-    argv += ["--format", "raw", "--nonblocking", "--full-filenames", "--output", str(output)]
+    argv += ["--format", "raw", "--threads", "--native", "--full-filenames", "--output", str(output)]
     recorder = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        before, started = thread_cpu(pid), time.monotonic()
+        before, started = process_times(pid), time.monotonic()
         result = load(request, connections, seconds, wrk=wrk)
-        after, elapsed = thread_cpu(pid), time.monotonic() - started
+        after, elapsed = process_times(pid), time.monotonic() - started
         out, _ = recorder.communicate(timeout=seconds + 30)
     finally:
         if recorder.poll() is None:
@@ -111,34 +136,111 @@ def profile_under_load(
             recorder.wait()
     if recorder.returncode != 0 or not output.exists():
         raise RuntimeError(f"py-spy failed ({recorder.returncode}): {out.decode(errors='replace')[-500:]}")
-    cpu = ThreadCpu(
-        main=(after.get(pid, 0) - before.get(pid, 0)) / CLOCK_TICKS,
-        others=sum(after[t] - before.get(t, 0) for t in after if t != pid) / CLOCK_TICKS,
-    )
+    cpu = cpu_between(before, after)
     collapsed = output.read_text()
-    busy = sum(count for frames, count in samples(collapsed) if not on_own_thread(frames)) / (RATE * elapsed)
+    sampled_ms = cpu.process.total * 1000 / max(1, result.requests)
     text = (
-        f"CPU used while profiled (from /proc, not sampled): main thread {cpu.main / elapsed:.0%} of a core, "
-        f"its {len(after) - 1} other threads {cpu.others / elapsed:.0%} together. py-spy found the main thread busy "
-        f"{busy:.0%} of the time: a thread waiting for a core, or in a system call py-spy does not know as idle "
-        "(e.g. SQLite's fsync), is sampled as busy. The shares above weigh the main thread's samples and the other "
-        "threads' by the CPU each used; within a thread, time waiting for a core falls where the thread stopped: "
-        "in the loop (woken from epoll) or a socket write (on loopback a write can hand the core to the peer it "
-        "wakes), so on a loaded machine those shares are overstated."
+        f"CPU per request without py-spy, over {seconds:g} s of the same load just before: {cpu_ms:.3f} ms at "
+        f"{unsampled.rps:,.0f} rps (the figure above); while sampled: {sampled_ms:.3f} ms at {result.rps:,.0f} rps. "
+        + cpu_text(pid, cpu, collapsed, elapsed)
     )
-    return Profile(text + "\n\n" + summarise(collapsed), result, attribute(collapsed, cpu, result.requests))
+    attribution = attribute(collapsed, cpu, cpu_ms, roots=ROOTS)
+    return Profile(text + "\n\n" + summarise(collapsed, cpu=cpu), result, attribution)
+
+
+def cpu_text(pid: int, cpu: ProcessCpu, collapsed: str, elapsed: float) -> str:
+    """The figures the shares are weighed by: each thread's CPU, user and system apart, beside its samples."""
+    names: dict[int | None, str] = {}
+    counts: Counter[int | None] = Counter()
+    for sample in samples(collapsed):
+        names.setdefault(sample.thread, sample.thread_name)
+        counts[sample.thread] += sample.count
+
+    def figures(used: CpuTime) -> str:
+        return (
+            f"{used.total / elapsed:.1%} of a core (user {used.user / elapsed:.1%}, system {used.system / elapsed:.1%})"
+        )
+
+    ranked = sorted(cpu.threads, key=lambda t: (t != pid, -cpu.threads[t].total, t))
+    sampled = [t for t in ranked if counts[t]]
+    never = [t for t in ranked if not counts[t]]
+    described = [f"{names.get(t) or f'thread {t}'} {figures(cpu.threads[t])}, {counts[t]:,} samples" for t in sampled]
+    if never:
+        quiet = sum(cpu.threads[t].total for t in never)
+        threads = f"{len(never)} thread{'s' if len(never) > 1 else ''}"
+        described.append(f"{threads} py-spy never sampled, {quiet / elapsed:.1%} of a core together")
+    if cpu.ended:
+        described.append(f"threads that ended in the window {figures(cpu.beyond_threads())}")
+    busy = counts[pid] / (RATE * elapsed)
+    return (
+        f"CPU used while profiled (from /proc, not sampled): the process {figures(cpu.process)}. By thread, beside "
+        f"py-spy's samples of it: {'; '.join(described)}. py-spy found the main thread running or waiting for a "
+        f"core {busy:.0%} of the time. The shares below weigh each thread's samples by that thread's own CPU: its "
+        "system time over its samples in a system call (the kernel's rows), its user time over the rest."
+    )
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(pid: int) -> dict[int, int]:
-    """CPU time (user + system, in clock ticks) of each thread of `pid`."""
-    times: dict[int, int] = {}
+@dataclass(frozen=True)
+class Ticks:
+    """CPU so far: user and system time in clock ticks, and the scheduler's exact run time, in ns, when known."""
+
+    user: int
+    system: int
+    runtime_ns: int | None = None
+
+    def since(self, then: Ticks | None) -> CpuTime:
+        """The CPU used since `then` (since the start, for None), in seconds. /proc counts user and system time in
+        ticks (10 ms), which over a few seconds is 1-5% off for a thread, more for a quiet one; the scheduler's
+        run time is exact, so it gives the total, and the ticks only split it."""
+        start = then or Ticks(0, 0, 0)
+        user, system = self.user - start.user, self.system - start.system
+        if self.runtime_ns is None or start.runtime_ns is None:
+            return CpuTime(user / CLOCK_TICKS, system / CLOCK_TICKS)
+        total = (self.runtime_ns - start.runtime_ns) / 1e9
+        system_part = system / (user + system) if user + system > 0 else 0.0
+        return CpuTime(total * (1 - system_part), total * system_part)
+
+
+@dataclass(frozen=True)
+class Times:
+    """A process's CPU so far: its own (every thread's, ended ones too) and each live thread's."""
+
+    process: Ticks
+    threads: dict[int, Ticks]
+
+
+def _ticks(directory: Path) -> Ticks:
+    fields = (directory / "stat").read_text().rsplit(")", 1)[1].split()
+    user, system = int(fields[11]), int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    try:
+        runtime_ns = int((directory / "schedstat").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        runtime_ns = None  # a kernel without CONFIG_SCHED_INFO
+    return Ticks(user, system, runtime_ns)
+
+
+def process_times(pid: int) -> Times:
+    threads: dict[int, Ticks] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            threads[int(task.name)] = _ticks(task)
         except OSError:
             continue  # the thread ended
-        times[int(task.name)] = int(fields[11]) + int(fields[12])
-    return times
+    process = _ticks(Path(f"/proc/{pid}"))
+    # /proc/PID/schedstat is the main thread's alone: the process's own figure is its ticks
+    return Times(Ticks(process.user, process.system), threads)
+
+
+def cpu_between(before: Times, after: Times) -> ProcessCpu:
+    """The CPU used between two readings: a thread new since `before` used all it has."""
+    threads = {tid: now.since(before.threads.get(tid)) for tid, now in after.threads.items()}
+    ended = [tid for tid in before.threads if tid not in after.threads]
+    return ProcessCpu(threads, after.process.since(before.process), ended=bool(ended))
+
+
+def thread_cpu(pid: int) -> dict[int, int]:
+    """CPU time (user + system, in clock ticks) of each thread of `pid`."""
+    return {tid: ticks.user + ticks.system for tid, ticks in process_times(pid).threads.items()}

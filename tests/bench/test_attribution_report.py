@@ -4,14 +4,16 @@ gateway's."""
 
 from __future__ import annotations
 
-from bench.attribution import CLIENT, LOOP, NO_CALLER, OWN, SERVER, Attribution
+from bench.attribution import CLIENT, KERNEL, LOOP, NO_CALLER, OWN, SERVER, Attribution
 from bench.attribution_report import attribution_section, comparison, verdict
 from bench.loadgen import LoadResult
 from bench.report import render
 from bench.results_model import PathInfo, Run
 
-FLOOR = Attribution({SERVER: 0.4, CLIENT: 0.3, LOOP: 0.2, "the floor's own code": 0.1}, 500, 0.2)
-PLAIN = Attribution({OWN: 0.4, CLIENT: 0.2, SERVER: 0.15, LOOP: 0.1, "pydantic": 0.1, NO_CALLER: 0.05}, 1000, 0.8)
+FLOOR = Attribution({SERVER: 0.3, CLIENT: 0.3, LOOP: 0.2, KERNEL: 0.1, "the floor's own code": 0.1}, 500, 0.2)
+PLAIN = Attribution(
+    {OWN: 0.4, CLIENT: 0.15, SERVER: 0.15, LOOP: 0.1, "pydantic": 0.1, KERNEL: 0.05, NO_CALLER: 0.05}, 1000, 0.8
+)
 GOVERNED = Attribution({OWN: 0.5, CLIENT: 0.15, SERVER: 0.1, LOOP: 0.1, "redis/hiredis": 0.15}, 1000, 1.2)
 
 
@@ -72,24 +74,24 @@ def test_the_section_sets_each_owner_beside_the_floor_and_the_plain_gateway() ->
 def test_the_comparison_says_what_the_floor_and_the_gateway_spend_per_request() -> None:
     run = _run()
     assert comparison(run, "isthmus, chat, c=16") == [
-        "- The floor, the same call at c=16, spends 0.200 ms of CPU per request, 0.180 ms in HTTP parsing, the client "
-        "and the loop (HTTP server: uvicorn/httptools 0.080, HTTP client: aiohttp 0.060, event loop (uvloop, asyncio) "
-        "0.040).",
+        "- The floor, the same call at c=16, spends 0.200 ms of CPU per request, 0.180 ms in HTTP parsing, the client, "
+        "the loop and the kernel (HTTP server: uvicorn/httptools 0.060, HTTP client: aiohttp 0.060, event loop "
+        "(uvloop, asyncio) 0.040, kernel: socket I/O and polling 0.020).",
         "- `isthmus` spends 0.800 ms of CPU per request: 0.320 ms (40%) in Isthmus's own code, 0.360 ms in HTTP "
-        "parsing, the client and the loop (HTTP server: uvicorn/httptools 0.120, HTTP client: aiohttp 0.160, event "
-        "loop (uvloop, asyncio) 0.080), 0.080 ms in the other libraries it drives (pydantic 0.080), 0.040 ms "
-        "elsewhere (standard library, no caller 0.040).",
-        "- Outside Isthmus's code: 0.480 ms per request, 2.4× the floor's whole request; HTTP parsing, the client and "
-        "the loop alone take 0.360 ms here against the floor's 0.180 ms.",
+        "parsing, the client, the loop and the kernel (HTTP server: uvicorn/httptools 0.120, HTTP client: aiohttp "
+        "0.120, event loop (uvloop, asyncio) 0.080, kernel: socket I/O and polling 0.040), 0.080 ms in the other "
+        "libraries it drives (pydantic 0.080), 0.040 ms elsewhere (standard library, no caller 0.040).",
+        "- Outside Isthmus's code: 0.480 ms per request, 2.4× the floor's whole request; HTTP parsing, the client, "
+        "the loop and the kernel alone take 0.360 ms here against the floor's 0.180 ms.",
     ]
     assert comparison(run, "isthmus+gov, chat, c=16")[-1] == (
         "- Against `isthmus, chat, c=16`: +0.400 ms per request; Isthmus's own code +0.280, redis/hiredis +0.180, "
-        "pydantic -0.080, standard library, no caller -0.040."
+        "pydantic -0.080, HTTP client: aiohttp +0.060."
     )
     assert comparison(run, "floor, chat, c=16") == [
-        "- `floor` spends 0.200 ms of CPU per request: 0.180 ms in HTTP parsing, the client and the loop (HTTP server: "
-        "uvicorn/httptools 0.080, HTTP client: aiohttp 0.060, event loop (uvloop, asyncio) 0.040); the floor's own "
-        "code 0.020."
+        "- `floor` spends 0.200 ms of CPU per request: 0.180 ms in HTTP parsing, the client, the loop and the kernel "
+        "(HTTP server: uvicorn/httptools 0.060, HTTP client: aiohttp 0.060, event loop (uvloop, asyncio) 0.040, "
+        "kernel: socket I/O and polling 0.020); the floor's own code 0.020."
     ]
 
 
