@@ -54,3 +54,12 @@ def shape_text(blanked: Any) -> Shape | None:
         return repr(blanked)
     except RecursionError:
         return None
+
+
+def string_keys(value: dict[Any, Any]) -> bool:
+    """Whether every key of `value` is a `str`: whether a blanker may write it as `{}` (a loop: `all` over a generator
+    costs more than the check, and it runs on every call)."""
+    for key in value:
+        if type(key) is not str:
+            return False
+    return True

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from mcp_hub.fastpath.hub_chain import hub_chain, run_straight
 from mcp_hub.fastpath.plain_results import PlainResultsRunner
-from mcp_hub.shapes import AcceptedShapes, Shape, shape_text
+from mcp_hub.shapes import AcceptedShapes, Shape, shape_text, string_keys
 
 KERNEL_PARAMS: Final[Mapping[str, type[RequestParams]]] = {
     "tools/call": CallToolRequestParams,
@@ -159,7 +159,7 @@ def _shape(method: str, params: Mapping[str, Any] | None) -> Shape | None:
     for key, value in params.items():
         kind = free.get(key)
         if kind is not None and type(value) is kind:
-            if isinstance(value, dict) and not all(type(name) is str for name in value):
+            if isinstance(value, dict) and not string_keys(value):
                 return None
             value = kind()
         else:

@@ -32,6 +32,11 @@ _PROBE: Final[dict[str, Any]] = {
 """A plain result with every field the layout places."""
 _FIELDS: Final = frozenset(_PROBE)
 _ITEM_FIELDS: Final = frozenset({"type", "text"})
+_TEXT_FIRST: Final = ("text", "type")
+_DIRECT_KEYS: Final = (
+    ("content", "isError", "structuredContent"),
+    ("content", "isError", "resultType", "structuredContent"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,13 @@ class Layout:
 
     keys: tuple[str, ...]
     item_keys: tuple[str, ...]
+    direct: bool
+    """Whether `_build` writes the result as one dict display (every version's layout so far): content, isError,
+    resultType where the version has it, structuredContent; a text item's text, then its type."""
+
+    @classmethod
+    def of(cls, keys: tuple[str, ...], item_keys: tuple[str, ...]) -> Layout:
+        return cls(keys, item_keys, keys in _DIRECT_KEYS and item_keys == _TEXT_FIRST)
 
 
 _layouts: dict[str, Layout | None] = {}
@@ -67,31 +79,40 @@ def plain_wire(version: str, result: CallToolResult) -> dict[str, Any] | None:
             return None
     if result.meta is not None or result.result_type != "complete" or type(result.is_error) is not bool:
         return None
-    texts: list[str] = []
+    items: list[dict[str, str]] = []
     for item in result.content:
         if type(item) is not TextContent or item.annotations is not None or item.meta is not None:
             return None
-        if type(item.text) is not str or item.type != "text":
+        text = item.text
+        if type(text) is not str or item.type != "text":
             return None
-        texts.append(item.text)
+        items.append({"text": text, "type": "text"})
     structured = result.structured_content
-    if structured is not None and (type(structured) is not dict or not _plain(structured, 0)):
+    if structured is not None and (type(structured) is not dict or not _plain_dict(structured, 0)):
         return None
-    return _build(layout, result, texts)
+    return _build(layout, result, items)
 
 
-def _build(layout: Layout, result: CallToolResult, texts: list[str]) -> dict[str, Any]:
-    wire: dict[str, Any] = {}
+def _build(layout: Layout, result: CallToolResult, items: list[dict[str, str]]) -> dict[str, Any]:
+    """The wire form of a plain result whose text items are `items` (`{"text": ..., "type": "text"}`)."""
+    structured = result.structured_content
+    if layout.direct:  # one display, in the layout's order (`_learn` checked it against the SDK's dump)
+        wire: dict[str, Any] = {"content": items, "isError": result.is_error}
+        if "resultType" in layout.keys:
+            wire["resultType"] = result.result_type
+        if structured is not None:
+            wire["structuredContent"] = structured
+        return wire
+    wire = {}
     for key in layout.keys:
         if key == "content":
-            item_keys = layout.item_keys
-            wire[key] = [{name: text if name == "text" else "text" for name in item_keys} for text in texts]
+            wire[key] = [{name: item[name] for name in layout.item_keys} for item in items]
         elif key == "isError":
             wire[key] = result.is_error
         elif key == "resultType":
             wire[key] = result.result_type
-        elif result.structured_content is not None:
-            wire[key] = result.structured_content
+        elif structured is not None:
+            wire[key] = structured
     return wire
 
 
@@ -106,24 +127,42 @@ def _learn(version: str) -> Layout | None:
         return None
     if not isinstance(content[0], dict) or set(content[0]) != _ITEM_FIELDS:
         return None
-    layout = Layout(tuple(dumped), tuple(content[0]))
+    layout = Layout.of(tuple(dumped), tuple(content[0]))
     probe = CallToolResult.model_validate(_PROBE, by_name=False)
-    built = _build(layout, probe, [_PROBE_TEXT])
-    return layout if built == dumped and list(built) == list(dumped) else None
+    built = _build(layout, probe, [{"text": _PROBE_TEXT, "type": "text"}])
+    same = built == dumped and list(built) == list(dumped)
+    return layout if same and list(built["content"][0]) == list(content[0]) else None
 
 
 def _plain(value: Any, depth: int) -> bool:
     """Whether `value` is JSON the schema's dump returns as it is: dicts with string keys, lists, strings, integers,
-    finite floats, booleans and None (a tuple would become a list, a NaN null)."""
+    finite floats, booleans and None (a tuple would become a list, a NaN null). Loops, not `all` over generators:
+    this walks every structured result."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return True
     if kind is float:
         return math.isfinite(value)
+    if kind is dict:
+        return _plain_dict(value, depth)
+    if kind is list and depth < MAX_DEPTH:
+        for item in value:
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    return False
+
+
+def _plain_dict(value: dict[Any, Any], depth: int) -> bool:
+    """`_plain` of a dict."""
     if depth >= MAX_DEPTH:
         return False
-    if kind is dict:
-        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
-    if kind is list:
-        return all(_plain(item, depth + 1) for item in value)
-    return False
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue  # (the commonest values, checked in place)
+        if not _plain(item, depth + 1):
+            return False
+    return True

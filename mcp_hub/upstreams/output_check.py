@@ -90,7 +90,7 @@ def _compile(schema: Any) -> Check | None:
         if len(set(kinds)) != len(kinds):
             return None
         tests = [_TYPES[k] for k in kinds]
-        checks.append(tests[0] if len(tests) == 1 else lambda value: any(test(value) for test in tests))
+        checks.append(tests[0] if len(tests) == 1 else _any_of(tests))
     if "enum" in schema or "const" in schema:
         return None  # equality as JSON Schema defines it (1 == 1.0, True != 1) is left to the SDK
     if "properties" in schema or "required" in schema or "additionalProperties" in schema:
@@ -102,10 +102,48 @@ def _compile(schema: Any) -> Check | None:
         item = _compile(schema["items"])
         if item is None:
             return None
-        checks.append(lambda value: type(value) is not list or all(item(element) for element in value))
+        checks.append(_items_check(item))
     if len(checks) == 1:
         return checks[0]
-    return lambda value: all(check(value) for check in checks)
+    if len(checks) == 2:  # the commonest (`type` with `properties`): two calls, no loop
+        first, second = checks
+        return lambda value: first(value) and second(value)
+    return _all_of(checks)
+
+
+# Combinators as plain loops: a generator per call under `any`/`all` costs more than the checks it runs.
+
+
+def _any_of(tests: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        for test in tests:
+            if test(value):
+                return True
+        return False
+
+    return check
+
+
+def _all_of(checks: list[Check]) -> Check:
+    def check(value: Any) -> bool:
+        for test in checks:
+            if not test(value):
+                return False
+        return True
+
+    return check
+
+
+def _items_check(item: Check) -> Check:
+    def check(value: Any) -> bool:
+        if type(value) is not list:
+            return True  # `items` says nothing of other types
+        for element in value:
+            if not item(element):
+                return False
+        return True
+
+    return check
 
 
 def _object_check(schema: dict[str, Any]) -> Check | None:

@@ -38,7 +38,7 @@ def call_result(adapter: TypeAdapter[Any], raw: dict[str, Any]) -> Any:
     if adapter is _CallToolResultAdapter and SECOND_MEMBER_KEYS.isdisjoint(raw):
         try:
             content = raw.get("content")
-            if type(content) is list and all(_text_item(item) for item in content):
+            if type(content) is list and _text_items(content):
                 return _validate_call_result({**raw, "content": _validate_texts(content, by_name=False)}, by_name=False)
             return _validate_call_result(raw, by_name=False)
         except ValidationError:
@@ -46,5 +46,12 @@ def call_result(adapter: TypeAdapter[Any], raw: dict[str, Any]) -> Any:
     return adapter.validate_python(raw, by_name=False)
 
 
-def _text_item(item: Any) -> bool:
-    return type(item) is dict and item.keys() == TEXT_ITEM_KEYS and item["type"] == "text" and type(item["text"]) is str
+def _text_items(content: list[Any]) -> bool:
+    """Whether every item has exactly `TEXT_ITEM_KEYS`, `type` "text" and `text` a string (a loop: `all` over a
+    generator cost as much again, on every result)."""
+    for item in content:
+        if type(item) is not dict or item.keys() != TEXT_ITEM_KEYS:
+            return False
+        if item["type"] != "text" or type(item["text"]) is not str:
+            return False
+    return True

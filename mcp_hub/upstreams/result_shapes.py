@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from mcp_hub.shapes import AcceptedShapes, Shape, shape_text
+from mcp_hub.shapes import AcceptedShapes, Shape, shape_text, string_keys
 
 KEPT: Final = 256
 """Accepted shapes remembered per upstream connection; beyond that the memory starts over."""
@@ -50,6 +50,6 @@ def result_shape(raw: dict[str, Any]) -> Shape | None:
             {**item, "text": ""} if type(item) is dict and type(item.get("text")) is str else item for item in content
         ]
     structured = raw.get("structuredContent")
-    if type(structured) is dict and all(type(key) is str for key in structured):
+    if type(structured) is dict and string_keys(structured):
         shape["structuredContent"] = {}
     return shape_text(shape)

@@ -111,3 +111,21 @@ def test_a_version_the_layout_does_not_fit_is_left_to_the_sdk(monkeypatch: pytes
     monkeypatch.setattr(plain_results, "_PROBE", {**plain_results._PROBE, "content": annotated})
     assert plain_wire("2026-07-28", CallToolResult(content=[])) is None
     assert plain_results._layouts == {"2026-07-28": None}
+
+
+@pytest.mark.parametrize("version", KNOWN_PROTOCOL_VERSIONS)
+def test_every_known_layout_is_written_as_one_display_and_the_general_way_writes_the_same(version: str) -> None:
+    layout = plain_results._learn(version)
+    assert layout is not None and layout.direct
+    general = plain_results.Layout(layout.keys, layout.item_keys, direct=False)
+    for structured in ({"x": [1, 2.5, None]}, None):
+        result = CallToolResult(
+            content=[TextContent(type="text", text="a"), TextContent(type="text", text="b")],
+            structured_content=structured,
+            is_error=False,
+        )
+        items = [{"text": "a", "type": "text"}, {"text": "b", "type": "text"}]
+        direct = plain_results._build(layout, result, [dict(item) for item in items])
+        other = plain_results._build(general, result, items)
+        assert direct == other and list(direct) == list(other)
+        assert [list(item) for item in direct["content"]] == [list(item) for item in other["content"]]
