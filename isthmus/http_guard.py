@@ -164,6 +164,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.counted = False
         self.head = Deadline(self.loop, self.head_timed_out)
         self.body = Deadline(self.loop, self.body_timed_out)
+        self.idle = Deadline(self.loop, self.timeout_keep_alive_handler)
+        """uvicorn's keep-alive timeout (`timeout_keep_alive_task`) as a deadline: uvicorn starts a timer when each
+        response is complete and cancels it when the next request comes, a timer made and dropped per request."""
 
     # -- the connection cap --------------------------------------------------------------------------------------
 
@@ -283,10 +286,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def cancel_timers(self) -> None:
         self.head.stop()
         self.body.stop()
+        self.idle.stop()
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls it when data comes and when the connection ends (`cancel_timers` stops the timer then).
+        self.idle.clear()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.counted and not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+        # uvicorn's, with the keep-alive timeout set on `idle` instead of a timer of its own.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle.clear()
+        self.flow.resume_reading()  # unpause data reads if needed
+        if self.pipeline:  # a pipelined request starts now; else the connection is idle until the next one
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle.set(self.timeout_keep_alive)
+        if self.counted and (self.cycle is None or self.cycle.response_complete):
             self.book.waiting[self] = None  # idle until the next request: first in line to make room
 
 

@@ -1,11 +1,14 @@
 """`Deadline`: a deadline that moves on every request, checked by one timer, against a loop whose clock the test
-moves by hand."""
+moves by hand; and the uvicorn method the keep-alive deadline stands in for."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from isthmus.http_guard import Deadline
 
@@ -90,3 +93,29 @@ def test_stopping_a_deadline_cancels_its_timer() -> None:
     assert clock.running == [] and head.handle is None
     clock.advance(10.0)
     assert passed == []
+
+
+UVICORNS_RESPONSE_COMPLETE = [
+    "def on_response_complete(self) -> None:",
+    "self.server_state.total_requests += 1",
+    "if self.transport.is_closing():",
+    "return",
+    "self._unset_keepalive_if_required()",
+    "self.flow.resume_reading()",
+    "if self.pipeline:",
+    "cycle, app = self.pipeline.pop()",
+    "self._start_asgi_task(cycle, app)",
+    "else:",
+    "self.timeout_keep_alive_task = self.loop.call_later(",
+    "self.timeout_keep_alive, self.timeout_keep_alive_handler",
+    ")",
+]
+"""uvicorn's `HttpToolsProtocol.on_response_complete`, its code lines stripped, as the guard's copy follows it."""
+
+
+def test_the_keep_alive_deadline_follows_uvicorns_on_response_complete() -> None:
+    # `GuardedHttpToolsProtocol.on_response_complete` does these steps with `idle` in place of the timer: a new
+    # uvicorn that changes them fails here, rather than the gateway silently doing something else.
+    source = inspect.getsource(HttpToolsProtocol.on_response_complete)
+    lines = [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert lines == UVICORNS_RESPONSE_COMPLETE

@@ -118,6 +118,24 @@ def test_the_next_request_on_a_kept_alive_connection_has_a_head_deadline_too(
             assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
 
 
+def test_a_kept_alive_connection_idle_past_keep_alive_timeout_is_closed_after_each_of_its_requests(
+    start_server: StartServer,
+) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n"
+    with start_server("  header_timeout: 600\n  keep_alive_timeout: 0.3\n") as server:
+        with closing([connect(server)]) as (sock,):
+            # The second request comes as the first is answered: the idle deadline the first response set is
+            # cleared, and set again by the second response.
+            sock.sendall(request)
+            first = b""
+            while not first.endswith(b"}"):
+                first += sock.recv(65536)
+            sock.sendall(request)
+            rest = read_until_closed(sock)  # the second answer, then the close once the connection is idle
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"HTTP/1.1 200 ") and rest.count(b"HTTP/1.1 ") == 1
+
+
 def test_a_stalled_body_gets_408_and_is_closed(start_server: StartServer) -> None:
     with start_server("  body_timeout: 0.5\n") as server:
         with closing([connect(server)]) as (sock,):
