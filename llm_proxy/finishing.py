@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_proxy.pipeline import Exchange, Pipeline
 from llm_proxy.relay import CLIENT_CLOSED, ClientDisconnected
-from llm_proxy.streaming import Opened, Opener
+from llm_proxy.streaming import BODY_FOLLOWS, Opened, Opener
 from toolpolicy.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,14 @@ class ThenFinish(Response):
         try:
             if type(response) is Response and response.background is None and scope["type"] == "http":
                 # What `Response.__call__` sends, without a coroutine of its own (every whole answer comes here).
+                # Its body follows at once: the server may write the head with it (`BODY_FOLLOWS`).
                 await send(
-                    {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": response.raw_headers,
+                        BODY_FOLLOWS: True,
+                    }
                 )
                 await send({"type": "http.response.body", "body": response.body})
             else:

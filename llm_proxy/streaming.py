@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+BODY_FOLLOWS = "isthmus.body_follows"
+"""Set in an `http.response.start` message whose first body message is sent right after it, without waiting for
+anything: Isthmus's server (`isthmus.response_head`) then writes the head with that body, in one write of the
+socket; other servers ignore it."""
 _GATHER_LIMIT = 64 * 1024
 """Frames that came together go out together up to this many bytes: a huge burst is not held whole."""
 
@@ -188,7 +192,7 @@ class EventStreamResponse(Response):
 
         first = await ready_or(anext(body, None), begin)
         if not started:
-            await send(start)
+            await send({**start, BODY_FOLLOWS: True})  # the first frame (or the end) goes with the head
         if first is None:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return

@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, RequestResponseCycle
 
 from isthmus.http_guard import guarded_protocol
-from isthmus.response_head import CheckedHeadCycle
+from isthmus.response_head import BODY_FOLLOWS, CheckedHeadCycle
 from tests.isthmus.test_slow_clients import read_until_closed
 from toolpolicy.server_settings import ServerSettings
 
@@ -99,7 +99,17 @@ CASES: dict[str, tuple[str, bool, list[dict[str, Any]]]] = {
 
 
 async def run(cls: type[RequestResponseCycle], method: str, keep_alive: bool, messages: list[dict[str, Any]]) -> Any:
-    transport, ended = Transport(), []
+    return await run_on(Transport(), cls, method, keep_alive, messages)
+
+
+async def run_on(
+    transport: Transport,
+    cls: type[RequestResponseCycle],
+    method: str,
+    keep_alive: bool,
+    messages: list[dict[str, Any]],
+) -> Any:
+    ended: list[bool] = []
     cycle = cls(
         scope={"type": "http", "method": method},  # type: ignore[typeddict-item]
         transport=transport,  # type: ignore[arg-type]
@@ -134,6 +144,33 @@ async def test_each_send_writes_raises_and_leaves_what_uvicorns_own_does(case: s
     expected = await run(RequestResponseCycle, method, keep_alive, messages)
     assert await run(CheckedHeadCycle, method, keep_alive, messages) == expected
     assert await run(CheckedHeadCycle, method, keep_alive, messages) == expected  # its names' plan known by now
+
+
+def body_follows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with each start saying that its body follows at once."""
+    return [
+        {**message, BODY_FOLLOWS: True} if message["type"] == "http.response.start" else message for message in messages
+    ]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_head_held_for_its_body_writes_raises_and_leaves_what_uvicorns_own_does(case: str) -> None:
+    method, keep_alive, messages = CASES[case]
+    expected = await run(RequestResponseCycle, method, keep_alive, messages)
+    assert await run(CheckedHeadCycle, method, keep_alive, body_follows(messages)) == expected
+    assert await run(RequestResponseCycle, method, keep_alive, body_follows(messages)) == expected  # uvicorn ignores it
+
+
+@pytest.mark.parametrize(
+    ("case", "writes"),
+    [("an answer with its length", 1), ("no length: chunked", 2), ("a body in parts", 2), ("a HEAD request", 1)],
+)
+async def test_a_head_held_for_its_body_goes_out_in_the_same_write(case: str, writes: int) -> None:
+    method, keep_alive, messages = CASES[case]
+    transport = Transport()
+    await run_on(transport, CheckedHeadCycle, method, keep_alive, body_follows(messages))
+    assert len(transport.written) == writes
+    assert b"\r\n\r\n" in transport.written[0]  # the head ends in the first write
 
 
 def test_a_tab_joins_values_because_the_value_check_allows_it() -> None:

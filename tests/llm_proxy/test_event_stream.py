@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from llm_proxy.burst import Pending, probe, ready_or, shielded
-from llm_proxy.streaming import EventStreamResponse
+from llm_proxy.streaming import BODY_FOLLOWS, EventStreamResponse
 from tests.llm_proxy.conftest import KEY, Gateway
 from tests.llm_proxy.mock_provider import USAGE, MockProvider, openai_frames, stream_frames
 
@@ -64,6 +64,7 @@ async def test_the_first_frame_goes_at_once_then_frames_produced_together_go_out
         await serve(EventStreamResponse(frames(), headers={"x-request-id": "r"}), client)
     start = client.messages[0]
     assert start["type"] == "http.response.start" and (b"x-request-id", b"r") in start["headers"]
+    assert start[BODY_FOLLOWS] is True  # the first frame was ready: the server may write the head with it
     assert client.messages[1:] == [
         {"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True},
         {"type": "http.response.body", "body": b"data: 2\n\ndata: 3\n\ndata: [DONE]\n\n", "more_body": False},
@@ -79,6 +80,7 @@ async def test_a_stream_with_no_frame_is_the_headers_and_an_empty_end() -> None:
     with anyio.fail_after(5):
         await serve(EventStreamResponse(frames(), headers={}), client)
     assert [message["type"] for message in client.messages] == ["http.response.start", "http.response.body"]
+    assert client.messages[0][BODY_FOLLOWS] is True
     assert client.messages[1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
@@ -158,6 +160,8 @@ async def test_what_is_ready_is_sent_before_the_producer_waits(
             await client.until(1 + len(sent_before_the_wait))
             await anyio.sleep(0.01)
         assert client.messages[0]["type"] == "http.response.start"
+        # Sent alone, as soon as the producer waits, when no frame was ready: nothing follows it at once.
+        assert client.messages[0].get(BODY_FOLLOWS, False) is bool(ready)
         assert client.bodies() == sent_before_the_wait
         gate.set()
     assert client.bodies() == [*sent_before_the_wait, *sent_after]
