@@ -46,6 +46,10 @@ PING: Final = b": ping\r\n\r\n"
 WATCH_DELAY: Final = 0.1
 """Seconds into a call before its watcher starts (see the module doc); at most `PING_INTERVAL`."""
 _JSON_TYPE: Final = (b"content-type", b"application/json")
+BODY_FOLLOWS: Final = "isthmus.body_follows"
+"""A key of an `http.response.start` message: its first body message is sent right after it, so Isthmus's server
+(`isthmus.response_head`) writes the head with that body in one write of the socket; other servers ignore it. An
+ASGI key, spelled here as `llm_proxy.streaming` spells it (a test holds the three spellings equal)."""
 _encode = compact_encoder(check_circular=False)
 """`json.dumps(..., separators=(",", ":"))`, as the SDK writes a response, with the encoder made once. Without the
 circular-reference check: what is written is a fresh JSON dump of a message, which cannot refer to itself."""
@@ -174,7 +178,7 @@ class Exchange:
         # What starlette's `Response(..., media_type="application/json")` sends, without building one.
         content = _encode(body).encode()
         headers = [(b"content-length", str(len(content)).encode("latin-1")), _JSON_TYPE]
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.start", "status": status, "headers": headers, BODY_FOLLOWS: True})
         await self.send({"type": "http.response.body", "body": content})
 
 

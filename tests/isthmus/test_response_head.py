@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, RequestResponseCycle
 
+import llm_proxy.streaming
+import mcp_hub.fastpath.exchange
 from isthmus.http_guard import guarded_protocol
 from isthmus.response_head import BODY_FOLLOWS, CheckedHeadCycle
 from tests.isthmus.test_slow_clients import read_until_closed
@@ -171,6 +173,12 @@ async def test_a_head_held_for_its_body_goes_out_in_the_same_write(case: str, wr
     await run_on(transport, CheckedHeadCycle, method, keep_alive, body_follows(messages))
     assert len(transport.written) == writes
     assert b"\r\n\r\n" in transport.written[0]  # the head ends in the first write
+
+
+def test_the_apps_spell_the_body_follows_key_as_the_server_reads_it() -> None:
+    # An ASGI message key, spelled by each app that sets it (llm_proxy and mcp_hub import neither the other nor the
+    # server), as "http.response.start" is.
+    assert llm_proxy.streaming.BODY_FOLLOWS == mcp_hub.fastpath.exchange.BODY_FOLLOWS == BODY_FOLLOWS
 
 
 def test_a_tab_joins_values_because_the_value_check_allows_it() -> None:

@@ -156,3 +156,20 @@ async def test_a_client_gone_during_the_watch_delay_cancels_the_call_once_it_is_
             watcher.cancel()
     await mcp_hub.fastpath.exchange.settle(watcher)
     assert handler.cancelled_caught and watcher.task is not None
+
+
+@pytest.mark.parametrize("outcome", [{"content": [], "isError": False}, ValueError("no such tool")])
+async def test_a_json_answer_says_its_body_follows_and_sends_it_next(outcome: dict[str, Any] | Exception) -> None:
+    sent: list[Any] = []
+    await bare_exchange(sent).finish(outcome)
+    start, body = sent
+    assert start["type"] == "http.response.start" and start[mcp_hub.fastpath.exchange.BODY_FOLLOWS] is True
+    assert body["type"] == "http.response.body" and not body.get("more_body", False)
+    assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
+
+
+async def test_an_event_stream_head_does_not_wait_for_a_body() -> None:
+    sent: list[Any] = []
+    exchange = bare_exchange(sent)
+    await exchange._write(b"event: message\r\ndata: {}\r\n\r\n")
+    assert sent[0]["type"] == "http.response.start" and mcp_hub.fastpath.exchange.BODY_FOLLOWS not in sent[0]
