@@ -6,6 +6,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+import pytest
+from hypothesis import given, settings, strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -253,3 +255,46 @@ def test_light_spans_of_every_shape_are_the_bytes_of_their_readable_spans() -> N
         provider.limits = SpanLimits(max_span_attributes=limit)
         for _ in range(2):  # the second time every plain attribute comes from the cache
             assert encode_request(spans) == encode_request([span.readable() for span in spans])
+
+
+_KNOWN_KEYS = ("isthmus.request_id", "isthmus.cost_usd", "k" * 100, "k" * 120, "é")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    key=st.sampled_from(_KNOWN_KEYS) | st.text(max_size=130),
+    value=st.text(max_size=130)
+    | st.floats(allow_nan=True)
+    | st.sampled_from([0.0, -0.0])
+    | st.integers(min_value=-(1 << 64), max_value=1 << 64)
+    | st.booleans(),
+)
+def test_an_attribute_encoded_on_a_miss_is_what_the_general_encoder_writes(key: str, value: Any) -> None:
+    """`__missing__` writes a new short text and a float zero itself (no further call); whatever it writes is the
+    field `_new_key_value` writes for the same attribute, and what it leaves to the SDK's rules it still raises on."""
+    from toolpolicy.telemetry import otlp_export
+
+    for known in _KNOWN_KEYS:
+        otlp_export._new_key_value(known, "seen")  # keys seen before, as the fast paths need
+    looked_up = (key, value, type(value))
+    otlp_export._KEY_VALUES.pop(looked_up, None)  # a miss, whatever ran before
+    expected = otlp_export._new_key_value(key, value)
+    otlp_export._KEY_VALUES.pop(looked_up, None)
+    if expected is None:
+        with pytest.raises(TypeError):
+            otlp_export._KEY_VALUES[looked_up]
+    else:
+        assert otlp_export._KEY_VALUES[looked_up] == expected
+        assert otlp_export._KEY_VALUES[looked_up] == expected  # and found again alike (a zero: written again)
+
+
+def test_a_key_that_is_a_text_subclass_is_left_to_the_sdks_rules_on_a_miss() -> None:
+    from toolpolicy.telemetry import otlp_export
+
+    class Key(str):
+        pass
+
+    otlp_export._new_key_value("isthmus.request_id", "seen")
+    for value in ("new-id", -0.0):
+        with pytest.raises(TypeError):
+            otlp_export._KEY_VALUES[Key("isthmus.request_id"), value, type(value)]

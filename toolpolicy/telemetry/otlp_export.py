@@ -17,7 +17,6 @@ import logging
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
@@ -88,11 +87,27 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
     pass in Python over the others to find it."""
 
     def __missing__(self, looked_up: tuple[str, Any, type]) -> bytes:
-        key, value, _ = looked_up
-        field = _new_key_value(key, value)
-        if field is None:
+        key, value, kind = looked_up
+        # The usual misses, under a key seen before, written here in one formatting step each (what
+        # `_new_key_value` writes, without its calls): a new short text (a request id), and a float zero, which is
+        # never kept (0.0 and -0.0 are one key here but two doubles on the wire).
+        key_field = _KEY_FIELDS.get(key) if key.__class__ is str else None
+        if key_field is not None:
+            if kind is str and len(value) + len(key_field) < 0x7C:
+                encoded = value.encode()
+                size = len(encoded)
+                if size + len(key_field) < 0x7C:  # every length in it fits one byte
+                    field = b"\x4a%c%b\x12%c\x0a%c%b" % (len(key_field) + size + 4, key_field, size + 2, size, encoded)
+                    if len(self) >= _KEY_VALUES_MAX:  # values that differ each time must not pile up
+                        self.clear()
+                    self[looked_up] = field
+                    return field
+            elif kind is float and not value and len(key_field) < 0x75:
+                return b"\x4a%c%b\x12\x09\x21%b" % (len(key_field) + 11, key_field, _DOUBLE.pack(value))
+        written = _new_key_value(key, value)
+        if written is None:
             raise TypeError("an attribute left to the SDK's rules")
-        return field
+        return written
 
 
 _KEY_VALUES = _EncodedAttributes()
@@ -127,8 +142,8 @@ def _key_value(key: str, value: Any) -> bytes | None:
 
 
 def _new_key_value(key: str, value: Any) -> bytes | None:
-    """`_key_value` of an attribute not encoded before, kept for the next span setting the same. Values that differ
-    each time (request ids) come here once per span: a short string value is written in one formatting step."""
+    """`_key_value` of an attribute not encoded before, kept for the next span setting the same (a float zero is
+    not kept). A short string value is written in one formatting step (`__missing__` writes the usual ones itself)."""
     if type(key) is not str or not key:
         return None
     key_field = _KEY_FIELDS.get(key) or _kept_field(_KEY_FIELDS, 1, key)
@@ -210,13 +225,13 @@ def _light_span(span: LightSpan, max_attributes: int | None) -> bytes | None:
             and type(last := entries[1]) is dict
             and first.keys().isdisjoint(last)
         ):
-            # The usual request span: its start's mapping and its end's, no key in both, looked up and joined in
-            # one pass in C (no list of its fields in between).
+            # The usual request span: its start's mapping and its end's, no key in both, each looked up and joined
+            # in one pass in C (no list of its fields in between; one pass over both through `chain`s cost more).
             if max_attributes is not None and len(first) + len(last) > max_attributes:
                 return None
-            values = chain(first.values(), last.values())
-            types = map(type, chain(first.values(), last.values()))
-            attributes = b"".join(map(_ENCODED, zip(chain(first, last), values, types)))  # noqa: B905
+            first_values, last_values = first.values(), last.values()
+            started = b"".join(map(_ENCODED, zip(first, first_values, map(type, first_values))))  # noqa: B905
+            attributes = started + b"".join(map(_ENCODED, zip(last, last_values, map(type, last_values))))  # noqa: B905
         else:
             fields = []
             for entry in entries:
