@@ -152,7 +152,8 @@ class Exchange:
                 return
             if not self.committed:
                 self.committed = True
-                await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                start = {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS, BODY_FOLLOWS: True}
+                await self.send(start)  # (its first chunk is sent next: the head may go out with it)
             self._quiet_until = asyncio.get_running_loop().time() + PING_INTERVAL
             await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
 

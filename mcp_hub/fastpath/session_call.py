@@ -79,6 +79,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_hub.fastpath import FastPath
 from mcp_hub.fastpath.eligible import envelope
+from mcp_hub.fastpath.exchange import BODY_FOLLOWS
 from mcp_hub.fastpath.kernel import HubRunner
 from mcp_hub.fastpath.transport_checks import accepts, json_content, security_refuses
 from mcp_hub.request_headers import request_headers
@@ -476,7 +477,10 @@ class SessionCall:
         if self.committed:
             return b""
         self.committed = True
-        await self.send({"type": "http.response.start", "status": 200, "headers": sse_headers(self.session_id)})
+        # Every caller sends its body message next: the head may go out with it (`BODY_FOLLOWS`).
+        await self.send(
+            {"type": "http.response.start", "status": 200, "headers": sse_headers(self.session_id), BODY_FOLLOWS: True}
+        )
         return self._priming
 
     def _mark_ended(self) -> None:

@@ -168,8 +168,12 @@ async def test_a_json_answer_says_its_body_follows_and_sends_it_next(outcome: di
     assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
 
 
-async def test_an_event_stream_head_does_not_wait_for_a_body() -> None:
+async def test_an_event_streams_head_says_its_first_chunk_follows_and_sends_it_next() -> None:
     sent: list[Any] = []
     exchange = bare_exchange(sent)
-    await exchange._write(b"event: message\r\ndata: {}\r\n\r\n")
-    assert sent[0]["type"] == "http.response.start" and mcp_hub.fastpath.exchange.BODY_FOLLOWS not in sent[0]
+    chunk = b"event: message\r\ndata: {}\r\n\r\n"
+    await exchange._write(chunk)
+    await exchange._write(chunk)
+    start, first, second = sent
+    assert start["type"] == "http.response.start" and start[mcp_hub.fastpath.exchange.BODY_FOLLOWS] is True
+    assert first == second == {"type": "http.response.body", "body": chunk, "more_body": True}
