@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,6 +368,19 @@ class StaticParts:
             self._by_limit.clear()
         self._by_limit[id(limit)] = (limit, encoded)
         return encoded
+
+    def lines(self, limits: Iterable[Limit], last: str | None = None) -> str:
+        """The static parts of `limits`, a line each, then `last` when given: `__call__`'s usual case (a plan's limit
+        seen before) written out, as a reservation or a settlement names several limits (a call each cost more than
+        the lookup)."""
+        by_limit = self._by_limit
+        parts: list[str] = []
+        for limit in limits:
+            found = by_limit.get(id(limit))
+            parts.append(found[1] if found is not None and found[0] is limit else self(limit))
+        if last is not None:
+            parts.append(last)
+        return "\n".join(parts)
 
     def _encoded(self, limit: Limit) -> str:
         used = limit.used_keys

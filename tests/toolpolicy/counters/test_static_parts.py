@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from hypothesis import given, strategies as st
+
 from toolpolicy.counters.base import Limit
 from toolpolicy.counters.redis_scripts import CounterKeys, StaticParts, encode
 
@@ -25,3 +27,23 @@ def test_a_limit_changed_in_anything_but_its_amount_gets_its_own_encoding() -> N
     parts(limit)
     for changed in (replace(limit, limit=2 * 10**9), replace(limit, ttl=60), replace(limit, commit=True)):
         assert parts(changed) == encode(changed, keys) != encode(limit, keys)
+
+
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=5), max_size=8),
+    last=st.none() | st.text(max_size=12),
+    seen=st.integers(min_value=0, max_value=6),
+)
+def test_lines_are_each_limits_static_part_a_line_each_then_the_last_line(
+    picks: list[int], last: str | None, seen: int
+) -> None:
+    """`lines` (the usual case written out) against `__call__` per limit, with some limits seen before and some
+    not, and the same limit more than once."""
+    keys = CounterKeys("p:")
+    parts = StaticParts(keys)
+    pool = [Limit(f"rl:k:-:requests:{n}", (f"u{n}",), f"u{n}", 100 + n, n, n % 2 == 0, 120) for n in range(6)]
+    for limit in pool[:seen]:
+        parts(limit)
+    limits = [pool[pick] for pick in picks]
+    expected = [encode(limit, keys) for limit in limits] + ([] if last is None else [last])
+    assert parts.lines(limits, last) == "\n".join(expected)
