@@ -47,7 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from toolpolicy import sanitize
 from toolpolicy.batching import BatchWriter, StoreUnavailable
-from toolpolicy.counters.base import CounterStore, CounterStoreError, Settlement
+from toolpolicy.counters.base import CounterStore, CounterStoreError, Limit
 from toolpolicy.counters.journaled import seed_rate_buckets
 from toolpolicy.decide import authorize
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
@@ -491,14 +491,14 @@ class Admission:
         `actual`: the usage to commit per kind of limit (`usd`, `tokens`; any other kind commits 0). `at`: the time
         of the settlement, when the caller has read the clock already.
         """
-        settlements: list[Settlement] = []
+        settlements: list[tuple[Limit, int]] = []  # plain pairs, not Settlement: see its docstring
         held = self._held
         for stage in stages:
             for item in held[stage]:
                 amount = actual.get(item.kind, 0) if actual else 0
                 # A counted limit (requests, tool calls) holds nothing and commits nothing more: nothing to send.
                 if amount or not item.limit.commit:
-                    settlements.append(Settlement(item.limit, amount))
+                    settlements.append((item.limit, amount))
             held[stage] = []
         if not settlements:
             return

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 
-from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
+from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome
 from toolpolicy.counters.redis_scripts import (
     FULL,
     MISSING,
@@ -124,7 +124,7 @@ class RedisCounterStore:
             return ReserveOutcome(False, usage, failed=reply[count + 1])
         return ReserveOutcome(True, usage)
 
-    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
+    async def settle(self, request_id: str, settlements: Sequence[tuple[Limit, int]], *, now: float) -> None:
         """Queue the settlement (see the module's docstring); `flush` sends it at once."""
         amounts: list[str] = []
         limits: list[Limit] = []
