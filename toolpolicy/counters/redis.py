@@ -101,8 +101,8 @@ class RedisCounterStore:
             carried = await self.settles.take()
         if hold_seconds is not self._hold_seconds:  # the same setting request after request: formatted once
             self._hold_seconds, self._hold_text = hold_seconds, repr(hold_seconds)
-        amounts = " ".join([str(limit.amount) for limit in limits])
-        spec = amounts + "\n" + self._static.lines(limits)  # one argument (see `redis_scripts`)
+        _, amounts, statics = self._static.joined(limits)
+        spec = amounts + "\n" + statics  # one argument (see `redis_scripts`)
         args = (request_id, repr(now), self._hold_text, split, spec, *carried)
         try:
             try:  # `_run`, written out for the usual case: one coroutine less per request
@@ -131,8 +131,11 @@ class RedisCounterStore:
         for limit, actual in settlements:
             amounts.append(f"{actual} {0 if limit.commit else limit.amount}")
             limits.append(limit)
+        if not limits:
+            self.settles.add("\n" + request_id)
+            return
         # The id last: the rest of the argument is the id, whatever its characters.
-        self.settles.add(" ".join(amounts) + "\n" + self._static.lines(limits, request_id))
+        self.settles.add(" ".join(amounts) + "\n" + self._static.joined(limits).statics + "\n" + request_id)
 
     async def _settle_now(self, settlements: list[str]) -> None:
         await self._run(SETTLE_SCRIPT, (), settlements)

@@ -31,19 +31,27 @@ def test_a_limit_changed_in_anything_but_its_amount_gets_its_own_encoding() -> N
 
 @given(
     picks=st.lists(st.integers(min_value=0, max_value=5), max_size=8),
-    last=st.none() | st.text(max_size=12),
     seen=st.integers(min_value=0, max_value=6),
+    again=st.lists(st.integers(min_value=0, max_value=5), max_size=8),
 )
-def test_lines_are_each_limits_static_part_a_line_each_then_the_last_line(
-    picks: list[int], last: str | None, seen: int
+def test_joined_texts_are_each_limits_amount_and_static_part_however_the_limits_were_met_before(
+    picks: list[int], seen: int, again: list[int]
 ) -> None:
-    """`lines` (the usual case written out) against `__call__` per limit, with some limits seen before and some
-    not, and the same limit more than once."""
+    """`joined` (remembered by the limits' ids) and `lines` (the usual case written out) against `encode` per limit:
+    with some limits seen before and some not, the same limit more than once, lists asked for again, and equal
+    limits that are other objects."""
     keys = CounterKeys("p:")
     parts = StaticParts(keys)
-    pool = [Limit(f"rl:k:-:requests:{n}", (f"u{n}",), f"u{n}", 100 + n, n, n % 2 == 0, 120) for n in range(6)]
-    for limit in pool[:seen]:
-        parts(limit)
-    limits = [pool[pick] for pick in picks]
-    expected = [encode(limit, keys) for limit in limits] + ([] if last is None else [last])
-    assert parts.lines(limits, last) == "\n".join(expected)
+
+    def limit(n: int) -> Limit:
+        return Limit(f"rl:k:-:requests:{n}", (f"u{n}",), f"u{n}", 100 + n, n, n % 2 == 0, 120)
+
+    pool = [limit(n) for n in range(6)]
+    for item in pool[:seen]:
+        parts(item)
+    for chosen in (picks, again, picks):
+        for limits in ([pool[pick] for pick in chosen], [limit(pick) for pick in chosen]):
+            joined = parts.joined(limits)
+            assert joined.limits == tuple(limits)
+            assert joined.amounts == " ".join(str(item.amount) for item in limits)
+            assert joined.statics == parts.lines(limits) == "\n".join(encode(item, keys) for item in limits)
