@@ -102,10 +102,11 @@ class Planned:
         """`add_headers` as a response's raw headers (names made once per suffix), in the same order."""
         limit_name, remaining_name, reset_name = _raw_header_names(suffix)
         limit = self.limit
+        until = self.window.until  # `_resets_in`, inline
         return [
             (limit_name, b"%d" % limit.limit),
             (remaining_name, b"%d" % max(0, limit.limit - usage - limit.amount)),
-            (reset_name, format_reset_raw(self._resets_in(now))),
+            (reset_name, format_reset_raw(0 if until is None else until - now)),
         ]
 
     def _resets_in(self, now: float) -> float:

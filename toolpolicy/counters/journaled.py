@@ -10,7 +10,9 @@ before a seed that takes several round trips.)
 
 from __future__ import annotations
 
-from toolpolicy.counters.base import CounterStore, Limit, ReserveOutcome, Settlement
+from collections.abc import Sequence
+
+from toolpolicy.counters.base import CounterStore, Limit, ReserveOutcome
 from toolpolicy.store.rate_journal import RateJournal
 
 UNBOUNDED_TTL = 366 * 86400
@@ -40,7 +42,7 @@ class JournaledCounterStore:
                 record(limit.add_key, limit.amount, now, now + (ttl if ttl is not None else UNBOUNDED_TTL))
         return outcome
 
-    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
+    async def settle(self, request_id: str, settlements: Sequence[tuple[Limit, int]], *, now: float) -> None:
         try:
             await self.inner.settle(request_id, settlements, now=now)
         finally:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from toolpolicy.counters.base import Limit, ReserveOutcome, Settlement
+from toolpolicy.counters.base import Limit, ReserveOutcome
 
 
 @dataclass
@@ -86,15 +87,14 @@ class MemoryCounterStore:
         used = self._value(key, now) or 0
         self._used[key] = (used + amount, now + ttl if ttl is not None else None)
 
-    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
-        for settlement in settlements:
-            limit = settlement.limit
+    async def settle(self, request_id: str, settlements: Sequence[tuple[Limit, int]], *, now: float) -> None:
+        for limit, actual in settlements:
             holds = self._holds.get(limit.hold_key)
             if holds is not None and request_id in holds.by_request:
                 amount, _ = holds.by_request.pop(request_id)
                 holds.total -= amount
-            if settlement.actual and (not limit.seeded or limit.add_key in self._used):
-                self._add(limit.add_key, settlement.actual, limit.ttl, now)
+            if actual and (not limit.seeded or limit.add_key in self._used):
+                self._add(limit.add_key, actual, limit.ttl, now)
 
     async def seed(self, key: str, used: int, ttl: int | None, *, now: float) -> None:
         if self._value(key, now) is None:

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 
-from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome, Settlement
+from toolpolicy.counters.base import CounterStoreError, Limit, ReserveOutcome
 from toolpolicy.counters.redis_scripts import (
     FULL,
     MISSING,
@@ -101,13 +101,8 @@ class RedisCounterStore:
             carried = await self.settles.take()
         if hold_seconds is not self._hold_seconds:  # the same setting request after request: formatted once
             self._hold_seconds, self._hold_text = hold_seconds, repr(hold_seconds)
-        static = self._static
-        amounts: list[str] = []
-        statics: list[str] = []
-        for limit in limits:
-            amounts.append(str(limit.amount))
-            statics.append(static(limit))
-        spec = " ".join(amounts) + "\n" + "\n".join(statics)  # one argument (see `redis_scripts`)
+        _, amounts, statics = self._static.joined(limits)
+        spec = amounts + "\n" + statics  # one argument (see `redis_scripts`)
         args = (request_id, repr(now), self._hold_text, split, spec, *carried)
         try:
             try:  # `_run`, written out for the usual case: one coroutine less per request
@@ -129,16 +124,18 @@ class RedisCounterStore:
             return ReserveOutcome(False, usage, failed=reply[count + 1])
         return ReserveOutcome(True, usage)
 
-    async def settle(self, request_id: str, settlements: list[Settlement], *, now: float) -> None:
+    async def settle(self, request_id: str, settlements: Sequence[tuple[Limit, int]], *, now: float) -> None:
         """Queue the settlement (see the module's docstring); `flush` sends it at once."""
-        static = self._static
         amounts: list[str] = []
-        lines: list[str] = []
+        limits: list[Limit] = []
         for limit, actual in settlements:
             amounts.append(f"{actual} {0 if limit.commit else limit.amount}")
-            lines.append(static(limit))
-        lines.append(request_id)  # last: the rest of the argument is the id, whatever its characters
-        self.settles.add(" ".join(amounts) + "\n" + "\n".join(lines))
+            limits.append(limit)
+        if not limits:
+            self.settles.add("\n" + request_id)
+            return
+        # The id last: the rest of the argument is the id, whatever its characters.
+        self.settles.add(" ".join(amounts) + "\n" + self._static.joined(limits).statics + "\n" + request_id)
 
     async def _settle_now(self, settlements: list[str]) -> None:
         await self._run(SETTLE_SCRIPT, (), settlements)

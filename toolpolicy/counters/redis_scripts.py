@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from toolpolicy.counters.base import Limit
 from toolpolicy.settings import DEFAULT_REDIS_PREFIX
@@ -348,6 +349,17 @@ class Script:
 RESERVE_SCRIPT, SETTLE_SCRIPT, SEED_SCRIPT = Script.of(RESERVE), Script.of(SETTLE), Script.of(SEED)
 
 
+class Joined(NamedTuple):
+    """Limits and their texts in a script's argument (`StaticParts.joined`)."""
+
+    limits: tuple[Limit, ...]
+    """The Limit objects themselves: held, so their ids name them while the texts are remembered."""
+    amounts: str
+    """Their amounts, separated by spaces."""
+    statics: str
+    """Their static parts, a line each."""
+
+
 class StaticParts:
     """Each limit's static part, encoded once per counter and window, its keys named under `keys`."""
 
@@ -357,6 +369,8 @@ class StaticParts:
         self._by_limit: dict[int, tuple[Limit, str]] = {}
         """By the Limit object itself (held, so its id is not reused): a plan's limits are the same objects request
         after request while their amounts repeat (`toolpolicy.plan_cache`), found here without building a key."""
+        self._joined: dict[tuple[int, ...], Joined] = {}
+        """`joined`'s answers, by the ids of the limits (held in the answer, so no id is reused while it is kept)."""
 
     def __call__(self, limit: Limit) -> str:
         found = self._by_limit.get(id(limit))
@@ -367,6 +381,29 @@ class StaticParts:
             self._by_limit.clear()
         self._by_limit[id(limit)] = (limit, encoded)
         return encoded
+
+    def joined(self, limits: Sequence[Limit]) -> Joined:
+        """`limits` with their amounts (a line's numbers) and their static parts (`lines`) as the scripts' arguments
+        write them, remembered for these very Limit objects: a plan's limits come back together request after
+        request (`toolpolicy.plan_cache`), and their texts depend on nothing else (a Limit is frozen)."""
+        key = tuple(map(id, limits))
+        found = self._joined.get(key)
+        if found is None:
+            if len(self._joined) >= CACHED_LIMITS:
+                self._joined.clear()
+            amounts = " ".join([str(limit.amount) for limit in limits])
+            found = self._joined[key] = Joined(tuple(limits), amounts, self.lines(limits))
+        return found
+
+    def lines(self, limits: Iterable[Limit]) -> str:
+        """The static parts of `limits`, a line each: `__call__`'s usual case (a plan's limit seen before) written
+        out, as a reservation or a settlement names several limits (a call each cost more than the lookup)."""
+        by_limit = self._by_limit
+        parts: list[str] = []
+        for limit in limits:
+            found = by_limit.get(id(limit))
+            parts.append(found[1] if found is not None and found[0] is limit else self(limit))
+        return "\n".join(parts)
 
     def _encoded(self, limit: Limit) -> str:
         used = limit.used_keys

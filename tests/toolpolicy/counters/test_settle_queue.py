@@ -138,3 +138,39 @@ async def test_a_settlement_finds_its_hold_whatever_characters_its_request_id_ha
         assert await usage(store, budget) == 3  # the hold of 10 dropped, 3 committed
     finally:
         await store.aclose()
+
+
+async def test_a_tick_sends_only_what_waited_a_whole_interval_and_leaves_the_rest_to_the_next_reservation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    clock = [start]
+    monkeypatch.setattr(loop, "time", lambda: clock[0])  # the loop's timers run by this clock, moved by `at`
+    sent: list[list[str]] = []
+
+    async def send(args: list[str]) -> None:
+        sent.append(args)
+
+    async def at(seconds: float) -> None:
+        clock[0] = start + seconds
+        for _ in range(5):  # the timers due by then, and the call a tick starts
+            await asyncio.sleep(0)
+
+    queue = SettleQueue(send, interval=1.0)
+    queue.add("a")  # the timer is set: due at 1
+    assert queue.take_now() == ["a"]  # a reservation carried it
+    await at(0.6)
+    queue.add("b")
+    await at(1.0)
+    assert sent == []  # b has waited 0.4 of its interval: left for a reservation
+    await at(1.3)
+    queue.add("c")
+    await at(1.6)  # b's interval is over and no reservation came: b goes, and c (queued since) with it
+    assert (sent, queue.sent_alone) == ([["b", "c"]], 1)
+    queue.add("d")
+    await at(2.5)
+    assert queue.take_now() == ["d"]
+    await at(5.0)
+    assert (sent, queue.sent_alone) == ([["b", "c"]], 1)  # nothing left: no more calls
+    await queue.aclose()
