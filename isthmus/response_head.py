@@ -37,12 +37,15 @@ class _Plan:
     values fill, and where the first `content-length` is. Only for names uvicorn accepts, none of them
     `transfer-encoding` or `connection`, whose values change how it goes on."""
 
-    __slots__ = ("length_at", "template")
+    __slots__ = ("connection_at", "length_at", "template")
 
     def __init__(self, names: tuple[bytes, ...]) -> None:
         lowered = [name.lower() for name in names]
         self.template = b"".join(name.replace(b"%", b"%%") + b": %s\r\n" for name in lowered)
         self.length_at = lowered.index(b"content-length") if b"content-length" in lowered else None
+        self.connection_at = tuple(at for at, name in enumerate(lowered) if name == b"connection")
+        """Where `connection` headers are (an event stream's `connection: keep-alive`): one that says `close` is
+        left to uvicorn, which then ends the connection with the response."""
 
 
 _plans: dict[tuple[bytes, ...], _Plan | None] = {}
@@ -55,8 +58,7 @@ def _plan(names: tuple[bytes, ...]) -> _Plan | None:
     except KeyError:
         pass
     usable = all(
-        type(name) is bytes and not HEADER_RE.search(name) and name.lower() not in (b"transfer-encoding", b"connection")
-        for name in names
+        type(name) is bytes and not HEADER_RE.search(name) and name.lower() != b"transfer-encoding" for name in names
     )
     plan = _Plan(names) if usable else None
     if len(_plans) < MAX_PLANS:
@@ -97,6 +99,9 @@ class CheckedHeadCycle(RequestResponseCycle):
                 return False
             if HEADER_VALUE_RE.search(b"\t".join(values)):
                 return False
+            for at in plan.connection_at:  # as uvicorn reads it: a comma-separated list of tokens
+                if b"close" in [token.lower().strip() for token in values[at].split(b",")]:
+                    return False
             length = self.expected_content_length
             chunked = self.chunked_encoding
             if plan.length_at is not None and chunked is None:

@@ -72,6 +72,23 @@ CASES: dict[str, tuple[str, bool, list[dict[str, Any]]]] = {
     ),
     "connection close named": ("POST", True, [start((b"connection", b"keep-alive, Close")), body(b"x")]),
     "connection kept named": ("POST", True, [start((b"connection", b"keep-alive"), (b"content-length", b"0")), body()]),
+    "connection kept named, chunked": ("POST", True, [start((b"connection", b"keep-alive")), body(b"x", True), body()]),
+    "connection kept named, not kept alive": (
+        "POST",
+        False,
+        [start((b"connection", b"Keep-Alive"), (b"content-length", b"1")), body(b"x")],
+    ),
+    "two connections named, the second close": (
+        "POST",
+        True,
+        [start((b"connection", b"keep-alive"), (b"Connection", b" CLOSE "), (b"content-length", b"1")), body(b"x")],
+    ),
+    "connection close among tokens": ("POST", True, [start((b"connection", b"upgrade,close")), body(b"x")]),
+    "connection closer is not close": (
+        "POST",
+        True,
+        [start((b"connection", b"closer"), (b"content-length", b"0")), body()],
+    ),
     "not kept alive": ("POST", False, [start((b"content-length", b"1")), body(b"x")]),
     "a HEAD request": ("HEAD", True, [start((b"content-length", b"5")), body(b"")]),
     "204 without length": ("POST", True, [start(status=204), body()]),
@@ -165,7 +182,14 @@ async def test_a_head_held_for_its_body_writes_raises_and_leaves_what_uvicorns_o
 
 @pytest.mark.parametrize(
     ("case", "writes"),
-    [("an answer with its length", 1), ("no length: chunked", 2), ("a body in parts", 2), ("a HEAD request", 1)],
+    [
+        ("an answer with its length", 1),
+        ("no length: chunked", 2),
+        ("a body in parts", 2),
+        ("a HEAD request", 1),
+        ("connection kept named, chunked", 2),
+        ("connection kept named, not kept alive", 1),
+    ],
 )
 async def test_a_head_held_for_its_body_goes_out_in_the_same_write(case: str, writes: int) -> None:
     method, keep_alive, messages = CASES[case]
