@@ -16,7 +16,10 @@ class CounterStoreError(Exception):
     """The counter store could not answer (e.g. Redis unreachable)."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, and never changed once made: a request whose amounts differ from the recent ones' gets a new Limit per
+# limit (`Planned.with_amount`), and a frozen dataclass sets each of its eleven fields through `object.__setattr__`.
+# Nothing hashes a Limit (the Redis store remembers its texts by the object's id, held with them).
+@dataclass(slots=True)
 class Limit:
     """One limit to check and reserve against, in integer units (requests, tokens, or nano-USD)."""
 

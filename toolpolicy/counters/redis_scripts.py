@@ -385,7 +385,7 @@ class StaticParts:
     def joined(self, limits: Sequence[Limit]) -> Joined:
         """`limits` with their amounts (a line's numbers) and their static parts (`lines`) as the scripts' arguments
         write them, remembered for these very Limit objects: a plan's limits come back together request after
-        request (`toolpolicy.plan_cache`), and their texts depend on nothing else (a Limit is frozen)."""
+        request (`toolpolicy.plan_cache`), and their texts depend on nothing else (a Limit is never changed)."""
         key = tuple(map(id, limits))
         found = self._joined.get(key)
         if found is None:
