@@ -82,6 +82,7 @@ class Planned:
         new_limit.window_start = limit.window_start
         new_limit.journaled = limit.journaled
         new_limit.used_prefix = limit.used_prefix
+        new_limit.origin = limit.origin or limit
         planned = _new(Planned)
         planned.limit = new_limit
         planned.label = self.label

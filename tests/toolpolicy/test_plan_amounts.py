@@ -36,7 +36,12 @@ def principal() -> Principal:
 
 
 def fields(planned: list[Planned]) -> list[tuple[object, ...]]:
-    return [(dataclasses.astuple(item.limit), *dataclasses.astuple(item)[1:]) for item in planned]
+    """Every field of each limit but `origin` (where its static part came from, not part of it) and of its plan."""
+    return [
+        (*(getattr(item.limit, name.name) for name in dataclasses.fields(item.limit) if name.name != "origin"),)
+        + dataclasses.astuple(item)[1:]
+        for item in planned
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -71,4 +76,6 @@ def test_with_amount_copies_every_field_but_the_amount() -> None:
         changed = item.with_amount(41)
         assert changed == dataclasses.replace(item, limit=dataclasses.replace(item.limit, amount=41))
         assert changed.limit is not item.limit and item.limit.amount == 0
+        assert changed.limit.origin is item.limit and changed.with_amount(7).limit.origin is item.limit
+        assert dataclasses.replace(changed.limit, limit=1).origin is None  # another static part: its own encoding
         assert item.with_amount(0) is item

@@ -8,7 +8,7 @@ takes every hold in one atomic step, or takes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 
@@ -49,6 +49,9 @@ class Limit:
     used_prefix: str | None = None
     """Set when `used_keys` are this prefix followed by consecutive integers, oldest first (a rolling window's
     buckets): a store may then name them as a range instead of listing them."""
+    origin: Limit | None = field(default=None, init=False, compare=False, repr=False)
+    """The limit this one is a copy of but for its amount (`Planned.with_amount`): a plan's, whose static part a
+    store has likely encoded already. None for a limit made any other way (`dataclasses.replace` leaves it None)."""
 
 
 class ReserveOutcome(NamedTuple):
