@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from hypothesis import given, settings, strategies as st
 
+from tests.toolpolicy.test_plan_cache import principal as team_key
 from toolpolicy.counters.redis_scripts import CounterKeys, StaticParts
 from toolpolicy.governor import llm_rate_limits
 from toolpolicy.plan import Planned, entity_budgets, rate_limit
@@ -19,20 +20,10 @@ RATE = {"requests": "600/1m", "tokens": "100000/1m"}
 
 
 def principal() -> Principal:
-    return Principal(
-        key_id="k1",
-        key_name="bot",
-        team="support",
-        team_id="t1",
-        customer="acme",
-        customer_id="c1",
-        limits={
-            "budgets": [{"max_usd": 5}],
-            "team_budgets": [{"max_usd": 50, "period": "1d", "rolling": True}],
-            "customer_budgets": [{"max_usd": 500, "period": "1M"}],
-            "rate_limit": RATE,
-        },
-    )
+    """`test_plan_cache`'s key and team, with a customer and a rate limit as well."""
+    key = team_key()
+    limits = {**key.limits, "customer_budgets": [{"max_usd": 500, "period": "1M"}], "rate_limit": RATE}
+    return dataclasses.replace(key, customer="acme", customer_id="c1", limits=limits)
 
 
 def fields(planned: list[Planned]) -> list[tuple[object, ...]]:
