@@ -8,7 +8,7 @@ takes every hold in one atomic step, or takes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 
@@ -16,7 +16,10 @@ class CounterStoreError(Exception):
     """The counter store could not answer (e.g. Redis unreachable)."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, and never changed once made: a request whose amounts differ from the recent ones' gets a new Limit per
+# limit (`Planned.with_amount`), and a frozen dataclass sets each of its eleven fields through `object.__setattr__`.
+# Nothing hashes a Limit (the Redis store remembers its texts by the object's id, held with them).
+@dataclass(slots=True)
 class Limit:
     """One limit to check and reserve against, in integer units (requests, tokens, or nano-USD)."""
 
@@ -46,6 +49,9 @@ class Limit:
     used_prefix: str | None = None
     """Set when `used_keys` are this prefix followed by consecutive integers, oldest first (a rolling window's
     buckets): a store may then name them as a range instead of listing them."""
+    origin: Limit | None = field(default=None, init=False, compare=False, repr=False)
+    """The limit this one is a copy of but for its amount (`Planned.with_amount`): a plan's, whose static part a
+    store has likely encoded already. None for a limit made any other way (`dataclasses.replace` leaves it None)."""
 
 
 class ReserveOutcome(NamedTuple):

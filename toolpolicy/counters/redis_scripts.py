@@ -373,6 +373,7 @@ class StaticParts:
         """`joined`'s answers, by the ids of the limits (held in the answer, so no id is reused while it is kept)."""
 
     def __call__(self, limit: Limit) -> str:
+        limit = limit.origin or limit  # the plan's own limit: the same static part, likely encoded already
         found = self._by_limit.get(id(limit))
         if found is not None and found[0] is limit:
             return found[1]
@@ -385,7 +386,7 @@ class StaticParts:
     def joined(self, limits: Sequence[Limit]) -> Joined:
         """`limits` with their amounts (a line's numbers) and their static parts (`lines`) as the scripts' arguments
         write them, remembered for these very Limit objects: a plan's limits come back together request after
-        request (`toolpolicy.plan_cache`), and their texts depend on nothing else (a Limit is frozen)."""
+        request (`toolpolicy.plan_cache`), and their texts depend on nothing else (a Limit is never changed)."""
         key = tuple(map(id, limits))
         found = self._joined.get(key)
         if found is None:
@@ -401,8 +402,9 @@ class StaticParts:
         by_limit = self._by_limit
         parts: list[str] = []
         for limit in limits:
-            found = by_limit.get(id(limit))
-            parts.append(found[1] if found is not None and found[0] is limit else self(limit))
+            source = limit.origin or limit
+            found = by_limit.get(id(source))
+            parts.append(found[1] if found is not None and found[0] is source else self(source))
         return "\n".join(parts)
 
     def _encoded(self, limit: Limit) -> str:

@@ -5,6 +5,7 @@ The figures are Redis commands run by the scripts (`INFO commandstats`), and eac
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -114,7 +115,7 @@ async def test_a_missing_bucket_is_reported_and_not_summarised(store: RedisCount
 async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> None:
     limit = held(f"h-{uuid.uuid4().hex}", 100, 5)
     assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=10)).ok
-    second = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 1})
+    second = dataclasses.replace(limit, amount=1)
     outcome = await store.reserve("r2", [second], now=NOW + 1, hold_seconds=10)
     assert outcome.usage == (5,)
     outcome = await store.reserve("r3", [second], now=NOW + 10.5, hold_seconds=10)
@@ -126,7 +127,7 @@ async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> Non
 async def test_each_hold_lasts_the_hold_time_it_was_reserved_with(store: RedisCounterStore) -> None:
     # The store formats a hold time once and reuses the text while reservations pass the same one: a new one counts.
     limit = held(f"h-{uuid.uuid4().hex}", 100, 5)
-    second = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 1})
+    second = dataclasses.replace(limit, amount=1)
     assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=10.0)).ok
     assert (await store.reserve("r2", [second], now=NOW, hold_seconds=2.5)).ok
     assert (await store.reserve("r3", [second], now=NOW, hold_seconds=10.0)).ok
@@ -178,7 +179,7 @@ async def test_a_settled_amount_makes_its_bucket_with_a_ttl(store: RedisCounterS
 async def test_a_hold_sent_twice_is_held_once_and_settled_once(store: RedisCounterStore) -> None:
     # As when a reservation is re-sent on a new connection after Redis had run it on the lost one.
     limit = held(f"h-{uuid.uuid4().hex}", 100, 30)
-    probe = Limit(**{**{f: getattr(limit, f) for f in Limit.__slots__}, "amount": 0})
+    probe = dataclasses.replace(limit, amount=0)
     assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
     assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).usage == (30,)
     assert (await store.reserve("probe", [probe], now=NOW, hold_seconds=60)).usage == (30,)
