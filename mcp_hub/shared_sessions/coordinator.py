@@ -29,6 +29,7 @@ from mcp_hub.shared_sessions.directory import (
 )
 from mcp_hub.shared_sessions.dispatcher import ID_SEPARATOR
 from mcp_hub.shared_sessions.events import RedisEventStores
+from toolpolicy.counters.resp import RespClient
 from toolpolicy.settings import DEFAULT_REDIS_PREFIX, McpHubSettings
 
 logger = logging.getLogger(__name__)
@@ -66,12 +67,14 @@ class SharedSessions:
         self.replica = secrets.token_hex(6)
         """This process's name among replicas: in its channel and in the ids of the requests it sends clients."""
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.resp = RespClient(url, timeout=5) if RespClient.supports(url) else None
+        """What the event stores write with (`events.py`), where the URL is a plain one."""
         self.keys = SessionKeys(redis_prefix)
         """Names of the keys and channels: `<redis_prefix>mcp:…`, so deployments sharing one Redis stay apart."""
         self.directory = SessionDirectory(self.client, settings.session_idle_timeout, self.keys)
         resume = settings.resume
         self.event_stores = (
-            RedisEventStores(self.client, resume, self.directory.ttl, self.hold, keys=self.keys)
+            RedisEventStores(self.client, resume, self.directory.ttl, self.hold, keys=self.keys, resp=self.resp)
             if resume.enabled
             else None
         )
@@ -304,6 +307,8 @@ class SharedSessions:
                 self._tg = None
 
     async def close(self) -> None:
+        if self.resp is not None:
+            await self.resp.aclose()
         await self.client.aclose()
 
     async def _listen(self, tg: TaskGroup) -> None:

@@ -3,7 +3,10 @@
 The per-process store (`mcp_hub/resume.py`) explains why each session has a store of its own. Here the store is the
 Redis stream `<prefix>s:<id>:ev` (`isthmus:mcp:s:<id>:ev` under the default `redis_prefix`): each event is one `XADD`
 (the stream capped at `max_events` and expiring with the session), and its Redis entry id is the SSE event id, ordered
-across replicas. `max_bytes` is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
+across replicas. Two are written per 2025-11-25 call (its priming event and its answer), so they go through the
+counters' lean client (`RespClient`, for a plain `redis://` URL): a redis-py pipeline of `XADD` and `EXPIRE` costs
+about 420k instructions in this process, the same two commands there about 50k (a URL it does not speak keeps the
+pipeline). `max_bytes` is not enforced here: each event is already bounded by `mcp.max_upstream_message_bytes`.
 
 A stream resumed here is registered as held by this replica, so messages for it produced on another replica (the call
 still running there) are published here (`outbound.py`).
@@ -22,6 +25,7 @@ from redis.exceptions import RedisError
 
 from mcp_hub.resume import EncodedEventStore, stored_message
 from mcp_hub.shared_sessions.directory import SessionKeys
+from toolpolicy.counters.resp import RespClient
 from toolpolicy.stream_resume import McpStreamResume
 
 logger = logging.getLogger(__name__)
@@ -42,8 +46,11 @@ class RedisEventStore(EncodedEventStore):
         hold: Hold,
         *,
         keys: SessionKeys,
+        resp: RespClient | None = None,
     ) -> None:
         self.client = client
+        self.resp = resp
+        """The lean client events are written with, where the URL allows one (else `client`'s pipeline)."""
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         self.session_id = session_id
         self.key = keys.events(session_id)
@@ -55,12 +62,18 @@ class RedisEventStore(EncodedEventStore):
         """Streams resumed on this replica (released when their GET ends: `FairSessionManager`)."""
 
     async def store_encoded(self, stream_id: StreamId, data: str, message: JSONRPCMessage | None = None) -> EventId:
-        pipe: Any = self.client.pipeline(transaction=False)
         try:
-            async with pipe:
-                pipe.xadd(self.key, {"s": stream_id, "m": data}, maxlen=self.max_events, approximate=False)
-                pipe.expire(self.key, self.ttl)
-                event_id, _ = await pipe.execute()
+            if self.resp is not None:  # the commands redis-py's pipeline sends, one after the other
+                event_id = await self.resp.execute(
+                    "XADD", self.key, "MAXLEN", self.max_events, "*", "s", stream_id, "m", data
+                )
+                await self.resp.execute("EXPIRE", self.key, self.ttl)
+            else:
+                pipe: Any = self.client.pipeline(transaction=False)
+                async with pipe:
+                    pipe.xadd(self.key, {"s": stream_id, "m": data}, maxlen=self.max_events, approximate=False)
+                    pipe.expire(self.key, self.ttl)
+                    event_id, _ = await pipe.execute()
         except RedisError as exc:
             # The event is still sent; only resuming after it is impossible (an id Redis cannot read replays nothing).
             logger.warning("session %s: an SSE event could not be kept for resumption: %s", self.session_id[:8], exc)
@@ -89,9 +102,17 @@ class RedisEventStores:
     """The Redis event store of each session, made by `open`; `close` forgets it here (Redis expires the events)."""
 
     def __init__(
-        self, client: aioredis.Redis, settings: McpStreamResume, ttl: int, hold: Hold, *, keys: SessionKeys
+        self,
+        client: aioredis.Redis,
+        settings: McpStreamResume,
+        ttl: int,
+        hold: Hold,
+        *,
+        keys: SessionKeys,
+        resp: RespClient | None = None,
     ) -> None:
         self.client, self.settings, self.ttl, self.hold, self.keys = client, settings, ttl, hold, keys
+        self.resp = resp
         self._stores: dict[str, RedisEventStore] = {}
 
     @property
@@ -99,7 +120,9 @@ class RedisEventStores:
         return len(self._stores)
 
     def open(self, session_id: str) -> RedisEventStore:
-        store = RedisEventStore(self.client, session_id, self.settings, self.ttl, self.hold, keys=self.keys)
+        store = RedisEventStore(
+            self.client, session_id, self.settings, self.ttl, self.hold, keys=self.keys, resp=self.resp
+        )
         self._stores[session_id] = store
         return store
 

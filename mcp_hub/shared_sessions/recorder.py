@@ -15,14 +15,21 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_hub.relay.calls import connection_of
 from mcp_hub.shared_sessions.coordinator import SharedSessions
 
+RECORDED_METHODS = frozenset({"initialize", "logging/setLevel"})
+"""The methods whose outcome is recorded; any other request passes through untouched (`passes_on`)."""
+
 
 class RecordSessions:
     def __init__(self, shared: SharedSessions) -> None:
         self.shared = shared
 
+    def passes_on(self, ctx: ServerRequestContext[Any, Any]) -> bool:
+        """Whether this link only calls the next with `ctx` and hands back its outcome as it is."""
+        return ctx.method not in RECORDED_METHODS
+
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method not in ("initialize", "logging/setLevel") or ctx.request is None:
+        if ctx.method not in RECORDED_METHODS or ctx.request is None:
             return result
         connection = connection_of(ctx.session)
         session_id = connection.session_id if connection is not None else None

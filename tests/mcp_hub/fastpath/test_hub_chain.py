@@ -25,6 +25,7 @@ from mcp_hub.notify import ChangeFeed
 from mcp_hub.quiet_tracing import QuietTracing
 from mcp_hub.relay.state_keys import StateKeys
 from mcp_hub.server import render_errors
+from mcp_hub.shared_sessions.recorder import RecordSessions
 from tests.tracing_support import without_tracer_provider
 
 pytestmark = pytest.mark.anyio
@@ -48,6 +49,11 @@ def links() -> list[Any]:
         render_errors,
         RequestStateBoundary(security, default_audience="isthmus"),
     ]
+
+
+def with_recorder() -> list[Any]:
+    """The hub's chain with Redis configured: the shared sessions' recorder appended (`McpComponent`)."""
+    return [*links(), RecordSessions(cast(Any, None))]  # (nothing in these tests reaches the shared sessions)
 
 
 class Session:
@@ -138,10 +144,13 @@ def tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
     without_tracer_provider(monkeypatch)
 
 
+@pytest.mark.parametrize("make", [links, with_recorder])
 @pytest.mark.parametrize("handler", [plain, asks, unknown, rejected, sdk_error, crash])
 @pytest.mark.parametrize("method", ["tools/call", "tools/list"])
-async def test_straight_through_the_chain_gives_what_the_composed_chain_gives(handler: Handler, method: str) -> None:
-    middleware = links()
+async def test_straight_through_the_chain_gives_what_the_composed_chain_gives(
+    handler: Handler, method: str, make: Callable[[], list[Any]]
+) -> None:
+    middleware = make()
     chain = hub_chain(middleware)
     assert chain is not None
     ctx = context(method, {} if method == "tools/list" else None)
@@ -165,6 +174,13 @@ def test_only_the_hub_chain_in_its_order_is_recognised() -> None:
     assert hub_chain([middleware[1], middleware[0], *middleware[2:]]) is None
     assert hub_chain([OpenTelemetryMiddleware(), *middleware[1:]]) is None
     assert hub_chain(Server("plain").middleware) is None
+    recorded = with_recorder()
+    chain = hub_chain(recorded)
+    assert chain is not None and chain.recorder is recorded[4] and chain.boundary is recorded[3]
+    without = hub_chain(middleware)
+    assert without is not None and without.recorder is None
+    assert hub_chain([*recorded[:3], recorded[4], recorded[3]]) is None
+    assert hub_chain([*middleware, *recorded[4:], render_errors]) is None
 
 
 async def test_a_request_some_link_acts_on_is_not_taken_straight(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +199,13 @@ async def test_a_request_some_link_acts_on_is_not_taken_straight(monkeypatch: py
     assert chain.passes_on(legacy)
     monkeypatch.setattr(mcp_hub.quiet_tracing, "tracing_on", lambda: True)
     assert not chain.passes_on(context())
+
+
+@pytest.mark.parametrize("method", ["initialize", "logging/setLevel"])
+def test_what_the_recorder_records_is_not_taken_straight(method: str) -> None:
+    chain = hub_chain(with_recorder())
+    assert chain is not None
+    assert chain.passes_on(context())
+    assert not chain.passes_on(context(method, {}))
+    plain_chain = hub_chain(links())
+    assert plain_chain is not None and plain_chain.passes_on(context(method, {}))

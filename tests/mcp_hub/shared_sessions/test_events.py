@@ -1,4 +1,5 @@
-"""A session's SSE events in Redis: replayed after an id, that stream only, bounded, and the stream held here."""
+"""A session's SSE events in Redis: replayed after an id, that stream only, bounded, and the stream held here; the
+same written through the lean client (`RespClient`) as through redis-py's pipeline."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mcp.server.streamable_http import EventMessage
 from mcp_hub.shared_sessions.directory import SessionKeys
 from mcp_hub.shared_sessions.events import RedisEventStore
 from tests.toolpolicy.limits_support import RedisServer
+from toolpolicy.counters.resp import RespClient
 from toolpolicy.stream_resume import McpStreamResume
 
 pytestmark = pytest.mark.anyio
@@ -26,16 +28,21 @@ async def held() -> list[tuple[str, str]]:
     return []
 
 
-@pytest.fixture
-async def store(private_redis: RedisServer, held: list[tuple[str, str]]) -> AsyncIterator[RedisEventStore]:
+@pytest.fixture(params=["resp", "pipeline"])
+async def store(
+    private_redis: RedisServer, held: list[tuple[str, str]], request: pytest.FixtureRequest
+) -> AsyncIterator[RedisEventStore]:
     client = aioredis.Redis.from_url(private_redis.url)
+    resp = RespClient(private_redis.url, timeout=2) if request.param == "resp" else None
 
     async def hold(session_id: str, stream_id: str) -> None:
         held.append((session_id, stream_id))
 
     try:
-        yield RedisEventStore(client, "s1", McpStreamResume(max_events=4), 60, hold, keys=SessionKeys())
+        yield RedisEventStore(client, "s1", McpStreamResume(max_events=4), 60, hold, keys=SessionKeys(), resp=resp)
     finally:
+        if resp is not None:
+            await resp.aclose()
         await client.aclose()
 
 
@@ -81,3 +88,27 @@ async def test_without_redis_events_are_still_numbered_but_not_kept(
     first = await store.store_event("7", note("lost"))
     assert first.startswith("unkept-") and first != await store.store_event("7", None)
     assert await replayed(store, first) == (None, [])
+
+
+async def test_both_writers_leave_the_same_stream(private_redis: RedisServer) -> None:
+    client = aioredis.Redis.from_url(private_redis.url)
+    resp = RespClient(private_redis.url, timeout=2)
+
+    async def hold(session_id: str, stream_id: str) -> None:
+        pass
+
+    settings = McpStreamResume(max_events=3)
+    lean = RedisEventStore(client, "lean", settings, 60, hold, keys=SessionKeys(), resp=resp)
+    pipelined = RedisEventStore(client, "pipelined", settings, 60, hold, keys=SessionKeys())
+    try:
+        for store in (lean, pipelined):
+            for number in range(5):
+                event_id = await store.store_event(str(number % 2), note(str(number)) if number else None)
+                assert isinstance(event_id, str) and "-" in event_id
+        streams = [[fields for _, fields in await client.xrange(store.key)] for store in (lean, pipelined)]
+        assert streams[0] == streams[1] and len(streams[0]) == 3
+        for store in (lean, pipelined):
+            assert 0 < await client.ttl(store.key) <= 60
+    finally:
+        await resp.aclose()
+        await client.aclose()
