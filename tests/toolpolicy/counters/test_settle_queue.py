@@ -166,7 +166,9 @@ async def test_a_tick_sends_only_what_waited_a_whole_interval_and_leaves_the_res
     assert sent == []  # b has waited 0.4 of its interval: left for a reservation
     await at(1.3)
     queue.add("c")
-    await at(1.6)  # b's interval is over and no reservation came: b goes, and c (queued since) with it
+    # Just past b's interval (not at 1.6 itself: the loop runs a timer once its time is before now plus the clock's
+    # 1 ns resolution, which rounds away at ~1.8e9 s, the monotonic clock under libfaketime's dates).
+    await at(1.61)  # b's interval is over and no reservation came: b goes, and c (queued since) with it
     assert (sent, queue.sent_alone) == ([["b", "c"]], 1)
     queue.add("d")
     await at(2.5)
