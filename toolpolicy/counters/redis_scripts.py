@@ -159,8 +159,8 @@ local function sweep(hk, now)
   state.next = first
   return tonumber(c[1]) + (unwritten[hk] or 0)  -- what the sweep dropped is in `unwritten`
 end
--- Hold l's amount for request rid until `deadline`, its score written out as `score` (the text redis.call would make
--- of the number, made once for every hold of the call: formatting a double costs more than the ZADD).
+-- Hold l's amount for request rid until `deadline`, its score written out as `score` (made once for every hold of the
+-- call).
 local function hold(l, rid, now, deadline, score, hold_seconds)
   local zk = l.h .. ':q'
   if redis.call('ZADD', zk, score, l.ns .. ':' .. rid) == 1 then
@@ -296,8 +296,11 @@ local function answer(status, extra)
 end
 if #missing > 0 then return answer(3, missing) end
 local touched = {}
-local deadline = now + hold_seconds
-local score = string.format('%.17g', deadline)
+-- Holds end on a whole second, the first at or after now + hold seconds (a hold stands up to a second longer: an
+-- over-count only): a sorted set keeps a whole score's text as an integer's, a fraction's through `%.17g`, which
+-- cost each ZADD more than the rest of it.
+local deadline = math.ceil(now + hold_seconds)
+local score = string.format('%d', deadline)
 local function stage(first, last)
   for k = first, last do
     if usage[k] + limits[k].n > limits[k].l then return k end

@@ -120,8 +120,9 @@ async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> Non
     assert outcome.usage == (5,)
     outcome = await store.reserve("r3", [second], now=NOW + 10.5, hold_seconds=10)
     assert outcome.usage == (1,)  # r1's hold ended at NOW + 10, r2's stands until NOW + 11
-    outcome = await store.reserve("r4", [second], now=NOW + 20.5, hold_seconds=10)
-    assert outcome.usage == (0,)
+    # r3's ends on the whole second after NOW + 20.5 (the store's holds end on whole seconds: an over-count only).
+    assert (await store.reserve("r4", [second], now=NOW + 20.5, hold_seconds=10)).usage == (1,)
+    assert (await store.reserve("r5", [second], now=NOW + 21, hold_seconds=10)).usage == (1,)  # r4's alone
 
 
 async def test_each_hold_lasts_the_hold_time_it_was_reserved_with(store: RedisCounterStore) -> None:
