@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.counter_cost                     # this tree, 3,000 requests, 3 rounds
     .venv/bin/python -m bench.counter_cost --ref main --rounds 5
+    .venv/bin/python -m bench.counter_cost --ref main --rounds 2 --requests 1000 --callgrind
 
 Each request reserves the governed benchmark's five limits (the key's request and token rate limits, a customer's
 monthly budget, a team's rolling day of 61 buckets, the key's lifetime budget) and settles four of them, as
@@ -11,6 +12,10 @@ settlements ride along with the next reservation). Reported: Redis's own time pe
 in it), and the commands the scripts run per request. On a machine with few cores Redis's time is taken from the
 gateway's: the governed path's throughput moves with it. Redis on 127.0.0.1:6379 (`--redis`), database 12 by
 default. Nothing here is asserted; the figures are printed.
+
+`--callgrind` counts Redis's instructions per request instead of its time: each round starts a private `redis-server`
+(no persistence, a free loopback port) under callgrind and counts from the end of the warm-up to the last settlement
+landed, whatever the machine's load (the server's reading and answering of the connection included).
 
 `--ref REV` measures the `toolpolicy` package of a git revision (extracted with `git archive`) beside this tree,
 alternately, in fresh processes.
@@ -143,7 +148,10 @@ def callgrind_round(tree: Path, args: argparse.Namespace, keep: Path | None) -> 
         keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         stem = (keep or Path(scratch)) / f"callgrind.redis.{tree.name}"
+        # `--hz 1`: Redis's own timer work (per second, not per request, and seconds run long under callgrind on a
+        # loaded machine) kept out of the count as far as it can be.
         server_argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        server_argv += ["--hz", "1"]
         server = subprocess.Popen(
             valgrind_argv(stem, server_argv), cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
