@@ -140,7 +140,7 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
 def callgrind_round(tree: Path, args: argparse.Namespace, keep: Path | None) -> float:
     """Redis's own instructions per request: a private `redis-server` (no persistence, on a free loopback port) under
     callgrind, counting from the end of the warm-up to the last settlement landed."""
-    from bench.callgrind import Controlled, valgrind_argv
+    from bench.callgrind import Controlled, count_paused_run, valgrind_argv
     from bench.procs import free_port
 
     port = free_port()
@@ -163,24 +163,7 @@ def callgrind_round(tree: Path, args: argparse.Namespace, keep: Path | None) -> 
             child = subprocess.Popen(
                 command, env=environment, cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
             )
-            assert child.stdin is not None and child.stdout is not None
-            try:
-                if child.stdout.readline().strip() != "ready":
-                    raise RuntimeError("the measuring process did not get ready")
-                controlled = Controlled(server.pid, stem)
-                controlled.instrument(True)
-                controlled.zero()
-                child.stdin.write("go\n")
-                child.stdin.flush()
-                if child.stdout.readline().strip() != "done":
-                    raise RuntimeError("the measuring process did not finish its requests")
-                instructions = controlled.dump().instructions
-                child.stdin.write("stop\n")
-                child.stdin.flush()
-                child.wait(timeout=120)
-            finally:
-                if child.poll() is None:
-                    child.kill()
+            instructions = count_paused_run(child, Controlled(server.pid, stem), timeout=120)
         finally:
             server.terminate()
             server.wait(timeout=60)
