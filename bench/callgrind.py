@@ -132,6 +132,31 @@ class Controlled:
             time.sleep(0.1)
 
 
+def count_paused_run(driver: subprocess.Popen[str], counted: Controlled, *, timeout: float = 300) -> int:
+    """The instructions `counted` runs while `driver` does its measured part, `driver` speaking a small protocol on
+    its standard streams: it prints `ready` once warmed up, waits for a line, does the measured part, prints `done`,
+    waits for a line again and ends. Counting is turned on and zeroed between `ready` and the go-ahead."""
+    assert driver.stdin is not None and driver.stdout is not None
+    try:
+        if driver.stdout.readline().strip() != "ready":
+            raise CallgrindError("the measuring process did not get ready")
+        counted.instrument(True)
+        counted.zero()
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        if driver.stdout.readline().strip() != "done":
+            raise CallgrindError("the measuring process did not finish its measured part")
+        instructions = counted.dump().instructions
+        driver.stdin.write("stop\n")
+        driver.stdin.flush()
+        driver.wait(timeout=timeout)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    return instructions
+
+
 _SUMMARY_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)\s*$")
 
 

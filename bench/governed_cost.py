@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.callgrind import Controlled, missing_tools, valgrind_argv
+from bench.callgrind import Controlled, count_paused_run, missing_tools, valgrind_argv
 
 WARMUP = 200
 """Requests before counting: caches filled, code paths taken once."""
@@ -102,24 +102,7 @@ def measure(requests: int, varied: bool, redis: str | None, keep: Path | None) -
         argv += ["--redis", redis] if redis else []
         stem = (keep or Path(scratch)) / f"callgrind.{'varied' if varied else 'identical'}"
         process = subprocess.Popen(valgrind_argv(stem, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            if process.stdout.readline().strip() != "ready":
-                raise RuntimeError("the measured process did not get ready")
-            controlled = Controlled(process.pid, stem)
-            controlled.instrument(True)
-            controlled.zero()
-            process.stdin.write("go\n")
-            process.stdin.flush()
-            if process.stdout.readline().strip() != "done":
-                raise RuntimeError("the measured process did not finish its requests")
-            instructions = controlled.dump().instructions
-            process.stdin.write("stop\n")
-            process.stdin.flush()
-            process.wait(timeout=300)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        instructions = count_paused_run(process, Controlled(process.pid, stem))
         return instructions / requests
 
 

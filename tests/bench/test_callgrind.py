@@ -13,6 +13,8 @@ import pytest
 from bench.callgrind import (
     CallgrindError,
     Controlled,
+    Dump,
+    count_paused_run,
     missing_tools,
     parse_annotate,
     parse_totals,
@@ -126,3 +128,49 @@ def test_a_process_is_instrumented_zeroed_and_dumped_from_outside(tmp_path: Path
             assert 0 <= first.instructions < 5_000_000
         finally:
             process.kill()
+
+
+class _Recorded(Controlled):
+    """Controlled's commands recorded instead of sent to valgrind; its dump counts 42."""
+
+    def __init__(self) -> None:
+        super().__init__(0, Path("unused"))
+        self.commands: list[str] = []
+
+    def instrument(self, on: bool) -> None:
+        self.commands.append(f"instrument {on}")
+
+    def zero(self) -> None:
+        self.commands.append("zero")
+
+    def dump(self, timeout: float = 0) -> Dump:
+        self.commands.append("dump")
+        return Dump(Path("unused"), {"Ir": 42})
+
+
+DRIVER = """
+import sys
+print("ready", flush=True)
+sys.stdin.readline()
+print("measured part", file=sys.stderr)
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_paused_run_is_counted_from_the_go_ahead_to_done() -> None:
+    counted = _Recorded()
+    with subprocess.Popen([PYTHON, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as driver:
+        assert count_paused_run(driver, counted, timeout=60) == 42
+    assert counted.commands == ["instrument True", "zero", "dump"]
+    assert driver.returncode == 0
+
+
+def test_a_driver_that_never_gets_ready_is_refused_and_ended() -> None:
+    counted = _Recorded()
+    argv = [PYTHON, "-c", "import sys; print('no', flush=True); sys.stdin.readline()"]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as driver:
+        with pytest.raises(CallgrindError, match="did not get ready"):
+            count_paused_run(driver, counted, timeout=60)
+        assert driver.returncode is not None  # ended, not left waiting for its go-ahead
+    assert counted.commands == []

@@ -50,26 +50,28 @@ CACHED_LIMITS = 4096
 
 _DECODE = """
 -- Static parts decoded in this call, by their text: a request's settlement riding along with the next reservation
--- names the same counters as it (the same key, team and customer), and decoding costs more than the rest.
+-- names the same counters as it (the same key, team and customer), and decoding costs more than the rest. Each is
+-- decoded once into a table of its fields, and a limit is a table of its amount alone that reads the rest from it
+-- (its metatable): a settlement or a reservation's limit makes two fields, not a dozen.
 local decoded = {}
 local function limit(static, amount)
-  local s = decoded[static]
-  if not s then
-    s = cjson.decode(static)
-    decoded[static] = s
+  local l = decoded[static]
+  if not l then
+    local s = cjson.decode(static)
+    l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5]}
+    if s[4] >= 4 then l.w = s[6] end
+    if s[7] == 0 then
+      l.u = {l.a}
+    elseif s[7] == 1 then
+      l.p, l.f, l.la = s[8], s[9], s[10]  -- buckets l.p .. l.f through l.p .. l.la, named when read (see ranged)
+    else
+      l.u = {}
+      for k = 8, #s do l.u[#l.u + 1] = s[k] end
+    end
+    l.__index = l
+    decoded[static] = l
   end
-  local l = {h = s[1], a = s[2], l = s[3], c = s[4] % 2 == 1, s = s[4] % 4 >= 2, t = s[5],
-             ns = amount, n = tonumber(amount)}
-  if s[4] >= 4 then l.w = s[6] end
-  if s[7] == 0 then
-    l.u = {l.a}
-  elseif s[7] == 1 then
-    l.p, l.f, l.la = s[8], s[9], s[10]  -- buckets l.p .. l.f through l.p .. l.la, named when read (see ranged)
-  else
-    l.u = {}
-    for k = 8, #s do l.u[#l.u + 1] = s[k] end
-  end
-  return l
+  return setmetatable({ns = amount, n = tonumber(amount)}, l)
 end
 -- What this call has read or written of a bucket's `used` (by key) and of a rolling window's summary (by summary
 -- key: {f, e, t}), kept up to date by every write of this call: a reservation carrying settlements reads the buckets
@@ -106,14 +108,25 @@ end
 
 _SWEEP = """
 -- A hold is a member `<amount>:<request id>` of the sorted set `<hold key>:q`, scored by its deadline, and counts in
--- the hold key's hash field `__total`; so taking one is a ZADD and an HINCRBY, dropping one a ZREM and an HINCRBY, and
--- a hold sent twice (a command re-sent after a lost connection) is held once. Releases before 2026-12 kept the
--- amount in a hash field per request and the deadlines in `<hold key>:z`: a sweep also drops expired holds of those.
+-- the hold key's hash field `__total`; so taking one is a ZADD and adds to `__total`, dropping one a ZREM and takes
+-- from it (a call's changes to `__total` are written together, see `unwritten`), and a hold sent twice (a command
+-- re-sent after a lost connection) is held once. Releases before 2026-12 kept the amount in a hash field per request
+-- and the deadlines in `<hold key>:z`: a sweep also drops expired holds of those.
 -- The hash also keeps `__next`, a bound no hold's deadline is below (the earliest left at the last sweep, lowered by
 -- every new hold; NO_HOLDS when none was left), and `__keep`, when its keys expire: a request sweeps only once a
 -- deadline may have passed, and sets the keys' TTL only when they would not outlive its own hold by half an hour.
 local NO_HOLDS = '9e99'
 local holds = {}  -- hold key -> {next = bound, keep = expiry} as this script last saw or set them
+-- What this call added to (or took from) each hold key's `__total`, written once at its end (`write_totals`): a
+-- settlement riding along drops its holds from the counters the reservation then holds on, so the two changes go
+-- out as one HINCRBY (none at all when they cancel out). Whatever reads `__total` adds it (`sweep`).
+local unwritten = {}
+local function write_totals()
+  for hk, delta in pairs(unwritten) do
+    if delta ~= 0 then redis.call('HINCRBY', hk, '__total', string.format('%d', delta)) end
+  end
+  unwritten = {}
+end
 -- Drop the holds of zk whose deadline is past: their amounts, from the member's prefix (or, `legacy`, the hash).
 local function drop_expired(hk, zk, now, legacy)
   local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
@@ -128,7 +141,7 @@ local function drop_expired(hk, zk, now, legacy)
     end
   end
   redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)  -- the members just read: the script runs alone
-  redis.call('HINCRBY', hk, '__total', -total)
+  unwritten[hk] = (unwritten[hk] or 0) - total
 end
 local function earliest(zk)
   return tonumber(redis.call('ZRANGE', zk, 0, 0, 'WITHSCORES')[2] or NO_HOLDS)
@@ -137,21 +150,21 @@ local function sweep(hk, now)
   local c = redis.call('HMGET', hk, '__total', '__next', '__keep')
   local state = {next = tonumber(c[2]), keep = tonumber(c[3])}
   holds[hk] = state
-  if not c[1] then return 0 end  -- no hold was ever taken (or the keys expired): nothing to sweep
-  if state.next and now < state.next then return tonumber(c[1]) end
+  if not c[1] then return unwritten[hk] or 0 end  -- no hold was ever taken (or the keys expired): nothing to sweep
+  if state.next and now < state.next then return tonumber(c[1]) + (unwritten[hk] or 0) end
   drop_expired(hk, hk .. ':q', now, false)
   drop_expired(hk, hk .. ':z', now, true)
   local first = math.min(earliest(hk .. ':q'), earliest(hk .. ':z'))
   redis.call('HSET', hk, '__next', first >= tonumber(NO_HOLDS) and NO_HOLDS or first)
   state.next = first
-  return tonumber(redis.call('HGET', hk, '__total') or '0')
+  return tonumber(c[1]) + (unwritten[hk] or 0)  -- what the sweep dropped is in `unwritten`
 end
--- Hold l's amount for request rid until `deadline`, its score written out as `score` (the text redis.call would make
--- of the number, made once for every hold of the call: formatting a double costs more than the ZADD).
+-- Hold l's amount for request rid until `deadline`, its score written out as `score` (made once for every hold of the
+-- call).
 local function hold(l, rid, now, deadline, score, hold_seconds)
   local zk = l.h .. ':q'
   if redis.call('ZADD', zk, score, l.ns .. ':' .. rid) == 1 then
-    redis.call('HINCRBY', l.h, '__total', l.ns)
+    unwritten[l.h] = (unwritten[l.h] or 0) + l.n
   end
   local state = holds[l.h]
   local fields = {}
@@ -159,14 +172,17 @@ local function hold(l, rid, now, deadline, score, hold_seconds)
     state.next = deadline
     fields[#fields + 1], fields[#fields + 2] = '__next', deadline
   end
+  local keep
   if not state.keep or state.keep < deadline + 1800 then  -- half an hour to spare, whatever the replicas' clocks
-    local keep = math.ceil(hold_seconds) + 3600
-    redis.call('EXPIRE', l.h, keep)
-    redis.call('EXPIRE', zk, keep)
+    keep = math.ceil(hold_seconds) + 3600
     state.keep = now + keep
     fields[#fields + 1], fields[#fields + 2] = '__keep', state.keep
   end
   if #fields > 0 then redis.call('HSET', l.h, unpack(fields)) end
+  if keep then  -- after the HSET, which makes the hash when this is its first hold (`__total` is written last)
+    redis.call('EXPIRE', l.h, keep)
+    redis.call('EXPIRE', zk, keep)
+  end
 end
 """
 
@@ -189,7 +205,7 @@ local function settle_all(first, last)
     for _, s in ipairs(settlements) do
       local l, held = limit(s[1], s[2]), s[3]
       if held ~= '0' and redis.call('ZREM', l.h .. ':q', held .. ':' .. rid) == 1 then
-        redis.call('HINCRBY', l.h, '__total', '-' .. held)  -- held is the digits ZADD's member began with
+        unwritten[l.h] = (unwritten[l.h] or 0) - tonumber(held)  -- held is the digits ZADD's member began with
       end
       if l.n ~= 0 and ((not l.s) or exists(l.a)) then commit(l) end
     end
@@ -272,6 +288,7 @@ end
 local usage, missing = {}, {}
 for k, l in ipairs(limits) do usage[k] = measure(l, missing) end
 local function answer(status, extra)
+  write_totals()
   local reply = {status}
   for k = 1, #limits do reply[k + 1] = usage[k] end
   for _, value in ipairs(extra) do reply[#reply + 1] = value end
@@ -279,8 +296,11 @@ local function answer(status, extra)
 end
 if #missing > 0 then return answer(3, missing) end
 local touched = {}
-local deadline = now + hold_seconds
-local score = string.format('%.17g', deadline)
+-- Holds end on a whole second, the first at or after now + hold seconds (a hold stands up to a second longer: an
+-- over-count only): a sorted set keeps a whole score's text as an integer's, a fraction's through `%.17g`, which
+-- cost each ZADD more than the rest of it.
+local deadline = math.ceil(now + hold_seconds)
+local score = string.format('%d', deadline)
 local function stage(first, last)
   for k = first, last do
     if usage[k] + limits[k].n > limits[k].l then return k end
@@ -320,10 +340,12 @@ return answer(1, {})
 
 SETTLE = (
     _DECODE
+    + _SWEEP
     + _SETTLE_ALL
     + """
 -- ARGV: settlements of any number of requests (see settle_all).
 settle_all(1, #ARGV)
+write_totals()
 return 1
 """
 )

@@ -120,8 +120,9 @@ async def test_an_expired_hold_is_swept_exactly(store: RedisCounterStore) -> Non
     assert outcome.usage == (5,)
     outcome = await store.reserve("r3", [second], now=NOW + 10.5, hold_seconds=10)
     assert outcome.usage == (1,)  # r1's hold ended at NOW + 10, r2's stands until NOW + 11
-    outcome = await store.reserve("r4", [second], now=NOW + 20.5, hold_seconds=10)
-    assert outcome.usage == (0,)
+    # r3's ends on the whole second after NOW + 20.5 (the store's holds end on whole seconds: an over-count only).
+    assert (await store.reserve("r4", [second], now=NOW + 20.5, hold_seconds=10)).usage == (1,)
+    assert (await store.reserve("r5", [second], now=NOW + 21, hold_seconds=10)).usage == (1,)  # r4's alone
 
 
 async def test_each_hold_lasts_the_hold_time_it_was_reserved_with(store: RedisCounterStore) -> None:
@@ -240,3 +241,44 @@ async def test_a_reservation_reads_nothing_its_carried_settlements_just_wrote(
         assert await usage(store, window) == total + 6 + 5
     finally:
         await store.aclose()
+
+
+async def test_a_carried_release_and_the_next_hold_change_a_holds_total_in_one_write(
+    private_redis: RedisServer, client: aioredis.Redis
+) -> None:
+    # The settlements ride along with the next reservation (a long interval: no tick sends them on their own).
+    store = RedisCounterStore(private_redis.url, settle_interval=60)
+    try:
+        same = held(f"h-{uuid.uuid4().hex}", 10**6, 5)
+        other = held(f"h-{uuid.uuid4().hex}", 10**6, 5)
+        assert (await store.reserve("r1", [same, other], now=NOW, hold_seconds=60)).ok
+        await store.settle("r1", [Settlement(same, 0), Settlement(other, 0)], now=NOW)  # released: nothing commits
+        await client.config_resetstat()
+        larger = dataclasses.replace(other, amount=7)
+        outcome = await store.reserve("r2", [same, larger], now=NOW, hold_seconds=60)
+        assert (outcome.ok, outcome.usage) == (True, (0, 0))  # r1's holds were dropped first
+        # `same`: r1's 5 given back and r2's 5 taken cancel out, no write; `larger`: one write of +2.
+        assert (await commands(client)).get("hincrby", 0) == 1
+        for limit, total in ((same, b"5"), (other, b"7")):
+            assert await client.hget(store.keys.hold + limit.hold_key, "__total") == total
+        await store.settle("r2", [Settlement(same, 0), Settlement(larger, 0)], now=NOW)
+        await store.flush()  # on its own (the settle script): its changes written all the same
+        for limit in (same, other):
+            assert await client.hget(store.keys.hold + limit.hold_key, "__total") == b"0"
+    finally:
+        await store.aclose()
+
+
+async def test_holds_of_sixteen_digits_are_taken_given_back_and_swept_exactly(store: RedisCounterStore) -> None:
+    # A call's changes to a hold's total are summed as Lua numbers (doubles) and written as an integer's text.
+    amount = 123_456_789_012_345_678 // 1000  # 16 digits, exact in a double
+    limit = held(f"h-{uuid.uuid4().hex}", 10**17, amount)
+    probe = dataclasses.replace(limit, amount=0)
+    assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
+    assert (await store.reserve("r2", [limit], now=NOW, hold_seconds=60)).ok
+    assert (await store.reserve("probe", [probe], now=NOW, hold_seconds=60)).usage == (2 * amount,)
+    await store.settle("r1", [Settlement(limit, 0)], now=NOW)
+    await store.flush()
+    assert (await store.reserve("probe", [probe], now=NOW, hold_seconds=60)).usage == (amount,)
+    # Swept when expired: the amount taken off the total is written the same way.
+    assert (await store.reserve("late", [probe], now=NOW + 61, hold_seconds=60)).usage == (0,)
