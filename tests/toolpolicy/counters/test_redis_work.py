@@ -269,9 +269,9 @@ async def test_a_carried_release_and_the_next_hold_change_a_holds_total_in_one_w
         await store.aclose()
 
 
-async def test_holds_of_sixteen_digits_are_taken_given_back_and_swept_exactly(store: RedisCounterStore) -> None:
+async def test_holds_of_fifteen_digits_are_taken_given_back_and_swept_exactly(store: RedisCounterStore) -> None:
     # A call's changes to a hold's total are summed as Lua numbers (doubles) and written as an integer's text.
-    amount = 123_456_789_012_345_678 // 1000  # 16 digits, exact in a double
+    amount = 123_456_789_012_345_678 // 1000  # 15 digits, exact in a double
     limit = held(f"h-{uuid.uuid4().hex}", 10**17, amount)
     probe = dataclasses.replace(limit, amount=0)
     assert (await store.reserve("r1", [limit], now=NOW, hold_seconds=60)).ok
