@@ -13,6 +13,7 @@ an operation into its provider's HTTP request and the answer back (URL, headers,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -23,7 +24,8 @@ from urllib.parse import urlsplit
 
 import pydantic_core
 
-from llm_proxy.errors import UpstreamBadResponse
+from llm_proxy.burst import Pending, probe
+from llm_proxy.errors import UpstreamBadResponse, UpstreamError
 from llm_proxy.streaming import EventSplitter, Received
 from llm_proxy.upstream import Upstream
 from toolpolicy.governor import Usage
@@ -37,6 +39,9 @@ MAX_LISTING_PAGES = 20
 """Pages of a paginated model listing followed at most."""
 _API_VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")
 _MODEL_ID = re.compile(r"[\x21-\x7e]{1,256}")
+BODY_END_GRACE = 0.25
+"""Seconds a streamed body may take to end after OpenAI's `[DONE]` (see `_read_to_end`); past that its connection
+is closed, as it would have been without waiting."""
 # As ints: `13 in data` is one memchr, where a one-byte `bytes` operand runs the substring search (5-10x the cost).
 _CR, _LF = ord("\r"), ord("\n")
 
@@ -147,6 +152,7 @@ async def sse_json(
         async for chunk in chunks:
             for name, data in splitter.feed(chunk):
                 if data == b"[DONE]":
+                    await _read_to_end(chunks)
                     return
                 yield name, event_object(provider, data)
         for name, data in splitter.end():
@@ -166,6 +172,7 @@ async def sse_objects(
         async for chunk in chunks:
             for _, data in splitter.feed(chunk):
                 if data == b"[DONE]":
+                    await _read_to_end(chunks)
                     return
                 item = event_object(provider, data)
                 check(item)
@@ -176,6 +183,23 @@ async def sse_objects(
             item = event_object(provider, data)
             check(item)
             yield item
+
+
+async def _read_to_end(chunks: AsyncGenerator[bytes, None]) -> None:
+    """The rest of a body whose last event has come, read and dropped: a response released before its end closes
+    its connection (aiohttp cannot reuse it), and the provider's next request pays for a new one, a TCP (and TLS)
+    handshake on its way to the first byte. The end (the chunked body's last chunk) mostly came with `[DONE]` or
+    is a loop turn behind it: no timer is made unless it has to be waited for, and not for long (`BODY_END_GRACE`).
+    The stream is complete whatever happens meanwhile: an error in what follows its end is not the client's."""
+    try:
+        while not isinstance(step := probe(anext(chunks)), Pending):
+            pass  # a piece after `[DONE]` (there should be none): dropped
+        async with asyncio.timeout(BODY_END_GRACE):
+            await step
+            async for _ in chunks:
+                pass
+    except (StopAsyncIteration, TimeoutError, UpstreamError):
+        pass
 
 
 def event_object(provider: str, data: bytes) -> dict[str, Any]:
