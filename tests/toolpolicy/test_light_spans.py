@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import threading
 import uuid
 from typing import Any
 
@@ -296,4 +297,38 @@ def test_the_light_batch_processor_hands_spans_to_the_sdk_unless_it_knows_its_in
     assert light.force_flush()
     assert [span.name for span in exporter.get_finished_spans()] == ["one"]
     assert emitted == ([] if direct else ["one"])
+    light.shutdown()
+
+
+class HeldExporter(InMemorySpanExporter):
+    """Holds its first export until released: the batch processor's queue fills meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exporting, self.release = threading.Event(), threading.Event()
+
+    def export(self, spans: Any) -> Any:
+        self.exporting.set()
+        assert self.release.wait(10)
+        return super().export(spans)
+
+
+def test_a_light_span_ended_on_a_full_queue_is_handed_to_the_sdk_which_drops_the_oldest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = HeldExporter()
+    processor = LightBatchSpanProcessor(exporter, max_queue_size=2, max_export_batch_size=2)
+    light = LightTracerProvider(resource=RESOURCE, processor=processor, shutdown_on_exit=False)
+    tracer = light.get_tracer("isthmus")
+    assert tracer.batching is processor._batch_processor  # ended spans are queued by `LightSpan.end` itself
+    for name in ("a", "b"):
+        tracer.start_span(name).end()  # a batch: the worker takes both and is held exporting them
+    assert exporter.exporting.wait(10)
+    with caplog.at_level(logging.WARNING):
+        for name in ("c", "d", "e"):  # the queue holds two: "e" finds it full, and the SDK drops "c" for it
+            tracer.start_span(name).end()
+    assert "Queue full" in caplog.text
+    exporter.release.set()
+    assert light.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == ["a", "b", "d", "e"]
     light.shutdown()

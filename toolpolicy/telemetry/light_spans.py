@@ -57,6 +57,8 @@ _span_id = RandomIdGenerator().generate_span_id
 _trace_id = RandomIdGenerator().generate_trace_id
 
 
+_new_span = object.__new__
+
 _known_valid: Callable[[type[SpanContext], tuple[int, int, bool, TraceFlags, TraceState, bool]], SpanContext] = (
     tuple.__new__
 )
@@ -130,6 +132,10 @@ class LightTracer(trace.Tracer):
         self.instrumentation_scope = scope
         self.on_end: Callable[[LightSpan], None] = provider.processor.on_end  # type: ignore[assignment]
         """Where an ended span goes: it is read as the SDK's `ReadableSpan` (`FastOTLPSpanExporter` encodes it)."""
+        direct = getattr(provider.processor, "direct_batching", None)
+        self.batching: Any = direct() if direct is not None else None
+        """The SDK's batch processor behind `on_end`, when `span_queue.LightBatchSpanProcessor` knows its internals:
+        `LightSpan.end` queues the usual span on it itself, without the call to `on_end`."""
         self.random_ids = type(provider.id_generator) is RandomIdGenerator
         """Ids drawn here as `RandomIdGenerator` draws them (and known valid), without a call to it per span."""
 
@@ -171,7 +177,24 @@ class LightTracer(trace.Tracer):
             parent = trace.get_current_span(context).get_span_context()
             if not parent.is_valid:
                 parent = None
-        span = LightSpan(self, name, span_context, parent, kind, attributes, record_exception, set_status_on_exception)
+        # `LightSpan`'s fields set here rather than by an `__init__`: calling a class with one costs a second frame.
+        span = _new_span(LightSpan)
+        span.tracer = self
+        span._name = name
+        span.context = span_context
+        span.parent = parent
+        span.kind = kind
+        # `_noted(attributes)`, its usual case (plain scalars: a copy) without the call
+        span.entries = (
+            ([dict(attributes)] if _all_scalars(map(type, attributes.values())) else [_noted(attributes)])
+            if attributes
+            else []
+        )
+        span.events = span.links = ()
+        span._status = UNSET_STATUS
+        span._record_exception = record_exception
+        span._set_status_on_exception = set_status_on_exception
+        span.end_time = None
         if links:
             for link in links:
                 if link:
@@ -221,7 +244,26 @@ def _noted(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LightSpan(trace.Span):
-    """A recorded span: what it was told, kept as given until the exporter thread encodes it."""
+    """A recorded span: what it was told, kept as given until the exporter thread encodes it. Made only by
+    `LightTracer.start_span`, which sets every field.
+
+    `entries`: the attributes in the order they were set, whole mappings (the start's, `set_attributes`) and single
+    ones. `events` and `links` are empty tuples until something is added: no object of their own for the collector
+    to walk."""
+
+    tracer: LightTracer
+    _name: str
+    context: SpanContext
+    parent: SpanContext | None
+    kind: SpanKind
+    entries: list[dict[str, Any] | tuple[str, Any]]
+    events: Sequence[Event]
+    links: Sequence[Link]
+    _status: Status
+    _record_exception: bool
+    _set_status_on_exception: bool
+    start_time: int
+    end_time: int | None
 
     __slots__ = (
         "_name",
@@ -238,38 +280,6 @@ class LightSpan(trace.Span):
         "start_time",
         "tracer",
     )
-
-    def __init__(
-        self,
-        tracer: LightTracer,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
-        kind: SpanKind,
-        attributes: types.Attributes,
-        record_exception: bool,
-        set_status_on_exception: bool,
-    ) -> None:
-        self.tracer = tracer
-        self._name = name
-        self.context = context
-        self.parent = parent
-        self.kind = kind
-        # `_noted(attributes)`, its usual case (plain scalars: a copy) without the call
-        self.entries: list[dict[str, Any] | tuple[str, Any]] = (
-            ([dict(attributes)] if _all_scalars(map(type, attributes.values())) else [_noted(attributes)])
-            if attributes
-            else []
-        )
-        """Attributes in the order they were set: whole mappings (the start's, `set_attributes`) and single ones."""
-        # Lists once something is added: until then no object of their own for the collector to walk.
-        self.events: Sequence[Event] = ()
-        self.links: Sequence[Link] = ()
-        self._status = UNSET_STATUS
-        self._record_exception = record_exception
-        self._set_status_on_exception = set_status_on_exception
-        self.start_time = 0
-        self.end_time: int | None = None
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name="{self._name}", context={self.context})'
@@ -382,7 +392,16 @@ class LightSpan(trace.Span):
             logger.warning("Calling end() on an ended span.")
             return
         self.end_time = end_time if end_time is not None else time_ns()
-        self.tracer.on_end(self)
+        # What `LightBatchSpanProcessor.on_end` does with the usual span, without the call: onto the SDK's queue,
+        # waking its worker once a batch is queued. Any other case (shut down, a full queue: dropped with the SDK's
+        # warning and count; internals it does not know) goes its way.
+        batching = self.tracer.batching
+        if batching is None or batching._shutdown or len(queue := batching._queue) >= batching._max_queue_size:
+            self.tracer.on_end(self)
+            return
+        queue.appendleft(self)
+        if len(queue) >= batching._max_export_batch_size and not batching._worker_awaken.is_set():
+            batching._worker_awaken.set()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None

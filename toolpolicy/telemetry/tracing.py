@@ -198,10 +198,24 @@ def start_server_span(
     (a stream ends when its body is sent). End it with `span.end()`."""
     if not (_provider_records and trace._TRACER_PROVIDER is _checked_provider) and not tracing_on():
         return INVALID_SPAN  # what the no-op tracer gives, without reading the carrier
-    parent = _extract(carrier)
+    # `_extract(carrier)`, its usual case (no trace header, the default propagators, checked before) without its
+    # two calls: this runs for every request.
+    if (
+        carrier
+        and "traceparent" not in carrier
+        and "baggage" not in carrier
+        and _propagator_is_w3c_default
+        and _get_textmap() is _checked_propagator
+    ):
+        parent: otel_context.Context | None = _EMPTY_CONTEXT
+    else:
+        parent = _extract(carrier)
     if attributes and None in attributes.values():
         attributes = _clean(attributes)
     return (_tracer or tracer()).start_span(name, parent, SpanKind.SERVER, attributes)
+
+
+_get_textmap = propagate.get_global_textmap
 
 
 def span_under(
@@ -218,7 +232,14 @@ def span_under(
     context = _Context({_SPAN_KEY: parent}) if parent is not None else None
     if not attributes or None in attributes.values():  # `_current`, inlined: one frame less per attempt
         attributes = _clean(attributes)
-    return CurrentSpan(_tracer or tracer(), (name, context, _CLIENT, attributes, (), None, True, True))
+    # `CurrentSpan(tracer, arguments)` with its fields set here: calling a class with an `__init__` costs a frame.
+    block = _new_block(CurrentSpan)
+    block.tracer, block.end_on_exit = _tracer or tracer(), True
+    block.arguments = (name, context, _CLIENT, attributes, (), None, True, True)
+    return block
+
+
+_new_block = object.__new__
 
 
 _Context = otel_context.Context
