@@ -124,6 +124,29 @@ def stream_section(run: Run) -> list[str]:
     return ["### Streaming timings (c=1)", "", intro, "", *table(header, rows), ""]
 
 
+def interleaved_section(run: Run) -> list[str]:
+    """Each interleaved scenario's figures (`bench.interleaved`): every path's rps round by round."""
+    if not run.interleaved:
+        return []
+    lines = [
+        "### Interleaved shares",
+        "",
+        "The paths a c=16 target compares, running together and measured in turns (each idle but for its turn; the "
+        "order rotates each round); a share is the median over rounds of the two figures of one round.",
+        "",
+    ]
+    for scenario, figures in run.interleaved.items():
+        rounds = max((len(values) for values in figures.rps.values()), default=0)
+        header = ["Path", *[f"round {index + 1}" for index in range(rounds)], "errors"]
+        rows = [
+            [path, *[rps_text(value) for value in values], str(figures.errors.get(path, 0))]
+            for path, values in figures.rps.items()
+        ]
+        lines += [f"{scenario}, c={figures.connections}, {figures.window:g} s windows (rps):", ""]
+        lines += [*table(header, rows), ""]
+    return lines
+
+
 def capacity_section(run: Run) -> list[str]:
     rows = []
     for scenario in SCENARIO_TITLES:
@@ -241,6 +264,7 @@ def render(run: Run, date: str) -> str:
     ]
     for scenario in SCENARIO_TITLES:
         lines += scenario_section(run, scenario)
+    lines += interleaved_section(run)
     lines += stream_section(run)
     lines += workers_section(run)
     lines += memory_section(run)
