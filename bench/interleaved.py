@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bench.loadgen import HttpRequest, LoadResult
 
@@ -21,6 +22,10 @@ WINDOW = 3.0
 """Seconds each path is measured for in a round: wrk's resolution is a whole second, and 3 s keeps a round of five
 paths within 15 s, short beside the drift it is meant to cancel."""
 
+STREAMS_PER_TURN = 30
+"""Paced streams a path answers in one turn of the stream timings (each ~40 ms: 16 events 2 ms apart)."""
+
+T = TypeVar("T")
 Load = Callable[[HttpRequest, int, float], LoadResult]
 """`run_wrk` with its `wrk` bound: (request, connections, seconds) -> the result."""
 
@@ -67,6 +72,23 @@ class Interleaved:
         return Share(1 - share.median, 1 - share.high, 1 - share.low, share.rounds)
 
 
+@dataclass
+class FirstEvents:
+    """Paced streams' first event, p50 in ms over a turn's streams, per path and round."""
+
+    streams: int
+    p50_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def after(self, path: str, reference: str) -> Share | None:
+        """How much later `path`'s first event came than `reference`'s (ms), round by round: the median of the
+        rounds' differences and their range."""
+        mine, theirs = self.p50_ms.get(path), self.p50_ms.get(reference)
+        if not mine or not theirs:
+            return None
+        differences = sorted(a - b for a, b in zip(mine, theirs, strict=True))
+        return Share(statistics.median(differences), differences[0], differences[-1], len(differences))
+
+
 def turns(paths: Sequence[str], round_index: int) -> list[str]:
     """The order of a round: the paths rotated by the round's index, so none is always first (after the longest
     idle) or always after the same neighbour."""
@@ -87,17 +109,37 @@ def measure(
 ) -> Interleaved:
     """`requests` (path -> its request for `scenario`), each warmed up, then `rounds` rounds of one window each."""
     result = Interleaved(scenario, connections, window)
-    paths = list(requests)
-    for path in paths:
-        load(requests[path], connections, warmup)
-        result.rps[path] = []
-        result.errors[path] = 0
+    for request in requests.values():
+        load(request, connections, warmup)
+
+    def describe(answer: LoadResult) -> str:
+        return f"{answer.rps:,.0f} rps"
+
+    label = f"{scenario} c={connections}"
+    answers = take_turns(
+        list(requests), rounds, lambda path: load(requests[path], connections, window), describe, label, log
+    )
+    for path, results in answers.items():
+        result.rps[path] = [answer.rps for answer in results]
+        result.errors[path] = sum(answer.error_count for answer in results)
+    return result
+
+
+def take_turns(
+    paths: list[str],
+    rounds: int,
+    one: Callable[[str], T],
+    describe: Callable[[T], str],
+    label: str,
+    log: Callable[[str], None],
+) -> dict[str, list[T]]:
+    """`one(path)` for every path once a round, in `turns` order; each path's results in the rounds' order."""
+    results: dict[str, list[T]] = {path: [] for path in paths}
     for index in range(rounds):
         figures = []
         for path in turns(paths, index):
-            answer = load(requests[path], connections, window)
-            result.rps[path].append(answer.rps)
-            result.errors[path] += answer.error_count
-            figures.append(f"{path} {answer.rps:,.0f}")
-        log(f"  {scenario} c={connections} round {index + 1}: " + ", ".join(figures) + " rps")
-    return result
+            outcome = one(path)
+            results[path].append(outcome)
+            figures.append(f"{path} {describe(outcome)}")
+        log(f"  {label} round {index + 1}: " + ", ".join(figures))
+    return results

@@ -126,7 +126,7 @@ def stream_section(run: Run) -> list[str]:
 
 def interleaved_section(run: Run) -> list[str]:
     """Each interleaved scenario's figures (`bench.interleaved`): every path's rps round by round."""
-    if not run.interleaved:
+    if not run.interleaved and run.first_events is None:
         return []
     lines = [
         "### Interleaved shares",
@@ -143,6 +143,13 @@ def interleaved_section(run: Run) -> list[str]:
             for path, values in figures.rps.items()
         ]
         lines += [f"{scenario}, c={figures.connections}, {figures.window:g} s windows (rps):", ""]
+        lines += [*table(header, rows), ""]
+    events = run.first_events
+    if events is not None:
+        rounds = max((len(values) for values in events.p50_ms.values()), default=0)
+        header = ["Path", *[f"round {index + 1}" for index in range(rounds)]]
+        rows = [[path, *[ms(value) for value in values]] for path, values in events.p50_ms.items()]
+        lines += [f"Paced streams' first event, p50 of {events.streams} streams a turn (ms):", ""]
         lines += [*table(header, rows), ""]
     return lines
 

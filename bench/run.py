@@ -28,7 +28,7 @@ from pathlib import Path as FilePath
 from bench import cache as bench_cache, gateway, interleaved, machine, peers
 from bench.attribution_report import profile_title
 from bench.loadgen import HttpRequest, LoadgenError, LoadResult, ensure_wrk, run_wrk
-from bench.measure import measure_path, measure_stream, preflight
+from bench.measure import measure_path, measure_stream, preflight, stream_timings
 from bench.procs import REPO, Proc, Processes, StartError, free_port
 from bench.profile import RATE, profile_under_load
 from bench.references import measure_floor, measure_stdio_direct, start_floor
@@ -55,8 +55,10 @@ PROFILED: dict[str, tuple[Scenario, ...]] = {
 INTERLEAVED: dict[Scenario, tuple[str, ...]] = {
     "chat": ("floor", gateway.PLAIN.name, gateway.GOVERNED.name, gateway.TRACED.name, gateway.GUARDED.name),
     "mcp-modern": ("floor", gateway.PLAIN.name),
+    "stream": ("floor", gateway.PLAIN.name),
 }
-"""The paths whose c=16 shares the targets judge, measured again taking turns (`bench.interleaved`)."""
+"""The paths whose c=16 shares (and, for `stream`, first events) the targets judge, measured again taking turns
+(`bench.interleaved`)."""
 CACHE_PATH = "isthmus-cache"
 """The response cache scenario (`bench.cache`): three gateways of its own, measured after the other variants."""
 ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, CACHE_PATH, *peers.PEERS)
@@ -344,7 +346,8 @@ def _interleave(
     upstreams: gateway.Upstreams,
     log: Callable[[str], None],
 ) -> None:
-    """The shares the targets judge, measured again with the compared paths taking turns (`bench.interleaved`)."""
+    """The shares the targets judge, and the stream's first event against the floor's, measured again with the
+    compared paths running together and taking turns (`bench.interleaved`)."""
     wanted = {
         scenario: [p for p in paths if p in args.paths]
         for scenario, paths in INTERLEAVED.items()
@@ -370,6 +373,9 @@ def _interleave(
             started.append(gateway_started.proc)
             paths[name] = _gateway_path(gateway_started, GATEWAY_SCENARIOS[name])
         for scenario, names in wanted.items():
+            if scenario == "stream":
+                run.first_events = _first_events(run, [paths[name] for name in names], args.interleaved_rounds, log)
+                continue
             requests = {name: request_for(paths[name], scenario) for name in names if name in paths}
             for request in requests.values():
                 preflight(request)
@@ -380,12 +386,29 @@ def _interleave(
             run.interleaved[scenario] = interleaved.measure(
                 requests, scenario, 16, load, rounds=args.interleaved_rounds, warmup=run.warmup, log=log
             )
-    except (StartError, SetupError, LoadgenError) as exc:
-        run.notes.append(f"The interleaved shares were not measured: {exc}")
+    except (StartError, SetupError, LoadgenError, RuntimeError) as exc:
+        run.notes.append(f"The interleaved measurements were not all made: {exc}")
         log(f"  interleaved: failed: {exc}")
     finally:
         for proc in started:
             processes.stop(proc)
+
+
+def _first_events(run: Run, paths: list[Path], rounds: int, log: Callable[[str], None]) -> interleaved.FirstEvents:
+    """Paced streams through each path in turns, `STREAMS_PER_TURN` a turn: each turn's first-event p50."""
+    by_name = {path.name: path for path in paths}
+
+    def one(name: str) -> float:
+        summary = stream_timings(run, by_name[name], interleaved.STREAMS_PER_TURN)
+        if isinstance(summary, str):
+            raise RuntimeError(f"the stream timings of {name} failed: {summary}")
+        if summary["errors"]:
+            raise RuntimeError(f"{name} answered {summary['errors']} streams with errors")
+        p50: float = summary["first_event_ms"]["p50"]
+        return p50
+
+    figures = interleaved.take_turns(list(by_name), rounds, one, lambda p50: f"{p50:.2f} ms", "stream first event", log)
+    return interleaved.FirstEvents(interleaved.STREAMS_PER_TURN, figures)
 
 
 def main(argv: list[str] | None = None) -> int:

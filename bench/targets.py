@@ -137,15 +137,20 @@ def chat_targets(t: Targets) -> None:
     )
     _throughput_share(t, "Chat, c=16: ≥ 70% of the floor", "chat", 0.7, look)
     mine_stream, floor_stream = run.streams.get(GATEWAY), run.streams.get("floor")
+    turns = None if run.first_events is None else run.first_events.after(GATEWAY, "floor")
     if mine_stream and floor_stream:
         after = mine_stream["first_event_ms"]["p50"] - floor_stream["first_event_ms"]["p50"]
-        t.check(
-            "Streaming: first event ≤ 0.5 ms after the floor's (p50)",
+        apart = (
             f"{after:.2f} ms ({mine_stream['first_event_ms']['p50']:.2f} vs "
-            f"{floor_stream['first_event_ms']['p50']:.2f} ms)",
-            after <= 0.5,
-            f"{GATEWAY}, stream",
+            f"{floor_stream['first_event_ms']['p50']:.2f} ms)"
         )
+        if turns is not None:
+            apart = (
+                f"{turns.median:.2f} ms (median of {turns.rounds} interleaved rounds, {turns.low:.2f} to "
+                f"{turns.high:.2f}); one after the other {apart}"
+            )
+            after = turns.median
+        t.check("Streaming: first event ≤ 0.5 ms after the floor's (p50)", apart, after <= 0.5, f"{GATEWAY}, stream")
         held, floor_held = mine_stream["held_back_share"], floor_stream["held_back_share"]
         gap, floor_gap = mine_stream["gap_ms"]["p50"], floor_stream["gap_ms"]["p50"]
         t.check(

@@ -7,7 +7,7 @@ import shutil
 import anyio
 import pytest
 
-from bench.interleaved import Interleaved, measure, turns
+from bench.interleaved import FirstEvents, Interleaved, measure, take_turns, turns
 from bench.loadgen import HttpRequest, LoadResult, run_wrk
 from bench.report import render
 from bench.results_model import PathInfo, Run
@@ -109,6 +109,50 @@ def test_the_targets_are_judged_by_the_interleaved_shares_with_the_sequential_fi
         governance
     )
     assert "| isthmus+gov | 3,000 | 2,400 | 1,800 | 0 |" in text
+
+
+def _stream_summary(first_event_p50: float) -> dict[str, object]:
+    quantiles = {"p50": 0.0, "p90": 0.0, "p99": 0.0}
+    return {
+        "streams": 150,
+        "errors": 0,
+        "headers_ms": quantiles,
+        "first_event_ms": {**quantiles, "p50": first_event_p50},
+        "total_ms": quantiles,
+        "gap_ms": {**quantiles, "p50": 2.1},
+        "events_per_stream": 19,
+        "held_back_share": 0.0,
+    }
+
+
+def test_the_first_event_is_judged_by_the_rounds_differences() -> None:
+    run = _run_with_drift()
+    run.streams = {"isthmus": _stream_summary(1.90), "floor": _stream_summary(1.10)}
+    # One after the other the gateway looks 0.8 ms late; taking turns, 0.40 ms in the median round.
+    run.first_events = FirstEvents(30, {"floor": [1.0, 1.6, 0.8], "isthmus": [1.5, 2.0, 1.1]})
+    text = render(run, "2026-01-01")
+    assert (
+        "| Streaming: first event ≤ 0.5 ms after the floor's (p50) | 0.40 ms (median of 3 interleaved rounds, 0.30 to "
+        "0.50); one after the other 0.80 ms (1.90 vs 1.10 ms) | yes |"
+    ) in text
+    assert "| isthmus | 1.50 | 2.00 | 1.10 |" in text
+    run.first_events = None
+    assert "| one after the other" not in render(run, "2026-01-01")
+    assert "| 0.80 ms (1.90 vs 1.10 ms) | **no**" in render(run, "2026-01-01")
+
+
+def test_take_turns_keeps_each_paths_results_in_round_order() -> None:
+    seen: list[str] = []
+
+    def one(path: str) -> int:
+        seen.append(path)
+        return len(seen)
+
+    lines: list[str] = []
+    results = take_turns(["a", "b"], 3, one, str, "x", lines.append)
+    assert seen == ["a", "b", "b", "a", "a", "b"]
+    assert results == {"a": [1, 4, 5], "b": [2, 3, 6]}
+    assert lines == ["  x round 1: a 1, b 2", "  x round 2: b 3, a 4", "  x round 3: a 5, b 6"]
 
 
 def test_without_interleaved_figures_the_targets_use_the_sequential_ones() -> None:
