@@ -86,6 +86,21 @@ def measure_stream(run: Run, path: Path, *, count: int = STREAM_COUNT, log: Any 
     """First-event and inter-chunk timing of paced streams, from `bench.streamclient` in its own process."""
     if "stream" not in path.scenarios:
         return
+    summary = stream_timings(run, path, count)
+    if isinstance(summary, str):
+        run.skipped[(path.name, "stream timings")] = summary
+        return
+    run.streams[path.name] = summary
+    log(
+        f"  {path.name} / stream timings: first event p50 {summary['first_event_ms']['p50']:.2f} ms, "
+        f"gap p50 {summary['gap_ms']['p50']:.2f} ms, held back {summary['held_back_share']:.1%}, "
+        f"errors {summary['errors']}"
+    )
+
+
+def stream_timings(run: Run, path: Path, count: int) -> dict[str, Any] | str:
+    """`bench.streamclient`'s summary of `count` paced streams through `path` (after `count // 10` more as a
+    warm-up), or why there is none."""
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         body = FilePath(tmp) / "body.json"
         body.write_bytes(chat_body(path.paced_model, stream=True))
@@ -98,12 +113,6 @@ def measure_stream(run: Run, path: Path, *, count: int = STREAM_COUNT, log: Any 
             argv, capture_output=True, text=True, timeout=300, check=False, env=child_environment(None)
         )
     if done.returncode != 0:
-        run.skipped[(path.name, "stream timings")] = done.stderr.strip()[-300:]
-        return
-    summary = json.loads(done.stdout)
-    run.streams[path.name] = summary
-    log(
-        f"  {path.name} / stream timings: first event p50 {summary['first_event_ms']['p50']:.2f} ms, "
-        f"gap p50 {summary['gap_ms']['p50']:.2f} ms, held back {summary['held_back_share']:.1%}, "
-        f"errors {summary['errors']}"
-    )
+        return done.stderr.strip()[-300:] or f"the stream client exited with {done.returncode}"
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary

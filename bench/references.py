@@ -15,11 +15,30 @@ from collections.abc import Callable
 
 from bench.loadgen import LoadResult
 from bench.measure import measure_path, measure_stream
-from bench.procs import Processes, child_environment, free_port
+from bench.procs import Proc, Processes, child_environment, free_port
 from bench.results_model import PathInfo, Run
 from bench.scenarios import Path, Scenario
 
 STDIO_MOCK = [sys.executable, "-m", "bench.mock_mcp_stdio"]
+
+
+def start_floor(processes: Processes, upstreams: tuple[str, str], workers: int = 1) -> Proc:
+    """The pass-through (`bench.passthrough`) in front of the mocks, started and listening on every worker."""
+    name = "floor" if workers == 1 else f"floor-w{workers}"
+    port = free_port()
+    llm, mcp = upstreams
+    argv = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--llm", llm, "--mcp", mcp]
+    proc = processes.start(name, [*argv, "--workers", str(workers)], port=port)
+    try:
+        proc.wait_ready(30)
+        if workers > 1:
+            from bench.gateway import wait_listening
+
+            wait_listening(proc, workers, 30)
+    except BaseException:
+        processes.stop(proc)
+        raise
+    return proc
 
 
 def measure_floor(
@@ -39,16 +58,8 @@ def measure_floor(
     called with the path once it has been measured, while it still runs."""
     name = "floor" if workers == 1 else f"floor-w{workers}"
     log(f"{name}: a bare pass-through on uvicorn + aiohttp" + (f", {workers} workers" if workers > 1 else ""))
-    port = free_port()
-    llm, mcp = upstreams
-    argv = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--llm", llm, "--mcp", mcp]
-    proc = processes.start(name, [*argv, "--workers", str(workers)], port=port)
+    proc = start_floor(processes, upstreams, workers)
     try:
-        proc.wait_ready(30)
-        if workers > 1:
-            from bench.gateway import wait_listening
-
-            wait_listening(proc, workers, 30)
         path = Path(name, "floor", proc.url, proc=proc)
         measure_path(run, path, scenarios, wrk=wrk, log=log, connections=connections)
         if "stream" in scenarios and workers == 1:

@@ -124,6 +124,36 @@ def stream_section(run: Run) -> list[str]:
     return ["### Streaming timings (c=1)", "", intro, "", *table(header, rows), ""]
 
 
+def interleaved_section(run: Run) -> list[str]:
+    """Each interleaved scenario's figures (`bench.interleaved`): every path's rps round by round."""
+    if not run.interleaved and run.first_events is None:
+        return []
+    lines = [
+        "### Interleaved shares",
+        "",
+        "The paths a c=16 target compares, running together and measured in turns (each idle but for its turn; the "
+        "order rotates each round); a share is the median over rounds of the two figures of one round.",
+        "",
+    ]
+    for scenario, figures in run.interleaved.items():
+        rounds = max((len(values) for values in figures.rps.values()), default=0)
+        header = ["Path", *[f"round {index + 1}" for index in range(rounds)], "errors"]
+        rows = [
+            [path, *[rps_text(value) for value in values], str(figures.errors.get(path, 0))]
+            for path, values in figures.rps.items()
+        ]
+        lines += [f"{scenario}, c={figures.connections}, {figures.window:g} s windows (rps):", ""]
+        lines += [*table(header, rows), ""]
+    events = run.first_events
+    if events is not None:
+        rounds = max((len(values) for values in events.p50_ms.values()), default=0)
+        header = ["Path", *[f"round {index + 1}" for index in range(rounds)]]
+        rows = [[path, *[ms(value) for value in values]] for path, values in events.p50_ms.items()]
+        lines += [f"Paced streams' first event, p50 of {events.streams} streams a turn (ms):", ""]
+        lines += [*table(header, rows), ""]
+    return lines
+
+
 def capacity_section(run: Run) -> list[str]:
     rows = []
     for scenario in SCENARIO_TITLES:
@@ -241,6 +271,7 @@ def render(run: Run, date: str) -> str:
     ]
     for scenario in SCENARIO_TITLES:
         lines += scenario_section(run, scenario)
+    lines += interleaved_section(run)
     lines += stream_section(run)
     lines += workers_section(run)
     lines += memory_section(run)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.attribution import Attribution
+from bench.interleaved import FirstEvents, Interleaved
 from bench.loadgen import LoadResult
 from bench.loop_lag import LagCounts
 
@@ -72,6 +73,10 @@ class Run:
     notes: list[str] = field(default_factory=list)
     cache: CacheFigures | None = None
     """The response cache scenario, when it ran."""
+    interleaved: dict[str, Interleaved] = field(default_factory=dict)
+    """By scenario: the c=16 figures of the paths a target compares, measured taking turns (`bench.interleaved`)."""
+    first_events: FirstEvents | None = None
+    """Paced streams' first event through the floor and `isthmus`, measured taking turns (`bench.interleaved`)."""
     stream_gap_ms: float = 2.0
     stream_chunks: int = 16
     seconds: float = 0.0

@@ -2,9 +2,10 @@
 
 Order: the mocks start; the direct path is measured (which is also the mocks' capacity, and the stdio mock's rate
 from a driver process), then the SDK's MCP server for comparison, the floor (one worker, then two), each Isthmus
-variant, and the peers when installed. Each path's process is stopped as
-soon as it has been measured, so paths never compete for the cores. Everything started is stopped on exit,
-on an error and on Ctrl-C.
+variant, the shares the targets judge measured again with the compared paths taking turns (`bench.interleaved`),
+and the peers when installed. Each path's process is stopped as soon as it has been measured, so paths never
+compete for the cores (the interleaved ones run together, each idle but for its turn). Everything started is
+stopped on exit, on an error and on Ctrl-C.
 
     python -m bench [--duration 5] [--warmup 1.5] [--connections 1,16] [--workers-connections 16,64] [--paths ...]
                     [--peers auto|require|off]
@@ -24,13 +25,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
-from bench import cache as bench_cache, gateway, machine, peers
+from bench import cache as bench_cache, gateway, interleaved, machine, peers
 from bench.attribution_report import profile_title
-from bench.loadgen import LoadgenError, ensure_wrk, run_wrk
-from bench.measure import measure_path, measure_stream, preflight
-from bench.procs import REPO, Processes, StartError, free_port
+from bench.loadgen import HttpRequest, LoadgenError, LoadResult, ensure_wrk, run_wrk
+from bench.measure import measure_path, measure_stream, preflight, stream_timings
+from bench.procs import REPO, Proc, Processes, StartError, free_port
 from bench.profile import RATE, profile_under_load
-from bench.references import measure_floor, measure_stdio_direct
+from bench.references import measure_floor, measure_stdio_direct, start_floor
 from bench.report import render
 from bench.results_model import Run
 from bench.scenarios import HTTP_SCENARIOS, SCENARIOS, Path, Scenario, SetupError, request_for
@@ -51,6 +52,13 @@ PROFILED: dict[str, tuple[Scenario, ...]] = {
     gateway.STDIO.name: ("mcp-stdio",),
 }
 """The profiles taken (c=16): each target the report judges points to one of them, set beside the floor's."""
+INTERLEAVED: dict[Scenario, tuple[str, ...]] = {
+    "chat": ("floor", gateway.PLAIN.name, gateway.GOVERNED.name, gateway.TRACED.name, gateway.GUARDED.name),
+    "mcp-modern": ("floor", gateway.PLAIN.name),
+    "stream": ("floor", gateway.PLAIN.name),
+}
+"""The paths whose c=16 shares (and, for `stream`, first events) the targets judge, measured again taking turns
+(`bench.interleaved`)."""
 CACHE_PATH = "isthmus-cache"
 """The response cache scenario (`bench.cache`): three gateways of its own, measured after the other variants."""
 ALL_PATHS = ("direct", "sdk-mcp", "floor", "floor-w2", *GATEWAY_SCENARIOS, CACHE_PATH, *peers.PEERS)
@@ -79,6 +87,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=150, help="paced streams per path for the timings")
     parser.add_argument(
         "--cache-requests", type=int, default=1000, help=f"rounds of each series of the {CACHE_PATH} scenario"
+    )
+    parser.add_argument(
+        "--interleaved-rounds",
+        type=int,
+        default=interleaved.ROUNDS,
+        help="rounds of the interleaved shares (0: none; the targets then use the paths' own figures)",
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", type=FilePath, default=REPO / "bench" / "results")
@@ -210,8 +224,9 @@ def execute(args: argparse.Namespace, wrk: str, work: FilePath, log: Callable[[s
                 workers=2,
                 connections=args.workers_connections,
             )
-        upstreams = gateway.Upstreams(llm_url, mcp_url)
+        upstreams = _services(processes, args, gateway.Upstreams(llm_url, mcp_url))
         _gateways(run, processes, args, wrk, work, upstreams, log)
+        _interleave(run, processes, args, wrk, work, upstreams, log)
         if CACHE_PATH in wanted and args.cache_requests > 0:
             _cache(run, processes, work, args.cache_requests, log)
         for peer in peers.PEERS:
@@ -254,6 +269,33 @@ def _sdk_capacity(run: Run, processes: Processes, wrk: str, log: Callable[[str],
         processes.stop(proc)
 
 
+def _services(processes: Processes, args: argparse.Namespace, upstreams: gateway.Upstreams) -> gateway.Upstreams:
+    """`upstreams` with Redis and the OTLP sink, when a wanted variant needs them (started here when missing)."""
+    variants = [v for v in gateway.VARIANTS if v.name in args.paths]
+    redis = _ensure_redis(processes) if any(v.governance or v.workers > 1 for v in variants) else None
+    sink_url = None
+    if gateway.TRACED in variants:
+        _, sink_url = _python_proc(processes, "otlp-sink", "bench.otlp_sink")
+    return gateway.Upstreams(upstreams.llm, upstreams.mcp, redis=redis, otlp=sink_url)
+
+
+def _gateway_path(started: gateway.Gateway, scenarios: tuple[Scenario, ...]) -> Path:
+    """The path a started gateway is measured by, with its key."""
+    auth = (("Authorization", f"Bearer {started.key}"),)
+    return Path(
+        started.variant.name,
+        "gateway",
+        started.proc.url,
+        model=f"{gateway.PROVIDER}/mock-gpt",
+        paced_model=f"{gateway.PROVIDER}/mock-gpt-paced",
+        llm_headers=auth,
+        mcp_headers=auth,
+        scenarios=frozenset(scenarios),
+        proc=started.proc,
+        metrics_token=started.metrics_token if started.variant.workers == 1 else None,
+    )
+
+
 def _gateways(
     run: Run,
     processes: Processes,
@@ -264,18 +306,11 @@ def _gateways(
     log: Callable[[str], None],
 ) -> None:
     variants = [v for v in gateway.VARIANTS if v.name in args.paths]
-    if not variants:
-        return
-    redis = _ensure_redis(processes) if any(v.governance or v.workers > 1 for v in variants) else None
-    sink_url = None
-    if gateway.TRACED in variants:
-        _, sink_url = _python_proc(processes, "otlp-sink", "bench.otlp_sink")
-    upstreams = gateway.Upstreams(upstreams.llm, upstreams.mcp, redis=redis, otlp=sink_url)
     for variant in variants:
-        scenarios = [s for s in GATEWAY_SCENARIOS[variant.name] if s in args.scenarios]
+        scenarios = tuple(s for s in GATEWAY_SCENARIOS[variant.name] if s in args.scenarios)
         if not scenarios:
             continue
-        if (variant.governance or variant.workers > 1) and redis is None:
+        if (variant.governance or variant.workers > 1) and upstreams.redis is None:
             for scenario in scenarios:
                 run.skipped[(variant.name, scenario)] = "Redis is not reachable on 127.0.0.1:6379 and not installed"
             continue
@@ -287,19 +322,7 @@ def _gateways(
                 run.skipped[(variant.name, scenario)] = f"the gateway did not start: {exc}"
             log(f"  {variant.name} did not start: {exc}")
             continue
-        auth = (("Authorization", f"Bearer {started.key}"),)
-        path = Path(
-            variant.name,
-            "gateway",
-            started.proc.url,
-            model=f"{gateway.PROVIDER}/mock-gpt",
-            paced_model=f"{gateway.PROVIDER}/mock-gpt-paced",
-            llm_headers=auth,
-            mcp_headers=auth,
-            scenarios=frozenset(scenarios),
-            proc=started.proc,
-            metrics_token=started.metrics_token if variant.workers == 1 else None,
-        )
+        path = _gateway_path(started, scenarios)
         many = args.workers_connections if variant.workers > 1 else None
         measure_path(run, path, scenarios, wrk=wrk, log=log, connections=many)
         if variant is gateway.PLAIN and "stream" in scenarios:
@@ -309,9 +332,83 @@ def _gateways(
             _profile(run, path, started.proc.pid, work, wrk, log, PROFILED[variant.name])
         run.paths[variant.name].peak_rss_mib = started.proc.peak_rss_mib()
         processes.stop(started.proc)
-    if sink_url is not None:
-        with urllib.request.urlopen(sink_url + "/stats", timeout=5) as answer:
+    if upstreams.otlp is not None:
+        with urllib.request.urlopen(upstreams.otlp + "/stats", timeout=5) as answer:
             run.spans = json.loads(answer.read())
+
+
+def _interleave(
+    run: Run,
+    processes: Processes,
+    args: argparse.Namespace,
+    wrk: str,
+    work: FilePath,
+    upstreams: gateway.Upstreams,
+    log: Callable[[str], None],
+) -> None:
+    """The shares the targets judge, and the stream's first event against the floor's, measured again with the
+    compared paths running together and taking turns (`bench.interleaved`)."""
+    wanted = {
+        scenario: [p for p in paths if p in args.paths]
+        for scenario, paths in INTERLEAVED.items()
+        if scenario in args.scenarios
+    }
+    wanted = {scenario: paths for scenario, paths in wanted.items() if len(paths) > 1}
+    if args.interleaved_rounds < 1 or not wanted:
+        return
+    log(f"interleaved: {args.interleaved_rounds} rounds of {interleaved.WINDOW:g} s per path, c=16")
+    started: list[Proc] = []
+    try:
+        paths: dict[str, Path] = {}
+        for name in dict.fromkeys(p for names in wanted.values() for p in names):
+            if name == "floor":
+                proc = start_floor(processes, (upstreams.llm, upstreams.mcp))
+                started.append(proc)
+                paths[name] = Path(name, "floor", proc.url, proc=proc)
+                continue
+            variant = next(v for v in gateway.VARIANTS if v.name == name)
+            if variant.governance and upstreams.redis is None:
+                continue
+            gateway_started = gateway.start(processes, variant, upstreams, work / "interleaved")
+            started.append(gateway_started.proc)
+            paths[name] = _gateway_path(gateway_started, GATEWAY_SCENARIOS[name])
+        for scenario, names in wanted.items():
+            if scenario == "stream":
+                run.first_events = _first_events(run, [paths[name] for name in names], args.interleaved_rounds, log)
+                continue
+            requests = {name: request_for(paths[name], scenario) for name in names if name in paths}
+            for request in requests.values():
+                preflight(request)
+
+            def load(request: HttpRequest, connections: int, seconds: float) -> LoadResult:
+                return run_wrk(request, connections, seconds, wrk=wrk)
+
+            run.interleaved[scenario] = interleaved.measure(
+                requests, scenario, 16, load, rounds=args.interleaved_rounds, warmup=run.warmup, log=log
+            )
+    except (StartError, SetupError, LoadgenError, RuntimeError) as exc:
+        run.notes.append(f"The interleaved measurements were not all made: {exc}")
+        log(f"  interleaved: failed: {exc}")
+    finally:
+        for proc in started:
+            processes.stop(proc)
+
+
+def _first_events(run: Run, paths: list[Path], rounds: int, log: Callable[[str], None]) -> interleaved.FirstEvents:
+    """Paced streams through each path in turns, `STREAMS_PER_TURN` a turn: each turn's first-event p50."""
+    by_name = {path.name: path for path in paths}
+
+    def one(name: str) -> float:
+        summary = stream_timings(run, by_name[name], interleaved.STREAMS_PER_TURN)
+        if isinstance(summary, str):
+            raise RuntimeError(f"the stream timings of {name} failed: {summary}")
+        if summary["errors"]:
+            raise RuntimeError(f"{name} answered {summary['errors']} streams with errors")
+        p50: float = summary["first_event_ms"]["p50"]
+        return p50
+
+    figures = interleaved.take_turns(list(by_name), rounds, one, lambda p50: f"{p50:.2f} ms", "stream first event", log)
+    return interleaved.FirstEvents(interleaved.STREAMS_PER_TURN, figures)
 
 
 def main(argv: list[str] | None = None) -> int:
