@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import ssl
 import zlib
 from collections import deque
@@ -87,10 +88,12 @@ class LeanHttp:
     async def request(self, method: str, headers: Mapping[str, str], body: bytes = b"") -> Answer:
         """Send one request and return its answer once its head has come; the caller reads and releases it."""
         head = self._head(method, headers, body)
-        connection = await self._acquire()
+        # A pooled connection is taken without a coroutine layer (most requests find one).
+        connection = self._pooled() or await self._acquire()
         try:
             connection.send(head, body)
-            await connection.head_read()
+            while not connection.has_head:
+                await connection.wait()
         except BaseException:
             self._discard(connection)
             raise
@@ -127,16 +130,25 @@ class LeanHttp:
 
     # The pool.
 
+    def _pooled(self) -> _Connection | None:
+        """The most recently released connection still open and within its keep-alive, if any."""
+        if self._idle and not self._closed:
+            now = asyncio.get_running_loop().time()
+            while self._idle:
+                connection, since = self._idle.pop()
+                if connection.usable and now - since < KEEPALIVE:
+                    return connection
+                connection.abort()
+                self._open -= 1
+        return None
+
     async def _acquire(self) -> _Connection:
+        """A pooled connection, else a new one once fewer than `LIMIT` are open."""
         if self._closed:
             raise aiohttp.ClientConnectionError("the client is closed")
-        now = asyncio.get_running_loop().time()
-        while self._idle:
-            connection, since = self._idle.pop()
-            if connection.usable and now - since < KEEPALIVE:
-                return connection
-            connection.abort()
-            self._open -= 1
+        pooled = self._pooled()
+        if pooled is not None:
+            return pooled
         while self._open >= LIMIT:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
@@ -146,8 +158,9 @@ class LeanHttp:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # handed a slot it will not use: the next waiter's
                 raise
-            if self._idle:
-                return await self._acquire()
+            pooled = self._pooled()
+            if pooled is not None:
+                return pooled
         self._open += 1
         try:
             return await self._connect()
@@ -247,9 +260,11 @@ class Answer:
     async def read(self) -> bytes:
         """The whole body (decoded, if gzip or deflate)."""
         connection = self._connection
-        parts = []
-        while chunk := await connection.next_chunk():
-            parts.append(chunk)
+        if not connection.complete:  # (most answers are whole by now: no coroutine call per chunk)
+            connection.unbounded()
+            while not connection.complete:
+                await connection.wait()
+        parts = connection.taken()
         self._finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -289,6 +304,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self._paused = False
+        self._high_water: float = HIGH_WATER
         self._buffered = 0
         self._body: deque[bytes] = deque()
         self._decoder: Any = None
@@ -315,6 +331,7 @@ class _Connection(asyncio.Protocol):
         self.has_head = self.complete = False
         self._body.clear()
         self._buffered = 0
+        self._high_water = HIGH_WATER
         self._decoder = None
         self._transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
@@ -323,19 +340,28 @@ class _Connection(asyncio.Protocol):
         if self._read_timeout is not None:
             self._timer = self._loop.call_at(self._last_read + self._read_timeout, self._check_read)
 
-    async def head_read(self) -> None:
-        while not self.has_head:
-            await self._wait()
+    def unbounded(self) -> None:
+        """Buffer the rest of the body whatever its size (it is read whole): reading is not paused."""
+        self._high_water = math.inf
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def taken(self) -> list[bytes]:
+        """The whole body, once `complete`."""
+        parts = list(self._body)
+        self._body.clear()
+        return parts
 
     async def next_chunk(self) -> bytes:
         """The next chunk of the body, or b"" at its end."""
         while not self._body:
             if self.complete:
                 return b""
-            await self._wait()
+            await self.wait()
         chunk = self._body.popleft()
         self._buffered -= len(chunk)
-        if self._paused and self._buffered < HIGH_WATER and self._transport is not None:
+        if self._paused and self._buffered < self._high_water and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
         return chunk
@@ -345,7 +371,8 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    async def _wait(self) -> None:
+    async def wait(self) -> None:
+        """Until the answer's head, body or end comes; its failure raised."""
         if self._failure is not None:
             raise self._failure
         waiter = self._waiter = self._loop.create_future()
@@ -450,7 +477,7 @@ class _Connection(asyncio.Protocol):
                 return
         self._body.append(body)
         self._buffered += len(body)
-        if self._buffered >= HIGH_WATER and not self._paused and self._transport is not None:
+        if self._buffered >= self._high_water and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
         self._wake()

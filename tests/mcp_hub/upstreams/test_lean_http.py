@@ -229,6 +229,9 @@ async def test_gzip_and_a_body_to_the_connections_end_are_read_whole() -> None:
 
     async with serving(until_closed) as (server, port):
         assert await bodies(client(port), 1) == [b"all of it"]
+    large = b"x" * (3 * lean_http.HIGH_WATER)  # more than a slowly read stream is let buffer
+    async with scripted(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(large), large)) as (_, port):
+        assert await bodies(client(port), 1) == [large]
 
 
 async def failure(script: Script, read_timeout: float = 5) -> tuple[str, type[BaseException]]:
