@@ -6,7 +6,7 @@ doc describes the HTTP wire.
 
 The SDK's client sends a request through its session (pydantic models), a dispatcher task, anyio memory streams and
 an httpx2 transport task. `FastCalls` does what they do for one `tools/call`, in the calling task, over the
-upstream's pooled aiohttp client (`fast_http.py`), and leaves to the SDK's session what it keeps per connection
+upstream's pooled HTTP client (`fast_http.py`), and leaves to the SDK's session what it keeps per connection
 (the negotiated version, its request ids, tool output schemas, `Mcp-Param-*` header maps, its callbacks):
 
 - the request: the SDK's body and headers for the negotiated era (2026-07-28: `_meta` with protocol version,
@@ -59,6 +59,7 @@ from mcp_hub.relay.calls import DOWNSTREAM
 from mcp_hub.relay.upstream import UpstreamRelay, round_input, settled
 from mcp_hub.upstreams.fast_http import LAST_EVENT_ID, FastHttp, SseError, sse_events
 from mcp_hub.upstreams.fast_stdio import StdioLink
+from mcp_hub.upstreams.lean_http import Answer
 from mcp_hub.upstreams.output_check import compiled
 from mcp_hub.upstreams.result_model import call_result
 from mcp_hub.upstreams.result_shapes import SurfaceCheck
@@ -361,7 +362,7 @@ class _Exchange:
         except aiohttp.ClientError as exc:
             logger.info("MCP server %r: could not send %s: %s", self.calls.relay.server, message.get("method"), exc)
 
-    async def _answer(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+    async def _answer(self, response: Answer) -> dict[str, Any]:
         status = response.status
         if status == 202:
             raise MCPError(types.INVALID_REQUEST, "server answered a request with 202 Accepted")
@@ -381,7 +382,7 @@ class _Exchange:
             return await self._stream(response)
         raise MCPError(types.INVALID_REQUEST, f"Unexpected content type: {content_type}")
 
-    async def _http_error(self, response: aiohttp.ClientResponse, content_type: str) -> MCPError:
+    async def _http_error(self, response: Answer, content_type: str) -> MCPError:
         if content_type.startswith("application/json"):
             try:
                 message = json.loads(await response.read())
@@ -396,7 +397,7 @@ class _Exchange:
             return MCPError(types.INVALID_REQUEST, "Session terminated")
         return MCPError(types.INTERNAL_ERROR, "Server returned an error response")
 
-    async def _stream(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+    async def _stream(self, response: Answer) -> dict[str, Any]:
         """Read the call's event stream to its response, resuming it (`Last-Event-ID`) if it ends before."""
         async with anyio.create_task_group() as tg:
             try:
@@ -430,7 +431,7 @@ class _Exchange:
         return outcome
 
     async def _read(
-        self, response: aiohttp.ClientResponse, tg: TaskGroup, last_id: str | None, retry: int | None
+        self, response: Answer, tg: TaskGroup, last_id: str | None, retry: int | None
     ) -> tuple[dict[str, Any] | None, str | None, int | None]:
         """Events until the response (returned), or the end of the stream (None), with the last id and retry."""
         try:

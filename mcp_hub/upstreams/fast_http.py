@@ -1,7 +1,8 @@
-"""One Streamable HTTP upstream's raw HTTP client for the `tools/call` fast path (`fast_call.py`): aiohttp, pooled.
+"""One Streamable HTTP upstream's raw HTTP client for the `tools/call` fast path (`fast_call.py`): pooled.
 
 The MCP SDK's client sends each request through httpx2, anyio memory streams and a dispatcher task; this client
-POSTs the JSON-RPC body itself and hands back the response, whose body (`application/json` or a
+POSTs the JSON-RPC body itself, over `lean_http.py`'s connections (aiohttp's client cost more than the rest of the
+call's own work), and hands back the response, whose body (`application/json` or a
 `text/event-stream`, read with `sse_events`) the caller reads. It sends what the SDK's transport would for the
 same upstream: the server settings' headers, `Accept`, `Content-Type`, the negotiated `MCP-Protocol-Version`, and
 the 2025-era session's `Mcp-Session-Id` (seen by `seen_response`, the SDK client's httpx2 response hook).
@@ -17,6 +18,8 @@ from typing import Protocol
 import aiohttp
 import httpx2
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+
+from mcp_hub.upstreams.lean_http import Answer, LeanHttp
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class SseEvent:
 
 
 class FastHttp:
-    """The pooled aiohttp client of one upstream connection, and what the SDK's transport learnt of the session."""
+    """The pooled HTTP client of one upstream connection, and what the SDK's transport learnt of the session."""
 
     def __init__(
         self,
@@ -65,14 +68,15 @@ class FastHttp:
         self.session_id: str | None = None
         """The upstream's `Mcp-Session-Id` (2025-era sessions), as the SDK client's transport got it."""
         self.protocol_version: str | None = None
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         # `keep_cookies=False` when each caller acts under its own token: a cookie the upstream set for one caller's
         # request must not go with another's.
-        jar = None if keep_cookies else aiohttp.DummyCookieJar()
-        self._session = aiohttp.ClientSession(headers=dict(headers), timeout=timeout, cookie_jar=jar)
+        jar = aiohttp.CookieJar() if keep_cookies else aiohttp.DummyCookieJar()
+        self._client = LeanHttp(
+            url, headers, connect_timeout=connect_timeout, read_timeout=read_timeout, cookie_jar=jar
+        )
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._client.aclose()
 
     async def seen_response(self, response: httpx2.Response) -> None:
         """httpx2 response hook of the SDK client's HTTP client: the session id the upstream assigned."""
@@ -89,25 +93,22 @@ class FastHttp:
             headers[MCP_PROTOCOL_VERSION_HEADER] = self.protocol_version
         return headers
 
-    async def post(self, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        """POST one JSON-RPC message; the caller reads and releases the response (redirects are not followed)."""
+    def post(self, body: bytes, headers: Mapping[str, str]) -> Awaitable[Answer]:
+        """POST one JSON-RPC message; the caller reads and releases the response (redirects are not followed).
+        Raises aiohttp's `ClientError`s (`lean_http.py`)."""
         if self.credentials is None:
-            return await self._session.post(self.url, data=body, headers=headers, allow_redirects=False)
-        return await self._authorized(
-            lambda sent: self._session.post(self.url, data=body, headers=sent, allow_redirects=False), headers
-        )
+            return self._client.request("POST", headers, body)  # (no coroutine layer of this: every call's)
+        return self._authorized(lambda sent: self._client.request("POST", sent, body), headers)
 
-    async def get(self, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+    async def get(self, headers: Mapping[str, str]) -> Answer:
         """GET the URL (resuming a call's event stream with `Last-Event-ID`)."""
         if self.credentials is None:
-            return await self._session.get(self.url, headers=headers, allow_redirects=False)
-        return await self._authorized(
-            lambda sent: self._session.get(self.url, headers=sent, allow_redirects=False), headers
-        )
+            return await self._client.request("GET", headers)
+        return await self._authorized(lambda sent: self._client.request("GET", sent), headers)
 
     async def _authorized(
-        self, send: Callable[[Mapping[str, str]], Awaitable[aiohttp.ClientResponse]], headers: Mapping[str, str]
-    ) -> aiohttp.ClientResponse:
+        self, send: Callable[[Mapping[str, str]], Awaitable[Answer]], headers: Mapping[str, str]
+    ) -> Answer:
         """`send` with the bearer for this request; on a 401, once more with the token the credentials renew."""
         assert self.credentials is not None
         token = await self.credentials.token()
@@ -125,14 +126,14 @@ def _bearer(headers: Mapping[str, str], token: str | None) -> Mapping[str, str]:
     return headers if token is None else {**headers, "authorization": f"Bearer {token}"}
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
+async def sse_events(response: Answer) -> AsyncIterator[SseEvent]:
     """The events of a `text/event-stream` body, as the WHATWG parser dispatches them (plus data-less events that
     carry an id, which the SDK treats as priming events)."""
     buffer = b""
     event, event_id, retry = "", None, None
     data: list[str] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in response.chunks():
         buffer += chunk
         if len(buffer) > MAX_SSE_EVENT_BYTES and b"\n" not in buffer:
             raise SseError(f"an event larger than {MAX_SSE_EVENT_BYTES} bytes")

@@ -1,7 +1,7 @@
 """The bearer on each request to an OAuth upstream, for both of the hub's HTTP clients:
 
 - `BearerAuth`, an `httpx2.Auth` on the SDK client's pooled httpx2 client (and the SSE transport's);
-- `FastHttp.post`/`get` (the `tools/call` fast path, aiohttp) ask the same `Credentials` (`fast_http.py`).
+- `FastHttp.post`/`get` (the `tools/call` fast path's HTTP client) ask the same `Credentials` (`fast_http.py`).
 
 Each asks `Credentials.token()` per request, so one pooled connection serves every key with its own token, and on
 a 401 asks once for another token (`rejected`) and retries once. Any `Authorization` header the server's static
