@@ -9,9 +9,13 @@ and one that keeps sending never does. Nor is the timer cancelled when a respons
 timeout then, and starts it again for the next response on the kept-alive connection: a timer made and cancelled
 per request); stopping only disarms it, and the next response re-arms it. The timer goes with its connection.
 
+The same protocol skips aiohttp's resume of a connection that was not paused: its `StreamReader` asks for one for
+each chunk it hands out (`resume_reading`): four Python calls and a parser step per chunk, some 60 calls on the way
+to a stream's first event when the provider's chunks came together (a burst is read whole).
+
 `Connector` is a `TCPConnector` whose connections use `LazyReadTimeout`. It relies on two of aiohttp's internals
-(the connector's `_factory`, the protocol's timer methods); `tests/llm_proxy/test_read_timeout.py` fails if a new
-aiohttp changes them, rather than the gateway silently going back to a timer per read.
+(the connector's `_factory`, the protocol's timer methods and pause flags); `tests/llm_proxy/test_read_timeout.py`
+fails if a new aiohttp changes them, rather than the gateway silently going back to a timer per read.
 """
 
 from __future__ import annotations
@@ -47,6 +51,15 @@ class LazyReadTimeout(ResponseHandler):
             handle.cancel()
         self._deadline = deadline
         self._read_timeout_handle = loop.call_at(deadline, self._read_timer_fired)
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        # aiohttp's `StreamReader` calls this for every chunk it hands out while its buffer is below its low-water
+        # mark, paused or not: aiohttp then feeds its parser nothing (`data_received(b"")`, for data a pause held
+        # back) and resumes a transport that was reading anyway, four Python calls and the parser's per chunk of a
+        # stream. Nothing is held back unless reading is paused (a pause sets one of these flags, and only a resume
+        # clears them), so a resume without a pause does nothing.
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
 
     def _drop_timeout(self) -> None:
         # Disarmed, not cancelled: the connection's next response takes the timer over.

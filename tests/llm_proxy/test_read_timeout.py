@@ -224,3 +224,65 @@ async def test_a_provider_that_falls_silent_mid_stream_is_timed_out() -> None:
             async for chunk in upstream.post_stream("p", url, {}, {"stream": True}):
                 received.append(chunk)  # noqa: PERF401 - a comprehension would lose what came before the error
     assert b"".join(received) == b"data: 1\n\ndata: 2\n\n"
+
+
+class FlowTransport:
+    """A transport that notes each pause and resume of its reading."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+async def test_a_resume_without_a_pause_does_nothing_and_one_after_a_pause_resumes_the_parser_and_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handler, _ = await protocol(read_timeout=10)
+    transport = FlowTransport()
+    handler.connection_made(transport)  # type: ignore[arg-type]
+    handler.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # a streamed answer's head
+    fed: list[bytes] = []
+    monkeypatch.setattr(handler, "data_received", fed.append)
+    handler.resume_reading()  # what aiohttp's reader asks for each chunk it hands out
+    assert fed == [] and transport.calls == []
+    handler.pause_reading()  # the reader's buffer went over its high-water mark
+    handler.resume_reading()
+    assert fed == [b""] and transport.calls == ["pause", "resume"]  # what the pause held back is parsed
+
+
+async def test_a_stream_larger_than_the_readers_buffer_is_paused_and_resumed_to_its_end() -> None:
+    piece = b"data: " + b"x" * 4090 + b"\n\n"  # 4 KiB events, 2 MiB in all: many times aiohttp's high-water mark
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(512):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    runner, url = await serve(large)
+    upstream = Upstream(LlmSettings(read_timeout=5))
+    await upstream.start()
+    paused = 0
+    received = 0
+    try:
+        async with asyncio.timeout(20):
+            async for chunk in upstream.post_stream("p", url, {}, {"stream": True}):
+                received += len(chunk)
+                await asyncio.sleep(0.002)  # a slow consumer: the provider's bytes pile up and reading pauses
+                for connection in upstream.session.connector._acquired:  # type: ignore[union-attr]
+                    paused += bool(connection._reading_paused)
+    finally:
+        await upstream.close()
+        await runner.cleanup()
+    assert received == 512 * len(piece)
+    assert paused  # reading was paused on the way, and resumed: the whole body came
