@@ -90,10 +90,14 @@ class FirstEvents:
 
 
 def turns(paths: Sequence[str], round_index: int) -> list[str]:
-    """The order of a round: the paths rotated by the round's index, so none is always first (after the longest
-    idle) or always after the same neighbour."""
-    shift = round_index % len(paths) if paths else 0
-    return [*paths[shift:], *paths[:shift]]
+    """The order of a round: the paths rotated, and every other round reversed, so that over as many rounds as
+    paths each goes first once (after the longest idle) and none always follows the same one (whose background
+    work, an exporter's last batch, may spill into the next turn)."""
+    if not paths:
+        return []
+    shift = (round_index + round_index % 2) % len(paths)
+    order = [*paths[shift:], *paths[:shift]]
+    return order[::-1] if round_index % 2 else order
 
 
 def measure(

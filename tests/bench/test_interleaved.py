@@ -21,15 +21,21 @@ def _result(rps: float, seconds: float = 3.0, bad: int = 0) -> LoadResult:
     return LoadResult(16, round(rps * seconds), seconds, 1.0, 1.5, 3.0, 1.0, 6.0, errors)
 
 
-def test_a_round_rotates_the_order_so_no_path_is_always_first() -> None:
-    paths = ["floor", "isthmus", "isthmus+gov"]
-    orders = [turns(paths, index) for index in range(4)]
+def test_rounds_vary_which_path_goes_first_and_which_follows_which() -> None:
+    paths = ["a", "b", "c", "d", "e"]
+    orders = [turns(paths, index) for index in range(5)]
     assert orders == [
-        ["floor", "isthmus", "isthmus+gov"],
-        ["isthmus", "isthmus+gov", "floor"],
-        ["isthmus+gov", "floor", "isthmus"],
-        ["floor", "isthmus", "isthmus+gov"],
+        ["a", "b", "c", "d", "e"],
+        ["b", "a", "e", "d", "c"],
+        ["c", "d", "e", "a", "b"],
+        ["d", "c", "b", "a", "e"],
+        ["e", "a", "b", "c", "d"],
     ]
+    assert sorted(order[0] for order in orders) == paths
+    for path in paths:
+        before = {order[order.index(path) - 1] for order in orders if order.index(path) > 0}
+        assert len(before) > 1, path
+    assert [turns(["a", "b"], index) for index in range(3)] == [["a", "b"], ["b", "a"], ["a", "b"]]
 
 
 def test_a_share_pairs_the_figures_of_one_round_so_a_drifting_machine_cancels_out() -> None:
@@ -62,7 +68,7 @@ def test_measure_warms_each_path_then_measures_each_once_a_round_in_rotating_ord
         name = request.url.rsplit("/", 1)[1]
         calls.append((name, seconds))
         assert connections == 16
-        return _result(speed[name], seconds, bad=1 if name == "isthmus+gov" and len(calls) == 8 else 0)
+        return _result(speed[name], seconds, bad=1 if name == "isthmus+gov" and len(calls) == 9 else 0)
 
     measured = measure(requests, "chat", 16, load, rounds=2, window=3.0, warmup=1.0, log=lambda line: None)
     assert calls == [
@@ -73,8 +79,8 @@ def test_measure_warms_each_path_then_measures_each_once_a_round_in_rotating_ord
         ("isthmus", 3.0),
         ("isthmus+gov", 3.0),
         ("isthmus", 3.0),
-        ("isthmus+gov", 3.0),
         ("floor", 3.0),
+        ("isthmus+gov", 3.0),
     ]
     assert measured.rps == {"floor": [4000, 4000], "isthmus": [2000, 2000], "isthmus+gov": [1600, 1600]}
     assert measured.errors == {"floor": 0, "isthmus": 0, "isthmus+gov": 1}
@@ -151,7 +157,7 @@ def test_take_turns_keeps_each_paths_results_in_round_order() -> None:
     lines: list[str] = []
     results = take_turns(["a", "b"], 3, one, str, "x", lines.append)
     assert seen == ["a", "b", "b", "a", "a", "b"]
-    assert results == {"a": [1, 4, 5], "b": [2, 3, 6]}
+    assert results == {"a": [1, 4, 5], "b": [2, 3, 6]}  # each path's results in the rounds' order
     assert lines == ["  x round 1: a 1, b 2", "  x round 2: b 3, a 4", "  x round 3: a 5, b 6"]
 
 
