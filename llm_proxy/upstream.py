@@ -19,6 +19,7 @@ import pydantic_core
 from aiohttp.typedefs import StrOrURL
 
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
+from llm_proxy.inline_body import InlineBodyRequest
 from llm_proxy.read_timeout import Connector
 from llm_proxy.total_timeout import TotalTimeouts
 from toolpolicy.settings import LlmSettings
@@ -73,9 +74,14 @@ class Upstream:
             )
             # No cookie jar: one pool serves every caller, so a cookie a provider set in answer to one request
             # (Cloudflare's `__cf_bm` on api.openai.com, a load balancer's) would go with every later request, from
-            # any key; and the jar's lookup costs each request a `SimpleCookie`.
+            # any key; and the jar's lookup costs each request a `SimpleCookie`. A small body goes out with its head
+            # without a task of its own (`inline_body.py`).
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                timeout=timeout,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                request_class=InlineBodyRequest,
             )
             untimed = aiohttp.ClientTimeout(sock_connect=timeout.sock_connect, sock_read=timeout.sock_read)
             self._whole = aiohttp.ClientSession(
@@ -85,6 +91,7 @@ class Upstream:
                 headers=_JSON_HEADERS,
                 trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                request_class=InlineBodyRequest,
             )
             loop = asyncio.get_running_loop()
             self._totals = TotalTimeouts(loop, self.settings.total_timeout, timeout.ceil_threshold)
