@@ -77,7 +77,9 @@ async def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(f'CREATE SCHEMA "{schema}"')
-        yield StoreTarget(POSTGRES_URL, {"server_settings": {"search_path": schema}})
+        # The schema in the URL too: a test that passes only `url` on must not use (and migrate) `public`, which
+        # every test run on this server shares.
+        yield StoreTarget(f"{POSTGRES_URL}?search_path={schema}", {"server_settings": {"search_path": schema}})
     finally:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await connection.close()

@@ -30,6 +30,7 @@ from toolpolicy.oauth.settings import OAuthSettings
 from toolpolicy.provider_settings import ProviderKey as ProviderKey, ProviderSettings as ProviderSettings
 from toolpolicy.sampling_settings import SamplingSettings, sampling_problems
 from toolpolicy.server_settings import ServerSettings
+from toolpolicy.store_schema import search_path
 from toolpolicy.stream_resume import McpStreamResume
 from toolpolicy.telemetry_settings import TelemetrySettings
 from toolpolicy.tool_overrides import ToolOverride
@@ -407,7 +408,8 @@ class GatewaySettings(_Model):
     listen: str = "127.0.0.1:8080"
     """`HOST:PORT` the gateway serves on."""
     store: str = "sqlite+aiosqlite:///./isthmus.db"
-    """SQLAlchemy URL of the store; `postgresql+asyncpg://…` to share state between replicas."""
+    """SQLAlchemy URL of the store; `postgresql+asyncpg://…` to share state between replicas, with
+    `?search_path=schema` to keep the gateway's tables in a schema of their own."""
     redis: str | None = None
     """Redis URL for counters and 2025-era MCP sessions shared between replicas; null keeps both in process."""
     redis_prefix: str = DEFAULT_REDIS_PREFIX
@@ -508,6 +510,7 @@ class GatewaySettings(_Model):
     def _store(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        search_path(value)  # a malformed `?search_path=` is named here, not at the first connection
         return value
 
     @field_validator("mcp_servers")

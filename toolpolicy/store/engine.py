@@ -17,6 +17,8 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from toolpolicy import store_schema
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -114,9 +116,15 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, connect_args: dict[str, Any] | None = None) -> Store:
-        """Create the engine for `url` (nothing connects until first use)."""
+        """Create the engine for `url` (nothing connects until first use). A PostgreSQL URL's `search_path`
+        (`?search_path=isthmus`) puts the store's tables in that schema (`toolpolicy/store_schema.py`)."""
         parsed = make_url(url)
         options: dict[str, Any] = {"connect_args": dict(connect_args or {})}
+        schemas = store_schema.search_path(url)
+        if schemas is not None:
+            parsed = parsed.difference_update_query([store_schema.PARAMETER])
+            server_settings = dict(options["connect_args"].get("server_settings") or {})
+            options["connect_args"]["server_settings"] = {**server_settings, store_schema.PARAMETER: schemas}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
