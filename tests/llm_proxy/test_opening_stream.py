@@ -61,6 +61,18 @@ async def test_open_runs_to_its_first_wait_before_the_response_is_made_then_its_
     assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
 
 
+async def test_a_stream_open_before_the_server_calls_the_response_is_sent_when_it_does() -> None:
+    async def open() -> Opened:
+        return Opened(two_frames(), {})  # a provider quicker than the framework
+
+    response = await OpeningEventStream.start(open)
+    assert response.opening is not None and not response.opening.done()  # waiting for the call, holding it
+    client = Client()
+    with anyio.fail_after(5):
+        await serve(response, client)
+    assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
+
+
 async def test_an_answer_instead_of_a_stream_is_sent_as_it_is() -> None:
     events: list[str] = []
 
