@@ -3,7 +3,8 @@
 `EventSplitter` parses bytes as they arrive (no line-length limit, CRLF or LF). `EventStreamResponse` is a pure ASGI
 response that sends each frame as soon as it is produced (those produced together in one message) and, when the
 client goes away, cancels the producer and closes it, which closes the upstream request too. `OpeningEventStream` is
-one returned before its stream exists: it opens it (the provider's first item) inside the ASGI call.
+one returned before its stream exists: a task of its own opens it (the provider's first item) and relays it, while
+the request's task waits for the client to leave.
 """
 
 from __future__ import annotations
@@ -160,8 +161,6 @@ class EventStreamResponse(Response):
 
         try:
             with streaming:
-                if not await self._opened(scope, receive, send, watch):
-                    return
                 async with aclosing(self.frames) as body:
                     await self._relay(body, send, watch)
         except OSError:
@@ -170,10 +169,6 @@ class EventStreamResponse(Response):
         finally:
             if watcher is not None:
                 watcher.cancel()
-
-    async def _opened(self, scope: Scope, receive: Receive, send: Send, watch: Callable[[], None]) -> bool:
-        """Whether there is a stream to relay: this one's is there from the start."""
-        return True
 
     async def _relay(self, body: AsyncGenerator[bytes, None], send: Send, waiting: Callable[[], None]) -> None:
         """The headers go as soon as `body` has its first frame, with that frame alone (or before, as soon as `body`
@@ -241,21 +236,35 @@ Opener = Callable[[], Awaitable[Opened | Response]]
 
 
 class OpeningEventStream(EventStreamResponse):
-    """An `EventStreamResponse` made before its stream exists, while `open()` opens it in a task of its own.
+    """An `EventStreamResponse` made before its stream exists, whose stream is opened and relayed by a task of its own.
 
     A streamed answer waits for the provider's first item, to fail over before anything is sent. Made with `start`,
-    `open()` runs first, up to its first wait (the provider's answer); then the route's handler returns, and the
-    framework, the server and this response do their part of it (the task that learns the client left among it)
-    while the provider works, instead of after its first item, which is what a streaming client waits on. A client
-    that leaves before that item cancels `open()` then, not at the first send: the provider request is closed at
-    once, with what a reasoning model would have spent meanwhile. `open()` cleans up after itself when it is
-    cancelled (nothing is opened then); what it opened, `Opened.on_close` does, sent or not.
+    the opening task runs `open()` first, up to its first wait (the provider's answer); then the route's handler
+    returns, and the framework, the server and this response do their part of it while the provider works, instead
+    of after its first item, which is what a streaming client waits on. The same task then relays the stream: the
+    first item goes to the client in the step that read it. The request's own task, meanwhile, waits for the client
+    to leave (it has nothing else to do), and stops the opening task when it does; the opening task wakes it when the
+    response is done.
+
+    A client that leaves before the first item cancels `open()` then, once, not at the first send: the provider
+    request is closed at once, with what a reasoning model would have spent meanwhile. `open()` cleans up after
+    itself when it is cancelled (nothing is opened then); what it opened, `Opened.on_close` does, sent or not. Once
+    relaying, a client that leaves cancels the relay's scope, which leaves the stream's shielded cleanup alone.
     """
 
-    def __init__(self, opened: asyncio.Future[Opened | Response]) -> None:
-        self.opened = opened
-        """Set by the opening task as its last act: the response wakes one step after the first item, not two."""
+    def __init__(self) -> None:
         self.opening: asyncio.Task[None] | None = None
+        self.call: tuple[Scope, Receive, Send] | None = None
+        """The ASGI call, once the server makes it."""
+        self.served: asyncio.Future[None] | None = None
+        """Made only when the stream opened before the call came: the opening task waits for it."""
+        self.left = False
+        """The client left, or the call ended: nothing is sent any more."""
+        self.stop: Callable[[], object] | None = None
+        """What the client leaving does to the opening task: `open()` is cancelled once (natively: a scope would
+        cancel its cleanup again at each wait), the relay through its scope; nothing, once the response is done."""
+        self.watcher: asyncio.Task[Any] | None = None
+        """The call's task while it waits for the client to leave: the opening task wakes it when it ends."""
         self.on_close = None
         self.status_code = 200
         self.background = None
@@ -264,62 +273,99 @@ class OpeningEventStream(EventStreamResponse):
     @classmethod
     async def start(cls, open: Opener) -> OpeningEventStream:
         """The response, with `open()` started and run to its first wait."""
-        loop = asyncio.get_running_loop()
-        response = cls(loop.create_future())
-        response.opening = loop.create_task(response._open(open))
-        await asyncio.sleep(0)  # the task's first step: routing, and the provider request made
-        # aiohttp writes a request's body in a task of its own (on Python < 3.12, where tasks cannot start
-        # eagerly), made in that step: it goes out before the rest of the response is made, not after.
+        response = cls()
+        opening = response.opening = asyncio.get_running_loop().create_task(response._run(open))
+        response.stop = opening.cancel
+        # The task's first step: routing, and the provider request made and written (a body written with its head,
+        # `inline_body`). A body too large for that is written by a task aiohttp makes in that step (on Python 3.11
+        # tasks cannot start eagerly), after the rest of the response is made: a step more here would put it first,
+        # at the cost of a loop step for every stream, for prompts whose answer takes the provider far longer.
         await asyncio.sleep(0)
         return response
 
-    async def _open(self, open: Opener) -> None:
+    async def _run(self, open: Opener) -> None:
         try:
-            opened = await open()
-        except Exception as exc:  # a bug: `open()` answers errors itself; the call raises it
-            if not self.opened.done():
-                self.opened.set_exception(exc)
-            return
-        except BaseException:
-            self.opened.cancel()
-            raise
-        if not self.opened.cancelled():
-            self.opened.set_result(opened)
-            return
-        # The client left as it opened: nobody will send it, so it is closed here.
-        with anyio.CancelScope(shield=True):
-            await _close_unsent(opened)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
+            opened = await open()  # a bug raises here, and the call raises it (`open()` answers errors itself)
+            try:
+                if self.call is None and not self.left:  # the provider was quicker than the framework
+                    self.served = asyncio.get_running_loop().create_future()
+                    await self.served
+            except BaseException:
+                await shielded(_close_unsent(opened))
+                raise
+            if self.left:  # the client left as it opened (`open()` swallowed the cancellation): nobody to send it to
+                await shielded(_close_unsent(opened))
+                return
+            assert self.call is not None
+            scope, receive, send = self.call
+            if isinstance(opened, Opened):
+                await self._send(opened, send)
+            else:
+                await opened(scope, receive, send)
         finally:
-            # Not waited on (never called, or the server cancelled this call): the task cleans up after itself.
-            if self.opening is not None and not self.opening.done():
-                self.opening.cancel()
+            self.stop = None
+            watcher, self.watcher = self.watcher, None
+            if watcher is not None:
+                watcher.cancel()  # the response is done (or will never be): the call ends
 
-    async def _opened(self, scope: Scope, receive: Receive, send: Send, watch: Callable[[], None]) -> bool:
-        watch()
-        # The future, not the task, is awaited: a client leaving cancels this wait, and this cancels `open()`
-        # once; awaiting the task would cancel it again at every step of its cleanup while the stream's scope is
-        # being cancelled.
-        try:
-            opened = await self.opened
-        except asyncio.CancelledError:
-            if self.opened.done() and not self.opened.cancelled() and self.opened.exception() is None:
-                # It had opened, and this call was about to resume with it.
-                with anyio.CancelScope(shield=True):
-                    await _close_unsent(self.opened.result())
-            elif self.opening is not None:
-                self.opening.cancel()
-            raise
-        if not isinstance(opened, Opened):
-            await opened(scope, receive, send)
-            return False
+    async def _send(self, opened: Opened, send: Send) -> None:
         self.frames = opened.frames
         self.on_close = opened.on_close
         self.init_headers({**SSE_HEADERS, **opened.headers})
-        return True
+        relaying = anyio.CancelScope()
+        self.stop = relaying.cancel
+        try:
+            with relaying:
+                async with aclosing(self.frames) as body:
+                    await self._relay(body, send, _nothing)
+        except OSError:
+            logger.debug("client went away during a stream")  # see `EventStreamResponse._stream`
+        finally:
+            self.stop = None
+            if self.on_close is not None:
+                await shielded(self.on_close())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        opening = self.opening
+        assert opening is not None, "made by `start`"
+        self.call = scope, receive, send
+        if self.served is not None and not self.served.done():
+            self.served.set_result(None)
+        if not opening.done():
+            await self._watch(receive)
+        if not opening.done():  # the client left, or the server said the response was done: its cleanup ends it
+            await asyncio.shield(opening)
+        if not opening.cancelled():
+            opening.result()  # an error it ended with (a bug) is the call's
+
+    async def _watch(self, receive: Receive) -> None:
+        """Wait in `receive()` until the client leaves (then stop the opening task) or the opening task ends (it
+        cancels this wait then)."""
+        task = asyncio.current_task()
+        self.watcher = task
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        except asyncio.CancelledError:
+            if self.watcher is None and task is not None and task.uncancel() == 0:
+                return  # woken by the opening task's end, and by nothing else
+            self._leave()  # the server cancelled the call
+            raise
+        except Exception:
+            logger.exception("waiting for a stream's client to leave failed; the stream is ended")
+        finally:
+            self.watcher = None
+        self._leave()
+
+    def _leave(self) -> None:
+        self.left = True
+        stop, self.stop = self.stop, None
+        if stop is not None:
+            stop()
+
+
+def _nothing() -> None:
+    """`_relay`'s `waiting` when the call's own task already waits for the client to leave."""
 
 
 async def _close_unsent(opened: Opened | Response) -> None:

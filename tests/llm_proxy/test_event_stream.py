@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from aiohttp import web
 
 from llm_proxy.burst import Pending, probe, ready_or, shielded
 from llm_proxy.streaming import BODY_FOLLOWS, EventStreamResponse
@@ -346,3 +347,32 @@ async def test_a_burst_through_the_gateway_reaches_the_client_as_the_providers_f
         USAGE["prompt_tokens"],
         USAGE["completion_tokens"],
     )
+
+
+async def test_a_stream_asked_for_right_after_the_last_ends_reuses_its_provider_connection(
+    gateway: Gateway, mock: MockProvider
+) -> None:
+    """`[DONE]` goes to the client once the provider's body has been read to its end, when its connection is back
+    in the pool: a client that asks again at once is served over the same connection, not a new one."""
+    peers: list[object] = []
+
+    def ends_late() -> Any:
+        async def answer(request: Any, body: dict[str, Any]) -> Any:
+            assert request.transport is not None
+            peers.append(request.transport.get_extra_info("peername"))
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b"".join(openai_frames(body, "hello")))  # `[DONE]` included
+            await asyncio.sleep(0.05)  # the body's end comes apart from its last event
+            await response.write_eof()
+            return response
+
+        return answer
+
+    mock.queue(ends_late(), ends_late())
+    body = {"model": "mock/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with httpx2.AsyncClient(base_url=gateway.v1, headers={"authorization": f"Bearer {KEY}"}) as client:
+        for _ in range(2):
+            response = await client.post("/chat/completions", json=body)
+            assert response.status_code == 200 and response.content.endswith(b"data: [DONE]\n\n")
+    assert len(peers) == 2 and peers[0] == peers[1]

@@ -1,5 +1,6 @@
-"""`OpeningEventStream`: a stream's response made while its provider is asked, which opens the stream in a task of
-its own; a client that leaves before the first item cancels the opening, once, and nothing opened is left behind."""
+"""`OpeningEventStream`: a stream's response made while its provider is asked, which opens and relays the stream in a
+task of its own; a client that leaves before the first item cancels the opening, once, and nothing opened is left
+behind."""
 
 from __future__ import annotations
 
@@ -60,6 +61,18 @@ async def test_open_runs_to_its_first_wait_before_the_response_is_made_then_its_
     assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
 
 
+async def test_a_stream_open_before_the_server_calls_the_response_is_sent_when_it_does() -> None:
+    async def open() -> Opened:
+        return Opened(two_frames(), {})  # a provider quicker than the framework
+
+    response = await OpeningEventStream.start(open)
+    assert response.opening is not None and not response.opening.done()  # waiting for the call, holding it
+    client = Client()
+    with anyio.fail_after(5):
+        await serve(response, client)
+    assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
+
+
 async def test_an_answer_instead_of_a_stream_is_sent_as_it_is() -> None:
     events: list[str] = []
 
@@ -117,29 +130,59 @@ async def never_leaves() -> dict[str, Any]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@pytest.mark.parametrize("answer", [False, True])
-async def test_what_opened_just_as_the_call_was_cancelled_is_closed_unsent(answer: bool) -> None:
-    # The server cancels the call (it shuts down) after the opening finished, before the call resumed with it.
+async def test_the_stream_is_relayed_by_the_task_that_read_its_first_item() -> None:
+    # The first event goes out in the step that read it: the call's task, waiting for the client to leave, is not
+    # woken for it (a loop step on the way to what a streaming client waits on).
+    senders: list[asyncio.Task[Any] | None] = []
+
+    async def open() -> Opened:
+        await anyio.sleep(0)
+        return Opened(two_frames(), {})
+
+    response = await OpeningEventStream.start(open)
+
+    async def send(message: Any) -> None:
+        senders.append(asyncio.current_task())
+
+    with anyio.fail_after(5):
+        await response({"type": "http"}, never_leaves, send)
+    assert len(senders) == 3 and set(senders) == {response.opening}
+
+
+async def test_a_call_cancelled_while_its_stream_is_relayed_stops_it_and_its_cleanup_runs_to_its_end() -> None:
+    # The server cancels the call (it shuts down) while the provider is silent mid-stream.
     events: list[str] = []
-    host: asyncio.Task[None] | None = None
+    closed = anyio.Event()
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        yield b"data: 1\n\n"
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("stream closed")
+        yield b"data: 2\n\n"  # pragma: no cover
 
     async def on_close() -> None:
-        await anyio.sleep(0)
+        for _ in range(3):  # cleanup that awaits (settling in Redis): not cancelled half way
+            await anyio.sleep(0)
         events.append("on_close")
+        closed.set()
 
-    async def open() -> Opened | Response:
-        await anyio.sleep(0.01)
-        assert host is not None
-        asyncio.get_running_loop().call_soon(host.cancel)  # ahead of the call's wake-up
-        return Answer(502, events) if answer else Opened(two_frames(), {}, on_close)
+    async def open() -> Opened:
+        await anyio.sleep(0)
+        return Opened(frames(), {}, on_close)
 
     response = await OpeningEventStream.start(open)
     sent, send = sink()
     host = asyncio.ensure_future(response({"type": "http"}, never_leaves, send))
     with anyio.fail_after(5):
+        while len(sent) < 2:  # the headers and the first event
+            await anyio.sleep(0)
+        host.cancel()
+        await closed.wait()
         await asyncio.wait((host,))
     assert host.cancelled()
-    assert events == (["answer finished"] if answer else ["on_close"]) and sent == []
+    assert events == ["stream closed", "on_close"] and len(sent) == 2
 
 
 async def test_a_stream_opened_after_its_call_was_cancelled_is_closed_by_the_opening_task() -> None:
