@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -40,7 +40,7 @@ from llm_proxy.wire.errors import anthropic_error, error_headers, openai_error, 
 from toolpolicy.decide import authorize
 from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Usage
-from toolpolicy.jsonbody import read_json_object
+from toolpolicy.jsonbody import decode_json_object, receive_body
 from toolpolicy.names import model_name
 from toolpolicy.types import ModelTarget
 
@@ -123,24 +123,10 @@ def _operation(
     return Messages(body, headers, input_tokens=input_tokens), counted
 
 
-class _Body:
-    """The request as `read_json_object` reads it, with the headers already mapped (Starlette's `Headers` would be
-    built and walked once more for `content-length`)."""
-
-    __slots__ = ("headers", "request")
-
-    def __init__(self, request: Request, headers: Mapping[str, str]) -> None:
-        self.request = request
-        self.headers = headers
-
-    def stream(self) -> AsyncIterator[bytes]:
-        return self.request.stream()
-
-
-def _read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> Awaitable[dict[str, Any]]:
-    # The reader's own coroutine, not one of ours awaiting it: a coroutine less per request.
-    source = request if headers is None else _Body(request, headers)
-    return read_json_object(source, limit, too_large=PayloadTooLarge)
+def request_body(request: Request, headers: Mapping[str, str], limit: int) -> Awaitable[bytes]:
+    """The body (`receive_body`, refused as `PayloadTooLarge` past `limit`), from the request's ASGI messages; the
+    reader's own coroutine, not one of ours awaiting it."""
+    return receive_body(request.receive, headers, limit, too_large=PayloadTooLarge, disconnected=ClientDisconnect)
 
 
 class Endpoints:
@@ -195,7 +181,7 @@ class Endpoints:
         """The response, and whether a stream relay took the exchange over (it then finishes it)."""
         try:
             await self.pipeline.authenticate(exchange, headers)
-            body = await _read_body(request, self.limit, headers)
+            body = decode_json_object(await request_body(request, headers, self.limit))
             exchange.requested = _model(body)
             scan = input_scan(self.pipeline, exchange)  # before the operation copies anything out of the body
             if scan is not None:  # most keys: no rule, and no coroutine made to learn it
@@ -341,7 +327,7 @@ class Endpoints:
         exchange = self.pipeline.begin(request.headers, "anthropic", "count_tokens")
         try:
             principal = await self.pipeline.authenticate(exchange, request.headers)
-            body = await _read_body(request, self.limit)
+            body = decode_json_object(await request_body(request, request.headers, self.limit))
             exchange.requested = self.router.resolve(_model(body), principal)
             authorize(principal, ModelTarget.parse(exchange.requested)).raise_if_denied()
             messages = _messages(body)

@@ -1,7 +1,8 @@
 """Request bodies at every JSON edge: read under a size limit, then decoded with bounds, or refused with a 4xx.
 
-One reader and one decoder serve `/v1/authorize`, the admin API, the LLM routes, the MCP REST routes and `/mcp`,
-so no edge can turn hostile JSON into a 500 or a dropped connection:
+One reader and one decoder serve `/v1/authorize`, the admin API, the LLM routes (from their ASGI messages:
+`receive_body`), the MCP REST routes and `/mcp`, so no edge can turn hostile JSON into a 500 or a dropped
+connection:
 
 - the size limit is checked against `Content-Length` first and then while the body streams in, so an oversized
   body is never held in memory whole;
@@ -17,7 +18,7 @@ framework.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import pydantic_core
@@ -56,15 +57,60 @@ class BodySource(Protocol):
 
 async def read_body(source: BodySource, limit: int, *, too_large: type[PayloadTooLarge] = PayloadTooLarge) -> bytes:
     """The whole body, or `too_large` as soon as it is known to be over `limit` bytes."""
-    declared = source.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise too_large(f"the request body is {declared} bytes; the limit is {limit}")
+    _refuse_declared(source.headers, limit, too_large)
     body = bytearray()
     async for chunk in source.stream():
         body += chunk
         if len(body) > limit:
-            raise too_large(f"the request body is over the limit of {limit} bytes")
+            raise too_large(_over_limit(limit))
     return bytes(body)
+
+
+async def receive_body(
+    receive: Callable[[], Awaitable[Mapping[str, Any]]],
+    headers: Mapping[str, str],
+    limit: int,
+    *,
+    too_large: type[PayloadTooLarge] = PayloadTooLarge,
+    disconnected: type[Exception],
+) -> bytes:
+    """`read_body` of an ASGI request, from its `receive` and its headers: each `http.request` message's body up to
+    the last one, `disconnected` raised if the client leaves first (the web framework's exception).
+
+    The messages are taken here, in the caller's own coroutine, rather than through an async generator (Starlette's
+    `Request.stream`): the event loop's hooks add each generator to a `WeakSet` and drop it again, and it is stepped
+    through for each chunk and the empty one it ends with; with `read_body`'s copy out of a `bytearray`, about 13,000
+    instructions a chat completion, 1.3% of what the gateway spends on it (`bench.instructions`)."""
+    _refuse_declared(headers, limit, too_large)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(_over_limit(limit))
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            raise disconnected()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _refuse_declared(headers: Mapping[str, str], limit: int, too_large: type[PayloadTooLarge]) -> None:
+    """Raise `too_large` when the declared `Content-Length` is over `limit`, before any of the body is read."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"the request body is {declared} bytes; the limit is {limit}")
+
+
+def _over_limit(limit: int) -> str:
+    """What `too_large` says of a body found over `limit` as it streamed in."""
+    return f"the request body is over the limit of {limit} bytes"
 
 
 def decode_json(raw: bytes, *, what: str = "the request body") -> Any:

@@ -22,8 +22,7 @@ from starlette.routing import BaseRoute, Route
 from llm_proxy import estimate, offload
 from llm_proxy.agent import AgentLoop
 from llm_proxy.cache.lookup import OFF, Lookup
-from llm_proxy.endpoints import header_map
-from llm_proxy.errors import PayloadTooLarge
+from llm_proxy.endpoints import header_map, request_body
 from llm_proxy.finishing import finishing, stream_opener
 from llm_proxy.guard import check_body, input_scan, output_scan
 from llm_proxy.json_answer import json_answer
@@ -41,7 +40,7 @@ from llm_proxy.upstream import dumps
 from llm_proxy.wire.errors import error_headers, openai_error, status_of
 from toolpolicy.errors import GatewayError, InvalidRequest, NotFound
 from toolpolicy.guardrails import Scan
-from toolpolicy.jsonbody import read_json_object
+from toolpolicy.jsonbody import decode_json_object
 from toolpolicy.names import model_name
 from toolpolicy.store.responses import ResponseStore, StoredResponse
 from toolpolicy.types import ModelTarget, Principal
@@ -108,7 +107,7 @@ class ResponsesRoutes:
     async def _respond(self, request: Request, headers: Mapping[str, str], exchange: Exchange) -> tuple[Response, bool]:
         try:
             principal = await self.pipeline.authenticate(exchange, headers)
-            body = await read_json_object(request, self.limit, too_large=PayloadTooLarge)
+            body = decode_json_object(await request_body(request, headers, self.limit))
             exchange.requested = model_name(requested_model(body))
             fallbacks = [model_name(name, param=f"fallbacks[{i}]") for i, name in enumerate(fallbacks_of(body))]
             checks.check_request(body)

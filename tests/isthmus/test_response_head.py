@@ -209,6 +209,13 @@ def test_a_tab_joins_values_because_the_value_check_allows_it() -> None:
     assert HEADER_VALUE_RE.search(b"\t") is None
 
 
+async def test_a_value_with_any_byte_in_it_is_written_or_refused_as_uvicorn_does() -> None:
+    for byte in range(256):
+        messages = [start((b"x-a", b"a" + bytes([byte]) + b"b"), (b"content-length", b"0")), body()]
+        expected = await run(RequestResponseCycle, "POST", True, messages)
+        assert await run(CheckedHeadCycle, "POST", True, messages) == expected, byte
+
+
 REQUESTS = (
     b"POST /a HTTP/1.1\r\nHost: g\r\nX-Forwarded-For: 1.2.3.4\r\nContent-Length: 2\r\n\r\nhi"
     b"GET /a HTTP/1.1\r\nHost: g\r\n\r\n"

@@ -3,6 +3,7 @@ the middle or before its first event, cancels the upstream request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,18 @@ async def test_a_body_over_the_limit_is_refused_with_413_declared_or_not(small: 
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "request_too_large"
     assert mock.seen == []
+
+
+async def test_a_body_sent_in_parts_is_read_whole(small: Gateway, mock: MockProvider) -> None:
+    text = json.dumps({"model": "mock/x", "messages": [{"role": "user", "content": "y" * 1200}]}).encode()
+
+    async def in_parts() -> AsyncIterator[bytes]:
+        for start in range(0, len(text), 300):
+            yield text[start : start + 300]
+
+    response = await post(small, "/chat/completions", content=in_parts())
+    assert response.status_code == 200
+    assert mock.seen[0].body["messages"][0]["content"] == "y" * 1200
 
 
 async def test_a_provider_answer_over_the_limit_is_a_502(small: Gateway, mock: MockProvider) -> None:

@@ -49,6 +49,8 @@ async def test_each_request_leaves_one_audit_record_with_route_tokens_and_cost(
         stored, _ = await gateway.governance.audit_log.query(AuditQuery(kind="llm"))
     assert record.kind == "llm" and record.target == "openai/gpt-4o-mini" and record.decision == "allow"
     assert (record.key_name, record.team, record.customer) == ("dev-key", "dev", "acme")
+    assert record.key_id == stored[0]["key_id"] and record.key_id  # the key's own id, as stored
+    assert record.status == 200 and record.reason is None and record.latency_ms > 0
     assert (record.tokens_in, record.tokens_out) == (11, 7)
     assert record.cost_usd == Decimal("0.15") * 11 / 1_000_000 + Decimal("0.6") * 7 / 1_000_000
     assert record.details["route"] == "openai/gpt-4o-mini" and record.details["attempts"] == 1

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from toolpolicy.errors import InvalidRequest, PayloadTooLarge
-from toolpolicy.jsonbody import MAX_DEPTH, _maybe_non_finite, decode_json, decode_json_object, read_body
+from toolpolicy.jsonbody import (
+    MAX_DEPTH,
+    _maybe_non_finite,
+    decode_json,
+    decode_json_object,
+    read_body,
+    receive_body,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +136,53 @@ async def test_an_undeclared_oversized_body_is_refused_while_streaming() -> None
 
 async def test_a_body_within_the_limit_is_read_whole() -> None:
     assert await read_body(Body([b"ab", b"cd"], {"content-length": "4"}), 4) == b"abcd"
+
+
+class Disconnected(Exception):
+    """The web framework's exception for a client gone (Starlette's `ClientDisconnect` at the LLM routes)."""
+
+
+def messages_of(*messages: dict[str, Any]) -> tuple[Callable[[], Awaitable[dict[str, Any]]], list[dict[str, Any]]]:
+    """An ASGI `receive` answering `messages` in order, and the list of those it has not answered yet."""
+    left = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return left.pop(0)
+
+    return receive, left
+
+
+def part(body: bytes, more: bool = False) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+async def test_a_received_body_in_parts_is_read_whole_and_nothing_past_its_last_message() -> None:
+    after = {"type": "http.disconnect"}
+    receive, left = messages_of(part(b'{"a": ', True), part(b"", True), part(b"[1, 2]}"), after)
+    assert await receive_body(receive, {}, 100, disconnected=Disconnected) == b'{"a": [1, 2]}'
+    assert left == [after]
+
+
+async def test_a_received_body_declared_over_the_limit_is_refused_before_reading() -> None:
+    receive, left = messages_of(part(b"{}"))
+    with pytest.raises(PayloadTooLarge, match="is 101 bytes; the limit is 100"):
+        await receive_body(receive, {"content-length": "101"}, 100, disconnected=Disconnected)
+    assert len(left) == 1
+
+
+async def test_a_received_body_growing_over_the_limit_is_refused_as_it_comes() -> None:
+    receive, left = messages_of(part(b"{" + b" " * 60, True), part(b" " * 60, True), part(b"}"))
+    with pytest.raises(PayloadTooLarge, match="over the limit of 100 bytes"):
+        await receive_body(receive, {}, 100, disconnected=Disconnected)
+    assert len(left) == 1  # the last part was never asked for
+
+
+async def test_a_client_leaving_before_the_end_of_its_body_raises_the_frameworks_exception() -> None:
+    receive, _ = messages_of(part(b"{", True), {"type": "http.disconnect"})
+    with pytest.raises(Disconnected):
+        await receive_body(receive, {}, 100, disconnected=Disconnected)
+
+
+async def test_a_received_body_of_no_bytes_is_empty() -> None:
+    receive, _ = messages_of(part(b""))
+    assert await receive_body(receive, {}, 100, disconnected=Disconnected) == b""
