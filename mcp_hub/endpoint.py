@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -41,7 +41,7 @@ from mcp_hub.request_headers import HEADERS_SCOPE_KEY, RequestHeaders, request_h
 from mcp_hub.server import CALLER_SCOPE_KEY
 from toolpolicy.credentials import presented_key
 from toolpolicy.errors import GatewayError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
-from toolpolicy.jsonbody import decode_json, read_body
+from toolpolicy.jsonbody import decode_json, receive_body
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.types import Principal
 
@@ -216,7 +216,7 @@ class McpEndpoint:
 
     async def _checked_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read and check the body; the decoded body, and a `receive` that replays it to the SDK."""
-        body = await read_body(_Body(request_headers(scope), receive), self.max_body_bytes)
+        body = await receive_body(receive, request_headers(scope), self.max_body_bytes, disconnected=ClientDisconnect)
         decoded = decode_json(body)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -232,7 +232,7 @@ def sdk_entry(manager: StreamableHTTPSessionManager, read_within: int, headers: 
 
     The check refuses a declared `Content-Length` over its limit (read by `int`) and a body over it, then replays
     the body it read as one message, as the endpoint's `receive` already does. Where its limit is no smaller than
-    `read_within` and the declared length is plain digits (which `read_body` held to `read_within`), or absent, it
+    `read_within` and the declared length is plain digits (which `receive_body` held to `read_within`), or absent, it
     passes the request on unchanged: it is skipped, with its copy of the body and a coroutine layer on every
     `receive`.
     """
@@ -243,33 +243,3 @@ def sdk_entry(manager: StreamableHTTPSessionManager, read_within: int, headers: 
     if declared is not None and not (declared.isascii() and declared.isdigit()):
         return manager.handle_request
     return limiter.app
-
-
-class _Body:
-    """What `read_body` reads of a request: `Content-Length` from the headers read once, and the body itself."""
-
-    __slots__ = ("headers", "_receive")
-
-    def __init__(self, headers: RequestHeaders, receive: Receive) -> None:
-        self.headers = headers
-        self._receive = receive
-
-    def stream(self) -> AsyncIterator[bytes]:
-        return body_chunks(self._receive)
-
-
-async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The body's chunks as Starlette's `Request(scope, receive).stream()` yields those of a body not read before,
-    less its closing empty chunk, and without a `Request` (and its look-up of a body read already) per request:
-    each non-empty chunk up to the last message, `ClientDisconnect` if the client goes away first."""
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.request":
-            chunk = message.get("body", b"")
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
-        elif kind == "http.disconnect":
-            raise ClientDisconnect()

@@ -20,7 +20,7 @@ from mcp_hub.bundles import Bundle
 from mcp_hub.endpoint import McpEndpoint, sdk_entry
 from mcp_hub.request_headers import RequestHeaders
 from toolpolicy.errors import PayloadTooLarge
-from toolpolicy.jsonbody import read_body
+from toolpolicy.jsonbody import read_body, receive_body
 from toolpolicy.settings import McpBundleSettings
 from toolpolicy.types import Principal
 
@@ -207,8 +207,9 @@ async def _read_all(stream: Any) -> tuple[list[bytes], bool]:
     ending=st.sampled_from(["last", "disconnect", "other-then-last"]),
 )
 @pytest.mark.anyio
-async def test_the_body_is_read_as_starlettes_request_stream_reads_it(chunks: list[bytes], ending: str) -> None:
-    """`body_chunks` against Starlette's `Request.stream()`, over the same messages: the same bytes, the same end."""
+async def test_the_body_is_received_as_starlettes_request_stream_reads_it(chunks: list[bytes], ending: str) -> None:
+    """`receive_body` (what the endpoint reads a body with) against Starlette's `Request.stream()`, over the same
+    messages: the same bytes, the same end."""
     messages: list[Message] = [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
     if ending == "disconnect":
         messages.append({"type": "http.disconnect"})
@@ -227,4 +228,9 @@ async def test_the_body_is_read_as_starlettes_request_stream_reads_it(chunks: li
 
     scope: Scope = {"type": "http", "method": "POST", "headers": []}
     expected = await _read_all(Request(scope, receiver()).stream())
-    assert await _read_all(endpoint_module.body_chunks(receiver())) == expected
+    read, disconnected = expected
+    if disconnected:
+        with pytest.raises(ClientDisconnect):
+            await receive_body(receiver(), {}, 10_000, disconnected=ClientDisconnect)
+    else:
+        assert await receive_body(receiver(), {}, 10_000, disconnected=ClientDisconnect) == b"".join(read)
