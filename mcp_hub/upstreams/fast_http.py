@@ -115,7 +115,11 @@ class FastHttp:
         response = await send(_bearer(headers, token))
         if response.status != 401 or token is None:
             return response
-        retry = await self.credentials.rejected(token)
+        try:
+            retry = await self.credentials.rejected(token)
+        except BaseException:
+            response.release()  # else the 401's connection is never given back to the pool (nor closed)
+            raise
         if retry is None:
             return response
         response.release()
