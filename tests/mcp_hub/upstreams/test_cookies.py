@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mcp_hub.upstreams.fast_http import FastHttp
 from mcp_hub.upstreams.http import without_cookies
+from tests.mcp_hub.upstreams.web_upstream import upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +20,6 @@ class CookieSetter:
 
     def __init__(self) -> None:
         self.seen: list[str | None] = []
-        self.runner: web.AppRunner | None = None
 
     async def answer(self, request: web.Request) -> web.Response:
         self.seen.append(request.headers.get("cookie"))
@@ -27,26 +27,13 @@ class CookieSetter:
         response.set_cookie("session", "set-for-the-first-caller", path="/")
         return response
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post("/mcp", self.answer)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        # A host name, not an address: cookie jars keep no cookies for IP addresses, and would keep these.
-        return f"http://localhost:{self.runner.addresses[0][1]}/mcp"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
 
 @pytest.mark.parametrize(("keep_cookies", "second"), [(False, None), (True, "session=set-for-the-first-caller")])
 async def test_the_fast_paths_client_keeps_cookies_only_for_one_shared_identity(
     keep_cookies: bool, second: str | None
 ) -> None:
-    upstream = CookieSetter()
-    async with upstream as url:
+    setter = CookieSetter()
+    async with upstream(setter.answer) as url:
         fast = FastHttp(url, {}, connect_timeout=5, read_timeout=5, keep_cookies=keep_cookies)
         try:
             for _ in range(2):
@@ -55,19 +42,19 @@ async def test_the_fast_paths_client_keeps_cookies_only_for_one_shared_identity(
                 response.release()
         finally:
             await fast.aclose()
-    assert upstream.seen == [None, second]
+    assert setter.seen == [None, second]
 
 
 @pytest.mark.parametrize(("cookieless", "second"), [(True, None), (False, "session=set-for-the-first-caller")])
 async def test_the_sdk_client_each_keys_token_goes_through_keeps_no_cookies(
     cookieless: bool, second: str | None
 ) -> None:
-    upstream = CookieSetter()
-    async with upstream as url:
+    setter = CookieSetter()
+    async with upstream(setter.answer) as url:
         client = httpx2.AsyncClient()
         if cookieless:
             client = without_cookies(client)
         async with client:
             for _ in range(2):
                 (await client.post(url, content=b"{}")).raise_for_status()
-    assert upstream.seen == [None, second]
+    assert setter.seen == [None, second]

@@ -6,6 +6,7 @@ import pytest
 from aiohttp import web
 
 from mcp_hub.upstreams.fast_http import FastHttp
+from tests.mcp_hub.upstreams.web_upstream import upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +30,6 @@ class RejectsFirst:
 
     def __init__(self) -> None:
         self.ports: list[int] = []
-        self.runner: web.AppRunner | None = None
 
     async def answer(self, request: web.Request) -> web.Response:
         assert request.transport is not None
@@ -38,22 +38,10 @@ class RejectsFirst:
             return web.Response(status=401)
         return web.json_response({"jsonrpc": "2.0", "id": 1, "result": {}})
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post("/mcp", self.answer)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}/mcp"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
 
 async def test_a_401_whose_token_renewal_fails_gives_its_connection_back_to_the_pool() -> None:
-    upstream = RejectsFirst()
-    async with upstream as url:
+    rejecting = RejectsFirst()
+    async with upstream(rejecting.answer) as url:
         fast = FastHttp(url, {}, connect_timeout=5, read_timeout=5, credentials=Credentials())
         try:
             with pytest.raises(RenewalDown):
@@ -64,4 +52,4 @@ async def test_a_401_whose_token_renewal_fails_gives_its_connection_back_to_the_
         finally:
             await fast.aclose()
     assert response.status == 200
-    assert len(set(upstream.ports)) == 1  # the second request went on the first's connection, released to the pool
+    assert len(set(rejecting.ports)) == 1  # the second request went on the first's connection, released to the pool
