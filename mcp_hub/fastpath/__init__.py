@@ -93,12 +93,14 @@ async def _serve(
     manager: StreamableHTTPSessionManager, route: Route, request: Request, scope: Scope, receive: Receive, send: Send
 ) -> None:
     connection = connection_for(route.protocol_version, route.client_info, route.client_capabilities)
+    # By position where the class allows it: a class called with keywords builds a dict of them (about 450 Ir a
+    # keyword). The SDK metadata's field order is held by a test (`test_fast_path_objects.py`).
     exchange = Exchange(
-        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
-        request_id=route.request_id,
-        message_metadata=ServerMessageMetadata(request_context=request),
-        send=send,
-        progress_token=progress_token_from_params(route.params),
+        TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),  # (keyword-only)
+        route.request_id,
+        ServerMessageMetadata(None, request),  # related_request_id, request_context
+        send,
+        progress_token_from_params(route.params),
     )
     outcome: dict[str, Any] | Exception | None = None
     with cancel_scope() as handler:  # cancelled by the watcher when the client goes away
