@@ -96,7 +96,7 @@ class HubTools:
         run_id = uuid.uuid4().hex if name == RUN_CODE else None
         if run_id is not None:
             details["run_id"] = run_id
-        record = CallRecord(request_id=request_id, caller=caller, target=f"{META_TARGET}/{name}", details=details)
+        record = CallRecord(request_id, caller, f"{META_TARGET}/{name}", details)
         try:
             toolbox = self.toolboxes.get(caller)
             if len(toolbox):

@@ -64,7 +64,8 @@ def sse_event(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> 
 class Exchange:
     """The `DispatchContext` of one request (the back channel is closed, as in 2026-07-28), and its response."""
 
-    transport: TransportContext
+    headers: Mapping[str, str] | None
+    """The request's headers, which `transport` carries."""
     request_id: RequestId
     message_metadata: MessageMetadata
     send: Send
@@ -77,9 +78,18 @@ class Exchange:
     _cancel_requested: anyio.Event | None = field(default=None, init=False)
     _lock: asyncio.Lock | None = field(default=None, init=False)
     _quiet_until: float = field(default=0.0, init=False)
+    _transport: TransportContext | None = field(default=None, init=False)
 
     # Made when first needed: an anyio event or lock costs more to make than most of an exchange, and most
     # exchanges write nothing before their result and are never asked whether they were cancelled.
+
+    @property
+    def transport(self) -> TransportContext:
+        """The 2026-07-28 entry's transport context: no back channel, the request's headers. Few calls read it (a
+        handler asking for `ctx.headers`); a frozen dataclass called with keywords costs about 8,000 Ir to make."""
+        if self._transport is None:
+            self._transport = TransportContext(kind="streamable-http", can_send_request=False, headers=self.headers)
+        return self._transport
 
     @property
     def cancel_requested(self) -> anyio.Event:

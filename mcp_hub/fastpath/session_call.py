@@ -232,12 +232,15 @@ class SessionCall:
         self.version = version
         """The request's `MCP-Protocol-Version` (the SDK's default without one)."""
         self.resumable = transport._event_store is not None and is_version_at_least(self.version, "2025-11-25")
+        # By position (the SDK dataclass's field order, held by `test_fast_path_objects.py`): a class called with
+        # keywords builds a dict of them, five here, on every call.
         self.message_metadata = ServerMessageMetadata(
-            request_context=request,
-            close_sse_stream=self._close_stream if self.resumable else None,
-            close_standalone_sse_stream=self._close_standalone if self.resumable else None,
-            on_request_unanswered=partial(transport._terminate_unanswered_request, request_id),
-            can_send_request=True,
+            None,  # related_request_id
+            request,  # request_context
+            self._close_stream if self.resumable else None,  # close_sse_stream
+            self._close_standalone if self.resumable else None,  # close_standalone_sse_stream
+            partial(transport._terminate_unanswered_request, request_id),  # on_request_unanswered
+            True,  # can_send_request
         )
         self.closed = False
         """Whether the handler is done (the SDK's `dctx.close()`): what it sends later is dropped."""

@@ -132,15 +132,16 @@ class Relay:
         """The client request upstream work is done on behalf of (`DOWNSTREAM`, while it is)."""
         session = ctx.session
         assert ctx.request_id is not None
+        # By position, in the fields' order: a class called with keywords builds a dict of them (every call).
         return Downstream(
-            session=session,
-            request_id=ctx.request_id,
-            protocol_version=ctx.protocol_version,
-            capabilities=session.client_capabilities,
-            meta=ctx.meta,
-            connection=connection_of(session),
-            caller=caller,
-            call_id=call_id,
+            session,
+            ctx.request_id,
+            ctx.protocol_version,
+            session.client_capabilities,
+            ctx.meta,
+            connection_of(session),
+            caller,
+            call_id,
         )
 
     async def set_level(self, ctx: Context, params: types.SetLevelRequestParams) -> types.EmptyResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any
 
 import mcp_types as types
@@ -10,7 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mcp_hub.access import Caller
-from mcp_hub.pipeline import _call_attributes, argument_details, json_length
+from mcp_hub.errors import UnknownTool
+from mcp_hub.pipeline import CallRecord, _call_attributes, argument_details, json_length
+from toolpolicy.errors import PermissionDenied
 from toolpolicy.types import Principal
 
 json_values = st.recursive(
@@ -72,3 +75,18 @@ def test_a_calls_span_attributes_leave_out_what_has_no_value_in_the_order_of_the
     }
     attributes = _call_attributes(Caller(principal, "secret"), "docs__search", via, run_id)
     assert list(attributes.items()) == [(key, value) for key, value in full.items() if value is not None]
+
+
+def test_a_calls_audit_record_puts_each_value_in_its_own_field() -> None:
+    # `CallRecord.build` makes the record by position: a value given in the wrong place fails here.
+    principal = Principal(key_id="k1", key_name="key one", team="eng", customer="acme")
+    record = CallRecord("req-1", Caller(principal, "secret"), "fx/echo", {"server": "fx", "tool": "echo"})
+    refusal = UnknownTool("fx__echo", hidden=True)
+    record.deny(refusal)
+    record.cost_usd = Decimal("0.25")
+    built = record.build(0.5)
+    assert (built.request_id, built.kind, built.target, built.decision) == ("req-1", "tool_call", "fx/echo", "deny")
+    assert (built.status, built.latency_ms, built.reason) == (PermissionDenied.status, 500.0, refusal.reason)
+    assert (built.key_id, built.key_name, built.team, built.customer) == ("k1", "key one", "eng", "acme")
+    assert (built.tokens_in, built.tokens_out, built.cost_usd) == (None, None, Decimal("0.25"))
+    assert built.details == {"server": "fx", "tool": "echo", "outcome": "denied"}

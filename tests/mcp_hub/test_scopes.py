@@ -17,6 +17,12 @@ async def test_a_scope_is_anyios_own_with_its_deadline_and_shield() -> None:
     assert cancel_scope().deadline == anyio.CancelScope().deadline and not cancel_scope().shield
 
 
+async def test_a_scope_starts_in_the_state_anyios_own_starts_in() -> None:
+    made, anyios = cancel_scope(deadline=7.0, shield=True), anyio.CancelScope(deadline=7.0, shield=True)
+    for name in type(anyios).__slots__:
+        assert getattr(made, name) == getattr(anyios, name), name
+
+
 async def test_a_scope_cancels_at_its_deadline_and_the_clock_is_anyios() -> None:
     before = anyio.current_time()
     assert before <= current_time() <= anyio.current_time()

@@ -124,8 +124,18 @@ def bare_exchange(sent: list[Any]) -> mcp_hub.fastpath.exchange.Exchange:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    transport = TransportContext(kind="streamable-http", can_send_request=False)
-    return mcp_hub.fastpath.exchange.Exchange(transport=transport, request_id=1, message_metadata=None, send=send)
+    return mcp_hub.fastpath.exchange.Exchange(headers=None, request_id=1, message_metadata=None, send=send)
+
+
+def test_the_transport_carries_the_requests_headers_and_no_back_channel() -> None:
+    headers = {"x-request-id": "r-1"}
+    exchange = mcp_hub.fastpath.exchange.Exchange(headers=headers, request_id=1, message_metadata=None, send=no_send)
+    expected = TransportContext(kind="streamable-http", can_send_request=False, headers=headers)
+    assert exchange.transport == expected and exchange.transport is exchange.transport
+
+
+async def no_send(message: Any) -> None:
+    raise AssertionError(f"nothing is written here: {message}")
 
 
 async def test_a_call_answered_before_the_watch_delay_starts_no_watcher() -> None:

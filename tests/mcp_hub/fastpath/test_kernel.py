@@ -15,7 +15,6 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.runner import ServerRunner
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
-from mcp.shared.transport_context import TransportContext
 from mcp_types import (
     INVALID_PARAMS,
     CallToolRequestParams,
@@ -80,8 +79,7 @@ async def no_send(message: Any) -> None:
 
 
 def dispatch() -> Exchange:
-    transport = TransportContext(kind="streamable-http", can_send_request=False)
-    return Exchange(transport=transport, request_id=1, message_metadata=None, send=no_send)  # type: ignore[arg-type]
+    return Exchange(headers=None, request_id=1, message_metadata=None, send=no_send)  # type: ignore[arg-type]
 
 
 async def outcome(
