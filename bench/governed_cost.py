@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.governed_cost                    # 400 requests, identical and varied amounts
     .venv/bin/python -m bench.governed_cost --requests 1000 --redis redis://127.0.0.1:6379/12
+    .venv/bin/python -m bench.governed_cost --steady --redis redis://127.0.0.1:6379/12   # for an A/B
 
 The key is governed as on `isthmus+gov`: its request and token rate limits, its lifetime budget, its team's rolling
 day and its customer's month, with the counters in memory (`--redis URL`: in that Redis database).
@@ -10,12 +11,20 @@ each request other input tokens and `max_tokens`, as production's prompts do, so
 the recent ones. The process runs under `valgrind --tool=callgrind` with instrumentation off until its warm-up is
 done (`bench.callgrind`); the figure is the instructions of the measured requests divided by their number. The
 clock is fixed, so no window rolls over during a run.
+
+`--steady` leaves out what moves with the machine's load rather than with the code: the spend ledger's and the rate
+journal's writers write every 0.25 s of wall time, and valgrind's pace (the machine's load) decides how many requests
+share a write, so their figures move by 10-25k Ir a request from run to run; a full collection of the warm-up's
+objects may fall in the window or not. With it the writers wait an hour (nothing is written while counting) and the
+warm-up's objects are frozen out of the collector's reach (`gc.freeze`): five runs of main's tree gave 307-317k
+Ir identical, 382-401k varied; run both trees side by side for an A/B.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import tempfile
 import uuid
@@ -28,10 +37,15 @@ WARMUP = 200
 """Requests before counting: caches filled, code paths taken once."""
 
 
-def config(store: str, redis: str | None) -> dict[str, Any]:
+QUIET_WRITERS = {"flush_interval": 3600, "spend_flush_interval": 3600, "rate_journal_flush_interval": 3600}
+"""`--steady`: the store's writers wait an hour, so none writes while counting."""
+
+
+def config(store: str, redis: str | None, *, steady: bool = False) -> dict[str, Any]:
     budget = 1_000_000.0
     return {
         "store": store,
+        **({"audit": QUIET_WRITERS} if steady else {}),
         "redis": redis,
         "providers": {"mock": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
         "pricing": {"mock/*": {"input": 0.15, "output": 0.6, "max_output": 1024}},
@@ -52,7 +66,7 @@ def config(store: str, redis: str | None) -> dict[str, Any]:
     }
 
 
-async def child(requests: int, varied: bool, redis: str | None) -> None:
+async def child(requests: int, varied: bool, redis: str | None, steady: bool) -> None:
     from datetime import UTC, datetime
 
     from toolpolicy.governor import Call, Usage
@@ -61,7 +75,9 @@ async def child(requests: int, varied: bool, redis: str | None) -> None:
     from toolpolicy.types import ModelTarget
 
     with tempfile.TemporaryDirectory() as scratch:
-        settings = GatewaySettings.model_validate(config(f"sqlite+aiosqlite:///{scratch}/store.db", redis))
+        settings = GatewaySettings.model_validate(
+            config(f"sqlite+aiosqlite:///{scratch}/store.db", redis, steady=steady)
+        )
         governance = Governance(settings)
         fixed = datetime(2026, 12, 7, 12, 0, 30, tzinfo=UTC)
         governance.governor.clock = lambda: fixed
@@ -80,6 +96,9 @@ async def child(requests: int, varied: bool, redis: str | None) -> None:
 
             for index in range(WARMUP):
                 await one(index)
+            if steady:
+                gc.collect()
+                gc.freeze()
             print("ready", flush=True)
             sys.stdin.readline()
             for index in range(WARMUP, WARMUP + requests):
@@ -90,7 +109,7 @@ async def child(requests: int, varied: bool, redis: str | None) -> None:
             await governance.stop()
 
 
-def measure(requests: int, varied: bool, redis: str | None, keep: Path | None) -> float:
+def measure(requests: int, varied: bool, redis: str | None, keep: Path | None, steady: bool) -> float:
     """Instructions per request, every thread of the process counted (the dump kept in `keep`, if given)."""
     import subprocess
 
@@ -100,6 +119,7 @@ def measure(requests: int, varied: bool, redis: str | None, keep: Path | None) -
         argv = [sys.executable, "-m", "bench.governed_cost", "--child", "--requests", str(requests)]
         argv += ["--varied"] if varied else []
         argv += ["--redis", redis] if redis else []
+        argv += ["--steady"] if steady else []
         stem = (keep or Path(scratch)) / f"callgrind.{'varied' if varied else 'identical'}"
         process = subprocess.Popen(valgrind_argv(stem, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         instructions = count_paused_run(process, Controlled(process.pid, stem))
@@ -111,16 +131,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--redis", help="count in this Redis database instead of in memory")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps here (for `callgrind_annotate`)")
+    parser.add_argument("--steady", action="store_true", help="no store writes or full collections while counting")
     parser.add_argument("--varied", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.requests, args.varied, args.redis))
+        asyncio.run(child(args.requests, args.varied, args.redis, args.steady))
         return
     if missing_tools():
         raise SystemExit(f"not on PATH: {', '.join(missing_tools())}")
     for varied in (False, True):
-        figure = measure(args.requests, varied, args.redis, args.keep)
+        figure = measure(args.requests, varied, args.redis, args.keep, args.steady)
         print(f"{'varied' if varied else 'identical'} amounts: {figure:,.0f} Ir per governed request", flush=True)
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,7 +52,7 @@ from toolpolicy.counters.journaled import seed_rate_buckets
 from toolpolicy.decide import authorize
 from toolpolicy.errors import LimitExceeded, PermissionDenied, ServiceUnavailable
 from toolpolicy.plan import Planned, entity_budgets, from_nano, rate_limit, to_nano
-from toolpolicy.plan_cache import PlanCache
+from toolpolicy.plan_cache import Plan, PlanCache
 from toolpolicy.pricing import DEFAULT_MAX_OUTPUT, ModelPrice, PriceTable
 from toolpolicy.settings import GatewaySettings
 from toolpolicy.store.ledger import SpendEntry, SpendLedger
@@ -61,6 +61,8 @@ from toolpolicy.telemetry.metrics import Metrics
 from toolpolicy.types import ModelTarget, Principal, Target, ToolTarget
 
 logger = logging.getLogger(__name__)
+NOTHING: Plan = ((), [])
+"""No limits: the plan of a stage that holds nothing (never changed)."""
 NANO_PER_USD = 1e9
 utc_now = functools.partial(datetime.now, UTC)
 """The governor's clock by default: a partial calls in C (a lambda is a Python frame), read twice per request."""
@@ -174,25 +176,25 @@ class Governor:
             return admission
         now = self.clock()
         seconds = now.timestamp()  # once: an aware datetime's timestamp costs a few timedelta operations
-        planned: list[Planned] = []
         if isinstance(call.target, ToolTarget):
+            planned: Sequence[Planned] = []
+            taking: list[Limit] = []
             if limits.get("mcp_rate_limit"):
-                planned += self.mcp_rate_limits(principal, call.target.server, now, seconds)
+                planned, taking = self.mcp_rate_limits(principal, call.target.server, now, seconds)
             if call.fixed_cost_usd:
                 amount = to_nano(call.fixed_cost_usd, round_up=True)
-                planned += self.budgets(principal, amount, now, seconds, None)
+                budgets, budget_limits = self.budgets(principal, amount, now, seconds, None)
+                planned, taking = [*planned, *budgets], [*taking, *budget_limits]
         else:
-            planned += self.llm_rate_limits(call, None, now, seconds)
+            planned, taking = self.llm_rate_limits(call, None, now, seconds)
             early = self._early_attempt(call, now, seconds)
             if early is not None:
-                await admission.reserve(planned, stage="request", early=early, now=seconds)
+                await admission.reserve(planned, taking, stage="request", early=early, now=seconds)
                 return admission
-        await admission.reserve(planned, stage="request", now=seconds)
+        await admission.reserve(planned, taking, stage="request", now=seconds)
         return admission
 
-    def budgets(
-        self, principal: Principal, amount: int, now: datetime, seconds: float, provider: str | None
-    ) -> list[Planned]:
+    def budgets(self, principal: Principal, amount: int, now: datetime, seconds: float, provider: str | None) -> Plan:
         """`entity_budgets`, built once per key and window (`PlanCache`); `seconds` is `now` in epoch seconds."""
         return self.plans.get(
             ("budgets", principal.key_id, provider),
@@ -202,7 +204,7 @@ class Governor:
             (amount,),
         )
 
-    def mcp_rate_limits(self, principal: Principal, server: str, now: datetime, seconds: float) -> list[Planned]:
+    def mcp_rate_limits(self, principal: Principal, server: str, now: datetime, seconds: float) -> Plan:
         """The key's MCP rate limits on a call to `server`: tool calls per key, then per server, each +1 counted at
         once; built once per key, server and window (`PlanCache`)."""
 
@@ -220,7 +222,7 @@ class Governor:
 
         return self.plans.get(("calls", principal.key_id, server), principal, seconds, build, (1,))
 
-    def llm_rate_limits(self, call: Call, provider: str | None, now: datetime, seconds: float) -> list[Planned]:
+    def llm_rate_limits(self, call: Call, provider: str | None, now: datetime, seconds: float) -> Plan:
         """The key's LLM rate limits (provider None: its own, advertised in the response headers; else its limits on
         that provider), built once per key and window: requests +1, counted at once; tokens the worst case, held
         until settled."""
@@ -230,7 +232,7 @@ class Governor:
             limits.get("rate_limit") if provider is None else (limits.get("provider_rate_limits") or {}).get(provider)
         )
         if not rate:
-            return []
+            return NOTHING
         amounts: tuple[int, ...] = ()
         if rate.get("requests"):
             amounts += (1,)
@@ -238,7 +240,7 @@ class Governor:
             max_output = DEFAULT_MAX_OUTPUT if call.max_output_tokens is None else call.max_output_tokens
             amounts += (call.input_tokens + call.choices * max_output,)
         if not amounts:
-            return []
+            return NOTHING
 
         def build() -> list[Planned]:
             owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
@@ -248,13 +250,16 @@ class Governor:
 
     def attempt_limits(
         self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime, seconds: float
-    ) -> list[Planned]:
+    ) -> Plan:
         """One attempt target's reservations: the provider's rate limits, then every budget at the worst-case cost."""
         worst = 0
         if price is not None:
             worst = price.worst_case_nano(call.input_tokens, call.max_output_tokens, call.choices)
         budgets = self.budgets(call.principal, worst, now, seconds, target.provider)
-        return [*self.llm_rate_limits(call, target.provider, now, seconds), *budgets]
+        rates = self.llm_rate_limits(call, target.provider, now, seconds)
+        if not rates[1]:  # the usual case: no rate limit on the provider, the budgets' plan as it is
+            return budgets
+        return [*rates[0], *budgets[0]], [*rates[1], *budgets[1]]
 
     def _early_attempt(self, call: Call, now: datetime, seconds: float) -> Early | None:
         """The requested model's attempt reservation, when it can be taken at admission (see the module's order).
@@ -273,11 +278,11 @@ class Governor:
         price = self.price(target)
         if price is None:
             return None
-        planned = self.attempt_limits(call, target, price, now, seconds)
-        for item in planned:
-            if item.limit.commit:
+        planned, taking = self.attempt_limits(call, target, price, now, seconds)
+        for limit in taking:
+            if limit.commit:
                 return None
-        return Early(target, price, planned)
+        return Early(target, price, planned, taking)
 
 
 @dataclass(slots=True)
@@ -286,7 +291,9 @@ class Early:
 
     target: ModelTarget
     price: ModelPrice
-    planned: list[Planned]
+    planned: Sequence[Planned]
+    limits: list[Limit]
+    """`planned`'s limits with the request's amounts."""
     denied: tuple[Planned, int] | None = None
     """The limit that had no room, with its usage: raised when the router attempts this target."""
 
@@ -312,11 +319,11 @@ class Admission:
         self.governor = governor
         self.call = call
         self.advertised: dict[str, tuple[Planned, int, float]] = {}
-        """The key's own limits taken, by kind, with their usage before this request and when: rendered as the
-        `x-ratelimit-*` headers only when the response is (`headers`, `raw_headers`)."""
+        """The key's own limits taken, by kind, with their usage including this request's amount and when: rendered
+        as the `x-ratelimit-*` headers only when the response is (`headers`, `raw_headers`)."""
         self.target: ModelTarget | ToolTarget | None = call.target if isinstance(call.target, ToolTarget) else None
         self.cost_usd = Decimal(0)
-        self._held: dict[str, list[Planned]] = {"request": [], "attempt": []}
+        self._held: dict[str, Plan] = {"request": NOTHING, "attempt": NOTHING}
         self._store: CounterStore = governor.counters
         self._price: ModelPrice | None = None
         self._early: Early | None = None
@@ -329,15 +336,15 @@ class Admission:
     def headers(self) -> dict[str, str]:
         """Response headers describing the key's limits (`x-ratelimit-*`)."""
         headers: dict[str, str] = {}
-        for suffix, (item, used, now) in self.advertised.items():
-            item.add_headers(headers, used, suffix, now)
+        for suffix, (item, taken, now) in self.advertised.items():
+            item.add_headers(headers, taken, suffix, now)
         return headers
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """`headers` as a response's raw headers (names lower-case, values latin-1), in the same order."""
         raw: list[tuple[bytes, bytes]] = []
-        for suffix, (item, used, now) in self.advertised.items():
-            raw += item.raw_headers(used, suffix, now)
+        for suffix, (item, taken, now) in self.advertised.items():
+            raw += item.raw_headers(taken, suffix, now)
         return raw
 
     async def attempt(self, target: ModelTarget) -> None:
@@ -354,7 +361,9 @@ class Admission:
         ungoverned = self.ungoverned
         now = governor.clock()
         seconds = now.timestamp()
-        planned = [] if ungoverned else governor.attempt_limits(self.call, target, self._price, now, seconds)
+        planned, taking = (
+            NOTHING if ungoverned else governor.attempt_limits(self.call, target, self._price, now, seconds)
+        )
         if self._price is None:
             governor.unpriced_calls += 1
             governor.metrics.unpriced.inc()
@@ -364,20 +373,32 @@ class Admission:
                 governor.unpriced_warned.add(target.name)
                 logger.warning("no price for model %s: counted as $0 against budgets (warned once)", target.name)
         if not ungoverned:
-            await self.reserve(planned, stage="attempt", now=seconds)
+            await self.reserve(planned, taking, stage="attempt", now=seconds)
 
-    async def reserve(self, planned: list[Planned], *, stage: str, now: float, early: Early | None = None) -> None:
-        """Take `planned` (planned at `now`, epoch seconds) for `stage`, then, in the same counter-store step,
-        `early`'s attempt reservation. A try after a fallback or a seeding reads the clock again.
+    async def reserve(
+        self,
+        planned: Sequence[Planned],
+        taking: list[Limit],
+        *,
+        stage: str,
+        now: float,
+        early: Early | None = None,
+    ) -> None:
+        """Take `planned` (planned at `now`, epoch seconds) for `stage`, its limits with the request's amounts in
+        `taking`, then, in the same counter-store step, `early`'s attempt reservation. A try after a fallback or a
+        seeding reads the clock again.
 
         A denial of `planned` raises LimitExceeded; a denial of `early` is kept for `attempt` to raise.
         """
-        combined = [*planned, *early.planned] if early is not None else planned
-        if not combined:
+        combined: Sequence[Planned]
+        if early is not None:
+            combined, limits = [*planned, *early.planned], [*taking, *early.limits]
+        else:
+            combined, limits = planned, taking
+        if not limits:
             self._early = early
             return
         governor = self.governor
-        limits = [item.limit for item in combined]
         now_seconds = now
         for _ in range(3):
             try:
@@ -401,29 +422,34 @@ class Admission:
                 assert failed is not None
                 if failed < len(planned):
                     raise self._denial(planned[failed], outcome.usage[failed])
-            self._took(planned, outcome.usage, stage, now_seconds)
+            self._took(planned, taking, outcome.usage, stage, now_seconds)
             if early is not None:
                 if failed is None:
-                    self._took(early.planned, outcome.usage[len(planned) :], "attempt", now_seconds)
+                    self._took(early.planned, early.limits, outcome.usage[len(planned) :], "attempt", now_seconds)
                 else:
                     early.denied = (combined[failed], outcome.usage[failed])
                 self._early = early
             return
         raise ServiceUnavailable("could not reserve against the counter store; try again")
 
-    def _took(self, planned: list[Planned], usage: tuple[int, ...], stage: str, now: float) -> None:
-        """Record what `stage` now holds; `usage` is each limit's usage before it was taken."""
-        self._held[stage] = planned
+    def _took(
+        self, planned: Sequence[Planned], taking: list[Limit], usage: tuple[int, ...], stage: str, now: float
+    ) -> None:
+        """Record what `stage` now holds (`taking`: `planned`'s limits with the request's amounts); `usage` is each
+        limit's usage before it was taken."""
+        self._held[stage] = (planned, taking)
         budget_held = self.governor._budget_held
-        for item, used in zip(planned, usage, strict=False):
+        # By index, not `zip(..., strict=...)`: a call with a keyword argument builds a dict for it (~1.5k Ir a call).
+        for index, item in enumerate(planned):
+            limit, used = taking[index], usage[index]
             if item.advertised:
-                self.advertised[item.kind] = (item, used, now)
+                self.advertised[item.kind] = (item, used + limit.amount, now)
             elif item.kind == "usd":  # a budget is never advertised
                 labels = (item.level, item.owner, item.period)
                 if labels in budget_held:  # `note_budget`'s usual case, written out: a call less per budget
-                    budget_held[labels] = (item.limit.limit, used + item.limit.amount)
+                    budget_held[labels] = (limit.limit, used + limit.amount)
                 else:
-                    self.governor.note_budget(item, used + item.limit.amount)
+                    self.governor.note_budget(item, used + limit.amount)
 
     def _denial(self, failed: Planned, usage: int) -> LimitExceeded:
         self.governor.metrics.limit_denials.labels(failed.level, failed.kind).inc()
@@ -446,7 +472,7 @@ class Admission:
         logger.error("COUNTER STORE UNREACHABLE: limits are now per replica (on_counter_store_error: allow): %s", exc)
         self._store = governor.fallback
 
-    async def _seed(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
+    async def _seed(self, planned: Sequence[Planned], missing: tuple[str, ...], now: float) -> None:
         try:
             await self._seed_from_ledger(planned, missing, now)
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
@@ -456,7 +482,7 @@ class Admission:
                 "budgets cannot be checked: the spend ledger in the store is unreachable; try again"
             ) from exc
 
-    async def _seed_from_ledger(self, planned: list[Planned], missing: tuple[str, ...], now: float) -> None:
+    async def _seed_from_ledger(self, planned: Sequence[Planned], missing: tuple[str, ...], now: float) -> None:
         governor = self.governor
         wanted = set(missing)
         rate_buckets = {
@@ -496,12 +522,14 @@ class Admission:
         settlements: list[tuple[Limit, int]] = []  # plain pairs, not Settlement: see its docstring
         held = self._held
         for stage in stages:
-            for item in held[stage]:
+            planned, taking = held[stage]
+            for index, item in enumerate(planned):  # by index: see `_took`
+                limit = taking[index]
                 amount = actual.get(item.kind, 0) if actual else 0
                 # A counted limit (requests, tool calls) holds nothing and commits nothing more: nothing to send.
-                if amount or not item.limit.commit:
-                    settlements.append((item.limit, amount))
-            held[stage] = []
+                if amount or not limit.commit:
+                    settlements.append((limit, amount))
+            held[stage] = NOTHING
         if not settlements:
             return
         try:
@@ -527,7 +555,7 @@ class Admission:
         self.cost_usd = cost
         at: datetime | None = None
         held = self._held
-        if held["request"] or held["attempt"]:  # else nothing to settle (an ungoverned caller holds nothing)
+        if held["request"][1] or held["attempt"][1]:  # else nothing to settle (an ungoverned caller holds nothing)
             actual = {"usd": to_nano(cost), "tokens": usage.tokens_in + usage.tokens_out}
             at = self.governor.clock()  # the clock the budget windows were computed on
             await self._settle_stage("request", "attempt", actual=actual, at=at)

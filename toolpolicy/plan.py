@@ -35,11 +35,13 @@ def usd(amount: Decimal) -> str:
     return "$" + format(amount.quantize(Decimal("0.000001")).normalize(), "f")
 
 
-@dataclass(slots=True)  # not frozen, as `Limit`: one per limit per request of new amounts, never changed or hashed
+@dataclass(slots=True)  # not frozen, as `Limit`: made once per key and window (`plan_cache`), never changed
 class Planned:
     """A Limit with what is needed to explain a denial and to seed it."""
 
     limit: Limit
+    """The plan's own limit: its amount is the plan's (0), a request's are in the Limits it reserves with
+    (`with_amount`), so only its static fields count here."""
     label: str
     """e.g. `budget team/support 1M` or `rate limit key/bot requests 600/1m`."""
     kind: str
@@ -61,62 +63,53 @@ class Planned:
             return f"{self.label}: {usd(from_nano(usage))} spent of {usd(from_nano(self.limit.limit))}"
         return f"{self.label}: {usage} of {self.limit.limit} used"
 
-    def with_amount(self, amount: int) -> Planned:
-        """The same limit taking `amount` (a plan is built once per key and window, amounts come per request).
-
-        Every field copied by hand onto new objects: a request whose amounts differ from the recent ones' makes two
-        per limit, and a class call with its `__init__` frame costs a fifth more (7.5k instructions a limit, 6.0k
-        here). `test_plan_amounts` checks that no field is left out."""
-        limit = self.limit
-        if amount == limit.amount:
-            return self
-        new_limit = _new(Limit)
-        new_limit.hold_key = limit.hold_key
-        new_limit.used_keys = limit.used_keys
-        new_limit.add_key = limit.add_key
-        new_limit.limit = limit.limit
-        new_limit.amount = amount
-        new_limit.commit = limit.commit
-        new_limit.ttl = limit.ttl
-        new_limit.seeded = limit.seeded
-        new_limit.window_start = limit.window_start
-        new_limit.journaled = limit.journaled
-        new_limit.used_prefix = limit.used_prefix
-        new_limit.origin = limit.origin or limit
-        planned = _new(Planned)
-        planned.limit = new_limit
-        planned.label = self.label
-        planned.kind = self.kind
-        planned.window = self.window
-        planned.scope = self.scope
-        planned.advertised = self.advertised
-        planned.level = self.level
-        planned.owner = self.owner
-        planned.period = self.period
-        return planned
-
-    def add_headers(self, headers: dict[str, str], usage: int, suffix: str, now: float) -> None:
-        """Put the `x-ratelimit-*` headers in `headers` (`usage`: the limit's usage before this request)."""
+    def add_headers(self, headers: dict[str, str], taken: int, suffix: str, now: float) -> None:
+        """Put the `x-ratelimit-*` headers in `headers` (`taken`: the limit's usage with this request's amount)."""
         limit_name, remaining_name, reset_name = _header_names(suffix)
-        limit = self.limit
-        headers[limit_name] = str(limit.limit)
-        headers[remaining_name] = str(max(0, limit.limit - usage - limit.amount))
+        limit = self.limit.limit
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(max(0, limit - taken))
         headers[reset_name] = format_reset(self._resets_in(now))
 
-    def raw_headers(self, usage: int, suffix: str, now: float) -> list[tuple[bytes, bytes]]:
+    def raw_headers(self, taken: int, suffix: str, now: float) -> list[tuple[bytes, bytes]]:
         """`add_headers` as a response's raw headers (names made once per suffix), in the same order."""
         limit_name, remaining_name, reset_name = _raw_header_names(suffix)
-        limit = self.limit
+        limit = self.limit.limit
         until = self.window.until  # `_resets_in`, inline
         return [
-            (limit_name, b"%d" % limit.limit),
-            (remaining_name, b"%d" % max(0, limit.limit - usage - limit.amount)),
+            (limit_name, b"%d" % limit),
+            (remaining_name, b"%d" % max(0, limit - taken)),
             (reset_name, format_reset_raw(0 if until is None else until - now)),
         ]
 
     def _resets_in(self, now: float) -> float:
         until = self.window.until  # `Window.resets_in`, inline: twice per admitted request
         return 0 if until is None else until - now
+
+
+def with_amount(limit: Limit, amount: int) -> Limit:
+    """The same limit taking `amount` (a plan is built once per key and window, amounts come per request).
+
+    Every field copied by hand onto a new object: a request whose amounts differ from the recent ones' makes one
+    per limit, and a class call with its `__init__` frame costs a fifth more. Only the Limit is copied, not its
+    Planned (the governor keeps the plan's Planned beside the request's Limits): a Planned copy cost as much again.
+    `test_plan_amounts` checks that no field is left out."""
+    if amount == limit.amount:
+        return limit
+    new_limit = _new(Limit)
+    new_limit.hold_key = limit.hold_key
+    new_limit.used_keys = limit.used_keys
+    new_limit.add_key = limit.add_key
+    new_limit.limit = limit.limit
+    new_limit.amount = amount
+    new_limit.commit = limit.commit
+    new_limit.ttl = limit.ttl
+    new_limit.seeded = limit.seeded
+    new_limit.window_start = limit.window_start
+    new_limit.journaled = limit.journaled
+    new_limit.used_prefix = limit.used_prefix
+    new_limit.origin = limit.origin or limit
+    return new_limit
 
 
 _new = object.__new__

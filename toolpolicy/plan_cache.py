@@ -3,16 +3,21 @@
 What a key's rate limits and budgets turn into (counter keys, labels, windows) depends on the key as resolved (its
 `Principal`, a new object whenever the key is reloaded: a new generation of its limits) and on the windows' current
 buckets, not on the request. A plan is kept until a window of it rolls over, or the key is reloaded; a request
-only puts its amounts in (`Planned.with_amount`), and the last few amounts' plans are kept as well.
+only puts its amounts in (`with_amount`: its own Limits, beside the plan's Planned), and the Limits of the last few
+amounts are kept as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
-from toolpolicy.plan import Planned
+from toolpolicy.counters.base import Limit
+from toolpolicy.plan import Planned, with_amount
 
+Plan = tuple[Sequence[Planned], list[Limit]]
+"""A plan's Planned (amounts 0: labels, windows, static fields) and, at the same positions, the Limits taking a
+request's amounts. Neither is the caller's to change."""
 MAX_PLANS = 4096
 """Plans kept; the cache starts over when full (keys come and go, windows roll over)."""
 MAX_AMOUNTS = 16
@@ -26,7 +31,7 @@ class _Entry:
     since: float
     until: float
     templates: tuple[Planned, ...]
-    by_amount: dict[tuple[int, ...], list[Planned]] = field(default_factory=dict)
+    by_amount: dict[tuple[int, ...], Plan] = field(default_factory=dict)
 
 
 class PlanCache:
@@ -40,11 +45,11 @@ class PlanCache:
         now: float,
         build: Callable[[], list[Planned]],
         amounts: tuple[int, ...],
-    ) -> list[Planned]:
-        """The plan `build` makes for `key`, with `amounts` (one per limit, or one for all) put in.
+    ) -> Plan:
+        """The plan `build` makes for `key`, with `amounts` (one per limit, or one for all) put in its Limits.
 
         `build` runs again when `source` is another object than the cached plan's or `now` (epoch seconds) is
-        outside every one of its windows' current buckets. The list returned is the caller's to keep, not to change.
+        outside every one of its windows' current buckets.
         """
         entry = self._entries.get(key)
         if entry is None or entry.source is not source or not entry.since <= now < entry.until:
@@ -56,13 +61,14 @@ class PlanCache:
             if len(self._entries) >= MAX_PLANS:
                 self._entries.clear()
             entry = self._entries[key] = _Entry(source, since, until, templates)
-        planned = entry.by_amount.get(amounts)
-        if planned is None:
+        plan = entry.by_amount.get(amounts)
+        if plan is None:
+            templates = entry.templates
             if len(amounts) == 1:
-                planned = [item.with_amount(amounts[0]) for item in entry.templates]
+                limits = [with_amount(item.limit, amounts[0]) for item in templates]
             else:
-                planned = [item.with_amount(amount) for item, amount in zip(entry.templates, amounts, strict=True)]
+                limits = [with_amount(item.limit, amount) for item, amount in zip(templates, amounts, strict=True)]
             if len(entry.by_amount) >= MAX_AMOUNTS:
                 entry.by_amount.clear()
-            entry.by_amount[amounts] = planned
-        return planned
+            plan = entry.by_amount[amounts] = (templates, limits)
+        return plan

@@ -17,7 +17,7 @@ class CounterStoreError(Exception):
 
 
 # Not frozen, and never changed once made: a request whose amounts differ from the recent ones' gets a new Limit per
-# limit (`Planned.with_amount`), and a frozen dataclass sets each of its eleven fields through `object.__setattr__`.
+# limit (`plan.with_amount`), and a frozen dataclass sets each of its eleven fields through `object.__setattr__`.
 # Nothing hashes a Limit (the Redis store remembers its texts by the object's id, held with them).
 @dataclass(slots=True)
 class Limit:
@@ -50,7 +50,7 @@ class Limit:
     """Set when `used_keys` are this prefix followed by consecutive integers, oldest first (a rolling window's
     buckets): a store may then name them as a range instead of listing them."""
     origin: Limit | None = field(default=None, init=False, compare=False, repr=False)
-    """The limit this one is a copy of but for its amount (`Planned.with_amount`): a plan's, whose static part a
+    """The limit this one is a copy of but for its amount (`plan.with_amount`): a plan's, whose static part a
     store has likely encoded already. None for a limit made any other way (`dataclasses.replace` leaves it None)."""
 
 

@@ -134,8 +134,10 @@ class RedisCounterStore:
         if not limits:
             self.settles.add("\n" + request_id)
             return
-        # The id last: the rest of the argument is the id, whatever its characters.
-        self.settles.add(" ".join(amounts) + "\n" + self._static.joined(limits).statics + "\n" + request_id)
+        # The id last: the rest of the argument is the id, whatever its characters. `lines`, not `joined`: a
+        # settlement names the limits its reservation did less its counted ones, a set `joined` has not seen when
+        # the amounts are new (a Joined built and kept for one use); `lines` finds each static part by the plan's limit.
+        self.settles.add(" ".join(amounts) + "\n" + self._static.lines(limits) + "\n" + request_id)
 
     async def _settle_now(self, settlements: list[str]) -> None:
         await self._run(SETTLE_SCRIPT, (), settlements)
