@@ -212,7 +212,10 @@ class Pipeline:
             "attempts": trace.attempts,
         }
         if exchange.ttfb is not None:
-            details["ttfb_ms"] = round(exchange.ttfb * 1000, 3)
+            # Milliseconds to three places as `round(ms, 3)` gives them, from a whole number of microseconds: the
+            # rounding to places goes through a decimal string (~2,900 instructions), the rounding to a whole number
+            # and a division take ~1,200.
+            details["ttfb_ms"] = round(exchange.ttfb * 1_000_000) / 1000
         if trace.failures:
             details["failures"] = trace.failures
         usage = exchange.usage
@@ -230,7 +233,7 @@ class Pipeline:
                 exchange.requested,
                 "deny" if exchange.admission is None and "cache_saved_usd" not in details else "allow",
                 exchange.status,
-                round(((exchange.ended or time.perf_counter()) - exchange.started) * 1000, 3),
+                round(((exchange.ended or time.perf_counter()) - exchange.started) * 1_000_000) / 1000,  # as ttfb_ms
                 principal.key_id if principal else None,
                 principal.key_name if principal else None,
                 principal.team if principal else None,

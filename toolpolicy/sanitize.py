@@ -135,25 +135,60 @@ def details(value: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+CLEAN_KEY_RUNS = 256
+"""Sequences of `details` keys remembered as clean (see `_flat_and_clean`); the memory starts over when full."""
+_clean_keys: dict[tuple[object, ...], int] = {}
+
+
 def _flat_and_clean(value: dict[str, Any]) -> bool:
-    size = 0
-    for key, item in value.items():
-        if type(key) is not str or not key.isascii() or "\x00" in key:
+    """Whether `details` would leave `value` alone: at most `MAX_DETAIL_ITEMS` entries, keys plain strings (ASCII,
+    no NUL), values flat and storable as they are, their JSON well within `MAX_DETAIL_STRING`.
+
+    A record's details have the same few sequences of keys request after request (the literals of the half that
+    made them), so a sequence found clean is remembered with its share of the size, found by equality, and its keys
+    are not checked again; the values are checked each time. A `str` subclass key equal to a remembered one is taken
+    as it is rather than copied to a `str`: its text, what the store is given, is the same. With a chat record's six
+    entries: ~8,000 instructions where checking every key took ~12,400 (`bench.instructions`' callgrind, alone)."""
+    if len(value) > MAX_DETAIL_ITEMS:
+        return False
+    keys = tuple(value)
+    try:
+        size = _clean_keys.get(keys)
+    except Exception:  # a key of another type whose comparison raised: not a plain string
+        return False
+    if size is None:
+        size = _clean_key_size(keys)
+        if size is None:
             return False
-        if type(item) is str:
+    for item in value.values():
+        kind = type(item)
+        if kind is str:
             if not item.isascii() or "\x00" in item:
                 return False
             size += len(item)
-        elif type(item) is float:
+        elif kind is float:
             if not math.isfinite(item):
                 return False
-        elif type(item) is int:
+        elif kind is int:
             if not -(2**63) <= item < 2**63:
                 return False
-        elif item is not None and type(item) is not bool:
+        elif item is not None and kind is not bool:
             return False
-        size += len(key) + 24  # a number's or literal's JSON is at most about that long
-    return size <= MAX_DETAIL_STRING and len(value) <= MAX_DETAIL_ITEMS
+    return size <= MAX_DETAIL_STRING
+
+
+def _clean_key_size(keys: tuple[object, ...]) -> int | None:
+    """The keys' share of `_flat_and_clean`'s size estimate (each key's length and room for a number's or literal's
+    JSON, at most about 24 characters), remembered; None when a key is not a plain string."""
+    size = 0
+    for key in keys:
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return None
+        size += len(key) + 24
+    if len(_clean_keys) >= CLEAN_KEY_RUNS:
+        _clean_keys.clear()
+    _clean_keys[keys] = size
+    return size
 
 
 def _json_value(value: Any, depth: int) -> Any:

@@ -70,6 +70,26 @@ def test_oversized_details_keep_their_small_entries() -> None:
     assert cleaned["route"] == "openai/gpt-4o" and cleaned["arguments"].startswith(sanitize.TRUNCATED)
 
 
+def test_details_keys_found_clean_are_remembered_and_still_each_value_is_checked() -> None:
+    plain = {"api": "openai", "stream": False, "attempts": 1, "ttfb_ms": 0.5}
+    assert sanitize.details(plain) is plain
+    assert (*plain,) in sanitize._clean_keys  # the key sequence remembered
+    again = {"api": "anthropic", "stream": True, "attempts": 2, "ttfb_ms": 1.25}
+    assert sanitize.details(again) is again  # the keys found, the new values checked
+    for unclean in (
+        {"api": "open\x00ai", "stream": False, "attempts": 1, "ttfb_ms": 0.5},
+        {"api": "caf\u00e9", "stream": False, "attempts": 1, "ttfb_ms": 0.5},
+        {"api": "openai", "stream": False, "attempts": 2**63, "ttfb_ms": 0.5},
+        {"api": "openai", "stream": False, "attempts": 1, "ttfb_ms": float("nan")},
+        {"api": "openai", "stream": [False], "attempts": 1, "ttfb_ms": 0.5},
+        {"api": "x" * (sanitize.MAX_DETAIL_STRING + 1), "stream": False, "attempts": 1, "ttfb_ms": 0.5},
+    ):
+        assert not sanitize._flat_and_clean(unclean)
+        assert sanitize.details(unclean) is not unclean
+    assert not sanitize._flat_and_clean({"api\x00": "openai"})
+    assert ("api\x00",) not in sanitize._clean_keys  # a sequence with a key to clean is never remembered
+
+
 def test_a_spend_entry_with_a_cost_that_is_not_a_number_is_charged_zero() -> None:
     entry = sanitize.spend_entry(SpendEntry("r" * 90, "m", Decimal("NaN"), created_at=TS))
     assert entry.cost_usd == 0 and len(entry.request_id) == 64 and entry.request_id.endswith(sanitize.TRUNCATED)
