@@ -32,7 +32,7 @@ from toolpolicy.errors import GatewayError, InvalidRequest
 from toolpolicy.governor import Admission, Call, Usage
 from toolpolicy.names import header_value
 from toolpolicy.runtime import Governance
-from toolpolicy.telemetry.tracing import mark_error, start_server_span
+from toolpolicy.telemetry.tracing import add_attributes, mark_error, start_server_span
 from toolpolicy.types import ModelTarget, Principal
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ class Pipeline:
             return
         exchange.trace.span = None
         if span.is_recording():
-            span.set_attributes(self._span_attributes(exchange))
+            add_attributes(span, self._span_attributes(exchange))
             if exchange.requested:
                 span.update_name(f"{exchange.trace.operation} {exchange.requested}")
             if exchange.error is not None:

@@ -16,6 +16,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from tests.tracing_support import span_exporter
 from toolpolicy.telemetry import tracing
 from toolpolicy.telemetry.tracing import (
+    add_attributes,
     child_span,
     inject,
     nothing_to_trace,
@@ -260,3 +261,48 @@ def test_without_a_provider_telling_tracing_is_off_reads_no_environment(
     monkeypatch.setattr(os, "environ", Watched(os.environ))
     assert not tracing_on()
     assert nothing_to_trace()
+
+
+def test_a_helpers_span_is_one_light_span_current_in_its_block_and_ended_after_it() -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    request = start_server_span("chat", {}, {"isthmus.request_id": "r3"})
+    assert request.is_recording() and request.parent is None  # type: ignore[attr-defined]
+    before = otel_context.get_current()
+    with pytest.raises(ValueError), span_under(request, "chat gpt", {"isthmus.attempt": 1}) as attempt:
+        assert trace.get_current_span() is attempt and attempt.is_recording()
+        with operation_span("inner", {"n": 2}) as inner:
+            assert trace.get_current_span() is inner
+        assert trace.get_current_span() is attempt
+        raise ValueError("upstream refused")
+    assert otel_context.get_current() is before and not attempt.is_recording()
+    add_attributes(request, {"http.response.status_code": 502})
+    request.end()
+    add_attributes(request, {"late": 1})  # an ended span takes none, as `set_attributes`
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["inner"].parent is not None and spans["inner"].parent.span_id == attempt.get_span_context().span_id
+    assert spans["chat gpt"].status.status_code is trace.StatusCode.ERROR
+    assert [event.name for event in spans["chat gpt"].events] == ["exception"]
+    assert dict(spans["chat"].attributes or {}) == {"isthmus.request_id": "r3", "http.response.status_code": 502}
+
+
+def test_inject_writes_a_light_spans_traceparent_as_the_propagators_do() -> None:
+    span_exporter()
+    request = start_server_span("chat", {})
+    for flags in (0x01, 0x03):
+        context = request.get_span_context()
+        request.context = SpanContext(  # type: ignore[attr-defined]
+            0x00F7651916CD43DD8448EB211C80319C, 0x07AD6B7169203331, False, TraceFlags(flags)
+        )
+        with span_under(request, "chat gpt") as attempt:
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            expected: dict[str, str] = {}
+            propagate.inject(expected)
+        assert carrier == expected
+        assert (
+            carrier["traceparent"]
+            == f"00-00f7651916cd43dd8448eb211c80319c-{attempt.get_span_context().span_id:016x}-{flags:02x}"
+        )
+        request.context = context  # type: ignore[attr-defined]
+    request.end()

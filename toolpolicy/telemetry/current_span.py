@@ -53,15 +53,7 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
             # provider's tracer it only hands each call on to it, through two Python calls of its own.
             tracer = getattr(tracer, "_real_tracer", None) or tracer
         self.span = span = tracer.start_span(*self.arguments)
-        variable = CURRENT_CONTEXT if DIRECT else None
-        if variable is not None:
-            # What `attach(set_span_in_context(span))` does with the default runtime context, without the API's
-            # four Python calls and second copy of the context.
-            context = Context(variable.get())
-            _set_item(context, _SPAN_KEY, span)
-            self.token = variable.set(context)
-        else:
-            self.token = otel_context.attach(trace.set_span_in_context(span))
+        self.token = attach_span(span)
         return span
 
     def __exit__(
@@ -103,3 +95,14 @@ class CurrentSpan(AbstractContextManager[trace.Span]):
                 return function(*args, **kwargs)
 
         return in_span
+
+
+def attach_span(span: trace.Span) -> Any:
+    """`attach(set_span_in_context(span))`: `span` made current; returns the token to detach it with. With the
+    default runtime context, without the API's four Python calls and second copy of the context."""
+    variable = CURRENT_CONTEXT if DIRECT else None
+    if variable is not None:
+        context = Context(variable.get())
+        _set_item(context, _SPAN_KEY, span)
+        return variable.set(context)
+    return otel_context.attach(trace.set_span_in_context(span))

@@ -40,7 +40,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY as _CURRENT_SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util import types
 
-from toolpolicy.telemetry.current_span import CURRENT_CONTEXT, CurrentSpan
+from toolpolicy.telemetry.current_span import CURRENT_CONTEXT, CurrentSpan, attach_span
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ _trace_id = RandomIdGenerator().generate_trace_id
 
 
 _new_span = object.__new__
+_NONE: Mapping[str, Any] = {}
+"""No attributes (never changed)."""
+_IN_BLOCK = object()
+"""`LightSpan.token` of a span the helpers made (`LightTracer.start_noted`) until its block is entered."""
 
 _known_valid: Callable[[type[SpanContext], tuple[int, int, bool, TraceFlags, TraceState, bool]], SpanContext] = (
     tuple.__new__
@@ -155,15 +159,48 @@ class LightTracer(trace.Tracer):
             # The current context read where the default runtime context keeps it (`get_current()` is two calls).
             context = CURRENT_CONTEXT.get() if CURRENT_CONTEXT is not None else _get_current()
         current = context.get(_SPAN_KEY)
-        if type(current) is LightSpan and self.random_ids:
-            # The usual child: a light span is recorded, so its trace is sampled and ParentBased records this one
-            # with the same flags and trace state.
-            parent = current.context
+        # `_noted(attributes)`, its usual case (plain scalars: `start_noted` copies them) without the call
+        noted = attributes if not attributes or _all_scalars(map(type, attributes.values())) else _noted(attributes)
+        span: trace.Span | None = None
+        if current is None or type(current) is LightSpan:  # the usual cases: a new trace, a light parent
+            span = self.start_noted(name, current, kind, noted or _NONE, False)
+        if span is None:  # another id generator, or another parent
+            span_context = self._sampled_context(context)
+            if not span_context.trace_flags.sampled:
+                return NonRecordingSpan(span_context)
+            parent = trace.get_current_span(context).get_span_context()
+            span = self._recorded(name, span_context, parent if parent.is_valid else None, kind, noted or _NONE, None)
+        if type(span) is LightSpan:  # what the helpers leave at its default
+            span._record_exception = record_exception
+            span._set_status_on_exception = set_status_on_exception
+            if links:
+                for link in links:
+                    if link:
+                        span.add_link(link.context, link.attributes)
+            if start_time is not None:
+                span.start_time = start_time
+        return span
+
+    def start_noted(
+        self, name: str, parent: trace.Span | None, kind: SpanKind, attributes: Mapping[str, Any], in_block: bool
+    ) -> trace.Span | None:
+        """What the span helpers (`tracing`) start: under `parent` when it is a light span, a span whose `with`
+        block makes it current (`in_block`, as `start_as_current_span` does) in one object; with no `parent` and
+        not `in_block`, a new trace's first span (the request's server span), not made current. None for anything
+        else, or when ids are not drawn here: the helpers then go through `start_span`.
+
+        `attributes` are copied but not cleaned: the helpers' callers give plain scalars (anything else is cleaned
+        on the exporter thread, by the SDK's rules). Per chat request this spares `start_span`'s nine arguments, a
+        context holding the parent, a `CurrentSpan` and passes over the attributes' types (~12k Ir of ~47k)."""
+        if not self.random_ids:
+            return None
+        if type(parent) is LightSpan:
+            context = parent.context
             span_context = _known_valid(
-                SpanContext, (parent[0], getrandbits(64) or _span_id(), False, parent[3], parent[4], True)
+                SpanContext, (context[0], getrandbits(64) or _span_id(), False, context[3], context[4], True)
             )
-        elif current is None and self.random_ids:  # a new trace
-            parent = None
+        elif parent is None and not in_block:
+            context = None
             trace_id = getrandbits(128) or _trace_id()
             if trace_id & _TRACE_ID_LIMIT >= self.provider.bound:
                 return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _FLAGS[False, True]))
@@ -171,35 +208,33 @@ class LightTracer(trace.Tracer):
                 SpanContext, (trace_id, getrandbits(64) or _span_id(), False, _FLAGS[True, True], _NO_STATE, True)
             )
         else:
-            span_context = self._sampled_context(context)
-            if not span_context.trace_flags.sampled:
-                return NonRecordingSpan(span_context)
-            parent = trace.get_current_span(context).get_span_context()
-            if not parent.is_valid:
-                parent = None
-        # `LightSpan`'s fields set here rather than by an `__init__`: calling a class with one costs a second frame.
+            return None
+        return self._recorded(name, span_context, context, kind, attributes, _IN_BLOCK if in_block else None)
+
+    def _recorded(
+        self,
+        name: str,
+        span_context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        token: Any,
+    ) -> LightSpan:
+        """A recorded span with these fields and a copy of `attributes` (plain scalars, or cleaned already). Its
+        fields are set here rather than by an `__init__`: calling a class with one costs a second frame."""
         span = _new_span(LightSpan)
         span.tracer = self
         span._name = name
         span.context = span_context
         span.parent = parent
         span.kind = kind
-        # `_noted(attributes)`, its usual case (plain scalars: a copy) without the call
-        span.entries = (
-            ([dict(attributes)] if _all_scalars(map(type, attributes.values())) else [_noted(attributes)])
-            if attributes
-            else []
-        )
+        span.entries = [attributes.copy() if type(attributes) is dict else dict(attributes)] if attributes else []
         span.events = span.links = ()
         span._status = UNSET_STATUS
-        span._record_exception = record_exception
-        span._set_status_on_exception = set_status_on_exception
+        span._record_exception = span._set_status_on_exception = True
         span.end_time = None
-        if links:
-            for link in links:
-                if link:
-                    span.add_link(link.context, link.attributes)
-        span.start_time = start_time if start_time is not None else time_ns()
+        span.token = token
+        span.start_time = time_ns()
         return span
 
     def _sampled_context(self, context: otel_context.Context | None) -> SpanContext:
@@ -264,6 +299,7 @@ class LightSpan(trace.Span):
     _set_status_on_exception: bool
     start_time: int
     end_time: int | None
+    token: Any
 
     __slots__ = (
         "_name",
@@ -278,6 +314,7 @@ class LightSpan(trace.Span):
         "links",
         "parent",
         "start_time",
+        "token",
         "tracer",
     )
 
@@ -403,15 +440,43 @@ class LightSpan(trace.Span):
         if len(queue) >= batching._max_export_batch_size and not batching._worker_awaken.is_set():
             batching._worker_awaken.set()
 
+    def __enter__(self) -> LightSpan:
+        if self.token is _IN_BLOCK:  # a span helper's: current inside its block
+            self.token = attach_span(self)
+        return self
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
+        token = self.token
+        if token is not None and token is not _IN_BLOCK:
+            self.token = None
+            self._leave_block(token, exc_val)
+            return
         if exc_val is not None and self.is_recording():
             if self._record_exception:
                 self.record_exception(exception=exc_val, escaped=True)
             if self._set_status_on_exception:
                 self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
         self.end()
+
+    def _leave_block(self, token: Any, exc_val: BaseException | None) -> None:
+        """What `CurrentSpan.__exit__` does: the context back as it was, an Exception (not a BaseException such as
+        GeneratorExit) recorded and set as the status, and the span ended."""
+        try:
+            variable = CURRENT_CONTEXT
+            if variable is not None:
+                try:
+                    variable.reset(token)
+                except Exception:  # the API's detach fails alike, and logs it
+                    otel_context.detach(token)
+            else:
+                otel_context.detach(token)
+            if exc_val is not None and isinstance(exc_val, Exception) and self.end_time is None:
+                self.record_exception(exc_val)
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        finally:
+            self.end()
 
     # On the exporter thread, once ended.
 
