@@ -4,7 +4,9 @@ Answers are fixed apart from the echoed model name, and built once per model, so
 and a write per request. A stream is always `chunks` content chunks, a final chunk with `finish_reason`, a usage
 chunk when `stream_options.include_usage` is set, then `[DONE]`. A model whose name ends in `-paced` streams its
 chunks `gap_ms` apart, so a client can check that a gateway passes each chunk on as it comes instead of holding
-chunks back; every other model streams as fast as the socket takes it.
+chunks back; every other model streams as fast as the socket takes it. A model whose name ends in `-one` streams
+one content chunk, whatever `chunks` says: a stream whose cost is nearly all the gateway's fixed cost per stream
+(what it does before the first event, and its end), not the relay of each chunk.
 
     python -m bench.mock_llm --port 18080 [--chunks 16] [--gap-ms 2]
 """
@@ -24,6 +26,7 @@ PROMPT_TOKENS = 12
 COMPLETION_TOKENS = 8
 CREATED = 1_700_000_000
 PACED_SUFFIX = "-paced"
+ONE_SUFFIX = "-one"
 
 
 def _dumps(payload: Any) -> bytes:
@@ -93,17 +96,18 @@ class MockProvider:
         cached = self._stream.get((model, usage))
         if cached is not None:
             return cached
+        count = 1 if model.endswith(ONE_SUFFIX) else self.chunks
         base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": CREATED, "model": model}
         events: list[dict[str, Any]] = [
             {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
         ]
         events += [
             {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
-            for i in range(self.chunks)
+            for i in range(count)
         ]
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if usage:
-            totals = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": self.chunks}
+            totals = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": count}
             events.append({**base, "choices": [], "usage": {**totals, "total_tokens": sum(totals.values())}})
         framed = [chunk(b"data: " + _dumps(event) + b"\n\n") for event in events]
         framed.append(chunk(b"data: [DONE]\n\n"))

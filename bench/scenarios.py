@@ -4,6 +4,9 @@ A path is one way to reach the mocks: `direct`, the `floor` pass-through, an Ist
 
 - `chat`: a non-streamed chat completion;
 - `stream`: the same, streamed (wrk measures throughput; `bench.streamclient` first-byte and inter-chunk timing);
+- `stream-one`: the same stream with one content chunk (the mock's `-one` model), for `bench.instructions` only:
+  its count is nearly all a stream's fixed cost (what is done before its first event, and its end), which the
+  relay of `stream`'s sixteen chunks dilutes; a path that serves `stream` serves it;
 - `mcp-modern`: `tools/call` of the echo tool, 2026-07-28 era (`MCP-Protocol-Version` header, `_meta` envelope);
 - `mcp-legacy`: the same in a 2025-era session opened once with `initialize` (or without a session, when the
   server is stateless and gives no `Mcp-Session-Id`);
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.loadgen import HttpRequest
+from bench.mock_llm import ONE_SUFFIX
 from bench.procs import Proc
 
-Scenario = Literal["chat", "stream", "mcp-modern", "mcp-legacy", "mcp-stdio"]
+Scenario = Literal["chat", "stream", "stream-one", "mcp-modern", "mcp-legacy", "mcp-stdio"]
 HTTP_SCENARIOS: tuple[Scenario, ...] = ("chat", "stream", "mcp-modern", "mcp-legacy")
 """What a path over HTTP to the HTTP mocks serves (every path but the stdio gateway)."""
 SCENARIOS: tuple[Scenario, ...] = (*HTTP_SCENARIOS, "mcp-stdio")
-LLM_SCENARIOS = frozenset({"chat", "stream"})
+LLM_SCENARIOS = frozenset({"chat", "stream", "stream-one"})
 MODERN = "2026-07-28"
 LEGACY = "2025-11-25"
 ECHO_TEXT = "bench-echo-ok"
@@ -79,10 +83,11 @@ def chat_body(model: str, *, stream: bool) -> bytes:
 
 
 def llm_request(path: Path, scenario: Scenario) -> HttpRequest:
-    stream = scenario == "stream"
+    stream = scenario != "chat"
+    model = path.model + ONE_SUFFIX if scenario == "stream-one" else path.model
     return HttpRequest(
         url=path.base + path.chat_path,
-        body=chat_body(path.model, stream=stream),
+        body=chat_body(model, stream=stream),
         headers=(("Content-Type", "application/json"), *path.llm_headers),
         expect=STREAM_EXPECT if stream else CHAT_EXPECT,
     )
@@ -167,7 +172,7 @@ def mcp_request(path: Path, scenario: Scenario) -> HttpRequest:
 
 
 def request_for(path: Path, scenario: Scenario) -> HttpRequest:
-    if scenario not in path.scenarios:
+    if scenario not in path.scenarios and not (scenario == "stream-one" and "stream" in path.scenarios):
         raise SetupError(f"{path.name} does not serve {scenario}")
     if scenario in LLM_SCENARIOS:
         return llm_request(path, scenario)

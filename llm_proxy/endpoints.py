@@ -33,7 +33,7 @@ from llm_proxy.pipeline import (
 )
 from llm_proxy.providers.base import Reply
 from llm_proxy.relay import StreamRelay
-from llm_proxy.streaming import Opened, OpeningEventStream
+from llm_proxy.streaming import Opened, OpeningEventStream, event_stream_head
 from llm_proxy.upstream import dumps
 from llm_proxy.wire import anthropic, openai
 from llm_proxy.wire.errors import anthropic_error, error_headers, openai_error, status_of
@@ -307,7 +307,9 @@ class Endpoints:
                 messages=messages,
                 guard=stream_guard(self.pipeline, exchange),
             )
-            return Opened(relayed.frames(), exchange.headers(), relayed.close)
+            # Raw from the exchange's own headers; a cache's may name anything, so they go through the merge.
+            head = exchange.headers() if exchange.response_headers else event_stream_head(exchange.raw_headers())
+            return Opened(relayed.frames(), head, relayed.close)
 
         def first() -> Awaitable[tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any]]]:
             return first_stream(self.router, targets, admission, exchange.trace, operation)

@@ -10,6 +10,7 @@ the request's task waits for the client to leave.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -149,7 +150,7 @@ class EventStreamResponse(Response):
                 await shielded(self.on_close())
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = anyio.CancelScope()
+        streaming = _scope_class()()
         watcher: asyncio.Task[None] | None = None
 
         def watch() -> None:
@@ -221,13 +222,26 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.body", "body": b"".join(gathered), "more_body": False})
 
 
-@dataclass(frozen=True, slots=True)
+RawHeaders = list[tuple[bytes, bytes]]
+_SSE_RAW: RawHeaders = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SSE_HEADERS.items()]
+_SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
+"""The content type Starlette's `init_headers` adds for `EventStreamResponse.media_type`."""
+
+
+def event_stream_head(extra: RawHeaders) -> RawHeaders:
+    """An event stream's raw headers, as `init_headers({**SSE_HEADERS, **headers})` makes them, from `headers`
+    already raw (lower-case names, latin-1) and naming none of `SSE_HEADERS` nor a content type: no dict merged,
+    and no name and value encoded, on a stream's way to its first event."""
+    return [*_SSE_RAW, *extra, _SSE_TYPE]
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through `object.__setattr__`
 class Opened:
-    """A stream as `OpeningEventStream`'s opener gives it: the frames, the response's headers, and what to run
-    however the stream ends."""
+    """A stream as `OpeningEventStream`'s opener gives it: the frames, the response's headers (a mapping, or the
+    whole raw list that `event_stream_head` makes), and what to run however the stream ends."""
 
     frames: AsyncGenerator[bytes, None]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] | RawHeaders
     on_close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -311,13 +325,20 @@ class OpeningEventStream(EventStreamResponse):
     async def _send(self, opened: Opened, send: Send) -> None:
         self.frames = opened.frames
         self.on_close = opened.on_close
-        self.init_headers({**SSE_HEADERS, **opened.headers})
-        relaying = anyio.CancelScope()
+        headers = opened.headers
+        if isinstance(headers, list):
+            self.raw_headers = headers
+        else:
+            self.init_headers({**SSE_HEADERS, **headers})
+        relaying = _scope_class()()
         self.stop = relaying.cancel
         try:
             with relaying:
-                async with aclosing(self.frames) as body:
+                body = self.frames
+                try:  # `async with aclosing(body)`, without its two coroutines before the first event
                     await self._relay(body, send, _nothing)
+                finally:
+                    await body.aclose()
         except OSError:
             logger.debug("client went away during a stream")  # see `EventStreamResponse._stream`
         finally:
@@ -362,6 +383,14 @@ class OpeningEventStream(EventStreamResponse):
         stop, self.stop = self.stop, None
         if stop is not None:
             stop()
+
+
+@functools.cache
+def _scope_class() -> type[anyio.CancelScope]:
+    """The running backend's own `CancelScope` class (asyncio's: this module runs on asyncio only), to make a scope
+    with: `anyio.CancelScope()` asks sniffio which library runs and looks its backend up on every call, some 12,000
+    instructions of the 30,000 a scope costs, on a stream's way to its first event."""
+    return type(anyio.CancelScope())
 
 
 def _nothing() -> None:

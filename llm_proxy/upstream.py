@@ -21,6 +21,7 @@ from aiohttp.typedefs import StrOrURL
 from llm_proxy.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamUnavailable
 from llm_proxy.inline_body import InlineBodyRequest
 from llm_proxy.read_timeout import Connector
+from llm_proxy.stream_timeout import StreamDeadline, StreamTimeouts
 from llm_proxy.total_timeout import TotalTimeouts
 from toolpolicy.settings import LlmSettings
 from toolpolicy.telemetry.tracing import inject
@@ -63,6 +64,9 @@ class Upstream:
         """The session of `post_json`, on the same connections: its `total_timeout` is measured by `_totals`, and the
         JSON headers are its defaults, which aiohttp merges as `{**_JSON_HEADERS, **headers}` would, in a step less."""
         self._totals: TotalTimeouts | None = None
+        self._streams: StreamTimeouts | None = None
+        """The `total_timeout` of `post_stream`'s requests, which go to aiohttp with `_untimed`."""
+        self._untimed: aiohttp.ClientTimeout | None = None
 
     async def start(self) -> None:
         if self._session is None:
@@ -83,7 +87,9 @@ class Upstream:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 request_class=InlineBodyRequest,
             )
-            untimed = aiohttp.ClientTimeout(sock_connect=timeout.sock_connect, sock_read=timeout.sock_read)
+            untimed = self._untimed = aiohttp.ClientTimeout(
+                sock_connect=timeout.sock_connect, sock_read=timeout.sock_read
+            )
             self._whole = aiohttp.ClientSession(
                 connector=connector,
                 connector_owner=False,
@@ -95,6 +101,7 @@ class Upstream:
             )
             loop = asyncio.get_running_loop()
             self._totals = TotalTimeouts(loop, self.settings.total_timeout, timeout.ceil_threshold)
+            self._streams = StreamTimeouts(loop, self.settings.total_timeout, timeout.ceil_threshold)
 
     async def close(self) -> None:
         if self._whole is not None:
@@ -106,6 +113,9 @@ class Upstream:
         if self._totals is not None:
             self._totals.close()
             self._totals = None
+        if self._streams is not None:
+            self._streams.close()
+            self._streams = None
 
     @property
     def started(self) -> bool:
@@ -159,19 +169,54 @@ class Upstream:
         self, provider: str, url: StrOrURL, headers: Mapping[str, str], payload: Any
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body and yield the answer's bytes as they arrive (an error status raises before any)."""
+        session, streams = self._session, self._streams
+        if session is None or streams is None:
+            raise RuntimeError("the upstream client is not started (LlmProxy.start() was not called)")
         limit = self.settings.max_response_bytes
+        # The request's `total_timeout`: one timer for all streams, each wait on the provider marked (`stream_timeout`).
+        deadline = StreamDeadline()
+        streams.enter(deadline)
         try:
-            outgoing = {**_SSE_HEADERS, **headers}
-            inject(outgoing)
-            async with self.session.post(url, data=_body(payload), headers=outgoing) as resp:
-                if resp.status >= 400:
-                    raise status_error(provider, resp.status, resp.headers, await self._read_all(provider, resp))
-                received = 0
-                async for chunk in resp.content.iter_any():
-                    received += len(chunk)
-                    if received > limit:
-                        raise UpstreamBadResponse(f"provider {provider!r} streamed more than {limit} bytes")
-                    yield chunk
+            try:
+                outgoing = {**_SSE_HEADERS, **headers}
+                inject(outgoing)
+                # Released by hand, as `post_json` does, rather than by `async with`: its enter is two coroutines
+                # more on the way to the first event (the request waited for through them), its exit two more.
+                deadline.wait()
+                resp = await session.post(url, data=_body(payload), headers=outgoing, timeout=self._untimed)
+                deadline.waiting = None
+                try:
+                    if resp.status >= 400:
+                        if deadline.expired and not resp.content.is_eof():
+                            raise TimeoutError
+                        deadline.wait()
+                        raw = await self._read_all(provider, resp)
+                        deadline.waiting = None
+                        raise status_error(provider, resp.status, resp.headers, raw)
+                    content = resp.content
+                    received = 0
+                    while True:
+                        # `readany` itself (what `iter_any` calls): a coroutine less per read.
+                        if deadline.expired:
+                            chunk = _buffered(content)
+                        else:
+                            deadline.wait()
+                            chunk = await content.readany()
+                            deadline.waiting = None
+                        if not chunk:
+                            break
+                        received += len(chunk)
+                        if received > limit:
+                            raise UpstreamBadResponse(f"provider {provider!r} streamed more than {limit} bytes")
+                        yield chunk
+                finally:
+                    resp.release()
+            except asyncio.CancelledError as exc:
+                if deadline.is_timeout():
+                    raise TimeoutError from exc  # as aiohttp's own total timeout raises it
+                raise
+            finally:
+                streams.leave(deadline)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(provider, exc) from exc
 
@@ -220,6 +265,15 @@ class Upstream:
                 raise UpstreamBadResponse(f"provider {provider!r} answered more than {limit} bytes")
             parts.append(chunk)
         return b"".join(parts)
+
+
+def _buffered(content: aiohttp.StreamReader) -> bytes:
+    """What a read past the stream's `total_timeout` gives, as aiohttp's timer decides: what is already buffered (or
+    the end), and `TimeoutError` where the read would have to wait."""
+    chunk = content.read_nowait()
+    if not chunk and not content.is_eof():
+        raise TimeoutError
+    return chunk
 
 
 def describe(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anyio
 import openai
@@ -63,3 +64,13 @@ async def test_bad_requests_are_refused_with_openai_errors(llm_mock: str) -> Non
             await client.chat.completions.create(model="m1", messages=[])
         with pytest.raises(openai.NotFoundError):
             await client.embeddings.create(model="m1", input="x")
+
+
+def test_a_one_model_streams_one_content_chunk_whatever_the_chunks_setting() -> None:
+    provider = MockProvider(chunks=4)
+    for model, contents in (("m-one", ["w0 "]), ("m", ["w0 ", "w1 ", "w2 ", "w3 "])):
+        framed = b"".join(provider.stream_events(model, usage=True))
+        events = [json.loads(line[6:]) for line in framed.split(b"\r\n") if line.startswith(b"data: {")]
+        deltas = [event["choices"][0]["delta"].get("content") for event in events if event["choices"]]
+        assert [delta for delta in deltas if delta] == contents
+        assert events[-1]["usage"]["completion_tokens"] == len(contents)

@@ -55,3 +55,12 @@ def test_only_127_0_0_1_is_a_target() -> None:
     path = Path("remote", "peer", "http://10.0.0.1:80")
     with pytest.raises(SetupError, match="only targets 127.0.0.1"):
         request_for(path, "mcp-modern")
+
+
+def test_stream_one_is_the_stream_request_to_the_one_model_on_any_path_that_streams() -> None:
+    path = Path("isthmus", "gateway", "http://127.0.0.1:9", model="mock/mock-gpt")
+    one, stream = request_for(path, "stream-one"), request_for(path, "stream")
+    assert json.loads(one.body) == {**json.loads(stream.body), "model": "mock/mock-gpt-one"}
+    assert one.url == stream.url and one.expect == stream.expect == "[DONE]"
+    with pytest.raises(SetupError):
+        request_for(Path("mcp-only", "peer", "http://127.0.0.1:9", scenarios=frozenset({"mcp-modern"})), "stream-one")

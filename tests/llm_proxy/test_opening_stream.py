@@ -13,7 +13,8 @@ import pytest
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llm_proxy.streaming import Opened, OpeningEventStream
+from llm_proxy.pipeline import Exchange
+from llm_proxy.streaming import Opened, OpeningEventStream, event_stream_head
 from tests.llm_proxy.test_event_stream import Client, serve
 
 pytestmark = pytest.mark.anyio
@@ -59,6 +60,30 @@ async def test_open_runs_to_its_first_wait_before_the_response_is_made_then_its_
     assert start["status"] == 200 and (b"x-isthmus-route", b"mock/m") in start["headers"]
     assert (b"cache-control", b"no-cache") in start["headers"]
     assert client.bodies() == [b"data: 1\n\n", b"data: [DONE]\n\n"]
+
+
+async def test_a_head_made_raw_from_the_exchange_sends_what_its_headers_mapping_sends() -> None:
+    exchange = Exchange("req-1", "openai", "chat")
+    exchange.trace.attempts = 2
+    exchange.trace.route = "mock/m"
+    sent: list[list[tuple[bytes, bytes]]] = []
+    for head in (exchange.headers(), event_stream_head(exchange.raw_headers())):
+
+        async def open(head: Any = head) -> Opened:
+            return Opened(two_frames(), head)
+
+        client = Client()
+        await serve(await OpeningEventStream.start(open), client)
+        sent.append(client.messages[0]["headers"])
+    assert sent[0] == sent[1]
+    assert sent[1] == [
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+        (b"x-request-id", b"req-1"),
+        (b"x-isthmus-attempts", b"2"),
+        (b"x-isthmus-route", b"mock/m"),
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+    ]
 
 
 async def test_a_stream_open_before_the_server_calls_the_response_is_sent_when_it_does() -> None:

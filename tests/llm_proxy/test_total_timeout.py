@@ -69,7 +69,7 @@ async def test_a_whole_answer_over_the_total_fails_as_aiohttps_own_total_timeout
     async with provider(stall(finished), finished) as (upstream, url):
         with pytest.raises(UpstreamUnavailable) as whole:
             await upstream.post_json("p", url, {}, {})
-        # The stream keeps aiohttp's timer: the same failure, the same words.
+        # The stream has a timer of its own (`stream_timeout`): the same failure, the same words.
         with pytest.raises(UpstreamUnavailable) as streamed:
             async for _ in upstream.post_stream("p", url, {}, {"stream": True}):
                 pass
