@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 NOTHING: Plan = ((), [])
 """No limits: the plan of a stage that holds nothing (never changed)."""
 NANO_PER_USD = 1e9
+NO_COST = Decimal(0)
+"""An admission's cost until it settles (one Decimal for all: they never change)."""
 utc_now = functools.partial(datetime.now, UTC)
 """The governor's clock by default: a partial calls in C (a lambda is a Python frame), read twice per request."""
 
@@ -196,31 +198,14 @@ class Governor:
 
     def budgets(self, principal: Principal, amount: int, now: datetime, seconds: float, provider: str | None) -> Plan:
         """`entity_budgets`, built once per key and window (`PlanCache`); `seconds` is `now` in epoch seconds."""
-        return self.plans.get(
-            ("budgets", principal.key_id, provider),
-            principal,
-            seconds,
-            lambda: entity_budgets(principal, 0, now, provider),
-            (amount,),
-        )
+        key = ("budgets", principal.key_id, provider)
+        return self.plans.get(key, principal, seconds, entity_budgets, (amount,), principal, 0, now, provider)
 
     def mcp_rate_limits(self, principal: Principal, server: str, now: datetime, seconds: float) -> Plan:
         """The key's MCP rate limits on a call to `server`: tool calls per key, then per server, each +1 counted at
         once; built once per key, server and window (`PlanCache`)."""
-
-        def build() -> list[Planned]:
-            mcp_rate = principal.limits.get("mcp_rate_limit") or {}
-            owner = f"key/{principal.key_name}"
-            planned: list[Planned] = []
-            if mcp_rate.get("calls"):
-                planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
-            server_rate = (mcp_rate.get("per_server") or {}).get(server)
-            if server_rate:
-                server_owner = f"{owner} {server}"
-                planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
-            return planned
-
-        return self.plans.get(("calls", principal.key_id, server), principal, seconds, build, (1,))
+        key = ("calls", principal.key_id, server)
+        return self.plans.get(key, principal, seconds, mcp_rate_limits, (1,), principal, server, now)
 
     def llm_rate_limits(self, call: Call, provider: str | None, now: datetime, seconds: float) -> Plan:
         """The key's LLM rate limits (provider None: its own, advertised in the response headers; else its limits on
@@ -241,12 +226,8 @@ class Governor:
             amounts += (call.input_tokens + call.choices * max_output,)
         if not amounts:
             return NOTHING
-
-        def build() -> list[Planned]:
-            owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
-            return llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None)
-
-        return self.plans.get(("rates", principal.key_id, provider), principal, seconds, build, amounts)
+        key = ("rates", principal.key_id, provider)
+        return self.plans.get(key, principal, seconds, key_rate_limits, amounts, principal, provider, rate, now)
 
     def attempt_limits(
         self, call: Call, target: ModelTarget, price: ModelPrice | None, now: datetime, seconds: float
@@ -298,6 +279,26 @@ class Early:
     """The limit that had no room, with its usage: raised when the router attempts this target."""
 
 
+def mcp_rate_limits(principal: Principal, server: str, now: datetime) -> list[Planned]:
+    """A key's MCP rate limits on a call to `server`, amounts left at 0 (a plan: see `Governor.mcp_rate_limits`)."""
+    mcp_rate = principal.limits.get("mcp_rate_limit") or {}
+    owner = f"key/{principal.key_name}"
+    planned: list[Planned] = []
+    if mcp_rate.get("calls"):
+        planned.append(rate_limit(owner, principal.key_id, "calls", mcp_rate["calls"], 1, now, commit=True))
+    server_rate = (mcp_rate.get("per_server") or {}).get(server)
+    if server_rate:
+        server_owner = f"{owner} {server}"
+        planned.append(rate_limit(server_owner, principal.key_id, "calls", server_rate, 1, now, commit=True))
+    return planned
+
+
+def key_rate_limits(principal: Principal, provider: str | None, rate: dict[str, Any], now: datetime) -> list[Planned]:
+    """A key's LLM rate limits (`provider` None: its own, advertised; else its limits on that provider): a plan."""
+    owner = f"key/{principal.key_name}" if provider is None else f"key/{principal.key_name} {provider}"
+    return llm_rate_limits(principal.key_id, owner, rate, now, advertised=provider is None)
+
+
 def llm_rate_limits(
     key_id: str, owner: str, rate: dict[str, Any], now: datetime, *, advertised: bool = False
 ) -> list[Planned]:
@@ -322,7 +323,7 @@ class Admission:
         """The key's own limits taken, by kind, with their usage including this request's amount and when: rendered
         as the `x-ratelimit-*` headers only when the response is (`headers`, `raw_headers`)."""
         self.target: ModelTarget | ToolTarget | None = call.target if isinstance(call.target, ToolTarget) else None
-        self.cost_usd = Decimal(0)
+        self.cost_usd = NO_COST
         self._held: dict[str, Plan] = {"request": NOTHING, "attempt": NOTHING}
         self._store: CounterStore = governor.counters
         self._price: ModelPrice | None = None
@@ -351,7 +352,9 @@ class Admission:
         """Take the provider-level limits and budgets for one attempt target; on failover, call again."""
         governor = self.governor
         early, self._early = self._early, None
-        if early is not None and early.target == target:  # taken at admission: only its answer is left to give
+        # Taken at admission: only its answer is left to give. The same object usually (`ModelTarget.parse` keeps
+        # one per name), told without the dataclass's `__eq__` and its tuples.
+        if early is not None and (early.target is target or early.target == target):
             self.target, self._price = target, early.price
             if early.denied is not None:
                 raise self._denial(*early.denied)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from toolpolicy.counters.base import Limit
 from toolpolicy.plan import Planned, with_amount
@@ -43,17 +44,20 @@ class PlanCache:
         key: Hashable,
         source: object,
         now: float,
-        build: Callable[[], list[Planned]],
+        build: Callable[..., list[Planned]],
         amounts: tuple[int, ...],
+        *args: Any,
     ) -> Plan:
-        """The plan `build` makes for `key`, with `amounts` (one per limit, or one for all) put in its Limits.
+        """The plan `build(*args)` makes for `key`, with `amounts` (one per limit, or one for all) put in its Limits.
 
         `build` runs again when `source` is another object than the cached plan's or `now` (epoch seconds) is
-        outside every one of its windows' current buckets.
+        outside every one of its windows' current buckets. Its arguments come apart from it so that a caller makes
+        no function per request for a plan that is usually found (a closure, with the cells of what it captures,
+        costs more than the look-up).
         """
         entry = self._entries.get(key)
         if entry is None or entry.source is not source or not entry.since <= now < entry.until:
-            templates = tuple(build())
+            templates = tuple(build(*args))
             since = max((item.window.since for item in templates), default=float("-inf"))
             until = min(
                 (item.window.until for item in templates if item.window.until is not None), default=float("inf")

@@ -56,3 +56,18 @@ def test_a_new_bucket_or_a_reloaded_key_builds_the_plan_again() -> None:
     assert len(built) == 3
     plan(cache, principal(), T0 - timedelta(hours=2), 1, built)  # an equal key, reloaded: another object
     assert len(built) == 4
+
+
+def test_a_plan_is_built_from_the_arguments_given_beside_its_builder() -> None:
+    cache, who, calls = PlanCache(), principal(), []
+
+    def build(whose: Principal, amount: int, now: datetime, provider: str | None) -> list[Planned]:
+        calls.append((whose, amount, now, provider))
+        return entity_budgets(whose, amount, now, provider)
+
+    first = cache.get(("budgets", who.key_id), who, T0.timestamp(), build, (5,), who, 0, T0, None)
+    again = cache.get(("budgets", who.key_id), who, T0.timestamp() + 1, build, (5,), who, 0, T0, None)
+    assert calls == [(who, 0, T0, None)]  # found the second time: not built, its arguments unused
+    assert again is first
+    assert [limit.amount for limit in first[1]] == [5, 5]
+    assert list(first[0]) == entity_budgets(who, 0, T0, None)

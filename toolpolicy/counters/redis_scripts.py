@@ -3,10 +3,12 @@
 A limit travels as its static part, a JSON array encoded once per counter and window and cached (`hold key, add
 key, limit, flags, ttl, window start, used...`). A request's limits go in one argument: a line of their amounts
 (decimal numbers separated by spaces), then their static parts, a line each (compact JSON has no raw line break);
-a request's settlement likewise, its id last. So a request encodes nothing but its numbers, and a reservation
-costs a fixed number of arguments plus one per settlement riding along, whatever its limits: packing an argument
-costs the client more than joining a few hundred bytes (hiredis formats each one's header with `sprintf`). A
-counter is incremented by exactly the amount given. `used` is
+a request's settlement likewise, its id last, framed by its length in bytes (`frame`). A reservation is one
+argument after its key: a line of its numbers and sizes, its request id, its limits, then the settlements riding
+along; a batch of settlements is one argument of frames. So a request encodes nothing but its numbers, and every
+call costs the same few arguments whatever its limits and whatever rides along: packing an argument costs the
+client more than joining a few hundred bytes (hiredis formats each one's header with `sprintf`, some 1,500
+instructions an argument). A counter is incremented by exactly the amount given. `used` is
 `0` for the add key alone, `1, prefix, first, last` for the consecutive buckets of a rolling window (61 of them,
 named by the script), or `2, key...`. Scripts run by `EVALSHA` on their digest and answer integers.
 """
@@ -187,13 +189,17 @@ end
 """
 
 _SETTLE_ALL = """
--- Each of ARGV[first..last] is one request's settlement, in one argument: a line of 2n numbers (per settlement the
--- amount to commit and the amount the request holds, 0: none), then the n settlements' static parts, a line each
--- (JSON has no raw line break), then the request id: the rest of the argument, whatever its characters. Drops each
--- request's hold and commits the amount (a seeded bucket only if it exists).
-local function settle_all(first, last)
-  for i = first, last do
-    local block = ARGV[i]
+-- From `pos` on, `frames` holds requests' settlements, each framed as its length in bytes, a line break, then the
+-- settlement: a line of 2n numbers (per settlement the amount to commit and the amount the request holds, 0: none),
+-- then the n settlements' static parts, a line each (JSON has no raw line break), then the request id: the rest of
+-- the frame, whatever its characters. Drops each request's hold and commits the amount (a seeded bucket only if it
+-- exists).
+local function settle_all(frames, pos)
+  while pos <= #frames do
+    local head = string.find(frames, '\\n', pos, true)
+    local finish = head + tonumber(string.sub(frames, pos, head - 1))
+    local block = string.sub(frames, head + 1, finish)
+    pos = finish + 1
     local at = string.find(block, '\\n', 1, true)
     local settlements = {}
     for actual, held in string.gmatch(string.sub(block, 1, at - 1), '(%S+) (%S+)') do
@@ -219,20 +225,27 @@ RESERVE = (
     + _SWEEP
     + _SETTLE_ALL
     + """
--- KEYS[1]: when this Redis began holding counters. ARGV: request id, now, hold seconds, split, the limits in one
--- argument (a line of their amounts, separated by spaces, then each limit's static part, a line each), then other
--- requests' settlements riding along, one argument each, applied first (see settle_all). With split > 0, limits
--- 1..split are a first stage: checked and taken, then the rest is checked against the counters as the first stage
--- left them; when the rest has no room the first stays taken.
-local rid, now, hold_seconds, split = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if #ARGV > 5 then settle_all(6, #ARGV) end
+-- KEYS[1]: when this Redis began holding counters. ARGV[1], all in one argument: a line `now hold_seconds split
+-- id_bytes limits_bytes`, then the request id, then the limits (a line of their amounts, separated by spaces, then
+-- each limit's static part, a line each), then other requests' settlements riding along, framed (see settle_all),
+-- applied first. With split > 0, limits 1..split are a first stage: checked and taken, then the rest is checked
+-- against the counters as the first stage left them; when the rest has no room the first stays taken.
+local body = ARGV[1]
+local head = string.find(body, '\\n', 1, true)
+local now_text, hold_text, split_text, rid_size, spec_size =
+  string.match(string.sub(body, 1, head - 1), '(%S+) (%S+) (%S+) (%S+) (%S+)')
+local rid_end = head + tonumber(rid_size)
+local spec_end = rid_end + tonumber(spec_size)
+local rid, spec = string.sub(body, head + 1, rid_end), string.sub(body, rid_end + 1, spec_end)
+local now, hold_seconds, split = tonumber(now_text), tonumber(hold_text), tonumber(split_text)
+settle_all(body, spec_end + 1)
 local since = tonumber(redis.call('GET', KEYS[1]) or '')
 if not since then
   -- This Redis holds no counters yet (first use, or restarted empty): they are complete from now on.
   since = now
-  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[1], now_text)
 end
-local limits, spec = {}, ARGV[5]
+local limits = {}
 local at = string.find(spec, '\\n', 1, true)
 for amount in string.gmatch(string.sub(spec, 1, at - 1), '%S+') do
   local stop = string.find(spec, '\\n', at + 1, true) or #spec + 1
@@ -343,8 +356,8 @@ SETTLE = (
     + _SWEEP
     + _SETTLE_ALL
     + """
--- ARGV: settlements of any number of requests (see settle_all).
-settle_all(1, #ARGV)
+-- ARGV[1]: the settlements of any number of requests, framed (see settle_all).
+settle_all(ARGV[1], 1)
 write_totals()
 return 1
 """
@@ -371,6 +384,18 @@ class Script:
 RESERVE_SCRIPT, SETTLE_SCRIPT, SEED_SCRIPT = Script.of(RESERVE), Script.of(SETTLE), Script.of(SEED)
 
 
+def size(text: str) -> int:
+    """`text`'s length in bytes as sent (UTF-8): its length when it is ASCII, as every text but an odd request id is
+    (`isascii` reads a flag of the string, `encode` copies it)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def frame(block: str) -> str:
+    """A settlement as RESERVE and SETTLE read it among others in one argument: its length in bytes, a line break,
+    then itself."""
+    return f"{size(block)}\n{block}"
+
+
 class Joined(NamedTuple):
     """Limits and their texts in a script's argument (`StaticParts.joined`)."""
 
@@ -380,6 +405,10 @@ class Joined(NamedTuple):
     """Their amounts, separated by spaces."""
     statics: str
     """Their static parts, a line each."""
+    spec: str
+    """The amounts' line and the static parts, as RESERVE reads them."""
+    spec_size: int
+    """`spec`'s length in bytes."""
 
 
 class StaticParts:
@@ -415,7 +444,9 @@ class StaticParts:
             if len(self._joined) >= CACHED_LIMITS:
                 self._joined.clear()
             amounts = " ".join([str(limit.amount) for limit in limits])
-            found = self._joined[key] = Joined(tuple(limits), amounts, self.lines(limits))
+            statics = self.lines(limits)
+            spec = f"{amounts}\n{statics}"
+            found = self._joined[key] = Joined(tuple(limits), amounts, statics, spec, size(spec))
         return found
 
     def lines(self, limits: Iterable[Limit]) -> str:

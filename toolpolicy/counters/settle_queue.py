@@ -26,8 +26,8 @@ Send = Callable[[list[str]], Awaitable[None]]
 
 
 class SettleQueue:
-    """Encoded settlements waiting to be sent, one argument per request (the form `settle_all` of the Redis scripts
-    reads)."""
+    """Encoded settlements waiting to be sent, one frame per request (the form `settle_all` of the Redis scripts
+    reads, all of them in one argument)."""
 
     def __init__(self, send: Send, *, interval: float) -> None:
         self._send = send
@@ -43,8 +43,8 @@ class SettleQueue:
         """Calls that carried settlements only (ticks and flushes), not riding with a reservation."""
 
     def add(self, settlement: str) -> None:
-        """Queue one request's settlement, encoded: a line of 2n numbers (per settlement the amount to commit and the
-        amount held), the n static parts, a line each, then the request's id."""
+        """Queue one request's settlement, encoded and framed (`redis_scripts.frame`): a line of 2n numbers (per
+        settlement the amount to commit and the amount held), the n static parts, a line each, then the request's id."""
         if not self._args:
             loop = asyncio.get_running_loop()
             self._first_at = loop.time()

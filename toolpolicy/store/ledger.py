@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine.processors import to_float
 
 from toolpolicy.batching import Emitted, WriterMark, in_slices
 from toolpolicy.store.engine import Store
-from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors
+from toolpolicy.store.raw_write import RawWriter, Transaction, bind_row, processors, stored_as_utc_text
 from toolpolicy.store.schema import SpendRow
+from toolpolicy.store.utc_text import UTCText
 
 MAX_COST = Decimal("9999999999.9999999999")
 """The largest amount the ledger's Numeric(20, 10) column holds."""
@@ -45,6 +49,7 @@ class SpendScope:
 BIND_SLICE = 128
 """Entries bound in one go on the event loop (a few microseconds each; a batch is up to `audit.batch_size`)."""
 _COLUMNS = tuple(entry_field.name for entry_field in fields(SpendEntry))
+_COST = _COLUMNS.index("cost_usd")
 _values = attrgetter(*_COLUMNS)
 """An entry's values in `_COLUMNS` order, as one tuple made in C (every charged request's row is made so)."""
 
@@ -53,7 +58,15 @@ class SpendLedger:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._raw = RawWriter(store)
-        self._processors = processors(SpendRow.__table__, _COLUMNS, store.engine.dialect)  # type: ignore[arg-type]
+        dialect = store.engine.dialect
+        self._processors = processors(SpendRow.__table__, _COLUMNS, dialect)  # type: ignore[arg-type]
+        self._sqlite_text: Callable[[datetime], str] | None = None
+        """SQLite's DATETIME text of a UTC datetime, when the columns' processors are the two `write` applies itself
+        (the cost's `to_float`, the creation time's UTC text): else None, and every row goes through `bind_row`."""
+        created_at: Any = SpendRow.__table__.c["created_at"]
+        by_position = dict(self._processors)
+        if by_position.get(_COST) is to_float and len(by_position) == 2 and stored_as_utc_text(created_at, dialect):
+            self._sqlite_text = UTCText().sqlite
 
     async def write(self, entries: list[SpendEntry]) -> None:
         """The entries in one transaction: bound here with the columns' own bind processors (`BIND_SLICE` at a time,
@@ -61,13 +74,37 @@ class SpendLedger:
         row through the session."""
         if not entries:
             return
-        table, bound_by = SpendRow.__tablename__, self._processors
-        rows = []
+        sqlite_text = self._sqlite_text
+        rows: list[tuple[object, ...]] = []
         async for part in in_slices(entries, BIND_SLICE):
-            rows += [
-                bind_row(list(_values(entry)), bound_by, f"spend entry {entry.request_id!r}", table) for entry in part
-            ]
+            if sqlite_text is None:
+                rows += [self._bound(entry) for entry in part]
+                continue
+            for entry in part:
+                # `_bound`'s usual case on SQLite written out (every charged request's row is made here): a Decimal
+                # cost and a UTC datetime bound as their processors bind them; anything else goes through them.
+                cost, at = entry.cost_usd, entry.created_at
+                if cost.__class__ is Decimal and at.__class__ is datetime and at.tzinfo is UTC:
+                    rows.append(
+                        (
+                            entry.request_id,
+                            entry.target,
+                            float(cost),
+                            entry.key_id,
+                            entry.team_id,
+                            entry.customer_id,
+                            entry.provider,
+                            sqlite_text(at),
+                        )
+                    )
+                else:
+                    rows.append(self._bound(entry))
         await self._raw.run(_insert, rows)
+
+    def _bound(self, entry: SpendEntry) -> tuple[object, ...]:
+        """The entry's values through their columns' bind processors (`bind_row`)."""
+        what = f"spend entry {entry.request_id!r}"
+        return bind_row(list(_values(entry)), self._processors, what, SpendRow.__tablename__)
 
     async def write_batch(self, batch: list[Emitted[SpendEntry]], mark: WriterMark) -> None:
         """A writer's batch (the ledger keeps no emission numbers: each entry's cost is what matters)."""

@@ -176,3 +176,28 @@ async def test_a_tick_sends_only_what_waited_a_whole_interval_and_leaves_the_res
     await at(5.0)
     assert (sent, queue.sent_alone) == ([["b", "c"]], 1)  # nothing left: no more calls
     await queue.aclose()
+
+
+async def test_request_ids_of_any_characters_are_framed_apart_whether_carried_or_sent_alone(
+    private_redis: RedisServer,
+) -> None:
+    """Settlements travel framed by their length in bytes, several to an argument: ids with line breaks, spaces and
+    multi-byte characters end where their frame does, and each drops its own hold."""
+    store = RedisCounterStore(private_redis.url, settle_interval=3600)
+    budget = held(name("budget"), 1000, 100)
+    odd = ["réq 1\n2", "\n", "ünï\ncødé 3 4", "r\n0 0\n"]
+    try:
+        for request_id in odd:
+            assert (await store.reserve(request_id, [budget], now=NOW, hold_seconds=60)).ok
+        await store.settle(odd[0], [Settlement(budget, 7)], now=NOW)
+        await store.settle(odd[1], [Settlement(budget, 0)], now=NOW)
+        # Carried by a reservation whose own id is odd too.
+        outcome = await store.reserve("ø\n9", [held(budget.hold_key, 1000, 1)], now=NOW, hold_seconds=60)
+        assert (outcome.ok, outcome.usage) == (True, (7 + 200,))  # two holds of 100 stand, 7 committed
+        await store.settle(odd[2], [Settlement(budget, 5)], now=NOW)
+        await store.settle(odd[3], [Settlement(budget, 3)], now=NOW)
+        await store.flush()  # sent alone, in one call
+        assert store.settles.sent_alone == 1
+        assert await usage(store, budget) == 7 + 5 + 3 + 1  # only the last reservation's hold of 1 stands
+    finally:
+        await store.aclose()

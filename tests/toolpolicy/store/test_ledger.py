@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -42,6 +42,24 @@ async def test_the_rows_are_what_core_s_insert_stores(migrated_store: Store) -> 
     async with migrated_store.engine.connect() as connection:
         raw = (await connection.execute(text(f"SELECT {', '.join(STORED)} FROM spend_ledger ORDER BY id"))).all()
     assert len(raw) == 24 and raw[:12] == raw[12:]
+
+
+async def test_entries_off_the_usual_types_are_stored_as_core_stores_them(migrated_store: Store) -> None:
+    """A cost that is not a Decimal and a time not in UTC go through the columns' processors, beside usual rows."""
+    usual = [entry(index) for index in range(4)]
+    unusual = [
+        replace(entry(10), cost_usd=3),  # type: ignore[arg-type]  # an int, as a caller might pass
+        replace(entry(11), created_at=(T0 + timedelta(seconds=5)).astimezone(timezone(timedelta(hours=2)))),
+    ]
+    entries = [usual[0], *unusual, *usual[1:]]
+    await SpendLedger(migrated_store).write(entries)
+    rows = [{name: getattr(item, name) for name in STORED} for item in entries]
+    async with migrated_store.writing() as session:
+        await (await session.connection()).execute(insert(SpendRow), rows)
+    async with migrated_store.engine.connect() as connection:
+        raw = (await connection.execute(text(f"SELECT {', '.join(STORED)} FROM spend_ledger ORDER BY id"))).all()
+    assert len(raw) == 12 and raw[:6] == raw[6:]
+    assert raw[2][0] == raw[8][0] and str(raw[2][0]).startswith("2026-11-25 12:00:05")
 
 
 async def test_a_batch_larger_than_one_statement_holds_is_written_whole(migrated_store: Store) -> None:
