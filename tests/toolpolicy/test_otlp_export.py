@@ -298,3 +298,26 @@ def test_a_key_that_is_a_text_subclass_is_left_to_the_sdks_rules_on_a_miss() -> 
     for value in ("new-id", -0.0):
         with pytest.raises(TypeError):
             otlp_export._KEY_VALUES[Key("isthmus.request_id"), value, type(value)]
+
+
+def test_new_texts_of_a_length_seen_before_are_each_sent_as_set() -> None:
+    """A new text under a key seen before with a text of the same length in bytes (a request id) is written from
+    that key's kept head: each span's attribute still decodes to its own text, multi-byte ones too."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+
+    from toolpolicy.telemetry.light_spans import LightTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = LightTracerProvider(
+        resource=Resource.create({"service.name": "isthmus-test"}), processor=Simple(exporter), shutdown_on_exit=False
+    )
+    tracer = provider.get_tracer("isthmus")
+    ids = ["a" * 32, "b" * 32, "é" * 16, "c" * 31 + "d", "é" * 15 + "xy", "short"]  # 32 bytes each but the last
+    for request_id in ids:
+        with tracer.start_as_current_span("chat", attributes={"isthmus.request_id": request_id, "n": 1}):
+            pass
+    spans: list[Any] = list(exporter.get_finished_spans())
+    request = ExportTraceServiceRequest.FromString(encode_request(spans))
+    assert request == encode_spans([span.readable() for span in spans])
+    sent = [span for scope in request.resource_spans[0].scope_spans for span in scope.spans]
+    assert [span.attributes[0].value.string_value for span in sent] == ids
