@@ -30,6 +30,7 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCResponse, ProgressToken, RequestId
 from starlette.types import Receive, Send
 
+from mcp_hub.fastpath.wire_json import sdk_json
 from toolpolicy.json_text import compact_encoder
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class Exchange:
             # What dumping a `JSONRPCResponse` gives: the result is in its wire form already (the kernel's JSON dump).
             status, body = 200, {"jsonrpc": "2.0", "id": self.request_id, "result": outcome}
         # What starlette's `Response(..., media_type="application/json")` sends, without building one.
-        content = _encode(body).encode()
+        content = sdk_json(body)
         headers = [(b"content-length", str(len(content)).encode("latin-1")), _JSON_TYPE]
         await self.send({"type": "http.response.start", "status": status, "headers": headers, BODY_FOLLOWS: True})
         await self.send({"type": "http.response.body", "body": content})

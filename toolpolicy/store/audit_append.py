@@ -10,8 +10,12 @@ PostgreSQL), move the head, record the writer's high-water mark, commit.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import is_, itemgetter
 from typing import Any
 
 from toolpolicy.audit import AuditRecord
@@ -100,7 +104,10 @@ class ChainAppender:
             # event loop (PostgreSQL's `run_sync`) between runs, where linking a whole batch first held it throughout.
             for start, stop in transaction.parts(len(prepared), len(COLUMNS)):
                 rows, seq, digest = prepared.link(seq, digest, start, stop)
-                transaction.insert("audit_events", COLUMNS, rows)
+                if self._sqlite:
+                    insert_nulls_written(transaction, rows)
+                else:
+                    transaction.insert("audit_events", COLUMNS, rows)
             transaction.execute(sql.move_head, (seq, digest))
         if report is not None:
             cursor = transaction.execute(sql.report_closed if report.closed else sql.report, report.update)
@@ -123,3 +130,36 @@ class ChainAppender:
         writer_id, _, updated_at, emitted, dropped, closed_at = row
         update = (updated_at, emitted, dropped, closed_at) if mark.closed else (updated_at, emitted, dropped)
         return _Report(update=(*update, writer_id), insert=tuple(row), closed=mark.closed)
+
+
+def insert_nulls_written(transaction: Transaction, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`transaction.insert("audit_events", COLUMNS, rows)` on SQLite (one statement: `rows` is one of its runs), with
+    the columns that are None in every row written as `NULL` in the statement rather than bound.
+
+    sqlite3 binds an exact str, int or float as it is, but None only after asking for an adapter (a lookup of two
+    absent attributes that raises and clears AttributeError each time): about 3,300 instructions a value, and a
+    tool call's record has three or four (no tokens, no cost, no reason). Such columns are the same few in every
+    record of a kind, so the statements stay few: one per run size and set of such columns."""
+    first = rows[0]
+    nulls = tuple(
+        position
+        for position in range(_CHAIN_COLUMNS, len(first))
+        if first[position] is None and all(map(is_, map(itemgetter(position), rows), repeat(None)))
+    )
+    if not nulls:
+        transaction.insert("audit_events", COLUMNS, rows)
+        return
+    sql, kept = _with_nulls(len(rows), nulls)
+    transaction.execute(sql, list(chain.from_iterable(map(kept, rows))))
+
+
+_CHAIN_COLUMNS = 3
+"""seq, prev_hash and hash, never None."""
+
+
+@functools.lru_cache(maxsize=64)
+def _with_nulls(rows: int, nulls: tuple[int, ...]) -> tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """The INSERT of `rows` rows with the columns at `nulls` written `NULL`, and what picks a row's other values."""
+    one = f"({', '.join('NULL' if position in nulls else '?' for position in range(len(COLUMNS)))})"
+    sql = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES {', '.join(one for _ in range(rows))}"
+    return sql, itemgetter(*(position for position in range(len(COLUMNS)) if position not in nulls))

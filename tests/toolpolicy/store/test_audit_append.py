@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,10 +21,11 @@ from toolpolicy.audit import AuditRecord
 from toolpolicy.batching import BatchWriter, Emitted, StoreUnavailable, WriterMark
 from toolpolicy.quarantine import QUARANTINED_KIND
 from toolpolicy.store import Store
-from toolpolicy.store.audit_append import PREPARE_SLICE, ChainAppender
+from toolpolicy.store.audit_append import PREPARE_SLICE, ChainAppender, insert_nulls_written
 from toolpolicy.store.audit_log import GENESIS, AuditLog
-from toolpolicy.store.audit_rows import AuditRowBinder
+from toolpolicy.store.audit_rows import COLUMNS, AuditRowBinder
 from toolpolicy.store.faults import is_record_fault
+from toolpolicy.store.raw_write import Transaction
 from toolpolicy.store.schema import AuditRow
 
 pytestmark = pytest.mark.anyio
@@ -212,3 +214,51 @@ async def test_a_record_no_column_takes_in_a_later_slice_fails_before_any_io(aud
         await ChainAppender(audit_log.store).append(records, WriterMark("w" * 32, len(records), 0))
     assert is_record_fault(caught.value)
     assert await stored_rows(audit_log.store) == []
+
+
+def tool_call(index: int) -> AuditRecord:
+    """A tool call's record: no tokens, no cost, no reason, no team or customer."""
+    return AuditRecord(f"t{index}", "tool_call", "docs/search", "allow", 200, 0.5, key_id="k1", ts=START)
+
+
+async def test_columns_empty_in_a_whole_run_are_stored_as_the_orm_stores_them(audit_log: AuditLog) -> None:
+    """Runs of 8 and 4 rows: the first all tool calls (their empty columns written as NULL in the statement), the
+    second with an LLM call among them (only what all four leave empty is); the rows are the ORM's, the chain holds."""
+    records = [tool_call(index) for index in range(1, 11)] + [plain(11), tool_call(12)]
+    await audit_log.write_batch([Emitted(n, r) for n, r in enumerate(records, 1)], WriterMark("a" * 32, 12, 0))
+    assert (await audit_log.verify()).ok
+    expected: list[dict[str, Any]] = [
+        {**r.as_row(), "writer_id": "a" * 32, "emit_seq": n, "seq": 1000 + n, "prev_hash": "-", "hash": "-"}
+        for n, r in enumerate(records, 1)
+    ]
+    async with audit_log.store.writing() as session:
+        await session.execute(insert(AuditRow), expected)
+    columns = ", ".join(STORED)
+    async with audit_log.store.engine.connect() as connection:
+        raw = (await connection.exec_driver_sql(f"SELECT {columns} FROM audit_events ORDER BY seq")).all()
+    assert len(raw) == 24 and raw[:12] == raw[12:]
+
+
+class Statements:
+    """A cursor that notes the SQL it is given (as written, before its values are bound)."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.cursor = cursor
+        self.seen: list[str] = []
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        self.seen.append(sql)
+        return self.cursor.execute(sql, parameters)
+
+
+def test_a_run_s_empty_columns_are_written_null_in_its_statement() -> None:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute(f"CREATE TABLE audit_events ({', '.join(COLUMNS)})")
+    cursor = Statements(connection.cursor())
+    width = len(COLUMNS)
+    rows = [tuple(None if position in (9, 12) else f"v{n}.{position}" for position in range(width)) for n in range(4)]
+    rows[1] = rows[1][:12] + ("set",) + rows[1][13:]  # column 12 is empty in three rows of four only
+    insert_nulls_written(Transaction(connection, cursor, "qmark", True), rows)
+    (written,) = cursor.seen
+    assert written.count("NULL") == 4 and written.count("?") == 4 * (width - 1)  # column 9 only, in each row
+    assert connection.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events").fetchall() == rows
