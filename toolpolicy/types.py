@@ -77,6 +77,12 @@ class ModelTarget:
 
     provider: str
     model: str
+    name: str = field(init=False, repr=False, compare=False)
+    """`provider/model` (or the bare model with no provider): a request reads it a few times (routing, its trace,
+    its audit row), so it is built once, with the target, not at each read."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.provider}/{self.model}" if self.provider else self.model)
 
     @classmethod
     def parse(cls, name: str) -> ModelTarget:
@@ -89,10 +95,6 @@ class ModelTarget:
             if cls is ModelTarget and len(_PARSED) < MAX_PARSED_TARGETS:  # names come from requests: bounded
                 _PARSED[name] = target
         return target
-
-    @property
-    def name(self) -> str:
-        return f"{self.provider}/{self.model}" if self.provider else self.model
 
     @property
     def kind(self) -> str:

@@ -168,7 +168,7 @@ async def sse_objects(
     at OpenAI's `[DONE]`. For an adapter that needs no event names: its check runs here, not in a generator of its
     own around `sse_json`, which would cost a generator step (and a tuple) per event."""
     splitter = EventSplitter()
-    async with aclosing(chunks):
+    try:  # `async with aclosing(chunks)`, without its two coroutines before the first event
         async for chunk in chunks:
             for _, data in splitter.feed(chunk):
                 if data == b"[DONE]":
@@ -183,6 +183,8 @@ async def sse_objects(
             item = event_object(provider, data)
             check(item)
             yield item
+    finally:
+        await chunks.aclose()
 
 
 async def _read_to_end(chunks: AsyncGenerator[bytes, None]) -> None:

@@ -17,6 +17,18 @@ def test_parse_splits_provider_and_model_at_the_first_slash() -> None:
     assert ModelTarget.parse("fast").name == "fast"
 
 
+def test_a_targets_name_is_made_with_it_and_compares_hashes_and_prints_as_before() -> None:
+    target = ModelTarget("openai", "gpt-4o")
+    assert target.name == "openai/gpt-4o"
+    assert dataclasses.replace(target, model="gpt-4.1").name == "openai/gpt-4.1"
+    assert ModelTarget("", "fast").name == "fast"
+    assert repr(target) == "ModelTarget(provider='openai', model='gpt-4o')"
+    assert hash(target) == hash(ModelTarget("openai", "gpt-4o"))
+    assert {target: 1}[ModelTarget.parse("openai/gpt-4o")] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        target.name = "other"  # type: ignore[misc]
+
+
 def test_a_name_parsed_again_is_the_same_target() -> None:
     first = ModelTarget.parse("mock/repeated-model")
     assert ModelTarget.parse("mock/repeated-model") is first
