@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -29,7 +30,7 @@ _TIMED_OUT = None
 K = TypeVar("K", bound=Hashable)
 
 
-class Deadlines(Generic[K]):
+class Deadlines(ABC, Generic[K]):
     """The deadlines of what is under way (`enter` to `leave`), each `seconds` after its start, so oldest first, and
     the one timer for the oldest; `_expire(key)` is called for each whose deadline comes."""
 
@@ -59,8 +60,9 @@ class Deadlines(Generic[K]):
             self._timer.cancel()
             self._timer = None
 
+    @abstractmethod
     def _expire(self, key: K) -> None:
-        raise NotImplementedError
+        """`key`'s deadline has come (the timer's callback, on the loop): end what it times."""
 
     def _arm(self, when: float) -> None:
         self._armed_for = when
